@@ -1,0 +1,39 @@
+import express, { type RequestHandler } from 'express';
+import type { ApiContext } from './context';
+import { tenantAuth } from './http/auth';
+import { errorHandler, HttpProblem, sendProblem, unavailable } from './http/problem';
+import { submissionRateLimit } from './http/rate-limit';
+import { adminRouter } from './routes/admin';
+import { docsRouter } from './routes/docs';
+import { filesRouter } from './routes/files';
+import { generationsRouter } from './routes/generations';
+import { healthRouter } from './routes/health';
+import { seedRouter } from './routes/seed';
+import { GenerationsService } from './services/generations';
+
+/** Builds the Express app; listening and shutdown belong to main.ts. */
+export function createApp(ctx: ApiContext): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  const json = express.json({ limit: ctx.config.MAX_BODY_BYTES, strict: false, type: 'application/json' });
+  const auth = tenantAuth(ctx.config.apiKeys);
+  // while Redis is away, answer at once instead of queueing requests behind a reconnect
+  const redisReady: RequestHandler = (_req, _res, next) => next(ctx.redis.status === 'ready' ? undefined : unavailable());
+  const rateLimit = submissionRateLimit(ctx);
+  const generations = new GenerationsService(ctx);
+
+  app.use(healthRouter(ctx));
+  app.use(docsRouter(ctx));
+  app.use(filesRouter(ctx));
+  app.use(adminRouter(ctx));
+  app.use('/v1', auth, redisReady);
+  app.use('/v1/generations', generationsRouter(ctx, generations, json, rateLimit));
+  app.use('/api/odin', auth, redisReady);
+  app.use(seedRouter(ctx, generations, json, rateLimit));
+
+  app.use((req, res) => sendProblem(res, new HttpProblem(404, 'Not found', `No route for ${req.method} ${req.path}`)));
+  app.use(errorHandler(ctx.logger));
+  return app;
+}

@@ -1,0 +1,44 @@
+import { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { createLogger, createRedis, EventHub, FsStorage, GenerationStore, keysFor, QUEUES, type Keys, type Logger, type Storage } from '@imagegen/shared';
+import type { ApiConfig } from './config';
+
+/** Everything the routes use, built once per process. */
+export interface ApiContext {
+  config: ApiConfig;
+  logger: Logger;
+  keys: Keys;
+  redis: Redis;
+  subscriber: Redis;
+  hub: EventHub;
+  store: GenerationStore;
+  storage: Storage;
+  queues: { generate: Queue };
+  adminPassword: string;
+  close(): Promise<void>;
+}
+
+export function createApiContext(config: ApiConfig, adminPassword: string, logger: Logger = createLogger('api', config.LOG_LEVEL)): ApiContext {
+  const keys = keysFor(config.QUEUE_PREFIX);
+  // fail fast: while Redis is away, commands error at once and requests get 503
+  const redis = createRedis(config.REDIS_URL, 'producer', 'imagegen-api');
+  const subscriber = createRedis(config.REDIS_URL, 'subscriber', 'imagegen-api-sub');
+  const generate = new Queue(QUEUES.generate, { connection: redis, prefix: config.QUEUE_PREFIX });
+  generate.on('error', (err) => logger.warn('queue error', { queue: QUEUES.generate, error: err.message }));
+  return {
+    config,
+    logger,
+    keys,
+    redis,
+    subscriber,
+    hub: new EventHub(subscriber),
+    store: new GenerationStore(redis, keys, config.RECORD_RETENTION_HOURS * 3600),
+    storage: new FsStorage(config.DATA_DIR),
+    queues: { generate },
+    adminPassword,
+    async close() {
+      await generate.close().catch(() => undefined);
+      await Promise.all([redis.quit(), subscriber.quit()].map((p) => p.catch(() => undefined)));
+    },
+  };
+}

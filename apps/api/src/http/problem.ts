@@ -1,0 +1,90 @@
+import type { ErrorRequestHandler, Response } from 'express';
+import type { FieldError, Logger } from '@imagegen/shared';
+
+/** An RFC 9457 problem: every 4xx/5xx body of the API. */
+export class HttpProblem extends Error {
+  constructor(
+    readonly status: number,
+    readonly title: string,
+    readonly detail: string,
+    readonly errors?: FieldError[],
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(detail);
+  }
+}
+
+const TYPE_BASE = 'https://imagegen.dev/problems/';
+
+const SLUGS: Record<number, string> = {
+  400: 'invalid-request',
+  401: 'unauthorized',
+  404: 'not-found',
+  405: 'method-not-allowed',
+  409: 'conflict',
+  413: 'payload-too-large',
+  415: 'unsupported-media-type',
+  429: 'rate-limited',
+  500: 'internal-error',
+  502: 'generation-failed',
+  503: 'unavailable',
+};
+
+export function sendProblem(res: Response, p: HttpProblem): void {
+  for (const [k, v] of Object.entries(p.headers)) res.setHeader(k, v);
+  res
+    .status(p.status)
+    .type('application/problem+json')
+    .send(
+      JSON.stringify({
+        type: `${TYPE_BASE}${SLUGS[p.status] ?? 'error'}`,
+        title: p.title,
+        status: p.status,
+        detail: p.detail,
+        ...(p.errors ? { errors: p.errors } : {}),
+      }),
+    );
+}
+
+export const invalid = (detail: string, errors?: FieldError[]) => new HttpProblem(400, 'Invalid request', detail, errors);
+export const notFound = (what: string) => new HttpProblem(404, 'Not found', `${what} was not found`);
+export const unavailable = () =>
+  new HttpProblem(503, 'Service unavailable', 'The job store (Redis) is not reachable; try again shortly', undefined, { 'Retry-After': '5' });
+
+/** Recognises a failure to talk to Redis, whichever layer raised it. */
+export function isRedisDown(err: unknown): boolean {
+  const e = err as { name?: string; message?: string; code?: string };
+  return (
+    e?.name === 'MaxRetriesPerRequestError' ||
+    /Stream isn't writeable|Connection is closed|enableOfflineQueue|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE/.test(e?.message ?? '') ||
+    e?.code === 'ECONNREFUSED'
+  );
+}
+
+/** Maps anything thrown to problem+json; body-parser's own errors keep their status. Never a stack trace. */
+export function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (err: unknown, req, res, _next) => {
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    if (err instanceof HttpProblem) return sendProblem(res, err);
+    const e = err as { type?: string; status?: number; statusCode?: number; message?: string };
+    switch (e.type) {
+      case 'entity.parse.failed':
+        return sendProblem(res, invalid('The body is not valid JSON', [{ path: '(body)', message: 'is not valid JSON' }]));
+      case 'entity.too.large':
+        return sendProblem(res, new HttpProblem(413, 'Payload too large', 'The request body is larger than the limit'));
+      case 'encoding.unsupported':
+      case 'charset.unsupported':
+        return sendProblem(res, new HttpProblem(415, 'Unsupported media type', e.message ?? 'Unsupported encoding'));
+      case 'request.aborted':
+        return sendProblem(res, invalid('The request was aborted'));
+    }
+    if (isRedisDown(err)) return sendProblem(res, unavailable());
+    const status = e.status ?? e.statusCode;
+    if (status && status >= 400 && status < 500) return sendProblem(res, new HttpProblem(status, 'Request error', 'The request could not be processed'));
+    logger.error('unhandled error', { method: req.method, path: req.path, error: e.message ?? String(err) });
+    sendProblem(res, new HttpProblem(500, 'Internal error', 'Something went wrong on our side'));
+  };
+}

@@ -1,0 +1,37 @@
+import type { RequestHandler } from 'express';
+import type { z } from 'zod';
+import { toFieldErrors } from '@imagegen/shared';
+import { HttpProblem, invalid } from './problem';
+
+/** Validates a JSON body against a schema; every bad field is named, nothing else happens. */
+export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.output<T> {
+  if (body === undefined) throw invalid('A JSON body is required', [{ path: '(body)', message: 'is required' }]);
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw invalid('The body must be a JSON object', [{ path: '(body)', message: 'must be a JSON object' }]);
+  }
+  const result = schema.safeParse(body);
+  if (!result.success) {
+    const errors = toFieldErrors(result.error);
+    throw invalid(`The body has ${errors.length} invalid field${errors.length === 1 ? '' : 's'}`, errors);
+  }
+  return result.data;
+}
+
+/** A body must be declared as one of `types`; anything else is 415 before it is read. */
+export function requireContentType(...types: string[]): RequestHandler {
+  return (req, _res, next) => {
+    const hasBody = req.get('transfer-encoding') !== undefined || Number(req.get('content-length') ?? 0) > 0;
+    if (!hasBody) return next();
+    if (!req.is(types)) {
+      return next(new HttpProblem(415, 'Unsupported media type', `Send the body as ${types.join(' or ')}`));
+    }
+    next();
+  };
+}
+
+/** `Prefer: wait=N` (RFC 7240), capped. */
+export function preferWaitSeconds(header: string | undefined, max: number): number | undefined {
+  const m = header && /(?:^|[,;\s])wait\s*=\s*(\d+)/i.exec(header);
+  if (!m?.[1]) return undefined;
+  return Math.min(Number(m[1]), max);
+}

@@ -1,0 +1,21 @@
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { ExpressAdapter } from '@bull-board/express';
+import { Router } from 'express';
+import type { ApiContext } from '../context';
+import { basicAuth } from '../http/auth';
+
+/** Bull Board over every queue, behind the operator credentials. */
+export function adminRouter(ctx: ApiContext): Router {
+  const board = new ExpressAdapter();
+  board.setBasePath('/admin/queues');
+  createBullBoard({
+    queues: Object.values(ctx.queues).map((q) => new BullMQAdapter(q)),
+    serverAdapter: board,
+    options: { uiConfig: { boardTitle: 'imagegen' } },
+  });
+  const router = Router();
+  router.use('/admin', basicAuth(ctx.config.ADMIN_USER, ctx.adminPassword));
+  router.use('/admin/queues', board.getRouter() as Router);
+  return router;
+}

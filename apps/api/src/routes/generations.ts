@@ -1,0 +1,64 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import { createGenerationSchema, isTerminal, presentGeneration, STATUSES, toFieldErrors } from '@imagegen/shared';
+import type { ApiContext } from '../context';
+import { invalid } from '../http/problem';
+import { parseBody, preferWaitSeconds, requireContentType } from '../http/validate';
+import type { RequestHandler } from 'express';
+import type { GenerationsService } from '../services/generations';
+import { streamGenerationEvents } from './generation-events';
+
+const listQuery = z.strictObject({
+  status: z.enum(STATUSES).optional(),
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.string().regex(/^gen_[A-Za-z0-9]+$/).optional(),
+});
+
+const MAX_PREFER_WAIT_SECONDS = 60;
+
+export function generationsRouter(ctx: ApiContext, service: GenerationsService, json: RequestHandler, rateLimit: RequestHandler): Router {
+  const router = Router();
+  const present = (r: Parameters<typeof presentGeneration>[0]) => presentGeneration(r, ctx.config.PUBLIC_BASE_URL);
+
+  router.post('/', rateLimit, requireContentType('application/json'), json, async (req, res) => {
+    const input = parseBody(createGenerationSchema, req.body);
+    const tenant = req.tenant as string;
+    const wait = preferWaitSeconds(req.get('prefer'), MAX_PREFER_WAIT_SECONDS);
+    const record =
+      wait === undefined
+        ? await service.create(tenant, input)
+        : await service.createAndWait(tenant, input, wait * 1000, abortOnClose(res));
+    if (wait !== undefined) res.setHeader('Preference-Applied', `wait=${wait}`);
+    res.setHeader('Location', `${ctx.config.PUBLIC_BASE_URL}/v1/generations/${record.id}`);
+    res.status(isTerminal(record.status) && wait !== undefined ? 200 : 202).json(present(record));
+  });
+
+  router.get('/', async (req, res) => {
+    const parsed = listQuery.safeParse(req.query);
+    if (!parsed.success) throw invalid('Invalid query parameters', toFieldErrors(parsed.error));
+    const { records, nextCursor } = await service.list(req.tenant as string, parsed.data);
+    res.json({ object: 'list', data: records.map(present), nextCursor, hasMore: nextCursor !== null });
+  });
+
+  router.get('/:id', async (req, res) => {
+    res.json(present(await service.get(req.tenant as string, req.params.id as string)));
+  });
+
+  router.delete('/:id', async (req, res) => {
+    res.json(present(await service.cancel(req.tenant as string, req.params.id as string)));
+  });
+
+  router.get('/:id/events', async (req, res) => {
+    const record = await service.get(req.tenant as string, req.params.id as string);
+    await streamGenerationEvents(ctx, record, req, res);
+  });
+
+  return router;
+}
+
+/** Aborts when the client goes away, so an abandoned wait frees its subscription. */
+export function abortOnClose(res: import('express').Response): AbortSignal {
+  const controller = new AbortController();
+  res.on('close', () => controller.abort());
+  return controller.signal;
+}

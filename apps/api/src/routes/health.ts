@@ -1,0 +1,18 @@
+import { Router } from 'express';
+import type { ApiContext } from '../context';
+
+export function healthRouter(ctx: ApiContext): Router {
+  const router = Router();
+  router.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  router.get('/readyz', async (_req, res) => {
+    const ready = ctx.redis.status === 'ready' && (await withTimeout(ctx.redis.ping(), 1000).then(() => true, () => false));
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'unavailable', redis: ready ? 'up' : 'down' });
+  });
+  return router;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  return Promise.race([p, new Promise<T>((_, reject) => setTimeout(() => reject(new Error('timeout')), ms).unref())]);
+}

@@ -1,0 +1,42 @@
+import { Router, type RequestHandler } from 'express';
+import { fileUrl, generationRequestSchema, presentGeneration } from '@imagegen/shared';
+import type { ApiContext } from '../context';
+import { HttpProblem } from '../http/problem';
+import { parseBody, requireContentType } from '../http/validate';
+import type { GenerationsService } from '../services/generations';
+import { abortOnClose } from './generations';
+
+/**
+ * The seed-compatible endpoint: same path, body and headers. It waits for the
+ * generation and answers `{ downloadUrl }`; past the wait limit, 202 and it goes on.
+ */
+export function seedRouter(ctx: ApiContext, service: GenerationsService, json: RequestHandler, rateLimit: RequestHandler): Router {
+  const router = Router();
+  router.post('/api/odin/v3/tools/image-generator', rateLimit, requireContentType('application/json'), json, async (req, res) => {
+    const request = parseBody(generationRequestSchema, req.body);
+    const record = await service.createAndWait(
+      req.tenant as string,
+      { ...request, priority: 'normal' },
+      ctx.config.SYNC_WAIT_TIMEOUT_MS,
+      abortOnClose(res),
+    );
+    const statusUrl = `${ctx.config.PUBLIC_BASE_URL}/v1/generations/${record.id}`;
+    if (record.status === 'completed' && record.result) {
+      const generation = presentGeneration(record, ctx.config.PUBLIC_BASE_URL);
+      res.json({
+        downloadUrl: fileUrl(ctx.config.PUBLIC_BASE_URL, record.result.image.key),
+        id: record.id,
+        statusUrl,
+        thumbnails: generation.result?.thumbnails,
+        placeholder: generation.result?.placeholder,
+      });
+      return;
+    }
+    if (record.status === 'failed' || record.status === 'cancelled') {
+      const why = record.error ? `${record.error.code}: ${record.error.message}` : record.status;
+      throw new HttpProblem(502, 'Generation failed', `Generation ${record.id} ${record.status}: ${why}`);
+    }
+    res.status(202).json({ id: record.id, status: record.status, statusUrl });
+  });
+  return router;
+}

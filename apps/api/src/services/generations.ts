@@ -1,0 +1,95 @@
+import {
+  generateJobOptions,
+  JOBS,
+  newFileToken,
+  newId,
+  watchGeneration,
+  type CreateGenerationInput,
+  type GenerationRecord,
+  type GenerationStatus,
+} from '@imagegen/shared';
+import type { ApiContext } from '../context';
+import { HttpProblem, notFound } from '../http/problem';
+
+/** Creating, reading, waiting on and cancelling generations, for one tenant at a time. */
+export class GenerationsService {
+  constructor(private readonly ctx: ApiContext) {}
+
+  private newRecord(tenant: string, input: CreateGenerationInput): GenerationRecord {
+    return {
+      id: newId('gen'),
+      tenant,
+      status: 'queued',
+      stage: 'queued',
+      progress: 0,
+      request: { topic: input.topic, style: input.style, size: input.size },
+      metadata: input.metadata ?? null,
+      priority: input.priority,
+      ...(input.webhook ? { webhook: input.webhook } : {}),
+      attempts: 0,
+      createdAt: new Date().toISOString(),
+      fileToken: newFileToken(),
+    };
+  }
+
+  private async enqueue(record: GenerationRecord): Promise<void> {
+    const { store, queues, config } = this.ctx;
+    await store.create(record);
+    try {
+      await queues.generate.add(
+        JOBS.generate.name,
+        { generationId: record.id, tenant: record.tenant },
+        generateJobOptions(record.id, record.priority, { maxAttempts: config.GENERATOR_MAX_ATTEMPTS, backoffMs: config.GENERATOR_BACKOFF_MS }),
+      );
+    } catch (err) {
+      // no job, no record: a generation that cannot run must not sit "queued" forever
+      await this.ctx.redis.del(this.ctx.keys.generation(record.id)).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  async create(tenant: string, input: CreateGenerationInput): Promise<GenerationRecord> {
+    const record = this.newRecord(tenant, input);
+    await this.enqueue(record);
+    return record;
+  }
+
+  /** Creates and waits up to `waitMs` for the end, woken by pub/sub; answers the latest record. */
+  async createAndWait(tenant: string, input: CreateGenerationInput, waitMs: number, aborted?: AbortSignal): Promise<GenerationRecord> {
+    const record = this.newRecord(tenant, input);
+    const watch = await watchGeneration(this.ctx.hub, this.ctx.store, this.ctx.keys, record.id);
+    try {
+      await this.enqueue(record);
+      const latest = await Promise.race([
+        watch.untilTerminal(waitMs),
+        new Promise<null>((resolve) => aborted?.addEventListener('abort', () => resolve(null), { once: true })),
+      ]);
+      return latest ?? record;
+    } finally {
+      await watch.close();
+    }
+  }
+
+  async get(tenant: string, id: string): Promise<GenerationRecord> {
+    const record = await this.ctx.store.getForTenant(id, tenant);
+    if (!record) throw notFound(`Generation ${id}`);
+    return record;
+  }
+
+  list(tenant: string, opts: { status?: GenerationStatus; limit: number; cursor?: string }) {
+    return this.ctx.store.list(tenant, opts);
+  }
+
+  /** Queued: removed at once. Active: the worker holding it aborts at once. Terminal: 409. */
+  async cancel(tenant: string, id: string): Promise<GenerationRecord> {
+    const record = await this.get(tenant, id);
+    const outcome = await this.ctx.store.cancel(id);
+    if (outcome === 'terminal') throw new HttpProblem(409, 'Conflict', `Generation ${id} is already ${record.status} and cannot be cancelled`);
+    if (outcome === 'missing') throw notFound(`Generation ${id}`);
+    const job = await this.ctx.queues.generate.getJob(id);
+    // an active job is locked by its worker and refuses removal; that worker stops via the cancel channel
+    if (job) await job.remove().catch(() => undefined);
+    await this.ctx.redis.publish(this.ctx.keys.cancelChannel(), id);
+    return this.get(tenant, id);
+  }
+}

@@ -1,0 +1,19 @@
+import { GenerationFailure } from '@imagegen/shared';
+
+export interface BackoffPolicy {
+  baseMs: number;
+  maxMs: number;
+  /** 0.2 spreads each delay over ±20 %. */
+  jitter: number;
+}
+
+/**
+ * Delay before retry number `attemptsMade` (1 = first retry): base × 2^(n−1), capped,
+ * spread by jitter. An upstream's Retry-After wins when it asks for longer.
+ */
+export function retryDelay(attemptsMade: number, err: unknown, policy: BackoffPolicy, random = Math.random): number {
+  const exponential = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.max(0, attemptsMade - 1));
+  const jittered = Math.round(exponential * (1 - policy.jitter + 2 * policy.jitter * random()));
+  const retryAfter = err instanceof GenerationFailure ? (err.retryAfterMs ?? 0) : 0;
+  return Math.max(jittered, retryAfter);
+}

@@ -1,0 +1,78 @@
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { ERROR_CODES, GenerationFailure, JOBS, QUEUES, type GenerationStore, type Logger } from '@imagegen/shared';
+import { retryDelay, type BackoffPolicy } from './backoff';
+import type { GenerationService, RunOutcome } from './generation.service';
+
+export interface GenerateWorkerOptions {
+  connection: Redis;
+  prefix: string;
+  concurrency: number;
+  lockDurationMs: number;
+  stalledIntervalMs: number;
+  maxStalledCount: number;
+  backoff: BackoffPolicy;
+  rateLimit?: { max: number; duration: number };
+}
+
+function toFailure(err: unknown): GenerationFailure {
+  if (err instanceof GenerationFailure) return err;
+  return new GenerationFailure(ERROR_CODES.internal, (err as Error)?.message ?? String(err), true);
+}
+
+/** The `generate` job: parse the payload, run the service, record the outcome of a failed attempt. */
+export function createGenerateWorker(service: GenerationService, store: GenerationStore, logger: Logger, opts: GenerateWorkerOptions): Worker {
+  const handler = async (job: Job, _token?: string, signal?: AbortSignal): Promise<RunOutcome> => {
+    const parsed = JOBS.generate.schema.safeParse(job.data);
+    if (!parsed.success) throw new UnrecoverableError(`invalid generate payload: ${parsed.error.message}`);
+    const { generationId } = parsed.data;
+    const attempt = job.attemptsMade + 1;
+    try {
+      return await service.run(generationId, {
+        attempt,
+        signal: signal ?? new AbortController().signal,
+        onStage: async (stage, progress) => {
+          await job.updateProgress(progress);
+          await job.log(`${new Date().toISOString()} stage=${stage} progress=${progress} attempt=${attempt}`);
+        },
+      });
+    } catch (err) {
+      const failure = toFailure(err);
+      const maxAttempts = job.opts.attempts ?? 1;
+      const info = { code: failure.code, message: failure.message, retryable: failure.retryable };
+      const final = !failure.retryable || attempt >= maxAttempts;
+      logger.warn('generation attempt failed', { generationId, attempt, maxAttempts, code: failure.code, final });
+      await job.log(`${new Date().toISOString()} attempt ${attempt} failed: ${failure.code}: ${failure.message}`);
+      if (final) {
+        await store.fail(generationId, info);
+        throw new UnrecoverableError(`${failure.code}: ${failure.message}`);
+      }
+      await store.retrying(generationId, info);
+      throw failure;
+    }
+  };
+
+  const worker = new Worker(QUEUES.generate, handler, {
+    connection: opts.connection,
+    prefix: opts.prefix,
+    concurrency: opts.concurrency,
+    lockDuration: opts.lockDurationMs,
+    stalledInterval: opts.stalledIntervalMs,
+    maxStalledCount: opts.maxStalledCount,
+    ...(opts.rateLimit ? { limiter: opts.rateLimit } : {}),
+    settings: { backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) => retryDelay(attemptsMade, err, opts.backoff) },
+  });
+
+  // A job can fail without our handler seeing it (stalled too often): the record must still end.
+  worker.on('failed', (job, err) => {
+    if (!job) return;
+    void (async () => {
+      if ((await job.getState()) !== 'failed') return;
+      const parsed = JOBS.generate.schema.safeParse(job.data);
+      if (!parsed.success) return;
+      await store.fail(parsed.data.generationId, { code: ERROR_CODES.internal, message: err.message, retryable: false });
+    })().catch((e: unknown) => logger.error('could not record failure', { jobId: job.id, error: (e as Error).message }));
+  });
+  worker.on('error', (err) => logger.error('generate worker error', { error: err.message }));
+  return worker;
+}

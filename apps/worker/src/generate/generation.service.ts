@@ -1,0 +1,136 @@
+import {
+  ERROR_CODES,
+  GenerationFailure,
+  isTerminal,
+  STAGE_PROGRESS,
+  type GenerationRecord,
+  type GenerationStore,
+  type GeneratorProvider,
+  type Stage,
+  type Storage,
+  type StoredImage,
+  type StoredThumbnail,
+} from '@imagegen/shared';
+import { makeThumbnails, probeImage, type ThumbnailOptions } from '../images/image-processing';
+import type { Semaphore } from '../images/semaphore';
+import { downloadImage } from '../providers/download';
+
+export interface GenerationServiceOptions {
+  timeoutMs: number;
+  maxDownloadBytes: number;
+  thumbnails: ThumbnailOptions;
+}
+
+export interface RunContext {
+  /** 1-based attempt number. */
+  attempt: number;
+  /** Aborted when the generation is cancelled. */
+  signal: AbortSignal;
+  onStage(stage: Stage, progress: number): Promise<void>;
+}
+
+export type RunOutcome =
+  | { status: 'completed'; upstreamCalled: boolean }
+  | { status: 'skipped'; reason: 'missing' | 'terminal' }
+  | { status: 'cancelled' };
+
+/** Thrown when the record turned terminal under us (cancelled): the job ends quietly. */
+class Superseded extends Error {}
+
+/**
+ * Runs one generation through its stages, checkpointing into the record so a retry
+ * resumes from the first unfinished stage: the upstream is paid once per stored original.
+ */
+export class GenerationService {
+  constructor(
+    private readonly store: GenerationStore,
+    private readonly storage: Storage,
+    private readonly provider: GeneratorProvider,
+    private readonly cpu: Semaphore,
+    private readonly opts: GenerationServiceOptions,
+  ) {}
+
+  async run(id: string, ctx: RunContext): Promise<RunOutcome> {
+    const record = await this.store.get(id);
+    if (!record) return { status: 'skipped', reason: 'missing' };
+    if (isTerminal(record.status)) return { status: 'skipped', reason: 'terminal' };
+    try {
+      if ((await this.store.markActive(id, ctx.attempt)) !== 'ok') throw new Superseded();
+      await ctx.onStage('generating', STAGE_PROGRESS.generating);
+
+      let original = record.original;
+      let upstreamCalled = false;
+      if (!original) {
+        const secured = await this.secureOriginal(record, ctx);
+        original = secured.original;
+        upstreamCalled = secured.upstreamCalled;
+      }
+
+      await this.enter(id, 'processing', ctx);
+      const source = await this.storage.read(original.key);
+      const { thumbnails, placeholder } = await this.cpu.run(() => makeThumbnails(source, this.opts.thumbnails));
+
+      await this.enter(id, 'storing', ctx);
+      const stored: StoredThumbnail[] = [];
+      for (const t of thumbnails) {
+        const key = `${record.fileToken}/thumb-${t.size}.${t.format}`;
+        await this.storage.put(key, t.data);
+        stored.push({ size: t.size, key, width: t.width, height: t.height, format: t.format, bytes: t.data.length });
+      }
+      const outcome = await this.store.complete(id, { image: original, thumbnails: stored, ...(placeholder ? { placeholder } : {}) });
+      if (outcome !== 'ok') throw new Superseded();
+      await ctx.onStage('done', STAGE_PROGRESS.done);
+      return { status: 'completed', upstreamCalled };
+    } catch (err) {
+      if (err instanceof Superseded) return { status: 'cancelled' };
+      if (ctx.signal.aborted && (await this.isTerminalNow(id))) return { status: 'cancelled' };
+      throw err;
+    }
+  }
+
+  /** Upstream call (or the checkpointed URL) → download → validate → store the original. */
+  private async secureOriginal(record: GenerationRecord, ctx: RunContext): Promise<{ original: StoredImage; upstreamCalled: boolean }> {
+    const id = record.id;
+    let upstreamUrl = record.upstreamUrl;
+    let data: Buffer | undefined;
+    let upstreamCalled = false;
+    if (!upstreamUrl) {
+      upstreamCalled = true;
+      const generated = await this.provider.generate(record.request, { signal: ctx.signal });
+      if (generated.kind === 'url') {
+        upstreamUrl = generated.url;
+        await this.store.checkpoint(id, { upstreamUrl });
+      } else {
+        data = generated.data;
+      }
+    }
+    if (upstreamUrl) {
+      await this.enter(id, 'downloading', ctx);
+      try {
+        data = (await downloadImage(upstreamUrl, { signal: ctx.signal, timeoutMs: this.opts.timeoutMs, maxBytes: this.opts.maxDownloadBytes })).data;
+      } catch (err) {
+        // an expired URL is useless on retry: forget it so the next attempt asks again
+        if (err instanceof GenerationFailure && err.code === ERROR_CODES.downloadExpired) await this.store.checkpoint(id, { upstreamUrl: null });
+        throw err;
+      }
+    }
+    if (!data) throw new GenerationFailure(ERROR_CODES.internal, 'Provider returned no image', true);
+    const info = await probeImage(data, this.opts.thumbnails.maxPixels);
+    const key = `${record.fileToken}/original.${info.ext}`;
+    await this.storage.put(key, data);
+    const original: StoredImage = { key, width: info.width, height: info.height, format: info.format, bytes: data.length };
+    await this.store.checkpoint(id, { original, upstreamUrl: null });
+    return { original, upstreamCalled };
+  }
+
+  private async enter(id: string, stage: Stage, ctx: RunContext): Promise<void> {
+    if (ctx.signal.aborted) throw new Superseded();
+    if ((await this.store.setStage(id, stage)) !== 'ok') throw new Superseded();
+    await ctx.onStage(stage, STAGE_PROGRESS[stage]);
+  }
+
+  private async isTerminalNow(id: string): Promise<boolean> {
+    const r = await this.store.get(id);
+    return !r || isTerminal(r.status);
+  }
+}

@@ -1,0 +1,2 @@
+export { loadWorkerConfig, type WorkerConfig } from './config';
+export { startWorkerRuntime, type WorkerRuntime } from './runtime';

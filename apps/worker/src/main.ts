@@ -1,0 +1,23 @@
+import { ConfigError, createLogger } from '@imagegen/shared';
+import { loadWorkerConfig } from './config';
+import { startWorkerRuntime } from './runtime';
+
+async function main(): Promise<void> {
+  const config = loadWorkerConfig(process.env);
+  const logger = createLogger('worker', config.LOG_LEVEL);
+  const runtime = await startWorkerRuntime(config, logger);
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      logger.info('draining: active jobs finish, no new ones start', { signal });
+      runtime.close().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      );
+    });
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`${err instanceof ConfigError ? err.message : `worker failed to start: ${(err as Error).message}`}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,33 @@
+import { ERROR_CODES, GenerationFailure, type GeneratedImage, type GenerateContext, type GenerationRequest, type GeneratorProvider } from '@imagegen/shared';
+import { classifyHttpFailure, fetchWithTimeout, readText } from './http';
+
+/**
+ * The seed protocol: POST `{ topic, style, size }` with `Authorization: <key>`, answer
+ * `{ downloadUrl }`. The URL is short-lived, so the caller downloads it at once.
+ */
+export class AiStudiosProvider implements GeneratorProvider {
+  readonly name = 'aistudios' as const;
+
+  constructor(private readonly opts: { url: string; apiKey?: string; timeoutMs: number }) {}
+
+  async generate(request: GenerationRequest, ctx: GenerateContext): Promise<GeneratedImage> {
+    const headers: Record<string, string> = { 'Content-Type': 'application/json', Accept: 'application/json' };
+    if (this.opts.apiKey) headers.Authorization = this.opts.apiKey;
+    const body = JSON.stringify({ topic: request.topic, style: request.style, size: request.size });
+    const { res, signal } = await fetchWithTimeout(this.opts.url, { method: 'POST', headers, body }, ctx.signal, this.opts.timeoutMs, 'Upstream call');
+    const text = await readText(res, signal, this.opts.timeoutMs, 'Upstream call');
+    if (!res.ok) throw classifyHttpFailure(res.status, res.headers, text);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // a proxy's error page in place of the answer is usually passing: worth another try
+      throw new GenerationFailure(ERROR_CODES.badResponse, `Upstream answered ${res.status} with a body that is not JSON`, true);
+    }
+    const downloadUrl = (parsed as { downloadUrl?: unknown } | null)?.downloadUrl;
+    if (typeof downloadUrl !== 'string' || !/^https?:\/\//.test(downloadUrl)) {
+      throw new GenerationFailure(ERROR_CODES.badResponse, 'Upstream answer has no usable downloadUrl', false);
+    }
+    return { kind: 'url', url: downloadUrl };
+  }
+}

@@ -1,0 +1,38 @@
+import { makeLayout } from './layout';
+import { makePalette } from './palette';
+import { createRng, seedFromKey } from './prng';
+import { document } from './svg';
+import { renderIllustration } from './styles/illustration';
+import { renderPhotographic } from './styles/photographic';
+import { renderThreeD } from './styles/three-d';
+import { renderVector } from './styles/vector';
+import type { Size, Style, StyleRenderer } from './types';
+
+export type { Size, Style } from './types';
+
+export const DIMENSIONS: Record<Size, { width: number; height: number }> = {
+  LANDSCAPE: { width: 1344, height: 768 },
+  PORTRAIT: { width: 768, height: 1344 },
+  SQUARE: { width: 1024, height: 1024 },
+};
+
+const RENDERERS: Record<Style, StyleRenderer> = {
+  PHOTOGRAPHIC: renderPhotographic,
+  VECTOR_IMAGE: renderVector,
+  ILLUSTRATION: renderIllustration,
+  '3D': renderThreeD,
+};
+
+/**
+ * Deterministic stand-in for a real model: the topic only ever feeds a hash, so
+ * the output is safe for any input and identical across runs and machines.
+ */
+export function composeScene(input: { topic: string; style: Style; size: Size }): { svg: string; width: number; height: number } {
+  const { width, height } = DIMENSIONS[input.size];
+  // style and size are closed enums at the end of the key, so no topic can collide with another key.
+  const rng = createRng(seedFromKey(`${input.topic}|${input.style}|${input.size}`));
+  const palette = makePalette(rng);
+  const layout = makeLayout(rng, width, height);
+  const { defs, body } = RENDERERS[input.style]({ rng, palette, layout });
+  return { svg: document(width, height, defs, body), width, height };
+}

@@ -1,0 +1,64 @@
+import type { Rng } from './prng';
+import type { Point } from './svg';
+
+/**
+ * Conifer outline: tiers of branch tips that stick out and tuck back in, which
+ * reads as a fir tree even as a flat silhouette.
+ */
+export function coniferOutline(rng: Rng, x: number, ground: number, height: number, width: number): Point[] {
+  const tiers = rng.int(6, 9);
+  const trunk = height * 0.08;
+  const left: Point[] = [];
+  const right: Point[] = [];
+  for (let i = 0; i < tiers; i++) {
+    const t = i / tiers;
+    const y = ground - trunk - (height - trunk) * t;
+    const half = (width / 2) * (1 - t) ** 0.9;
+    const tipDrop = ((height - trunk) / tiers) * 0.35;
+    left.push({ x: x - half * rng.range(0.9, 1.1), y: y + rng.jitter(tipDrop * 0.3) });
+    left.push({ x: x - half * 0.45, y: y - tipDrop * 1.4 });
+    right.push({ x: x + half * rng.range(0.9, 1.1), y: y + rng.jitter(tipDrop * 0.3) });
+    right.push({ x: x + half * 0.45, y: y - tipDrop * 1.4 });
+  }
+  const trunkHalf = width * 0.05;
+  return [
+    { x: x - trunkHalf, y: ground },
+    { x: x - trunkHalf, y: ground - trunk },
+    ...left,
+    { x, y: ground - height },
+    ...right.reverse(),
+    { x: x + trunkHalf, y: ground - trunk },
+    { x: x + trunkHalf, y: ground },
+  ];
+}
+
+/** Lumpy closed ring of points for canopies, clouds and bushes. */
+export function blobOutline(rng: Rng, cx: number, cy: number, rx: number, ry: number, lumps = 9, roughness = 0.18): Point[] {
+  const phase = rng.range(0, Math.PI * 2);
+  return Array.from({ length: lumps }, (_, i) => {
+    const a = phase + (i / lumps) * Math.PI * 2;
+    const k = 1 + rng.jitter(roughness);
+    return { x: cx + Math.cos(a) * rx * k, y: cy + Math.sin(a) * ry * k };
+  });
+}
+
+/** Hand-drawn wobble: resample a polyline and push points off-line by a little noise. */
+export function wobble(rng: Rng, pts: readonly Point[], amount: number, step: number, closed = false): Point[] {
+  const out: Point[] = [];
+  const count = closed ? pts.length : pts.length - 1;
+  for (let i = 0; i < count; i++) {
+    const a = pts[i] as Point;
+    const b = pts[(i + 1) % pts.length] as Point;
+    const len = Math.hypot(b.x - a.x, b.y - a.y);
+    const n = Math.max(1, Math.round(len / step));
+    for (let k = 0; k < n; k++) {
+      const t = k / n;
+      out.push({ x: a.x + (b.x - a.x) * t + rng.jitter(amount), y: a.y + (b.y - a.y) * t + rng.jitter(amount) });
+    }
+  }
+  if (!closed) {
+    const last = pts[pts.length - 1];
+    if (last) out.push({ x: last.x + rng.jitter(amount), y: last.y + rng.jitter(amount) });
+  }
+  return out;
+}

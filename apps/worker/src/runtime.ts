@@ -1,0 +1,67 @@
+import { createLogger, createRedis, EventHub, FsStorage, GenerationStore, keysFor, type Logger } from '@imagegen/shared';
+import type { Worker } from 'bullmq';
+import type { WorkerConfig } from './config';
+import { listenForCancellations } from './generate/cancellations';
+import { createGenerateWorker } from './generate/generate.worker';
+import { GenerationService } from './generate/generation.service';
+import { Semaphore } from './images/semaphore';
+import { createProvider } from './providers';
+
+export interface WorkerRuntime {
+  workers: Worker[];
+  /** Stops taking jobs, lets active ones finish (up to the shutdown timeout), closes connections. */
+  close(): Promise<void>;
+}
+
+/** Builds every consumer of the worker process from typed config. */
+export async function startWorkerRuntime(config: WorkerConfig, logger: Logger = createLogger('worker', config.LOG_LEVEL)): Promise<WorkerRuntime> {
+  const keys = keysFor(config.QUEUE_PREFIX);
+  const connection = createRedis(config.REDIS_URL, 'worker', 'imagegen-worker');
+  const storeRedis = createRedis(config.REDIS_URL, 'worker', 'imagegen-worker-store');
+  const subscriber = createRedis(config.REDIS_URL, 'subscriber', 'imagegen-worker-sub');
+  const store = new GenerationStore(storeRedis, keys, config.RECORD_RETENTION_HOURS * 3600);
+  const storage = new FsStorage(config.DATA_DIR);
+  const cpu = new Semaphore(config.CPU_CONCURRENCY);
+  const provider = createProvider(config, cpu);
+  const service = new GenerationService(store, storage, provider, cpu, {
+    timeoutMs: config.GENERATOR_TIMEOUT_MS,
+    maxDownloadBytes: config.DOWNLOAD_MAX_BYTES,
+    thumbnails: {
+      sizes: config.THUMBNAIL_SIZES,
+      format: config.THUMBNAIL_FORMAT,
+      quality: config.THUMBNAIL_QUALITY,
+      maxPixels: config.MAX_INPUT_PIXELS,
+      placeholder: config.THUMBHASH,
+    },
+  });
+
+  const generate = createGenerateWorker(service, store, logger, {
+    connection,
+    prefix: config.QUEUE_PREFIX,
+    concurrency: config.WORKER_CONCURRENCY,
+    lockDurationMs: config.WORKER_LOCK_DURATION_MS,
+    stalledIntervalMs: config.WORKER_STALLED_INTERVAL_MS,
+    maxStalledCount: config.WORKER_MAX_STALLED_COUNT,
+    backoff: { baseMs: config.GENERATOR_BACKOFF_MS, maxMs: config.GENERATOR_BACKOFF_MAX_MS, jitter: config.GENERATOR_RETRY_JITTER },
+    ...(config.GENERATOR_RATE_LIMIT_MAX > 0 ? { rateLimit: { max: config.GENERATOR_RATE_LIMIT_MAX, duration: config.GENERATOR_RATE_LIMIT_WINDOW_MS } } : {}),
+  });
+  const hub = new EventHub(subscriber);
+  const stopCancellations = await listenForCancellations(hub, keys, generate);
+  logger.info('worker started', { generator: provider.name, concurrency: config.WORKER_CONCURRENCY, cpu: config.CPU_CONCURRENCY, prefix: config.QUEUE_PREFIX });
+
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      const drained = Promise.all([generate.close()]);
+      const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.SHUTDOWN_TIMEOUT_MS).unref());
+      if ((await Promise.race([drained, timeout])) === 'timeout') {
+        logger.warn('shutdown timeout: closing with jobs still active (they will be recovered as stalled)');
+        await generate.close(true);
+      }
+      await stopCancellations().catch(() => undefined);
+      await Promise.all([connection.quit(), storeRedis.quit(), subscriber.quit()].map((p) => p.catch(() => undefined)));
+      logger.info('worker stopped');
+    })());
+
+  return { workers: [generate], close };
+}

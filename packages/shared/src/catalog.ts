@@ -1,0 +1,52 @@
+import { z } from 'zod';
+import type { Priority } from './schemas/request';
+
+/**
+ * The one catalog of queues, job names and payloads. Producers and consumers
+ * both go through it, and consumers re-validate what they dequeue.
+ */
+export const QUEUES = {
+  generate: 'generate',
+} as const;
+export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
+
+export const generateJobSchema = z.strictObject({
+  generationId: z.string().regex(/^gen_[A-Za-z0-9]+$/),
+  tenant: z.string().min(1),
+});
+export type GenerateJobData = z.output<typeof generateJobSchema>;
+
+export const JOBS = {
+  generate: { queue: QUEUES.generate, name: 'generate', schema: generateJobSchema },
+} as const;
+
+export type JobName = keyof typeof JOBS;
+export type JobData<N extends JobName> = z.output<(typeof JOBS)[N]['schema']>;
+
+/** BullMQ priority: lower number runs first; 0 would mean "no priority" and skip ordering. */
+export const PRIORITY_VALUE: Record<Priority, number> = { high: 1, normal: 5, low: 10 };
+
+export function parseJobData<N extends JobName>(name: N, data: unknown): JobData<N> {
+  return JOBS[name].schema.parse(data) as JobData<N>;
+}
+
+/** Name of the backoff strategy workers register: exponential with jitter, Retry-After wins when longer. */
+export const BACKOFF_TYPE = 'imagegen';
+
+export interface GenerateJobPolicy {
+  maxAttempts: number;
+  backoffMs: number;
+}
+
+/** Options of every generate job. The generation id is the job id, so enqueueing twice is a no-op. */
+export function generateJobOptions(generationId: string, priority: Priority, policy: GenerateJobPolicy) {
+  return {
+    jobId: generationId,
+    attempts: policy.maxAttempts,
+    backoff: { type: BACKOFF_TYPE, delay: policy.backoffMs },
+    priority: PRIORITY_VALUE[priority],
+    // records outlive jobs: finished jobs are trimmed, the generation stays readable
+    removeOnComplete: { age: 24 * 3600, count: 10_000 },
+    removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
+  };
+}

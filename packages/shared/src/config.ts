@@ -1,0 +1,96 @@
+import { z } from 'zod';
+
+/** Env helpers: every value arrives as a string (or not at all); these turn it into typed config. */
+export const envInt = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
+  z
+    .string()
+    .trim()
+    .regex(/^-?\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max))
+    .optional()
+    .transform((v) => v ?? def);
+
+export const envNumber = (def: number, min = 0, max = Number.MAX_VALUE) =>
+  z
+    .string()
+    .trim()
+    .regex(/^\d+(\.\d+)?$/, 'must be a number')
+    .transform(Number)
+    .pipe(z.number().min(min).max(max))
+    .optional()
+    .transform((v) => v ?? def);
+
+export const envBool = (def: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
+    .optional()
+    .transform((v) => (v === undefined ? def : v === 'true' || v === '1' || v === 'yes'));
+
+export const envString = (def: string) =>
+  z
+    .string()
+    .optional()
+    .transform((v) => (v === undefined || v === '' ? def : v));
+
+export const envOptionalString = () =>
+  z
+    .string()
+    .optional()
+    .transform((v) => (v === undefined || v === '' ? undefined : v));
+
+export const envIntList = (def: number[], min = 1, max = 10000) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return def;
+      const parts = v.split(',').map((p) => Number(p.trim()));
+      if (parts.some((n) => !Number.isInteger(n) || n < min || n > max)) {
+        ctx.addIssue({ code: 'custom', message: `must be comma-separated whole numbers from ${min} to ${max}` });
+        return z.NEVER;
+      }
+      return [...new Set(parts)].sort((a, b) => b - a);
+    });
+
+/** Variables both processes read; each app's config module extends this. */
+export const commonEnvShape = {
+  NODE_ENV: envString('production'),
+  REDIS_URL: envString('redis://127.0.0.1:6379').pipe(z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')),
+  QUEUE_PREFIX: envString('imagegen').pipe(z.string().regex(/^[A-Za-z0-9_.:-]+$/, 'may use letters, digits and _ . : - only')),
+  PORT: envInt(3000, 0, 65535),
+  PUBLIC_BASE_URL: envOptionalString().pipe(z.url({ protocol: /^https?$/ }).optional()),
+  DATA_DIR: envString('./data'),
+  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  /** How long finished generation records stay readable. */
+  RECORD_RETENTION_HOURS: envInt(24 * 30, 1),
+  WEBHOOK_SECRET: envOptionalString(),
+};
+
+/** Retry policy of generations: the API sets it on each job, workers apply it. */
+export const generatorEnvShape = {
+  GENERATOR_MAX_ATTEMPTS: envInt(5, 1, 100),
+  GENERATOR_BACKOFF_MS: envInt(2000, 0),
+};
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Parses the environment once; a bad value stops the process with every problem named. */
+export function parseEnv<T extends z.ZodType>(schema: T, env: Record<string, string | undefined>): z.output<T> {
+  const result = schema.safeParse(env);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  ${i.path.join('.') || '(env)'}: ${i.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  return result.data;
+}
+
+/** PUBLIC_BASE_URL falls back to http://localhost:$PORT. */
+export function resolvePublicBaseUrl(publicBaseUrl: string | undefined, port: number): string {
+  return (publicBaseUrl ?? `http://localhost:${port}`).replace(/\/+$/, '');
+}

@@ -1,0 +1,43 @@
+import type { Keys } from '../keys';
+import type { GenerationStore } from '../records/generation-store';
+import { isTerminal, type GenerationRecord } from '../schemas/generation';
+import type { EventHub } from './event-hub';
+
+export interface TerminalWatch {
+  /** Resolves with the latest record once it is terminal or `timeoutMs` has passed (null if it vanished). */
+  untilTerminal(timeoutMs: number): Promise<GenerationRecord | null>;
+  close(): Promise<void>;
+}
+
+/**
+ * Watches a generation through its pub/sub channel instead of polling. Subscribe first,
+ * then enqueue, then call `untilTerminal` (which reads the record once after subscribing),
+ * so a generation that finishes at once is never missed.
+ */
+export async function watchGeneration(hub: EventHub, store: GenerationStore, keys: Keys, id: string): Promise<TerminalWatch> {
+  let terminal = false;
+  let wake: () => void = () => undefined;
+  const unsubscribe = await hub.subscribe(keys.generationChannel(id), (message) => {
+    const { status } = JSON.parse(message) as { status: GenerationRecord['status'] };
+    if (isTerminal(status)) {
+      terminal = true;
+      wake();
+    }
+  });
+  return {
+    async untilTerminal(timeoutMs) {
+      const first = await store.get(id);
+      if (!first || isTerminal(first.status) || timeoutMs <= 0) return first;
+      if (!terminal) {
+        let timer: NodeJS.Timeout | undefined;
+        await new Promise<void>((resolve) => {
+          wake = resolve;
+          timer = setTimeout(resolve, timeoutMs);
+        });
+        clearTimeout(timer);
+      }
+      return store.get(id);
+    },
+    close: unsubscribe,
+  };
+}

@@ -1,0 +1,20 @@
+import { randomBytes } from 'node:crypto';
+
+const ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyz';
+
+function randomAlnum(length: number): string {
+  const bytes = randomBytes(length);
+  let out = '';
+  for (const b of bytes) out += ALPHABET[b % 36];
+  return out;
+}
+
+/** Time-ordered ids: a millisecond timestamp first so ids sort by creation. */
+export function newId(kind: 'gen' | 'batch'): string {
+  return `${kind}_${Date.now().toString(36).padStart(9, '0')}${randomAlnum(14)}`;
+}
+
+/** 128 random bits, URL-safe: the unguessable part of every file URL. */
+export function newFileToken(): string {
+  return randomBytes(16).toString('base64url');
+}

@@ -1,0 +1,11 @@
+/** Every Redis key and channel the project writes outside BullMQ, all under one prefix. */
+export function keysFor(prefix: string) {
+  return {
+    generation: (id: string) => `${prefix}:gen:${id}`,
+    tenantGenerations: (tenant: string) => `${prefix}:tenant:${tenant}:gens`,
+    generationChannel: (id: string) => `${prefix}:events:gen:${id}`,
+    cancelChannel: () => `${prefix}:events:cancel`,
+    secrets: () => `${prefix}:secrets`,
+  };
+}
+export type Keys = ReturnType<typeof keysFor>;

@@ -1,0 +1,168 @@
+import type { Redis } from 'ioredis';
+import type { Keys } from '../keys';
+import type { GenerationRecord, GenerationStatus, Stage, StoredImage, StoredResult, GenerationErrorInfo } from '../schemas/generation';
+import { STAGE_PROGRESS } from '../schemas/generation';
+import type { WebhookEvent } from '../schemas/request';
+import { decodeRecord, encodeFields } from './codec';
+import { TRANSITION_LUA } from './transition.lua';
+
+export type TransitionOutcome = 'ok' | 'missing' | 'terminal';
+
+/** The event published on a generation's channel with each change. */
+export interface GenerationEvent {
+  type: WebhookEvent | 'generation.queued' | 'generation.retrying';
+  status: GenerationStatus;
+}
+
+/** A change to a record: `null` deletes a field; `?startedAt` is set only if absent. */
+export type RecordPatch = { [K in keyof GenerationRecord]?: GenerationRecord[K] | null } & { '?startedAt'?: string };
+
+type TransitionRedis = Redis & {
+  imagegenTransition(key: string, ...args: (string | number)[]): Promise<TransitionOutcome>;
+};
+
+export interface ListOptions {
+  status?: GenerationStatus;
+  limit: number;
+  cursor?: string;
+}
+
+/**
+ * Generation records: one Redis hash per generation, written at every stage, readable
+ * until retention ends whatever BullMQ has trimmed.
+ */
+export class GenerationStore {
+  private readonly redis: TransitionRedis;
+
+  constructor(
+    redis: Redis,
+    private readonly keys: Keys,
+    private readonly retentionSeconds: number,
+  ) {
+    if (!('imagegenTransition' in redis)) {
+      redis.defineCommand('imagegenTransition', { numberOfKeys: 1, lua: TRANSITION_LUA });
+    }
+    this.redis = redis as TransitionRedis;
+  }
+
+  async create(record: GenerationRecord): Promise<void> {
+    await this.redis
+      .multi()
+      .hset(this.keys.generation(record.id), ...encodeFields(record))
+      .zadd(this.keys.tenantGenerations(record.tenant), 0, record.id)
+      .exec()
+      .then(throwOnMultiError);
+  }
+
+  /** Creates many records in one round trip per chunk. */
+  async createMany(records: GenerationRecord[], chunkSize = 1000): Promise<void> {
+    for (let i = 0; i < records.length; i += chunkSize) {
+      const multi = this.redis.multi();
+      for (const r of records.slice(i, i + chunkSize)) {
+        multi.hset(this.keys.generation(r.id), ...encodeFields(r));
+        multi.zadd(this.keys.tenantGenerations(r.tenant), 0, r.id);
+      }
+      await multi.exec().then(throwOnMultiError);
+    }
+  }
+
+  async get(id: string): Promise<GenerationRecord | null> {
+    return decodeRecord(await this.redis.hgetall(this.keys.generation(id)));
+  }
+
+  /** A tenant's own generation, or null: another tenant's id reads exactly like an unknown one. */
+  async getForTenant(id: string, tenant: string): Promise<GenerationRecord | null> {
+    const record = await this.get(id);
+    return record && record.tenant === tenant ? record : null;
+  }
+
+  async transition(id: string, patch: RecordPatch, event?: GenerationEvent['type']): Promise<TransitionOutcome> {
+    return this.redis.imagegenTransition(
+      this.keys.generation(id),
+      this.keys.generationChannel(id),
+      event ?? '',
+      this.retentionSeconds,
+      ...encodeFields(patch),
+    );
+  }
+
+  markActive(id: string, attempts: number): Promise<TransitionOutcome> {
+    return this.transition(
+      id,
+      { status: 'active', stage: 'generating', progress: STAGE_PROGRESS.generating, attempts, '?startedAt': new Date().toISOString() },
+      'generation.started',
+    );
+  }
+
+  setStage(id: string, stage: Stage): Promise<TransitionOutcome> {
+    return this.transition(id, { stage, progress: STAGE_PROGRESS[stage] }, 'generation.progress');
+  }
+
+  checkpoint(id: string, patch: { upstreamUrl?: string | null; original?: StoredImage }): Promise<TransitionOutcome> {
+    return this.transition(id, patch);
+  }
+
+  complete(id: string, result: StoredResult): Promise<TransitionOutcome> {
+    return this.transition(
+      id,
+      { status: 'completed', stage: 'done', progress: 100, result, error: null, upstreamUrl: null, completedAt: new Date().toISOString() },
+      'generation.completed',
+    );
+  }
+
+  fail(id: string, error: GenerationErrorInfo): Promise<TransitionOutcome> {
+    return this.transition(id, { status: 'failed', error, completedAt: new Date().toISOString() }, 'generation.failed');
+  }
+
+  /** A failed attempt that will be tried again: back to queued, the error kept for the curious. */
+  retrying(id: string, error: GenerationErrorInfo): Promise<TransitionOutcome> {
+    return this.transition(id, { status: 'queued', error }, 'generation.retrying');
+  }
+
+  cancel(id: string): Promise<TransitionOutcome> {
+    return this.transition(
+      id,
+      { status: 'cancelled', completedAt: new Date().toISOString(), error: { code: 'cancelled', message: 'Cancelled by request', retryable: false } },
+      'generation.cancelled',
+    );
+  }
+
+  /** Newest first; the cursor is the last id of the previous page (ids sort by creation). */
+  async list(tenant: string, opts: ListOptions): Promise<{ records: GenerationRecord[]; nextCursor: string | null }> {
+    const key = this.keys.tenantGenerations(tenant);
+    const records: GenerationRecord[] = [];
+    let cursor = opts.cursor;
+    const page = Math.max(opts.limit * 2, 50);
+    for (;;) {
+      const max = cursor ? `(${cursor}` : '+';
+      const ids = await this.redis.zrevrangebylex(key, max, '-', 'LIMIT', 0, page);
+      if (ids.length === 0) return { records, nextCursor: null };
+      const pipeline = this.redis.pipeline();
+      for (const id of ids) pipeline.hgetall(this.keys.generation(id));
+      const hashes = (await pipeline.exec()) ?? [];
+      const expired: string[] = [];
+      for (let i = 0; i < ids.length; i++) {
+        const id = ids[i] as string;
+        const record = decodeRecord((hashes[i]?.[1] ?? {}) as Record<string, string>);
+        cursor = id;
+        if (!record) {
+          expired.push(id);
+          continue;
+        }
+        if (opts.status && record.status !== opts.status) continue;
+        records.push(record);
+        if (records.length === opts.limit) {
+          if (expired.length) await this.redis.zrem(key, ...expired);
+          return { records, nextCursor: id };
+        }
+      }
+      // records past retention leave their index entry behind; prune it as we pass
+      if (expired.length) await this.redis.zrem(key, ...expired);
+      if (ids.length < page) return { records, nextCursor: null };
+    }
+  }
+}
+
+function throwOnMultiError(results: [Error | null, unknown][] | null): void {
+  for (const [err] of results ?? []) if (err) throw err;
+}

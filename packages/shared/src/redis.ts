@@ -1,0 +1,46 @@
+import { Redis, type RedisOptions } from 'ioredis';
+
+/**
+ * - `worker`: blocking BullMQ connections; commands wait through outages and resume.
+ * - `producer`: the API's connection; fails at once while Redis is away so requests get 503, not a hang.
+ * - `subscriber`: pub/sub; waits through outages and re-subscribes by itself.
+ */
+export type RedisRole = 'worker' | 'producer' | 'subscriber';
+
+export function createRedis(url: string, role: RedisRole, name?: string): Redis {
+  const options: RedisOptions = {
+    connectionName: name,
+    // exponential reconnect, capped: a restarted Redis is picked up within ~2 s
+    retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
+    connectTimeout: 5000,
+  };
+  if (role === 'producer') {
+    Object.assign(options, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  } else {
+    Object.assign(options, { enableOfflineQueue: true, maxRetriesPerRequest: null });
+  }
+  const redis = new Redis(url, options);
+  // connection errors surface through status and command failures; an unhandled 'error' would crash
+  redis.on('error', () => undefined);
+  return redis;
+}
+
+export function isRedisReady(redis: Redis): boolean {
+  return redis.status === 'ready';
+}
+
+/** Resolves once the connection is ready, or rejects after `timeoutMs`. */
+export function waitForRedis(redis: Redis, timeoutMs: number): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      redis.off('ready', onReady);
+      reject(new Error(`Redis did not become ready within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    redis.once('ready', onReady);
+  });
+}

@@ -1,0 +1,86 @@
+import { z } from 'zod';
+
+export const STYLES = ['PHOTOGRAPHIC', 'VECTOR_IMAGE', 'ILLUSTRATION', '3D'] as const;
+export const SIZES = ['LANDSCAPE', 'PORTRAIT', 'SQUARE'] as const;
+export const PRIORITIES = ['high', 'normal', 'low'] as const;
+export const MAX_TOPIC_LENGTH = 4000;
+export const MAX_METADATA_BYTES = 4096;
+
+export type Style = (typeof STYLES)[number];
+export type Size = (typeof SIZES)[number];
+export type Priority = (typeof PRIORITIES)[number];
+
+/** Pixel size each requested aspect renders at with the builtin provider. */
+export const SIZE_DIMENSIONS: Record<Size, { width: number; height: number }> = {
+  LANDSCAPE: { width: 1344, height: 768 },
+  PORTRAIT: { width: 768, height: 1344 },
+  SQUARE: { width: 1024, height: 1024 },
+};
+
+export const styleSchema = z.enum(STYLES, { error: () => `must be one of ${STYLES.join(', ')}` });
+export const sizeSchema = z.enum(SIZES, { error: () => `must be one of ${SIZES.join(', ')}` });
+
+const topicSchema = z
+  .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
+  .refine((t) => t.trim().length > 0, { message: 'must not be empty' })
+  .refine((t) => t.length <= MAX_TOPIC_LENGTH, { message: `must be at most ${MAX_TOPIC_LENGTH} characters` });
+
+/** The seed's request body, exactly: `{ topic, style?, size? }`. */
+export const generationRequestSchema = z.strictObject({
+  topic: topicSchema,
+  style: styleSchema.default('PHOTOGRAPHIC'),
+  size: sizeSchema.default('LANDSCAPE'),
+});
+export type GenerationRequest = z.output<typeof generationRequestSchema>;
+
+export const metadataSchema = z
+  .record(z.string(), z.unknown(), { error: 'must be a JSON object' })
+  .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= MAX_METADATA_BYTES, {
+    message: `must be at most ${MAX_METADATA_BYTES} bytes as JSON`,
+  });
+
+export const WEBHOOK_EVENTS = [
+  'generation.started',
+  'generation.progress',
+  'generation.completed',
+  'generation.failed',
+  'generation.cancelled',
+  'batch.completed',
+] as const;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+
+export const webhookTargetSchema = z.strictObject({
+  url: z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' }).max(2048),
+  events: z.array(z.enum(WEBHOOK_EVENTS)).min(1).optional(),
+});
+export type WebhookTarget = z.output<typeof webhookTargetSchema>;
+
+/** Body of `POST /v1/generations`: the seed request plus delivery options. */
+export const createGenerationSchema = z.strictObject({
+  topic: topicSchema,
+  style: styleSchema.default('PHOTOGRAPHIC'),
+  size: sizeSchema.default('LANDSCAPE'),
+  webhook: webhookTargetSchema.optional(),
+  metadata: metadataSchema.optional(),
+  priority: z.enum(PRIORITIES).default('normal'),
+});
+export type CreateGenerationInput = z.output<typeof createGenerationSchema>;
+
+export interface FieldError {
+  path: string;
+  message: string;
+}
+
+/** Flattens zod issues into `{ path, message }` pairs, naming each unknown key on its own. */
+export function toFieldErrors(error: z.ZodError, pathPrefix: (string | number)[] = []): FieldError[] {
+  const out: FieldError[] = [];
+  for (const issue of error.issues) {
+    const base = [...pathPrefix, ...issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p))];
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) out.push({ path: [...base, key].join('.'), message: 'is not a known field' });
+    } else {
+      out.push({ path: base.length ? base.join('.') : '(body)', message: issue.message });
+    }
+  }
+  return out;
+}

@@ -1,0 +1,57 @@
+import { createReadStream } from 'node:fs';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import type { Readable } from 'node:stream';
+import { isValidStorageKey, type Storage } from './storage';
+
+/** Files under `<DATA_DIR>/files`, shared by the API (reads) and workers (writes). */
+export class FsStorage implements Storage {
+  private readonly root: string;
+
+  constructor(dataDir: string) {
+    this.root = path.resolve(dataDir, 'files');
+  }
+
+  private pathFor(key: string): string {
+    if (!isValidStorageKey(key)) throw new Error(`invalid storage key: ${JSON.stringify(key)}`);
+    return path.join(this.root, key);
+  }
+
+  async put(key: string, data: Buffer): Promise<{ bytes: number }> {
+    const target = this.pathFor(key);
+    await mkdir(path.dirname(target), { recursive: true });
+    // temp name + rename: a crash never leaves a half-written file behind a URL
+    const tmp = `${target}.${randomBytes(6).toString('hex')}.tmp`;
+    try {
+      await writeFile(tmp, data);
+      await rename(tmp, target);
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+    return { bytes: data.length };
+  }
+
+  read(key: string): Promise<Buffer> {
+    return readFile(this.pathFor(key));
+  }
+
+  async stat(key: string): Promise<{ bytes: number } | null> {
+    try {
+      const s = await stat(this.pathFor(key));
+      return s.isFile() ? { bytes: s.size } : null;
+    } catch {
+      return null;
+    }
+  }
+
+  createReadStream(key: string): Readable {
+    return createReadStream(this.pathFor(key));
+  }
+
+  async removePrefix(prefix: string): Promise<void> {
+    if (!/^[A-Za-z0-9_-]{8,64}$/.test(prefix)) throw new Error('invalid storage prefix');
+    await rm(path.join(this.root, prefix), { recursive: true, force: true });
+  }
+}

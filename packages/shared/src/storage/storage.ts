@@ -1,0 +1,33 @@
+import type { Readable } from 'node:stream';
+
+/** Where originals and thumbnails live. Keys look like `<fileToken>/<name>.<ext>`. */
+export interface Storage {
+  /** Writes atomically: readers see the old file, the whole new one, or nothing. */
+  put(key: string, data: Buffer): Promise<{ bytes: number }>;
+  read(key: string): Promise<Buffer>;
+  stat(key: string): Promise<{ bytes: number } | null>;
+  createReadStream(key: string): Readable;
+  /** Removes every file under a key prefix such as a file token. */
+  removePrefix(prefix: string): Promise<void>;
+}
+
+const KEY_PATTERN = /^[A-Za-z0-9_-]{8,64}\/[A-Za-z0-9_-]{1,64}\.[a-z0-9]{2,5}$/;
+
+export function isValidStorageKey(key: string): boolean {
+  return KEY_PATTERN.test(key);
+}
+
+export const CONTENT_TYPES: Record<string, string> = {
+  png: 'image/png',
+  jpg: 'image/jpeg',
+  jpeg: 'image/jpeg',
+  webp: 'image/webp',
+  avif: 'image/avif',
+  gif: 'image/gif',
+  tiff: 'image/tiff',
+  svg: 'image/svg+xml',
+};
+
+export function contentTypeFor(key: string): string {
+  return CONTENT_TYPES[key.slice(key.lastIndexOf('.') + 1)] ?? 'application/octet-stream';
+}
