@@ -2,7 +2,6 @@ import express, { type RequestHandler } from 'express';
 import type { ApiContext } from './context';
 import { tenantAuth } from './http/auth';
 import { errorHandler, HttpProblem, sendProblem, unavailable } from './http/problem';
-import { submissionRateLimit } from './http/rate-limit';
 import { adminRouter } from './routes/admin';
 import { docsRouter } from './routes/docs';
 import { filesRouter } from './routes/files';
@@ -21,7 +20,6 @@ export function createApp(ctx: ApiContext): express.Express {
   const auth = tenantAuth(ctx.config.apiKeys);
   // while Redis is away, answer at once instead of queueing requests behind a reconnect
   const redisReady: RequestHandler = (_req, _res, next) => next(ctx.redis.status === 'ready' ? undefined : unavailable());
-  const rateLimit = submissionRateLimit(ctx);
   const generations = new GenerationsService(ctx);
 
   app.use(healthRouter(ctx));
@@ -29,9 +27,9 @@ export function createApp(ctx: ApiContext): express.Express {
   app.use(filesRouter(ctx));
   app.use(adminRouter(ctx));
   app.use('/v1', auth, redisReady);
-  app.use('/v1/generations', generationsRouter(ctx, generations, json, rateLimit));
+  app.use('/v1/generations', generationsRouter(ctx, generations, json));
   app.use('/api/odin', auth, redisReady);
-  app.use(seedRouter(ctx, generations, json, rateLimit));
+  app.use(seedRouter(ctx, generations, json));
 
   app.use((req, res) => sendProblem(res, new HttpProblem(404, 'Not found', `No route for ${req.method} ${req.path}`)));
   app.use(errorHandler(ctx.logger));

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { createGenerationSchema, isTerminal, presentGeneration, STATUSES, toFieldErrors } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { invalid } from '../http/problem';
+import { enforceSubmissionRate } from '../http/rate-limit';
 import { parseBody, preferWaitSeconds, requireContentType } from '../http/validate';
 import type { RequestHandler } from 'express';
 import type { GenerationsService } from '../services/generations';
@@ -16,13 +17,14 @@ const listQuery = z.strictObject({
 
 const MAX_PREFER_WAIT_SECONDS = 60;
 
-export function generationsRouter(ctx: ApiContext, service: GenerationsService, json: RequestHandler, rateLimit: RequestHandler): Router {
+export function generationsRouter(ctx: ApiContext, service: GenerationsService, json: RequestHandler): Router {
   const router = Router();
   const present = (r: Parameters<typeof presentGeneration>[0]) => presentGeneration(r, ctx.config.PUBLIC_BASE_URL);
 
-  router.post('/', rateLimit, requireContentType('application/json'), json, async (req, res) => {
+  router.post('/', requireContentType('application/json'), json, async (req, res) => {
     const input = parseBody(createGenerationSchema, req.body);
     const tenant = req.tenant as string;
+    await enforceSubmissionRate(ctx, tenant, res);
     const wait = preferWaitSeconds(req.get('prefer'), MAX_PREFER_WAIT_SECONDS);
     const record =
       wait === undefined

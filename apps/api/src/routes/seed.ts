@@ -2,6 +2,7 @@ import { Router, type RequestHandler } from 'express';
 import { fileUrl, generationRequestSchema, presentGeneration } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { HttpProblem } from '../http/problem';
+import { enforceSubmissionRate } from '../http/rate-limit';
 import { parseBody, requireContentType } from '../http/validate';
 import type { GenerationsService } from '../services/generations';
 import { abortOnClose } from './generations';
@@ -10,10 +11,11 @@ import { abortOnClose } from './generations';
  * The seed-compatible endpoint: same path, body and headers. It waits for the
  * generation and answers `{ downloadUrl }`; past the wait limit, 202 and it goes on.
  */
-export function seedRouter(ctx: ApiContext, service: GenerationsService, json: RequestHandler, rateLimit: RequestHandler): Router {
+export function seedRouter(ctx: ApiContext, service: GenerationsService, json: RequestHandler): Router {
   const router = Router();
-  router.post('/api/odin/v3/tools/image-generator', rateLimit, requireContentType('application/json'), json, async (req, res) => {
+  router.post('/api/odin/v3/tools/image-generator', requireContentType('application/json'), json, async (req, res) => {
     const request = parseBody(generationRequestSchema, req.body);
+    await enforceSubmissionRate(ctx, req.tenant as string, res);
     const record = await service.createAndWait(
       req.tenant as string,
       { ...request, priority: 'normal' },

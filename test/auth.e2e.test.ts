@@ -1,0 +1,53 @@
+import { ADMIN, getJson, postJson, startStack, type Stack } from './support/stack';
+
+const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+
+describe('tenants and operators', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ name: 'auth', env: { API_KEYS: 'acme:key-acme-1,globex:key-globex-1' } });
+  });
+  afterAll(() => stack.close());
+
+  it('requires a known key, as Bearer or bare like the seed', async () => {
+    expect((await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'x' })).status).toBe(401);
+    expect((await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'x' }, { Authorization: 'Bearer wrong' })).status).toBe(401);
+    const noKey = await postJson(`${stack.baseUrl}/api/odin/v3/tools/image-generator`, { topic: 'x' });
+    expect(noKey.status).toBe(401);
+    expect(noKey.headers.get('content-type')).toMatch(/problem\+json/);
+    const seed = await postJson(`${stack.baseUrl}/api/odin/v3/tools/image-generator`, { topic: 'bare key' }, { Authorization: 'key-acme-1' });
+    expect(seed.status).toBe(200);
+    const bearer = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'bearer key' }, { Authorization: 'Bearer key-globex-1' });
+    expect(bearer.status).toBe(202);
+  });
+
+  it('a tenant sees only its own generations: another tenant’s id reads as unknown', async () => {
+    const mine = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'acme only' }, { Authorization: 'Bearer key-acme-1' });
+    const asOwner = await getJson(`${stack.baseUrl}/v1/generations/${mine.body.id}`, { Authorization: 'Bearer key-acme-1' });
+    expect(asOwner.status).toBe(200);
+    const asOther = await getJson(`${stack.baseUrl}/v1/generations/${mine.body.id}`, { Authorization: 'Bearer key-globex-1' });
+    const unknown = await getJson(`${stack.baseUrl}/v1/generations/gen_0000000000000000000000`, { Authorization: 'Bearer key-globex-1' });
+    expect(asOther.status).toBe(404);
+    expect({ ...asOther.body, detail: '' }).toEqual({ ...unknown.body, detail: '' });
+    const cancel = await fetch(`${stack.baseUrl}/v1/generations/${mine.body.id}`, { method: 'DELETE', headers: { Authorization: 'Bearer key-globex-1' } });
+    expect(cancel.status).toBe(404);
+    const list = await getJson(`${stack.baseUrl}/v1/generations?limit=100`, { Authorization: 'Bearer key-globex-1' });
+    expect(list.body.data.map((g: { id: string }) => g.id)).not.toContain(mine.body.id);
+  });
+
+  it('/admin/queues: 401 without or with wrong credentials, the dashboard with them', async () => {
+    const none = await fetch(`${stack.baseUrl}/admin/queues`);
+    expect(none.status).toBe(401);
+    expect(none.headers.get('www-authenticate')).toMatch(/^Basic/);
+    expect((await fetch(`${stack.baseUrl}/admin/queues`, { headers: { Authorization: basic(ADMIN.user, 'nope') } })).status).toBe(401);
+    // a tenant key is not an operator credential
+    expect((await fetch(`${stack.baseUrl}/admin/queues`, { headers: { Authorization: 'Bearer key-acme-1' } })).status).toBe(401);
+    const ok = await fetch(`${stack.baseUrl}/admin/queues`, { headers: { Authorization: basic(ADMIN.user, ADMIN.password) } });
+    expect(ok.status).toBe(200);
+    expect(await ok.text()).toMatch(/<html/i);
+    const api = await getJson(`${stack.baseUrl}/admin/queues/api/queues`, { Authorization: basic(ADMIN.user, ADMIN.password) });
+    expect(api.status).toBe(200);
+    expect(api.body.queues.map((q: { name: string }) => q.name)).toContain('generate');
+    expect((await fetch(`${stack.baseUrl}/admin/queues/api/queues`)).status).toBe(401);
+  });
+});

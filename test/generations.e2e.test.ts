@@ -1,0 +1,87 @@
+import { SIZES, type Size } from '@imagegen/shared';
+import { checkResultImages, fetchImage } from './support/images';
+import { eventually } from './support/net';
+import { getJson, postJson, startStack, type Stack } from './support/stack';
+
+describe('generation end to end with the builtin provider', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ name: 'e2e' });
+  });
+  afterAll(() => stack.close());
+
+  it('seed endpoint waits and answers a downloadUrl that serves the original to a plain GET', async () => {
+    const res = await postJson(`${stack.baseUrl}/api/odin/v3/tools/image-generator`, { topic: 'a lighthouse at dawn', style: 'PHOTOGRAPHIC', size: 'PORTRAIT' }, { Authorization: 'any-key' });
+    expect(res.status).toBe(200);
+    expect(res.body.downloadUrl).toMatch(new RegExp(`^${stack.baseUrl}/files/[A-Za-z0-9_-]{22}/original\\.png$`));
+    const img = await fetchImage(res.body.downloadUrl);
+    expect(img).toMatchObject({ status: 200, contentType: 'image/png', format: 'png', width: 768, height: 1344 });
+    const generation = (await getJson(`${stack.baseUrl}/v1/generations/${res.body.id}`)).body;
+    expect(generation.status).toBe('completed');
+    expect(await checkResultImages(generation, 'PORTRAIT', { originalFormat: 'png' })).toEqual([]);
+  });
+
+  it.each(SIZES)('POST /v1/generations (%s) answers 202, then completes with an original and every thumbnail', async (size: Size) => {
+    const created = await postJson(`${stack.baseUrl}/v1/generations`, { topic: `harbour at night ${size}`, style: 'VECTOR_IMAGE', size, metadata: { orderId: 42, tags: ['a'] } });
+    expect(created.status).toBe(202);
+    expect(created.body).toMatchObject({ status: 'queued', stage: 'queued', progress: 0, request: { topic: `harbour at night ${size}`, style: 'VECTOR_IMAGE', size }, metadata: { orderId: 42, tags: ['a'] } });
+    expect(created.headers.get('location')).toBe(`${stack.baseUrl}/v1/generations/${created.body.id}`);
+    const done = await eventually(async () => {
+      const g = (await getJson(`${stack.baseUrl}/v1/generations/${created.body.id}`)).body;
+      return g.status === 'completed' ? g : undefined;
+    });
+    expect(done).toMatchObject({ progress: 100, stage: 'done', attempts: 1, metadata: { orderId: 42, tags: ['a'] } });
+    expect(Date.parse(done.startedAt)).toBeGreaterThanOrEqual(Date.parse(done.createdAt));
+    expect(Date.parse(done.completedAt)).toBeGreaterThanOrEqual(Date.parse(done.startedAt));
+    expect(done.result.thumbnails.map((t: { size: number }) => t.size)).toEqual([1024, 512, 256]);
+    expect(done.result.thumbnails.every((t: { format: string }) => t.format === 'webp')).toBe(true);
+    expect(typeof done.result.placeholder).toBe('string');
+    expect(Buffer.from(done.result.placeholder, 'base64').length).toBeGreaterThan(5);
+    expect(await checkResultImages(done, size, { originalFormat: 'png' })).toEqual([]);
+  });
+
+  it('Prefer: wait=N answers 200 with the finished generation', async () => {
+    const res = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'a red fox', style: '3D', size: 'SQUARE' }, { Prefer: 'wait=30' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('preference-applied')).toBe('wait=30');
+    expect(res.body.status).toBe('completed');
+    expect(await checkResultImages(res.body, 'SQUARE')).toEqual([]);
+  });
+
+  it('file URLs are unguessable and never list anything', async () => {
+    const res = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'listing' }, { Prefer: 'wait=30' });
+    const url = new URL(res.body.result.image.url);
+    const token = url.pathname.split('/')[2] as string;
+    expect(Buffer.from(token, 'base64url').length).toBeGreaterThanOrEqual(16);
+    expect(token).not.toContain(res.body.id);
+    for (const probe of [`/files/${token}`, `/files/${token}/`, '/files/', `/files/${token}/../original.png`, `/files/${token}x/original.png`]) {
+      const r = await fetch(`${stack.baseUrl}${probe}`);
+      expect([r.status, probe]).toEqual([404, probe]);
+    }
+  });
+
+  it('lists the caller’s generations newest first with a cursor', async () => {
+    const page1 = await getJson(`${stack.baseUrl}/v1/generations?limit=2`);
+    expect(page1.status).toBe(200);
+    expect(page1.body.data).toHaveLength(2);
+    const page2 = await getJson(`${stack.baseUrl}/v1/generations?limit=2&cursor=${page1.body.nextCursor}`);
+    const ids = [...page1.body.data, ...page2.body.data].map((g: { id: string }) => g.id);
+    expect(ids).toEqual([...ids].sort().reverse());
+    expect(new Set(ids).size).toBe(ids.length);
+    const completed = await getJson(`${stack.baseUrl}/v1/generations?status=completed&limit=100`);
+    expect(completed.body.data.length).toBeGreaterThanOrEqual(5);
+    expect(completed.body.data.every((g: { status: string }) => g.status === 'completed')).toBe(true);
+    expect((await getJson(`${stack.baseUrl}/v1/generations?limit=1000`)).status).toBe(400);
+  });
+
+  it('healthz and readyz answer; docs and the OpenAPI document are served', async () => {
+    expect((await getJson(`${stack.baseUrl}/healthz`)).status).toBe(200);
+    expect((await getJson(`${stack.baseUrl}/readyz`)).body).toEqual({ status: 'ready', redis: 'up' });
+    const doc = await getJson(`${stack.baseUrl}/openapi.json`);
+    expect(doc.body.openapi).toBe('3.1.0');
+    expect(Object.keys(doc.body.paths)).toEqual(expect.arrayContaining(['/v1/generations', '/api/odin/v3/tools/image-generator']));
+    const page = await fetch(`${stack.baseUrl}/docs`);
+    expect(page.headers.get('content-type')).toMatch(/text\/html/);
+    expect(await page.text()).toContain('/v1/generations/{id}');
+  });
+});

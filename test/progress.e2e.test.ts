@@ -1,0 +1,87 @@
+import { FakeUpstream } from './support/fake-upstream';
+import { sleep } from './support/net';
+import { getJson, postJson, startStack, type Stack } from './support/stack';
+
+describe('progress while a generation runs', () => {
+  let upstream: FakeUpstream;
+  let stack: Stack;
+  beforeAll(async () => {
+    upstream = await FakeUpstream.start();
+    stack = await startStack({ name: 'progress', env: { GENERATOR: 'aistudios', GENERATOR_URL: upstream.generateUrl } });
+  });
+  afterAll(async () => {
+    await stack.close();
+    await upstream.close();
+  });
+
+  it('polled while running, progress rises and stage moves through the pipeline', async () => {
+    // slow upstream answer, then a slowly streamed download: time enough to watch each stage
+    upstream.enqueue({ kind: 'ok', delayMs: 700, file: { kind: 'slow', chunkDelayMs: 200 } });
+    const created = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'slow one' });
+    const seen: { status: string; stage: string; progress: number }[] = [];
+    for (;;) {
+      const g = (await getJson(`${stack.baseUrl}/v1/generations/${created.body.id}`)).body;
+      seen.push({ status: g.status, stage: g.stage, progress: g.progress });
+      if (g.status === 'completed' || g.status === 'failed') break;
+      await sleep(40);
+    }
+    const progress = seen.map((s) => s.progress);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+    expect(progress[0]).toBeLessThanOrEqual(10);
+    expect(progress.at(-1)).toBe(100);
+    const stages = [...new Set(seen.map((s) => s.stage))];
+    expect(stages).toEqual(expect.arrayContaining(['generating', 'downloading', 'done']));
+    expect(stages.indexOf('generating')).toBeLessThan(stages.indexOf('downloading'));
+    expect(new Set(progress).size).toBeGreaterThanOrEqual(4);
+    expect(seen.some((s) => s.status === 'active')).toBe(true);
+  });
+
+  it('the BullMQ job carries the same progress and a log line per stage (what Bull Board shows)', async () => {
+    const res = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'logged' }, { Prefer: 'wait=20' });
+    const job = await stack.api.queues.generate.getJob(res.body.id);
+    expect(job?.progress).toBe(100);
+    const { logs } = await stack.api.queues.generate.getJobLogs(res.body.id);
+    const stages = logs.map((l) => /stage=(\w+)/.exec(l)?.[1]).filter(Boolean);
+    expect(stages).toEqual(['generating', 'downloading', 'processing', 'storing', 'done']);
+  });
+
+  it('GET /events streams each state change until the generation ends', async () => {
+    upstream.enqueue({ kind: 'ok', delayMs: 300 });
+    const created = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'streamed' });
+    const res = await fetch(`${stack.baseUrl}/v1/generations/${created.body.id}/events`);
+    expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const text = await res.text(); // the stream ends when the generation does
+    const events = text
+      .split('\n\n')
+      .filter((b) => b.includes('data: '))
+      .map((b) => ({ type: /event: (.+)/.exec(b)?.[1], data: JSON.parse(/data: (.+)/.exec(b)?.[1] ?? '{}') }));
+    expect(events[0]?.type).toBe('generation.snapshot');
+    expect(events.at(-1)).toMatchObject({ type: 'generation.completed', data: { status: 'completed', progress: 100 } });
+    expect(events.map((e) => e.type)).toContain('generation.progress');
+    const progress = events.map((e) => e.data.progress as number);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
+  });
+});
+
+describe('submission rate limit per tenant', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ name: 'ratelimit', worker: false, env: { RATE_LIMIT_PER_MINUTE: '3', API_KEYS: 'a:key-a,b:key-b' } });
+  });
+  afterAll(() => stack.close());
+
+  it('answers 429 with Retry-After past the limit, per tenant', async () => {
+    const statuses: number[] = [];
+    let last: Awaited<ReturnType<typeof postJson>> | undefined;
+    for (let i = 0; i < 5; i++) {
+      last = await postJson(`${stack.baseUrl}/v1/generations`, { topic: `n${i}` }, { Authorization: 'Bearer key-a' });
+      statuses.push(last.status);
+    }
+    // unless a minute boundary fell inside the loop, exactly 3 got through
+    expect(statuses.filter((s) => s === 202).length).toBeGreaterThanOrEqual(3);
+    expect(statuses.filter((s) => s === 429).length).toBeGreaterThanOrEqual(1);
+    expect(last?.headers.get('content-type')).toMatch(/problem\+json/);
+    expect(Number(last?.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'other tenant' }, { Authorization: 'Bearer key-b' })).status).toBe(202);
+  });
+});

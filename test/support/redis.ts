@@ -1,0 +1,29 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** A key prefix of this test run alone, so tests never touch other data. */
+export function testPrefix(name: string): string {
+  return `igtest-${name}-${process.pid}-${randomBytes(4).toString('hex')}`;
+}
+
+export function plainRedis(url = REDIS_URL): Redis {
+  return new Redis(url, { maxRetriesPerRequest: 2, lazyConnect: false });
+}
+
+export async function keysUnder(redis: Redis, prefix: string): Promise<string[]> {
+  const out: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    out.push(...batch);
+  } while (cursor !== '0');
+  return out.sort();
+}
+
+export async function deleteUnder(redis: Redis, prefix: string): Promise<void> {
+  const keys = await keysUnder(redis, prefix);
+  for (let i = 0; i < keys.length; i += 500) await redis.del(...keys.slice(i, i + 500));
+}

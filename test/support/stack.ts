@@ -1,0 +1,102 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import type { Redis } from 'ioredis';
+import { createApiContext, createApp, loadApiConfig, type ApiContext } from '@imagegen/api';
+import { loadWorkerConfig, startWorkerRuntime, type WorkerRuntime } from '@imagegen/worker';
+import { createLogger } from '@imagegen/shared';
+import { freePort } from './net';
+import { deleteUnder, plainRedis, REDIS_URL, testPrefix } from './redis';
+
+export interface Stack {
+  baseUrl: string;
+  prefix: string;
+  dataDir: string;
+  env: Record<string, string>;
+  api: ApiContext;
+  worker?: WorkerRuntime;
+  redis: Redis;
+  startWorker(extraEnv?: Record<string, string>): Promise<WorkerRuntime>;
+  close(): Promise<void>;
+}
+
+export const ADMIN = { user: 'ops', password: 'test-admin-password' };
+
+/**
+ * A real API on a real port plus (optionally) a real worker, in this process, against
+ * real Redis under a prefix of its own. `close()` removes every key and file it made.
+ */
+export async function startStack(opts: { name: string; env?: Record<string, string>; worker?: boolean; redisUrl?: string }): Promise<Stack> {
+  const prefix = testPrefix(opts.name);
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), `imagegen-${opts.name}-`));
+  const port = await freePort();
+  const redisUrl = opts.redisUrl ?? REDIS_URL;
+  const env: Record<string, string> = {
+    REDIS_URL: redisUrl,
+    QUEUE_PREFIX: prefix,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
+    DATA_DIR: dataDir,
+    ADMIN_USER: ADMIN.user,
+    ADMIN_PASSWORD: ADMIN.password,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    GENERATOR_BACKOFF_MS: '50',
+    ...opts.env,
+  };
+  const apiConfig = loadApiConfig(env);
+  const api = createApiContext(apiConfig, ADMIN.password, createLogger('api', apiConfig.LOG_LEVEL));
+  const server: Server = await new Promise((resolve) => {
+    const s = createApp(api).listen(port, '127.0.0.1', () => resolve(s));
+  });
+  await api.queues.generate.waitUntilReady();
+  const redis = plainRedis(redisUrl);
+  const workers: WorkerRuntime[] = [];
+  const startWorker = async (extraEnv: Record<string, string> = {}) => {
+    const config = loadWorkerConfig({ ...env, ...extraEnv });
+    const runtime = await startWorkerRuntime(config, createLogger('worker', config.LOG_LEVEL));
+    workers.push(runtime);
+    return runtime;
+  };
+  const stack: Stack = {
+    baseUrl: `http://127.0.0.1:${port}`,
+    prefix,
+    dataDir,
+    env,
+    api,
+    redis,
+    startWorker,
+    async close() {
+      await Promise.all(workers.map((w) => w.close()));
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await api.close();
+      await deleteUnder(redis, prefix);
+      await redis.quit();
+      await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+  if (opts.worker !== false) stack.worker = await startWorker();
+  return stack;
+}
+
+export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: any }> {
+  const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: text ? safeJson(text) : undefined };
+}
+
+export async function getJson(url: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Headers; body: any }> {
+  const res = await fetch(url, { headers });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: text ? safeJson(text) : undefined };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
