@@ -9,7 +9,9 @@ export type FileBehavior =
   | { kind: 'oversized'; bytes: number; declareLength: boolean }
   | { kind: 'bomb' }
   | { kind: 'gone' }
-  | { kind: 'slow'; chunkDelayMs: number; width?: number; height?: number };
+  | { kind: 'slow'; chunkDelayMs: number; width?: number; height?: number }
+  /** Answers 503 `failures` times, then serves the image. */
+  | { kind: 'flaky'; failures: number };
 
 /** What the fake generator does with one POST. Unscripted calls answer `ok` with a PNG. */
 export type GenerateBehavior =
@@ -82,6 +84,10 @@ export class FakeUpstream {
   private server!: Server;
   private seq = 0;
   baseUrl = '';
+  /** Hanging calls whose connection the client closed (an aborted upstream call). */
+  abortedHangs = 0;
+  /** How the OpenAI-style endpoint answers `ok`. */
+  openAiAnswer: 'url' | 'b64_json' = 'b64_json';
 
   static async start(): Promise<FakeUpstream> {
     const f = new FakeUpstream();
@@ -100,8 +106,13 @@ export class FakeUpstream {
     this.script.push(...behaviors);
   }
 
+  /** Drops scripted behaviours not consumed yet. */
+  clearScript(): void {
+    this.script.length = 0;
+  }
+
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (req.method === 'POST' && req.url === '/generate') return this.generate(req, res);
+    if (req.method === 'POST' && (req.url === '/generate' || req.url === '/v1/images/generations')) return this.generate(req, res);
     if (req.method === 'GET' && req.url?.startsWith('/files/')) return this.serveFile(req.url, res);
     res.writeHead(404).end();
   }
@@ -120,6 +131,7 @@ export class FakeUpstream {
     switch (behavior.kind) {
       case 'ok': {
         if (behavior.delayMs) await new Promise((r) => setTimeout(r, behavior.delayMs));
+        if (req.url === '/v1/images/generations') return this.answerOpenAi(res, body as { size?: string }, behavior.file);
         const name = `img-${++this.seq}-${Math.random().toString(36).slice(2)}.png`;
         this.files.set(name, behavior.file ?? { kind: 'image' });
         res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ downloadUrl: `${this.baseUrl}/files/${name}` }));
@@ -133,7 +145,9 @@ export class FakeUpstream {
       }
       case 'hang':
         this.hanging.add(res);
-        res.on('close', () => this.hanging.delete(res));
+        res.on('close', () => {
+          if (this.hanging.delete(res)) this.abortedHangs++;
+        });
         return;
       case 'non-json':
         res.writeHead(200, { 'Content-Type': 'text/html' }).end('<html><body>Bad gateway</body></html>');
@@ -144,12 +158,30 @@ export class FakeUpstream {
     }
   }
 
+  private async answerOpenAi(res: ServerResponse, body: { size?: string }, file?: FileBehavior): Promise<void> {
+    const [w, h] = (body.size ?? '1024x1024').split('x').map(Number);
+    if (this.openAiAnswer === 'b64_json') {
+      const data = await makeImage(w, h);
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ created: 1, data: [{ b64_json: data.toString('base64') }] }));
+      return;
+    }
+    const name = `oai-${++this.seq}.png`;
+    this.files.set(name, file ?? { kind: 'image', width: w, height: h });
+    res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ created: 1, data: [{ url: `${this.baseUrl}/files/${name}` }] }));
+  }
+
   private async serveFile(url: string, res: ServerResponse): Promise<void> {
     const name = url.slice('/files/'.length);
     const behavior = this.files.get(name);
+    const record = (status: number) => this.fetches.push({ at: Date.now(), path: url, status });
+    if (behavior?.kind === 'flaky' && behavior.failures > 0) {
+      behavior.failures--;
+      record(503);
+      res.writeHead(503, { 'Content-Type': 'text/plain' }).end('busy');
+      return;
+    }
     // a file is served once, then it is gone, as with the real upstream
     this.files.delete(name);
-    const record = (status: number) => this.fetches.push({ at: Date.now(), path: url, status });
     if (!behavior || behavior.kind === 'gone') {
       record(404);
       res.writeHead(404, { 'Content-Type': 'text/plain' }).end('not found');
@@ -157,9 +189,11 @@ export class FakeUpstream {
     }
     record(200);
     switch (behavior.kind) {
+      case 'flaky':
       case 'image': {
-        const data = await makeImage(behavior.width, behavior.height, behavior.format);
-        res.writeHead(200, { 'Content-Type': `image/${behavior.format ?? 'png'}`, 'Content-Length': data.length }).end(data);
+        const format = behavior.kind === 'image' ? (behavior.format ?? 'png') : 'png';
+        const data = behavior.kind === 'image' ? await makeImage(behavior.width, behavior.height, format) : await makeImage();
+        res.writeHead(200, { 'Content-Type': `image/${format}`, 'Content-Length': data.length }).end(data);
         return;
       }
       case 'html':

@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { createApiContext, createApp, loadApiConfig, type ApiContext } from '@imagegen/api';
-import { loadWorkerConfig, startWorkerRuntime, type WorkerRuntime } from '@imagegen/worker';
+import { loadWorkerConfig, startWorkerRuntime, type WorkerOverrides, type WorkerRuntime } from '@imagegen/worker';
 import { createLogger } from '@imagegen/shared';
 import { freePort } from './net';
 import { deleteUnder, plainRedis, REDIS_URL, testPrefix } from './redis';
@@ -17,7 +17,7 @@ export interface Stack {
   api: ApiContext;
   worker?: WorkerRuntime;
   redis: Redis;
-  startWorker(extraEnv?: Record<string, string>): Promise<WorkerRuntime>;
+  startWorker(extraEnv?: Record<string, string>, overrides?: WorkerOverrides): Promise<WorkerRuntime>;
   close(): Promise<void>;
 }
 
@@ -53,9 +53,9 @@ export async function startStack(opts: { name: string; env?: Record<string, stri
   await api.queues.generate.waitUntilReady();
   const redis = plainRedis(redisUrl);
   const workers: WorkerRuntime[] = [];
-  const startWorker = async (extraEnv: Record<string, string> = {}) => {
+  const startWorker = async (extraEnv: Record<string, string> = {}, overrides: WorkerOverrides = {}) => {
     const config = loadWorkerConfig({ ...env, ...extraEnv });
-    const runtime = await startWorkerRuntime(config, createLogger('worker', config.LOG_LEVEL));
+    const runtime = await startWorkerRuntime(config, createLogger('worker', config.LOG_LEVEL), overrides);
     workers.push(runtime);
     return runtime;
   };

@@ -1,2 +1,2 @@
 export { loadWorkerConfig, type WorkerConfig } from './config';
-export { startWorkerRuntime, type WorkerRuntime } from './runtime';
+export { startWorkerRuntime, type WorkerOverrides, type WorkerRuntime } from './runtime';

@@ -1,5 +1,5 @@
-import { createLogger, createRedis, EventHub, FsStorage, GenerationStore, keysFor, type Logger } from '@imagegen/shared';
-import type { Worker } from 'bullmq';
+import { createLogger, createRedis, EventHub, FsStorage, GenerationStore, keysFor, QUEUES, type Logger, type Storage } from '@imagegen/shared';
+import { Queue, type Worker } from 'bullmq';
 import type { WorkerConfig } from './config';
 import { listenForCancellations } from './generate/cancellations';
 import { createGenerateWorker } from './generate/generate.worker';
@@ -13,14 +13,25 @@ export interface WorkerRuntime {
   close(): Promise<void>;
 }
 
+export interface WorkerOverrides {
+  /** Another storage backend (object storage, or a fault-injecting one in tests). */
+  storage?: Storage;
+}
+
 /** Builds every consumer of the worker process from typed config. */
-export async function startWorkerRuntime(config: WorkerConfig, logger: Logger = createLogger('worker', config.LOG_LEVEL)): Promise<WorkerRuntime> {
+export async function startWorkerRuntime(
+  config: WorkerConfig,
+  logger: Logger = createLogger('worker', config.LOG_LEVEL),
+  overrides: WorkerOverrides = {},
+): Promise<WorkerRuntime> {
   const keys = keysFor(config.QUEUE_PREFIX);
   const connection = createRedis(config.REDIS_URL, 'worker', 'imagegen-worker');
   const storeRedis = createRedis(config.REDIS_URL, 'worker', 'imagegen-worker-store');
   const subscriber = createRedis(config.REDIS_URL, 'subscriber', 'imagegen-worker-sub');
   const store = new GenerationStore(storeRedis, keys, config.RECORD_RETENTION_HOURS * 3600);
-  const storage = new FsStorage(config.DATA_DIR);
+  const storage = overrides.storage ?? new FsStorage(config.DATA_DIR);
+  const generateQueue = new Queue(QUEUES.generate, { connection: storeRedis, prefix: config.QUEUE_PREFIX });
+  generateQueue.on('error', (err) => logger.warn('queue error', { error: err.message }));
   const cpu = new Semaphore(config.CPU_CONCURRENCY);
   const provider = createProvider(config, cpu);
   const service = new GenerationService(store, storage, provider, cpu, {
@@ -35,7 +46,7 @@ export async function startWorkerRuntime(config: WorkerConfig, logger: Logger = 
     },
   });
 
-  const generate = createGenerateWorker(service, store, logger, {
+  const generate = createGenerateWorker(service, store, generateQueue, logger, {
     connection,
     prefix: config.QUEUE_PREFIX,
     concurrency: config.WORKER_CONCURRENCY,
@@ -59,6 +70,7 @@ export async function startWorkerRuntime(config: WorkerConfig, logger: Logger = 
         await generate.close(true);
       }
       await stopCancellations().catch(() => undefined);
+      await generateQueue.close().catch(() => undefined);
       await Promise.all([connection.quit(), storeRedis.quit(), subscriber.quit()].map((p) => p.catch(() => undefined)));
       logger.info('worker stopped');
     })());

@@ -1,4 +1,4 @@
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ERROR_CODES, GenerationFailure, JOBS, QUEUES, type GenerationStore, type Logger } from '@imagegen/shared';
 import { retryDelay, type BackoffPolicy } from './backoff';
@@ -21,7 +21,7 @@ function toFailure(err: unknown): GenerationFailure {
 }
 
 /** The `generate` job: parse the payload, run the service, record the outcome of a failed attempt. */
-export function createGenerateWorker(service: GenerationService, store: GenerationStore, logger: Logger, opts: GenerateWorkerOptions): Worker {
+export function createGenerateWorker(service: GenerationService, store: GenerationStore, queue: Queue, logger: Logger, opts: GenerateWorkerOptions): Worker {
   const handler = async (job: Job, _token?: string, signal?: AbortSignal): Promise<RunOutcome> => {
     const parsed = JOBS.generate.schema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`invalid generate payload: ${parsed.error.message}`);
@@ -48,6 +48,8 @@ export function createGenerateWorker(service: GenerationService, store: Generati
         throw new UnrecoverableError(`${failure.code}: ${failure.message}`);
       }
       await store.retrying(generationId, info);
+      // the upstream limits all of us, not this job: hold every worker back for as long as it asked
+      if (failure.code === ERROR_CODES.rateLimited && failure.retryAfterMs && opts.rateLimit) await queue.rateLimit(failure.retryAfterMs);
       throw failure;
     }
   };

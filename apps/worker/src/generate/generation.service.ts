@@ -67,14 +67,14 @@ export class GenerationService {
       }
 
       await this.enter(id, 'processing', ctx);
-      const source = await this.storage.read(original.key);
+      const source = await this.stored(() => this.storage.read(original.key), 'read the original');
       const { thumbnails, placeholder } = await this.cpu.run(() => makeThumbnails(source, this.opts.thumbnails));
 
       await this.enter(id, 'storing', ctx);
       const stored: StoredThumbnail[] = [];
       for (const t of thumbnails) {
         const key = `${record.fileToken}/thumb-${t.size}.${t.format}`;
-        await this.storage.put(key, t.data);
+        await this.stored(() => this.storage.put(key, t.data), `store thumbnail ${t.size}`);
         stored.push({ size: t.size, key, width: t.width, height: t.height, format: t.format, bytes: t.data.length });
       }
       const outcome = await this.store.complete(id, { image: original, thumbnails: stored, ...(placeholder ? { placeholder } : {}) });
@@ -117,10 +117,19 @@ export class GenerationService {
     if (!data) throw new GenerationFailure(ERROR_CODES.internal, 'Provider returned no image', true);
     const info = await probeImage(data, this.opts.thumbnails.maxPixels);
     const key = `${record.fileToken}/original.${info.ext}`;
-    await this.storage.put(key, data);
+    await this.stored(() => this.storage.put(key, data), 'store the original');
     const original: StoredImage = { key, width: info.width, height: info.height, format: info.format, bytes: data.length };
     await this.store.checkpoint(id, { original, upstreamUrl: null });
     return { original, upstreamCalled };
+  }
+
+  /** Storage trouble (disk full, a flaky mount) is worth retrying; the checkpoint keeps the upstream paid once. */
+  private async stored<T>(op: () => Promise<T>, what: string): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      throw new GenerationFailure(ERROR_CODES.storageFailed, `Could not ${what}: ${(err as Error).message}`, true);
+    }
   }
 
   private async enter(id: string, stage: Stage, ctx: RunContext): Promise<void> {

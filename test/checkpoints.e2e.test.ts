@@ -1,0 +1,64 @@
+import type { Readable } from 'node:stream';
+import { FsStorage, type Storage } from '@imagegen/shared';
+import { FakeUpstream } from './support/fake-upstream';
+import { checkResultImages } from './support/images';
+import { postJson, startStack, type Stack } from './support/stack';
+
+/** Real files on disk, with a fault injected into the first `failures` writes matching a pattern. */
+class FaultyStorage implements Storage {
+  failed = 0;
+  constructor(
+    private readonly inner: Storage,
+    private readonly pattern: RegExp,
+    private failures: number,
+  ) {}
+  async put(key: string, data: Buffer) {
+    if (this.pattern.test(key) && this.failures > 0) {
+      this.failures--;
+      this.failed++;
+      throw new Error('ENOSPC: no space left on device');
+    }
+    return this.inner.put(key, data);
+  }
+  read(key: string) {
+    return this.inner.read(key);
+  }
+  stat(key: string) {
+    return this.inner.stat(key);
+  }
+  createReadStream(key: string): Readable {
+    return this.inner.createReadStream(key);
+  }
+  removePrefix(prefix: string) {
+    return this.inner.removePrefix(prefix);
+  }
+}
+
+describe('checkpoints: a paid upstream result is never requested twice', () => {
+  let upstream: FakeUpstream;
+  let stack: Stack;
+  beforeAll(async () => {
+    upstream = await FakeUpstream.start();
+    stack = await startStack({ name: 'checkpoint', worker: false, env: { GENERATOR: 'aistudios', GENERATOR_URL: upstream.generateUrl, GENERATOR_BACKOFF_MS: '100' } });
+  });
+  afterAll(async () => {
+    await stack.close();
+    await upstream.close();
+  });
+
+  it('a storage failure after the original is stored retries from that stage, not from the upstream', async () => {
+    const storage = new FaultyStorage(new FsStorage(stack.dataDir), /\/thumb-/, 2);
+    await stack.startWorker({}, { storage });
+    const res = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'checkpointed', size: 'SQUARE' }, { Prefer: 'wait=30' });
+    expect(res.body).toMatchObject({ status: 'completed', attempts: 3 });
+    expect(storage.failed).toBe(2);
+    // one upstream call and one download for three attempts
+    expect(upstream.calls).toHaveLength(1);
+    expect(upstream.fetches.map((f) => f.status)).toEqual([200]);
+    const { logs } = await stack.api.queues.generate.getJobLogs(res.body.id);
+    expect(logs.filter((l) => /storage_failed/.test(l))).toHaveLength(2);
+    expect(logs.filter((l) => /stage=generating/.test(l))).toHaveLength(3);
+    expect(logs.filter((l) => /stage=downloading/.test(l))).toHaveLength(1);
+    expect(await checkResultImages(res.body, 'SQUARE', { expectDimensions: false })).toEqual([]);
+  });
+});
