@@ -130,36 +130,31 @@ export class GenerationStore {
   /** Newest first; the cursor is the last id of the previous page (ids sort by creation). */
   async list(tenant: string, opts: ListOptions): Promise<{ records: GenerationRecord[]; nextCursor: string | null }> {
     const key = this.keys.tenantGenerations(tenant);
+    // one record past the page tells whether another page exists
+    const wanted = opts.limit + 1;
     const records: GenerationRecord[] = [];
+    const batch = Math.max(wanted * 2, 50);
     let cursor = opts.cursor;
-    const page = Math.max(opts.limit * 2, 50);
-    for (;;) {
-      const max = cursor ? `(${cursor}` : '+';
-      const ids = await this.redis.zrevrangebylex(key, max, '-', 'LIMIT', 0, page);
-      if (ids.length === 0) return { records, nextCursor: null };
+    while (records.length < wanted) {
+      const ids = await this.redis.zrevrangebylex(key, cursor ? `(${cursor}` : '+', '-', 'LIMIT', 0, batch);
+      if (ids.length === 0) break;
       const pipeline = this.redis.pipeline();
       for (const id of ids) pipeline.hgetall(this.keys.generation(id));
       const hashes = (await pipeline.exec()) ?? [];
       const expired: string[] = [];
-      for (let i = 0; i < ids.length; i++) {
-        const id = ids[i] as string;
+      ids.forEach((id, i) => {
         const record = decodeRecord((hashes[i]?.[1] ?? {}) as Record<string, string>);
-        cursor = id;
-        if (!record) {
-          expired.push(id);
-          continue;
-        }
-        if (opts.status && record.status !== opts.status) continue;
-        records.push(record);
-        if (records.length === opts.limit) {
-          if (expired.length) await this.redis.zrem(key, ...expired);
-          return { records, nextCursor: id };
-        }
-      }
+        if (!record) expired.push(id);
+        else if ((!opts.status || record.status === opts.status) && records.length < wanted) records.push(record);
+      });
       // records past retention leave their index entry behind; prune it as we pass
       if (expired.length) await this.redis.zrem(key, ...expired);
-      if (ids.length < page) return { records, nextCursor: null };
+      cursor = ids[ids.length - 1];
+      if (ids.length < batch) break;
     }
+    const hasMore = records.length > opts.limit;
+    const page = records.slice(0, opts.limit);
+    return { records: page, nextCursor: hasMore ? (page[page.length - 1]?.id ?? null) : null };
   }
 }
 

@@ -1,0 +1,29 @@
+import { classifyHttpFailure, parseRetryAfter } from './http';
+
+it('parses Retry-After as seconds or an HTTP date', () => {
+  const now = Date.parse('2026-01-01T00:00:00Z');
+  expect(parseRetryAfter('3', now)).toBe(3000);
+  expect(parseRetryAfter('1.5', now)).toBe(1500);
+  expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:10 GMT', now)).toBe(10_000);
+  expect(parseRetryAfter('Wed, 31 Dec 2025 00:00:10 GMT', now)).toBe(0);
+  expect(parseRetryAfter('soon', now)).toBeUndefined();
+  expect(parseRetryAfter(null, now)).toBeUndefined();
+});
+
+it.each([
+  [429, '', 'upstream_rate_limited', true],
+  [408, '', 'upstream_timeout', true],
+  [500, '', 'upstream_unavailable', true],
+  [502, '', 'upstream_unavailable', true],
+  [503, '', 'upstream_unavailable', true],
+  [400, '{"error":"bad prompt"}', 'upstream_rejected', false],
+  [401, '', 'upstream_unauthorized', false],
+  [403, '', 'upstream_unauthorized', false],
+  [422, '', 'upstream_rejected', false],
+  [400, '{"error":{"code":"content_policy_violation"}}', 'content_policy_violation', false],
+  [451, 'blocked by safety system', 'content_policy_violation', false],
+])('%i %s → %s (retryable %s)', (status, body, code, retryable) => {
+  const f = classifyHttpFailure(status, new Headers({ 'retry-after': '2' }), body);
+  expect({ code: f.code, retryable: f.retryable }).toEqual({ code, retryable });
+  if (retryable) expect(f.retryAfterMs).toBe(2000);
+});

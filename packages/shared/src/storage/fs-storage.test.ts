@@ -1,0 +1,36 @@
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { FsStorage } from './fs-storage';
+import { contentTypeFor } from './storage';
+
+let dir: string;
+let storage: FsStorage;
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(os.tmpdir(), 'fs-storage-'));
+  storage = new FsStorage(dir);
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+it('writes through a temporary name and leaves only the final file', async () => {
+  await storage.put('tokenAAAAAAAA/original.png', Buffer.from('one'));
+  await storage.put('tokenAAAAAAAA/original.png', Buffer.from('two!'));
+  expect((await storage.read('tokenAAAAAAAA/original.png')).toString()).toBe('two!');
+  expect(await storage.stat('tokenAAAAAAAA/original.png')).toEqual({ bytes: 4 });
+  expect(await readdir(path.join(dir, 'files', 'tokenAAAAAAAA'))).toEqual(['original.png']);
+});
+
+it('refuses keys that could leave the storage root', async () => {
+  for (const key of ['../etc/passwd', 'tokenAAAAAAAA/../../x.png', '/abs/x.png', 'tokenAAAAAAAA/a/b.png', 'short/x.png']) {
+    await expect(storage.put(key, Buffer.from('x'))).rejects.toThrow(/invalid storage key/);
+  }
+  expect(await storage.stat('tokenAAAAAAAA/missing.png')).toBeNull();
+});
+
+it('removes a prefix and knows content types', async () => {
+  await storage.put('tokenBBBBBBBB/thumb-256.webp', Buffer.from('x'));
+  await storage.removePrefix('tokenBBBBBBBB');
+  expect(await storage.stat('tokenBBBBBBBB/thumb-256.webp')).toBeNull();
+  expect(contentTypeFor('a/b.webp')).toBe('image/webp');
+  expect(contentTypeFor('a/b.jpg')).toBe('image/jpeg');
+});
