@@ -26,11 +26,13 @@ export function generationsRouter(ctx: ApiContext, service: GenerationsService, 
     const tenant = req.tenant as string;
     await enforceSubmissionRate(ctx, tenant, res);
     const wait = preferWaitSeconds(req.get('prefer'), MAX_PREFER_WAIT_SECONDS);
-    const record =
+    const idempotencyKey = req.get('idempotency-key');
+    const { record, replayed } =
       wait === undefined
-        ? await service.create(tenant, input)
-        : await service.createAndWait(tenant, input, wait * 1000, abortOnClose(res));
+        ? await service.create(tenant, input, idempotencyKey)
+        : await service.createAndWait(tenant, input, wait * 1000, abortOnClose(res), idempotencyKey);
     if (wait !== undefined) res.setHeader('Preference-Applied', `wait=${wait}`);
+    if (replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.setHeader('Location', `${ctx.config.PUBLIC_BASE_URL}/v1/generations/${record.id}`);
     res.status(isTerminal(record.status) && wait !== undefined ? 200 : 202).json(present(record));
   });

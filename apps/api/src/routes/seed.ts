@@ -16,7 +16,7 @@ export function seedRouter(ctx: ApiContext, service: GenerationsService, json: R
   router.post('/api/odin/v3/tools/image-generator', requireContentType('application/json'), json, async (req, res) => {
     const request = parseBody(generationRequestSchema, req.body);
     await enforceSubmissionRate(ctx, req.tenant as string, res);
-    const record = await service.createAndWait(
+    const { record } = await service.createAndWait(
       req.tenant as string,
       { ...request, priority: 'normal' },
       ctx.config.SYNC_WAIT_TIMEOUT_MS,

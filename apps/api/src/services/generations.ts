@@ -10,6 +10,7 @@ import {
 } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { HttpProblem, notFound } from '../http/problem';
+import { claimIdempotencyKey } from './idempotency';
 
 /** Creating, reading, waiting on and cancelling generations, for one tenant at a time. */
 export class GenerationsService {
@@ -48,23 +49,56 @@ export class GenerationsService {
     }
   }
 
-  async create(tenant: string, input: CreateGenerationInput): Promise<GenerationRecord> {
+  /** With an idempotency key, a repeat returns the generation the key first made (`replayed`). */
+  async create(tenant: string, input: CreateGenerationInput, idempotencyKey?: string): Promise<{ record: GenerationRecord; replayed: boolean }> {
     const record = this.newRecord(tenant, input);
-    await this.enqueue(record);
-    return record;
+    const replay = await this.enqueueOnce(record, input, idempotencyKey);
+    return replay ? { record: replay, replayed: true } : { record, replayed: false };
+  }
+
+  /** Enqueues unless the idempotency key was used before; then answers the earlier generation. */
+  private async enqueueOnce(record: GenerationRecord, input: CreateGenerationInput, idempotencyKey?: string): Promise<GenerationRecord | null> {
+    if (idempotencyKey === undefined) {
+      await this.enqueue(record);
+      return null;
+    }
+    const claim = await claimIdempotencyKey(this.ctx, record.tenant, idempotencyKey, input, record.id);
+    if (claim.kind === 'replay') {
+      // the first request may still be writing its record
+      for (let i = 0; i < 50; i++) {
+        const existing = await this.ctx.store.getForTenant(claim.generationId, record.tenant);
+        if (existing) return existing;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw notFound(`Generation ${claim.generationId}`);
+    }
+    try {
+      await this.enqueue(record);
+    } catch (err) {
+      await claim.release().catch(() => undefined);
+      throw err;
+    }
+    return null;
   }
 
   /** Creates and waits up to `waitMs` for the end, woken by pub/sub; answers the latest record. */
-  async createAndWait(tenant: string, input: CreateGenerationInput, waitMs: number, aborted?: AbortSignal): Promise<GenerationRecord> {
-    const record = this.newRecord(tenant, input);
-    const watch = await watchGeneration(this.ctx.hub, this.ctx.store, this.ctx.keys, record.id);
+  async createAndWait(tenant: string, input: CreateGenerationInput, waitMs: number, aborted?: AbortSignal, idempotencyKey?: string): Promise<{ record: GenerationRecord; replayed: boolean }> {
+    let record = this.newRecord(tenant, input);
+    let watch = await watchGeneration(this.ctx.hub, this.ctx.store, this.ctx.keys, record.id);
+    let replayed = false;
     try {
-      await this.enqueue(record);
+      const replay = await this.enqueueOnce(record, input, idempotencyKey);
+      if (replay) {
+        await watch.close();
+        record = replay;
+        replayed = true;
+        watch = await watchGeneration(this.ctx.hub, this.ctx.store, this.ctx.keys, record.id);
+      }
       const latest = await Promise.race([
         watch.untilTerminal(waitMs),
         new Promise<null>((resolve) => aborted?.addEventListener('abort', () => resolve(null), { once: true })),
       ]);
-      return latest ?? record;
+      return { record: latest ?? record, replayed };
     } finally {
       await watch.close();
     }
