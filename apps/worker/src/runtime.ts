@@ -1,4 +1,4 @@
-import { createLogger, createRedis, EventHub, FsStorage, GenerationStore, keysFor, QUEUES, type Logger, type Storage } from '@imagegen/shared';
+import { createLogger, createRedis, EventHub, FsStorage, GenerationStore, keysFor, QUEUES, type GeneratorProvider, type Logger, type Storage } from '@imagegen/shared';
 import { Queue, type Worker } from 'bullmq';
 import type { WorkerConfig } from './config';
 import { listenForCancellations } from './generate/cancellations';
@@ -16,6 +16,8 @@ export interface WorkerRuntime {
 export interface WorkerOverrides {
   /** Another storage backend (object storage, or a fault-injecting one in tests). */
   storage?: Storage;
+  /** Another generator (benchmarks measure the pipeline around a fixed-cost one). */
+  provider?: GeneratorProvider;
 }
 
 /** Builds every consumer of the worker process from typed config. */
@@ -33,7 +35,7 @@ export async function startWorkerRuntime(
   const generateQueue = new Queue(QUEUES.generate, { connection: storeRedis, prefix: config.QUEUE_PREFIX });
   generateQueue.on('error', (err) => logger.warn('queue error', { error: err.message }));
   const cpu = new Semaphore(config.CPU_CONCURRENCY);
-  const provider = createProvider(config, cpu);
+  const provider = overrides.provider ?? createProvider(config, cpu);
   const service = new GenerationService(store, storage, provider, cpu, {
     timeoutMs: config.GENERATOR_TIMEOUT_MS,
     maxDownloadBytes: config.DOWNLOAD_MAX_BYTES,

@@ -1,0 +1,322 @@
+// imagegen benchmark: figures for the hot paths, each next to a raw baseline measured in
+// the same run on the same machine. Run with `npm run bench` (builds first).
+//
+//   1. thumbnails: one decode for every size (ours) vs raw sharp decoding per size
+//   2. enqueue:    POST /v1/generations over HTTP and the in-process create path vs raw BullMQ queue.add
+//   3. pipeline:   jobs/s through the full worker (records, stages, checkpoints, files) vs a raw
+//                  BullMQ worker doing the same image work with none of that
+//   4. waiting:    Prefer: wait woken by pub/sub vs polling GET every 100 ms
+import { createRequire } from 'node:module';
+import { mkdtemp, rm, mkdir, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+
+const require = createRequire(import.meta.url);
+const sharp = require('sharp');
+const { Queue, Worker, QueueEvents } = require('bullmq');
+const { Redis } = require('ioredis');
+const shared = require('@imagegen/shared');
+const workerPkg = require('@imagegen/worker');
+const apiPkg = require('@imagegen/api');
+const { rgbaToThumbHash } = require('thumbhash');
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const QUICK = process.argv.includes('--quick');
+const CORES = os.availableParallelism();
+const results = [];
+
+const fmt = (n, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : String(n));
+const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+function report(section, name, value, unit, baseline, note = '') {
+  const ratio = baseline ? value / baseline : undefined;
+  results.push({ section, name, value, unit, baseline, ratio, note });
+}
+async function timed(fn) {
+  const t0 = performance.now();
+  const out = await fn();
+  return { ms: performance.now() - t0, out };
+}
+async function runConcurrent(items, concurrency, fn) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        await fn(items[i], i);
+      }
+    }),
+  );
+}
+function rssSampler() {
+  let peak = process.memoryUsage().rss;
+  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 10);
+  return () => {
+    clearInterval(timer);
+    return peak;
+  };
+}
+
+// ---------------------------------------------------------------- 1. thumbnails
+async function naiveThumbnails(input, sizes) {
+  // what a straightforward build does: every size (and the placeholder) decodes the original again
+  const out = [];
+  for (const size of sizes) out.push(await sharp(input).rotate().resize(size, size, { fit: 'inside', withoutEnlargement: true }).webp({ quality: 80, effort: 4 }).toBuffer());
+  const tiny = await sharp(input).resize(100, 100, { fit: 'inside' }).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+  rgbaToThumbHash(tiny.info.width, tiny.info.height, tiny.data);
+  return out;
+}
+
+async function benchThumbnails() {
+  const sizes = [1024, 512, 256];
+  const opts = { sizes, format: 'webp', quality: 80, maxPixels: 8192 * 8192, placeholder: true };
+  const noise = (w, h) => sharp(randomBytes(w * h * 3), { raw: { width: w, height: h, channels: 3 } }).blur(1.2);
+  const inputs = [
+    ['1344×768 PNG (builtin size)', await noise(1344, 768).png().toBuffer()],
+    ['4096×2304 JPEG (large upstream)', await noise(4096, 2304).jpeg({ quality: 90 }).toBuffer()],
+  ];
+  const rounds = QUICK ? 4 : 12;
+  for (const [label, input] of inputs) {
+    await workerPkg.makeThumbnails(input, opts); // warm-up
+    await naiveThumbnails(input, sizes);
+    const work = Array.from({ length: rounds }, (_, i) => i);
+    let stop = rssSampler();
+    const ours = await timed(() => runConcurrent(work, CORES, () => workerPkg.makeThumbnails(input, opts)));
+    const oursRss = stop();
+    stop = rssSampler();
+    const raw = await timed(() => runConcurrent(work, CORES, () => naiveThumbnails(input, sizes)));
+    const rawRss = stop();
+    const oursPerSec = (rounds / ours.ms) * 1000;
+    const rawPerSec = (rounds / raw.ms) * 1000;
+    report('thumbnails', `${label}: 3 sizes + thumbhash, ${CORES} at once`, oursPerSec, 'images/s', rawPerSec, 'baseline: raw sharp, one decode per size');
+    report('thumbnails', `${label}: peak RSS`, oursRss / 2 ** 20, 'MiB', rawRss / 2 ** 20, 'baseline: raw sharp');
+  }
+}
+
+// ---------------------------------------------------------------- helpers for Redis-backed sections
+async function deletePrefix(redis, prefix) {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length) await redis.del(...keys);
+  } while (cursor !== '0');
+}
+
+async function startApi(prefix, dataDir, extraEnv = {}) {
+  const port = 40000 + Math.floor(Math.random() * 20000);
+  const env = { REDIS_URL, QUEUE_PREFIX: prefix, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'silent', ADMIN_PASSWORD: 'bench', RATE_LIMIT_PER_MINUTE: '1000000', ...extraEnv };
+  const config = apiPkg.loadApiConfig(env);
+  const ctx = apiPkg.createApiContext(config, 'bench', shared.createLogger('api', 'silent'));
+  const server = await new Promise((resolve) => {
+    const s = apiPkg.createApp(ctx).listen(port, '127.0.0.1', () => resolve(s));
+  });
+  await ctx.queues.generate.waitUntilReady();
+  return {
+    env,
+    ctx,
+    base: `http://127.0.0.1:${port}`,
+    async close() {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+      await ctx.close();
+    },
+  };
+}
+
+// ---------------------------------------------------------------- 2. enqueue
+async function benchEnqueue() {
+  const n = QUICK ? 500 : 2000;
+  const redis = new Redis(REDIS_URL);
+  const rawPrefix = `bench-raw-${randomBytes(3).toString('hex')}`;
+  const prefix = `bench-api-${randomBytes(3).toString('hex')}`;
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'imagegen-bench-'));
+  try {
+    const rawQueue = new Queue('generate', { connection: new Redis(REDIS_URL, { maxRetriesPerRequest: null }), prefix: rawPrefix });
+    await rawQueue.waitUntilReady();
+    const items = Array.from({ length: n }, (_, i) => i);
+    const raw = await timed(() => runConcurrent(items, 16, (i) => rawQueue.add('generate', { topic: `t${i}`, style: 'PHOTOGRAPHIC', size: 'LANDSCAPE' })));
+    await rawQueue.close();
+
+    const api = await startApi(prefix, dataDir);
+    const latencies = [];
+    const http = await timed(() =>
+      runConcurrent(items, 16, async (i) => {
+        const t0 = performance.now();
+        const res = await fetch(`${api.base}/v1/generations`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ topic: `t${i}` }) });
+        await res.arrayBuffer();
+        if (res.status !== 202) throw new Error(`POST answered ${res.status}`);
+        latencies.push(performance.now() - t0);
+      }),
+    );
+    await api.close();
+    const rawRate = (n / raw.ms) * 1000;
+    report('enqueue', `POST /v1/generations over HTTP, 16 clients (${n})`, (n / http.ms) * 1000, 'req/s', rawRate, 'baseline: raw BullMQ queue.add, 16 at once');
+    report('enqueue', 'POST /v1/generations latency p50', pct(latencies, 50), 'ms');
+    report('enqueue', 'POST /v1/generations latency p99', pct(latencies, 99), 'ms');
+  } finally {
+    await deletePrefix(redis, rawPrefix);
+    await deletePrefix(redis, prefix);
+    await redis.quit();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------- 3. pipeline throughput
+function fixedProvider(png, delayMs) {
+  return {
+    name: 'builtin',
+    async generate(_req, ctx) {
+      if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
+      ctx.signal.throwIfAborted();
+      return { kind: 'bytes', data: png, contentType: 'image/png' };
+    },
+  };
+}
+
+async function benchPipeline() {
+  const n = QUICK ? 60 : 150;
+  const rounds = QUICK ? 1 : 2;
+  const png = await sharp(randomBytes(1344 * 768 * 3), { raw: { width: 1344, height: 768, channels: 3 } }).blur(1.2).png().toBuffer();
+  const thumbOpts = { sizes: [1024, 512, 256], format: 'webp', quality: 80, maxPixels: 8192 * 8192, placeholder: true };
+  const redis = new Redis(REDIS_URL);
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'imagegen-bench-'));
+  const prefixes = [];
+  const conn = () => new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+
+  // baseline: a raw BullMQ worker doing the same image work and file writes, nothing else
+  async function rawRun() {
+    const prefix = `bench-rawp-${randomBytes(3).toString('hex')}`;
+    prefixes.push(prefix);
+    const queue = new Queue('generate', { connection: conn(), prefix });
+    const events = new QueueEvents('generate', { connection: conn(), prefix });
+    await events.waitUntilReady();
+    let done = 0;
+    const finished = new Promise((resolve) => events.on('completed', () => ++done === n && resolve()));
+    const worker = new Worker(
+      'generate',
+      async (job) => {
+        const dir = path.join(dataDir, prefix, job.id);
+        await mkdir(dir, { recursive: true });
+        await writeFile(path.join(dir, 'original.png'), png);
+        const { thumbnails } = await workerPkg.makeThumbnails(png, thumbOpts);
+        for (const t of thumbnails) await writeFile(path.join(dir, `thumb-${t.size}.webp`), t.data);
+        return true;
+      },
+      { connection: conn(), prefix, concurrency: 32, autorun: false },
+    );
+    await queue.addBulk(Array.from({ length: n }, (_, i) => ({ name: 'generate', data: { i } })));
+    const { ms } = await timed(async () => {
+      void worker.run();
+      await finished;
+    });
+    await Promise.all([worker.close(), events.close(), queue.close()]);
+    return (n / ms) * 1000;
+  }
+
+  // ours: the API creates the generations, the full worker runs them (records, stages, checkpoints, files)
+  async function oursRun() {
+    const prefix = `bench-pipe-${randomBytes(3).toString('hex')}`;
+    prefixes.push(prefix);
+    const api = await startApi(prefix, dataDir);
+    const ids = [];
+    for (let i = 0; i < n; i++) {
+      const res = await fetch(`${api.base}/v1/generations`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ topic: `p${i}` }) });
+      ids.push((await res.json()).id);
+    }
+    const config = workerPkg.loadWorkerConfig({ ...api.env, WORKER_CONCURRENCY: '32', ...(process.env.BENCH_CPU ? { CPU_CONCURRENCY: process.env.BENCH_CPU } : {}) });
+    const events = new QueueEvents('generate', { connection: conn(), prefix });
+    await events.waitUntilReady();
+    let done = 0;
+    const finished = new Promise((resolve) => events.on('completed', () => ++done === n && resolve()));
+    const { ms } = await timed(async () => {
+      const runtime = await workerPkg.startWorkerRuntime(config, shared.createLogger('worker', 'silent'), { provider: fixedProvider(png, 0) });
+      await finished;
+      await runtime.close();
+    });
+    await events.close();
+    const last = await api.ctx.store.get(ids[n - 1]);
+    if (last?.status !== 'completed') throw new Error(`last generation is ${last?.status}`);
+    await api.close();
+    return (n / ms) * 1000;
+  }
+
+  try {
+    let raw = 0;
+    let ours = 0;
+    for (let r = 0; r < rounds; r++) {
+      raw = Math.max(raw, await rawRun());
+      ours = Math.max(ours, await oursRun());
+    }
+    report('pipeline', `generations/s, 1 worker, 32 concurrent, ${n} jobs, best of ${rounds}`, ours, 'jobs/s', raw, 'baseline: raw BullMQ worker, same image work and writes');
+  } finally {
+    for (const p of prefixes) await deletePrefix(redis, p);
+    await redis.quit();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------- 4. waiting
+async function benchWaiting() {
+  const n = QUICK ? 10 : 30;
+  const delayMs = 200;
+  const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: '#369' } }).png().toBuffer();
+  const redis = new Redis(REDIS_URL);
+  const prefix = `bench-wait-${randomBytes(3).toString('hex')}`;
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'imagegen-bench-'));
+  try {
+    const api = await startApi(prefix, dataDir);
+    const config = workerPkg.loadWorkerConfig({ ...api.env, THUMBNAIL_SIZES: '32' });
+    const runtime = await workerPkg.startWorkerRuntime(config, shared.createLogger('worker', 'silent'), { provider: fixedProvider(png, delayMs) });
+    const post = (headers = {}) =>
+      fetch(`${api.base}/v1/generations`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify({ topic: 'wait' }) }).then((r) => r.json());
+    const overWait = [];
+    const overPoll = [];
+    for (let i = 0; i < n; i++) {
+      let t0 = performance.now();
+      const g = await post({ Prefer: 'wait=30' });
+      const t1 = performance.now();
+      if (g.status !== 'completed') throw new Error('wait did not complete');
+      overWait.push(t1 - t0 - (Date.parse(g.completedAt) - Date.parse(g.createdAt)));
+
+      t0 = performance.now();
+      const created = await post();
+      let final;
+      for (;;) {
+        final = await fetch(`${api.base}/v1/generations/${created.id}`).then((r) => r.json());
+        if (final.status === 'completed') break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      overPoll.push(performance.now() - t0 - (Date.parse(final.completedAt) - Date.parse(final.createdAt)));
+    }
+    await runtime.close();
+    await api.close();
+    report('waiting', `answer after completion, Prefer: wait (pub/sub), p50 of ${n}`, pct(overWait, 50), 'ms', pct(overPoll, 50), 'baseline: client polling GET every 100 ms');
+    report('waiting', 'answer after completion, Prefer: wait, p99', pct(overWait, 99), 'ms', pct(overPoll, 99), 'baseline: polling, p99');
+  } finally {
+    await deletePrefix(redis, prefix);
+    await redis.quit();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------- main
+const sections = { thumbnails: benchThumbnails, enqueue: benchEnqueue, pipeline: benchPipeline, waiting: benchWaiting };
+const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+console.log(`imagegen bench — node ${process.version}, ${CORES} cores, sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips}), UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? 4}${QUICK ? ', quick' : ''}`);
+for (const [name, fn] of Object.entries(sections)) {
+  if (only && !only.includes(name)) continue;
+  const t0 = performance.now();
+  await fn();
+  console.log(`  ${name} done in ${fmt((performance.now() - t0) / 1000)} s`);
+}
+console.log('\n| section | measure | imagegen | baseline | ratio | baseline is |');
+console.log('|---|---|---|---|---|---|');
+for (const r of results) {
+  console.log(`| ${r.section} | ${r.name} | ${fmt(r.value)} ${r.unit} | ${r.baseline !== undefined ? `${fmt(r.baseline)} ${r.unit}` : '—'} | ${r.ratio !== undefined ? `${fmt(r.ratio, 2)}×` : '—'} | ${r.note || '—'} |`);
+}
+process.exit(0);
