@@ -12,7 +12,8 @@ export class BuiltinProvider implements GeneratorProvider {
   async generate(request: GenerationRequest, ctx: GenerateContext): Promise<GeneratedImage> {
     ctx.signal.throwIfAborted();
     const { svg } = composeScene(request);
-    const { data } = await this.cpu.run(() => rasterizeSvg(svg));
+    // every scene paints its whole canvas
+    const { data } = await this.cpu.run(() => rasterizeSvg(svg, { opaque: true }));
     return { kind: 'bytes', data, contentType: 'image/png' };
   }
 }

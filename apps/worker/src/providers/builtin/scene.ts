@@ -25,9 +25,13 @@ const RENDERERS: Record<Style, StyleRenderer> = {
 
 /**
  * Deterministic stand-in for a real model: the topic only ever feeds a hash, so
- * the output is safe for any input and identical across runs and machines.
+ * the output is safe for any input and byte-identical from run to run.
  */
 export function composeScene(input: { topic: string; style: Style; size: Size }): { svg: string; width: number; height: number } {
+  // The types already forbid other values; this guards callers that skip validation in plain JS.
+  if (!Object.hasOwn(DIMENSIONS, input.size) || !Object.hasOwn(RENDERERS, input.style)) {
+    throw new RangeError(`composeScene: unsupported style/size ${JSON.stringify([input.style, input.size]).slice(0, 80)}`);
+  }
   const { width, height } = DIMENSIONS[input.size];
   // style and size are closed enums at the end of the key, so no topic can collide with another key.
   const rng = createRng(seedFromKey(`${input.topic}|${input.style}|${input.size}`));

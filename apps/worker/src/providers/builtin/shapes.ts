@@ -6,26 +6,30 @@ import type { Point } from './svg';
  * reads as a fir tree even as a flat silhouette.
  */
 export function coniferOutline(rng: Rng, x: number, ground: number, height: number, width: number): Point[] {
-  const tiers = rng.int(6, 9);
-  const trunk = height * 0.08;
+  const tiers = Math.max(5, Math.min(14, Math.round(height / 14)));
+  const trunk = height * 0.07;
+  const crown = height - trunk;
+  const lean = rng.jitter(width * 0.06);
   const left: Point[] = [];
   const right: Point[] = [];
   for (let i = 0; i < tiers; i++) {
-    const t = i / tiers;
-    const y = ground - trunk - (height - trunk) * t;
-    const half = (width / 2) * (1 - t) ** 0.9;
-    const tipDrop = ((height - trunk) / tiers) * 0.35;
-    left.push({ x: x - half * rng.range(0.9, 1.1), y: y + rng.jitter(tipDrop * 0.3) });
-    left.push({ x: x - half * 0.45, y: y - tipDrop * 1.4 });
-    right.push({ x: x + half * rng.range(0.9, 1.1), y: y + rng.jitter(tipDrop * 0.3) });
-    right.push({ x: x + half * 0.45, y: y - tipDrop * 1.4 });
+    const t = (i + rng.jitter(0.2)) / tiers;
+    const y = ground - trunk - crown * t;
+    // Slightly convex taper, and each side's branch has its own reach and droop.
+    const half = (width / 2) * (1 - t) ** 0.85;
+    const step = crown / tiers;
+    const axis = x + lean * t;
+    left.push({ x: axis - half * rng.range(0.75, 1.15), y: y + step * rng.range(0, 0.3) });
+    left.push({ x: axis - half * rng.range(0.3, 0.55), y: y - step * rng.range(0.5, 0.9) });
+    right.push({ x: axis + half * rng.range(0.75, 1.15), y: y + step * rng.range(0, 0.3) });
+    right.push({ x: axis + half * rng.range(0.3, 0.55), y: y - step * rng.range(0.5, 0.9) });
   }
   const trunkHalf = width * 0.05;
   return [
     { x: x - trunkHalf, y: ground },
     { x: x - trunkHalf, y: ground - trunk },
     ...left,
-    { x, y: ground - height },
+    { x: x + lean, y: ground - height },
     ...right.reverse(),
     { x: x + trunkHalf, y: ground - trunk },
     { x: x + trunkHalf, y: ground },

@@ -33,26 +33,31 @@ export function polyPath(pts: readonly Point[], closed = true): string {
 
 /** Catmull-Rom through the points, emitted as cubic Béziers so librsvg draws it natively. */
 export function smoothPath(pts: readonly Point[], closed = false, tension = 1): string {
+  const first = pts[0];
+  if (!first || pts.length < 2) return '';
+  return `M${fmt(first.x)} ${fmt(first.y)}` + smoothSegments(pts, closed, tension) + (closed ? 'Z' : '');
+}
+
+/** The curve commands only, for splicing several curves into one outline. */
+export function smoothSegments(pts: readonly Point[], closed = false, tension = 1): string {
   const n = pts.length;
-  if (n < 2) return '';
   const at = (i: number): Point => {
     const idx = closed ? ((i % n) + n) % n : Math.min(n - 1, Math.max(0, i));
     return pts[idx] as Point;
   };
-  const first = at(0);
-  let d = `M${fmt(first.x)} ${fmt(first.y)}`;
+  let d = '';
   const segments = closed ? n : n - 1;
+  const k = tension / 6;
   for (let i = 0; i < segments; i++) {
     const p0 = at(i - 1);
     const p1 = at(i);
     const p2 = at(i + 1);
     const p3 = at(i + 2);
-    const k = tension / 6;
     d +=
       `C${fmt(p1.x + (p2.x - p0.x) * k)} ${fmt(p1.y + (p2.y - p0.y) * k)} ` +
       `${fmt(p2.x - (p3.x - p1.x) * k)} ${fmt(p2.y - (p3.y - p1.y) * k)} ${fmt(p2.x)} ${fmt(p2.y)}`;
   }
-  return closed ? d + 'Z' : d;
+  return d;
 }
 
 export function document(width: number, height: number, defs: string, body: string): string {
