@@ -33,7 +33,7 @@ function parseApiKeys(raw: string): ApiKey[] {
 
 export type ApiConfig = ReturnType<typeof loadApiConfig>;
 
-export function loadApiConfig(env: Record<string, string | undefined>) {
+export function loadApiConfig(env: Record<string, string | undefined> = process.env) {
   const raw = parseEnv(apiEnvSchema, env);
   return {
     ...raw,

@@ -5,7 +5,7 @@ import { loadApiConfig } from './config';
 import { createApiContext } from './context';
 
 function main(): void {
-  const config = loadApiConfig(process.env);
+  const config = loadApiConfig();
   const logger = createLogger('api', config.LOG_LEVEL);
   let adminPassword = config.ADMIN_PASSWORD;
   if (!adminPassword) {

@@ -41,7 +41,7 @@ const DEFAULT_GENERATOR_URLS = {
   openai: 'https://api.openai.com/v1/images/generations',
 } as const;
 
-export function loadWorkerConfig(env: Record<string, string | undefined>) {
+export function loadWorkerConfig(env: Record<string, string | undefined> = process.env) {
   const raw = parseEnv(workerEnvSchema, env);
   return {
     ...raw,

@@ -3,7 +3,7 @@ import { loadWorkerConfig } from './config';
 import { startWorkerRuntime } from './runtime';
 
 async function main(): Promise<void> {
-  const config = loadWorkerConfig(process.env);
+  const config = loadWorkerConfig();
   const logger = createLogger('worker', config.LOG_LEVEL);
   const runtime = await startWorkerRuntime(config, logger);
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
