@@ -64,7 +64,6 @@ export const commonEnvShape = {
   LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
   /** How long finished generation records stay readable. */
   RECORD_RETENTION_HOURS: envInt(24 * 30, 1),
-  WEBHOOK_SECRET: envOptionalString(),
 };
 
 /** Retry policy of generations: the API sets it on each job, workers apply it. */
