@@ -31,7 +31,13 @@ export async function startWorkerRuntime(
   const storeRedis = createRedis(config.REDIS_URL, 'worker', 'imagegen-worker-store');
   const subscriber = createRedis(config.REDIS_URL, 'subscriber', 'imagegen-worker-sub');
   const store = new GenerationStore(storeRedis, keys, config.RECORD_RETENTION_HOURS * 3600);
-  const storage = overrides.storage ?? new FsStorage(config.DATA_DIR);
+  const fsStorage = new FsStorage(config.DATA_DIR);
+  const storage = overrides.storage ?? fsStorage;
+  // files half-written by a worker killed mid-write; never shown, since records point at final names
+  void fsStorage.sweepTemporary(10 * 60_000).then(
+    (n) => n > 0 && logger.info('removed stale temporary files', { count: n }),
+    () => undefined,
+  );
   const generateQueue = new Queue(QUEUES.generate, { connection: storeRedis, prefix: config.QUEUE_PREFIX });
   generateQueue.on('error', (err) => logger.warn('queue error', { error: err.message }));
   const cpu = new Semaphore(config.CPU_CONCURRENCY);

@@ -12,6 +12,8 @@ import type { ApiContext } from '../context';
 import { HttpProblem, notFound } from '../http/problem';
 import { claimIdempotencyKey } from './idempotency';
 
+const PROVISIONAL_RECORD_SECONDS = 600;
+
 /** Creating, reading, waiting on and cancelling generations, for one tenant at a time. */
 export class GenerationsService {
   constructor(private readonly ctx: ApiContext) {}
@@ -35,13 +37,15 @@ export class GenerationsService {
 
   private async enqueue(record: GenerationRecord): Promise<void> {
     const { store, queues, config } = this.ctx;
-    await store.create(record);
+    // provisional until its job exists: if Redis goes away in between, the record expires
+    await store.create(record, PROVISIONAL_RECORD_SECONDS);
     try {
       await queues.generate.add(
         JOBS.generate.name,
         { generationId: record.id, tenant: record.tenant },
         generateJobOptions(record.id, record.priority, { maxAttempts: config.GENERATOR_MAX_ATTEMPTS, backoffMs: config.GENERATOR_BACKOFF_MS }),
       );
+      await store.confirm(record.id);
     } catch (err) {
       // no job, no record: a generation that cannot run must not sit "queued" forever
       await this.ctx.redis.del(this.ctx.keys.generation(record.id)).catch(() => undefined);

@@ -1,5 +1,5 @@
 import { ERROR_CODES, GenerationFailure, type GeneratedImage, type GenerateContext, type GenerationRequest, type GeneratorProvider } from '@imagegen/shared';
-import { classifyHttpFailure, fetchWithTimeout, readText } from './http';
+import { classifyHttpFailure, fetchText } from './http';
 
 /**
  * The seed protocol: POST `{ topic, style, size }` with `Authorization: <key>`, answer
@@ -14,8 +14,8 @@ export class AiStudiosProvider implements GeneratorProvider {
     const headers: Record<string, string> = { 'Content-Type': 'application/json', Accept: 'application/json' };
     if (this.opts.apiKey) headers.Authorization = this.opts.apiKey;
     const body = JSON.stringify({ topic: request.topic, style: request.style, size: request.size });
-    const { res, signal } = await fetchWithTimeout(this.opts.url, { method: 'POST', headers, body }, ctx.signal, this.opts.timeoutMs, 'Upstream call');
-    const text = await readText(res, signal, this.opts.timeoutMs, 'Upstream call');
+    const res = await fetchText(this.opts.url, { method: 'POST', headers, body }, ctx.signal, { what: 'Upstream call', timeoutMs: this.opts.timeoutMs });
+    const text = res.text;
     if (!res.ok) throw classifyHttpFailure(res.status, res.headers, text);
     let parsed: unknown;
     try {

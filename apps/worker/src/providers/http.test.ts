@@ -1,4 +1,4 @@
-import { classifyHttpFailure, parseRetryAfter } from './http';
+import { classifyHttpFailure, parseRetryAfter, withDeadline } from './http';
 
 it('parses Retry-After as seconds or an HTTP date', () => {
   const now = Date.parse('2026-01-01T00:00:00Z');
@@ -26,4 +26,31 @@ it.each([
   const f = classifyHttpFailure(status, new Headers({ 'retry-after': '2' }), body);
   expect({ code: f.code, retryable: f.retryable }).toEqual({ code, retryable });
   if (retryable) expect(f.retryAfterMs).toBe(2000);
+});
+
+describe('withDeadline', () => {
+  const never = () => new Promise<never>(() => undefined);
+
+  it('rejects on time even when the operation ignores its signal', async () => {
+    const t0 = Date.now();
+    await expect(withDeadline(new AbortController().signal, { what: 'Upstream call', timeoutMs: 80 }, never)).rejects.toMatchObject({ code: 'upstream_timeout', retryable: true });
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(75);
+    expect(Date.now() - t0).toBeLessThan(1000);
+  });
+
+  it('uses the given timeout code (downloads)', async () => {
+    await expect(withDeadline(new AbortController().signal, { what: 'Download', timeoutMs: 10, timeoutCode: 'download_timeout' }, never)).rejects.toMatchObject({ code: 'download_timeout' });
+  });
+
+  it('a cancelled caller ends it at once as cancelled, not retryable', async () => {
+    const parent = new AbortController();
+    const pending = withDeadline(parent.signal, { what: 'Upstream call', timeoutMs: 60_000 }, never);
+    setTimeout(() => parent.abort(), 10);
+    await expect(pending).rejects.toMatchObject({ code: 'cancelled', retryable: false });
+  });
+
+  it('passes results and classified failures through, and network errors become connection errors', async () => {
+    expect(await withDeadline(new AbortController().signal, { what: 'x', timeoutMs: 1000 }, async () => 42)).toBe(42);
+    await expect(withDeadline(new AbortController().signal, { what: 'x', timeoutMs: 1000 }, () => fetch('http://127.0.0.1:1/'))).rejects.toMatchObject({ code: 'upstream_connection_error', retryable: true });
+  });
 });

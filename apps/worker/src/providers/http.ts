@@ -1,4 +1,4 @@
-import { ERROR_CODES, GenerationFailure } from '@imagegen/shared';
+import { ERROR_CODES, GenerationFailure, type ErrorCode } from '@imagegen/shared';
 
 /** Parses Retry-After (delta-seconds or an HTTP date) into milliseconds. */
 export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
@@ -24,42 +24,67 @@ export function classifyHttpFailure(status: number, headers: Headers, body: stri
   return new GenerationFailure(ERROR_CODES.rejected, message, false);
 }
 
-/** Classifies a thrown fetch error: our own timeout, a cancellation, or a network failure. */
-export function classifyFetchError(err: unknown, signal: AbortSignal, timeoutMs: number, what = 'Upstream call'): GenerationFailure {
-  if (err instanceof GenerationFailure) return err;
-  const reason: unknown = signal.reason;
-  if (signal.aborted && reason instanceof GenerationFailure) return reason;
-  if (signal.aborted && (reason as Error | undefined)?.name === 'TimeoutError') {
-    return new GenerationFailure(ERROR_CODES.timeout, `${what} timed out after ${timeoutMs} ms`, true);
+class DeadlineExceeded extends Error {
+  override readonly name = 'TimeoutError';
+}
+
+export interface DeadlineOptions {
+  /** Names the operation in error messages, e.g. "Upstream call". */
+  what: string;
+  timeoutMs: number;
+  /** Code of a timeout (upstream_timeout unless said otherwise). */
+  timeoutCode?: ErrorCode;
+}
+
+/**
+ * Runs one outbound operation (request and body) under a deadline and the caller's signal.
+ * The timer is an ordinary strong timer, and the operation is raced against it, so the
+ * deadline holds even if the HTTP client drops the signal (AbortSignal.timeout and signal
+ * following are both weakly held in Node and can be lost to GC). Failures come out classified.
+ */
+export async function withDeadline<T>(parent: AbortSignal, opts: DeadlineOptions, op: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new DeadlineExceeded(`${opts.what} timed out after ${opts.timeoutMs} ms`)), opts.timeoutMs);
+  const onParentAbort = () => controller.abort(parent.reason);
+  if (parent.aborted) onParentAbort();
+  else parent.addEventListener('abort', onParentAbort, { once: true });
+  let stop: (reason: unknown) => void = () => undefined;
+  const stopped = new Promise<never>((_, reject) => (stop = reject));
+  stopped.catch(() => undefined);
+  if (controller.signal.aborted) stop(controller.signal.reason);
+  else controller.signal.addEventListener('abort', () => stop(controller.signal.reason), { once: true });
+  try {
+    return await Promise.race([op(controller.signal), stopped]);
+  } catch (err) {
+    throw classify(err, controller.signal, parent, opts);
+  } finally {
+    clearTimeout(timer);
+    parent.removeEventListener('abort', onParentAbort);
   }
-  if (signal.aborted) return new GenerationFailure(ERROR_CODES.cancelled, `${what} aborted`, false);
+}
+
+function classify(err: unknown, signal: AbortSignal, parent: AbortSignal, opts: DeadlineOptions): GenerationFailure {
+  if (err instanceof GenerationFailure) return err;
+  if (parent.aborted) {
+    return parent.reason instanceof GenerationFailure ? parent.reason : new GenerationFailure(ERROR_CODES.cancelled, `${opts.what} aborted`, false);
+  }
+  if (signal.aborted && signal.reason instanceof DeadlineExceeded) {
+    return new GenerationFailure(opts.timeoutCode ?? ERROR_CODES.timeout, signal.reason.message, true);
+  }
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;
   const why = cause?.code ?? cause?.message ?? (err as Error).message;
-  return new GenerationFailure(ERROR_CODES.connection, `${what} failed: ${why}`, true);
+  return new GenerationFailure(ERROR_CODES.connection, `${opts.what} failed: ${why}`, true);
 }
 
-/** One upstream call: a fresh timeout joined with the caller's signal. */
-export async function fetchWithTimeout(
+/** A request and its whole body, within one deadline. */
+export function fetchText(
   url: string,
   init: RequestInit,
-  signal: AbortSignal,
-  timeoutMs: number,
-  what: string,
-): Promise<{ res: Response; signal: AbortSignal }> {
-  const combined = AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]);
-  try {
-    const res = await fetch(url, { ...init, signal: combined });
-    return { res, signal: combined };
-  } catch (err) {
-    throw classifyFetchError(err, combined, timeoutMs, what);
-  }
-}
-
-/** Reads a body as text within the same signal; a failure mid-body is classified like any other. */
-export async function readText(res: Response, signal: AbortSignal, timeoutMs: number, what: string): Promise<string> {
-  try {
-    return await res.text();
-  } catch (err) {
-    throw classifyFetchError(err, signal, timeoutMs, what);
-  }
+  parent: AbortSignal,
+  opts: DeadlineOptions,
+): Promise<{ status: number; ok: boolean; headers: Headers; text: string }> {
+  return withDeadline(parent, opts, async (signal) => {
+    const res = await fetch(url, { ...init, signal });
+    return { status: res.status, ok: res.ok, headers: res.headers, text: await res.text() };
+  });
 }

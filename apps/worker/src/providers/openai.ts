@@ -1,5 +1,5 @@
 import { ERROR_CODES, GenerationFailure, type GeneratedImage, type GenerateContext, type GenerationRequest, type GeneratorProvider, type Size, type Style } from '@imagegen/shared';
-import { classifyHttpFailure, fetchWithTimeout, readText } from './http';
+import { classifyHttpFailure, fetchText } from './http';
 
 const OPENAI_SIZES: Record<Size, string> = { LANDSCAPE: '1536x1024', PORTRAIT: '1024x1536', SQUARE: '1024x1024' };
 
@@ -24,8 +24,8 @@ export class OpenAiProvider implements GeneratorProvider {
     const headers: Record<string, string> = { 'Content-Type': 'application/json' };
     if (this.opts.apiKey) headers.Authorization = `Bearer ${this.opts.apiKey}`;
     const body = JSON.stringify({ model: this.opts.model, prompt: openAiPrompt(request), n: 1, size: OPENAI_SIZES[request.size] });
-    const { res, signal } = await fetchWithTimeout(this.opts.url, { method: 'POST', headers, body }, ctx.signal, this.opts.timeoutMs, 'Upstream call');
-    const text = await readText(res, signal, this.opts.timeoutMs, 'Upstream call');
+    const res = await fetchText(this.opts.url, { method: 'POST', headers, body }, ctx.signal, { what: 'Upstream call', timeoutMs: this.opts.timeoutMs });
+    const text = res.text;
     if (!res.ok) throw classifyHttpFailure(res.status, res.headers, text);
     let parsed: { data?: Array<{ url?: unknown; b64_json?: unknown }> };
     try {

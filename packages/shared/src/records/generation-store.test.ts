@@ -133,3 +133,16 @@ it('lists newest first with a cursor, filters by status and prunes expired entri
   const cancelled = await store.list(tenant, { limit: 10, status: 'cancelled' });
   expect(cancelled.records.map((r) => r.id)).toEqual([made[1]!.id]);
 });
+
+it('a provisional record expires unless confirmed or touched by a worker', async () => {
+  const a = record();
+  const b = record();
+  const c = record();
+  for (const r of [a, b, c]) await store.create(r, 600);
+  for (const r of [a, b, c]) expect(await redis.ttl(keys.generation(r.id))).toBeGreaterThan(500);
+  await store.confirm(a.id);
+  await store.markActive(b.id, 1);
+  expect(await redis.ttl(keys.generation(a.id))).toBe(-1);
+  expect(await redis.ttl(keys.generation(b.id))).toBe(-1);
+  expect(await redis.ttl(keys.generation(c.id))).toBeGreaterThan(500);
+});

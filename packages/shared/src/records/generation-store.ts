@@ -45,13 +45,20 @@ export class GenerationStore {
     this.redis = redis as TransitionRedis;
   }
 
-  async create(record: GenerationRecord): Promise<void> {
-    await this.redis
-      .multi()
-      .hset(this.keys.generation(record.id), ...encodeFields(record))
-      .zadd(this.keys.tenantGenerations(record.tenant), 0, record.id)
-      .exec()
-      .then(throwOnMultiError);
+  /**
+   * Writes a new record. With `provisionalSeconds` it expires unless `confirm`ed (or touched by
+   * a worker) in time, so a record whose job never got enqueued cannot sit "queued" forever.
+   */
+  async create(record: GenerationRecord, provisionalSeconds?: number): Promise<void> {
+    const key = this.keys.generation(record.id);
+    const multi = this.redis.multi().hset(key, ...encodeFields(record));
+    if (provisionalSeconds) multi.expire(key, provisionalSeconds);
+    await multi.zadd(this.keys.tenantGenerations(record.tenant), 0, record.id).exec().then(throwOnMultiError);
+  }
+
+  /** The record's job exists: keep it until it ends. */
+  async confirm(id: string): Promise<void> {
+    await this.redis.persist(this.keys.generation(id));
   }
 
   /** Creates many records in one round trip per chunk. */

@@ -2,6 +2,7 @@
  * Atomic record update. Refuses to touch a record that is already terminal, so a late
  * worker write can never resurrect a cancelled or finished generation. `progress` only
  * rises; a field named `?x` is set only when absent; an empty value deletes the field.
+ * Terminal records get their retention TTL; others lose any provisional one.
  *
  * KEYS[1] record hash
  * ARGV[1] channel, ARGV[2] event type ('' = publish nothing), ARGV[3] retention seconds,
@@ -29,6 +30,9 @@ for i = 4, #ARGV, 2 do
 end
 if status == 'completed' or status == 'failed' or status == 'cancelled' then
   redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+else
+  -- a worker touching the record proves its job exists: drop any provisional expiry
+  redis.call('PERSIST', KEYS[1])
 end
 if ARGV[2] ~= '' then
   redis.call('PUBLISH', ARGV[1], '{"type":"' .. ARGV[2] .. '","status":"' .. status .. '"}')

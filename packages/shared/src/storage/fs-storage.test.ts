@@ -27,6 +27,19 @@ it('refuses keys that could leave the storage root', async () => {
   expect(await storage.stat('tokenAAAAAAAA/missing.png')).toBeNull();
 });
 
+it('sweeps only stale temporary files', async () => {
+  const { utimes, writeFile, mkdir } = await import('node:fs/promises');
+  const tokenDir = path.join(dir, 'files', 'tokenCCCCCCCC');
+  await mkdir(tokenDir, { recursive: true });
+  await writeFile(path.join(tokenDir, 'original.png.ab12.tmp'), 'half');
+  await writeFile(path.join(tokenDir, 'thumb-256.webp.cd34.tmp'), 'in progress');
+  await writeFile(path.join(tokenDir, 'original.png'), 'whole');
+  const old = new Date(Date.now() - 3_600_000);
+  await utimes(path.join(tokenDir, 'original.png.ab12.tmp'), old, old);
+  expect(await storage.sweepTemporary(600_000)).toBe(1);
+  expect((await readdir(tokenDir)).sort()).toEqual(['original.png', 'thumb-256.webp.cd34.tmp']);
+});
+
 it('removes a prefix and knows content types', async () => {
   await storage.put('tokenBBBBBBBB/thumb-256.webp', Buffer.from('x'));
   await storage.removePrefix('tokenBBBBBBBB');

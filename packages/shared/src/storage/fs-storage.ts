@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -48,6 +48,32 @@ export class FsStorage implements Storage {
 
   createReadStream(key: string): Readable {
     return createReadStream(this.pathFor(key));
+  }
+
+  /**
+   * Removes temporary files left by a process killed mid-write. Only old ones: other
+   * workers sharing the directory may be writing right now. Returns how many were removed.
+   */
+  async sweepTemporary(olderThanMs: number, now = Date.now()): Promise<number> {
+    let removed = 0;
+    let dirs: string[];
+    try {
+      dirs = await readdir(this.root);
+    } catch {
+      return 0;
+    }
+    for (const dir of dirs) {
+      const files = await readdir(path.join(this.root, dir)).catch(() => [] as string[]);
+      for (const file of files.filter((f) => f.endsWith('.tmp'))) {
+        const full = path.join(this.root, dir, file);
+        const s = await stat(full).catch(() => null);
+        if (s && now - s.mtimeMs > olderThanMs) {
+          await rm(full, { force: true });
+          removed++;
+        }
+      }
+    }
+    return removed;
   }
 
   async removePrefix(prefix: string): Promise<void> {
