@@ -10,6 +10,8 @@ import { createRequire } from 'node:module';
 import { mkdtemp, rm, mkdir, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
+import net from 'node:net';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 
@@ -107,13 +109,25 @@ async function deletePrefix(redis, prefix) {
   } while (cursor !== '0');
 }
 
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
 async function startApi(prefix, dataDir, extraEnv = {}) {
-  const port = 40000 + Math.floor(Math.random() * 20000);
+  const port = await freePort();
   const env = { REDIS_URL, QUEUE_PREFIX: prefix, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'silent', ADMIN_PASSWORD: 'bench', RATE_LIMIT_PER_MINUTE: '1000000', ...extraEnv };
   const config = apiPkg.loadApiConfig(env);
   const ctx = apiPkg.createApiContext(config, 'bench', shared.createLogger('api', 'silent'));
-  const server = await new Promise((resolve) => {
+  const server = await new Promise((resolve, reject) => {
     const s = apiPkg.createApp(ctx).listen(port, '127.0.0.1', () => resolve(s));
+    s.on('error', reject);
   });
   await ctx.queues.generate.waitUntilReady();
   return {
@@ -129,6 +143,35 @@ async function startApi(prefix, dataDir, extraEnv = {}) {
 }
 
 // ---------------------------------------------------------------- 2. enqueue
+const LOAD_CLIENT = `
+const [url, n, concurrency] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
+const lat = [];
+let next = 0;
+const t0 = performance.now();
+await Promise.all(Array.from({ length: concurrency }, async () => {
+  while (next < n) {
+    const i = next++;
+    const s = performance.now();
+    const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ topic: 'load ' + i }) });
+    await res.arrayBuffer();
+    if (res.status !== 202) { console.error('status ' + res.status); process.exit(1); }
+    lat.push(performance.now() - s);
+  }
+}));
+const ms = performance.now() - t0;
+lat.sort((a, b) => a - b);
+console.log(JSON.stringify({ rate: (n / ms) * 1000, p50: lat[Math.floor(n * 0.5)], p99: lat[Math.floor(n * 0.99)] }));
+`;
+
+function httpLoad(url, n, concurrency) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', LOAD_CLIENT, url, String(n), String(concurrency)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load client exited ${code}`))));
+  });
+}
+
 async function benchEnqueue() {
   const n = QUICK ? 500 : 2000;
   const redis = new Redis(REDIS_URL);
@@ -143,21 +186,18 @@ async function benchEnqueue() {
     await rawQueue.close();
 
     const api = await startApi(prefix, dataDir);
-    const latencies = [];
-    const http = await timed(() =>
-      runConcurrent(items, 16, async (i) => {
-        const t0 = performance.now();
-        const res = await fetch(`${api.base}/v1/generations`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ topic: `t${i}` }) });
-        await res.arrayBuffer();
-        if (res.status !== 202) throw new Error(`POST answered ${res.status}`);
-        latencies.push(performance.now() - t0);
-      }),
-    );
+    // in-process: validation done, the Redis work of a submission (rate limit, record, job)
+    const service = new apiPkg.GenerationsService(api.ctx);
+    const input = { style: 'PHOTOGRAPHIC', size: 'LANDSCAPE', priority: 'normal' };
+    const direct = await timed(() => runConcurrent(items, 16, (i) => service.create('default', { ...input, topic: `d${i}` })));
+    // over HTTP, from another process so the client does not share the server's event loop
+    const http = await httpLoad(`${api.base}/v1/generations`, n, 16);
     await api.close();
     const rawRate = (n / raw.ms) * 1000;
-    report('enqueue', `POST /v1/generations over HTTP, 16 clients (${n})`, (n / http.ms) * 1000, 'req/s', rawRate, 'baseline: raw BullMQ queue.add, 16 at once');
-    report('enqueue', 'POST /v1/generations latency p50', pct(latencies, 50), 'ms');
-    report('enqueue', 'POST /v1/generations latency p99', pct(latencies, 99), 'ms');
+    report('enqueue', `create + enqueue in process, 16 at once (${n})`, (n / direct.ms) * 1000, 'gen/s', rawRate, 'baseline: raw BullMQ queue.add, 16 at once');
+    report('enqueue', `POST /v1/generations over HTTP, 16 clients in another process (${n})`, http.rate, 'req/s', rawRate, 'baseline: raw BullMQ queue.add, 16 at once');
+    report('enqueue', 'POST /v1/generations latency p50', http.p50, 'ms');
+    report('enqueue', 'POST /v1/generations latency p99', http.p99, 'ms');
   } finally {
     await deletePrefix(redis, rawPrefix);
     await deletePrefix(redis, prefix);

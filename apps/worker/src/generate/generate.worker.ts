@@ -32,8 +32,7 @@ export function createGenerateWorker(service: GenerationService, store: Generati
         attempt,
         signal: signal ?? new AbortController().signal,
         onStage: async (stage, progress) => {
-          await job.updateProgress(progress);
-          await job.log(`${new Date().toISOString()} stage=${stage} progress=${progress} attempt=${attempt}`);
+          await Promise.all([job.updateProgress(progress), job.log(`${new Date().toISOString()} stage=${stage} progress=${progress} attempt=${attempt}`)]);
         },
       });
     } catch (err) {

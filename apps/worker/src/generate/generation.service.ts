@@ -55,29 +55,33 @@ export class GenerationService {
     if (!record) return { status: 'skipped', reason: 'missing' };
     if (isTerminal(record.status)) return { status: 'skipped', reason: 'terminal' };
     try {
-      if ((await this.store.markActive(id, ctx.attempt)) !== 'ok') throw new Superseded();
-      await ctx.onStage('generating', STAGE_PROGRESS.generating);
+      const [started] = await Promise.all([this.store.markActive(id, ctx.attempt), ctx.onStage('generating', STAGE_PROGRESS.generating)]);
+      if (started !== 'ok') throw new Superseded();
 
       let original = record.original;
+      let source: Buffer | undefined;
       let upstreamCalled = false;
       if (!original) {
         const secured = await this.secureOriginal(record, ctx);
-        original = secured.original;
-        upstreamCalled = secured.upstreamCalled;
+        ({ original, data: source, upstreamCalled } = secured);
       }
 
       await this.enter(id, 'processing', ctx);
-      const source = await this.stored(() => this.storage.read(original.key), 'read the original');
-      const { thumbnails, placeholder } = await this.cpu.run(() => makeThumbnails(source, this.opts.thumbnails));
+      // resuming from the checkpoint reads the stored original; otherwise its bytes are in hand
+      const stored = original;
+      source ??= await this.stored(() => this.storage.read(stored.key), 'read the original');
+      const input = source;
+      const { thumbnails, placeholder } = await this.cpu.run(() => makeThumbnails(input, this.opts.thumbnails));
 
       await this.enter(id, 'storing', ctx);
-      const stored: StoredThumbnail[] = [];
-      for (const t of thumbnails) {
-        const key = `${record.fileToken}/thumb-${t.size}.${t.format}`;
-        await this.stored(() => this.storage.put(key, t.data), `store thumbnail ${t.size}`);
-        stored.push({ size: t.size, key, width: t.width, height: t.height, format: t.format, bytes: t.data.length });
-      }
-      const outcome = await this.store.complete(id, { image: original, thumbnails: stored, ...(placeholder ? { placeholder } : {}) });
+      const thumbs: StoredThumbnail[] = await Promise.all(
+        thumbnails.map(async (t) => {
+          const key = `${record.fileToken}/thumb-${t.size}.${t.format}`;
+          await this.stored(() => this.storage.put(key, t.data), `store thumbnail ${t.size}`);
+          return { size: t.size, key, width: t.width, height: t.height, format: t.format, bytes: t.data.length };
+        }),
+      );
+      const outcome = await this.store.complete(id, { image: original, thumbnails: thumbs, ...(placeholder ? { placeholder } : {}) });
       if (outcome !== 'ok') throw new Superseded();
       await ctx.onStage('done', STAGE_PROGRESS.done);
       return { status: 'completed', upstreamCalled };
@@ -89,7 +93,7 @@ export class GenerationService {
   }
 
   /** Upstream call (or the checkpointed URL) → download → validate → store the original. */
-  private async secureOriginal(record: GenerationRecord, ctx: RunContext): Promise<{ original: StoredImage; upstreamCalled: boolean }> {
+  private async secureOriginal(record: GenerationRecord, ctx: RunContext): Promise<{ original: StoredImage; data: Buffer; upstreamCalled: boolean }> {
     const id = record.id;
     let upstreamUrl = record.upstreamUrl;
     let data: Buffer | undefined;
@@ -120,7 +124,7 @@ export class GenerationService {
     await this.stored(() => this.storage.put(key, data), 'store the original');
     const original: StoredImage = { key, width: info.width, height: info.height, format: info.format, bytes: data.length };
     await this.store.checkpoint(id, { original, upstreamUrl: null });
-    return { original, upstreamCalled };
+    return { original, data, upstreamCalled };
   }
 
   /** Storage trouble (disk full, a flaky mount) is worth retrying; the checkpoint keeps the upstream paid once. */
@@ -134,8 +138,9 @@ export class GenerationService {
 
   private async enter(id: string, stage: Stage, ctx: RunContext): Promise<void> {
     if (ctx.signal.aborted) throw new Superseded();
-    if ((await this.store.setStage(id, stage)) !== 'ok') throw new Superseded();
-    await ctx.onStage(stage, STAGE_PROGRESS[stage]);
+    // the record decides; the job's progress and log line are for the dashboard
+    const [outcome] = await Promise.all([this.store.setStage(id, stage), ctx.onStage(stage, STAGE_PROGRESS[stage])]);
+    if (outcome !== 'ok') throw new Superseded();
   }
 
   private async isTerminalNow(id: string): Promise<boolean> {
