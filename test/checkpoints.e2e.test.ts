@@ -47,7 +47,8 @@ describe('checkpoints: a paid upstream result is never requested twice', () => {
   });
 
   it('a storage failure after the original is stored retries from that stage, not from the upstream', async () => {
-    const storage = new FaultyStorage(new FsStorage(stack.dataDir), /\/thumb-/, 2);
+    // one faulty key: each attempt fails on it once, until the faults run out
+    const storage = new FaultyStorage(new FsStorage(stack.dataDir), /\/thumb-256\./, 2);
     await stack.startWorker({}, { storage });
     const res = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'checkpointed', size: 'SQUARE' }, { Prefer: 'wait=30' });
     expect(res.body).toMatchObject({ status: 'completed', attempts: 3 });
