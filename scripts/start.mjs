@@ -352,7 +352,6 @@ async function main() {
     paint('1', 'imagegen is running'),
     `  API        ${base}`,
     `  Dashboard  ${base}/admin/queues`,
-    `  Metrics    ${base}/metrics`,
     `  API docs   ${base}/docs`,
     generatedPassword
       ? `  Admin      user ${adminUser}, password ${generatedPassword} (generated for this run; set ADMIN_PASSWORD to fix it)`
