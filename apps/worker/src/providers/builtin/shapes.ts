@@ -66,3 +66,15 @@ export function wobble(rng: Rng, pts: readonly Point[], amount: number, step: nu
   }
   return out;
 }
+
+/** A small flock above the horizon: a centre, then a few birds of size `s` scattered around it. */
+export function flock(rng: Rng, width: number, horizon: number, unit: number): Array<{ x: number; y: number; s: number }> {
+  const cx = rng.range(0.15, 0.85) * width;
+  const cy = rng.range(0.15, 0.4) * horizon;
+  const birds: Array<{ x: number; y: number; s: number }> = [];
+  for (let i = rng.int(2, 4); i > 0; i--) {
+    const s = unit * rng.range(0.012, 0.02);
+    birds.push({ s, x: cx + rng.jitter(unit * 0.1), y: cy + rng.jitter(unit * 0.05) });
+  }
+  return birds;
+}

@@ -1,7 +1,7 @@
 import { hex, hsl, mix, shift, type Hsl } from '../color';
 import { ridgeY } from '../layout';
 import type { Rng } from '../prng';
-import { blobOutline, wobble } from '../shapes';
+import { blobOutline, flock, wobble } from '../shapes';
 import { el, fmt, smoothPath, type Point } from '../svg';
 import type { Rendered, SceneContext } from '../types';
 import { brushStroke, hatch, looseCircle } from './ink';
@@ -206,15 +206,9 @@ export function renderIllustration({ rng, palette, layout }: SceneContext): Rend
   });
 
   // Birds as two quick arcs each.
-  const birds: string[] = [];
-  const flockX = rng.range(0.15, 0.85) * w;
-  const flockY = rng.range(0.15, 0.4) * horizon;
-  for (let i = rng.int(2, 4); i > 0; i--) {
-    const s = unit * rng.range(0.012, 0.02);
-    const bx = flockX + rng.jitter(unit * 0.1);
-    const by = flockY + rng.jitter(unit * 0.05);
-    birds.push(`M${fmt(bx - s)} ${fmt(by)}q${fmt(s * 0.5)} ${fmt(-s * 0.6)} ${fmt(s)} 0q${fmt(s * 0.5)} ${fmt(-s * 0.6)} ${fmt(s)} 0`);
-  }
+  const birds = flock(rng, w, horizon, unit).map(
+    ({ x, y, s }) => `M${fmt(x - s)} ${fmt(y)}q${fmt(s * 0.5)} ${fmt(-s * 0.6)} ${fmt(s)} 0q${fmt(s * 0.5)} ${fmt(-s * 0.6)} ${fmt(s)} 0`,
+  );
   painting.push(el('path', { d: birds.join(''), fill: 'none', stroke: inkHex, 'stroke-width': unit * 0.003, 'stroke-linecap': 'round' }));
 
   body.push(el('g', { 'clip-path': 'url(#sheet)' }, painting.join('')));

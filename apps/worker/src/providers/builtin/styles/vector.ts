@@ -1,6 +1,7 @@
 import { hex, hsl, mix, shift, type Hsl } from '../color';
 import { ridgeY } from '../layout';
 import type { Rng } from '../prng';
+import { flock } from '../shapes';
 import { el, fmt, points, type Point } from '../svg';
 import type { Rendered, SceneContext } from '../types';
 
@@ -107,15 +108,7 @@ export function renderVector({ rng, palette, layout }: SceneContext): Rendered {
   for (let i = rng.int(2, 3); i > 0; i--) {
     body.push(cloud(rng, rng.range(0.1, 0.9) * w, rng.range(0.12, 0.45) * horizon, unit * rng.range(0.05, 0.085), t.cloud));
   }
-  const birds: string[] = [];
-  const flockX = rng.range(0.15, 0.85) * w;
-  const flockY = rng.range(0.15, 0.4) * horizon;
-  for (let i = rng.int(2, 4); i > 0; i--) {
-    const s = unit * rng.range(0.012, 0.02);
-    const bx = flockX + rng.jitter(unit * 0.1);
-    const by = flockY + rng.jitter(unit * 0.05);
-    birds.push(`M${fmt(bx - s)} ${fmt(by - s * 0.5)}L${fmt(bx)} ${fmt(by)}L${fmt(bx + s)} ${fmt(by - s * 0.5)}`);
-  }
+  const birds = flock(rng, w, horizon, unit).map(({ x, y, s }) => `M${fmt(x - s)} ${fmt(y - s * 0.5)}L${fmt(x)} ${fmt(y)}L${fmt(x + s)} ${fmt(y - s * 0.5)}`);
   body.push(el('path', { d: birds.join(''), fill: 'none', stroke: t.dark, 'stroke-width': unit * 0.004, 'stroke-linejoin': 'round', 'stroke-linecap': 'round' }));
 
   // Mountain ranges: far (pale, snow-capped) then near, peaks taken from the layout ridges.
