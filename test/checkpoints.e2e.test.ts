@@ -63,3 +63,45 @@ describe('checkpoints: a paid upstream result is never requested twice', () => {
     expect(await checkResultImages(res.body, 'SQUARE', { expectDimensions: false })).toEqual([]);
   });
 });
+
+describe('checkpoints: bytes returned by the upstream (b64_json) are never paid for twice', () => {
+  let upstream: FakeUpstream;
+  let stack: Stack;
+  beforeAll(async () => {
+    upstream = await FakeUpstream.start();
+    upstream.openAiAnswer = 'b64_json';
+    stack = await startStack({
+      name: 'spool',
+      worker: false,
+      env: { GENERATOR: 'openai', GENERATOR_URL: `${upstream.baseUrl}/v1/images/generations`, GENERATOR_BACKOFF_MS: '100' },
+    });
+  });
+  afterAll(async () => {
+    await stack.close();
+    await upstream.close();
+  });
+
+  it('storing the original keeps failing: the bytes are spooled and the next attempt resumes from them', async () => {
+    // three failures exhaust the in-place retries of attempt 1; attempt 2 stores from the spool
+    const storage = new FaultyStorage(new FsStorage(stack.dataDir), /\/original\./, 3);
+    const worker = await stack.startWorker({}, { storage });
+    const res = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'paid once', size: 'SQUARE' }, { Prefer: 'wait=30' });
+    expect(res.body).toMatchObject({ status: 'completed', attempts: 2 });
+    expect(storage.failed).toBe(3);
+    expect(upstream.calls).toHaveLength(1);
+    // the spool is gone once the original is stored
+    expect(await stack.redis.exists(`${stack.prefix}:spool:${res.body.id}`)).toBe(0);
+    expect(await checkResultImages(res.body, 'SQUARE', { expectDimensions: false })).toEqual([]);
+    await worker.close();
+  });
+
+  it('a brief storage hiccup is absorbed within the attempt', async () => {
+    const before = upstream.calls.length;
+    const storage = new FaultyStorage(new FsStorage(stack.dataDir), /\/original\./, 1);
+    await stack.startWorker({}, { storage });
+    const res = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'hiccup' }, { Prefer: 'wait=30' });
+    expect(storage.failed).toBe(1);
+    expect(res.body).toMatchObject({ status: 'completed', attempts: 1 });
+    expect(upstream.calls.length - before).toBe(1);
+  });
+});

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { keysUnder } from './support/redis';
 import { postJson, startStack, type Stack } from './support/stack';
 
@@ -41,5 +42,18 @@ describe('Idempotency-Key on POST /v1/generations', () => {
     const a = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'shared key' }, { ...auth('key-a'), 'Idempotency-Key': 'k-1' });
     const b = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'shared key' }, { ...auth('key-b'), 'Idempotency-Key': 'k-1' });
     expect(b.body.id).not.toBe(a.body.id);
+  });
+
+  it('a key whose first request died before enqueueing is taken over, not stuck for a day', async () => {
+    // what a request leaves behind when it dies between claiming the key and enqueueing
+    const sha = (v: string) => createHash('sha256').update(v).digest('hex');
+    const parsed = { topic: 'orphaned', style: 'PHOTOGRAPHIC', size: 'LANDSCAPE', priority: 'normal' };
+    await stack.redis.set(`${stack.prefix}:idem:a:${sha('order-9')}`, JSON.stringify({ bodyHash: sha(JSON.stringify(parsed)), generationId: 'gen_neverenqueued' }), 'EX', 600);
+    const retry = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'orphaned' }, { ...auth('key-a'), 'Idempotency-Key': 'order-9' });
+    expect(retry.status).toBe(202);
+    expect(retry.body.id).not.toBe('gen_neverenqueued');
+    const again = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'orphaned' }, { ...auth('key-a'), 'Idempotency-Key': 'order-9' });
+    expect(again.body.id).toBe(retry.body.id);
+    expect(await stack.redis.ttl(`${stack.prefix}:idem:a:${sha('order-9')}`)).toBeGreaterThan(3600);
   });
 });

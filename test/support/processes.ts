@@ -243,6 +243,8 @@ export interface RedisServer {
   /** The AOF lives here; it survives stop() and is reused by start(). */
   readonly dir: string;
   readonly running: boolean;
+  /** Process id of the running server (to freeze it with SIGSTOP, say). */
+  readonly pid: number | undefined;
   /** Process output of every run so far. */
   output(): string;
   /** Starts (or restarts) the server on the same port and dir; resolves once it accepts commands. */
@@ -330,6 +332,9 @@ export async function startRedisServer(opts: { port?: number; dir?: string; bin?
     dir,
     get running() {
       return child !== undefined;
+    },
+    get pid() {
+      return child?.pid;
     },
     output: () => output,
     start,

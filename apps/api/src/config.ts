@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { commonEnvShape, envInt, envOptionalString, envString, generatorEnvShape, parseEnv, resolvePublicBaseUrl } from '@imagegen/shared';
+import { commonEnvShape, envInt, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, resolvePublicBaseUrl } from '@imagegen/shared';
 
 const apiEnvSchema = z.object({
   ...commonEnvShape,
@@ -10,7 +10,7 @@ const apiEnvSchema = z.object({
   ADMIN_PASSWORD: envOptionalString(),
   RATE_LIMIT_PER_MINUTE: envInt(600, 1),
   /** How long the seed-compatible endpoint waits before answering 202 and letting the generation go on. */
-  SYNC_WAIT_TIMEOUT_MS: envInt(120_000, 100),
+  SYNC_WAIT_TIMEOUT_MS: envInt(120_000, 100, MAX_TIMER_MS),
   MAX_BODY_BYTES: envInt(1024 * 1024, 1024),
 });
 

@@ -15,6 +15,9 @@ export interface ApiContext {
   storage: Storage;
   queues: { generate: Queue };
   adminPassword: string;
+  /** Aborted when the process begins to shut down: waiters answer at once with what they have. */
+  shutdown: AbortSignal;
+  beginShutdown(): void;
   close(): Promise<void>;
 }
 
@@ -25,6 +28,7 @@ export function createApiContext(config: ApiConfig, adminPassword: string, logge
   const subscriber = createRedis(config.REDIS_URL, 'subscriber', 'imagegen-api-sub');
   const generate = new Queue(QUEUES.generate, { connection: redis, prefix: config.QUEUE_PREFIX });
   generate.on('error', (err) => logger.warn('queue error', { queue: QUEUES.generate, error: err.message }));
+  const shutdown = new AbortController();
   return {
     config,
     logger,
@@ -36,7 +40,10 @@ export function createApiContext(config: ApiConfig, adminPassword: string, logge
     storage: new FsStorage(config.DATA_DIR),
     queues: { generate },
     adminPassword,
+    shutdown: shutdown.signal,
+    beginShutdown: () => shutdown.abort(),
     async close() {
+      shutdown.abort();
       await generate.close().catch(() => undefined);
       await Promise.all([redis.quit(), subscriber.quit()].map((p) => p.catch(() => undefined)));
     },

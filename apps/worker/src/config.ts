@@ -1,19 +1,19 @@
 import os from 'node:os';
 import { z } from 'zod';
-import { commonEnvShape, envBool, envInt, envIntList, envNumber, envOptionalString, envString, generatorEnvShape, parseEnv, resolvePublicBaseUrl } from '@imagegen/shared';
+import { commonEnvShape, envBool, envEnum, envInt, envIntList, envNumber, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, resolvePublicBaseUrl } from '@imagegen/shared';
 
 const workerEnvSchema = z.object({
   ...commonEnvShape,
   ...generatorEnvShape,
-  GENERATOR: z.enum(['builtin', 'aistudios', 'openai']).default('builtin'),
+  GENERATOR: envEnum(['builtin', 'aistudios', 'openai'], 'builtin'),
   GENERATOR_URL: envOptionalString().pipe(z.url({ protocol: /^https?$/ }).optional()),
   GENERATOR_API_KEY: envOptionalString(),
   GENERATOR_MODEL: envString('gpt-image-1'),
-  GENERATOR_TIMEOUT_MS: envInt(120_000, 100),
-  GENERATOR_BACKOFF_MAX_MS: envInt(5 * 60_000, 1),
+  GENERATOR_TIMEOUT_MS: envInt(120_000, 100, MAX_TIMER_MS),
+  GENERATOR_BACKOFF_MAX_MS: envInt(5 * 60_000, 1, MAX_TIMER_MS),
   /** Upstream calls allowed per window, across every worker (0 = no limit). */
   GENERATOR_RATE_LIMIT_MAX: envInt(0, 0),
-  GENERATOR_RATE_LIMIT_WINDOW_MS: envInt(1000, 1),
+  GENERATOR_RATE_LIMIT_WINDOW_MS: envInt(1000, 1, MAX_TIMER_MS),
   DOWNLOAD_MAX_BYTES: envInt(50 * 1024 * 1024, 1024),
   /** Largest image (width × height) ever decoded; guards against decompression bombs. */
   MAX_INPUT_PIXELS: envInt(8192 * 8192, 1),
@@ -21,14 +21,14 @@ const workerEnvSchema = z.object({
   WORKER_CONCURRENCY: envInt(32, 1, 1000),
   /** Images decoded/encoded at once per process: CPU-bound. */
   CPU_CONCURRENCY: envInt(Math.max(1, os.availableParallelism()), 1, 64),
-  WORKER_LOCK_DURATION_MS: envInt(30_000, 1000),
-  WORKER_STALLED_INTERVAL_MS: envInt(30_000, 500),
+  WORKER_LOCK_DURATION_MS: envInt(30_000, 1000, MAX_TIMER_MS),
+  WORKER_STALLED_INTERVAL_MS: envInt(30_000, 500, MAX_TIMER_MS),
   WORKER_MAX_STALLED_COUNT: envInt(2, 0, 100),
   THUMBNAIL_SIZES: envIntList([1024, 512, 256], 16, 4096),
-  THUMBNAIL_FORMAT: z.enum(['webp', 'avif', 'jpeg', 'png']).default('webp'),
+  THUMBNAIL_FORMAT: envEnum(['webp', 'avif', 'jpeg', 'png'], 'webp'),
   THUMBNAIL_QUALITY: envInt(80, 1, 100),
   THUMBHASH: envBool(true),
-  SHUTDOWN_TIMEOUT_MS: envInt(60_000, 0),
+  SHUTDOWN_TIMEOUT_MS: envInt(60_000, 0, MAX_TIMER_MS),
   /** Random spread on each retry delay (0.2 = ±20 %) so retries of many jobs do not align. */
   GENERATOR_RETRY_JITTER: envNumber(0.2, 0, 1),
 });

@@ -71,11 +71,15 @@ export async function startWorkerRuntime(
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
-      const drained = Promise.all([generate.close()]);
+      const drained = generate.close().then(() => 'drained' as const);
       const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.SHUTDOWN_TIMEOUT_MS).unref());
       if ((await Promise.race([drained, timeout])) === 'timeout') {
-        logger.warn('shutdown timeout: closing with jobs still active (they will be recovered as stalled)');
-        await generate.close(true);
+        // BullMQ keeps waiting on the first close; cutting the connections ends it. The locks of
+        // jobs still running expire and another worker recovers them from their checkpoints.
+        logger.warn('shutdown timeout: leaving active jobs to be recovered by another worker', { timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
+        drained.catch(() => undefined);
+        for (const c of [connection, storeRedis, subscriber]) c.disconnect();
+        return;
       }
       await stopCancellations().catch(() => undefined);
       await generateQueue.close().catch(() => undefined);

@@ -18,6 +18,11 @@ it('parses values and treats empty strings as unset', () => {
   expect(resolvePublicBaseUrl(c.PUBLIC_BASE_URL, c.PORT)).toBe('https://img.example.com');
 });
 
+it('treats blank values of every kind as unset', () => {
+  const c = parseEnv(schema, { PORT: '', GENERATOR_MAX_ATTEMPTS: ' ', LOG_LEVEL: '' });
+  expect([c.PORT, c.GENERATOR_MAX_ATTEMPTS, c.LOG_LEVEL]).toEqual([3000, 5, 'info']);
+});
+
 it('names every bad variable at once', () => {
   let error: unknown;
   try {

@@ -1,31 +1,48 @@
 import { z } from 'zod';
 
-/** Env helpers: every value arrives as a string (or not at all); these turn it into typed config. */
+/** Env helpers: every value arrives as a string (or not at all); these turn it into typed config. An empty value counts as unset. */
+const blankAsUnset = (v: unknown) => (typeof v === 'string' && v.trim() === '' ? undefined : v);
+
+/** Longest delay a Node timer can hold (about 24.8 days). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export const envInt = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
-  z
-    .string()
-    .trim()
-    .regex(/^-?\d+$/, 'must be a whole number')
-    .transform(Number)
-    .pipe(z.number().int().min(min).max(max))
-    .optional()
-    .transform((v) => v ?? def);
+  z.preprocess(
+    blankAsUnset,
+    z
+      .string()
+      .trim()
+      .regex(/^-?\d+$/, 'must be a whole number')
+      .transform(Number)
+      .pipe(z.number().int().min(min).max(max))
+      .optional()
+      .transform((v) => v ?? def),
+  );
 
 export const envNumber = (def: number, min = 0, max = Number.MAX_VALUE) =>
-  z
-    .string()
-    .trim()
-    .regex(/^\d+(\.\d+)?$/, 'must be a number')
-    .transform(Number)
-    .pipe(z.number().min(min).max(max))
-    .optional()
-    .transform((v) => v ?? def);
+  z.preprocess(
+    blankAsUnset,
+    z
+      .string()
+      .trim()
+      .regex(/^\d+(\.\d+)?$/, 'must be a number')
+      .transform(Number)
+      .pipe(z.number().min(min).max(max))
+      .optional()
+      .transform((v) => v ?? def),
+  );
 
 export const envBool = (def: boolean) =>
-  z
-    .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
-    .optional()
-    .transform((v) => (v === undefined ? def : v === 'true' || v === '1' || v === 'yes'));
+  z.preprocess(
+    blankAsUnset,
+    z
+      .enum(['true', 'false', '1', '0', 'yes', 'no'], { error: 'must be true or false' })
+      .optional()
+      .transform((v) => (v === undefined ? def : v === 'true' || v === '1' || v === 'yes')),
+  );
+
+export const envEnum = <const T extends readonly [string, ...string[]]>(values: T, def: T[number]) =>
+  z.preprocess(blankAsUnset, z.enum(values, { error: `must be one of ${values.join(', ')}` }).default(def as never));
 
 export const envString = (def: string) =>
   z
@@ -61,15 +78,15 @@ export const commonEnvShape = {
   PORT: envInt(3000, 0, 65535),
   PUBLIC_BASE_URL: envOptionalString().pipe(z.url({ protocol: /^https?$/ }).optional()),
   DATA_DIR: envString('./data'),
-  LOG_LEVEL: z.enum(['debug', 'info', 'warn', 'error', 'silent']).default('info'),
+  LOG_LEVEL: envEnum(['debug', 'info', 'warn', 'error', 'silent'], 'info'),
   /** How long finished generation records stay readable. */
-  RECORD_RETENTION_HOURS: envInt(24 * 30, 1),
+  RECORD_RETENTION_HOURS: envInt(24 * 30, 1, 24 * 365 * 10),
 };
 
 /** Retry policy of generations: the API sets it on each job, workers apply it. */
 export const generatorEnvShape = {
   GENERATOR_MAX_ATTEMPTS: envInt(5, 1, 100),
-  GENERATOR_BACKOFF_MS: envInt(2000, 0),
+  GENERATOR_BACKOFF_MS: envInt(2000, 0, MAX_TIMER_MS),
 };
 
 export class ConfigError extends Error {

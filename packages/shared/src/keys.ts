@@ -5,7 +5,7 @@ export function keysFor(prefix: string) {
     tenantGenerations: (tenant: string) => `${prefix}:tenant:${tenant}:gens`,
     generationChannel: (id: string) => `${prefix}:events:gen:${id}`,
     cancelChannel: () => `${prefix}:events:cancel`,
-    secrets: () => `${prefix}:secrets`,
+    spool: (id: string) => `${prefix}:spool:${id}`,
   };
 }
 export type Keys = ReturnType<typeof keysFor>;

@@ -15,7 +15,8 @@ export function createRedis(url: string, role: RedisRole, name?: string): Redis 
     connectTimeout: 5000,
   };
   if (role === 'producer') {
-    Object.assign(options, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+    // a Redis that is connected but not answering (paused, failing over) must not hang requests either
+    Object.assign(options, { enableOfflineQueue: false, maxRetriesPerRequest: 1, commandTimeout: 2000 });
   } else {
     Object.assign(options, { enableOfflineQueue: true, maxRetriesPerRequest: null });
   }

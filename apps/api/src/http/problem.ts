@@ -56,7 +56,7 @@ export function isRedisDown(err: unknown): boolean {
   const e = err as { name?: string; message?: string; code?: string };
   return (
     e?.name === 'MaxRetriesPerRequestError' ||
-    /Stream isn't writeable|Connection is closed|enableOfflineQueue|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE/.test(e?.message ?? '') ||
+    /Stream isn't writeable|Connection is closed|enableOfflineQueue|Command timed out|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE/.test(e?.message ?? '') ||
     e?.code === 'ECONNREFUSED'
   );
 }

@@ -2,39 +2,65 @@ import type { Request, Response } from 'express';
 import { isTerminal, presentGeneration, type GenerationRecord } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 
-/** Server-sent events of a generation's state changes, ending when it does. */
+const HEARTBEAT_MS = 15_000;
+
+/**
+ * Server-sent events of a generation's state changes, ending when it does (or when the
+ * client leaves, or the process shuts down). Each event carries the record as it is after
+ * that change; after a reconnect to Redis, and on every heartbeat, the record is re-read
+ * so an event lost in between is made up for.
+ */
 export async function streamGenerationEvents(ctx: ApiContext, initial: GenerationRecord, req: Request, res: Response): Promise<void> {
+  let finish: () => void = () => undefined;
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  req.on('close', () => finish());
+  const onShutdown = () => finish();
+  ctx.shutdown.addEventListener('abort', onShutdown, { once: true });
+
   res.status(200).set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
   res.flushHeaders();
   let seq = 0;
-  const send = (type: string, record: GenerationRecord) => {
-    res.write(`id: ${++seq}\nevent: ${type}\ndata: ${JSON.stringify(presentGeneration(record, ctx.config.PUBLIC_BASE_URL))}\n\n`);
-  };
+  let lastSent = '';
   let done = false;
-  let finish: () => void = () => undefined;
-  const finished = new Promise<void>((resolve) => (finish = resolve));
-  let chain = Promise.resolve();
-  const unsubscribe = await ctx.hub.subscribe(ctx.keys.generationChannel(initial.id), (message) => {
-    const { type } = JSON.parse(message) as { type: string };
-    // re-read in order so each event carries the record as it is after that change
-    chain = chain.then(async () => {
-      if (done) return;
-      const record = await ctx.store.get(initial.id);
-      if (!record) return finish();
-      send(type, record);
-      if (isTerminal(record.status)) finish();
-    }).catch(() => finish());
-  });
-  const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
-  req.on('close', finish);
+  const send = (type: string, record: GenerationRecord) => {
+    const data = JSON.stringify(presentGeneration(record, ctx.config.PUBLIC_BASE_URL));
+    if (type === 'generation.snapshot' && data === lastSent) return;
+    lastSent = data;
+    res.write(`id: ${++seq}\nevent: ${type}\ndata: ${data}\n\n`);
+  };
+  // re-reads run one after another so events go out in order, the first snapshot first
+  let openGate: () => void = () => undefined;
+  let chain = new Promise<void>((resolve) => (openGate = resolve));
+  const refresh = (type: string) => {
+    chain = chain
+      .then(async () => {
+        if (done) return;
+        const record = await ctx.store.get(initial.id);
+        if (!record) return finish();
+        send(type, record);
+        if (isTerminal(record.status)) finish();
+      })
+      .catch(() => undefined);
+  };
+
+  const unsubscribe = await ctx.hub
+    .subscribe(ctx.keys.generationChannel(initial.id), (message) => refresh(message === null ? 'generation.snapshot' : (JSON.parse(message) as { type: string }).type))
+    .catch(() => null);
+  const heartbeat = setInterval(() => {
+    res.write(': keep-alive\n\n');
+    refresh('generation.snapshot');
+  }, HEARTBEAT_MS);
   try {
-    const current = (await ctx.store.get(initial.id)) ?? initial;
-    send('generation.snapshot', current);
-    if (!isTerminal(current.status)) await finished;
+    const first = (await ctx.store.get(initial.id).catch(() => initial)) ?? initial;
+    send('generation.snapshot', first);
+    if (isTerminal(first.status)) finish();
+    openGate();
+    await finished;
   } finally {
     done = true;
     clearInterval(heartbeat);
-    await unsubscribe();
+    ctx.shutdown.removeEventListener('abort', onShutdown);
+    await unsubscribe?.();
     res.end();
   }
 }

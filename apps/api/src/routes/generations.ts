@@ -30,7 +30,7 @@ export function generationsRouter(ctx: ApiContext, service: GenerationsService, 
     const { record, replayed } =
       wait === undefined
         ? await service.create(tenant, input, idempotencyKey)
-        : await service.createAndWait(tenant, input, wait * 1000, abortOnClose(res), idempotencyKey);
+        : await service.createAndWait(tenant, input, wait * 1000, waitSignal(ctx, res), idempotencyKey);
     if (wait !== undefined) res.setHeader('Preference-Applied', `wait=${wait}`);
     if (replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.setHeader('Location', `${ctx.config.PUBLIC_BASE_URL}/v1/generations/${record.id}`);
@@ -60,9 +60,16 @@ export function generationsRouter(ctx: ApiContext, service: GenerationsService, 
   return router;
 }
 
-/** Aborts when the client goes away, so an abandoned wait frees its subscription. */
-export function abortOnClose(res: import('express').Response): AbortSignal {
+/**
+ * Ends a wait early: when the client goes away (its subscription is freed) or the process
+ * shuts down (the client gets the generation as it stands, 202, instead of a reset).
+ */
+export function waitSignal(ctx: ApiContext, res: import('express').Response): AbortSignal {
   const controller = new AbortController();
-  res.on('close', () => controller.abort());
+  const abort = () => controller.abort();
+  res.on('close', abort);
+  if (ctx.shutdown.aborted) abort();
+  else ctx.shutdown.addEventListener('abort', abort, { once: true });
+  res.on('close', () => ctx.shutdown.removeEventListener('abort', abort));
   return controller.signal;
 }

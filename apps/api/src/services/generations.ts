@@ -10,7 +10,7 @@ import {
 } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { HttpProblem, notFound } from '../http/problem';
-import { claimIdempotencyKey } from './idempotency';
+import { claimIdempotencyKey, type IdempotencyClaim } from './idempotency';
 
 const PROVISIONAL_RECORD_SECONDS = 600;
 
@@ -66,22 +66,26 @@ export class GenerationsService {
       await this.enqueue(record);
       return null;
     }
-    const claim = await claimIdempotencyKey(this.ctx, record.tenant, idempotencyKey, input, record.id);
+    let claim: IdempotencyClaim | null = await claimIdempotencyKey(this.ctx, record.tenant, idempotencyKey, input, record.id);
     if (claim.kind === 'replay') {
       // the first request may still be writing its record
-      for (let i = 0; i < 50; i++) {
+      for (let i = 0; i < 25; i++) {
         const existing = await this.ctx.store.getForTenant(claim.generationId, record.tenant);
         if (existing) return existing;
-        await new Promise((r) => setTimeout(r, 20));
+        await new Promise((r) => setTimeout(r, 40));
       }
-      throw notFound(`Generation ${claim.generationId}`);
+      claim = await claim.takeOver();
+      // someone else took it over first: answer as a repeat of theirs
+      if (!claim) return this.enqueueOnce(record, input, idempotencyKey);
     }
+    if (claim.kind !== 'new') return this.enqueueOnce(record, input, idempotencyKey);
     try {
       await this.enqueue(record);
     } catch (err) {
       await claim.release().catch(() => undefined);
       throw err;
     }
+    await claim.confirm().catch(() => undefined);
     return null;
   }
 
@@ -98,11 +102,14 @@ export class GenerationsService {
         replayed = true;
         watch = await watchGeneration(this.ctx.hub, this.ctx.store, this.ctx.keys, record.id);
       }
-      const latest = await Promise.race([
-        watch.untilTerminal(waitMs),
-        new Promise<null>((resolve) => aborted?.addEventListener('abort', () => resolve(null), { once: true })),
-      ]);
-      return { record: latest ?? record, replayed };
+      const latest = aborted?.aborted
+        ? null
+        : await Promise.race([
+            watch.untilTerminal(waitMs),
+            new Promise<null>((resolve) => aborted?.addEventListener('abort', () => resolve(null), { once: true })),
+          ]);
+      // ended early (client gone, shutdown): the generation as it stands now
+      return { record: latest ?? (await this.ctx.store.get(record.id).catch(() => null)) ?? record, replayed };
     } finally {
       await watch.close();
     }
@@ -122,7 +129,10 @@ export class GenerationsService {
   async cancel(tenant: string, id: string): Promise<GenerationRecord> {
     const record = await this.get(tenant, id);
     const outcome = await this.ctx.store.cancel(id);
-    if (outcome === 'terminal') throw new HttpProblem(409, 'Conflict', `Generation ${id} is already ${record.status} and cannot be cancelled`);
+    if (outcome === 'terminal') {
+      const now = (await this.ctx.store.get(id))?.status ?? record.status;
+      throw new HttpProblem(409, 'Conflict', `Generation ${id} is already ${now} and cannot be cancelled`);
+    }
     if (outcome === 'missing') throw notFound(`Generation ${id}`);
     const job = await this.ctx.queues.generate.getJob(id);
     // an active job is locked by its worker and refuses removal; that worker stops via the cancel channel

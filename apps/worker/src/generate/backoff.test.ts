@@ -25,3 +25,8 @@ it('lets Retry-After win when it asks for longer, and only then', () => {
   const short = new GenerationFailure('upstream_rate_limited', '429', true, 100);
   expect(retryDelay(1, short, policy, () => 0.5)).toBe(2000);
 });
+
+it('caps even Retry-After at the longest delay', () => {
+  const dayLong = new GenerationFailure('upstream_rate_limited', '429', true, 86_400_000);
+  expect(retryDelay(1, dayLong, policy, () => 0.5)).toBe(60_000);
+});

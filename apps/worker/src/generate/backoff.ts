@@ -9,11 +9,12 @@ export interface BackoffPolicy {
 
 /**
  * Delay before retry number `attemptsMade` (1 = first retry): base × 2^(n−1), capped,
- * spread by jitter. An upstream's Retry-After wins when it asks for longer.
+ * spread by jitter. An upstream's Retry-After wins when it asks for longer, up to the cap:
+ * a generation is not parked for a day because an upstream said so.
  */
 export function retryDelay(attemptsMade: number, err: unknown, policy: BackoffPolicy, random = Math.random): number {
   const exponential = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.max(0, attemptsMade - 1));
   const jittered = Math.round(exponential * (1 - policy.jitter + 2 * policy.jitter * random()));
-  const retryAfter = err instanceof GenerationFailure ? (err.retryAfterMs ?? 0) : 0;
+  const retryAfter = err instanceof GenerationFailure ? Math.min(err.retryAfterMs ?? 0, policy.maxMs) : 0;
   return Math.max(jittered, retryAfter);
 }

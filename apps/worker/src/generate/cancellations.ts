@@ -6,7 +6,8 @@ import type { EventHub, Keys } from '@imagegen/shared';
  * worker holding it aborts the job's signal (the upstream call with it).
  */
 export async function listenForCancellations(hub: EventHub, keys: Keys, worker: Worker): Promise<() => Promise<void>> {
+  // after a reconnect (null) there is nothing to redo: a missed cancel is caught at the next stage boundary
   return hub.subscribe(keys.cancelChannel(), (id) => {
-    worker.cancelJob(id, 'cancelled');
+    if (id !== null) worker.cancelJob(id, 'cancelled');
   });
 }

@@ -1,8 +1,8 @@
-import { UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job, type MinimalJob, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ERROR_CODES, GenerationFailure, JOBS, QUEUES, type GenerationStore, type Logger } from '@imagegen/shared';
 import { retryDelay, type BackoffPolicy } from './backoff';
-import type { GenerationService, RunOutcome } from './generation.service';
+import { UpstreamBusy, type GenerationService, type RunOutcome } from './generation.service';
 
 export interface GenerateWorkerOptions {
   connection: Redis;
@@ -22,7 +22,7 @@ function toFailure(err: unknown): GenerationFailure {
 
 /** The `generate` job: parse the payload, run the service, record the outcome of a failed attempt. */
 export function createGenerateWorker(service: GenerationService, store: GenerationStore, queue: Queue, logger: Logger, opts: GenerateWorkerOptions): Worker {
-  const handler = async (job: Job, _token?: string, signal?: AbortSignal): Promise<RunOutcome> => {
+  const handler = async (job: Job, token?: string, signal?: AbortSignal): Promise<RunOutcome> => {
     const parsed = JOBS.generate.schema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`invalid generate payload: ${parsed.error.message}`);
     const { generationId } = parsed.data;
@@ -36,6 +36,12 @@ export function createGenerateWorker(service: GenerationService, store: Generati
         },
       });
     } catch (err) {
+      if (err instanceof UpstreamBusy) {
+        // not a failure: wait for the other runner's call to end (its checkpoint will serve us)
+        await store.transition(generationId, { status: 'queued' });
+        await job.moveToDelayed(err.retryAt, token);
+        throw new DelayedError();
+      }
       const failure = toFailure(err);
       const maxAttempts = job.opts.attempts ?? 1;
       const info = { code: failure.code, message: failure.message, retryable: failure.retryable };
@@ -61,7 +67,13 @@ export function createGenerateWorker(service: GenerationService, store: Generati
     stalledInterval: opts.stalledIntervalMs,
     maxStalledCount: opts.maxStalledCount,
     ...(opts.rateLimit ? { limiter: opts.rateLimit } : {}),
-    settings: { backoffStrategy: (attemptsMade: number, _type?: string, err?: Error) => retryDelay(attemptsMade, err, opts.backoff) },
+    settings: {
+      // the base delay comes from the job (set by the API that enqueued it), so both processes agree
+      backoffStrategy: (attemptsMade: number, _type?: string, err?: Error, job?: MinimalJob) => {
+        const delay = job?.opts.backoff && typeof job.opts.backoff === 'object' ? job.opts.backoff.delay : undefined;
+        return retryDelay(attemptsMade, err, { ...opts.backoff, baseMs: delay ?? opts.backoff.baseMs });
+      },
+    },
   });
 
   // A job can fail without our handler seeing it (stalled too often): the record must still end.

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import {
   ERROR_CODES,
   GenerationFailure,
@@ -36,6 +37,17 @@ export type RunOutcome =
 
 /** Thrown when the record turned terminal under us (cancelled): the job ends quietly. */
 class Superseded extends Error {}
+
+/** Another runner holds the upstream lease (this job was re-queued while its call runs): try again later. */
+export class UpstreamBusy extends Error {
+  constructor(readonly retryAt: number) {
+    super('another runner is calling the upstream for this generation');
+  }
+}
+
+/** Paid-for bytes that could not be stored stay in Redis this long for the next attempt. */
+const SPOOL_SECONDS = 24 * 3600;
+const PUT_RETRY_DELAYS_MS = [100, 400];
 
 /**
  * Runs one generation through its stages, checkpointing into the record so a retry
@@ -92,23 +104,46 @@ export class GenerationService {
     }
   }
 
-  /** Upstream call (or the checkpointed URL) → download → validate → store the original. */
+  /**
+   * The original's bytes, from the cheapest source that has them: spooled bytes, the
+   * checkpointed URL, or (holding the upstream lease) a new upstream call. Then validate
+   * and store them, and checkpoint.
+   */
   private async secureOriginal(record: GenerationRecord, ctx: RunContext): Promise<{ original: StoredImage; data: Buffer; upstreamCalled: boolean }> {
     const id = record.id;
-    let upstreamUrl = record.upstreamUrl;
-    let data: Buffer | undefined;
+    let { upstreamUrl } = record;
+    let data = record.spoolKey ? ((await this.store.readSpool(record.spoolKey)) ?? undefined) : undefined;
     let upstreamCalled = false;
-    if (!upstreamUrl) {
+
+    if (!data && !upstreamUrl) {
+      const claim = await this.store.claimUpstream(id, randomUUID(), this.opts.timeoutMs + 5000);
+      if (claim.outcome === 'busy') throw new UpstreamBusy(claim.leaseExpiresAt);
+      if (claim.outcome === 'terminal' || claim.outcome === 'missing') throw new Superseded();
+      if (claim.outcome === 'checkpointed') {
+        // another runner got there between our read and the claim: resume from what it left
+        const fresh = await this.store.get(id);
+        if (!fresh || isTerminal(fresh.status)) throw new Superseded();
+        if (fresh.original) {
+          const original = fresh.original;
+          return { original, data: await this.stored(() => this.storage.read(original.key), 'read the original'), upstreamCalled: false };
+        }
+        return this.secureOriginal(fresh, ctx);
+      }
       upstreamCalled = true;
-      const generated = await this.provider.generate(record.request, { signal: ctx.signal });
-      if (generated.kind === 'url') {
-        upstreamUrl = generated.url;
-        await this.store.checkpoint(id, { upstreamUrl });
-      } else {
-        data = generated.data;
+      try {
+        const generated = await this.provider.generate(record.request, { signal: ctx.signal });
+        if (generated.kind === 'url') {
+          upstreamUrl = generated.url;
+          await this.store.checkpoint(id, { upstreamUrl });
+        } else {
+          data = generated.data;
+        }
+      } catch (err) {
+        await this.store.releaseUpstream(id).catch(() => undefined);
+        throw err;
       }
     }
-    if (upstreamUrl) {
+    if (!data && upstreamUrl) {
       await this.enter(id, 'downloading', ctx);
       try {
         data = (await downloadImage(upstreamUrl, { signal: ctx.signal, timeoutMs: this.opts.timeoutMs, maxBytes: this.opts.maxDownloadBytes })).data;
@@ -119,12 +154,34 @@ export class GenerationService {
       }
     }
     if (!data) throw new GenerationFailure(ERROR_CODES.internal, 'Provider returned no image', true);
-    const info = await probeImage(data, this.opts.thumbnails.maxPixels);
+    const bytes = data;
+    const info = await probeImage(bytes, this.opts.thumbnails.maxPixels);
     const key = `${record.fileToken}/original.${info.ext}`;
-    await this.stored(() => this.storage.put(key, data), 'store the original');
-    const original: StoredImage = { key, width: info.width, height: info.height, format: info.format, bytes: data.length };
-    await this.store.checkpoint(id, { original, upstreamUrl: null });
-    return { original, data, upstreamCalled };
+    try {
+      await this.putWithRetries(key, bytes, 'store the original');
+    } catch (err) {
+      // never pay again for bytes we already hold: keep them for the next attempt
+      if (!record.spoolKey) await this.store.spool(id, bytes, SPOOL_SECONDS).catch(() => undefined);
+      throw err;
+    }
+    const original: StoredImage = { key, width: info.width, height: info.height, format: info.format, bytes: bytes.length };
+    await this.store.checkpoint(id, { original, upstreamUrl: null, spoolKey: null });
+    if (record.spoolKey) await this.store.dropSpool(id).catch(() => undefined);
+    return { original, data: bytes, upstreamCalled };
+  }
+
+  /** Brief storage trouble is retried in place before it costs an attempt. */
+  private async putWithRetries(key: string, data: Buffer, what: string): Promise<void> {
+    for (let i = 0; ; i++) {
+      try {
+        await this.stored(() => this.storage.put(key, data), what);
+        return;
+      } catch (err) {
+        const delay = PUT_RETRY_DELAYS_MS[i];
+        if (delay === undefined) throw err;
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
   }
 
   /** Storage trouble (disk full, a flaky mount) is worth retrying; the checkpoint keeps the upstream paid once. */
@@ -137,7 +194,11 @@ export class GenerationService {
   }
 
   private async enter(id: string, stage: Stage, ctx: RunContext): Promise<void> {
-    if (ctx.signal.aborted) throw new Superseded();
+    if (ctx.signal.aborted) {
+      // only a terminal record (cancelled) ends the job quietly; any other abort is a failed attempt
+      if (await this.isTerminalNow(id)) throw new Superseded();
+      throw new GenerationFailure(ERROR_CODES.internal, 'Attempt aborted', true);
+    }
     // the record decides; the job's progress and log line are for the dashboard
     const [outcome] = await Promise.all([this.store.setStage(id, stage), ctx.onStage(stage, STAGE_PROGRESS[stage])]);
     if (outcome !== 'ok') throw new Superseded();

@@ -47,8 +47,8 @@ function sniffFormat(data: Buffer): string | null {
 /** Checks that bytes are an image we will decode, reading headers only. */
 export async function probeImage(data: Buffer, maxPixels: number): Promise<ImageInfo> {
   if (!sniffFormat(data)) {
-    const head = data.subarray(0, 64).toString('utf8').replace(/\s+/g, ' ').trim();
-    throw new GenerationFailure(ERROR_CODES.invalidImage, `Upstream file is not an image (starts with ${JSON.stringify(head.slice(0, 40))})`, false);
+    const looksLike = /^\s*</.test(data.subarray(0, 64).toString('latin1')) ? 'an HTML or XML document' : /^\s*[[{]/.test(data.subarray(0, 64).toString('latin1')) ? 'JSON' : 'unknown data';
+    throw new GenerationFailure(ERROR_CODES.invalidImage, `Upstream file is not an image (${data.length} bytes of ${looksLike})`, false);
   }
   let meta: sharp.Metadata;
   try {

@@ -8,13 +8,13 @@ import { classifyHttpFailure, fetchText } from './http';
 export class AiStudiosProvider implements GeneratorProvider {
   readonly name = 'aistudios' as const;
 
-  constructor(private readonly opts: { url: string; apiKey?: string; timeoutMs: number }) {}
+  constructor(private readonly opts: { url: string; apiKey?: string; timeoutMs: number; maxResponseBytes: number }) {}
 
   async generate(request: GenerationRequest, ctx: GenerateContext): Promise<GeneratedImage> {
     const headers: Record<string, string> = { 'Content-Type': 'application/json', Accept: 'application/json' };
     if (this.opts.apiKey) headers.Authorization = this.opts.apiKey;
     const body = JSON.stringify({ topic: request.topic, style: request.style, size: request.size });
-    const res = await fetchText(this.opts.url, { method: 'POST', headers, body }, ctx.signal, { what: 'Upstream call', timeoutMs: this.opts.timeoutMs });
+    const res = await fetchText(this.opts.url, { method: 'POST', headers, body }, ctx.signal, { what: 'Upstream call', timeoutMs: this.opts.timeoutMs, maxBytes: this.opts.maxResponseBytes });
     const text = res.text;
     if (!res.ok) throw classifyHttpFailure(res.status, res.headers, text);
     let parsed: unknown;

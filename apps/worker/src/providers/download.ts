@@ -1,5 +1,5 @@
 import { ERROR_CODES, GenerationFailure } from '@imagegen/shared';
-import { classifyHttpFailure, withDeadline } from './http';
+import { classifyHttpFailure, readBody, withDeadline } from './http';
 
 export interface DownloadOptions {
   signal: AbortSignal;
@@ -20,19 +20,12 @@ export function downloadImage(url: string, opts: DownloadOptions): Promise<{ dat
         throw new GenerationFailure(ERROR_CODES.downloadExpired, `Image URL answered ${res.status}: it has expired`, true);
       }
       if (!res.ok) {
-        const failure = classifyHttpFailure(res.status, res.headers, await res.text(), 'Download');
+        // the file host may be anything the upstream pointed at: its body is not passed on
+        const failure = classifyHttpFailure(res.status, res.headers, '', 'Download', false);
         throw new GenerationFailure(ERROR_CODES.downloadFailed, failure.message, failure.retryable, failure.retryAfterMs);
       }
-      const declared = Number(res.headers.get('content-length') ?? NaN);
-      if (declared > opts.maxBytes) throw tooLarge(declared, opts.maxBytes);
-      const chunks: Buffer[] = [];
-      let total = 0;
-      for await (const chunk of res.body ?? []) {
-        total += chunk.byteLength;
-        if (total > opts.maxBytes) throw tooLarge(total, opts.maxBytes);
-        chunks.push(Buffer.from(chunk));
-      }
-      return { data: Buffer.concat(chunks, total), contentType: res.headers.get('content-type') };
+      const data = await readBody(res, opts.maxBytes, (n) => tooLarge(n, opts.maxBytes));
+      return { data, contentType: res.headers.get('content-type') };
     } catch (err) {
       // stop the transfer: an unread body keeps the connection busy
       await res.body?.cancel().catch(() => undefined);

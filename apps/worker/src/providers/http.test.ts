@@ -22,6 +22,7 @@ it.each([
   [422, '', 'upstream_rejected', false],
   [400, '{"error":{"code":"content_policy_violation"}}', 'content_policy_violation', false],
   [451, 'blocked by safety system', 'content_policy_violation', false],
+  [405, 'Method Not Allowed', 'upstream_rejected', false],
 ])('%i %s → %s (retryable %s)', (status, body, code, retryable) => {
   const f = classifyHttpFailure(status, new Headers({ 'retry-after': '2' }), body);
   expect({ code: f.code, retryable: f.retryable }).toEqual({ code, retryable });

@@ -9,11 +9,14 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
-const CONTENT_POLICY = /content[_ -]?policy|safety|moderation|nsfw|not allowed/i;
+const CONTENT_POLICY = /content[_ -]?policy|safety system|moderation|nsfw/i;
 
-/** Turns a non-2xx upstream answer into a classified failure. */
-export function classifyHttpFailure(status: number, headers: Headers, body: string, what = 'Upstream'): GenerationFailure {
-  const detail = body.replace(/\s+/g, ' ').trim().slice(0, 200);
+/**
+ * Turns a non-2xx upstream answer into a classified failure. The configured generator's own
+ * words (a content-policy reason, say) are worth passing on; other hosts' bodies are not.
+ */
+export function classifyHttpFailure(status: number, headers: Headers, body: string, what = 'Upstream', quoteBody = true): GenerationFailure {
+  const detail = quoteBody ? body.replace(/\s+/g, ' ').trim().slice(0, 200) : '';
   const message = `${what} answered ${status}${detail ? `: ${detail}` : ''}`;
   const retryAfterMs = parseRetryAfter(headers.get('retry-after'));
   if (status === 429) return new GenerationFailure(ERROR_CODES.rateLimited, message, true, retryAfterMs);
@@ -76,15 +79,35 @@ function classify(err: unknown, signal: AbortSignal, parent: AbortSignal, opts: 
   return new GenerationFailure(ERROR_CODES.connection, `${opts.what} failed: ${why}`, true);
 }
 
-/** A request and its whole body, within one deadline. */
+/** Reads a body up to `maxBytes`; past that the transfer is cut off with `tooLarge`. */
+export async function readBody(res: Response, maxBytes: number, tooLarge: (bytes: number) => Error): Promise<Buffer> {
+  const declared = Number(res.headers.get('content-length') ?? NaN);
+  if (declared > maxBytes) throw tooLarge(declared);
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of res.body ?? []) {
+    total += chunk.byteLength;
+    if (total > maxBytes) throw tooLarge(total);
+    chunks.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(chunks, total);
+}
+
+/** A request and its whole body (at most `maxBytes`), within one deadline. */
 export function fetchText(
   url: string,
   init: RequestInit,
   parent: AbortSignal,
-  opts: DeadlineOptions,
+  opts: DeadlineOptions & { maxBytes: number },
 ): Promise<{ status: number; ok: boolean; headers: Headers; text: string }> {
   return withDeadline(parent, opts, async (signal) => {
     const res = await fetch(url, { ...init, signal });
-    return { status: res.status, ok: res.ok, headers: res.headers, text: await res.text() };
+    try {
+      const body = await readBody(res, opts.maxBytes, (n) => new GenerationFailure(ERROR_CODES.badResponse, `${opts.what} answer is larger than ${opts.maxBytes} bytes (${n})`, false));
+      return { status: res.status, ok: res.ok, headers: res.headers, text: body.toString('utf8') };
+    } catch (err) {
+      await res.body?.cancel().catch(() => undefined);
+      throw err;
+    }
   });
 }

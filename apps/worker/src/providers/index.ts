@@ -7,13 +7,15 @@ import { OpenAiProvider } from './openai';
 
 export function createProvider(config: WorkerConfig, cpu: Semaphore): GeneratorProvider {
   const timeoutMs = config.GENERATOR_TIMEOUT_MS;
+  // an answer may carry the image itself (base64: 4/3 of its size)
+  const maxResponseBytes = Math.ceil(config.DOWNLOAD_MAX_BYTES * 1.4) + 64 * 1024;
   switch (config.GENERATOR) {
     case 'builtin':
       return new BuiltinProvider(cpu);
     case 'aistudios':
-      return new AiStudiosProvider({ url: requireUrl(config), apiKey: config.GENERATOR_API_KEY, timeoutMs });
+      return new AiStudiosProvider({ url: requireUrl(config), apiKey: config.GENERATOR_API_KEY, timeoutMs, maxResponseBytes });
     case 'openai':
-      return new OpenAiProvider({ url: requireUrl(config), apiKey: config.GENERATOR_API_KEY, model: config.GENERATOR_MODEL, timeoutMs });
+      return new OpenAiProvider({ url: requireUrl(config), apiKey: config.GENERATOR_API_KEY, model: config.GENERATOR_MODEL, timeoutMs, maxResponseBytes, maxImageBytes: config.DOWNLOAD_MAX_BYTES });
   }
 }
 

@@ -18,13 +18,13 @@ export function openAiPrompt(request: GenerationRequest): string {
 export class OpenAiProvider implements GeneratorProvider {
   readonly name = 'openai' as const;
 
-  constructor(private readonly opts: { url: string; apiKey?: string; model: string; timeoutMs: number }) {}
+  constructor(private readonly opts: { url: string; apiKey?: string; model: string; timeoutMs: number; maxResponseBytes: number; maxImageBytes: number }) {}
 
   async generate(request: GenerationRequest, ctx: GenerateContext): Promise<GeneratedImage> {
     const headers: Record<string, string> = { 'Content-Type': 'application/json' };
     if (this.opts.apiKey) headers.Authorization = `Bearer ${this.opts.apiKey}`;
     const body = JSON.stringify({ model: this.opts.model, prompt: openAiPrompt(request), n: 1, size: OPENAI_SIZES[request.size] });
-    const res = await fetchText(this.opts.url, { method: 'POST', headers, body }, ctx.signal, { what: 'Upstream call', timeoutMs: this.opts.timeoutMs });
+    const res = await fetchText(this.opts.url, { method: 'POST', headers, body }, ctx.signal, { what: 'Upstream call', timeoutMs: this.opts.timeoutMs, maxBytes: this.opts.maxResponseBytes });
     const text = res.text;
     if (!res.ok) throw classifyHttpFailure(res.status, res.headers, text);
     let parsed: { data?: Array<{ url?: unknown; b64_json?: unknown }> };
@@ -35,7 +35,11 @@ export class OpenAiProvider implements GeneratorProvider {
     }
     const first = parsed?.data?.[0];
     if (typeof first?.b64_json === 'string' && first.b64_json.length > 0) {
-      return { kind: 'bytes', data: Buffer.from(first.b64_json, 'base64'), contentType: 'image/png' };
+      const data = Buffer.from(first.b64_json, 'base64');
+      if (data.length > this.opts.maxImageBytes) {
+        throw new GenerationFailure(ERROR_CODES.downloadTooLarge, `Image is larger than the limit of ${this.opts.maxImageBytes} bytes (${data.length})`, false);
+      }
+      return { kind: 'bytes', data, contentType: 'image/png' };
     }
     if (typeof first?.url === 'string' && /^https?:\/\//.test(first.url)) return { kind: 'url', url: first.url };
     throw new GenerationFailure(ERROR_CODES.badResponse, 'Upstream answer has neither data[0].url nor data[0].b64_json', false);

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 
-type Listener = (message: string) => void;
+/** Called with each message, or with `null` after a reconnect: messages may have been missed, re-read. */
+export type Listener = (message: string | null) => void;
 
 /**
  * One subscriber connection shared by every waiter in the process. Channels are
@@ -9,11 +10,18 @@ type Listener = (message: string) => void;
 export class EventHub {
   private readonly listeners = new Map<string, Set<Listener>>();
   private readonly pending = new Map<string, Promise<unknown>>();
+  private connectedBefore = false;
 
   constructor(private readonly sub: Redis) {
     sub.on('message', (channel: string, message: string) => {
       for (const l of this.listeners.get(channel) ?? []) l(message);
     });
+    // pub/sub keeps nothing for absent subscribers: after a reconnect every listener resyncs
+    sub.on('ready', () => {
+      if (this.connectedBefore) for (const set of this.listeners.values()) for (const l of set) l(null);
+      this.connectedBefore = true;
+    });
+    if (sub.status === 'ready') this.connectedBefore = true;
   }
 
   /** Resolves once Redis confirmed the subscription, so nothing published after it is missed. */
@@ -41,7 +49,8 @@ export class EventHub {
     if (set.size > 0) return;
     this.listeners.delete(channel);
     this.pending.delete(channel);
-    if (this.sub.status === 'ready') await this.sub.unsubscribe(channel).catch(() => undefined);
+    // queued while disconnected, so the channel is not re-subscribed on reconnect and left behind
+    await this.sub.unsubscribe(channel).catch(() => undefined);
   }
 
   get channelCount(): number {

@@ -18,6 +18,19 @@ export async function watchGeneration(hub: EventHub, store: GenerationStore, key
   let terminal = false;
   let wake: () => void = () => undefined;
   const unsubscribe = await hub.subscribe(keys.generationChannel(id), (message) => {
+    if (message === null) {
+      // reconnected: the end may have been published while we were away
+      void store.get(id).then(
+        (r) => {
+          if (!r || isTerminal(r.status)) {
+            terminal = true;
+            wake();
+          }
+        },
+        () => undefined,
+      );
+      return;
+    }
     const { status } = JSON.parse(message) as { status: GenerationRecord['status'] };
     if (isTerminal(status)) {
       terminal = true;
@@ -36,7 +49,8 @@ export async function watchGeneration(hub: EventHub, store: GenerationStore, key
         });
         clearTimeout(timer);
       }
-      return store.get(id);
+      // an accepted generation is never turned into an error by a read that fails now
+      return store.get(id).catch(() => first);
     },
     close: unsubscribe,
   };

@@ -4,7 +4,7 @@ import type { GenerationRecord, GenerationStatus, Stage, StoredImage, StoredResu
 import { STAGE_PROGRESS } from '../schemas/generation';
 import type { WebhookEvent } from '../schemas/request';
 import { decodeRecord, encodeFields } from './codec';
-import { TRANSITION_LUA } from './transition.lua';
+import { CLAIM_UPSTREAM_LUA, CONFIRM_LUA, TRANSITION_LUA } from './transition.lua';
 
 export type TransitionOutcome = 'ok' | 'missing' | 'terminal';
 
@@ -17,8 +17,12 @@ export interface GenerationEvent {
 /** A change to a record: `null` deletes a field; `?startedAt` is set only if absent. */
 export type RecordPatch = { [K in keyof GenerationRecord]?: GenerationRecord[K] | null } & { '?startedAt'?: string };
 
+export type UpstreamClaim = { outcome: 'ok' | 'terminal' | 'checkpointed' | 'missing' } | { outcome: 'busy'; leaseExpiresAt: number };
+
 type TransitionRedis = Redis & {
   imagegenTransition(key: string, ...args: (string | number)[]): Promise<TransitionOutcome>;
+  imagegenClaimUpstream(key: string, owner: string, now: number, leaseMs: number): Promise<[string, string]>;
+  imagegenConfirm(key: string): Promise<number>;
 };
 
 export interface ListOptions {
@@ -41,6 +45,8 @@ export class GenerationStore {
   ) {
     if (!('imagegenTransition' in redis)) {
       redis.defineCommand('imagegenTransition', { numberOfKeys: 1, lua: TRANSITION_LUA });
+      redis.defineCommand('imagegenClaimUpstream', { numberOfKeys: 1, lua: CLAIM_UPSTREAM_LUA });
+      redis.defineCommand('imagegenConfirm', { numberOfKeys: 1, lua: CONFIRM_LUA });
     }
     this.redis = redis as TransitionRedis;
   }
@@ -56,9 +62,31 @@ export class GenerationStore {
     await multi.zadd(this.keys.tenantGenerations(record.tenant), 0, record.id).exec().then(throwOnMultiError);
   }
 
-  /** The record's job exists: keep it until it ends. */
+  /** The record's job exists: keep it until it ends (a record already finished keeps its retention). */
   async confirm(id: string): Promise<void> {
-    await this.redis.persist(this.keys.generation(id));
+    await this.redis.imagegenConfirm(this.keys.generation(id));
+  }
+
+  /** See CLAIM_UPSTREAM_LUA: a lease of `leaseMs` on calling the upstream for this generation. */
+  async claimUpstream(id: string, owner: string, leaseMs: number): Promise<UpstreamClaim> {
+    const [outcome, detail] = await this.redis.imagegenClaimUpstream(this.keys.generation(id), owner, Date.now(), leaseMs);
+    if (outcome === 'busy') return { outcome, leaseExpiresAt: Number(detail) };
+    return { outcome: outcome as 'ok' | 'terminal' | 'checkpointed' | 'missing' };
+  }
+
+  /** Keeps paid-for bytes that could not be stored, so the next attempt resumes from them. */
+  async spool(id: string, data: Buffer, ttlSeconds: number): Promise<void> {
+    const key = this.keys.spool(id);
+    await this.redis.set(key, data, 'EX', ttlSeconds);
+    await this.transition(id, { spoolKey: key, upstreamLease: null });
+  }
+
+  readSpool(key: string): Promise<Buffer | null> {
+    return this.redis.getBuffer(key);
+  }
+
+  async dropSpool(id: string): Promise<void> {
+    await this.redis.del(this.keys.spool(id));
   }
 
   /** Creates many records in one round trip per chunk. */
@@ -105,8 +133,13 @@ export class GenerationStore {
     return this.transition(id, { stage, progress: STAGE_PROGRESS[stage] }, 'generation.progress');
   }
 
-  checkpoint(id: string, patch: { upstreamUrl?: string | null; original?: StoredImage }): Promise<TransitionOutcome> {
-    return this.transition(id, patch);
+  /** Records a stage's result; the upstream lease ends with it. */
+  checkpoint(id: string, patch: { upstreamUrl?: string | null; original?: StoredImage; spoolKey?: null }): Promise<TransitionOutcome> {
+    return this.transition(id, { ...patch, upstreamLease: null });
+  }
+
+  releaseUpstream(id: string): Promise<TransitionOutcome> {
+    return this.transition(id, { upstreamLease: null });
   }
 
   complete(id: string, result: StoredResult): Promise<TransitionOutcome> {

@@ -39,3 +39,39 @@ if ARGV[2] ~= '' then
 end
 return 'ok'
 `;
+
+/**
+ * Claims the right to call the upstream for a generation. Refused while another runner's
+ * lease is live (a job whose lock was lost and re-queued must not pay twice), and when a
+ * checkpoint already makes the call unnecessary.
+ *
+ * KEYS[1] record hash; ARGV[1] owner, ARGV[2] now (ms), ARGV[3] lease length (ms)
+ * Returns { outcome, detail }: 'ok' | 'terminal' | 'checkpointed' | 'busy' (detail: lease expiry ms) | 'missing'.
+ */
+export const CLAIM_UPSTREAM_LUA = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return {'missing', ''} end
+if status == 'completed' or status == 'failed' or status == 'cancelled' then return {'terminal', ''} end
+if redis.call('HEXISTS', KEYS[1], 'original') == 1 or redis.call('HEXISTS', KEYS[1], 'upstreamUrl') == 1
+  or redis.call('HEXISTS', KEYS[1], 'spoolKey') == 1 then
+  return {'checkpointed', ''}
+end
+local lease = redis.call('HGET', KEYS[1], 'upstreamLease')
+if lease then
+  local sep = string.find(lease, '|', 1, true)
+  local owner = string.sub(lease, 1, sep - 1)
+  local expires = tonumber(string.sub(lease, sep + 1))
+  if owner ~= ARGV[1] and expires > tonumber(ARGV[2]) then return {'busy', tostring(expires)} end
+end
+redis.call('HSET', KEYS[1], 'upstreamLease', ARGV[1] .. '|' .. (tonumber(ARGV[2]) + tonumber(ARGV[3])))
+return {'ok', ''}
+`;
+
+/** Drops a provisional expiry, unless the record is already terminal (its retention TTL stays). */
+export const CONFIRM_LUA = `
+local status = redis.call('HGET', KEYS[1], 'status')
+if status and status ~= 'completed' and status ~= 'failed' and status ~= 'cancelled' then
+  redis.call('PERSIST', KEYS[1])
+end
+return 1
+`;

@@ -68,6 +68,10 @@ export interface GenerationRecord {
   upstreamUrl?: string;
   /** Checkpoint: the original is stored; later stages never call the upstream again. */
   original?: StoredImage;
+  /** Checkpoint: paid-for bytes kept in Redis because storing them failed. */
+  spoolKey?: string;
+  /** `owner|expiresAtMs` while an upstream call is in flight, so no second runner calls too. */
+  upstreamLease?: string;
 }
 
 export interface PublicImage {

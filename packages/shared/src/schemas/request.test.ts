@@ -12,6 +12,11 @@ it('accepts a 4,000-character topic and refuses 4,001', () => {
   expect(toFieldErrors(r.error!)).toEqual([{ path: 'topic', message: 'must be at most 4000 characters' }]);
 });
 
+it('counts characters, not UTF-16 units', () => {
+  expect(generationRequestSchema.safeParse({ topic: '🦊'.repeat(4000) }).success).toBe(true);
+  expect(generationRequestSchema.safeParse({ topic: '🦊'.repeat(4001) }).success).toBe(false);
+});
+
 it('names each unknown field and prefixes paths (as batch items need)', () => {
   const r = createGenerationSchema.safeParse({ topic: 'x', foo: 1, bar: 2, webhook: { url: 'https://a.example', extra: true } });
   expect(toFieldErrors(r.error!, [7]).map((e) => e.path).sort()).toEqual(['7.bar', '7.foo', '7.webhook.extra']);

@@ -23,7 +23,8 @@ export const sizeSchema = z.enum(SIZES, { error: () => `must be one of ${SIZES.j
 const topicSchema = z
   .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
   .refine((t) => t.trim().length > 0, { message: 'must not be empty' })
-  .refine((t) => t.length <= MAX_TOPIC_LENGTH, { message: `must be at most ${MAX_TOPIC_LENGTH} characters` });
+  // characters as people count them (code points), not UTF-16 units: an emoji is one
+  .refine((t) => t.length <= MAX_TOPIC_LENGTH || [...t].length <= MAX_TOPIC_LENGTH, { message: `must be at most ${MAX_TOPIC_LENGTH} characters` });
 
 /** The seed's request body, exactly: `{ topic, style?, size? }`. */
 export const generationRequestSchema = z.strictObject({
