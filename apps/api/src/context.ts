@@ -13,7 +13,7 @@ export interface ApiContext {
   hub: EventHub;
   store: GenerationStore;
   storage: Storage;
-  queues: { generate: Queue };
+  queues: { generate: Queue; maintenance: Queue };
   adminPassword: string;
   /** Aborted when the process begins to shut down: waiters answer at once with what they have. */
   shutdown: AbortSignal;
@@ -28,6 +28,9 @@ export function createApiContext(config: ApiConfig, adminPassword: string, logge
   const subscriber = createRedis(config.REDIS_URL, 'subscriber', 'imagegen-api-sub');
   const generate = new Queue(QUEUES.generate, { connection: redis, prefix: config.QUEUE_PREFIX });
   generate.on('error', (err) => logger.warn('queue error', { queue: QUEUES.generate, error: err.message }));
+  // shown in Bull Board only
+  const maintenance = new Queue(QUEUES.maintenance, { connection: redis, prefix: config.QUEUE_PREFIX });
+  maintenance.on('error', (err) => logger.warn('queue error', { queue: QUEUES.maintenance, error: err.message }));
   const shutdown = new AbortController();
   return {
     config,
@@ -38,13 +41,13 @@ export function createApiContext(config: ApiConfig, adminPassword: string, logge
     hub: new EventHub(subscriber),
     store: new GenerationStore(redis, keys, config.RECORD_RETENTION_HOURS * 3600),
     storage: new FsStorage(config.DATA_DIR),
-    queues: { generate },
+    queues: { generate, maintenance },
     adminPassword,
     shutdown: shutdown.signal,
     beginShutdown: () => shutdown.abort(),
     async close() {
       shutdown.abort();
-      await generate.close().catch(() => undefined);
+      await Promise.all([generate.close(), maintenance.close()].map((p) => p.catch(() => undefined)));
       await Promise.all([redis.quit(), subscriber.quit()].map((p) => p.catch(() => undefined)));
     },
   };

@@ -1,8 +1,10 @@
-import { createLogger, createRedis, EventHub, FsStorage, GenerationStore, keysFor, QUEUES, type GeneratorProvider, type Logger, type Storage } from '@imagegen/shared';
+import { createLogger, createRedis, EventHub, FsStorage, GenerationStore, JOBS, keysFor, QUEUES, type GeneratorProvider, type Logger, type Storage } from '@imagegen/shared';
 import { Queue, type Worker } from 'bullmq';
 import type { WorkerConfig } from './config';
 import { listenForCancellations } from './generate/cancellations';
 import { createGenerateWorker } from './generate/generate.worker';
+import { FileRetentionService } from './maintenance/file-retention.service';
+import { createMaintenanceWorker } from './maintenance/sweep-files.worker';
 import { GenerationService } from './generate/generation.service';
 import { Semaphore } from './images/semaphore';
 import { createProvider } from './providers';
@@ -64,6 +66,15 @@ export async function startWorkerRuntime(
     backoff: { baseMs: config.GENERATOR_BACKOFF_MS, maxMs: config.GENERATOR_BACKOFF_MAX_MS, jitter: config.GENERATOR_RETRY_JITTER },
     ...(config.GENERATOR_RATE_LIMIT_MAX > 0 ? { rateLimit: { max: config.GENERATOR_RATE_LIMIT_MAX, duration: config.GENERATOR_RATE_LIMIT_WINDOW_MS } } : {}),
   });
+  const maintenanceQueue = new Queue(QUEUES.maintenance, { connection: storeRedis, prefix: config.QUEUE_PREFIX });
+  maintenanceQueue.on('error', (err) => logger.warn('queue error', { error: err.message }));
+  // one scheduler whatever the number of workers: upserting it is idempotent
+  await maintenanceQueue.upsertJobScheduler(
+    JOBS.sweepFiles.name,
+    { every: config.FILE_SWEEP_INTERVAL_MS },
+    { name: JOBS.sweepFiles.name, data: {}, opts: { removeOnComplete: 100, removeOnFail: 100 } },
+  );
+  const maintenance = createMaintenanceWorker(new FileRetentionService(store, storage, logger), logger, { connection, prefix: config.QUEUE_PREFIX });
   const hub = new EventHub(subscriber);
   const stopCancellations = await listenForCancellations(hub, keys, generate);
   logger.info('worker started', { generator: provider.name, concurrency: config.WORKER_CONCURRENCY, cpu: config.CPU_CONCURRENCY, prefix: config.QUEUE_PREFIX });
@@ -71,7 +82,7 @@ export async function startWorkerRuntime(
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
-      const drained = generate.close().then(() => 'drained' as const);
+      const drained = Promise.all([generate.close(), maintenance.close()]).then(() => 'drained' as const);
       const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.SHUTDOWN_TIMEOUT_MS).unref());
       if ((await Promise.race([drained, timeout])) === 'timeout') {
         // BullMQ keeps waiting on the first close; cutting the connections ends it. The locks of
@@ -82,10 +93,10 @@ export async function startWorkerRuntime(
         return;
       }
       await stopCancellations().catch(() => undefined);
-      await generateQueue.close().catch(() => undefined);
+      await Promise.all([generateQueue.close(), maintenanceQueue.close()].map((p) => p.catch(() => undefined)));
       await Promise.all([connection.quit(), storeRedis.quit(), subscriber.quit()].map((p) => p.catch(() => undefined)));
       logger.info('worker stopped');
     })());
 
-  return { workers: [generate], close };
+  return { workers: [generate, maintenance], close };
 }

@@ -7,6 +7,7 @@ import type { Priority } from './schemas/request';
  */
 export const QUEUES = {
   generate: 'generate',
+  maintenance: 'maintenance',
 } as const;
 export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
 
@@ -16,8 +17,12 @@ export const generateJobSchema = z.strictObject({
 });
 export type GenerateJobData = z.output<typeof generateJobSchema>;
 
+/** Removes files whose generation's retention has ended; scheduled, never enqueued by clients. */
+export const sweepFilesJobSchema = z.strictObject({});
+
 export const JOBS = {
   generate: { queue: QUEUES.generate, name: 'generate', schema: generateJobSchema },
+  sweepFiles: { queue: QUEUES.maintenance, name: 'sweep-files', schema: sweepFilesJobSchema },
 } as const;
 
 export type JobName = keyof typeof JOBS;

@@ -6,6 +6,8 @@ export function keysFor(prefix: string) {
     generationChannel: (id: string) => `${prefix}:events:gen:${id}`,
     cancelChannel: () => `${prefix}:events:cancel`,
     spool: (id: string) => `${prefix}:spool:${id}`,
+    /** File tokens scored by when their files may be removed. */
+    fileExpiry: () => `${prefix}:files:expiry`,
   };
 }
 export type Keys = ReturnType<typeof keysFor>;

@@ -20,7 +20,7 @@ export type RecordPatch = { [K in keyof GenerationRecord]?: GenerationRecord[K] 
 export type UpstreamClaim = { outcome: 'ok' | 'terminal' | 'checkpointed' | 'missing' } | { outcome: 'busy'; leaseExpiresAt: number };
 
 type TransitionRedis = Redis & {
-  imagegenTransition(key: string, ...args: (string | number)[]): Promise<TransitionOutcome>;
+  imagegenTransition(key: string, expiryKey: string, ...args: (string | number)[]): Promise<TransitionOutcome>;
   imagegenClaimUpstream(key: string, owner: string, now: number, leaseMs: number): Promise<[string, string]>;
   imagegenConfirm(key: string): Promise<number>;
 };
@@ -44,7 +44,7 @@ export class GenerationStore {
     private readonly retentionSeconds: number,
   ) {
     if (!('imagegenTransition' in redis)) {
-      redis.defineCommand('imagegenTransition', { numberOfKeys: 1, lua: TRANSITION_LUA });
+      redis.defineCommand('imagegenTransition', { numberOfKeys: 2, lua: TRANSITION_LUA });
       redis.defineCommand('imagegenClaimUpstream', { numberOfKeys: 1, lua: CLAIM_UPSTREAM_LUA });
       redis.defineCommand('imagegenConfirm', { numberOfKeys: 1, lua: CONFIRM_LUA });
     }
@@ -114,6 +114,7 @@ export class GenerationStore {
   async transition(id: string, patch: RecordPatch, event?: GenerationEvent['type']): Promise<TransitionOutcome> {
     return this.redis.imagegenTransition(
       this.keys.generation(id),
+      this.keys.fileExpiry(),
       this.keys.generationChannel(id),
       event ?? '',
       this.retentionSeconds,
@@ -165,6 +166,15 @@ export class GenerationStore {
       { status: 'cancelled', completedAt: new Date().toISOString(), error: { code: 'cancelled', message: 'Cancelled by request', retryable: false } },
       'generation.cancelled',
     );
+  }
+
+  /** File tokens whose files are due for removal, oldest first. */
+  dueFileTokens(now: number, limit: number): Promise<string[]> {
+    return this.redis.zrangebyscore(this.keys.fileExpiry(), '-inf', now, 'LIMIT', 0, limit);
+  }
+
+  async forgetFileTokens(tokens: string[]): Promise<void> {
+    if (tokens.length) await this.redis.zrem(this.keys.fileExpiry(), ...tokens);
   }
 
   /** Newest first; the cursor is the last id of the previous page (ids sort by creation). */

@@ -4,11 +4,18 @@
  * rises; a field named `?x` is set only when absent; an empty value deletes the field.
  * Terminal records get their retention TTL; others lose any provisional one.
  *
- * KEYS[1] record hash
+ * Reaching a terminal status also schedules the record's files for removal: when the
+ * record's retention ends (completed), or after a grace period (failed, cancelled: no URL
+ * points at their files, but a cancelled worker may still be finishing a write).
+ *
+ * KEYS[1] record hash, KEYS[2] file expiry sorted set
  * ARGV[1] channel, ARGV[2] event type ('' = publish nothing), ARGV[3] retention seconds,
  * ARGV[4..] field, value, field, value, ...
  * Returns 'ok' | 'missing' | 'terminal'.
  */
+/** Files of failed or cancelled generations are removed after this long. */
+export const FAILED_FILES_GRACE_SECONDS = 3600;
+
 export const TRANSITION_LUA = `
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return 'missing' end
@@ -30,6 +37,13 @@ for i = 4, #ARGV, 2 do
 end
 if status == 'completed' or status == 'failed' or status == 'cancelled' then
   redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+  local token = redis.call('HGET', KEYS[1], 'fileToken')
+  if token then
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    local keep = status == 'completed' and tonumber(ARGV[3]) or ${FAILED_FILES_GRACE_SECONDS}
+    redis.call('ZADD', KEYS[2], now + keep * 1000, token)
+  end
 else
   -- a worker touching the record proves its job exists: drop any provisional expiry
   redis.call('PERSIST', KEYS[1])
