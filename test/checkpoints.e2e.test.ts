@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { FsStorage, type Storage } from '@imagegen/shared';
 import { FakeUpstream } from './support/fake-upstream';
 import { checkResultImages } from './support/images';
+import { eventually } from './support/net';
 import { postJson, startStack, type Stack } from './support/stack';
 
 /** Real files on disk, with a fault injected into the first `failures` writes matching a pattern. */
@@ -103,5 +104,32 @@ describe('checkpoints: bytes returned by the upstream (b64_json) are never paid 
     expect(storage.failed).toBe(1);
     expect(res.body).toMatchObject({ status: 'completed', attempts: 1 });
     expect(upstream.calls.length - before).toBe(1);
+  });
+});
+
+describe('checkpoints: spooled bytes that expired', () => {
+  let upstream: FakeUpstream;
+  let stack: Stack;
+  beforeAll(async () => {
+    upstream = await FakeUpstream.start();
+    stack = await startStack({ name: 'spool-expired', worker: false, env: { GENERATOR: 'aistudios', GENERATOR_URL: upstream.generateUrl } });
+  });
+  afterAll(async () => {
+    await stack.close();
+    await upstream.close();
+  });
+
+  it('are forgotten: the generation asks the upstream once and completes', async () => {
+    const created = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'spool gone' });
+    // as left by an attempt whose spool has since expired
+    await stack.redis.hset(`${stack.prefix}:gen:${created.body.id}`, 'spoolKey', `${stack.prefix}:spool:${created.body.id}`);
+    await stack.startWorker();
+    const done = await eventually(async () => {
+      const g = await stack.api.store.get(created.body.id);
+      return g && (g.status === 'completed' || g.status === 'failed') ? g : undefined;
+    }, 20_000);
+    expect(done.status).toBe('completed');
+    expect(done.spoolKey).toBeUndefined();
+    expect(upstream.calls).toHaveLength(1);
   });
 });

@@ -109,11 +109,16 @@ export class GenerationService {
    * checkpointed URL, or (holding the upstream lease) a new upstream call. Then validate
    * and store them, and checkpoint.
    */
-  private async secureOriginal(record: GenerationRecord, ctx: RunContext): Promise<{ original: StoredImage; data: Buffer; upstreamCalled: boolean }> {
+  private async secureOriginal(record: GenerationRecord, ctx: RunContext, depth = 0): Promise<{ original: StoredImage; data: Buffer; upstreamCalled: boolean }> {
     const id = record.id;
     let { upstreamUrl } = record;
-    let data = record.spoolKey ? ((await this.store.readSpool(record.spoolKey)) ?? undefined) : undefined;
+    let data: Buffer | undefined;
     let upstreamCalled = false;
+    if (record.spoolKey) {
+      data = (await this.store.readSpool(record.spoolKey)) ?? undefined;
+      // spooled bytes past their time are gone: forget them, or the claim below would see a checkpoint
+      if (!data) await this.store.transition(id, { spoolKey: null });
+    }
 
     if (!data && !upstreamUrl) {
       const claim = await this.store.claimUpstream(id, randomUUID(), this.opts.timeoutMs + 5000);
@@ -127,7 +132,8 @@ export class GenerationService {
           const original = fresh.original;
           return { original, data: await this.stored(() => this.storage.read(original.key), 'read the original'), upstreamCalled: false };
         }
-        return this.secureOriginal(fresh, ctx);
+        if (depth >= 3) throw new GenerationFailure(ERROR_CODES.internal, 'Checkpoints kept changing under this attempt', true);
+        return this.secureOriginal(fresh, ctx, depth + 1);
       }
       upstreamCalled = true;
       try {
