@@ -9,8 +9,6 @@ export const QUEUES = {
   generate: 'generate',
   maintenance: 'maintenance',
 } as const;
-export type QueueName = (typeof QUEUES)[keyof typeof QUEUES];
-
 export const generateJobSchema = z.strictObject({
   generationId: z.string().regex(/^gen_[A-Za-z0-9]+$/),
   tenant: z.string().min(1),
@@ -25,15 +23,9 @@ export const JOBS = {
   sweepFiles: { queue: QUEUES.maintenance, name: 'sweep-files', schema: sweepFilesJobSchema },
 } as const;
 
-export type JobName = keyof typeof JOBS;
-export type JobData<N extends JobName> = z.output<(typeof JOBS)[N]['schema']>;
-
 /** BullMQ priority: lower number runs first; 0 would mean "no priority" and skip ordering. */
 export const PRIORITY_VALUE: Record<Priority, number> = { high: 1, normal: 5, low: 10 };
 
-export function parseJobData<N extends JobName>(name: N, data: unknown): JobData<N> {
-  return JOBS[name].schema.parse(data) as JobData<N>;
-}
 
 /** Name of the backoff strategy workers register: exponential with jitter, Retry-After wins when longer. */
 export const BACKOFF_TYPE = 'imagegen';

@@ -25,23 +25,3 @@ export function createRedis(url: string, role: RedisRole, name?: string): Redis 
   redis.on('error', () => undefined);
   return redis;
 }
-
-export function isRedisReady(redis: Redis): boolean {
-  return redis.status === 'ready';
-}
-
-/** Resolves once the connection is ready, or rejects after `timeoutMs`. */
-export function waitForRedis(redis: Redis, timeoutMs: number): Promise<void> {
-  if (redis.status === 'ready') return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      redis.off('ready', onReady);
-      reject(new Error(`Redis did not become ready within ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onReady = () => {
-      clearTimeout(timer);
-      resolve();
-    };
-    redis.once('ready', onReady);
-  });
-}

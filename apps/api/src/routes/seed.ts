@@ -1,5 +1,5 @@
 import { Router, type RequestHandler } from 'express';
-import { fileUrl, generationRequestSchema, presentGeneration } from '@imagegen/shared';
+import { generationRequestSchema, presentGeneration } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { HttpProblem } from '../http/problem';
 import { enforceSubmissionRate } from '../http/rate-limit';
@@ -24,14 +24,8 @@ export function seedRouter(ctx: ApiContext, service: GenerationsService, json: R
     );
     const statusUrl = `${ctx.config.PUBLIC_BASE_URL}/v1/generations/${record.id}`;
     if (record.status === 'completed' && record.result) {
-      const generation = presentGeneration(record, ctx.config.PUBLIC_BASE_URL);
-      res.json({
-        downloadUrl: fileUrl(ctx.config.PUBLIC_BASE_URL, record.result.image.key),
-        id: record.id,
-        statusUrl,
-        thumbnails: generation.result?.thumbnails,
-        placeholder: generation.result?.placeholder,
-      });
+      const { result } = presentGeneration(record, ctx.config.PUBLIC_BASE_URL);
+      res.json({ downloadUrl: result?.image.url, id: record.id, statusUrl, thumbnails: result?.thumbnails, placeholder: result?.placeholder });
       return;
     }
     if (record.status === 'failed' || record.status === 'cancelled') {

@@ -20,8 +20,4 @@ export class Semaphore {
   get inUse(): number {
     return this.active;
   }
-
-  get waiting(): number {
-    return this.queue.length;
-  }
 }

@@ -52,8 +52,4 @@ export class EventHub {
     // queued while disconnected, so the channel is not re-subscribed on reconnect and left behind
     await this.sub.unsubscribe(channel).catch(() => undefined);
   }
-
-  get channelCount(): number {
-    return this.listeners.size;
-  }
 }

@@ -89,18 +89,6 @@ export class GenerationStore {
     await this.redis.del(this.keys.spool(id));
   }
 
-  /** Creates many records in one round trip per chunk. */
-  async createMany(records: GenerationRecord[], chunkSize = 1000): Promise<void> {
-    for (let i = 0; i < records.length; i += chunkSize) {
-      const multi = this.redis.multi();
-      for (const r of records.slice(i, i + chunkSize)) {
-        multi.hset(this.keys.generation(r.id), ...encodeFields(r));
-        multi.zadd(this.keys.tenantGenerations(r.tenant), 0, r.id);
-      }
-      await multi.exec().then(throwOnMultiError);
-    }
-  }
-
   async get(id: string): Promise<GenerationRecord | null> {
     return decodeRecord(await this.redis.hgetall(this.keys.generation(id)));
   }

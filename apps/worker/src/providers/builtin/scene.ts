@@ -6,15 +6,11 @@ import { renderIllustration } from './styles/illustration';
 import { renderPhotographic } from './styles/photographic';
 import { renderThreeD } from './styles/three-d';
 import { renderVector } from './styles/vector';
-import type { Size, Style, StyleRenderer } from './types';
+import { SIZE_DIMENSIONS as DIMENSIONS, type Size, type Style } from '@imagegen/shared';
+import type { StyleRenderer } from './types';
 
-export type { Size, Style } from './types';
-
-export const DIMENSIONS: Record<Size, { width: number; height: number }> = {
-  LANDSCAPE: { width: 1344, height: 768 },
-  PORTRAIT: { width: 768, height: 1344 },
-  SQUARE: { width: 1024, height: 1024 },
-};
+export { DIMENSIONS };
+export type { Size, Style };
 
 const RENDERERS: Record<Style, StyleRenderer> = {
   PHOTOGRAPHIC: renderPhotographic,

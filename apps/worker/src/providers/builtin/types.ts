@@ -2,9 +2,6 @@ import type { Layout } from './layout';
 import type { Palette } from './palette';
 import type { Rng } from './prng';
 
-export type Style = 'PHOTOGRAPHIC' | 'VECTOR_IMAGE' | 'ILLUSTRATION' | '3D';
-export type Size = 'LANDSCAPE' | 'PORTRAIT' | 'SQUARE';
-
 export interface SceneContext {
   readonly rng: Rng;
   readonly palette: Palette;
