@@ -1,4 +1,6 @@
 import { createHash } from 'node:crypto';
+import { newFileToken, newId } from '@imagegen/shared';
+import { eventually, sleep } from './support/net';
 import { keysUnder } from './support/redis';
 import { postJson, startStack, type Stack } from './support/stack';
 
@@ -44,16 +46,55 @@ describe('Idempotency-Key on POST /v1/generations', () => {
     expect(b.body.id).not.toBe(a.body.id);
   });
 
-  it('a key whose first request died before enqueueing is taken over, not stuck for a day', async () => {
-    // what a request leaves behind when it dies between claiming the key and enqueueing
+  it('a key whose first request died before enqueueing is taken over, not stuck', async () => {
+    // what a request leaves behind when it dies between writing its record and enqueueing the job
     const sha = (v: string) => createHash('sha256').update(v).digest('hex');
     const parsed = { topic: 'orphaned', style: 'PHOTOGRAPHIC', size: 'LANDSCAPE', priority: 'normal' };
-    await stack.redis.set(`${stack.prefix}:idem:a:${sha('order-9')}`, JSON.stringify({ bodyHash: sha(JSON.stringify(parsed)), generationId: 'gen_neverenqueued' }), 'EX', 600);
+    const idemKey = `${stack.prefix}:idem:a:${sha('order-9')}`;
+    const dead = { id: newId('gen'), tenant: 'a', status: 'queued', stage: 'queued', progress: 0, request: { topic: 'orphaned', style: 'PHOTOGRAPHIC', size: 'LANDSCAPE' }, metadata: null, priority: 'normal', attempts: 0, fileToken: newFileToken() } as const;
+    const made = await stack.api.store.create(dead, { provisionalSeconds: 600, idempotency: { key: idemKey, value: `${sha(JSON.stringify(parsed))}|${dead.id}`, ttlSeconds: 600 } });
+    expect(made.outcome).toBe('created');
+    // while it is young, a repeat gets it: its creator may just be slow
+    const early = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'orphaned' }, { ...auth('key-a'), 'Idempotency-Key': 'order-9' });
+    expect(early.body.id).toBe(dead.id);
+    // long after any live request would have enqueued it, the key is taken over
+    await stack.redis.hset(stack.api.keys.generation(dead.id), 'createdAt', new Date(Date.now() - 60_000).toISOString());
     const retry = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'orphaned' }, { ...auth('key-a'), 'Idempotency-Key': 'order-9' });
     expect(retry.status).toBe(202);
-    expect(retry.body.id).not.toBe('gen_neverenqueued');
+    expect(retry.body.id).not.toBe(dead.id);
+    expect(await stack.redis.exists(stack.api.keys.generation(dead.id))).toBe(0);
     const again = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'orphaned' }, { ...auth('key-a'), 'Idempotency-Key': 'order-9' });
     expect(again.body.id).toBe(retry.body.id);
-    expect(await stack.redis.ttl(`${stack.prefix}:idem:a:${sha('order-9')}`)).toBeGreaterThan(3600);
+    expect(await stack.redis.ttl(idemKey)).toBeGreaterThan(3600);
+  });
+
+  it('50 concurrent requests with one key, the first held slow between its record and its job: exactly one generation', async () => {
+    const queue = stack.api.queues.generate;
+    const add = queue.add.bind(queue);
+    let held = false;
+    // the first request to reach the enqueue step stalls there for 3 s; everything else is real
+    const spy = jest.spyOn(queue, 'add').mockImplementation(async (...args: Parameters<typeof queue.add>) => {
+      if (!held) {
+        held = true;
+        await sleep(3000);
+      }
+      return add(...args);
+    });
+    try {
+      const body = { topic: 'held slow' };
+      const first = postJson(`${stack.baseUrl}/v1/generations`, body, { ...auth('key-b'), 'Idempotency-Key': 'slow-1' });
+      await eventually(async () => (held ? true : undefined));
+      const rest = await Promise.all(Array.from({ length: 49 }, () => postJson(`${stack.baseUrl}/v1/generations`, body, { ...auth('key-b'), 'Idempotency-Key': 'slow-1' })));
+      const all = [await first, ...rest];
+      expect(all.map((r) => r.status)).toEqual(all.map(() => 202));
+      expect(new Set(all.map((r) => r.body.id)).size).toBe(1);
+      const ids = await stack.redis.zrange(stack.api.keys.tenantGenerations('b'), '0', '-1');
+      const slow = [];
+      for (const id of ids) if ((await stack.api.store.get(id))?.request.topic === 'held slow') slow.push(id);
+      expect(slow).toEqual([all[0]!.body.id]);
+      expect(spy).toHaveBeenCalledTimes(1);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });

@@ -29,7 +29,7 @@ describe('file retention', () => {
   it('a sweep is scheduled once, whatever the number of workers', async () => {
     await stack.startWorker();
     const schedulers = await maintenance.getJobSchedulers();
-    expect(schedulers.map((s) => s.key)).toEqual(['sweep-files']);
+    expect(schedulers.map((s) => s.key)).toEqual(['sweep']);
     expect(schedulers[0]?.every).toBe(600_000);
   });
 
@@ -55,9 +55,9 @@ describe('file retention', () => {
 
     // as if the retention of one of them had ended
     await stack.redis.zadd(expiryKey(), 'XX', 0, expiredToken);
-    const job = await maintenance.add('sweep-files', {});
+    const job = await maintenance.add('sweep', {});
     await eventually(async () => ((await job.getState()) === 'completed' ? true : undefined), 20_000);
-    expect((await maintenance.getJob(job.id!))?.returnvalue).toEqual({ removed: 1 });
+    expect((await maintenance.getJob(job.id!))?.returnvalue).toMatchObject({ files: 1, records: 0, orphans: 0 });
 
     expect((await fetch(expired.body.result.image.url)).status).toBe(404);
     for (const t of expired.body.result.thumbnails) expect((await fetch(t.url)).status).toBe(404);

@@ -1,7 +1,8 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createLogger, createRedis, EventHub, FsStorage, GenerationStore, keysFor, QUEUES, type Keys, type Logger, type Storage } from '@imagegen/shared';
+import { createLogger, createRedis, EventHub, FsStorage, GenerationStore, keysFor, QUEUES, retentionSeconds, type Keys, type Logger, type Storage } from '@imagegen/shared';
 import type { ApiConfig } from './config';
+import { Waits } from './services/waits';
 
 /** Everything the routes use, built once per process. */
 export interface ApiContext {
@@ -17,6 +18,8 @@ export interface ApiContext {
   adminPassword: string;
   /** Aborted when the process begins to shut down: waiters answer at once with what they have. */
   shutdown: AbortSignal;
+  /** Requests waiting on generations; shutdown ends them all. */
+  waits: Waits;
   beginShutdown(): void;
   close(): Promise<void>;
 }
@@ -39,11 +42,12 @@ export function createApiContext(config: ApiConfig, adminPassword: string, logge
     redis,
     subscriber,
     hub: new EventHub(subscriber),
-    store: new GenerationStore(redis, keys, config.RECORD_RETENTION_HOURS * 3600),
+    store: new GenerationStore(redis, keys, retentionSeconds(config.RECORD_RETENTION_HOURS)),
     storage: new FsStorage(config.DATA_DIR),
     queues: { generate, maintenance },
     adminPassword,
     shutdown: shutdown.signal,
+    waits: new Waits(shutdown.signal),
     beginShutdown: () => shutdown.abort(),
     async close() {
       shutdown.abort();

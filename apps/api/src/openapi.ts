@@ -1,7 +1,9 @@
 import { z } from 'zod';
-import { createGenerationSchema, generationRequestSchema, STAGES, STATUSES } from '@imagegen/shared';
+import { createGenerationSchema, generationRequestSchema, publicGenerationSchema } from '@imagegen/shared';
 
+/** Request bodies are described as clients may send them, responses as the API answers. */
 const schema = (s: z.ZodType) => z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' });
+const responseSchema = (s: z.ZodType) => z.toJSONSchema(s, { io: 'output', unrepresentable: 'any' });
 
 const problem = {
   type: 'object',
@@ -12,34 +14,6 @@ const problem = {
     status: { type: 'integer' },
     detail: { type: 'string' },
     errors: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } } },
-  },
-};
-
-const image = { type: 'object', properties: { url: { type: 'string' }, width: { type: 'integer' }, height: { type: 'integer' }, format: { type: 'string' }, bytes: { type: 'integer' } } };
-
-const generation = {
-  type: 'object',
-  properties: {
-    id: { type: 'string' },
-    status: { enum: [...STATUSES] },
-    progress: { type: 'integer', minimum: 0, maximum: 100 },
-    stage: { enum: [...STAGES] },
-    request: schema(generationRequestSchema),
-    metadata: { type: ['object', 'null'] },
-    batchId: { type: 'string' },
-    attempts: { type: 'integer' },
-    createdAt: { type: 'string', format: 'date-time' },
-    startedAt: { type: 'string', format: 'date-time' },
-    completedAt: { type: 'string', format: 'date-time' },
-    result: {
-      type: 'object',
-      properties: {
-        image,
-        thumbnails: { type: 'array', items: { ...image, properties: { ...image.properties, size: { type: 'integer' } } } },
-        placeholder: { type: 'string', description: 'ThumbHash, base64' },
-      },
-    },
-    error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' }, retryable: { type: 'boolean' } } },
   },
 };
 
@@ -59,7 +33,7 @@ export function buildOpenApi(publicBaseUrl: string) {
     servers: [{ url: publicBaseUrl }],
     components: {
       securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' }, admin: { type: 'http', scheme: 'basic' } },
-      schemas: { Problem: problem, Generation: generation, CreateGeneration: schema(createGenerationSchema), SeedRequest: schema(generationRequestSchema) },
+      schemas: { Problem: problem, Generation: responseSchema(publicGenerationSchema), CreateGeneration: schema(createGenerationSchema), SeedRequest: schema(generationRequestSchema) },
     },
     security: [{ apiKey: [] }],
     paths: {

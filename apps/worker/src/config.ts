@@ -29,8 +29,10 @@ const workerEnvSchema = z.object({
   THUMBNAIL_QUALITY: envInt(80, 1, 100),
   THUMBHASH: envBool(true),
   SHUTDOWN_TIMEOUT_MS: envInt(60_000, 0, MAX_TIMER_MS),
-  /** How often files past their generation's retention are removed. */
-  FILE_SWEEP_INTERVAL_MS: envInt(10 * 60_000, 1000, MAX_TIMER_MS),
+  /** How often the maintenance sweep runs: retention (records, files, finished jobs) and orphaned records. */
+  MAINTENANCE_INTERVAL_MS: envInt(10 * 60_000, 1000, MAX_TIMER_MS),
+  /** An unfinished record whose job is gone is ended only once it is this old (its job may still be on its way). */
+  ORPHAN_MIN_AGE_MS: envInt(60_000, 0, MAX_TIMER_MS),
   /** Random spread on each retry delay (0.2 = ±20 %) so retries of many jobs do not align. */
   GENERATOR_RETRY_JITTER: envNumber(0.2, 0, 1),
 });

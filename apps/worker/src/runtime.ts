@@ -1,11 +1,12 @@
-import { createLogger, createRedis, EventHub, FsStorage, GenerationStore, JOBS, keysFor, QUEUES, type GeneratorProvider, type Logger, type Storage } from '@imagegen/shared';
+import { createLogger, createRedis, EventHub, FsStorage, GenerationStore, JOBS, keysFor, QUEUES, RecordRetention, retentionSeconds, type GeneratorProvider, type Logger, type Storage } from '@imagegen/shared';
 import { Queue, type Worker } from 'bullmq';
 import type { WorkerConfig } from './config';
 import { listenForCancellations } from './generate/cancellations';
 import { createGenerateWorker } from './generate/generate.worker';
-import { FileRetentionService } from './maintenance/file-retention.service';
-import { createMaintenanceWorker } from './maintenance/sweep-files.worker';
-import { GenerationService } from './generate/generation.service';
+import { OrphanService } from './maintenance/orphans.service';
+import { RetentionService } from './maintenance/retention.service';
+import { createMaintenanceWorker } from './maintenance/sweep.worker';
+import { GenerationPipeline } from './generate/generation.pipeline';
 import { Semaphore } from './images/semaphore';
 import { createProvider } from './providers';
 
@@ -32,7 +33,8 @@ export async function startWorkerRuntime(
   const connection = createRedis(config.REDIS_URL, 'worker', 'imagegen-worker');
   const storeRedis = createRedis(config.REDIS_URL, 'worker', 'imagegen-worker-store');
   const subscriber = createRedis(config.REDIS_URL, 'subscriber', 'imagegen-worker-sub');
-  const store = new GenerationStore(storeRedis, keys, config.RECORD_RETENTION_HOURS * 3600);
+  const retention = retentionSeconds(config.RECORD_RETENTION_HOURS);
+  const store = new GenerationStore(storeRedis, keys, retention);
   const fsStorage = new FsStorage(config.DATA_DIR);
   const storage = overrides.storage ?? fsStorage;
   // files half-written by a worker killed mid-write; never shown, since records point at final names
@@ -44,7 +46,7 @@ export async function startWorkerRuntime(
   generateQueue.on('error', (err) => logger.warn('queue error', { error: err.message }));
   const cpu = new Semaphore(config.CPU_CONCURRENCY);
   const provider = overrides.provider ?? createProvider(config, cpu);
-  const service = new GenerationService(store, storage, provider, cpu, {
+  const pipeline = new GenerationPipeline(store, storage, provider, cpu, {
     timeoutMs: config.GENERATOR_TIMEOUT_MS,
     maxDownloadBytes: config.DOWNLOAD_MAX_BYTES,
     thumbnails: {
@@ -56,7 +58,7 @@ export async function startWorkerRuntime(
     },
   });
 
-  const generate = createGenerateWorker(service, store, generateQueue, logger, {
+  const generate = createGenerateWorker(pipeline, store, generateQueue, logger, {
     connection,
     prefix: config.QUEUE_PREFIX,
     concurrency: config.WORKER_CONCURRENCY,
@@ -70,11 +72,18 @@ export async function startWorkerRuntime(
   maintenanceQueue.on('error', (err) => logger.warn('queue error', { error: err.message }));
   // one scheduler whatever the number of workers: upserting it is idempotent
   await maintenanceQueue.upsertJobScheduler(
-    JOBS.sweepFiles.name,
-    { every: config.FILE_SWEEP_INTERVAL_MS },
-    { name: JOBS.sweepFiles.name, data: {}, opts: { removeOnComplete: 100, removeOnFail: 100 } },
+    JOBS.sweep.name,
+    { every: config.MAINTENANCE_INTERVAL_MS },
+    // a sweep's result is logged; only failed ones are kept for the dashboard
+    { name: JOBS.sweep.name, data: {}, opts: { removeOnComplete: true, removeOnFail: 50 } },
   );
-  const maintenance = createMaintenanceWorker(new FileRetentionService(store, storage, logger), logger, { connection, prefix: config.QUEUE_PREFIX });
+  const recordRetention = new RecordRetention(storeRedis, keys);
+  const maintenance = createMaintenanceWorker(
+    new RetentionService(recordRetention, storage, generateQueue, retention, logger),
+    new OrphanService(recordRetention, store, generateQueue, logger, config.ORPHAN_MIN_AGE_MS),
+    logger,
+    { connection, prefix: config.QUEUE_PREFIX },
+  );
   const hub = new EventHub(subscriber);
   const stopCancellations = await listenForCancellations(hub, keys, generate);
   logger.info('worker started', { generator: provider.name, concurrency: config.WORKER_CONCURRENCY, cpu: config.CPU_CONCURRENCY, prefix: config.QUEUE_PREFIX });

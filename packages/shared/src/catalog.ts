@@ -15,12 +15,12 @@ export const generateJobSchema = z.strictObject({
 });
 export type GenerateJobData = z.output<typeof generateJobSchema>;
 
-/** Removes files whose generation's retention has ended; scheduled, never enqueued by clients. */
-export const sweepFilesJobSchema = z.strictObject({});
+/** Retention and repair: removes what finished generations left once due, ends orphaned records. Scheduled, never enqueued by clients. */
+export const sweepJobSchema = z.strictObject({});
 
 export const JOBS = {
   generate: { queue: QUEUES.generate, name: 'generate', schema: generateJobSchema },
-  sweepFiles: { queue: QUEUES.maintenance, name: 'sweep-files', schema: sweepFilesJobSchema },
+  sweep: { queue: QUEUES.maintenance, name: 'sweep', schema: sweepJobSchema },
 } as const;
 
 /** BullMQ priority: lower number runs first; 0 would mean "no priority" and skip ordering. */
@@ -33,6 +33,8 @@ export const BACKOFF_TYPE = 'imagegen';
 export interface GenerateJobPolicy {
   maxAttempts: number;
   backoffMs: number;
+  /** Finished jobs never outlive their records. */
+  retentionSeconds: number;
 }
 
 /** Options of every generate job. The generation id is the job id, so enqueueing twice is a no-op. */
@@ -43,7 +45,7 @@ export function generateJobOptions(generationId: string, priority: Priority, pol
     backoff: { type: BACKOFF_TYPE, delay: policy.backoffMs },
     priority: PRIORITY_VALUE[priority],
     // records outlive jobs: finished jobs are trimmed, the generation stays readable
-    removeOnComplete: { age: 24 * 3600, count: 10_000 },
-    removeOnFail: { age: 7 * 24 * 3600, count: 10_000 },
+    removeOnComplete: { age: Math.min(24 * 3600, policy.retentionSeconds), count: 10_000 },
+    removeOnFail: { age: Math.min(7 * 24 * 3600, policy.retentionSeconds), count: 10_000 },
   };
 }

@@ -79,8 +79,8 @@ export const commonEnvShape = {
   PUBLIC_BASE_URL: envOptionalString().pipe(z.url({ protocol: /^https?$/ }).optional()),
   DATA_DIR: envString('./data'),
   LOG_LEVEL: envEnum(['debug', 'info', 'warn', 'error', 'silent'], 'info'),
-  /** How long finished generation records stay readable. */
-  RECORD_RETENTION_HOURS: envInt(24 * 30, 1, 24 * 365 * 10),
+  /** How long finished generation records (and their files) stay readable; fractions allowed. */
+  RECORD_RETENTION_HOURS: envNumber(24 * 30, 1 / 3600, 24 * 365 * 10),
 };
 
 /** Retry policy of generations: the API sets it on each job, workers apply it. */
@@ -104,6 +104,11 @@ export function parseEnv<T extends z.ZodType>(schema: T, env: Record<string, str
     throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
   }
   return result.data;
+}
+
+/** Retention in whole seconds, at least one. */
+export function retentionSeconds(hours: number): number {
+  return Math.max(1, Math.round(hours * 3600));
 }
 
 /** PUBLIC_BASE_URL falls back to http://localhost:$PORT. */

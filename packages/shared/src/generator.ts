@@ -35,6 +35,8 @@ export const ERROR_CODES = {
   storageFailed: 'storage_failed',
   cancelled: 'cancelled',
   internal: 'internal_error',
+  /** The queued job was removed (by hand, or trimmed) before the generation ended. */
+  jobLost: 'job_lost',
 } as const;
 export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
 

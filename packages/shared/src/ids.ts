@@ -11,7 +11,12 @@ function randomAlnum(length: number): string {
 
 /** Time-ordered ids: a millisecond timestamp first so ids sort by creation. */
 export function newId(kind: 'gen' | 'batch'): string {
-  return `${kind}_${Date.now().toString(36).padStart(9, '0')}${randomAlnum(14)}`;
+  return `${idTimeBound(kind, Date.now())}${randomAlnum(14)}`;
+}
+
+/** Sorts before every id made at or after `ms` and after every one made before it. */
+export function idTimeBound(kind: 'gen' | 'batch', ms: number): string {
+  return `${kind}_${ms.toString(36).padStart(9, '0')}`;
 }
 
 /** 128 random bits, URL-safe: the unguessable part of every file URL. */

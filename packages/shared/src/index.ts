@@ -8,6 +8,7 @@ export * from './ids';
 export * from './generator';
 export * from './records/codec';
 export * from './records/generation-store';
+export * from './records/record-retention';
 export * from './storage/storage';
 export * from './storage/fs-storage';
 export * from './events/event-hub';

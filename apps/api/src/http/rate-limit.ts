@@ -9,7 +9,7 @@ import { HttpProblem } from './problem';
 export async function enforceSubmissionRate(ctx: ApiContext, tenant: string, res: Response): Promise<void> {
   const limit = ctx.config.RATE_LIMIT_PER_MINUTE;
   const minute = Math.floor(Date.now() / 60_000);
-  const key = `${ctx.config.QUEUE_PREFIX}:ratelimit:${tenant}:${minute}`;
+  const key = ctx.keys.rateLimit(tenant, minute);
   const results = await ctx.redis.multi().incr(key).expire(key, 61).exec();
   const count = Number(results?.[0]?.[1] ?? 0);
   res.setHeader('RateLimit-Limit', String(limit));

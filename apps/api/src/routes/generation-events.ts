@@ -1,4 +1,4 @@
-import type { Request, Response } from 'express';
+import type { Response } from 'express';
 import { isTerminal, presentGeneration, type GenerationRecord } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 
@@ -10,12 +10,12 @@ const HEARTBEAT_MS = 15_000;
  * that change; after a reconnect to Redis, and on every heartbeat, the record is re-read
  * so an event lost in between is made up for.
  */
-export async function streamGenerationEvents(ctx: ApiContext, initial: GenerationRecord, req: Request, res: Response): Promise<void> {
+export async function streamGenerationEvents(ctx: ApiContext, initial: GenerationRecord, res: Response): Promise<void> {
   let finish: () => void = () => undefined;
   const finished = new Promise<void>((resolve) => (finish = resolve));
-  req.on('close', () => finish());
-  const onShutdown = () => finish();
-  ctx.shutdown.addEventListener('abort', onShutdown, { once: true });
+  // ends when the client leaves or the process shuts down
+  const ended = ctx.waits.forResponse(res);
+  ended.addEventListener('abort', () => finish(), { once: true });
 
   res.status(200).set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
   res.flushHeaders();
@@ -59,7 +59,6 @@ export async function streamGenerationEvents(ctx: ApiContext, initial: Generatio
   } finally {
     done = true;
     clearInterval(heartbeat);
-    ctx.shutdown.removeEventListener('abort', onShutdown);
     await unsubscribe?.();
     res.end();
   }

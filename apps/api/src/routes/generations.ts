@@ -27,10 +27,9 @@ export function generationsRouter(ctx: ApiContext, service: GenerationsService, 
     await enforceSubmissionRate(ctx, tenant, res);
     const wait = preferWaitSeconds(req.get('prefer'), MAX_PREFER_WAIT_SECONDS);
     const idempotencyKey = req.get('idempotency-key');
+    const opts = idempotencyKey === undefined ? {} : { idempotencyKey };
     const { record, replayed } =
-      wait === undefined
-        ? await service.create(tenant, input, idempotencyKey)
-        : await service.createAndWait(tenant, input, wait * 1000, waitSignal(ctx, res), idempotencyKey);
+      wait === undefined ? await service.create(tenant, input, opts) : await service.createAndWait(tenant, input, wait * 1000, ctx.waits.forResponse(res), opts);
     if (wait !== undefined) res.setHeader('Preference-Applied', `wait=${wait}`);
     if (replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.setHeader('Location', `${ctx.config.PUBLIC_BASE_URL}/v1/generations/${record.id}`);
@@ -54,22 +53,8 @@ export function generationsRouter(ctx: ApiContext, service: GenerationsService, 
 
   router.get('/:id/events', async (req, res) => {
     const record = await service.get(req.tenant as string, req.params.id as string);
-    await streamGenerationEvents(ctx, record, req, res);
+    await streamGenerationEvents(ctx, record, res);
   });
 
   return router;
-}
-
-/**
- * Ends a wait early: when the client goes away (its subscription is freed) or the process
- * shuts down (the client gets the generation as it stands, 202, instead of a reset).
- */
-export function waitSignal(ctx: ApiContext, res: import('express').Response): AbortSignal {
-  const controller = new AbortController();
-  const abort = () => controller.abort();
-  res.on('close', abort);
-  if (ctx.shutdown.aborted) abort();
-  else ctx.shutdown.addEventListener('abort', abort, { once: true });
-  res.on('close', () => ctx.shutdown.removeEventListener('abort', abort));
-  return controller.signal;
 }

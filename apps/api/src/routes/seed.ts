@@ -5,7 +5,6 @@ import { HttpProblem } from '../http/problem';
 import { enforceSubmissionRate } from '../http/rate-limit';
 import { parseBody, requireContentType } from '../http/validate';
 import type { GenerationsService } from '../services/generations';
-import { waitSignal } from './generations';
 
 /**
  * The seed-compatible endpoint: same path, body and headers. It waits for the
@@ -20,7 +19,7 @@ export function seedRouter(ctx: ApiContext, service: GenerationsService, json: R
       req.tenant as string,
       { ...request, priority: 'normal' },
       ctx.config.SYNC_WAIT_TIMEOUT_MS,
-      waitSignal(ctx, res),
+      ctx.waits.forResponse(res),
     );
     const statusUrl = `${ctx.config.PUBLIC_BASE_URL}/v1/generations/${record.id}`;
     if (record.status === 'completed' && record.result) {

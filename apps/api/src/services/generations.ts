@@ -7,18 +7,30 @@ import {
   type CreateGenerationInput,
   type GenerationRecord,
   type GenerationStatus,
+  type TerminalWatch,
 } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { HttpProblem, notFound } from '../http/problem';
-import { claimIdempotencyKey, type IdempotencyClaim } from './idempotency';
+import { IDEMPOTENCY_SECONDS, IdempotencyKey } from './idempotency';
 
-const PROVISIONAL_RECORD_SECONDS = 600;
+/** A record (and its idempotency claim) lives this long unless its job gets enqueued. */
+const PROVISIONAL_SECONDS = 600;
+/** A provisional record this old was left by a request that died before enqueueing its job. */
+const ABANDONED_AFTER_MS = 30_000;
+
+export interface CreateOptions {
+  idempotencyKey?: string;
+  /** The body the idempotency key stands for (the validated input when absent). */
+  body?: unknown;
+  /** Runs with each new id before its record is written (to subscribe to it first). */
+  beforeCreate?: (id: string) => Promise<unknown>;
+}
 
 /** Creating, reading, waiting on and cancelling generations, for one tenant at a time. */
 export class GenerationsService {
   constructor(private readonly ctx: ApiContext) {}
 
-  private newRecord(tenant: string, input: CreateGenerationInput): GenerationRecord {
+  private newRecord(tenant: string, input: CreateGenerationInput): Omit<GenerationRecord, 'createdAt'> {
     return {
       id: newId('gen'),
       tenant,
@@ -30,88 +42,86 @@ export class GenerationsService {
       priority: input.priority,
       ...(input.webhook ? { webhook: input.webhook } : {}),
       attempts: 0,
-      createdAt: new Date().toISOString(),
       fileToken: newFileToken(),
     };
   }
 
-  private async enqueue(record: GenerationRecord): Promise<void> {
+  /**
+   * Creates the record and enqueues its job. With an idempotency key, the key is claimed
+   * in the same step as the record, so it maps to exactly one generation however requests
+   * race; a repeat answers that generation (`replayed`).
+   */
+  async create(tenant: string, input: CreateGenerationInput, opts: CreateOptions = {}): Promise<{ record: GenerationRecord; replayed: boolean }> {
     const { store, queues, config } = this.ctx;
-    // provisional until its job exists: if Redis goes away in between, the record expires
-    await store.create(record, PROVISIONAL_RECORD_SECONDS);
-    try {
-      await queues.generate.add(
-        JOBS.generate.name,
-        { generationId: record.id, tenant: record.tenant },
-        generateJobOptions(record.id, record.priority, { maxAttempts: config.GENERATOR_MAX_ATTEMPTS, backoffMs: config.GENERATOR_BACKOFF_MS }),
-      );
-      await store.confirm(record.id);
-    } catch (err) {
-      // no job, no record: a generation that cannot run must not sit "queued" forever
-      await this.ctx.redis.del(this.ctx.keys.generation(record.id)).catch(() => undefined);
-      throw err;
-    }
-  }
-
-  /** With an idempotency key, a repeat returns the generation the key first made (`replayed`). */
-  async create(tenant: string, input: CreateGenerationInput, idempotencyKey?: string): Promise<{ record: GenerationRecord; replayed: boolean }> {
-    const record = this.newRecord(tenant, input);
-    const replay = await this.enqueueOnce(record, input, idempotencyKey);
-    return replay ? { record: replay, replayed: true } : { record, replayed: false };
-  }
-
-  /** Enqueues unless the idempotency key was used before; then answers the earlier generation. */
-  private async enqueueOnce(record: GenerationRecord, input: CreateGenerationInput, idempotencyKey?: string): Promise<GenerationRecord | null> {
-    if (idempotencyKey === undefined) {
-      await this.enqueue(record);
-      return null;
-    }
-    let claim: IdempotencyClaim | null = await claimIdempotencyKey(this.ctx, record.tenant, idempotencyKey, input, record.id);
-    if (claim.kind === 'replay') {
-      // the first request may still be writing its record
-      for (let i = 0; i < 25; i++) {
-        const existing = await this.ctx.store.getForTenant(claim.generationId, record.tenant);
-        if (existing) return existing;
-        await new Promise((r) => setTimeout(r, 40));
+    const idem = opts.idempotencyKey === undefined ? undefined : new IdempotencyKey(this.ctx.keys, tenant, opts.idempotencyKey, opts.body ?? input);
+    for (let tries = 0; ; tries++) {
+      const fresh = this.newRecord(tenant, input);
+      const claim = idem?.claim(fresh.id, PROVISIONAL_SECONDS);
+      await opts.beforeCreate?.(fresh.id);
+      // provisional until its job exists: if this process dies in between, the record expires
+      const created = await store.create(fresh, { provisionalSeconds: PROVISIONAL_SECONDS, ...(claim ? { idempotency: claim } : {}) });
+      if (created.outcome === 'held') {
+        const heldId = (idem as IdempotencyKey).heldGeneration(created.value);
+        const existing = await store.getForTenant(heldId, tenant);
+        if (existing && !(await this.abandoned(existing))) return { record: existing, replayed: true };
+        // gone (its creator discarded it) or abandoned (its creator died before enqueueing): the key is free again
+        if (existing) await store.discard(existing, (idem as IdempotencyKey).claim(heldId, 0));
+        if (tries < 3) continue;
+        throw new HttpProblem(409, 'Conflict', 'A request with this Idempotency-Key is being retried; try again');
       }
-      claim = await claim.takeOver();
-      // someone else took it over first: answer as a repeat of theirs
-      if (!claim) return this.enqueueOnce(record, input, idempotencyKey);
+      const { record } = created;
+      try {
+        await queues.generate.add(
+          JOBS.generate.name,
+          { generationId: record.id, tenant },
+          generateJobOptions(record.id, record.priority, {
+            maxAttempts: config.GENERATOR_MAX_ATTEMPTS,
+            backoffMs: config.GENERATOR_BACKOFF_MS,
+            retentionSeconds: store.retentionSeconds,
+          }),
+        );
+      } catch (err) {
+        // no job, no record: a generation that cannot run must not sit "queued" forever
+        await store.discard(record, claim).catch(() => undefined);
+        throw err;
+      }
+      await store.confirm(record, idem?.claim(record.id, IDEMPOTENCY_SECONDS));
+      return { record, replayed: false };
     }
-    if (claim.kind !== 'new') return this.enqueueOnce(record, input, idempotencyKey);
-    try {
-      await this.enqueue(record);
-    } catch (err) {
-      await claim.release().catch(() => undefined);
-      throw err;
-    }
-    await claim.confirm().catch(() => undefined);
-    return null;
   }
 
-  /** Creates and waits up to `waitMs` for the end, woken by pub/sub; answers the latest record. */
-  async createAndWait(tenant: string, input: CreateGenerationInput, waitMs: number, aborted?: AbortSignal, idempotencyKey?: string): Promise<{ record: GenerationRecord; replayed: boolean }> {
-    let record = this.newRecord(tenant, input);
-    let watch = await watchGeneration(this.ctx.hub, this.ctx.store, this.ctx.keys, record.id);
-    let replayed = false;
-    try {
-      const replay = await this.enqueueOnce(record, input, idempotencyKey);
-      if (replay) {
-        await watch.close();
-        record = replay;
-        replayed = true;
-        watch = await watchGeneration(this.ctx.hub, this.ctx.store, this.ctx.keys, record.id);
+  /**
+   * A record whose creator died between writing it and enqueueing its job: still
+   * provisional long after any live request would have confirmed it, and no job.
+   */
+  private async abandoned(record: GenerationRecord): Promise<boolean> {
+    if (record.status !== 'queued' || !(await this.ctx.store.isProvisional(record.id))) return false;
+    if ((await this.ctx.store.now()) - Date.parse(record.createdAt) < ABANDONED_AFTER_MS) return false;
+    return (await this.ctx.queues.generate.getJob(record.id)) === undefined;
+  }
+
+  /**
+   * Creates and waits up to `waitMs` for the end, woken by pub/sub; answers the latest
+   * record. Each new record is watched before it is written, and a replayed one before it
+   * is re-read, so a generation that ends at once is never missed. `signal` ends the wait
+   * early (client gone, shutdown): the generation as it stands then.
+   */
+  async createAndWait(tenant: string, input: CreateGenerationInput, waitMs: number, signal: AbortSignal, opts: CreateOptions = {}): Promise<{ record: GenerationRecord; replayed: boolean }> {
+    const watches = new Map<string, TerminalWatch>();
+    const watch = async (id: string): Promise<TerminalWatch> => {
+      let w = watches.get(id);
+      if (!w) {
+        w = await watchGeneration(this.ctx.hub, this.ctx.store, this.ctx.keys, id);
+        watches.set(id, w);
       }
-      const latest = aborted?.aborted
-        ? null
-        : await Promise.race([
-            watch.untilTerminal(waitMs),
-            new Promise<null>((resolve) => aborted?.addEventListener('abort', () => resolve(null), { once: true })),
-          ]);
-      // ended early (client gone, shutdown): the generation as it stands now
-      return { record: latest ?? (await this.ctx.store.get(record.id).catch(() => null)) ?? record, replayed };
+      return w;
+    };
+    try {
+      const created = await this.create(tenant, input, { ...opts, beforeCreate: (id) => watch(id) });
+      const latest = await (await watch(created.record.id)).untilTerminal(waitMs, signal);
+      return { record: latest ?? created.record, replayed: created.replayed };
     } finally {
-      await watch.close();
+      await Promise.all([...watches.values()].map((w) => w.close()));
     }
   }
 
@@ -128,7 +138,7 @@ export class GenerationsService {
   /** Queued: removed at once. Active: the worker holding it aborts at once. Terminal: 409. */
   async cancel(tenant: string, id: string): Promise<GenerationRecord> {
     const record = await this.get(tenant, id);
-    const outcome = await this.ctx.store.cancel(id);
+    const outcome = await this.ctx.store.cancel(record);
     if (outcome === 'terminal') {
       const now = (await this.ctx.store.get(id))?.status ?? record.status;
       throw new HttpProblem(409, 'Conflict', `Generation ${id} is already ${now} and cannot be cancelled`);

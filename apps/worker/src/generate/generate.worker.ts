@@ -2,7 +2,7 @@ import { DelayedError, UnrecoverableError, Worker, type Job, type MinimalJob, ty
 import type { Redis } from 'ioredis';
 import { ERROR_CODES, GenerationFailure, JOBS, QUEUES, type GenerationStore, type Logger } from '@imagegen/shared';
 import { retryDelay, type BackoffPolicy } from './backoff';
-import { UpstreamBusy, type GenerationService, type RunOutcome } from './generation.service';
+import { UpstreamBusy, type GenerationPipeline, type RunOutcome } from './generation.pipeline';
 
 export interface GenerateWorkerOptions {
   connection: Redis;
@@ -20,15 +20,16 @@ function toFailure(err: unknown): GenerationFailure {
   return new GenerationFailure(ERROR_CODES.internal, (err as Error)?.message ?? String(err), true);
 }
 
-/** The `generate` job: parse the payload, run the service, record the outcome of a failed attempt. */
-export function createGenerateWorker(service: GenerationService, store: GenerationStore, queue: Queue, logger: Logger, opts: GenerateWorkerOptions): Worker {
+/** The `generate` job: parse the payload, run the pipeline, record the outcome of a failed attempt. */
+export function createGenerateWorker(pipeline: GenerationPipeline, store: GenerationStore, queue: Queue, logger: Logger, opts: GenerateWorkerOptions): Worker {
   const handler = async (job: Job, token?: string, signal?: AbortSignal): Promise<RunOutcome> => {
     const parsed = JOBS.generate.schema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`invalid generate payload: ${parsed.error.message}`);
-    const { generationId } = parsed.data;
+    const ref = { id: parsed.data.generationId, tenant: parsed.data.tenant };
+    const generationId = ref.id;
     const attempt = job.attemptsMade + 1;
     try {
-      return await service.run(generationId, {
+      return await pipeline.run(generationId, {
         attempt,
         signal: signal ?? new AbortController().signal,
         onStage: async (stage, progress) => {
@@ -37,9 +38,9 @@ export function createGenerateWorker(service: GenerationService, store: Generati
       });
     } catch (err) {
       if (err instanceof UpstreamBusy) {
-        // not a failure: wait for the other runner's call to end (its checkpoint will serve us)
-        await store.transition(generationId, { status: 'queued' });
-        await job.moveToDelayed(err.retryAt, token);
+        // not a failure: wait for the other runner's call to end (its checkpoint will serve us);
+        // the generation stays active at `generating`, which is what it is
+        await job.moveToDelayed(Date.now() + err.retryInMs, token);
         throw new DelayedError();
       }
       const failure = toFailure(err);
@@ -49,10 +50,10 @@ export function createGenerateWorker(service: GenerationService, store: Generati
       logger.warn('generation attempt failed', { generationId, attempt, maxAttempts, code: failure.code, final });
       await job.log(`${new Date().toISOString()} attempt ${attempt} failed: ${failure.code}: ${failure.message}`);
       if (final) {
-        await store.fail(generationId, info);
+        await store.fail(ref, info);
         throw new UnrecoverableError(`${failure.code}: ${failure.message}`);
       }
-      await store.retrying(generationId, info);
+      await store.retrying(ref, info);
       // the upstream limits all of us, not this job: hold every worker back for as long as it asked
       if (failure.code === ERROR_CODES.rateLimited && failure.retryAfterMs && opts.rateLimit) await queue.rateLimit(failure.retryAfterMs);
       throw failure;
@@ -83,7 +84,7 @@ export function createGenerateWorker(service: GenerationService, store: Generati
       if ((await job.getState()) !== 'failed') return;
       const parsed = JOBS.generate.schema.safeParse(job.data);
       if (!parsed.success) return;
-      await store.fail(parsed.data.generationId, { code: ERROR_CODES.internal, message: err.message, retryable: false });
+      await store.fail({ id: parsed.data.generationId, tenant: parsed.data.tenant }, { code: ERROR_CODES.internal, message: err.message, retryable: false });
     })().catch((e: unknown) => logger.error('could not record failure', { jobId: job.id, error: (e as Error).message }));
   });
   worker.on('error', (err) => logger.error('generate worker error', { error: err.message }));

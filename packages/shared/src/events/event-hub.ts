@@ -24,6 +24,11 @@ export class EventHub {
     if (sub.status === 'ready') this.connectedBefore = true;
   }
 
+  /** Channels this process is subscribed to. */
+  get channels(): number {
+    return this.listeners.size;
+  }
+
   /** Resolves once Redis confirmed the subscription, so nothing published after it is missed. */
   async subscribe(channel: string, listener: Listener): Promise<() => Promise<void>> {
     let set = this.listeners.get(channel);

@@ -4,8 +4,11 @@ import { isTerminal, type GenerationRecord } from '../schemas/generation';
 import type { EventHub } from './event-hub';
 
 export interface TerminalWatch {
-  /** Resolves with the latest record once it is terminal or `timeoutMs` has passed (null if it vanished). */
-  untilTerminal(timeoutMs: number): Promise<GenerationRecord | null>;
+  /**
+   * Resolves with the latest record once it is terminal, `timeoutMs` has passed or `signal`
+   * aborts (null if it vanished). Nothing of the wait outlives it: its timer is cleared.
+   */
+  untilTerminal(timeoutMs: number, signal?: AbortSignal): Promise<GenerationRecord | null>;
   close(): Promise<void>;
 }
 
@@ -38,16 +41,21 @@ export async function watchGeneration(hub: EventHub, store: GenerationStore, key
     }
   });
   return {
-    async untilTerminal(timeoutMs) {
+    async untilTerminal(timeoutMs, signal) {
       const first = await store.get(id);
-      if (!first || isTerminal(first.status) || timeoutMs <= 0) return first;
+      if (!first || isTerminal(first.status) || timeoutMs <= 0 || signal?.aborted) return first;
       if (!terminal) {
         let timer: NodeJS.Timeout | undefined;
+        let onAbort: () => void = () => undefined;
         await new Promise<void>((resolve) => {
           wake = resolve;
+          onAbort = resolve;
           timer = setTimeout(resolve, timeoutMs);
+          signal?.addEventListener('abort', onAbort, { once: true });
         });
         clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        wake = () => undefined;
       }
       // an accepted generation is never turned into an error by a read that fails now
       return store.get(id).catch(() => first);

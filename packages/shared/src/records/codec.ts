@@ -1,31 +1,57 @@
-import type { GenerationRecord } from '../schemas/generation';
+import { z } from 'zod';
+import { generationRecordSchema, type GenerationRecord } from '../schemas/generation';
 
-const JSON_FIELDS = new Set(['request', 'metadata', 'webhook', 'result', 'error', 'original']);
-const NUMBER_FIELDS = new Set(['progress', 'attempts', 'batchIndex']);
+type FieldKind = 'string' | 'number' | 'json';
 
-/** Flattens a (partial) record into hash fields; `undefined` means "leave as is", `null` clears. */
+/** Strips optional/nullable/default wrappers to the schema that says what a value is. */
+function innerType(schema: z.ZodType): z.ZodType {
+  let s = schema;
+  while (s instanceof z.ZodOptional || s instanceof z.ZodNullable || s instanceof z.ZodDefault) s = s.unwrap() as z.ZodType;
+  return s;
+}
+
+function kindOf(schema: z.ZodType): FieldKind {
+  const inner = innerType(schema);
+  if (inner instanceof z.ZodNumber) return 'number';
+  if (inner instanceof z.ZodString || inner instanceof z.ZodEnum || inner instanceof z.ZodStringFormat) return 'string';
+  return 'json';
+}
+
+/** How each record field is kept in its hash, read off the record schema itself. */
+const FIELDS: Record<string, { kind: FieldKind; nullable: boolean }> = Object.fromEntries(
+  Object.entries(generationRecordSchema.shape).map(([name, schema]) => [name, { kind: kindOf(schema as z.ZodType), nullable: schema.safeParse(null).success }]),
+);
+
+/** Record fields whose values are JSON in the hash. */
+export const JSON_RECORD_FIELDS = Object.keys(FIELDS).filter((f) => FIELDS[f]?.kind === 'json');
+
+/**
+ * Flattens a (partial) record into hash fields: `undefined` leaves a field as it is, `null`
+ * deletes it (an empty value), except where the schema allows null as a value. A field
+ * named `?x` is encoded like `x`.
+ */
 export function encodeFields(patch: object): string[] {
   const out: string[] = [];
   for (const [field, value] of Object.entries(patch)) {
     if (value === undefined) continue;
-    if (value === null && field !== 'metadata') {
-      out.push(field, '');
-    } else {
-      out.push(field, JSON_FIELDS.has(field) ? JSON.stringify(value) : String(value));
-    }
+    const spec = FIELDS[field.replace(/^\?/, '')];
+    if (!spec) throw new Error(`unknown record field ${field}`);
+    if (value === null && !spec.nullable) out.push(field, '');
+    else out.push(field, spec.kind === 'json' ? JSON.stringify(value) : String(value));
   }
   return out;
 }
 
+/** A record from its hash (null when there is none); fields the schema does not know are dropped. */
 export function decodeRecord(hash: Record<string, string>): GenerationRecord | null {
   if (!hash.id || !hash.status) return null;
-  const out: Record<string, unknown> = {};
-  for (const [field, raw] of Object.entries(hash)) {
-    if (raw === '') continue;
-    if (JSON_FIELDS.has(field)) out[field] = JSON.parse(raw);
-    else if (NUMBER_FIELDS.has(field)) out[field] = Number(raw);
-    else out[field] = raw;
+  const raw: Record<string, unknown> = {};
+  for (const [field, value] of Object.entries(hash)) {
+    const spec = FIELDS[field];
+    if (!spec || value === '') continue;
+    raw[field] = spec.kind === 'json' ? JSON.parse(value) : spec.kind === 'number' ? Number(value) : value;
   }
-  if (!('metadata' in out)) out.metadata = null;
-  return out as unknown as GenerationRecord;
+  const parsed = generationRecordSchema.safeParse(raw);
+  if (!parsed.success) throw new Error(`record ${hash.id} does not match its schema: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  return parsed.data;
 }

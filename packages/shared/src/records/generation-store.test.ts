@@ -3,7 +3,8 @@ import { Redis } from 'ioredis';
 import { keysFor } from '../keys';
 import { newFileToken, newId } from '../ids';
 import type { GenerationRecord } from '../schemas/generation';
-import { GenerationStore } from './generation-store';
+import { GenerationStore, type IdempotencyClaim } from './generation-store';
+import { RecordRetention } from './record-retention';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `igtest-store-${randomBytes(4).toString('hex')}`;
@@ -11,8 +12,11 @@ const keys = keysFor(prefix);
 let redis: Redis;
 let sub: Redis;
 let store: GenerationStore;
+let retention: RecordRetention;
 
-function record(tenant = 't1', overrides: Partial<GenerationRecord> = {}): GenerationRecord {
+type NewRecord = Omit<GenerationRecord, 'createdAt'>;
+
+function record(tenant = 't1', overrides: Partial<NewRecord> = {}): NewRecord {
   return {
     id: newId('gen'),
     tenant,
@@ -23,7 +27,6 @@ function record(tenant = 't1', overrides: Partial<GenerationRecord> = {}): Gener
     metadata: { a: 1 },
     priority: 'normal',
     attempts: 0,
-    createdAt: new Date().toISOString(),
     fileToken: newFileToken(),
     ...overrides,
   };
@@ -33,6 +36,7 @@ beforeAll(() => {
   redis = new Redis(url);
   sub = new Redis(url);
   store = new GenerationStore(redis, keys, 3600);
+  retention = new RecordRetention(redis, keys);
 });
 afterAll(async () => {
   const found = await redis.keys(`${prefix}:*`);
@@ -40,10 +44,14 @@ afterAll(async () => {
   await Promise.all([redis.quit(), sub.quit()]);
 });
 
-it('round-trips a record, JSON fields included', async () => {
+it('round-trips a record, JSON fields included; createdAt is Redis time', async () => {
   const r = record();
-  await store.create(r);
-  expect(await store.get(r.id)).toEqual(r);
+  const created = await store.create(r);
+  if (created.outcome !== 'created') throw new Error('not created');
+  const [s] = await redis.time();
+  expect(Math.abs(Date.parse(created.record.createdAt) - Number(s) * 1000)).toBeLessThan(2000);
+  expect(created.record.createdAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  expect(await store.get(r.id)).toEqual(created.record);
   expect(await store.get('gen_missing')).toBeNull();
 });
 
@@ -54,46 +62,68 @@ it('a tenant reads only its own records', async () => {
   expect(await store.getForTenant(r.id, 'someone-else')).toBeNull();
 });
 
+it('a hash that does not match the record schema is an error, not a half record', async () => {
+  const r = record();
+  await store.create(r);
+  await redis.hset(keys.generation(r.id), 'status', 'exploded');
+  await expect(store.get(r.id)).rejects.toThrow(/does not match its schema: status/);
+});
+
 it('progress only rises and startedAt is set once', async () => {
   const r = record();
   await store.create(r);
-  await store.markActive(r.id, 1);
+  await store.markActive(r, 1);
   const first = (await store.get(r.id))!;
-  await store.setStage(r.id, 'processing');
-  await store.transition(r.id, { progress: 20, stage: 'generating' });
+  await store.setStage(r, 'processing');
+  await store.transition(r, { progress: 20, stage: 'generating' });
   await new Promise((res) => setTimeout(res, 5));
-  await store.markActive(r.id, 2);
+  await store.markActive(r, 2);
   const after = (await store.get(r.id))!;
   expect(after.progress).toBe(65);
   expect(after.attempts).toBe(2);
   expect(after.startedAt).toBe(first.startedAt);
 });
 
-it('a terminal record is never rewritten, and gets its retention TTL', async () => {
+it('a terminal record is never rewritten, gets its retention TTL and is scheduled for the sweep', async () => {
   const r = record();
   await store.create(r);
   expect(await redis.ttl(keys.generation(r.id))).toBe(-1);
-  expect(await store.cancel(r.id)).toBe('ok');
+  expect(await store.cancel(r)).toBe('ok');
   expect(await redis.ttl(keys.generation(r.id))).toBeGreaterThan(3500);
-  expect(await store.complete(r.id, { image: { key: 'k/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, thumbnails: [] })).toBe('terminal');
-  expect(await store.markActive(r.id, 1)).toBe('terminal');
+  const due = Number(await redis.zscore(keys.recordExpiry(), `${r.id}|${r.tenant}`));
+  expect(due).toBeGreaterThan(Date.now() + 3500_000);
+  expect(await store.complete(r, { image: { key: 'k/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, thumbnails: [] })).toBe('terminal');
+  expect(await store.markActive(r, 1)).toBe('terminal');
   const after = (await store.get(r.id))!;
   expect(after.status).toBe('cancelled');
   expect(after.result).toBeUndefined();
-  expect(await store.transition('gen_nope', { progress: 5 })).toBe('missing');
+  expect(await store.transition({ id: 'gen_nope', tenant: 't1' }, { progress: 5 })).toBe('missing');
 });
 
 it('complete clears the error of a failed attempt and the upstream URL checkpoint', async () => {
   const r = record();
   await store.create(r);
-  await store.retrying(r.id, { code: 'upstream_unavailable', message: '503', retryable: true });
-  await store.checkpoint(r.id, { upstreamUrl: 'http://upstream/file.png' });
+  await store.retrying(r, { code: 'upstream_unavailable', message: '503', retryable: true });
+  await store.checkpoint(r, { upstreamUrl: 'http://upstream/file.png' });
   expect((await store.get(r.id))!.error?.code).toBe('upstream_unavailable');
-  await store.complete(r.id, { image: { key: 'k/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, thumbnails: [] });
+  await store.complete(r, { image: { key: 'k/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, thumbnails: [] });
   const done = (await store.get(r.id))!;
   expect(done.status).toBe('completed');
   expect(done.error).toBeUndefined();
   expect(done.upstreamUrl).toBeUndefined();
+});
+
+it('spooled bytes go when the generation ends, however it ends', async () => {
+  const r = record();
+  await store.create(r);
+  await store.spool(r, Buffer.from('paid-for bytes'), 3600);
+  expect(await redis.exists(keys.spool(r.id))).toBe(1);
+  await store.fail(r, { code: 'storage_failed', message: 'disk full', retryable: true });
+  expect(await redis.exists(keys.spool(r.id))).toBe(0);
+  expect((await store.get(r.id))!.spoolKey).toBeUndefined();
+  // a generation that ended before the bytes were spooled does not keep them either
+  await store.spool(r, Buffer.from('late bytes'), 3600);
+  expect(await redis.exists(keys.spool(r.id))).toBe(0);
 });
 
 it('publishes each change on the generation channel', async () => {
@@ -102,9 +132,9 @@ it('publishes each change on the generation channel', async () => {
   const messages: string[] = [];
   await sub.subscribe(keys.generationChannel(r.id));
   sub.on('message', (_c, m) => messages.push(m));
-  await store.markActive(r.id, 1);
-  await store.setStage(r.id, 'downloading');
-  await store.fail(r.id, { code: 'x', message: 'y', retryable: false });
+  await store.markActive(r, 1);
+  await store.setStage(r, 'downloading');
+  await store.fail(r, { code: 'x', message: 'y', retryable: false });
   await new Promise((res) => setTimeout(res, 50));
   expect(messages.map((m) => JSON.parse(m))).toEqual([
     { type: 'generation.started', status: 'active' },
@@ -113,36 +143,136 @@ it('publishes each change on the generation channel', async () => {
   ]);
 });
 
-it('lists newest first with a cursor, filters by status and prunes expired entries', async () => {
+it('keeps one status index per tenant in step with every transition', async () => {
+  const tenant = `idx-${randomBytes(3).toString('hex')}`;
+  const r = record(tenant);
+  const members = async () => {
+    const out: Record<string, string[]> = {};
+    for (const status of ['queued', 'active', 'completed', 'failed', 'cancelled'] as const) {
+      const ids = await redis.zrange(keys.tenantGenerations(tenant, status), '0', '-1');
+      if (ids.length) out[status] = ids;
+    }
+    return out;
+  };
+  await store.create(r);
+  expect(await members()).toEqual({ queued: [r.id] });
+  await store.markActive(r, 1);
+  expect(await members()).toEqual({ active: [r.id] });
+  await store.retrying(r, { code: 'x', message: 'y', retryable: true });
+  expect(await members()).toEqual({ queued: [r.id] });
+  await store.markActive(r, 2);
+  await store.fail(r, { code: 'x', message: 'y', retryable: false });
+  expect(await members()).toEqual({ failed: [r.id] });
+  expect(await redis.sismember(keys.tenants(), tenant)).toBe(1);
+});
+
+it('lists newest first with a cursor, filters by status, and skips expired entries', async () => {
   const tenant = `lister-${randomBytes(3).toString('hex')}`;
-  const made: GenerationRecord[] = [];
+  const made: NewRecord[] = [];
   for (let i = 0; i < 7; i++) {
     const r = record(tenant);
     made.push(r);
     await store.create(r);
     await new Promise((res) => setTimeout(res, 2));
   }
-  await store.cancel(made[1]!.id);
-  await redis.del(keys.generation(made[3]!.id)); // as if its retention ended
+  await store.cancel(made[1]!);
+  await redis.del(keys.generation(made[3]!.id)); // as if it expired before the sweep came by
   const page1 = await store.list(tenant, { limit: 3 });
   const page2 = await store.list(tenant, { limit: 3, cursor: page1.nextCursor! });
   const ids = [...page1.records, ...page2.records].map((r) => r.id);
   expect(ids).toEqual(made.filter((_, i) => i !== 3).map((r) => r.id).reverse());
   expect(page2.nextCursor).toBeNull();
-  expect(await redis.zscore(keys.tenantGenerations(tenant), made[3]!.id)).toBeNull();
   const cancelled = await store.list(tenant, { limit: 10, status: 'cancelled' });
   expect(cancelled.records.map((r) => r.id)).toEqual([made[1]!.id]);
+  const queued = await store.list(tenant, { limit: 2, status: 'queued' });
+  expect(queued.records.map((r) => r.id)).toEqual([made[6]!.id, made[5]!.id]);
+  expect(queued.nextCursor).toBe(made[5]!.id);
 });
 
 it('a provisional record expires unless confirmed or touched by a worker', async () => {
   const a = record();
   const b = record();
   const c = record();
-  for (const r of [a, b, c]) await store.create(r, 600);
+  for (const r of [a, b, c]) await store.create(r, { provisionalSeconds: 600 });
   for (const r of [a, b, c]) expect(await redis.ttl(keys.generation(r.id))).toBeGreaterThan(500);
-  await store.confirm(a.id);
-  await store.markActive(b.id, 1);
+  await store.confirm(a);
+  await store.markActive(b, 1);
   expect(await redis.ttl(keys.generation(a.id))).toBe(-1);
   expect(await redis.ttl(keys.generation(b.id))).toBe(-1);
   expect(await redis.ttl(keys.generation(c.id))).toBeGreaterThan(500);
+});
+
+it('an idempotency key is claimed with its record in one step: the second create gets what the first holds', async () => {
+  const claim = (value: string): IdempotencyClaim => ({ key: keys.idempotency('t1', randomKey), value, ttlSeconds: 600 });
+  const randomKey = randomBytes(8).toString('hex');
+  const a = record();
+  const b = record();
+  const results = await Promise.all([store.create(a, { provisionalSeconds: 600, idempotency: claim(`h|${a.id}`) }), store.create(b, { provisionalSeconds: 600, idempotency: claim(`h|${b.id}`) })]);
+  const created = results.filter((x) => x.outcome === 'created');
+  const held = results.filter((x) => x.outcome === 'held');
+  expect(created).toHaveLength(1);
+  expect(held).toEqual([{ outcome: 'held', value: `h|${(created[0] as { record: NewRecord }).record.id}` }]);
+  const loser = created[0]!.outcome === 'created' && (created[0] as { record: NewRecord }).record.id === a.id ? b : a;
+  expect(await redis.exists(keys.generation(loser.id))).toBe(0);
+  // confirming gives the key its full lifetime; discarding frees it
+  const winner = loser === a ? b : a;
+  await store.confirm(winner, { ...claim(`h|${winner.id}`), ttlSeconds: 86400 });
+  expect(await redis.ttl(keys.idempotency('t1', randomKey))).toBeGreaterThan(86000);
+  await store.discard(winner, claim(`h|${winner.id}`));
+  expect(await redis.exists(keys.idempotency('t1', randomKey), keys.generation(winner.id))).toBe(0);
+});
+
+it('the upstream lease runs on Redis time and is refused to a second owner while live', async () => {
+  const r = record();
+  await store.create(r);
+  expect(await store.claimUpstream(r.id, 'one', 5000)).toEqual({ outcome: 'ok' });
+  const busy = await store.claimUpstream(r.id, 'two', 5000);
+  expect(busy.outcome).toBe('busy');
+  expect((busy as { retryInMs: number }).retryInMs).toBeGreaterThan(4000);
+  expect((busy as { retryInMs: number }).retryInMs).toBeLessThanOrEqual(5000);
+  await store.releaseUpstream(r);
+  expect(await store.claimUpstream(r.id, 'two', 5000)).toEqual({ outcome: 'ok' });
+  await store.checkpoint(r, { upstreamUrl: 'http://upstream/x.png' });
+  expect(await store.claimUpstream(r.id, 'three', 5000)).toEqual({ outcome: 'checkpointed' });
+});
+
+it('the retention sweep removes due records with their index entries and spooled bytes, and forgets empty tenants', async () => {
+  const tenant = `swept-${randomBytes(3).toString('hex')}`;
+  const r = record(tenant);
+  const kept = record(tenant);
+  await store.create(r);
+  await store.create(kept);
+  await store.fail(r, { code: 'x', message: 'y', retryable: false });
+  await redis.set(keys.spool(r.id), 'stray');
+  const now = await retention.now();
+  expect(await retention.removeDueRecords(now, 100)).toBe(0);
+  expect(await retention.removeDueRecords(now + 3601_000, 1000)).toBeGreaterThanOrEqual(1);
+  expect(await redis.exists(keys.generation(r.id), keys.spool(r.id))).toBe(0);
+  expect(await redis.zscore(keys.tenantGenerations(tenant), r.id)).toBeNull();
+  expect(await redis.zscore(keys.tenantGenerations(tenant, 'failed'), r.id)).toBeNull();
+  expect(await redis.zscore(keys.recordExpiry(), `${r.id}|${tenant}`)).toBeNull();
+  expect(await redis.sismember(keys.tenants(), tenant)).toBe(1);
+  await store.cancel(kept);
+  await retention.removeDueRecords(now + 3601_000, 1000);
+  expect(await redis.sismember(keys.tenants(), tenant)).toBe(0);
+});
+
+it('finds unfinished records whose job is gone, but not provisional ones or those with a job', async () => {
+  const tenant = `orphans-${randomBytes(3).toString('hex')}`;
+  const withJob = record(tenant);
+  const orphan = record(tenant);
+  const provisional = record(tenant);
+  const finished = record(tenant);
+  await store.create(withJob);
+  await store.create(orphan);
+  await store.create(provisional, { provisionalSeconds: 600 });
+  await store.create(finished);
+  await store.markActive(orphan, 1);
+  await store.complete(finished, { image: { key: 'k/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, thumbnails: [] });
+  const jobKey = (id: string) => `${prefix}:fakequeue:${id}`;
+  await redis.set(jobKey(withJob.id), 'job');
+  const found = await retention.findOrphans('gen_zzzzzzzzz', jobKey, 2);
+  expect(found.filter((f) => f.tenant === tenant)).toEqual([orphan].map(({ id }) => ({ id, tenant })));
+  // created after the bound: too young to judge
+  expect((await retention.findOrphans('gen_000000000', jobKey)).filter((f) => f.tenant === tenant)).toEqual([]);
 });

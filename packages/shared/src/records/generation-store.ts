@@ -1,10 +1,13 @@
 import type { Redis } from 'ioredis';
 import type { Keys } from '../keys';
-import type { GenerationRecord, GenerationStatus, Stage, StoredImage, StoredResult, GenerationErrorInfo } from '../schemas/generation';
+import type { GenerationErrorInfo, GenerationRecord, GenerationStatus, Stage, StoredImage, StoredResult } from '../schemas/generation';
 import { STAGE_PROGRESS } from '../schemas/generation';
 import type { WebhookEvent } from '../schemas/request';
 import { decodeRecord, encodeFields } from './codec';
-import { CLAIM_UPSTREAM_LUA, CONFIRM_LUA, TRANSITION_LUA } from './transition.lua';
+import { CLAIM_UPSTREAM_LUA } from './lua/claim-upstream';
+import { CONFIRM_LUA, CREATE_LUA, DISCARD_LUA } from './lua/create';
+import { NOW } from './lua/pieces';
+import { TRANSITION_LUA } from './lua/transition';
 
 export type TransitionOutcome = 'ok' | 'missing' | 'terminal';
 
@@ -14,15 +17,33 @@ export interface GenerationEvent {
   status: GenerationStatus;
 }
 
-/** A change to a record: `null` deletes a field; `?startedAt` is set only if absent. */
+/** Which generation, and whose: the tenant names the indexes a change updates. */
+export type GenerationRef = Pick<GenerationRecord, 'id' | 'tenant'>;
+
+/** A change to a record: `null` deletes a field; `?startedAt` is set only if absent; `NOW` is Redis's time. */
 export type RecordPatch = { [K in keyof GenerationRecord]?: GenerationRecord[K] | null } & { '?startedAt'?: string };
 
-export type UpstreamClaim = { outcome: 'ok' | 'terminal' | 'checkpointed' | 'missing' } | { outcome: 'busy'; leaseExpiresAt: number };
+export type UpstreamClaim = { outcome: 'ok' | 'terminal' | 'checkpointed' | 'missing' } | { outcome: 'busy'; retryInMs: number };
 
-type TransitionRedis = Redis & {
-  imagegenTransition(key: string, expiryKey: string, ...args: (string | number)[]): Promise<TransitionOutcome>;
-  imagegenClaimUpstream(key: string, owner: string, now: number, leaseMs: number): Promise<[string, string]>;
-  imagegenConfirm(key: string): Promise<number>;
+/** An idempotency key claimed together with the record it maps to. */
+export interface IdempotencyClaim {
+  /** The Redis key (see `keys.idempotency`). */
+  key: string;
+  value: string;
+  ttlSeconds: number;
+}
+
+export type CreateOutcome = { outcome: 'created'; record: GenerationRecord } | { outcome: 'held'; value: string };
+
+/** Failed or cancelled generations' files are removed after this long (no URL points at them). */
+export const FAILED_FILES_GRACE_SECONDS = 3600;
+
+type StoreRedis = Redis & {
+  imagegenTransition(...args: (string | number)[]): Promise<TransitionOutcome>;
+  imagegenCreate(...args: (string | number)[]): Promise<[string, string]>;
+  imagegenConfirm(...args: (string | number)[]): Promise<number>;
+  imagegenDiscard(...args: (string | number)[]): Promise<number>;
+  imagegenClaimUpstream(key: string, owner: string, leaseMs: number): Promise<[string, string]>;
 };
 
 export interface ListOptions {
@@ -33,52 +54,88 @@ export interface ListOptions {
 
 /**
  * Generation records: one Redis hash per generation, written at every stage, readable
- * until retention ends whatever BullMQ has trimmed.
+ * until retention ends whatever BullMQ has trimmed. Every write is one script, so the
+ * record, its indexes and its bounds never disagree.
  */
 export class GenerationStore {
-  private readonly redis: TransitionRedis;
+  private readonly redis: StoreRedis;
 
   constructor(
     redis: Redis,
     private readonly keys: Keys,
-    private readonly retentionSeconds: number,
+    readonly retentionSeconds: number,
   ) {
     if (!('imagegenTransition' in redis)) {
-      redis.defineCommand('imagegenTransition', { numberOfKeys: 2, lua: TRANSITION_LUA });
+      redis.defineCommand('imagegenTransition', { numberOfKeys: 9, lua: TRANSITION_LUA });
+      redis.defineCommand('imagegenCreate', { numberOfKeys: 5, lua: CREATE_LUA });
+      redis.defineCommand('imagegenConfirm', { numberOfKeys: 2, lua: CONFIRM_LUA });
+      redis.defineCommand('imagegenDiscard', { numberOfKeys: 5, lua: DISCARD_LUA });
       redis.defineCommand('imagegenClaimUpstream', { numberOfKeys: 1, lua: CLAIM_UPSTREAM_LUA });
-      redis.defineCommand('imagegenConfirm', { numberOfKeys: 1, lua: CONFIRM_LUA });
     }
-    this.redis = redis as TransitionRedis;
+    this.redis = redis as StoreRedis;
+  }
+
+  private createKeys(ref: GenerationRef, idempotency?: IdempotencyClaim): string[] {
+    const record = this.keys.generation(ref.id);
+    return [record, this.keys.tenantGenerations(ref.tenant), this.keys.tenantGenerations(ref.tenant, 'queued'), this.keys.tenants(), idempotency?.key ?? record];
   }
 
   /**
-   * Writes a new record. With `provisionalSeconds` it expires unless `confirm`ed (or touched by
-   * a worker) in time, so a record whose job never got enqueued cannot sit "queued" forever.
+   * Writes a new queued record (its `createdAt` is Redis's time) and, with `idempotency`,
+   * claims that key in the same step; a key already held answers `held` and writes nothing.
+   * With `provisionalSeconds` the record expires unless confirmed (or touched by a worker)
+   * in time, so a record whose job never got enqueued cannot sit "queued" forever.
    */
-  async create(record: GenerationRecord, provisionalSeconds?: number): Promise<void> {
-    const key = this.keys.generation(record.id);
-    const multi = this.redis.multi().hset(key, ...encodeFields(record));
-    if (provisionalSeconds) multi.expire(key, provisionalSeconds);
-    await multi.zadd(this.keys.tenantGenerations(record.tenant), 0, record.id).exec().then(throwOnMultiError);
+  async create(record: Omit<GenerationRecord, 'createdAt'>, opts: { provisionalSeconds?: number; idempotency?: IdempotencyClaim } = {}): Promise<CreateOutcome> {
+    const { idempotency } = opts;
+    const [outcome, detail] = await this.redis.imagegenCreate(
+      ...this.createKeys(record, idempotency),
+      record.id,
+      record.tenant,
+      opts.provisionalSeconds ?? 0,
+      idempotency?.value ?? '',
+      idempotency?.ttlSeconds ?? 0,
+      ...encodeFields({ ...record, createdAt: NOW }),
+    );
+    if (outcome === 'held') return { outcome, value: detail };
+    return { outcome: 'created', record: { ...record, createdAt: detail } };
   }
 
-  /** The record's job exists: keep it until it ends (a record already finished keeps its retention). */
-  async confirm(id: string): Promise<void> {
-    await this.redis.imagegenConfirm(this.keys.generation(id));
+  /** The record's job exists: keep it until it ends, and give its idempotency key its full life. */
+  async confirm(ref: GenerationRef, idempotency?: IdempotencyClaim): Promise<void> {
+    const record = this.keys.generation(ref.id);
+    await this.redis.imagegenConfirm(record, idempotency?.key ?? record, idempotency?.value ?? '', idempotency?.ttlSeconds ?? 0);
   }
 
-  /** See CLAIM_UPSTREAM_LUA: a lease of `leaseMs` on calling the upstream for this generation. */
+  /** Undoes a create whose job was never enqueued (only while the record is provisional); true when it did. */
+  async discard(ref: GenerationRef, idempotency?: IdempotencyClaim): Promise<boolean> {
+    return (await this.redis.imagegenDiscard(...this.createKeys(ref, idempotency), ref.id, idempotency?.value ?? '')) === 1;
+  }
+
+  /** Whether the record still waits to be confirmed (its job may never have been enqueued). */
+  async isProvisional(id: string): Promise<boolean> {
+    return (await this.redis.pttl(this.keys.generation(id))) > 0;
+  }
+
+  /** Redis's clock in ms: the one clock every process on every host agrees on. */
+  async now(): Promise<number> {
+    const [s, us] = await this.redis.time();
+    return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+  }
+
+  /** See CLAIM_UPSTREAM_LUA: a lease of `leaseMs` (Redis time) on calling the upstream for this generation. */
   async claimUpstream(id: string, owner: string, leaseMs: number): Promise<UpstreamClaim> {
-    const [outcome, detail] = await this.redis.imagegenClaimUpstream(this.keys.generation(id), owner, Date.now(), leaseMs);
-    if (outcome === 'busy') return { outcome, leaseExpiresAt: Number(detail) };
+    const [outcome, detail] = await this.redis.imagegenClaimUpstream(this.keys.generation(id), owner, leaseMs);
+    if (outcome === 'busy') return { outcome, retryInMs: Number(detail) };
     return { outcome: outcome as 'ok' | 'terminal' | 'checkpointed' | 'missing' };
   }
 
   /** Keeps paid-for bytes that could not be stored, so the next attempt resumes from them. */
-  async spool(id: string, data: Buffer, ttlSeconds: number): Promise<void> {
-    const key = this.keys.spool(id);
+  async spool(ref: GenerationRef, data: Buffer, ttlSeconds: number): Promise<void> {
+    const key = this.keys.spool(ref.id);
     await this.redis.set(key, data, 'EX', ttlSeconds);
-    await this.transition(id, { spoolKey: key, upstreamLease: null });
+    // a generation that ended meanwhile does not take the bytes: they go at once
+    if ((await this.transition(ref, { spoolKey: key, upstreamLease: null })) !== 'ok') await this.dropSpool(ref.id);
   }
 
   readSpool(key: string): Promise<Buffer | null> {
@@ -99,103 +156,93 @@ export class GenerationStore {
     return record && record.tenant === tenant ? record : null;
   }
 
-  async transition(id: string, patch: RecordPatch, event?: GenerationEvent['type']): Promise<TransitionOutcome> {
+  async transition(ref: GenerationRef, patch: RecordPatch, event?: GenerationEvent['type']): Promise<TransitionOutcome> {
     return this.redis.imagegenTransition(
-      this.keys.generation(id),
+      this.keys.generation(ref.id),
       this.keys.fileExpiry(),
-      this.keys.generationChannel(id),
+      this.keys.recordExpiry(),
+      this.keys.spool(ref.id),
+      ...this.keys.tenantStatusIndexes(ref.tenant),
+      this.keys.generationChannel(ref.id),
       event ?? '',
       this.retentionSeconds,
+      FAILED_FILES_GRACE_SECONDS,
       ...encodeFields(patch),
     );
   }
 
-  markActive(id: string, attempts: number): Promise<TransitionOutcome> {
+  markActive(ref: GenerationRef, attempts: number): Promise<TransitionOutcome> {
     return this.transition(
-      id,
-      { status: 'active', stage: 'generating', progress: STAGE_PROGRESS.generating, attempts, '?startedAt': new Date().toISOString() },
+      ref,
+      { status: 'active', stage: 'generating', progress: STAGE_PROGRESS.generating, attempts, '?startedAt': NOW },
       'generation.started',
     );
   }
 
-  setStage(id: string, stage: Stage): Promise<TransitionOutcome> {
-    return this.transition(id, { stage, progress: STAGE_PROGRESS[stage] }, 'generation.progress');
+  setStage(ref: GenerationRef, stage: Stage): Promise<TransitionOutcome> {
+    return this.transition(ref, { stage, progress: STAGE_PROGRESS[stage] }, 'generation.progress');
   }
 
   /** Records a stage's result; the upstream lease ends with it. */
-  checkpoint(id: string, patch: { upstreamUrl?: string | null; original?: StoredImage; spoolKey?: null }): Promise<TransitionOutcome> {
-    return this.transition(id, { ...patch, upstreamLease: null });
+  checkpoint(ref: GenerationRef, patch: { upstreamUrl?: string | null; original?: StoredImage; spoolKey?: null }): Promise<TransitionOutcome> {
+    return this.transition(ref, { ...patch, upstreamLease: null });
   }
 
-  releaseUpstream(id: string): Promise<TransitionOutcome> {
-    return this.transition(id, { upstreamLease: null });
+  releaseUpstream(ref: GenerationRef): Promise<TransitionOutcome> {
+    return this.transition(ref, { upstreamLease: null });
   }
 
-  complete(id: string, result: StoredResult): Promise<TransitionOutcome> {
+  complete(ref: GenerationRef, result: StoredResult): Promise<TransitionOutcome> {
     return this.transition(
-      id,
-      { status: 'completed', stage: 'done', progress: 100, result, error: null, upstreamUrl: null, completedAt: new Date().toISOString() },
+      ref,
+      { status: 'completed', stage: 'done', progress: 100, result, error: null, upstreamUrl: null, completedAt: NOW },
       'generation.completed',
     );
   }
 
-  fail(id: string, error: GenerationErrorInfo): Promise<TransitionOutcome> {
-    return this.transition(id, { status: 'failed', error, completedAt: new Date().toISOString() }, 'generation.failed');
+  fail(ref: GenerationRef, error: GenerationErrorInfo): Promise<TransitionOutcome> {
+    return this.transition(ref, { status: 'failed', error, completedAt: NOW }, 'generation.failed');
   }
 
   /** A failed attempt that will be tried again: back to queued, the error kept for the curious. */
-  retrying(id: string, error: GenerationErrorInfo): Promise<TransitionOutcome> {
-    return this.transition(id, { status: 'queued', error }, 'generation.retrying');
+  retrying(ref: GenerationRef, error: GenerationErrorInfo): Promise<TransitionOutcome> {
+    return this.transition(ref, { status: 'queued', error }, 'generation.retrying');
   }
 
-  cancel(id: string): Promise<TransitionOutcome> {
+  cancel(ref: GenerationRef): Promise<TransitionOutcome> {
     return this.transition(
-      id,
-      { status: 'cancelled', completedAt: new Date().toISOString(), error: { code: 'cancelled', message: 'Cancelled by request', retryable: false } },
+      ref,
+      { status: 'cancelled', completedAt: NOW, error: { code: 'cancelled', message: 'Cancelled by request', retryable: false } },
       'generation.cancelled',
     );
   }
 
-  /** File tokens whose files are due for removal, oldest first. */
-  dueFileTokens(now: number, limit: number): Promise<string[]> {
-    return this.redis.zrangebyscore(this.keys.fileExpiry(), '-inf', now, 'LIMIT', 0, limit);
-  }
-
-  async forgetFileTokens(tokens: string[]): Promise<void> {
-    if (tokens.length) await this.redis.zrem(this.keys.fileExpiry(), ...tokens);
-  }
-
-  /** Newest first; the cursor is the last id of the previous page (ids sort by creation). */
+  /**
+   * Newest first; the cursor is the last id of the previous page (ids sort by creation).
+   * With a status the page comes from that status's index: either way a page costs one
+   * range read and one pipelined read of its records.
+   */
   async list(tenant: string, opts: ListOptions): Promise<{ records: GenerationRecord[]; nextCursor: string | null }> {
-    const key = this.keys.tenantGenerations(tenant);
+    const key = this.keys.tenantGenerations(tenant, opts.status);
     // one record past the page tells whether another page exists
     const wanted = opts.limit + 1;
     const records: GenerationRecord[] = [];
-    const batch = Math.max(wanted * 2, 50);
     let cursor = opts.cursor;
     while (records.length < wanted) {
-      const ids = await this.redis.zrevrangebylex(key, cursor ? `(${cursor}` : '+', '-', 'LIMIT', 0, batch);
+      const ids = await this.redis.zrevrangebylex(key, cursor ? `(${cursor}` : '+', '-', 'LIMIT', 0, wanted - records.length);
       if (ids.length === 0) break;
       const pipeline = this.redis.pipeline();
       for (const id of ids) pipeline.hgetall(this.keys.generation(id));
       const hashes = (await pipeline.exec()) ?? [];
-      const expired: string[] = [];
-      ids.forEach((id, i) => {
+      ids.forEach((_, i) => {
         const record = decodeRecord((hashes[i]?.[1] ?? {}) as Record<string, string>);
-        if (!record) expired.push(id);
-        else if ((!opts.status || record.status === opts.status) && records.length < wanted) records.push(record);
+        // an entry whose record expired before the retention sweep came by is skipped
+        if (record && (!opts.status || record.status === opts.status)) records.push(record);
       });
-      // records past retention leave their index entry behind; prune it as we pass
-      if (expired.length) await this.redis.zrem(key, ...expired);
       cursor = ids[ids.length - 1];
-      if (ids.length < batch) break;
     }
     const hasMore = records.length > opts.limit;
     const page = records.slice(0, opts.limit);
     return { records: page, nextCursor: hasMore ? (page[page.length - 1]?.id ?? null) : null };
   }
-}
-
-function throwOnMultiError(results: [Error | null, unknown][] | null): void {
-  for (const [err] of results ?? []) if (err) throw err;
 }

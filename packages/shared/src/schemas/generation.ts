@@ -1,9 +1,10 @@
-import type { GenerationRequest, Priority, WebhookTarget } from './request';
+import { z } from 'zod';
+import { generationRequestSchema, PRIORITIES, webhookTargetSchema } from './request';
 
 export const STATUSES = ['queued', 'active', 'completed', 'failed', 'cancelled'] as const;
 export type GenerationStatus = (typeof STATUSES)[number];
-export const TERMINAL_STATUSES: readonly GenerationStatus[] = ['completed', 'failed', 'cancelled'];
-export const isTerminal = (s: GenerationStatus): boolean => TERMINAL_STATUSES.includes(s);
+export const TERMINAL_STATUSES = ['completed', 'failed', 'cancelled'] as const satisfies readonly GenerationStatus[];
+export const isTerminal = (s: GenerationStatus): boolean => (TERMINAL_STATUSES as readonly GenerationStatus[]).includes(s);
 
 export const STAGES = ['queued', 'generating', 'downloading', 'processing', 'storing', 'done'] as const;
 export type Stage = (typeof STAGES)[number];
@@ -18,91 +19,98 @@ export const STAGE_PROGRESS: Record<Stage, number> = {
   done: 100,
 };
 
+const isoTime = z.iso.datetime();
+const imageFields = {
+  width: z.number().int().positive(),
+  height: z.number().int().positive(),
+  format: z.string(),
+  bytes: z.number().int().nonnegative(),
+};
+
 /** A stored image file, as kept in the record (storage key, not URL). */
-export interface StoredImage {
-  key: string;
-  width: number;
-  height: number;
-  format: string;
-  bytes: number;
-}
+export const storedImageSchema = z.object({ key: z.string(), ...imageFields });
+export type StoredImage = z.output<typeof storedImageSchema>;
 
-export interface StoredThumbnail extends StoredImage {
-  size: number;
-}
+export const storedThumbnailSchema = storedImageSchema.extend({ size: z.number().int().positive() });
+export type StoredThumbnail = z.output<typeof storedThumbnailSchema>;
 
-export interface StoredResult {
-  image: StoredImage;
-  thumbnails: StoredThumbnail[];
-  placeholder?: string;
-}
+export const storedResultSchema = z.object({
+  image: storedImageSchema,
+  thumbnails: z.array(storedThumbnailSchema),
+  placeholder: z.string().optional(),
+});
+export type StoredResult = z.output<typeof storedResultSchema>;
 
-export interface GenerationErrorInfo {
-  code: string;
-  message: string;
-  retryable: boolean;
-}
+export const generationErrorSchema = z.object({ code: z.string(), message: z.string(), retryable: z.boolean() });
+export type GenerationErrorInfo = z.output<typeof generationErrorSchema>;
 
-/** Everything kept about one generation, in its own Redis hash, apart from the BullMQ job. */
-export interface GenerationRecord {
-  id: string;
-  tenant: string;
-  status: GenerationStatus;
-  stage: Stage;
-  progress: number;
-  request: GenerationRequest;
-  metadata: Record<string, unknown> | null;
-  priority: Priority;
-  batchId?: string;
-  batchIndex?: number;
-  webhook?: WebhookTarget;
-  attempts: number;
-  createdAt: string;
-  startedAt?: string;
-  completedAt?: string;
-  result?: StoredResult;
-  error?: GenerationErrorInfo;
+/**
+ * Everything kept about one generation, in its own Redis hash apart from the BullMQ job.
+ * The one source of the record: its type, its Redis codec (records/codec.ts) and, through
+ * `publicGenerationSchema`, what clients see.
+ */
+export const generationRecordSchema = z.object({
+  id: z.string(),
+  tenant: z.string(),
+  status: z.enum(STATUSES),
+  stage: z.enum(STAGES),
+  progress: z.number().int().min(0).max(100),
+  request: generationRequestSchema,
+  metadata: z.record(z.string(), z.unknown()).nullable(),
+  priority: z.enum(PRIORITIES),
+  batchId: z.string().optional(),
+  batchIndex: z.number().int().nonnegative().optional(),
+  webhook: webhookTargetSchema.optional(),
+  attempts: z.number().int().nonnegative(),
+  createdAt: isoTime,
+  startedAt: isoTime.optional(),
+  completedAt: isoTime.optional(),
+  result: storedResultSchema.optional(),
+  error: generationErrorSchema.optional(),
   /** Random path segment of every file URL; never derivable from the id. */
-  fileToken: string;
+  fileToken: z.string(),
   /** Checkpoint: the upstream's URL for the image, so a retry downloads before paying again. */
-  upstreamUrl?: string;
+  upstreamUrl: z.string().optional(),
   /** Checkpoint: the original is stored; later stages never call the upstream again. */
-  original?: StoredImage;
+  original: storedImageSchema.optional(),
   /** Checkpoint: paid-for bytes kept in Redis because storing them failed. */
-  spoolKey?: string;
-  /** `owner|expiresAtMs` while an upstream call is in flight, so no second runner calls too. */
-  upstreamLease?: string;
-}
+  spoolKey: z.string().optional(),
+  /** `owner|expiresAtMs` (Redis time) while an upstream call is in flight, so no second runner calls too. */
+  upstreamLease: z.string().optional(),
+});
+export type GenerationRecord = z.output<typeof generationRecordSchema>;
 
-export interface PublicImage {
-  url: string;
-  width: number;
-  height: number;
-  format: string;
-  bytes: number;
-}
+const publicImageSchema = z.object({ url: z.url(), ...imageFields });
 
-export interface PublicGeneration {
-  id: string;
-  object: 'generation';
-  status: GenerationStatus;
-  progress: number;
-  stage: Stage;
-  request: GenerationRequest;
-  metadata: Record<string, unknown> | null;
-  priority: Priority;
-  batchId?: string;
-  attempts: number;
-  createdAt: string;
-  startedAt?: string;
-  completedAt?: string;
-  result?: {
-    image: PublicImage;
-    thumbnails: Array<PublicImage & { size: number }>;
-    placeholder?: string;
-  };
-  error?: GenerationErrorInfo;
-}
+/** The generation as clients see it (GET, lists, events, webhooks): checkpoints and tokens stay inside. */
+export const publicGenerationSchema = generationRecordSchema
+  .pick({
+    id: true,
+    status: true,
+    progress: true,
+    stage: true,
+    request: true,
+    metadata: true,
+    priority: true,
+    batchId: true,
+    attempts: true,
+    createdAt: true,
+    startedAt: true,
+    completedAt: true,
+    error: true,
+  })
+  .extend({
+    object: z.literal('generation'),
+    result: z
+      .object({
+        image: publicImageSchema,
+        thumbnails: z.array(publicImageSchema.extend({ size: z.number().int().positive() })),
+        placeholder: z.string().optional().describe('ThumbHash, base64'),
+      })
+      .optional(),
+  });
+export type PublicGeneration = z.output<typeof publicGenerationSchema>;
+export type PublicImage = z.output<typeof publicImageSchema>;
 
 export function fileUrl(publicBaseUrl: string, key: string): string {
   return `${publicBaseUrl.replace(/\/+$/, '')}/files/${key}`;

@@ -5,6 +5,7 @@ import {
   isTerminal,
   STAGE_PROGRESS,
   type GenerationRecord,
+  type GenerationRef,
   type GenerationStore,
   type GeneratorProvider,
   type Stage,
@@ -16,7 +17,7 @@ import { makeThumbnails, probeImage, type ThumbnailOptions } from '../images/ima
 import type { Semaphore } from '../images/semaphore';
 import { downloadImage } from '../providers/download';
 
-export interface GenerationServiceOptions {
+export interface GenerationPipelineOptions {
   timeoutMs: number;
   maxDownloadBytes: number;
   thumbnails: ThumbnailOptions;
@@ -40,7 +41,7 @@ class Superseded extends Error {}
 
 /** Another runner holds the upstream lease (this job was re-queued while its call runs): try again later. */
 export class UpstreamBusy extends Error {
-  constructor(readonly retryAt: number) {
+  constructor(readonly retryInMs: number) {
     super('another runner is calling the upstream for this generation');
   }
 }
@@ -53,13 +54,13 @@ const PUT_RETRY_DELAYS_MS = [100, 400];
  * Runs one generation through its stages, checkpointing into the record so a retry
  * resumes from the first unfinished stage: the upstream is paid once per stored original.
  */
-export class GenerationService {
+export class GenerationPipeline {
   constructor(
     private readonly store: GenerationStore,
     private readonly storage: Storage,
     private readonly provider: GeneratorProvider,
     private readonly cpu: Semaphore,
-    private readonly opts: GenerationServiceOptions,
+    private readonly opts: GenerationPipelineOptions,
   ) {}
 
   async run(id: string, ctx: RunContext): Promise<RunOutcome> {
@@ -67,7 +68,7 @@ export class GenerationService {
     if (!record) return { status: 'skipped', reason: 'missing' };
     if (isTerminal(record.status)) return { status: 'skipped', reason: 'terminal' };
     try {
-      const [started] = await Promise.all([this.store.markActive(id, ctx.attempt), ctx.onStage('generating', STAGE_PROGRESS.generating)]);
+      const [started] = await Promise.all([this.store.markActive(record, ctx.attempt), ctx.onStage('generating', STAGE_PROGRESS.generating)]);
       if (started !== 'ok') throw new Superseded();
 
       let original = record.original;
@@ -78,14 +79,14 @@ export class GenerationService {
         ({ original, data: source, upstreamCalled } = secured);
       }
 
-      await this.enter(id, 'processing', ctx);
+      await this.enter(record, 'processing', ctx);
       // resuming from the checkpoint reads the stored original; otherwise its bytes are in hand
       const stored = original;
       source ??= await this.stored(() => this.storage.read(stored.key), 'read the original');
       const input = source;
       const { thumbnails, placeholder } = await this.cpu.run(() => makeThumbnails(input, this.opts.thumbnails));
 
-      await this.enter(id, 'storing', ctx);
+      await this.enter(record, 'storing', ctx);
       const thumbs: StoredThumbnail[] = await Promise.all(
         thumbnails.map(async (t) => {
           const key = `${record.fileToken}/thumb-${t.size}.${t.format}`;
@@ -93,7 +94,7 @@ export class GenerationService {
           return { size: t.size, key, width: t.width, height: t.height, format: t.format, bytes: t.data.length };
         }),
       );
-      const outcome = await this.store.complete(id, { image: original, thumbnails: thumbs, ...(placeholder ? { placeholder } : {}) });
+      const outcome = await this.store.complete(record, { image: original, thumbnails: thumbs, ...(placeholder ? { placeholder } : {}) });
       if (outcome !== 'ok') throw new Superseded();
       await ctx.onStage('done', STAGE_PROGRESS.done);
       return { status: 'completed', upstreamCalled };
@@ -117,12 +118,12 @@ export class GenerationService {
     if (record.spoolKey) {
       data = (await this.store.readSpool(record.spoolKey)) ?? undefined;
       // spooled bytes past their time are gone: forget them, or the claim below would see a checkpoint
-      if (!data) await this.store.transition(id, { spoolKey: null });
+      if (!data) await this.store.transition(record, { spoolKey: null });
     }
 
     if (!data && !upstreamUrl) {
       const claim = await this.store.claimUpstream(id, randomUUID(), this.opts.timeoutMs + 5000);
-      if (claim.outcome === 'busy') throw new UpstreamBusy(claim.leaseExpiresAt);
+      if (claim.outcome === 'busy') throw new UpstreamBusy(claim.retryInMs);
       if (claim.outcome === 'terminal' || claim.outcome === 'missing') throw new Superseded();
       if (claim.outcome === 'checkpointed') {
         // another runner got there between our read and the claim: resume from what it left
@@ -140,22 +141,22 @@ export class GenerationService {
         const generated = await this.provider.generate(record.request, { signal: ctx.signal });
         if (generated.kind === 'url') {
           upstreamUrl = generated.url;
-          await this.store.checkpoint(id, { upstreamUrl });
+          await this.store.checkpoint(record, { upstreamUrl });
         } else {
           data = generated.data;
         }
       } catch (err) {
-        await this.store.releaseUpstream(id).catch(() => undefined);
+        await this.store.releaseUpstream(record).catch(() => undefined);
         throw err;
       }
     }
     if (!data && upstreamUrl) {
-      await this.enter(id, 'downloading', ctx);
+      await this.enter(record, 'downloading', ctx);
       try {
         data = (await downloadImage(upstreamUrl, { signal: ctx.signal, timeoutMs: this.opts.timeoutMs, maxBytes: this.opts.maxDownloadBytes })).data;
       } catch (err) {
         // an expired URL is useless on retry: forget it so the next attempt asks again
-        if (err instanceof GenerationFailure && err.code === ERROR_CODES.downloadExpired) await this.store.checkpoint(id, { upstreamUrl: null });
+        if (err instanceof GenerationFailure && err.code === ERROR_CODES.downloadExpired) await this.store.checkpoint(record, { upstreamUrl: null });
         throw err;
       }
     }
@@ -167,11 +168,11 @@ export class GenerationService {
       await this.putWithRetries(key, bytes, 'store the original');
     } catch (err) {
       // never pay again for bytes we already hold: keep them for the next attempt
-      if (!record.spoolKey) await this.store.spool(id, bytes, SPOOL_SECONDS).catch(() => undefined);
+      if (!record.spoolKey) await this.store.spool(record, bytes, SPOOL_SECONDS).catch(() => undefined);
       throw err;
     }
     const original: StoredImage = { key, width: info.width, height: info.height, format: info.format, bytes: bytes.length };
-    await this.store.checkpoint(id, { original, upstreamUrl: null, spoolKey: null });
+    await this.store.checkpoint(record, { original, upstreamUrl: null, spoolKey: null });
     if (record.spoolKey) await this.store.dropSpool(id).catch(() => undefined);
     return { original, data: bytes, upstreamCalled };
   }
@@ -199,14 +200,14 @@ export class GenerationService {
     }
   }
 
-  private async enter(id: string, stage: Stage, ctx: RunContext): Promise<void> {
+  private async enter(ref: GenerationRef, stage: Stage, ctx: RunContext): Promise<void> {
     if (ctx.signal.aborted) {
       // only a terminal record (cancelled) ends the job quietly; any other abort is a failed attempt
-      if (await this.isTerminalNow(id)) throw new Superseded();
+      if (await this.isTerminalNow(ref.id)) throw new Superseded();
       throw new GenerationFailure(ERROR_CODES.internal, 'Attempt aborted', true);
     }
     // the record decides; the job's progress and log line are for the dashboard
-    const [outcome] = await Promise.all([this.store.setStage(id, stage), ctx.onStage(stage, STAGE_PROGRESS[stage])]);
+    const [outcome] = await Promise.all([this.store.setStage(ref, stage), ctx.onStage(stage, STAGE_PROGRESS[stage])]);
     if (outcome !== 'ok') throw new Superseded();
   }
 

@@ -1,0 +1,55 @@
+import type { Queue } from 'bullmq';
+import type { Logger, RecordRetention, Storage } from '@imagegen/shared';
+
+const BATCH = 500;
+
+export interface RetentionSweep {
+  records: number;
+  files: number;
+  jobs: number;
+}
+
+/**
+ * Removes what finished generations leave once their retention ends: records with their
+ * index entries and spooled bytes, files (sooner for failed and cancelled generations),
+ * and finished jobs, which never outlive their records.
+ */
+export class RetentionService {
+  constructor(
+    private readonly retention: RecordRetention,
+    private readonly storage: Storage,
+    private readonly generateQueue: Queue,
+    private readonly retentionSeconds: number,
+    private readonly logger: Logger,
+  ) {}
+
+  async sweep(): Promise<RetentionSweep> {
+    const now = await this.retention.now();
+    let records = 0;
+    for (let n = BATCH; n === BATCH; records += n) n = await this.retention.removeDueRecords(now, BATCH);
+    const files = await this.removeDueFiles(now);
+    let jobs = 0;
+    for (const state of ['completed', 'failed'] as const) {
+      for (let n = BATCH; n === BATCH; jobs += n) n = (await this.generateQueue.clean(this.retentionSeconds * 1000, BATCH, state)).length;
+    }
+    return { records, files, jobs };
+  }
+
+  private async removeDueFiles(now: number): Promise<number> {
+    let removed = 0;
+    for (;;) {
+      const tokens = await this.retention.dueFileTokens(now, BATCH);
+      for (const token of tokens) {
+        try {
+          await this.storage.removePrefix(token);
+          removed++;
+        } catch (err) {
+          // a malformed token can never be removed: forget it rather than retry it forever
+          this.logger.warn('could not remove files', { token, error: (err as Error).message });
+        }
+      }
+      await this.retention.forgetFileTokens(tokens);
+      if (tokens.length < BATCH) return removed;
+    }
+  }
+}

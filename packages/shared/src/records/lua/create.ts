@@ -1,0 +1,65 @@
+import { APPLY_FIELDS, compose, ISO_TIME, NOW_MS } from './pieces';
+
+/**
+ * Creates a record, indexes it and (with an `Idempotency-Key`) claims the key, all in one
+ * step: a key maps to exactly one generation whatever the timing. A key already held
+ * answers with what it holds instead.
+ *
+ * KEYS[1] record, KEYS[2] tenant index (all), KEYS[3] tenant index (queued), KEYS[4] tenants,
+ * KEYS[5] idempotency key (the record key again when there is none)
+ * ARGV[1] id, ARGV[2] tenant, ARGV[3] provisional seconds (0 = none),
+ * ARGV[4] idempotency value ('' = none), ARGV[5] its lifetime (s), ARGV[6..] field, value, ...
+ * Returns {'created', createdAt} | {'held', value already under the key}.
+ */
+export const CREATE_LUA = compose(
+  NOW_MS,
+  ISO_TIME,
+  APPLY_FIELDS,
+  `
+if ARGV[4] ~= '' then
+  local held = redis.call('GET', KEYS[5])
+  if held then return {'held', held} end
+  redis.call('SET', KEYS[5], ARGV[4], 'EX', tonumber(ARGV[5]))
+end
+local now = nowMs()
+applyFields(KEYS[1], 6, now)
+if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3])) end
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
+redis.call('ZADD', KEYS[3], 0, ARGV[1])
+redis.call('SADD', KEYS[4], ARGV[2])
+return {'created', redis.call('HGET', KEYS[1], 'createdAt')}
+`,
+);
+
+/**
+ * The record's job exists: the record keeps until it ends (one already finished keeps its
+ * retention) and its idempotency key gets its full lifetime.
+ *
+ * KEYS[1] record, KEYS[2] idempotency key (the record key again when there is none)
+ * ARGV[1] idempotency value ('' = none), ARGV[2] its lifetime (s)
+ */
+export const CONFIRM_LUA = compose(
+  `
+local status = redis.call('HGET', KEYS[1], 'status')
+if status == 'queued' or status == 'active' then redis.call('PERSIST', KEYS[1]) end
+if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2])) end
+return 1
+`,
+);
+
+/**
+ * Undoes a create whose job was never enqueued: no record, and the idempotency key (if it
+ * still holds this record) is free again. Only a provisional record can be discarded: once
+ * confirmed, its job exists.
+ *
+ * KEYS as CREATE_LUA; ARGV[1] id, ARGV[2] idempotency value ('' = none)
+ * Returns 1 when discarded, 0 when the record was not provisional.
+ */
+export const DISCARD_LUA = `
+if redis.call('PTTL', KEYS[1]) < 0 or redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('ZREM', KEYS[3], ARGV[1])
+if ARGV[2] ~= '' and redis.call('GET', KEYS[5]) == ARGV[2] then redis.call('DEL', KEYS[5]) end
+return 1
+`;

@@ -1,0 +1,81 @@
+import { STATUSES, TERMINAL_STATUSES } from '../../schemas/generation';
+
+/**
+ * Lua shared by the record scripts. Each script is its pieces joined with its own body
+ * (`compose`), so a rule such as "which statuses are terminal" is written once, from the
+ * same constants the TypeScript uses.
+ */
+
+const luaStrings = (values: readonly string[]) => values.map((v) => `'${v}'`).join(', ');
+
+export const IS_TERMINAL = `
+local TERMINAL = {}
+for _, s in ipairs({ ${luaStrings(TERMINAL_STATUSES)} }) do TERMINAL[s] = true end
+local function isTerminal(status) return status ~= nil and TERMINAL[status] == true end
+`;
+
+/** Redis's clock, never a host's: every process on every host agrees on it. */
+export const NOW_MS = `
+local function nowMs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+`;
+
+/** ISO 8601 (UTC, milliseconds) of an epoch time in ms, by the civil-from-days algorithm. */
+export const ISO_TIME = `
+local function isoTime(ms)
+  local secs = math.floor(ms / 1000)
+  local days = math.floor(secs / 86400)
+  local rem = secs - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local day = doy - math.floor((153 * mp + 2) / 5) + 1
+  local month = mp < 10 and mp + 3 or mp - 9
+  local year = yoe + era * 400 + (month <= 2 and 1 or 0)
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', year, month, day,
+    math.floor(rem / 3600), math.floor((rem % 3600) / 60), rem % 60, ms % 1000)
+end
+`;
+
+/** Value that a script replaces with the current Redis time as ISO 8601 (`createdAt: NOW`). */
+export const NOW = '$now';
+
+/**
+ * Maps a status to the KEYS slot of its tenant index, the indexes being passed from
+ * `firstKey` on in `STATUSES` order (see `keys.tenantStatusIndexes`).
+ */
+export function statusIndexSlots(firstKey: number): string {
+  return `local STATUS_INDEX = { ${STATUSES.map((s, i) => `['${s}'] = ${firstKey + i}`).join(', ')} }\n`;
+}
+
+/** Sets hash fields from ARGV pairs starting at `from`, with the conventions of `encodeFields`. */
+export const APPLY_FIELDS = `
+local function applyFields(key, from, now)
+  local status
+  for i = from, #ARGV, 2 do
+    local f, v = ARGV[i], ARGV[i + 1]
+    if v == '${NOW}' then v = isoTime(now) end
+    if string.sub(f, 1, 1) == '?' then
+      redis.call('HSETNX', key, string.sub(f, 2), v)
+    elseif f == 'progress' then
+      local p = redis.call('HGET', key, 'progress')
+      if not p or tonumber(v) > tonumber(p) then redis.call('HSET', key, 'progress', v) end
+    elseif v == '' then
+      redis.call('HDEL', key, f)
+    else
+      redis.call('HSET', key, f, v)
+    end
+    if f == 'status' then status = v end
+  end
+  return status
+end
+`;
+
+export function compose(...parts: string[]): string {
+  return parts.join('\n');
+}

@@ -1,0 +1,57 @@
+import { APPLY_FIELDS, compose, IS_TERMINAL, ISO_TIME, NOW_MS, statusIndexSlots } from './pieces';
+
+/**
+ * Atomic record update. Refuses to touch a record that is already terminal, so a late
+ * worker write can never resurrect a cancelled or finished generation. `progress` only
+ * rises; a field named `?x` is set only when absent; an empty value deletes the field.
+ * A change of status moves the id between the tenant's status indexes in the same step.
+ *
+ * Reaching a terminal status bounds everything the generation left: the record expires
+ * after the retention (and is scheduled for the retention sweep, which also clears its
+ * index entries), its spooled bytes are dropped, and its files are scheduled for removal
+ * when the retention ends (completed) or after a grace period (failed, cancelled: no URL
+ * points at their files, but a cancelled worker may still be finishing a write).
+ * Anything else proves the job exists: a provisional expiry is dropped.
+ *
+ * KEYS[1] record, KEYS[2] file expiry, KEYS[3] record expiry, KEYS[4] spool,
+ * KEYS[5..9] the tenant's status indexes
+ * ARGV[1] channel, ARGV[2] event type ('' = publish nothing), ARGV[3] retention seconds,
+ * ARGV[4] grace seconds for files of failed or cancelled generations, ARGV[5..] field, value, ...
+ * Returns 'ok' | 'missing' | 'terminal'.
+ */
+export const TRANSITION_LUA = compose(
+  IS_TERMINAL,
+  NOW_MS,
+  ISO_TIME,
+  APPLY_FIELDS,
+  statusIndexSlots(5),
+  `
+local record = redis.call('HMGET', KEYS[1], 'status', 'id', 'tenant', 'fileToken')
+local cur, id, tenant, token = record[1], record[2], record[3], record[4]
+if not cur then return 'missing' end
+if isTerminal(cur) then return 'terminal' end
+local now = nowMs()
+local status = applyFields(KEYS[1], 5, now) or cur
+if status ~= cur then
+  redis.call('ZREM', KEYS[STATUS_INDEX[cur]], id)
+  redis.call('ZADD', KEYS[STATUS_INDEX[status]], 0, id)
+end
+if isTerminal(status) then
+  local retention = tonumber(ARGV[3])
+  redis.call('EXPIRE', KEYS[1], retention)
+  redis.call('ZADD', KEYS[3], now + retention * 1000, id .. '|' .. tenant)
+  redis.call('HDEL', KEYS[1], 'spoolKey', 'upstreamLease')
+  redis.call('DEL', KEYS[4])
+  if token then
+    local keep = status == 'completed' and retention or math.min(retention, tonumber(ARGV[4]))
+    redis.call('ZADD', KEYS[2], now + keep * 1000, token)
+  end
+else
+  redis.call('PERSIST', KEYS[1])
+end
+if ARGV[2] ~= '' then
+  redis.call('PUBLISH', ARGV[1], '{"type":"' .. ARGV[2] .. '","status":"' .. status .. '"}')
+end
+return 'ok'
+`,
+);

@@ -1,0 +1,96 @@
+import type { Redis } from 'ioredis';
+import type { Keys } from '../keys';
+import { STATUSES, type GenerationStatus } from '../schemas/generation';
+import type { GenerationRef } from './generation-store';
+
+/** Forgets a tenant once it has no records left; atomic, so a record created meanwhile keeps it. */
+const FORGET_TENANT_LUA = `
+if redis.call('ZCARD', KEYS[1]) == 0 then return redis.call('SREM', KEYS[2], ARGV[1]) end
+return 0
+`;
+
+type RetentionRedis = Redis & { imagegenForgetTenant(index: string, tenants: string, tenant: string): Promise<number> };
+
+/**
+ * The owner of everything a finished generation leaves in Redis and storage. The record
+ * transition schedules each finished record (and its files) when it ends; the retention
+ * sweep removes what is due: the record, its index entries, its spooled bytes, and files.
+ */
+export class RecordRetention {
+  private readonly redis: RetentionRedis;
+
+  constructor(
+    redis: Redis,
+    private readonly keys: Keys,
+  ) {
+    if (!('imagegenForgetTenant' in redis)) redis.defineCommand('imagegenForgetTenant', { numberOfKeys: 2, lua: FORGET_TENANT_LUA });
+    this.redis = redis as RetentionRedis;
+  }
+
+  /** Redis's clock in ms: retention is judged by one clock whatever host sweeps. */
+  async now(): Promise<number> {
+    const [s, us] = await this.redis.time();
+    return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+  }
+
+  /** Removes up to `limit` records whose retention has ended, with everything they own; returns how many. */
+  async removeDueRecords(now: number, limit: number): Promise<number> {
+    const due = await this.redis.zrangebyscore(this.keys.recordExpiry(), '-inf', now, 'LIMIT', 0, limit);
+    if (due.length === 0) return 0;
+    const pipeline = this.redis.pipeline();
+    const tenants = new Set<string>();
+    for (const member of due) {
+      const sep = member.indexOf('|');
+      const id = member.slice(0, sep);
+      const tenant = member.slice(sep + 1);
+      tenants.add(tenant);
+      pipeline.del(this.keys.generation(id), this.keys.spool(id));
+      pipeline.zrem(this.keys.tenantGenerations(tenant), id);
+      for (const status of STATUSES) pipeline.zrem(this.keys.tenantGenerations(tenant, status), id);
+    }
+    pipeline.zrem(this.keys.recordExpiry(), ...due);
+    await pipeline.exec();
+    for (const tenant of tenants) await this.redis.imagegenForgetTenant(this.keys.tenantGenerations(tenant), this.keys.tenants(), tenant);
+    return due.length;
+  }
+
+  /** File tokens whose files are due for removal, oldest first. */
+  dueFileTokens(now: number, limit: number): Promise<string[]> {
+    return this.redis.zrangebyscore(this.keys.fileExpiry(), '-inf', now, 'LIMIT', 0, limit);
+  }
+
+  async forgetFileTokens(tokens: string[]): Promise<void> {
+    if (tokens.length) await this.redis.zrem(this.keys.fileExpiry(), ...tokens);
+  }
+
+  /**
+   * Unfinished generations created before `createdBefore` (an id: ids sort by creation) whose
+   * job is gone — removed by hand or trimmed — and that are not provisional (a provisional
+   * record's job may still be on its way, and it expires by itself otherwise).
+   */
+  async findOrphans(createdBefore: string, jobKey: (id: string) => string, page = 1000): Promise<GenerationRef[]> {
+    const orphans: GenerationRef[] = [];
+    const unfinished: GenerationStatus[] = ['queued', 'active'];
+    for (const tenant of await this.redis.smembers(this.keys.tenants())) {
+      for (const status of unfinished) {
+        const index = this.keys.tenantGenerations(tenant, status);
+        let after = '-';
+        for (;;) {
+          const ids = await this.redis.zrangebylex(index, after, `(${createdBefore}`, 'LIMIT', 0, page);
+          if (ids.length === 0) break;
+          const pipeline = this.redis.pipeline();
+          for (const id of ids) pipeline.exists(jobKey(id)).pttl(this.keys.generation(id));
+          const replies = (await pipeline.exec()) ?? [];
+          ids.forEach((id, i) => {
+            const jobExists = replies[2 * i]?.[1] === 1;
+            const ttl = replies[2 * i + 1]?.[1];
+            if (!jobExists && ttl === -1) orphans.push({ id, tenant });
+          });
+          if (ids.length < page) break;
+          after = `(${ids[ids.length - 1]}`;
+        }
+      }
+    }
+    return orphans;
+  }
+}
