@@ -1,0 +1,56 @@
+import path from 'node:path';
+import { FakeUpstream } from './support/fake-upstream';
+import { eventually, sleep } from './support/net';
+import { killAllSpawned, spawnWorker, type NodeProcess } from './support/processes';
+import { getJson, postJson, startStack, type Stack } from './support/stack';
+
+const HOUR_MS = 3_600_000;
+
+describe('the upstream lease across hosts whose clocks disagree', () => {
+  let upstream: FakeUpstream;
+  let stack: Stack;
+  beforeAll(async () => {
+    upstream = await FakeUpstream.start();
+    stack = await startStack({ name: 'skew', worker: false, env: { GENERATOR: 'aistudios', GENERATOR_URL: upstream.generateUrl } });
+  });
+  afterAll(async () => {
+    await killAllSpawned();
+    await stack.close();
+    await upstream.close();
+  });
+
+  const workerEnv = (clockShiftMs: number) => ({
+    ...stack.env,
+    LOG_LEVEL: 'info',
+    GENERATOR_TIMEOUT_MS: '8000',
+    WORKER_LOCK_DURATION_MS: '1500',
+    WORKER_STALLED_INTERVAL_MS: '500',
+    NODE_OPTIONS: `--require ${path.join(__dirname, 'support', 'shift-clock.js')}`,
+    IMAGEGEN_TEST_CLOCK_SHIFT_MS: String(clockShiftMs),
+  });
+
+  it('a worker whose clock runs an hour ahead still waits for the live lease: exactly one upstream call', async () => {
+    upstream.enqueue({ kind: 'ok', delayMs: 4000 });
+    const a: NodeProcess = await spawnWorker({ env: workerEnv(0), name: 'on-time' });
+    const created = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'two clocks' });
+    await eventually(async () => (upstream.calls.length === 1 ? true : undefined));
+    const b = await spawnWorker({ env: workerEnv(HOUR_MS), name: 'an-hour-ahead' });
+    // the first worker freezes mid-call past its lock: the second one is handed the job
+    a.signal('SIGSTOP');
+    // (its clock really is an hour ahead: its own log lines say so)
+    const started = await b.waitForLog('worker started');
+    expect(Date.parse(started.time!) - Date.now()).toBeGreaterThan(HOUR_MS - 60_000);
+    await sleep(3000);
+    a.signal('SIGCONT');
+    const done = await eventually(async () => {
+      const g = (await getJson(`${stack.baseUrl}/v1/generations/${created.body.id}`)).body;
+      return g.status === 'completed' ? g : undefined;
+    }, 40_000, 200);
+    expect(done.result.image.url).toMatch(/original\.png$/);
+    const { logs } = await stack.api.queues.generate.getJobLogs(created.body.id);
+    // it did run on the second worker too…
+    expect(logs.filter((l) => /stage=generating/.test(l)).length).toBeGreaterThanOrEqual(2);
+    // …which, judging the lease by its own clock, would have called again
+    expect(upstream.calls).toHaveLength(1);
+  });
+});

@@ -1,0 +1,49 @@
+import { eventually, sleep } from './support/net';
+import { startStack, type Stack } from './support/stack';
+
+const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+
+describe('waiting requests leave nothing behind', () => {
+  let stack: Stack;
+  const warnings: Error[] = [];
+  const onWarning = (w: Error) => warnings.push(w);
+  beforeAll(async () => {
+    // no worker: every generation stays queued, so every wait runs to its end or its abort
+    stack = await startStack({ name: 'waits', worker: false, env: { RATE_LIMIT_PER_MINUTE: '10000' } });
+    process.on('warning', onWarning);
+  });
+  afterAll(async () => {
+    process.off('warning', onWarning);
+    await stack.close();
+  });
+
+  const wait = (signal?: AbortSignal) =>
+    fetch(`${stack.baseUrl}/v1/generations`, { method: 'POST', headers: { 'Content-Type': 'application/json', Prefer: 'wait=30' }, body: JSON.stringify({ topic: 'patience' }), ...(signal ? { signal } : {}) });
+
+  it('50 abandoned Prefer: wait requests free their timers, subscriptions and listeners', async () => {
+    const baseline = timers();
+    const clients = Array.from({ length: 50 }, () => new AbortController());
+    const requests = clients.map((c) => wait(c.signal).catch(() => 'aborted'));
+    await eventually(async () => (stack.api.waits.size === 50 ? true : undefined));
+    expect(stack.api.hub.channels).toBe(50);
+    for (const c of clients) c.abort();
+    expect(await Promise.all(requests)).toEqual(clients.map(() => 'aborted'));
+    await eventually(async () => (stack.api.waits.size === 0 && stack.api.hub.channels === 0 ? true : undefined));
+    await sleep(100);
+    expect(timers()).toBeLessThan(baseline + 10);
+  });
+
+  it('shutdown answers 50 waiting requests at once with one listener, and no leak warning', async () => {
+    const requests = Array.from({ length: 50 }, () => wait());
+    await eventually(async () => (stack.api.waits.size === 50 ? true : undefined));
+    const t0 = Date.now();
+    stack.api.beginShutdown();
+    const answers = await Promise.all(requests);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(answers.map((a) => a.status)).toEqual(answers.map(() => 202));
+    const bodies = await Promise.all(answers.map((a) => a.json()));
+    expect(bodies.every((b: { status: string }) => b.status === 'queued')).toBe(true);
+    expect(stack.api.waits.size).toBe(0);
+    expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
+  });
+});
