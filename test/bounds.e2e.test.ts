@@ -1,11 +1,10 @@
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import sharp from 'sharp';
 import { ERROR_CODES, FsStorage, GenerationFailure, type GeneratorProvider } from '@imagegen/shared';
 import { eventually, sleep } from './support/net';
-import { keysUnder, REDIS_URL } from './support/redis';
+import { openMaintenance, type Maintenance } from './support/maintenance';
+import { keysUnder } from './support/redis';
 import { postJson, startStack, type Stack } from './support/stack';
 
 /** A key's kind: ids, tokens and numbers blanked, so two snapshots compare by what they hold. */
@@ -17,22 +16,9 @@ function countKinds(keys: string[]): Record<string, number> {
   return out;
 }
 
-/** Runs one maintenance sweep through the queue, as the scheduler would, and returns its result. */
-async function sweepOnce(maintenance: Queue): Promise<Record<string, number>> {
-  const job = await maintenance.add('sweep', {});
-  const done = await eventually(async () => {
-    const state = await job.getState();
-    if (state === 'failed') throw new Error('sweep failed');
-    return state === 'completed' ? ((await maintenance.getJob(job.id!))?.returnvalue as Record<string, number>) : undefined;
-  }, 60_000);
-  await job.remove();
-  return done;
-}
-
 describe('bounded Redis: what 1,000 generations leave once their retention ends', () => {
   let stack: Stack;
-  let connection: Redis;
-  let maintenance: Queue;
+  let maintenance: Maintenance;
   let png: Buffer;
   let jpeg: Buffer;
   beforeAll(async () => {
@@ -43,12 +29,10 @@ describe('bounded Redis: what 1,000 generations leave once their retention ends'
       worker: false,
       env: { RECORD_RETENTION_HOURS: '0.001', RATE_LIMIT_PER_MINUTE: '100000', GENERATOR_MAX_ATTEMPTS: '2', GENERATOR_BACKOFF_MS: '10', WORKER_CONCURRENCY: '16' },
     });
-    connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-    maintenance = new Queue('maintenance', { connection, prefix: stack.prefix });
+    maintenance = openMaintenance(stack.prefix);
   });
   afterAll(async () => {
     await maintenance.close();
-    await connection.quit();
     await stack.close();
   });
 
@@ -75,7 +59,7 @@ describe('bounded Redis: what 1,000 generations leave once their retention ends'
     // warm up so that what a running system always holds (queue metadata, event streams) exists before the snapshot
     expect((await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'warm up' }, { Prefer: 'wait=30' })).body.status).toBe('completed');
     await sleep(4500);
-    await sweepOnce(maintenance);
+    await maintenance.sweepOnce();
     const before = (await keysUnder(stack.redis, stack.prefix)).filter((k) => !k.includes(':ratelimit:'));
 
     // 200 cancelled while queued (the queue paused meanwhile, so none starts)
@@ -101,7 +85,7 @@ describe('bounded Redis: what 1,000 generations leave once their retention ends'
     expect(spoolsSeen).toBeGreaterThan(0);
 
     await sleep(4500);
-    const swept = await sweepOnce(maintenance);
+    const swept = await maintenance.sweepOnce();
     expect(swept.records).toBe(1000);
 
     const after = await keysUnder(stack.redis, stack.prefix);
@@ -116,16 +100,13 @@ describe('bounded Redis: what 1,000 generations leave once their retention ends'
 
 describe('orphans: a record whose job is gone', () => {
   let stack: Stack;
-  let connection: Redis;
-  let maintenance: Queue;
+  let maintenance: Maintenance;
   beforeAll(async () => {
     stack = await startStack({ name: 'orphans', worker: false });
-    connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-    maintenance = new Queue('maintenance', { connection, prefix: stack.prefix });
+    maintenance = openMaintenance(stack.prefix);
   });
   afterAll(async () => {
     await maintenance.close();
-    await connection.quit();
     await stack.close();
   });
 
@@ -134,7 +115,7 @@ describe('orphans: a record whose job is gone', () => {
     await (await stack.api.queues.generate.getJob(created.body.id))!.remove();
     expect((await stack.api.store.get(created.body.id))!.status).toBe('queued');
     await stack.startWorker({ ORPHAN_MIN_AGE_MS: '0', MAINTENANCE_INTERVAL_MS: '3600000' });
-    const result = await sweepOnce(maintenance);
+    const result = await maintenance.sweepOnce();
     const record = (await stack.api.store.get(created.body.id))!;
     expect(record.status).toBe('failed');
     expect(record.error).toMatchObject({ code: 'job_lost', retryable: false });

@@ -41,8 +41,8 @@ describe('waiting requests leave nothing behind', () => {
     const answers = await Promise.all(requests);
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(answers.map((a) => a.status)).toEqual(answers.map(() => 202));
-    const bodies = await Promise.all(answers.map((a) => a.json()));
-    expect(bodies.every((b: { status: string }) => b.status === 'queued')).toBe(true);
+    const bodies = (await Promise.all(answers.map((a) => a.json()))) as Array<{ status: string }>;
+    expect(bodies.every((b) => b.status === 'queued')).toBe(true);
     expect(stack.api.waits.size).toBe(0);
     expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
   });

@@ -214,12 +214,17 @@ it('an idempotency key is claimed with its record in one step: the second create
   expect(held).toEqual([{ outcome: 'held', value: `h|${(created[0] as { record: NewRecord }).record.id}` }]);
   const loser = created[0]!.outcome === 'created' && (created[0] as { record: NewRecord }).record.id === a.id ? b : a;
   expect(await redis.exists(keys.generation(loser.id))).toBe(0);
-  // confirming gives the key its full lifetime; discarding frees it
   const winner = loser === a ? b : a;
-  await store.confirm(winner, { ...claim(`h|${winner.id}`), ttlSeconds: 86400 });
-  expect(await redis.ttl(keys.idempotency('t1', randomKey))).toBeGreaterThan(86000);
-  await store.discard(winner, claim(`h|${winner.id}`));
+  // while provisional, discarding frees the key and removes the record
+  expect(await store.discard(winner, claim(`h|${winner.id}`))).toBe(true);
   expect(await redis.exists(keys.idempotency('t1', randomKey), keys.generation(winner.id))).toBe(0);
+  // once confirmed, the key has its full lifetime and the record can no longer be discarded
+  const again = record();
+  await store.create(again, { provisionalSeconds: 600, idempotency: claim(`h|${again.id}`) });
+  await store.confirm(again, { ...claim(`h|${again.id}`), ttlSeconds: 86400 });
+  expect(await redis.ttl(keys.idempotency('t1', randomKey))).toBeGreaterThan(86000);
+  expect(await store.discard(again, claim(`h|${again.id}`))).toBe(false);
+  expect(await redis.exists(keys.idempotency('t1', randomKey), keys.generation(again.id))).toBe(2);
 });
 
 it('the upstream lease runs on Redis time and is refused to a second owner while live', async () => {
