@@ -3,7 +3,7 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { isValidStorageKey, type Storage } from './storage';
+import { isValidStorageKey, type Storage, type StoredFileInfo } from './storage';
 
 /** Files under `<DATA_DIR>/files`, shared by the API (reads) and workers (writes). */
 export class FsStorage implements Storage {
@@ -37,13 +37,17 @@ export class FsStorage implements Storage {
     return readFile(this.pathFor(key));
   }
 
-  async stat(key: string): Promise<{ bytes: number } | null> {
+  async stat(key: string): Promise<StoredFileInfo | null> {
     try {
       const s = await stat(this.pathFor(key));
-      return s.isFile() ? { bytes: s.size } : null;
+      return s.isFile() ? { bytes: s.size, modifiedAt: s.mtime } : null;
     } catch {
       return null;
     }
+  }
+
+  localPath(key: string): string | undefined {
+    return isValidStorageKey(key) ? path.join(this.root, key) : undefined;
   }
 
   createReadStream(key: string): Readable {
