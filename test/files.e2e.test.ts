@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { request } from 'node:http';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
-import type { Storage } from '@imagegen/shared';
+import path from 'node:path';
+import { TEMPORARY_DIR, type Storage } from '@imagegen/shared';
 import { sleep } from './support/net';
 import { startStack, type Stack } from './support/stack';
 
@@ -99,6 +101,9 @@ describe('file serving', () => {
     stack = await startStack({ name: 'files', worker: false });
     dataDir = realpathSync(stack.dataDir);
     await stack.api.storage.put(KEY, data);
+    // a write in progress, under a name a file URL would use
+    await mkdir(path.join(dataDir, 'files', TEMPORARY_DIR), { recursive: true });
+    await writeFile(path.join(dataDir, 'files', TEMPORARY_DIR, 'original.png'), 'partial');
   });
   afterAll(() => stack.close());
 
@@ -169,7 +174,8 @@ describe('file serving', () => {
         `/files/${TOKEN}x/original.png`,
         `/files/${TOKEN}/.original.png`,
         `/files/.${TOKEN}/original.png`,
-        `/files/.tmp/original.png`,
+        `/files/${TEMPORARY_DIR}/original.png`,
+        `/files/${TOKEN}/..%2F${TEMPORARY_DIR}%2Foriginal.png`,
         `/files/${TOKEN}/..%2F..%2Fetc%2Fpasswd`,
         `/files/..%2F${TOKEN}/original.png`,
         `/files/${TOKEN}/original.png%00.png`,

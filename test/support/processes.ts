@@ -3,6 +3,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import { TEMPORARY_DIR } from '@imagegen/shared';
 import { freePort, sleep } from './net';
 
 /**
@@ -362,7 +363,7 @@ async function ping(port: number): Promise<boolean> {
 // ---------------------------------------------------------------------------------------------
 // files a worker left under DATA_DIR
 
-/** `{ token: [file names] }` for every directory under `<dataDir>/files`, names sorted. */
+/** `{ token: [file names] }` for every generation's directory under `<dataDir>/files`, names sorted (writes in progress live apart, in `.tmp`). */
 export async function storedFiles(dataDir: string): Promise<Record<string, string[]>> {
   const root = path.join(dataDir, 'files');
   const out: Record<string, string[]> = {};
@@ -372,6 +373,6 @@ export async function storedFiles(dataDir: string): Promise<Record<string, strin
   } catch {
     return out;
   }
-  for (const token of tokens) out[token] = (await readdir(path.join(root, token))).sort();
+  for (const token of tokens.filter((t) => t !== TEMPORARY_DIR)) out[token] = (await readdir(path.join(root, token))).sort();
   return out;
 }

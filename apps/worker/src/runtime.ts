@@ -33,10 +33,10 @@ export async function startWorkerRuntime(
   const storeRedis = createRedis(config.REDIS_URL, 'worker', 'imagegen-worker-store');
   const subscriber = createRedis(config.REDIS_URL, 'subscriber', 'imagegen-worker-sub');
   const store = new GenerationStore(storeRedis, keys, config.RECORD_RETENTION_HOURS * 3600);
-  const fsStorage = new FsStorage(config.DATA_DIR);
-  const storage = overrides.storage ?? fsStorage;
-  // files half-written by a worker killed mid-write; never shown, since records point at final names
-  void fsStorage.sweepTemporary(10 * 60_000).then(
+  const storage = overrides.storage ?? new FsStorage(config.DATA_DIR);
+  const retention = new FileRetentionService(store, storage, logger);
+  // files half-written by a worker killed mid-write; never shown, since they live apart from finished ones
+  void retention.sweepTemporary().then(
     (n) => n > 0 && logger.info('removed stale temporary files', { count: n }),
     () => undefined,
   );
@@ -74,7 +74,7 @@ export async function startWorkerRuntime(
     { every: config.FILE_SWEEP_INTERVAL_MS },
     { name: JOBS.sweepFiles.name, data: {}, opts: { removeOnComplete: 100, removeOnFail: 100 } },
   );
-  const maintenance = createMaintenanceWorker(new FileRetentionService(store, storage, logger), logger, { connection, prefix: config.QUEUE_PREFIX });
+  const maintenance = createMaintenanceWorker(retention, logger, { connection, prefix: config.QUEUE_PREFIX });
   const hub = new EventHub(subscriber);
   const stopCancellations = await listenForCancellations(hub, keys, generate);
   logger.info('worker started', { generator: provider.name, concurrency: config.WORKER_CONCURRENCY, cpu: config.CPU_CONCURRENCY, prefix: config.QUEUE_PREFIX });

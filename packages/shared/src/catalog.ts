@@ -15,7 +15,7 @@ export const generateJobSchema = z.strictObject({
 });
 export type GenerateJobData = z.output<typeof generateJobSchema>;
 
-/** Removes files whose generation's retention has ended; scheduled, never enqueued by clients. */
+/** Removes files whose generation's retention has ended, and stale temporary files; scheduled, never enqueued by clients. */
 export const sweepFilesJobSchema = z.strictObject({});
 
 export const JOBS = {

@@ -12,7 +12,7 @@ export function createMaintenanceWorker(retention: FileRetentionService, logger:
       const parsed = JOBS.sweepFiles.schema.safeParse(job.data);
       if (!parsed.success) throw new UnrecoverableError(`invalid ${job.name} payload: ${parsed.error.message}`);
       const result = await retention.sweep();
-      if (result.removed > 0) logger.info('removed expired files', result);
+      if (result.removed > 0 || result.temporary > 0) logger.info('swept files', result);
       return result;
     },
     { connection: opts.connection, prefix: opts.prefix, concurrency: 1 },

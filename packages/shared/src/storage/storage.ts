@@ -15,6 +15,8 @@ export interface Storage {
   localPath?(key: string): string | undefined;
   /** Removes every file under a key prefix such as a file token. */
   removePrefix(prefix: string): Promise<void>;
+  /** Removes temporary files older than `olderThanMs` (left by a process killed mid-write); returns how many. */
+  sweepTemporary?(olderThanMs: number): Promise<number>;
 }
 
 export interface StoredFileInfo {
