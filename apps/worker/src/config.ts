@@ -11,7 +11,7 @@ const workerEnvSchema = z.object({
   GENERATOR_MODEL: envString('gpt-image-1'),
   GENERATOR_TIMEOUT_MS: envInt(120_000, 100, MAX_TIMER_MS),
   GENERATOR_BACKOFF_MAX_MS: envInt(5 * 60_000, 1, MAX_TIMER_MS),
-  /** Upstream calls allowed per window, across every worker (0 = no limit). */
+  /** Generation attempts started per window, across every worker (0 = no limit); each makes at most one upstream call. */
   GENERATOR_RATE_LIMIT_MAX: envInt(0, 0),
   GENERATOR_RATE_LIMIT_WINDOW_MS: envInt(1000, 1, MAX_TIMER_MS),
   DOWNLOAD_MAX_BYTES: envInt(50 * 1024 * 1024, 1024),
