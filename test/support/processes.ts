@@ -77,7 +77,7 @@ export interface SpawnOptions {
   echo?: boolean;
 }
 
-function spawnNode(script: string, name: string, opts: SpawnOptions): NodeProcess {
+export function spawnNode(script: string, name: string, opts: SpawnOptions): NodeProcess {
   const env: Record<string, string> = { LOG_LEVEL: 'info', ...opts.env };
   const child = spawn(process.execPath, [script], {
     cwd: REPO_ROOT,
@@ -189,6 +189,14 @@ function spawnNode(script: string, name: string, opts: SpawnOptions): NodeProces
 export function exitWithin(proc: NodeProcess, ms: number): Promise<Exit | undefined> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([proc.exited, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))]).finally(() => clearTimeout(timer));
+}
+
+/** Runs an entry point expected to stop by itself (a refused start, say); SIGKILLs it after `timeoutMs`. */
+export async function runToExit(script: string, env: Record<string, string>, timeoutMs = 20_000): Promise<{ exit: Exit | undefined; stdout: string; stderr: string }> {
+  const proc = spawnNode(script, path.basename(path.dirname(path.dirname(script))), { env });
+  const exit = await exitWithin(proc, timeoutMs);
+  if (!exit) await proc.kill();
+  return { exit, stdout: proc.stdout(), stderr: proc.stderr() };
 }
 
 let workerSeq = 0;

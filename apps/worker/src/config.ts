@@ -2,7 +2,8 @@ import os from 'node:os';
 import { z } from 'zod';
 import { commonEnvShape, envBool, envEnum, envInt, envIntList, envNumber, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, resolvePublicBaseUrl } from '@imagegen/shared';
 
-const workerEnvSchema = z.object({
+/** Every variable a worker reads. */
+export const workerEnvShape = {
   ...commonEnvShape,
   ...generatorEnvShape,
   GENERATOR: envEnum(['builtin', 'aistudios', 'openai'], 'builtin'),
@@ -33,7 +34,15 @@ const workerEnvSchema = z.object({
   FILE_SWEEP_INTERVAL_MS: envInt(10 * 60_000, 1000, MAX_TIMER_MS),
   /** Random spread on each retry delay (0.2 = ±20 %) so retries of many jobs do not align. */
   GENERATOR_RETRY_JITTER: envNumber(0.2, 0, 1),
-});
+};
+
+const workerEnvSchema = z.object(workerEnvShape).superRefine(
+  (c, ctx) => {
+    if (c.GENERATOR === 'openai' && !c.GENERATOR_API_KEY) ctx.addIssue({ code: 'custom', path: ['GENERATOR_API_KEY'], message: 'required when GENERATOR=openai' });
+  },
+  // also when other settings are bad: every problem is named at once
+  { when: () => true },
+);
 
 export type WorkerConfig = ReturnType<typeof loadWorkerConfig>;
 

@@ -104,8 +104,9 @@ export interface PublicGeneration {
   error?: GenerationErrorInfo;
 }
 
+/** `publicBaseUrl` comes normalised from config (no trailing slash), with any path prefix kept. */
 export function fileUrl(publicBaseUrl: string, key: string): string {
-  return `${publicBaseUrl.replace(/\/+$/, '')}/files/${key}`;
+  return `${publicBaseUrl}/files/${key}`;
 }
 
 /** The generation as clients see it: internal checkpoints and tokens stay inside. */
