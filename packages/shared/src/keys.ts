@@ -8,6 +8,8 @@ export function keysFor(prefix: string) {
     spool: (id: string) => `${prefix}:spool:${id}`,
     /** File tokens scored by when their files may be removed. */
     fileExpiry: () => `${prefix}:files:expiry`,
+    /** The operators' password when ADMIN_PASSWORD is unset: made once, shared by every API process, kept until deleted. */
+    adminPassword: () => `${prefix}:admin:password`,
   };
 }
 export type Keys = ReturnType<typeof keysFor>;
