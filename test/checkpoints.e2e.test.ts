@@ -74,7 +74,7 @@ describe('checkpoints: bytes returned by the upstream (b64_json) are never paid 
     stack = await startStack({
       name: 'spool',
       worker: false,
-      env: { GENERATOR: 'openai', GENERATOR_URL: `${upstream.baseUrl}/v1/images/generations`, GENERATOR_BACKOFF_MS: '100' },
+      env: { GENERATOR: 'openai', GENERATOR_API_KEY: 'sk-test', GENERATOR_URL: `${upstream.baseUrl}/v1/images/generations`, GENERATOR_BACKOFF_MS: '100' },
     });
   });
   afterAll(async () => {

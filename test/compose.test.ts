@@ -4,6 +4,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
+import { apiEnvShape, loadApiConfig } from '@imagegen/api';
+import { loadWorkerConfig, workerEnvShape } from '@imagegen/worker';
 
 const ROOT = path.resolve(__dirname, '..');
 const API_MAIN = 'apps/api/dist/main.js';
@@ -185,6 +187,84 @@ function checkApiWiring(doc: Doc): void {
   if (!service(doc, 'worker').depends_on?.redis) fail('worker does not depend on redis');
 }
 
+// ---------------------------------------------------------------- settings
+
+/** Every variable the config schemas define, derived from their shapes: what the API and the workers read. */
+const SETTINGS = [...new Set([...Object.keys(apiEnvShape), ...Object.keys(workerEnvShape)])].sort();
+
+/** What compose decides for the containers themselves; every other setting comes through env_file. */
+const CONTAINER_ENV = new Set(['REDIS_URL', 'DATA_DIR', 'PORT', 'PUBLIC_BASE_URL']);
+
+/** A service's env_file entries in their long form. */
+function envFiles(svc: Doc): { path: string; required: boolean }[] {
+  const raw = svc.env_file;
+  if (raw === undefined || raw === null) return [];
+  return (Array.isArray(raw) ? raw : [raw]).map((f: unknown) =>
+    typeof f === 'string' ? { path: f, required: true } : { path: String((f as Doc).path), required: (f as Doc).required !== false },
+  );
+}
+
+function checkEnvFile(doc: Doc, exists: (rel: string) => boolean = (rel) => existsSync(path.join(ROOT, rel))): void {
+  for (const name of ['api', 'worker']) {
+    const svc = service(doc, name);
+    const files = envFiles(svc);
+    if (!files.some((f) => path.posix.normalize(f.path) === '.env')) fail(`${name} does not read .env through env_file`);
+    for (const f of files) if (f.required && !exists(f.path)) fail(`${name} requires env_file ${f.path}, which a fresh checkout lacks`);
+    const extra = Object.keys(env(svc)).filter((k) => !CONTAINER_ENV.has(k));
+    if (extra.length > 0) fail(`${name} sets ${extra.join(', ')} in compose instead of through env_file`);
+  }
+}
+
+interface ExampleSetting {
+  name: string;
+  value: string;
+}
+
+/** `NAME=value` lines of an env file, each right below a comment line saying what it is. */
+function parseEnvExample(text: string): ExampleSetting[] {
+  const out: ExampleSetting[] = [];
+  let previous = '';
+  for (const line of text.split(/\r?\n/).map((l) => l.trim())) {
+    const m = /^([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(line);
+    if (m) {
+      if (!previous.startsWith('#') || previous.replace(/^#+/, '').trim() === '') fail(`${m[1]} has no comment line above it`);
+      if (out.some((e) => e.name === m[1])) fail(`${m[1]} is listed twice`);
+      out.push({ name: m[1]!, value: m[2]! });
+    } else if (line && !line.startsWith('#')) {
+      fail(`not a comment or NAME=value: ${line}`);
+    }
+    previous = line;
+  }
+  return out;
+}
+
+function sameNames(what: string, listed: string[], settings: string[] = SETTINGS): void {
+  const missing = settings.filter((n) => !listed.includes(n));
+  const unknown = listed.filter((n) => !settings.includes(n));
+  if (missing.length) fail(`${what} lacks ${missing.join(', ')}`);
+  if (unknown.length) fail(`${what} lists ${unknown.join(', ')}, which no config schema reads`);
+}
+
+function checkEnvExample(text: string, settings: string[] = SETTINGS): void {
+  sameNames('.env.example', parseEnvExample(text).map((e) => e.name), settings);
+}
+
+/** Names in the first column of the README's configuration table. */
+function readmeSettings(readme: string): string[] {
+  const start = readme.indexOf('\n## Configuration');
+  if (start < 0) fail('README has no Configuration section');
+  const end = readme.indexOf('\n## ', start + 1);
+  const section = readme.slice(start, end < 0 ? undefined : end);
+  return section
+    .split('\n')
+    .filter((l) => /^\|\s*`/.test(l))
+    .flatMap((l) => [...l.split('|')[1]!.matchAll(/`([A-Z][A-Z0-9_]*)`/g)].map((m) => m[1]!));
+}
+
+function checkReadme(readme: string, settings: string[] = SETTINGS): void {
+  sameNames("README's configuration table", readmeSettings(readme), settings);
+}
+
 // ---------------------------------------------------------------- tests
 
 describe('docker-compose.yml', () => {
@@ -198,6 +278,21 @@ describe('docker-compose.yml', () => {
   it('publishes the API on 3000, health-checked, after redis is healthy', () => checkApiWiring(doc));
   it('runs apps/api/dist/main.js in the api container', () => checkEntryPoint(doc, 'api', API_MAIN));
   it('runs apps/worker/dist/main.js in the worker containers', () => checkEntryPoint(doc, 'worker', WORKER_MAIN));
+
+  it('passes every setting through env_file (.env, optional), setting in compose only what containers need', () => checkEnvFile(doc));
+
+  it('.env.example lists every setting the config schemas define, each with a comment, and nothing else', () => {
+    expect(SETTINGS.length).toBeGreaterThan(30);
+    checkEnvExample(readFromRepo('.env.example'));
+  });
+
+  it('.env.example gives each setting its default', () => {
+    const example = Object.fromEntries(parseEnvExample(readFromRepo('.env.example')).map((e) => [e.name, e.value]));
+    expect(loadApiConfig(example)).toEqual(loadApiConfig({}));
+    expect(loadWorkerConfig(example)).toEqual(loadWorkerConfig({}));
+  });
+
+  it("the README's configuration table lists every setting", () => checkReadme(readFromRepo('README.md')));
 
   it('builds images as a non-root user in production mode from node:20-bookworm-slim', () => {
     const files = new Set(['api', 'worker'].map((n) => {
@@ -250,6 +345,22 @@ describe('docker-compose.yml', () => {
     it('an API that is not published or not health-checked', () => {
       expect(() => checkApiWiring(broken((d) => (d.services.api.ports = ['8080:8080'])))).toThrow(/3000/);
       expect(() => checkApiWiring(broken((d) => delete d.services.api.healthcheck))).toThrow(/healthz/);
+    });
+    it('settings passed by name instead of env_file, or an env_file a checkout lacks', () => {
+      expect(() => checkEnvFile(broken((d) => delete d.services.worker.env_file))).toThrow(/worker does not read .env/);
+      expect(() => checkEnvFile(broken((d) => (d.services.api.env_file = '.env')), () => false)).toThrow(/api requires env_file .env/);
+      expect(() => checkEnvFile(broken((d) => (d.services.api.environment.API_KEYS = '${API_KEYS:-}')))).toThrow(/api sets API_KEYS in compose/);
+    });
+    it('a setting missing from .env.example, unknown to the schemas, or without its comment', () => {
+      const text = readFromRepo('.env.example');
+      expect(() => checkEnvExample(text.replace(/^THUMBHASH=.*$/m, ''))).toThrow(/lacks THUMBHASH/);
+      expect(() => checkEnvExample(`${text}\n# something new\nNEW_SETTING=1\n`)).toThrow(/lists NEW_SETTING/);
+      expect(() => checkEnvExample(text, [...SETTINGS, 'UNDOCUMENTED_SETTING'])).toThrow(/lacks UNDOCUMENTED_SETTING/);
+      expect(() => checkEnvExample(text.replace(/^# .*\n(?=HOST=)/m, '\n'))).toThrow(/HOST has no comment/);
+    });
+    it('a setting missing from the README', () => {
+      expect(() => checkReadme(readFromRepo('README.md').replace(/^\| `THUMBHASH` .*$/m, ''))).toThrow(/lacks THUMBHASH/);
+      expect(() => checkReadme(readFromRepo('README.md'), [...SETTINGS, 'UNDOCUMENTED_SETTING'])).toThrow(/lacks UNDOCUMENTED_SETTING/);
     });
     it('a wrong entry point, in compose or in the Dockerfile', () => {
       expect(() => checkEntryPoint(broken((d) => (d.services.worker.command = 'node apps/api/dist/main.js')), 'worker', WORKER_MAIN)).toThrow(/not apps\/worker/);

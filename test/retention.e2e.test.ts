@@ -1,7 +1,8 @@
-import { readdir } from 'node:fs/promises';
+import { mkdir, readdir, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { TEMPORARY_DIR } from '@imagegen/shared';
 import { eventually } from './support/net';
 import { REDIS_URL } from './support/redis';
 import { postJson, startStack, type Stack } from './support/stack';
@@ -55,9 +56,17 @@ describe('file retention', () => {
 
     // as if the retention of one of them had ended
     await stack.redis.zadd(expiryKey(), 'XX', 0, expiredToken);
+    // and as if a worker had died mid-write long ago, while another writes right now
+    const tmpDir = path.join(stack.dataDir, 'files', TEMPORARY_DIR);
+    await mkdir(tmpDir, { recursive: true });
+    await writeFile(path.join(tmpDir, 'stale.png.0a1b.tmp'), 'half');
+    await writeFile(path.join(tmpDir, 'fresh.png.2c3d.tmp'), 'in progress');
+    const longAgo = new Date(Date.now() - HOUR_MS);
+    await utimes(path.join(tmpDir, 'stale.png.0a1b.tmp'), longAgo, longAgo);
     const job = await maintenance.add('sweep', {});
     await eventually(async () => ((await job.getState()) === 'completed' ? true : undefined), 20_000);
-    expect((await maintenance.getJob(job.id!))?.returnvalue).toMatchObject({ files: 1, records: 0, orphans: 0 });
+    expect((await maintenance.getJob(job.id!))?.returnvalue).toMatchObject({ files: 1, temporary: 1, records: 0, orphans: 0 });
+    expect(await readdir(tmpDir)).toEqual(['fresh.png.2c3d.tmp']);
 
     expect((await fetch(expired.body.result.image.url)).status).toBe(404);
     for (const t of expired.body.result.thumbnails) expect((await fetch(t.url)).status).toBe(404);

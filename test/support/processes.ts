@@ -3,6 +3,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import { TEMPORARY_DIR } from '@imagegen/shared';
 import { freePort, sleep } from './net';
 
 /**
@@ -76,7 +77,7 @@ export interface SpawnOptions {
   echo?: boolean;
 }
 
-function spawnNode(script: string, name: string, opts: SpawnOptions): NodeProcess {
+export function spawnNode(script: string, name: string, opts: SpawnOptions): NodeProcess {
   const env: Record<string, string> = { LOG_LEVEL: 'info', ...opts.env };
   const child = spawn(process.execPath, [script], {
     cwd: REPO_ROOT,
@@ -188,6 +189,14 @@ function spawnNode(script: string, name: string, opts: SpawnOptions): NodeProces
 export function exitWithin(proc: NodeProcess, ms: number): Promise<Exit | undefined> {
   let timer: NodeJS.Timeout | undefined;
   return Promise.race([proc.exited, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))]).finally(() => clearTimeout(timer));
+}
+
+/** Runs an entry point expected to stop by itself (a refused start, say); SIGKILLs it after `timeoutMs`. */
+export async function runToExit(script: string, env: Record<string, string>, timeoutMs = 20_000): Promise<{ exit: Exit | undefined; stdout: string; stderr: string }> {
+  const proc = spawnNode(script, path.basename(path.dirname(path.dirname(script))), { env });
+  const exit = await exitWithin(proc, timeoutMs);
+  if (!exit) await proc.kill();
+  return { exit, stdout: proc.stdout(), stderr: proc.stderr() };
 }
 
 let workerSeq = 0;
@@ -362,7 +371,7 @@ async function ping(port: number): Promise<boolean> {
 // ---------------------------------------------------------------------------------------------
 // files a worker left under DATA_DIR
 
-/** `{ token: [file names] }` for every directory under `<dataDir>/files`, names sorted. */
+/** `{ token: [file names] }` for every generation's directory under `<dataDir>/files`, names sorted (writes in progress live apart, in `.tmp`). */
 export async function storedFiles(dataDir: string): Promise<Record<string, string[]>> {
   const root = path.join(dataDir, 'files');
   const out: Record<string, string[]> = {};
@@ -372,6 +381,6 @@ export async function storedFiles(dataDir: string): Promise<Record<string, strin
   } catch {
     return out;
   }
-  for (const token of tokens) out[token] = (await readdir(path.join(root, token))).sort();
+  for (const token of tokens.filter((t) => t !== TEMPORARY_DIR)) out[token] = (await readdir(path.join(root, token))).sort();
   return out;
 }

@@ -1,4 +1,4 @@
 export { createApp } from './app';
-export { loadApiConfig, type ApiConfig } from './config';
+export { apiEnvShape, loadApiConfig, parseApiKeys, type ApiConfig } from './config';
 export { createApiContext, type ApiContext } from './context';
 export { GenerationsService } from './services/generations';

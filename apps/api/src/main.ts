@@ -1,17 +1,13 @@
-import { randomBytes } from 'node:crypto';
 import { ConfigError, createLogger } from '@imagegen/shared';
+import { resolveAdminPassword } from './admin-password';
 import { createApp } from './app';
 import { loadApiConfig } from './config';
 import { createApiContext } from './context';
 
-function main(): void {
+async function main(): Promise<void> {
   const config = loadApiConfig();
   const logger = createLogger('api', config.LOG_LEVEL);
-  let adminPassword = config.ADMIN_PASSWORD;
-  if (!adminPassword) {
-    adminPassword = randomBytes(12).toString('base64url');
-    logger.warn('ADMIN_PASSWORD is not set: generated one for this run', { adminUser: config.ADMIN_USER, adminPassword });
-  }
+  const adminPassword = await resolveAdminPassword(config, logger);
   if (config.apiKeys.length === 0) logger.warn('API_KEYS is empty: open single-tenant dev mode, no API key needed');
   const ctx = createApiContext(config, adminPassword, logger);
   const server = createApp(ctx).listen(config.PORT, config.HOST, () => {
@@ -35,9 +31,7 @@ function main(): void {
   process.once('SIGINT', () => shutdown('SIGINT'));
 }
 
-try {
-  main();
-} catch (err) {
+main().catch((err: unknown) => {
   process.stderr.write(`${err instanceof ConfigError ? err.message : `api failed to start: ${(err as Error).message}`}\n`);
   process.exit(1);
-}
+});

@@ -2,7 +2,8 @@ import os from 'node:os';
 import { z } from 'zod';
 import { commonEnvShape, envBool, envEnum, envInt, envIntList, envNumber, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, resolvePublicBaseUrl } from '@imagegen/shared';
 
-const workerEnvSchema = z.object({
+/** Every variable a worker reads. */
+export const workerEnvShape = {
   ...commonEnvShape,
   ...generatorEnvShape,
   GENERATOR: envEnum(['builtin', 'aistudios', 'openai'], 'builtin'),
@@ -11,7 +12,7 @@ const workerEnvSchema = z.object({
   GENERATOR_MODEL: envString('gpt-image-1'),
   GENERATOR_TIMEOUT_MS: envInt(120_000, 100, MAX_TIMER_MS),
   GENERATOR_BACKOFF_MAX_MS: envInt(5 * 60_000, 1, MAX_TIMER_MS),
-  /** Upstream calls allowed per window, across every worker (0 = no limit). */
+  /** Generation attempts started per window, across every worker (0 = no limit); each makes at most one upstream call. */
   GENERATOR_RATE_LIMIT_MAX: envInt(0, 0),
   GENERATOR_RATE_LIMIT_WINDOW_MS: envInt(1000, 1, MAX_TIMER_MS),
   DOWNLOAD_MAX_BYTES: envInt(50 * 1024 * 1024, 1024),
@@ -35,7 +36,15 @@ const workerEnvSchema = z.object({
   ORPHAN_MIN_AGE_MS: envInt(60_000, 0, MAX_TIMER_MS),
   /** Random spread on each retry delay (0.2 = ±20 %) so retries of many jobs do not align. */
   GENERATOR_RETRY_JITTER: envNumber(0.2, 0, 1),
-});
+};
+
+const workerEnvSchema = z.object(workerEnvShape).superRefine(
+  (c, ctx) => {
+    if (c.GENERATOR === 'openai' && !c.GENERATOR_API_KEY) ctx.addIssue({ code: 'custom', path: ['GENERATOR_API_KEY'], message: 'required when GENERATOR=openai' });
+  },
+  // also when other settings are bad: every problem is named at once
+  { when: () => true },
+);
 
 export type WorkerConfig = ReturnType<typeof loadWorkerConfig>;
 

@@ -1,3 +1,3 @@
-export { loadWorkerConfig, type WorkerConfig } from './config';
+export { loadWorkerConfig, workerEnvShape, type WorkerConfig } from './config';
 export { startWorkerRuntime, type WorkerOverrides, type WorkerRuntime } from './runtime';
 export { makeThumbnails, probeImage, rasterizeSvg } from './images/image-processing';

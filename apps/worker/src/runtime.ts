@@ -35,15 +35,16 @@ export async function startWorkerRuntime(
   const subscriber = createRedis(config.REDIS_URL, 'subscriber', 'imagegen-worker-sub');
   const retention = retentionSeconds(config.RECORD_RETENTION_HOURS);
   const store = new GenerationStore(storeRedis, keys, retention);
-  const fsStorage = new FsStorage(config.DATA_DIR);
-  const storage = overrides.storage ?? fsStorage;
-  // files half-written by a worker killed mid-write; never shown, since records point at final names
-  void fsStorage.sweepTemporary(10 * 60_000).then(
+  const storage = overrides.storage ?? new FsStorage(config.DATA_DIR);
+  const generateQueue = new Queue(QUEUES.generate, { connection: storeRedis, prefix: config.QUEUE_PREFIX });
+  generateQueue.on('error', (err) => logger.warn('queue error', { error: err.message }));
+  const recordRetention = new RecordRetention(storeRedis, keys);
+  const retentionService = new RetentionService(recordRetention, storage, generateQueue, retention, logger);
+  // files half-written by a worker killed mid-write; never shown, since they live apart from finished ones
+  void retentionService.sweepTemporary().then(
     (n) => n > 0 && logger.info('removed stale temporary files', { count: n }),
     () => undefined,
   );
-  const generateQueue = new Queue(QUEUES.generate, { connection: storeRedis, prefix: config.QUEUE_PREFIX });
-  generateQueue.on('error', (err) => logger.warn('queue error', { error: err.message }));
   const cpu = new Semaphore(config.CPU_CONCURRENCY);
   const provider = overrides.provider ?? createProvider(config, cpu);
   const pipeline = new GenerationPipeline(store, storage, provider, cpu, {
@@ -77,9 +78,8 @@ export async function startWorkerRuntime(
     // a sweep's result is logged; only failed ones are kept for the dashboard
     { name: JOBS.sweep.name, data: {}, opts: { removeOnComplete: true, removeOnFail: 50 } },
   );
-  const recordRetention = new RecordRetention(storeRedis, keys);
   const maintenance = createMaintenanceWorker(
-    new RetentionService(recordRetention, storage, generateQueue, retention, logger),
+    retentionService,
     new OrphanService(recordRetention, store, generateQueue, logger, config.ORPHAN_MIN_AGE_MS),
     logger,
     { connection, prefix: config.QUEUE_PREFIX },

@@ -15,7 +15,7 @@ export const generateJobSchema = z.strictObject({
 });
 export type GenerateJobData = z.output<typeof generateJobSchema>;
 
-/** Retention and repair: removes what finished generations left once due, ends orphaned records. Scheduled, never enqueued by clients. */
+/** Retention and repair: removes what finished generations left once due (and stale temporary files), ends orphaned records. Scheduled, never enqueued by clients. */
 export const sweepJobSchema = z.strictObject({});
 
 export const JOBS = {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { commonEnvShape, ConfigError, envIntList, generatorEnvShape, parseEnv, resolvePublicBaseUrl } from './config';
+import { commonEnvShape, ConfigError, envIntList, generatorEnvShape, parseEnv, publicPathPrefix, resolvePublicBaseUrl } from './config';
 
 const schema = z.object({ ...commonEnvShape, ...generatorEnvShape, SIZES: envIntList([1024, 512, 256]) });
 
@@ -33,4 +33,37 @@ it('names every bad variable at once', () => {
   expect(error).toBeInstanceOf(ConfigError);
   const message = (error as Error).message;
   for (const name of ['PORT', 'REDIS_URL', 'GENERATOR_MAX_ATTEMPTS', 'SIZES']) expect(message).toContain(name);
+});
+
+it('prints one self-contained line per bad variable', () => {
+  let message = '';
+  try {
+    parseEnv(schema, { PORT: 'eighty', PUBLIC_BASE_URL: '/relative' });
+  } catch (err) {
+    message = (err as Error).message;
+  }
+  expect(message.split('\n').sort()).toEqual([
+    'Invalid configuration: PORT: must be a whole number',
+    'Invalid configuration: PUBLIC_BASE_URL: must be an absolute http:// or https:// URL (a path prefix is fine; no query, fragment or credentials)',
+  ]);
+});
+
+describe('PUBLIC_BASE_URL', () => {
+  const base = (v: string) => resolvePublicBaseUrl(parseEnv(schema, { PUBLIC_BASE_URL: v }).PUBLIC_BASE_URL, 3000);
+
+  it('keeps a path prefix and drops trailing slashes', () => {
+    expect(base('http://host/imagegen/')).toBe('http://host/imagegen');
+    expect(base('https://img.example.com/a/b//')).toBe('https://img.example.com/a/b');
+    expect(base('HTTPS://Img.Example.com:8443')).toBe('https://img.example.com:8443');
+    expect(publicPathPrefix(base('http://host/imagegen/'))).toBe('/imagegen');
+    expect(publicPathPrefix(base('http://host/'))).toBe('');
+  });
+
+  it.each(['/imagegen', 'localhost:3000', 'host/imagegen', 'ftp://host/x', 'http://', 'http://host/x?y=1', 'http://host/x#top', 'http://user:secret@host/', 'http://host/?'])('refuses %s', (v) => {
+    expect(() => parseEnv(schema, { PUBLIC_BASE_URL: v })).toThrow(/^Invalid configuration: PUBLIC_BASE_URL: must be an absolute http:\/\/ or https:\/\/ URL[^\n]*$/);
+  });
+
+  it('never echoes the value (it may carry credentials)', () => {
+    expect(() => parseEnv(schema, { PUBLIC_BASE_URL: 'http://user:secret@host/' })).toThrow(/^(?![\s\S]*secret)/);
+  });
 });

@@ -48,13 +48,13 @@ export const envString = (def: string) =>
   z
     .string()
     .optional()
-    .transform((v) => (v === undefined || v === '' ? def : v));
+    .transform((v) => (v === undefined || v.trim() === '' ? def : v));
 
 export const envOptionalString = () =>
   z
     .string()
     .optional()
-    .transform((v) => (v === undefined || v === '' ? undefined : v));
+    .transform((v) => (v === undefined || v.trim() === '' ? undefined : v));
 
 export const envIntList = (def: number[], min = 1, max = 10000) =>
   z
@@ -70,13 +70,33 @@ export const envIntList = (def: number[], min = 1, max = 10000) =>
       return [...new Set(parts)].sort((a, b) => b - a);
     });
 
+const BASE_URL_MESSAGE = 'must be an absolute http:// or https:// URL (a path prefix is fine; no query, fragment or credentials)';
+
+/** An absolute http(s) URL, perhaps with a path prefix, kept without a trailing slash so `${base}/path` is always right. */
+export const envBaseUrl = () =>
+  envOptionalString().transform((v, ctx) => {
+    if (v === undefined) return undefined;
+    let url: URL;
+    try {
+      url = new URL(v);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: BASE_URL_MESSAGE });
+      return z.NEVER;
+    }
+    if (!/^https?:$/.test(url.protocol) || !url.hostname || url.search || url.hash || url.username || url.password || /[?#]/.test(v)) {
+      ctx.addIssue({ code: 'custom', message: BASE_URL_MESSAGE });
+      return z.NEVER;
+    }
+    return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
+  });
+
 /** Variables both processes read; each app's config module extends this. */
 export const commonEnvShape = {
   NODE_ENV: envString('production'),
   REDIS_URL: envString('redis://127.0.0.1:6379').pipe(z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')),
   QUEUE_PREFIX: envString('imagegen').pipe(z.string().regex(/^[A-Za-z0-9_.:-]+$/, 'may use letters, digits and _ . : - only')),
   PORT: envInt(3000, 0, 65535),
-  PUBLIC_BASE_URL: envOptionalString().pipe(z.url({ protocol: /^https?$/ }).optional()),
+  PUBLIC_BASE_URL: envBaseUrl(),
   DATA_DIR: envString('./data'),
   LOG_LEVEL: envEnum(['debug', 'info', 'warn', 'error', 'silent'], 'info'),
   /** How long finished generation records (and their files) stay readable; fractions allowed. */
@@ -96,12 +116,17 @@ export class ConfigError extends Error {
   }
 }
 
-/** Parses the environment once; a bad value stops the process with every problem named. */
+/** One line that stands alone: `Invalid configuration: NAME: reason`. Values are never repeated (they may be secrets). */
+export function configProblemLine(name: string, reason: string): string {
+  return `Invalid configuration: ${name}: ${reason.replace(/\s*\n\s*/g, ' ')}`;
+}
+
+/** Parses the environment once; a bad value stops the process with one line per problem. */
 export function parseEnv<T extends z.ZodType>(schema: T, env: Record<string, string | undefined>): z.output<T> {
   const result = schema.safeParse(env);
   if (!result.success) {
-    const lines = result.error.issues.map((i) => `  ${i.path.join('.') || '(env)'}: ${i.message}`);
-    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+    const lines = result.error.issues.map((i) => configProblemLine(i.path.map(String).join('.') || '(environment)', i.message));
+    throw new ConfigError([...new Set(lines)].join('\n'));
   }
   return result.data;
 }
@@ -111,7 +136,12 @@ export function retentionSeconds(hours: number): number {
   return Math.max(1, Math.round(hours * 3600));
 }
 
-/** PUBLIC_BASE_URL falls back to http://localhost:$PORT. */
+/** PUBLIC_BASE_URL (already normalised by its schema) falls back to http://localhost:$PORT. */
 export function resolvePublicBaseUrl(publicBaseUrl: string | undefined, port: number): string {
-  return (publicBaseUrl ?? `http://localhost:${port}`).replace(/\/+$/, '');
+  return publicBaseUrl ?? `http://localhost:${port}`;
+}
+
+/** The path prefix of a public base URL (`/imagegen` for `http://host/imagegen`), empty when there is none. */
+export function publicPathPrefix(publicBaseUrl: string): string {
+  return new URL(publicBaseUrl).pathname.replace(/\/+$/, '');
 }

@@ -25,7 +25,7 @@ export function keysFor(prefix: string) {
     rateLimit: (tenant: string, window: number) => `${prefix}:ratelimit:${tenant}:${window}`,
     /** An `Idempotency-Key` (hashed) of a tenant. */
     idempotency: (tenant: string, keyHash: string) => `${prefix}:idem:${tenant}:${keyHash}`,
-    /** The operators' password when none is configured, made once and shared by every API process. */
+    /** The operators' password when ADMIN_PASSWORD is unset: made once, shared by every API process, kept until deleted. */
     adminPassword: () => `${prefix}:admin:password`,
   };
 }

@@ -22,6 +22,7 @@ function escapeHtml(s: string): string {
 }
 
 function renderDocsPage(doc: Doc): string {
+  const openApiUrl = `${doc.servers[0]!.url}/openapi.json`;
   const rows = Object.entries(doc.paths)
     .flatMap(([path, ops]) =>
       Object.entries(ops as Record<string, { summary?: string; description?: string }>).map(
@@ -35,5 +36,5 @@ function renderDocsPage(doc: Doc): string {
 .m{display:inline-block;min-width:4.5rem;text-align:center;border-radius:4px;color:#fff;font-size:.8rem;padding:.15rem .4rem}.get{background:#2f7d32}.post{background:#1565c0}.delete{background:#c62828}
 section{border-bottom:1px solid #e3e6ea;padding:.4rem 0}</style></head><body>
 <h1>${escapeHtml(doc.info.title)} <small>${escapeHtml(doc.info.version)}</small></h1><p>${escapeHtml(doc.info.description)}</p>
-<p>Machine-readable: <a href="/openapi.json">/openapi.json</a> (OpenAPI ${doc.openapi}).</p>${rows}</body></html>`;
+<p>Machine-readable: <a href="${escapeHtml(openApiUrl)}">${escapeHtml(openApiUrl)}</a> (OpenAPI ${doc.openapi}).</p>${rows}</body></html>`;
 }

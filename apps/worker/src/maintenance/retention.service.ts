@@ -3,16 +3,22 @@ import type { Logger, RecordRetention, Storage } from '@imagegen/shared';
 
 const BATCH = 500;
 
+/** A temporary file this old belongs to a write that died: no write of ours takes that long. */
+export const STALE_TEMPORARY_MS = 10 * 60_000;
+
 export interface RetentionSweep {
   records: number;
   files: number;
+  /** Stale temporary files of writes that died. */
+  temporary: number;
   jobs: number;
 }
 
 /**
  * Removes what finished generations leave once their retention ends: records with their
  * index entries and spooled bytes, files (sooner for failed and cancelled generations),
- * and finished jobs, which never outlive their records.
+ * finished jobs, which never outlive their records, and temporary files that processes
+ * killed mid-write left behind.
  */
 export class RetentionService {
   constructor(
@@ -32,7 +38,12 @@ export class RetentionService {
     for (const state of ['completed', 'failed'] as const) {
       for (let n = BATCH; n === BATCH; jobs += n) n = (await this.generateQueue.clean(this.retentionSeconds * 1000, BATCH, state)).length;
     }
-    return { records, files, jobs };
+    return { records, files, temporary: await this.sweepTemporary(), jobs };
+  }
+
+  /** Temporary files older than STALE_TEMPORARY_MS; how many were removed. */
+  async sweepTemporary(): Promise<number> {
+    return (await this.storage.sweepTemporary?.(STALE_TEMPORARY_MS)) ?? 0;
   }
 
   private async removeDueFiles(now: number): Promise<number> {

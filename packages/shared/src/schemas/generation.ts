@@ -112,8 +112,9 @@ export const publicGenerationSchema = generationRecordSchema
 export type PublicGeneration = z.output<typeof publicGenerationSchema>;
 export type PublicImage = z.output<typeof publicImageSchema>;
 
+/** `publicBaseUrl` comes normalised from config (no trailing slash), with any path prefix kept. */
 export function fileUrl(publicBaseUrl: string, key: string): string {
-  return `${publicBaseUrl.replace(/\/+$/, '')}/files/${key}`;
+  return `${publicBaseUrl}/files/${key}`;
 }
 
 /** The generation as clients see it: internal checkpoints and tokens stay inside. */

@@ -1,8 +1,8 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { FsStorage } from './fs-storage';
-import { contentTypeFor } from './storage';
+import { FsStorage, TEMPORARY_DIR } from './fs-storage';
+import { contentTypeFor, isValidStorageKey } from './storage';
 
 let dir: string;
 let storage: FsStorage;
@@ -16,7 +16,9 @@ it('writes through a temporary name and leaves only the final file', async () =>
   await storage.put('tokenAAAAAAAA/original.png', Buffer.from('one'));
   await storage.put('tokenAAAAAAAA/original.png', Buffer.from('two!'));
   expect((await storage.read('tokenAAAAAAAA/original.png')).toString()).toBe('two!');
-  expect(await storage.stat('tokenAAAAAAAA/original.png')).toEqual({ bytes: 4 });
+  const info = await storage.stat('tokenAAAAAAAA/original.png');
+  expect(info?.bytes).toBe(4);
+  expect(Math.abs(Date.now() - info!.modifiedAt!.getTime())).toBeLessThan(60_000);
   expect(await readdir(path.join(dir, 'files', 'tokenAAAAAAAA'))).toEqual(['original.png']);
 });
 
@@ -27,17 +29,40 @@ it('refuses keys that could leave the storage root', async () => {
   expect(await storage.stat('tokenAAAAAAAA/missing.png')).toBeNull();
 });
 
-it('sweeps only stale temporary files', async () => {
-  const { utimes, writeFile, mkdir } = await import('node:fs/promises');
-  const tokenDir = path.join(dir, 'files', 'tokenCCCCCCCC');
-  await mkdir(tokenDir, { recursive: true });
-  await writeFile(path.join(tokenDir, 'original.png.ab12.tmp'), 'half');
-  await writeFile(path.join(tokenDir, 'thumb-256.webp.cd34.tmp'), 'in progress');
-  await writeFile(path.join(tokenDir, 'original.png'), 'whole');
+it('writes in a temporary folder no key can name, so a write cut short never sits beside finished files', async () => {
+  // the module object itself (a namespace import would be a copy): watched, not replaced
+  const spy = jest.spyOn(jest.requireActual<typeof import('node:fs/promises')>('node:fs/promises'), 'writeFile');
+  let written: string[];
+  try {
+    await storage.put('tokenDDDDDDDD/original.png', Buffer.from('whole'));
+  } finally {
+    written = spy.mock.calls.map((c) => String(c[0]));
+    spy.mockRestore();
+  }
+  // the bytes went to .tmp, then were renamed into place
+  expect(written.map((f) => path.dirname(f))).toEqual([path.join(dir, 'files', TEMPORARY_DIR)]);
+  expect(await readdir(path.join(dir, 'files', 'tokenDDDDDDDD'))).toEqual(['original.png']);
+  expect(await readdir(path.join(dir, 'files', TEMPORARY_DIR))).toEqual([]);
+  // nothing can name the temporary folder
+  expect(isValidStorageKey(`${TEMPORARY_DIR}/original.png`)).toBe(false);
+  expect(storage.localPath(`${TEMPORARY_DIR}/original.png`)).toBeUndefined();
+  expect(storage.localPath('tokenDDDDDDDD/original.png')).toBe(path.join(dir, 'files', 'tokenDDDDDDDD', 'original.png'));
+  await expect(storage.removePrefix(TEMPORARY_DIR)).rejects.toThrow(/invalid storage prefix/);
+});
+
+it('sweeps only stale temporary files, and nothing else', async () => {
+  const { utimes, writeFile } = await import('node:fs/promises');
+  const tmpDir = path.join(dir, 'files', TEMPORARY_DIR);
+  await storage.put('tokenCCCCCCCC/original.png', Buffer.from('whole'));
+  await writeFile(path.join(tmpDir, 'tokenCCCCCCCC-original.png.ab12.tmp'), 'half');
+  await writeFile(path.join(tmpDir, 'tokenCCCCCCCC-thumb-256.webp.cd34.tmp'), 'in progress');
   const old = new Date(Date.now() - 3_600_000);
-  await utimes(path.join(tokenDir, 'original.png.ab12.tmp'), old, old);
+  await utimes(path.join(tmpDir, 'tokenCCCCCCCC-original.png.ab12.tmp'), old, old);
+  await utimes(path.join(dir, 'files', 'tokenCCCCCCCC', 'original.png'), old, old);
   expect(await storage.sweepTemporary(600_000)).toBe(1);
-  expect((await readdir(tokenDir)).sort()).toEqual(['original.png', 'thumb-256.webp.cd34.tmp']);
+  expect(await readdir(tmpDir)).toEqual(['tokenCCCCCCCC-thumb-256.webp.cd34.tmp']);
+  expect(await readdir(path.join(dir, 'files', 'tokenCCCCCCCC'))).toEqual(['original.png']);
+  expect(await new FsStorage(path.join(dir, 'never-written')).sweepTemporary(0)).toBe(0);
 });
 
 it('removes a prefix and knows content types', async () => {

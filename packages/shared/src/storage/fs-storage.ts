@@ -3,14 +3,23 @@ import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { isValidStorageKey, type Storage } from './storage';
+import { isValidStorageKey, type Storage, type StoredFileInfo } from './storage';
 
-/** Files under `<DATA_DIR>/files`, shared by the API (reads) and workers (writes). */
+/** Where writes in progress live, inside the storage root (one filesystem, so rename is atomic). No key can name it. */
+export const TEMPORARY_DIR = '.tmp';
+
+/**
+ * Files under `<DATA_DIR>/files`, shared by the API (reads) and workers (writes). Each write
+ * goes to `<DATA_DIR>/files/.tmp` first and is renamed into place, so a generation's folder
+ * only ever holds finished files, even after a process is killed mid-write.
+ */
 export class FsStorage implements Storage {
   private readonly root: string;
+  private readonly tmpDir: string;
 
   constructor(dataDir: string) {
     this.root = path.resolve(dataDir, 'files');
+    this.tmpDir = path.join(this.root, TEMPORARY_DIR);
   }
 
   private pathFor(key: string): string {
@@ -20,9 +29,8 @@ export class FsStorage implements Storage {
 
   async put(key: string, data: Buffer): Promise<{ bytes: number }> {
     const target = this.pathFor(key);
-    await mkdir(path.dirname(target), { recursive: true });
-    // temp name + rename: a crash never leaves a half-written file behind a URL
-    const tmp = `${target}.${randomBytes(6).toString('hex')}.tmp`;
+    await Promise.all([mkdir(path.dirname(target), { recursive: true }), mkdir(this.tmpDir, { recursive: true })]);
+    const tmp = path.join(this.tmpDir, `${key.replace('/', '-')}.${randomBytes(6).toString('hex')}.tmp`);
     try {
       await writeFile(tmp, data);
       await rename(tmp, target);
@@ -37,13 +45,17 @@ export class FsStorage implements Storage {
     return readFile(this.pathFor(key));
   }
 
-  async stat(key: string): Promise<{ bytes: number } | null> {
+  async stat(key: string): Promise<StoredFileInfo | null> {
     try {
       const s = await stat(this.pathFor(key));
-      return s.isFile() ? { bytes: s.size } : null;
+      return s.isFile() ? { bytes: s.size, modifiedAt: s.mtime } : null;
     } catch {
       return null;
     }
+  }
+
+  localPath(key: string): string | undefined {
+    return isValidStorageKey(key) ? path.join(this.root, key) : undefined;
   }
 
   createReadStream(key: string): Readable {
@@ -55,22 +67,14 @@ export class FsStorage implements Storage {
    * workers sharing the directory may be writing right now. Returns how many were removed.
    */
   async sweepTemporary(olderThanMs: number, now = Date.now()): Promise<number> {
+    const files = await readdir(this.tmpDir).catch(() => [] as string[]);
     let removed = 0;
-    let dirs: string[];
-    try {
-      dirs = await readdir(this.root);
-    } catch {
-      return 0;
-    }
-    for (const dir of dirs) {
-      const files = await readdir(path.join(this.root, dir)).catch(() => [] as string[]);
-      for (const file of files.filter((f) => f.endsWith('.tmp'))) {
-        const full = path.join(this.root, dir, file);
-        const s = await stat(full).catch(() => null);
-        if (s && now - s.mtimeMs > olderThanMs) {
-          await rm(full, { force: true });
-          removed++;
-        }
+    for (const file of files) {
+      const full = path.join(this.tmpDir, file);
+      const s = await stat(full).catch(() => null);
+      if (s?.isFile() && now - s.mtimeMs > olderThanMs) {
+        await rm(full, { force: true });
+        removed++;
       }
     }
     return removed;

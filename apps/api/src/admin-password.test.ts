@@ -1,0 +1,65 @@
+import { randomBytes } from 'node:crypto';
+import { createServer } from 'node:net';
+import { Redis } from 'ioredis';
+import { createLogger, keysFor, type Logger } from '@imagegen/shared';
+import { resolveAdminPassword } from './admin-password';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const prefix = `igtest-admin-${process.pid}-${randomBytes(4).toString('hex')}`;
+let redis: Redis;
+beforeAll(() => {
+  redis = new Redis(REDIS_URL);
+});
+afterAll(async () => {
+  await redis.del(keysFor(prefix).adminPassword());
+  await redis.quit();
+});
+
+/** A logger that keeps what it is told. */
+function recording(): Logger & { lines: { msg: string; fields?: Record<string, unknown> }[] } {
+  const lines: { msg: string; fields?: Record<string, unknown> }[] = [];
+  const keep = (msg: string, fields?: Record<string, unknown>) => void lines.push({ msg, fields });
+  return { lines, debug: keep, info: keep, warn: keep, error: keep };
+}
+
+/** A port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const { port } = srv.address() as { port: number };
+  await new Promise((r) => srv.close(r));
+  return port;
+}
+
+const config = { ADMIN_USER: 'ops', ADMIN_PASSWORD: undefined as string | undefined, REDIS_URL, QUEUE_PREFIX: prefix };
+
+it('makes one password, logged once, and every later caller reads the same', async () => {
+  const first = recording();
+  const second = recording();
+  const [a, b] = await Promise.all([resolveAdminPassword(config, first), resolveAdminPassword(config, second)]);
+  expect(a).toBe(b);
+  expect(a.length).toBeGreaterThanOrEqual(20);
+  expect(await redis.get(keysFor(prefix).adminPassword())).toBe(a);
+  const logged = [...first.lines, ...second.lines].filter((l) => l.fields?.adminPassword !== undefined);
+  expect(logged.map((l) => l.fields?.adminPassword)).toEqual([a]);
+  expect(await resolveAdminPassword(config, createLogger('api', 'silent'))).toBe(a);
+  // deleted: the next start makes a new one
+  await redis.del(keysFor(prefix).adminPassword());
+  const fresh = await resolveAdminPassword(config, createLogger('api', 'silent'));
+  expect(fresh).not.toBe(a);
+});
+
+it('uses ADMIN_PASSWORD as given, without Redis', async () => {
+  const port = await closedPort();
+  expect(await resolveAdminPassword({ ...config, ADMIN_PASSWORD: 'given', REDIS_URL: `redis://127.0.0.1:${port}` }, createLogger('api', 'silent'), 100)).toBe('given');
+});
+
+it('gives up on an unreachable Redis with a one-line reason that names no credentials', async () => {
+  const port = await closedPort();
+  const started = Date.now();
+  const failure = resolveAdminPassword({ ...config, REDIS_URL: `redis://:hunter2@127.0.0.1:${port}` }, createLogger('api', 'silent'), 1500);
+  await expect(failure).rejects.toThrow(new RegExp(`^Redis at 127\\.0\\.0\\.1:${port} did not answer within 2 s \\(.*ECONNREFUSED.*\\); it keeps the shared admin password: check REDIS_URL, or set ADMIN_PASSWORD$`));
+  await expect(failure).rejects.not.toThrow(/hunter2|\n/);
+  // it kept trying for the time it was given
+  expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+});

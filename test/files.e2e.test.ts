@@ -1,0 +1,211 @@
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readlinkSync, realpathSync } from 'node:fs';
+import { request } from 'node:http';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
+import path from 'node:path';
+import { TEMPORARY_DIR, type Storage } from '@imagegen/shared';
+import { sleep } from './support/net';
+import { startStack, type Stack } from './support/stack';
+
+/**
+ * Result files as clients fetch them: conditional and partial GETs, HEAD, and clients that
+ * go away mid-download (each must leave no file descriptor behind in the API process, which
+ * runs in this process with startStack).
+ */
+
+const TOKEN = 'filesTokenAAAAAAAAAAAA';
+const KEY = `${TOKEN}/original.png`;
+// big enough that a client that stops reading leaves the server blocked mid-body
+const SIZE = 8 * 1024 * 1024;
+const ABORTS = 50;
+
+/** Descriptors of this process open on a file under `dir`. */
+function fdsUnder(dir: string): number {
+  let n = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`).startsWith(`${dir}/`)) n++;
+    } catch {
+      // closed while we looked
+    }
+  }
+  return n;
+}
+
+/** The count once it has come back to `baseline` (closes trail the socket's end by a moment), or after 5 s. */
+async function settledFds(dir: string, baseline: number): Promise<number> {
+  const deadline = Date.now() + 5000;
+  let n = fdsUnder(dir);
+  while (n !== baseline && Date.now() < deadline) {
+    await sleep(50);
+    n = fdsUnder(dir);
+  }
+  return n;
+}
+
+/** Starts a raw GET, reads the headers and the first body bytes, then stops reading and closes the socket. */
+function abortedDownload(baseUrl: string, path: string): Promise<{ bodyBytes: number }> {
+  const { hostname, port } = new URL(baseUrl);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    let received = Buffer.alloc(0);
+    socket.on('error', reject);
+    socket.on('connect', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}\r\nConnection: close\r\n\r\n`));
+    socket.on('data', (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      const headerEnd = received.indexOf('\r\n\r\n');
+      if (headerEnd < 0 || received.length - headerEnd - 4 < 1) return;
+      socket.pause();
+      socket.removeAllListeners('data');
+      if (!received.subarray(0, 12).toString().startsWith('HTTP/1.1 200')) return reject(new Error(`unexpected answer: ${received.subarray(0, 80).toString()}`));
+      // give the server time to fill the socket buffers and block on the next write
+      setTimeout(() => {
+        socket.destroy();
+        resolve({ bodyBytes: received.length - headerEnd - 4 });
+      }, 20);
+    });
+  });
+}
+
+/** A GET or HEAD with node:http, so 206 and 304 arrive untouched. */
+function get(baseUrl: string, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${baseUrl}${path}`, { method, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** The same files through the generic path: a backend with no local files (object storage). */
+function withoutLocalPaths(inner: Storage): Storage {
+  return {
+    put: (k, d) => inner.put(k, d),
+    read: (k) => inner.read(k),
+    stat: (k) => inner.stat(k),
+    createReadStream: (k) => inner.createReadStream(k),
+    removePrefix: (p) => inner.removePrefix(p),
+  };
+}
+
+describe('file serving', () => {
+  let stack: Stack;
+  let dataDir: string;
+  const data = randomBytes(SIZE);
+  beforeAll(async () => {
+    stack = await startStack({ name: 'files', worker: false });
+    dataDir = realpathSync(stack.dataDir);
+    await stack.api.storage.put(KEY, data);
+    // a write in progress, under a name a file URL would use
+    await mkdir(path.join(dataDir, 'files', TEMPORARY_DIR), { recursive: true });
+    await writeFile(path.join(dataDir, 'files', TEMPORARY_DIR, 'original.png'), 'partial');
+  });
+  afterAll(() => stack.close());
+
+  describe.each([
+    ['local files (sendFile)', (s: Storage) => s],
+    ['a backend without local files (stream)', withoutLocalPaths],
+  ])('%s', (_name, wrap) => {
+    let original: Storage;
+    beforeAll(() => {
+      original = stack.api.storage;
+      stack.api.storage = wrap(original);
+    });
+    afterAll(() => {
+      stack.api.storage = original;
+    });
+
+    it(`${ABORTS} downloads aborted mid-body leave no descriptor open`, async () => {
+      const before = fdsUnder(dataDir);
+      const partial: number[] = [];
+      for (let i = 0; i < ABORTS; i++) partial.push((await abortedDownload(stack.baseUrl, `/files/${KEY}`)).bodyBytes);
+      // every client really went away mid-body
+      expect(Math.max(...partial)).toBeLessThan(SIZE);
+      const after = await settledFds(dataDir, before);
+      process.stdout.write(`[files] ${_name}: descriptors under DATA_DIR before ${before}, after ${ABORTS} aborted downloads ${after}\n`);
+      expect(after).toBe(before);
+      // and the server still serves the whole file afterwards
+      const whole = await get(stack.baseUrl, `/files/${KEY}`);
+      expect(whole.status).toBe(200);
+      expect(whole.body.equals(data)).toBe(true);
+      expect(await settledFds(dataDir, before)).toBe(before);
+    });
+
+    it('answers a plain GET with the bytes, the content type and immutable caching', async () => {
+      const res = await get(stack.baseUrl, `/files/${KEY}`);
+      expect(res.status).toBe(200);
+      expect(res.headers).toMatchObject({
+        'content-type': 'image/png',
+        'content-length': String(SIZE),
+        'cache-control': 'public, max-age=31536000, immutable',
+        'x-content-type-options': 'nosniff',
+      });
+      expect(res.headers.etag).toMatch(/^(W\/)?"[^"]+"$/);
+      expect(Number.isNaN(Date.parse(String(res.headers['last-modified'])))).toBe(false);
+      expect(res.body.equals(data)).toBe(true);
+    });
+
+    it('answers 304 to a GET with the ETag it gave', async () => {
+      const first = await get(stack.baseUrl, `/files/${KEY}`);
+      const second = await get(stack.baseUrl, `/files/${KEY}`, { 'If-None-Match': String(first.headers.etag) });
+      expect(second.status).toBe(304);
+      expect(second.body.length).toBe(0);
+      expect(second.headers.etag).toBe(first.headers.etag);
+      const stale = await get(stack.baseUrl, `/files/${KEY}`, { 'If-None-Match': '"something-else"' });
+      expect(stale.status).toBe(200);
+    });
+
+    it('answers HEAD with the headers and no body', async () => {
+      const res = await get(stack.baseUrl, `/files/${KEY}`, {}, 'HEAD');
+      expect(res.status).toBe(200);
+      expect(res.headers).toMatchObject({ 'content-type': 'image/png', 'content-length': String(SIZE), 'x-content-type-options': 'nosniff' });
+      expect(res.headers.etag).toBeTruthy();
+      expect(res.body.length).toBe(0);
+    });
+
+    it('answers unknown, malformed and hidden paths with a 404 problem', async () => {
+      const probes = [
+        `/files/${TOKEN}/missing.png`,
+        `/files/${TOKEN}x/original.png`,
+        `/files/${TOKEN}/.original.png`,
+        `/files/.${TOKEN}/original.png`,
+        `/files/${TEMPORARY_DIR}/original.png`,
+        `/files/${TOKEN}/..%2F${TEMPORARY_DIR}%2Foriginal.png`,
+        `/files/${TOKEN}/..%2F..%2Fetc%2Fpasswd`,
+        `/files/..%2F${TOKEN}/original.png`,
+        `/files/${TOKEN}/original.png%00.png`,
+      ];
+      for (const probe of probes) {
+        const res = await get(stack.baseUrl, probe);
+        expect([probe, res.status, res.headers['content-type']]).toEqual([probe, 404, 'application/problem+json; charset=utf-8']);
+        expect(res.headers['cache-control']).toBeUndefined();
+        expect(JSON.parse(res.body.toString())).toMatchObject({ status: 404, title: 'Not found' });
+      }
+    });
+  });
+
+  it('answers a Range request with 206 and exactly those bytes', async () => {
+    for (const [range, start, end] of [
+      ['bytes=1000-1999', 1000, 1999],
+      ['bytes=0-0', 0, 0],
+      [`bytes=${SIZE - 500}-`, SIZE - 500, SIZE - 1],
+      ['bytes=-300', SIZE - 300, SIZE - 1],
+    ] as const) {
+      const res = await get(stack.baseUrl, `/files/${KEY}`, { Range: range });
+      expect([range, res.status]).toEqual([range, 206]);
+      expect(res.headers['content-range']).toBe(`bytes ${start}-${end}/${SIZE}`);
+      expect(res.headers['content-length']).toBe(String(end - start + 1));
+      expect(res.body.equals(data.subarray(start, end + 1))).toBe(true);
+    }
+    const unsatisfiable = await get(stack.baseUrl, `/files/${KEY}`, { Range: `bytes=${SIZE + 10}-` });
+    expect(unsatisfiable.status).toBe(416);
+    expect(unsatisfiable.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+    expect(unsatisfiable.headers['content-range']).toBe(`bytes */${SIZE}`);
+    expect(unsatisfiable.headers['cache-control']).toBeUndefined();
+  });
+});
