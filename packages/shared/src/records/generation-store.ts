@@ -20,7 +20,7 @@ export type RecordPatch = { [K in keyof GenerationRecord]?: GenerationRecord[K] 
 export type UpstreamClaim = { outcome: 'ok' | 'terminal' | 'checkpointed' | 'missing' } | { outcome: 'busy'; leaseExpiresAt: number };
 
 type TransitionRedis = Redis & {
-  imagegenTransition(key: string, expiryKey: string, ...args: (string | number)[]): Promise<TransitionOutcome>;
+  imagegenTransition(key: string, expiryKey: string, outboxKey: string, ...args: (string | number)[]): Promise<TransitionOutcome>;
   imagegenClaimUpstream(key: string, owner: string, now: number, leaseMs: number): Promise<[string, string]>;
   imagegenConfirm(key: string): Promise<number>;
 };
@@ -44,7 +44,7 @@ export class GenerationStore {
     private readonly retentionSeconds: number,
   ) {
     if (!('imagegenTransition' in redis)) {
-      redis.defineCommand('imagegenTransition', { numberOfKeys: 2, lua: TRANSITION_LUA });
+      redis.defineCommand('imagegenTransition', { numberOfKeys: 3, lua: TRANSITION_LUA });
       redis.defineCommand('imagegenClaimUpstream', { numberOfKeys: 1, lua: CLAIM_UPSTREAM_LUA });
       redis.defineCommand('imagegenConfirm', { numberOfKeys: 1, lua: CONFIRM_LUA });
     }
@@ -103,6 +103,7 @@ export class GenerationStore {
     return this.redis.imagegenTransition(
       this.keys.generation(id),
       this.keys.fileExpiry(),
+      this.keys.webhookOutbox(),
       this.keys.generationChannel(id),
       event ?? '',
       this.retentionSeconds,

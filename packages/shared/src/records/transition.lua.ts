@@ -1,3 +1,5 @@
+import { WEBHOOK_OUTBOX_LUA } from './outbox.lua';
+
 /**
  * Atomic record update. Refuses to touch a record that is already terminal, so a late
  * worker write can never resurrect a cancelled or finished generation. `progress` only
@@ -8,7 +10,7 @@
  * record's retention ends (completed), or after a grace period (failed, cancelled: no URL
  * points at their files, but a cancelled worker may still be finishing a write).
  *
- * KEYS[1] record hash, KEYS[2] file expiry sorted set
+ * KEYS[1] record hash, KEYS[2] file expiry sorted set, KEYS[3] webhook outbox stream (see outbox.lua.ts)
  * ARGV[1] channel, ARGV[2] event type ('' = publish nothing), ARGV[3] retention seconds,
  * ARGV[4..] field, value, field, value, ...
  * Returns 'ok' | 'missing' | 'terminal'.
@@ -50,6 +52,7 @@ else
 end
 if ARGV[2] ~= '' then
   redis.call('PUBLISH', ARGV[1], '{"type":"' .. ARGV[2] .. '","status":"' .. status .. '"}')
+  ${WEBHOOK_OUTBOX_LUA}
 end
 return 'ok'
 `;
