@@ -1,9 +1,10 @@
 import { z } from 'zod';
-import { commonEnvShape, envInt, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, resolvePublicBaseUrl } from '@imagegen/shared';
+import { commonEnvShape, webhookEnvShape, envInt, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, resolvePublicBaseUrl } from '@imagegen/shared';
 
 const apiEnvSchema = z.object({
   ...commonEnvShape,
   ...generatorEnvShape,
+  ...webhookEnvShape,
   HOST: envString('0.0.0.0'),
   API_KEYS: envString(''),
   ADMIN_USER: envString('admin'),

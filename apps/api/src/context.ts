@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createLogger, createRedis, EventHub, FsStorage, GenerationStore, keysFor, QUEUES, type Keys, type Logger, type Storage } from '@imagegen/shared';
+import { createLogger, createRedis, DeliveryLog, EventHub, FsStorage, GenerationStore, keysFor, QUEUES, WebhookSecrets, type Keys, type Logger, type Storage } from '@imagegen/shared';
 import type { ApiConfig } from './config';
 
 /** Everything the routes use, built once per process. */
@@ -13,7 +13,9 @@ export interface ApiContext {
   hub: EventHub;
   store: GenerationStore;
   storage: Storage;
-  queues: { generate: Queue; maintenance: Queue };
+  queues: { generate: Queue; maintenance: Queue; webhooks: Queue };
+  webhookSecrets: WebhookSecrets;
+  deliveries: DeliveryLog;
   adminPassword: string;
   /** Aborted when the process begins to shut down: waiters answer at once with what they have. */
   shutdown: AbortSignal;
@@ -31,6 +33,9 @@ export function createApiContext(config: ApiConfig, adminPassword: string, logge
   // shown in Bull Board only
   const maintenance = new Queue(QUEUES.maintenance, { connection: redis, prefix: config.QUEUE_PREFIX });
   maintenance.on('error', (err) => logger.warn('queue error', { queue: QUEUES.maintenance, error: err.message }));
+  // redeliveries are enqueued here; shown in Bull Board too
+  const webhooks = new Queue(QUEUES.webhooks, { connection: redis, prefix: config.QUEUE_PREFIX });
+  webhooks.on('error', (err) => logger.warn('queue error', { queue: QUEUES.webhooks, error: err.message }));
   const shutdown = new AbortController();
   return {
     config,
@@ -41,13 +46,15 @@ export function createApiContext(config: ApiConfig, adminPassword: string, logge
     hub: new EventHub(subscriber),
     store: new GenerationStore(redis, keys, config.RECORD_RETENTION_HOURS * 3600),
     storage: new FsStorage(config.DATA_DIR),
-    queues: { generate, maintenance },
+    queues: { generate, maintenance, webhooks },
+    webhookSecrets: new WebhookSecrets(redis, keys, config.WEBHOOK_SECRET),
+    deliveries: new DeliveryLog(redis, keys, config.RECORD_RETENTION_HOURS * 3600),
     adminPassword,
     shutdown: shutdown.signal,
     beginShutdown: () => shutdown.abort(),
     async close() {
       shutdown.abort();
-      await Promise.all([generate.close(), maintenance.close()].map((p) => p.catch(() => undefined)));
+      await Promise.all([generate.close(), maintenance.close(), webhooks.close()].map((p) => p.catch(() => undefined)));
       await Promise.all([redis.quit(), subscriber.quit()].map((p) => p.catch(() => undefined)));
     },
   };
