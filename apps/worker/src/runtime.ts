@@ -76,8 +76,8 @@ export async function startWorkerRuntime(
     { name: JOBS.sweepFiles.name, data: {}, opts: { removeOnComplete: 100, removeOnFail: 100 } },
   );
   const maintenance = createMaintenanceWorker(new FileRetentionService(store, storage, logger), logger, { connection, prefix: config.QUEUE_PREFIX });
-  const webhooks = await startWebhooks(config, keys, connection, storeRedis, logger);
   const hub = new EventHub(subscriber);
+  const webhooks = await startWebhooks(config, keys, connection, hub, logger);
   const stopCancellations = await listenForCancellations(hub, keys, generate);
   logger.info('worker started', { generator: provider.name, concurrency: config.WORKER_CONCURRENCY, cpu: config.CPU_CONCURRENCY, prefix: config.QUEUE_PREFIX });
 

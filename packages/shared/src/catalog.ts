@@ -85,7 +85,8 @@ export function webhookJobOptions(deliveryId: string, run: number) {
     jobId: run === 0 ? deliveryId : `${deliveryId}-r${run}`,
     attempts: WEBHOOK_MAX_ATTEMPTS,
     backoff: { type: WEBHOOK_BACKOFF_TYPE },
-    removeOnComplete: { age: 3600, count: 1000 },
+    // the delivery log keeps the history; a job dispatched again after removal finds its delivery done
+    removeOnComplete: true,
     removeOnFail: { age: 24 * 3600, count: 1000 },
   };
 }

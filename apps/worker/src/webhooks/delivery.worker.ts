@@ -1,4 +1,4 @@
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, Job, UnrecoverableError, Worker, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { QUEUES, WEBHOOK_JOBS, type DeliveryLog, type DeliveryState, type Logger, type WebhookSecrets } from '@imagegen/shared';
 import type { HostHealth, HostLimiter } from './host-limiter';
@@ -10,6 +10,8 @@ export interface DeliveryWorkerDeps {
   secrets: WebhookSecrets;
   limiter: HostLimiter;
   sender: WebhookSender;
+  /** The webhooks queue, to wake parked deliveries. */
+  queue: Queue;
   logger: Logger;
 }
 
@@ -33,8 +35,11 @@ class RetryLater extends Error {
   }
 }
 
-/** Longest a delivery waiting for a busy host stays parked before it looks again. */
-const MAX_BUSY_WAIT_MS = 1000;
+/**
+ * Longest a delivery waiting for a busy host stays parked before it looks again by itself; it is
+ * normally woken sooner, by the delivery that frees a slot.
+ */
+const MAX_PARK_MS = 5000;
 
 function healthOf(result: SendResult): HostHealth {
   if (result.hostTrouble) return 'trouble';
@@ -56,7 +61,18 @@ function stateAfter(result: SendResult, retry: number, scale: number): { state: 
  * attempt sends the frozen body under the same webhook-id, freshly signed.
  */
 export function createDeliveryWorker(deps: DeliveryWorkerDeps, opts: DeliveryWorkerOptions): Worker {
-  const { log, secrets, limiter, sender, logger } = deps;
+  const { log, secrets, limiter, sender, queue, logger } = deps;
+
+  // the freed slot goes to the oldest parked delivery; if it is not parked yet, its own timer wakes it
+  const release = async (host: string, member: string, health: HostHealth) => {
+    const { opened, wake } = await limiter.release(host, member, health);
+    if (opened) logger.warn('webhook host failing: holding its deliveries back', { host });
+    if (wake) {
+      void Job.fromId(queue, wake)
+        .then((parked) => parked?.promote())
+        .catch(() => undefined);
+    }
+  };
 
   const handler = async (job: Job, token?: string): Promise<DeliveryOutcome> => {
     const parsed = WEBHOOK_JOBS.deliver.schema.safeParse(job.data);
@@ -64,11 +80,11 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps, opts: DeliveryWor
     const { deliveryId, subject, tenant, host, run } = parsed.data;
     const member = `${job.id}:${token ?? ''}`;
     // one round trip: the slot, the frozen delivery and the signing secrets
-    const [slot, loaded, signing] = await Promise.all([limiter.acquire(host, member), log.load(subject, deliveryId), secrets.signing(tenant)]);
+    const [slot, loaded, signing] = await Promise.all([limiter.acquire(host, member, job.id as string), log.load(subject, deliveryId), secrets.signing(tenant)]);
     const current = loaded && loaded.delivery.run === run && loaded.delivery.state === 'pending';
     if (slot.kind !== 'ok') {
       if (!current) return { outcome: loaded ? 'stale' : 'gone' };
-      const wait = slot.kind === 'busy' ? Math.min(Math.max(slot.retryInMs, 50), MAX_BUSY_WAIT_MS) : slot.retryInMs;
+      const wait = slot.kind === 'busy' ? Math.min(Math.max(slot.retryInMs, 50), MAX_PARK_MS) : slot.retryInMs;
       // spread the wake-ups so a host's backlog does not come back all at once
       await job.moveToDelayed(Date.now() + Math.round(wait * (0.5 + Math.random())), token);
       throw new DelayedError();
@@ -80,17 +96,16 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps, opts: DeliveryWor
       const result = await sender.send({ url: delivery.url, webhookId: delivery.webhookId, body, secrets: signing });
       const { state, retryInMs } = stateAfter(result, job.attemptsMade + 1, opts.retryScale);
       released = true;
-      const [recorded, opened] = await Promise.all([
+      const [recorded] = await Promise.all([
         log.recordAttempt(subject, deliveryId, { run, state, status: result.status, error: result.error, durationMs: result.durationMs, retryInMs }),
-        limiter.release(host, member, healthOf(result)),
+        release(host, member, healthOf(result)),
       ]);
-      if (opened) logger.warn('webhook host failing: holding its deliveries back', { host });
       // a redelivery started meanwhile: that run carries on, this one stops
       if (recorded !== 'ok') return { outcome: recorded };
       if (state === 'pending') throw new RetryLater(retryInMs ?? 0, result.error ?? 'failed');
       return { outcome: state, ...(result.status !== undefined ? { status: result.status } : {}) };
     } finally {
-      if (!released) await limiter.release(host, member, 'unknown').catch(() => undefined);
+      if (!released) await release(host, member, 'unknown').catch(() => undefined);
     }
   };
 

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Queue, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createRedis, DeliveryLog, QUEUES, WebhookSecrets, type Keys, type Logger } from '@imagegen/shared';
+import { createRedis, DeliveryLog, QUEUES, WebhookSecrets, type EventHub, type Keys, type Logger } from '@imagegen/shared';
 import type { WorkerConfig } from '../config';
 import { createDeliveryWorker } from './delivery.worker';
 import { OutboxDispatcher } from './dispatcher';
@@ -20,8 +20,15 @@ export interface WebhooksRuntime {
 }
 
 /** Everything of webhooks in a worker process: the outbox dispatcher and the delivery worker. */
-export async function startWebhooks(config: WorkerConfig, keys: Keys, connection: Redis, redis: Redis, logger: Logger): Promise<WebhooksRuntime> {
-  const secrets = new WebhookSecrets(redis, keys, config.WEBHOOK_SECRET);
+/** Signing secrets are re-read at least this often (and at once when a rotation is announced). */
+const SIGNING_CACHE_MS = 5_000;
+
+export async function startWebhooks(config: WorkerConfig, keys: Keys, connection: Redis, hub: EventHub, logger: Logger): Promise<WebhooksRuntime> {
+  // many deliveries at once each send a few small commands: coalesce them into fewer writes
+  const redis = createRedis(config.REDIS_URL, 'worker', 'imagegen-worker-webhooks', { enableAutoPipelining: true });
+  const secrets = new WebhookSecrets(redis, keys, config.WEBHOOK_SECRET, SIGNING_CACHE_MS);
+  // after a reconnect (null) announcements may have been missed: forget every cached secret
+  const stopRotations = await hub.subscribe(keys.webhookSecretRotations(), (tenant) => (tenant === null ? secrets.forgetAll() : secrets.forget(tenant)));
   // made (or read) at start: every process signs with the same master secret
   await secrets.master();
   const log = new DeliveryLog(redis, keys, config.RECORD_RETENTION_HOURS * 3600);
@@ -35,7 +42,7 @@ export async function startWebhooks(config: WorkerConfig, keys: Keys, connection
     circuitOpenMs: config.WEBHOOK_CIRCUIT_OPEN_MS,
   });
   const worker = createDeliveryWorker(
-    { log, secrets, limiter, sender, logger },
+    { log, secrets, limiter, sender, queue, logger },
     { connection, prefix: config.QUEUE_PREFIX, concurrency: config.WEBHOOK_CONCURRENCY, retryScale: config.WEBHOOK_RETRY_SCALE, timeoutMs: config.WEBHOOK_TIMEOUT_MS },
   );
   const reader = createRedis(config.REDIS_URL, 'worker', 'imagegen-worker-outbox');
@@ -50,11 +57,13 @@ export async function startWebhooks(config: WorkerConfig, keys: Keys, connection
     worker,
     stopDispatching: () => dispatcher.stop(),
     async close() {
+      await stopRotations().catch(() => undefined);
       await Promise.all([queue.close(), sender.close()].map((p) => p.catch(() => undefined)));
-      await reader.quit().catch(() => undefined);
+      await Promise.all([reader.quit(), redis.quit()].map((p) => p.catch(() => undefined)));
     },
     disconnect() {
       reader.disconnect();
+      redis.disconnect();
     },
   };
 }

@@ -46,11 +46,17 @@ type SecretsRedis = Redis & {
 export class WebhookSecrets {
   private readonly redis: SecretsRedis;
   private masterSecret?: Promise<Buffer>;
+  private readonly cache = new Map<string, { secrets: Promise<string[]>; until: number }>();
 
+  /**
+   * `signingCacheMs` > 0 keeps each tenant's signing secrets that long in this process (for
+   * senders under load); call `forget` when a rotation is announced so it takes effect at once.
+   */
   constructor(
     redis: Redis,
     private readonly keys: Keys,
     private readonly configured?: string,
+    private readonly signingCacheMs = 0,
   ) {
     if (!('imagegenRotateSecret' in redis)) {
       redis.defineCommand('imagegenRotateSecret', { numberOfKeys: 2, lua: ROTATE_LUA });
@@ -84,7 +90,27 @@ export class WebhookSecrets {
   }
 
   /** Every secret that signs a delivery now (the current one, then any in their overlap). */
-  async signing(tenant: string): Promise<string[]> {
+  signing(tenant: string): Promise<string[]> {
+    if (this.signingCacheMs <= 0) return this.loadSigning(tenant);
+    const now = Date.now();
+    const hit = this.cache.get(tenant);
+    if (hit && hit.until > now) return hit.secrets;
+    if (this.cache.size >= 10_000) this.cache.clear();
+    const secrets = this.loadSigning(tenant);
+    this.cache.set(tenant, { secrets, until: now + this.signingCacheMs });
+    secrets.catch(() => this.cache.delete(tenant));
+    return secrets;
+  }
+
+  forget(tenant: string): void {
+    this.cache.delete(tenant);
+  }
+
+  forgetAll(): void {
+    this.cache.clear();
+  }
+
+  private async loadSigning(tenant: string): Promise<string[]> {
     const [versions, master] = await Promise.all([
       this.redis.imagegenSigningVersions(this.keys.webhookSecretVersion(tenant), this.keys.webhookSecretRetired(tenant)),
       this.master(),
@@ -92,12 +118,16 @@ export class WebhookSecrets {
     return versions.map((v) => deriveTenantSecret(master, tenant, Number(v)));
   }
 
-  /** A new current secret; the previous one keeps signing for SECRET_OVERLAP_SECONDS. */
+  /**
+   * A new current secret; the previous one keeps signing for SECRET_OVERLAP_SECONDS. Announced on
+   * keys.webhookSecretRotations() so senders caching the old set sign with the new one at once.
+   */
   async rotate(tenant: string, overlapSeconds = SECRET_OVERLAP_SECONDS): Promise<string> {
     const [version, master] = await Promise.all([
       this.redis.imagegenRotateSecret(this.keys.webhookSecretVersion(tenant), this.keys.webhookSecretRetired(tenant), overlapSeconds * 1000),
       this.master(),
     ]);
+    await this.redis.publish(this.keys.webhookSecretRotations(), tenant);
     return deriveTenantSecret(master, tenant, Number(version));
   }
 }
