@@ -84,8 +84,7 @@ export async function startWorkerRuntime(
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
-      await webhooks.stopDispatching();
-      const drained = Promise.all([generate.close(), maintenance.close(), webhooks.worker.close()]).then(() => 'drained' as const);
+      const drained = Promise.all([webhooks.stopDispatching(), generate.close(), maintenance.close(), webhooks.worker.close()]).then(() => 'drained' as const);
       const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.SHUTDOWN_TIMEOUT_MS).unref());
       if ((await Promise.race([drained, timeout])) === 'timeout') {
         // BullMQ keeps waiting on the first close; cutting the connections ends it. The locks of

@@ -84,9 +84,12 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps, opts: DeliveryWor
     const current = loaded && loaded.delivery.run === run && loaded.delivery.state === 'pending';
     if (slot.kind !== 'ok') {
       if (!current) return { outcome: loaded ? 'stale' : 'gone' };
-      const wait = slot.kind === 'busy' ? Math.min(Math.max(slot.retryInMs, 50), MAX_PARK_MS) : slot.retryInMs;
       // spread the wake-ups so a host's backlog does not come back all at once
-      await job.moveToDelayed(Date.now() + Math.round(wait * (0.5 + Math.random())), token);
+      const wait =
+        slot.kind === 'busy'
+          ? Math.min(Math.max(slot.retryInMs, 50), MAX_PARK_MS) * (0.5 + Math.random())
+          : slot.retryInMs + Math.min(slot.retryInMs, 1000) * Math.random();
+      await job.moveToDelayed(Date.now() + Math.round(wait), token);
       throw new DelayedError();
     }
     let released = false;

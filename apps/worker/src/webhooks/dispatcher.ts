@@ -58,9 +58,14 @@ export class OutboxDispatcher {
     this.loop ??= this.run();
   }
 
+  /** Lets a read in progress finish and be dispatched; a read that cannot finish (Redis away) is cut. */
   async stop(): Promise<void> {
     this.stopped = true;
     this.wake();
+    const grace = new Promise<void>((resolve) => setTimeout(resolve, (this.opts.blockMs ?? 1000) + 1000).unref());
+    await Promise.race([this.loop, grace]);
+    // what it had read stays pending in the group, for another worker to take over
+    this.reader.disconnect();
     await this.loop;
   }
 

@@ -1,3 +1,9 @@
+/**
+ * Hash fields the fragment keeps in the record for its own bookkeeping (first `started` sent,
+ * time of the last `progress` sent). They are not part of the generation: decoders skip them.
+ */
+export const WEBHOOK_RECORD_FIELDS = ['webhookStarted', 'webhookProgressAt'] as const;
+
 /** `generation.progress` goes out at most this often per generation. */
 export const WEBHOOK_PROGRESS_INTERVAL_MS = 500;
 

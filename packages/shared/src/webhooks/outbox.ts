@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Keys } from '../keys';
 import { decodeRecord } from '../records/codec';
-import { WEBHOOK_OUTBOX_MAX_LEN } from '../records/outbox.lua';
+import { WEBHOOK_OUTBOX_MAX_LEN, WEBHOOK_RECORD_FIELDS } from '../records/outbox.lua';
 import { presentGeneration } from '../schemas/generation';
 import { WEBHOOK_EVENTS, webhookTargetSchema, type WebhookEvent, type WebhookTarget } from '../schemas/request';
 
@@ -30,7 +30,9 @@ export function parseOutboxEntry(entryId: string, flat: string[], publicBaseUrl:
   if (!WEBHOOK_EVENTS.includes(event) || !f.tenant || !f.at) return { invalid: 'missing fields' };
   try {
     if (f.gen && f.record) {
-      const record = decodeRecord(JSON.parse(f.record) as Record<string, string>);
+      const snapshot = JSON.parse(f.record) as Record<string, string>;
+      for (const field of WEBHOOK_RECORD_FIELDS) delete snapshot[field];
+      const record = decodeRecord(snapshot);
       if (!record?.webhook) return { invalid: 'record without webhook' };
       const target = webhookTargetSchema.parse(record.webhook);
       return { entryId, subject: f.gen, tenant: f.tenant, event, at: Number(f.at), target, data: presentGeneration(record, publicBaseUrl) };
