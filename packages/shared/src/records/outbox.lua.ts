@@ -24,9 +24,10 @@ export const WEBHOOK_OUTBOX_MAX_LEN = 1_000_000;
  * `generation.started` goes out once per generation (the first attempt, not each retry);
  * `generation.progress` at most once per WEBHOOK_PROGRESS_INTERVAL_MS.
  *
- * Expects in scope: KEYS[1] the record hash, KEYS[3] the outbox stream, ARGV[2] the event type.
+ * Expects in scope: KEYS[1] the record hash, ARGV[2] the event type; `outboxKey` names the Lua
+ * expression of the outbox stream's key (the KEYS slot the transition passes it in).
  */
-export const WEBHOOK_OUTBOX_LUA = `
+export const webhookOutboxLua = (outboxKey: string): string => `
 local webhook = redis.call('HGET', KEYS[1], 'webhook')
 if webhook then
   local event = ARGV[2]
@@ -55,8 +56,11 @@ if webhook then
     local flat = redis.call('HGETALL', KEYS[1])
     local snapshot = {}
     for i = 1, #flat, 2 do snapshot[flat[i]] = flat[i + 1] end
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ${WEBHOOK_OUTBOX_MAX_LEN}, '*',
+    redis.call('XADD', ${outboxKey}, 'MAXLEN', '~', ${WEBHOOK_OUTBOX_MAX_LEN}, '*',
       'gen', snapshot.id, 'tenant', snapshot.tenant, 'event', event, 'at', tostring(at), 'record', cjson.encode(snapshot))
   end
 end
 `;
+
+/** The fragment for TRANSITION_LUA, which passes the outbox stream as KEYS[3]. */
+export const WEBHOOK_OUTBOX_LUA = webhookOutboxLua('KEYS[3]');
