@@ -83,7 +83,10 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps, opts: DeliveryWor
     const [slot, loaded, signing] = await Promise.all([limiter.acquire(host, member, job.id as string), log.load(subject, deliveryId), secrets.signing(tenant)]);
     const current = loaded && loaded.delivery.run === run && loaded.delivery.state === 'pending';
     if (slot.kind !== 'ok') {
-      if (!current) return { outcome: loaded ? 'stale' : 'gone' };
+      if (!current) {
+        if (slot.kind === 'busy') await limiter.unpark(host, job.id as string);
+        return { outcome: loaded ? 'stale' : 'gone' };
+      }
       // spread the wake-ups so a host's backlog does not come back all at once
       const wait =
         slot.kind === 'busy'

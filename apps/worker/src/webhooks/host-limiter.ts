@@ -108,6 +108,11 @@ export class HostLimiter {
     return kind === 'ok' ? { kind: 'ok' } : { kind: kind as 'busy' | 'open', retryInMs: Math.max(0, Number(ms)) };
   }
 
+  /** Takes a parked delivery off the host's list (it has nothing left to send). */
+  async unpark(host: string, jobId: string): Promise<void> {
+    await this.redis.zrem(this.keys.webhookHostParked(host), jobId);
+  }
+
   /** Says whether this release opened the host's circuit, and which parked job (if any) to wake. */
   async release(host: string, member: string, health: HostHealth): Promise<{ opened: boolean; wake?: string }> {
     const [opened, wake] = await this.redis.imagegenHostRelease(
