@@ -36,7 +36,7 @@ function helpers(get: () => { stack: Stack; receiver: WebhookReceiver }) {
 describe('webhook retries', () => {
   let receiver: WebhookReceiver;
   let stack: Stack;
-  const { submit, deliveries, settled } = helpers(() => ({ stack, receiver }));
+  const { submit, settled } = helpers(() => ({ stack, receiver }));
 
   beforeAll(async () => {
     ({ receiver, stack } = await setup('webhook-retries', { WEBHOOK_RETRY_SCALE: '0.2', WEBHOOK_TIMEOUT_MS: '1000' }));
