@@ -6,6 +6,8 @@
 //   3. pipeline:   jobs/s through the full worker (records, stages, checkpoints, files) vs a raw
 //                  BullMQ worker doing the same image work with none of that
 //   4. waiting:    Prefer: wait woken by pub/sub vs polling GET every 100 ms
+//   5. webhooks:   deliveries/s from one worker (outbox → dispatcher → queue → signed POST) to a
+//                  keep-alive receiver vs a bare loop of signed keep-alive POSTs, same concurrency
 import { createRequire } from 'node:module';
 import { mkdtemp, rm, mkdir, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -344,8 +346,126 @@ async function benchWaiting() {
   }
 }
 
+// ---------------------------------------------------------------- 5. webhooks
+// A receiver in its own process (so it does not share the sender's event loop): answers 200 at
+// once over keep-alive, and prints the time when it has seen `n` requests.
+const RECEIVER = `
+const http = require('node:http');
+const n = Number(process.argv[1]);
+let seen = 0;
+let first = 0;
+const server = http.createServer((req, res) => {
+  req.resume();
+  req.on('end', () => {
+    res.writeHead(200, { 'Content-Length': '0' }).end();
+    if (seen === 0) first = Date.now();
+    if (++seen === n) console.log(JSON.stringify({ done: Date.now(), first }));
+  });
+});
+server.keepAliveTimeout = 60000;
+server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ port: server.address().port })));
+`;
+
+function startReceiver(n) {
+  const child = spawn(process.execPath, ['-e', RECEIVER, String(n)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let buf = '';
+  const waiters = [];
+  child.stdout.on('data', (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = JSON.parse(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+      waiters.shift()?.(line);
+    }
+  });
+  const next = () => new Promise((resolve) => waiters.push(resolve));
+  return { ready: next(), done: next(), close: () => child.kill() };
+}
+
+async function benchWebhooks() {
+  const n = QUICK ? 2000 : 5000;
+  const concurrency = 50;
+  const { Webhook } = require('standardwebhooks');
+  const { Agent, request } = require('undici');
+  const redis = new Redis(REDIS_URL);
+  const prefix = `bench-hooks-${randomBytes(3).toString('hex')}`;
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'imagegen-bench-'));
+  const secret = `whsec_${randomBytes(32).toString('base64')}`;
+  try {
+    // a realistic body: a completed generation as its GET returns it
+    const record = (i, url) => ({
+      id: shared.newId('gen'),
+      tenant: 'default',
+      status: 'active',
+      stage: 'storing',
+      progress: 85,
+      request: { topic: `webhook bench ${i}`, style: 'PHOTOGRAPHIC', size: 'LANDSCAPE' },
+      metadata: { order: String(i) },
+      priority: 'normal',
+      webhook: { url },
+      attempts: 1,
+      createdAt: new Date().toISOString(),
+      fileToken: shared.newFileToken(),
+    });
+    const image = (key, size) => ({ key, width: size, height: Math.round(size * 0.57), format: 'webp', bytes: 20000 + size });
+    const result = (token) => ({ image: { ...image(`${token}/original.png`, 1344), format: 'png' }, thumbnails: [1024, 512, 256].map((s) => ({ size: s, ...image(`${token}/thumb-${s}.webp`, s) })), placeholder: 'HBkSHYSIeHiPiHh8eJd4eTN0EEQG' });
+    const sampleBody = (r) => shared.webhookBody('generation.completed', Date.now(), shared.presentGeneration({ ...r, status: 'completed', stage: 'done', progress: 100, result: result(r.fileToken), completedAt: new Date().toISOString() }, 'http://127.0.0.1:3000'));
+
+    // baseline: sign with standardwebhooks and POST over keep-alive, `concurrency` at once, nothing else
+    const bareReceiver = startReceiver(n);
+    const { port: barePort } = await bareReceiver.ready;
+    const agent = new Agent({ connections: concurrency, keepAliveTimeout: 30000 });
+    const signer = new Webhook(secret);
+    const bodies = Array.from({ length: n }, (_, i) => sampleBody(record(i, '')));
+    const bareStart = Date.now();
+    await runConcurrent(bodies, concurrency, async (body, i) => {
+      const now = new Date();
+      const id = `msg_${i}`;
+      const res = await request(`http://127.0.0.1:${barePort}/hook`, {
+        method: 'POST',
+        dispatcher: agent,
+        body,
+        headers: { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(Math.floor(now.getTime() / 1000)), 'webhook-signature': signer.sign(id, now, body) },
+      });
+      await res.body.dump();
+      if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
+    });
+    const bare = await bareReceiver.done;
+    const bareRate = (n / (bare.done - bareStart)) * 1000;
+    await agent.close();
+    bareReceiver.close();
+
+    // ours: n events in the outbox (real record transitions), then one worker runtime delivers them all
+    const receiver = startReceiver(n);
+    const { port } = await receiver.ready;
+    const env = { REDIS_URL, QUEUE_PREFIX: prefix, DATA_DIR: dataDir, LOG_LEVEL: 'silent', WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_SECRET: 'bench-master-secret-0123456789', WEBHOOK_CONCURRENCY: String(concurrency), WEBHOOK_MAX_IN_FLIGHT_PER_HOST: String(concurrency) };
+    const keys = shared.keysFor(prefix);
+    const storeRedis = new Redis(REDIS_URL);
+    const store = new shared.GenerationStore(storeRedis, keys, 3600);
+    const records = Array.from({ length: n }, (_, i) => record(i, `http://127.0.0.1:${port}/hook`));
+    await runConcurrent(records, 16, async (r) => {
+      await store.create(r);
+      await store.complete(r.id, result(r.fileToken));
+    });
+    const config = workerPkg.loadWorkerConfig(env);
+    const oursStart = Date.now();
+    const runtime = await workerPkg.startWorkerRuntime(config, shared.createLogger('worker', 'silent'));
+    const ours = await receiver.done;
+    const oursRate = (n / (ours.done - oursStart)) * 1000;
+    await runtime.close();
+    receiver.close();
+    await storeRedis.quit();
+    report('webhooks', `deliveries/s, 1 worker, ${concurrency} concurrent, ${n} events (outbox → receiver)`, oursRate, 'del/s', bareRate, `baseline: bare loop of signed keep-alive POSTs, ${concurrency} at once`);
+  } finally {
+    await deletePrefix(redis, prefix);
+    await redis.quit();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
 // ---------------------------------------------------------------- main
-const sections = { thumbnails: benchThumbnails, enqueue: benchEnqueue, pipeline: benchPipeline, waiting: benchWaiting };
+const sections = { thumbnails: benchThumbnails, enqueue: benchEnqueue, pipeline: benchPipeline, waiting: benchWaiting, webhooks: benchWebhooks };
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
 console.log(`imagegen bench — node ${process.version}, ${CORES} cores, sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips}), UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? 4}${QUICK ? ', quick' : ''}`);
 for (const [name, fn] of Object.entries(sections)) {

@@ -8,6 +8,8 @@ import { filesRouter } from './routes/files';
 import { generationsRouter } from './routes/generations';
 import { healthRouter } from './routes/health';
 import { seedRouter } from './routes/seed';
+import { deliveriesRouter } from './routes/deliveries';
+import { webhooksRouter } from './routes/webhooks';
 import { GenerationsService } from './services/generations';
 
 /** Builds the Express app; listening and shutdown belong to main.ts. */
@@ -28,6 +30,8 @@ export function createApp(ctx: ApiContext): express.Express {
   app.use(adminRouter(ctx));
   app.use('/v1', auth, redisReady);
   app.use('/v1/generations', generationsRouter(ctx, generations, json));
+  app.use('/v1/generations', deliveriesRouter(ctx));
+  app.use('/v1/webhooks', webhooksRouter(ctx));
   app.use('/api/odin', auth, redisReady);
   app.use(seedRouter(ctx, generations, json));
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { commonEnvShape, envInt, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, resolvePublicBaseUrl } from '@imagegen/shared';
+import { commonEnvShape, webhookEnvShape, envInt, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, resolvePublicBaseUrl } from '@imagegen/shared';
 
 export interface ApiKey {
   tenant: string;
@@ -41,6 +41,7 @@ export function parseApiKeys(raw: string): { keys: ApiKey[]; problems: string[] 
 export const apiEnvShape = {
   ...commonEnvShape,
   ...generatorEnvShape,
+  ...webhookEnvShape,
   HOST: envString('0.0.0.0'),
   API_KEYS: envString('').transform((raw, ctx) => {
     const { keys, problems } = parseApiKeys(raw);

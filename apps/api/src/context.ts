@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createLogger, createRedis, EventHub, FsStorage, GenerationStore, keysFor, QUEUES, retentionSeconds, type Keys, type Logger, type Storage } from '@imagegen/shared';
+import { createLogger, createRedis, DeliveryLog, EventHub, FsStorage, GenerationStore, keysFor, QUEUES, retentionSeconds, WebhookSecrets, type Keys, type Logger, type Storage } from '@imagegen/shared';
 import type { ApiConfig } from './config';
 import { Waits } from './services/waits';
 
@@ -14,7 +14,9 @@ export interface ApiContext {
   hub: EventHub;
   store: GenerationStore;
   storage: Storage;
-  queues: { generate: Queue; maintenance: Queue };
+  queues: { generate: Queue; maintenance: Queue; webhooks: Queue };
+  webhookSecrets: WebhookSecrets;
+  deliveries: DeliveryLog;
   adminPassword: string;
   /** Aborted when the process begins to shut down: waiters answer at once with what they have. */
   shutdown: AbortSignal;
@@ -34,6 +36,9 @@ export function createApiContext(config: ApiConfig, adminPassword: string, logge
   // shown in Bull Board only
   const maintenance = new Queue(QUEUES.maintenance, { connection: redis, prefix: config.QUEUE_PREFIX });
   maintenance.on('error', (err) => logger.warn('queue error', { queue: QUEUES.maintenance, error: err.message }));
+  // redeliveries are enqueued here; shown in Bull Board too
+  const webhooks = new Queue(QUEUES.webhooks, { connection: redis, prefix: config.QUEUE_PREFIX });
+  webhooks.on('error', (err) => logger.warn('queue error', { queue: QUEUES.webhooks, error: err.message }));
   const shutdown = new AbortController();
   return {
     config,
@@ -44,14 +49,16 @@ export function createApiContext(config: ApiConfig, adminPassword: string, logge
     hub: new EventHub(subscriber),
     store: new GenerationStore(redis, keys, retentionSeconds(config.RECORD_RETENTION_HOURS)),
     storage: new FsStorage(config.DATA_DIR),
-    queues: { generate, maintenance },
+    queues: { generate, maintenance, webhooks },
+    webhookSecrets: new WebhookSecrets(redis, keys, config.WEBHOOK_SECRET),
+    deliveries: new DeliveryLog(redis, keys, config.RECORD_RETENTION_HOURS * 3600),
     adminPassword,
     shutdown: shutdown.signal,
     waits: new Waits(shutdown.signal),
     beginShutdown: () => shutdown.abort(),
     async close() {
       shutdown.abort();
-      await Promise.all([generate.close(), maintenance.close()].map((p) => p.catch(() => undefined)));
+      await Promise.all([generate.close(), maintenance.close(), webhooks.close()].map((p) => p.catch(() => undefined)));
       await Promise.all([redis.quit(), subscriber.quit()].map((p) => p.catch(() => undefined)));
     },
   };

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { createGenerationSchema, generationRequestSchema, publicGenerationSchema } from '@imagegen/shared';
+import { createGenerationSchema, DELIVERY_STATES, generationRequestSchema, publicGenerationSchema, WEBHOOK_EVENTS } from '@imagegen/shared';
 
 /** Request bodies are described as clients may send them, responses as the API answers. */
 const schema = (s: z.ZodType) => z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' });
@@ -17,6 +17,45 @@ const problem = {
   },
 };
 
+const deliveryAttempt = {
+  type: 'object',
+  required: ['id', 'event', 'webhookId', 'attempt', 'at', 'durationMs', 'state'],
+  properties: {
+    id: { type: 'string', description: 'Delivery id (one per event and endpoint)' },
+    event: { enum: [...WEBHOOK_EVENTS] },
+    webhookId: { type: 'string', description: 'The webhook-id header: the same for every attempt and redelivery' },
+    attempt: { type: 'integer', description: '1, 2, ...; 0 for a delivery not tried yet' },
+    at: { type: 'string', format: 'date-time' },
+    status: { type: 'integer', description: 'HTTP status the endpoint answered, if it answered' },
+    error: { type: 'string' },
+    durationMs: { type: 'integer' },
+    nextAttemptAt: { type: 'string', format: 'date-time' },
+    state: { enum: [...DELIVERY_STATES], description: 'The delivery after this attempt' },
+  },
+};
+
+const webhookSignatureHeaders = {
+  'webhook-id': { schema: { type: 'string' }, description: 'msg_…; the same on every retry: use it to deduplicate' },
+  'webhook-timestamp': { schema: { type: 'string' }, description: 'Unix seconds of this attempt' },
+  'webhook-signature': { schema: { type: 'string' }, description: 'v1,<base64 HMAC-SHA256 of "id.timestamp.body">, space-separated when two secrets sign (rotation overlap)' },
+};
+
+const webhookEvent = (type: string, summary: string) => ({
+  post: {
+    summary,
+    description: 'Signed per Standard Webhooks with the secret from GET /v1/webhooks/secret. Answer 2xx within 10 s; anything else is retried (0 s, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h with jitter); 410 stops.',
+    parameters: Object.entries(webhookSignatureHeaders).map(([name, h]) => ({ name, in: 'header', required: true, ...h })),
+    requestBody: {
+      content: {
+        'application/json': {
+          schema: { type: 'object', required: ['type', 'timestamp', 'data'], properties: { type: { const: type }, timestamp: { type: 'string', format: 'date-time' }, data: { $ref: '#/components/schemas/Generation' } } },
+        },
+      },
+    },
+    responses: { '200': { description: 'Received' }, '410': { description: 'Gone: stop delivering this one' } },
+  },
+});
+
 const errors = (...codes: number[]) =>
   Object.fromEntries(codes.map((c) => [String(c), { description: 'Problem', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } }]));
 
@@ -33,9 +72,16 @@ export function buildOpenApi(publicBaseUrl: string) {
     servers: [{ url: publicBaseUrl }],
     components: {
       securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' }, admin: { type: 'http', scheme: 'basic' } },
-      schemas: { Problem: problem, Generation: responseSchema(publicGenerationSchema), CreateGeneration: schema(createGenerationSchema), SeedRequest: schema(generationRequestSchema) },
+      schemas: { Problem: problem, Generation: responseSchema(publicGenerationSchema), CreateGeneration: schema(createGenerationSchema), SeedRequest: schema(generationRequestSchema), DeliveryAttempt: deliveryAttempt },
     },
     security: [{ apiKey: [] }],
+    webhooks: {
+      'generation.started': webhookEvent('generation.started', 'The generation began (once, on its first attempt)'),
+      'generation.progress': webhookEvent('generation.progress', 'The generation entered a new stage (at most one per 500 ms)'),
+      'generation.completed': webhookEvent('generation.completed', 'The generation completed: data.result has the URLs'),
+      'generation.failed': webhookEvent('generation.failed', 'The generation failed: data.error says why'),
+      'generation.cancelled': webhookEvent('generation.cancelled', 'The generation was cancelled'),
+    },
     paths: {
       '/api/odin/v3/tools/image-generator': {
         post: {
@@ -68,6 +114,30 @@ export function buildOpenApi(publicBaseUrl: string) {
       },
       '/v1/generations/{id}/events': {
         get: { summary: 'Stream state changes', description: 'text/event-stream of the generation until it ends.', responses: { '200': { description: 'Event stream' }, ...errors(401, 404) } },
+      },
+      '/v1/generations/{id}/deliveries': {
+        get: {
+          summary: 'Webhook delivery attempts',
+          description: 'Every attempt of every webhook delivery of the generation, oldest first (a delivery not tried yet shows as attempt 0, pending).',
+          responses: { '200': { description: 'A list', content: { 'application/json': { schema: { type: 'object', properties: { object: { const: 'list' }, data: { type: 'array', items: { $ref: '#/components/schemas/DeliveryAttempt' } } } } } } }, ...errors(401, 404) },
+        },
+      },
+      '/v1/generations/{id}/deliveries/{deliveryId}/redeliver': {
+        post: {
+          summary: 'Send a delivery again',
+          description: 'A new run of the delivery: the same webhook-id and body bytes, freshly signed, with a fresh retry schedule.',
+          responses: { '202': { description: 'Queued' }, ...errors(401, 404) },
+        },
+      },
+      '/v1/webhooks/secret': {
+        get: { summary: 'Your webhook signing secret', description: '{ secret: "whsec_…" }: verify deliveries with it (standardwebhooks).', responses: { '200': { description: 'The secret' }, ...errors(401) } },
+      },
+      '/v1/webhooks/secret/rotate': {
+        post: {
+          summary: 'Rotate your webhook signing secret',
+          description: '{ secret }: the new secret. For 24 h the previous one signs too (two signatures in webhook-signature), so receivers can switch without missing a delivery.',
+          responses: { '200': { description: 'The new secret' }, ...errors(401) },
+        },
       },
       '/files/{token}/{name}': {
         get: { summary: 'Result file', description: 'Image bytes, public by unguessable URL.', security: [], responses: { '200': { description: 'Image' }, ...errors(404) } },

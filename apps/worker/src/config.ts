@@ -1,11 +1,12 @@
 import os from 'node:os';
 import { z } from 'zod';
-import { commonEnvShape, envBool, envEnum, envInt, envIntList, envNumber, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, resolvePublicBaseUrl } from '@imagegen/shared';
+import { commonEnvShape, webhookEnvShape, envBool, envEnum, envInt, envIntList, envNumber, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, resolvePublicBaseUrl } from '@imagegen/shared';
 
 /** Every variable a worker reads. */
 export const workerEnvShape = {
   ...commonEnvShape,
   ...generatorEnvShape,
+  ...webhookEnvShape,
   GENERATOR: envEnum(['builtin', 'aistudios', 'openai'], 'builtin'),
   GENERATOR_URL: envOptionalString().pipe(z.url({ protocol: /^https?$/ }).optional()),
   GENERATOR_API_KEY: envOptionalString(),
@@ -36,6 +37,22 @@ export const workerEnvShape = {
   ORPHAN_MIN_AGE_MS: envInt(60_000, 0, MAX_TIMER_MS),
   /** Random spread on each retry delay (0.2 = ±20 %) so retries of many jobs do not align. */
   GENERATOR_RETRY_JITTER: envNumber(0.2, 0, 1),
+  /** Webhook deliveries in flight per worker process (their own queue, apart from generations). */
+  WEBHOOK_CONCURRENCY: envInt(50, 1, 1000),
+  /** A delivery that gets no 2xx within this long is a failed attempt. */
+  WEBHOOK_TIMEOUT_MS: envInt(10_000, 100, 120_000),
+  /** Factor on the retry schedule (0.001 turns hours into seconds). */
+  WEBHOOK_RETRY_SCALE: envNumber(1, 0, 100),
+  /** Deliveries in flight to one endpoint host (host:port), across every worker. */
+  WEBHOOK_MAX_IN_FLIGHT_PER_HOST: envInt(10, 1, 1000),
+  /** Consecutive failures (timeouts, connection errors, 429, 5xx) that open a host's circuit. */
+  WEBHOOK_CIRCUIT_FAILURES: envInt(20, 1, 100_000),
+  /** How long an open circuit holds that host's deliveries back before they are tried again. */
+  WEBHOOK_CIRCUIT_OPEN_MS: envInt(30_000, 100, MAX_TIMER_MS),
+  /** Outbox entries read by a worker that died are taken over after this long. */
+  WEBHOOK_DISPATCH_CLAIM_IDLE_MS: envInt(30_000, 100, MAX_TIMER_MS),
+  /** Delay before this worker starts dispatching the outbox. */
+  WEBHOOK_DISPATCH_START_DELAY_MS: envInt(0, 0, MAX_TIMER_MS),
 };
 
 const workerEnvSchema = z.object(workerEnvShape).superRefine(

@@ -9,6 +9,7 @@ import { createMaintenanceWorker } from './maintenance/sweep.worker';
 import { GenerationPipeline } from './generate/generation.pipeline';
 import { Semaphore } from './images/semaphore';
 import { createProvider } from './providers';
+import { startWebhooks } from './webhooks/webhooks.runtime';
 
 export interface WorkerRuntime {
   workers: Worker[];
@@ -85,13 +86,14 @@ export async function startWorkerRuntime(
     { connection, prefix: config.QUEUE_PREFIX },
   );
   const hub = new EventHub(subscriber);
+  const webhooks = await startWebhooks(config, keys, connection, hub, logger);
   const stopCancellations = await listenForCancellations(hub, keys, generate);
   logger.info('worker started', { generator: provider.name, concurrency: config.WORKER_CONCURRENCY, cpu: config.CPU_CONCURRENCY, prefix: config.QUEUE_PREFIX });
 
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
-      const drained = Promise.all([generate.close(), maintenance.close()]).then(() => 'drained' as const);
+      const drained = Promise.all([webhooks.stopDispatching(), generate.close(), maintenance.close(), webhooks.worker.close()]).then(() => 'drained' as const);
       const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.SHUTDOWN_TIMEOUT_MS).unref());
       if ((await Promise.race([drained, timeout])) === 'timeout') {
         // BullMQ keeps waiting on the first close; cutting the connections ends it. The locks of
@@ -99,13 +101,14 @@ export async function startWorkerRuntime(
         logger.warn('shutdown timeout: leaving active jobs to be recovered by another worker', { timeoutMs: config.SHUTDOWN_TIMEOUT_MS });
         drained.catch(() => undefined);
         for (const c of [connection, storeRedis, subscriber]) c.disconnect();
+        webhooks.disconnect();
         return;
       }
       await stopCancellations().catch(() => undefined);
-      await Promise.all([generateQueue.close(), maintenanceQueue.close()].map((p) => p.catch(() => undefined)));
+      await Promise.all([generateQueue.close(), maintenanceQueue.close(), webhooks.close()].map((p) => p.catch(() => undefined)));
       await Promise.all([connection.quit(), storeRedis.quit(), subscriber.quit()].map((p) => p.catch(() => undefined)));
       logger.info('worker stopped');
     })());
 
-  return { workers: [generate, maintenance], close };
+  return { workers: [generate, maintenance, webhooks.worker], close };
 }

@@ -8,6 +8,7 @@ import type { Priority } from './schemas/request';
 export const QUEUES = {
   generate: 'generate',
   maintenance: 'maintenance',
+  webhooks: 'webhooks',
 } as const;
 export const generateJobSchema = z.strictObject({
   generationId: z.string().regex(/^gen_[A-Za-z0-9]+$/),
@@ -47,5 +48,47 @@ export function generateJobOptions(generationId: string, priority: Priority, pol
     // records outlive jobs: finished jobs are trimmed, the generation stays readable
     removeOnComplete: { age: Math.min(24 * 3600, policy.retentionSeconds), count: 10_000 },
     removeOnFail: { age: Math.min(7 * 24 * 3600, policy.retentionSeconds), count: 10_000 },
+  };
+}
+
+/** A generation's webhook without `events` gets these. */
+export const DEFAULT_GENERATION_WEBHOOK_EVENTS = ['generation.completed', 'generation.failed'] as const;
+
+/** Webhook deliveries: one job per delivery run; the frozen body lives in the delivery log. */
+export const deliverWebhookJobSchema = z.strictObject({
+  deliveryId: z.string().regex(/^dlv_[a-z0-9]+$/),
+  /** The generation (or batch) whose log holds the delivery. */
+  subject: z.string().regex(/^(gen|batch)_[A-Za-z0-9]+$/),
+  tenant: z.string().min(1),
+  /** Endpoint host:port, for the per-host bound and circuit; never the full URL (it may carry tokens). */
+  host: z.string().min(1).max(300),
+  /** 0 for the first dispatch, +1 per redelivery; a job of an older run does nothing. */
+  run: z.number().int().min(0),
+});
+export type DeliverWebhookJobData = z.output<typeof deliverWebhookJobSchema>;
+
+export const WEBHOOK_JOBS = {
+  deliver: { queue: QUEUES.webhooks, name: 'deliver', schema: deliverWebhookJobSchema },
+} as const;
+
+/** Name of the backoff strategy delivery workers register: the retry schedule, decided per attempt. */
+export const WEBHOOK_BACKOFF_TYPE = 'webhook';
+
+/** Delays before each webhook retry: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (times WEBHOOK_RETRY_SCALE). */
+export const WEBHOOK_RETRY_SCHEDULE_MS = [0, 5_000, 5 * 60_000, 30 * 60_000, 2 * 3600_000, 5 * 3600_000, 10 * 3600_000, 10 * 3600_000] as const;
+
+/** Attempts of one delivery run: the first, then one per step of the schedule. */
+export const WEBHOOK_MAX_ATTEMPTS = WEBHOOK_RETRY_SCHEDULE_MS.length + 1;
+
+/** Options of a delivery job: its attempts are the webhook schedule's. */
+export function webhookJobOptions(deliveryId: string, run: number) {
+  return {
+    // the first run's job id is the delivery id, so dispatching the same outbox entry twice is a no-op
+    jobId: run === 0 ? deliveryId : `${deliveryId}-r${run}`,
+    attempts: WEBHOOK_MAX_ATTEMPTS,
+    backoff: { type: WEBHOOK_BACKOFF_TYPE },
+    // the delivery log keeps the history; a job dispatched again after removal finds its delivery done
+    removeOnComplete: true,
+    removeOnFail: { age: 24 * 3600, count: 1000 },
   };
 }

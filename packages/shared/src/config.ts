@@ -109,6 +109,14 @@ export const generatorEnvShape = {
   GENERATOR_BACKOFF_MS: envInt(2000, 0, MAX_TIMER_MS),
 };
 
+/** Webhook settings both processes read: the API signs nothing but hands out secrets and checks URLs. */
+export const webhookEnvShape = {
+  /** Master secret of every tenant's signing secret; unset: one is made and kept in Redis. */
+  WEBHOOK_SECRET: envOptionalString().pipe(z.string().min(16, 'must be at least 16 characters').optional()),
+  /** Lets webhooks target loopback and private addresses (the SSRF guard is on by default). */
+  WEBHOOK_ALLOW_PRIVATE: envBool(false),
+};
+
 export class ConfigError extends Error {
   constructor(message: string) {
     super(message);

@@ -27,6 +27,28 @@ export function keysFor(prefix: string) {
     idempotency: (tenant: string, keyHash: string) => `${prefix}:idem:${tenant}:${keyHash}`,
     /** The operators' password when ADMIN_PASSWORD is unset: made once, shared by every API process, kept until deleted. */
     adminPassword: () => `${prefix}:admin:password`,
+    /** Stream of webhook events, appended by the record transition in the same script (the outbox). */
+    webhookOutbox: () => `${prefix}:webhooks:outbox`,
+    /** Master secret every tenant's signing secret derives from, when WEBHOOK_SECRET is not set. */
+    webhookMasterSecret: () => `${prefix}:webhooks:master`,
+    /** A tenant's current signing-secret version (a counter; absent = version 0). */
+    webhookSecretVersion: (tenant: string) => `${prefix}:webhooks:secret:${tenant}:version`,
+    /** Earlier versions that still sign during the rotation overlap, scored by when they stop. */
+    webhookSecretRetired: (tenant: string) => `${prefix}:webhooks:secret:${tenant}:retired`,
+    /** Tenants whose signing secret was just rotated: processes caching it forget it. */
+    webhookSecretRotations: () => `${prefix}:events:webhook-secret-rotated`,
+    /** Deliveries and attempts of one generation's webhook; lives as long as the record. */
+    generationDeliveries: (id: string) => `${prefix}:deliveries:gen:${id}`,
+    /** Deliveries and attempts of one batch's webhook. */
+    batchDeliveries: (id: string) => `${prefix}:deliveries:batch:${id}`,
+    /** Deliveries in flight to one endpoint host (host:port), scored by when their lease ends. */
+    webhookHostInFlight: (host: string) => `${prefix}:webhooks:host:${host}:inflight`,
+    /** Deliveries waiting for a slot of one endpoint host, oldest first: woken as slots free. */
+    webhookHostParked: (host: string) => `${prefix}:webhooks:host:${host}:parked`,
+    /** Consecutive failures of one endpoint host. */
+    webhookHostFailures: (host: string) => `${prefix}:webhooks:host:${host}:failures`,
+    /** Present while one endpoint host's circuit is open (its deliveries wait). */
+    webhookHostCircuit: (host: string) => `${prefix}:webhooks:host:${host}:open`,
   };
 }
 export type Keys = ReturnType<typeof keysFor>;

@@ -7,7 +7,7 @@ import { Redis, type RedisOptions } from 'ioredis';
  */
 export type RedisRole = 'worker' | 'producer' | 'subscriber';
 
-export function createRedis(url: string, role: RedisRole, name?: string): Redis {
+export function createRedis(url: string, role: RedisRole, name?: string, extra: Partial<RedisOptions> = {}): Redis {
   const options: RedisOptions = {
     connectionName: name,
     // exponential reconnect, capped: a restarted Redis is picked up within ~2 s
@@ -20,7 +20,7 @@ export function createRedis(url: string, role: RedisRole, name?: string): Redis 
   } else {
     Object.assign(options, { enableOfflineQueue: true, maxRetriesPerRequest: null });
   }
-  const redis = new Redis(url, options);
+  const redis = new Redis(url, { ...options, ...extra });
   // connection errors surface through status and command failures; an unhandled 'error' would crash
   redis.on('error', () => undefined);
   return redis;

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { createGenerationSchema, isTerminal, presentGeneration, STATUSES, toFieldErrors } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { invalid } from '../http/problem';
+import { assertWebhookAllowed } from '../http/webhook-guard';
 import { enforceSubmissionRate } from '../http/rate-limit';
 import { parseBody, preferWaitSeconds, requireContentType } from '../http/validate';
 import type { RequestHandler } from 'express';
@@ -25,6 +26,7 @@ export function generationsRouter(ctx: ApiContext, service: GenerationsService, 
     const input = parseBody(createGenerationSchema, req.body);
     const tenant = req.tenant as string;
     await enforceSubmissionRate(ctx, tenant, res);
+    await assertWebhookAllowed(ctx, input.webhook);
     const wait = preferWaitSeconds(req.get('prefer'), MAX_PREFER_WAIT_SECONDS);
     const idempotencyKey = req.get('idempotency-key');
     const opts = idempotencyKey === undefined ? {} : { idempotencyKey };

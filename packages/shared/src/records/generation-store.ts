@@ -66,7 +66,7 @@ export class GenerationStore {
     readonly retentionSeconds: number,
   ) {
     if (!('imagegenTransition' in redis)) {
-      redis.defineCommand('imagegenTransition', { numberOfKeys: 9, lua: TRANSITION_LUA });
+      redis.defineCommand('imagegenTransition', { numberOfKeys: 10, lua: TRANSITION_LUA });
       redis.defineCommand('imagegenCreate', { numberOfKeys: 5, lua: CREATE_LUA });
       redis.defineCommand('imagegenConfirm', { numberOfKeys: 2, lua: CONFIRM_LUA });
       redis.defineCommand('imagegenDiscard', { numberOfKeys: 5, lua: DISCARD_LUA });
@@ -163,6 +163,7 @@ export class GenerationStore {
       this.keys.recordExpiry(),
       this.keys.spool(ref.id),
       ...this.keys.tenantStatusIndexes(ref.tenant),
+      this.keys.webhookOutbox(),
       this.keys.generationChannel(ref.id),
       event ?? '',
       this.retentionSeconds,

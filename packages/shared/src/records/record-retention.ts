@@ -14,7 +14,8 @@ type RetentionRedis = Redis & { imagegenForgetTenant(index: string, tenants: str
 /**
  * The owner of everything a finished generation leaves in Redis and storage. The record
  * transition schedules each finished record (and its files) when it ends; the retention
- * sweep removes what is due: the record, its index entries, its spooled bytes, and files.
+ * sweep removes what is due: the record, its index entries, its spooled bytes, its webhook
+ * deliveries log, and files.
  */
 export class RecordRetention {
   private readonly redis: RetentionRedis;
@@ -44,7 +45,7 @@ export class RecordRetention {
       const id = member.slice(0, sep);
       const tenant = member.slice(sep + 1);
       tenants.add(tenant);
-      pipeline.del(this.keys.generation(id), this.keys.spool(id));
+      pipeline.del(this.keys.generation(id), this.keys.spool(id), this.keys.generationDeliveries(id));
       pipeline.zrem(this.keys.tenantGenerations(tenant), id);
       for (const status of STATUSES) pipeline.zrem(this.keys.tenantGenerations(tenant, status), id);
     }

@@ -1,3 +1,4 @@
+import { webhookOutboxLua } from './outbox';
 import { APPLY_FIELDS, compose, IS_TERMINAL, ISO_TIME, NOW_MS, statusIndexSlots } from './pieces';
 
 /**
@@ -11,10 +12,12 @@ import { APPLY_FIELDS, compose, IS_TERMINAL, ISO_TIME, NOW_MS, statusIndexSlots 
  * index entries), its spooled bytes are dropped, and its files are scheduled for removal
  * when the retention ends (completed) or after a grace period (failed, cancelled: no URL
  * points at their files, but a cancelled worker may still be finishing a write).
- * Anything else proves the job exists: a provisional expiry is dropped.
+ * Anything else proves the job exists: a provisional expiry is dropped. The change's event
+ * is published for live listeners and, when the record's webhook wants it, appended to the
+ * webhook outbox in the same step (see outbox.ts), so no event is lost with a process.
  *
  * KEYS[1] record, KEYS[2] file expiry, KEYS[3] record expiry, KEYS[4] spool,
- * KEYS[5..9] the tenant's status indexes
+ * KEYS[5..9] the tenant's status indexes, KEYS[10] the webhook outbox stream
  * ARGV[1] channel, ARGV[2] event type ('' = publish nothing), ARGV[3] retention seconds,
  * ARGV[4] grace seconds for files of failed or cancelled generations, ARGV[5..] field, value, ...
  * Returns 'ok' | 'missing' | 'terminal'.
@@ -51,6 +54,7 @@ else
 end
 if ARGV[2] ~= '' then
   redis.call('PUBLISH', ARGV[1], '{"type":"' .. ARGV[2] .. '","status":"' .. status .. '"}')
+  ${webhookOutboxLua('KEYS[10]')}
 end
 return 'ok'
 `,

@@ -1,0 +1,47 @@
+import { createServer, type Server } from 'node:http';
+import { Webhook } from 'standardwebhooks';
+import { WebhookSender } from './sender';
+
+const secret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+let server: Server;
+let port: number;
+const seen: { headers: Record<string, string | string[] | undefined>; body: string }[] = [];
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => (body += c.toString()));
+    req.on('end', () => {
+      seen.push({ headers: req.headers, body });
+      res.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  port = (server.address() as { port: number }).port;
+});
+afterAll(async () => {
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+});
+
+it('signs per Standard Webhooks: a receiver verifies the body with the secret', async () => {
+  const sender = new WebhookSender({ timeoutMs: 2000, allowPrivate: true, connectionsPerOrigin: 2 });
+  const body = JSON.stringify({ type: 'generation.completed', timestamp: new Date().toISOString(), data: { id: 'gen_1' } });
+  const result = await sender.send({ url: `http://127.0.0.1:${port}/ok`, webhookId: 'msg_1', body, secrets: [secret] });
+  await sender.close();
+  expect(result).toMatchObject({ ok: true, status: 204 });
+  const got = seen.at(-1)!;
+  expect(got.body).toBe(body);
+  expect(new Webhook(secret).verify(got.body, got.headers as Record<string, string>)).toEqual(JSON.parse(body));
+});
+
+it('with the guard on, a name resolving to loopback is refused at connect time, and nothing is sent', async () => {
+  const sender = new WebhookSender({ timeoutMs: 2000, allowPrivate: false, connectionsPerOrigin: 2 });
+  const before = seen.length;
+  const byName = await sender.send({ url: `http://localhost:${port}/x`, webhookId: 'msg_2', body: '{}', secrets: [secret] });
+  const byAddress = await sender.send({ url: `http://[::ffff:127.0.0.1]:${port}/x`, webhookId: 'msg_3', body: '{}', secrets: [secret] });
+  await sender.close();
+  expect(byName).toMatchObject({ ok: false, hostTrouble: false, error: expect.stringMatching(/loopback/) });
+  expect(byAddress).toMatchObject({ ok: false, hostTrouble: false, error: expect.stringMatching(/loopback/) });
+  expect(seen.length).toBe(before);
+});

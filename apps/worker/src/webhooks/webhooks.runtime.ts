@@ -1,0 +1,69 @@
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { Queue, type Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { createRedis, DeliveryLog, QUEUES, WebhookSecrets, type EventHub, type Keys, type Logger } from '@imagegen/shared';
+import type { WorkerConfig } from '../config';
+import { createDeliveryWorker } from './delivery.worker';
+import { OutboxDispatcher } from './dispatcher';
+import { HostLimiter } from './host-limiter';
+import { WebhookSender } from './sender';
+
+export interface WebhooksRuntime {
+  worker: Worker;
+  /** Stops reading the outbox (what was read is dispatched first). */
+  stopDispatching(): Promise<void>;
+  /** Closes what is left once the worker has drained. */
+  close(): Promise<void>;
+  /** Cuts connections at once (shutdown timeout). */
+  disconnect(): void;
+}
+
+/** Everything of webhooks in a worker process: the outbox dispatcher and the delivery worker. */
+/** Signing secrets are re-read at least this often (and at once when a rotation is announced). */
+const SIGNING_CACHE_MS = 5_000;
+
+export async function startWebhooks(config: WorkerConfig, keys: Keys, connection: Redis, hub: EventHub, logger: Logger): Promise<WebhooksRuntime> {
+  // many deliveries at once each send a few small commands: coalesce them into fewer writes
+  const redis = createRedis(config.REDIS_URL, 'worker', 'imagegen-worker-webhooks', { enableAutoPipelining: true });
+  const secrets = new WebhookSecrets(redis, keys, config.WEBHOOK_SECRET, SIGNING_CACHE_MS);
+  // after a reconnect (null) announcements may have been missed: forget every cached secret
+  const stopRotations = await hub.subscribe(keys.webhookSecretRotations(), (tenant) => (tenant === null ? secrets.forgetAll() : secrets.forget(tenant)));
+  // made (or read) at start: every process signs with the same master secret
+  await secrets.master();
+  const log = new DeliveryLog(redis, keys, config.RECORD_RETENTION_HOURS * 3600);
+  const queue = new Queue(QUEUES.webhooks, { connection: redis, prefix: config.QUEUE_PREFIX });
+  queue.on('error', (err) => logger.warn('queue error', { queue: QUEUES.webhooks, error: err.message }));
+  const sender = new WebhookSender({ timeoutMs: config.WEBHOOK_TIMEOUT_MS, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, connectionsPerOrigin: config.WEBHOOK_MAX_IN_FLIGHT_PER_HOST });
+  const limiter = new HostLimiter(redis, keys, {
+    maxInFlight: config.WEBHOOK_MAX_IN_FLIGHT_PER_HOST,
+    leaseMs: config.WEBHOOK_TIMEOUT_MS + 5_000,
+    circuitFailures: config.WEBHOOK_CIRCUIT_FAILURES,
+    circuitOpenMs: config.WEBHOOK_CIRCUIT_OPEN_MS,
+  });
+  const worker = createDeliveryWorker(
+    { log, secrets, limiter, sender, queue, logger },
+    { connection, prefix: config.QUEUE_PREFIX, concurrency: config.WEBHOOK_CONCURRENCY, retryScale: config.WEBHOOK_RETRY_SCALE, timeoutMs: config.WEBHOOK_TIMEOUT_MS },
+  );
+  const reader = createRedis(config.REDIS_URL, 'worker', 'imagegen-worker-outbox');
+  const dispatcher = new OutboxDispatcher(reader, redis, keys, queue, log, logger, {
+    consumer: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
+    claimIdleMs: config.WEBHOOK_DISPATCH_CLAIM_IDLE_MS,
+    startDelayMs: config.WEBHOOK_DISPATCH_START_DELAY_MS,
+    publicBaseUrl: config.PUBLIC_BASE_URL,
+  });
+  dispatcher.start();
+  return {
+    worker,
+    stopDispatching: () => dispatcher.stop(),
+    async close() {
+      await stopRotations().catch(() => undefined);
+      await Promise.all([queue.close(), sender.close()].map((p) => p.catch(() => undefined)));
+      await Promise.all([reader.quit(), redis.quit()].map((p) => p.catch(() => undefined)));
+    },
+    disconnect() {
+      reader.disconnect();
+      redis.disconnect();
+    },
+  };
+}

@@ -1,0 +1,83 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { keysFor } from '../keys';
+import { DeliveryLog, type Delivery } from './deliveries';
+
+const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const prefix = `igtest-deliveries-${randomBytes(4).toString('hex')}`;
+const keys = keysFor(prefix);
+let redis: Redis;
+
+beforeAll(() => {
+  redis = new Redis(url);
+});
+afterAll(async () => {
+  const found = await redis.keys(`${prefix}:*`);
+  if (found.length) await redis.del(...found);
+  await redis.quit();
+});
+
+const delivery = (id: string, subject: string, tenant = 't1'): Delivery => ({
+  id,
+  event: 'generation.completed',
+  webhookId: `msg_${id.slice(4)}`,
+  url: 'https://hooks.example/x?token=abc',
+  tenant,
+  subject,
+  createdAt: Date.now(),
+  state: 'pending',
+  run: 0,
+  attempts: 0,
+});
+
+it('freezes the body once: creating the same delivery again changes nothing', async () => {
+  const log = new DeliveryLog(redis, keys, 3600);
+  await log.createMany([{ delivery: delivery('dlv_a1', 'gen_1'), body: '{"v":1}' }]);
+  await log.createMany([{ delivery: { ...delivery('dlv_a1', 'gen_1'), url: 'https://other.example' }, body: '{"v":2}' }]);
+  const loaded = await log.load('gen_1', 'dlv_a1');
+  expect(loaded?.body).toBe('{"v":1}');
+  expect(loaded?.delivery.url).toBe('https://hooks.example/x?token=abc');
+  const ttl = await redis.ttl(keys.generationDeliveries('gen_1'));
+  expect(ttl).toBeGreaterThan(3500);
+  expect(ttl).toBeLessThanOrEqual(3600);
+});
+
+it('lists attempts in order with their outcome, never the URL; only the tenant sees them', async () => {
+  const log = new DeliveryLog(redis, keys, 3600);
+  await log.createMany([{ delivery: delivery('dlv_b1', 'gen_2'), body: '{}' }]);
+  expect(await log.list('gen_2', 't1')).toEqual([expect.objectContaining({ id: 'dlv_b1', attempt: 0, state: 'pending' })]);
+  expect(await log.recordAttempt('gen_2', 'dlv_b1', { run: 0, state: 'pending', status: 503, error: 'answered 503', durationMs: 12, retryInMs: 5000 })).toBe('ok');
+  expect(await log.recordAttempt('gen_2', 'dlv_b1', { run: 0, state: 'delivered', status: 200, durationMs: 8 })).toBe('ok');
+  const rows = await log.list('gen_2', 't1');
+  expect(rows).toEqual([
+    { id: 'dlv_b1', event: 'generation.completed', webhookId: 'msg_b1', attempt: 1, at: expect.any(String), status: 503, error: 'answered 503', durationMs: 12, nextAttemptAt: expect.any(String), state: 'pending' },
+    { id: 'dlv_b1', event: 'generation.completed', webhookId: 'msg_b1', attempt: 2, at: expect.any(String), status: 200, durationMs: 8, state: 'delivered' },
+  ]);
+  expect(Date.parse(rows[0]!.nextAttemptAt!) - Date.parse(rows[0]!.at)).toBeGreaterThanOrEqual(5000);
+  expect(JSON.stringify(rows)).not.toMatch(/token/);
+  expect(await log.list('gen_2', 'someone-else')).toEqual([]);
+});
+
+it('a redelivery starts a new run; the old run can no longer record', async () => {
+  const log = new DeliveryLog(redis, keys, 3600);
+  await log.createMany([{ delivery: delivery('dlv_c1', 'gen_3'), body: '{}' }]);
+  await log.recordAttempt('gen_3', 'dlv_c1', { run: 0, state: 'exhausted', status: 500, durationMs: 1 });
+  expect(await log.redeliver('gen_3', 'dlv_c1')).toBe(1);
+  expect((await log.load('gen_3', 'dlv_c1'))?.delivery).toMatchObject({ run: 1, state: 'pending', attempts: 1 });
+  expect(await log.recordAttempt('gen_3', 'dlv_c1', { run: 0, state: 'delivered', status: 200, durationMs: 1 })).toBe('stale');
+  expect(await log.recordAttempt('gen_3', 'dlv_c1', { run: 1, state: 'delivered', status: 200, durationMs: 1 })).toBe('ok');
+  expect((await log.list('gen_3', 't1')).map((r) => [r.attempt, r.state])).toEqual([
+    [1, 'exhausted'],
+    [2, 'delivered'],
+  ]);
+  expect(await log.redeliver('gen_3', 'dlv_nosuch')).toBeNull();
+});
+
+it('keeps only the newest attempts past the cap', async () => {
+  const log = new DeliveryLog(redis, keys, 3600, 5);
+  await log.createMany([{ delivery: delivery('dlv_d1', 'gen_4'), body: '{}' }]);
+  for (let i = 0; i < 8; i++) await log.recordAttempt('gen_4', 'dlv_d1', { run: 0, state: 'pending', status: 500, durationMs: i, retryInMs: 0 });
+  const rows = await log.list('gen_4', 't1');
+  expect(rows.map((r) => r.attempt)).toEqual([4, 5, 6, 7, 8]);
+  expect(await redis.hlen(keys.generationDeliveries('gen_4'))).toBe(5 + 3);
+});

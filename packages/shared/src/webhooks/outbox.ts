@@ -1,0 +1,70 @@
+import type { Redis } from 'ioredis';
+import type { Keys } from '../keys';
+import { decodeRecord } from '../records/codec';
+import { WEBHOOK_OUTBOX_MAX_LEN, WEBHOOK_RECORD_FIELDS } from '../records/lua/outbox';
+import { presentGeneration } from '../schemas/generation';
+import { WEBHOOK_EVENTS, webhookTargetSchema, type WebhookEvent, type WebhookTarget } from '../schemas/request';
+
+/** One outbox entry, ready to become a delivery. */
+export interface OutboxEvent {
+  entryId: string;
+  /** Whose log holds the delivery: a generation id, or a batch id. */
+  subject: string;
+  tenant: string;
+  event: WebhookEvent;
+  at: number;
+  target: WebhookTarget;
+  /** `data` of the body, as the subject's GET returns it. */
+  data: unknown;
+}
+
+/**
+ * Reads an outbox entry: generation entries (`gen`, written by the record transition) carry the
+ * record snapshot; batch entries (`batch`, see appendBatchEvent) carry their data and target.
+ * Returns a reason instead when the entry cannot be delivered.
+ */
+export function parseOutboxEntry(entryId: string, flat: string[], publicBaseUrl: string): OutboxEvent | { invalid: string } {
+  const f: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) f[flat[i] as string] = flat[i + 1] as string;
+  const event = f.event as WebhookEvent;
+  if (!WEBHOOK_EVENTS.includes(event) || !f.tenant || !f.at) return { invalid: 'missing fields' };
+  try {
+    if (f.gen && f.record) {
+      const snapshot = JSON.parse(f.record) as Record<string, string>;
+      for (const field of WEBHOOK_RECORD_FIELDS) delete snapshot[field];
+      const record = decodeRecord(snapshot);
+      if (!record?.webhook) return { invalid: 'record without webhook' };
+      const target = webhookTargetSchema.parse(record.webhook);
+      return { entryId, subject: f.gen, tenant: f.tenant, event, at: Number(f.at), target, data: presentGeneration(record, publicBaseUrl) };
+    }
+    if (f.batch && f.webhook && f.data) {
+      const target = webhookTargetSchema.parse(JSON.parse(f.webhook));
+      return { entryId, subject: f.batch, tenant: f.tenant, event, at: Number(f.at), target, data: JSON.parse(f.data) };
+    }
+  } catch (err) {
+    return { invalid: (err as Error).message };
+  }
+  return { invalid: 'neither a generation nor a batch entry' };
+}
+
+const APPEND_LUA = `
+local t = redis.call('TIME')
+local at = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ${WEBHOOK_OUTBOX_MAX_LEN}, '*',
+  'batch', ARGV[1], 'tenant', ARGV[2], 'event', ARGV[3], 'at', tostring(at), 'webhook', ARGV[4], 'data', ARGV[5])
+`;
+
+/**
+ * The seam for batch webhooks (`batch.completed`, or item events sent to the batch's target):
+ * appends an event to the same outbox the record transition writes, so it is dispatched, signed,
+ * retried and logged (under keys.batchDeliveries) like any generation event. Call it in the same
+ * MULTI/script as the batch change it reports when the event must never be lost.
+ * `data` is the batch exactly as `GET /v1/batches/:id` returns it.
+ */
+export async function appendBatchEvent(
+  redis: Redis,
+  keys: Keys,
+  event: { batchId: string; tenant: string; type: WebhookEvent; target: WebhookTarget; data: unknown },
+): Promise<string> {
+  return (await redis.eval(APPEND_LUA, 1, keys.webhookOutbox(), event.batchId, event.tenant, event.type, JSON.stringify(event.target), JSON.stringify(event.data))) as string;
+}

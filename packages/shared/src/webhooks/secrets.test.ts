@@ -1,0 +1,57 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { Webhook } from 'standardwebhooks';
+import { keysFor } from '../keys';
+import { WebhookSecrets } from './secrets';
+
+const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const prefix = `igtest-secrets-${randomBytes(4).toString('hex')}`;
+const keys = keysFor(prefix);
+let redis: Redis;
+
+beforeAll(() => {
+  redis = new Redis(url);
+});
+afterAll(async () => {
+  const found = await redis.keys(`${prefix}:*`);
+  if (found.length) await redis.del(...found);
+  await redis.quit();
+});
+
+it('every process adopts the master secret the first one made; tenants get different secrets', async () => {
+  const [a, b] = [new WebhookSecrets(redis, keys), new WebhookSecrets(redis, keys)];
+  const [sa, sb] = await Promise.all([a.current('t1'), b.current('t1')]);
+  expect(sa).toBe(sb);
+  expect(sa).toMatch(/^whsec_/);
+  expect(() => new Webhook(sa)).not.toThrow();
+  expect(await a.current('t2')).not.toBe(sa);
+  expect(await redis.ttl(keys.webhookSecretVersion('t1'))).toBe(-2);
+});
+
+it('WEBHOOK_SECRET decides the secrets when set', async () => {
+  const configured = new WebhookSecrets(redis, keys, 'a-configured-master-secret');
+  expect(await configured.current('t1')).not.toBe(await new WebhookSecrets(redis, keys).current('t1'));
+  expect(await new WebhookSecrets(redis, keysFor(`${prefix}-other`), 'a-configured-master-secret').current('t1')).toBe(await configured.current('t1'));
+});
+
+it('after a rotation the old secret keeps signing until the overlap ends (Redis time)', async () => {
+  const secrets = new WebhookSecrets(redis, keys);
+  const before = await secrets.current('t3');
+  const after = await secrets.rotate('t3', 1);
+  expect(after).not.toBe(before);
+  expect(await secrets.current('t3')).toBe(after);
+  expect(await secrets.signing('t3')).toEqual([after, before]);
+  await new Promise((r) => setTimeout(r, 1100));
+  expect(await secrets.signing('t3')).toEqual([after]);
+  const pttl = await redis.pttl(keys.webhookSecretRetired('t3'));
+  expect(pttl).toBeLessThanOrEqual(0);
+});
+
+it('a caching instance forgets a tenant when told of its rotation', async () => {
+  const cached = new WebhookSecrets(redis, keys, undefined, 60_000);
+  const first = await cached.signing('t4');
+  await new WebhookSecrets(redis, keys).rotate('t4');
+  expect(await cached.signing('t4')).toEqual(first);
+  cached.forget('t4');
+  expect(await cached.signing('t4')).toHaveLength(2);
+});

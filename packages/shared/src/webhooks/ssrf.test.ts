@@ -1,0 +1,66 @@
+import { addressRange, isPublicAddress, webhookUrlProblem } from './ssrf';
+
+describe('webhook address classifier', () => {
+  it.each([
+    ['127.0.0.1', 'loopback'],
+    ['127.8.9.10', 'loopback'],
+    ['10.1.2.3', 'private'],
+    ['172.16.0.1', 'private'],
+    ['192.168.1.1', 'private'],
+    ['169.254.169.254', 'linkLocal'],
+    ['100.64.0.1', 'carrierGradeNat'],
+    ['100.100.100.200', 'carrierGradeNat'],
+    ['0.0.0.0', 'unspecified'],
+    ['224.0.0.1', 'multicast'],
+    ['255.255.255.255', 'broadcast'],
+    ['::1', 'loopback'],
+    ['::', 'unspecified'],
+    ['fe80::1', 'linkLocal'],
+    ['fd00:ec2::254', 'uniqueLocal'],
+    ['ff02::1', 'multicast'],
+    ['::ffff:127.0.0.1', 'loopback'],
+    ['::ffff:7f00:1', 'loopback'],
+    ['::ffff:10.0.0.1', 'private'],
+    ['::ffff:169.254.169.254', 'linkLocal'],
+    ['[::1]', 'loopback'],
+  ])('%s is %s and refused', (address, range) => {
+    expect(addressRange(address)).toBe(range);
+    expect(isPublicAddress(address)).toBe(false);
+  });
+
+  it.each(['64:ff9b::7f00:1', '2002:7f00:1::1', '2001:db8::1', 'not-an-ip'])('%s (an embedded or special form) is refused', (address) => {
+    expect(isPublicAddress(address)).toBe(false);
+  });
+
+  it.each(['8.8.8.8', '1.1.1.1', '93.184.216.34', '2606:4700:4700::1111', '::ffff:8.8.8.8'])('%s is public', (address) => {
+    expect(isPublicAddress(address)).toBe(true);
+  });
+});
+
+describe('webhookUrlProblem', () => {
+  const resolvesTo = (...addresses: string[]) => async () => addresses;
+
+  it('refuses credentials and non-http schemes whatever the flag', async () => {
+    expect(await webhookUrlProblem('https://user:pw@example.com/hook', { allowPrivate: true })).toMatch(/credentials/);
+    expect(await webhookUrlProblem('ftp://example.com/hook', { allowPrivate: true })).toMatch(/http/);
+  });
+
+  it('refuses literal private addresses and names that resolve to any private address', async () => {
+    expect(await webhookUrlProblem('http://127.0.0.1:8080/x', { allowPrivate: false })).toMatch(/loopback/);
+    expect(await webhookUrlProblem('http://[::ffff:127.0.0.1]/x', { allowPrivate: false })).toMatch(/loopback/);
+    expect(await webhookUrlProblem('http://hooks.example/x', { allowPrivate: false, lookup: resolvesTo('93.184.216.34', '10.0.0.5') })).toMatch(/private/);
+    expect(await webhookUrlProblem('http://hooks.example/x', { allowPrivate: false, lookup: resolvesTo('::ffff:169.254.169.254') })).toMatch(/linkLocal/);
+  });
+
+  it('accepts public targets, and private ones when allowed', async () => {
+    expect(await webhookUrlProblem('https://hooks.example/x', { allowPrivate: false, lookup: resolvesTo('93.184.216.34') })).toBeNull();
+    expect(await webhookUrlProblem('http://127.0.0.1:8080/x', { allowPrivate: true })).toBeNull();
+  });
+
+  it('refuses a name that does not resolve', async () => {
+    const fails = async () => {
+      throw Object.assign(new Error('getaddrinfo ENOTFOUND'), { code: 'ENOTFOUND' });
+    };
+    expect(await webhookUrlProblem('https://nowhere.invalid/x', { allowPrivate: false, lookup: fails })).toMatch(/could not be resolved/);
+  });
+});

@@ -1,0 +1,91 @@
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from 'node:dns';
+import { isIP } from 'node:net';
+import ipaddr from 'ipaddr.js';
+
+/**
+ * The SSRF guard of webhook targets: only globally routable unicast addresses may be called.
+ * ipaddr.js names every special range (loopback, private, link-local and the metadata address
+ * 169.254.169.254, CGNAT, multicast, unspecified, unique-local, documentation, NAT64 and 6to4
+ * forms that embed an IPv4 address, ...); everything it does not call `unicast` is refused.
+ * IPv4-mapped IPv6 (::ffff:127.0.0.1) is judged as the IPv4 address it carries.
+ */
+export function addressRange(address: string): string {
+  const bare = address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address;
+  if (!ipaddr.isValid(bare)) return 'invalid';
+  return ipaddr.process(bare).range();
+}
+
+export function isPublicAddress(address: string): boolean {
+  return addressRange(address) === 'unicast';
+}
+
+export type LookupAll = (hostname: string) => Promise<string[]>;
+
+const systemLookup: LookupAll = (hostname) =>
+  new Promise((resolve, reject) => dnsLookup(hostname, { all: true, verbatim: true }, (err, addresses) => (err ? reject(err) : resolve(addresses.map((a) => a.address)))));
+
+export interface UrlCheckOptions {
+  allowPrivate: boolean;
+  lookup?: LookupAll;
+  /** Longest wait for DNS. */
+  timeoutMs?: number;
+}
+
+/**
+ * Why a webhook URL may not be used, or null when it may. Every address the name resolves to
+ * must be public (a name with one private address is refused: any of them may be picked).
+ */
+export async function webhookUrlProblem(raw: string, opts: UrlCheckOptions): Promise<string | null> {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    return 'must be an absolute http(s) URL';
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'must be an http(s) URL';
+  // they would be stored and logged with the URL: credentials belong in the signature check
+  if (url.username || url.password) return 'must not contain credentials';
+  if (opts.allowPrivate) return null;
+  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  if (isIP(host)) return isPublicAddress(host) ? null : `points to a ${addressRange(host)} address, which is not allowed`;
+  let addresses: string[];
+  try {
+    addresses = await withTimeout((opts.lookup ?? systemLookup)(host), opts.timeoutMs ?? 5000);
+  } catch {
+    return `host ${host} could not be resolved`;
+  }
+  if (addresses.length === 0) return `host ${host} could not be resolved`;
+  const blocked = addresses.find((a) => !isPublicAddress(a));
+  return blocked ? `resolves to a ${addressRange(blocked)} address, which is not allowed` : null;
+}
+
+/** Refused at connect time: the address a name resolved to is not public. */
+export class BlockedAddressError extends Error {
+  readonly code = 'EBLOCKEDADDRESS';
+  constructor(host: string, address: string) {
+    super(`${host} resolved to a ${addressRange(address)} address (${address}), which webhooks may not reach`);
+  }
+}
+
+type LookupCallback = (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void;
+
+/**
+ * A `lookup` for net/tls connect that refuses private addresses. Used for the connection itself,
+ * so the address checked is the address connected to: a name that re-resolves to a private
+ * address after the submit-time check (DNS rebinding) is still refused.
+ */
+export function publicOnlyLookup(hostname: string, options: LookupOptions, callback: LookupCallback): void {
+  dnsLookup(hostname, options, (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => {
+    if (err) return callback(err, address, family);
+    const list = typeof address === 'string' ? [address] : address.map((a) => a.address);
+    const blocked = list.find((a) => !isPublicAddress(a));
+    if (blocked) return callback(new BlockedAddressError(hostname, blocked), address, family);
+    callback(null, address, family);
+  });
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('timed out')), ms)));
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

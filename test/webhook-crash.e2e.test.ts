@@ -1,0 +1,112 @@
+import { Redis } from 'ioredis';
+import { keysFor, newFileToken, newId, type GenerationRecord } from '@imagegen/shared';
+import { eventually, sleep } from './support/net';
+import { killAllSpawned, spawnWorker } from './support/processes';
+import { getJson, postJson, startStack, type Stack } from './support/stack';
+import { WebhookReceiver } from './support/webhook-receiver';
+
+/**
+ * The outbox survives crashes: an event recorded with the record change is delivered even when the
+ * worker that made the change dies before dispatching it, or dies after reading it from the outbox
+ * but before handing it on. A receiver answering 200 gets it exactly once.
+ */
+const GROUP = 'dispatchers';
+
+describe('webhooks survive a worker crash', () => {
+  let receiver: WebhookReceiver;
+  let stack: Stack;
+  let sub: Redis;
+  let secret: string;
+
+  beforeAll(async () => {
+    receiver = await WebhookReceiver.start();
+    stack = await startStack({ name: 'webhook-crash', worker: false, env: { WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_DISPATCH_CLAIM_IDLE_MS: '500' } });
+    secret = (await getJson(`${stack.baseUrl}/v1/webhooks/secret`)).body.secret;
+    receiver.secrets = [secret];
+    sub = new Redis(stack.env.REDIS_URL!);
+  });
+  afterAll(async () => {
+    await killAllSpawned();
+    await sub?.quit().catch(() => undefined);
+    await stack?.close();
+    await receiver?.close();
+  });
+
+  const outboxEntriesFor = async (id: string) =>
+    ((await stack.redis.xrange(keysFor(stack.prefix).webhookOutbox(), '-', '+')) as [string, string[]][]).filter(([, f]) => f[f.indexOf('gen') + 1] === id);
+
+  it('a worker SIGKILLed the moment the record turns completed: a second worker delivers the event once', async () => {
+    const env = { ...stack.env, LOG_LEVEL: 'info' };
+    // this worker completes generations but has not begun dispatching when it is killed
+    const first = await spawnWorker({ env: { ...env, WEBHOOK_DISPATCH_START_DELAY_MS: '600000' }, name: 'worker-1' });
+    let killedAt = 0;
+    let target = '';
+    sub.on('pmessage', (_p: string, channel: string, message: string) => {
+      if (target && channel.endsWith(target) && (JSON.parse(message) as { type: string }).type === 'generation.completed' && !killedAt) {
+        first.child.kill('SIGKILL');
+        killedAt = Date.now();
+      }
+    });
+    await sub.psubscribe(keysFor(stack.prefix).generationChannel('*'));
+
+    const created = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'crash hook', webhook: { url: receiver.url('/crash') } });
+    expect(created.status).toBe(202);
+    target = created.body.id;
+    const exit = await first.exited;
+    expect(exit.signal).toBe('SIGKILL');
+    expect(killedAt).toBeGreaterThan(0);
+
+    // the record is completed, its event waits in the outbox, and nothing went out
+    const record = (await getJson(`${stack.baseUrl}/v1/generations/${target}`)).body;
+    expect(record.status).toBe('completed');
+    expect(await outboxEntriesFor(target)).toHaveLength(1);
+    await sleep(300);
+    expect(receiver.on('/crash')).toHaveLength(0);
+
+    await spawnWorker({ env, name: 'worker-2' });
+    await eventually(async () => (receiver.on('/crash').length ? true : undefined), 30_000);
+    await sleep(2000);
+    const got = receiver.on('/crash');
+    expect(got).toHaveLength(1);
+    expect(got[0]!.verifiedWith).toEqual([0]);
+    expect(got[0]!.payload).toMatchObject({ type: 'generation.completed', data: record });
+    expect(await outboxEntriesFor(target)).toHaveLength(0);
+    const rows = (await getJson(`${stack.baseUrl}/v1/generations/${target}/deliveries`)).body.data;
+    expect(rows).toEqual([expect.objectContaining({ attempt: 1, status: 200, state: 'delivered', webhookId: got[0]!.headers['webhook-id'] })]);
+    await killAllSpawned();
+  });
+
+  it('an event read by a dispatcher that then died is taken over from its pending list and delivered once', async () => {
+    const keys = keysFor(stack.prefix);
+    const r: GenerationRecord = {
+      id: newId('gen'),
+      tenant: 'default',
+      status: 'active',
+      stage: 'storing',
+      progress: 85,
+      request: { topic: 'pending entry', style: 'PHOTOGRAPHIC', size: 'SQUARE' },
+      metadata: null,
+      priority: 'normal',
+      webhook: { url: receiver.url('/claimed') },
+      attempts: 1,
+      createdAt: new Date().toISOString(),
+      fileToken: newFileToken(),
+    };
+    await stack.api.store.create(r);
+    await stack.redis.xgroup('CREATE', keys.webhookOutbox(), GROUP, '0', 'MKSTREAM').catch(() => undefined);
+    await stack.api.store.complete(r.id, { image: { key: 'x/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, thumbnails: [] });
+    // a dispatcher reads the entry into its pending list, then dies without acknowledging it
+    const read = (await stack.redis.xreadgroup('GROUP', GROUP, 'dead-dispatcher', 'COUNT', 100, 'STREAMS', keys.webhookOutbox(), '>')) as [string, [string, string[]][]][];
+    expect(read[0]![1].some(([, f]) => f.includes(r.id))).toBe(true);
+    const pendingBefore = (await stack.redis.xpending(keys.webhookOutbox(), GROUP)) as [number, ...unknown[]];
+    expect(pendingBefore[0]).toBeGreaterThanOrEqual(1);
+
+    await stack.startWorker();
+    await eventually(async () => (receiver.on('/claimed').length ? true : undefined), 30_000);
+    await sleep(1500);
+    expect(receiver.on('/claimed')).toHaveLength(1);
+    expect(receiver.on('/claimed')[0]!.verifiedWith).toEqual([0]);
+    const pendingAfter = (await stack.redis.xpending(keys.webhookOutbox(), GROUP)) as [number, ...unknown[]];
+    expect(pendingAfter[0]).toBe(0);
+  });
+});
