@@ -94,7 +94,7 @@ describe('webhooks survive a worker crash', () => {
     };
     await stack.api.store.create(r);
     await stack.redis.xgroup('CREATE', keys.webhookOutbox(), GROUP, '0', 'MKSTREAM').catch(() => undefined);
-    await stack.api.store.complete(r.id, { image: { key: 'x/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, thumbnails: [] });
+    await stack.api.store.complete(r, { image: { key: 'x/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, thumbnails: [] });
     // a dispatcher reads the entry into its pending list, then dies without acknowledging it
     const read = (await stack.redis.xreadgroup('GROUP', GROUP, 'dead-dispatcher', 'COUNT', 100, 'STREAMS', keys.webhookOutbox(), '>')) as [string, [string, string[]][]][];
     expect(read[0]![1].some(([, f]) => f.includes(r.id))).toBe(true);

@@ -53,7 +53,7 @@ describe('webhook isolation between endpoints', () => {
     for (const r of records) await stack.api.store.create(r);
     const result = { image: { key: 'x/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, thumbnails: [] };
     const t0 = Date.now();
-    await Promise.all(records.map((r) => stack.api.store.complete(r.id, result)));
+    await Promise.all(records.map((r) => stack.api.store.complete(r, result)));
 
     await eventually(async () => (healthy.on('/fast').length >= N ? true : undefined), 60_000, 100);
     const healthyDoneMs = Math.max(...healthy.on('/fast').map((r) => r.at)) - t0;
