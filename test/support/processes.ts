@@ -268,7 +268,7 @@ export interface RedisServer {
 }
 
 /** `redis-server --appendonly yes --appendfsync always --save "" --dir <tmpdir>` on a free port. */
-export async function startRedisServer(opts: { port?: number; dir?: string; bin?: string; readyTimeoutMs?: number } = {}): Promise<RedisServer> {
+export async function startRedisServer(opts: { port?: number; dir?: string; bin?: string; readyTimeoutMs?: number; extraArgs?: string[] } = {}): Promise<RedisServer> {
   const port = opts.port ?? (await freePort());
   const dir = opts.dir ?? (await mkdtemp(path.join(os.tmpdir(), 'imagegen-redis-')));
   const bin = opts.bin ?? process.env.REDIS_SERVER_BIN ?? 'redis-server';
@@ -276,7 +276,7 @@ export async function startRedisServer(opts: { port?: number; dir?: string; bin?
   let exited: Promise<void> = Promise.resolve();
   let output = '';
 
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir, '--save', '', '--daemonize', 'no', '--protected-mode', 'no', '--loglevel', 'notice'];
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--appendonly', 'yes', '--appendfsync', 'always', '--dir', dir, '--save', '', '--daemonize', 'no', '--protected-mode', 'no', '--loglevel', 'notice', ...(opts.extraArgs ?? [])];
 
   const start = async () => {
     if (child) throw new Error(`redis-server on ${port} is already running`);

@@ -12,14 +12,18 @@ export function plainRedis(url = REDIS_URL): Redis {
   return new Redis(url, { maxRetriesPerRequest: 2, lazyConnect: false });
 }
 
+/** Every key under `prefix` (on a Cluster client, on every master). */
 export async function keysUnder(redis: Redis, prefix: string): Promise<string[]> {
   const out: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, batch] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    out.push(...batch);
-  } while (cursor !== '0');
+  const nodes = 'nodes' in redis && typeof redis.nodes === 'function' ? (redis.nodes as (role: string) => Redis[])('master') : [redis];
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, batch] = await node.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      out.push(...batch);
+    } while (cursor !== '0');
+  }
   return out.sort();
 }
 

@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis';
 import { createApiContext, createApp, loadApiConfig, type ApiContext } from '@imagegen/api';
 import { loadWorkerConfig, startWorkerRuntime, type WorkerOverrides, type WorkerRuntime } from '@imagegen/worker';
 import { createLogger } from '@imagegen/shared';
+import type { RedisCluster } from './cluster';
 import { freePort } from './net';
 import { deleteUnder, plainRedis, REDIS_URL, testPrefix } from './redis';
 
@@ -27,14 +28,15 @@ export const ADMIN = { user: 'ops', password: 'test-admin-password' };
  * A real API on a real port plus (optionally) a real worker, in this process, against
  * real Redis under a prefix of its own. `close()` removes every key and file it made.
  */
-export async function startStack(opts: { name: string; env?: Record<string, string>; worker?: boolean; redisUrl?: string }): Promise<Stack> {
-  const prefix = testPrefix(opts.name);
+export async function startStack(opts: { name: string; env?: Record<string, string>; worker?: boolean; redisUrl?: string; cluster?: RedisCluster }): Promise<Stack> {
+  const basePrefix = testPrefix(opts.name);
   const dataDir = await mkdtemp(path.join(os.tmpdir(), `imagegen-${opts.name}-`));
   const port = await freePort();
   const redisUrl = opts.redisUrl ?? REDIS_URL;
   const env: Record<string, string> = {
     REDIS_URL: redisUrl,
-    QUEUE_PREFIX: prefix,
+    ...(opts.cluster ? { REDIS_CLUSTER_NODES: opts.cluster.nodes } : {}),
+    QUEUE_PREFIX: basePrefix,
     PORT: String(port),
     HOST: '127.0.0.1',
     PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
@@ -47,11 +49,13 @@ export async function startStack(opts: { name: string; env?: Record<string, stri
   };
   const apiConfig = loadApiConfig(env);
   const api = createApiContext(apiConfig, ADMIN.password, createLogger('api', apiConfig.LOG_LEVEL));
+  // what keys are written under: on a Cluster, the prefix as one hash tag
+  const prefix = apiConfig.QUEUE_PREFIX;
   const server: Server = await new Promise((resolve) => {
     const s = createApp(api).listen(port, '127.0.0.1', () => resolve(s));
   });
   await api.queues.generate.waitUntilReady();
-  const redis = plainRedis(redisUrl);
+  const redis = opts.cluster ? opts.cluster.client() : plainRedis(redisUrl);
   const workers: WorkerRuntime[] = [];
   const startWorker = async (extraEnv: Record<string, string> = {}, overrides: WorkerOverrides = {}) => {
     const config = loadWorkerConfig({ ...env, ...extraEnv });

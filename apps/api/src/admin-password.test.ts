@@ -31,7 +31,8 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-const config = { ADMIN_USER: 'ops', ADMIN_PASSWORD: undefined as string | undefined, REDIS_URL, QUEUE_PREFIX: prefix };
+const at = (url: string) => ({ REDIS_URL: url, redis: { kind: 'single' as const, url } });
+const config = { ADMIN_USER: 'ops', ADMIN_PASSWORD: undefined as string | undefined, QUEUE_PREFIX: prefix, ...at(REDIS_URL) };
 
 it('makes one password, logged once, and every later caller reads the same', async () => {
   const first = recording();
@@ -51,13 +52,13 @@ it('makes one password, logged once, and every later caller reads the same', asy
 
 it('uses ADMIN_PASSWORD as given, without Redis', async () => {
   const port = await closedPort();
-  expect(await resolveAdminPassword({ ...config, ADMIN_PASSWORD: 'given', REDIS_URL: `redis://127.0.0.1:${port}` }, createLogger('api', 'silent'), 100)).toBe('given');
+  expect(await resolveAdminPassword({ ...config, ADMIN_PASSWORD: 'given', ...at(`redis://127.0.0.1:${port}`) }, createLogger('api', 'silent'), 100)).toBe('given');
 });
 
 it('gives up on an unreachable Redis with a one-line reason that names no credentials', async () => {
   const port = await closedPort();
   const started = Date.now();
-  const failure = resolveAdminPassword({ ...config, REDIS_URL: `redis://:hunter2@127.0.0.1:${port}` }, createLogger('api', 'silent'), 1500);
+  const failure = resolveAdminPassword({ ...config, ...at(`redis://:hunter2@127.0.0.1:${port}`) }, createLogger('api', 'silent'), 1500);
   await expect(failure).rejects.toThrow(new RegExp(`^Redis at 127\\.0\\.0\\.1:${port} did not answer within 2 s \\(.*ECONNREFUSED.*\\); it keeps the shared admin password: check REDIS_URL, or set ADMIN_PASSWORD$`));
   await expect(failure).rejects.not.toThrow(/hunter2|\n/);
   // it kept trying for the time it was given

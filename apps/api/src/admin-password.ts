@@ -10,11 +10,11 @@ export const ADMIN_PASSWORD_WAIT_MS = 30_000;
  * process agrees on it. The process that makes it logs it; the others read it. It stays until
  * its key is deleted (a new one is then made at the next start).
  */
-export async function resolveAdminPassword(config: Pick<ApiConfig, 'ADMIN_PASSWORD' | 'ADMIN_USER' | 'REDIS_URL' | 'QUEUE_PREFIX'>, logger: Logger, waitMs = ADMIN_PASSWORD_WAIT_MS): Promise<string> {
+export async function resolveAdminPassword(config: Pick<ApiConfig, 'ADMIN_PASSWORD' | 'ADMIN_USER' | 'REDIS_URL' | 'QUEUE_PREFIX' | 'redis'>, logger: Logger, waitMs = ADMIN_PASSWORD_WAIT_MS): Promise<string> {
   if (config.ADMIN_PASSWORD) return config.ADMIN_PASSWORD;
   const key = keysFor(config.QUEUE_PREFIX).adminPassword();
   // a short-lived connection of its own that fails fast; retried below until the deadline
-  const redis = createRedis(config.REDIS_URL, 'producer', 'imagegen-api-admin');
+  const redis = createRedis(config.redis, 'producer', 'imagegen-api-admin');
   let lastError = 'no answer';
   redis.on('error', (err: Error) => (lastError = err.message));
   const deadline = Date.now() + waitMs;

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { commonEnvShape, webhookEnvShape, envInt, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, resolvePublicBaseUrl } from '@imagegen/shared';
+import { commonEnvShape, webhookEnvShape, envInt, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, redisSettings, resolvePublicBaseUrl } from '@imagegen/shared';
 
 export interface ApiKey {
   tenant: string;
@@ -64,6 +64,7 @@ export function loadApiConfig(env: Record<string, string | undefined> = process.
   const { API_KEYS, ...raw } = parseEnv(apiEnvSchema, env);
   return {
     ...raw,
+    ...redisSettings(raw),
     PUBLIC_BASE_URL: resolvePublicBaseUrl(raw.PUBLIC_BASE_URL, raw.PORT),
     apiKeys: API_KEYS,
   };

@@ -29,8 +29,8 @@ export interface ApiContext {
 export function createApiContext(config: ApiConfig, adminPassword: string, logger: Logger = createLogger('api', config.LOG_LEVEL)): ApiContext {
   const keys = keysFor(config.QUEUE_PREFIX);
   // fail fast: while Redis is away, commands error at once and requests get 503
-  const redis = createRedis(config.REDIS_URL, 'producer', 'imagegen-api');
-  const subscriber = createRedis(config.REDIS_URL, 'subscriber', 'imagegen-api-sub');
+  const redis = createRedis(config.redis, 'producer', 'imagegen-api');
+  const subscriber = createRedis(config.redis, 'subscriber', 'imagegen-api-sub');
   const generate = new Queue(QUEUES.generate, { connection: redis, prefix: config.QUEUE_PREFIX });
   generate.on('error', (err) => logger.warn('queue error', { queue: QUEUES.generate, error: err.message }));
   // shown in Bull Board only

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { z } from 'zod';
-import { commonEnvShape, webhookEnvShape, envBool, envEnum, envInt, envIntList, envNumber, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, resolvePublicBaseUrl } from '@imagegen/shared';
+import { commonEnvShape, webhookEnvShape, envBool, envEnum, envInt, envIntList, envNumber, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, redisSettings, resolvePublicBaseUrl } from '@imagegen/shared';
 
 /** Every variable a worker reads. */
 export const workerEnvShape = {
@@ -75,6 +75,7 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
   const raw = parseEnv(workerEnvSchema, env);
   return {
     ...raw,
+    ...redisSettings(raw),
     PUBLIC_BASE_URL: resolvePublicBaseUrl(raw.PUBLIC_BASE_URL, raw.PORT),
     GENERATOR_URL: raw.GENERATOR_URL ?? DEFAULT_GENERATOR_URLS[raw.GENERATOR],
   };

@@ -31,9 +31,9 @@ export async function startWorkerRuntime(
   overrides: WorkerOverrides = {},
 ): Promise<WorkerRuntime> {
   const keys = keysFor(config.QUEUE_PREFIX);
-  const connection = createRedis(config.REDIS_URL, 'worker', 'imagegen-worker');
-  const storeRedis = createRedis(config.REDIS_URL, 'worker', 'imagegen-worker-store');
-  const subscriber = createRedis(config.REDIS_URL, 'subscriber', 'imagegen-worker-sub');
+  const connection = createRedis(config.redis, 'worker', 'imagegen-worker');
+  const storeRedis = createRedis(config.redis, 'worker', 'imagegen-worker-store');
+  const subscriber = createRedis(config.redis, 'subscriber', 'imagegen-worker-sub');
   const retention = retentionSeconds(config.RECORD_RETENTION_HOURS);
   const store = new GenerationStore(storeRedis, keys, retention);
   const storage = overrides.storage ?? new FsStorage(config.DATA_DIR);

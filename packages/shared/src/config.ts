@@ -1,3 +1,4 @@
+import type { RedisConnection } from './redis';
 import { z } from 'zod';
 
 /** Env helpers: every value arrives as a string (or not at all); these turn it into typed config. An empty value counts as unset. */
@@ -90,11 +91,33 @@ export const envBaseUrl = () =>
     return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
   });
 
+/** `host:port,host:port` (IPv6 hosts in brackets), as Redis Cluster nodes and Sentinels are given. */
+export const envHostPortList = () =>
+  envOptionalString().transform((v, ctx) => {
+    if (v === undefined) return undefined;
+    const out: { host: string; port: number }[] = [];
+    for (const part of v.split(',').map((p) => p.trim()).filter(Boolean)) {
+      const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s]+)):(\d{1,5})$/.exec(part);
+      const port = Number(m?.[3]);
+      if (!m || port < 1 || port > 65535) {
+        ctx.addIssue({ code: 'custom', message: 'must be comma-separated host:port pairs' });
+        return z.NEVER;
+      }
+      out.push({ host: (m[1] ?? m[2]) as string, port });
+    }
+    return out.length ? out : undefined;
+  });
+
 /** Variables both processes read; each app's config module extends this. */
 export const commonEnvShape = {
   NODE_ENV: envString('production'),
   REDIS_URL: envString('redis://127.0.0.1:6379').pipe(z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')),
   QUEUE_PREFIX: envString('imagegen').pipe(z.string().regex(/^[A-Za-z0-9_.:-]+$/, 'may use letters, digits and _ . : - only')),
+  /** A Redis Cluster's nodes (some or all), instead of REDIS_URL. */
+  REDIS_CLUSTER_NODES: envHostPortList(),
+  /** Sentinels watching the master to use, instead of REDIS_URL. */
+  REDIS_SENTINELS: envHostPortList(),
+  REDIS_SENTINEL_NAME: envString('mymaster'),
   PORT: envInt(3000, 0, 65535),
   PUBLIC_BASE_URL: envBaseUrl(),
   DATA_DIR: envString('./data'),
@@ -102,6 +125,18 @@ export const commonEnvShape = {
   /** How long finished generation records (and their files) stay readable; fractions allowed. */
   RECORD_RETENTION_HOURS: envNumber(24 * 30, 1 / 3600, 24 * 365 * 10),
 };
+
+/**
+ * Where Redis is, and the key prefix to write under. On a Redis Cluster every key of the project
+ * (BullMQ's too) carries the prefix as one hash tag, `{imagegen}`, so each script and transaction
+ * touches a single slot, as BullMQ requires.
+ */
+export function redisSettings(raw: { REDIS_URL: string; QUEUE_PREFIX: string; REDIS_CLUSTER_NODES?: { host: string; port: number }[] | undefined; REDIS_SENTINELS?: { host: string; port: number }[] | undefined; REDIS_SENTINEL_NAME: string }): { redis: RedisConnection; QUEUE_PREFIX: string } {
+  if (raw.REDIS_CLUSTER_NODES && raw.REDIS_SENTINELS) throw new ConfigError(configProblemLine('REDIS_CLUSTER_NODES', 'set either REDIS_CLUSTER_NODES or REDIS_SENTINELS, not both'));
+  if (raw.REDIS_CLUSTER_NODES) return { redis: { kind: 'cluster', nodes: raw.REDIS_CLUSTER_NODES, url: raw.REDIS_URL }, QUEUE_PREFIX: `{${raw.QUEUE_PREFIX}}` };
+  if (raw.REDIS_SENTINELS) return { redis: { kind: 'sentinel', sentinels: raw.REDIS_SENTINELS, name: raw.REDIS_SENTINEL_NAME, url: raw.REDIS_URL }, QUEUE_PREFIX: raw.QUEUE_PREFIX };
+  return { redis: { kind: 'single', url: raw.REDIS_URL }, QUEUE_PREFIX: raw.QUEUE_PREFIX };
+}
 
 /** Retry policy of generations: the API sets it on each job, workers apply it. */
 export const generatorEnvShape = {

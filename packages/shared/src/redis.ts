@@ -1,4 +1,4 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
 
 /**
  * - `worker`: blocking BullMQ connections; commands wait through outages and resume.
@@ -7,7 +7,31 @@ import { Redis, type RedisOptions } from 'ioredis';
  */
 export type RedisRole = 'worker' | 'producer' | 'subscriber';
 
-export function createRedis(url: string, role: RedisRole, name?: string, extra: Partial<RedisOptions> = {}): Redis {
+/**
+ * Where Redis is: one server (REDIS_URL), a Cluster (REDIS_CLUSTER_NODES) or a master found
+ * through Sentinels (REDIS_SENTINELS); in the last two, credentials and TLS still come from
+ * REDIS_URL when it carries them.
+ */
+export type RedisConnection =
+  | { kind: 'single'; url: string }
+  | { kind: 'cluster'; nodes: { host: string; port: number }[]; url: string }
+  | { kind: 'sentinel'; sentinels: { host: string; port: number }[]; name: string; url: string };
+
+/** Credentials and TLS of a redis:// or rediss:// URL, for connections that find their hosts elsewhere. */
+function urlOptions(url: string): Partial<RedisOptions> {
+  const u = new URL(url);
+  return {
+    ...(u.username ? { username: decodeURIComponent(u.username) } : {}),
+    ...(u.password ? { password: decodeURIComponent(u.password) } : {}),
+    ...(u.protocol === 'rediss:' ? { tls: {} } : {}),
+  };
+}
+
+/**
+ * A client for `connection` in `role`. A Cluster client is returned under the `Redis` type: it
+ * speaks the same command API, and BullMQ and ioredis accept it wherever a Redis is expected.
+ */
+export function createRedis(connection: RedisConnection, role: RedisRole, name?: string, extra: Partial<RedisOptions> = {}): Redis {
   const options: RedisOptions = {
     connectionName: name,
     // exponential reconnect, capped: a restarted Redis is picked up within ~2 s
@@ -20,7 +44,20 @@ export function createRedis(url: string, role: RedisRole, name?: string, extra: 
   } else {
     Object.assign(options, { enableOfflineQueue: true, maxRetriesPerRequest: null });
   }
-  const redis = new Redis(url, { ...options, ...extra });
+  let redis: Redis;
+  if (connection.kind === 'cluster') {
+    const { retryStrategy, enableOfflineQueue, ...nodeOptions } = { ...options, ...extra };
+    redis = new Cluster(connection.nodes, {
+      clusterRetryStrategy: retryStrategy as (times: number) => number,
+      enableOfflineQueue: enableOfflineQueue ?? true,
+      redisOptions: { ...nodeOptions, ...urlOptions(connection.url) },
+      ...(extra.enableAutoPipelining ? { enableAutoPipelining: true } : {}),
+    }) as unknown as Redis;
+  } else if (connection.kind === 'sentinel') {
+    redis = new Redis({ ...options, ...extra, ...urlOptions(connection.url), sentinels: connection.sentinels, name: connection.name });
+  } else {
+    redis = new Redis(connection.url, { ...options, ...extra });
+  }
   // connection errors surface through status and command failures; an unhandled 'error' would crash
   redis.on('error', () => undefined);
   return redis;

@@ -25,7 +25,7 @@ const SIGNING_CACHE_MS = 5_000;
 
 export async function startWebhooks(config: WorkerConfig, keys: Keys, connection: Redis, hub: EventHub, logger: Logger): Promise<WebhooksRuntime> {
   // many deliveries at once each send a few small commands: coalesce them into fewer writes
-  const redis = createRedis(config.REDIS_URL, 'worker', 'imagegen-worker-webhooks', { enableAutoPipelining: true });
+  const redis = createRedis(config.redis, 'worker', 'imagegen-worker-webhooks', { enableAutoPipelining: true });
   const secrets = new WebhookSecrets(redis, keys, config.WEBHOOK_SECRET, SIGNING_CACHE_MS);
   // after a reconnect (null) announcements may have been missed: forget every cached secret
   const stopRotations = await hub.subscribe(keys.webhookSecretRotations(), (tenant) => (tenant === null ? secrets.forgetAll() : secrets.forget(tenant)));
@@ -45,7 +45,7 @@ export async function startWebhooks(config: WorkerConfig, keys: Keys, connection
     { log, secrets, limiter, sender, queue, logger },
     { connection, prefix: config.QUEUE_PREFIX, concurrency: config.WEBHOOK_CONCURRENCY, retryScale: config.WEBHOOK_RETRY_SCALE, timeoutMs: config.WEBHOOK_TIMEOUT_MS },
   );
-  const reader = createRedis(config.REDIS_URL, 'worker', 'imagegen-worker-outbox');
+  const reader = createRedis(config.redis, 'worker', 'imagegen-worker-outbox');
   const dispatcher = new OutboxDispatcher(reader, redis, keys, queue, log, logger, {
     consumer: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
     claimIdleMs: config.WEBHOOK_DISPATCH_CLAIM_IDLE_MS,
