@@ -51,7 +51,7 @@ export function createApiContext(config: ApiConfig, adminPassword: string, logge
     storage: new FsStorage(config.DATA_DIR),
     queues: { generate, maintenance, webhooks },
     webhookSecrets: new WebhookSecrets(redis, keys, config.WEBHOOK_SECRET),
-    deliveries: new DeliveryLog(redis, keys, config.RECORD_RETENTION_HOURS * 3600),
+    deliveries: new DeliveryLog(redis, keys, retentionSeconds(config.RECORD_RETENTION_HOURS)),
     adminPassword,
     shutdown: shutdown.signal,
     waits: new Waits(shutdown.signal),

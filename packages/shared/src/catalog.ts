@@ -64,6 +64,8 @@ export const deliverWebhookJobSchema = z.strictObject({
   host: z.string().min(1).max(300),
   /** 0 for the first dispatch, +1 per redelivery; a job of an older run does nothing. */
   run: z.number().int().min(0),
+  /** Attempts of this run made before the job (the dispatcher's first try); they count toward the schedule. */
+  attemptsBefore: z.number().int().min(0).max(8).default(0),
 });
 export type DeliverWebhookJobData = z.output<typeof deliverWebhookJobSchema>;
 
@@ -80,12 +82,16 @@ export const WEBHOOK_RETRY_SCHEDULE_MS = [0, 5_000, 5 * 60_000, 30 * 60_000, 2 *
 /** Attempts of one delivery run: the first, then one per step of the schedule. */
 export const WEBHOOK_MAX_ATTEMPTS = WEBHOOK_RETRY_SCHEDULE_MS.length + 1;
 
-/** Options of a delivery job: its attempts are the webhook schedule's. */
-export function webhookJobOptions(deliveryId: string, run: number) {
+/**
+ * Options of a delivery job: its attempts are what is left of the webhook schedule after
+ * `attemptsBefore` attempts made without a job; `delayMs` holds its first attempt back.
+ */
+export function webhookJobOptions(deliveryId: string, run: number, attemptsBefore = 0, delayMs = 0) {
   return {
     // the first run's job id is the delivery id, so dispatching the same outbox entry twice is a no-op
     jobId: run === 0 ? deliveryId : `${deliveryId}-r${run}`,
-    attempts: WEBHOOK_MAX_ATTEMPTS,
+    attempts: WEBHOOK_MAX_ATTEMPTS - attemptsBefore,
+    ...(delayMs > 0 ? { delay: delayMs } : {}),
     backoff: { type: WEBHOOK_BACKOFF_TYPE },
     // the delivery log keeps the history; a job dispatched again after removal finds its delivery done
     removeOnComplete: true,

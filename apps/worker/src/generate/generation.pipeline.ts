@@ -107,74 +107,78 @@ export class GenerationPipeline {
 
   /**
    * The original's bytes, from the cheapest source that has them: spooled bytes, the
-   * checkpointed URL, or (holding the upstream lease) a new upstream call. Then validate
-   * and store them, and checkpoint.
+   * checkpointed URL, or a new upstream call; then validated, stored and checkpointed. All of
+   * it runs under the generation's lease, from the claim until the original is stored: a
+   * runner handed the job while another still works on it (a lost lock) waits instead of
+   * calling the upstream or fetching a one-time URL a second time. A runner that dies leaves
+   * the lease to run out.
    */
-  private async secureOriginal(record: GenerationRecord, ctx: RunContext, depth = 0): Promise<{ original: StoredImage; data: Buffer; upstreamCalled: boolean }> {
+  private async secureOriginal(record: GenerationRecord, ctx: RunContext): Promise<{ original: StoredImage; data: Buffer; upstreamCalled: boolean }> {
     const id = record.id;
-    let { upstreamUrl } = record;
-    let data: Buffer | undefined;
-    let upstreamCalled = false;
-    if (record.spoolKey) {
-      data = (await this.store.readSpool(record.spoolKey)) ?? undefined;
-      // spooled bytes past their time are gone: forget them, or the claim below would see a checkpoint
-      if (!data) await this.store.transition(record, { spoolKey: null });
+    const owner = randomUUID();
+    const leaseMs = this.opts.timeoutMs + 5000;
+    const claim = await this.store.claimUpstream(id, owner, leaseMs);
+    if (claim.outcome === 'busy') throw new UpstreamBusy(claim.retryInMs);
+    if (claim.outcome === 'terminal' || claim.outcome === 'missing') throw new Superseded();
+    if (claim.outcome === 'checkpointed') {
+      // another runner stored the original meanwhile: resume from it
+      const fresh = await this.store.get(id);
+      if (!fresh || isTerminal(fresh.status) || !fresh.original) throw new Superseded();
+      const original = fresh.original;
+      return { original, data: await this.stored(() => this.storage.read(original.key), 'read the original'), upstreamCalled: false };
     }
-
-    if (!data && !upstreamUrl) {
-      const claim = await this.store.claimUpstream(id, randomUUID(), this.opts.timeoutMs + 5000);
-      if (claim.outcome === 'busy') throw new UpstreamBusy(claim.retryInMs);
-      if (claim.outcome === 'terminal' || claim.outcome === 'missing') throw new Superseded();
-      if (claim.outcome === 'checkpointed') {
-        // another runner got there between our read and the claim: resume from what it left
-        const fresh = await this.store.get(id);
-        if (!fresh || isTerminal(fresh.status)) throw new Superseded();
-        if (fresh.original) {
-          const original = fresh.original;
-          return { original, data: await this.stored(() => this.storage.read(original.key), 'read the original'), upstreamCalled: false };
-        }
-        if (depth >= 3) throw new GenerationFailure(ERROR_CODES.internal, 'Checkpoints kept changing under this attempt', true);
-        return this.secureOriginal(fresh, ctx, depth + 1);
+    try {
+      // the claim read the checkpoints as they are now, not as this attempt first saw them
+      let { upstreamUrl } = claim;
+      let data: Buffer | undefined;
+      let upstreamCalled = false;
+      if (claim.spoolKey) {
+        data = (await this.store.readSpool(claim.spoolKey)) ?? undefined;
+        // spooled bytes past their time are gone: forget them
+        if (!data) await this.store.transition(record, { spoolKey: null });
       }
-      upstreamCalled = true;
-      try {
+      if (!data && !upstreamUrl) {
+        upstreamCalled = true;
         const generated = await this.provider.generate(record.request, { signal: ctx.signal });
         if (generated.kind === 'url') {
           upstreamUrl = generated.url;
+          // the URL is paid for: checkpoint it, and give the download a full lease of its own
           await this.store.checkpoint(record, { upstreamUrl });
+          await this.store.claimUpstream(id, owner, leaseMs);
         } else {
           data = generated.data;
         }
-      } catch (err) {
-        await this.store.releaseUpstream(record).catch(() => undefined);
-        throw err;
       }
-    }
-    if (!data && upstreamUrl) {
-      await this.enter(record, 'downloading', ctx);
+      if (!data && upstreamUrl) {
+        await this.enter(record, 'downloading', ctx);
+        try {
+          data = (await downloadImage(upstreamUrl, { signal: ctx.signal, timeoutMs: this.opts.timeoutMs, maxBytes: this.opts.maxDownloadBytes })).data;
+        } catch (err) {
+          // an expired URL is useless on retry: forget it so the next attempt asks again
+          if (err instanceof GenerationFailure && err.code === ERROR_CODES.downloadExpired) await this.store.checkpoint(record, { upstreamUrl: null });
+          throw err;
+        }
+      }
+      if (!data) throw new GenerationFailure(ERROR_CODES.internal, 'Provider returned no image', true);
+      const bytes = data;
+      const info = await probeImage(bytes, this.opts.thumbnails.maxPixels);
+      const key = `${record.fileToken}/original.${info.ext}`;
       try {
-        data = (await downloadImage(upstreamUrl, { signal: ctx.signal, timeoutMs: this.opts.timeoutMs, maxBytes: this.opts.maxDownloadBytes })).data;
+        await this.putWithRetries(key, bytes, 'store the original');
       } catch (err) {
-        // an expired URL is useless on retry: forget it so the next attempt asks again
-        if (err instanceof GenerationFailure && err.code === ERROR_CODES.downloadExpired) await this.store.checkpoint(record, { upstreamUrl: null });
+        // never pay again for bytes we already hold: keep them for the next attempt
+        if (!claim.spoolKey) await this.store.spool(record, bytes, SPOOL_SECONDS).catch(() => undefined);
         throw err;
       }
-    }
-    if (!data) throw new GenerationFailure(ERROR_CODES.internal, 'Provider returned no image', true);
-    const bytes = data;
-    const info = await probeImage(bytes, this.opts.thumbnails.maxPixels);
-    const key = `${record.fileToken}/original.${info.ext}`;
-    try {
-      await this.putWithRetries(key, bytes, 'store the original');
+      const original: StoredImage = { key, width: info.width, height: info.height, format: info.format, bytes: bytes.length };
+      // the checkpoint ends the lease
+      await this.store.checkpoint(record, { original, upstreamUrl: null, spoolKey: null });
+      if (claim.spoolKey) await this.store.dropSpool(id).catch(() => undefined);
+      return { original, data: bytes, upstreamCalled };
     } catch (err) {
-      // never pay again for bytes we already hold: keep them for the next attempt
-      if (!record.spoolKey) await this.store.spool(record, bytes, SPOOL_SECONDS).catch(() => undefined);
+      await this.store.releaseUpstream(record).catch(() => undefined);
       throw err;
     }
-    const original: StoredImage = { key, width: info.width, height: info.height, format: info.format, bytes: bytes.length };
-    await this.store.checkpoint(record, { original, upstreamUrl: null, spoolKey: null });
-    if (record.spoolKey) await this.store.dropSpool(id).catch(() => undefined);
-    return { original, data: bytes, upstreamCalled };
   }
 
   /** Brief storage trouble is retried in place before it costs an attempt. */

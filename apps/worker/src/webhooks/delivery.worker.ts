@@ -1,25 +1,12 @@
-import { DelayedError, Job, UnrecoverableError, Worker, type Queue } from 'bullmq';
+import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { QUEUES, WEBHOOK_JOBS, type DeliveryLog, type DeliveryState, type Logger, type WebhookSecrets } from '@imagegen/shared';
-import type { HostHealth, HostLimiter } from './host-limiter';
-import { retryDelayMs } from './schedule';
-import type { SendResult, WebhookSender } from './sender';
-
-export interface DeliveryWorkerDeps {
-  log: DeliveryLog;
-  secrets: WebhookSecrets;
-  limiter: HostLimiter;
-  sender: WebhookSender;
-  /** The webhooks queue, to wake parked deliveries. */
-  queue: Queue;
-  logger: Logger;
-}
+import { QUEUES, WEBHOOK_JOBS, type DeliveryState } from '@imagegen/shared';
+import { attemptDelivery, releaseSlot, type AttemptDeps } from './attempt';
 
 export interface DeliveryWorkerOptions {
   connection: Redis;
   prefix: string;
   concurrency: number;
-  retryScale: number;
   timeoutMs: number;
 }
 
@@ -41,46 +28,22 @@ class RetryLater extends Error {
  */
 const MAX_PARK_MS = 5000;
 
-function healthOf(result: SendResult): HostHealth {
-  if (result.hostTrouble) return 'trouble';
-  return result.status !== undefined ? 'up' : 'unknown';
-}
-
-function stateAfter(result: SendResult, retry: number, scale: number): { state: DeliveryState; retryInMs?: number } {
-  if (result.ok) return { state: 'delivered' };
-  // 410 Gone: the receiver says this endpoint is no more
-  if (result.status === 410) return { state: 'failed' };
-  const delay = retryDelayMs(retry, scale, result.retryAfterMs);
-  return delay === null ? { state: 'exhausted' } : { state: 'pending', retryInMs: delay };
-}
-
 /**
  * The `deliver` job: one attempt of one delivery. A delivery whose host is at its in-flight bound,
  * or whose host's circuit is open, goes back to the delayed set without using an attempt (and
  * without holding a worker slot while it waits). Retries follow the webhook schedule; every
  * attempt sends the frozen body under the same webhook-id, freshly signed.
  */
-export function createDeliveryWorker(deps: DeliveryWorkerDeps, opts: DeliveryWorkerOptions): Worker {
-  const { log, secrets, limiter, sender, queue, logger } = deps;
-
-  // the freed slot goes to the oldest parked delivery; if it is not parked yet, its own timer wakes it
-  const release = async (host: string, member: string, health: HostHealth) => {
-    const { opened, wake } = await limiter.release(host, member, health);
-    if (opened) logger.warn('webhook host failing: holding its deliveries back', { host });
-    if (wake) {
-      void Job.fromId(queue, wake)
-        .then((parked) => parked?.promote())
-        .catch(() => undefined);
-    }
-  };
+export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOptions): Worker {
+  const { log, limiter, logger } = deps;
 
   const handler = async (job: Job, token?: string): Promise<DeliveryOutcome> => {
     const parsed = WEBHOOK_JOBS.deliver.schema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`invalid deliver payload: ${parsed.error.message}`);
-    const { deliveryId, subject, tenant, host, run } = parsed.data;
+    const { deliveryId, subject, host, run, attemptsBefore } = parsed.data;
     const member = `${job.id}:${token ?? ''}`;
-    // one round trip: the slot, the frozen delivery and the signing secrets
-    const [slot, loaded, signing] = await Promise.all([limiter.acquire(host, member, job.id as string), log.load(subject, deliveryId), secrets.signing(tenant)]);
+    // one round trip: the slot and the frozen delivery
+    const [slot, loaded] = await Promise.all([limiter.acquire(host, member, job.id as string), log.load(subject, deliveryId)]);
     const current = loaded && loaded.delivery.run === run && loaded.delivery.state === 'pending';
     if (slot.kind !== 'ok') {
       if (!current) {
@@ -95,24 +58,17 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps, opts: DeliveryWor
       await job.moveToDelayed(Date.now() + Math.round(wait), token);
       throw new DelayedError();
     }
-    let released = false;
-    try {
-      if (!current) return { outcome: loaded ? 'stale' : 'gone' };
-      const { delivery, body } = loaded;
-      const result = await sender.send({ url: delivery.url, webhookId: delivery.webhookId, body, secrets: signing });
-      const { state, retryInMs } = stateAfter(result, job.attemptsMade + 1, opts.retryScale);
-      released = true;
-      const [recorded] = await Promise.all([
-        log.recordAttempt(subject, deliveryId, { run, state, status: result.status, error: result.error, durationMs: result.durationMs, retryInMs }),
-        release(host, member, healthOf(result)),
-      ]);
-      // a redelivery started meanwhile: that run carries on, this one stops
-      if (recorded !== 'ok') return { outcome: recorded };
-      if (state === 'pending') throw new RetryLater(retryInMs ?? 0, result.error ?? 'failed');
-      return { outcome: state, ...(result.status !== undefined ? { status: result.status } : {}) };
-    } finally {
-      if (!released) await release(host, member, 'unknown').catch(() => undefined);
+    if (!current) {
+      await releaseSlot(deps, host, member, 'unknown');
+      return { outcome: loaded ? 'stale' : 'gone' };
     }
+    // attempts made before this job (the dispatcher's first try) count toward the schedule
+    const attempt = attemptsBefore + job.attemptsMade + 1;
+    const outcome = await attemptDelivery(deps, loaded, host, member, attempt);
+    // a redelivery started meanwhile: that run carries on, this one stops
+    if (outcome.recorded !== 'ok') return { outcome: outcome.recorded };
+    if (outcome.state === 'pending') throw new RetryLater(outcome.retryInMs ?? 0, outcome.error ?? 'failed');
+    return { outcome: outcome.state, ...(outcome.status !== undefined ? { status: outcome.status } : {}) };
   };
 
   const worker = new Worker(QUEUES.webhooks, handler, {

@@ -12,6 +12,7 @@ import {
   type Keys,
   type Logger,
 } from '@imagegen/shared';
+import { attemptDelivery, type AttemptDeps } from './attempt';
 
 export const DISPATCH_GROUP = 'dispatchers';
 
@@ -24,6 +25,15 @@ export interface DispatcherOptions {
   publicBaseUrl: string;
   batchSize?: number;
   blockMs?: number;
+  /** First attempts made by the dispatcher itself at once (WEBHOOK_CONCURRENCY); 0 leaves every attempt to jobs. */
+  inlineConcurrency: number;
+}
+
+interface Dispatched {
+  entryId: string;
+  delivery: Delivery;
+  body: string;
+  host: string;
 }
 
 type StreamEntry = [id: string, fields: string[] | null];
@@ -34,9 +44,12 @@ const IDLE_CONSUMER_MS = 3600_000;
 /**
  * Turns outbox entries into deliveries. Reads the outbox stream with a consumer group (several
  * workers share the work), and takes over entries left pending by a worker that died. For each
- * entry: freeze the body, write the delivery to the log, enqueue its job (job id = delivery id,
- * both derived from the entry id), then acknowledge and delete the entry. Every step is
- * idempotent, so an entry handled twice after a crash still makes one delivery.
+ * entry: freeze the body and write the delivery to the log, then make its first attempt at once
+ * (holding a slot of the endpoint's host, as every attempt does); only a delivery that needs
+ * another attempt, or whose host is busy or failing, becomes a job on the webhooks queue (job
+ * id = delivery id, both derived from the entry id). The entry is acknowledged and deleted once
+ * its delivery is settled or enqueued. Every step is idempotent: an entry handled again after a
+ * crash finds its delivery in the log and hands it to a job, which sends only what is not done.
  */
 export class OutboxDispatcher {
   private stopped = false;
@@ -52,7 +65,12 @@ export class OutboxDispatcher {
     private readonly log: DeliveryLog,
     private readonly logger: Logger,
     private readonly opts: DispatcherOptions,
+    /** What a first attempt needs (null: every attempt is a job's). */
+    private readonly attempts: AttemptDeps | null = null,
   ) {}
+
+  /** First attempts under way, each settling (and acknowledging) one entry. */
+  private readonly inFlight = new Set<Promise<void>>();
 
   start(): void {
     this.loop ??= this.run();
@@ -67,6 +85,8 @@ export class OutboxDispatcher {
     // what it had read stays pending in the group, for another worker to take over
     this.reader.disconnect();
     await this.loop;
+    // first attempts under way finish (each is bounded by the request timeout)
+    await Promise.all([...this.inFlight]);
   }
 
   private async run(): Promise<void> {
@@ -141,15 +161,18 @@ export class OutboxDispatcher {
   }
 
   private async dispatch(stream: string, entries: StreamEntry[]): Promise<void> {
-    const made: { delivery: Delivery; body: string; host: string }[] = [];
-    const done: string[] = [];
+    const made: Dispatched[] = [];
+    const settled: string[] = [];
     for (const [entryId, fields] of entries) {
-      done.push(entryId);
       // an entry deleted while pending comes back without fields: nothing left to do
-      if (!fields) continue;
+      if (!fields) {
+        settled.push(entryId);
+        continue;
+      }
       const event = parseOutboxEntry(entryId, fields, this.opts.publicBaseUrl);
       if ('invalid' in event) {
         this.logger.warn('dropping an undeliverable webhook event', { entryId, reason: event.invalid });
+        settled.push(entryId);
         continue;
       }
       const id = deliveryIdFor(entryId);
@@ -165,25 +188,78 @@ export class OutboxDispatcher {
         run: 0,
         attempts: 0,
       };
-      made.push({ delivery, body: webhookBody(event.event, event.at, event.data), host: new URL(event.target.url).host });
+      made.push({ entryId, delivery, body: webhookBody(event.event, event.at, event.data), host: new URL(event.target.url).host });
     }
-    await this.log.createMany(made);
-    if (made.length) {
-      await this.queue.addBulk(
-        made.map(({ delivery, host }) => ({
-          name: WEBHOOK_JOBS.deliver.name,
-          data: { deliveryId: delivery.id, subject: delivery.subject, tenant: delivery.tenant, host, run: 0 },
-          opts: webhookJobOptions(delivery.id, 0),
-        })),
-      );
+    const created = await this.log.createMany(made);
+    // dispatched before by a process that died: a job finishes whatever it left
+    const toJobs = made.filter((_, i) => !created[i] || !this.attempts || this.opts.inlineConcurrency <= 0);
+    const toSend = made.filter((_, i) => created[i] && this.attempts && this.opts.inlineConcurrency > 0);
+    if (toJobs.length) await this.enqueue(toJobs.map((d) => ({ d, attemptsBefore: 0, delayMs: 0 })));
+    await this.acknowledge(stream, [...settled, ...toJobs.map((d) => d.entryId)]);
+    for (const d of toSend) {
+      while (this.inFlight.size >= this.opts.inlineConcurrency) await Promise.race(this.inFlight);
+      const attempt = this.firstAttempt(stream, d).finally(() => this.inFlight.delete(attempt));
+      this.inFlight.add(attempt);
     }
-    const results = await this.redis
-      .multi()
-      .xack(stream, DISPATCH_GROUP, ...done)
-      .xdel(stream, ...done)
-      .exec();
-    for (const [err] of results ?? []) if (err) throw err;
   }
+
+  /** The first attempt of a new delivery, then its entry is acknowledged; a failure leaves the entry pending, for a takeover. */
+  private async firstAttempt(stream: string, d: Dispatched): Promise<void> {
+    const deps = this.attempts as AttemptDeps;
+    try {
+      const member = `${d.delivery.id}:${this.opts.consumer}`;
+      const slot = await deps.limiter.acquire(d.host, member, d.delivery.id);
+      if (slot.kind !== 'ok') {
+        // the host is at its bound, or failing: the job waits for it without holding anything here
+        await this.enqueue([{ d, attemptsBefore: 0, delayMs: 0 }]);
+      } else {
+        const outcome = await attemptDelivery(deps, d, d.host, member, 1);
+        if (outcome.recorded === 'ok' && outcome.state === 'pending') await this.enqueue([{ d, attemptsBefore: 1, delayMs: outcome.retryInMs ?? 0 }]);
+      }
+      await this.acknowledge(stream, [d.entryId]);
+    } catch (err) {
+      this.logger.warn('first webhook attempt failed to settle; the event stays in the outbox', { deliveryId: d.delivery.id, error: (err as Error).message });
+    }
+  }
+
+  private async enqueue(items: { d: Dispatched; attemptsBefore: number; delayMs: number }[]): Promise<void> {
+    await this.queue.addBulk(
+      items.map(({ d, attemptsBefore, delayMs }) => ({
+        name: WEBHOOK_JOBS.deliver.name,
+        data: { deliveryId: d.delivery.id, subject: d.delivery.subject, tenant: d.delivery.tenant, host: d.host, run: 0, attemptsBefore },
+        opts: webhookJobOptions(d.delivery.id, 0, attemptsBefore, delayMs),
+      })),
+    );
+  }
+
+  /** Entries settled since the last flush, acknowledged and deleted together once per turn of the event loop. */
+  private acks: { ids: string[]; done: Promise<void> } | null = null;
+
+  private acknowledge(stream: string, entryIds: string[]): Promise<void> {
+    if (entryIds.length === 0) return Promise.resolve();
+    if (!this.acks) {
+      const ids: string[] = [];
+      const done = new Promise<void>((resolve, reject) =>
+        setImmediate(() => {
+          this.acks = null;
+          this.redis
+            .multi()
+            .xack(stream, DISPATCH_GROUP, ...ids)
+            .xdel(stream, ...ids)
+            .exec()
+            .then((results) => {
+              const failed = results?.find(([err]) => err);
+              if (failed) reject(failed[0]);
+              else resolve();
+            }, reject);
+        }),
+      );
+      this.acks = { ids, done };
+    }
+    this.acks.ids.push(...entryIds);
+    return this.acks.done;
+  }
+
 
   private pause(ms: number): Promise<void> {
     return new Promise((resolve) => {

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Queue, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createRedis, DeliveryLog, QUEUES, WebhookSecrets, type EventHub, type Keys, type Logger } from '@imagegen/shared';
+import { createRedis, DeliveryLog, QUEUES, retentionSeconds, WebhookSecrets, type EventHub, type Keys, type Logger } from '@imagegen/shared';
 import type { WorkerConfig } from '../config';
 import { createDeliveryWorker } from './delivery.worker';
 import { OutboxDispatcher } from './dispatcher';
@@ -31,7 +31,7 @@ export async function startWebhooks(config: WorkerConfig, keys: Keys, connection
   const stopRotations = await hub.subscribe(keys.webhookSecretRotations(), (tenant) => (tenant === null ? secrets.forgetAll() : secrets.forget(tenant)));
   // made (or read) at start: every process signs with the same master secret
   await secrets.master();
-  const log = new DeliveryLog(redis, keys, config.RECORD_RETENTION_HOURS * 3600);
+  const log = new DeliveryLog(redis, keys, retentionSeconds(config.RECORD_RETENTION_HOURS));
   const queue = new Queue(QUEUES.webhooks, { connection: redis, prefix: config.QUEUE_PREFIX });
   queue.on('error', (err) => logger.warn('queue error', { queue: QUEUES.webhooks, error: err.message }));
   const sender = new WebhookSender({ timeoutMs: config.WEBHOOK_TIMEOUT_MS, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, connectionsPerOrigin: config.WEBHOOK_MAX_IN_FLIGHT_PER_HOST });
@@ -41,17 +41,25 @@ export async function startWebhooks(config: WorkerConfig, keys: Keys, connection
     circuitFailures: config.WEBHOOK_CIRCUIT_FAILURES,
     circuitOpenMs: config.WEBHOOK_CIRCUIT_OPEN_MS,
   });
-  const worker = createDeliveryWorker(
-    { log, secrets, limiter, sender, queue, logger },
-    { connection, prefix: config.QUEUE_PREFIX, concurrency: config.WEBHOOK_CONCURRENCY, retryScale: config.WEBHOOK_RETRY_SCALE, timeoutMs: config.WEBHOOK_TIMEOUT_MS },
-  );
+  const attempts = { log, secrets, limiter, sender, queue, logger, retryScale: config.WEBHOOK_RETRY_SCALE };
+  const worker = createDeliveryWorker(attempts, { connection, prefix: config.QUEUE_PREFIX, concurrency: config.WEBHOOK_CONCURRENCY, timeoutMs: config.WEBHOOK_TIMEOUT_MS });
   const reader = createRedis(config.redis, 'worker', 'imagegen-worker-outbox');
-  const dispatcher = new OutboxDispatcher(reader, redis, keys, queue, log, logger, {
-    consumer: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
-    claimIdleMs: config.WEBHOOK_DISPATCH_CLAIM_IDLE_MS,
-    startDelayMs: config.WEBHOOK_DISPATCH_START_DELAY_MS,
-    publicBaseUrl: config.PUBLIC_BASE_URL,
-  });
+  const dispatcher = new OutboxDispatcher(
+    reader,
+    redis,
+    keys,
+    queue,
+    log,
+    logger,
+    {
+      consumer: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
+      claimIdleMs: config.WEBHOOK_DISPATCH_CLAIM_IDLE_MS,
+      startDelayMs: config.WEBHOOK_DISPATCH_START_DELAY_MS,
+      publicBaseUrl: config.PUBLIC_BASE_URL,
+      inlineConcurrency: config.WEBHOOK_CONCURRENCY,
+    },
+    attempts,
+  );
   dispatcher.start();
   return {
     worker,

@@ -227,7 +227,7 @@ it('an idempotency key is claimed with its record in one step: the second create
   expect(await redis.exists(keys.idempotency('t1', randomKey), keys.generation(again.id))).toBe(2);
 });
 
-it('the upstream lease runs on Redis time and is refused to a second owner while live', async () => {
+it('the upstream lease runs on Redis time, lasts until the original is stored, and is refused to a second owner while live', async () => {
   const r = record();
   await store.create(r);
   expect(await store.claimUpstream(r.id, 'one', 5000)).toEqual({ outcome: 'ok' });
@@ -237,7 +237,12 @@ it('the upstream lease runs on Redis time and is refused to a second owner while
   expect((busy as { retryInMs: number }).retryInMs).toBeLessThanOrEqual(5000);
   await store.releaseUpstream(r);
   expect(await store.claimUpstream(r.id, 'two', 5000)).toEqual({ outcome: 'ok' });
+  // a paid-for URL does not end the lease: its download is the holder's too
   await store.checkpoint(r, { upstreamUrl: 'http://upstream/x.png' });
+  expect((await store.claimUpstream(r.id, 'three', 5000)).outcome).toBe('busy');
+  expect(await store.claimUpstream(r.id, 'two', 5000)).toEqual({ outcome: 'ok', upstreamUrl: 'http://upstream/x.png' });
+  // the stored original ends it, and nobody needs it any more
+  await store.checkpoint(r, { original: { key: 'k/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, upstreamUrl: null });
   expect(await store.claimUpstream(r.id, 'three', 5000)).toEqual({ outcome: 'checkpointed' });
 });
 

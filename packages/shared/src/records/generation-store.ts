@@ -23,7 +23,17 @@ export type GenerationRef = Pick<GenerationRecord, 'id' | 'tenant'>;
 /** A change to a record: `null` deletes a field; `?startedAt` is set only if absent; `NOW` is Redis's time. */
 export type RecordPatch = { [K in keyof GenerationRecord]?: GenerationRecord[K] | null } & { '?startedAt'?: string };
 
-export type UpstreamClaim = { outcome: 'ok' | 'terminal' | 'checkpointed' | 'missing' } | { outcome: 'busy'; retryInMs: number };
+/**
+ * `ok`: the lease is this runner's, with the checkpoints as they are now (a URL to download,
+ * spooled bytes); `checkpointed`: the original is stored already; `busy`: another runner holds
+ * the lease for `retryInMs` more.
+ */
+export type UpstreamClaim =
+  | { outcome: 'ok'; upstreamUrl?: string; spoolKey?: string }
+  | { outcome: 'terminal' }
+  | { outcome: 'checkpointed' }
+  | { outcome: 'missing' }
+  | { outcome: 'busy'; retryInMs: number };
 
 /** An idempotency key claimed together with the record it maps to. */
 export interface IdempotencyClaim {
@@ -43,7 +53,7 @@ type StoreRedis = Redis & {
   imagegenCreate(...args: (string | number)[]): Promise<[string, string]>;
   imagegenConfirm(...args: (string | number)[]): Promise<number>;
   imagegenDiscard(...args: (string | number)[]): Promise<number>;
-  imagegenClaimUpstream(key: string, owner: string, leaseMs: number): Promise<[string, string]>;
+  imagegenClaimUpstream(key: string, owner: string, leaseMs: number): Promise<[string, string, string]>;
 };
 
 export interface ListOptions {
@@ -123,11 +133,15 @@ export class GenerationStore {
     return Number(s) * 1000 + Math.floor(Number(us) / 1000);
   }
 
-  /** See CLAIM_UPSTREAM_LUA: a lease of `leaseMs` (Redis time) on calling the upstream for this generation. */
+  /**
+   * See CLAIM_UPSTREAM_LUA: a lease of `leaseMs` (Redis time) on securing this generation's
+   * original; claiming again as the same owner renews it.
+   */
   async claimUpstream(id: string, owner: string, leaseMs: number): Promise<UpstreamClaim> {
-    const [outcome, detail] = await this.redis.imagegenClaimUpstream(this.keys.generation(id), owner, leaseMs);
-    if (outcome === 'busy') return { outcome, retryInMs: Number(detail) };
-    return { outcome: outcome as 'ok' | 'terminal' | 'checkpointed' | 'missing' };
+    const [outcome, a, b] = await this.redis.imagegenClaimUpstream(this.keys.generation(id), owner, leaseMs);
+    if (outcome === 'busy') return { outcome, retryInMs: Number(a) };
+    if (outcome === 'ok') return { outcome, ...(a ? { upstreamUrl: a } : {}), ...(b ? { spoolKey: b } : {}) };
+    return { outcome: outcome as 'terminal' | 'checkpointed' | 'missing' } as UpstreamClaim;
   }
 
   /** Keeps paid-for bytes that could not be stored, so the next attempt resumes from them. */
@@ -184,9 +198,9 @@ export class GenerationStore {
     return this.transition(ref, { stage, progress: STAGE_PROGRESS[stage] }, 'generation.progress');
   }
 
-  /** Records a stage's result; the upstream lease ends with it. */
+  /** Records a stage's result; the lease ends with the stored original. */
   checkpoint(ref: GenerationRef, patch: { upstreamUrl?: string | null; original?: StoredImage; spoolKey?: null }): Promise<TransitionOutcome> {
-    return this.transition(ref, { ...patch, upstreamLease: null });
+    return this.transition(ref, patch.original ? { ...patch, upstreamLease: null } : patch);
   }
 
   releaseUpstream(ref: GenerationRef): Promise<TransitionOutcome> {

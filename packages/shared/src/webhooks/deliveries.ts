@@ -134,14 +134,19 @@ export class DeliveryLog {
     return subject.startsWith('batch_') ? this.keys.batchDeliveries(subject) : this.keys.generationDeliveries(subject);
   }
 
-  /** Creates each delivery unless it exists (then its frozen body stays as it was): one round trip. */
-  async createMany(deliveries: { delivery: Delivery; body: string }[]): Promise<void> {
-    if (deliveries.length === 0) return;
+  /**
+   * Creates each delivery unless it exists (then its frozen body stays as it was): one round trip.
+   * Says, for each, whether it was new (false: dispatched before, by a process that died).
+   */
+  async createMany(deliveries: { delivery: Delivery; body: string }[]): Promise<boolean[]> {
+    if (deliveries.length === 0) return [];
     const pipeline = this.redis.pipeline() as unknown as LogRedis & { exec(): Promise<[Error | null, unknown][] | null> };
     for (const { delivery, body } of deliveries) {
       pipeline.imagegenCreateDelivery(this.keyOf(delivery.subject), delivery.id, JSON.stringify(delivery), body, this.retentionSeconds);
     }
-    for (const [err] of (await pipeline.exec()) ?? []) if (err) throw err;
+    const replies = (await pipeline.exec()) ?? [];
+    for (const [err] of replies) if (err) throw err;
+    return replies.map(([, created]) => created === 1);
   }
 
   /** The delivery and its frozen body, or null once it is gone (retention ended). */

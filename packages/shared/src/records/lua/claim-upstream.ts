@@ -1,31 +1,32 @@
 import { compose, IS_TERMINAL, NOW_MS } from './pieces';
 
 /**
- * Claims the right to call the upstream for a generation. Refused while another runner's
- * lease is live (a job whose lock was lost and re-queued must not pay twice), and when a
- * checkpoint already makes the call unnecessary. Lease times are Redis's, so runners on
- * hosts with different clocks agree.
+ * Claims the lease on securing a generation's original (calling the upstream, downloading its
+ * URL, storing the bytes). Refused while another runner's lease is live — a job whose lock was
+ * lost and re-queued must neither pay twice nor fetch a one-time URL twice — and unneeded once
+ * the original is stored. The same owner claiming again renews its lease. Lease times are
+ * Redis's, so runners on hosts with different clocks agree.
  *
  * KEYS[1] record; ARGV[1] owner, ARGV[2] lease length (ms)
- * Returns { outcome, detail }: 'ok' | 'terminal' | 'checkpointed' | 'missing' |
- * 'busy' (detail: ms until the other runner's lease ends).
+ * Returns { outcome, a, b }: 'ok' (a: the checkpointed upstream URL or '', b: the spool key or '') |
+ * 'busy' (a: ms until the other runner's lease ends) | 'checkpointed' | 'terminal' | 'missing'.
  */
 export const CLAIM_UPSTREAM_LUA = compose(
   IS_TERMINAL,
   NOW_MS,
   `
 local f = redis.call('HMGET', KEYS[1], 'status', 'original', 'upstreamUrl', 'spoolKey', 'upstreamLease')
-if not f[1] then return {'missing', ''} end
-if isTerminal(f[1]) then return {'terminal', ''} end
-if f[2] or f[3] or f[4] then return {'checkpointed', ''} end
+if not f[1] then return {'missing', '', ''} end
+if isTerminal(f[1]) then return {'terminal', '', ''} end
+if f[2] then return {'checkpointed', '', ''} end
 local now = nowMs()
 if f[5] then
   local sep = string.find(f[5], '|', 1, true)
   local owner = string.sub(f[5], 1, sep - 1)
   local expires = tonumber(string.sub(f[5], sep + 1))
-  if owner ~= ARGV[1] and expires > now then return {'busy', tostring(expires - now)} end
+  if owner ~= ARGV[1] and expires > now then return {'busy', tostring(expires - now), ''} end
 end
 redis.call('HSET', KEYS[1], 'upstreamLease', ARGV[1] .. '|' .. (now + tonumber(ARGV[2])))
-return {'ok', ''}
+return {'ok', f[3] or '', f[4] or ''}
 `,
 );

@@ -1,0 +1,75 @@
+import { Job, type Queue } from 'bullmq';
+import type { Delivery, DeliveryLog, DeliveryState, Logger, WebhookSecrets } from '@imagegen/shared';
+import type { HostHealth, HostLimiter } from './host-limiter';
+import { retryDelayMs } from './schedule';
+import type { SendResult, WebhookSender } from './sender';
+
+/** What one attempt of a delivery needs, wherever it runs (the dispatcher's first try, or a job). */
+export interface AttemptDeps {
+  log: DeliveryLog;
+  secrets: WebhookSecrets;
+  limiter: HostLimiter;
+  sender: WebhookSender;
+  /** The webhooks queue, to wake parked deliveries. */
+  queue: Queue;
+  logger: Logger;
+  retryScale: number;
+}
+
+export interface AttemptResult {
+  state: DeliveryState;
+  /** Set when another attempt follows (state pending). */
+  retryInMs?: number;
+  status?: number;
+  error?: string;
+  /** 'stale' when a redelivery started meanwhile (that run carries on), 'missing' when the log is gone. */
+  recorded: 'ok' | 'missing' | 'stale';
+}
+
+function healthOf(result: SendResult): HostHealth {
+  if (result.hostTrouble) return 'trouble';
+  return result.status !== undefined ? 'up' : 'unknown';
+}
+
+/** The delivery's state after an attempt; `retry` is the number of the retry that would follow (1 = first). */
+export function stateAfter(result: SendResult, retry: number, scale: number): { state: DeliveryState; retryInMs?: number } {
+  if (result.ok) return { state: 'delivered' };
+  // 410 Gone: the receiver says this endpoint is no more
+  if (result.status === 410) return { state: 'failed' };
+  const delay = retryDelayMs(retry, scale, result.retryAfterMs);
+  return delay === null ? { state: 'exhausted' } : { state: 'pending', retryInMs: delay };
+}
+
+/** Gives a host slot back; the freed slot goes to the oldest parked delivery (if it is not parked yet, its own timer wakes it). */
+export async function releaseSlot(deps: AttemptDeps, host: string, member: string, health: HostHealth): Promise<void> {
+  const { opened, wake } = await deps.limiter.release(host, member, health);
+  if (opened) deps.logger.warn('webhook host failing: holding its deliveries back', { host });
+  if (wake) {
+    void Job.fromId(deps.queue, wake)
+      .then((parked) => parked?.promote())
+      .catch(() => undefined);
+  }
+}
+
+/**
+ * One attempt of a delivery whose host slot is held: sign the frozen body with every secret
+ * that signs now, send it, record the attempt, and give the slot back, whatever happens.
+ * `attempt` is this attempt's number in its run (1 = the first).
+ */
+export async function attemptDelivery(deps: AttemptDeps, loaded: { delivery: Delivery; body: string }, host: string, member: string, attempt: number): Promise<AttemptResult> {
+  const { delivery, body } = loaded;
+  let released = false;
+  try {
+    const signing = await deps.secrets.signing(delivery.tenant);
+    const result = await deps.sender.send({ url: delivery.url, webhookId: delivery.webhookId, body, secrets: signing });
+    const { state, retryInMs } = stateAfter(result, attempt, deps.retryScale);
+    released = true;
+    const [recorded] = await Promise.all([
+      deps.log.recordAttempt(delivery.subject, delivery.id, { run: delivery.run, state, status: result.status, error: result.error, durationMs: result.durationMs, retryInMs }),
+      releaseSlot(deps, host, member, healthOf(result)),
+    ]);
+    return { state, recorded, ...(retryInMs !== undefined ? { retryInMs } : {}), ...(result.status !== undefined ? { status: result.status } : {}), ...(result.error ? { error: result.error } : {}) };
+  } finally {
+    if (!released) await releaseSlot(deps, host, member, 'unknown').catch(() => undefined);
+  }
+}
