@@ -122,7 +122,7 @@ export class GenerationPipeline {
     }
 
     if (!data && !upstreamUrl) {
-      const claim = await this.store.claimUpstream(id, randomUUID(), this.opts.timeoutMs + 5000);
+      const claim = await this.store.claimUpstream(record, randomUUID(), this.opts.timeoutMs + 5000);
       if (claim.outcome === 'busy') throw new UpstreamBusy(claim.retryInMs);
       if (claim.outcome === 'terminal' || claim.outcome === 'missing') throw new Superseded();
       if (claim.outcome === 'checkpointed') {

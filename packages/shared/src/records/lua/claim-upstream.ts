@@ -1,4 +1,5 @@
-import { compose, IS_TERMINAL, NOW_MS } from './pieces';
+import { compose, IS_TERMINAL, ISO_TIME, NOW_MS } from './pieces';
+import { COUNT_USAGE } from './usage';
 
 /**
  * Claims the right to call the upstream for a generation. Refused while another runner's
@@ -6,13 +7,17 @@ import { compose, IS_TERMINAL, NOW_MS } from './pieces';
  * checkpoint already makes the call unnecessary. Lease times are Redis's, so runners on
  * hosts with different clocks agree.
  *
- * KEYS[1] record; ARGV[1] owner, ARGV[2] lease length (ms)
+ * A granted claim is one upstream call: it is counted in the tenant's usage (KEYS[2]).
+ *
+ * KEYS[1] record, KEYS[2] the tenant's usage counters; ARGV[1] owner, ARGV[2] lease length (ms)
  * Returns { outcome, detail }: 'ok' | 'terminal' | 'checkpointed' | 'missing' |
  * 'busy' (detail: ms until the other runner's lease ends).
  */
 export const CLAIM_UPSTREAM_LUA = compose(
   IS_TERMINAL,
   NOW_MS,
+  ISO_TIME,
+  COUNT_USAGE,
   `
 local f = redis.call('HMGET', KEYS[1], 'status', 'original', 'upstreamUrl', 'spoolKey', 'upstreamLease')
 if not f[1] then return {'missing', ''} end
@@ -26,6 +31,7 @@ if f[5] then
   if owner ~= ARGV[1] and expires > now then return {'busy', tostring(expires - now)} end
 end
 redis.call('HSET', KEYS[1], 'upstreamLease', ARGV[1] .. '|' .. (now + tonumber(ARGV[2])))
+countUsage(KEYS[2], 'upstreamCalls', 1)
 return {'ok', ''}
 `,
 );
