@@ -8,6 +8,8 @@ import { filesRouter } from './routes/files';
 import { generationsRouter } from './routes/generations';
 import { healthRouter } from './routes/health';
 import { seedRouter } from './routes/seed';
+import { tenantsAdminRouter } from './routes/tenants';
+import { usageRouter } from './routes/usage';
 import { deliveriesRouter } from './routes/deliveries';
 import { webhooksRouter } from './routes/webhooks';
 import { GenerationsService } from './services/generations';
@@ -19,7 +21,7 @@ export function createApp(ctx: ApiContext): express.Express {
   app.set('etag', false);
 
   const json = express.json({ limit: ctx.config.MAX_BODY_BYTES, strict: false, type: 'application/json' });
-  const auth = tenantAuth(ctx.config.apiKeys);
+  const auth = tenantAuth(ctx.config.apiKeys, ctx.apiKeyStore);
   // while Redis is away, answer at once instead of queueing requests behind a reconnect
   const redisReady: RequestHandler = (_req, _res, next) => next(ctx.redis.status === 'ready' ? undefined : unavailable());
   const generations = new GenerationsService(ctx);
@@ -27,11 +29,13 @@ export function createApp(ctx: ApiContext): express.Express {
   app.use(healthRouter(ctx));
   app.use(docsRouter(ctx));
   app.use(filesRouter(ctx));
+  app.use(tenantsAdminRouter(ctx, json, redisReady));
   app.use(adminRouter(ctx));
   app.use('/v1', auth, redisReady);
   app.use('/v1/generations', generationsRouter(ctx, generations, json));
   app.use('/v1/generations', deliveriesRouter(ctx));
   app.use('/v1/webhooks', webhooksRouter(ctx));
+  app.use('/v1/usage', usageRouter(ctx));
   app.use('/api/odin', auth, redisReady);
   app.use(seedRouter(ctx, generations, json));
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { commonEnvShape, webhookEnvShape, envInt, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, redisSettings, resolvePublicBaseUrl } from '@imagegen/shared';
+import { parseQuotaOverrides } from './services/quotas';
+import { commonEnvShape, isTenantName, TENANT_RULE, webhookEnvShape, envInt, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, redisSettings, resolvePublicBaseUrl } from '@imagegen/shared';
 
 export interface ApiKey {
   tenant: string;
@@ -23,6 +24,10 @@ export function parseApiKeys(raw: string): { keys: ApiKey[]; problems: string[] 
       const key = pair.slice(at + 1).trim();
       if (at < 0 || !tenant || !key) {
         problems.push(`pair ${index + 1} is not tenant:key`);
+        return;
+      }
+      if (!isTenantName(tenant)) {
+        problems.push(`tenant of pair ${index + 1} ${TENANT_RULE}`);
         return;
       }
       const tenants = tenantsByKey.get(key) ?? [];
@@ -51,6 +56,16 @@ export const apiEnvShape = {
   ADMIN_USER: envString('admin'),
   ADMIN_PASSWORD: envOptionalString(),
   RATE_LIMIT_PER_MINUTE: envInt(600, 1),
+  /** Items per tenant per minute (a batch of n items counts n). */
+  QUOTA_ITEMS_PER_MINUTE: envInt(6000, 1),
+  /** Items a tenant may have queued or running at once. */
+  QUOTA_MAX_QUEUED: envInt(10_000, 1),
+  /** Per-tenant quotas: `tenant:submissions=N/items=N/queued=N,...` (any of the three). */
+  QUOTA_OVERRIDES: envString('').transform((raw, ctx) => {
+    const { overrides, problems } = parseQuotaOverrides(raw, isTenantName);
+    for (const message of problems) ctx.addIssue({ code: 'custom', message });
+    return overrides;
+  }),
   /** How long the seed-compatible endpoint waits before answering 202 and letting the generation go on. */
   SYNC_WAIT_TIMEOUT_MS: envInt(120_000, 100, MAX_TIMER_MS),
   MAX_BODY_BYTES: envInt(1024 * 1024, 1024),

@@ -2,6 +2,8 @@ import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { createLogger, createRedis, DeliveryLog, EventHub, FsStorage, GenerationStore, keysFor, QUEUES, retentionSeconds, WebhookSecrets, type Keys, type Logger, type Storage } from '@imagegen/shared';
 import type { ApiConfig } from './config';
+import { ApiKeyStore } from './services/api-keys';
+import { Quotas } from './services/quotas';
 import { Waits } from './services/waits';
 
 /** Everything the routes use, built once per process. */
@@ -18,6 +20,10 @@ export interface ApiContext {
   webhookSecrets: WebhookSecrets;
   deliveries: DeliveryLog;
   adminPassword: string;
+  /** API keys managed at run time (beside API_KEYS). */
+  apiKeyStore: ApiKeyStore;
+  /** Per-tenant submission, item and queued quotas. */
+  quotas: Quotas;
   /** Aborted when the process begins to shut down: waiters answer at once with what they have. */
   shutdown: AbortSignal;
   /** Requests waiting on generations; shutdown ends them all. */
@@ -53,6 +59,8 @@ export function createApiContext(config: ApiConfig, adminPassword: string, logge
     webhookSecrets: new WebhookSecrets(redis, keys, config.WEBHOOK_SECRET),
     deliveries: new DeliveryLog(redis, keys, retentionSeconds(config.RECORD_RETENTION_HOURS)),
     adminPassword,
+    apiKeyStore: new ApiKeyStore(redis, keys),
+    quotas: new Quotas(redis, keys, { submissions: config.RATE_LIMIT_PER_MINUTE, items: config.QUOTA_ITEMS_PER_MINUTE, queued: config.QUOTA_MAX_QUEUED }, config.QUOTA_OVERRIDES),
     shutdown: shutdown.signal,
     waits: new Waits(shutdown.signal),
     beginShutdown: () => shutdown.abort(),

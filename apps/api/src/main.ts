@@ -8,7 +8,7 @@ async function main(): Promise<void> {
   const config = loadApiConfig();
   const logger = createLogger('api', config.LOG_LEVEL);
   const adminPassword = await resolveAdminPassword(config, logger);
-  if (config.apiKeys.length === 0) logger.warn('API_KEYS is empty: open single-tenant dev mode, no API key needed');
+  if (config.apiKeys.length === 0) logger.warn('API_KEYS is empty: open single-tenant dev mode, no API key needed, until a key is made under /admin/tenants/:tenant/keys');
   const ctx = createApiContext(config, adminPassword, logger);
   const server = createApp(ctx).listen(config.PORT, config.HOST, () => {
     const address = server.address();

@@ -49,6 +49,18 @@ export function keysFor(prefix: string) {
     webhookHostFailures: (host: string) => `${prefix}:webhooks:host:${host}:failures`,
     /** Present while one endpoint host's circuit is open (its deliveries wait). */
     webhookHostCircuit: (host: string) => `${prefix}:webhooks:host:${host}:open`,
+    /** A managed API key (hash: id, tenant, SHA-256 of the key, createdAt), by its public prefix; kept until revoked. */
+    apiKey: (keyPrefix: string) => `${prefix}:apikeys:key:${keyPrefix}`,
+    /** A tenant's managed key prefixes scored by creation time; each entry removed with its key. */
+    tenantApiKeys: (tenant: string) => `${prefix}:apikeys:tenant:${tenant}`,
+    /** Every managed key prefix: empty (with no API_KEYS either) means open dev mode. */
+    apiKeyIndex: () => `${prefix}:apikeys:all`,
+    /** rate-limiter-flexible's key prefix of one quota (it appends `:<tenant>`). */
+    quota: (name: string) => `${prefix}:quota:${name}`,
+    /** Items a tenant's submissions are about to enqueue, reserved against its queued cap (`<request>|<n>` scored by expiry). */
+    queuedReservations: (tenant: string) => `${prefix}:tenant:${tenant}:reserved`,
+    /** A tenant's usage counters, fields `<YYYY-MM-DD>:<metric>`; old days trimmed by the sweep, the key expires when idle. */
+    usage: (tenant: string) => `${prefix}:usage:${tenant}`,
   };
 }
 export type Keys = ReturnType<typeof keysFor>;

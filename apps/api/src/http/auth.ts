@@ -2,6 +2,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import { HttpProblem } from './problem';
 import type { ApiKey } from '../config';
+import { isManagedKeyShape, type ApiKeyStore } from '../services/api-keys';
 
 export const DEFAULT_TENANT = 'default';
 
@@ -13,25 +14,41 @@ declare module 'express-serve-static-core' {
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
+const unauthorized = (detail: string) => new HttpProblem(401, 'Unauthorized', detail, undefined, { 'WWW-Authenticate': 'Bearer' });
+
 /**
- * `Authorization: Bearer <key>` or, as the seed sends it, `Authorization: <key>`.
- * With no keys configured every caller is the default tenant (open dev mode).
+ * `Authorization: Bearer <key>` or, as the seed sends it, `Authorization: <key>`: a key from
+ * API_KEYS or a managed one (Redis, read on every request so a revocation holds at once).
+ * With neither kind of key every caller is the default tenant (open dev mode).
  */
-export function tenantAuth(keys: ApiKey[]): RequestHandler {
+export function tenantAuth(keys: ApiKey[], managed: ApiKeyStore): RequestHandler {
   const table = keys.map((k) => ({ tenant: k.tenant, hash: digest(k.key) }));
   return (req, _res, next) => {
-    if (table.length === 0) {
-      req.tenant = DEFAULT_TENANT;
-      return next();
-    }
-    const header = req.get('authorization')?.trim();
-    if (!header) return next(new HttpProblem(401, 'Unauthorized', 'An API key is required: send Authorization: Bearer <key>', undefined, { 'WWW-Authenticate': 'Bearer' }));
-    const key = header.replace(/^Bearer\s+/i, '');
-    const hash = digest(key);
-    const match = table.find((t) => timingSafeEqual(t.hash, hash));
-    if (!match) return next(new HttpProblem(401, 'Unauthorized', 'The API key is not valid', undefined, { 'WWW-Authenticate': 'Bearer' }));
-    req.tenant = match.tenant;
-    next();
+    void (async () => {
+      const header = req.get('authorization')?.trim();
+      if (!header) {
+        if (table.length === 0 && !(await managed.any())) {
+          req.tenant = DEFAULT_TENANT;
+          return;
+        }
+        throw unauthorized('An API key is required: send Authorization: Bearer <key>');
+      }
+      const key = header.replace(/^Bearer\s+/i, '');
+      const hash = digest(key);
+      const match = table.find((t) => timingSafeEqual(t.hash, hash));
+      const tenant = match?.tenant ?? (await managed.tenantOf(key));
+      if (tenant) {
+        req.tenant = tenant;
+        return;
+      }
+      // in open dev mode any other header is ignored, but a managed key that is no longer valid
+      // (say the last one, just revoked) is refused: a revocation holds whatever is left
+      if (table.length === 0 && !isManagedKeyShape(key) && !(await managed.any())) {
+        req.tenant = DEFAULT_TENANT;
+        return;
+      }
+      throw unauthorized('The API key is not valid');
+    })().then(() => next(), next);
   };
 }
 

@@ -4,7 +4,7 @@ import { createGenerationSchema, isTerminal, presentGeneration, STATUSES, toFiel
 import type { ApiContext } from '../context';
 import { invalid } from '../http/problem';
 import { assertWebhookAllowed } from '../http/webhook-guard';
-import { enforceSubmissionRate } from '../http/rate-limit';
+import { enforceQuota } from '../http/rate-limit';
 import { parseBody, preferWaitSeconds, requireContentType } from '../http/validate';
 import type { RequestHandler } from 'express';
 import type { GenerationsService } from '../services/generations';
@@ -25,13 +25,19 @@ export function generationsRouter(ctx: ApiContext, service: GenerationsService, 
   router.post('/', requireContentType('application/json'), json, async (req, res) => {
     const input = parseBody(createGenerationSchema, req.body);
     const tenant = req.tenant as string;
-    await enforceSubmissionRate(ctx, tenant, res);
-    await assertWebhookAllowed(ctx, input.webhook);
+    const reservation = await enforceQuota(ctx, tenant, 1, res);
     const wait = preferWaitSeconds(req.get('prefer'), MAX_PREFER_WAIT_SECONDS);
     const idempotencyKey = req.get('idempotency-key');
-    const opts = idempotencyKey === undefined ? {} : { idempotencyKey };
-    const { record, replayed } =
-      wait === undefined ? await service.create(tenant, input, opts) : await service.createAndWait(tenant, input, wait * 1000, ctx.waits.forResponse(res), opts);
+    // once written, the record counts in the queued index: the reservation ends there, not after the wait
+    const opts = { ...(idempotencyKey === undefined ? {} : { idempotencyKey }), afterCreate: () => reservation.release() };
+    let created: Awaited<ReturnType<typeof service.create>>;
+    try {
+      await assertWebhookAllowed(ctx, input.webhook);
+      created = wait === undefined ? await service.create(tenant, input, opts) : await service.createAndWait(tenant, input, wait * 1000, ctx.waits.forResponse(res), opts);
+    } finally {
+      await reservation.release();
+    }
+    const { record, replayed } = created;
     if (wait !== undefined) res.setHeader('Preference-Applied', `wait=${wait}`);
     if (replayed) res.setHeader('Idempotent-Replayed', 'true');
     res.setHeader('Location', `${ctx.config.PUBLIC_BASE_URL}/v1/generations/${record.id}`);

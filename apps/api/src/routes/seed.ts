@@ -2,7 +2,7 @@ import { Router, type RequestHandler } from 'express';
 import { generationRequestSchema, presentGeneration } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { HttpProblem } from '../http/problem';
-import { enforceSubmissionRate } from '../http/rate-limit';
+import { enforceQuota } from '../http/rate-limit';
 import { parseBody, requireContentType } from '../http/validate';
 import type { GenerationsService } from '../services/generations';
 
@@ -14,13 +14,16 @@ export function seedRouter(ctx: ApiContext, service: GenerationsService, json: R
   const router = Router();
   router.post('/api/odin/v3/tools/image-generator', requireContentType('application/json'), json, async (req, res) => {
     const request = parseBody(generationRequestSchema, req.body);
-    await enforceSubmissionRate(ctx, req.tenant as string, res);
-    const { record } = await service.createAndWait(
-      req.tenant as string,
-      { ...request, priority: 'normal' },
-      ctx.config.SYNC_WAIT_TIMEOUT_MS,
-      ctx.waits.forResponse(res),
-    );
+    const reservation = await enforceQuota(ctx, req.tenant as string, 1, res);
+    let created: Awaited<ReturnType<typeof service.createAndWait>>;
+    try {
+      created = await service.createAndWait(req.tenant as string, { ...request, priority: 'normal' }, ctx.config.SYNC_WAIT_TIMEOUT_MS, ctx.waits.forResponse(res), {
+        afterCreate: () => reservation.release(),
+      });
+    } finally {
+      await reservation.release();
+    }
+    const { record } = created;
     const statusUrl = `${ctx.config.PUBLIC_BASE_URL}/v1/generations/${record.id}`;
     if (record.status === 'completed' && record.result) {
       const { result } = presentGeneration(record, ctx.config.PUBLIC_BASE_URL);

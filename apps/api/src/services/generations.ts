@@ -24,6 +24,8 @@ export interface CreateOptions {
   body?: unknown;
   /** Runs with each new id before its record is written (to subscribe to it first). */
   beforeCreate?: (id: string) => Promise<unknown>;
+  /** Runs once the record is written and its job enqueued (or a replay found). */
+  afterCreate?: () => Promise<unknown>;
 }
 
 /** Creating, reading, waiting on and cancelling generations, for one tenant at a time. */
@@ -86,6 +88,7 @@ export class GenerationsService {
         throw err;
       }
       await store.confirm(record, idem?.claim(record.id, IDEMPOTENCY_SECONDS));
+      await opts.afterCreate?.();
       return { record, replayed: false };
     }
   }

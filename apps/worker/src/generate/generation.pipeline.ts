@@ -117,7 +117,7 @@ export class GenerationPipeline {
     const id = record.id;
     const owner = randomUUID();
     const leaseMs = this.opts.timeoutMs + 5000;
-    const claim = await this.store.claimUpstream(id, owner, leaseMs);
+    const claim = await this.store.claimUpstream(record, owner, leaseMs);
     if (claim.outcome === 'busy') throw new UpstreamBusy(claim.retryInMs);
     if (claim.outcome === 'terminal' || claim.outcome === 'missing') throw new Superseded();
     if (claim.outcome === 'checkpointed') {
@@ -144,7 +144,7 @@ export class GenerationPipeline {
           upstreamUrl = generated.url;
           // the URL is paid for: checkpoint it, and give the download a full lease of its own
           await this.store.checkpoint(record, { upstreamUrl });
-          await this.store.claimUpstream(id, owner, leaseMs);
+          await this.store.claimUpstream(record, owner, leaseMs);
         } else {
           data = generated.data;
         }

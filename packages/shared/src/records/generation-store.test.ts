@@ -230,20 +230,20 @@ it('an idempotency key is claimed with its record in one step: the second create
 it('the upstream lease runs on Redis time, lasts until the original is stored, and is refused to a second owner while live', async () => {
   const r = record();
   await store.create(r);
-  expect(await store.claimUpstream(r.id, 'one', 5000)).toEqual({ outcome: 'ok' });
-  const busy = await store.claimUpstream(r.id, 'two', 5000);
+  expect(await store.claimUpstream(r, 'one', 5000)).toEqual({ outcome: 'ok' });
+  const busy = await store.claimUpstream(r, 'two', 5000);
   expect(busy.outcome).toBe('busy');
   expect((busy as { retryInMs: number }).retryInMs).toBeGreaterThan(4000);
   expect((busy as { retryInMs: number }).retryInMs).toBeLessThanOrEqual(5000);
   await store.releaseUpstream(r);
-  expect(await store.claimUpstream(r.id, 'two', 5000)).toEqual({ outcome: 'ok' });
+  expect(await store.claimUpstream(r, 'two', 5000)).toEqual({ outcome: 'ok' });
   // a paid-for URL does not end the lease: its download is the holder's too
   await store.checkpoint(r, { upstreamUrl: 'http://upstream/x.png' });
-  expect((await store.claimUpstream(r.id, 'three', 5000)).outcome).toBe('busy');
-  expect(await store.claimUpstream(r.id, 'two', 5000)).toEqual({ outcome: 'ok', upstreamUrl: 'http://upstream/x.png' });
+  expect((await store.claimUpstream(r, 'three', 5000)).outcome).toBe('busy');
+  expect(await store.claimUpstream(r, 'two', 5000)).toEqual({ outcome: 'ok', upstreamUrl: 'http://upstream/x.png' });
   // the stored original ends it, and nobody needs it any more
   await store.checkpoint(r, { original: { key: 'k/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, upstreamUrl: null });
-  expect(await store.claimUpstream(r.id, 'three', 5000)).toEqual({ outcome: 'checkpointed' });
+  expect(await store.claimUpstream(r, 'three', 5000)).toEqual({ outcome: 'checkpointed' });
 });
 
 it('the retention sweep removes due records with their index entries and spooled bytes, and forgets empty tenants', async () => {

@@ -53,7 +53,7 @@ type StoreRedis = Redis & {
   imagegenCreate(...args: (string | number)[]): Promise<[string, string]>;
   imagegenConfirm(...args: (string | number)[]): Promise<number>;
   imagegenDiscard(...args: (string | number)[]): Promise<number>;
-  imagegenClaimUpstream(key: string, owner: string, leaseMs: number): Promise<[string, string, string]>;
+  imagegenClaimUpstream(key: string, usage: string, owner: string, leaseMs: number): Promise<[string, string, string]>;
 };
 
 export interface ListOptions {
@@ -76,11 +76,11 @@ export class GenerationStore {
     readonly retentionSeconds: number,
   ) {
     if (!('imagegenTransition' in redis)) {
-      redis.defineCommand('imagegenTransition', { numberOfKeys: 10, lua: TRANSITION_LUA });
+      redis.defineCommand('imagegenTransition', { numberOfKeys: 11, lua: TRANSITION_LUA });
       redis.defineCommand('imagegenCreate', { numberOfKeys: 5, lua: CREATE_LUA });
       redis.defineCommand('imagegenConfirm', { numberOfKeys: 2, lua: CONFIRM_LUA });
       redis.defineCommand('imagegenDiscard', { numberOfKeys: 5, lua: DISCARD_LUA });
-      redis.defineCommand('imagegenClaimUpstream', { numberOfKeys: 1, lua: CLAIM_UPSTREAM_LUA });
+      redis.defineCommand('imagegenClaimUpstream', { numberOfKeys: 2, lua: CLAIM_UPSTREAM_LUA });
     }
     this.redis = redis as StoreRedis;
   }
@@ -135,10 +135,11 @@ export class GenerationStore {
 
   /**
    * See CLAIM_UPSTREAM_LUA: a lease of `leaseMs` (Redis time) on securing this generation's
-   * original; claiming again as the same owner renews it.
+   * original; claiming again as the same owner renews it. A claim that leads to an upstream call
+   * (no URL or bytes checkpointed yet) counts one in the tenant's usage.
    */
-  async claimUpstream(id: string, owner: string, leaseMs: number): Promise<UpstreamClaim> {
-    const [outcome, a, b] = await this.redis.imagegenClaimUpstream(this.keys.generation(id), owner, leaseMs);
+  async claimUpstream(ref: GenerationRef, owner: string, leaseMs: number): Promise<UpstreamClaim> {
+    const [outcome, a, b] = await this.redis.imagegenClaimUpstream(this.keys.generation(ref.id), this.keys.usage(ref.tenant), owner, leaseMs);
     if (outcome === 'busy') return { outcome, retryInMs: Number(a) };
     if (outcome === 'ok') return { outcome, ...(a ? { upstreamUrl: a } : {}), ...(b ? { spoolKey: b } : {}) };
     return { outcome: outcome as 'terminal' | 'checkpointed' | 'missing' } as UpstreamClaim;
@@ -178,6 +179,7 @@ export class GenerationStore {
       this.keys.spool(ref.id),
       ...this.keys.tenantStatusIndexes(ref.tenant),
       this.keys.webhookOutbox(),
+      this.keys.usage(ref.tenant),
       this.keys.generationChannel(ref.id),
       event ?? '',
       this.retentionSeconds,

@@ -1,19 +1,23 @@
-import { compose, IS_TERMINAL, NOW_MS } from './pieces';
+import { compose, IS_TERMINAL, ISO_TIME, NOW_MS } from './pieces';
+import { COUNT_USAGE } from './usage';
 
 /**
  * Claims the lease on securing a generation's original (calling the upstream, downloading its
  * URL, storing the bytes). Refused while another runner's lease is live — a job whose lock was
  * lost and re-queued must neither pay twice nor fetch a one-time URL twice — and unneeded once
  * the original is stored. The same owner claiming again renews its lease. Lease times are
- * Redis's, so runners on hosts with different clocks agree.
+ * Redis's, so runners on hosts with different clocks agree. A claim with neither a URL nor
+ * bytes checkpointed leads to an upstream call: it is counted in the tenant's usage (KEYS[2]).
  *
- * KEYS[1] record; ARGV[1] owner, ARGV[2] lease length (ms)
+ * KEYS[1] record, KEYS[2] the tenant's usage counters; ARGV[1] owner, ARGV[2] lease length (ms)
  * Returns { outcome, a, b }: 'ok' (a: the checkpointed upstream URL or '', b: the spool key or '') |
  * 'busy' (a: ms until the other runner's lease ends) | 'checkpointed' | 'terminal' | 'missing'.
  */
 export const CLAIM_UPSTREAM_LUA = compose(
   IS_TERMINAL,
   NOW_MS,
+  ISO_TIME,
+  COUNT_USAGE,
   `
 local f = redis.call('HMGET', KEYS[1], 'status', 'original', 'upstreamUrl', 'spoolKey', 'upstreamLease')
 if not f[1] then return {'missing', '', ''} end
@@ -27,6 +31,7 @@ if f[5] then
   if owner ~= ARGV[1] and expires > now then return {'busy', tostring(expires - now), ''} end
 end
 redis.call('HSET', KEYS[1], 'upstreamLease', ARGV[1] .. '|' .. (now + tonumber(ARGV[2])))
+if not f[3] and not f[4] then countUsage(KEYS[2], 'upstreamCalls', 1) end
 return {'ok', f[3] or '', f[4] or ''}
 `,
 );

@@ -1,5 +1,6 @@
 import { webhookOutboxLua } from './outbox';
 import { APPLY_FIELDS, compose, IS_TERMINAL, ISO_TIME, NOW_MS, statusIndexSlots } from './pieces';
+import { COUNT_USAGE, countTerminalUsageLua } from './usage';
 
 /**
  * Atomic record update. Refuses to touch a record that is already terminal, so a late
@@ -17,7 +18,8 @@ import { APPLY_FIELDS, compose, IS_TERMINAL, ISO_TIME, NOW_MS, statusIndexSlots 
  * webhook outbox in the same step (see outbox.ts), so no event is lost with a process.
  *
  * KEYS[1] record, KEYS[2] file expiry, KEYS[3] record expiry, KEYS[4] spool,
- * KEYS[5..9] the tenant's status indexes, KEYS[10] the webhook outbox stream
+ * KEYS[5..9] the tenant's status indexes, KEYS[10] the webhook outbox stream, KEYS[11] the
+ * tenant's usage counters (see usage.ts: a terminal status is counted there)
  * ARGV[1] channel, ARGV[2] event type ('' = publish nothing), ARGV[3] retention seconds,
  * ARGV[4] grace seconds for files of failed or cancelled generations, ARGV[5..] field, value, ...
  * Returns 'ok' | 'missing' | 'terminal'.
@@ -27,6 +29,7 @@ export const TRANSITION_LUA = compose(
   NOW_MS,
   ISO_TIME,
   APPLY_FIELDS,
+  COUNT_USAGE,
   statusIndexSlots(5),
   `
 local record = redis.call('HMGET', KEYS[1], 'status', 'id', 'tenant', 'fileToken')
@@ -49,6 +52,7 @@ if isTerminal(status) then
     local keep = status == 'completed' and retention or math.min(retention, tonumber(ARGV[4]))
     redis.call('ZADD', KEYS[2], now + keep * 1000, token)
   end
+  ${countTerminalUsageLua('KEYS[11]')}
 else
   redis.call('PERSIST', KEYS[1])
 end

@@ -1,0 +1,152 @@
+import { killAllSpawned, spawnApi, type ApiProcess } from './support/processes';
+import { keysUnder } from './support/redis';
+import { ADMIN, getJson, postJson, startStack, type Stack } from './support/stack';
+import { sleep } from './support/net';
+
+const basic = `Basic ${Buffer.from(`${ADMIN.user}:${ADMIN.password}`).toString('base64')}`;
+
+async function adminCall(stack: { baseUrl: string }, method: string, path: string) {
+  const res = await fetch(`${stack.baseUrl}${path}`, { method, headers: { Authorization: basic } });
+  const text = await res.text();
+  return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
+}
+
+describe('API keys managed at run time', () => {
+  let stack: Stack;
+  let second: ApiProcess;
+  beforeAll(async () => {
+    // no API_KEYS: open dev mode until the first managed key exists
+    stack = await startStack({ name: 'tenant-keys', worker: false });
+    second = await spawnApi({ env: { ...stack.env, PORT: '' }, name: 'api-2' });
+  });
+  afterAll(async () => {
+    await killAllSpawned();
+    await stack.close();
+  });
+
+  it('a new key works at once on every API process; without keys the API was open; a revoked key gets 401 everywhere', async () => {
+    expect((await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'open mode' })).status).toBe(202);
+
+    expect((await fetch(`${stack.baseUrl}/admin/tenants/acme/keys`, { method: 'POST' })).status).toBe(401);
+    const created = await adminCall(stack, 'POST', '/admin/tenants/acme/keys');
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ id: expect.stringMatching(/^key_/), key: expect.stringMatching(/^ig_[0-9a-f]{16}_/), prefix: expect.any(String), createdAt: expect.any(String) });
+    const { key, id, prefix } = created.body;
+    expect(key.startsWith(`ig_${prefix}_`)).toBe(true);
+
+    // only a hash is stored: the key itself appears nowhere in Redis
+    for (const k of await keysUnder(stack.redis, stack.prefix)) {
+      if ((await stack.redis.type(k)) === 'hash') expect(JSON.stringify(await stack.redis.hgetall(k))).not.toContain(key.slice(20));
+    }
+
+    // keys exist now: no more open mode, on either process
+    expect((await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'no key' })).status).toBe(401);
+    expect((await postJson(`${second.baseUrl}/v1/generations`, { topic: 'no key' })).status).toBe(401);
+    const mine = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'with key' }, { Authorization: `Bearer ${key}` });
+    expect(mine.status).toBe(202);
+    // the seed's bare form too, on the other process
+    expect((await getJson(`${second.baseUrl}/v1/generations/${mine.body.id}`, { Authorization: key })).status).toBe(200);
+
+    const list = await adminCall(stack, 'GET', '/admin/tenants/acme/keys');
+    expect(list.body.data).toEqual([{ id, prefix, createdAt: created.body.createdAt }]);
+    expect(JSON.stringify(list.body)).not.toContain(key);
+    expect((await adminCall(stack, 'GET', '/admin/tenants/globex/keys')).body.data).toEqual([]);
+    // another tenant cannot revoke it
+    expect((await adminCall(stack, 'DELETE', `/admin/tenants/globex/keys/${id}`)).status).toBe(404);
+
+    expect((await adminCall(stack, 'DELETE', `/admin/tenants/acme/keys/${id}`)).status).toBe(204);
+    const revokedAt = Date.now();
+    const onSecond = await getJson(`${second.baseUrl}/v1/generations/${mine.body.id}`, { Authorization: `Bearer ${key}` });
+    // the very next request after the revocation, on a process that had accepted the key
+    expect(onSecond.status).toBe(401);
+    expect(onSecond.headers.get('content-type')).toMatch(/problem\+json/);
+    process.stdout.write(`[tenants] revoked key refused by the second API ${Date.now() - revokedAt} ms after the revocation\n`);
+    expect((await getJson(`${stack.baseUrl}/v1/generations/${mine.body.id}`, { Authorization: `Bearer ${key}` })).status).toBe(401);
+    expect((await adminCall(stack, 'DELETE', `/admin/tenants/acme/keys/${id}`)).status).toBe(404);
+    // no key left in Redis and no API_KEYS: open again, but the revoked key is still refused
+    expect((await postJson(`${second.baseUrl}/v1/generations`, { topic: 'open again' })).status).toBe(202);
+    expect((await postJson(`${second.baseUrl}/v1/generations`, { topic: 'revoked' }, { Authorization: `Bearer ${key}` })).status).toBe(401);
+  });
+
+  it('refuses tenant names that would break key names', async () => {
+    for (const bad of ['a:b', 'a*', '.x', 'a[b]', 'x%00y', 'x\u0000y', 'a b', '-x', 'x'.repeat(65)]) {
+      const res = await adminCall(stack, 'POST', `/admin/tenants/${encodeURIComponent(bad)}/keys`);
+      expect({ bad, status: res.status }).toEqual({ bad, status: 400 });
+      expect(res.headers.get('content-type')).toMatch(/problem\+json/);
+    }
+  });
+});
+
+describe('quotas per tenant', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({
+      name: 'tenant-quotas',
+      worker: false,
+      env: {
+        API_KEYS: 'small:key-small,capped:key-capped,items:key-items',
+        RATE_LIMIT_PER_MINUTE: '1000',
+        QUOTA_OVERRIDES: 'small:submissions=3,capped:queued=5,items:items=4/submissions=100',
+      },
+    });
+  });
+  afterAll(() => stack.close());
+
+  const jobCount = async () => (await stack.api.queues.generate.getJobCounts('waiting', 'prioritized', 'active', 'delayed')) as Record<string, number>;
+  const total = (c: Record<string, number>) => Object.values(c).reduce((a, b) => a + b, 0);
+
+  it('submissions over the per-minute quota: 429 with Retry-After, RateLimit-* on every submission, nothing enqueued', async () => {
+    const answers: Awaited<ReturnType<typeof postJson>>[] = [];
+    for (let i = 0; i < 3; i++) answers.push(await postJson(`${stack.baseUrl}/v1/generations`, { topic: `s${i}` }, { Authorization: 'Bearer key-small' }));
+    // a window of rate-limiter-flexible starts at the first submission: all three fall in it
+    expect(answers.map((a) => a.status)).toEqual([202, 202, 202]);
+    expect(answers.map((a) => a.headers.get('ratelimit-remaining'))).toEqual(['2', '1', '0']);
+    for (const a of answers) {
+      expect(a.headers.get('ratelimit-limit')).toBe('3');
+      expect(Number(a.headers.get('ratelimit-reset'))).toBeGreaterThan(0);
+    }
+    const jobsBefore = total(await jobCount());
+    const over = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'one too many' }, { Authorization: 'Bearer key-small' });
+    expect(over.status).toBe(429);
+    expect(over.headers.get('content-type')).toMatch(/problem\+json/);
+    expect(Number(over.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(over.headers.get('ratelimit-remaining')).toBe('0');
+    const seed = await postJson(`${stack.baseUrl}/api/odin/v3/tools/image-generator`, { topic: 'seed too' }, { Authorization: 'key-small' });
+    expect(seed.status).toBe(429);
+    expect(total(await jobCount())).toBe(jobsBefore);
+    expect(await stack.redis.zcard(`${stack.prefix}:tenant:small:gens`)).toBe(3);
+    // another tenant is not held back
+    expect((await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'other' }, { Authorization: 'Bearer key-items' })).status).toBe(202);
+  });
+
+  it('items per minute: counted per item, 429 past it', async () => {
+    // one was used by the previous test
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await postJson(`${stack.baseUrl}/v1/generations`, { topic: `i${i}` }, { Authorization: 'Bearer key-items' })).status);
+    expect(statuses).toEqual([202, 202, 202, 429]);
+  });
+
+  it('the queued cap holds under 20 concurrent submitters', async () => {
+    const jobsBefore = total(await jobCount());
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, (_, i) => postJson(`${stack.baseUrl}/v1/generations`, { topic: `c${i}` }, { Authorization: 'Bearer key-capped' })),
+    );
+    const accepted = answers.filter((a) => a.status === 202).length;
+    const refused = answers.filter((a) => a.status === 429);
+    expect(accepted + refused.length).toBe(20);
+    expect(accepted).toBeGreaterThanOrEqual(1);
+    expect(accepted).toBeLessThanOrEqual(5);
+    expect(refused[0]?.body.detail).toMatch(/cap of 5/);
+    expect(Number(refused[0]?.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect(await stack.redis.zcard(`${stack.prefix}:tenant:capped:gens:queued`)).toBe(accepted);
+    expect(total(await jobCount()) - jobsBefore).toBe(accepted);
+    // once full, every later one is refused; each request's reservation has ended
+    await sleep(50);
+    if (accepted === 5) expect((await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'full' }, { Authorization: 'Bearer key-capped' })).status).toBe(429);
+    expect(await stack.redis.zcard(`${stack.prefix}:tenant:capped:reserved`)).toBe(0);
+    // room comes back as generations end
+    const one = answers.find((a) => a.status === 202)!.body.id;
+    expect((await fetch(`${stack.baseUrl}/v1/generations/${one}`, { method: 'DELETE', headers: { Authorization: 'Bearer key-capped' } })).status).toBe(200);
+    expect((await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'room again' }, { Authorization: 'Bearer key-capped' })).status).toBe(202);
+  });
+});
