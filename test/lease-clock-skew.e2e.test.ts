@@ -40,7 +40,10 @@ describe('the upstream lease across hosts whose clocks disagree', () => {
     // (its clock really is an hour ahead: its own log lines say so)
     const started = await b.waitForLog('worker started');
     expect(Date.parse(started.time!) - Date.now()).toBeGreaterThan(HOUR_MS - 60_000);
-    await sleep(3000);
+    // frozen until the second worker has been handed the job and met the lease
+    const generatingRuns = async () => (await stack.api.queues.generate.getJobLogs(created.body.id)).logs.filter((l) => /stage=generating/.test(l)).length;
+    await eventually(async () => ((await generatingRuns()) >= 2 ? true : undefined), 30_000, 100);
+    await sleep(500);
     a.signal('SIGCONT');
     const done = await eventually(async () => {
       const g = (await getJson(`${stack.baseUrl}/v1/generations/${created.body.id}`)).body;
