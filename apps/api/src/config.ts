@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { commonEnvShape, envInt, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, resolvePublicBaseUrl } from '@imagegen/shared';
+import { commonEnvShape, envInt, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, refineStorageEnv, resolveFilesBaseUrl, resolvePublicBaseUrl, storageEnvShape } from '@imagegen/shared';
 
 export interface ApiKey {
   tenant: string;
@@ -41,6 +41,7 @@ export function parseApiKeys(raw: string): { keys: ApiKey[]; problems: string[] 
 export const apiEnvShape = {
   ...commonEnvShape,
   ...generatorEnvShape,
+  ...storageEnvShape,
   HOST: envString('0.0.0.0'),
   API_KEYS: envString('').transform((raw, ctx) => {
     const { keys, problems } = parseApiKeys(raw);
@@ -55,15 +56,19 @@ export const apiEnvShape = {
   MAX_BODY_BYTES: envInt(1024 * 1024, 1024),
 };
 
-const apiEnvSchema = z.object(apiEnvShape);
+// also when other settings are bad: every problem is named at once
+const apiEnvSchema = z.object(apiEnvShape).superRefine(refineStorageEnv, { when: () => true });
 
 export type ApiConfig = ReturnType<typeof loadApiConfig>;
 
 export function loadApiConfig(env: Record<string, string | undefined> = process.env) {
   const { API_KEYS, ...raw } = parseEnv(apiEnvSchema, env);
+  const publicBaseUrl = resolvePublicBaseUrl(raw.PUBLIC_BASE_URL, raw.PORT);
   return {
     ...raw,
-    PUBLIC_BASE_URL: resolvePublicBaseUrl(raw.PUBLIC_BASE_URL, raw.PORT),
+    PUBLIC_BASE_URL: publicBaseUrl,
+    /** Where every file URL handed out starts. */
+    filesBaseUrl: resolveFilesBaseUrl(publicBaseUrl, raw.S3_PUBLIC_BASE_URL),
     apiKeys: API_KEYS,
   };
 }

@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createLogger, createRedis, EventHub, FsStorage, GenerationStore, keysFor, QUEUES, retentionSeconds, type Keys, type Logger, type Storage } from '@imagegen/shared';
+import { createLogger, createRedis, createStorage, EventHub, GenerationStore, keysFor, QUEUES, retentionSeconds, type Keys, type Logger, type Storage } from '@imagegen/shared';
 import type { ApiConfig } from './config';
 import { Waits } from './services/waits';
 
@@ -35,6 +35,7 @@ export function createApiContext(config: ApiConfig, adminPassword: string, logge
   const maintenance = new Queue(QUEUES.maintenance, { connection: redis, prefix: config.QUEUE_PREFIX });
   maintenance.on('error', (err) => logger.warn('queue error', { queue: QUEUES.maintenance, error: err.message }));
   const shutdown = new AbortController();
+  const storage = createStorage(config);
   return {
     config,
     logger,
@@ -43,7 +44,7 @@ export function createApiContext(config: ApiConfig, adminPassword: string, logge
     subscriber,
     hub: new EventHub(subscriber),
     store: new GenerationStore(redis, keys, retentionSeconds(config.RECORD_RETENTION_HOURS)),
-    storage: new FsStorage(config.DATA_DIR),
+    storage,
     queues: { generate, maintenance },
     adminPassword,
     shutdown: shutdown.signal,
@@ -53,6 +54,7 @@ export function createApiContext(config: ApiConfig, adminPassword: string, logge
       shutdown.abort();
       await Promise.all([generate.close(), maintenance.close()].map((p) => p.catch(() => undefined)));
       await Promise.all([redis.quit(), subscriber.quit()].map((p) => p.catch(() => undefined)));
+      await storage.close?.();
     },
   };
 }

@@ -1,11 +1,12 @@
 import os from 'node:os';
 import { z } from 'zod';
-import { commonEnvShape, envBool, envEnum, envInt, envIntList, envNumber, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, resolvePublicBaseUrl } from '@imagegen/shared';
+import { commonEnvShape, envBool, envEnum, envInt, envIntList, envNumber, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, refineStorageEnv, resolveFilesBaseUrl, resolvePublicBaseUrl, storageEnvShape } from '@imagegen/shared';
 
 /** Every variable a worker reads. */
 export const workerEnvShape = {
   ...commonEnvShape,
   ...generatorEnvShape,
+  ...storageEnvShape,
   GENERATOR: envEnum(['builtin', 'aistudios', 'openai'], 'builtin'),
   GENERATOR_URL: envOptionalString().pipe(z.url({ protocol: /^https?$/ }).optional()),
   GENERATOR_API_KEY: envOptionalString(),
@@ -41,6 +42,7 @@ export const workerEnvShape = {
 const workerEnvSchema = z.object(workerEnvShape).superRefine(
   (c, ctx) => {
     if (c.GENERATOR === 'openai' && !c.GENERATOR_API_KEY) ctx.addIssue({ code: 'custom', path: ['GENERATOR_API_KEY'], message: 'required when GENERATOR=openai' });
+    refineStorageEnv(c, ctx);
   },
   // also when other settings are bad: every problem is named at once
   { when: () => true },
@@ -56,9 +58,12 @@ const DEFAULT_GENERATOR_URLS = {
 
 export function loadWorkerConfig(env: Record<string, string | undefined> = process.env) {
   const raw = parseEnv(workerEnvSchema, env);
+  const publicBaseUrl = resolvePublicBaseUrl(raw.PUBLIC_BASE_URL, raw.PORT);
   return {
     ...raw,
-    PUBLIC_BASE_URL: resolvePublicBaseUrl(raw.PUBLIC_BASE_URL, raw.PORT),
+    PUBLIC_BASE_URL: publicBaseUrl,
+    /** Where file URLs start (webhook bodies carry them too). */
+    filesBaseUrl: resolveFilesBaseUrl(publicBaseUrl, raw.S3_PUBLIC_BASE_URL),
     GENERATOR_URL: raw.GENERATOR_URL ?? DEFAULT_GENERATOR_URLS[raw.GENERATOR],
   };
 }
