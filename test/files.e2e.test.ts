@@ -82,15 +82,22 @@ function get(baseUrl: string, path: string, headers: Record<string, string> = {}
   });
 }
 
-/** The same files through the generic path: a backend with no local files (object storage). */
+/** The same files through the streaming path with ranged reads: a backend with no local files (object storage). */
 function withoutLocalPaths(inner: Storage): Storage {
   return {
     put: (k, d) => inner.put(k, d),
     read: (k) => inner.read(k),
     stat: (k) => inner.stat(k),
     createReadStream: (k) => inner.createReadStream(k),
+    open: (k, r) => inner.open!(k, r),
     removePrefix: (p) => inner.removePrefix(p),
   };
+}
+
+/** A backend with plain streams only: no local files, no ranged reads. */
+function streamsOnly(inner: Storage): Storage {
+  const { open: _open, ...rest } = withoutLocalPaths(inner);
+  return rest;
 }
 
 describe('file serving', () => {
@@ -108,9 +115,10 @@ describe('file serving', () => {
   afterAll(() => stack.close());
 
   describe.each([
-    ['local files (sendFile)', (s: Storage) => s],
-    ['a backend without local files (stream)', withoutLocalPaths],
-  ])('%s', (_name, wrap) => {
+    ['local files (sendFile)', (s: Storage) => s, true],
+    ['a backend without local files (ranged reads)', withoutLocalPaths, true],
+    ['a backend with plain streams only', streamsOnly, false],
+  ])('%s', (_name, wrap, ranges) => {
     let original: Storage;
     beforeAll(() => {
       original = stack.api.storage;
@@ -168,6 +176,31 @@ describe('file serving', () => {
       expect(res.body.length).toBe(0);
     });
 
+    it(ranges ? 'answers a Range request with 206 and exactly those bytes' : 'answers a Range request with the whole file, saying it takes no ranges', async () => {
+      if (!ranges) {
+        const res = await get(stack.baseUrl, `/files/${KEY}`, { Range: 'bytes=0-0' });
+        expect([res.status, res.headers['accept-ranges'], res.body.length]).toEqual([200, 'none', SIZE]);
+        return;
+      }
+      for (const [range, start, end] of [
+        ['bytes=1000-1999', 1000, 1999],
+        ['bytes=0-0', 0, 0],
+        [`bytes=${SIZE - 500}-`, SIZE - 500, SIZE - 1],
+        ['bytes=-300', SIZE - 300, SIZE - 1],
+      ] as const) {
+        const res = await get(stack.baseUrl, `/files/${KEY}`, { Range: range });
+        expect([range, res.status]).toEqual([range, 206]);
+        expect(res.headers['content-range']).toBe(`bytes ${start}-${end}/${SIZE}`);
+        expect(res.headers['content-length']).toBe(String(end - start + 1));
+        expect(res.body.equals(data.subarray(start, end + 1))).toBe(true);
+      }
+      const unsatisfiable = await get(stack.baseUrl, `/files/${KEY}`, { Range: `bytes=${SIZE + 10}-` });
+      expect(unsatisfiable.status).toBe(416);
+      expect(unsatisfiable.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+      expect(unsatisfiable.headers['content-range']).toBe(`bytes */${SIZE}`);
+      expect(unsatisfiable.headers['cache-control']).toBeUndefined();
+    });
+
     it('answers unknown, malformed and hidden paths with a 404 problem', async () => {
       const probes = [
         `/files/${TOKEN}/missing.png`,
@@ -187,25 +220,5 @@ describe('file serving', () => {
         expect(JSON.parse(res.body.toString())).toMatchObject({ status: 404, title: 'Not found' });
       }
     });
-  });
-
-  it('answers a Range request with 206 and exactly those bytes', async () => {
-    for (const [range, start, end] of [
-      ['bytes=1000-1999', 1000, 1999],
-      ['bytes=0-0', 0, 0],
-      [`bytes=${SIZE - 500}-`, SIZE - 500, SIZE - 1],
-      ['bytes=-300', SIZE - 300, SIZE - 1],
-    ] as const) {
-      const res = await get(stack.baseUrl, `/files/${KEY}`, { Range: range });
-      expect([range, res.status]).toEqual([range, 206]);
-      expect(res.headers['content-range']).toBe(`bytes ${start}-${end}/${SIZE}`);
-      expect(res.headers['content-length']).toBe(String(end - start + 1));
-      expect(res.body.equals(data.subarray(start, end + 1))).toBe(true);
-    }
-    const unsatisfiable = await get(stack.baseUrl, `/files/${KEY}`, { Range: `bytes=${SIZE + 10}-` });
-    expect(unsatisfiable.status).toBe(416);
-    expect(unsatisfiable.headers['content-type']).toBe('application/problem+json; charset=utf-8');
-    expect(unsatisfiable.headers['content-range']).toBe(`bytes */${SIZE}`);
-    expect(unsatisfiable.headers['cache-control']).toBeUndefined();
   });
 });
