@@ -1,6 +1,6 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { contentTypeFor, isValidStorageKey, isValidStoragePrefix, type ByteRange, type OpenedFile, type Storage, type StoredFileInfo } from './storage';
@@ -115,12 +115,18 @@ export class S3Storage implements Storage {
       throw err;
     }
     // in Node the body is the response itself: destroying it closes the connection under it
-    const stream = out.Body as Readable;
-    const total = range ? Number(/\/(\d+)$/.exec(out.ContentRange ?? '')?.[1] ?? NaN) : (out.ContentLength ?? 0);
-    if (!Number.isFinite(total)) {
-      stream.destroy();
-      throw new Error(`object store answered a range without its total size (${key})`);
+    const body = out.Body as Readable;
+    if (!range) return { stream: body, info: infoOf(out.ContentLength ?? 0, out) };
+    // a store may answer a wider range than asked, or the whole object (as HTTP allows): then
+    // only the bytes asked for go on, so a response never carries more than it announced
+    const got = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(out.ContentRange ?? '');
+    const [from, to, total] = got ? [Number(got[1]), Number(got[2]), Number(got[3])] : [0, (out.ContentLength ?? 0) - 1, out.ContentLength ?? 0];
+    const end = Math.min(range.end, total - 1);
+    if (from > range.start || to < end) {
+      body.destroy();
+      throw new Error(`object store answered bytes ${from}-${to} for ${range.start}-${end} of ${key}`);
     }
+    const stream = from === range.start && to === end ? body : Readable.from(slice(body, range.start - from, end - range.start + 1), { objectMode: false });
     return { stream, info: infoOf(total, out) };
   }
 
@@ -162,6 +168,21 @@ function infoOf(bytes: number, out: { ETag?: string | undefined; LastModified?: 
     ...(out.ETag ? { etag: out.ETag.startsWith('"') ? out.ETag : `"${out.ETag}"` } : {}),
     ...(out.ContentType ? { contentType: out.ContentType } : {}),
   };
+}
+
+/** `length` bytes of `source` after its first `skip`; leaving the loop early destroys the source. */
+async function* slice(source: Readable, skip: number, length: number): AsyncGenerator<Buffer> {
+  let left = length;
+  for await (const chunk of source as AsyncIterable<Buffer>) {
+    const part = chunk.subarray(Math.min(skip, chunk.length), Math.min(skip, chunk.length) + left);
+    skip = Math.max(0, skip - chunk.length);
+    if (part.length > 0) {
+      left -= part.length;
+      yield part;
+    }
+    if (left === 0) return;
+  }
+  throw new Error(`object ended ${left} bytes short of the range`);
 }
 
 function isNotFound(err: unknown): boolean {
