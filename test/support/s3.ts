@@ -22,6 +22,8 @@ export interface S3Server {
   /** The bucket's own URL (path style), for S3_PUBLIC_BASE_URL. */
   readonly bucketUrl: string;
   readonly running: boolean;
+  /** The server's output so far (its request log, with `log: true`). */
+  output(): string;
   /** What a process needs for STORAGE=s3 against this server: settings and credentials. */
   env(): Record<string, string>;
   /** Every key in the bucket, sorted. */
@@ -51,7 +53,7 @@ export function useS3Credentials(): void {
   Object.assign(process.env, S3_CREDENTIALS);
 }
 
-export async function startS3Server(opts: { bucket?: string } = {}): Promise<S3Server> {
+export async function startS3Server(opts: { bucket?: string; /** log every request (s3rver's own lines, in output()) */ log?: boolean } = {}): Promise<S3Server> {
   const port = await freePort();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'imagegen-s3-'));
   const bucket = opts.bucket ?? 'imagegen-test';
@@ -63,7 +65,8 @@ export async function startS3Server(opts: { bucket?: string } = {}): Promise<S3S
 
   const start = async () => {
     if (child) throw new Error('s3rver is already running');
-    const proc = spawn(process.execPath, [S3RVER_BIN, '-d', dir, '-a', '127.0.0.1', '-p', String(port), '--configure-bucket', bucket, '--silent', '--no-vhost-buckets'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // s3rver seals ListObjectsV2 continuation tokens with DES, which OpenSSL 3 keeps in its legacy provider
+    const proc = spawn(process.execPath, ['--openssl-legacy-provider', S3RVER_BIN, '-d', dir, '-a', '127.0.0.1', '-p', String(port), '--configure-bucket', bucket, ...(opts.log ? [] : ['--silent']), '--no-vhost-buckets'], { stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(proc);
     child = proc;
     let gone = false;
@@ -118,6 +121,7 @@ export async function startS3Server(opts: { bucket?: string } = {}): Promise<S3S
     get running() {
       return child !== undefined;
     },
+    output: () => output,
     env: () => ({ STORAGE: 's3', S3_BUCKET: bucket, S3_ENDPOINT: endpoint, S3_FORCE_PATH_STYLE: 'true', S3_REGION: 'us-east-1', ...S3_CREDENTIALS }),
     keys,
     async clear() {
