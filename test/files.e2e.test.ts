@@ -1,10 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readlinkSync, realpathSync } from 'node:fs';
-import { request } from 'node:http';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import path from 'node:path';
 import { TEMPORARY_DIR, type Storage } from '@imagegen/shared';
+import { abortedDownload, get } from './support/downloads';
 import { sleep } from './support/net';
 import { startStack, type Stack } from './support/stack';
 
@@ -44,53 +43,22 @@ async function settledFds(dir: string, baseline: number): Promise<number> {
   return n;
 }
 
-/** Starts a raw GET, reads the headers and the first body bytes, then stops reading and closes the socket. */
-function abortedDownload(baseUrl: string, path: string): Promise<{ bodyBytes: number }> {
-  const { hostname, port } = new URL(baseUrl);
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname);
-    let received = Buffer.alloc(0);
-    socket.on('error', reject);
-    socket.on('connect', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: ${hostname}\r\nConnection: close\r\n\r\n`));
-    socket.on('data', (chunk: Buffer) => {
-      received = Buffer.concat([received, chunk]);
-      const headerEnd = received.indexOf('\r\n\r\n');
-      if (headerEnd < 0 || received.length - headerEnd - 4 < 1) return;
-      socket.pause();
-      socket.removeAllListeners('data');
-      if (!received.subarray(0, 12).toString().startsWith('HTTP/1.1 200')) return reject(new Error(`unexpected answer: ${received.subarray(0, 80).toString()}`));
-      // give the server time to fill the socket buffers and block on the next write
-      setTimeout(() => {
-        socket.destroy();
-        resolve({ bodyBytes: received.length - headerEnd - 4 });
-      }, 20);
-    });
-  });
-}
-
-/** A GET or HEAD with node:http, so 206 and 304 arrive untouched. */
-function get(baseUrl: string, path: string, headers: Record<string, string> = {}, method = 'GET'): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${baseUrl}${path}`, { method, headers }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** The same files through the generic path: a backend with no local files (object storage). */
+/** The same files through the streaming path with ranged reads: a backend with no local files (object storage). */
 function withoutLocalPaths(inner: Storage): Storage {
   return {
     put: (k, d) => inner.put(k, d),
     read: (k) => inner.read(k),
     stat: (k) => inner.stat(k),
     createReadStream: (k) => inner.createReadStream(k),
+    open: (k, r) => inner.open!(k, r),
     removePrefix: (p) => inner.removePrefix(p),
   };
+}
+
+/** A backend with plain streams only: no local files, no ranged reads. */
+function streamsOnly(inner: Storage): Storage {
+  const { open: _open, ...rest } = withoutLocalPaths(inner);
+  return rest;
 }
 
 describe('file serving', () => {
@@ -108,9 +76,10 @@ describe('file serving', () => {
   afterAll(() => stack.close());
 
   describe.each([
-    ['local files (sendFile)', (s: Storage) => s],
-    ['a backend without local files (stream)', withoutLocalPaths],
-  ])('%s', (_name, wrap) => {
+    ['local files (sendFile)', (s: Storage) => s, true],
+    ['a backend without local files (ranged reads)', withoutLocalPaths, true],
+    ['a backend with plain streams only', streamsOnly, false],
+  ])('%s', (_name, wrap, ranges) => {
     let original: Storage;
     beforeAll(() => {
       original = stack.api.storage;
@@ -168,6 +137,31 @@ describe('file serving', () => {
       expect(res.body.length).toBe(0);
     });
 
+    it(ranges ? 'answers a Range request with 206 and exactly those bytes' : 'answers a Range request with the whole file, saying it takes no ranges', async () => {
+      if (!ranges) {
+        const res = await get(stack.baseUrl, `/files/${KEY}`, { Range: 'bytes=0-0' });
+        expect([res.status, res.headers['accept-ranges'], res.body.length]).toEqual([200, 'none', SIZE]);
+        return;
+      }
+      for (const [range, start, end] of [
+        ['bytes=1000-1999', 1000, 1999],
+        ['bytes=0-0', 0, 0],
+        [`bytes=${SIZE - 500}-`, SIZE - 500, SIZE - 1],
+        ['bytes=-300', SIZE - 300, SIZE - 1],
+      ] as const) {
+        const res = await get(stack.baseUrl, `/files/${KEY}`, { Range: range });
+        expect([range, res.status]).toEqual([range, 206]);
+        expect(res.headers['content-range']).toBe(`bytes ${start}-${end}/${SIZE}`);
+        expect(res.headers['content-length']).toBe(String(end - start + 1));
+        expect(res.body.equals(data.subarray(start, end + 1))).toBe(true);
+      }
+      const unsatisfiable = await get(stack.baseUrl, `/files/${KEY}`, { Range: `bytes=${SIZE + 10}-` });
+      expect(unsatisfiable.status).toBe(416);
+      expect(unsatisfiable.headers['content-type']).toBe('application/problem+json; charset=utf-8');
+      expect(unsatisfiable.headers['content-range']).toBe(`bytes */${SIZE}`);
+      expect(unsatisfiable.headers['cache-control']).toBeUndefined();
+    });
+
     it('answers unknown, malformed and hidden paths with a 404 problem', async () => {
       const probes = [
         `/files/${TOKEN}/missing.png`,
@@ -187,25 +181,5 @@ describe('file serving', () => {
         expect(JSON.parse(res.body.toString())).toMatchObject({ status: 404, title: 'Not found' });
       }
     });
-  });
-
-  it('answers a Range request with 206 and exactly those bytes', async () => {
-    for (const [range, start, end] of [
-      ['bytes=1000-1999', 1000, 1999],
-      ['bytes=0-0', 0, 0],
-      [`bytes=${SIZE - 500}-`, SIZE - 500, SIZE - 1],
-      ['bytes=-300', SIZE - 300, SIZE - 1],
-    ] as const) {
-      const res = await get(stack.baseUrl, `/files/${KEY}`, { Range: range });
-      expect([range, res.status]).toEqual([range, 206]);
-      expect(res.headers['content-range']).toBe(`bytes ${start}-${end}/${SIZE}`);
-      expect(res.headers['content-length']).toBe(String(end - start + 1));
-      expect(res.body.equals(data.subarray(start, end + 1))).toBe(true);
-    }
-    const unsatisfiable = await get(stack.baseUrl, `/files/${KEY}`, { Range: `bytes=${SIZE + 10}-` });
-    expect(unsatisfiable.status).toBe(416);
-    expect(unsatisfiable.headers['content-type']).toBe('application/problem+json; charset=utf-8');
-    expect(unsatisfiable.headers['content-range']).toBe(`bytes */${SIZE}`);
-    expect(unsatisfiable.headers['cache-control']).toBeUndefined();
   });
 });

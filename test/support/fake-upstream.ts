@@ -88,6 +88,10 @@ export class FakeUpstream {
   abortedHangs = 0;
   /** How the OpenAI-style endpoint answers `ok`. */
   openAiAnswer: 'url' | 'b64_json' = 'b64_json';
+  /** The file behind an unscripted `ok` (a small image makes load tests cheap). */
+  defaultFile: FileBehavior = { kind: 'image' };
+  /** Encoded images by size and format: every fetch of one size serves the same bytes. */
+  private readonly images = new Map<string, Promise<Buffer>>();
 
   static async start(): Promise<FakeUpstream> {
     const f = new FakeUpstream();
@@ -133,7 +137,7 @@ export class FakeUpstream {
         if (behavior.delayMs) await new Promise((r) => setTimeout(r, behavior.delayMs));
         if (req.url === '/v1/images/generations') return this.answerOpenAi(res, body as { size?: string }, behavior.file);
         const name = `img-${++this.seq}-${Math.random().toString(36).slice(2)}.png`;
-        this.files.set(name, behavior.file ?? { kind: 'image' });
+        this.files.set(name, behavior.file ?? this.defaultFile);
         res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ downloadUrl: `${this.baseUrl}/files/${name}` }));
         return;
       }
@@ -192,7 +196,7 @@ export class FakeUpstream {
       case 'flaky':
       case 'image': {
         const format = behavior.kind === 'image' ? (behavior.format ?? 'png') : 'png';
-        const data = behavior.kind === 'image' ? await makeImage(behavior.width, behavior.height, format) : await makeImage();
+        const data = behavior.kind === 'image' ? await this.image(behavior.width, behavior.height, format) : await this.image();
         res.writeHead(200, { 'Content-Type': `image/${format}`, 'Content-Length': data.length }).end(data);
         return;
       }
@@ -230,6 +234,13 @@ export class FakeUpstream {
         return;
       }
     }
+  }
+
+  private image(width?: number, height?: number, format: 'png' | 'jpeg' = 'png'): Promise<Buffer> {
+    const key = `${width}x${height}.${format}`;
+    let data = this.images.get(key);
+    if (!data) this.images.set(key, (data = makeImage(width, height, format)));
+    return data;
   }
 
   async close(): Promise<void> {

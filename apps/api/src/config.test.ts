@@ -60,3 +60,16 @@ describe('PUBLIC_BASE_URL', () => {
     expect(loadApiConfig({ PORT: '8080' }).PUBLIC_BASE_URL).toBe('http://localhost:8080');
   });
 });
+
+describe('storage', () => {
+  it('hands out file URLs under /files of PUBLIC_BASE_URL, or under S3_PUBLIC_BASE_URL when the store serves them', () => {
+    expect(loadApiConfig({ PUBLIC_BASE_URL: 'https://img.example.com/imagegen' }).filesBaseUrl).toBe('https://img.example.com/imagegen/files');
+    const s3 = loadApiConfig({ STORAGE: 's3', S3_BUCKET: 'images', S3_PUBLIC_BASE_URL: 'https://cdn.example.com/i/' });
+    expect(s3).toMatchObject({ STORAGE: 's3', S3_BUCKET: 'images', filesBaseUrl: 'https://cdn.example.com/i' });
+  });
+
+  it('refuses STORAGE=s3 without S3_BUCKET, with the other problems at once', () => {
+    expect(refusal({ STORAGE: 's3' })).toBe('Invalid configuration: S3_BUCKET: required when STORAGE=s3');
+    expect(refusal({ STORAGE: 's3', PORT: 'x' }).split('\n')).toEqual(['Invalid configuration: PORT: must be a whole number', 'Invalid configuration: S3_BUCKET: required when STORAGE=s3']);
+  });
+});

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseQuotaOverrides } from './services/quotas';
-import { commonEnvShape, isTenantName, TENANT_RULE, webhookEnvShape, envInt, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, redisSettings, resolvePublicBaseUrl } from '@imagegen/shared';
+import { commonEnvShape, isTenantName, TENANT_RULE, webhookEnvShape, envInt, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, redisSettings, refineStorageEnv, resolveFilesBaseUrl, resolvePublicBaseUrl, storageEnvShape } from '@imagegen/shared';
 
 export interface ApiKey {
   tenant: string;
@@ -47,6 +47,7 @@ export const apiEnvShape = {
   ...commonEnvShape,
   ...generatorEnvShape,
   ...webhookEnvShape,
+  ...storageEnvShape,
   HOST: envString('0.0.0.0'),
   API_KEYS: envString('').transform((raw, ctx) => {
     const { keys, problems } = parseApiKeys(raw);
@@ -71,16 +72,20 @@ export const apiEnvShape = {
   MAX_BODY_BYTES: envInt(1024 * 1024, 1024),
 };
 
-const apiEnvSchema = z.object(apiEnvShape);
+// also when other settings are bad: every problem is named at once
+const apiEnvSchema = z.object(apiEnvShape).superRefine(refineStorageEnv, { when: () => true });
 
 export type ApiConfig = ReturnType<typeof loadApiConfig>;
 
 export function loadApiConfig(env: Record<string, string | undefined> = process.env) {
   const { API_KEYS, ...raw } = parseEnv(apiEnvSchema, env);
+  const publicBaseUrl = resolvePublicBaseUrl(raw.PUBLIC_BASE_URL, raw.PORT);
   return {
     ...raw,
     ...redisSettings(raw),
-    PUBLIC_BASE_URL: resolvePublicBaseUrl(raw.PUBLIC_BASE_URL, raw.PORT),
+    PUBLIC_BASE_URL: publicBaseUrl,
+    /** Where every file URL handed out starts. */
+    filesBaseUrl: resolveFilesBaseUrl(publicBaseUrl, raw.S3_PUBLIC_BASE_URL),
     apiKeys: API_KEYS,
   };
 }

@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createLogger, createRedis, DeliveryLog, EventHub, FsStorage, GenerationStore, keysFor, QUEUES, retentionSeconds, WebhookSecrets, type Keys, type Logger, type Storage } from '@imagegen/shared';
+import { createLogger, createRedis, createStorage, DeliveryLog, EventHub, GenerationStore, keysFor, QUEUES, retentionSeconds, WebhookSecrets, type Keys, type Logger, type Storage } from '@imagegen/shared';
 import type { ApiConfig } from './config';
 import { ApiKeyStore } from './services/api-keys';
 import { Quotas } from './services/quotas';
@@ -46,6 +46,7 @@ export function createApiContext(config: ApiConfig, adminPassword: string, logge
   const webhooks = new Queue(QUEUES.webhooks, { connection: redis, prefix: config.QUEUE_PREFIX });
   webhooks.on('error', (err) => logger.warn('queue error', { queue: QUEUES.webhooks, error: err.message }));
   const shutdown = new AbortController();
+  const storage = createStorage(config);
   return {
     config,
     logger,
@@ -54,7 +55,7 @@ export function createApiContext(config: ApiConfig, adminPassword: string, logge
     subscriber,
     hub: new EventHub(subscriber),
     store: new GenerationStore(redis, keys, retentionSeconds(config.RECORD_RETENTION_HOURS)),
-    storage: new FsStorage(config.DATA_DIR),
+    storage,
     queues: { generate, maintenance, webhooks },
     webhookSecrets: new WebhookSecrets(redis, keys, config.WEBHOOK_SECRET),
     deliveries: new DeliveryLog(redis, keys, retentionSeconds(config.RECORD_RETENTION_HOURS)),
@@ -68,6 +69,7 @@ export function createApiContext(config: ApiConfig, adminPassword: string, logge
       shutdown.abort();
       await Promise.all([generate.close(), maintenance.close(), webhooks.close()].map((p) => p.catch(() => undefined)));
       await Promise.all([redis.quit(), subscriber.quit()].map((p) => p.catch(() => undefined)));
+      await storage.close?.();
     },
   };
 }

@@ -28,3 +28,13 @@ it('refuses a PUBLIC_BASE_URL that is not an absolute http(s) URL, and keeps a p
 it('names every problem at once, one line each', () => {
   expect(refusal({ GENERATOR: 'openai', PORT: 'x' }).split('\n')).toEqual(['Invalid configuration: PORT: must be a whole number', 'Invalid configuration: GENERATOR_API_KEY: required when GENERATOR=openai']);
 });
+
+it('refuses STORAGE=s3 without S3_BUCKET, and computes where file URLs start', () => {
+  expect(refusal({ STORAGE: 's3' })).toBe('Invalid configuration: S3_BUCKET: required when STORAGE=s3');
+  expect(refusal({ STORAGE: 's3', GENERATOR: 'openai' }).split('\n').sort()).toEqual([
+    'Invalid configuration: GENERATOR_API_KEY: required when GENERATOR=openai',
+    'Invalid configuration: S3_BUCKET: required when STORAGE=s3',
+  ]);
+  expect(loadWorkerConfig({ PORT: '8080' }).filesBaseUrl).toBe('http://localhost:8080/files');
+  expect(loadWorkerConfig({ STORAGE: 's3', S3_BUCKET: 'images', S3_PUBLIC_BASE_URL: 'https://cdn.example.com' }).filesBaseUrl).toBe('https://cdn.example.com');
+});

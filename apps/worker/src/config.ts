@@ -1,12 +1,13 @@
 import os from 'node:os';
 import { z } from 'zod';
-import { commonEnvShape, webhookEnvShape, envBool, envEnum, envInt, envIntList, envNumber, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, redisSettings, resolvePublicBaseUrl } from '@imagegen/shared';
+import { commonEnvShape, webhookEnvShape, envBool, envEnum, envInt, envIntList, envNumber, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, redisSettings, refineStorageEnv, resolveFilesBaseUrl, resolvePublicBaseUrl, storageEnvShape } from '@imagegen/shared';
 
 /** Every variable a worker reads. */
 export const workerEnvShape = {
   ...commonEnvShape,
   ...generatorEnvShape,
   ...webhookEnvShape,
+  ...storageEnvShape,
   GENERATOR: envEnum(['builtin', 'aistudios', 'openai'], 'builtin'),
   GENERATOR_URL: envOptionalString().pipe(z.url({ protocol: /^https?$/ }).optional()),
   GENERATOR_API_KEY: envOptionalString(),
@@ -58,6 +59,7 @@ export const workerEnvShape = {
 const workerEnvSchema = z.object(workerEnvShape).superRefine(
   (c, ctx) => {
     if (c.GENERATOR === 'openai' && !c.GENERATOR_API_KEY) ctx.addIssue({ code: 'custom', path: ['GENERATOR_API_KEY'], message: 'required when GENERATOR=openai' });
+    refineStorageEnv(c, ctx);
   },
   // also when other settings are bad: every problem is named at once
   { when: () => true },
@@ -73,10 +75,13 @@ const DEFAULT_GENERATOR_URLS = {
 
 export function loadWorkerConfig(env: Record<string, string | undefined> = process.env) {
   const raw = parseEnv(workerEnvSchema, env);
+  const publicBaseUrl = resolvePublicBaseUrl(raw.PUBLIC_BASE_URL, raw.PORT);
   return {
     ...raw,
     ...redisSettings(raw),
-    PUBLIC_BASE_URL: resolvePublicBaseUrl(raw.PUBLIC_BASE_URL, raw.PORT),
+    PUBLIC_BASE_URL: publicBaseUrl,
+    /** Where file URLs start (webhook bodies carry them too). */
+    filesBaseUrl: resolveFilesBaseUrl(publicBaseUrl, raw.S3_PUBLIC_BASE_URL),
     GENERATOR_URL: raw.GENERATOR_URL ?? DEFAULT_GENERATOR_URLS[raw.GENERATOR],
   };
 }

@@ -1,4 +1,4 @@
-import { createLogger, createRedis, EventHub, FsStorage, GenerationStore, JOBS, keysFor, QUEUES, RecordRetention, retentionSeconds, type GeneratorProvider, type Logger, type Storage } from '@imagegen/shared';
+import { createLogger, createRedis, createStorage, EventHub, GenerationStore, JOBS, keysFor, QUEUES, RecordRetention, retentionSeconds, type GeneratorProvider, type Logger, type Storage } from '@imagegen/shared';
 import { Queue, type Worker } from 'bullmq';
 import type { WorkerConfig } from './config';
 import { listenForCancellations } from './generate/cancellations';
@@ -36,7 +36,7 @@ export async function startWorkerRuntime(
   const subscriber = createRedis(config.redis, 'subscriber', 'imagegen-worker-sub');
   const retention = retentionSeconds(config.RECORD_RETENTION_HOURS);
   const store = new GenerationStore(storeRedis, keys, retention);
-  const storage = overrides.storage ?? new FsStorage(config.DATA_DIR);
+  const storage = overrides.storage ?? createStorage(config);
   const generateQueue = new Queue(QUEUES.generate, { connection: storeRedis, prefix: config.QUEUE_PREFIX });
   generateQueue.on('error', (err) => logger.warn('queue error', { error: err.message }));
   const recordRetention = new RecordRetention(storeRedis, keys);
@@ -88,8 +88,12 @@ export async function startWorkerRuntime(
   const hub = new EventHub(subscriber);
   const webhooks = await startWebhooks(config, keys, connection, hub, logger);
   const stopCancellations = await listenForCancellations(hub, keys, generate);
-  logger.info('worker started', { generator: provider.name, concurrency: config.WORKER_CONCURRENCY, cpu: config.CPU_CONCURRENCY, prefix: config.QUEUE_PREFIX });
+  logger.info('worker started', { generator: provider.name, storage: config.STORAGE, concurrency: config.WORKER_CONCURRENCY, cpu: config.CPU_CONCURRENCY, prefix: config.QUEUE_PREFIX });
 
+  // a backend handed in belongs to whoever made it
+  const closeStorage = async () => {
+    if (!overrides.storage) await storage.close?.().catch(() => undefined);
+  };
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
@@ -102,11 +106,13 @@ export async function startWorkerRuntime(
         drained.catch(() => undefined);
         for (const c of [connection, storeRedis, subscriber]) c.disconnect();
         webhooks.disconnect();
+        await closeStorage();
         return;
       }
       await stopCancellations().catch(() => undefined);
       await Promise.all([generateQueue.close(), maintenanceQueue.close(), webhooks.close()].map((p) => p.catch(() => undefined)));
       await Promise.all([connection.quit(), storeRedis.quit(), subscriber.quit()].map((p) => p.catch(() => undefined)));
+      await closeStorage();
       logger.info('worker stopped');
     })());
 

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { commonEnvShape, ConfigError, envIntList, generatorEnvShape, parseEnv, publicPathPrefix, resolvePublicBaseUrl } from './config';
+import { commonEnvShape, ConfigError, envIntList, generatorEnvShape, parseEnv, publicPathPrefix, refineStorageEnv, resolveFilesBaseUrl, resolvePublicBaseUrl, storageEnvShape } from './config';
 
 const schema = z.object({ ...commonEnvShape, ...generatorEnvShape, SIZES: envIntList([1024, 512, 256]) });
 
@@ -65,5 +65,48 @@ describe('PUBLIC_BASE_URL', () => {
 
   it('never echoes the value (it may carry credentials)', () => {
     expect(() => parseEnv(schema, { PUBLIC_BASE_URL: 'http://user:secret@host/' })).toThrow(/^(?![\s\S]*secret)/);
+  });
+});
+
+describe('storage settings', () => {
+  const storageSchema = z.object({ ...commonEnvShape, ...storageEnvShape }).superRefine(refineStorageEnv);
+  const refusal = (env: Record<string, string>) => {
+    try {
+      parseEnv(storageSchema, env);
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      return (err as Error).message;
+    }
+    throw new Error('the configuration was accepted');
+  };
+
+  it('default to files on disk, and to the API serving them', () => {
+    const c = parseEnv(storageSchema, {});
+    expect(c).toMatchObject({ STORAGE: 'fs', S3_REGION: 'us-east-1', S3_FORCE_PATH_STYLE: false });
+    expect(c.S3_BUCKET).toBeUndefined();
+    expect(resolveFilesBaseUrl('http://localhost:3000', c.S3_PUBLIC_BASE_URL)).toBe('http://localhost:3000/files');
+    expect(resolveFilesBaseUrl('https://example.com/imagegen', undefined)).toBe('https://example.com/imagegen/files');
+  });
+
+  it('read an object store, whose public address then starts every file URL', () => {
+    const c = parseEnv(storageSchema, {
+      STORAGE: 's3',
+      S3_BUCKET: 'images',
+      S3_ENDPOINT: 'http://minio:9000/',
+      S3_REGION: 'eu-west-1',
+      S3_FORCE_PATH_STYLE: 'true',
+      S3_PUBLIC_BASE_URL: 'https://cdn.example.com/images/',
+    });
+    expect(c).toMatchObject({ STORAGE: 's3', S3_BUCKET: 'images', S3_ENDPOINT: 'http://minio:9000', S3_REGION: 'eu-west-1', S3_FORCE_PATH_STYLE: true });
+    expect(resolveFilesBaseUrl('http://localhost:3000', c.S3_PUBLIC_BASE_URL)).toBe('https://cdn.example.com/images');
+  });
+
+  it('refuse STORAGE=s3 without a bucket, and a public base without object storage, in one line each', () => {
+    expect(refusal({ STORAGE: 's3' })).toBe('Invalid configuration: S3_BUCKET: required when STORAGE=s3');
+    expect(refusal({ STORAGE: 's3', S3_BUCKET: ' ' })).toBe('Invalid configuration: S3_BUCKET: required when STORAGE=s3');
+    expect(refusal({ S3_PUBLIC_BASE_URL: 'https://cdn.example.com' })).toBe('Invalid configuration: S3_PUBLIC_BASE_URL: only applies when STORAGE=s3');
+    expect(refusal({ STORAGE: 'gcs' })).toBe('Invalid configuration: STORAGE: must be one of fs, s3');
+    expect(refusal({ STORAGE: 's3', S3_BUCKET: 'bkt', S3_ENDPOINT: 'http://user:secret@minio:9000' })).toMatch(/^Invalid configuration: S3_ENDPOINT: must be an absolute http/);
+    expect(refusal({ STORAGE: 's3', S3_BUCKET: 'a/b' })).toMatch(/^Invalid configuration: S3_BUCKET: must be a bucket name/);
   });
 });

@@ -152,6 +152,41 @@ export const webhookEnvShape = {
   WEBHOOK_ALLOW_PRIVATE: envBool(false),
 };
 
+/** Where originals and thumbnails live; the API and every worker need the same values. */
+export const storageEnvShape = {
+  STORAGE: envEnum(['fs', 's3'], 'fs'),
+  /** The bucket; required when STORAGE=s3. */
+  S3_BUCKET: envOptionalString().pipe(
+    z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]$/, 'must be a bucket name (letters, digits, . _ -)')
+      .optional(),
+  ),
+  /** An S3-compatible endpoint (MinIO, R2, ...); unset: AWS S3 of S3_REGION. */
+  S3_ENDPOINT: envBaseUrl(),
+  S3_REGION: envString('us-east-1').pipe(z.string().regex(/^[a-z0-9-]+$/, 'must be a region name such as us-east-1')),
+  /** `http://endpoint/bucket/key` instead of `http://bucket.endpoint/key` (most self-hosted stores want it). */
+  S3_FORCE_PATH_STYLE: envBool(false),
+  /** When set, file URLs point here (a CDN or a public bucket) and the API never serves the bytes. */
+  S3_PUBLIC_BASE_URL: envBaseUrl(),
+};
+
+type StorageEnv = { STORAGE: 'fs' | 's3'; S3_BUCKET?: string | undefined; S3_PUBLIC_BASE_URL?: string | undefined };
+
+/** Cross-field rules of the storage settings, for an app schema's superRefine. */
+export function refineStorageEnv(c: StorageEnv, ctx: z.RefinementCtx): void {
+  if (c.STORAGE === 's3' && !c.S3_BUCKET) ctx.addIssue({ code: 'custom', path: ['S3_BUCKET'], message: 'required when STORAGE=s3' });
+  if (c.STORAGE !== 's3' && c.S3_PUBLIC_BASE_URL) ctx.addIssue({ code: 'custom', path: ['S3_PUBLIC_BASE_URL'], message: 'only applies when STORAGE=s3' });
+}
+
+/**
+ * The base every file URL starts with, computed once: the API's `/files` route, or the object
+ * store's public address when it serves the files itself.
+ */
+export function resolveFilesBaseUrl(publicBaseUrl: string, s3PublicBaseUrl: string | undefined): string {
+  return s3PublicBaseUrl ?? `${publicBaseUrl}/files`;
+}
+
 export class ConfigError extends Error {
   constructor(message: string) {
     super(message);

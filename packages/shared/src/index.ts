@@ -11,6 +11,8 @@ export * from './records/generation-store';
 export * from './records/record-retention';
 export * from './storage/storage';
 export * from './storage/fs-storage';
+export * from './storage/s3-storage';
+export * from './storage/create-storage';
 export * from './events/event-hub';
 export * from './events/wait';
 export * from './logger';

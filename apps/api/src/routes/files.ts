@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Router, type Request, type Response } from 'express';
-import { contentTypeFor, isValidStorageKey, type Storage, type StoredFileInfo } from '@imagegen/shared';
+import { contentTypeFor, isValidStorageKey, type ByteRange, type OpenedFile, type Storage, type StoredFileInfo } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { HttpProblem, notFound } from '../http/problem';
 
@@ -16,12 +16,14 @@ export function filesRouter(ctx: ApiContext): Router {
   router.get('/files/:token/:name', async (req, res) => {
     const key = `${req.params.token}/${req.params.name}`;
     if (!isValidStorageKey(key)) throw notFound('File');
-    const info = await ctx.storage.stat(key);
+    const { storage } = ctx;
+    const local = storage.localPath?.(key);
+    if (!local && storage.open) return streamObject(storage as RangedStorage, key, req, res);
+    const info = await storage.stat(key);
     if (!info) throw notFound('File');
     const headers = fileHeaders(key, info);
-    const local = ctx.storage.localPath?.(key);
     if (local) await sendLocalFile(res, local, headers);
-    else await streamFile(ctx.storage, key, info, headers, req, res);
+    else await streamFile(storage, key, info, headers, req, res);
   });
   return router;
 }
@@ -32,11 +34,11 @@ function fileHeaders(key: string, info: StoredFileInfo): Record<string, string> 
     'Cache-Control': 'public, max-age=31536000, immutable',
     'X-Content-Type-Options': 'nosniff',
   };
-  if (info.modifiedAt) {
-    // the form `send` and express.static use: size and write time
-    headers.ETag = `W/"${info.bytes.toString(16)}-${info.modifiedAt.getTime().toString(16)}"`;
-    headers['Last-Modified'] = info.modifiedAt.toUTCString();
-  }
+  // the backend's own validator (an object's ETag) where it has one, else the form `send` and
+  // express.static use: size and write time
+  if (info.etag) headers.ETag = info.etag;
+  else if (info.modifiedAt) headers.ETag = `W/"${info.bytes.toString(16)}-${info.modifiedAt.getTime().toString(16)}"`;
+  if (info.modifiedAt) headers['Last-Modified'] = info.modifiedAt.toUTCString();
   return headers;
 }
 
@@ -63,7 +65,96 @@ function sendLocalFile(res: Response, file: string, headers: Record<string, stri
   });
 }
 
-/** Backends without local files: one stream per response, destroyed with it. No ranges. */
+type RangedStorage = Storage & Required<Pick<Storage, 'open'>>;
+
+const storageUnavailable = () => new HttpProblem(503, 'Service unavailable', 'The file store is not reachable; try again shortly', undefined, { 'Retry-After': '5' });
+
+/** A storage call; its failure is the file store's, not the request's. */
+async function fromStorage<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch {
+    throw storageUnavailable();
+  }
+}
+
+function clearHeaders(res: Response): void {
+  for (const name of res.getHeaderNames()) res.removeHeader(name);
+}
+
+/**
+ * Backends with ranged reads (object storage): HEAD, conditional GETs (304), single byte ranges
+ * (206, 416), one read per response. A plain GET costs one request to the store; the others
+ * look at the object first. The read is destroyed with the response, however it ends, so a
+ * client that goes away releases the store's connection at once.
+ */
+async function streamObject(storage: RangedStorage, key: string, req: Request, res: Response): Promise<void> {
+  const plainGet = req.method === 'GET' && req.headers.range === undefined && req.headers['if-none-match'] === undefined && req.headers['if-modified-since'] === undefined;
+  let opened: OpenedFile | null = null;
+  let info: StoredFileInfo | null;
+  if (plainGet) {
+    opened = await fromStorage(() => storage.open(key));
+    info = opened?.info ?? null;
+  } else {
+    info = await fromStorage(() => storage.stat(key));
+  }
+  if (!info) throw notFound('File');
+  res.set({ ...fileHeaders(key, info), 'Accept-Ranges': 'bytes' });
+  if (req.fresh) {
+    res.removeHeader('Content-Type');
+    res.status(304).end();
+    return;
+  }
+  const range = requestedRange(req, info, res.get('ETag'), res.get('Last-Modified'));
+  if (range === 'unsatisfiable') {
+    clearHeaders(res);
+    throw new HttpProblem(416, 'Range not satisfiable', 'The requested range lies outside the file', undefined, { 'Content-Range': `bytes */${info.bytes}` });
+  }
+  res.status(range ? 206 : 200).set('Content-Length', String(range ? range.end - range.start + 1 : info.bytes));
+  if (range) res.set('Content-Range', `bytes ${range.start}-${range.end}/${info.bytes}`);
+  if (req.method === 'HEAD') {
+    res.end();
+    return;
+  }
+  opened ??= await fromStorage(() => storage.open(key, range));
+  if (!opened) {
+    // removed between the look and the read (its retention ended)
+    clearHeaders(res);
+    throw notFound('File');
+  }
+  try {
+    // pipeline destroys both ends when either fails or closes early
+    await pipeline(opened.stream, res);
+  } catch (err) {
+    if (res.headersSent || req.destroyed) return;
+    clearHeaders(res);
+    throw err;
+  }
+}
+
+/**
+ * The one byte range asked for, if it applies: none when there is no Range header, when
+ * If-Range no longer matches, or for several ranges or a malformed header (the whole file
+ * then, as RFC 9110 allows).
+ */
+function requestedRange(req: Request, info: StoredFileInfo, etag: string | undefined, lastModified: string | undefined): ByteRange | undefined | 'unsatisfiable' {
+  if (req.headers.range === undefined || !ifRangeHolds(req.get('if-range'), etag, lastModified)) return undefined;
+  const ranges = req.range(info.bytes, { combine: true });
+  if (ranges === -1) return 'unsatisfiable';
+  if (ranges === -2 || ranges === undefined || ranges.type !== 'bytes' || ranges.length !== 1) return undefined;
+  return { start: ranges[0]!.start, end: ranges[0]!.end };
+}
+
+/** If-Range: a strong ETag that matches exactly, or a date no earlier than the file's. */
+function ifRangeHolds(ifRange: string | undefined, etag: string | undefined, lastModified: string | undefined): boolean {
+  if (ifRange === undefined) return true;
+  if (ifRange.includes('"')) return etag !== undefined && !etag.startsWith('W/') && ifRange.trim() === etag;
+  const asked = Date.parse(ifRange);
+  const modified = lastModified ? Date.parse(lastModified) : NaN;
+  return Number.isFinite(asked) && Number.isFinite(modified) && modified <= asked;
+}
+
+/** Backends without local files or ranged reads: one stream per response, destroyed with it. No ranges. */
 async function streamFile(storage: Storage, key: string, info: StoredFileInfo, headers: Record<string, string>, req: Request, res: Response): Promise<void> {
   res.set({ ...headers, 'Content-Length': String(info.bytes), 'Accept-Ranges': 'none' });
   if (req.fresh) {

@@ -23,7 +23,7 @@ export async function streamGenerationEvents(ctx: ApiContext, initial: Generatio
   let lastSent = '';
   let done = false;
   const send = (type: string, record: GenerationRecord) => {
-    const data = JSON.stringify(presentGeneration(record, ctx.config.PUBLIC_BASE_URL));
+    const data = JSON.stringify(presentGeneration(record, ctx.config));
     if (type === 'generation.snapshot' && data === lastSent) return;
     lastSent = data;
     res.write(`id: ${++seq}\nevent: ${type}\ndata: ${data}\n\n`);

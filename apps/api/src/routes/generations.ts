@@ -20,7 +20,7 @@ const MAX_PREFER_WAIT_SECONDS = 60;
 
 export function generationsRouter(ctx: ApiContext, service: GenerationsService, json: RequestHandler): Router {
   const router = Router();
-  const present = (r: Parameters<typeof presentGeneration>[0]) => presentGeneration(r, ctx.config.PUBLIC_BASE_URL);
+  const present = (r: Parameters<typeof presentGeneration>[0]) => presentGeneration(r, ctx.config);
 
   router.post('/', requireContentType('application/json'), json, async (req, res) => {
     const input = parseBody(createGenerationSchema, req.body);

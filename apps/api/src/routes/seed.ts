@@ -26,7 +26,7 @@ export function seedRouter(ctx: ApiContext, service: GenerationsService, json: R
     const { record } = created;
     const statusUrl = `${ctx.config.PUBLIC_BASE_URL}/v1/generations/${record.id}`;
     if (record.status === 'completed' && record.result) {
-      const { result } = presentGeneration(record, ctx.config.PUBLIC_BASE_URL);
+      const { result } = presentGeneration(record, ctx.config);
       res.json({ downloadUrl: result?.image.url, id: record.id, statusUrl, thumbnails: result?.thumbnails, placeholder: result?.placeholder });
       return;
     }

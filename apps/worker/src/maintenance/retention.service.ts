@@ -1,7 +1,9 @@
 import type { Queue } from 'bullmq';
-import type { Logger, RecordRetention, Storage } from '@imagegen/shared';
+import { isValidStoragePrefix, type Logger, type RecordRetention, type Storage } from '@imagegen/shared';
 
 const BATCH = 500;
+/** Token removals in flight at once: enough to hide an object store's round trips. */
+const REMOVALS_AT_ONCE = 16;
 
 /** A temporary file this old belongs to a write that died: no write of ours takes that long. */
 export const STALE_TEMPORARY_MS = 10 * 60_000;
@@ -46,21 +48,40 @@ export class RetentionService {
     return (await this.storage.sweepTemporary?.(STALE_TEMPORARY_MS)) ?? 0;
   }
 
+  /**
+   * Files of due tokens, a few tokens at once (each is a round trip or two to object storage).
+   * A token that cannot be removed now (the store is away) stays due for the next sweep; one
+   * that can never be removed (malformed) is forgotten rather than retried forever.
+   */
   private async removeDueFiles(now: number): Promise<number> {
     let removed = 0;
     for (;;) {
       const tokens = await this.retention.dueFileTokens(now, BATCH);
-      for (const token of tokens) {
-        try {
-          await this.storage.removePrefix(token);
-          removed++;
-        } catch (err) {
-          // a malformed token can never be removed: forget it rather than retry it forever
-          this.logger.warn('could not remove files', { token, error: (err as Error).message });
-        }
-      }
-      await this.retention.forgetFileTokens(tokens);
-      if (tokens.length < BATCH) return removed;
+      const done: string[] = [];
+      let failed = 0;
+      let next = 0;
+      await Promise.all(
+        Array.from({ length: Math.min(REMOVALS_AT_ONCE, tokens.length) }, async () => {
+          while (next < tokens.length) {
+            const token = tokens[next++]!;
+            if (!isValidStoragePrefix(token)) {
+              this.logger.warn('forgetting malformed file token', { token });
+              done.push(token);
+              continue;
+            }
+            try {
+              await this.storage.removePrefix(token);
+              done.push(token);
+              removed++;
+            } catch (err) {
+              failed++;
+              if (failed === 1) this.logger.warn('could not remove files; they stay due', { token, error: (err as Error).message });
+            }
+          }
+        }),
+      );
+      await this.retention.forgetFileTokens(done);
+      if (tokens.length < BATCH || failed > 0) return removed;
     }
   }
 }

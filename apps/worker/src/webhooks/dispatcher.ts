@@ -22,7 +22,8 @@ export interface DispatcherOptions {
   /** Entries read by a consumer and not acknowledged for this long are taken over. */
   claimIdleMs: number;
   startDelayMs: number;
-  publicBaseUrl: string;
+  /** Where the file URLs in webhook bodies start. */
+  filesBaseUrl: string;
   batchSize?: number;
   blockMs?: number;
   /** First attempts made by the dispatcher itself at once (WEBHOOK_CONCURRENCY); 0 leaves every attempt to jobs. */
@@ -169,7 +170,7 @@ export class OutboxDispatcher {
         settled.push(entryId);
         continue;
       }
-      const event = parseOutboxEntry(entryId, fields, this.opts.publicBaseUrl);
+      const event = parseOutboxEntry(entryId, fields, this.opts);
       if ('invalid' in event) {
         this.logger.warn('dropping an undeliverable webhook event', { entryId, reason: event.invalid });
         settled.push(entryId);

@@ -55,7 +55,7 @@ export async function startWebhooks(config: WorkerConfig, keys: Keys, connection
       consumer: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
       claimIdleMs: config.WEBHOOK_DISPATCH_CLAIM_IDLE_MS,
       startDelayMs: config.WEBHOOK_DISPATCH_START_DELAY_MS,
-      publicBaseUrl: config.PUBLIC_BASE_URL,
+      filesBaseUrl: config.filesBaseUrl,
       inlineConcurrency: config.WEBHOOK_CONCURRENCY,
     },
     attempts,

@@ -112,14 +112,19 @@ export const publicGenerationSchema = generationRecordSchema
 export type PublicGeneration = z.output<typeof publicGenerationSchema>;
 export type PublicImage = z.output<typeof publicImageSchema>;
 
-/** `publicBaseUrl` comes normalised from config (no trailing slash), with any path prefix kept. */
-export function fileUrl(publicBaseUrl: string, key: string): string {
-  return `${publicBaseUrl}/files/${key}`;
+/** Where file URLs start: `filesBaseUrl` of either app's config (computed once, no trailing slash). */
+export interface FileLinks {
+  filesBaseUrl: string;
+}
+
+/** A stored file's public URL: the API's `/files` route, or the object store's public address. */
+export function fileUrl(links: FileLinks, key: string): string {
+  return `${links.filesBaseUrl}/${key}`;
 }
 
 /** The generation as clients see it: internal checkpoints and tokens stay inside. */
-export function presentGeneration(record: GenerationRecord, publicBaseUrl: string): PublicGeneration {
-  const toPublic = ({ key, ...rest }: StoredImage): PublicImage => ({ url: fileUrl(publicBaseUrl, key), ...rest });
+export function presentGeneration(record: GenerationRecord, links: FileLinks): PublicGeneration {
+  const toPublic = ({ key, ...rest }: StoredImage): PublicImage => ({ url: fileUrl(links, key), ...rest });
   const out: PublicGeneration = {
     id: record.id,
     object: 'generation',

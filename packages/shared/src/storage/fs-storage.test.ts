@@ -72,3 +72,19 @@ it('removes a prefix and knows content types', async () => {
   expect(contentTypeFor('a/b.webp')).toBe('image/webp');
   expect(contentTypeFor('a/b.jpg')).toBe('image/jpeg');
 });
+
+it('opens a file whole or by byte range, with its size, and null when there is none', async () => {
+  const data = Buffer.from('0123456789');
+  await storage.put('tokenEEEEEEEE/original.png', data);
+  const read = async (range?: { start: number; end: number }) => {
+    const opened = await storage.open('tokenEEEEEEEE/original.png', range);
+    const chunks: Buffer[] = [];
+    for await (const c of opened!.stream) chunks.push(c as Buffer);
+    return { info: opened!.info, body: Buffer.concat(chunks).toString() };
+  };
+  expect(await read()).toMatchObject({ info: { bytes: 10 }, body: '0123456789' });
+  expect(await read({ start: 2, end: 4 })).toMatchObject({ info: { bytes: 10 }, body: '234' });
+  expect(Math.abs(Date.now() - (await read()).info.modifiedAt!.getTime())).toBeLessThan(60_000);
+  expect(await storage.open('tokenEEEEEEEE/missing.png')).toBeNull();
+  await expect(storage.open('../etc/passwd')).rejects.toThrow(/invalid storage key/);
+});

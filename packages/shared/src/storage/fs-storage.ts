@@ -1,9 +1,9 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
-import { isValidStorageKey, type Storage, type StoredFileInfo } from './storage';
+import { isValidStorageKey, isValidStoragePrefix, type ByteRange, type OpenedFile, type Storage, type StoredFileInfo } from './storage';
 
 /** Where writes in progress live, inside the storage root (one filesystem, so rename is atomic). No key can name it. */
 export const TEMPORARY_DIR = '.tmp';
@@ -62,6 +62,26 @@ export class FsStorage implements Storage {
     return createReadStream(this.pathFor(key));
   }
 
+  async open(key: string, range?: ByteRange): Promise<OpenedFile | null> {
+    const handle = await open(this.pathFor(key), 'r').catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return null;
+      throw err;
+    });
+    if (!handle) return null;
+    try {
+      // size and time of the file this descriptor holds, whatever replaces the name meanwhile
+      const s = await handle.stat();
+      if (!s.isFile()) throw Object.assign(new Error('not a file'), { code: 'ENOENT' });
+      // the stream owns the descriptor from here: destroying it closes the file
+      const stream = handle.createReadStream(range ? { start: range.start, end: range.end } : {});
+      return { stream, info: { bytes: s.size, modifiedAt: s.mtime } };
+    } catch (err) {
+      await handle.close();
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+  }
+
   /**
    * Removes temporary files left by a process killed mid-write. Only old ones: other
    * workers sharing the directory may be writing right now. Returns how many were removed.
@@ -81,7 +101,7 @@ export class FsStorage implements Storage {
   }
 
   async removePrefix(prefix: string): Promise<void> {
-    if (!/^[A-Za-z0-9_-]{8,64}$/.test(prefix)) throw new Error('invalid storage prefix');
+    if (!isValidStoragePrefix(prefix)) throw new Error('invalid storage prefix');
     await rm(path.join(this.root, prefix), { recursive: true, force: true });
   }
 }

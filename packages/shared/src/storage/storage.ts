@@ -8,6 +8,12 @@ export interface Storage {
   stat(key: string): Promise<StoredFileInfo | null>;
   createReadStream(key: string): Readable;
   /**
+   * The file's bytes (all, or one inclusive byte range) with what is known about the whole
+   * file; null when there is no such file. Whoever takes the stream destroys it when done
+   * with it, however that goes: that releases the descriptor or connection behind it.
+   */
+  open?(key: string, range?: ByteRange): Promise<OpenedFile | null>;
+  /**
    * The file's path on this machine when the backend keeps local files (the API then lets the
    * OS send it: ranges, conditional requests, and no descriptor outliving the response).
    * Undefined for keys that are invalid and for backends without local files.
@@ -17,18 +23,43 @@ export interface Storage {
   removePrefix(prefix: string): Promise<void>;
   /** Removes temporary files older than `olderThanMs` (left by a process killed mid-write); returns how many. */
   sweepTemporary?(olderThanMs: number): Promise<number>;
+  /** Lets go of connections the backend keeps open. */
+  close?(): Promise<void>;
 }
 
 export interface StoredFileInfo {
   bytes: number;
   /** When the file was last written, where the backend knows it. */
   modifiedAt?: Date;
+  /** A strong validator of the content, quoted, where the backend has one (an object store's ETag). */
+  etag?: string;
+  /** The content type the backend keeps with the file, if any. */
+  contentType?: string;
+}
+
+/** First and last byte, both inclusive, as in HTTP's `Range: bytes=start-end`. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+export interface OpenedFile {
+  stream: Readable;
+  /** The whole file's size and validators, also when the stream carries only a range. */
+  info: StoredFileInfo;
 }
 
 const KEY_PATTERN = /^[A-Za-z0-9_-]{8,64}\/[A-Za-z0-9_-]{1,64}\.[a-z0-9]{2,5}$/;
 
 export function isValidStorageKey(key: string): boolean {
   return KEY_PATTERN.test(key);
+}
+
+const PREFIX_PATTERN = /^[A-Za-z0-9_-]{8,64}$/;
+
+/** A prefix `removePrefix` accepts: one file token, never a path. */
+export function isValidStoragePrefix(prefix: string): boolean {
+  return PREFIX_PATTERN.test(prefix);
 }
 
 export const CONTENT_TYPES: Record<string, string> = {

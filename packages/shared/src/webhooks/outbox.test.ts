@@ -22,7 +22,7 @@ it('a batch event appended to the outbox reads back as a delivery of the batch',
   const data = { id: 'batch_abc', status: 'completed', total: 2 };
   const entryId = await appendBatchEvent(redis, keys, { batchId: 'batch_abc', tenant: 't1', type: 'batch.completed', target: { url: 'https://hooks.example/b' }, data });
   const [[id, flat]] = (await redis.xrange(keys.webhookOutbox(), entryId, entryId)) as [string, string[]][] as [[string, string[]]];
-  expect(parseOutboxEntry(id, flat, 'https://api.example')).toMatchObject({ subject: 'batch_abc', tenant: 't1', event: 'batch.completed', target: { url: 'https://hooks.example/b' }, data });
+  expect(parseOutboxEntry(id, flat, { filesBaseUrl: 'https://api.example/files' })).toMatchObject({ subject: 'batch_abc', tenant: 't1', event: 'batch.completed', target: { url: 'https://hooks.example/b' }, data });
 });
 
 it('delivery and message ids derive from the entry id, one to one', () => {
@@ -34,5 +34,5 @@ it('delivery and message ids derive from the entry id, one to one', () => {
 });
 
 it('an entry without its fields is reported, not thrown', () => {
-  expect(parseOutboxEntry('1-0', ['event', 'generation.completed'], 'https://api.example')).toEqual({ invalid: expect.any(String) });
+  expect(parseOutboxEntry('1-0', ['event', 'generation.completed'], { filesBaseUrl: 'https://api.example/files' })).toEqual({ invalid: expect.any(String) });
 });

@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Keys } from '../keys';
 import { decodeRecord } from '../records/codec';
 import { WEBHOOK_OUTBOX_MAX_LEN, WEBHOOK_RECORD_FIELDS } from '../records/lua/outbox';
-import { presentGeneration } from '../schemas/generation';
+import { presentGeneration, type FileLinks } from '../schemas/generation';
 import { WEBHOOK_EVENTS, webhookTargetSchema, type WebhookEvent, type WebhookTarget } from '../schemas/request';
 
 /** One outbox entry, ready to become a delivery. */
@@ -23,7 +23,7 @@ export interface OutboxEvent {
  * record snapshot; batch entries (`batch`, see appendBatchEvent) carry their data and target.
  * Returns a reason instead when the entry cannot be delivered.
  */
-export function parseOutboxEntry(entryId: string, flat: string[], publicBaseUrl: string): OutboxEvent | { invalid: string } {
+export function parseOutboxEntry(entryId: string, flat: string[], links: FileLinks): OutboxEvent | { invalid: string } {
   const f: Record<string, string> = {};
   for (let i = 0; i + 1 < flat.length; i += 2) f[flat[i] as string] = flat[i + 1] as string;
   const event = f.event as WebhookEvent;
@@ -35,7 +35,7 @@ export function parseOutboxEntry(entryId: string, flat: string[], publicBaseUrl:
       const record = decodeRecord(snapshot);
       if (!record?.webhook) return { invalid: 'record without webhook' };
       const target = webhookTargetSchema.parse(record.webhook);
-      return { entryId, subject: f.gen, tenant: f.tenant, event, at: Number(f.at), target, data: presentGeneration(record, publicBaseUrl) };
+      return { entryId, subject: f.gen, tenant: f.tenant, event, at: Number(f.at), target, data: presentGeneration(record, links) };
     }
     if (f.batch && f.webhook && f.data) {
       const target = webhookTargetSchema.parse(JSON.parse(f.webhook));

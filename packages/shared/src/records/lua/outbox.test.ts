@@ -80,7 +80,7 @@ it('started goes out once across retries; progress at most once per 500 ms; the 
   expect(await eventsOf(r.id)).toEqual(['generation.started', 'generation.progress', 'generation.progress', 'generation.completed']);
 
   const entries = await outboxOf(r.id);
-  const parsed = entries.map((e) => parseOutboxEntry(e.entryId, e.flat, 'https://api.example'));
+  const parsed = entries.map((e) => parseOutboxEntry(e.entryId, e.flat, { filesBaseUrl: 'https://api.example/files' }));
   const stages = parsed.map((p) => ('invalid' in p ? p.invalid : (p.data as { stage: string }).stage));
   expect(stages).toEqual(['generating', 'downloading', 'storing', 'done']);
   const last = parsed.at(-1)!;
