@@ -20,3 +20,5 @@ export * from './webhooks/outbox';
 export * from './webhooks/secrets';
 export * from './webhooks/ssrf';
 export * from './webhooks/deliveries';
+export * from './schemas/batch';
+export * from './records/batch-store';
