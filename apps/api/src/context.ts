@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createLogger, createRedis, DeliveryLog, EventHub, FsStorage, GenerationStore, keysFor, QUEUES, retentionSeconds, WebhookSecrets, type Keys, type Logger, type Storage } from '@imagegen/shared';
+import { BatchStore, createLogger, createRedis, DeliveryLog, EventHub, FsStorage, GenerationStore, keysFor, QUEUES, retentionSeconds, WebhookSecrets, type Keys, type Logger, type Storage } from '@imagegen/shared';
 import type { ApiConfig } from './config';
 import { Waits } from './services/waits';
 
@@ -13,6 +13,7 @@ export interface ApiContext {
   subscriber: Redis;
   hub: EventHub;
   store: GenerationStore;
+  batches: BatchStore;
   storage: Storage;
   queues: { generate: Queue; maintenance: Queue; webhooks: Queue };
   webhookSecrets: WebhookSecrets;
@@ -48,6 +49,7 @@ export function createApiContext(config: ApiConfig, adminPassword: string, logge
     subscriber,
     hub: new EventHub(subscriber),
     store: new GenerationStore(redis, keys, retentionSeconds(config.RECORD_RETENTION_HOURS)),
+    batches: new BatchStore(redis, keys),
     storage: new FsStorage(config.DATA_DIR),
     queues: { generate, maintenance, webhooks },
     webhookSecrets: new WebhookSecrets(redis, keys, config.WEBHOOK_SECRET),
