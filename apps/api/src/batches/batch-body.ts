@@ -12,7 +12,7 @@ export interface BatchSubmission {
 }
 
 /** Items validated between two yields to the event loop: other requests keep being answered. */
-const VALIDATE_CHUNK = 1000;
+const VALIDATE_CHUNK = 250;
 const CSV_COLUMNS = ['topic', 'style', 'size'] as const;
 
 const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
