@@ -9,6 +9,8 @@ import type { BatchSubmission } from './batch-body';
 const PROVISIONAL_SECONDS = 600;
 /** Items written per script: big enough to cost few round trips, small enough never to block Redis for long. */
 export const ITEMS_PER_CHUNK = 500;
+/** Item cancellations sent at once. */
+const CANCELS_AT_ONCE = 50;
 /** Items read per page when walking a batch (results, cancel, archive). */
 export const PAGE = 500;
 
@@ -104,7 +106,8 @@ export class BatchesService {
 
   /**
    * Stops feeding the batch and cancels every item not finished yet (in pipelined pages);
-   * finished items stay as they are. Workers running an item abort it at once.
+   * finished items stay as they are. Workers running an item abort it at once. Repeating it
+   * after a failure part-way finishes the job.
    */
   async cancel(tenant: string, id: string): Promise<BatchRecord> {
     const batch = await this.get(tenant, id);
@@ -112,7 +115,8 @@ export class BatchesService {
     await this.ctx.batches.markCancelled(batch, new Date(await store.now()).toISOString());
     for await (const page of this.items(batch)) {
       const open = page.filter((p) => p.record && !isTerminal(p.record.status));
-      await Promise.all(open.map((p) => store.cancel(p.record as GenerationRecord)));
+      // a bounded number in flight keeps each script's wait short on a busy Redis
+      for (let i = 0; i < open.length; i += CANCELS_AT_ONCE) await Promise.all(open.slice(i, i + CANCELS_AT_ONCE).map((p) => store.cancel(p.record as GenerationRecord)));
       const active = open.filter((p) => p.record?.status === 'active');
       if (active.length) {
         const pipeline = redis.pipeline();

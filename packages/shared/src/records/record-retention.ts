@@ -85,7 +85,8 @@ export class RecordRetention {
    * job is gone — removed by hand or trimmed — and that are not provisional (a provisional
    * record's job may still be on its way, and it expires by itself otherwise). A batch item
    * has a job only once the feeder released it: one not released yet is no orphan, unless its
-   * batch is gone (its creator died before confirming it).
+   * batch is gone (its creator died before confirming it) or was cancelled (a cancel that failed
+   * part-way).
    */
   async findOrphans(createdBefore: string, jobKey: (id: string) => string, page = 1000): Promise<GenerationRef[]> {
     const orphans: GenerationRef[] = [];
@@ -112,9 +113,13 @@ export class RecordRetention {
           if (batched.length) {
             const reads = this.redis.pipeline();
             const batchIds = [...new Set(batched.map((c) => c.ref.batchId as string))];
-            for (const b of batchIds) reads.hget(this.keys.batch(b), 'released');
+            for (const b of batchIds) reads.hmget(this.keys.batch(b), 'released', 'cancelledAt');
             const answers = (await reads.exec()) ?? [];
-            batchIds.forEach((b, i) => released.set(b, answers[i]?.[1] == null ? null : Number(answers[i]?.[1])));
+            batchIds.forEach((b, i) => {
+              const [upTo, cancelledAt] = (answers[i]?.[1] ?? []) as (string | null)[];
+              // a cancelled batch releases nothing more: an item it left unfinished will never run
+              released.set(b, upTo == null || cancelledAt ? null : Number(upTo));
+            });
           }
           for (const c of candidates) {
             const upTo = c.ref.batchId ? released.get(c.ref.batchId) : undefined;
