@@ -2,6 +2,7 @@ import sharp from 'sharp';
 import { ERROR_CODES, GenerationFailure, type GeneratorProvider } from '@imagegen/shared';
 import { eventually, sleep } from './support/net';
 import { getJson, startStack, type Stack } from './support/stack';
+import { WebhookReceiver } from './support/webhook-receiver';
 
 /** Bytes at once; a topic starting with "fail" is refused for good, one starting with "slow" takes a while. */
 async function instantProvider(): Promise<GeneratorProvider> {
@@ -51,12 +52,15 @@ function zipEntries(buf: Buffer): { name: string; size: number }[] {
 
 describe('batches', () => {
   let stack: Stack;
+  let receiver: WebhookReceiver;
   beforeAll(async () => {
-    stack = await startStack({ name: 'batches', worker: false, env: { RATE_LIMIT_PER_MINUTE: '100000', GENERATOR_MAX_ATTEMPTS: '1', BATCH_MAX_BODY_BYTES: '1048576' } });
+    receiver = await WebhookReceiver.start();
+    stack = await startStack({ name: 'batches', worker: false, env: { RATE_LIMIT_PER_MINUTE: '100000', GENERATOR_MAX_ATTEMPTS: '1', BATCH_MAX_BODY_BYTES: '1048576', WEBHOOK_ALLOW_PRIVATE: 'true' } });
     await stack.startWorker({ WORKER_CONCURRENCY: '32', BATCH_FEED_INTERVAL_MS: '50' }, { provider: await instantProvider() });
   });
   afterAll(async () => {
     await stack?.close();
+    await receiver?.close();
   });
 
   const formats: [string, string, (topics: string[]) => string][] = [
@@ -175,5 +179,20 @@ describe('batches', () => {
     const list = (await getJson(`${stack.baseUrl}/v1/batches?limit=2`)).body;
     expect(list.data[0].id).toBe(first.body.id);
     expect(list.hasMore).toBe(true);
+  });
+
+  it('sends each item’s outcome and batch.completed, once, to the batch’s webhook', async () => {
+    const items = [{ topic: 'hook a' }, { topic: 'fail hook b' }, { topic: 'hook c' }];
+    const { body } = await post(`${stack.baseUrl}/v1/batches`, JSON.stringify({ items, webhook: { url: receiver.url('/batch') }, metadata: { run: 7 } }), 'application/json');
+    const done = await eventually(async () => {
+      const got = receiver.on('/batch').map((r) => JSON.parse(r.body));
+      return got.some((e) => e.type === 'batch.completed') && got.length >= 4 ? got : undefined;
+    });
+    const completed = done.filter((e) => e.type === 'batch.completed');
+    expect(completed).toHaveLength(1);
+    expect(completed[0].data).toMatchObject({ id: body.id, object: 'batch', status: 'completed', total: 3, progress: 100, metadata: { run: 7 }, counts: { completed: 2, failed: 1, cancelled: 0, queued: 0, active: 0 } });
+    expect(done.filter((e) => e.type === 'generation.completed')).toHaveLength(2);
+    expect(done.filter((e) => e.type === 'generation.failed')).toHaveLength(1);
+    expect(done.every((e) => e.type === 'batch.completed' || e.data.batchId === body.id)).toBe(true);
   });
 });
