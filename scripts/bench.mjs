@@ -8,6 +8,9 @@
 //   4. waiting:    Prefer: wait woken by pub/sub vs polling GET every 100 ms
 //   5. webhooks:   deliveries/s from one worker (outbox → dispatcher → queue → signed POST) to a
 //                  keep-alive receiver vs a bare loop of signed keep-alive POSTs, same concurrency
+//   6. batches:    accepting a 50,000-item batch over HTTP vs a raw BullMQ addBulk of 50,000 jobs,
+//                  the API's worst event-loop delay meanwhile, and its peak RSS while streaming
+//                  the 50,000 results to a client (vs idle)
 import { createRequire } from 'node:module';
 import { mkdtemp, rm, mkdir, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -15,7 +18,9 @@ import os from 'node:os';
 import net from 'node:net';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { performance, monitorEventLoopDelay } from 'node:perf_hooks';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 const require = createRequire(import.meta.url);
 const sharp = require('sharp');
@@ -485,8 +490,90 @@ async function benchWebhooks() {
   }
 }
 
+// ---------------------------------------------------------------- 6. batches
+const BATCH_CLIENT = `
+import { readFile } from 'node:fs/promises';
+const [mode, url, file, type] = process.argv.slice(1);
+const t0 = performance.now();
+if (mode === 'post') {
+  const body = await readFile(file);
+  const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': type }, body });
+  const json = await res.json();
+  if (res.status !== 202) { console.error('status ' + res.status + ' ' + JSON.stringify(json)); process.exit(1); }
+  console.log(JSON.stringify({ ms: performance.now() - t0, id: json.id }));
+} else {
+  const res = await fetch(url);
+  let lines = 0;
+  const reader = res.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    for (const b of value) if (b === 10) lines++;
+  }
+  console.log(JSON.stringify({ ms: performance.now() - t0, lines }));
+}
+`;
+
+function batchClient(...args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', BATCH_CLIENT, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`batch client exited ${code}`))));
+  });
+}
+
+async function benchBatches() {
+  const n = QUICK ? 10_000 : 50_000;
+  const redis = new Redis(REDIS_URL);
+  const rawPrefix = `bench-rawbatch-${randomBytes(3).toString('hex')}`;
+  const prefix = `bench-batch-${randomBytes(3).toString('hex')}`;
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'imagegen-bench-'));
+  try {
+    const rawQueue = new Queue('generate', { connection: new Redis(REDIS_URL, { maxRetriesPerRequest: null }), prefix: rawPrefix });
+    await rawQueue.waitUntilReady();
+    const jobs = Array.from({ length: n }, (_, i) => ({ name: 'generate', data: { generationId: `gen_${i}`, tenant: 'default' }, opts: { jobId: `gen_${i}`, priority: 50 } }));
+    const raw = await timed(() => rawQueue.addBulk(jobs));
+    await rawQueue.close();
+
+    const api = await startApi(prefix, dataDir);
+    const file = path.join(dataDir, 'batch.json');
+    await writeFile(file, JSON.stringify({ items: Array.from({ length: n }, (_, i) => ({ topic: `a watercolour lighthouse at dusk, variation ${i}`, metadata: { row: i } })) }));
+    const ndFile = path.join(dataDir, 'batch.ndjson');
+    await writeFile(ndFile, Array.from({ length: n }, (_, i) => JSON.stringify({ topic: `a watercolour lighthouse at dusk, variation ${i}`, metadata: { row: i } })).join('\n'));
+    let accepted;
+    for (const [label, body, type] of [['JSON', file, 'application/json'], ['NDJSON', ndFile, 'application/x-ndjson']]) {
+      const delay = monitorEventLoopDelay({ resolution: 10 });
+      delay.enable();
+      const one = await batchClient('post', `${api.base}/v1/batches`, body, type);
+      delay.disable();
+      accepted ??= one;
+      report('batches', `accept a ${n}-item batch over HTTP (${label})`, one.ms, 'ms', raw.ms, `baseline: raw BullMQ addBulk of ${n} jobs`);
+      report('batches', `API worst event-loop delay while accepting it (${label})`, delay.max / 1e6, 'ms', undefined, 'target ≤ 200 ms');
+    }
+
+    // collect what accepting left behind, so idle means idle
+    v8.setFlagsFromString('--expose-gc');
+    runInNewContext('gc')();
+    await new Promise((r) => setTimeout(r, 500));
+    const idle = process.memoryUsage().rss;
+    const peak = rssSampler();
+    const streamed = await batchClient('get', `${api.base}/v1/batches/${accepted.id}/results`);
+    const peakRss = peak();
+    if (streamed.lines !== n) throw new Error(`results had ${streamed.lines} lines, expected ${n}`);
+    report('batches', `stream results of ${n} items`, streamed.ms, 'ms');
+    report('batches', 'API peak RSS above idle while streaming them', (peakRss - idle) / 1024 / 1024, 'MB', undefined, `idle ${fmt(idle / 1024 / 1024)} MB; target ≤ 50 MB`);
+    await api.close();
+  } finally {
+    await deletePrefix(redis, rawPrefix);
+    await deletePrefix(redis, prefix);
+    await redis.quit();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
 // ---------------------------------------------------------------- main
-const sections = { thumbnails: benchThumbnails, enqueue: benchEnqueue, pipeline: benchPipeline, waiting: benchWaiting, webhooks: benchWebhooks };
+const sections = { thumbnails: benchThumbnails, enqueue: benchEnqueue, pipeline: benchPipeline, waiting: benchWaiting, webhooks: benchWebhooks, batches: benchBatches };
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
 console.log(`imagegen bench — node ${process.version}, ${CORES} cores, sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips}), UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? 4}${QUICK ? ', quick' : ''}`);
 for (const [name, fn] of Object.entries(sections)) {

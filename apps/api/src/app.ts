@@ -3,6 +3,7 @@ import type { ApiContext } from './context';
 import { tenantAuth } from './http/auth';
 import { errorHandler, HttpProblem, sendProblem, unavailable } from './http/problem';
 import { adminRouter } from './routes/admin';
+import { batchesRouter } from './routes/batches';
 import { docsRouter } from './routes/docs';
 import { filesRouter } from './routes/files';
 import { generationsRouter } from './routes/generations';
@@ -34,6 +35,7 @@ export function createApp(ctx: ApiContext): express.Express {
   app.use('/v1', auth, redisReady);
   app.use('/v1/generations', generationsRouter(ctx, generations, json));
   app.use('/v1/generations', deliveriesRouter(ctx));
+  app.use('/v1/batches', batchesRouter(ctx));
   app.use('/v1/webhooks', webhooksRouter(ctx));
   app.use('/v1/usage', usageRouter(ctx));
   app.use('/api/odin', auth, redisReady);

@@ -70,6 +70,8 @@ export const apiEnvShape = {
   /** How long the seed-compatible endpoint waits before answering 202 and letting the generation go on. */
   SYNC_WAIT_TIMEOUT_MS: envInt(120_000, 100, MAX_TIMER_MS),
   MAX_BODY_BYTES: envInt(1024 * 1024, 1024),
+  /** Body limit of `POST /v1/batches`: 50,000 ordinary items fit several times over. */
+  BATCH_MAX_BODY_BYTES: envInt(32 * 1024 * 1024, 1024),
 };
 
 // also when other settings are bad: every problem is named at once

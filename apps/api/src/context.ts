@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createLogger, createRedis, createStorage, DeliveryLog, EventHub, GenerationStore, keysFor, QUEUES, retentionSeconds, WebhookSecrets, type Keys, type Logger, type Storage } from '@imagegen/shared';
+import { BatchStore, createLogger, createRedis, createStorage, DeliveryLog, EventHub, GenerationStore, keysFor, QUEUES, retentionSeconds, WebhookSecrets, type Keys, type Logger, type Storage } from '@imagegen/shared';
 import type { ApiConfig } from './config';
 import { ApiKeyStore } from './services/api-keys';
 import { Quotas } from './services/quotas';
@@ -15,6 +15,7 @@ export interface ApiContext {
   subscriber: Redis;
   hub: EventHub;
   store: GenerationStore;
+  batches: BatchStore;
   storage: Storage;
   queues: { generate: Queue; maintenance: Queue; webhooks: Queue };
   webhookSecrets: WebhookSecrets;
@@ -55,6 +56,7 @@ export function createApiContext(config: ApiConfig, adminPassword: string, logge
     subscriber,
     hub: new EventHub(subscriber),
     store: new GenerationStore(redis, keys, retentionSeconds(config.RECORD_RETENTION_HOURS)),
+    batches: new BatchStore(redis, keys),
     storage,
     queues: { generate, maintenance, webhooks },
     webhookSecrets: new WebhookSecrets(redis, keys, config.WEBHOOK_SECRET),

@@ -38,6 +38,10 @@ export const workerEnvShape = {
   ORPHAN_MIN_AGE_MS: envInt(60_000, 0, MAX_TIMER_MS),
   /** Random spread on each retry delay (0.2 = ±20 %) so retries of many jobs do not align. */
   GENERATOR_RETRY_JITTER: envNumber(0.2, 0, 1),
+  /** Batch items released to the generate queue and not finished yet, across every batch and worker: the fair-share window. */
+  BATCH_FEED_WINDOW: envInt(256, 1, 100_000),
+  /** How often the batch feeder refills the window. */
+  BATCH_FEED_INTERVAL_MS: envInt(100, 10, 60_000),
   /** Webhook deliveries in flight per worker process (their own queue, apart from generations). */
   WEBHOOK_CONCURRENCY: envInt(50, 1, 1000),
   /** A delivery that gets no 2xx within this long is a failed attempt. */

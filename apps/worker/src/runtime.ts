@@ -1,6 +1,8 @@
 import { createLogger, createRedis, createStorage, EventHub, GenerationStore, JOBS, keysFor, QUEUES, RecordRetention, retentionSeconds, type GeneratorProvider, type Logger, type Storage } from '@imagegen/shared';
 import { Queue, type Worker } from 'bullmq';
 import type { WorkerConfig } from './config';
+import { randomUUID } from 'node:crypto';
+import { BatchFeeder } from './batches/feeder';
 import { listenForCancellations } from './generate/cancellations';
 import { createGenerateWorker } from './generate/generate.worker';
 import { OrphanService } from './maintenance/orphans.service';
@@ -85,6 +87,13 @@ export async function startWorkerRuntime(
     logger,
     { connection, prefix: config.QUEUE_PREFIX },
   );
+  const feeder = new BatchFeeder(storeRedis, keys, generateQueue, logger, {
+    window: config.BATCH_FEED_WINDOW,
+    intervalMs: config.BATCH_FEED_INTERVAL_MS,
+    owner: randomUUID(),
+    policy: { maxAttempts: config.GENERATOR_MAX_ATTEMPTS, backoffMs: config.GENERATOR_BACKOFF_MS, retentionSeconds: retention },
+  });
+  feeder.start();
   const hub = new EventHub(subscriber);
   const webhooks = await startWebhooks(config, keys, connection, hub, logger);
   const stopCancellations = await listenForCancellations(hub, keys, generate);
@@ -97,6 +106,7 @@ export async function startWorkerRuntime(
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
+      await feeder.stop().catch(() => undefined);
       const drained = Promise.all([webhooks.stopDispatching(), generate.close(), maintenance.close(), webhooks.worker.close()]).then(() => 'drained' as const);
       const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.SHUTDOWN_TIMEOUT_MS).unref());
       if ((await Promise.race([drained, timeout])) === 'timeout') {

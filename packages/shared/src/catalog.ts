@@ -13,6 +13,8 @@ export const QUEUES = {
 export const generateJobSchema = z.strictObject({
   generationId: z.string().regex(/^gen_[A-Za-z0-9]+$/),
   tenant: z.string().min(1),
+  /** Set for batch items: the transition moves the batch's counts with the item's status. */
+  batchId: z.string().regex(/^batch_[A-Za-z0-9]+$/).optional(),
 });
 export type GenerateJobData = z.output<typeof generateJobSchema>;
 
@@ -49,6 +51,14 @@ export function generateJobOptions(generationId: string, priority: Priority, pol
     removeOnComplete: { age: Math.min(24 * 3600, policy.retentionSeconds), count: 10_000 },
     removeOnFail: { age: Math.min(7 * 24 * 3600, policy.retentionSeconds), count: 10_000 },
   };
+}
+
+/** Batch items run after every single generation, whatever its priority. */
+export const BATCH_ITEM_PRIORITY = 50;
+
+/** Options of a batch item's generate job: as any generation's, behind the single ones. */
+export function batchItemJobOptions(generationId: string, policy: GenerateJobPolicy) {
+  return { ...generateJobOptions(generationId, 'low', policy), priority: BATCH_ITEM_PRIORITY };
 }
 
 /** A generation's webhook without `events` gets these. */

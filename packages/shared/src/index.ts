@@ -24,3 +24,5 @@ export * from './webhooks/ssrf';
 export * from './webhooks/deliveries';
 export * from './schemas/tenant';
 export * from './records/lua/usage';
+export * from './schemas/batch';
+export * from './records/batch-store';

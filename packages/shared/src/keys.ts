@@ -27,6 +27,20 @@ export function keysFor(prefix: string) {
     idempotency: (tenant: string, keyHash: string) => `${prefix}:idem:${tenant}:${keyHash}`,
     /** The operators' password when ADMIN_PASSWORD is unset: made once, shared by every API process, kept until deleted. */
     adminPassword: () => `${prefix}:admin:password`,
+    /** One batch's record (counts, status) as a hash. */
+    batch: (id: string) => `${prefix}:batch:${id}`,
+    /** A batch's item (generation) ids in submission order: the index is the position. */
+    batchItems: (id: string) => `${prefix}:batch:${id}:items`,
+    /** A tenant's batch ids, newest last by id. */
+    tenantBatches: (tenant: string) => `${prefix}:tenant:${tenant}:batches`,
+    /** `tenant|batchId` of batches whose items are not all released to the generate queue yet. */
+    batchesFeeding: () => `${prefix}:batches:feeding`,
+    /** Held by the one worker that feeds batch items into the generate queue. */
+    batchFeederLock: () => `${prefix}:batches:feeder`,
+    /** `id|tenant` of finished batches scored by when their retention ends. */
+    batchExpiry: () => `${prefix}:batches:expiry`,
+    /** Count changes and item completions of one batch, for live listeners. */
+    batchChannel: (id: string) => `${prefix}:events:batch:${id}`,
     /** Stream of webhook events, appended by the record transition in the same script (the outbox). */
     webhookOutbox: () => `${prefix}:webhooks:outbox`,
     /** Master secret every tenant's signing secret derives from, when WEBHOOK_SECRET is not set. */

@@ -25,7 +25,7 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
   const handler = async (job: Job, token?: string, signal?: AbortSignal): Promise<RunOutcome> => {
     const parsed = JOBS.generate.schema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`invalid generate payload: ${parsed.error.message}`);
-    const ref = { id: parsed.data.generationId, tenant: parsed.data.tenant };
+    const ref = { id: parsed.data.generationId, tenant: parsed.data.tenant, batchId: parsed.data.batchId };
     const generationId = ref.id;
     const attempt = job.attemptsMade + 1;
     try {
@@ -84,7 +84,7 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
       if ((await job.getState()) !== 'failed') return;
       const parsed = JOBS.generate.schema.safeParse(job.data);
       if (!parsed.success) return;
-      await store.fail({ id: parsed.data.generationId, tenant: parsed.data.tenant }, { code: ERROR_CODES.internal, message: err.message, retryable: false });
+      await store.fail({ id: parsed.data.generationId, tenant: parsed.data.tenant, batchId: parsed.data.batchId }, { code: ERROR_CODES.internal, message: err.message, retryable: false });
     })().catch((e: unknown) => logger.error('could not record failure', { jobId: job.id, error: (e as Error).message }));
   });
   worker.on('error', (err) => logger.error('generate worker error', { error: err.message }));

@@ -35,6 +35,7 @@ export class RetentionService {
     const now = await this.retention.now();
     let records = 0;
     for (let n = BATCH; n === BATCH; records += n) n = await this.retention.removeDueRecords(now, BATCH);
+    for (let n = BATCH; n === BATCH; records += n) n = await this.retention.removeDueBatches(now, BATCH);
     const files = await this.removeDueFiles(now);
     let jobs = 0;
     for (const state of ['completed', 'failed'] as const) {

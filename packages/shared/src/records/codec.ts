@@ -17,24 +17,23 @@ function kindOf(schema: z.ZodType): FieldKind {
   return 'json';
 }
 
-/** How each record field is kept in its hash, read off the record schema itself. */
-const FIELDS: Record<string, { kind: FieldKind; nullable: boolean }> = Object.fromEntries(
-  Object.entries(generationRecordSchema.shape).map(([name, schema]) => [name, { kind: kindOf(schema as z.ZodType), nullable: schema.safeParse(null).success }]),
-);
+type FieldSpecs = Record<string, { kind: FieldKind; nullable: boolean }>;
+
+/** How each field of a hash-kept schema is kept in its hash, read off the schema itself. */
+function fieldSpecs(schema: z.ZodObject): FieldSpecs {
+  return Object.fromEntries(Object.entries(schema.shape).map(([name, s]) => [name, { kind: kindOf(s as z.ZodType), nullable: (s as z.ZodType).safeParse(null).success }]));
+}
+
+const FIELDS = fieldSpecs(generationRecordSchema);
 
 /** Record fields whose values are JSON in the hash. */
 export const JSON_RECORD_FIELDS = Object.keys(FIELDS).filter((f) => FIELDS[f]?.kind === 'json');
 
-/**
- * Flattens a (partial) record into hash fields: `undefined` leaves a field as it is, `null`
- * deletes it (an empty value), except where the schema allows null as a value. A field
- * named `?x` is encoded like `x`.
- */
-export function encodeFields(patch: object): string[] {
+function encodeWith(specs: FieldSpecs, patch: object): string[] {
   const out: string[] = [];
   for (const [field, value] of Object.entries(patch)) {
     if (value === undefined) continue;
-    const spec = FIELDS[field.replace(/^\?/, '')];
+    const spec = specs[field.replace(/^\?/, '')];
     if (!spec) throw new Error(`unknown record field ${field}`);
     if (value === null && !spec.nullable) out.push(field, '');
     else out.push(field, spec.kind === 'json' ? JSON.stringify(value) : String(value));
@@ -42,16 +41,38 @@ export function encodeFields(patch: object): string[] {
   return out;
 }
 
-/** A record from its hash (null when there is none); fields the schema does not know are dropped. */
-export function decodeRecord(hash: Record<string, string>): GenerationRecord | null {
+function decodeWith<T extends z.ZodObject>(schema: T, specs: FieldSpecs, hash: Record<string, string>): z.output<T> | null {
   if (!hash.id || !hash.status) return null;
   const raw: Record<string, unknown> = {};
   for (const [field, value] of Object.entries(hash)) {
-    const spec = FIELDS[field];
+    const spec = specs[field];
     if (!spec || value === '') continue;
     raw[field] = spec.kind === 'json' ? JSON.parse(value) : spec.kind === 'number' ? Number(value) : value;
   }
-  const parsed = generationRecordSchema.safeParse(raw);
+  const parsed = schema.safeParse(raw);
   if (!parsed.success) throw new Error(`record ${hash.id} does not match its schema: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   return parsed.data;
+}
+
+/**
+ * Flattens a (partial) record into hash fields: `undefined` leaves a field as it is, `null`
+ * deletes it (an empty value), except where the schema allows null as a value. A field
+ * named `?x` is encoded like `x`.
+ */
+export function encodeFields(patch: object): string[] {
+  return encodeWith(FIELDS, patch);
+}
+
+/** A record from its hash (null when there is none); fields the schema does not know are dropped. */
+export function decodeRecord(hash: Record<string, string>): GenerationRecord | null {
+  return decodeWith(generationRecordSchema, FIELDS, hash);
+}
+
+/** The same conventions for any other record kept as a hash (a batch): one schema, its codec. */
+export function hashCodec<T extends z.ZodObject>(schema: T) {
+  const specs = fieldSpecs(schema);
+  return {
+    encode: (patch: Partial<{ [K in keyof z.output<T>]: z.output<T>[K] | null }>) => encodeWith(specs, patch),
+    decode: (hash: Record<string, string>) => decodeWith(schema, specs, hash),
+  };
 }

@@ -18,7 +18,7 @@ export interface GenerationEvent {
 }
 
 /** Which generation, and whose: the tenant names the indexes a change updates. */
-export type GenerationRef = Pick<GenerationRecord, 'id' | 'tenant'>;
+export type GenerationRef = Pick<GenerationRecord, 'id' | 'tenant'> & { batchId?: string | undefined };
 
 /** A change to a record: `null` deletes a field; `?startedAt` is set only if absent; `NOW` is Redis's time. */
 export type RecordPatch = { [K in keyof GenerationRecord]?: GenerationRecord[K] | null } & { '?startedAt'?: string };
@@ -76,7 +76,7 @@ export class GenerationStore {
     readonly retentionSeconds: number,
   ) {
     if (!('imagegenTransition' in redis)) {
-      redis.defineCommand('imagegenTransition', { numberOfKeys: 11, lua: TRANSITION_LUA });
+      redis.defineCommand('imagegenTransition', { numberOfKeys: 14, lua: TRANSITION_LUA });
       redis.defineCommand('imagegenCreate', { numberOfKeys: 5, lua: CREATE_LUA });
       redis.defineCommand('imagegenConfirm', { numberOfKeys: 2, lua: CONFIRM_LUA });
       redis.defineCommand('imagegenDiscard', { numberOfKeys: 5, lua: DISCARD_LUA });
@@ -172,18 +172,22 @@ export class GenerationStore {
   }
 
   async transition(ref: GenerationRef, patch: RecordPatch, event?: GenerationEvent['type']): Promise<TransitionOutcome> {
+    const record = this.keys.generation(ref.id);
+    const batch = ref.batchId ? [this.keys.batch(ref.batchId), this.keys.batchItems(ref.batchId), this.keys.batchExpiry()] : [record, record, record];
     return this.redis.imagegenTransition(
-      this.keys.generation(ref.id),
+      record,
       this.keys.fileExpiry(),
       this.keys.recordExpiry(),
       this.keys.spool(ref.id),
       ...this.keys.tenantStatusIndexes(ref.tenant),
       this.keys.webhookOutbox(),
       this.keys.usage(ref.tenant),
+      ...batch,
       this.keys.generationChannel(ref.id),
       event ?? '',
       this.retentionSeconds,
       FAILED_FILES_GRACE_SECONDS,
+      ref.batchId ? this.keys.batchChannel(ref.batchId) : '',
       ...encodeFields(patch),
     );
   }

@@ -55,6 +55,22 @@ export class RecordRetention {
     return due.length;
   }
 
+  /** Removes up to `limit` finished batches whose retention has ended (record, item list, index entry, deliveries log); returns how many. */
+  async removeDueBatches(now: number, limit: number): Promise<number> {
+    const due = await this.redis.zrangebyscore(this.keys.batchExpiry(), '-inf', now, 'LIMIT', 0, limit);
+    if (due.length === 0) return 0;
+    const pipeline = this.redis.pipeline();
+    for (const member of due) {
+      const sep = member.indexOf('|');
+      const id = member.slice(0, sep);
+      pipeline.del(this.keys.batch(id), this.keys.batchItems(id), this.keys.batchDeliveries(id));
+      pipeline.zrem(this.keys.tenantBatches(member.slice(sep + 1)), id);
+    }
+    pipeline.zrem(this.keys.batchExpiry(), ...due);
+    await pipeline.exec();
+    return due.length;
+  }
+
   /** File tokens whose files are due for removal, oldest first. */
   dueFileTokens(now: number, limit: number): Promise<string[]> {
     return this.redis.zrangebyscore(this.keys.fileExpiry(), '-inf', now, 'LIMIT', 0, limit);
@@ -67,7 +83,10 @@ export class RecordRetention {
   /**
    * Unfinished generations created before `createdBefore` (an id: ids sort by creation) whose
    * job is gone — removed by hand or trimmed — and that are not provisional (a provisional
-   * record's job may still be on its way, and it expires by itself otherwise).
+   * record's job may still be on its way, and it expires by itself otherwise). A batch item
+   * has a job only once the feeder released it: one not released yet is no orphan, unless its
+   * batch is gone (its creator died before confirming it) or was cancelled (a cancel that failed
+   * part-way).
    */
   async findOrphans(createdBefore: string, jobKey: (id: string) => string, page = 1000): Promise<GenerationRef[]> {
     const orphans: GenerationRef[] = [];
@@ -80,13 +99,32 @@ export class RecordRetention {
           const ids = await this.redis.zrangebylex(index, after, `(${createdBefore}`, 'LIMIT', 0, page);
           if (ids.length === 0) break;
           const pipeline = this.redis.pipeline();
-          for (const id of ids) pipeline.exists(jobKey(id)).pttl(this.keys.generation(id));
+          for (const id of ids) pipeline.exists(jobKey(id)).pttl(this.keys.generation(id)).hmget(this.keys.generation(id), 'batchId', 'batchIndex');
           const replies = (await pipeline.exec()) ?? [];
+          const candidates: { ref: GenerationRef; index: number }[] = [];
           ids.forEach((id, i) => {
-            const jobExists = replies[2 * i]?.[1] === 1;
-            const ttl = replies[2 * i + 1]?.[1];
-            if (!jobExists && ttl === -1) orphans.push({ id, tenant });
+            const jobExists = replies[3 * i]?.[1] === 1;
+            const ttl = replies[3 * i + 1]?.[1];
+            const [batchId, batchIndex] = (replies[3 * i + 2]?.[1] ?? []) as (string | null)[];
+            if (!jobExists && ttl === -1) candidates.push({ ref: batchId ? { id, tenant, batchId } : { id, tenant }, index: Number(batchIndex ?? 0) });
           });
+          const batched = candidates.filter((c) => c.ref.batchId);
+          const released = new Map<string, number | null>();
+          if (batched.length) {
+            const reads = this.redis.pipeline();
+            const batchIds = [...new Set(batched.map((c) => c.ref.batchId as string))];
+            for (const b of batchIds) reads.hmget(this.keys.batch(b), 'released', 'cancelledAt');
+            const answers = (await reads.exec()) ?? [];
+            batchIds.forEach((b, i) => {
+              const [upTo, cancelledAt] = (answers[i]?.[1] ?? []) as (string | null)[];
+              // a cancelled batch releases nothing more: an item it left unfinished will never run
+              released.set(b, upTo == null || cancelledAt ? null : Number(upTo));
+            });
+          }
+          for (const c of candidates) {
+            const upTo = c.ref.batchId ? released.get(c.ref.batchId) : undefined;
+            if (upTo === undefined || upTo === null || c.index < upTo) orphans.push(c.ref);
+          }
           if (ids.length < page) break;
           after = `(${ids[ids.length - 1]}`;
         }

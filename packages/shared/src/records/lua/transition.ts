@@ -1,3 +1,4 @@
+import { batchCountsLua } from './batch';
 import { webhookOutboxLua } from './outbox';
 import { APPLY_FIELDS, compose, IS_TERMINAL, ISO_TIME, NOW_MS, statusIndexSlots } from './pieces';
 import { COUNT_USAGE, countTerminalUsageLua } from './usage';
@@ -19,9 +20,12 @@ import { COUNT_USAGE, countTerminalUsageLua } from './usage';
  *
  * KEYS[1] record, KEYS[2] file expiry, KEYS[3] record expiry, KEYS[4] spool,
  * KEYS[5..9] the tenant's status indexes, KEYS[10] the webhook outbox stream, KEYS[11] the
- * tenant's usage counters (see usage.ts: a terminal status is counted there)
+ * tenant's usage counters (see usage.ts: a terminal status is counted there),
+ * KEYS[12] the batch, KEYS[13] its items list, KEYS[14] the batch expiry set (for a generation
+ * outside any batch: the record key again, three times; see batch.ts)
  * ARGV[1] channel, ARGV[2] event type ('' = publish nothing), ARGV[3] retention seconds,
- * ARGV[4] grace seconds for files of failed or cancelled generations, ARGV[5..] field, value, ...
+ * ARGV[4] grace seconds for files of failed or cancelled generations, ARGV[5] the batch channel
+ * ('' = none), ARGV[6..] field, value, ...
  * Returns 'ok' | 'missing' | 'terminal'.
  */
 export const TRANSITION_LUA = compose(
@@ -37,7 +41,7 @@ local cur, id, tenant, token = record[1], record[2], record[3], record[4]
 if not cur then return 'missing' end
 if isTerminal(cur) then return 'terminal' end
 local now = nowMs()
-local status = applyFields(KEYS[1], 5, now) or cur
+local status = applyFields(KEYS[1], 6, now) or cur
 if status ~= cur then
   redis.call('ZREM', KEYS[STATUS_INDEX[cur]], id)
   redis.call('ZADD', KEYS[STATUS_INDEX[status]], 0, id)
@@ -56,6 +60,7 @@ if isTerminal(status) then
 else
   redis.call('PERSIST', KEYS[1])
 end
+${batchCountsLua({ batch: 'KEYS[12]', items: 'KEYS[13]', expiry: 'KEYS[14]', outbox: 'KEYS[10]', channel: 'ARGV[5]', retention: 'ARGV[3]' })}
 if ARGV[2] ~= '' then
   redis.call('PUBLISH', ARGV[1], '{"type":"' .. ARGV[2] .. '","status":"' .. status .. '"}')
   ${webhookOutboxLua('KEYS[10]')}

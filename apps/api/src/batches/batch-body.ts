@@ -1,0 +1,115 @@
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { parse as parseCsv } from 'csv-parse';
+import type { Request } from 'express';
+import { batchEnvelopeSchema, batchItemSchema, MAX_BATCH_ITEMS, toFieldErrors, type BatchDefaults, type BatchItem, type FieldError, type WebhookTarget } from '@imagegen/shared';
+import { invalid } from '../http/problem';
+
+/** A batch as submitted, every item valid. */
+export interface BatchSubmission {
+  items: BatchItem[];
+  webhook?: WebhookTarget;
+  metadata?: Record<string, unknown>;
+}
+
+/** Items validated between two yields to the event loop: other requests keep being answered. */
+const VALIDATE_CHUNK = 250;
+const CSV_COLUMNS = ['topic', 'style', 'size'] as const;
+
+const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
+
+/**
+ * Validates every item (defaults first), naming each bad one by its index; one bad item
+ * rejects the whole batch.
+ */
+export async function validateItems(raw: unknown[], defaults: BatchDefaults = {}, preErrors: FieldError[] = []): Promise<BatchItem[]> {
+  if (raw.length === 0) throw invalid('A batch needs at least one item', [{ path: 'items', message: 'must hold at least one item' }]);
+  if (raw.length > MAX_BATCH_ITEMS) throw invalid(`A batch holds at most ${MAX_BATCH_ITEMS} items`, [{ path: 'items', message: `must hold at most ${MAX_BATCH_ITEMS} items` }]);
+  const errors: FieldError[] = [...preErrors];
+  const items: BatchItem[] = [];
+  for (let i = 0; i < raw.length; i++) {
+    if (i > 0 && i % VALIDATE_CHUNK === 0) await yieldToLoop();
+    let item = raw[i];
+    if (item === undefined) continue; // a line already reported as unreadable
+    if (item && typeof item === 'object' && !Array.isArray(item)) {
+      const o = item as Record<string, unknown>;
+      item = { ...o, ...(o.style === undefined && defaults.style ? { style: defaults.style } : {}), ...(o.size === undefined && defaults.size ? { size: defaults.size } : {}) };
+    }
+    const parsed = batchItemSchema.safeParse(item);
+    if (parsed.success) items.push(parsed.data);
+    else errors.push(...toFieldErrors(parsed.error, [i]).map((e) => (e.path === '(body)' ? { ...e, path: String(i) } : e)));
+  }
+  if (errors.length) {
+    const bad = new Set(errors.map((e) => e.path.split('.')[0])).size;
+    throw invalid(`${plural(bad, 'item')} of ${raw.length} ${bad === 1 ? 'is' : 'are'} invalid; nothing was enqueued`, errors);
+  }
+  return items;
+}
+
+/** `POST /v1/batches` with a JSON body (already parsed within the batch body limit). */
+export async function fromJson(body: unknown): Promise<BatchSubmission> {
+  if (body === undefined) throw invalid('A body is required', [{ path: '(body)', message: 'is required' }]);
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw invalid('The body must be a JSON object', [{ path: '(body)', message: 'must be a JSON object' }]);
+  const envelope = batchEnvelopeSchema.safeParse(body);
+  if (!envelope.success) throw invalid('The batch is invalid', toFieldErrors(envelope.error));
+  const { items, defaults, webhook, metadata } = envelope.data;
+  return { items: await validateItems(items, defaults), ...(webhook ? { webhook } : {}), ...(metadata ? { metadata } : {}) };
+}
+
+/** One item per line; blank lines are skipped. A line that is not JSON is named by its index and line. */
+export async function fromNdjson(text: string): Promise<BatchSubmission> {
+  const raw: unknown[] = [];
+  const errors: FieldError[] = [];
+  let line = 0;
+  let start = 0;
+  while (start <= text.length) {
+    let end = text.indexOf('\n', start);
+    if (end < 0) end = text.length;
+    line++;
+    const content = text.slice(start, end).trim();
+    start = end + 1;
+    if (!content) continue;
+    if (line % VALIDATE_CHUNK === 0) await yieldToLoop();
+    try {
+      raw.push(JSON.parse(content));
+    } catch {
+      errors.push({ path: String(raw.length), message: `line ${line} is not valid JSON` });
+      raw.push(undefined);
+    }
+  }
+  return { items: await validateItems(raw, {}, errors) };
+}
+
+/** Header `topic,style,size` (style and size may be left out or empty); quoted fields may hold commas, quotes and newlines. */
+export async function fromCsv(text: string): Promise<BatchSubmission> {
+  const parser = parseCsv({ columns: true, skip_empty_lines: true, trim: false, bom: true, max_record_size: 64 * 1024 });
+  const raw: unknown[] = [];
+  parser.end(text);
+  try {
+    for await (const row of parser as AsyncIterable<Record<string, string>>) {
+      if (raw.length === 0) {
+        const unknown = Object.keys(row).filter((c) => !(CSV_COLUMNS as readonly string[]).includes(c));
+        if (unknown.length || !('topic' in row)) {
+          throw invalid(`The CSV header must be ${CSV_COLUMNS.join(',')}`, [{ path: '(header)', message: `must name the columns ${CSV_COLUMNS.join(', ')} (topic required)` }]);
+        }
+      }
+      const item: Record<string, string> = {};
+      for (const [k, v] of Object.entries(row)) if (v !== '' || k === 'topic') item[k] = v;
+      raw.push(item);
+      if (raw.length > MAX_BATCH_ITEMS) break;
+    }
+  } catch (err) {
+    if ((err as { status?: number }).status) throw err;
+    const e = err as { message: string; lines?: number };
+    throw invalid(`The CSV is malformed${e.lines ? ` at line ${e.lines}` : ''}`, [{ path: '(body)', message: e.message }]);
+  }
+  return { items: await validateItems(raw) };
+}
+
+/** Which of the three forms the request declares. */
+export function batchFormat(req: Request): 'json' | 'ndjson' | 'csv' | null {
+  const type = req.is(['application/json', 'application/x-ndjson', 'text/csv']);
+  if (type === 'application/json') return 'json';
+  if (type === 'application/x-ndjson') return 'ndjson';
+  if (type === 'text/csv') return 'csv';
+  return null;
+}

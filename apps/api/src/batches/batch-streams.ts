@@ -1,0 +1,156 @@
+import { once } from 'node:events';
+import { Readable } from 'node:stream';
+import archiver from 'archiver';
+import type { Response } from 'express';
+import { presentBatch, presentGeneration, type BatchRecord, type GenerationRecord } from '@imagegen/shared';
+import type { ApiContext } from '../context';
+import type { BatchesService } from './batch.service';
+
+const HEARTBEAT_MS = 15_000;
+/** Count snapshots go out at most this often; item completions go out as they happen. */
+const COUNTS_EVERY_MS = 250;
+
+/** One line of `results`: the item as it stands. */
+export function resultLine(ctx: ApiContext, index: number, id: string, record: GenerationRecord | null): Record<string, unknown> {
+  if (!record) return { index, id, status: 'expired' };
+  const g = presentGeneration(record, ctx.config);
+  return { index, id, status: g.status, ...(g.result ? { result: g.result } : {}), ...(g.error ? { error: g.error } : {}) };
+}
+
+/** Writes, waiting for the client to take what it was sent; false once the client is gone. */
+async function write(res: NodeJS.WritableStream & { destroyed?: boolean }, chunk: string, signal: AbortSignal): Promise<boolean> {
+  if (signal.aborted) return false;
+  if (res.write(chunk)) return true;
+  const ac = new AbortController();
+  const stop = () => ac.abort();
+  signal.addEventListener('abort', stop, { once: true });
+  try {
+    await once(res as unknown as NodeJS.EventEmitter, 'drain', { signal: ac.signal });
+    return true;
+  } catch {
+    return false;
+  } finally {
+    signal.removeEventListener('abort', stop);
+  }
+}
+
+/**
+ * `results`: one NDJSON line per item in submission order, a page of records at a time, each
+ * page only read once the client took the one before: memory stays flat whatever the size.
+ */
+export async function streamResults(ctx: ApiContext, service: BatchesService, batch: BatchRecord, res: Response): Promise<void> {
+  const signal = ctx.waits.forResponse(res);
+  res.status(200).set({ 'Content-Type': 'application/x-ndjson', 'Cache-Control': 'no-store' });
+  for await (const page of service.items(batch)) {
+    let text = '';
+    for (const { index, id, record } of page) text += `${JSON.stringify(resultLine(ctx, index, id, record))}\n`;
+    if (!(await write(res, text, signal))) return;
+  }
+  res.end();
+}
+
+/** `archive`: a zip of every completed original (named by index) and `results.jsonl`, streamed entry by entry. */
+export async function streamArchive(ctx: ApiContext, service: BatchesService, batch: BatchRecord, res: Response): Promise<void> {
+  const signal = ctx.waits.forResponse(res);
+  res.status(200).set({ 'Content-Type': 'application/zip', 'Content-Disposition': `attachment; filename="${batch.id}.zip"`, 'Cache-Control': 'no-store' });
+  // originals are already compressed: storing them costs no CPU and makes the archive start at once
+  const archive = archiver('zip', { store: true });
+  archive.on('warning', () => undefined);
+  archive.pipe(res);
+  const abort = () => archive.abort();
+  signal.addEventListener('abort', abort, { once: true });
+  const width = String(Math.max(0, batch.total - 1)).length;
+  const add = async (source: Readable, name: string) => {
+    const done = once(archive, 'entry', { signal });
+    archive.append(source, { name });
+    await done;
+  };
+  try {
+    for await (const page of service.items(batch)) {
+      for (const { index, record } of page) {
+        if (signal.aborted) return;
+        const image = record?.status === 'completed' ? record.result?.image : undefined;
+        if (!image) continue;
+        const ext = image.key.slice(image.key.lastIndexOf('.') + 1);
+        await add(ctx.storage.createReadStream(image.key), `${String(index).padStart(width, '0')}-${record!.id}.${ext}`);
+      }
+    }
+    // results again, page by page, as one entry generated while it is written
+    const lines = async function* () {
+      for await (const page of service.items(batch)) {
+        let text = '';
+        for (const { index, id, record } of page) text += `${JSON.stringify(resultLine(ctx, index, id, record))}\n`;
+        yield text;
+      }
+    };
+    await add(Readable.from(lines()), 'results.jsonl');
+    await archive.finalize();
+  } catch {
+    archive.abort();
+    res.destroy();
+  } finally {
+    signal.removeEventListener('abort', abort);
+  }
+}
+
+/**
+ * Server-sent events of one batch until it ends: `batch.counts` (the batch, at most every
+ * COUNTS_EVERY_MS while counts move), `item` for each item that finishes, and `batch.completed`.
+ * Heartbeats re-read the batch so a change missed in between (a Redis reconnect) is made up for.
+ */
+export async function streamBatchEvents(ctx: ApiContext, initial: BatchRecord, res: Response): Promise<void> {
+  const signal = ctx.waits.forResponse(res);
+  let finish: () => void = () => undefined;
+  const finished = new Promise<void>((resolve) => (finish = resolve));
+  signal.addEventListener('abort', () => finish(), { once: true });
+  res.status(200).set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+  res.flushHeaders();
+  let seq = 0;
+  let ended = false;
+  const send = (event: string, data: unknown) => {
+    if (!ended) res.write(`id: ${++seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  };
+  let countsTimer: NodeJS.Timeout | undefined;
+  let lastCounts = '';
+  const sendCounts = async () => {
+    countsTimer = undefined;
+    const batch = await ctx.batches.get(initial.id).catch(() => null);
+    if (!batch || ended) return;
+    const data = presentBatch(batch);
+    const text = JSON.stringify(data);
+    if (text !== lastCounts) {
+      lastCounts = text;
+      send(batch.status === 'completed' ? 'batch.completed' : 'batch.counts', data);
+    }
+    if (batch.status === 'completed') finish();
+  };
+  const countsSoon = () => {
+    countsTimer ??= setTimeout(() => void sendCounts(), COUNTS_EVERY_MS);
+  };
+  const unsubscribe = await ctx.hub
+    .subscribe(ctx.keys.batchChannel(initial.id), (message) => {
+      if (message === null) return countsSoon();
+      const m = JSON.parse(message) as { type: string; id?: string; index?: number; status?: string; batch?: unknown };
+      if (m.type === 'batch.completed') {
+        clearTimeout(countsTimer);
+        return void sendCounts();
+      }
+      if (m.status === 'completed' || m.status === 'failed' || m.status === 'cancelled') send('item', { index: m.index, id: m.id, status: m.status });
+      countsSoon();
+    })
+    .catch(() => null);
+  const heartbeat = setInterval(() => {
+    res.write(': keep-alive\n\n');
+    countsSoon();
+  }, HEARTBEAT_MS);
+  try {
+    await sendCounts();
+    await finished;
+  } finally {
+    ended = true;
+    clearInterval(heartbeat);
+    clearTimeout(countsTimer);
+    await unsubscribe?.();
+    res.end();
+  }
+}

@@ -1,0 +1,129 @@
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { isTerminal, newFileToken, newId, type BatchRecord, type GenerationRecord, type WebhookTarget } from '@imagegen/shared';
+import type { ApiContext } from '../context';
+import { HttpProblem, notFound } from '../http/problem';
+import { IDEMPOTENCY_SECONDS, IdempotencyKey } from '../services/idempotency';
+import type { BatchSubmission } from './batch-body';
+
+/** A batch (and its idempotency claim) lives this long unless every item gets written. */
+const PROVISIONAL_SECONDS = 600;
+/** Items written per script: big enough to cost few round trips, small enough never to block Redis for long. */
+export const ITEMS_PER_CHUNK = 500;
+/** Item cancellations sent at once. */
+const CANCELS_AT_ONCE = 50;
+/** Items read per page when walking a batch (results, cancel, archive). */
+export const PAGE = 500;
+
+/** The generation events a batch's webhook sends for each item (`batch.completed` is the batch's own). */
+function itemWebhook(webhook: WebhookTarget | undefined): WebhookTarget | undefined {
+  if (!webhook) return undefined;
+  if (!webhook.events) return { url: webhook.url };
+  const events = webhook.events.filter((e) => e !== 'batch.completed');
+  return events.length ? { url: webhook.url, events } : undefined;
+}
+
+/** Accepting, reading and cancelling batches, for one tenant at a time. */
+export class BatchesService {
+  constructor(private readonly ctx: ApiContext) {}
+
+  /**
+   * Writes the batch and every item record in chunked scripts (yielding to the event loop in
+   * between), then confirms it, which hands it to the feeder in the workers. Nothing is fed
+   * before every item is written; a batch whose writing fails is removed again.
+   */
+  async create(tenant: string, submission: BatchSubmission, opts: { idempotencyKey?: string; body?: unknown } = {}): Promise<{ record: BatchRecord; replayed: boolean }> {
+    const { batches } = this.ctx;
+    const idem = opts.idempotencyKey === undefined ? undefined : new IdempotencyKey(this.ctx.keys, tenant, opts.idempotencyKey, opts.body ?? submission);
+    for (let tries = 0; ; tries++) {
+      const id = newId('batch');
+      const claim = idem?.claim(id, PROVISIONAL_SECONDS);
+      const base = {
+        id,
+        tenant,
+        status: 'in_progress' as const,
+        total: submission.items.length,
+        queued: 0,
+        active: 0,
+        completed: 0,
+        failed: 0,
+        cancelled: 0,
+        released: 0,
+        metadata: submission.metadata ?? null,
+        ...(submission.webhook ? { webhook: submission.webhook } : {}),
+      };
+      const begun = await batches.begin(base, PROVISIONAL_SECONDS, claim);
+      if (begun.outcome === 'held') {
+        const heldId = (idem as IdempotencyKey).heldGeneration(begun.value);
+        const existing = await batches.getForTenant(heldId, tenant);
+        if (existing) return { record: existing, replayed: true };
+        // still being written by another request, or its writer died (the claim then expires with it)
+        if ((await this.ctx.redis.exists(this.ctx.keys.batch(heldId))) === 1 || tries >= 3) {
+          throw new HttpProblem(409, 'Conflict', 'A batch with this Idempotency-Key is still being accepted; try again shortly');
+        }
+        continue;
+      }
+      const itemTarget = itemWebhook(submission.webhook);
+      const owner = { id, tenant, ...(itemTarget ? { webhook: itemTarget } : {}) };
+      try {
+        for (let start = 0; start < submission.items.length; start += ITEMS_PER_CHUNK) {
+          const chunk = submission.items.slice(start, start + ITEMS_PER_CHUNK).map((item, i) => ({
+            id: newId('gen'),
+            fileToken: newFileToken(),
+            request: { topic: item.topic, style: item.style, size: item.size },
+            metadata: item.metadata ?? null,
+            index: start + i,
+          }));
+          if (!(await batches.addItems(owner, chunk, PROVISIONAL_SECONDS))) throw new Error('batch record vanished while its items were written');
+          await yieldToLoop();
+        }
+        if (!(await batches.confirm({ id, tenant }, idem?.claim(id, IDEMPOTENCY_SECONDS)))) throw new Error('batch record vanished before it was confirmed');
+      } catch (err) {
+        await batches.abandon({ id, tenant }, claim).catch(() => undefined);
+        throw err;
+      }
+      return { record: { ...base, queued: base.total, createdAt: begun.createdAt }, replayed: false };
+    }
+  }
+
+  async get(tenant: string, id: string): Promise<BatchRecord> {
+    const record = await this.ctx.batches.getForTenant(id, tenant);
+    if (!record) throw notFound(`Batch ${id}`);
+    return record;
+  }
+
+  /**
+   * Items in submission order, a page at a time (one range read and one pipelined read each);
+   * `from` is the first index. Stops when `keepGoing` says so.
+   */
+  async *items(batch: BatchRecord, from = 0): AsyncGenerator<{ index: number; id: string; record: GenerationRecord | null }[]> {
+    for (let start = from; start < batch.total; start += PAGE) {
+      const ids = await this.ctx.batches.itemIds(batch.id, start, PAGE);
+      if (ids.length === 0) return;
+      const records = await this.ctx.batches.items(ids);
+      yield ids.map((id, i) => ({ index: start + i, id, record: records[i] ?? null }));
+    }
+  }
+
+  /**
+   * Stops feeding the batch and cancels every item not finished yet (in pipelined pages);
+   * finished items stay as they are. Workers running an item abort it at once. Repeating it
+   * after a failure part-way finishes the job.
+   */
+  async cancel(tenant: string, id: string): Promise<BatchRecord> {
+    const batch = await this.get(tenant, id);
+    const { store, redis, keys } = this.ctx;
+    await this.ctx.batches.markCancelled(batch, new Date(await store.now()).toISOString());
+    for await (const page of this.items(batch)) {
+      const open = page.filter((p) => p.record && !isTerminal(p.record.status));
+      // a bounded number in flight keeps each script's wait short on a busy Redis
+      for (let i = 0; i < open.length; i += CANCELS_AT_ONCE) await Promise.all(open.slice(i, i + CANCELS_AT_ONCE).map((p) => store.cancel(p.record as GenerationRecord)));
+      const active = open.filter((p) => p.record?.status === 'active');
+      if (active.length) {
+        const pipeline = redis.pipeline();
+        for (const p of active) pipeline.publish(keys.cancelChannel(), p.id);
+        await pipeline.exec();
+      }
+    }
+    return this.get(tenant, id);
+  }
+}

@@ -1,0 +1,76 @@
+import express, { Router } from 'express';
+import { z } from 'zod';
+import { presentBatch, toFieldErrors } from '@imagegen/shared';
+import type { ApiContext } from '../context';
+import { HttpProblem, invalid } from '../http/problem';
+import { enforceSubmissionRate } from '../http/rate-limit';
+import { assertWebhookAllowed } from '../http/webhook-guard';
+import { batchFormat, fromCsv, fromJson, fromNdjson, type BatchSubmission } from '../batches/batch-body';
+import { BatchesService } from '../batches/batch.service';
+import { streamArchive, streamBatchEvents, streamResults } from '../batches/batch-streams';
+
+const listQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  cursor: z.string().regex(/^batch_[A-Za-z0-9]+$/).optional(),
+});
+
+export function batchesRouter(ctx: ApiContext): Router {
+  const router = Router();
+  const service = new BatchesService(ctx);
+  const limit = ctx.config.BATCH_MAX_BODY_BYTES;
+  const json = express.json({ limit, strict: false, type: 'application/json' });
+  const text = express.text({ limit, type: ['application/x-ndjson', 'text/csv'] });
+
+  router.post(
+    '/',
+    (req, _res, next) => {
+      if (batchFormat(req) === null) return next(new HttpProblem(415, 'Unsupported media type', 'Send the batch as application/json, application/x-ndjson or text/csv'));
+      next();
+    },
+    json,
+    text,
+    async (req, res) => {
+      const tenant = req.tenant as string;
+      const format = batchFormat(req);
+      const body: unknown = req.body;
+      if (format !== 'json' && typeof body !== 'string') throw invalid('A body is required', [{ path: '(body)', message: 'is required' }]);
+      const submission: BatchSubmission = format === 'json' ? await fromJson(body) : format === 'csv' ? await fromCsv(body as string) : await fromNdjson(body as string);
+      await enforceSubmissionRate(ctx, tenant, res);
+      await assertWebhookAllowed(ctx, submission.webhook);
+      const idempotencyKey = req.get('idempotency-key');
+      const { record, replayed } = await service.create(tenant, submission, idempotencyKey === undefined ? {} : { idempotencyKey, body });
+      if (replayed) res.setHeader('Idempotent-Replayed', 'true');
+      res.setHeader('Location', `${ctx.config.PUBLIC_BASE_URL}/v1/batches/${record.id}`);
+      res.status(202).json(presentBatch(record));
+    },
+  );
+
+  router.get('/', async (req, res) => {
+    const parsed = listQuery.safeParse(req.query);
+    if (!parsed.success) throw invalid('Invalid query parameters', toFieldErrors(parsed.error));
+    const { records, nextCursor } = await ctx.batches.list(req.tenant as string, parsed.data);
+    res.json({ object: 'list', data: records.map(presentBatch), nextCursor, hasMore: nextCursor !== null });
+  });
+
+  router.get('/:id', async (req, res) => {
+    res.json(presentBatch(await service.get(req.tenant as string, req.params.id as string)));
+  });
+
+  router.delete('/:id', async (req, res) => {
+    res.json(presentBatch(await service.cancel(req.tenant as string, req.params.id as string)));
+  });
+
+  router.get('/:id/results', async (req, res) => {
+    await streamResults(ctx, service, await service.get(req.tenant as string, req.params.id as string), res);
+  });
+
+  router.get('/:id/archive', async (req, res) => {
+    await streamArchive(ctx, service, await service.get(req.tenant as string, req.params.id as string), res);
+  });
+
+  router.get('/:id/events', async (req, res) => {
+    await streamBatchEvents(ctx, await service.get(req.tenant as string, req.params.id as string), res);
+  });
+
+  return router;
+}

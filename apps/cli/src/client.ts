@@ -1,0 +1,64 @@
+/** A failure the user can act on: printed as one line, never with a stack trace. */
+export class CliError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+export interface ClientOptions {
+  url: string;
+  apiKey?: string;
+}
+
+/** The imagegen HTTP API, with errors turned into plain sentences. */
+export class ApiClient {
+  readonly base: string;
+  constructor(private readonly opts: ClientOptions) {
+    let parsed: URL;
+    try {
+      parsed = new URL(opts.url);
+    } catch {
+      throw new CliError(`"${opts.url}" is not a URL; set IMAGEGEN_URL or --url (e.g. http://localhost:3000)`);
+    }
+    this.base = parsed.toString().replace(/\/$/, '');
+  }
+
+  private headers(extra: Record<string, string> = {}): Record<string, string> {
+    return { ...(this.opts.apiKey ? { Authorization: `Bearer ${this.opts.apiKey}` } : {}), ...extra };
+  }
+
+  async request(path: string, init: RequestInit & { headers?: Record<string, string> } = {}): Promise<Response> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.base}${path}`, { ...init, headers: this.headers(init.headers) });
+    } catch (err) {
+      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+      throw new CliError(`Cannot reach the imagegen API at ${this.base} (${cause}); check IMAGEGEN_URL or --url`);
+    }
+    if (res.ok) return res;
+    const text = await res.text().catch(() => '');
+    let problem: { detail?: string; errors?: { path: string; message: string }[] } = {};
+    try {
+      problem = JSON.parse(text) as typeof problem;
+    } catch {
+      // not a problem document: not our API
+    }
+    if (res.status === 401) throw new CliError('The API key was refused; check IMAGEGEN_API_KEY or --api-key');
+    if (!problem.detail) throw new CliError(`${this.base} answered ${res.status} and does not look like the imagegen API; check IMAGEGEN_URL or --url`);
+    const details = (problem.errors ?? []).slice(0, 20).map((e) => `\n  ${e.path}: ${e.message}`).join('');
+    throw new CliError(`${problem.detail}${details}`);
+  }
+
+  async json<T>(path: string, init: RequestInit & { headers?: Record<string, string> } = {}): Promise<T> {
+    return (await (await this.request(path, init)).json()) as T;
+  }
+}
+
+/** Client from the environment, flags winning. */
+export function clientFrom(flags: { url?: string; apiKey?: string }, env: NodeJS.ProcessEnv = process.env): ApiClient {
+  const apiKey = flags.apiKey ?? env.IMAGEGEN_API_KEY;
+  return new ApiClient({ url: flags.url ?? env.IMAGEGEN_URL ?? 'http://localhost:3000', ...(apiKey ? { apiKey } : {}) });
+}

@@ -1,0 +1,164 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { SingleBar, Presets } from 'cli-progress';
+import type { Command } from 'commander';
+import { clientFrom, CliError, type ApiClient } from '../client';
+import { download, exists, extensionOf } from '../download';
+import { readPrompts } from '../prompts';
+
+interface Batch {
+  id: string;
+  status: string;
+  total: number;
+  counts: { queued: number; active: number; completed: number; failed: number; cancelled: number };
+}
+interface ResultLine {
+  index: number;
+  id: string;
+  status: string;
+  result?: { image: { url: string } };
+}
+
+const DOWNLOADS_AT_ONCE = 8;
+
+/** Downloads each completed item once, a few at a time. */
+class Downloader {
+  private readonly pending: { index: number; id: string; url?: string }[] = [];
+  private readonly seen = new Set<string>();
+  private running = 0;
+  private idle: (() => void)[] = [];
+  failure?: Error;
+
+  constructor(
+    private readonly client: ApiClient,
+    private readonly dir: string,
+    private readonly width: number,
+  ) {}
+
+  add(index: number, id: string, url?: string): void {
+    if (this.seen.has(id)) return;
+    this.seen.add(id);
+    this.pending.push({ index, id, ...(url ? { url } : {}) });
+    this.pump();
+  }
+
+  private pump(): void {
+    while (this.running < DOWNLOADS_AT_ONCE && this.pending.length) {
+      const item = this.pending.shift()!;
+      this.running++;
+      void this.fetchOne(item)
+        .catch((err: Error) => (this.failure ??= err))
+        .finally(() => {
+          this.running--;
+          this.pump();
+          if (this.running === 0 && this.pending.length === 0) for (const r of this.idle.splice(0)) r();
+        });
+    }
+  }
+
+  private async fetchOne(item: { index: number; id: string; url?: string }): Promise<void> {
+    const url = item.url ?? (await this.client.json<{ result?: { image: { url: string } } }>(`/v1/generations/${item.id}`)).result?.image.url;
+    if (!url) return;
+    const file = path.join(this.dir, `${String(item.index).padStart(this.width, '0')}-${item.id}.${extensionOf(url)}`);
+    if (!(await exists(file))) await download(url, file);
+  }
+
+  drained(): Promise<void> {
+    if (this.running === 0 && this.pending.length === 0) return Promise.resolve();
+    return new Promise((r) => this.idle.push(r));
+  }
+}
+
+/** Follows the batch's event stream until it ends, calling back per finished item and per count change. */
+async function follow(client: ApiClient, id: string, onItem: (index: number, id: string, status: string) => void, onCounts: (b: Batch) => void, signal: AbortSignal): Promise<void> {
+  const res = await client.request(`/v1/batches/${id}/events`, { signal });
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let end: number;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const event = /^event: (.*)$/m.exec(block)?.[1];
+      const data = /^data: (.*)$/m.exec(block)?.[1];
+      if (!event || !data) continue;
+      const parsed = JSON.parse(data) as Batch & { index: number; id: string; status: string };
+      if (event === 'item') onItem(parsed.index, parsed.id, parsed.status);
+      else onCounts(parsed);
+      if (event === 'batch.completed') return;
+    }
+  }
+}
+
+export function register(program: Command): void {
+  program
+    .command('batch')
+    .description('submit a file of prompts, follow it and download every result into a folder')
+    .argument('<file>', 'prompts: .csv (topic,style,size), .jsonl (one item per line) or .txt (one topic per line)')
+    .requiredOption('--out <dir>', 'folder for the images and results.jsonl')
+    .option('--resume <batchId>', 'continue a batch already submitted (nothing is submitted again)')
+    .option('--cancel', 'on Ctrl-C, cancel the batch instead of leaving it running')
+    .action(async (file: string, opts: { out: string; resume?: string; cancel?: boolean }) => {
+      const client = clientFrom(program.opts());
+      const dir = path.resolve(opts.out);
+      let batch: Batch;
+      if (opts.resume) {
+        batch = await client.json<Batch>(`/v1/batches/${encodeURIComponent(opts.resume)}`);
+      } else {
+        const items = await readPrompts(file);
+        const body = items.map((i) => JSON.stringify(i)).join('\n');
+        batch = await client.json<Batch>('/v1/batches', { method: 'POST', headers: { 'Content-Type': 'application/x-ndjson' }, body });
+      }
+      await mkdir(dir, { recursive: true });
+      console.error(`batch ${batch.id}: ${batch.total} items`);
+
+      const stop = new AbortController();
+      let interrupted = false;
+      process.once('SIGINT', () => {
+        interrupted = true;
+        stop.abort();
+      });
+
+      const downloader = new Downloader(client, dir, String(Math.max(0, batch.total - 1)).length);
+      const bar = new SingleBar(
+        { format: '{bar} {percentage}% | {value}/{total} | ok {completed} failed {failed} cancelled {cancelled} | {rate}/s | ETA {eta_formatted}', hideCursor: true },
+        Presets.shades_classic,
+      );
+      const started = Date.now();
+      const finished = (b: Batch) => b.counts.completed + b.counts.failed + b.counts.cancelled;
+      const show = (b: Batch) => {
+        const rate = (finished(b) / Math.max(1, (Date.now() - started) / 1000)).toFixed(1);
+        bar.update(finished(b), { ...b.counts, rate });
+      };
+      bar.start(batch.total, finished(batch), { ...batch.counts, rate: '0.0' });
+      try {
+        await follow(client, batch.id, (index, id, status) => status === 'completed' && downloader.add(index, id), show, stop.signal);
+      } catch (err) {
+        if (!interrupted) throw err;
+      } finally {
+        bar.stop();
+      }
+      if (interrupted) {
+        if (opts.cancel) {
+          await client.request(`/v1/batches/${batch.id}`, { method: 'DELETE' });
+          console.error(`batch ${batch.id} cancelled`);
+        } else {
+          console.error(`batch ${batch.id} keeps running; continue with:\n  imagegen batch ${file} --out ${opts.out} --resume ${batch.id}`);
+        }
+        process.exit(130);
+      }
+
+      // whatever the stream missed (a resume, a reconnect) comes from the results
+      const res = await client.request(`/v1/batches/${batch.id}/results`);
+      const text = await res.text();
+      const lines = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as ResultLine);
+      for (const l of lines) if (l.status === 'completed') downloader.add(l.index, l.id, l.result?.image.url);
+      await downloader.drained();
+      if (downloader.failure) throw downloader.failure;
+      await writeFile(path.join(dir, 'results.jsonl'), text);
+      const failed = lines.filter((l) => l.status !== 'completed').length;
+      console.log(path.join(dir, 'results.jsonl'));
+      if (failed) throw new CliError(`${failed} of ${lines.length} items did not complete (see results.jsonl)`, 2);
+    });
+}

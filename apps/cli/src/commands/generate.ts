@@ -1,0 +1,43 @@
+import path from 'node:path';
+import type { Command } from 'commander';
+import { clientFrom, CliError } from '../client';
+import { download, extensionOf } from '../download';
+
+interface Generation {
+  id: string;
+  status: string;
+  result?: { image: { url: string }; thumbnails: { size: number; url: string }[] };
+  error?: { message: string };
+}
+
+export function register(program: Command): void {
+  program
+    .command('generate')
+    .description('generate one image, wait for it and save it')
+    .argument('<topic>', 'what the image shows')
+    .option('--style <style>', 'PHOTOGRAPHIC | VECTOR_IMAGE | ILLUSTRATION | 3D')
+    .option('--size <size>', 'LANDSCAPE | PORTRAIT | SQUARE')
+    .option('--out <file>', 'where to save the original')
+    .option('--thumbnails', 'save the thumbnails next to it')
+    .action(async (topic: string, opts: { style?: string; size?: string; out?: string; thumbnails?: boolean }) => {
+      const client = clientFrom(program.opts());
+      const body = { topic, ...(opts.style ? { style: opts.style } : {}), ...(opts.size ? { size: opts.size } : {}) };
+      let g = await client.json<Generation>('/v1/generations', { method: 'POST', headers: { 'Content-Type': 'application/json', Prefer: 'wait=60' }, body: JSON.stringify(body) });
+      while (g.status === 'queued' || g.status === 'active') {
+        await new Promise((r) => setTimeout(r, 1000));
+        g = await client.json<Generation>(`/v1/generations/${g.id}`);
+      }
+      if (g.status !== 'completed' || !g.result) throw new CliError(`Generation ${g.id} ${g.status}${g.error ? `: ${g.error.message}` : ''}`);
+      const file = path.resolve(opts.out ?? `${g.id}.${extensionOf(g.result.image.url)}`);
+      await download(g.result.image.url, file);
+      console.log(file);
+      if (opts.thumbnails) {
+        const stem = file.slice(0, file.length - path.extname(file).length);
+        for (const t of g.result.thumbnails) {
+          const thumb = `${stem}-${t.size}.${extensionOf(t.url)}`;
+          await download(t.url, thumb);
+          console.log(thumb);
+        }
+      }
+    });
+}

@@ -1,0 +1,135 @@
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { batchItemJobOptions, JOBS, type GenerateJobPolicy, type Keys, type Logger } from '@imagegen/shared';
+import { interleave, shareWindow, type FeedState } from './fair-share';
+
+/** Takes the lock when free, renews it when ours: one feeder runs at a time across every worker. */
+const LOCK_LUA = `
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
+if not holder then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
+return 0
+`;
+
+/** Moves a batch's release cursor forward only (a feeder that lost its lock never moves it back). */
+const ADVANCE_LUA = `
+local cur = tonumber(redis.call('HGET', KEYS[1], 'released') or '-1')
+if cur < 0 then return 0 end
+if tonumber(ARGV[1]) > cur then redis.call('HSET', KEYS[1], 'released', ARGV[1]) end
+return 1
+`;
+
+type FeederRedis = Redis & {
+  imagegenFeederLock(key: string, owner: string, ms: number): Promise<number>;
+  imagegenFeederAdvance(key: string, to: number): Promise<number>;
+};
+
+export interface FeederOptions {
+  /** Batch items released and not finished, across every batch, at most. */
+  window: number;
+  intervalMs: number;
+  owner: string;
+  policy: GenerateJobPolicy;
+}
+
+/**
+ * Feeds batch items into the generate queue a bounded window at a time, shared fairly: per
+ * tenant first, then per batch within a tenant (see fair-share.ts), refilled as items finish.
+ * Items are released in submission order by a per-batch cursor that moves only after their
+ * jobs were added; the job id is the generation id, so a feeder dying in between makes the
+ * next one add the same jobs again, which changes nothing.
+ */
+export class BatchFeeder {
+  private readonly redis: FeederRedis;
+  private stopped = false;
+  private loop?: Promise<void>;
+  private wake?: () => void;
+
+  constructor(
+    redis: Redis,
+    private readonly keys: Keys,
+    private readonly queue: Queue,
+    private readonly logger: Logger,
+    private readonly opts: FeederOptions,
+  ) {
+    if (!('imagegenFeederLock' in redis)) {
+      redis.defineCommand('imagegenFeederLock', { numberOfKeys: 1, lua: LOCK_LUA });
+      redis.defineCommand('imagegenFeederAdvance', { numberOfKeys: 1, lua: ADVANCE_LUA });
+    }
+    this.redis = redis as FeederRedis;
+  }
+
+  start(): void {
+    this.loop = (async () => {
+      while (!this.stopped) {
+        try {
+          const lockMs = Math.max(5000, this.opts.intervalMs * 20);
+          if ((await this.redis.imagegenFeederLock(this.keys.batchFeederLock(), this.opts.owner, lockMs)) === 1) await this.tick();
+        } catch (err) {
+          this.logger.warn('batch feeder tick failed', { error: (err as Error).message });
+        }
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+          setTimeout(resolve, this.opts.intervalMs).unref();
+        });
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.wake?.();
+    await this.loop;
+    // let another worker take over at once
+    await this.redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, this.keys.batchFeederLock(), this.opts.owner).catch(() => undefined);
+  }
+
+  /** One round: reads every batch being fed, shares the free part of the window, adds those jobs. Returns how many. */
+  async tick(): Promise<number> {
+    const members = await this.redis.zrange(this.keys.batchesFeeding(), '0', '9999');
+    if (members.length === 0) return 0;
+    const read = this.redis.pipeline();
+    const refs = members.map((m) => {
+      const sep = m.lastIndexOf('|');
+      return { member: m, tenant: m.slice(0, sep), batchId: m.slice(sep + 1) };
+    });
+    for (const r of refs) read.hmget(this.keys.batch(r.batchId), 'total', 'released', 'completed', 'failed', 'cancelled', 'cancelledAt');
+    const replies = (await read.exec()) ?? [];
+    const states: (FeedState & { released: number })[] = [];
+    const finished: string[] = [];
+    let inFlight = 0;
+    refs.forEach((r, i) => {
+      const [total, released, completed, failed, cancelled, cancelledAt] = (replies[i]?.[1] ?? []) as (string | null)[];
+      if (total == null || cancelledAt || Number(released) >= Number(total)) {
+        finished.push(r.member);
+        return;
+      }
+      const flying = Math.max(0, Number(released) - Number(completed) - Number(failed) - Number(cancelled));
+      inFlight += flying;
+      states.push({ tenant: r.tenant, batchId: r.batchId, remaining: Number(total) - Number(released), inFlight: flying, released: Number(released) });
+    });
+    if (finished.length) await this.redis.zrem(this.keys.batchesFeeding(), ...finished);
+    const free = this.opts.window - inFlight;
+    if (free <= 0 || states.length === 0) return 0;
+    const grants = shareWindow(states, free);
+    const granted = states.filter((s) => (grants.get(s.batchId) ?? 0) > 0);
+    const ranges = this.redis.pipeline();
+    for (const s of granted) ranges.lrange(this.keys.batchItems(s.batchId), String(s.released), String(s.released + (grants.get(s.batchId) ?? 0) - 1));
+    const idLists = (await ranges.exec()) ?? [];
+    const perBatch = granted.map((s, i) => ({
+      tenant: s.tenant,
+      items: ((idLists[i]?.[1] ?? []) as string[]).map((id) => ({
+        name: JOBS.generate.name,
+        data: { generationId: id, tenant: s.tenant, batchId: s.batchId },
+        opts: batchItemJobOptions(id, this.opts.policy),
+      })),
+    }));
+    const jobs = interleave(perBatch);
+    if (jobs.length === 0) return 0;
+    await this.queue.addBulk(jobs);
+    const advance = this.redis.pipeline() as ReturnType<Redis['pipeline']> & { imagegenFeederAdvance(key: string, to: number): unknown };
+    granted.forEach((s, i) => advance.imagegenFeederAdvance(this.keys.batch(s.batchId), s.released + (perBatch[i]?.items.length ?? 0)));
+    await advance.exec();
+    return jobs.length;
+  }
+}

@@ -1,0 +1,169 @@
+import type { Redis } from 'ioredis';
+import type { Keys } from '../keys';
+import { batchRecordSchema, type BatchRecord } from '../schemas/batch';
+import { decodeRecord, encodeFields, hashCodec } from './codec';
+import type { GenerationRecord } from '../schemas/generation';
+import type { IdempotencyClaim } from './generation-store';
+import { BATCH_ADD_ITEMS_LUA, BATCH_BEGIN_LUA, BATCH_CONFIRM_LUA } from './lua/batch-create';
+import { NOW } from './lua/pieces';
+
+export const batchCodec = hashCodec(batchRecordSchema);
+
+/** What a new item record holds besides what all items of its batch share. */
+export interface NewBatchItem {
+  id: string;
+  fileToken: string;
+  request: GenerationRecord['request'];
+  metadata: GenerationRecord['metadata'];
+  index: number;
+}
+
+type BatchRedis = Redis & {
+  imagegenBatchBegin(...args: (string | number)[]): Promise<[string, string]>;
+  imagegenBatchAddItems(...args: (string | number)[]): Promise<number>;
+  imagegenBatchConfirm(...args: (string | number)[]): Promise<number>;
+};
+
+export type BatchBeginOutcome = { outcome: 'created'; createdAt: string } | { outcome: 'held'; value: string };
+
+/**
+ * Batch records: one hash per batch (counts kept by the record transition), its item ids in a
+ * list in submission order, and the tenant's index of batches.
+ */
+export class BatchStore {
+  private readonly redis: BatchRedis;
+
+  constructor(
+    redis: Redis,
+    private readonly keys: Keys,
+  ) {
+    if (!('imagegenBatchBegin' in redis)) {
+      redis.defineCommand('imagegenBatchBegin', { numberOfKeys: 2, lua: BATCH_BEGIN_LUA });
+      redis.defineCommand('imagegenBatchAddItems', { lua: BATCH_ADD_ITEMS_LUA });
+      redis.defineCommand('imagegenBatchConfirm', { numberOfKeys: 5, lua: BATCH_CONFIRM_LUA });
+    }
+    this.redis = redis as BatchRedis;
+  }
+
+  /** Writes the provisional batch record (and claims the idempotency key with it). */
+  async begin(record: Omit<BatchRecord, 'createdAt'>, provisionalSeconds: number, idempotency?: IdempotencyClaim): Promise<BatchBeginOutcome> {
+    const key = this.keys.batch(record.id);
+    const [outcome, detail] = await this.redis.imagegenBatchBegin(
+      key,
+      idempotency?.key ?? key,
+      provisionalSeconds,
+      idempotency?.value ?? '',
+      ...batchCodec.encode({ ...record, createdAt: NOW }),
+    );
+    return outcome === 'held' ? { outcome, value: detail } : { outcome: 'created', createdAt: detail };
+  }
+
+  /** Writes a chunk of items in one script; false when the batch is gone. */
+  async addItems(batch: Pick<BatchRecord, 'id' | 'tenant' | 'webhook'>, items: NewBatchItem[], provisionalSeconds: number): Promise<boolean> {
+    const common = encodeFields({
+      tenant: batch.tenant,
+      status: 'queued',
+      stage: 'queued',
+      progress: 0,
+      priority: 'low',
+      batchId: batch.id,
+      attempts: 0,
+      ...(batch.webhook ? { webhook: batch.webhook } : {}),
+    });
+    const keys = [this.keys.batch(batch.id), this.keys.batchItems(batch.id), this.keys.tenantGenerations(batch.tenant), this.keys.tenantGenerations(batch.tenant, 'queued'), this.keys.tenants()];
+    const args: (string | number)[] = [batch.tenant, provisionalSeconds, JSON.stringify(common)];
+    for (const item of items) {
+      keys.push(this.keys.generation(item.id));
+      args.push(item.id, item.fileToken, JSON.stringify(item.request), JSON.stringify(item.metadata), item.index);
+    }
+    return (await this.redis.imagegenBatchAddItems(keys.length, ...keys, ...args)) >= 0;
+  }
+
+  /** Every item is written: the batch keeps, is listed and is fed to the workers. */
+  async confirm(batch: Pick<BatchRecord, 'id' | 'tenant'>, idempotency?: IdempotencyClaim): Promise<boolean> {
+    const key = this.keys.batch(batch.id);
+    return (
+      (await this.redis.imagegenBatchConfirm(
+        key,
+        this.keys.batchItems(batch.id),
+        this.keys.tenantBatches(batch.tenant),
+        this.keys.batchesFeeding(),
+        idempotency?.key ?? key,
+        batch.id,
+        batch.tenant,
+        idempotency?.value ?? '',
+        idempotency?.ttlSeconds ?? 0,
+      )) === 1
+    );
+  }
+
+  /** Removes what a batch that could not be accepted wrote (its items were never fed). */
+  async abandon(batch: Pick<BatchRecord, 'id' | 'tenant'>, idempotency?: IdempotencyClaim): Promise<void> {
+    for (let start = 0; ; start += 1000) {
+      const ids = await this.itemIds(batch.id, start, 1000);
+      if (ids.length === 0) break;
+      const pipeline = this.redis.pipeline();
+      for (const id of ids) pipeline.del(this.keys.generation(id));
+      pipeline.zrem(this.keys.tenantGenerations(batch.tenant), ...ids).zrem(this.keys.tenantGenerations(batch.tenant, 'queued'), ...ids);
+      await pipeline.exec();
+    }
+    await this.redis.del(this.keys.batch(batch.id), this.keys.batchItems(batch.id));
+    if (idempotency && (await this.redis.get(idempotency.key)) === idempotency.value) await this.redis.del(idempotency.key);
+  }
+
+  async get(id: string): Promise<BatchRecord | null> {
+    const hash = await this.redis.hgetall(this.keys.batch(id));
+    return hash.confirmed === '1' ? batchCodec.decode(hash) : null;
+  }
+
+  /** A tenant's own batch, or null: another tenant's id reads exactly like an unknown one. */
+  async getForTenant(id: string, tenant: string): Promise<BatchRecord | null> {
+    const record = await this.get(id);
+    return record && record.tenant === tenant ? record : null;
+  }
+
+  /** Item ids from `start` (the item index), at most `count`. */
+  itemIds(id: string, start: number, count: number): Promise<string[]> {
+    return this.redis.lrange(this.keys.batchItems(id), start, start + count - 1);
+  }
+
+  /** Records of `ids` in one pipelined read; null where a record is gone. */
+  async items(ids: string[]): Promise<(GenerationRecord | null)[]> {
+    if (ids.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.hgetall(this.keys.generation(id));
+    const replies = (await pipeline.exec()) ?? [];
+    return ids.map((_, i) => decodeRecord((replies[i]?.[1] ?? {}) as Record<string, string>));
+  }
+
+  /** Marks the batch cancelled and stops feeding it; true the first time. */
+  async markCancelled(batch: Pick<BatchRecord, 'id' | 'tenant'>, at: string): Promise<boolean> {
+    const [set] = (await this.redis
+      .multi()
+      .hsetnx(this.keys.batch(batch.id), 'cancelledAt', at)
+      .zrem(this.keys.batchesFeeding(), `${batch.tenant}|${batch.id}`)
+      .exec()) ?? [];
+    return set?.[1] === 1;
+  }
+
+  /** Newest first; the cursor is the last id of the previous page. One range read and one pipelined read per page. */
+  async list(tenant: string, opts: { limit: number; cursor?: string }): Promise<{ records: BatchRecord[]; nextCursor: string | null }> {
+    const wanted = opts.limit + 1;
+    const records: BatchRecord[] = [];
+    let cursor = opts.cursor;
+    while (records.length < wanted) {
+      const ids = await this.redis.zrevrangebylex(this.keys.tenantBatches(tenant), cursor ? `(${cursor}` : '+', '-', 'LIMIT', 0, wanted - records.length);
+      if (ids.length === 0) break;
+      const pipeline = this.redis.pipeline();
+      for (const id of ids) pipeline.hgetall(this.keys.batch(id));
+      const hashes = (await pipeline.exec()) ?? [];
+      ids.forEach((_, i) => {
+        const record = batchCodec.decode((hashes[i]?.[1] ?? {}) as Record<string, string>);
+        if (record) records.push(record);
+      });
+      cursor = ids[ids.length - 1];
+    }
+    const page = records.slice(0, opts.limit);
+    return { records: page, nextCursor: records.length > opts.limit ? (page[page.length - 1]?.id ?? null) : null };
+  }
+}

@@ -1,0 +1,85 @@
+import { APPLY_FIELDS, compose, ISO_TIME, NOW_MS } from './pieces';
+
+/**
+ * Starts a batch: writes its record (provisional: it expires unless confirmed in time, so a
+ * batch whose creator died part-way leaves nothing for good) and, with an `Idempotency-Key`,
+ * claims that key in the same step. A key already held answers with what it holds.
+ *
+ * KEYS[1] batch, KEYS[2] idempotency key (the batch key again when there is none)
+ * ARGV[1] provisional seconds, ARGV[2] idempotency value ('' = none), ARGV[3..] field, value, ...
+ * Returns {'created', createdAt} | {'held', value}.
+ */
+export const BATCH_BEGIN_LUA = compose(
+  NOW_MS,
+  ISO_TIME,
+  APPLY_FIELDS,
+  `
+if ARGV[2] ~= '' then
+  local held = redis.call('GET', KEYS[2])
+  if held then return {'held', held} end
+  redis.call('SET', KEYS[2], ARGV[2], 'EX', tonumber(ARGV[1]))
+end
+applyFields(KEYS[1], 3, nowMs())
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+return {'created', redis.call('HGET', KEYS[1], 'createdAt')}
+`,
+);
+
+/**
+ * Writes one chunk of a batch's items: each an ordinary queued generation record, indexed for
+ * its tenant, its id appended to the batch's item list (its position is its index) and counted
+ * as queued in the batch. One script per chunk, many items each: accepting 50,000 items costs
+ * a hundred round trips, not 50,000.
+ *
+ * KEYS[1] batch, KEYS[2] its items list, KEYS[3] tenant index (all), KEYS[4] tenant index
+ * (queued), KEYS[5] tenants, KEYS[6..] the item records
+ * ARGV[1] tenant, ARGV[2] provisional seconds of the list, ARGV[3] JSON array of the field,
+ * value pairs every item shares, then per item: id, fileToken, request (JSON), metadata (JSON), index
+ * Returns the number written, or -1 when the batch is gone.
+ */
+export const BATCH_ADD_ITEMS_LUA = compose(
+  NOW_MS,
+  ISO_TIME,
+  `
+if redis.call('HEXISTS', KEYS[1], 'id') == 0 then return -1 end
+local common = cjson.decode(ARGV[3])
+local createdAt = isoTime(nowMs())
+local n = 0
+local ids = {}
+for i = 4, #ARGV, 5 do
+  n = n + 1
+  local key = KEYS[5 + n]
+  local id = ARGV[i]
+  redis.call('HSET', key, unpack(common))
+  redis.call('HSET', key, 'id', id, 'fileToken', ARGV[i + 1], 'request', ARGV[i + 2], 'metadata', ARGV[i + 3], 'batchIndex', ARGV[i + 4], 'createdAt', createdAt)
+  redis.call('ZADD', KEYS[3], 0, id)
+  redis.call('ZADD', KEYS[4], 0, id)
+  ids[n] = id
+end
+redis.call('RPUSH', KEYS[2], unpack(ids))
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2]))
+redis.call('HINCRBY', KEYS[1], 'queued', n)
+redis.call('SADD', KEYS[5], ARGV[1])
+return n
+`,
+);
+
+/**
+ * Every item of the batch is written: it keeps (until it completes), shows in the tenant's
+ * list, is handed to the feeder, and its idempotency key gets its full life.
+ *
+ * KEYS[1] batch, KEYS[2] items list, KEYS[3] tenant's batches, KEYS[4] batches being fed,
+ * KEYS[5] idempotency key (the batch key again when there is none)
+ * ARGV[1] batch id, ARGV[2] tenant, ARGV[3] idempotency value ('' = none), ARGV[4] its lifetime (s)
+ * Returns 1, or 0 when the batch is gone.
+ */
+export const BATCH_CONFIRM_LUA = `
+if redis.call('HEXISTS', KEYS[1], 'id') == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'confirmed', '1')
+redis.call('PERSIST', KEYS[1])
+redis.call('PERSIST', KEYS[2])
+redis.call('ZADD', KEYS[3], 0, ARGV[1])
+redis.call('ZADD', KEYS[4], 0, ARGV[2] .. '|' .. ARGV[1])
+if ARGV[3] ~= '' and redis.call('GET', KEYS[5]) == ARGV[3] then redis.call('EXPIRE', KEYS[5], tonumber(ARGV[4])) end
+return 1
+`;

@@ -1,0 +1,198 @@
+import sharp from 'sharp';
+import { ERROR_CODES, GenerationFailure, type GeneratorProvider } from '@imagegen/shared';
+import { eventually, sleep } from './support/net';
+import { getJson, startStack, type Stack } from './support/stack';
+import { WebhookReceiver } from './support/webhook-receiver';
+
+/** Bytes at once; a topic starting with "fail" is refused for good, one starting with "slow" takes a while. */
+async function instantProvider(): Promise<GeneratorProvider> {
+  const png = await sharp({ create: { width: 32, height: 24, channels: 3, background: '#3366aa' } }).png().toBuffer();
+  return {
+    name: 'builtin',
+    async generate(request, signal) {
+      if (request.topic.startsWith('fail')) throw new GenerationFailure(ERROR_CODES.rejected, 'refused', false);
+      if (request.topic.startsWith('slow')) await sleep(200);
+      void signal;
+      return { kind: 'bytes', data: png, contentType: 'image/png' };
+    },
+  };
+}
+
+async function post(url: string, body: string, contentType: string, headers: Record<string, string> = {}) {
+  const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': contentType, ...headers }, body });
+  return { status: res.status, type: res.headers.get('content-type'), body: (await res.json()) as any };
+}
+
+async function ndjsonLines(url: string): Promise<any[]> {
+  const res = await fetch(url);
+  expect(res.headers.get('content-type')).toMatch(/application\/x-ndjson/);
+  return (await res.text()).trim().split('\n').map((l) => JSON.parse(l));
+}
+
+/** Entry names of a zip (stored entries), read from its central directory. */
+function zipEntries(buf: Buffer): { name: string; size: number }[] {
+  const eocd = buf.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
+  let count = buf.readUInt16LE(eocd + 10);
+  let offset = buf.readUInt32LE(eocd + 16);
+  if (count === 0xffff || offset === 0xffffffff) {
+    const loc = buf.lastIndexOf(Buffer.from([0x50, 0x4b, 0x06, 0x06]));
+    count = Number(buf.readBigUInt64LE(loc + 32));
+    offset = Number(buf.readBigUInt64LE(loc + 48));
+  }
+  const out: { name: string; size: number }[] = [];
+  for (let i = 0; i < count; i++) {
+    const nameLen = buf.readUInt16LE(offset + 28);
+    const extraLen = buf.readUInt16LE(offset + 30);
+    const commentLen = buf.readUInt16LE(offset + 32);
+    out.push({ name: buf.toString('utf8', offset + 46, offset + 46 + nameLen), size: buf.readUInt32LE(offset + 24) });
+    offset += 46 + nameLen + extraLen + commentLen;
+  }
+  return out;
+}
+
+describe('batches', () => {
+  let stack: Stack;
+  let receiver: WebhookReceiver;
+  beforeAll(async () => {
+    receiver = await WebhookReceiver.start();
+    stack = await startStack({ name: 'batches', worker: false, env: { RATE_LIMIT_PER_MINUTE: '100000', GENERATOR_MAX_ATTEMPTS: '1', BATCH_MAX_BODY_BYTES: '1048576', WEBHOOK_ALLOW_PRIVATE: 'true' } });
+    await stack.startWorker({ WORKER_CONCURRENCY: '32', BATCH_FEED_INTERVAL_MS: '50' }, { provider: await instantProvider() });
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await receiver?.close();
+  });
+
+  const formats: [string, string, (topics: string[]) => string][] = [
+    ['application/json', 'JSON', (t) => JSON.stringify({ items: t.map((topic) => ({ topic, metadata: { t: topic } })), defaults: { size: 'SQUARE' } })],
+    ['application/x-ndjson', 'NDJSON', (t) => t.map((topic) => JSON.stringify({ topic, size: 'SQUARE' })).join('\n') + '\n'],
+    ['text/csv', 'CSV', (t) => 'topic,style,size\n' + t.map((topic) => `"${topic.replace(/"/g, '""')}",VECTOR_IMAGE,SQUARE`).join('\n')],
+  ];
+
+  it.each(formats)('a 1,000-item batch as %s completes with its counts, results in order and an archive that matches them', async (type, _name, render) => {
+    const topics = Array.from({ length: 1000 }, (_, i) => `item ${i}, "quoted"\nline two`);
+    const accepted = await post(`${stack.baseUrl}/v1/batches`, render(topics), type);
+    expect(accepted.status).toBe(202);
+    expect(accepted.body).toMatchObject({ status: 'in_progress', total: 1000, counts: { queued: 1000, active: 0, completed: 0, failed: 0, cancelled: 0 } });
+    const id = accepted.body.id as string;
+    const done = await eventually(async () => {
+      const b = (await getJson(`${stack.baseUrl}/v1/batches/${id}`)).body;
+      return b.status === 'completed' ? b : undefined;
+    }, 90_000, 200);
+    expect(done.counts).toEqual({ queued: 0, active: 0, completed: 1000, failed: 0, cancelled: 0 });
+    expect(done.progress).toBe(100);
+
+    const lines = await ndjsonLines(`${stack.baseUrl}/v1/batches/${id}/results`);
+    expect(lines.map((l) => l.index)).toEqual(topics.map((_, i) => i));
+    expect(lines.every((l) => l.status === 'completed' && l.result.image.url)).toBe(true);
+    // each item is an ordinary generation of this batch, with its own request
+    const item = (await getJson(`${stack.baseUrl}/v1/generations/${lines[7].id}`)).body;
+    expect(item).toMatchObject({ batchId: id, request: { topic: topics[7], size: 'SQUARE' } });
+
+    const zip = Buffer.from(await (await fetch(`${stack.baseUrl}/v1/batches/${id}/archive`)).arrayBuffer());
+    const entries = zipEntries(zip);
+    const images = entries.filter((e) => e.name !== 'results.jsonl');
+    expect(images.map((e) => e.name)).toEqual(lines.map((l) => `${String(l.index).padStart(3, '0')}-${l.id}.png`));
+    expect(entries[entries.length - 1]?.name).toBe('results.jsonl');
+  });
+
+  it('rejects a batch with 3 bad items among 500, naming exactly those, and enqueues nothing', async () => {
+    const items: unknown[] = Array.from({ length: 500 }, (_, i) => ({ topic: `ok ${i}` }));
+    items[3] = { topic: 'x', style: 'OIL' };
+    items[250] = { topic: '' };
+    items[499] = { topic: 'y', colour: 'red' };
+    const res = await post(`${stack.baseUrl}/v1/batches`, JSON.stringify({ items }), 'application/json');
+    expect(res.status).toBe(400);
+    expect(res.type).toMatch(/application\/problem\+json/);
+    expect([...new Set(res.body.errors.map((e: { path: string }) => e.path.split('.')[0]))]).toEqual(['3', '250', '499']);
+    expect(res.body.errors.map((e: { path: string }) => e.path)).toEqual(['3.style', '250.topic', '499.colour']);
+    expect(await stack.api.queues.generate.count()).toBe(0);
+    expect((await getJson(`${stack.baseUrl}/v1/batches`)).body.data.every((b: { total: number }) => b.total !== 500)).toBe(true);
+  });
+
+  it('names bad NDJSON lines and CSV headers, refuses other types and oversized bodies', async () => {
+    const nd = await post(`${stack.baseUrl}/v1/batches`, '{"topic":"a"}\nnot json\n{"topic":"b","size":"HUGE"}\n', 'application/x-ndjson');
+    expect(nd.status).toBe(400);
+    expect(nd.body.errors.map((e: { path: string }) => e.path)).toEqual(['1', '2.size']);
+    const csv = await post(`${stack.baseUrl}/v1/batches`, 'prompt,style\nx,PHOTOGRAPHIC\n', 'text/csv');
+    expect(csv.status).toBe(400);
+    expect((await post(`${stack.baseUrl}/v1/batches`, 'x', 'text/plain')).status).toBe(415);
+    const empty = await post(`${stack.baseUrl}/v1/batches`, JSON.stringify({ items: [] }), 'application/json');
+    expect(empty.status).toBe(400);
+    const huge = await post(`${stack.baseUrl}/v1/batches`, JSON.stringify({ items: Array.from({ length: 20_000 }, (_, i) => ({ topic: `a rather long topic ${i}`.padEnd(60, '.') })) }), 'application/json');
+    expect(huge.status).toBe(413);
+    expect(huge.type).toMatch(/application\/problem\+json/);
+  });
+
+  it('reports a failing item in counts and results', async () => {
+    const items = [{ topic: 'fine 0' }, { topic: 'fail here' }, { topic: 'fine 2' }];
+    const { body } = await post(`${stack.baseUrl}/v1/batches`, JSON.stringify({ items }), 'application/json');
+    const done = await eventually(async () => {
+      const b = (await getJson(`${stack.baseUrl}/v1/batches/${body.id}`)).body;
+      return b.status === 'completed' ? b : undefined;
+    });
+    expect(done.counts).toEqual({ queued: 0, active: 0, completed: 2, failed: 1, cancelled: 0 });
+    const lines = await ndjsonLines(`${stack.baseUrl}/v1/batches/${body.id}/results`);
+    expect(lines.map((l) => l.status)).toEqual(['completed', 'failed', 'completed']);
+    expect(lines[1].error).toMatchObject({ code: ERROR_CODES.rejected });
+  });
+
+  it('cancelling mid-batch leaves finished items intact and the rest cancelled', async () => {
+    const items = Array.from({ length: 600 }, (_, i) => ({ topic: `slow ${i}` }));
+    const { body } = await post(`${stack.baseUrl}/v1/batches`, JSON.stringify({ items }), 'application/json');
+    await eventually(async () => ((await getJson(`${stack.baseUrl}/v1/batches/${body.id}`)).body.counts.completed >= 20 ? true : undefined));
+    const cancelled = await fetch(`${stack.baseUrl}/v1/batches/${body.id}`, { method: 'DELETE' });
+    expect(cancelled.status).toBe(200);
+    const done = await eventually(async () => {
+      const b = (await getJson(`${stack.baseUrl}/v1/batches/${body.id}`)).body;
+      return b.status === 'completed' ? b : undefined;
+    });
+    const lines = await ndjsonLines(`${stack.baseUrl}/v1/batches/${body.id}/results`);
+    const completed = lines.filter((l) => l.status === 'completed');
+    expect(completed.length).toBe(done.counts.completed);
+    expect(completed.length).toBeGreaterThanOrEqual(20);
+    expect(completed.length).toBeLessThan(600);
+    expect(lines.filter((l) => l.status === 'cancelled').length).toBe(600 - completed.length);
+    expect(done.counts).toMatchObject({ queued: 0, active: 0, failed: 0, cancelled: 600 - completed.length });
+    for (const l of completed.slice(0, 3)) expect((await fetch(l.result.image.url)).status).toBe(200);
+  });
+
+  it('streams count changes and item completions as events until the batch ends', async () => {
+    const { body } = await post(`${stack.baseUrl}/v1/batches`, JSON.stringify({ items: [{ topic: 'a' }, { topic: 'b' }, { topic: 'fail c' }] }), 'application/json');
+    const res = await fetch(`${stack.baseUrl}/v1/batches/${body.id}/events`);
+    expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
+    const text = await res.text();
+    const events = [...text.matchAll(/event: (\S+)\ndata: (.*)\n/g)].map((m) => ({ type: m[1], data: JSON.parse(m[2]!) }));
+    expect(events[events.length - 1]).toMatchObject({ type: 'batch.completed', data: { counts: { completed: 2, failed: 1 } } });
+    // items that finished after the stream began are each announced
+    const items = events.filter((e) => e.type === 'item');
+    expect(new Set(items.map((e) => e.data.index)).size).toBe(items.length);
+  });
+
+  it('answers the same batch for a repeated Idempotency-Key and 409 for another body', async () => {
+    const body = JSON.stringify({ items: [{ topic: 'once' }] });
+    const first = await post(`${stack.baseUrl}/v1/batches`, body, 'application/json', { 'Idempotency-Key': 'k-1' });
+    const again = await post(`${stack.baseUrl}/v1/batches`, body, 'application/json', { 'Idempotency-Key': 'k-1' });
+    expect(again.body.id).toBe(first.body.id);
+    const other = await post(`${stack.baseUrl}/v1/batches`, JSON.stringify({ items: [{ topic: 'twice' }] }), 'application/json', { 'Idempotency-Key': 'k-1' });
+    expect(other.status).toBe(409);
+    const list = (await getJson(`${stack.baseUrl}/v1/batches?limit=2`)).body;
+    expect(list.data[0].id).toBe(first.body.id);
+    expect(list.hasMore).toBe(true);
+  });
+
+  it('sends each item’s outcome and batch.completed, once, to the batch’s webhook', async () => {
+    const items = [{ topic: 'hook a' }, { topic: 'fail hook b' }, { topic: 'hook c' }];
+    const { body } = await post(`${stack.baseUrl}/v1/batches`, JSON.stringify({ items, webhook: { url: receiver.url('/batch') }, metadata: { run: 7 } }), 'application/json');
+    const done = await eventually(async () => {
+      const got = receiver.on('/batch').map((r) => JSON.parse(r.body));
+      return got.some((e) => e.type === 'batch.completed') && got.length >= 4 ? got : undefined;
+    });
+    const completed = done.filter((e) => e.type === 'batch.completed');
+    expect(completed).toHaveLength(1);
+    expect(completed[0].data).toMatchObject({ id: body.id, object: 'batch', status: 'completed', total: 3, progress: 100, metadata: { run: 7 }, counts: { completed: 2, failed: 1, cancelled: 0, queued: 0, active: 0 } });
+    expect(done.filter((e) => e.type === 'generation.completed')).toHaveLength(2);
+    expect(done.filter((e) => e.type === 'generation.failed')).toHaveLength(1);
+    expect(done.every((e) => e.type === 'batch.completed' || e.data.batchId === body.id)).toBe(true);
+  });
+});

@@ -1,0 +1,98 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import sharp from 'sharp';
+import { ERROR_CODES, GenerationFailure, type GeneratorProvider } from '@imagegen/shared';
+import { eventually, sleep } from './support/net';
+import { startStack, type Stack } from './support/stack';
+
+const BIN = path.resolve(__dirname, '../apps/cli/dist/main.js');
+
+interface Run {
+  code: Promise<number | null>;
+  stderr: () => string;
+  kill: () => void;
+}
+
+function run(args: string[], env: Record<string, string>): Run {
+  const child = spawn(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d) => (err += d));
+  child.stdout.resume();
+  return { code: new Promise((r) => child.on('exit', (c) => r(c))), stderr: () => err, kill: () => child.kill('SIGKILL') };
+}
+
+/** The real built CLI against a real API and worker. */
+describe('imagegen CLI', () => {
+  let stack: Stack;
+  let dir: string;
+  let env: Record<string, string>;
+  beforeAll(async () => {
+    stack = await startStack({ name: 'cli', worker: false, env: { RATE_LIMIT_PER_MINUTE: '100000', GENERATOR_MAX_ATTEMPTS: '1' } });
+    const png = await sharp({ create: { width: 16, height: 16, channels: 3, background: '#225588' } }).png().toBuffer();
+    const provider: GeneratorProvider = {
+      name: 'builtin',
+      async generate(request) {
+        if (request.topic.startsWith('fail')) throw new GenerationFailure(ERROR_CODES.rejected, 'refused', false);
+        if (request.topic.startsWith('slow')) await sleep(300);
+        return { kind: 'bytes', data: png, contentType: 'image/png' };
+      },
+    };
+    await stack.startWorker({ WORKER_CONCURRENCY: '4', BATCH_FEED_WINDOW: '8', BATCH_FEED_INTERVAL_MS: '50', THUMBNAIL_SIZES: '16' }, { provider });
+    dir = await mkdtemp(path.join(os.tmpdir(), 'imagegen-cli-'));
+    env = { IMAGEGEN_URL: stack.baseUrl, IMAGEGEN_API_KEY: '' };
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('runs a CSV batch into a folder: every original and results.jsonl in order', async () => {
+    const csv = path.join(dir, 'prompts.csv');
+    await writeFile(csv, 'topic,style,size\n' + Array.from({ length: 30 }, (_, i) => `"cat ${i}, ""quoted""",VECTOR_IMAGE,SQUARE`).join('\n') + '\n');
+    const out = path.join(dir, 'out1');
+    const r = run(['batch', csv, '--out', out], env);
+    expect(await r.code).toBe(0);
+    const results = (await readFile(path.join(out, 'results.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    expect(results.map((l) => l.index)).toEqual(Array.from({ length: 30 }, (_, i) => i));
+    expect(results.every((l) => l.status === 'completed')).toBe(true);
+    const files = (await readdir(out)).filter((f) => f.endsWith('.png')).sort();
+    expect(files).toEqual(results.map((l) => `${String(l.index).padStart(2, '0')}-${l.id}.png`));
+  });
+
+  it('exits non-zero when an item failed, and names a bad file by line', async () => {
+    const txt = path.join(dir, 'some-fail.txt');
+    await writeFile(txt, 'fine one\nfail two\nfine three\n');
+    const r = run(['batch', txt, '--out', path.join(dir, 'out2')], env);
+    expect(await r.code).toBe(2);
+    expect(r.stderr()).toMatch(/1 of 3 items did not complete/);
+    const bad = path.join(dir, 'bad.jsonl');
+    await writeFile(bad, '{"topic":"ok"}\n{nope\n');
+    const b = run(['batch', bad, '--out', path.join(dir, 'out3')], env);
+    expect(await b.code).toBe(1);
+    expect(b.stderr()).toMatch(/bad\.jsonl, line 2: not valid JSON/);
+    expect(b.stderr()).not.toMatch(/\n\s+at /);
+    const wrong = run(['status', 'gen_x', '--url', 'http://127.0.0.1:1'], env);
+    expect(await wrong.code).toBe(1);
+    expect(wrong.stderr()).toMatch(/Cannot reach the imagegen API/);
+  });
+
+  it('resumes after being killed, without submitting again', async () => {
+    const txt = path.join(dir, 'slow.txt');
+    await writeFile(txt, Array.from({ length: 40 }, (_, i) => `slow ${i}`).join('\n'));
+    const out = path.join(dir, 'out4');
+    const first = run(['batch', txt, '--out', out], env);
+    const id = await eventually(async () => /batch (batch_[a-z0-9]+)/.exec(first.stderr())?.[1]);
+    await eventually(async () => ((await readdir(out).catch(() => [])).some((f) => f.endsWith('.png')) ? true : undefined));
+    first.kill();
+    await first.code;
+    const before = await stack.redis.zcard(stack.api.keys.tenantBatches('default'));
+    const second = run(['batch', txt, '--out', out, '--resume', id], env);
+    expect(await second.code).toBe(0);
+    expect(await stack.redis.zcard(stack.api.keys.tenantBatches('default'))).toBe(before);
+    const results = (await readFile(path.join(out, 'results.jsonl'), 'utf8')).trim().split('\n');
+    expect(results).toHaveLength(40);
+    expect((await readdir(out)).filter((f) => f.endsWith('.png'))).toHaveLength(40);
+  });
+});
