@@ -60,3 +60,11 @@ describe('PUBLIC_BASE_URL', () => {
     expect(loadApiConfig({ PORT: '8080' }).PUBLIC_BASE_URL).toBe('http://localhost:8080');
   });
 });
+
+describe('tenant names in API_KEYS', () => {
+  it('refuses names that would break key names, naming the pair only', () => {
+    const { keys, problems } = parseApiKeys('ok:k1,bad:name:k2,a*:k3');
+    expect(keys.map((k) => k.tenant)).toEqual(['ok', 'bad']);
+    expect(problems).toEqual([expect.stringMatching(/^tenant of pair 3 must be/)]);
+  });
+});
