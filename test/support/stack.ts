@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
-import { createApiContext, createApp, loadApiConfig, type ApiContext } from '@imagegen/api';
+import { answerClientErrors, createApiContext, createApp, loadApiConfig, type ApiContext } from '@imagegen/api';
 import { loadWorkerConfig, startWorkerRuntime, type WorkerOverrides, type WorkerRuntime } from '@imagegen/worker';
 import { createLogger } from '@imagegen/shared';
 import type { RedisCluster } from './cluster';
@@ -53,6 +53,7 @@ export async function startStack(opts: { name: string; env?: Record<string, stri
   const prefix = apiConfig.QUEUE_PREFIX;
   const server: Server = await new Promise((resolve) => {
     const s = createApp(api).listen(port, '127.0.0.1', () => resolve(s));
+    answerClientErrors(s);
   });
   await api.queues.generate.waitUntilReady();
   const redis = opts.cluster ? opts.cluster.client() : plainRedis(redisUrl);

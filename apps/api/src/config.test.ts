@@ -73,3 +73,11 @@ describe('storage', () => {
     expect(refusal({ STORAGE: 's3', PORT: 'x' }).split('\n')).toEqual(['Invalid configuration: PORT: must be a whole number', 'Invalid configuration: S3_BUCKET: required when STORAGE=s3']);
   });
 });
+
+describe('tenant names in API_KEYS', () => {
+  it('refuses names that would break key names, naming the pair only', () => {
+    const { keys, problems } = parseApiKeys('ok:k1,bad:name:k2,a*:k3');
+    expect(keys.map((k) => k.tenant)).toEqual(['ok', 'bad']);
+    expect(problems).toEqual([expect.stringMatching(/^tenant of pair 3 must be/)]);
+  });
+});

@@ -58,9 +58,9 @@ export const apiEnvShape = {
   ADMIN_PASSWORD: envOptionalString(),
   RATE_LIMIT_PER_MINUTE: envInt(600, 1),
   /** Items per tenant per minute (a batch of n items counts n). */
-  QUOTA_ITEMS_PER_MINUTE: envInt(6000, 1),
+  QUOTA_ITEMS_PER_MINUTE: envInt(100_000, 1),
   /** Items a tenant may have queued or running at once. */
-  QUOTA_MAX_QUEUED: envInt(10_000, 1),
+  QUOTA_MAX_QUEUED: envInt(100_000, 1),
   /** Per-tenant quotas: `tenant:submissions=N/items=N/queued=N,...` (any of the three). */
   QUOTA_OVERRIDES: envString('').transform((raw, ctx) => {
     const { overrides, problems } = parseQuotaOverrides(raw, isTenantName);

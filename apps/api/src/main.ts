@@ -1,6 +1,7 @@
 import { ConfigError, createLogger } from '@imagegen/shared';
 import { resolveAdminPassword } from './admin-password';
 import { createApp } from './app';
+import { answerClientErrors } from './http/client-error';
 import { loadApiConfig } from './config';
 import { createApiContext } from './context';
 
@@ -15,6 +16,7 @@ async function main(): Promise<void> {
     const port = typeof address === 'object' && address ? address.port : config.PORT;
     logger.info('api listening', { port, api: config.PUBLIC_BASE_URL, dashboard: `${config.PUBLIC_BASE_URL}/admin/queues`, docs: `${config.PUBLIC_BASE_URL}/docs` });
   });
+  answerClientErrors(server);
   server.on('error', (err) => {
     logger.error('api server error', { error: err.message });
     process.exit(1);

@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { z } from 'zod';
-import { commonEnvShape, webhookEnvShape, envBool, envEnum, envInt, envIntList, envNumber, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, redisSettings, refineStorageEnv, resolveFilesBaseUrl, resolvePublicBaseUrl, storageEnvShape } from '@imagegen/shared';
+import { commonEnvShape, webhookEnvShape, envBool, envEnum, envInt, envIntList, envNumber, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, MAX_USAGE_RETENTION_DAYS, parseEnv, redisSettings, refineStorageEnv, resolveFilesBaseUrl, resolvePublicBaseUrl, storageEnvShape } from '@imagegen/shared';
 
 /** Every variable a worker reads. */
 export const workerEnvShape = {
@@ -36,6 +36,8 @@ export const workerEnvShape = {
   MAINTENANCE_INTERVAL_MS: envInt(10 * 60_000, 1000, MAX_TIMER_MS),
   /** An unfinished record whose job is gone is ended only once it is this old (its job may still be on its way). */
   ORPHAN_MIN_AGE_MS: envInt(60_000, 0, MAX_TIMER_MS),
+  /** Days of per-tenant usage counters kept; older days are dropped by the maintenance sweep. */
+  USAGE_RETENTION_DAYS: envInt(90, 1, MAX_USAGE_RETENTION_DAYS),
   /** Random spread on each retry delay (0.2 = ±20 %) so retries of many jobs do not align. */
   GENERATOR_RETRY_JITTER: envNumber(0.2, 0, 1),
   /** Batch items released to the generate queue and not finished yet, across every batch and worker: the fair-share window. */

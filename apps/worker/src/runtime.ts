@@ -42,7 +42,7 @@ export async function startWorkerRuntime(
   const generateQueue = new Queue(QUEUES.generate, { connection: storeRedis, prefix: config.QUEUE_PREFIX });
   generateQueue.on('error', (err) => logger.warn('queue error', { error: err.message }));
   const recordRetention = new RecordRetention(storeRedis, keys);
-  const retentionService = new RetentionService(recordRetention, storage, generateQueue, retention, logger);
+  const retentionService = new RetentionService(recordRetention, storage, generateQueue, retention, logger, config.USAGE_RETENTION_DAYS);
   // files half-written by a worker killed mid-write; never shown, since they live apart from finished ones
   void retentionService.sweepTemporary().then(
     (n) => n > 0 && logger.info('removed stale temporary files', { count: n }),

@@ -21,8 +21,6 @@ export function keysFor(prefix: string) {
     fileExpiry: () => `${prefix}:files:expiry`,
     /** `id|tenant` of finished records scored by when their retention ends. */
     recordExpiry: () => `${prefix}:records:expiry`,
-    /** Submissions of a tenant in one fixed window. */
-    rateLimit: (tenant: string, window: number) => `${prefix}:ratelimit:${tenant}:${window}`,
     /** An `Idempotency-Key` (hashed) of a tenant. */
     idempotency: (tenant: string, keyHash: string) => `${prefix}:idem:${tenant}:${keyHash}`,
     /** The operators' password when ADMIN_PASSWORD is unset: made once, shared by every API process, kept until deleted. */

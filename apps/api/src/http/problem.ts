@@ -21,29 +21,31 @@ const SLUGS: Record<number, string> = {
   401: 'unauthorized',
   404: 'not-found',
   405: 'method-not-allowed',
+  408: 'request-timeout',
   409: 'conflict',
   413: 'payload-too-large',
   415: 'unsupported-media-type',
   429: 'rate-limited',
+  431: 'headers-too-large',
   500: 'internal-error',
   502: 'generation-failed',
   503: 'unavailable',
 };
 
+/** The problem+json body of a problem. */
+export function problemJson(p: HttpProblem): string {
+  return JSON.stringify({
+    type: `${TYPE_BASE}${SLUGS[p.status] ?? 'error'}`,
+    title: p.title,
+    status: p.status,
+    detail: p.detail,
+    ...(p.errors ? { errors: p.errors } : {}),
+  });
+}
+
 export function sendProblem(res: Response, p: HttpProblem): void {
   for (const [k, v] of Object.entries(p.headers)) res.setHeader(k, v);
-  res
-    .status(p.status)
-    .type('application/problem+json')
-    .send(
-      JSON.stringify({
-        type: `${TYPE_BASE}${SLUGS[p.status] ?? 'error'}`,
-        title: p.title,
-        status: p.status,
-        detail: p.detail,
-        ...(p.errors ? { errors: p.errors } : {}),
-      }),
-    );
+  res.status(p.status).type('application/problem+json').send(problemJson(p));
 }
 
 export const invalid = (detail: string, errors?: FieldError[]) => new HttpProblem(400, 'Invalid request', detail, errors);

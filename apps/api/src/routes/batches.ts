@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { presentBatch, toFieldErrors } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { HttpProblem, invalid } from '../http/problem';
-import { enforceSubmissionRate } from '../http/rate-limit';
+import { enforceQuota } from '../http/rate-limit';
 import { assertWebhookAllowed } from '../http/webhook-guard';
 import { batchFormat, fromCsv, fromJson, fromNdjson, type BatchSubmission } from '../batches/batch-body';
 import { BatchesService } from '../batches/batch.service';
@@ -35,10 +35,18 @@ export function batchesRouter(ctx: ApiContext): Router {
       const body: unknown = req.body;
       if (format !== 'json' && typeof body !== 'string') throw invalid('A body is required', [{ path: '(body)', message: 'is required' }]);
       const submission: BatchSubmission = format === 'json' ? await fromJson(body) : format === 'csv' ? await fromCsv(body as string) : await fromNdjson(body as string);
-      await enforceSubmissionRate(ctx, tenant, res);
-      await assertWebhookAllowed(ctx, submission.webhook);
+      // a batch of n items counts n against the items quota and the queued cap
+      const reservation = await enforceQuota(ctx, tenant, submission.items.length, res);
       const idempotencyKey = req.get('idempotency-key');
-      const { record, replayed } = await service.create(tenant, submission, idempotencyKey === undefined ? {} : { idempotencyKey, body });
+      let created: Awaited<ReturnType<typeof service.create>>;
+      try {
+        await assertWebhookAllowed(ctx, submission.webhook);
+        created = await service.create(tenant, submission, idempotencyKey === undefined ? {} : { idempotencyKey, body });
+      } finally {
+        // written, the items count in the tenant's queued index themselves
+        await reservation.release();
+      }
+      const { record, replayed } = created;
       if (replayed) res.setHeader('Idempotent-Replayed', 'true');
       res.setHeader('Location', `${ctx.config.PUBLIC_BASE_URL}/v1/batches/${record.id}`);
       res.status(202).json(presentBatch(record));

@@ -14,6 +14,8 @@ export interface RetentionSweep {
   /** Stale temporary files of writes that died. */
   temporary: number;
   jobs: number;
+  /** Usage counters of days past the usage retention. */
+  usage: number;
 }
 
 /**
@@ -29,6 +31,7 @@ export class RetentionService {
     private readonly generateQueue: Queue,
     private readonly retentionSeconds: number,
     private readonly logger: Logger,
+    private readonly usageRetentionDays = 90,
   ) {}
 
   async sweep(): Promise<RetentionSweep> {
@@ -41,7 +44,8 @@ export class RetentionService {
     for (const state of ['completed', 'failed'] as const) {
       for (let n = BATCH; n === BATCH; jobs += n) n = (await this.generateQueue.clean(this.retentionSeconds * 1000, BATCH, state)).length;
     }
-    return { records, files, temporary: await this.sweepTemporary(), jobs };
+    const usage = await this.retention.trimUsage(now, this.usageRetentionDays);
+    return { records, files, temporary: await this.sweepTemporary(), jobs, usage };
   }
 
   /** Temporary files older than STALE_TEMPORARY_MS; how many were removed. */

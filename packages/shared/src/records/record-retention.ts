@@ -71,6 +71,22 @@ export class RecordRetention {
     return due.length;
   }
 
+  /**
+   * Drops usage counters of days before the last `days` (UTC days of `now`) from every tenant
+   * with records; a tenant without records keeps its hash until it expires (see usage.ts).
+   * Returns how many fields went.
+   */
+  async trimUsage(now: number, days: number): Promise<number> {
+    const cutoff = new Date((Math.floor(now / 86_400_000) - days + 1) * 86_400_000).toISOString().slice(0, 10);
+    let removed = 0;
+    for (const tenant of await this.redis.smembers(this.keys.tenants())) {
+      const key = this.keys.usage(tenant);
+      const old = (await this.redis.hkeys(key)).filter((f) => f.slice(0, 10) < cutoff);
+      if (old.length) removed += await this.redis.hdel(key, ...old);
+    }
+    return removed;
+  }
+
   /** File tokens whose files are due for removal, oldest first. */
   dueFileTokens(now: number, limit: number): Promise<string[]> {
     return this.redis.zrangebyscore(this.keys.fileExpiry(), '-inf', now, 'LIMIT', 0, limit);

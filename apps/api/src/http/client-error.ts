@@ -1,0 +1,36 @@
+import { STATUS_CODES, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { HttpProblem, problemJson } from './problem';
+
+/**
+ * Requests Node's HTTP parser refuses before Express sees them (conflicting or non-numeric
+ * Content-Length, Content-Length with chunked encoding, malformed request lines, oversized
+ * headers) get a problem+json answer too, instead of Node's bare status line.
+ */
+export function answerClientErrors(server: Server): void {
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    // garbage after a complete request (a Content-Length shorter than the body): that request
+    // is answered in full, then the connection closes
+    const pending = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+    if (pending) {
+      pending.shouldKeepAlive = false;
+      pending.once('finish', () => socket.end());
+      pending.once('close', () => socket.destroy());
+      return;
+    }
+    const problem =
+      err.code === 'HPE_HEADER_OVERFLOW'
+        ? new HttpProblem(431, 'Request header fields too large', 'The request headers are larger than the limit')
+        : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? new HttpProblem(408, 'Request timeout', 'The request did not arrive in time')
+          : new HttpProblem(400, 'Bad request', 'The request is not valid HTTP/1.1 (for example a missing, conflicting or non-numeric Content-Length)');
+    const body = problemJson(problem);
+    socket.end(
+      `HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  });
+}
