@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+
+// `--url` is the program's own option, shared by every command: read through optsWithGlobals
 import { DEFAULT_URL, loadCliEnv } from '../config';
 
 interface AdminOptions {
@@ -51,7 +53,6 @@ async function call(opts: AdminOptions, method: string, path: string): Promise<u
 
 function withConnection(cmd: Command): Command {
   return cmd
-    .option('--url <url>', `API base URL (default: $IMAGEGEN_URL or ${DEFAULT_URL})`)
     .option('--admin-user <user>', 'operator user (default: $IMAGEGEN_ADMIN_USER or admin)')
     .option('--admin-password <password>', 'operator password (default: $IMAGEGEN_ADMIN_PASSWORD)')
     .option('--json', 'print JSON');
@@ -63,20 +64,23 @@ const segment = (s: string) => encodeURIComponent(s);
 export function register(program: Command): void {
   const keys = program.command('keys').description("manage a tenant's API keys (operator credentials)");
 
-  withConnection(keys.command('create <tenant>').description('make a new key; it is shown once')).action(async (tenant: string, opts: AdminOptions) => {
+  withConnection(keys.command('create <tenant>').description('make a new key; it is shown once')).action(async (tenant: string, _opts: AdminOptions, cmd: Command) => {
+    const opts = cmd.optsWithGlobals<AdminOptions>();
     const created = (await call(opts, 'POST', `/admin/tenants/${segment(tenant)}/keys`)) as { id: string; key: string; prefix: string; createdAt: string };
     if (opts.json) process.stdout.write(`${JSON.stringify(created)}\n`);
     else process.stdout.write(`${created.key}\n`);
     if (!opts.json) process.stderr.write(`created ${created.id} for ${tenant}; the key above is shown only once\n`);
   });
 
-  withConnection(keys.command('list <tenant>').description("list a tenant's keys (id, prefix, created)")).action(async (tenant: string, opts: AdminOptions) => {
+  withConnection(keys.command('list <tenant>').description("list a tenant's keys (id, prefix, created)")).action(async (tenant: string, _opts: AdminOptions, cmd: Command) => {
+    const opts = cmd.optsWithGlobals<AdminOptions>();
     const { data } = (await call(opts, 'GET', `/admin/tenants/${segment(tenant)}/keys`)) as { data: { id: string; prefix: string; createdAt: string }[] };
     if (opts.json) process.stdout.write(`${JSON.stringify(data)}\n`);
     else for (const k of data) process.stdout.write(`${k.id}\t${k.prefix}\t${k.createdAt}\n`);
   });
 
-  withConnection(keys.command('revoke <tenant> <id>').description('revoke a key: refused everywhere at once')).action(async (tenant: string, id: string, opts: AdminOptions) => {
+  withConnection(keys.command('revoke <tenant> <id>').description('revoke a key: refused everywhere at once')).action(async (tenant: string, id: string, _opts: AdminOptions, cmd: Command) => {
+    const opts = cmd.optsWithGlobals<AdminOptions>();
     await call(opts, 'DELETE', `/admin/tenants/${segment(tenant)}/keys/${segment(id)}`);
     if (opts.json) process.stdout.write(`${JSON.stringify({ id, revoked: true })}\n`);
     else process.stderr.write(`revoked ${id}\n`);
