@@ -1,6 +1,7 @@
 import express, { type RequestHandler } from 'express';
 import type { ApiContext } from './context';
 import { tenantAuth } from './http/auth';
+import { requestLogging } from './http/request-log';
 import { errorHandler, HttpProblem, sendProblem, unavailable } from './http/problem';
 import { adminRouter } from './routes/admin';
 import { docsRouter } from './routes/docs';
@@ -24,6 +25,7 @@ export function createApp(ctx: ApiContext): express.Express {
   const redisReady: RequestHandler = (_req, _res, next) => next(ctx.redis.status === 'ready' ? undefined : unavailable());
   const generations = new GenerationsService(ctx);
 
+  app.use(requestLogging(ctx.logger));
   app.use(healthRouter(ctx));
   app.use(docsRouter(ctx));
   app.use(filesRouter(ctx));

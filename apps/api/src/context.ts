@@ -26,7 +26,7 @@ export interface ApiContext {
   close(): Promise<void>;
 }
 
-export function createApiContext(config: ApiConfig, adminPassword: string, logger: Logger = createLogger('api', config.LOG_LEVEL)): ApiContext {
+export function createApiContext(config: ApiConfig, adminPassword: string, logger: Logger = createLogger('api', config.LOG_LEVEL, { format: config.LOG_FORMAT })): ApiContext {
   const keys = keysFor(config.QUEUE_PREFIX);
   // fail fast: while Redis is away, commands error at once and requests get 503
   const redis = createRedis(config.REDIS_URL, 'producer', 'imagegen-api');

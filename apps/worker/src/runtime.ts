@@ -27,7 +27,7 @@ export interface WorkerOverrides {
 /** Builds every consumer of the worker process from typed config. */
 export async function startWorkerRuntime(
   config: WorkerConfig,
-  logger: Logger = createLogger('worker', config.LOG_LEVEL),
+  logger: Logger = createLogger('worker', config.LOG_LEVEL, { format: config.LOG_FORMAT }),
   overrides: WorkerOverrides = {},
 ): Promise<WorkerRuntime> {
   const keys = keysFor(config.QUEUE_PREFIX);

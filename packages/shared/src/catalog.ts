@@ -13,6 +13,8 @@ export const QUEUES = {
 export const generateJobSchema = z.strictObject({
   generationId: z.string().regex(/^gen_[A-Za-z0-9]+$/),
   tenant: z.string().min(1),
+  /** The submitting request's id, so the worker's log lines of this generation carry it too. */
+  requestId: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/).optional(),
 });
 export type GenerateJobData = z.output<typeof generateJobSchema>;
 

@@ -29,7 +29,7 @@ export function generationsRouter(ctx: ApiContext, service: GenerationsService, 
     await assertWebhookAllowed(ctx, input.webhook);
     const wait = preferWaitSeconds(req.get('prefer'), MAX_PREFER_WAIT_SECONDS);
     const idempotencyKey = req.get('idempotency-key');
-    const opts = idempotencyKey === undefined ? {} : { idempotencyKey };
+    const opts = { ...(idempotencyKey === undefined ? {} : { idempotencyKey }), requestId: req.requestId };
     const { record, replayed } =
       wait === undefined ? await service.create(tenant, input, opts) : await service.createAndWait(tenant, input, wait * 1000, ctx.waits.forResponse(res), opts);
     if (wait !== undefined) res.setHeader('Preference-Applied', `wait=${wait}`);

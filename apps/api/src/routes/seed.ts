@@ -20,6 +20,7 @@ export function seedRouter(ctx: ApiContext, service: GenerationsService, json: R
       { ...request, priority: 'normal' },
       ctx.config.SYNC_WAIT_TIMEOUT_MS,
       ctx.waits.forResponse(res),
+      { requestId: req.requestId },
     );
     const statusUrl = `${ctx.config.PUBLIC_BASE_URL}/v1/generations/${record.id}`;
     if (record.status === 'completed' && record.result) {

@@ -24,6 +24,8 @@ export interface CreateOptions {
   body?: unknown;
   /** Runs with each new id before its record is written (to subscribe to it first). */
   beforeCreate?: (id: string) => Promise<unknown>;
+  /** The submitting request's id: carried into the job so the worker's log lines share it. */
+  requestId?: string;
 }
 
 /** Creating, reading, waiting on and cancelling generations, for one tenant at a time. */
@@ -73,7 +75,7 @@ export class GenerationsService {
       try {
         await queues.generate.add(
           JOBS.generate.name,
-          { generationId: record.id, tenant },
+          { generationId: record.id, tenant, ...(opts.requestId ? { requestId: opts.requestId } : {}) },
           generateJobOptions(record.id, record.priority, {
             maxAttempts: config.GENERATOR_MAX_ATTEMPTS,
             backoffMs: config.GENERATOR_BACKOFF_MS,
@@ -86,6 +88,7 @@ export class GenerationsService {
         throw err;
       }
       await store.confirm(record, idem?.claim(record.id, IDEMPOTENCY_SECONDS));
+      this.ctx.logger.info('generation queued', { generationId: record.id, tenant, requestId: opts.requestId, priority: record.priority });
       return { record, replayed: false };
     }
   }

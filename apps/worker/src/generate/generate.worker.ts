@@ -28,14 +28,20 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
     const ref = { id: parsed.data.generationId, tenant: parsed.data.tenant };
     const generationId = ref.id;
     const attempt = job.attemptsMade + 1;
+    const log = logger.child({ generationId, jobId: job.id, attempt, tenant: ref.tenant, ...(parsed.data.requestId ? { requestId: parsed.data.requestId } : {}) });
+    log.info('generation attempt started');
+    const started = performance.now();
     try {
-      return await pipeline.run(generationId, {
+      const outcome = await pipeline.run(generationId, {
         attempt,
         signal: signal ?? new AbortController().signal,
         onStage: async (stage, progress) => {
+          log.debug('generation stage', { stage, progress });
           await Promise.all([job.updateProgress(progress), job.log(`${new Date().toISOString()} stage=${stage} progress=${progress} attempt=${attempt}`)]);
         },
       });
+      log.info('generation attempt finished', { outcome: outcome.status, durationMs: Math.round(performance.now() - started) });
+      return outcome;
     } catch (err) {
       if (err instanceof UpstreamBusy) {
         // not a failure: wait for the other runner's call to end (its checkpoint will serve us);
@@ -47,7 +53,7 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
       const maxAttempts = job.opts.attempts ?? 1;
       const info = { code: failure.code, message: failure.message, retryable: failure.retryable };
       const final = !failure.retryable || attempt >= maxAttempts;
-      logger.warn('generation attempt failed', { generationId, attempt, maxAttempts, code: failure.code, final });
+      log.warn('generation attempt failed', { maxAttempts, code: failure.code, final, durationMs: Math.round(performance.now() - started) });
       await job.log(`${new Date().toISOString()} attempt ${attempt} failed: ${failure.code}: ${failure.message}`);
       if (final) {
         await store.fail(ref, info);
