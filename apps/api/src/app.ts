@@ -2,6 +2,8 @@ import express, { type RequestHandler } from 'express';
 import type { ApiContext } from './context';
 import { tenantAuth } from './http/auth';
 import { requestLogging } from './http/request-log';
+import { requestMetrics } from './http/request-metrics';
+import { metricsRouter } from './routes/metrics';
 import { errorHandler, HttpProblem, sendProblem, unavailable } from './http/problem';
 import { adminRouter } from './routes/admin';
 import { docsRouter } from './routes/docs';
@@ -26,7 +28,9 @@ export function createApp(ctx: ApiContext): express.Express {
   const generations = new GenerationsService(ctx);
 
   app.use(requestLogging(ctx.logger));
+  app.use(requestMetrics(ctx.metrics));
   app.use(healthRouter(ctx));
+  app.use(metricsRouter(ctx));
   app.use(docsRouter(ctx));
   app.use(filesRouter(ctx));
   app.use(adminRouter(ctx));

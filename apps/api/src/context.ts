@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createLogger, createRedis, DeliveryLog, EventHub, FsStorage, GenerationStore, keysFor, QUEUES, retentionSeconds, WebhookSecrets, type Keys, type Logger, type Storage } from '@imagegen/shared';
+import { createMetrics, observeQueues, type Metrics, createLogger, createRedis, DeliveryLog, EventHub, FsStorage, GenerationStore, keysFor, QUEUES, retentionSeconds, WebhookSecrets, type Keys, type Logger, type Storage } from '@imagegen/shared';
 import type { ApiConfig } from './config';
 import { Waits } from './services/waits';
 
@@ -8,6 +8,8 @@ import { Waits } from './services/waits';
 export interface ApiContext {
   config: ApiConfig;
   logger: Logger;
+  /** This process's Prometheus registry and metrics. */
+  metrics: Metrics;
   keys: Keys;
   redis: Redis;
   subscriber: Redis;
@@ -40,9 +42,12 @@ export function createApiContext(config: ApiConfig, adminPassword: string, logge
   const webhooks = new Queue(QUEUES.webhooks, { connection: redis, prefix: config.QUEUE_PREFIX });
   webhooks.on('error', (err) => logger.warn('queue error', { queue: QUEUES.webhooks, error: err.message }));
   const shutdown = new AbortController();
+  const metrics = createMetrics('api');
+  observeQueues(metrics, [generate, maintenance, webhooks]);
   return {
     config,
     logger,
+    metrics,
     keys,
     redis,
     subscriber,

@@ -20,3 +20,4 @@ export * from './webhooks/outbox';
 export * from './webhooks/secrets';
 export * from './webhooks/ssrf';
 export * from './webhooks/deliveries';
+export * from './metrics/metrics';

@@ -1,6 +1,6 @@
-import { DelayedError, Job, UnrecoverableError, Worker, type Queue } from 'bullmq';
+import { DelayedError, Job, MetricsTime, UnrecoverableError, Worker, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { QUEUES, WEBHOOK_JOBS, type DeliveryLog, type DeliveryState, type Logger, type WebhookSecrets } from '@imagegen/shared';
+import { QUEUES, WEBHOOK_JOBS, type DeliveryLog, type DeliveryState, type Logger, type Metrics, type WebhookSecrets } from '@imagegen/shared';
 import type { HostHealth, HostLimiter } from './host-limiter';
 import { retryDelayMs } from './schedule';
 import type { SendResult, WebhookSender } from './sender';
@@ -13,6 +13,8 @@ export interface DeliveryWorkerDeps {
   /** The webhooks queue, to wake parked deliveries. */
   queue: Queue;
   logger: Logger;
+  /** Attempt outcomes and latency, when this process exports metrics. */
+  metrics?: Metrics;
 }
 
 export interface DeliveryWorkerOptions {
@@ -101,6 +103,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps, opts: DeliveryWor
       const { delivery, body } = loaded;
       const result = await sender.send({ url: delivery.url, webhookId: delivery.webhookId, body, secrets: signing });
       const { state, retryInMs } = stateAfter(result, job.attemptsMade + 1, opts.retryScale);
+      deps.metrics?.webhookDeliveries.inc({ outcome: state });
+      deps.metrics?.webhookDuration.observe({ outcome: state }, result.durationMs / 1000);
       released = true;
       const [recorded] = await Promise.all([
         log.recordAttempt(subject, deliveryId, { run, state, status: result.status, error: result.error, durationMs: result.durationMs, retryInMs }),
@@ -120,6 +124,8 @@ export function createDeliveryWorker(deps: DeliveryWorkerDeps, opts: DeliveryWor
     prefix: opts.prefix,
     concurrency: opts.concurrency,
     lockDuration: Math.max(30_000, opts.timeoutMs * 2 + 5_000),
+    // per-minute completed/failed counts, charted by Bull Board
+    metrics: { maxDataPoints: MetricsTime.ONE_WEEK },
     settings: {
       backoffStrategy: (_attemptsMade: number, _type?: string, err?: Error) => (err instanceof RetryLater ? err.delayMs : 1_000),
     },

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Queue, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createRedis, DeliveryLog, QUEUES, WebhookSecrets, type EventHub, type Keys, type Logger } from '@imagegen/shared';
+import { createRedis, DeliveryLog, QUEUES, WebhookSecrets, type EventHub, type Keys, type Logger, type Metrics } from '@imagegen/shared';
 import type { WorkerConfig } from '../config';
 import { createDeliveryWorker } from './delivery.worker';
 import { OutboxDispatcher } from './dispatcher';
@@ -23,7 +23,7 @@ export interface WebhooksRuntime {
 /** Signing secrets are re-read at least this often (and at once when a rotation is announced). */
 const SIGNING_CACHE_MS = 5_000;
 
-export async function startWebhooks(config: WorkerConfig, keys: Keys, connection: Redis, hub: EventHub, logger: Logger): Promise<WebhooksRuntime> {
+export async function startWebhooks(config: WorkerConfig, keys: Keys, connection: Redis, hub: EventHub, logger: Logger, metrics?: Metrics): Promise<WebhooksRuntime> {
   // many deliveries at once each send a few small commands: coalesce them into fewer writes
   const redis = createRedis(config.REDIS_URL, 'worker', 'imagegen-worker-webhooks', { enableAutoPipelining: true });
   const secrets = new WebhookSecrets(redis, keys, config.WEBHOOK_SECRET, SIGNING_CACHE_MS);
@@ -42,7 +42,7 @@ export async function startWebhooks(config: WorkerConfig, keys: Keys, connection
     circuitOpenMs: config.WEBHOOK_CIRCUIT_OPEN_MS,
   });
   const worker = createDeliveryWorker(
-    { log, secrets, limiter, sender, queue, logger },
+    { log, secrets, limiter, sender, queue, logger, ...(metrics ? { metrics } : {}) },
     { connection, prefix: config.QUEUE_PREFIX, concurrency: config.WEBHOOK_CONCURRENCY, retryScale: config.WEBHOOK_RETRY_SCALE, timeoutMs: config.WEBHOOK_TIMEOUT_MS },
   );
   const reader = createRedis(config.REDIS_URL, 'worker', 'imagegen-worker-outbox');
