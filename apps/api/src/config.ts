@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { commonEnvShape, webhookEnvShape, envInt, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, resolvePublicBaseUrl } from '@imagegen/shared';
+import { envBool, commonEnvShape, webhookEnvShape, envInt, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, resolvePublicBaseUrl } from '@imagegen/shared';
 
 export interface ApiKey {
   tenant: string;
@@ -50,6 +50,8 @@ export const apiEnvShape = {
   }),
   ADMIN_USER: envString('admin'),
   ADMIN_PASSWORD: envOptionalString(),
+  /** Bull Board shows the queues but offers no retry, promote, clean or remove. */
+  ADMIN_READ_ONLY: envBool(false),
   RATE_LIMIT_PER_MINUTE: envInt(600, 1),
   /** How long the seed-compatible endpoint waits before answering 202 and letting the generation go on. */
   SYNC_WAIT_TIMEOUT_MS: envInt(120_000, 100, MAX_TIMER_MS),
