@@ -5,6 +5,7 @@ import { Router } from 'express';
 import { publicPathPrefix } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { basicAuth } from '../http/auth';
+import { boardContentSecurityPolicy } from '../http/security-headers';
 
 const QUEUE_DESCRIPTIONS: Record<string, string> = {
   generate: 'One job per generation; the job id is the generation id',
@@ -24,7 +25,7 @@ export function adminRouter(ctx: ApiContext): Router {
     options: {
       uiConfig: {
         boardTitle: 'imagegen queues',
-        environment: { label: ctx.config.NODE_ENV, color: ctx.config.NODE_ENV === 'production' ? '#b91c1c' : '#2563eb' },
+        environment: { label: ctx.config.NODE_ENV, color: ctx.config.NODE_ENV === 'production' ? '#b91c1c' : '#2563eb', textColor: '#ffffff' },
         miscLinks: [{ text: 'API reference', url: `${publicPathPrefix(ctx.config.PUBLIC_BASE_URL)}/docs` }],
         showMetrics: true,
         hideDocsLink: true,
@@ -33,6 +34,6 @@ export function adminRouter(ctx: ApiContext): Router {
   });
   const router = Router();
   router.use('/admin', basicAuth(ctx.config.ADMIN_USER, ctx.adminPassword));
-  router.use('/admin/queues', board.getRouter() as Router);
+  router.use('/admin/queues', boardContentSecurityPolicy(), board.getRouter() as Router);
   return router;
 }

@@ -5,6 +5,8 @@ import type { ApiContext } from '../context';
 const GALLERY_DIR = path.resolve(__dirname, '..', '..', 'public', 'gallery');
 const THUMBHASH_JS = require.resolve('thumbhash');
 
+const FAVICON = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="4" fill="#3b5bdb"/></svg>`;
+
 /**
  * The gallery at `/`: static HTML, CSS and JS (no build step), plus the thumbhash decoder
  * straight from its npm package. `config.json` tells the page whether it must ask for a key.
@@ -19,6 +21,11 @@ export function galleryRouter(ctx: ApiContext): Router {
   router.get('/gallery/gallery.js', send(path.join(GALLERY_DIR, 'gallery.js'), 'text/javascript'));
   router.get('/gallery/gallery.css', send(path.join(GALLERY_DIR, 'gallery.css'), 'css'));
   router.get('/gallery/thumbhash.js', send(THUMBHASH_JS, 'text/javascript'));
+  // pages without an icon of their own (the API reference) ask for this one
+  router.get('/favicon.ico', (_req, res) => {
+    res.type('image/svg+xml').setHeader('Cache-Control', 'public, max-age=86400');
+    res.send(FAVICON);
+  });
   router.get('/gallery/config.json', (_req, res) => {
     res.setHeader('Cache-Control', 'no-store');
     res.json({ keyRequired: ctx.config.apiKeys.length > 0 });
