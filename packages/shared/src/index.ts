@@ -21,3 +21,4 @@ export * from './webhooks/secrets';
 export * from './webhooks/ssrf';
 export * from './webhooks/deliveries';
 export * from './metrics/metrics';
+export * from './schemas/api';
