@@ -27,16 +27,25 @@ export function docsRouter(ctx: ApiContext): Router {
     res.type('text/javascript').setHeader('Cache-Control', 'public, max-age=3600');
     res.sendFile(SCALAR_JS);
   });
+  const page = renderPage(doc);
   router.get('/docs', (_req, res) => {
-    res.type('html').send(PAGE);
+    res.type('html').send(page);
   });
   return router;
 }
 
 const escapeAttr = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-// relative URLs: the page works under any path prefix the API is served at
-const PAGE = `<!doctype html>
+const escapeHtml = escapeAttr;
+
+/** Scalar renders the document; without JavaScript the page still lists every endpoint. */
+function renderPage(doc: ReturnType<typeof buildOpenApi>): string {
+  const base = doc.servers[0]!.url;
+  const rows = Object.entries(doc.paths)
+    .flatMap(([path, ops]) => Object.entries(ops as Record<string, { summary?: string }>).map(([method, op]) => `<li><code>${method.toUpperCase()} ${escapeHtml(path)}</code> ${escapeHtml(op.summary ?? '')}</li>`))
+    .join('\n');
+  // relative script URLs: the page works under any path prefix the API is served at
+  return `<!doctype html>
 <html lang="en">
 <head>
   <meta charset="utf-8">
@@ -44,8 +53,16 @@ const PAGE = `<!doctype html>
   <title>imagegen API reference</title>
 </head>
 <body>
+  <noscript>
+    <h1>imagegen API</h1>
+    <p>The machine-readable reference: <a href="${escapeAttr(`${base}/openapi.json`)}">${escapeHtml(`${base}/openapi.json`)}</a> (OpenAPI ${doc.openapi}).</p>
+    <ul>
+${rows}
+    </ul>
+  </noscript>
   <script id="api-reference" data-url="openapi.json" data-configuration="${escapeAttr(JSON.stringify(SCALAR_CONFIG))}"></script>
   <script src="docs/scalar.js"></script>
 </body>
 </html>
 `;
+}
