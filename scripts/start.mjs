@@ -329,6 +329,8 @@ async function main() {
     REDIS_URL: redisUrl,
     DATA_DIR: process.env.DATA_DIR || './data',
     PORT: String(port),
+    // the children write to a pipe: readable lines when this terminal is a person's
+    LOG_FORMAT: process.env.LOG_FORMAT || (process.stdout.isTTY ? 'pretty' : 'json'),
   };
   delete env.IMAGEGEN_REDIS_PROBE_DEFAULT;
   delete env.IMAGEGEN_REDIS_PORT;

@@ -192,8 +192,8 @@ function checkApiWiring(doc: Doc): void {
 /** Every variable the config schemas define, derived from their shapes: what the API and the workers read. */
 const SETTINGS = [...new Set([...Object.keys(apiEnvShape), ...Object.keys(workerEnvShape)])].sort();
 
-/** What compose decides for the containers themselves; every other setting comes through env_file. */
-const CONTAINER_ENV = new Set(['REDIS_URL', 'DATA_DIR', 'PORT', 'PUBLIC_BASE_URL']);
+/** What compose decides for the containers themselves (METRICS_PORT: what the monitoring profile scrapes); every other setting comes through env_file. */
+const CONTAINER_ENV = new Set(['REDIS_URL', 'DATA_DIR', 'PORT', 'PUBLIC_BASE_URL', 'METRICS_PORT']);
 
 /** A service's env_file entries in their long form. */
 function envFiles(svc: Doc): { path: string; required: boolean }[] {

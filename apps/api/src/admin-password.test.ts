@@ -19,7 +19,8 @@ afterAll(async () => {
 function recording(): Logger & { lines: { msg: string; fields?: Record<string, unknown> }[] } {
   const lines: { msg: string; fields?: Record<string, unknown> }[] = [];
   const keep = (msg: string, fields?: Record<string, unknown>) => void lines.push({ msg, fields });
-  return { lines, debug: keep, info: keep, warn: keep, error: keep };
+  const logger = { lines, debug: keep, info: keep, warn: keep, error: keep, child: () => logger };
+  return logger;
 }
 
 /** A port nothing listens on. */

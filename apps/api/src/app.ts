@@ -1,6 +1,11 @@
 import express, { type RequestHandler } from 'express';
 import type { ApiContext } from './context';
 import { tenantAuth } from './http/auth';
+import { requestLogging } from './http/request-log';
+import { requestMetrics } from './http/request-metrics';
+import { securityHeaders } from './http/security-headers';
+import { metricsRouter } from './routes/metrics';
+import { galleryRouter } from './routes/gallery';
 import { errorHandler, HttpProblem, sendProblem, unavailable } from './http/problem';
 import { adminRouter } from './routes/admin';
 import { batchesRouter } from './routes/batches';
@@ -27,7 +32,12 @@ export function createApp(ctx: ApiContext): express.Express {
   const redisReady: RequestHandler = (_req, _res, next) => next(ctx.redis.status === 'ready' ? undefined : unavailable());
   const generations = new GenerationsService(ctx);
 
+  app.use(securityHeaders());
+  app.use(requestLogging(ctx.logger));
+  app.use(requestMetrics(ctx.metrics));
   app.use(healthRouter(ctx));
+  app.use(metricsRouter(ctx));
+  app.use(galleryRouter(ctx));
   app.use(docsRouter(ctx));
   app.use(filesRouter(ctx));
   app.use(tenantsAdminRouter(ctx, json, redisReady));

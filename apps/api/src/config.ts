@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { parseQuotaOverrides } from './services/quotas';
-import { commonEnvShape, isTenantName, TENANT_RULE, webhookEnvShape, envInt, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, redisSettings, refineStorageEnv, resolveFilesBaseUrl, resolvePublicBaseUrl, storageEnvShape } from '@imagegen/shared';
+import { envBool, commonEnvShape, isTenantName, TENANT_RULE, webhookEnvShape, envInt, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, parseEnv, redisSettings, refineStorageEnv, resolveFilesBaseUrl, resolvePublicBaseUrl, storageEnvShape } from '@imagegen/shared';
 
 export interface ApiKey {
   tenant: string;
@@ -56,6 +56,8 @@ export const apiEnvShape = {
   }),
   ADMIN_USER: envString('admin'),
   ADMIN_PASSWORD: envOptionalString(),
+  /** Bull Board shows the queues but offers no retry, promote, clean or remove. */
+  ADMIN_READ_ONLY: envBool(false),
   RATE_LIMIT_PER_MINUTE: envInt(600, 1),
   /** Items per tenant per minute (a batch of n items counts n). */
   QUOTA_ITEMS_PER_MINUTE: envInt(100_000, 1),

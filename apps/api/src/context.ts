@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { BatchStore, createLogger, createRedis, createStorage, DeliveryLog, EventHub, GenerationStore, keysFor, QUEUES, retentionSeconds, WebhookSecrets, type Keys, type Logger, type Storage } from '@imagegen/shared';
+import { BatchStore, createMetrics, observeQueues, type Metrics, createLogger, createRedis, createStorage, DeliveryLog, EventHub, GenerationStore, keysFor, QUEUES, retentionSeconds, WebhookSecrets, type Keys, type Logger, type Storage } from '@imagegen/shared';
 import type { ApiConfig } from './config';
 import { ApiKeyStore } from './services/api-keys';
 import { Quotas } from './services/quotas';
@@ -10,6 +10,8 @@ import { Waits } from './services/waits';
 export interface ApiContext {
   config: ApiConfig;
   logger: Logger;
+  /** This process's Prometheus registry and metrics. */
+  metrics: Metrics;
   keys: Keys;
   redis: Redis;
   subscriber: Redis;
@@ -33,7 +35,7 @@ export interface ApiContext {
   close(): Promise<void>;
 }
 
-export function createApiContext(config: ApiConfig, adminPassword: string, logger: Logger = createLogger('api', config.LOG_LEVEL)): ApiContext {
+export function createApiContext(config: ApiConfig, adminPassword: string, logger: Logger = createLogger('api', config.LOG_LEVEL, { format: config.LOG_FORMAT })): ApiContext {
   const keys = keysFor(config.QUEUE_PREFIX);
   // fail fast: while Redis is away, commands error at once and requests get 503
   const redis = createRedis(config.redis, 'producer', 'imagegen-api');
@@ -48,9 +50,12 @@ export function createApiContext(config: ApiConfig, adminPassword: string, logge
   webhooks.on('error', (err) => logger.warn('queue error', { queue: QUEUES.webhooks, error: err.message }));
   const shutdown = new AbortController();
   const storage = createStorage(config);
+  const metrics = createMetrics('api');
+  observeQueues(metrics, [generate, maintenance, webhooks]);
   return {
     config,
     logger,
+    metrics,
     keys,
     redis,
     subscriber,

@@ -7,7 +7,7 @@ import { createApiContext } from './context';
 
 async function main(): Promise<void> {
   const config = loadApiConfig();
-  const logger = createLogger('api', config.LOG_LEVEL);
+  const logger = createLogger('api', config.LOG_LEVEL, { format: config.LOG_FORMAT });
   const adminPassword = await resolveAdminPassword(config, logger);
   if (config.apiKeys.length === 0) logger.warn('API_KEYS is empty: open single-tenant dev mode, no API key needed, until a key is made under /admin/tenants/:tenant/keys');
   const ctx = createApiContext(config, adminPassword, logger);

@@ -1,38 +1,23 @@
 import { z } from 'zod';
-import { createGenerationSchema, DELIVERY_STATES, generationRequestSchema, publicGenerationSchema, WEBHOOK_EVENTS } from '@imagegen/shared';
+import {
+  createGenerationSchema,
+  deliveryAttemptSchema,
+  deliveryListSchema,
+  generationListSchema,
+  generationRequestSchema,
+  healthSchema,
+  problemSchema,
+  publicGenerationSchema,
+  readinessSchema,
+  redeliverySchema,
+  seedAcceptedSchema,
+  seedResponseSchema,
+  webhookSecretSchema,
+} from '@imagegen/shared';
 
 /** Request bodies are described as clients may send them, responses as the API answers. */
 const schema = (s: z.ZodType) => z.toJSONSchema(s, { io: 'input', unrepresentable: 'any' });
 const responseSchema = (s: z.ZodType) => z.toJSONSchema(s, { io: 'output', unrepresentable: 'any' });
-
-const problem = {
-  type: 'object',
-  required: ['type', 'title', 'status', 'detail'],
-  properties: {
-    type: { type: 'string' },
-    title: { type: 'string' },
-    status: { type: 'integer' },
-    detail: { type: 'string' },
-    errors: { type: 'array', items: { type: 'object', properties: { path: { type: 'string' }, message: { type: 'string' } } } },
-  },
-};
-
-const deliveryAttempt = {
-  type: 'object',
-  required: ['id', 'event', 'webhookId', 'attempt', 'at', 'durationMs', 'state'],
-  properties: {
-    id: { type: 'string', description: 'Delivery id (one per event and endpoint)' },
-    event: { enum: [...WEBHOOK_EVENTS] },
-    webhookId: { type: 'string', description: 'The webhook-id header: the same for every attempt and redelivery' },
-    attempt: { type: 'integer', description: '1, 2, ...; 0 for a delivery not tried yet' },
-    at: { type: 'string', format: 'date-time' },
-    status: { type: 'integer', description: 'HTTP status the endpoint answered, if it answered' },
-    error: { type: 'string' },
-    durationMs: { type: 'integer' },
-    nextAttemptAt: { type: 'string', format: 'date-time' },
-    state: { enum: [...DELIVERY_STATES], description: 'The delivery after this attempt' },
-  },
-};
 
 const webhookSignatureHeaders = {
   'webhook-id': { schema: { type: 'string' }, description: 'msg_…; the same on every retry: use it to deduplicate' },
@@ -59,7 +44,8 @@ const webhookEvent = (type: string, summary: string) => ({
 const errors = (...codes: number[]) =>
   Object.fromEntries(codes.map((c) => [String(c), { description: 'Problem', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } }]));
 
-const genRef = { content: { 'application/json': { schema: { $ref: '#/components/schemas/Generation' } } } };
+const json = (name: string) => ({ content: { 'application/json': { schema: { $ref: `#/components/schemas/${name}` } } } });
+const genRef = json('Generation');
 
 export function buildOpenApi(publicBaseUrl: string) {
   return {
@@ -72,7 +58,21 @@ export function buildOpenApi(publicBaseUrl: string) {
     servers: [{ url: publicBaseUrl }],
     components: {
       securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' }, admin: { type: 'http', scheme: 'basic' } },
-      schemas: { Problem: problem, Generation: responseSchema(publicGenerationSchema), CreateGeneration: schema(createGenerationSchema), SeedRequest: schema(generationRequestSchema), DeliveryAttempt: deliveryAttempt },
+      schemas: {
+        Problem: responseSchema(problemSchema),
+        Generation: responseSchema(publicGenerationSchema),
+        GenerationList: responseSchema(generationListSchema),
+        CreateGeneration: schema(createGenerationSchema),
+        SeedRequest: schema(generationRequestSchema),
+        SeedResult: responseSchema(seedResponseSchema),
+        SeedAccepted: responseSchema(seedAcceptedSchema),
+        DeliveryAttempt: responseSchema(deliveryAttemptSchema),
+        DeliveryList: responseSchema(deliveryListSchema),
+        Redelivery: responseSchema(redeliverySchema),
+        WebhookSecret: responseSchema(webhookSecretSchema),
+        Health: responseSchema(healthSchema),
+        Readiness: responseSchema(readinessSchema),
+      },
     },
     security: [{ apiKey: [] }],
     webhooks: {
@@ -88,7 +88,7 @@ export function buildOpenApi(publicBaseUrl: string) {
           summary: 'Generate and wait (seed-compatible)',
           description: 'Enqueues a generation and waits for it. 200 { downloadUrl }; 502 if it failed; 202 { id, status, statusUrl } past the wait limit.',
           requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/SeedRequest' } } } },
-          responses: { '200': { description: 'Completed' }, '202': { description: 'Still running' }, ...errors(400, 401, 413, 415, 429, 502, 503) },
+          responses: { '200': { description: 'Completed', ...json('SeedResult') }, '202': { description: 'Still running', ...json('SeedAccepted') }, ...errors(400, 401, 413, 415, 429, 502, 503) },
         },
       },
       '/v1/generations': {
@@ -105,7 +105,7 @@ export function buildOpenApi(publicBaseUrl: string) {
         get: {
           summary: 'List your generations, newest first',
           description: 'Query: status, limit (1..100), cursor (nextCursor of the previous page).',
-          responses: { '200': { description: 'A page' }, ...errors(400, 401, 503) },
+          responses: { '200': { description: 'A page', ...json('GenerationList') }, ...errors(400, 401, 503) },
         },
       },
       '/v1/generations/{id}': {
@@ -119,32 +119,36 @@ export function buildOpenApi(publicBaseUrl: string) {
         get: {
           summary: 'Webhook delivery attempts',
           description: 'Every attempt of every webhook delivery of the generation, oldest first (a delivery not tried yet shows as attempt 0, pending).',
-          responses: { '200': { description: 'A list', content: { 'application/json': { schema: { type: 'object', properties: { object: { const: 'list' }, data: { type: 'array', items: { $ref: '#/components/schemas/DeliveryAttempt' } } } } } } }, ...errors(401, 404) },
+          responses: { '200': { description: 'A list', ...json('DeliveryList') }, ...errors(401, 404) },
         },
       },
       '/v1/generations/{id}/deliveries/{deliveryId}/redeliver': {
         post: {
           summary: 'Send a delivery again',
           description: 'A new run of the delivery: the same webhook-id and body bytes, freshly signed, with a fresh retry schedule.',
-          responses: { '202': { description: 'Queued' }, ...errors(401, 404) },
+          responses: { '202': { description: 'Queued', ...json('Redelivery') }, ...errors(401, 404) },
         },
       },
       '/v1/webhooks/secret': {
-        get: { summary: 'Your webhook signing secret', description: '{ secret: "whsec_…" }: verify deliveries with it (standardwebhooks).', responses: { '200': { description: 'The secret' }, ...errors(401) } },
+        get: { summary: 'Your webhook signing secret', description: '{ secret: "whsec_…" }: verify deliveries with it (standardwebhooks).', responses: { '200': { description: 'The secret', ...json('WebhookSecret') }, ...errors(401) } },
       },
       '/v1/webhooks/secret/rotate': {
         post: {
           summary: 'Rotate your webhook signing secret',
           description: '{ secret }: the new secret. For 24 h the previous one signs too (two signatures in webhook-signature), so receivers can switch without missing a delivery.',
-          responses: { '200': { description: 'The new secret' }, ...errors(401) },
+          responses: { '200': { description: 'The new secret', ...json('WebhookSecret') }, ...errors(401) },
         },
       },
       '/files/{token}/{name}': {
         get: { summary: 'Result file', description: 'Image bytes, public by unguessable URL.', security: [], responses: { '200': { description: 'Image' }, ...errors(404) } },
       },
       '/admin/queues': { get: { summary: 'Bull Board dashboard', description: 'Operators only (basic auth).', security: [{ admin: [] }], responses: { '200': { description: 'Dashboard' }, ...errors(401) } } },
-      '/healthz': { get: { summary: 'Liveness', description: '200 while the process lives.', security: [], responses: { '200': { description: 'Alive' } } } },
-      '/readyz': { get: { summary: 'Readiness', description: '200 when Redis answers, else 503.', security: [], responses: { '200': { description: 'Ready' }, '503': { description: 'Redis down' } } } },
+      '/metrics': { get: { summary: 'Prometheus metrics', description: 'Prometheus text of this API process. Operators only (basic auth).', security: [{ admin: [] }], responses: { '200': { description: 'Metrics', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errors(401) } } },
+      '/openapi.json': { get: { summary: 'This document', description: 'OpenAPI 3.1, generated from the zod schemas the API validates and answers with.', security: [], responses: { '200': { description: 'The document' } } } },
+      '/docs': { get: { summary: 'API reference', description: 'This document, rendered.', security: [], responses: { '200': { description: 'HTML', content: { 'text/html': { schema: { type: 'string' } } } } } } },
+      '/': { get: { summary: 'Gallery', description: 'Submit a generation, watch it, see recent ones as thumbnails.', security: [], responses: { '200': { description: 'HTML', content: { 'text/html': { schema: { type: 'string' } } } } } } },
+      '/healthz': { get: { summary: 'Liveness', description: '200 while the process lives.', security: [], responses: { '200': { description: 'Alive', ...json('Health') } } } },
+      '/readyz': { get: { summary: 'Readiness', description: '200 when Redis answers, else 503.', security: [], responses: { '200': { description: 'Ready', ...json('Readiness') }, '503': { description: 'Redis down', ...json('Readiness') } } } },
     },
   };
 }

@@ -60,6 +60,10 @@ export const workerEnvShape = {
   WEBHOOK_DISPATCH_CLAIM_IDLE_MS: envInt(30_000, 100, MAX_TIMER_MS),
   /** Delay before this worker starts dispatching the outbox. */
   WEBHOOK_DISPATCH_START_DELAY_MS: envInt(0, 0, MAX_TIMER_MS),
+  /** This worker's own Prometheus port (`GET /metrics`); 0 turns it off. */
+  METRICS_PORT: envInt(0, 0, 65535),
+  /** Address the metrics port listens on. */
+  METRICS_HOST: envString('0.0.0.0'),
 };
 
 const workerEnvSchema = z.object(workerEnvShape).superRefine(

@@ -4,7 +4,7 @@ import { startWorkerRuntime } from './runtime';
 
 async function main(): Promise<void> {
   const config = loadWorkerConfig();
-  const logger = createLogger('worker', config.LOG_LEVEL);
+  const logger = createLogger('worker', config.LOG_LEVEL, { format: config.LOG_FORMAT });
   const runtime = await startWorkerRuntime(config, logger);
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {

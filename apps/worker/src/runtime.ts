@@ -1,4 +1,4 @@
-import { createLogger, createRedis, createStorage, EventHub, GenerationStore, JOBS, keysFor, QUEUES, RecordRetention, retentionSeconds, type GeneratorProvider, type Logger, type Storage } from '@imagegen/shared';
+import { createMetrics, createLogger, createRedis, createStorage, EventHub, GenerationStore, JOBS, keysFor, QUEUES, RecordRetention, retentionSeconds, type GeneratorProvider, type Metrics, type Logger, type Storage } from '@imagegen/shared';
 import { Queue, type Worker } from 'bullmq';
 import type { WorkerConfig } from './config';
 import { randomUUID } from 'node:crypto';
@@ -12,9 +12,12 @@ import { GenerationPipeline } from './generate/generation.pipeline';
 import { Semaphore } from './images/semaphore';
 import { createProvider } from './providers';
 import { startWebhooks } from './webhooks/webhooks.runtime';
+import { instrumentProvider } from './observability/instrumented-provider';
+import { startMetricsServer } from './observability/metrics-server';
 
 export interface WorkerRuntime {
   workers: Worker[];
+  metrics: Metrics;
   /** Stops taking jobs, lets active ones finish (up to the shutdown timeout), closes connections. */
   close(): Promise<void>;
 }
@@ -29,7 +32,7 @@ export interface WorkerOverrides {
 /** Builds every consumer of the worker process from typed config. */
 export async function startWorkerRuntime(
   config: WorkerConfig,
-  logger: Logger = createLogger('worker', config.LOG_LEVEL),
+  logger: Logger = createLogger('worker', config.LOG_LEVEL, { format: config.LOG_FORMAT }),
   overrides: WorkerOverrides = {},
 ): Promise<WorkerRuntime> {
   const keys = keysFor(config.QUEUE_PREFIX);
@@ -49,7 +52,8 @@ export async function startWorkerRuntime(
     () => undefined,
   );
   const cpu = new Semaphore(config.CPU_CONCURRENCY);
-  const provider = overrides.provider ?? createProvider(config, cpu);
+  const metrics = createMetrics('worker');
+  const provider = instrumentProvider(overrides.provider ?? createProvider(config, cpu), metrics);
   const pipeline = new GenerationPipeline(store, storage, provider, cpu, {
     timeoutMs: config.GENERATOR_TIMEOUT_MS,
     maxDownloadBytes: config.DOWNLOAD_MAX_BYTES,
@@ -60,6 +64,7 @@ export async function startWorkerRuntime(
       maxPixels: config.MAX_INPUT_PIXELS,
       placeholder: config.THUMBHASH,
     },
+    metrics,
   });
 
   const generate = createGenerateWorker(pipeline, store, generateQueue, logger, {
@@ -69,6 +74,7 @@ export async function startWorkerRuntime(
     lockDurationMs: config.WORKER_LOCK_DURATION_MS,
     stalledIntervalMs: config.WORKER_STALLED_INTERVAL_MS,
     maxStalledCount: config.WORKER_MAX_STALLED_COUNT,
+    metrics,
     backoff: { baseMs: config.GENERATOR_BACKOFF_MS, maxMs: config.GENERATOR_BACKOFF_MAX_MS, jitter: config.GENERATOR_RETRY_JITTER },
     ...(config.GENERATOR_RATE_LIMIT_MAX > 0 ? { rateLimit: { max: config.GENERATOR_RATE_LIMIT_MAX, duration: config.GENERATOR_RATE_LIMIT_WINDOW_MS } } : {}),
   });
@@ -95,9 +101,10 @@ export async function startWorkerRuntime(
   });
   feeder.start();
   const hub = new EventHub(subscriber);
-  const webhooks = await startWebhooks(config, keys, connection, hub, logger);
+  const webhooks = await startWebhooks(config, keys, connection, hub, logger, metrics);
+  const metricsServer = config.METRICS_PORT > 0 ? await startMetricsServer(metrics, config.METRICS_PORT, config.METRICS_HOST) : undefined;
   const stopCancellations = await listenForCancellations(hub, keys, generate);
-  logger.info('worker started', { generator: provider.name, storage: config.STORAGE, concurrency: config.WORKER_CONCURRENCY, cpu: config.CPU_CONCURRENCY, prefix: config.QUEUE_PREFIX });
+  logger.info('worker started', { generator: provider.name, storage: config.STORAGE, concurrency: config.WORKER_CONCURRENCY, cpu: config.CPU_CONCURRENCY, prefix: config.QUEUE_PREFIX, ...(metricsServer ? { metricsPort: config.METRICS_PORT } : {}) });
 
   // a backend handed in belongs to whoever made it
   const closeStorage = async () => {
@@ -107,6 +114,8 @@ export async function startWorkerRuntime(
   const close = () =>
     (closing ??= (async () => {
       await feeder.stop().catch(() => undefined);
+      metricsServer?.close();
+      metricsServer?.closeAllConnections();
       const drained = Promise.all([webhooks.stopDispatching(), generate.close(), maintenance.close(), webhooks.worker.close()]).then(() => 'drained' as const);
       const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), config.SHUTDOWN_TIMEOUT_MS).unref());
       if ((await Promise.race([drained, timeout])) === 'timeout') {
@@ -126,5 +135,5 @@ export async function startWorkerRuntime(
       logger.info('worker stopped');
     })());
 
-  return { workers: [generate, maintenance, webhooks.worker], close };
+  return { workers: [generate, maintenance, webhooks.worker], metrics, close };
 }

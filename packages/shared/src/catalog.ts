@@ -15,6 +15,8 @@ export const generateJobSchema = z.strictObject({
   tenant: z.string().min(1),
   /** Set for batch items: the transition moves the batch's counts with the item's status. */
   batchId: z.string().regex(/^batch_[A-Za-z0-9]+$/).optional(),
+  /** The submitting request's id, so the worker's log lines of this generation carry it too. */
+  requestId: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/).optional(),
 });
 export type GenerateJobData = z.output<typeof generateJobSchema>;
 

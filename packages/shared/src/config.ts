@@ -122,6 +122,8 @@ export const commonEnvShape = {
   PUBLIC_BASE_URL: envBaseUrl(),
   DATA_DIR: envString('./data'),
   LOG_LEVEL: envEnum(['debug', 'info', 'warn', 'error', 'silent'], 'info'),
+  /** `json` lines, `pretty` for a person, or `auto`: pretty when stdout is a terminal. */
+  LOG_FORMAT: envEnum(['auto', 'json', 'pretty'], 'auto'),
   /** How long finished generation records (and their files) stay readable; fractions allowed. */
   RECORD_RETENTION_HOURS: envNumber(24 * 30, 1 / 3600, 24 * 365 * 10),
 };

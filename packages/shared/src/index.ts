@@ -26,3 +26,5 @@ export * from './schemas/tenant';
 export * from './records/lua/usage';
 export * from './schemas/batch';
 export * from './records/batch-store';
+export * from './metrics/metrics';
+export * from './schemas/api';

@@ -1,24 +1,85 @@
-const LEVELS = { debug: 10, info: 20, warn: 30, error: 40, silent: 100 } as const;
-export type LogLevel = keyof typeof LEVELS;
+import pino, { type DestinationStream } from 'pino';
+import pretty from 'pino-pretty';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+/** `json`: JSON lines; `pretty`: coloured lines for a person; `auto`: pretty when stdout is a terminal. */
+export type LogFormat = 'json' | 'pretty' | 'auto';
 
 export interface Logger {
   debug(msg: string, fields?: Record<string, unknown>): void;
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
+  /** A logger whose every line carries `fields` too (a generation, a job, a request). */
+  child(fields: Record<string, unknown>): Logger;
 }
 
-/** JSON lines on stdout. Callers pass ids and codes, never keys, secrets or request bodies. */
-export function createLogger(service: string, level: LogLevel = 'info'): Logger {
-  const min = LEVELS[level];
-  const write = (lvl: Exclude<LogLevel, 'silent'>, msg: string, fields?: Record<string, unknown>) => {
-    if (LEVELS[lvl] < min) return;
-    process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level: lvl, service, msg, ...fields })}\n`);
+/**
+ * Field paths never written, whatever a caller passes: credentials and bodies. Lines carry ids
+ * and codes; these catch a mistake before it reaches a log store.
+ */
+export const REDACTED_PATHS = [
+  'authorization',
+  'password',
+  'secret',
+  'apiKey',
+  'key',
+  'body',
+  '*.authorization',
+  '*.password',
+  '*.secret',
+  '*.apiKey',
+  '*.key',
+  '*.body',
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["proxy-authorization"]',
+  'req.headers["idempotency-key"]',
+  'res.headers["set-cookie"]',
+];
+
+const pinos = new WeakMap<Logger, pino.Logger>();
+
+/** The pino instance behind a logger made here (pino-http writes through it), if any. */
+export function pinoOf(logger: Logger): pino.Logger | undefined {
+  return pinos.get(logger);
+}
+
+function wrap(p: pino.Logger): Logger {
+  const logger: Logger = {
+    debug: (m, f) => (f ? p.debug(f, m) : p.debug(m)),
+    info: (m, f) => (f ? p.info(f, m) : p.info(m)),
+    warn: (m, f) => (f ? p.warn(f, m) : p.warn(m)),
+    error: (m, f) => (f ? p.error(f, m) : p.error(m)),
+    child: (fields) => wrap(p.child(fields)),
   };
-  return {
-    debug: (m, f) => write('debug', m, f),
-    info: (m, f) => write('info', m, f),
-    warn: (m, f) => write('warn', m, f),
-    error: (m, f) => write('error', m, f),
-  };
+  pinos.set(logger, p);
+  return logger;
+}
+
+export interface LoggerOptions {
+  format?: LogFormat;
+  /** Where lines go (tests capture them); stdout by default. */
+  destination?: DestinationStream;
+}
+
+/** pino underneath: JSON lines on stdout, or readable lines on a terminal. */
+export function createLogger(service: string, level: LogLevel = 'info', opts: LoggerOptions = {}): Logger {
+  const format = opts.format ?? 'auto';
+  const readable = format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true && !opts.destination);
+  // synchronous writes: a line logged just before process.exit is not lost
+  const destination =
+    opts.destination ??
+    (readable ? pretty({ colorize: true, sync: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname,service' }) : pino.destination({ dest: 1, sync: true }));
+  const p = pino(
+    {
+      level,
+      base: { service },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+    },
+    destination,
+  );
+  return wrap(p);
 }

@@ -5,6 +5,13 @@ import { Router } from 'express';
 import { publicPathPrefix } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { basicAuth } from '../http/auth';
+import { boardContentSecurityPolicy } from '../http/security-headers';
+
+const QUEUE_DESCRIPTIONS: Record<string, string> = {
+  generate: 'One job per generation; the job id is the generation id',
+  maintenance: 'Retention and repair sweeps',
+  webhooks: 'One job per webhook delivery run',
+};
 
 /** Bull Board over every queue, behind the operator credentials. */
 export function adminRouter(ctx: ApiContext): Router {
@@ -12,12 +19,21 @@ export function adminRouter(ctx: ApiContext): Router {
   // the page loads its scripts and API through PUBLIC_BASE_URL, path prefix included (a proxy strips it)
   board.setBasePath(`${publicPathPrefix(ctx.config.PUBLIC_BASE_URL)}/admin/queues`);
   createBullBoard({
-    queues: Object.values(ctx.queues).map((q) => new BullMQAdapter(q)),
+    // every queue the API holds (the catalog's), generation ids as job ids
+    queues: Object.values(ctx.queues).map((q) => new BullMQAdapter(q, { readOnlyMode: ctx.config.ADMIN_READ_ONLY, description: QUEUE_DESCRIPTIONS[q.name] ?? '' })),
     serverAdapter: board,
-    options: { uiConfig: { boardTitle: 'imagegen' } },
+    options: {
+      uiConfig: {
+        boardTitle: 'imagegen queues',
+        environment: { label: ctx.config.NODE_ENV, color: ctx.config.NODE_ENV === 'production' ? '#b91c1c' : '#2563eb', textColor: '#ffffff' },
+        miscLinks: [{ text: 'API reference', url: `${publicPathPrefix(ctx.config.PUBLIC_BASE_URL)}/docs` }],
+        showMetrics: true,
+        hideDocsLink: true,
+      },
+    },
   });
   const router = Router();
   router.use('/admin', basicAuth(ctx.config.ADMIN_USER, ctx.adminPassword));
-  router.use('/admin/queues', board.getRouter() as Router);
+  router.use('/admin/queues', boardContentSecurityPolicy(), board.getRouter() as Router);
   return router;
 }

@@ -2,39 +2,67 @@ import { Router } from 'express';
 import type { ApiContext } from '../context';
 import { buildOpenApi } from '../openapi';
 
-/** The API reference: the OpenAPI 3.1 document and a page that renders it without any CDN. */
+/** Scalar's self-contained bundle, served from its npm package: the reference works offline, no CDN. */
+const SCALAR_JS = require.resolve('@scalar/api-reference/browser/standalone.js');
+
+/** Request samples offered beside each operation. */
+const SCALAR_CONFIG = {
+  withDefaultFonts: false,
+  // the AI agent calls Scalar's servers: off, the reference stays offline
+  agent: { disabled: true },
+  showDeveloperTools: 'never',
+  hideClientButton: false,
+  defaultHttpClient: { targetKey: 'shell', clientKey: 'curl' },
+  hiddenClients: { c: true, clojure: true, csharp: true, dart: true, fsharp: true, go: true, http: true, java: true, kotlin: true, objc: true, ocaml: true, php: true, powershell: true, r: true, ruby: true, rust: true, swift: true },
+};
+
+/** The API reference: the OpenAPI 3.1 document and Scalar's reference page rendering it. */
 export function docsRouter(ctx: ApiContext): Router {
   const router = Router();
   const doc = buildOpenApi(ctx.config.PUBLIC_BASE_URL);
   router.get('/openapi.json', (_req, res) => {
     res.json(doc);
   });
+  router.get('/docs/scalar.js', (_req, res) => {
+    res.type('text/javascript').setHeader('Cache-Control', 'public, max-age=3600');
+    res.sendFile(SCALAR_JS);
+  });
+  const page = renderPage(doc);
   router.get('/docs', (_req, res) => {
-    res.type('html').send(renderDocsPage(doc));
+    res.type('html').send(page);
   });
   return router;
 }
 
-type Doc = ReturnType<typeof buildOpenApi>;
+const escapeAttr = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
-function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
+const escapeHtml = escapeAttr;
 
-function renderDocsPage(doc: Doc): string {
-  const openApiUrl = `${doc.servers[0]!.url}/openapi.json`;
+/** Scalar renders the document; without JavaScript the page still lists every endpoint. */
+function renderPage(doc: ReturnType<typeof buildOpenApi>): string {
+  const base = doc.servers[0]!.url;
   const rows = Object.entries(doc.paths)
-    .flatMap(([path, ops]) =>
-      Object.entries(ops as Record<string, { summary?: string; description?: string }>).map(
-        ([method, op]) =>
-          `<section><h3><span class="m ${method}">${method.toUpperCase()}</span> <code>${escapeHtml(path)}</code></h3><p><b>${escapeHtml(op.summary ?? '')}</b></p><p>${escapeHtml(op.description ?? '')}</p></section>`,
-      ),
-    )
+    .flatMap(([path, ops]) => Object.entries(ops as Record<string, { summary?: string }>).map(([method, op]) => `<li><code>${method.toUpperCase()} ${escapeHtml(path)}</code> ${escapeHtml(op.summary ?? '')}</li>`))
     .join('\n');
-  return `<!doctype html><html><head><meta charset="utf-8"><title>${escapeHtml(doc.info.title)} API</title>
-<style>body{font:15px/1.5 system-ui,sans-serif;max-width:920px;margin:2rem auto;padding:0 1rem;color:#1b1f24}code{background:#f2f4f7;padding:.1rem .3rem;border-radius:4px}
-.m{display:inline-block;min-width:4.5rem;text-align:center;border-radius:4px;color:#fff;font-size:.8rem;padding:.15rem .4rem}.get{background:#2f7d32}.post{background:#1565c0}.delete{background:#c62828}
-section{border-bottom:1px solid #e3e6ea;padding:.4rem 0}</style></head><body>
-<h1>${escapeHtml(doc.info.title)} <small>${escapeHtml(doc.info.version)}</small></h1><p>${escapeHtml(doc.info.description)}</p>
-<p>Machine-readable: <a href="${escapeHtml(openApiUrl)}">${escapeHtml(openApiUrl)}</a> (OpenAPI ${doc.openapi}).</p>${rows}</body></html>`;
+  // relative script URLs: the page works under any path prefix the API is served at
+  return `<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <meta name="viewport" content="width=device-width, initial-scale=1">
+  <title>imagegen API reference</title>
+</head>
+<body>
+  <noscript>
+    <h1>imagegen API</h1>
+    <p>The machine-readable reference: <a href="${escapeAttr(`${base}/openapi.json`)}">${escapeHtml(`${base}/openapi.json`)}</a> (OpenAPI ${doc.openapi}).</p>
+    <ul>
+${rows}
+    </ul>
+  </noscript>
+  <script id="api-reference" data-url="openapi.json" data-configuration="${escapeAttr(JSON.stringify(SCALAR_CONFIG))}"></script>
+  <script src="docs/scalar.js"></script>
+</body>
+</html>
+`;
 }

@@ -26,6 +26,8 @@ export interface CreateOptions {
   beforeCreate?: (id: string) => Promise<unknown>;
   /** Runs once the record is written and its job enqueued (or a replay found). */
   afterCreate?: () => Promise<unknown>;
+  /** The submitting request's id: carried into the job so the worker's log lines share it. */
+  requestId?: string;
 }
 
 /** Creating, reading, waiting on and cancelling generations, for one tenant at a time. */
@@ -75,7 +77,7 @@ export class GenerationsService {
       try {
         await queues.generate.add(
           JOBS.generate.name,
-          { generationId: record.id, tenant },
+          { generationId: record.id, tenant, ...(opts.requestId ? { requestId: opts.requestId } : {}) },
           generateJobOptions(record.id, record.priority, {
             maxAttempts: config.GENERATOR_MAX_ATTEMPTS,
             backoffMs: config.GENERATOR_BACKOFF_MS,
@@ -89,6 +91,7 @@ export class GenerationsService {
       }
       await store.confirm(record, idem?.claim(record.id, IDEMPOTENCY_SECONDS));
       await opts.afterCreate?.();
+      this.ctx.logger.info('generation queued', { generationId: record.id, tenant, requestId: opts.requestId, priority: record.priority });
       return { record, replayed: false };
     }
   }

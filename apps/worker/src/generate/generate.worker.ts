@@ -1,6 +1,6 @@
-import { DelayedError, UnrecoverableError, Worker, type Job, type MinimalJob, type Queue } from 'bullmq';
+import { DelayedError, MetricsTime, UnrecoverableError, Worker, type Job, type MinimalJob, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { ERROR_CODES, GenerationFailure, JOBS, QUEUES, type GenerationStore, type Logger } from '@imagegen/shared';
+import { ERROR_CODES, GenerationFailure, JOBS, QUEUES, type GenerationStore, type Logger, type Metrics } from '@imagegen/shared';
 import { retryDelay, type BackoffPolicy } from './backoff';
 import { UpstreamBusy, type GenerationPipeline, type RunOutcome } from './generation.pipeline';
 
@@ -12,6 +12,7 @@ export interface GenerateWorkerOptions {
   stalledIntervalMs: number;
   maxStalledCount: number;
   backoff: BackoffPolicy;
+  metrics?: Metrics;
   rateLimit?: { max: number; duration: number };
 }
 
@@ -28,14 +29,33 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
     const ref = { id: parsed.data.generationId, tenant: parsed.data.tenant, batchId: parsed.data.batchId };
     const generationId = ref.id;
     const attempt = job.attemptsMade + 1;
+    const log = logger.child({ generationId, jobId: job.id, attempt, tenant: ref.tenant, ...(parsed.data.requestId ? { requestId: parsed.data.requestId } : {}) });
+    log.info('generation attempt started');
+    const started = performance.now();
+    // each stage's time is observed when the next one begins
+    let stageAt = { stage: '', at: started };
+    const observeStage = (next: string) => {
+      const now = performance.now();
+      if (stageAt.stage) opts.metrics?.stageDuration.observe({ stage: stageAt.stage }, (now - stageAt.at) / 1000);
+      stageAt = { stage: next, at: now };
+    };
+    const observeAttempt = (outcome: string) => {
+      observeStage('');
+      opts.metrics?.jobDuration.observe({ queue: QUEUES.generate, outcome }, (performance.now() - started) / 1000);
+    };
     try {
-      return await pipeline.run(generationId, {
+      const outcome = await pipeline.run(generationId, {
         attempt,
         signal: signal ?? new AbortController().signal,
         onStage: async (stage, progress) => {
+          log.debug('generation stage', { stage, progress });
+          observeStage(stage === 'done' ? '' : stage);
           await Promise.all([job.updateProgress(progress), job.log(`${new Date().toISOString()} stage=${stage} progress=${progress} attempt=${attempt}`)]);
         },
       });
+      observeAttempt(outcome.status);
+      log.info('generation attempt finished', { outcome: outcome.status, durationMs: Math.round(performance.now() - started) });
+      return outcome;
     } catch (err) {
       if (err instanceof UpstreamBusy) {
         // not a failure: wait for the other runner's call to end (its checkpoint will serve us);
@@ -44,10 +64,11 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
         throw new DelayedError();
       }
       const failure = toFailure(err);
+      observeAttempt('failed');
       const maxAttempts = job.opts.attempts ?? 1;
       const info = { code: failure.code, message: failure.message, retryable: failure.retryable };
       const final = !failure.retryable || attempt >= maxAttempts;
-      logger.warn('generation attempt failed', { generationId, attempt, maxAttempts, code: failure.code, final });
+      log.warn('generation attempt failed', { maxAttempts, code: failure.code, final, durationMs: Math.round(performance.now() - started) });
       await job.log(`${new Date().toISOString()} attempt ${attempt} failed: ${failure.code}: ${failure.message}`);
       if (final) {
         await store.fail(ref, info);
@@ -67,6 +88,8 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
     lockDuration: opts.lockDurationMs,
     stalledInterval: opts.stalledIntervalMs,
     maxStalledCount: opts.maxStalledCount,
+    // per-minute completed/failed counts, charted by Bull Board
+    metrics: { maxDataPoints: MetricsTime.ONE_WEEK },
     ...(opts.rateLimit ? { limiter: opts.rateLimit } : {}),
     settings: {
       // the base delay comes from the job (set by the API that enqueued it), so both processes agree

@@ -8,6 +8,7 @@ import {
   type GenerationRef,
   type GenerationStore,
   type GeneratorProvider,
+  type Metrics,
   type Stage,
   type Storage,
   type StoredImage,
@@ -21,6 +22,8 @@ export interface GenerationPipelineOptions {
   timeoutMs: number;
   maxDownloadBytes: number;
   thumbnails: ThumbnailOptions;
+  /** Download bytes and thumbnail time, when this process exports metrics. */
+  metrics?: Metrics;
 }
 
 export interface RunContext {
@@ -84,7 +87,14 @@ export class GenerationPipeline {
       const stored = original;
       source ??= await this.stored(() => this.storage.read(stored.key), 'read the original');
       const input = source;
-      const { thumbnails, placeholder } = await this.cpu.run(() => makeThumbnails(input, this.opts.thumbnails));
+      const { thumbnails, placeholder } = await this.cpu.run(async () => {
+        const end = this.opts.metrics?.thumbnailDuration.startTimer();
+        try {
+          return await makeThumbnails(input, this.opts.thumbnails);
+        } finally {
+          end?.();
+        }
+      });
 
       await this.enter(record, 'storing', ctx);
       const thumbs: StoredThumbnail[] = await Promise.all(
@@ -153,6 +163,7 @@ export class GenerationPipeline {
         await this.enter(record, 'downloading', ctx);
         try {
           data = (await downloadImage(upstreamUrl, { signal: ctx.signal, timeoutMs: this.opts.timeoutMs, maxBytes: this.opts.maxDownloadBytes })).data;
+          this.opts.metrics?.downloadBytes.inc(data.length);
         } catch (err) {
           // an expired URL is useless on retry: forget it so the next attempt asks again
           if (err instanceof GenerationFailure && err.code === ERROR_CODES.downloadExpired) await this.store.checkpoint(record, { upstreamUrl: null });

@@ -1,5 +1,5 @@
 import { Job, type Queue } from 'bullmq';
-import type { Delivery, DeliveryLog, DeliveryState, Logger, WebhookSecrets } from '@imagegen/shared';
+import type { Delivery, DeliveryLog, DeliveryState, Logger, Metrics, WebhookSecrets } from '@imagegen/shared';
 import type { HostHealth, HostLimiter } from './host-limiter';
 import { retryDelayMs } from './schedule';
 import type { SendResult, WebhookSender } from './sender';
@@ -14,6 +14,8 @@ export interface AttemptDeps {
   queue: Queue;
   logger: Logger;
   retryScale: number;
+  /** Attempt outcomes and latency, when this process exports metrics. */
+  metrics?: Metrics;
 }
 
 export interface AttemptResult {
@@ -63,6 +65,8 @@ export async function attemptDelivery(deps: AttemptDeps, loaded: { delivery: Del
     const signing = await deps.secrets.signing(delivery.tenant);
     const result = await deps.sender.send({ url: delivery.url, webhookId: delivery.webhookId, body, secrets: signing });
     const { state, retryInMs } = stateAfter(result, attempt, deps.retryScale);
+    deps.metrics?.webhookDeliveries.inc({ outcome: state });
+    deps.metrics?.webhookDuration.observe({ outcome: state }, result.durationMs / 1000);
     released = true;
     const [recorded] = await Promise.all([
       deps.log.recordAttempt(delivery.subject, delivery.id, { run: delivery.run, state, status: result.status, error: result.error, durationMs: result.durationMs, retryInMs }),

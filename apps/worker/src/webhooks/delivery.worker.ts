@@ -1,4 +1,4 @@
-import { DelayedError, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, MetricsTime, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { QUEUES, WEBHOOK_JOBS, type DeliveryState } from '@imagegen/shared';
 import { attemptDelivery, releaseSlot, type AttemptDeps } from './attempt';
@@ -76,6 +76,8 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
     prefix: opts.prefix,
     concurrency: opts.concurrency,
     lockDuration: Math.max(30_000, opts.timeoutMs * 2 + 5_000),
+    // per-minute completed/failed counts, charted by Bull Board
+    metrics: { maxDataPoints: MetricsTime.ONE_WEEK },
     settings: {
       backoffStrategy: (_attemptsMade: number, _type?: string, err?: Error) => (err instanceof RetryLater ? err.delayMs : 1_000),
     },

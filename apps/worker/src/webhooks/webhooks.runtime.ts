@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Queue, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createRedis, DeliveryLog, QUEUES, retentionSeconds, WebhookSecrets, type EventHub, type Keys, type Logger } from '@imagegen/shared';
+import { createRedis, DeliveryLog, QUEUES, retentionSeconds, WebhookSecrets, type EventHub, type Keys, type Logger, type Metrics } from '@imagegen/shared';
 import type { WorkerConfig } from '../config';
 import { createDeliveryWorker } from './delivery.worker';
 import { OutboxDispatcher } from './dispatcher';
@@ -23,7 +23,7 @@ export interface WebhooksRuntime {
 /** Signing secrets are re-read at least this often (and at once when a rotation is announced). */
 const SIGNING_CACHE_MS = 5_000;
 
-export async function startWebhooks(config: WorkerConfig, keys: Keys, connection: Redis, hub: EventHub, logger: Logger): Promise<WebhooksRuntime> {
+export async function startWebhooks(config: WorkerConfig, keys: Keys, connection: Redis, hub: EventHub, logger: Logger, metrics?: Metrics): Promise<WebhooksRuntime> {
   // many deliveries at once each send a few small commands: coalesce them into fewer writes
   const redis = createRedis(config.redis, 'worker', 'imagegen-worker-webhooks', { enableAutoPipelining: true });
   const secrets = new WebhookSecrets(redis, keys, config.WEBHOOK_SECRET, SIGNING_CACHE_MS);
@@ -41,7 +41,7 @@ export async function startWebhooks(config: WorkerConfig, keys: Keys, connection
     circuitFailures: config.WEBHOOK_CIRCUIT_FAILURES,
     circuitOpenMs: config.WEBHOOK_CIRCUIT_OPEN_MS,
   });
-  const attempts = { log, secrets, limiter, sender, queue, logger, retryScale: config.WEBHOOK_RETRY_SCALE };
+  const attempts = { log, secrets, limiter, sender, queue, logger, retryScale: config.WEBHOOK_RETRY_SCALE, ...(metrics ? { metrics } : {}) };
   const worker = createDeliveryWorker(attempts, { connection, prefix: config.QUEUE_PREFIX, concurrency: config.WEBHOOK_CONCURRENCY, timeoutMs: config.WEBHOOK_TIMEOUT_MS });
   const reader = createRedis(config.redis, 'worker', 'imagegen-worker-outbox');
   const dispatcher = new OutboxDispatcher(

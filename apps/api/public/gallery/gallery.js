@@ -1,0 +1,167 @@
+import { thumbHashToDataURL } from './thumbhash.js';
+
+// Relative URLs throughout: the page works under any path prefix the API is served at.
+const KEY_STORAGE = 'imagegen.apiKey';
+const $ = (id) => document.getElementById(id);
+const grid = $('grid');
+const message = $('message');
+let keyRequired = false;
+
+const apiKey = () => localStorage.getItem(KEY_STORAGE) ?? '';
+const authHeaders = () => (keyRequired && apiKey() ? { Authorization: `Bearer ${apiKey()}` } : {});
+
+function say(text, bad = false) {
+  message.textContent = text;
+  message.classList.toggle('bad', bad);
+}
+
+async function api(path, init = {}) {
+  const res = await fetch(path, { ...init, headers: { ...authHeaders(), ...(init.headers ?? {}) } });
+  if (res.status === 401) {
+    showKeyPanel(true);
+    throw new Error('An API key is needed (or the one given is not valid).');
+  }
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw new Error(body.detail ?? body.title ?? `The server answered ${res.status}`);
+  return body;
+}
+
+function showKeyPanel(show) {
+  $('key-panel').hidden = !show;
+  if (show) $('key-form').elements.key.focus();
+}
+
+function placeholderUrl(hash) {
+  try {
+    const bytes = Uint8Array.from(atob(hash), (c) => c.charCodeAt(0));
+    return thumbHashToDataURL(bytes);
+  } catch {
+    return undefined;
+  }
+}
+
+/** One tile per generation, updated in place as its state changes. */
+function renderTile(gen) {
+  let tile = document.getElementById(`tile-${gen.id}`);
+  if (!tile) {
+    tile = document.createElement('li');
+    tile.id = `tile-${gen.id}`;
+    tile.className = 'tile';
+    tile.innerHTML = '<a class="frame" target="_blank" rel="noopener"><img alt=""></a><div class="bar"><span></span></div><div class="meta"><p class="topic-text"></p><span class="status"></span></div>';
+    tile.querySelector('.topic-text').textContent = gen.request.topic;
+    tile.querySelector('.topic-text').title = gen.request.topic;
+    tile.querySelector('img').alt = gen.request.topic;
+    grid.prepend(tile);
+  }
+  $('empty').hidden = true;
+  tile.className = `tile ${gen.status}`;
+  tile.dataset.status = gen.status;
+  tile.querySelector('.bar > span').style.width = `${gen.progress ?? 0}%`;
+  tile.querySelector('.status').textContent = gen.status === 'failed' ? `failed: ${gen.error?.code ?? ''}` : gen.status === 'completed' ? gen.request.style.replace('_', ' ').toLowerCase() : `${gen.stage} · ${gen.progress}%`;
+  const frame = tile.querySelector('a.frame');
+  if (gen.request.size === 'PORTRAIT') frame.style.aspectRatio = '3 / 4';
+  else if (gen.request.size === 'SQUARE') frame.style.aspectRatio = '1 / 1';
+  const result = gen.result;
+  if (result && !tile.dataset.shown) {
+    tile.dataset.shown = '1';
+    // the placeholder first, painted at once; the thumbnail fades in over it
+    const ph = result.placeholder && placeholderUrl(result.placeholder);
+    if (ph) frame.style.backgroundImage = `url("${ph}")`;
+    frame.href = result.image.url;
+    const thumbs = [...(result.thumbnails ?? [])].sort((a, b) => a.size - b.size);
+    const thumb = thumbs.find((t) => t.size >= 400) ?? thumbs.at(-1);
+    const img = tile.querySelector('img');
+    img.addEventListener('load', () => img.classList.add('loaded'), { once: true });
+    img.src = (thumb ?? result.image).url;
+  }
+  return tile;
+}
+
+/** Follows a generation's event stream (fetch, so the Authorization header can go along) until it ends. */
+async function follow(id) {
+  try {
+    const res = await fetch(`v1/generations/${encodeURIComponent(id)}/events`, { headers: { ...authHeaders(), Accept: 'text/event-stream' } });
+    if (!res.ok || !res.body) throw new Error(`events answered ${res.status}`);
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let end;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const data = block.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n');
+        if (!data) continue;
+        try {
+          const gen = JSON.parse(data);
+          if (gen && gen.id === id) renderTile(gen);
+        } catch {
+          /* not a generation: ignore */
+        }
+      }
+    }
+  } catch (err) {
+    say(`Live progress stopped: ${err.message}`, true);
+  }
+  // the stream ends with the generation; one last read settles the tile whatever happened
+  api(`v1/generations/${encodeURIComponent(id)}`).then(renderTile, () => undefined);
+}
+
+async function loadRecent() {
+  const page = await api('v1/generations?limit=24');
+  grid.textContent = '';
+  for (const gen of [...page.data].reverse()) {
+    renderTile(gen);
+    if (gen.status === 'queued' || gen.status === 'active') void follow(gen.id);
+  }
+  $('empty').hidden = page.data.length > 0;
+}
+
+$('create').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const body = { topic: form.elements.topic.value.trim(), style: form.elements.style.value, size: form.elements.size.value };
+  if (!body.topic) return say('Describe the image first.', true);
+  $('submit').disabled = true;
+  say('Submitting…');
+  try {
+    const gen = await api('v1/generations', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    renderTile(gen);
+    say('Queued: watch it below.');
+    form.elements.topic.value = '';
+    void follow(gen.id);
+  } catch (err) {
+    say(err.message, true);
+  } finally {
+    $('submit').disabled = false;
+  }
+});
+
+$('key-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  localStorage.setItem(KEY_STORAGE, event.currentTarget.elements.key.value.trim());
+  event.currentTarget.reset();
+  showKeyPanel(false);
+  loadRecent().then(() => say('Key saved in this browser.'), (err) => say(err.message, true));
+});
+$('key-forget').addEventListener('click', () => {
+  localStorage.removeItem(KEY_STORAGE);
+  grid.textContent = '';
+  say('Key forgotten.');
+});
+$('key-button').addEventListener('click', () => showKeyPanel($('key-panel').hidden));
+
+async function start() {
+  const config = await fetch('gallery/config.json').then((r) => r.json());
+  keyRequired = config.keyRequired === true;
+  $('key-button').hidden = !keyRequired;
+  if (keyRequired && !apiKey()) {
+    showKeyPanel(true);
+    $('empty').hidden = false;
+    return;
+  }
+  await loadRecent();
+}
+start().catch((err) => say(err.message, true));

@@ -1,0 +1,77 @@
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** Job states counted per queue (BullMQ's own names). */
+export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed', 'paused'] as const;
+
+export interface CountableQueue {
+  name: string;
+  getJobCounts(...types: string[]): Promise<Record<string, number>>;
+  getWorkersCount(): Promise<number>;
+}
+
+const SECONDS_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
+
+/**
+ * Every metric the project exports, defined once. Each process makes its own registry (its
+ * series are its own: every API and worker replica is scraped apart). Labels never carry ids,
+ * tenants or URLs: their values are bounded sets.
+ */
+export function createMetrics(service: 'api' | 'worker') {
+  const registry = new Registry();
+  registry.setDefaultLabels({ service });
+  collectDefaultMetrics({ register: registry });
+  const registers = [registry];
+  /** Queues whose depth is read from Redis at scrape time, so every scrape sees the shared truth. */
+  const queues: CountableQueue[] = [];
+  return {
+    registry,
+    queues,
+    queueJobs: new Gauge({
+      name: 'imagegen_queue_jobs',
+      help: 'Jobs in each queue by state',
+      labelNames: ['queue', 'state'],
+      registers,
+      async collect() {
+        this.reset();
+        const counts = await Promise.all(queues.map((q) => q.getJobCounts(...QUEUE_STATES).then((c) => [q.name, c] as const)));
+        for (const [queue, c] of counts) for (const state of QUEUE_STATES) this.set({ queue, state }, c[state] ?? 0);
+      },
+    }),
+    queueWorkers: new Gauge({
+      name: 'imagegen_queue_workers',
+      help: 'Workers connected to each queue',
+      labelNames: ['queue'],
+      registers,
+      async collect() {
+        this.reset();
+        const counts = await Promise.all(queues.map((q) => q.getWorkersCount().then((n) => [q.name, n] as const)));
+        for (const [queue, n] of counts) this.set({ queue }, n);
+      },
+    }),
+    jobDuration: new Histogram({ name: 'imagegen_job_duration_seconds', help: 'Duration of one job attempt, by queue and outcome', labelNames: ['queue', 'outcome'], buckets: SECONDS_BUCKETS, registers }),
+    stageDuration: new Histogram({ name: 'imagegen_stage_duration_seconds', help: 'Time a generation attempt spent in each stage', labelNames: ['stage'], buckets: SECONDS_BUCKETS, registers }),
+    upstreamDuration: new Histogram({ name: 'imagegen_upstream_duration_seconds', help: 'Latency of upstream generator calls, by provider and outcome', labelNames: ['provider', 'outcome'], buckets: SECONDS_BUCKETS, registers }),
+    upstreamRequests: new Counter({ name: 'imagegen_upstream_requests_total', help: 'Upstream generator calls by provider and outcome (ok or the error code)', labelNames: ['provider', 'outcome'], registers }),
+    downloadBytes: new Counter({ name: 'imagegen_download_bytes_total', help: 'Bytes of generated images downloaded from the upstream', registers }),
+    thumbnailDuration: new Histogram({ name: 'imagegen_thumbnail_duration_seconds', help: 'Time to make one generation\'s thumbnails and placeholder', buckets: SECONDS_BUCKETS, registers }),
+    webhookDeliveries: new Counter({ name: 'imagegen_webhook_deliveries_total', help: 'Webhook delivery attempts by the delivery state after them', labelNames: ['outcome'], registers }),
+    webhookDuration: new Histogram({ name: 'imagegen_webhook_delivery_duration_seconds', help: 'Latency of webhook delivery attempts', labelNames: ['outcome'], buckets: SECONDS_BUCKETS, registers }),
+    httpRequests: new Counter({ name: 'imagegen_http_requests_total', help: 'API requests by method, route template and status', labelNames: ['method', 'route', 'status'], registers }),
+    httpDuration: new Histogram({ name: 'imagegen_http_request_duration_seconds', help: 'API request latency by method, route template and status', labelNames: ['method', 'route', 'status'], buckets: SECONDS_BUCKETS, registers }),
+  };
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+/** Names of every metric the project itself defines (dashboards and alert rules may use these). */
+export function projectMetricNames(): string[] {
+  const m = createMetrics('api');
+  return Object.values(m)
+    .filter((v) => !(v instanceof Registry) && !Array.isArray(v))
+    .map((v) => (v as unknown as { name: string }).name);
+}
+
+/** Lets this process's scrapes report the depth of these queues. */
+export function observeQueues(metrics: Metrics, queues: CountableQueue[]): void {
+  metrics.queues.push(...queues);
+}

@@ -1,0 +1,62 @@
+import { z } from 'zod';
+import { DELIVERY_STATES } from '../webhooks/deliveries';
+import { publicGenerationSchema } from './generation';
+import { WEBHOOK_EVENTS } from './request';
+
+/**
+ * Response bodies besides the generation itself, one schema each; the OpenAPI document is
+ * generated from these, and the tests check the routes' answers against them.
+ */
+
+export const problemSchema = z
+  .object({
+    type: z.string().describe('URI naming the kind of problem'),
+    title: z.string(),
+    status: z.number().int().min(400).max(599),
+    detail: z.string(),
+    errors: z.array(z.object({ path: z.string(), message: z.string() })).optional().describe('One entry per invalid field'),
+  })
+  .describe('application/problem+json (RFC 9457)');
+
+export const generationListSchema = z
+  .object({
+    object: z.literal('list'),
+    data: z.array(publicGenerationSchema),
+    nextCursor: z.string().nullable().describe('Pass as `cursor` for the next page; null on the last'),
+    hasMore: z.boolean(),
+  });
+
+export const deliveryAttemptSchema = z
+  .object({
+    id: z.string().describe('Delivery id (one per event and endpoint)'),
+    event: z.enum(WEBHOOK_EVENTS),
+    webhookId: z.string().describe('The webhook-id header: the same for every attempt and redelivery'),
+    attempt: z.number().int().min(0).describe('1, 2, ...; 0 for a delivery not tried yet'),
+    at: z.iso.datetime(),
+    status: z.number().int().optional().describe('HTTP status the endpoint answered, if it answered'),
+    error: z.string().optional(),
+    durationMs: z.number().int().min(0),
+    nextAttemptAt: z.iso.datetime().optional(),
+    state: z.enum(DELIVERY_STATES).describe('The delivery after this attempt'),
+  });
+
+export const deliveryListSchema = z.object({ object: z.literal('list'), data: z.array(deliveryAttemptSchema) });
+
+export const redeliverySchema = z
+  .object({ id: z.string(), webhookId: z.string(), event: z.enum(WEBHOOK_EVENTS), state: z.literal('pending') });
+
+export const webhookSecretSchema = z.object({ secret: z.string().regex(/^whsec_/) });
+
+export const seedResponseSchema = z
+  .object({
+    downloadUrl: z.url(),
+    id: z.string(),
+    statusUrl: z.url(),
+    thumbnails: z.array(z.any()).optional(),
+    placeholder: z.string().optional(),
+  });
+
+export const seedAcceptedSchema = z.object({ id: z.string(), status: z.string(), statusUrl: z.url() });
+
+export const healthSchema = z.object({ status: z.string() });
+export const readinessSchema = z.object({ status: z.enum(['ready', 'unavailable']), redis: z.enum(['up', 'down']) });

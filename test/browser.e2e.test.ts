@@ -1,0 +1,85 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { ADMIN, startStack, type Stack } from './support/stack';
+
+/**
+ * The pages in a real headless Chromium (Debian's, driven by playwright-core): the gallery
+ * makes a generation and shows its thumbnail, Bull Board shows the queues, /docs the
+ * endpoints, none of them with a console error (a CSP violation would be one).
+ * Screenshots go to test/output/.
+ */
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const OUTPUT = path.join(__dirname, 'output');
+
+describe('pages in a browser', () => {
+  let stack: Stack;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)`);
+    mkdirSync(OUTPUT, { recursive: true });
+    stack = await startStack({ name: 'browser' });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+    await stack?.close();
+  });
+
+  /** A page whose console errors (CSP violations included) and page errors are collected. */
+  async function open(context: BrowserContext, url: string): Promise<{ page: Page; errors: string[] }> {
+    const page = await context.newPage();
+    const errors: string[] = [];
+    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(url, { waitUntil: 'load' });
+    return { page, errors };
+  }
+
+  it('the gallery submits a topic, follows it, and shows its thumbnail (desktop and phone)', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    const { page, errors } = await open(context, `${stack.baseUrl}/`);
+    await page.fill('textarea[name=topic]', 'a lighthouse at dawn, waves against the rocks');
+    await page.selectOption('select[name=style]', 'ILLUSTRATION');
+    await page.click('#submit');
+    await page.waitForSelector('.tile.completed img.loaded', { timeout: 45_000 });
+    const href = await page.getAttribute('.tile.completed a.frame', 'href');
+    expect(href).toMatch(new RegExp(`^${stack.baseUrl}/files/`));
+    expect(await page.textContent('.tile.completed .topic-text')).toContain('lighthouse');
+    await page.screenshot({ path: path.join(OUTPUT, 'gallery-desktop.png') });
+    expect(errors).toEqual([]);
+
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true });
+    const mobile = await open(phone, `${stack.baseUrl}/`);
+    await mobile.page.waitForSelector('.tile.completed img.loaded', { timeout: 20_000 });
+    // nothing wider than the screen
+    expect(await mobile.page.evaluate("document.documentElement.scrollWidth")).toBeLessThanOrEqual(390);
+    await mobile.page.screenshot({ path: path.join(OUTPUT, 'gallery-phone.png'), fullPage: true });
+    expect(mobile.errors).toEqual([]);
+    await Promise.all([context.close(), phone.close()]);
+  }, 90_000);
+
+  it('Bull Board, with the operator credentials, shows the generate queue', async () => {
+    const context = await browser.newContext({ httpCredentials: { username: ADMIN.user, password: ADMIN.password }, viewport: { width: 1280, height: 860 } });
+    // the board links its web fonts from Google Fonts (its CSP allows exactly those); this machine is offline
+    await context.route(/^https:\/\/fonts\.(googleapis|gstatic)\.com\//, (route) => route.fulfill({ status: 200, contentType: 'text/css', body: '' }));
+    const { page, errors } = await open(context, `${stack.baseUrl}/admin/queues`);
+    await page.getByText('generate', { exact: true }).first().waitFor({ timeout: 20_000 });
+    await page.getByText('webhooks', { exact: true }).first().waitFor({ timeout: 5_000 });
+    await page.screenshot({ path: path.join(OUTPUT, 'bull-board.png') });
+    expect(errors).toEqual([]);
+    await context.close();
+  }, 60_000);
+
+  it('/docs shows the endpoints', async () => {
+    const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    const { page, errors } = await open(context, `${stack.baseUrl}/docs`);
+    await page.getByText('/v1/generations/{id}/events').first().waitFor({ timeout: 20_000 });
+    await page.getByText('/api/odin/v3/tools/image-generator').first().waitFor({ timeout: 5_000 });
+    await page.screenshot({ path: path.join(OUTPUT, 'docs.png') });
+    expect(errors).toEqual([]);
+    await context.close();
+  }, 60_000);
+});

@@ -1,0 +1,77 @@
+import { freePort } from './support/net';
+import { ADMIN, postJson, startStack, type Stack } from './support/stack';
+
+/** `/metrics` of the API behind the operator credentials, and each worker's own metrics port. */
+
+const basic = `Basic ${Buffer.from(`${ADMIN.user}:${ADMIN.password}`).toString('base64')}`;
+
+/** The value of one series (`name{labels}`) in Prometheus text, or undefined when absent. */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    if (line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const have = Object.fromEntries([...(m[3] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => have[k] === v)) return Number(m[4]);
+  }
+  return undefined;
+}
+
+describe('metrics', () => {
+  let stack: Stack;
+  let workerMetricsUrl: string;
+
+  beforeAll(async () => {
+    stack = await startStack({ name: 'metrics', worker: false });
+    const port = await freePort();
+    await stack.startWorker({ METRICS_PORT: String(port), METRICS_HOST: '127.0.0.1' });
+    workerMetricsUrl = `http://127.0.0.1:${port}/metrics`;
+  });
+  afterAll(async () => stack?.close());
+
+  const scrape = async () => {
+    const res = await fetch(`${stack.baseUrl}/metrics`, { headers: { authorization: basic } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+    return res.text();
+  };
+
+  it('answers 401 without the operator credentials, and with wrong ones', async () => {
+    expect((await fetch(`${stack.baseUrl}/metrics`)).status).toBe(401);
+    const wrong = await fetch(`${stack.baseUrl}/metrics`, { headers: { authorization: `Basic ${Buffer.from(`${ADMIN.user}:nope`).toString('base64')}` } });
+    expect(wrong.status).toBe(401);
+    expect(wrong.headers.get('content-type')).toMatch(/problem\+json/);
+  });
+
+  it('names queue depth for every queue, request counts, and process metrics; they move after a generation', async () => {
+    const before = await scrape();
+    for (const queue of ['generate', 'maintenance', 'webhooks']) expect(sample(before, 'imagegen_queue_jobs', { queue, state: 'waiting' })).toBeDefined();
+    expect(sample(before, 'process_cpu_user_seconds_total')).toBeDefined();
+    expect(sample(before, 'imagegen_queue_workers', { queue: 'generate' })).toBeGreaterThanOrEqual(1);
+    const postsBefore = sample(before, 'imagegen_http_requests_total', { method: 'POST', route: '/v1/generations', status: '202' }) ?? 0;
+
+    const res = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'a metered lighthouse' }, { prefer: 'wait=30' });
+    expect(res.status).toBe(200);
+
+    const after = await scrape();
+    // the 200 of a finished wait counts under its own status
+    const posts = (sample(after, 'imagegen_http_requests_total', { method: 'POST', route: '/v1/generations', status: '200' }) ?? 0) + (sample(after, 'imagegen_http_requests_total', { method: 'POST', route: '/v1/generations', status: '202' }) ?? 0);
+    expect(posts).toBe(postsBefore + 1);
+    expect(sample(after, 'imagegen_http_request_duration_seconds_count', { method: 'POST', route: '/v1/generations', status: '200' })).toBe(1);
+    expect(sample(after, 'imagegen_queue_jobs', { queue: 'generate', state: 'completed' })).toBeGreaterThanOrEqual(1);
+  });
+
+  it("a worker's metrics port answers with its own series, moved by the generation", async () => {
+    const res = await fetch(workerMetricsUrl);
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(sample(text, 'imagegen_upstream_requests_total', { provider: 'builtin', outcome: 'ok' })).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'imagegen_upstream_duration_seconds_count', { provider: 'builtin', outcome: 'ok' })).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'imagegen_stage_duration_seconds_count', { stage: 'generating' })).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'imagegen_stage_duration_seconds_count', { stage: 'processing' })).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'imagegen_thumbnail_duration_seconds_count')).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'imagegen_job_duration_seconds_count', { queue: 'generate', outcome: 'completed' })).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'process_resident_memory_bytes')).toBeGreaterThan(0);
+    expect((await fetch(workerMetricsUrl.replace('/metrics', '/other'))).status).toBe(404);
+  });
+});

@@ -1,0 +1,109 @@
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import Ajv2020 from 'ajv/dist/2020';
+import addFormats from 'ajv-formats';
+import { postJson, startStack, type Stack } from './support/stack';
+
+/**
+ * /openapi.json is a valid OpenAPI 3.1 document generated from the zod schemas, lists every
+ * contract endpoint, and the main routes answer what their schemas describe.
+ */
+
+type Doc = { openapi: string; paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }> }>>; components: { schemas: Record<string, object> } };
+
+const CONTRACT_ENDPOINTS = [
+  ['post', '/api/odin/v3/tools/image-generator'],
+  ['post', '/v1/generations'],
+  ['get', '/v1/generations'],
+  ['get', '/v1/generations/{id}'],
+  ['delete', '/v1/generations/{id}'],
+  ['get', '/v1/generations/{id}/events'],
+  ['get', '/v1/generations/{id}/deliveries'],
+  ['post', '/v1/generations/{id}/deliveries/{deliveryId}/redeliver'],
+  ['get', '/v1/webhooks/secret'],
+  ['post', '/v1/webhooks/secret/rotate'],
+  ['get', '/admin/queues'],
+  ['get', '/metrics'],
+  ['get', '/healthz'],
+  ['get', '/readyz'],
+  ['get', '/docs'],
+  ['get', '/openapi.json'],
+  ['get', '/'],
+] as const;
+
+describe('OpenAPI document', () => {
+  let stack: Stack;
+  let doc: Doc;
+  let ajv: Ajv2020;
+
+  beforeAll(async () => {
+    stack = await startStack({ name: 'openapi' });
+    doc = (await (await fetch(`${stack.baseUrl}/openapi.json`)).json()) as Doc;
+    ajv = new Ajv2020({ strict: false, allErrors: true });
+    addFormats(ajv);
+    for (const [name, schema] of Object.entries(doc.components.schemas)) {
+      const { $schema: _ignored, ...rest } = schema as Record<string, unknown>;
+      ajv.addSchema(rest, `#/components/schemas/${name}`);
+    }
+  });
+  afterAll(async () => stack?.close());
+
+  /** Fails unless `body` matches the schema the document gives for this route and status. */
+  function expectDescribed(method: string, path: string, status: number, contentType: string, body: unknown): void {
+    const response = doc.paths[path]?.[method]?.responses[String(status)];
+    if (!response) throw new Error(`${method.toUpperCase()} ${path} does not document status ${status}`);
+    const ref = response.content?.[contentType]?.schema?.$ref;
+    if (!ref) throw new Error(`${method.toUpperCase()} ${path} ${status} has no ${contentType} schema`);
+    const validate = ajv.getSchema(ref);
+    if (!validate) throw new Error(`no schema ${ref}`);
+    if (!validate(body)) throw new Error(`${method.toUpperCase()} ${path} ${status} answered what ${ref} does not describe: ${ajv.errorsText(validate.errors)}`);
+  }
+
+  it('validates as OpenAPI 3.1', async () => {
+    expect(doc.openapi).toBe('3.1.0');
+    const run = (d: unknown) => spawnSync(process.execPath, [path.join(__dirname, 'support', 'validate-openapi.mjs')], { input: JSON.stringify(d), encoding: 'utf8', timeout: 30_000 });
+    const result = run(doc);
+    expect(result.stderr).toBe('');
+    expect(result.stdout).toContain('valid OpenAPI 3.1.0');
+    expect(result.status).toBe(0);
+    // the validator can fail: a response without its description is not OpenAPI
+    const broken = structuredClone(doc);
+    delete (broken.paths['/healthz']!.get!.responses['200'] as { description?: string }).description;
+    expect(run(broken).status).toBe(1);
+  });
+
+  it('lists every contract endpoint', () => {
+    const missing = CONTRACT_ENDPOINTS.filter(([method, path]) => !doc.paths[path]?.[method]);
+    expect(missing).toEqual([]);
+  });
+
+  it('the main routes answer what their schemas describe', async () => {
+    const created = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'schema-checked lighthouse', metadata: { order: 7 } }, { prefer: 'wait=30' });
+    expectDescribed('post', '/v1/generations', created.status, 'application/json', created.body);
+    const id = created.body.id as string;
+    const got = await (await fetch(`${stack.baseUrl}/v1/generations/${id}`)).json();
+    expectDescribed('get', '/v1/generations/{id}', 200, 'application/json', got);
+    const list = await (await fetch(`${stack.baseUrl}/v1/generations?limit=5`)).json();
+    expectDescribed('get', '/v1/generations', 200, 'application/json', list);
+    const deliveries = await (await fetch(`${stack.baseUrl}/v1/generations/${id}/deliveries`)).json();
+    expectDescribed('get', '/v1/generations/{id}/deliveries', 200, 'application/json', deliveries);
+    const secret = await (await fetch(`${stack.baseUrl}/v1/webhooks/secret`)).json();
+    expectDescribed('get', '/v1/webhooks/secret', 200, 'application/json', secret);
+    const seed = await postJson(`${stack.baseUrl}/api/odin/v3/tools/image-generator`, { topic: 'seed schema' });
+    expectDescribed('post', '/api/odin/v3/tools/image-generator', seed.status, 'application/json', seed.body);
+    const cancelDone = await fetch(`${stack.baseUrl}/v1/generations/${id}`, { method: 'DELETE' });
+    expectDescribed('delete', '/v1/generations/{id}', cancelDone.status, 'application/problem+json', await cancelDone.json());
+    const missing = await fetch(`${stack.baseUrl}/v1/generations/gen_unknown`);
+    expectDescribed('get', '/v1/generations/{id}', 404, 'application/problem+json', await missing.json());
+    const bad = await postJson(`${stack.baseUrl}/v1/generations`, { topic: '' });
+    expectDescribed('post', '/v1/generations', 400, 'application/problem+json', bad.body);
+    const health = await (await fetch(`${stack.baseUrl}/healthz`)).json();
+    expectDescribed('get', '/healthz', 200, 'application/json', health);
+    expectDescribed('get', '/readyz', 200, 'application/json', await (await fetch(`${stack.baseUrl}/readyz`)).json());
+  });
+
+  it('catches an answer its schema does not describe', () => {
+    expect(() => expectDescribed('get', '/v1/generations/{id}', 200, 'application/json', { id: 'gen_x', status: 'exploded' })).toThrow(/does not describe/);
+    expect(() => expectDescribed('get', '/v1/generations', 200, 'application/json', { object: 'list', data: 'nope' })).toThrow(/does not describe/);
+  });
+});
