@@ -26,9 +26,10 @@ export function galleryRouter(ctx: ApiContext): Router {
     res.type('image/svg+xml').setHeader('Cache-Control', 'public, max-age=86400');
     res.send(FAVICON);
   });
-  router.get('/gallery/config.json', (_req, res) => {
+  router.get('/gallery/config.json', async (_req, res) => {
     res.setHeader('Cache-Control', 'no-store');
-    res.json({ keyRequired: ctx.config.apiKeys.length > 0 });
+    // keys from API_KEYS or made at run time: either way the page asks for one
+    res.json({ keyRequired: ctx.config.apiKeys.length > 0 || (await ctx.apiKeyStore.any()) });
   });
   return router;
 }
