@@ -23,6 +23,15 @@ export type GenerateJobData = z.output<typeof generateJobSchema>;
 /** Retention and repair: removes what finished generations left once due (and stale temporary files), ends orphaned records. Scheduled, never enqueued by clients. */
 export const sweepJobSchema = z.strictObject({});
 
+/**
+ * Name a generate job shows in the dashboard: `generate` and what tells it apart (a short topic,
+ * or the batch and index). Workers go by the queue and the payload, never by this name.
+ */
+export function generateJobName(label: string): string {
+  const oneLine = label.replace(/\s+/g, ' ').trim();
+  return `generate · ${oneLine.length > 48 ? `${oneLine.slice(0, 47)}…` : oneLine}`;
+}
+
 export const JOBS = {
   generate: { queue: QUEUES.generate, name: 'generate', schema: generateJobSchema },
   sweep: { queue: QUEUES.maintenance, name: 'sweep', schema: sweepJobSchema },

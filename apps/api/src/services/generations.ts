@@ -1,6 +1,6 @@
 import {
   generateJobOptions,
-  JOBS,
+  generateJobName,
   newFileToken,
   newId,
   watchGeneration,
@@ -76,7 +76,7 @@ export class GenerationsService {
       const { record } = created;
       try {
         await queues.generate.add(
-          JOBS.generate.name,
+          generateJobName(record.request.topic),
           { generationId: record.id, tenant, ...(opts.requestId ? { requestId: opts.requestId } : {}) },
           generateJobOptions(record.id, record.priority, {
             maxAttempts: config.GENERATOR_MAX_ATTEMPTS,

@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { batchItemJobOptions, JOBS, type GenerateJobPolicy, type Keys, type Logger } from '@imagegen/shared';
+import { batchItemJobOptions, generateJobName, type GenerateJobPolicy, type Keys, type Logger } from '@imagegen/shared';
 import { interleave, shareWindow, type FeedState } from './fair-share';
 
 /** Takes the lock when free, renews it when ours: one feeder runs at a time across every worker. */
@@ -118,8 +118,8 @@ export class BatchFeeder {
     const idLists = (await ranges.exec()) ?? [];
     const perBatch = granted.map((s, i) => ({
       tenant: s.tenant,
-      items: ((idLists[i]?.[1] ?? []) as string[]).map((id) => ({
-        name: JOBS.generate.name,
+      items: ((idLists[i]?.[1] ?? []) as string[]).map((id, j) => ({
+        name: generateJobName(`${s.batchId} #${s.released + j}`),
         data: { generationId: id, tenant: s.tenant, batchId: s.batchId },
         opts: batchItemJobOptions(id, this.opts.policy),
       })),
