@@ -400,7 +400,7 @@ async function redisCpuSeconds(redis) {
 async function redisCapacity(port) {
   const tests = 'set,get,incr,lpush,zadd,hset';
   const bench = await new Promise((resolve) => {
-    const child = spawn('redis-benchmark', ['-h', '127.0.0.1', '-p', String(port), '-q', '-n', '100000', '-c', '50', '-t', tests, '--csv'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn('redis-benchmark', ['-h', '127.0.0.1', '-p', String(port), '-q', '-n', '50000', '-c', '50', '-t', tests, '--csv'], { stdio: ['ignore', 'pipe', 'ignore'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.on('error', () => resolve(undefined));
@@ -445,7 +445,7 @@ async function fixedUpstream(png) {
 }
 
 async function benchScale() {
-  const n = QUICK ? 60 : 120;
+  const n = QUICK ? 40 : 80;
   const counts = [1, 2, 4];
   const png = await sharp(randomBytes(1344 * 768 * 3), { raw: { width: 1344, height: 768, channels: 3 } }).blur(1.2).png().toBuffer();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'imagegen-bench-scale-'));
@@ -471,13 +471,15 @@ async function benchScale() {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   let perGen;
   try {
-    for (const workers of counts) {
+    // one run: `workers` processes take `n` generations queued beforehand; Redis counted meanwhile
+    const run = async (workers, storage) => {
       const prefix = `bench-scale-${workers}-${randomBytes(3).toString('hex')}`;
-      const api = await startApi(prefix, dir, { REDIS_URL: redisUrl, ...s3Env });
+      const storageEnv = storage === 's3' ? s3Env : { STORAGE: 'fs' };
+      const api = await startApi(prefix, dir, { REDIS_URL: redisUrl, ...storageEnv });
       const service = new apiPkg.GenerationsService(api.ctx);
       await api.ctx.queues.generate.pause();
       await runConcurrent(Array.from({ length: n }, (_, i) => i), 16, (i) => service.create('default', { topic: `scale ${i}`, style: 'PHOTOGRAPHIC', size: 'LANDSCAPE', priority: 'normal' }));
-      const workerEnv = { ...api.env, ...s3Env, LOG_LEVEL: 'info', GENERATOR: 'aistudios', GENERATOR_URL: upstream.url, WORKER_CONCURRENCY: '32' };
+      const workerEnv = { ...api.env, ...storageEnv, LOG_LEVEL: 'info', GENERATOR: 'aistudios', GENERATOR_URL: upstream.url, WORKER_CONCURRENCY: '32' };
       const procs = await Promise.all(Array.from({ length: workers }, () => spawnUntil(process.execPath, ['apps/worker/dist/main.js'], workerEnv, (o) => o.includes('"worker started"'))));
       const completedKey = shared.keysFor(prefix).tenantGenerations('default', 'completed');
       const [stats0, cpu0] = [await commandStats(admin), await redisCpuSeconds(admin)];
@@ -493,21 +495,25 @@ async function benchScale() {
       await Promise.all(procs.map(stopChild));
       await api.close();
       let calls = 0;
-      let usec = 0;
       const byName = [];
-      for (const [name, s] of Object.entries(stats1)) {
-        const d = s.calls - (stats0[name]?.calls ?? 0);
+      for (const [name, st] of Object.entries(stats1)) {
+        const d = st.calls - (stats0[name]?.calls ?? 0);
         calls += d;
-        usec += s.usec - (stats0[name]?.usec ?? 0);
         byName.push([name, d]);
       }
       // less this loop's own polling and the two INFO pairs
       calls -= polls + 1 + 4;
       byName.find((e) => e[0] === 'zcard')[1] -= polls + 1;
       const top = byName.sort((a, b) => b[1] - a[1]).slice(0, 6).map(([name, d]) => `${name} ${fmt(d / n)}`).join(', ');
-      report('scale', `generations/s, ${workers} worker process${workers > 1 ? 'es' : ''} (STORAGE=s3, ${n} × 1344×768 PNG, 3 thumbnails)`, (n / ms) * 1000, 'gen/s', undefined, `${CORES} cores shared with s3rver and Redis`);
-      perGen ??= { calls: calls / n, usec: usec / n, cpuMs: ((cpu1 - cpu0) * 1000) / n, top };
       await deletePrefix(admin, prefix);
+      return { perSec: (n / ms) * 1000, calls: calls / n, cpuMs: ((cpu1 - cpu0) * 1000) / n, top };
+    };
+    const label = (workers) => `generations/s, ${workers} worker process${workers > 1 ? 'es' : ''} (STORAGE=s3, ${n} × 1344×768 PNG, 3 thumbnails)`;
+    const onDisk = await run(1, 'fs');
+    for (const workers of counts) {
+      const r = await run(workers, 's3');
+      report('scale', label(workers), r.perSec, 'gen/s', onDisk.perSec, `baseline: 1 worker process, STORAGE=fs; ${CORES} cores shared with s3rver and Redis`);
+      perGen ??= r;
     }
     const capacity = await redisCapacity(redisPort);
     report('scale', 'Redis commands per generation (INFO commandstats, 1 worker)', perGen.calls, 'cmds', undefined, `most: ${perGen.top}`);
