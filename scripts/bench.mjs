@@ -11,6 +11,9 @@
 //   6. batches:    accepting a 50,000-item batch over HTTP vs a raw BullMQ addBulk of 50,000 jobs,
 //                  the API's worst event-loop delay meanwhile, and its peak RSS while streaming
 //                  the 50,000 results to a client (vs idle)
+//   7. scale:      generations/s with 1, 2 and 4 worker processes (built dist) against one private
+//                  Redis and S3 storage (s3rver), Redis commands and CPU per generation, and what
+//                  one Redis sustains here (redis-benchmark), so how far one Redis carries
 import { createRequire } from 'node:module';
 import { mkdtemp, rm, mkdir, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
@@ -572,8 +575,190 @@ async function benchBatches() {
   }
 }
 
+// ---------------------------------------------------------------- 7. scale
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
+
+/** A child process that resolves once `ready(output)` holds; killed with the process group on exit. */
+function spawnUntil(cmd, args, env, ready, timeoutMs = 60_000) {
+  const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  const collect = (d) => (out += d);
+  child.stdout.on('data', collect);
+  child.stderr.on('data', collect);
+  process.once('exit', () => child.kill('SIGKILL'));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`${args.at(-1)} not ready:\n${out.slice(-2000)}`)), timeoutMs);
+    const check = async () => {
+      if (await ready(out)) {
+        clearTimeout(timer);
+        child.stdout.off('data', onData);
+        resolve(child);
+      }
+    };
+    const onData = () => void check();
+    child.stdout.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`${args.at(-1)} exited ${code}:\n${out.slice(-2000)}`)));
+    void check();
+  });
+}
+
+async function stopChild(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await gone;
+}
+
+/** Sums INFO commandstats: calls and µs per command name. */
+async function commandStats(redis) {
+  const out = {};
+  for (const line of (await redis.info('commandstats')).split('\n')) {
+    const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line.trim());
+    if (m) out[m[1]] = { calls: Number(m[2]), usec: Number(m[3]) };
+  }
+  return out;
+}
+async function redisCpuSeconds(redis) {
+  const info = await redis.info('cpu');
+  const get = (k) => Number(new RegExp(`${k}:([\\d.]+)`).exec(info)?.[1] ?? 0);
+  return get('used_cpu_user') + get('used_cpu_sys');
+}
+
+/** Commands/s one Redis answers here: redis-benchmark's simple commands (50 clients, no pipelining), else a pipelined loop. */
+async function redisCapacity(port) {
+  const tests = 'set,get,incr,lpush,zadd,hset';
+  const bench = await new Promise((resolve) => {
+    const child = spawn('redis-benchmark', ['-h', '127.0.0.1', '-p', String(port), '-q', '-n', '50000', '-c', '50', '-t', tests, '--csv'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('error', () => resolve(undefined));
+    child.on('exit', (code) => resolve(code === 0 ? out : undefined));
+  });
+  if (bench) {
+    const rates = bench
+      .split('\n')
+      .map((l) => l.split(',').map((c) => c.replace(/"/g, '')))
+      .filter((c) => c.length > 1 && Number.isFinite(Number(c[1])))
+      .map((c) => Number(c[1]));
+    if (rates.length) return { perSec: rates.reduce((a, b) => a + b, 0) / rates.length, how: `redis-benchmark, ${tests}, 50 clients, mean` };
+  }
+  const redis = new Redis({ port, host: '127.0.0.1' });
+  const n = 200_000;
+  const t0 = performance.now();
+  for (let i = 0; i < n; i += 1000) {
+    const p = redis.pipeline();
+    for (let j = 0; j < 1000; j++) p.set(`cap:${j}`, 'x');
+    await p.exec();
+  }
+  const perSec = (n / (performance.now() - t0)) * 1000;
+  await redis.quit();
+  return { perSec, how: 'pipelined SET loop (redis-benchmark not installed)' };
+}
+
+/** The seed's protocol, fixed answer: a URL to one image of the size providers return. */
+async function fixedUpstream(png) {
+  const http = await import('node:http');
+  let calls = 0;
+  const server = http.createServer((req, res) => {
+    if (req.method === 'POST') {
+      calls++;
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'Content-Type': 'application/json' }).end(JSON.stringify({ downloadUrl: `http://127.0.0.1:${server.address().port}/img.png` })));
+      return;
+    }
+    res.writeHead(200, { 'Content-Type': 'image/png', 'Content-Length': png.length }).end(png);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${server.address().port}/generate`, calls: () => calls, close: () => new Promise((r) => (server.closeAllConnections(), server.close(r))) };
+}
+
+async function benchScale() {
+  const n = QUICK ? 40 : 80;
+  const counts = [1, 2, 4];
+  const png = await sharp(randomBytes(1344 * 768 * 3), { raw: { width: 1344, height: 768, channels: 3 } }).blur(1.2).png().toBuffer();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'imagegen-bench-scale-'));
+  const children = [];
+  // a Redis of its own: commandstats and CPU count this workload alone
+  const redisPort = await freePort();
+  const redisUrl = `redis://127.0.0.1:${redisPort}`;
+  children.push(await spawnUntil('redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], {}, (o) => /Ready to accept/.test(o)));
+  const s3Port = await freePort();
+  const bucket = 'bench';
+  const s3Bin = path.join(path.dirname(require.resolve('s3rver/package.json')), 'bin', 's3rver.js');
+  await mkdir(path.join(dir, 's3'));
+  // s3rver seals list tokens with DES, which OpenSSL 3 keeps in its legacy provider
+  children.push(
+    await spawnUntil(process.execPath, ['--openssl-legacy-provider', s3Bin, '-d', path.join(dir, 's3'), '-a', '127.0.0.1', '-p', String(s3Port), '--configure-bucket', bucket, '--silent', '--no-vhost-buckets'], {}, () =>
+      fetch(`http://127.0.0.1:${s3Port}/${bucket}?list-type=2&max-keys=1`).then((r) => r.status < 500, () => false),
+    ),
+  );
+  const upstream = await fixedUpstream(png);
+  const s3Env = { STORAGE: 's3', S3_BUCKET: bucket, S3_ENDPOINT: `http://127.0.0.1:${s3Port}`, S3_FORCE_PATH_STYLE: 'true', AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER', AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' };
+  const admin = new Redis(redisUrl);
+  // the API made here holds an S3 client too; the SDK's notice about Node 20 is noise in a report
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
+  let perGen;
+  try {
+    // one run: `workers` processes take `n` generations queued beforehand; Redis counted meanwhile
+    const run = async (workers, storage) => {
+      const prefix = `bench-scale-${workers}-${randomBytes(3).toString('hex')}`;
+      const storageEnv = storage === 's3' ? s3Env : { STORAGE: 'fs' };
+      const api = await startApi(prefix, dir, { REDIS_URL: redisUrl, ...storageEnv });
+      const service = new apiPkg.GenerationsService(api.ctx);
+      await api.ctx.queues.generate.pause();
+      await runConcurrent(Array.from({ length: n }, (_, i) => i), 16, (i) => service.create('default', { topic: `scale ${i}`, style: 'PHOTOGRAPHIC', size: 'LANDSCAPE', priority: 'normal' }));
+      const workerEnv = { ...api.env, ...storageEnv, LOG_LEVEL: 'info', GENERATOR: 'aistudios', GENERATOR_URL: upstream.url, WORKER_CONCURRENCY: '32' };
+      const procs = await Promise.all(Array.from({ length: workers }, () => spawnUntil(process.execPath, ['apps/worker/dist/main.js'], workerEnv, (o) => o.includes('"worker started"'))));
+      const completedKey = shared.keysFor(prefix).tenantGenerations('default', 'completed');
+      const [stats0, cpu0] = [await commandStats(admin), await redisCpuSeconds(admin)];
+      const t0 = performance.now();
+      await api.ctx.queues.generate.resume();
+      let polls = 0;
+      while ((await admin.zcard(completedKey)) < n) {
+        polls++;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const ms = performance.now() - t0;
+      const [stats1, cpu1] = [await commandStats(admin), await redisCpuSeconds(admin)];
+      await Promise.all(procs.map(stopChild));
+      await api.close();
+      let calls = 0;
+      const byName = [];
+      for (const [name, st] of Object.entries(stats1)) {
+        const d = st.calls - (stats0[name]?.calls ?? 0);
+        calls += d;
+        byName.push([name, d]);
+      }
+      // less this loop's own polling and the two INFO pairs
+      calls -= polls + 1 + 4;
+      byName.find((e) => e[0] === 'zcard')[1] -= polls + 1;
+      const top = byName.sort((a, b) => b[1] - a[1]).slice(0, 6).map(([name, d]) => `${name} ${fmt(d / n)}`).join(', ');
+      await deletePrefix(admin, prefix);
+      return { perSec: (n / ms) * 1000, calls: calls / n, cpuMs: ((cpu1 - cpu0) * 1000) / n, top };
+    };
+    const label = (workers) => `generations/s, ${workers} worker process${workers > 1 ? 'es' : ''} (STORAGE=s3, ${n} × 1344×768 PNG, 3 thumbnails)`;
+    const onDisk = await run(1, 'fs');
+    for (const workers of counts) {
+      const r = await run(workers, 's3');
+      report('scale', label(workers), r.perSec, 'gen/s', onDisk.perSec, `baseline: 1 worker process, STORAGE=fs; ${CORES} cores shared with s3rver and Redis`);
+      perGen ??= r;
+    }
+    const capacity = await redisCapacity(redisPort);
+    report('scale', 'Redis commands per generation (INFO commandstats, 1 worker)', perGen.calls, 'cmds', undefined, `most: ${perGen.top}`);
+    report('scale', 'Redis CPU per generation (used_cpu_user+sys, 1 worker)', perGen.cpuMs, 'ms');
+    report('scale', `commands/s one Redis answers here (${capacity.how})`, capacity.perSec, 'cmds/s');
+    report('scale', 'generations/s one Redis carries: commands/s ÷ commands per generation', capacity.perSec / perGen.calls, 'gen/s');
+    report('scale', 'generations/s one Redis core carries: 1 s ÷ Redis CPU per generation', 1000 / perGen.cpuMs, 'gen/s');
+  } finally {
+    await admin.quit();
+    await upstream.close();
+    for (const c of children.reverse()) await stopChild(c);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 // ---------------------------------------------------------------- main
-const sections = { thumbnails: benchThumbnails, enqueue: benchEnqueue, pipeline: benchPipeline, waiting: benchWaiting, webhooks: benchWebhooks, batches: benchBatches };
+const sections = { thumbnails: benchThumbnails, enqueue: benchEnqueue, pipeline: benchPipeline, waiting: benchWaiting, webhooks: benchWebhooks, batches: benchBatches, scale: benchScale };
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
 console.log(`imagegen bench — node ${process.version}, ${CORES} cores, sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips}), UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? 4}${QUICK ? ', quick' : ''}`);
 for (const [name, fn] of Object.entries(sections)) {

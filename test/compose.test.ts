@@ -187,6 +187,60 @@ function checkApiWiring(doc: Doc): void {
   if (!service(doc, 'worker').depends_on?.redis) fail('worker does not depend on redis');
 }
 
+// ---------------------------------------------------------------- profile s3
+
+const S3_OVERRIDE = 'docker-compose.s3.yml';
+
+function loadS3Override(): Doc {
+  return parse(readFromRepo(S3_OVERRIDE), { merge: true }) as Doc;
+}
+
+/** `${NAME:-default}` as compose resolves it when NAME is unset (and `$$` as a literal `$`). */
+function interpolate(value: string, vars: Record<string, string> = {}): string {
+  return value.replace(/\$\{([A-Z0-9_]+)(?::-([^}]*))?\}/g, (_m, name: string, def: string | undefined) => vars[name] ?? def ?? '').replace(/\$\$/g, '$');
+}
+
+function inProfile(svc: Doc, profile: string): boolean {
+  return Array.isArray(svc.profiles) && svc.profiles.includes(profile);
+}
+
+/** MinIO and its bucket job only in the s3 profile; the default stack starts without them. */
+function checkS3Profile(doc: Doc): void {
+  const minio = service(doc, 'minio');
+  const bucketJob = service(doc, 'minio-bucket');
+  for (const [name, svc] of [['minio', minio], ['minio-bucket', bucketJob]] as const) if (!inProfile(svc, 's3')) fail(`${name} is not in the s3 profile`);
+  for (const name of ['redis', 'api', 'worker']) if (service(doc, name).profiles) fail(`${name} has profiles: the default stack must start it`);
+  if (!/^minio\/minio(:|$)/.test(String(minio.image ?? ''))) fail(`minio image is ${minio.image}`);
+  if (!/^minio\/mc(:|$)/.test(String(bucketJob.image ?? ''))) fail(`minio-bucket image is ${bucketJob.image}`);
+  if (!words(minio.command).includes('server')) fail(`minio runs ${JSON.stringify(minio.command)}, not the server`);
+  const dataTarget = words(minio.command)[words(minio.command).indexOf('server') + 1];
+  if (!dataTarget || !namedMounts(doc, minio).has(dataTarget)) fail(`minio keeps ${dataTarget} on no named volume`);
+  if (!minio.healthcheck?.test) fail('minio has no healthcheck');
+  if (bucketJob.depends_on?.minio?.condition !== 'service_healthy') fail('minio-bucket does not wait for a healthy minio');
+  if (!/mc mb/.test(JSON.stringify([bucketJob.entrypoint, bucketJob.command]))) fail('minio-bucket does not make the bucket');
+  if (String(bucketJob.restart ?? 'no') !== 'no') fail('minio-bucket is restarted: it is a one-shot job');
+}
+
+/** The override points api and workers at that MinIO, with its credentials and bucket, after the bucket exists. */
+function checkS3Wiring(doc: Doc, override: Doc): void {
+  const minio = env(service(doc, 'minio'));
+  const bucketJob = env(service(doc, 'minio-bucket'));
+  for (const name of ['api', 'worker']) {
+    const svc = override.services?.[name] ?? fail(`${S3_OVERRIDE} does not configure ${name}`);
+    const e = Object.fromEntries(Object.entries(env(svc)).map(([k, v]) => [k, interpolate(v)]));
+    if (e.STORAGE !== 's3') fail(`${name} has STORAGE=${e.STORAGE} in ${S3_OVERRIDE}`);
+    const endpoint = new URL(e.S3_ENDPOINT ?? fail(`${name} has no S3_ENDPOINT`));
+    if (endpoint.hostname !== 'minio' || endpoint.port !== '9000') fail(`${name} S3_ENDPOINT ${e.S3_ENDPOINT} is not the minio service`);
+    if (e.S3_FORCE_PATH_STYLE !== 'true') fail(`${name} does not use path-style requests, which MinIO needs`);
+    if (!e.S3_BUCKET || e.S3_BUCKET !== interpolate(bucketJob.S3_BUCKET ?? '')) fail(`${name} uses bucket ${e.S3_BUCKET}, minio-bucket makes ${interpolate(bucketJob.S3_BUCKET ?? '')}`);
+    if (e.AWS_ACCESS_KEY_ID !== interpolate(minio.MINIO_ROOT_USER ?? '') || e.AWS_SECRET_ACCESS_KEY !== interpolate(minio.MINIO_ROOT_PASSWORD ?? '')) fail(`${name} credentials are not minio's`);
+    if (svc.depends_on?.['minio-bucket']?.condition !== 'service_completed_successfully') fail(`${name} does not wait for the bucket`);
+    // the settings as the process reads them: accepted, and on object storage
+    const config = name === 'api' ? loadApiConfig(e) : loadWorkerConfig(e);
+    if (config.STORAGE !== 's3' || config.S3_BUCKET !== e.S3_BUCKET) fail(`${name} config does not read STORAGE=s3`);
+  }
+}
+
 // ---------------------------------------------------------------- settings
 
 /** Every variable the config schemas define, derived from their shapes: what the API and the workers read. */
@@ -294,6 +348,9 @@ describe('docker-compose.yml', () => {
 
   it("the README's configuration table lists every setting", () => checkReadme(readFromRepo('README.md')));
 
+  it('has an s3 profile: MinIO with a healthcheck and a volume, and a one-shot minio/mc job making the bucket', () => checkS3Profile(doc));
+  it(`${S3_OVERRIDE} runs the api and workers with STORAGE=s3 against that MinIO, its bucket and credentials`, () => checkS3Wiring(doc, loadS3Override()));
+
   it('builds images as a non-root user in production mode from node:20-bookworm-slim', () => {
     const files = new Set(['api', 'worker'].map((n) => {
       const b = service(doc, n).build;
@@ -350,6 +407,29 @@ describe('docker-compose.yml', () => {
       expect(() => checkEnvFile(broken((d) => delete d.services.worker.env_file))).toThrow(/worker does not read .env/);
       expect(() => checkEnvFile(broken((d) => (d.services.api.env_file = '.env')), () => false)).toThrow(/api requires env_file .env/);
       expect(() => checkEnvFile(broken((d) => (d.services.api.environment.API_KEYS = '${API_KEYS:-}')))).toThrow(/api sets API_KEYS in compose/);
+    });
+    it('an s3 profile that is missing, unhealthy, or started by default', () => {
+      expect(() => checkS3Profile(broken((d) => delete d.services.minio.profiles))).toThrow(/minio is not in the s3 profile/);
+      expect(() => checkS3Profile(broken((d) => (d.services.api.profiles = ['s3'])))).toThrow(/api has profiles/);
+      expect(() => checkS3Profile(broken((d) => delete d.services.minio.healthcheck))).toThrow(/no healthcheck/);
+      expect(() => checkS3Profile(broken((d) => (d.services['minio-bucket'].image = 'alpine')))).toThrow(/minio-bucket image/);
+      expect(() => checkS3Profile(broken((d) => (d.services['minio-bucket'].entrypoint = ['/bin/sh', '-c', 'true'])))).toThrow(/does not make the bucket/);
+      expect(() => checkS3Profile(broken((d) => (d.services.minio.volumes = [])))).toThrow(/no named volume/);
+      expect(() => checkS3Profile(broken((d) => delete d.services.minio))).toThrow(/minio is missing/);
+    });
+    it('api or workers not wired to that MinIO', () => {
+      const override = loadS3Override();
+      const brokenOverride = (mutate: (o: Doc) => void) => {
+        const o = clone(override);
+        mutate(o);
+        return o;
+      };
+      expect(() => checkS3Wiring(doc, brokenOverride((o) => (o.services.worker.environment = { ...o.services.worker.environment, STORAGE: 'fs' })))).toThrow(/worker has STORAGE=fs/);
+      expect(() => checkS3Wiring(doc, brokenOverride((o) => (o.services.api.environment = { ...o.services.api.environment, S3_BUCKET: 'other' })))).toThrow(/api uses bucket other/);
+      expect(() => checkS3Wiring(doc, brokenOverride((o) => (o.services.api.environment = { ...o.services.api.environment, S3_ENDPOINT: 'http://localhost:9000' })))).toThrow(/not the minio service/);
+      expect(() => checkS3Wiring(doc, brokenOverride((o) => (o.services.worker.environment = { ...o.services.worker.environment, AWS_SECRET_ACCESS_KEY: 'x' })))).toThrow(/credentials/);
+      expect(() => checkS3Wiring(doc, brokenOverride((o) => delete o.services.worker.depends_on))).toThrow(/does not wait for the bucket/);
+      expect(() => checkS3Wiring(doc, brokenOverride((o) => delete o.services.api))).toThrow(/does not configure api/);
     });
     it('a setting missing from .env.example, unknown to the schemas, or without its comment', () => {
       const text = readFromRepo('.env.example');
