@@ -100,4 +100,14 @@ describe('on a Redis Cluster', () => {
     const got = await eventually(async () => (receiver.on('/cluster').length ? receiver.on('/cluster') : undefined));
     expect(got[0]!.payload?.type).toBe('generation.completed');
   });
+
+  it('a batch runs to the end, its counts moved by the same scripts', async () => {
+    const created = await postJson(`${stack.baseUrl}/v1/batches`, { items: Array.from({ length: 5 }, (_, i) => ({ topic: `batch item ${i}` })) });
+    expect(created.status).toBe(202);
+    const done = await eventually(async () => {
+      const b = (await getJson(`${stack.baseUrl}/v1/batches/${created.body.id}`)).body;
+      return b.status === 'completed' ? b : undefined;
+    }, 30_000);
+    expect(done.counts).toMatchObject({ completed: 5, queued: 0, active: 0 });
+  });
 });
