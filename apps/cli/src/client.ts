@@ -1,3 +1,5 @@
+import { DEFAULT_URL, loadCliEnv, type CliEnv } from './config';
+
 /** A failure the user can act on: printed as one line, never with a stack trace. */
 export class CliError extends Error {
   constructor(
@@ -57,8 +59,8 @@ export class ApiClient {
   }
 }
 
-/** Client from the environment, flags winning. */
-export function clientFrom(flags: { url?: string; apiKey?: string }, env: NodeJS.ProcessEnv = process.env): ApiClient {
+/** Client from the environment (parsed once by the config module), flags winning. */
+export function clientFrom(flags: { url?: string; apiKey?: string }, env: CliEnv = loadCliEnv()): ApiClient {
   const apiKey = flags.apiKey ?? env.IMAGEGEN_API_KEY;
-  return new ApiClient({ url: flags.url ?? env.IMAGEGEN_URL ?? 'http://localhost:3000', ...(apiKey ? { apiKey } : {}) });
+  return new ApiClient({ url: flags.url ?? env.IMAGEGEN_URL ?? DEFAULT_URL, ...(apiKey ? { apiKey } : {}) });
 }

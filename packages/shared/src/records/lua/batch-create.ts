@@ -1,4 +1,4 @@
-import { APPLY_FIELDS, compose, ISO_TIME, NOW_MS } from './pieces';
+import { APPLY_FIELDS, CLAIM_IDEMPOTENCY, compose, ISO_TIME, NOW_MS } from './pieces';
 
 /**
  * Starts a batch: writes its record (provisional: it expires unless confirmed in time, so a
@@ -13,12 +13,10 @@ export const BATCH_BEGIN_LUA = compose(
   NOW_MS,
   ISO_TIME,
   APPLY_FIELDS,
+  CLAIM_IDEMPOTENCY,
   `
-if ARGV[2] ~= '' then
-  local held = redis.call('GET', KEYS[2])
-  if held then return {'held', held} end
-  redis.call('SET', KEYS[2], ARGV[2], 'EX', tonumber(ARGV[1]))
-end
+local held = claimIdempotency(KEYS[2], ARGV[2], ARGV[1])
+if held then return {'held', held} end
 applyFields(KEYS[1], 3, nowMs())
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
 return {'created', redis.call('HGET', KEYS[1], 'createdAt')}

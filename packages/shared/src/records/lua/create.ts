@@ -1,4 +1,4 @@
-import { APPLY_FIELDS, compose, ISO_TIME, NOW_MS } from './pieces';
+import { APPLY_FIELDS, CLAIM_IDEMPOTENCY, compose, ISO_TIME, NOW_MS } from './pieces';
 
 /**
  * Creates a record, indexes it and (with an `Idempotency-Key`) claims the key, all in one
@@ -15,12 +15,10 @@ export const CREATE_LUA = compose(
   NOW_MS,
   ISO_TIME,
   APPLY_FIELDS,
+  CLAIM_IDEMPOTENCY,
   `
-if ARGV[4] ~= '' then
-  local held = redis.call('GET', KEYS[5])
-  if held then return {'held', held} end
-  redis.call('SET', KEYS[5], ARGV[4], 'EX', tonumber(ARGV[5]))
-end
+local held = claimIdempotency(KEYS[5], ARGV[4], ARGV[5])
+if held then return {'held', held} end
 local now = nowMs()
 applyFields(KEYS[1], 6, now)
 if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3])) end

@@ -76,6 +76,20 @@ local function applyFields(key, from, now)
 end
 `;
 
+/**
+ * Claims an idempotency key for `value` (nothing to do when `value` is ''); answers what the
+ * key already holds instead, when it does, so the caller writes nothing.
+ */
+export const CLAIM_IDEMPOTENCY = `
+local function claimIdempotency(key, value, ttl)
+  if value == '' then return nil end
+  local held = redis.call('GET', key)
+  if held then return held end
+  redis.call('SET', key, value, 'EX', tonumber(ttl))
+  return nil
+end
+`;
+
 export function compose(...parts: string[]): string {
   return parts.join('\n');
 }
