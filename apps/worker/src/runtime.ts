@@ -9,6 +9,7 @@ import { OrphanService } from './maintenance/orphans.service';
 import { RetentionService } from './maintenance/retention.service';
 import { createMaintenanceWorker } from './maintenance/sweep.worker';
 import { GenerationPipeline } from './generate/generation.pipeline';
+import type { ImageStage } from './images/image-stage';
 import { Semaphore } from './images/semaphore';
 import { createProvider } from './providers';
 import { startWebhooks } from './webhooks/webhooks.runtime';
@@ -27,6 +28,8 @@ export interface WorkerOverrides {
   storage?: Storage;
   /** Another generator (benchmarks measure the pipeline around a fixed-cost one). */
   provider?: GeneratorProvider;
+  /** Another image stage (benchmarks switch the image work off to measure what surrounds it). */
+  images?: ImageStage;
 }
 
 /** Builds every consumer of the worker process from typed config. */
@@ -65,6 +68,7 @@ export async function startWorkerRuntime(
       placeholder: config.THUMBHASH,
     },
     metrics,
+    ...(overrides.images ? { images: overrides.images } : {}),
   });
 
   const generate = createGenerateWorker(pipeline, store, generateQueue, logger, {

@@ -14,7 +14,8 @@ import {
   type StoredImage,
   type StoredThumbnail,
 } from '@imagegen/shared';
-import { makeThumbnails, probeImage, type ThumbnailOptions } from '../images/image-processing';
+import type { ThumbnailOptions } from '../images/image-processing';
+import { sharpImageStage, type ImageStage } from '../images/image-stage';
 import type { Semaphore } from '../images/semaphore';
 import { downloadImage } from '../providers/download';
 
@@ -24,6 +25,8 @@ export interface GenerationPipelineOptions {
   thumbnails: ThumbnailOptions;
   /** Download bytes and thumbnail time, when this process exports metrics. */
   metrics?: Metrics;
+  /** The image work (sharp unless replaced). */
+  images?: ImageStage;
 }
 
 export interface RunContext {
@@ -90,7 +93,7 @@ export class GenerationPipeline {
       const { thumbnails, placeholder } = await this.cpu.run(async () => {
         const end = this.opts.metrics?.thumbnailDuration.startTimer();
         try {
-          return await makeThumbnails(input, this.opts.thumbnails);
+          return await (this.opts.images ?? sharpImageStage).thumbnails(input, this.opts.thumbnails);
         } finally {
           end?.();
         }
@@ -172,7 +175,7 @@ export class GenerationPipeline {
       }
       if (!data) throw new GenerationFailure(ERROR_CODES.internal, 'Provider returned no image', true);
       const bytes = data;
-      const info = await probeImage(bytes, this.opts.thumbnails.maxPixels);
+      const info = await (this.opts.images ?? sharpImageStage).probe(bytes, this.opts.thumbnails.maxPixels);
       const key = `${record.fileToken}/original.${info.ext}`;
       try {
         await this.putWithRetries(key, bytes, 'store the original');
