@@ -21,9 +21,9 @@ export const workerEnvShape = {
   /** Largest image (width × height) ever decoded; guards against decompression bombs. */
   MAX_INPUT_PIXELS: envInt(8192 * 8192, 1),
   /** Generations in flight per worker process: mostly waiting on the network. */
-  WORKER_CONCURRENCY: envInt(32, 1, 1000),
-  /** Images decoded/encoded at once per process: CPU-bound. */
-  CPU_CONCURRENCY: envInt(Math.max(1, os.availableParallelism()), 1, 64),
+  WORKER_CONCURRENCY: envInt(32, 1, 10_000),
+  /** Images decoded/encoded at once per process: CPU-bound. One more than the cores: each image has single-threaded phases (decode, placeholder) that would leave a core idle. */
+  CPU_CONCURRENCY: envInt(Math.max(1, os.availableParallelism()) + 1, 1, 64),
   WORKER_LOCK_DURATION_MS: envInt(30_000, 1000, MAX_TIMER_MS),
   WORKER_STALLED_INTERVAL_MS: envInt(30_000, 500, MAX_TIMER_MS),
   WORKER_MAX_STALLED_COUNT: envInt(2, 0, 100),

@@ -67,8 +67,8 @@ export function keysFor(prefix: string) {
     tenantApiKeys: (tenant: string) => `${prefix}:apikeys:tenant:${tenant}`,
     /** Every managed key prefix: empty (with no API_KEYS either) means open dev mode. */
     apiKeyIndex: () => `${prefix}:apikeys:all`,
-    /** rate-limiter-flexible's key prefix of one quota (it appends `:<tenant>`). */
-    quota: (name: string) => `${prefix}:quota:${name}`,
+    /** A tenant's count in one per-minute quota window (the limit is in the name); expires with the window. */
+    quotaCounter: (name: string, tenant: string) => `${prefix}:quota:${name}:${tenant}`,
     /** Items a tenant's submissions are about to enqueue, reserved against its queued cap (`<request>|<n>` scored by expiry). */
     queuedReservations: (tenant: string) => `${prefix}:tenant:${tenant}:reserved`,
     /** A tenant's usage counters, fields `<YYYY-MM-DD>:<metric>`; old days trimmed by the sweep, the key expires when idle. */

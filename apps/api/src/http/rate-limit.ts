@@ -1,12 +1,12 @@
 import type { Response } from 'express';
 import type { ApiContext } from '../context';
-import type { RateOutcome, Reservation } from '../services/quotas';
+import type { RateState, Reservation } from '../services/quotas';
 import { HttpProblem } from './problem';
 
 /** Retry-After when the queued cap refuses: room frees as the tenant's work finishes. */
 const QUEUED_CAP_RETRY_SECONDS = 10;
 
-function setRateHeaders(res: Response, r: RateOutcome): void {
+function setRateHeaders(res: Response, r: RateState): void {
   res.setHeader('RateLimit-Limit', String(r.limit));
   res.setHeader('RateLimit-Remaining', String(Math.max(0, r.remaining)));
   res.setHeader('RateLimit-Reset', String(Math.max(0, Math.ceil(r.resetMs / 1000))));
@@ -24,27 +24,21 @@ const tooMany = (detail: string, retryAfterSeconds: number) =>
  * reservation once the records are written.
  */
 export async function enforceQuota(ctx: ApiContext, tenant: string, items: number, res: Response): Promise<Reservation> {
-  const { quotas } = ctx;
-  const submissions = await quotas.take('submissions', tenant, 1);
-  setRateHeaders(res, submissions);
-  if (!submissions.ok) throw tooMany(`Over ${submissions.limit} submissions per minute for this tenant`, Math.ceil(submissions.resetMs / 1000));
-  const itemLimit = quotas.of(tenant).items;
-  if (items > itemLimit) throw tooMany(`A submission of ${items} items is more than this tenant's ${itemLimit} items per minute; split it`, 60);
-  const taken = await quotas.take('items', tenant, items);
-  if (!taken.ok) {
-    await quotas.giveBack('items', tenant, items);
-    throw tooMany(`Over ${taken.limit} items per minute for this tenant (${items} asked, ${Math.max(0, taken.remaining)} left)`, Math.ceil(taken.resetMs / 1000));
+  const admission = await ctx.quotas.admit(tenant, items);
+  setRateHeaders(res, admission.submissions);
+  if (admission.ok) return admission.reservation;
+  switch (admission.refused) {
+    case 'submissions':
+      throw tooMany(`Over ${admission.submissions.limit} submissions per minute for this tenant`, Math.ceil(admission.submissions.resetMs / 1000));
+    case 'items': {
+      const { limit, remaining, resetMs } = admission.items;
+      if (items > limit) throw tooMany(`A submission of ${items} items is more than this tenant's ${limit} items per minute; split it`, 60);
+      throw tooMany(`Over ${limit} items per minute for this tenant (${items} asked, ${Math.max(0, remaining)} left)`, Math.ceil(resetMs / 1000));
+    }
+    case 'queued':
+      throw tooMany(
+        `This tenant has ${admission.used} items queued or running, and ${items} more would pass its cap of ${admission.cap}; wait for some to finish`,
+        QUEUED_CAP_RETRY_SECONDS,
+      );
   }
-  const reserved = await quotas.reserveQueued(tenant, items);
-  if ('refused' in reserved) {
-    await quotas.giveBack('items', tenant, items);
-    const { used, cap } = reserved.refused;
-    throw tooMany(`This tenant has ${used} items queued or running, and ${items} more would pass its cap of ${cap}; wait for some to finish`, QUEUED_CAP_RETRY_SECONDS);
-  }
-  return reserved.reservation;
-}
-
-/** One generation's worth of `enforceQuota`. */
-export function enforceSubmissionRate(ctx: ApiContext, tenant: string, res: Response): Promise<Reservation> {
-  return enforceQuota(ctx, tenant, 1, res);
 }

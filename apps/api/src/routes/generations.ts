@@ -29,7 +29,7 @@ export function generationsRouter(ctx: ApiContext, service: GenerationsService, 
     const wait = preferWaitSeconds(req.get('prefer'), MAX_PREFER_WAIT_SECONDS);
     const idempotencyKey = req.get('idempotency-key');
     // once written, the record counts in the queued index: the reservation ends there, not after the wait
-    const opts = { ...(idempotencyKey === undefined ? {} : { idempotencyKey }), afterCreate: () => reservation.release(), requestId: req.requestId };
+    const opts = { ...(idempotencyKey === undefined ? {} : { idempotencyKey }), afterCreate: () => reservation.release(), reservation, requestId: req.requestId };
     let created: Awaited<ReturnType<typeof service.create>>;
     try {
       await assertWebhookAllowed(ctx, input.webhook);

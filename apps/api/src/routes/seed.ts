@@ -19,6 +19,7 @@ export function seedRouter(ctx: ApiContext, service: GenerationsService, json: R
     try {
       created = await service.createAndWait(req.tenant as string, { ...request, priority: 'normal' }, ctx.config.SYNC_WAIT_TIMEOUT_MS, ctx.waits.forResponse(res), {
         afterCreate: () => reservation.release(),
+        reservation,
         requestId: req.requestId,
       });
     } finally {

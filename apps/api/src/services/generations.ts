@@ -9,7 +9,10 @@ import {
   type GenerationStatus,
   type TerminalWatch,
 } from '@imagegen/shared';
+import { Job } from 'bullmq';
+import type { ChainableCommander } from 'ioredis';
 import type { ApiContext } from '../context';
+import type { Reservation } from './quotas';
 import { HttpProblem, notFound } from '../http/problem';
 import { IDEMPOTENCY_SECONDS, IdempotencyKey } from './idempotency';
 
@@ -28,6 +31,8 @@ export interface CreateOptions {
   afterCreate?: () => Promise<unknown>;
   /** The submitting request's id: carried into the job so the worker's log lines share it. */
   requestId?: string;
+  /** The request's quota reservation: ended in the same step as the record is written, when that is one step. */
+  reservation?: Reservation;
 }
 
 /** Creating, reading, waiting on and cancelling generations, for one tenant at a time. */
@@ -56,7 +61,8 @@ export class GenerationsService {
    * race; a repeat answers that generation (`replayed`).
    */
   async create(tenant: string, input: CreateGenerationInput, opts: CreateOptions = {}): Promise<{ record: GenerationRecord; replayed: boolean }> {
-    const { store, queues, config } = this.ctx;
+    if (opts.idempotencyKey === undefined) return this.createAtOnce(tenant, input, opts);
+    const { store, queues } = this.ctx;
     const idem = opts.idempotencyKey === undefined ? undefined : new IdempotencyKey(this.ctx.keys, tenant, opts.idempotencyKey, opts.body ?? input);
     for (let tries = 0; ; tries++) {
       const fresh = this.newRecord(tenant, input);
@@ -75,15 +81,8 @@ export class GenerationsService {
       }
       const { record } = created;
       try {
-        await queues.generate.add(
-          generateJobName(record.request.topic),
-          { generationId: record.id, tenant, ...(opts.requestId ? { requestId: opts.requestId } : {}) },
-          generateJobOptions(record.id, record.priority, {
-            maxAttempts: config.GENERATOR_MAX_ATTEMPTS,
-            backoffMs: config.GENERATOR_BACKOFF_MS,
-            retentionSeconds: store.retentionSeconds,
-          }),
-        );
+        const job = this.jobOf(record, opts.requestId);
+        await queues.generate.add(job.name, job.data, job.opts);
       } catch (err) {
         // no job, no record: a generation that cannot run must not sit "queued" forever
         await store.discard(record, claim).catch(() => undefined);
@@ -94,6 +93,40 @@ export class GenerationsService {
       this.ctx.logger.info('generation queued', { generationId: record.id, tenant, requestId: opts.requestId, priority: record.priority });
       return { record, replayed: false };
     }
+  }
+
+  private jobOf(record: Pick<GenerationRecord, 'id' | 'tenant' | 'request' | 'priority'>, requestId: string | undefined) {
+    const { config, store } = this.ctx;
+    return {
+      name: generateJobName(record.request.topic),
+      data: { generationId: record.id, tenant: record.tenant, ...(requestId ? { requestId } : {}) },
+      opts: generateJobOptions(record.id, record.priority, { maxAttempts: config.GENERATOR_MAX_ATTEMPTS, backoffMs: config.GENERATOR_BACKOFF_MS, retentionSeconds: store.retentionSeconds }),
+    };
+  }
+
+  /**
+   * Without an idempotency key there is nothing to claim first: the record, its job and the
+   * end of the request's quota reservation are one transaction, one round trip, and either
+   * all of it exists or none of it.
+   */
+  private async createAtOnce(tenant: string, input: CreateGenerationInput, opts: CreateOptions): Promise<{ record: GenerationRecord; replayed: boolean }> {
+    const { store, queues } = this.ctx;
+    const fresh = this.newRecord(tenant, input);
+    await opts.beforeCreate?.(fresh.id);
+    // BullMQ's transaction: it carries BullMQ's own scripts, and ours (same connection)
+    const tx = (await queues.generate.getBackend().client).multi();
+    const created = store.createIn(tx as unknown as ChainableCommander, fresh);
+    const spec = this.jobOf(fresh, opts.requestId);
+    // its outcome arrives with the transaction's replies
+    new Job(queues.generate, spec.name, spec.data, spec.opts, spec.opts.jobId).addJob(tx).catch(() => undefined);
+    opts.reservation?.releaseIn(tx as unknown as ChainableCommander);
+    const replies = ((await tx.exec()) ?? []) as [Error | null, unknown][];
+    const failed = replies.find(([err]) => err)?.[0];
+    if (failed || replies.length === 0) throw failed ?? new Error('the create transaction was discarded');
+    const record = created(replies[0]?.[1]);
+    await opts.afterCreate?.();
+    this.ctx.logger.info('generation queued', { generationId: record.id, tenant, requestId: opts.requestId, priority: record.priority });
+    return { record, replayed: false };
   }
 
   /**
@@ -124,10 +157,12 @@ export class GenerationsService {
     };
     try {
       const created = await this.create(tenant, input, { ...opts, beforeCreate: (id) => watch(id) });
-      const latest = await (await watch(created.record.id)).untilTerminal(waitMs, signal);
+      // a record created after its watch began is known as it was written; a replayed one is read
+      const latest = await (await watch(created.record.id)).untilTerminal(waitMs, signal, created.replayed ? undefined : created.record);
       return { record: latest ?? created.record, replayed: created.replayed };
     } finally {
-      await Promise.all([...watches.values()].map((w) => w.close()));
+      // the answer does not wait for the unsubscribe (it cannot fail the request)
+      for (const w of watches.values()) void w.close().catch(() => undefined);
     }
   }
 

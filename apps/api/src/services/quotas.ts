@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
-import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type { Keys } from '@imagegen/shared';
 
 export interface TenantQuota {
@@ -17,47 +16,89 @@ export type QuotaOverrides = Record<string, Partial<TenantQuota>>;
 /** How long a reservation against the queued cap holds if its request dies before releasing it. */
 export const RESERVATION_MS = 60_000;
 
+/** The per-minute quotas are fixed windows that start with a tenant's first submission in them. */
+const WINDOW_MS = 60_000;
+
 /**
- * Reserves `n` items against a tenant's queued cap, atomically: counts the queued and active
- * indexes (ZCARD, O(1)) plus the items other requests have reserved but not yet written, and
- * reserves only if all of it stays within the cap. A reservation ends when its request has
- * written its records (which then count in the indexes) or after RESERVATION_MS.
+ * Admits a submission of `n` items, in one step: one submission taken from the per-minute
+ * submissions quota, `n` from the per-minute items quota, and `n` reserved against the queued
+ * cap. The cap counts the queued and active indexes (ZCARD, O(1)) plus the items other requests
+ * have reserved but not yet written. Each check refuses with what it counted; a refused
+ * submission leaves only the submission taken (a client hammering past its limit keeps being
+ * refused). A reservation ends when its request has written its records (which then count in
+ * the indexes) or after RESERVATION_MS. Windows and reservations are timed by Redis's clock.
  *
- * KEYS[1] queued index, KEYS[2] active index, KEYS[3] reservations
- * ARGV[1] reservation id, ARGV[2] n, ARGV[3] cap, ARGV[4] reservation lifetime (ms)
- * Returns { 1 | 0, items counted before this request }.
+ * KEYS[1] submissions counter, KEYS[2] items counter, KEYS[3] queued index, KEYS[4] active
+ * index, KEYS[5] reservations
+ * ARGV[1] submissions limit, ARGV[2] n, ARGV[3] items limit, ARGV[4] queued cap,
+ * ARGV[5] reservation id, ARGV[6] reservation lifetime (ms), ARGV[7] window (ms)
+ * Returns { outcome, submissions used, ms to the submissions window's end, detail, detail }:
+ * 'ok' | 'submissions' | 'items' (items used, ms to that window's end) | 'queued' (items counted).
  */
-const RESERVE_LUA = `
+const ADMIT_LUA = `
+local function take(key, n)
+  local used = redis.call('INCRBY', key, n)
+  local ttl = redis.call('PTTL', key)
+  if ttl < 0 then
+    ttl = tonumber(ARGV[7])
+    redis.call('PEXPIRE', key, ttl)
+  end
+  return used, ttl
+end
+local subs, subsTtl = take(KEYS[1], 1)
+if subs > tonumber(ARGV[1]) then return {'submissions', subs, subsTtl, 0, 0} end
+local n = tonumber(ARGV[2])
+local items, itemsTtl = take(KEYS[2], n)
+if items > tonumber(ARGV[3]) then
+  redis.call('DECRBY', KEYS[2], n)
+  return {'items', subs, subsTtl, items - n, itemsTtl}
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
 local reserved = 0
-for _, m in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
+for _, m in ipairs(redis.call('ZRANGE', KEYS[5], 0, -1)) do
   reserved = reserved + tonumber(string.match(m, '|(%d+)$'))
 end
-local used = redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2]) + reserved
-if used + tonumber(ARGV[2]) > tonumber(ARGV[3]) then return {0, used} end
-redis.call('ZADD', KEYS[3], now + tonumber(ARGV[4]), ARGV[1] .. '|' .. ARGV[2])
-redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[4]))
-return {1, used}
+local used = redis.call('ZCARD', KEYS[3]) + redis.call('ZCARD', KEYS[4]) + reserved
+if used + n > tonumber(ARGV[4]) then
+  redis.call('DECRBY', KEYS[2], n)
+  return {'queued', subs, subsTtl, used, 0}
+end
+redis.call('ZADD', KEYS[5], now + tonumber(ARGV[6]), ARGV[5] .. '|' .. n)
+redis.call('PEXPIRE', KEYS[5], tonumber(ARGV[6]))
+return {'ok', subs, subsTtl, 0, 0}
 `;
 
-type QuotaRedis = Redis & { imagegenReserveQueued(q: string, a: string, r: string, id: string, n: number, cap: number, ttl: number): Promise<[number, number]> };
+type QuotaRedis = Redis & { imagegenAdmit(...args: (string | number)[]): Promise<[string, number, number, number, number]> };
 
+/** Items reserved against the queued cap until the request's records are written. */
 export interface Reservation {
-  /** Ends the reservation: call once the records are written (or were not). */
+  /** Ends the reservation (once; later calls do nothing): call once the records are written, or were not. */
   release(): Promise<void>;
+  /** Ends it as part of `transaction` (the one that writes the records): nothing left to release. */
+  releaseIn(transaction: ChainableCommander): void;
 }
 
-export type RateOutcome = { ok: true; limit: number; remaining: number; resetMs: number } | { ok: false; limit: number; remaining: number; resetMs: number };
+export interface RateState {
+  limit: number;
+  remaining: number;
+  resetMs: number;
+}
+
+export type Admission =
+  | { ok: true; submissions: RateState; reservation: Reservation }
+  | { ok: false; refused: 'submissions'; submissions: RateState }
+  | { ok: false; refused: 'items'; submissions: RateState; items: RateState }
+  | { ok: false; refused: 'queued'; submissions: RateState; used: number; cap: number };
 
 /**
  * Per-tenant quotas, counted in Redis so every API process shares them: submissions and items
- * per minute (rate-limiter-flexible, one limiter per distinct limit), and the queued cap.
+ * per minute, and the queued cap, all checked by one script (a submission's admission costs
+ * one round trip).
  */
 export class Quotas {
   private readonly redis: QuotaRedis;
-  private readonly limiters = new Map<string, RateLimiterRedis>();
 
   constructor(
     redis: Redis,
@@ -65,7 +106,7 @@ export class Quotas {
     private readonly defaults: TenantQuota,
     private readonly overrides: QuotaOverrides,
   ) {
-    if (!('imagegenReserveQueued' in redis)) redis.defineCommand('imagegenReserveQueued', { numberOfKeys: 3, lua: RESERVE_LUA });
+    if (!('imagegenAdmit' in redis)) redis.defineCommand('imagegenAdmit', { numberOfKeys: 5, lua: ADMIT_LUA });
     this.redis = redis as QuotaRedis;
   }
 
@@ -73,51 +114,47 @@ export class Quotas {
     return { ...this.defaults, ...(Object.hasOwn(this.overrides, tenant) ? this.overrides[tenant] : {}) };
   }
 
-  private limiter(kind: 'submissions' | 'items', points: number): RateLimiterRedis {
-    const name = `${kind}:${points}`;
-    let limiter = this.limiters.get(name);
-    if (!limiter) {
-      // the limit is part of the key: changing a tenant's limit starts it a fresh window
-      limiter = new RateLimiterRedis({ storeClient: this.redis, keyPrefix: this.keys.quota(kind === 'submissions' ? `sub${points}` : `items${points}`), points, duration: 60 });
-      this.limiters.set(name, limiter);
-    }
-    return limiter;
-  }
-
-  /** Takes `n` from a per-minute quota; a refusal is a value, a Redis failure throws. */
-  async take(kind: 'submissions' | 'items', tenant: string, n: number): Promise<RateOutcome> {
-    const limit = this.of(tenant)[kind];
-    const limiter = this.limiter(kind, limit);
-    try {
-      const r = await limiter.consume(tenant, n);
-      return { ok: true, limit, remaining: r.remainingPoints, resetMs: r.msBeforeNext };
-    } catch (err) {
-      if (err instanceof RateLimiterRes) return { ok: false, limit, remaining: err.remainingPoints, resetMs: err.msBeforeNext };
-      throw err;
-    }
-  }
-
-  /** Gives back what `take` took (a request refused by a later quota). */
-  async giveBack(kind: 'submissions' | 'items', tenant: string, n: number): Promise<void> {
-    await this.limiter(kind, this.of(tenant)[kind]).reward(tenant, n);
-  }
-
-  /** Reserves `n` items against the queued cap: a reservation, or the count that refused it. */
-  async reserveQueued(tenant: string, n: number): Promise<{ reservation: Reservation } | { refused: { used: number; cap: number } }> {
-    const cap = this.of(tenant).queued;
+  /** Admits a submission of `n` items, or names the quota that refused it; a Redis failure throws. */
+  async admit(tenant: string, n: number): Promise<Admission> {
+    const quota = this.of(tenant);
     const member = randomUUID();
-    const key = this.keys.queuedReservations(tenant);
-    const [ok, used] = await this.redis.imagegenReserveQueued(
+    const reservations = this.keys.queuedReservations(tenant);
+    const [outcome, subs, subsTtl, detail, detailTtl] = await this.redis.imagegenAdmit(
+      // the limit is part of the key: changing a tenant's limit starts it a fresh window
+      this.keys.quotaCounter(`sub${quota.submissions}`, tenant),
+      this.keys.quotaCounter(`items${quota.items}`, tenant),
       this.keys.tenantGenerations(tenant, 'queued'),
       this.keys.tenantGenerations(tenant, 'active'),
-      key,
-      member,
+      reservations,
+      quota.submissions,
       n,
-      cap,
+      quota.items,
+      quota.queued,
+      member,
       RESERVATION_MS,
+      WINDOW_MS,
     );
-    if (!ok) return { refused: { used: Number(used), cap } };
-    return { reservation: { release: async () => void (await this.redis.zrem(key, `${member}|${n}`)) } };
+    const submissions = { limit: quota.submissions, remaining: quota.submissions - Number(subs), resetMs: Number(subsTtl) };
+    if (outcome === 'submissions') return { ok: false, refused: 'submissions', submissions };
+    if (outcome === 'items') return { ok: false, refused: 'items', submissions, items: { limit: quota.items, remaining: quota.items - Number(detail), resetMs: Number(detailTtl) } };
+    if (outcome === 'queued') return { ok: false, refused: 'queued', submissions, used: Number(detail), cap: quota.queued };
+    const entry = `${member}|${n}`;
+    let released = false;
+    return {
+      ok: true,
+      submissions,
+      reservation: {
+        release: async () => {
+          if (released) return;
+          released = true;
+          await this.redis.zrem(reservations, entry);
+        },
+        releaseIn: (transaction) => {
+          released = true;
+          transaction.zrem(reservations, entry);
+        },
+      },
+    };
   }
 }
 

@@ -29,6 +29,9 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
     const ref = { id: parsed.data.generationId, tenant: parsed.data.tenant, batchId: parsed.data.batchId };
     const generationId = ref.id;
     const attempt = job.attemptsMade + 1;
+    // stage changes write the job's progress and log lines in the same step as the record
+    const jobKey = queue.toKey(job.id as string);
+    const jobKeys = { hash: jobKey, events: queue.keys.events as string, meta: queue.keys.meta as string, logs: `${jobKey}:logs` };
     const log = logger.child({ generationId, jobId: job.id, attempt, tenant: ref.tenant, ...(parsed.data.requestId ? { requestId: parsed.data.requestId } : {}) });
     log.info('generation attempt started');
     const started = performance.now();
@@ -44,13 +47,13 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
       opts.metrics?.jobDuration.observe({ queue: QUEUES.generate, outcome }, (performance.now() - started) / 1000);
     };
     try {
-      const outcome = await pipeline.run(generationId, {
+      const outcome = await pipeline.run(ref, {
         attempt,
         signal: signal ?? new AbortController().signal,
-        onStage: async (stage, progress) => {
+        job: jobKeys,
+        onStage: (stage, progress) => {
           log.debug('generation stage', { stage, progress });
           observeStage(stage === 'done' ? '' : stage);
-          await Promise.all([job.updateProgress(progress), job.log(`${new Date().toISOString()} stage=${stage} progress=${progress} attempt=${attempt}`)]);
         },
       });
       observeAttempt(outcome.status);
@@ -69,12 +72,13 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
       const info = { code: failure.code, message: failure.message, retryable: failure.retryable };
       const final = !failure.retryable || attempt >= maxAttempts;
       log.warn('generation attempt failed', { maxAttempts, code: failure.code, final, durationMs: Math.round(performance.now() - started) });
-      await job.log(`${new Date().toISOString()} attempt ${attempt} failed: ${failure.code}: ${failure.message}`);
+      const report = { job: jobKeys, line: `attempt ${attempt} failed: ${failure.code}: ${failure.message}` };
       if (final) {
-        await store.fail(ref, info);
+        // a record already ended (cancelled) keeps its end; the dashboard still hears of the attempt
+        if ((await store.fail(ref, info, report)) !== 'ok') await job.log(`${new Date().toISOString()} ${report.line}`);
         throw new UnrecoverableError(`${failure.code}: ${failure.message}`);
       }
-      await store.retrying(ref, info);
+      if ((await store.retrying(ref, info, report)) !== 'ok') await job.log(`${new Date().toISOString()} ${report.line}`);
       // the upstream limits all of us, not this job: hold every worker back for as long as it asked
       if (failure.code === ERROR_CODES.rateLimited && failure.retryAfterMs && opts.rateLimit) await queue.rateLimit(failure.retryAfterMs);
       throw failure;

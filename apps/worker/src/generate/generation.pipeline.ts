@@ -8,11 +8,14 @@ import {
   type GenerationRef,
   type GenerationStore,
   type GeneratorProvider,
+  type JobKeys,
+  type JobReport,
   type Metrics,
   type Stage,
   type Storage,
   type StoredImage,
   type StoredThumbnail,
+  type UpstreamClaim,
 } from '@imagegen/shared';
 import type { ThumbnailOptions } from '../images/image-processing';
 import { sharpImageStage, type ImageStage } from '../images/image-stage';
@@ -34,7 +37,10 @@ export interface RunContext {
   attempt: number;
   /** Aborted when the generation is cancelled. */
   signal: AbortSignal;
-  onStage(stage: Stage, progress: number): Promise<void>;
+  /** The job to report stages to (its progress and log, written with the record). */
+  job?: JobKeys;
+  /** Told of each stage as it is entered (metrics, debug log lines). */
+  onStage(stage: Stage, progress: number): void;
 }
 
 export type RunOutcome =
@@ -69,23 +75,28 @@ export class GenerationPipeline {
     private readonly opts: GenerationPipelineOptions,
   ) {}
 
-  async run(id: string, ctx: RunContext): Promise<RunOutcome> {
-    const record = await this.store.get(id);
-    if (!record) return { status: 'skipped', reason: 'missing' };
-    if (isTerminal(record.status)) return { status: 'skipped', reason: 'terminal' };
+  async run(ref: GenerationRef, ctx: RunContext): Promise<RunOutcome> {
+    const owner = randomUUID();
+    const leaseMs = this.opts.timeoutMs + 5000;
+    // active, lease claimed and record read: one step
+    const started = await this.store.start(ref, ctx.attempt, owner, leaseMs, this.report(ctx, 'generating'));
+    if (started.outcome !== 'ok') return { status: 'skipped', reason: started.outcome };
+    const { record, claim } = started;
+    ctx.onStage('generating', STAGE_PROGRESS.generating);
     try {
-      const [started] = await Promise.all([this.store.markActive(record, ctx.attempt), ctx.onStage('generating', STAGE_PROGRESS.generating)]);
-      if (started !== 'ok') throw new Superseded();
-
       let original = record.original;
       let source: Buffer | undefined;
       let upstreamCalled = false;
       if (!original) {
-        const secured = await this.secureOriginal(record, ctx);
+        // stores the original and enters `processing` in the same step
+        const secured = await this.secureOriginal(record, claim, owner, leaseMs, ctx);
         ({ original, data: source, upstreamCalled } = secured);
+        await this.checkAborted(record, ctx);
+        ctx.onStage('processing', STAGE_PROGRESS.processing);
+      } else {
+        await this.enter(record, 'processing', ctx);
       }
 
-      await this.enter(record, 'processing', ctx);
       // resuming from the checkpoint reads the stored original; otherwise its bytes are in hand
       const stored = original;
       source ??= await this.stored(() => this.storage.read(stored.key), 'read the original');
@@ -99,23 +110,33 @@ export class GenerationPipeline {
         }
       });
 
-      await this.enter(record, 'storing', ctx);
-      const thumbs: StoredThumbnail[] = await Promise.all(
-        thumbnails.map(async (t) => {
-          const key = `${record.fileToken}/thumb-${t.size}.${t.format}`;
-          await this.stored(() => this.storage.put(key, t.data), `store thumbnail ${t.size}`);
-          return { size: t.size, key, width: t.width, height: t.height, format: t.format, bytes: t.data.length };
-        }),
-      );
-      const outcome = await this.store.complete(record, { image: original, thumbnails: thumbs, ...(placeholder ? { placeholder } : {}) });
+      // the stage change and the writes go at once: a cancel meanwhile leaves files the sweep removes
+      const [entered, written] = await Promise.allSettled([
+        this.enter(record, 'storing', ctx),
+        Promise.all(
+          thumbnails.map(async (t): Promise<StoredThumbnail> => {
+            const key = `${record.fileToken}/thumb-${t.size}.${t.format}`;
+            await this.stored(() => this.storage.put(key, t.data), `store thumbnail ${t.size}`);
+            return { size: t.size, key, width: t.width, height: t.height, format: t.format, bytes: t.data.length };
+          }),
+        ),
+      ]);
+      if (entered.status === 'rejected') throw entered.reason;
+      if (written.status === 'rejected') throw written.reason;
+      const thumbs = written.value;
+      const outcome = await this.store.complete(record, { image: original, thumbnails: thumbs, ...(placeholder ? { placeholder } : {}) }, this.report(ctx, 'done'));
       if (outcome !== 'ok') throw new Superseded();
-      await ctx.onStage('done', STAGE_PROGRESS.done);
+      ctx.onStage('done', STAGE_PROGRESS.done);
       return { status: 'completed', upstreamCalled };
     } catch (err) {
       if (err instanceof Superseded) return { status: 'cancelled' };
-      if (ctx.signal.aborted && (await this.isTerminalNow(id))) return { status: 'cancelled' };
+      if (ctx.signal.aborted && (await this.isTerminalNow(ref.id))) return { status: 'cancelled' };
       throw err;
     }
+  }
+
+  private report(ctx: RunContext, stage: Stage): JobReport | undefined {
+    return ctx.job && { job: ctx.job, line: `stage=${stage} progress=${STAGE_PROGRESS[stage]} attempt=${ctx.attempt}` };
   }
 
   /**
@@ -126,11 +147,14 @@ export class GenerationPipeline {
    * calling the upstream or fetching a one-time URL a second time. A runner that dies leaves
    * the lease to run out.
    */
-  private async secureOriginal(record: GenerationRecord, ctx: RunContext): Promise<{ original: StoredImage; data: Buffer; upstreamCalled: boolean }> {
+  private async secureOriginal(
+    record: GenerationRecord,
+    claim: UpstreamClaim,
+    owner: string,
+    leaseMs: number,
+    ctx: RunContext,
+  ): Promise<{ original: StoredImage; data: Buffer; upstreamCalled: boolean }> {
     const id = record.id;
-    const owner = randomUUID();
-    const leaseMs = this.opts.timeoutMs + 5000;
-    const claim = await this.store.claimUpstream(record, owner, leaseMs);
     if (claim.outcome === 'busy') throw new UpstreamBusy(claim.retryInMs);
     if (claim.outcome === 'terminal' || claim.outcome === 'missing') throw new Superseded();
     if (claim.outcome === 'checkpointed') {
@@ -138,7 +162,9 @@ export class GenerationPipeline {
       const fresh = await this.store.get(id);
       if (!fresh || isTerminal(fresh.status) || !fresh.original) throw new Superseded();
       const original = fresh.original;
-      return { original, data: await this.stored(() => this.storage.read(original.key), 'read the original'), upstreamCalled: false };
+      const data = await this.stored(() => this.storage.read(original.key), 'read the original');
+      await this.enter(record, 'processing', ctx);
+      return { original, data, upstreamCalled: false };
     }
     try {
       // the claim read the checkpoints as they are now, not as this attempt first saw them
@@ -185,8 +211,8 @@ export class GenerationPipeline {
         throw err;
       }
       const original: StoredImage = { key, width: info.width, height: info.height, format: info.format, bytes: bytes.length };
-      // the checkpoint ends the lease
-      await this.store.checkpoint(record, { original, upstreamUrl: null, spoolKey: null });
+      // the checkpoint ends the lease and begins processing
+      if ((await this.store.checkpoint(record, { original, upstreamUrl: null, spoolKey: null }, { stage: 'processing', report: this.report(ctx, 'processing') })) !== 'ok') throw new Superseded();
       if (claim.spoolKey) await this.store.dropSpool(id).catch(() => undefined);
       return { original, data: bytes, upstreamCalled };
     } catch (err) {
@@ -219,14 +245,17 @@ export class GenerationPipeline {
   }
 
   private async enter(ref: GenerationRef, stage: Stage, ctx: RunContext): Promise<void> {
-    if (ctx.signal.aborted) {
-      // only a terminal record (cancelled) ends the job quietly; any other abort is a failed attempt
-      if (await this.isTerminalNow(ref.id)) throw new Superseded();
-      throw new GenerationFailure(ERROR_CODES.internal, 'Attempt aborted', true);
-    }
+    await this.checkAborted(ref, ctx);
     // the record decides; the job's progress and log line are for the dashboard
-    const [outcome] = await Promise.all([this.store.setStage(ref, stage), ctx.onStage(stage, STAGE_PROGRESS[stage])]);
-    if (outcome !== 'ok') throw new Superseded();
+    if ((await this.store.setStage(ref, stage, this.report(ctx, stage))) !== 'ok') throw new Superseded();
+    ctx.onStage(stage, STAGE_PROGRESS[stage]);
+  }
+
+  private async checkAborted(ref: GenerationRef, ctx: RunContext): Promise<void> {
+    if (!ctx.signal.aborted) return;
+    // only a terminal record (cancelled) ends the job quietly; any other abort is a failed attempt
+    if (await this.isTerminalNow(ref.id)) throw new Superseded();
+    throw new GenerationFailure(ERROR_CODES.internal, 'Attempt aborted', true);
   }
 
   private async isTerminalNow(id: string): Promise<boolean> {

@@ -89,6 +89,12 @@ function encoder(pipeline: sharp.Sharp, format: ThumbnailFormat, quality: number
   }
 }
 
+/** A ThumbHash of the image (base64): a blurred preview of a few dozen bytes. */
+async function makePlaceholder(pipeline: sharp.Sharp): Promise<string> {
+  const tiny = await pipeline.resize(100, 100, { fit: 'inside' }).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+  return Buffer.from(rgbaToThumbHash(tiny.info.width, tiny.info.height, tiny.data)).toString('base64');
+}
+
 /**
  * Every thumbnail from one decode: the original is decoded and shrunk once to the
  * largest size, and each smaller size (and the placeholder) is derived from those pixels.
@@ -110,19 +116,17 @@ export async function makeThumbnails(original: Buffer, opts: ThumbnailOptions): 
   const raw = { width: base.info.width, height: base.info.height, channels: base.info.channels };
   const fromBase = () => sharp(base.data, { raw });
 
-  const thumbnails = await Promise.all(
-    sizes.map(async (size) => {
-      let pipeline = fromBase();
-      if (size < Math.max(raw.width, raw.height)) pipeline = pipeline.resize(size, size, { fit: 'inside' });
-      const { data, info } = await encoder(pipeline, opts.format, opts.quality).toBuffer({ resolveWithObject: true });
-      return { size, data, width: info.width, height: info.height, format: opts.format };
-    }),
-  );
-
-  let placeholder: string | undefined;
-  if (opts.placeholder) {
-    const tiny = await fromBase().resize(100, 100, { fit: 'inside' }).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
-    placeholder = Buffer.from(rgbaToThumbHash(tiny.info.width, tiny.info.height, tiny.data)).toString('base64');
-  }
+  // the placeholder is made beside the encodes, not after them
+  const [thumbnails, placeholder] = await Promise.all([
+    Promise.all(
+      sizes.map(async (size) => {
+        let pipeline = fromBase();
+        if (size < Math.max(raw.width, raw.height)) pipeline = pipeline.resize(size, size, { fit: 'inside' });
+        const { data, info } = await encoder(pipeline, opts.format, opts.quality).toBuffer({ resolveWithObject: true });
+        return { size, data, width: info.width, height: info.height, format: opts.format };
+      }),
+    ),
+    opts.placeholder ? makePlaceholder(fromBase()) : undefined,
+  ]);
   return { thumbnails, placeholder };
 }

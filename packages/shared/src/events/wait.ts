@@ -1,5 +1,6 @@
 import type { Keys } from '../keys';
-import type { GenerationStore } from '../records/generation-store';
+import { decodeRecord } from '../records/codec';
+import { hashOf, type GenerationStore } from '../records/generation-store';
 import { isTerminal, type GenerationRecord } from '../schemas/generation';
 import type { EventHub } from './event-hub';
 
@@ -7,8 +8,9 @@ export interface TerminalWatch {
   /**
    * Resolves with the latest record once it is terminal, `timeoutMs` has passed or `signal`
    * aborts (null if it vanished). Nothing of the wait outlives it: its timer is cleared.
+   * `created` is the record as written after the watch began: nothing it missed, no first read.
    */
-  untilTerminal(timeoutMs: number, signal?: AbortSignal): Promise<GenerationRecord | null>;
+  untilTerminal(timeoutMs: number, signal?: AbortSignal, created?: GenerationRecord): Promise<GenerationRecord | null>;
   close(): Promise<void>;
 }
 
@@ -19,6 +21,8 @@ export interface TerminalWatch {
  */
 export async function watchGeneration(hub: EventHub, store: GenerationStore, keys: Keys, id: string): Promise<TerminalWatch> {
   let terminal = false;
+  // the record a terminal event carried: the answer, without reading it again
+  let ended: GenerationRecord | null = null;
   let wake: () => void = () => undefined;
   const unsubscribe = await hub.subscribe(keys.generationChannel(id), (message) => {
     if (message === null) {
@@ -34,15 +38,20 @@ export async function watchGeneration(hub: EventHub, store: GenerationStore, key
       );
       return;
     }
-    const { status } = JSON.parse(message) as { status: GenerationRecord['status'] };
+    const { status, record } = JSON.parse(message) as { status: GenerationRecord['status']; record?: string[] };
     if (isTerminal(status)) {
       terminal = true;
+      try {
+        ended = record ? decodeRecord(hashOf(record)) : null;
+      } catch {
+        ended = null;
+      }
       wake();
     }
   });
   return {
-    async untilTerminal(timeoutMs, signal) {
-      const first = await store.get(id);
+    async untilTerminal(timeoutMs, signal, created) {
+      const first = created ?? (await store.get(id));
       if (!first || isTerminal(first.status) || timeoutMs <= 0 || signal?.aborted) return first;
       if (!terminal) {
         let timer: NodeJS.Timeout | undefined;
@@ -57,6 +66,7 @@ export async function watchGeneration(hub: EventHub, store: GenerationStore, key
         signal?.removeEventListener('abort', onAbort);
         wake = () => undefined;
       }
+      if (ended) return ended;
       // an accepted generation is never turned into an error by a read that fails now
       return store.get(id).catch(() => first);
     },

@@ -3,7 +3,8 @@ import { Redis } from 'ioredis';
 import { keysFor } from '../keys';
 import { newFileToken, newId } from '../ids';
 import type { GenerationRecord } from '../schemas/generation';
-import { GenerationStore, type IdempotencyClaim } from './generation-store';
+import { decodeRecord } from './codec';
+import { GenerationStore, hashOf, type IdempotencyClaim } from './generation-store';
 import { RecordRetention } from './record-retention';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -136,11 +137,44 @@ it('publishes each change on the generation channel', async () => {
   await store.setStage(r, 'downloading');
   await store.fail(r, { code: 'x', message: 'y', retryable: false });
   await new Promise((res) => setTimeout(res, 50));
-  expect(messages.map((m) => JSON.parse(m))).toEqual([
+  const parsed = messages.map((m) => JSON.parse(m) as { type: string; status: string; record?: string[] });
+  expect(parsed.map(({ type, status }) => ({ type, status }))).toEqual([
     { type: 'generation.started', status: 'active' },
     { type: 'generation.progress', status: 'active' },
     { type: 'generation.failed', status: 'failed' },
   ]);
+  // only the terminal event carries the record, as a read would return it
+  expect(parsed.map((m) => m.record !== undefined)).toEqual([false, false, true]);
+  expect(decodeRecord(hashOf(parsed[2]!.record!))).toEqual(await store.get(r.id));
+});
+
+it('starts a job in one step: active, lease claimed, record read; the job hears of it', async () => {
+  const r = record();
+  await store.create(r);
+  const job = { hash: `${prefix}:job:${r.id}`, events: `${prefix}:job-events`, meta: `${prefix}:job-meta`, logs: `${prefix}:job:${r.id}:logs` };
+  await redis.hset(job.hash, 'name', 'generate');
+  const started = await store.start(r, 1, 'owner-a', 60_000, { job, line: 'stage=generating progress=10 attempt=1' });
+  expect(started.outcome).toBe('ok');
+  if (started.outcome !== 'ok') return;
+  expect(started.record).toMatchObject({ status: 'active', stage: 'generating', attempts: 1 });
+  expect(started.record.startedAt).toEqual(expect.any(String));
+  expect(started.claim).toEqual({ outcome: 'ok' });
+  // another runner finds the lease held
+  const again = await store.start(r, 2, 'owner-b', 60_000);
+  expect(again.outcome === 'ok' && again.claim.outcome).toBe('busy');
+  // the job's progress follows the record's (which only rises), with BullMQ's progress event and a log line
+  expect(await redis.hget(job.hash, 'progress')).toBe(String(started.record.progress));
+  const [[, fields]] = (await redis.xrange(job.events, '-', '+')) as [string, string[]][];
+  expect(fields).toEqual(['event', 'progress', 'jobId', r.id, 'data', String(started.record.progress)]);
+  expect(await redis.lrange(job.logs, 0, -1)).toEqual([expect.stringMatching(/^\d{4}-\d\d-\d\dT[\d:.]+Z stage=generating progress=10 attempt=1$/)]);
+  // a gone job is left alone
+  await redis.del(job.hash);
+  await store.setStage(r, 'processing', { job, line: 'stage=processing' });
+  expect(await redis.exists(job.hash)).toBe(0);
+  expect(await redis.llen(job.logs)).toBe(1);
+  await store.cancel(r);
+  expect(await store.start(r, 3, 'owner-a', 60_000)).toEqual({ outcome: 'terminal' });
+  expect(await store.start({ id: newId('gen'), tenant: 't1' }, 1, 'owner-a', 60_000)).toEqual({ outcome: 'missing' });
 });
 
 it('keeps one status index per tenant in step with every transition', async () => {

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 import type { Keys } from '../keys';
 import type { GenerationErrorInfo, GenerationRecord, GenerationStatus, Stage, StoredImage, StoredResult } from '../schemas/generation';
 import { STAGE_PROGRESS } from '../schemas/generation';
@@ -7,7 +7,7 @@ import { decodeRecord, encodeFields } from './codec';
 import { CLAIM_UPSTREAM_LUA } from './lua/claim-upstream';
 import { CONFIRM_LUA, CREATE_LUA, DISCARD_LUA } from './lua/create';
 import { NOW } from './lua/pieces';
-import { TRANSITION_LUA } from './lua/transition';
+import { START_LUA, TRANSITION_KEY_COUNT, TRANSITION_LUA } from './lua/transition';
 
 export type TransitionOutcome = 'ok' | 'missing' | 'terminal';
 
@@ -43,6 +43,23 @@ export interface IdempotencyClaim {
   ttlSeconds: number;
 }
 
+/** A BullMQ job that record changes are reported to (see job-report.ts): the keys BullMQ keeps it under. */
+export interface JobKeys {
+  hash: string;
+  events: string;
+  meta: string;
+  logs: string;
+}
+
+/** What a change tells the job: a line for its log (its progress follows the record's). */
+export interface JobReport {
+  job: JobKeys;
+  line: string;
+}
+
+/** A job's start (see `GenerationStore.start`). */
+export type StartOutcome = { outcome: 'missing' | 'terminal' } | { outcome: 'ok'; record: GenerationRecord; claim: UpstreamClaim };
+
 export type CreateOutcome = { outcome: 'created'; record: GenerationRecord } | { outcome: 'held'; value: string };
 
 /** Failed or cancelled generations' files are removed after this long (no URL points at them). */
@@ -50,6 +67,7 @@ export const FAILED_FILES_GRACE_SECONDS = 3600;
 
 type StoreRedis = Redis & {
   imagegenTransition(...args: (string | number)[]): Promise<TransitionOutcome>;
+  imagegenStart(...args: (string | number)[]): Promise<[string, string?, string?, string?, string[]?]>;
   imagegenCreate(...args: (string | number)[]): Promise<[string, string]>;
   imagegenConfirm(...args: (string | number)[]): Promise<number>;
   imagegenDiscard(...args: (string | number)[]): Promise<number>;
@@ -76,7 +94,8 @@ export class GenerationStore {
     readonly retentionSeconds: number,
   ) {
     if (!('imagegenTransition' in redis)) {
-      redis.defineCommand('imagegenTransition', { numberOfKeys: 14, lua: TRANSITION_LUA });
+      redis.defineCommand('imagegenTransition', { numberOfKeys: TRANSITION_KEY_COUNT, lua: TRANSITION_LUA });
+      redis.defineCommand('imagegenStart', { numberOfKeys: TRANSITION_KEY_COUNT, lua: START_LUA });
       redis.defineCommand('imagegenCreate', { numberOfKeys: 5, lua: CREATE_LUA });
       redis.defineCommand('imagegenConfirm', { numberOfKeys: 2, lua: CONFIRM_LUA });
       redis.defineCommand('imagegenDiscard', { numberOfKeys: 5, lua: DISCARD_LUA });
@@ -111,6 +130,20 @@ export class GenerationStore {
     return { outcome: 'created', record: { ...record, createdAt: detail } };
   }
 
+  /**
+   * Queues the create of `record` (no idempotency key, never provisional) on `transaction`, so it
+   * is written in the same step as what else the transaction holds (its job). The answer reads
+   * the created record from the transaction's reply to this command.
+   */
+  createIn(transaction: ChainableCommander, record: Omit<GenerationRecord, 'createdAt'>): (reply: unknown) => GenerationRecord {
+    (transaction as unknown as StoreRedis).imagegenCreate(...this.createKeys(record), record.id, record.tenant, 0, '', 0, ...encodeFields({ ...record, createdAt: NOW }));
+    return (reply) => {
+      const [outcome, createdAt] = reply as [string, string];
+      if (outcome !== 'created') throw new Error(`record ${record.id} was not created: ${outcome}`);
+      return { ...record, createdAt };
+    };
+  }
+
   /** The record's job exists: keep it until it ends, and give its idempotency key its full life. */
   async confirm(ref: GenerationRef, idempotency?: IdempotencyClaim): Promise<void> {
     const record = this.keys.generation(ref.id);
@@ -134,15 +167,31 @@ export class GenerationStore {
   }
 
   /**
+   * A job's start in one step: the record turns active (`attempts`, `startedAt` once), the
+   * lease on securing its original is claimed for `owner` (see `claimUpstream`), and the
+   * record is read as it then is.
+   */
+  async start(ref: GenerationRef, attempts: number, owner: string, leaseMs: number, report?: JobReport): Promise<StartOutcome> {
+    const [outcome, claim, a, b, flat] = await this.redis.imagegenStart(
+      ...this.transitionArgs(ref, 'generation.started', report),
+      owner,
+      leaseMs,
+      ...encodeFields({ status: 'active', stage: 'generating', progress: STAGE_PROGRESS.generating, attempts, '?startedAt': NOW }),
+    );
+    if (outcome !== 'ok') return { outcome: outcome as 'missing' | 'terminal' };
+    const record = decodeRecord(hashOf(flat ?? []));
+    if (!record) return { outcome: 'missing' };
+    return { outcome: 'ok', record, claim: toClaim(claim ?? 'missing', a ?? '', b ?? '') };
+  }
+
+  /**
    * See CLAIM_UPSTREAM_LUA: a lease of `leaseMs` (Redis time) on securing this generation's
    * original; claiming again as the same owner renews it. A claim that leads to an upstream call
    * (no URL or bytes checkpointed yet) counts one in the tenant's usage.
    */
   async claimUpstream(ref: GenerationRef, owner: string, leaseMs: number): Promise<UpstreamClaim> {
     const [outcome, a, b] = await this.redis.imagegenClaimUpstream(this.keys.generation(ref.id), this.keys.usage(ref.tenant), owner, leaseMs);
-    if (outcome === 'busy') return { outcome, retryInMs: Number(a) };
-    if (outcome === 'ok') return { outcome, ...(a ? { upstreamUrl: a } : {}), ...(b ? { spoolKey: b } : {}) };
-    return { outcome: outcome as 'terminal' | 'checkpointed' | 'missing' } as UpstreamClaim;
+    return toClaim(outcome, a, b);
   }
 
   /** Keeps paid-for bytes that could not be stored, so the next attempt resumes from them. */
@@ -171,10 +220,12 @@ export class GenerationStore {
     return record && record.tenant === tenant ? record : null;
   }
 
-  async transition(ref: GenerationRef, patch: RecordPatch, event?: GenerationEvent['type']): Promise<TransitionOutcome> {
+  /** KEYS and ARGV[1..6] of every script built on the transition (see transition.ts). */
+  private transitionArgs(ref: GenerationRef, event: GenerationEvent['type'] | undefined, report: JobReport | undefined): (string | number)[] {
     const record = this.keys.generation(ref.id);
     const batch = ref.batchId ? [this.keys.batch(ref.batchId), this.keys.batchItems(ref.batchId), this.keys.batchExpiry()] : [record, record, record];
-    return this.redis.imagegenTransition(
+    const job = report ? [report.job.hash, report.job.events, report.job.meta, report.job.logs] : [record, record, record, record];
+    return [
       record,
       this.keys.fileExpiry(),
       this.keys.recordExpiry(),
@@ -183,13 +234,19 @@ export class GenerationStore {
       this.keys.webhookOutbox(),
       this.keys.usage(ref.tenant),
       ...batch,
+      ...job,
       this.keys.generationChannel(ref.id),
       event ?? '',
       this.retentionSeconds,
       FAILED_FILES_GRACE_SECONDS,
       ref.batchId ? this.keys.batchChannel(ref.batchId) : '',
-      ...encodeFields(patch),
-    );
+      report?.line ?? '',
+    ];
+  }
+
+  /** With `report`, the change also moves the job's progress and adds a line to its log, in the same step. */
+  async transition(ref: GenerationRef, patch: RecordPatch, event?: GenerationEvent['type'], report?: JobReport): Promise<TransitionOutcome> {
+    return this.redis.imagegenTransition(...this.transitionArgs(ref, event, report), ...encodeFields(patch));
   }
 
   markActive(ref: GenerationRef, attempts: number): Promise<TransitionOutcome> {
@@ -200,34 +257,37 @@ export class GenerationStore {
     );
   }
 
-  setStage(ref: GenerationRef, stage: Stage): Promise<TransitionOutcome> {
-    return this.transition(ref, { stage, progress: STAGE_PROGRESS[stage] }, 'generation.progress');
+  setStage(ref: GenerationRef, stage: Stage, report?: JobReport): Promise<TransitionOutcome> {
+    return this.transition(ref, { stage, progress: STAGE_PROGRESS[stage] }, 'generation.progress', report);
   }
 
-  /** Records a stage's result; the lease ends with the stored original. */
-  checkpoint(ref: GenerationRef, patch: { upstreamUrl?: string | null; original?: StoredImage; spoolKey?: null }): Promise<TransitionOutcome> {
-    return this.transition(ref, patch.original ? { ...patch, upstreamLease: null } : patch);
+  /** Records a stage's result (and, with `stage`, enters the next stage in the same step); the lease ends with the stored original. */
+  checkpoint(ref: GenerationRef, patch: { upstreamUrl?: string | null; original?: StoredImage; spoolKey?: null }, stage?: { stage: Stage; report?: JobReport }): Promise<TransitionOutcome> {
+    const done = patch.original ? { ...patch, upstreamLease: null } : patch;
+    if (!stage) return this.transition(ref, done);
+    return this.transition(ref, { ...done, stage: stage.stage, progress: STAGE_PROGRESS[stage.stage] }, 'generation.progress', stage.report);
   }
 
   releaseUpstream(ref: GenerationRef): Promise<TransitionOutcome> {
     return this.transition(ref, { upstreamLease: null });
   }
 
-  complete(ref: GenerationRef, result: StoredResult): Promise<TransitionOutcome> {
+  complete(ref: GenerationRef, result: StoredResult, report?: JobReport): Promise<TransitionOutcome> {
     return this.transition(
       ref,
       { status: 'completed', stage: 'done', progress: 100, result, error: null, upstreamUrl: null, completedAt: NOW },
       'generation.completed',
+      report,
     );
   }
 
-  fail(ref: GenerationRef, error: GenerationErrorInfo): Promise<TransitionOutcome> {
-    return this.transition(ref, { status: 'failed', error, completedAt: NOW }, 'generation.failed');
+  fail(ref: GenerationRef, error: GenerationErrorInfo, report?: JobReport): Promise<TransitionOutcome> {
+    return this.transition(ref, { status: 'failed', error, completedAt: NOW }, 'generation.failed', report);
   }
 
   /** A failed attempt that will be tried again: back to queued, the error kept for the curious. */
-  retrying(ref: GenerationRef, error: GenerationErrorInfo): Promise<TransitionOutcome> {
-    return this.transition(ref, { status: 'queued', error }, 'generation.retrying');
+  retrying(ref: GenerationRef, error: GenerationErrorInfo, report?: JobReport): Promise<TransitionOutcome> {
+    return this.transition(ref, { status: 'queued', error }, 'generation.retrying', report);
   }
 
   cancel(ref: GenerationRef): Promise<TransitionOutcome> {
@@ -266,4 +326,17 @@ export class GenerationStore {
     const page = records.slice(0, opts.limit);
     return { records: page, nextCursor: hasMore ? (page[page.length - 1]?.id ?? null) : null };
   }
+}
+
+/** A hash from HGETALL's flat list of fields and values (as a script returns it). */
+export function hashOf(flat: string[]): Record<string, string> {
+  const hash: Record<string, string> = {};
+  for (let i = 0; i + 1 < flat.length; i += 2) hash[flat[i] as string] = flat[i + 1] as string;
+  return hash;
+}
+
+function toClaim(outcome: string, a: string, b: string): UpstreamClaim {
+  if (outcome === 'busy') return { outcome, retryInMs: Number(a) };
+  if (outcome === 'ok') return { outcome, ...(a ? { upstreamUrl: a } : {}), ...(b ? { spoolKey: b } : {}) };
+  return { outcome: outcome as 'terminal' | 'checkpointed' | 'missing' };
 }

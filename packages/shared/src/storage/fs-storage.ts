@@ -27,13 +27,21 @@ export class FsStorage implements Storage {
     return path.join(this.root, key);
   }
 
+  /** Folders are made only when a write finds them missing: a generation's first file makes its folder, the rest just land. */
   async put(key: string, data: Buffer): Promise<{ bytes: number }> {
     const target = this.pathFor(key);
-    await Promise.all([mkdir(path.dirname(target), { recursive: true }), mkdir(this.tmpDir, { recursive: true })]);
     const tmp = path.join(this.tmpDir, `${key.replace('/', '-')}.${randomBytes(6).toString('hex')}.tmp`);
     try {
-      await writeFile(tmp, data);
-      await rename(tmp, target);
+      await writeFile(tmp, data).catch(async (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+        await mkdir(this.tmpDir, { recursive: true });
+        await writeFile(tmp, data);
+      });
+      await rename(tmp, target).catch(async (err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+        await mkdir(path.dirname(target), { recursive: true });
+        await rename(tmp, target);
+      });
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;

@@ -1,13 +1,19 @@
 import { batchCountsLua } from './batch';
+import { CLAIM_UPSTREAM_FN } from './claim-upstream';
+import { REPORT_TO_JOB } from './job-report';
 import { webhookOutboxLua } from './outbox';
 import { APPLY_FIELDS, compose, IS_TERMINAL, ISO_TIME, NOW_MS, statusIndexSlots } from './pieces';
 import { COUNT_USAGE, countTerminalUsageLua } from './usage';
 
+/** KEYS every script built on `transitionRecord` takes, in this order. */
+export const TRANSITION_KEY_COUNT = 18;
+
 /**
- * Atomic record update. Refuses to touch a record that is already terminal, so a late
- * worker write can never resurrect a cancelled or finished generation. `progress` only
- * rises; a field named `?x` is set only when absent; an empty value deletes the field.
- * A change of status moves the id between the tenant's status indexes in the same step.
+ * Atomic record update, `transitionRecord(from)` with the fields from ARGV[from] on. Refuses
+ * to touch a record that is already terminal, so a late worker write can never resurrect a
+ * cancelled or finished generation. `progress` only rises; a field named `?x` is set only when
+ * absent; an empty value deletes the field. A change of status moves the id between the
+ * tenant's status indexes in the same step.
  *
  * Reaching a terminal status bounds everything the generation left: the record expires
  * after the retention (and is scheduled for the retention sweep, which also clears its
@@ -16,55 +22,76 @@ import { COUNT_USAGE, countTerminalUsageLua } from './usage';
  * points at their files, but a cancelled worker may still be finishing a write).
  * Anything else proves the job exists: a provisional expiry is dropped. The change's event
  * is published for live listeners and, when the record's webhook wants it, appended to the
- * webhook outbox in the same step (see outbox.ts), so no event is lost with a process.
+ * webhook outbox in the same step (see outbox.ts), so no event is lost with a process. A
+ * terminal event carries the record itself, so a waiting request answers without reading it.
  *
  * KEYS[1] record, KEYS[2] file expiry, KEYS[3] record expiry, KEYS[4] spool,
  * KEYS[5..9] the tenant's status indexes, KEYS[10] the webhook outbox stream, KEYS[11] the
  * tenant's usage counters (see usage.ts: a terminal status is counted there),
  * KEYS[12] the batch, KEYS[13] its items list, KEYS[14] the batch expiry set (for a generation
- * outside any batch: the record key again, three times; see batch.ts)
+ * outside any batch: the record key again, three times; see batch.ts), KEYS[15..18] the job
+ * to report the change to (see job-report.ts; the record key four times for none)
  * ARGV[1] channel, ARGV[2] event type ('' = publish nothing), ARGV[3] retention seconds,
  * ARGV[4] grace seconds for files of failed or cancelled generations, ARGV[5] the batch channel
- * ('' = none), ARGV[6..] field, value, ...
+ * ('' = none), ARGV[6] the job's log line ('' = report nothing to the job)
  * Returns 'ok' | 'missing' | 'terminal'.
  */
-export const TRANSITION_LUA = compose(
-  IS_TERMINAL,
-  NOW_MS,
-  ISO_TIME,
-  APPLY_FIELDS,
-  COUNT_USAGE,
-  statusIndexSlots(5),
-  `
-local record = redis.call('HMGET', KEYS[1], 'status', 'id', 'tenant', 'fileToken')
-local cur, id, tenant, token = record[1], record[2], record[3], record[4]
-if not cur then return 'missing' end
-if isTerminal(cur) then return 'terminal' end
-local now = nowMs()
-local status = applyFields(KEYS[1], 6, now) or cur
-if status ~= cur then
-  redis.call('ZREM', KEYS[STATUS_INDEX[cur]], id)
-  redis.call('ZADD', KEYS[STATUS_INDEX[status]], 0, id)
-end
-if isTerminal(status) then
-  local retention = tonumber(ARGV[3])
-  redis.call('EXPIRE', KEYS[1], retention)
-  redis.call('ZADD', KEYS[3], now + retention * 1000, id .. '|' .. tenant)
-  redis.call('HDEL', KEYS[1], 'spoolKey', 'upstreamLease')
-  redis.call('DEL', KEYS[4])
-  if token then
-    local keep = status == 'completed' and retention or math.min(retention, tonumber(ARGV[4]))
-    redis.call('ZADD', KEYS[2], now + keep * 1000, token)
+const TRANSITION_FN = `
+local function transitionRecord(from)
+  local record = redis.call('HMGET', KEYS[1], 'status', 'id', 'tenant', 'fileToken')
+  local cur, id, tenant, token = record[1], record[2], record[3], record[4]
+  if not cur then return 'missing' end
+  if isTerminal(cur) then return 'terminal' end
+  local now = nowMs()
+  local status = applyFields(KEYS[1], from, now) or cur
+  if status ~= cur then
+    redis.call('ZREM', KEYS[STATUS_INDEX[cur]], id)
+    redis.call('ZADD', KEYS[STATUS_INDEX[status]], 0, id)
   end
-  ${countTerminalUsageLua('KEYS[11]')}
-else
-  redis.call('PERSIST', KEYS[1])
+  if isTerminal(status) then
+    local retention = tonumber(ARGV[3])
+    redis.call('EXPIRE', KEYS[1], retention)
+    redis.call('ZADD', KEYS[3], now + retention * 1000, id .. '|' .. tenant)
+    redis.call('HDEL', KEYS[1], 'spoolKey', 'upstreamLease')
+    redis.call('DEL', KEYS[4])
+    if token then
+      local keep = status == 'completed' and retention or math.min(retention, tonumber(ARGV[4]))
+      redis.call('ZADD', KEYS[2], now + keep * 1000, token)
+    end
+    ${countTerminalUsageLua('KEYS[11]')}
+  else
+    redis.call('PERSIST', KEYS[1])
+  end
+  ${batchCountsLua({ batch: 'KEYS[12]', items: 'KEYS[13]', expiry: 'KEYS[14]', outbox: 'KEYS[10]', channel: 'ARGV[5]', retention: 'ARGV[3]' })}
+  reportToJob(now, ARGV[6])
+  if ARGV[2] ~= '' then
+    local message = { type = ARGV[2], status = status }
+    if isTerminal(status) then message.record = redis.call('HGETALL', KEYS[1]) end
+    redis.call('PUBLISH', ARGV[1], cjson.encode(message))
+    ${webhookOutboxLua('KEYS[10]')}
+  end
+  return 'ok'
 end
-${batchCountsLua({ batch: 'KEYS[12]', items: 'KEYS[13]', expiry: 'KEYS[14]', outbox: 'KEYS[10]', channel: 'ARGV[5]', retention: 'ARGV[3]' })}
-if ARGV[2] ~= '' then
-  redis.call('PUBLISH', ARGV[1], '{"type":"' .. ARGV[2] .. '","status":"' .. status .. '"}')
-  ${webhookOutboxLua('KEYS[10]')}
-end
-return 'ok'
+`;
+
+const TRANSITION_PIECES = [IS_TERMINAL, NOW_MS, ISO_TIME, APPLY_FIELDS, COUNT_USAGE, REPORT_TO_JOB, statusIndexSlots(5), TRANSITION_FN];
+
+/** KEYS and ARGV as above, the fields from ARGV[7]. */
+export const TRANSITION_LUA = compose(...TRANSITION_PIECES, 'return transitionRecord(7)');
+
+/**
+ * A job's start, in one step: the transition to active (ARGV[9..] fields), then the lease on
+ * securing the original (see claim-upstream.ts) for ARGV[7] owner, ARGV[8] lease (ms), then the
+ * record as it now is. KEYS and ARGV[1..6] as the transition.
+ * Returns { 'missing' | 'terminal' } | { 'ok', claim outcome, a, b, record hash as a flat list }.
+ */
+export const START_LUA = compose(
+  ...TRANSITION_PIECES,
+  CLAIM_UPSTREAM_FN,
+  `
+local outcome = transitionRecord(9)
+if outcome ~= 'ok' then return {outcome} end
+local claim = claimUpstream(KEYS[1], KEYS[11], ARGV[7], ARGV[8])
+return {'ok', claim[1], claim[2], claim[3], redis.call('HGETALL', KEYS[1])}
 `,
 );
