@@ -2,7 +2,7 @@
 // from /proc/<pid>/stat, Redis from INFO cpu of the private Redis, next to a bare BullMQ process
 // doing add → process → complete of the same job.
 import { QUICK, report, benchRedis, procCpuSeconds, redisCpuSeconds } from './common.mjs';
-import { startStack, load } from './stack.mjs';
+import { keptStack, load } from './stack.mjs';
 import { startBare } from './bare.mjs';
 
 /** CPU seconds of each pid and of Redis while `action` runs. */
@@ -15,23 +15,21 @@ async function cpuWhile(redis, pids, action) {
 }
 
 export async function benchCpu() {
-  const n = QUICK ? 300 : 1000;
+  const n = QUICK ? 150 : 1000;
   const redis = await benchRedis();
   if (!redis.private) console.log('  cpu: no private Redis, its CPU includes other clients');
-  const stack = await startStack(redis, { worker: { images: 'noop', png: 'photo' } });
+  const stack = await keptStack(redis, 'noop', { worker: { images: 'noop', png: 'photo' } });
   let ours;
-  try {
+  {
     // as in e2e: Prefer: wait, 64 open at once, the load client in its own process (not counted)
     const opts = { url: `${stack.base}/v1/generations`, concurrency: 64, headers: { Prefer: 'wait=60' }, expectStatus: 200, expectCompleted: true, topic: 'cpu' };
-    await load({ ...opts, n: 100 });
+    await load({ ...opts, n: 30 });
     ours = await cpuWhile(redis, { api: stack.api.pid, worker: stack.worker.pid }, () => load({ ...opts, n }));
-  } finally {
-    await stack.close();
   }
   const bare = await startBare(redis);
   let raw;
   try {
-    await bare.run(100);
+    await bare.run(50);
     raw = await cpuWhile(redis, { bare: bare.child.pid }, () => bare.run(n));
   } finally {
     await bare.close();

@@ -3,7 +3,7 @@
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import { QUICK, report, runConcurrent, median, pct, fmt, benchRedis, noisePng, rawThumbnails, timed } from './common.mjs';
-import { startStack, load } from './stack.mjs';
+import { keptStack, load } from './stack.mjs';
 
 const require = createRequire(import.meta.url);
 const workerPkg = require('@imagegen/worker');
@@ -18,14 +18,14 @@ async function rawRate(png, n, concurrency) {
 }
 
 export async function benchE2e() {
-  const n = QUICK ? 40 : 200;
+  const n = QUICK ? 30 : 200;
   const rounds = QUICK ? 1 : 3;
   const redis = await benchRedis();
   const png = await noisePng();
   const cpu = cpuConcurrency(redis.url);
   await rawRate(png, cpu * 2, cpu); // warm-up: sharp's first calls load codecs
-  const stack = await startStack(redis, { worker: { images: 'sharp', png: 'photo' } });
-  try {
+  const stack = await keptStack(redis, 'sharp', { worker: { images: 'sharp', png: 'photo' } });
+  {
     // every generation submitted with Prefer: wait, 64 open at once (the worker runs 32): the last
     // response is the last completion, and the load client's clock runs from the first POST
     const opts = { url: `${stack.base}/v1/generations`, concurrency: 64, headers: { Prefer: 'wait=60' }, expectStatus: 200, expectCompleted: true, topic: 'e2e' };
@@ -43,8 +43,6 @@ export async function benchE2e() {
       target: { on: 'ratio', op: '>=', value: 0.85 },
       details: { rounds: ours.map((x, i) => ({ ours: x, raw: raws[i] })), cpuConcurrency: cpu, workerConcurrency: 32, clientsAtOnce: 64 },
     });
-  } finally {
-    await stack.close();
   }
 }
 
@@ -52,8 +50,8 @@ export async function benchSync() {
   const n = QUICK ? 15 : 30;
   const redis = await benchRedis();
   const png = await noisePng();
-  const stack = await startStack(redis, { worker: { images: 'sharp', png: 'photo' } });
-  try {
+  const stack = await keptStack(redis, 'sharp', { worker: { images: 'sharp', png: 'photo' } });
+  {
     const opts = { url: `${stack.base}/v1/generations`, concurrency: 1, headers: { Prefer: 'wait=60' }, expectStatus: 200, expectCompleted: true, topic: 'sync' };
     await load({ ...opts, n: 3 }); // warm-up
     // the same image work, sequential, in this process: what a generation cannot do without
@@ -72,7 +70,5 @@ export async function benchSync() {
       details: { p50LatencyMs: latencies.p50, p99LatencyMs: latencies.p99, rawMedianMs: rawMs, rawP99Ms: pct(raw, 99), upstreamMs },
     });
     report('sync', 'same, overhead at p99', latencies.p99 - upstreamMs - rawMs, 'ms', undefined, `p99 latency ${fmt(latencies.p99)} ms − raw median ${fmt(rawMs)} ms`);
-  } finally {
-    await stack.close();
   }
 }

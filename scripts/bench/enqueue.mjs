@@ -15,7 +15,7 @@ const apiPkg = require('@imagegen/api');
 
 export async function benchEnqueue() {
   const n = QUICK ? 500 : 2000;
-  const rounds = QUICK ? 2 : 3;
+  const rounds = QUICK ? 1 : 3;
   const redis = await benchRedis();
   const prefixes = [];
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'imagegen-bench-'));
@@ -63,12 +63,12 @@ export async function benchEnqueue() {
     const port = await freePort();
     const bare = await spawnChild([path.join(ROOT, 'scripts/bench/bare-express.mjs')], { env: { REDIS_URL: redis.url, QUEUE_PREFIX: barePrefix, PORT: String(port) }, ready: (o) => o.includes('bare express listening') });
     try {
-      const opts = { n, concurrency: 16, expectStatus: 202 };
-      await load({ ...opts, n: 200, url: `${stack.base}/v1/generations` });
-      await load({ ...opts, n: 200, url: `http://127.0.0.1:${port}/v1/generations` });
+      const opts = { n: QUICK ? 300 : n, concurrency: 16, expectStatus: 202 };
+      await load({ ...opts, n: 50, url: `${stack.base}/v1/generations` });
+      await load({ ...opts, n: 50, url: `http://127.0.0.1:${port}/v1/generations` });
       const http = await load({ ...opts, url: `${stack.base}/v1/generations` });
       const bareHttp = await load({ ...opts, url: `http://127.0.0.1:${port}/v1/generations` });
-      report('enqueue', `POST /v1/generations over HTTP, API process, 16 clients in another process (${n})`, http.rate, 'req/s', bareHttp.rate, '', { baselineIs: 'bare Express app (own process), express.json() + the same queue.add' });
+      report('enqueue', `POST /v1/generations over HTTP, API process, 16 clients in another process (${opts.n})`, http.rate, 'req/s', bareHttp.rate, '', { baselineIs: 'bare Express app (own process), express.json() + the same queue.add' });
       report('enqueue', 'POST /v1/generations latency p50', http.p50, 'ms', bareHttp.p50, '', { baselineIs: 'bare Express app, p50' });
       report('enqueue', 'POST /v1/generations latency p99', http.p99, 'ms', bareHttp.p99, '', { baselineIs: 'bare Express app, p99' });
     } finally {

@@ -10,7 +10,7 @@ const shared = require('@imagegen/shared');
 const apiPkg = require('@imagegen/api');
 
 export async function benchInflight() {
-  const n = QUICK ? 2000 : 3000;
+  const n = QUICK ? 1300 : 3000;
   const concurrency = 1000;
   const upstreamMs = 2000;
   const redis = await benchRedis();

@@ -5,7 +5,7 @@ import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import net from 'node:net';
 import { QUICK, report, sleep, benchRedis, commandStats, commandDelta, procLocalPorts } from './common.mjs';
-import { startStack, load } from './stack.mjs';
+import { keptStack, load } from './stack.mjs';
 import { startBare } from './bare.mjs';
 
 const require = createRequire(import.meta.url);
@@ -132,20 +132,19 @@ export async function benchRoundtrips() {
   const n = QUICK ? 100 : 300;
   const redis = await benchRedis();
   if (!redis.private) console.log('  roundtrips: no private Redis, MONITOR sees other clients too (counted as bench)');
-  const stack = await startStack(redis, { worker: { images: 'noop', png: 'tiny' } });
+  const stack = await keptStack(redis, 'noop', { worker: { images: 'noop', png: 'photo' } });
   let ours;
-  try {
+  {
     const url = `${stack.base}/v1/generations`;
     await load({ url, n: 20, concurrency: 4, expectStatus: 202, topic: 'warm' });
     const completedKey = shared.keysFor(stack.prefix).tenantGenerations('default', 'completed');
-    while ((await redis.admin.zcard(completedKey)) < 20) await sleep(50);
+    const start = await redis.admin.zcard(completedKey);
+    while ((await redis.admin.zcard(completedKey)) < start + 20) await sleep(50);
     await sleep(1000);
     ours = await measure(redis, { api: stack.api.pid, worker: stack.worker.pid }, n, async () => {
       await load({ url, n, concurrency: 4, expectStatus: 202, topic: 'rt' });
-      while ((await redis.admin.zcard(completedKey)) < n + 20) await sleep(50);
+      while ((await redis.admin.zcard(completedKey)) < start + 20 + n) await sleep(50);
     });
-  } finally {
-    await stack.close();
   }
   const bare = await startBare(redis);
   let raw;

@@ -15,7 +15,7 @@ export async function startStack(redis, { worker = {}, apiEnv = {} } = {}) {
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'imagegen-bench-'));
   const port = await freePort();
   const common = { REDIS_URL: redis.url, QUEUE_PREFIX: prefix, DATA_DIR: dataDir, LOG_LEVEL: 'info' };
-  const apiProc = await spawnChild(['apps/api/dist/main.js'], {
+  const apiStarting = spawnChild(['apps/api/dist/main.js'], {
     env: { ...common, PORT: String(port), HOST: '127.0.0.1', ADMIN_PASSWORD: 'bench', RATE_LIMIT_PER_MINUTE: '100000000', QUOTA_ITEMS_PER_MINUTE: '100000000', QUOTA_MAX_QUEUED: '100000000', ...apiEnv },
     ready: (o) => o.includes('api listening'),
   });
@@ -23,7 +23,9 @@ export async function startStack(redis, { worker = {}, apiEnv = {} } = {}) {
     const args = [path.join(ROOT, 'scripts/bench/worker-process.mjs'), `--upstream-ms=${w.upstreamMs ?? 0}`, `--images=${w.images ?? 'sharp'}`, `--png=${w.png ?? 'photo'}`];
     return spawnChild(args, { env: { ...common, ...w.env }, ipc: true });
   };
-  let workerProc = worker === false ? undefined : await startWorker(worker);
+  // both start at once: each loads its own modules; the worker needs no API to connect
+  const [apiProc, firstWorker] = await Promise.all([apiStarting, worker === false ? undefined : startWorker(worker)]);
+  let workerProc = firstWorker;
   return {
     prefix,
     dataDir,
@@ -43,6 +45,20 @@ export async function startStack(redis, { worker = {}, apiEnv = {} } = {}) {
       await rm(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+const kept = new Map();
+/**
+ * A stack kept for the rest of the run under `key`, so sections with the same setup share one
+ * start-up (seconds of CPU on a small machine); closeKeptStacks() ends them all.
+ */
+export async function keptStack(redis, key, opts) {
+  if (!kept.has(key)) kept.set(key, startStack(redis, opts));
+  return kept.get(key);
+}
+export async function closeKeptStacks() {
+  for (const stack of kept.values()) await (await stack).close().catch(() => undefined);
+  kept.clear();
 }
 
 /** Runs the load client (scripts/bench/load-client.mjs) with `opts`; resolves its figures. */
