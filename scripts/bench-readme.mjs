@@ -1,6 +1,7 @@
 // Regenerates the figures in README.md's Performance section from bench/results.json, between
 // the markers <!-- bench:start --> and <!-- bench:end -->. Deterministic: the same results file
-// gives the same README. `--check` changes nothing and exits 1 when the README is out of date.
+// gives the same README. `--check` changes nothing and exits 1 when the README is out of date;
+// `--readme=FILE` works on another file.
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { renderTable, renderTargets } from './bench/output.mjs';
@@ -55,7 +56,7 @@ export function updateReadme(readme, results) {
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const results = JSON.parse(await readFile(path.join(ROOT, 'bench/results.json'), 'utf8'));
-  const file = path.join(ROOT, 'README.md');
+  const file = path.resolve(ROOT, process.argv.find((a) => a.startsWith('--readme='))?.slice(9) ?? 'README.md');
   const readme = await readFile(file, 'utf8');
   const next = updateReadme(readme, results);
   if (process.argv.includes('--check')) {

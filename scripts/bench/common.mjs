@@ -46,6 +46,15 @@ export const pct = (xs, p) => {
 export const median = (xs) => pct(xs, 50);
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+/** Polls `check` every 50 ms until it holds; fails after `timeoutMs` rather than hang the run. */
+export async function until(check, what, timeoutMs = 120_000) {
+  const t0 = performance.now();
+  while (!(await check())) {
+    if (performance.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
 export async function timed(fn) {
   const t0 = performance.now();
   const out = await fn();

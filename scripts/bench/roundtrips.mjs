@@ -4,7 +4,7 @@
 import { createRequire } from 'node:module';
 import { performance } from 'node:perf_hooks';
 import net from 'node:net';
-import { QUICK, report, sleep, benchRedis, commandStats, commandDelta, procLocalPorts } from './common.mjs';
+import { QUICK, report, sleep, until, benchRedis, commandStats, commandDelta, procLocalPorts } from './common.mjs';
 import { keptStack, load } from './stack.mjs';
 import { startBare } from './bare.mjs';
 
@@ -136,14 +136,14 @@ export async function benchRoundtrips() {
   let ours;
   {
     const url = `${stack.base}/v1/generations`;
-    await load({ url, n: 20, concurrency: 4, expectStatus: 202, topic: 'warm' });
     const completedKey = shared.keysFor(stack.prefix).tenantGenerations('default', 'completed');
     const start = await redis.admin.zcard(completedKey);
-    while ((await redis.admin.zcard(completedKey)) < start + 20) await sleep(50);
+    await load({ url, n: 20, concurrency: 4, expectStatus: 202, topic: 'warm' });
+    await until(async () => (await redis.admin.zcard(completedKey)) >= start + 20, 'warm-up generations');
     await sleep(1000);
     ours = await measure(redis, { api: stack.api.pid, worker: stack.worker.pid }, n, async () => {
       await load({ url, n, concurrency: 4, expectStatus: 202, topic: 'rt' });
-      while ((await redis.admin.zcard(completedKey)) < start + 20 + n) await sleep(50);
+      await until(async () => (await redis.admin.zcard(completedKey)) >= start + 20 + n, 'generations to complete');
     });
   }
   const bare = await startBare(redis);
