@@ -1,29 +1,42 @@
-// imagegen benchmark: figures for the hot paths, each next to a raw baseline measured in
-// the same run on the same machine. Run with `npm run bench` (builds first).
+// imagegen benchmark: figures for the hot paths, each next to a raw baseline measured in the
+// same run on the same machine, and the product's performance targets with pass/fail. Run with
+// `npm run bench` (builds first); `--only=a,b` picks sections, `--quick` runs small ones.
+// Writes bench/results.json and prints a table; `npm run bench:readme` puts it into README.md.
 //
-//   1. thumbnails: one decode for every size (ours) vs raw sharp decoding per size
-//   2. enqueue:    POST /v1/generations over HTTP and the in-process create path vs raw BullMQ queue.add
-//   3. pipeline:   jobs/s through the full worker (records, stages, checkpoints, files) vs a raw
-//                  BullMQ worker doing the same image work with none of that
-//   4. waiting:    Prefer: wait woken by pub/sub vs polling GET every 100 ms
-//   5. webhooks:   deliveries/s from one worker (outbox → dispatcher → queue → signed POST) to a
-//                  keep-alive receiver vs a bare loop of signed keep-alive POSTs, same concurrency
-//   6. batches:    accepting a 50,000-item batch over HTTP vs a raw BullMQ addBulk of 50,000 jobs,
-//                  the API's worst event-loop delay meanwhile, and its peak RSS while streaming
-//                  the 50,000 results to a client (vs idle)
-//   7. scale:      generations/s with 1, 2 and 4 worker processes (built dist) against one private
-//                  Redis and S3 storage (s3rver), Redis commands and CPU per generation, and what
-//                  one Redis sustains here (redis-benchmark), so how far one Redis carries
+//   thumbnails: makeThumbnails vs raw sharp decoding once + clone() per size (and vs one decode per size)
+//   e2e:        generations/s through API + worker processes vs raw sharp thumbnails, same concurrency
+//   sync:       what `Prefer: wait` adds to a generation's upstream and image time, sequential
+//   enqueue:    GenerationsService.create vs bare queue.add; POST over HTTP vs a bare Express app
+//   inflight:   generations in flight per worker process against a 2 s upstream, throughput, RSS
+//   roundtrips: Redis round trips per generation (MONITOR) vs bare BullMQ add → process → complete
+//   cpu:        CPU per generation outside the image work (API, worker, Redis) vs bare BullMQ
+//   pipeline:   jobs/s through the full worker (in process) vs a raw BullMQ worker doing the same image work
+//   waiting:    Prefer: wait woken by pub/sub vs polling GET every 100 ms
+//   webhooks:   deliveries/s from one worker (outbox → dispatcher → queue → signed POST) to a
+//               keep-alive receiver vs a bare loop of signed keep-alive POSTs, same concurrency
+//   batches:    accepting a 50,000-item batch over HTTP vs a raw BullMQ addBulk of 50,000 jobs,
+//               the API's worst event-loop delay meanwhile, and its peak RSS while streaming
+//               the 50,000 results to a client (vs idle)
+//   scale:      generations/s with 1, 2 and 4 worker processes (built dist) against one private
+//               Redis and S3 storage (s3rver), Redis commands and CPU per generation, and what
+//               one Redis sustains here (redis-benchmark), so how far one Redis carries
 import { createRequire } from 'node:module';
 import { mkdtemp, rm, mkdir, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
-import net from 'node:net';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { performance, monitorEventLoopDelay } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import { runInNewContext } from 'node:vm';
+import { QUICK, CORES, REDIS_URL, ROOT, results, report, fmt, pct, timed, runConcurrent, rssSampler, deletePrefix, freePort, commandStats, redisCpuSeconds, benchRedis, closeBenchRedis, rawThumbnails, naiveThumbnails, THUMB_SIZES, THUMB_OPTS, noiseImage } from './bench/common.mjs';
+import { benchE2e, benchSync } from './bench/e2e.mjs';
+import { benchEnqueue } from './bench/enqueue.mjs';
+import { benchInflight } from './bench/inflight.mjs';
+import { benchRoundtrips } from './bench/roundtrips.mjs';
+import { benchCpu } from './bench/cpu.mjs';
+import { closeKeptStacks } from './bench/stack.mjs';
+import { machineInfo, writeResults, renderTable, renderTargets } from './bench/output.mjs';
 
 const require = createRequire(import.meta.url);
 const sharp = require('sharp');
@@ -32,104 +45,34 @@ const { Redis } = require('ioredis');
 const shared = require('@imagegen/shared');
 const workerPkg = require('@imagegen/worker');
 const apiPkg = require('@imagegen/api');
-const { rgbaToThumbHash } = require('thumbhash');
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-const QUICK = process.argv.includes('--quick');
-const CORES = os.availableParallelism();
-const results = [];
-
-const fmt = (n, d = 1) => (Number.isFinite(n) ? n.toFixed(d) : String(n));
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
-};
-function report(section, name, value, unit, baseline, note = '') {
-  const ratio = baseline ? value / baseline : undefined;
-  results.push({ section, name, value, unit, baseline, ratio, note });
-}
-async function timed(fn) {
-  const t0 = performance.now();
-  const out = await fn();
-  return { ms: performance.now() - t0, out };
-}
-async function runConcurrent(items, concurrency, fn) {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (next < items.length) {
-        const i = next++;
-        await fn(items[i], i);
-      }
-    }),
-  );
-}
-function rssSampler() {
-  let peak = process.memoryUsage().rss;
-  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 10);
-  return () => {
-    clearInterval(timer);
-    return peak;
-  };
-}
-
-// ---------------------------------------------------------------- 1. thumbnails
-async function naiveThumbnails(input, sizes) {
-  // what a straightforward build does: every size (and the placeholder) decodes the original again
-  const out = [];
-  for (const size of sizes) out.push(await sharp(input).rotate().resize(size, size, { fit: 'inside', withoutEnlargement: true }).webp({ quality: 80, effort: 4 }).toBuffer());
-  const tiny = await sharp(input).resize(100, 100, { fit: 'inside' }).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
-  rgbaToThumbHash(tiny.info.width, tiny.info.height, tiny.data);
-  return out;
-}
-
+// ---------------------------------------------------------------- thumbnails
 async function benchThumbnails() {
-  const sizes = [1024, 512, 256];
-  const opts = { sizes, format: 'webp', quality: 80, maxPixels: 8192 * 8192, placeholder: true };
-  const noise = (w, h) => sharp(randomBytes(w * h * 3), { raw: { width: w, height: h, channels: 3 } }).blur(1.2);
   const inputs = [
-    ['1344×768 PNG (builtin size)', await noise(1344, 768).png().toBuffer()],
-    ['4096×2304 JPEG (large upstream)', await noise(4096, 2304).jpeg({ quality: 90 }).toBuffer()],
+    ['1344×768 PNG (builtin size)', await noiseImage(1344, 768).png().toBuffer()],
+    ['4096×2304 JPEG (large upstream)', await noiseImage(4096, 2304).jpeg({ quality: 90 }).toBuffer()],
   ];
   const rounds = QUICK ? 4 : 12;
   for (const [label, input] of inputs) {
-    await workerPkg.makeThumbnails(input, opts); // warm-up
-    await naiveThumbnails(input, sizes);
+    await workerPkg.makeThumbnails(input, THUMB_OPTS); // warm-up
+    await rawThumbnails(input);
     const work = Array.from({ length: rounds }, (_, i) => i);
-    let stop = rssSampler();
-    const ours = await timed(() => runConcurrent(work, CORES, () => workerPkg.makeThumbnails(input, opts)));
-    const oursRss = stop();
-    stop = rssSampler();
-    const raw = await timed(() => runConcurrent(work, CORES, () => naiveThumbnails(input, sizes)));
-    const rawRss = stop();
-    const oursPerSec = (rounds / ours.ms) * 1000;
-    const rawPerSec = (rounds / raw.ms) * 1000;
-    report('thumbnails', `${label}: 3 sizes + thumbhash, ${CORES} at once`, oursPerSec, 'images/s', rawPerSec, 'baseline: raw sharp, one decode per size');
-    report('thumbnails', `${label}: peak RSS`, oursRss / 2 ** 20, 'MiB', rawRss / 2 ** 20, 'baseline: raw sharp');
+    const run = async (fn) => {
+      const stop = rssSampler();
+      const { ms } = await timed(() => runConcurrent(work, CORES, () => fn(input)));
+      return { perSec: (rounds / ms) * 1000, rss: stop() / 2 ** 20 };
+    };
+    const ours = await run((i) => workerPkg.makeThumbnails(i, THUMB_OPTS));
+    const raw = await run((i) => rawThumbnails(i, THUMB_SIZES));
+    const naive = await run((i) => naiveThumbnails(i, THUMB_SIZES));
+    const strongest = 'raw sharp, decode once + clone() per size and for the thumbhash, same outputs';
+    report('thumbnails', `${label}: 3 sizes + thumbhash, ${CORES} at once`, ours.perSec, 'images/s', raw.perSec, '', { baselineIs: strongest, details: { naivePerSec: naive.perSec } });
+    report('thumbnails', `${label}: vs a naive raw path`, ours.perSec, 'images/s', naive.perSec, '', { baselineIs: 'raw sharp decoding the original again for every size and the thumbhash' });
+    report('thumbnails', `${label}: peak RSS`, ours.rss, 'MiB', raw.rss, '', { baselineIs: strongest });
   }
 }
 
 // ---------------------------------------------------------------- helpers for Redis-backed sections
-async function deletePrefix(redis, prefix) {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length) await redis.del(...keys);
-  } while (cursor !== '0');
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
 async function startApi(prefix, dataDir, extraEnv = {}) {
   const port = await freePort();
   const env = { REDIS_URL, QUEUE_PREFIX: prefix, PORT: String(port), HOST: '127.0.0.1', DATA_DIR: dataDir, LOG_LEVEL: 'silent', ADMIN_PASSWORD: 'bench', RATE_LIMIT_PER_MINUTE: '1000000', ...extraEnv };
@@ -152,71 +95,7 @@ async function startApi(prefix, dataDir, extraEnv = {}) {
   };
 }
 
-// ---------------------------------------------------------------- 2. enqueue
-const LOAD_CLIENT = `
-const [url, n, concurrency] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
-const lat = [];
-let next = 0;
-const t0 = performance.now();
-await Promise.all(Array.from({ length: concurrency }, async () => {
-  while (next < n) {
-    const i = next++;
-    const s = performance.now();
-    const res = await fetch(url, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ topic: 'load ' + i }) });
-    await res.arrayBuffer();
-    if (res.status !== 202) { console.error('status ' + res.status); process.exit(1); }
-    lat.push(performance.now() - s);
-  }
-}));
-const ms = performance.now() - t0;
-lat.sort((a, b) => a - b);
-console.log(JSON.stringify({ rate: (n / ms) * 1000, p50: lat[Math.floor(n * 0.5)], p99: lat[Math.floor(n * 0.99)] }));
-`;
-
-function httpLoad(url, n, concurrency) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', LOAD_CLIENT, url, String(n), String(concurrency)], { stdio: ['ignore', 'pipe', 'inherit'] });
-    let out = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out)) : reject(new Error(`load client exited ${code}`))));
-  });
-}
-
-async function benchEnqueue() {
-  const n = QUICK ? 500 : 2000;
-  const redis = new Redis(REDIS_URL);
-  const rawPrefix = `bench-raw-${randomBytes(3).toString('hex')}`;
-  const prefix = `bench-api-${randomBytes(3).toString('hex')}`;
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'imagegen-bench-'));
-  try {
-    const rawQueue = new Queue('generate', { connection: new Redis(REDIS_URL, { maxRetriesPerRequest: null }), prefix: rawPrefix });
-    await rawQueue.waitUntilReady();
-    const items = Array.from({ length: n }, (_, i) => i);
-    const raw = await timed(() => runConcurrent(items, 16, (i) => rawQueue.add('generate', { topic: `t${i}`, style: 'PHOTOGRAPHIC', size: 'LANDSCAPE' })));
-    await rawQueue.close();
-
-    const api = await startApi(prefix, dataDir);
-    // in-process: validation done, the Redis work of a submission (rate limit, record, job)
-    const service = new apiPkg.GenerationsService(api.ctx);
-    const input = { style: 'PHOTOGRAPHIC', size: 'LANDSCAPE', priority: 'normal' };
-    const direct = await timed(() => runConcurrent(items, 16, (i) => service.create('default', { ...input, topic: `d${i}` })));
-    // over HTTP, from another process so the client does not share the server's event loop
-    const http = await httpLoad(`${api.base}/v1/generations`, n, 16);
-    await api.close();
-    const rawRate = (n / raw.ms) * 1000;
-    report('enqueue', `create + enqueue in process, 16 at once (${n})`, (n / direct.ms) * 1000, 'gen/s', rawRate, 'baseline: raw BullMQ queue.add, 16 at once');
-    report('enqueue', `POST /v1/generations over HTTP, 16 clients in another process (${n})`, http.rate, 'req/s', rawRate, 'baseline: raw BullMQ queue.add, 16 at once');
-    report('enqueue', 'POST /v1/generations latency p50', http.p50, 'ms');
-    report('enqueue', 'POST /v1/generations latency p99', http.p99, 'ms');
-  } finally {
-    await deletePrefix(redis, rawPrefix);
-    await deletePrefix(redis, prefix);
-    await redis.quit();
-    await rm(dataDir, { recursive: true, force: true });
-  }
-}
-
-// ---------------------------------------------------------------- 3. pipeline throughput
+// ---------------------------------------------------------------- pipeline throughput (in process)
 function fixedProvider(png, delayMs) {
   return {
     name: 'builtin',
@@ -229,7 +108,7 @@ function fixedProvider(png, delayMs) {
 }
 
 async function benchPipeline() {
-  const n = QUICK ? 60 : 150;
+  const n = QUICK ? 30 : 150;
   const rounds = QUICK ? 1 : 2;
   const png = await sharp(randomBytes(1344 * 768 * 3), { raw: { width: 1344, height: 768, channels: 3 } }).blur(1.2).png().toBuffer();
   const thumbOpts = { sizes: [1024, 512, 256], format: 'webp', quality: 80, maxPixels: 8192 * 8192, placeholder: true };
@@ -576,8 +455,6 @@ async function benchBatches() {
 }
 
 // ---------------------------------------------------------------- 7. scale
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-
 /** A child process that resolves once `ready(output)` holds; killed with the process group on exit. */
 function spawnUntil(cmd, args, env, ready, timeoutMs = 60_000) {
   const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -609,26 +486,11 @@ async function stopChild(child) {
   await gone;
 }
 
-/** Sums INFO commandstats: calls and µs per command name. */
-async function commandStats(redis) {
-  const out = {};
-  for (const line of (await redis.info('commandstats')).split('\n')) {
-    const m = /^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/.exec(line.trim());
-    if (m) out[m[1]] = { calls: Number(m[2]), usec: Number(m[3]) };
-  }
-  return out;
-}
-async function redisCpuSeconds(redis) {
-  const info = await redis.info('cpu');
-  const get = (k) => Number(new RegExp(`${k}:([\\d.]+)`).exec(info)?.[1] ?? 0);
-  return get('used_cpu_user') + get('used_cpu_sys');
-}
-
 /** Commands/s one Redis answers here: redis-benchmark's simple commands (50 clients, no pipelining), else a pipelined loop. */
 async function redisCapacity(port) {
   const tests = 'set,get,incr,lpush,zadd,hset';
   const bench = await new Promise((resolve) => {
-    const child = spawn('redis-benchmark', ['-h', '127.0.0.1', '-p', String(port), '-q', '-n', '50000', '-c', '50', '-t', tests, '--csv'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    const child = spawn('redis-benchmark', ['-h', '127.0.0.1', '-p', String(port), '-q', '-n', QUICK ? '10000' : '50000', '-c', '50', '-t', tests, '--csv'], { stdio: ['ignore', 'pipe', 'ignore'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.on('error', () => resolve(undefined));
@@ -673,8 +535,9 @@ async function fixedUpstream(png) {
 }
 
 async function benchScale() {
-  const n = QUICK ? 40 : 80;
-  const counts = [1, 2, 4];
+  const n = QUICK ? 16 : 80;
+  // quick: a reduced form, up to 2 worker processes
+  const counts = QUICK ? [1, 2] : [1, 2, 4];
   const png = await sharp(randomBytes(1344 * 768 * 3), { raw: { width: 1344, height: 768, channels: 3 } }).blur(1.2).png().toBuffer();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'imagegen-bench-scale-'));
   const children = [];
@@ -758,18 +621,40 @@ async function benchScale() {
 }
 
 // ---------------------------------------------------------------- main
-const sections = { thumbnails: benchThumbnails, enqueue: benchEnqueue, pipeline: benchPipeline, waiting: benchWaiting, webhooks: benchWebhooks, batches: benchBatches, scale: benchScale };
+const sections = { thumbnails: benchThumbnails, e2e: benchE2e, sync: benchSync, enqueue: benchEnqueue, inflight: benchInflight, roundtrips: benchRoundtrips, cpu: benchCpu, pipeline: benchPipeline, waiting: benchWaiting, webhooks: benchWebhooks, batches: benchBatches, scale: benchScale };
+// the scale section's child processes each hook process exit
+process.setMaxListeners(50);
 const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const unknown = only?.filter((name) => !(name in sections));
+if (unknown?.length) {
+  console.error(`unknown section(s): ${unknown.join(', ')}; sections: ${Object.keys(sections).join(', ')}`);
+  process.exit(2);
+}
+// a partial run must not replace the full results the README is made from
+const outFile = path.resolve(ROOT, process.argv.find((a) => a.startsWith('--out='))?.slice(6) ?? (only ? 'bench/results-partial.json' : 'bench/results.json'));
 console.log(`imagegen bench — node ${process.version}, ${CORES} cores, sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips}), UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? 4}${QUICK ? ', quick' : ''}`);
-for (const [name, fn] of Object.entries(sections)) {
-  if (only && !only.includes(name)) continue;
+const redisVersion = (await benchRedis()).version;
+const started = performance.now();
+const ran = [];
+// sections that share one API + worker stack (started once, closed when the next section is not of the group)
+const STACK_GROUP = { e2e: 'sharp', sync: 'sharp', roundtrips: 'noop', cpu: 'noop' };
+const toRun = Object.entries(sections).filter(([name]) => !only || only.includes(name));
+for (const [k, [name, fn]] of toRun.entries()) {
   const t0 = performance.now();
-  await fn();
+  try {
+    await fn();
+  } catch (err) {
+    await closeKeptStacks();
+    await closeBenchRedis();
+    throw err;
+  }
+  ran.push(name);
+  if (!STACK_GROUP[name] || STACK_GROUP[name] !== STACK_GROUP[toRun[k + 1]?.[0]]) await closeKeptStacks();
   console.log(`  ${name} done in ${fmt((performance.now() - t0) / 1000)} s`);
 }
-console.log('\n| section | measure | imagegen | baseline | ratio | baseline is |');
-console.log('|---|---|---|---|---|---|');
-for (const r of results) {
-  console.log(`| ${r.section} | ${r.name} | ${fmt(r.value)} ${r.unit} | ${r.baseline !== undefined ? `${fmt(r.baseline)} ${r.unit}` : '—'} | ${r.ratio !== undefined ? `${fmt(r.ratio, 2)}×` : '—'} | ${r.note || '—'} |`);
-}
+await closeKeptStacks();
+await closeBenchRedis();
+const machine = machineInfo({ quick: QUICK, redisVersion, sections: ran, durationS: (performance.now() - started) / 1000 });
+await writeResults(outFile, machine, results);
+console.log(`\n${renderTable(results)}\n\nTargets:\n${renderTargets(results)}\n\n${results.length} figures in ${path.relative(ROOT, outFile)}, ${machine.durationS} s`);
 process.exit(0);

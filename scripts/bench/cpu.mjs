@@ -1,0 +1,47 @@
+// cpu: CPU per generation outside the image work (no-op image stage): API and worker processes
+// from /proc/<pid>/stat, Redis from INFO cpu of the private Redis, next to a bare BullMQ process
+// doing add → process → complete of the same job.
+import { QUICK, report, benchRedis, procCpuSeconds, redisCpuSeconds } from './common.mjs';
+import { keptStack, load } from './stack.mjs';
+import { startBare } from './bare.mjs';
+
+/** CPU seconds of each pid and of Redis while `action` runs. */
+async function cpuWhile(redis, pids, action) {
+  const before = await Promise.all([...Object.values(pids).map(procCpuSeconds), redisCpuSeconds(redis.admin)]);
+  const out = await action();
+  const after = await Promise.all([...Object.values(pids).map(procCpuSeconds), redisCpuSeconds(redis.admin)]);
+  const names = [...Object.keys(pids), 'redis'];
+  return { out, cpu: Object.fromEntries(names.map((k, i) => [k, after[i] - before[i]])) };
+}
+
+export async function benchCpu() {
+  const n = QUICK ? 150 : 1000;
+  const redis = await benchRedis();
+  if (!redis.private) console.log('  cpu: no private Redis, its CPU includes other clients');
+  const stack = await keptStack(redis, 'noop', { worker: { images: 'noop', png: 'photo' } });
+  let ours;
+  {
+    // as in e2e: Prefer: wait, 64 open at once, the load client in its own process (not counted)
+    const opts = { url: `${stack.base}/v1/generations`, concurrency: 64, headers: { Prefer: 'wait=60' }, expectStatus: 200, expectCompleted: true, topic: 'cpu' };
+    await load({ ...opts, n: 30 });
+    ours = await cpuWhile(redis, { api: stack.api.pid, worker: stack.worker.pid }, () => load({ ...opts, n }));
+  }
+  const bare = await startBare(redis);
+  let raw;
+  try {
+    await bare.run(50);
+    raw = await cpuWhile(redis, { bare: bare.child.pid }, () => bare.run(n));
+  } finally {
+    await bare.close();
+  }
+  const ms = (s) => (s * 1000) / n;
+  const total = ms(ours.cpu.api + ours.cpu.worker + ours.cpu.redis);
+  const rawTotal = ms(raw.cpu.bare + raw.cpu.redis);
+  const details = { n, ours: { apiMs: ms(ours.cpu.api), workerMs: ms(ours.cpu.worker), redisMs: ms(ours.cpu.redis), genPerSec: ours.out.rate }, bare: { processMs: ms(raw.cpu.bare), redisMs: ms(raw.cpu.redis), jobsPerSec: (n / raw.out) * 1000 } };
+  const bareIs = 'bare BullMQ: add of the same job → Worker → complete, one process + Redis';
+  report('cpu', `CPU per generation outside image work: API + worker + Redis (no-op image stage, ${n} generations)`, total, 'ms', rawTotal, 'includes background work during the run (feeder polls, scheduler); /proc ticks are 10 ms', { baselineIs: bareIs, target: { on: 'value', op: '<=', value: 8 }, details });
+  report('cpu', 'of which API', ms(ours.cpu.api), 'ms');
+  report('cpu', 'of which worker', ms(ours.cpu.worker), 'ms', ms(raw.cpu.bare), '', { baselineIs: 'bare BullMQ process' });
+  report('cpu', 'of which Redis', ms(ours.cpu.redis), 'ms', ms(raw.cpu.redis), '', { baselineIs: 'Redis under bare BullMQ' });
+  report('cpu', 'throughput of this run (Prefer: wait, 64 clients)', ours.out.rate, 'gen/s', (n / raw.out) * 1000, '', { baselineIs: 'bare BullMQ add → process → complete, 16 adds at once' });
+}

@@ -1,0 +1,49 @@
+// A worker process for the benchmark: the product's worker runtime (config from the environment,
+// as apps/worker/dist/main.js reads it) with an in-process upstream, since the real one is remote.
+//
+//   node scripts/bench/worker-process.mjs [--upstream-ms=N] [--images=noop|sharp] [--png=tiny|photo]
+//
+// The upstream answers a PNG after N ms (0: at once) and counts calls, calls in flight and their
+// peak. With IPC, it sends { ready: true } once started and answers { type: 'stats' }.
+import { createRequire } from 'node:module';
+import { randomBytes } from 'node:crypto';
+
+const require = createRequire(import.meta.url);
+const sharp = require('sharp');
+const shared = require('@imagegen/shared');
+const workerPkg = require('@imagegen/worker');
+
+const arg = (name, dflt) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt;
+const upstreamMs = Number(arg('upstream-ms', '0'));
+const images = arg('images', 'sharp');
+const png =
+  arg('png', 'photo') === 'photo'
+    ? await sharp(randomBytes(1344 * 768 * 3), { raw: { width: 1344, height: 768, channels: 3 } }).blur(1.2).png().toBuffer()
+    : await sharp({ create: { width: 64, height: 64, channels: 3, background: '#369' } }).png().toBuffer();
+
+const counters = { calls: 0, inFlight: 0, peakInFlight: 0, returned: 0 };
+const provider = {
+  name: 'builtin',
+  async generate(_req, ctx) {
+    counters.calls++;
+    counters.peakInFlight = Math.max(counters.peakInFlight, ++counters.inFlight);
+    try {
+      if (upstreamMs > 0) await new Promise((r) => setTimeout(r, upstreamMs));
+      ctx.signal.throwIfAborted();
+      counters.returned++;
+      return { kind: 'bytes', data: png, contentType: 'image/png' };
+    } finally {
+      counters.inFlight--;
+    }
+  },
+};
+
+const config = workerPkg.loadWorkerConfig(process.env);
+const logger = shared.createLogger('worker', config.LOG_LEVEL, { format: config.LOG_FORMAT });
+const runtime = await workerPkg.startWorkerRuntime(config, logger, { provider, ...(images === 'noop' ? { images: workerPkg.noopImageStage } : {}) });
+
+process.on('message', (m) => {
+  if (m?.type === 'stats') process.send({ reply: 'stats', ...counters, rss: process.memoryUsage().rss });
+});
+process.once('SIGTERM', () => runtime.close().then(() => process.exit(0), () => process.exit(1)));
+process.send?.({ ready: true });
