@@ -137,7 +137,9 @@ export async function redisCpuSeconds(redis) {
  * { ready: true }); killed on exit. Only the tail of its output is kept, for errors.
  */
 export function spawnChild(args, { env = {}, ready, ipc = false, timeoutMs = 60_000, cmd = process.execPath } = {}) {
-  const child = spawn(cmd, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe', ...(ipc ? ['ipc'] : [])] });
+  // BENCH_CPU_PROF=dir: every Node process the bench starts writes a CPU profile there when it exits
+  const prof = cmd === process.execPath && process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const child = spawn(cmd, [...prof, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe', ...(ipc ? ['ipc'] : [])] });
   let out = '';
   const collect = (d) => (out = (out + d).slice(-8000));
   child.stdout.on('data', collect);

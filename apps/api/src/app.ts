@@ -35,13 +35,7 @@ export function createApp(ctx: ApiContext): express.Express {
   app.use(securityHeaders());
   app.use(requestLogging(ctx.logger));
   app.use(requestMetrics(ctx.metrics));
-  app.use(healthRouter(ctx));
-  app.use(metricsRouter(ctx));
-  app.use(galleryRouter(ctx));
-  app.use(docsRouter(ctx));
-  app.use(filesRouter(ctx));
-  app.use(tenantsAdminRouter(ctx, json, redisReady));
-  app.use(adminRouter(ctx));
+  // the API first: the routes clients call most pass no other router's layers
   app.use('/v1', auth, redisReady);
   app.use('/v1/generations', generationsRouter(ctx, generations, json));
   app.use('/v1/generations', deliveriesRouter(ctx));
@@ -50,6 +44,13 @@ export function createApp(ctx: ApiContext): express.Express {
   app.use('/v1/usage', usageRouter(ctx));
   app.use('/api/odin', auth, redisReady);
   app.use(seedRouter(ctx, generations, json));
+  app.use(healthRouter(ctx));
+  app.use(metricsRouter(ctx));
+  app.use(galleryRouter(ctx));
+  app.use(docsRouter(ctx));
+  app.use(filesRouter(ctx));
+  app.use(tenantsAdminRouter(ctx, json, redisReady));
+  app.use(adminRouter(ctx));
 
   app.use((req, res) => sendProblem(res, new HttpProblem(404, 'Not found', `No route for ${req.method} ${req.path}`)));
   app.use(errorHandler(ctx.logger));
