@@ -88,3 +88,17 @@ it('opens a file whole or by byte range, with its size, and null when there is n
   expect(await storage.open('tokenEEEEEEEE/missing.png')).toBeNull();
   await expect(storage.open('../etc/passwd')).rejects.toThrow(/invalid storage key/);
 });
+
+it('small and large files alike make their folders when missing and leave no temporary file', async () => {
+  const small = Buffer.alloc(1000, 1);
+  const large = Buffer.alloc(600 * 1024, 2);
+  // a fresh storage root: neither the temporary folder nor the generation's folder exists yet
+  const fresh = new FsStorage(path.join(dir, 'fresh'));
+  await fresh.put('tokenBBBBBBBB/thumb-256.webp', small);
+  await fresh.put('tokenCCCCCCCC/original.png', large);
+  await fresh.put('tokenCCCCCCCC/thumb-256.webp', small);
+  expect((await fresh.read('tokenBBBBBBBB/thumb-256.webp')).equals(small)).toBe(true);
+  expect((await fresh.read('tokenCCCCCCCC/original.png')).equals(large)).toBe(true);
+  expect(await readdir(path.join(dir, 'fresh', 'files', TEMPORARY_DIR))).toEqual([]);
+  expect((await readdir(path.join(dir, 'fresh', 'files', 'tokenCCCCCCCC'))).sort()).toEqual(['original.png', 'thumb-256.webp']);
+});
