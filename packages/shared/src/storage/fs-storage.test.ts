@@ -31,17 +31,22 @@ it('refuses keys that could leave the storage root', async () => {
 
 it('writes in a temporary folder no key can name, so a write cut short never sits beside finished files', async () => {
   // the module object itself (a namespace import would be a copy): watched, not replaced
-  const spy = jest.spyOn(jest.requireActual<typeof import('node:fs/promises')>('node:fs/promises'), 'writeFile');
+  // small files are written synchronously, large ones through the thread pool: both watched
+  const spies = [
+    jest.spyOn(jest.requireActual<typeof import('node:fs/promises')>('node:fs/promises'), 'writeFile'),
+    jest.spyOn(jest.requireActual<typeof import('node:fs')>('node:fs'), 'writeFileSync'),
+  ];
   let written: string[];
   try {
     await storage.put('tokenDDDDDDDD/original.png', Buffer.from('whole'));
+    await storage.put('tokenDDDDDDDD/large.png', Buffer.alloc(600 * 1024));
   } finally {
-    written = spy.mock.calls.map((c) => String(c[0]));
-    spy.mockRestore();
+    written = spies.flatMap((spy) => spy.mock.calls.map((c) => String(c[0])));
+    for (const spy of spies) spy.mockRestore();
   }
   // the bytes went to .tmp, then were renamed into place
-  expect(written.map((f) => path.dirname(f))).toEqual([path.join(dir, 'files', TEMPORARY_DIR)]);
-  expect(await readdir(path.join(dir, 'files', 'tokenDDDDDDDD'))).toEqual(['original.png']);
+  expect(written.map((f) => path.dirname(f))).toEqual([path.join(dir, 'files', TEMPORARY_DIR), path.join(dir, 'files', TEMPORARY_DIR)]);
+  expect((await readdir(path.join(dir, 'files', 'tokenDDDDDDDD'))).sort()).toEqual(['large.png', 'original.png']);
   expect(await readdir(path.join(dir, 'files', TEMPORARY_DIR))).toEqual([]);
   // nothing can name the temporary folder
   expect(isValidStorageKey(`${TEMPORARY_DIR}/original.png`)).toBe(false);
