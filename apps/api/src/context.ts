@@ -1,6 +1,7 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { BatchStore, createMetrics, observeQueues, type Metrics, createLogger, createRedis, createStorage, DeliveryLog, EventHub, GenerationStore, keysFor, QUEUES, retentionSeconds, WebhookSecrets, type Keys, type Logger, type Storage } from '@imagegen/shared';
+import { randomUUID } from 'node:crypto';
+import { WaiterChannel, BatchStore, createMetrics, observeQueues, type Metrics, createLogger, createRedis, createStorage, DeliveryLog, EventHub, GenerationStore, keysFor, QUEUES, retentionSeconds, WebhookSecrets, type Keys, type Logger, type Storage } from '@imagegen/shared';
 import type { ApiConfig } from './config';
 import { ApiKeyStore } from './services/api-keys';
 import { Quotas } from './services/quotas';
@@ -16,6 +17,8 @@ export interface ApiContext {
   redis: Redis;
   subscriber: Redis;
   hub: EventHub;
+  /** This process's channel for the ends of generations its requests wait on. */
+  waiterChannel: WaiterChannel;
   store: GenerationStore;
   batches: BatchStore;
   storage: Storage;
@@ -52,6 +55,11 @@ export function createApiContext(config: ApiConfig, adminPassword: string, logge
   const storage = createStorage(config);
   const metrics = createMetrics('api');
   observeQueues(metrics, [generate, maintenance, webhooks]);
+  const hub = new EventHub(subscriber);
+  const store = new GenerationStore(redis, keys, retentionSeconds(config.RECORD_RETENTION_HOURS));
+  const waiterChannel = new WaiterChannel(hub, store, keys.waiterChannel(randomUUID()));
+  // until it is subscribed, waits subscribe per generation
+  waiterChannel.start().catch((err: Error) => logger.warn('waiter channel not subscribed: waits subscribe per generation', { error: err.message }));
   return {
     config,
     logger,
@@ -59,8 +67,9 @@ export function createApiContext(config: ApiConfig, adminPassword: string, logge
     keys,
     redis,
     subscriber,
-    hub: new EventHub(subscriber),
-    store: new GenerationStore(redis, keys, retentionSeconds(config.RECORD_RETENTION_HOURS)),
+    hub,
+    waiterChannel,
+    store,
     batches: new BatchStore(redis, keys),
     storage,
     queues: { generate, maintenance, webhooks },

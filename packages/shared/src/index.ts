@@ -28,3 +28,4 @@ export * from './schemas/batch';
 export * from './records/batch-store';
 export * from './metrics/metrics';
 export * from './schemas/api';
+export * from './events/waiter-channel';

@@ -67,6 +67,8 @@ export function keysFor(prefix: string) {
     tenantApiKeys: (tenant: string) => `${prefix}:apikeys:tenant:${tenant}`,
     /** Every managed key prefix: empty (with no API_KEYS either) means open dev mode. */
     apiKeyIndex: () => `${prefix}:apikeys:all`,
+    /** Pub/sub channel of one API process: the ends of the generations its requests wait on (see WaiterChannel). */
+    waiterChannel: (processId: string) => `${prefix}:waiters:${processId}`,
     /** A tenant's count in one per-minute quota window (the limit is in the name); expires with the window. */
     quotaCounter: (name: string, tenant: string) => `${prefix}:quota:${name}:${tenant}`,
     /** Items a tenant's submissions are about to enqueue, reserved against its queued cap (`<request>|<n>` scored by expiry). */

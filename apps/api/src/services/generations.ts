@@ -109,9 +109,9 @@ export class GenerationsService {
    * end of the request's quota reservation are one transaction, one round trip, and either
    * all of it exists or none of it.
    */
-  private async createAtOnce(tenant: string, input: CreateGenerationInput, opts: CreateOptions): Promise<{ record: GenerationRecord; replayed: boolean }> {
+  private async createAtOnce(tenant: string, input: CreateGenerationInput, opts: CreateOptions & { notify?: string }): Promise<{ record: GenerationRecord; replayed: boolean }> {
     const { store, queues } = this.ctx;
-    const fresh = this.newRecord(tenant, input);
+    const fresh = { ...this.newRecord(tenant, input), ...(opts.notify ? { notify: opts.notify } : {}) };
     await opts.beforeCreate?.(fresh.id);
     // BullMQ's transaction: it carries BullMQ's own scripts, and ours (same connection)
     const tx = (await queues.generate.getBackend().client).multi();
@@ -146,6 +146,18 @@ export class GenerationsService {
    * early (client gone, shutdown): the generation as it stands then.
    */
   async createAndWait(tenant: string, input: CreateGenerationInput, waitMs: number, signal: AbortSignal, opts: CreateOptions = {}): Promise<{ record: GenerationRecord; replayed: boolean }> {
+    const channel = this.ctx.waiterChannel;
+    if (opts.idempotencyKey === undefined && channel.isReady) {
+      // the record names this process's channel: no subscription of its own
+      let watch: TerminalWatch | undefined;
+      try {
+        const { record } = await this.createAtOnce(tenant, input, { ...opts, notify: channel.channel, beforeCreate: async (id) => (watch = channel.watch(id)) });
+        const latest = await (watch as TerminalWatch).untilTerminal(waitMs, signal, record);
+        return { record: latest ?? record, replayed: false };
+      } finally {
+        void watch?.close();
+      }
+    }
     const watches = new Map<string, TerminalWatch>();
     const watch = async (id: string): Promise<TerminalWatch> => {
       let w = watches.get(id);

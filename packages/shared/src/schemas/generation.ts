@@ -77,6 +77,8 @@ export const generationRecordSchema = z.object({
   spoolKey: z.string().optional(),
   /** `owner|expiresAtMs` (Redis time) while an upstream call is in flight, so no second runner calls too. */
   upstreamLease: z.string().optional(),
+  /** The channel of the API process whose request waits on this generation: its end is published there too. */
+  notify: z.string().optional(),
 });
 export type GenerationRecord = z.output<typeof generationRecordSchema>;
 

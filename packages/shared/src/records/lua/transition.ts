@@ -23,7 +23,8 @@ export const TRANSITION_KEY_COUNT = 18;
  * Anything else proves the job exists: a provisional expiry is dropped. The change's event
  * is published for live listeners and, when the record's webhook wants it, appended to the
  * webhook outbox in the same step (see outbox.ts), so no event is lost with a process. A
- * terminal event carries the record itself, so a waiting request answers without reading it.
+ * terminal event carries the record itself, so a waiting request answers without reading it,
+ * and goes to the channel the record names in `notify` too (see WaiterChannel).
  *
  * KEYS[1] record, KEYS[2] file expiry, KEYS[3] record expiry, KEYS[4] spool,
  * KEYS[5..9] the tenant's status indexes, KEYS[10] the webhook outbox stream, KEYS[11] the
@@ -65,9 +66,15 @@ local function transitionRecord(from)
   ${batchCountsLua({ batch: 'KEYS[12]', items: 'KEYS[13]', expiry: 'KEYS[14]', outbox: 'KEYS[10]', channel: 'ARGV[5]', retention: 'ARGV[3]' })}
   reportToJob(now, ARGV[6])
   if ARGV[2] ~= '' then
-    local message = { type = ARGV[2], status = status }
-    if isTerminal(status) then message.record = redis.call('HGETALL', KEYS[1]) end
-    redis.call('PUBLISH', ARGV[1], cjson.encode(message))
+    local message = { type = ARGV[2], status = status, id = id }
+    local notify = nil
+    if isTerminal(status) then
+      message.record = redis.call('HGETALL', KEYS[1])
+      notify = redis.call('HGET', KEYS[1], 'notify')
+    end
+    local encoded = cjson.encode(message)
+    redis.call('PUBLISH', ARGV[1], encoded)
+    if notify then redis.call('PUBLISH', notify, encoded) end
     ${webhookOutboxLua('KEYS[10]')}
   end
   return 'ok'
