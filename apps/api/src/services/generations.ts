@@ -57,7 +57,7 @@ export class GenerationsService {
    */
   async create(tenant: string, input: CreateGenerationInput, opts: CreateOptions = {}): Promise<{ record: GenerationRecord; replayed: boolean }> {
     const { store, queues, config } = this.ctx;
-    const idem = opts.idempotencyKey === undefined ? undefined : new IdempotencyKey(this.ctx.keys, tenant, opts.idempotencyKey, opts.body ?? input);
+    const idem = opts.idempotencyKey === undefined ? undefined : IdempotencyKey.of(this.ctx.keys, tenant, opts.idempotencyKey, opts.body ?? input);
     for (let tries = 0; ; tries++) {
       const fresh = this.newRecord(tenant, input);
       const claim = idem?.claim(fresh.id, PROVISIONAL_SECONDS);
