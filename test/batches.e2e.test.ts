@@ -1,6 +1,8 @@
+import http from 'node:http';
 import sharp from 'sharp';
 import { ERROR_CODES, GenerationFailure, type GeneratorProvider } from '@imagegen/shared';
 import { eventually, sleep } from './support/net';
+import { keysUnder } from './support/redis';
 import { getJson, startStack, type Stack } from './support/stack';
 import { WebhookReceiver } from './support/webhook-receiver';
 
@@ -122,6 +124,31 @@ describe('batches', () => {
     const huge = await post(`${stack.baseUrl}/v1/batches`, JSON.stringify({ items: Array.from({ length: 20_000 }, (_, i) => ({ topic: `a rather long topic ${i}`.padEnd(60, '.') })) }), 'application/json');
     expect(huge.status).toBe(413);
     expect(huge.type).toMatch(/application\/problem\+json/);
+  });
+
+  it('a JSON batch cut off mid-upload, malformed at its end or over the limit while streaming leaves nothing behind', async () => {
+    const batchKeys = async () => (await keysUnder(stack.redis, stack.prefix)).filter((k) => /:batch:|:idem:/.test(k)).sort();
+    const before = await batchKeys();
+    const body = JSON.stringify({ items: Array.from({ length: 5000 }, (_, i) => ({ topic: `cut off ${i}` })) });
+    const port = Number(new URL(stack.baseUrl).port);
+    await new Promise<void>((resolve) => {
+      const req = http.request({ port, agent: false, method: 'POST', path: '/v1/batches', headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(body)), 'idempotency-key': 'cut-off' } });
+      req.on('error', () => resolve());
+      req.write(body.slice(0, body.length / 2), () => setTimeout(() => req.destroy(), 200));
+    });
+    const malformed = await post(`${stack.baseUrl}/v1/batches`, `${body.slice(0, -2)}]`, 'application/json', { 'Idempotency-Key': 'malformed' });
+    expect(malformed.status).toBe(400);
+    expect(malformed.body.detail).toMatch(/not valid JSON/);
+    const streamed = await fetch(`${stack.baseUrl}/v1/batches`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'Idempotency-Key': 'too-big' },
+      body: new Blob([JSON.stringify({ items: Array.from({ length: 20_000 }, (_, i) => ({ topic: `a rather long topic ${i}`.padEnd(60, '.') })) })]).stream(),
+      duplex: 'half',
+    } as RequestInit);
+    expect(streamed.status).toBe(413);
+    expect(await batchKeys()).toEqual(before);
+    // and the API goes on answering
+    expect((await post(`${stack.baseUrl}/v1/batches`, JSON.stringify({ items: [{ topic: 'after' }] }), 'application/json')).status).toBe(202);
   });
 
   it('reports a failing item in counts and results', async () => {

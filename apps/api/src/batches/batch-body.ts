@@ -45,7 +45,7 @@ export async function validateItems(raw: unknown[], defaults: BatchDefaults = {}
   return items;
 }
 
-/** `POST /v1/batches` with a JSON body (already parsed within the batch body limit). */
+/** `POST /v1/batches` with a JSON body (already parsed, within the batch body limit, by readJsonBody). */
 export async function fromJson(body: unknown): Promise<BatchSubmission> {
   if (body === undefined) throw invalid('A body is required', [{ path: '(body)', message: 'is required' }]);
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw invalid('The body must be a JSON object', [{ path: '(body)', message: 'must be a JSON object' }]);

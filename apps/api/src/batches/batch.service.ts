@@ -33,7 +33,7 @@ export class BatchesService {
    */
   async create(tenant: string, submission: BatchSubmission, opts: { idempotencyKey?: string; body?: unknown } = {}): Promise<{ record: BatchRecord; replayed: boolean }> {
     const { batches } = this.ctx;
-    const idem = opts.idempotencyKey === undefined ? undefined : new IdempotencyKey(this.ctx.keys, tenant, opts.idempotencyKey, opts.body ?? submission);
+    const idem = opts.idempotencyKey === undefined ? undefined : await IdempotencyKey.ofLarge(this.ctx.keys, tenant, opts.idempotencyKey, opts.body ?? submission);
     for (let tries = 0; ; tries++) {
       const id = newId('batch');
       const claim = idem?.claim(id, PROVISIONAL_SECONDS);

@@ -63,19 +63,19 @@ export class GenerationsService {
   async create(tenant: string, input: CreateGenerationInput, opts: CreateOptions = {}): Promise<{ record: GenerationRecord; replayed: boolean }> {
     if (opts.idempotencyKey === undefined) return this.createAtOnce(tenant, input, opts);
     const { store, queues } = this.ctx;
-    const idem = opts.idempotencyKey === undefined ? undefined : new IdempotencyKey(this.ctx.keys, tenant, opts.idempotencyKey, opts.body ?? input);
+    const idem = IdempotencyKey.of(this.ctx.keys, tenant, opts.idempotencyKey, opts.body ?? input);
     for (let tries = 0; ; tries++) {
       const fresh = this.newRecord(tenant, input);
-      const claim = idem?.claim(fresh.id, PROVISIONAL_SECONDS);
+      const claim = idem.claim(fresh.id, PROVISIONAL_SECONDS);
       await opts.beforeCreate?.(fresh.id);
       // provisional until its job exists: if this process dies in between, the record expires
       const created = await store.create(fresh, { provisionalSeconds: PROVISIONAL_SECONDS, ...(claim ? { idempotency: claim } : {}) });
       if (created.outcome === 'held') {
-        const heldId = (idem as IdempotencyKey).heldGeneration(created.value);
+        const heldId = idem.heldGeneration(created.value);
         const existing = await store.getForTenant(heldId, tenant);
         if (existing && !(await this.abandoned(existing))) return { record: existing, replayed: true };
         // gone (its creator discarded it) or abandoned (its creator died before enqueueing): the key is free again
-        if (existing) await store.discard(existing, (idem as IdempotencyKey).claim(heldId, 0));
+        if (existing) await store.discard(existing, idem.claim(heldId, 0));
         if (tries < 3) continue;
         throw new HttpProblem(409, 'Conflict', 'A request with this Idempotency-Key is being retried; try again');
       }
@@ -88,7 +88,7 @@ export class GenerationsService {
         await store.discard(record, claim).catch(() => undefined);
         throw err;
       }
-      await store.confirm(record, idem?.claim(record.id, IDEMPOTENCY_SECONDS));
+      await store.confirm(record, idem.claim(record.id, IDEMPOTENCY_SECONDS));
       await opts.afterCreate?.();
       this.ctx.logger.info('generation queued', { generationId: record.id, tenant, requestId: opts.requestId, priority: record.priority });
       return { record, replayed: false };

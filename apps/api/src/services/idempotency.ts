@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { IdempotencyClaim, Keys } from '@imagegen/shared';
 import { HttpProblem, invalid } from '../http/problem';
+import { jsonDigest } from './json-digest';
 
 /** How long a key maps to its generation once that generation is enqueued. */
 export const IDEMPOTENCY_SECONDS = 24 * 3600;
@@ -13,13 +14,31 @@ const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
  * gets that generation; with another body, 409.
  */
 export class IdempotencyKey {
-  private readonly bodyHash: string;
   private readonly redisKey: string;
 
-  constructor(keys: Keys, tenant: string, key: string, body: unknown) {
-    if (key.length < 1 || key.length > 255) throw invalid('Idempotency-Key must be 1 to 255 characters', [{ path: 'Idempotency-Key', message: 'must be 1 to 255 characters' }]);
+  private constructor(
+    keys: Keys,
+    tenant: string,
+    key: string,
+    private readonly bodyHash: string,
+  ) {
     this.redisKey = keys.idempotency(tenant, sha256(key));
-    this.bodyHash = sha256(JSON.stringify(body));
+  }
+
+  private static check(key: string): void {
+    if (key.length < 1 || key.length > 255) throw invalid('Idempotency-Key must be 1 to 255 characters', [{ path: 'Idempotency-Key', message: 'must be 1 to 255 characters' }]);
+  }
+
+  /** For a body of kilobytes (one generation): hashed at once. */
+  static of(keys: Keys, tenant: string, key: string, body: unknown): IdempotencyKey {
+    IdempotencyKey.check(key);
+    return new IdempotencyKey(keys, tenant, key, sha256(JSON.stringify(body)));
+  }
+
+  /** For a body of up to megabytes (a batch): the same digest, hashed a piece at a time. */
+  static async ofLarge(keys: Keys, tenant: string, key: string, body: unknown): Promise<IdempotencyKey> {
+    IdempotencyKey.check(key);
+    return new IdempotencyKey(keys, tenant, key, await jsonDigest(body));
   }
 
   /** The claim a create makes for `generationId`, living `ttlSeconds`. */

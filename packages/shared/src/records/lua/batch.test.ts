@@ -1,0 +1,182 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { newFileToken, newId } from '../../ids';
+import { keysFor } from '../../keys';
+import type { BatchRecord } from '../../schemas/batch';
+import type { WebhookTarget } from '../../schemas/request';
+import { BatchStore } from '../batch-store';
+import { GenerationStore, type GenerationRef } from '../generation-store';
+
+/** The batch-count fragment of the record transition (batch.ts), run for real through the stores. */
+
+const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const prefix = `igtest-batchlua-${randomBytes(4).toString('hex')}`;
+const keys = keysFor(prefix);
+const TENANT = 't1';
+const RETENTION = 3600;
+let redis: Redis;
+let listener: Redis;
+let store: GenerationStore;
+let batches: BatchStore;
+
+const result = { image: { key: 'k/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, thumbnails: [] };
+const failure = { code: 'upstream_rejected', message: 'refused', retryable: false };
+
+/** A confirmed batch of `n` queued items, as the API writes one. */
+async function newBatch(n: number, webhook?: WebhookTarget): Promise<{ id: string; items: GenerationRef[] }> {
+  const id = newId('batch');
+  const base: Omit<BatchRecord, 'createdAt'> = { id, tenant: TENANT, status: 'in_progress', total: n, queued: 0, active: 0, completed: 0, failed: 0, cancelled: 0, released: 0, metadata: { run: 1 }, ...(webhook ? { webhook } : {}) };
+  expect((await batches.begin(base, 600)).outcome).toBe('created');
+  const items = Array.from({ length: n }, (_, index) => ({ id: newId('gen'), fileToken: newFileToken(), request: { topic: `item ${index}`, style: 'PHOTOGRAPHIC' as const, size: 'LANDSCAPE' as const }, metadata: null, index }));
+  expect(await batches.addItems({ id, tenant: TENANT, ...(webhook ? { webhook } : {}) }, items, 600)).toBe(true);
+  expect(await batches.confirm({ id, tenant: TENANT })).toBe(true);
+  return { id, items: items.map((i) => ({ id: i.id, tenant: TENANT, batchId: id })) };
+}
+
+async function counts(id: string) {
+  const b = (await batches.get(id)) as BatchRecord;
+  return { status: b.status, queued: b.queued, active: b.active, completed: b.completed, failed: b.failed, cancelled: b.cancelled };
+}
+
+/** Entries of the webhook outbox that complete batch `id`. */
+async function completedEntries(id: string): Promise<string[][]> {
+  const entries = (await redis.xrange(keys.webhookOutbox(), '-', '+')) as [string, string[]][];
+  return entries.map(([, flat]) => flat).filter((f) => f[f.indexOf('batch') + 1] === id && f[f.indexOf('event') + 1] === 'batch.completed');
+}
+
+/** Every message published on the batch's channel while `fn` runs (a closing marker shows all have arrived). */
+async function heardDuring(id: string, fn: () => Promise<void>): Promise<{ type: string; [k: string]: unknown }[]> {
+  const channel = keys.batchChannel(id);
+  const heard: { type: string }[] = [];
+  const marker = `end-${randomBytes(4).toString('hex')}`;
+  let ended!: () => void;
+  const end = new Promise<void>((resolve) => (ended = resolve));
+  const onMessage = (ch: string, message: string) => {
+    if (ch !== channel) return;
+    if (message === marker) ended();
+    else heard.push(JSON.parse(message));
+  };
+  listener.on('message', onMessage);
+  await listener.subscribe(channel);
+  try {
+    await fn();
+    await redis.publish(channel, marker);
+    await end;
+  } finally {
+    listener.off('message', onMessage);
+    await listener.unsubscribe(channel);
+  }
+  return heard;
+}
+
+beforeAll(() => {
+  redis = new Redis(url);
+  listener = new Redis(url);
+  store = new GenerationStore(redis, keys, RETENTION);
+  batches = new BatchStore(redis, keys);
+});
+afterAll(async () => {
+  const found = await redis.keys(`${prefix}:*`);
+  if (found.length) await redis.del(...found);
+  await Promise.all([redis.quit(), listener.quit()]);
+});
+
+it('moves one count down and one up on every status change of an item, and nothing otherwise', async () => {
+  const { id, items } = await newBatch(3);
+  const [a, b, c] = items as [GenerationRef, GenerationRef, GenerationRef];
+  expect(await counts(id)).toEqual({ status: 'in_progress', queued: 3, active: 0, completed: 0, failed: 0, cancelled: 0 });
+
+  const heard = await heardDuring(id, async () => {
+    await store.markActive(a, 1);
+    expect(await counts(id)).toMatchObject({ queued: 2, active: 1 });
+    await store.setStage(a, 'storing');
+    await store.checkpoint(a, { upstreamUrl: 'https://up.example/1' });
+    expect(await counts(id)).toMatchObject({ queued: 2, active: 1 });
+    // a failed attempt to be tried again goes back to queued
+    await store.retrying(a, { ...failure, retryable: true });
+    expect(await counts(id)).toMatchObject({ queued: 3, active: 0 });
+    await store.markActive(a, 2);
+    await store.complete(a, result);
+    await store.markActive(b, 1);
+    await store.fail(b, failure);
+    expect(await counts(id)).toEqual({ status: 'in_progress', queued: 1, active: 0, completed: 1, failed: 1, cancelled: 0 });
+  });
+  // one item event per status change, none for stage or checkpoint updates
+  expect(heard.map((m) => [m.type, m.index, m.from, m.status])).toEqual([
+    ['item', 0, 'queued', 'active'],
+    ['item', 0, 'active', 'queued'],
+    ['item', 0, 'queued', 'active'],
+    ['item', 0, 'active', 'completed'],
+    ['item', 1, 'queued', 'active'],
+    ['item', 1, 'active', 'failed'],
+  ]);
+  expect(await store.get(c.id)).toMatchObject({ status: 'queued', batchId: id });
+});
+
+it('does not count a repeated terminal transition again', async () => {
+  const { id, items } = await newBatch(3);
+  const [a, b] = items as [GenerationRef, GenerationRef];
+  await store.markActive(a, 1);
+  expect(await store.complete(a, result)).toBe('ok');
+  expect(await store.cancel(b)).toBe('ok');
+  const before = await counts(id);
+  expect(before).toEqual({ status: 'in_progress', queued: 1, active: 0, completed: 1, failed: 0, cancelled: 1 });
+  // late or duplicate writes of finished items: refused, counts untouched
+  expect(await store.complete(a, result)).toBe('terminal');
+  expect(await store.fail(a, failure)).toBe('terminal');
+  expect(await store.cancel(a)).toBe('terminal');
+  expect(await store.markActive(a, 2)).toBe('terminal');
+  expect(await store.cancel(b)).toBe('terminal');
+  expect(await store.complete(b, result)).toBe('terminal');
+  expect(await counts(id)).toEqual(before);
+});
+
+it('completes the batch exactly once: on the change that finishes its last item', async () => {
+  const { id, items } = await newBatch(2, { url: 'https://hooks.example/batch' });
+  const [a, b] = items as [GenerationRef, GenerationRef];
+  const heard = await heardDuring(id, async () => {
+    await store.complete(a, result);
+    expect(await counts(id)).toMatchObject({ status: 'in_progress', completed: 1 });
+    expect(await completedEntries(id)).toEqual([]);
+    await store.fail(b, failure);
+  });
+  const done = (await batches.get(id)) as BatchRecord;
+  expect(done).toMatchObject({ status: 'completed', queued: 0, active: 0, completed: 1, failed: 1, cancelled: 0 });
+  expect(done.completedAt).toBeDefined();
+  // from now on the batch is bounded: it and its item list expire, and the sweep knows when
+  expect(await redis.ttl(keys.batch(id))).toBeGreaterThan(RETENTION - 60);
+  expect(await redis.ttl(keys.batchItems(id))).toBeGreaterThan(RETENTION - 60);
+  expect(await redis.zscore(keys.batchExpiry(), `${id}|${TENANT}`)).not.toBeNull();
+
+  // repeats of the finishing transitions change nothing and announce nothing
+  const again = await heardDuring(id, async () => {
+    expect(await store.fail(b, failure)).toBe('terminal');
+    expect(await store.complete(a, result)).toBe('terminal');
+    expect(await store.cancel(b)).toBe('terminal');
+  });
+  expect(again).toEqual([]);
+  expect(await batches.get(id)).toEqual(done);
+
+  const completions = heard.filter((m) => m.type === 'batch.completed');
+  expect(completions).toHaveLength(1);
+  expect(completions[0]).toMatchObject({ batch: { id, status: 'completed', total: 2, progress: 100, counts: { completed: 1, failed: 1 }, metadata: { run: 1 } } });
+  const entries = await completedEntries(id);
+  expect(entries).toHaveLength(1);
+  expect(JSON.parse(entries[0]![entries[0]!.indexOf('data') + 1]!)).toMatchObject({ id, status: 'completed', counts: { queued: 0, active: 0, completed: 1, failed: 1, cancelled: 0 } });
+});
+
+it('counts every item once and completes once when many items finish at the same time, each twice', async () => {
+  const n = 200;
+  const { id, items } = await newBatch(n, { url: 'https://hooks.example/race' });
+  await Promise.all(items.map((i) => store.markActive(i, 1)));
+  expect(await counts(id)).toMatchObject({ queued: 0, active: n });
+  // two writers race to finish each item (a lost lock, a cancel): exactly one wins
+  const outcomes = await Promise.all(items.flatMap((i, k) => [store.complete(i, result), k % 4 === 0 ? store.cancel(i) : store.complete(i, result)]));
+  expect(outcomes.filter((o) => o === 'ok')).toHaveLength(n);
+  expect(outcomes.filter((o) => o === 'terminal')).toHaveLength(n);
+  const done = await counts(id);
+  expect(done.status).toBe('completed');
+  expect(done.completed + done.cancelled).toBe(n);
+  expect(done).toMatchObject({ queued: 0, active: 0, failed: 0 });
+  expect(await completedEntries(id)).toHaveLength(1);
+});
