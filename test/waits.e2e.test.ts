@@ -25,10 +25,14 @@ describe('waiting requests leave nothing behind', () => {
     const clients = Array.from({ length: 50 }, () => new AbortController());
     const requests = clients.map((c) => wait(c.signal).catch(() => 'aborted'));
     await eventually(async () => (stack.api.waits.size === 50 ? true : undefined));
-    expect(stack.api.hub.channels).toBe(50);
+    // every wait is on the process's one channel: no subscription of its own
+    const channels = stack.api.hub.channels;
+    expect(stack.api.waiterChannel.isReady).toBe(true);
+    expect(stack.api.waiterChannel.size).toBe(50);
+    expect(channels).toBe(1);
     for (const c of clients) c.abort();
     expect(await Promise.all(requests)).toEqual(clients.map(() => 'aborted'));
-    await eventually(async () => (stack.api.waits.size === 0 && stack.api.hub.channels === 0 ? true : undefined));
+    await eventually(async () => (stack.api.waits.size === 0 && stack.api.waiterChannel.size === 0 && stack.api.hub.channels === channels ? true : undefined));
     await sleep(100);
     expect(timers()).toBeLessThan(baseline + 10);
   });

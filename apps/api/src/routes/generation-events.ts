@@ -37,7 +37,8 @@ export async function streamGenerationEvents(ctx: ApiContext, initial: Generatio
         if (done) return;
         const record = await ctx.store.get(initial.id);
         if (!record) return finish();
-        send(type, record);
+        // a record read after it ended is that end, whichever change's event led to the read
+        send(isTerminal(record.status) && type !== 'generation.snapshot' ? `generation.${record.status}` : type, record);
         if (isTerminal(record.status)) finish();
       })
       .catch(() => undefined);

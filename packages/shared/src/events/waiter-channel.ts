@@ -32,6 +32,11 @@ export class WaiterChannel {
     return this.ready;
   }
 
+  /** Generations waited on now. */
+  get size(): number {
+    return this.waiters.size;
+  }
+
   private onMessage(message: string | null): void {
     if (message === null) {
       // reconnected: an end may have been published while we were away; every waiter re-reads
