@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { isValidStorageKey, isValidStoragePrefix, type ByteRange, type OpenedFile, type Storage, type StoredFileInfo } from './storage';
 
-/** Where writes in progress live, inside the storage root (one filesystem, so rename is atomic). No key can name it. */
+/** Where writes in progress lived before they moved beside their files; still swept of leftovers. No key can name it. */
 export const TEMPORARY_DIR = '.tmp';
 
 /** Files up to this size are written without the thread pool (see `put`). */
@@ -13,8 +13,12 @@ const SYNC_WRITE_MAX_BYTES = 256 * 1024;
 
 /**
  * Files under `<DATA_DIR>/files`, shared by the API (reads) and workers (writes). Each write
- * goes to `<DATA_DIR>/files/.tmp` first and is renamed into place, so a generation's folder
- * only ever holds finished files, even after a process is killed mid-write.
+ * goes to a dot-name beside its file first (`<token>/.<name>.<random>.tmp`) and is renamed
+ * into place, so a file appears under its name only when whole, even after a process is killed
+ * mid-write. No key names a dot-name (nothing can serve one); a write cut short leaves one in its
+ * generation's folder, which goes when the folder does. Beside its file, rather than in one
+ * shared folder, because creating and renaming entries in one folder that every write churns
+ * costs several times more.
  */
 export class FsStorage implements Storage {
   private readonly root: string;
@@ -31,29 +35,26 @@ export class FsStorage implements Storage {
   }
 
   /**
-   * Folders are made only when a write finds them missing: a generation's first file makes its
-   * folder, the rest just land. Small files (thumbnails) are written in place on this thread:
-   * on a local disk the four calls take microseconds, while handing each to the thread pool
-   * costs far more CPU than the write itself. Larger ones go through the thread pool.
+   * A generation's folder is made by its first write, when that finds it missing. Small files
+   * (thumbnails) are written in place on this thread: on a local disk the calls take
+   * microseconds, while handing each to the thread pool costs far more CPU than the write
+   * itself. Larger ones go through the thread pool.
    */
   async put(key: string, data: Buffer): Promise<{ bytes: number }> {
     const target = this.pathFor(key);
-    const tmp = path.join(this.tmpDir, `${key.replace('/', '-')}.${randomBytes(6).toString('hex')}.tmp`);
+    const dir = path.dirname(target);
+    const tmp = path.join(dir, `.${path.basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
     if (data.length <= SYNC_WRITE_MAX_BYTES) {
-      this.putNow(tmp, target, data);
+      this.putNow(tmp, dir, target, data);
       return { bytes: data.length };
     }
     try {
       await writeFile(tmp, data).catch(async (err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT') throw err;
-        await mkdir(this.tmpDir, { recursive: true });
+        await mkdir(dir, { recursive: true });
         await writeFile(tmp, data);
       });
-      await rename(tmp, target).catch(async (err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ENOENT') throw err;
-        await mkdir(path.dirname(target), { recursive: true });
-        await rename(tmp, target);
-      });
+      await rename(tmp, target);
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;
@@ -61,22 +62,16 @@ export class FsStorage implements Storage {
     return { bytes: data.length };
   }
 
-  private putNow(tmp: string, target: string, data: Buffer): void {
+  private putNow(tmp: string, dir: string, target: string, data: Buffer): void {
     try {
       try {
         writeFileSync(tmp, data);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        mkdirSync(this.tmpDir, { recursive: true });
+        mkdirSync(dir, { recursive: true });
         writeFileSync(tmp, data);
       }
-      try {
-        renameSync(tmp, target);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        mkdirSync(path.dirname(target), { recursive: true });
-        renameSync(tmp, target);
-      }
+      renameSync(tmp, target);
     } catch (err) {
       rmSync(tmp, { force: true });
       throw err;
@@ -125,8 +120,9 @@ export class FsStorage implements Storage {
   }
 
   /**
-   * Removes temporary files left by a process killed mid-write. Only old ones: other
-   * workers sharing the directory may be writing right now. Returns how many were removed.
+   * Removes temporary files left in the shared temporary folder by a process killed mid-write.
+   * Only old ones: other workers sharing the directory may be writing right now. Returns how
+   * many were removed.
    */
   async sweepTemporary(olderThanMs: number, now = Date.now()): Promise<number> {
     const files = await readdir(this.tmpDir).catch(() => [] as string[]);
