@@ -3,12 +3,14 @@ import type { Delivery, DeliveryLog, DeliveryState, Logger, Metrics, WebhookSecr
 import type { HostHealth, HostLimiter } from './host-limiter';
 import { retryDelayMs } from './schedule';
 import type { SendResult, WebhookSender } from './sender';
+import type { AttemptSettler, Settled } from './settle';
 
 /** What one attempt of a delivery needs, wherever it runs (the dispatcher's first try, or a job). */
 export interface AttemptDeps {
   log: DeliveryLog;
   secrets: WebhookSecrets;
   limiter: HostLimiter;
+  settler: AttemptSettler;
   sender: WebhookSender;
   /** The webhooks queue, to wake parked deliveries. */
   queue: Queue;
@@ -26,6 +28,8 @@ export interface AttemptResult {
   error?: string;
   /** 'stale' when a redelivery started meanwhile (that run carries on), 'missing' when the log is gone. */
   recorded: 'ok' | 'missing' | 'stale';
+  /** The outbox entry given to the attempt was acknowledged with it. */
+  entrySettled: boolean;
 }
 
 function healthOf(result: SendResult): HostHealth {
@@ -44,7 +48,10 @@ export function stateAfter(result: SendResult, retry: number, scale: number): { 
 
 /** Gives a host slot back; the freed slot goes to the oldest parked delivery (if it is not parked yet, its own timer wakes it). */
 export async function releaseSlot(deps: AttemptDeps, host: string, member: string, health: HostHealth): Promise<void> {
-  const { opened, wake } = await deps.limiter.release(host, member, health);
+  afterRelease(deps, host, await deps.limiter.release(host, member, health));
+}
+
+function afterRelease(deps: AttemptDeps, host: string, { opened, wake }: Pick<Settled, 'opened' | 'wake'>): void {
   if (opened) deps.logger.warn('webhook host failing: holding its deliveries back', { host });
   if (wake) {
     void Job.fromId(deps.queue, wake)
@@ -55,10 +62,18 @@ export async function releaseSlot(deps: AttemptDeps, host: string, member: strin
 
 /**
  * One attempt of a delivery whose host slot is held: sign the frozen body with every secret
- * that signs now, send it, record the attempt, and give the slot back, whatever happens.
- * `attempt` is this attempt's number in its run (1 = the first).
+ * that signs now, send it, then record the attempt and give the slot back in one step (also
+ * acknowledging `entryId`, the outbox entry of a first attempt, unless another attempt follows);
+ * the slot is given back whatever happens. `attempt` is this attempt's number in its run (1 = the first).
  */
-export async function attemptDelivery(deps: AttemptDeps, loaded: { delivery: Delivery; body: string }, host: string, member: string, attempt: number): Promise<AttemptResult> {
+export async function attemptDelivery(
+  deps: AttemptDeps,
+  loaded: { delivery: Delivery; body: string },
+  host: string,
+  member: string,
+  attempt: number,
+  entryId?: string,
+): Promise<AttemptResult> {
   const { delivery, body } = loaded;
   let released = false;
   try {
@@ -67,12 +82,25 @@ export async function attemptDelivery(deps: AttemptDeps, loaded: { delivery: Del
     const { state, retryInMs } = stateAfter(result, attempt, deps.retryScale);
     deps.metrics?.webhookDeliveries.inc({ outcome: state });
     deps.metrics?.webhookDuration.observe({ outcome: state }, result.durationMs / 1000);
+    const settled = await deps.settler.settle({
+      subject: delivery.subject,
+      deliveryId: delivery.id,
+      outcome: { run: delivery.run, state, status: result.status, error: result.error, durationMs: result.durationMs, retryInMs },
+      host,
+      member,
+      health: healthOf(result),
+      ...(entryId ? { entryId } : {}),
+    });
     released = true;
-    const [recorded] = await Promise.all([
-      deps.log.recordAttempt(delivery.subject, delivery.id, { run: delivery.run, state, status: result.status, error: result.error, durationMs: result.durationMs, retryInMs }),
-      releaseSlot(deps, host, member, healthOf(result)),
-    ]);
-    return { state, recorded, ...(retryInMs !== undefined ? { retryInMs } : {}), ...(result.status !== undefined ? { status: result.status } : {}), ...(result.error ? { error: result.error } : {}) };
+    afterRelease(deps, host, settled);
+    return {
+      state,
+      recorded: settled.recorded,
+      entrySettled: settled.entrySettled,
+      ...(retryInMs !== undefined ? { retryInMs } : {}),
+      ...(result.status !== undefined ? { status: result.status } : {}),
+      ...(result.error ? { error: result.error } : {}),
+    };
   } finally {
     if (!released) await releaseSlot(deps, host, member, 'unknown').catch(() => undefined);
   }

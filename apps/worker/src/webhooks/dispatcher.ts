@@ -1,4 +1,5 @@
 import type { Queue } from 'bullmq';
+import DataLoader from 'dataloader';
 import type { Redis } from 'ioredis';
 import {
   deliveryIdFor,
@@ -13,6 +14,7 @@ import {
   type Logger,
 } from '@imagegen/shared';
 import { attemptDelivery, type AttemptDeps } from './attempt';
+import type { HostSlot } from './host-limiter';
 
 export const DISPATCH_GROUP = 'dispatchers';
 
@@ -68,10 +70,22 @@ export class OutboxDispatcher {
     private readonly opts: DispatcherOptions,
     /** What a first attempt needs (null: every attempt is a job's). */
     private readonly attempts: AttemptDeps | null = null,
-  ) {}
+  ) {
+    const limiter = attempts?.limiter;
+    // first attempts that start in the same turn of the event loop take their host slots in one call
+    this.slots = new DataLoader((requests) => (limiter ? limiter.acquireMany(requests) : Promise.reject(new Error('no first attempts here'))), {
+      cache: false,
+      maxBatchSize: 200,
+      batchScheduleFn: (run) => setImmediate(run),
+    });
+  }
+
+  private readonly slots: DataLoader<{ host: string; member: string; jobId: string }, HostSlot>;
 
   /** First attempts under way, each settling (and acknowledging) one entry. */
   private readonly inFlight = new Set<Promise<void>>();
+  /** Wakes the dispatch loop waiting for a first attempt to end. */
+  private attemptEnded: () => void = () => undefined;
 
   start(): void {
     this.loop ??= this.run();
@@ -198,8 +212,11 @@ export class OutboxDispatcher {
     if (toJobs.length) await this.enqueue(toJobs.map((d) => ({ d, attemptsBefore: 0, delayMs: 0 })));
     await this.acknowledge(stream, [...settled, ...toJobs.map((d) => d.entryId)]);
     for (const d of toSend) {
-      while (this.inFlight.size >= this.opts.inlineConcurrency) await Promise.race(this.inFlight);
-      const attempt = this.firstAttempt(stream, d).finally(() => this.inFlight.delete(attempt));
+      while (this.inFlight.size >= this.opts.inlineConcurrency) await new Promise<void>((resolve) => (this.attemptEnded = resolve));
+      const attempt = this.firstAttempt(stream, d).finally(() => {
+        this.inFlight.delete(attempt);
+        this.attemptEnded();
+      });
       this.inFlight.add(attempt);
     }
   }
@@ -209,14 +226,17 @@ export class OutboxDispatcher {
     const deps = this.attempts as AttemptDeps;
     try {
       const member = `${d.delivery.id}:${this.opts.consumer}`;
-      const slot = await deps.limiter.acquire(d.host, member, d.delivery.id);
+      const slot = await this.slots.load({ host: d.host, member, jobId: d.delivery.id });
       if (slot.kind !== 'ok') {
         // the host is at its bound, or failing: the job waits for it without holding anything here
         await this.enqueue([{ d, attemptsBefore: 0, delayMs: 0 }]);
-      } else {
-        const outcome = await attemptDelivery(deps, d, d.host, member, 1);
-        if (outcome.recorded === 'ok' && outcome.state === 'pending') await this.enqueue([{ d, attemptsBefore: 1, delayMs: outcome.retryInMs ?? 0 }]);
+        await this.acknowledge(stream, [d.entryId]);
+        return;
       }
+      // a final outcome settles the entry with the attempt; one with another attempt to come is handed to a job first
+      const outcome = await attemptDelivery(deps, d, d.host, member, 1, d.entryId);
+      if (outcome.entrySettled) return;
+      if (outcome.recorded === 'ok' && outcome.state === 'pending') await this.enqueue([{ d, attemptsBefore: 1, delayMs: outcome.retryInMs ?? 0 }]);
       await this.acknowledge(stream, [d.entryId]);
     } catch (err) {
       this.logger.warn('first webhook attempt failed to settle; the event stays in the outbox', { deliveryId: d.delivery.id, error: (err as Error).message });
