@@ -60,11 +60,17 @@ function afterRelease(deps: AttemptDeps, host: string, { opened, wake }: Pick<Se
   }
 }
 
+export interface FirstAttempt {
+  /** The outbox entry the delivery was made from: settled with the attempt unless another attempt follows. */
+  entryId: string;
+  /** Called once the request is done and its settling queued (before the attempt is recorded). */
+  onSent: () => void;
+}
+
 /**
  * One attempt of a delivery whose host slot is held: sign the frozen body with every secret
- * that signs now, send it, then record the attempt and give the slot back in one step (also
- * acknowledging `entryId`, the outbox entry of a first attempt, unless another attempt follows);
- * the slot is given back whatever happens. `attempt` is this attempt's number in its run (1 = the first).
+ * that signs now, send it, then record the attempt and give the slot back in one step; the slot
+ * is given back whatever happens. `attempt` is this attempt's number in its run (1 = the first).
  */
 export async function attemptDelivery(
   deps: AttemptDeps,
@@ -72,7 +78,7 @@ export async function attemptDelivery(
   host: string,
   member: string,
   attempt: number,
-  entryId?: string,
+  first?: FirstAttempt,
 ): Promise<AttemptResult> {
   const { delivery, body } = loaded;
   let released = false;
@@ -82,15 +88,18 @@ export async function attemptDelivery(
     const { state, retryInMs } = stateAfter(result, attempt, deps.retryScale);
     deps.metrics?.webhookDeliveries.inc({ outcome: state });
     deps.metrics?.webhookDuration.observe({ outcome: state }, result.durationMs / 1000);
-    const settled = await deps.settler.settle({
+    const settling = deps.settler.settle({
       subject: delivery.subject,
       deliveryId: delivery.id,
       outcome: { run: delivery.run, state, status: result.status, error: result.error, durationMs: result.durationMs, retryInMs },
       host,
       member,
       health: healthOf(result),
-      ...(entryId ? { entryId } : {}),
+      ...(first ? { entryId: first.entryId } : {}),
     });
+    // after the settle is queued: a next attempt taking a slot of this host then finds this one given back
+    first?.onSent();
+    const settled = await settling;
     released = true;
     afterRelease(deps, host, settled);
     return {

@@ -28,7 +28,7 @@ export interface DispatcherOptions {
   filesBaseUrl: string;
   batchSize?: number;
   blockMs?: number;
-  /** First attempts made by the dispatcher itself at once (WEBHOOK_CONCURRENCY); 0 leaves every attempt to jobs. */
+  /** First-attempt requests made by the dispatcher itself at once (WEBHOOK_CONCURRENCY); 0 leaves every attempt to jobs. */
   inlineConcurrency: number;
 }
 
@@ -53,6 +53,12 @@ const IDLE_CONSUMER_MS = 3600_000;
  * id = delivery id, both derived from the entry id). The entry is acknowledged and deleted once
  * its delivery is settled or enqueued. Every step is idempotent: an entry handled again after a
  * crash finds its delivery in the log and hands it to a job, which sends only what is not done.
+ *
+ * Redis work is done per batch, not per delivery: the deliveries of one read are logged by one
+ * script call, first attempts starting in one turn of the event loop take their host slots in
+ * one call, and attempts ending in one turn are recorded, released and acknowledged in one call
+ * (AttemptSettler). The next read is made while a round of attempts still waits, so requests
+ * follow each other without a gap for reading.
  */
 export class OutboxDispatcher {
   private stopped = false;
@@ -84,8 +90,15 @@ export class OutboxDispatcher {
 
   /** First attempts under way, each settling (and acknowledging) one entry. */
   private readonly inFlight = new Set<Promise<void>>();
-  /** Wakes the dispatch loop waiting for a first attempt to end. */
-  private attemptEnded: () => void = () => undefined;
+  /** First attempts whose request is under way: inlineConcurrency bounds these. */
+  private sending = 0;
+  /**
+   * Deliveries made and logged, their first attempt waiting for a free place: the next read
+   * is made while some still wait, so requests go on back to back.
+   */
+  private readonly waiting: { stream: string; d: Dispatched }[] = [];
+  /** Wakes the dispatch loop when a place frees. */
+  private placeFreed: () => void = () => undefined;
 
   start(): void {
     this.loop ??= this.run();
@@ -100,8 +113,8 @@ export class OutboxDispatcher {
     // what it had read stays pending in the group, for another worker to take over
     this.reader.disconnect();
     await this.loop;
-    // first attempts under way finish (each is bounded by the request timeout)
-    await Promise.all([...this.inFlight]);
+    // first attempts under way, and those waiting for a place, finish (each is bounded by the request timeout)
+    while (this.inFlight.size) await Promise.all([...this.inFlight]);
   }
 
   private async run(): Promise<void> {
@@ -211,18 +224,34 @@ export class OutboxDispatcher {
     const toSend = made.filter((_, i) => created[i] && this.attempts && this.opts.inlineConcurrency > 0);
     if (toJobs.length) await this.enqueue(toJobs.map((d) => ({ d, attemptsBefore: 0, delayMs: 0 })));
     await this.acknowledge(stream, [...settled, ...toJobs.map((d) => d.entryId)]);
-    for (const d of toSend) {
-      while (this.inFlight.size >= this.opts.inlineConcurrency) await new Promise<void>((resolve) => (this.attemptEnded = resolve));
-      const attempt = this.firstAttempt(stream, d).finally(() => {
+    for (const d of toSend) this.waiting.push({ stream, d });
+    this.startAttempts();
+    // the next read once no more than one round of attempts waits (bounds what is held here)
+    while (this.waiting.length > this.opts.inlineConcurrency) await new Promise<void>((resolve) => (this.placeFreed = resolve));
+  }
+
+  private startAttempts(): void {
+    while (this.sending < this.opts.inlineConcurrency && this.waiting.length > 0) {
+      const { stream, d } = this.waiting.shift() as { stream: string; d: Dispatched };
+      this.sending++;
+      let placeHeld = true;
+      const freePlace = () => {
+        if (!placeHeld) return;
+        placeHeld = false;
+        this.sending--;
+        this.startAttempts();
+        this.placeFreed();
+      };
+      const attempt = this.firstAttempt(stream, d, freePlace).finally(() => {
+        freePlace();
         this.inFlight.delete(attempt);
-        this.attemptEnded();
       });
       this.inFlight.add(attempt);
     }
   }
 
   /** The first attempt of a new delivery, then its entry is acknowledged; a failure leaves the entry pending, for a takeover. */
-  private async firstAttempt(stream: string, d: Dispatched): Promise<void> {
+  private async firstAttempt(stream: string, d: Dispatched, onSent: () => void): Promise<void> {
     const deps = this.attempts as AttemptDeps;
     try {
       const member = `${d.delivery.id}:${this.opts.consumer}`;
@@ -234,7 +263,7 @@ export class OutboxDispatcher {
         return;
       }
       // a final outcome settles the entry with the attempt; one with another attempt to come is handed to a job first
-      const outcome = await attemptDelivery(deps, d, d.host, member, 1, d.entryId);
+      const outcome = await attemptDelivery(deps, d, d.host, member, 1, { entryId: d.entryId, onSent });
       if (outcome.entrySettled) return;
       if (outcome.recorded === 'ok' && outcome.state === 'pending') await this.enqueue([{ d, attemptsBefore: 1, delayMs: outcome.retryInMs ?? 0 }]);
       await this.acknowledge(stream, [d.entryId]);

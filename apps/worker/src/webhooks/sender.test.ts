@@ -45,3 +45,14 @@ it('with the guard on, a name resolving to loopback is refused at connect time, 
   expect(byAddress).toMatchObject({ ok: false, hostTrouble: false, error: expect.stringMatching(/loopback/) });
   expect(seen.length).toBe(before);
 });
+
+it('signatures are byte for byte those of the Standard Webhooks library, for every secret that signs', () => {
+  const sender = new WebhookSender({ timeoutMs: 2000, allowPrivate: true, connectionsPerOrigin: 1 });
+  const other = `whsec_${Buffer.alloc(24, 3).toString('base64')}`;
+  const at = new Date('2025-03-01T12:00:00.987Z');
+  for (const body of ['{}', JSON.stringify({ topic: 'café — 東京 🌅', n: 1 }), 'x'.repeat(70_000)]) {
+    const expected = [secret, other].map((s) => new Webhook(s).sign('msg_abc', at, body)).join(' ');
+    expect(sender.sign([secret, other], 'msg_abc', at, body)).toBe(expected);
+  }
+  void sender.close();
+});

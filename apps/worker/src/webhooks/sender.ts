@@ -1,6 +1,6 @@
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { Webhook } from 'standardwebhooks';
 import { Agent, request } from 'undici';
 import { addressRange, isPublicAddress, publicOnlyLookup } from '@imagegen/shared';
 import { parseRetryAfter } from '../providers/http';
@@ -35,6 +35,9 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
 
 class DeliveryTimeout extends Error {}
 
+/** How Standard Webhooks secrets are written: the prefix, then the key's bytes in base64. */
+const SECRET_PREFIX = 'whsec_';
+
 /**
  * Signs (Standard Webhooks) and POSTs one delivery attempt over pooled keep-alive connections.
  * Success is a 2xx within the timeout; redirects are not followed. The SSRF guard applies to the
@@ -42,7 +45,7 @@ class DeliveryTimeout extends Error {}
  */
 export class WebhookSender {
   private readonly agent: Agent;
-  private readonly signers = new Map<string, Webhook>();
+  private readonly signingKeys = new Map<string, KeyObject>();
 
   constructor(private readonly opts: SenderOptions) {
     this.agent = new Agent({
@@ -55,19 +58,24 @@ export class WebhookSender {
     });
   }
 
-  /** `webhook-signature`: one `v1,<sig>` per secret, space-separated, as the standard allows. */
+  /**
+   * `webhook-signature`: one `v1,<sig>` per secret, space-separated, as the standard allows. The
+   * standard's scheme (base64 HMAC-SHA256 of `id.timestamp.body` under the secret's bytes) on
+   * node's native HMAC: the reference library hashes in JavaScript, several times slower per body.
+   */
   sign(secrets: string[], webhookId: string, at: Date, body: string): string {
-    return secrets.map((s) => this.signer(s).sign(webhookId, at, body)).join(' ');
+    const signed = `${webhookId}.${Math.floor(at.getTime() / 1000)}.${body}`;
+    return secrets.map((s) => `v1,${createHmac('sha256', this.signingKey(s)).update(signed).digest('base64')}`).join(' ');
   }
 
-  private signer(secret: string): Webhook {
-    let w = this.signers.get(secret);
-    if (!w) {
-      if (this.signers.size >= 10_000) this.signers.clear();
-      w = new Webhook(secret);
-      this.signers.set(secret, w);
+  private signingKey(secret: string): KeyObject {
+    let key = this.signingKeys.get(secret);
+    if (!key) {
+      if (this.signingKeys.size >= 10_000) this.signingKeys.clear();
+      key = createSecretKey(Buffer.from(secret.startsWith(SECRET_PREFIX) ? secret.slice(SECRET_PREFIX.length) : secret, 'base64'));
+      this.signingKeys.set(secret, key);
     }
-    return w;
+    return key;
   }
 
   async send(req: SendRequest): Promise<SendResult> {
