@@ -3,14 +3,15 @@ import type { Delivery, DeliveryLog, DeliveryState, Logger, Metrics, WebhookSecr
 import type { HostHealth, HostLimiter } from './host-limiter';
 import { retryDelayMs } from './schedule';
 import type { SendResult, WebhookSender } from './sender';
-import type { AttemptSettler, Settled } from './settle';
+import type { AttemptBatcher, Settled } from './attempt-batcher';
 
 /** What one attempt of a delivery needs, wherever it runs (the dispatcher's first try, or a job). */
 export interface AttemptDeps {
   log: DeliveryLog;
   secrets: WebhookSecrets;
   limiter: HostLimiter;
-  settler: AttemptSettler;
+  /** The Redis steps of attempts, batched per turn of the event loop. */
+  batcher: AttemptBatcher;
   sender: WebhookSender;
   /** The webhooks queue, to wake parked deliveries. */
   queue: Queue;
@@ -88,7 +89,7 @@ export async function attemptDelivery(
     const { state, retryInMs } = stateAfter(result, attempt, deps.retryScale);
     deps.metrics?.webhookDeliveries.inc({ outcome: state });
     deps.metrics?.webhookDuration.observe({ outcome: state }, result.durationMs / 1000);
-    const settling = deps.settler.settle({
+    const settling = deps.batcher.settle({
       subject: delivery.subject,
       deliveryId: delivery.id,
       outcome: { run: delivery.run, state, status: result.status, error: result.error, durationMs: result.durationMs, retryInMs },
@@ -97,7 +98,7 @@ export async function attemptDelivery(
       health: healthOf(result),
       ...(first ? { entryId: first.entryId } : {}),
     });
-    // after the settle is queued: a next attempt taking a slot of this host then finds this one given back
+    // after the settle is queued, so it goes in the same call as the next attempt's slot, or an earlier one
     first?.onSent();
     const settled = await settling;
     released = true;

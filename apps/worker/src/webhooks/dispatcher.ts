@@ -1,5 +1,4 @@
 import type { Queue } from 'bullmq';
-import DataLoader from 'dataloader';
 import type { Redis } from 'ioredis';
 import {
   deliveryIdFor,
@@ -14,7 +13,6 @@ import {
   type Logger,
 } from '@imagegen/shared';
 import { attemptDelivery, type AttemptDeps } from './attempt';
-import type { HostSlot } from './host-limiter';
 
 export const DISPATCH_GROUP = 'dispatchers';
 
@@ -55,10 +53,10 @@ const IDLE_CONSUMER_MS = 3600_000;
  * crash finds its delivery in the log and hands it to a job, which sends only what is not done.
  *
  * Redis work is done per batch, not per delivery: the deliveries of one read are logged by one
- * script call, first attempts starting in one turn of the event loop take their host slots in
- * one call, and attempts ending in one turn are recorded, released and acknowledged in one call
- * (AttemptSettler). The next read is made while a round of attempts still waits, so requests
- * follow each other without a gap for reading.
+ * script call, and in each turn of the event loop one call records, releases and acknowledges
+ * the attempts that ended and takes the host slots of those that start (AttemptBatcher). The
+ * next read is made while a round of attempts still waits, so requests follow each other
+ * without a gap for reading.
  */
 export class OutboxDispatcher {
   private stopped = false;
@@ -76,17 +74,7 @@ export class OutboxDispatcher {
     private readonly opts: DispatcherOptions,
     /** What a first attempt needs (null: every attempt is a job's). */
     private readonly attempts: AttemptDeps | null = null,
-  ) {
-    const limiter = attempts?.limiter;
-    // first attempts that start in the same turn of the event loop take their host slots in one call
-    this.slots = new DataLoader((requests) => (limiter ? limiter.acquireMany(requests) : Promise.reject(new Error('no first attempts here'))), {
-      cache: false,
-      maxBatchSize: 200,
-      batchScheduleFn: (run) => setImmediate(run),
-    });
-  }
-
-  private readonly slots: DataLoader<{ host: string; member: string; jobId: string }, HostSlot>;
+  ) {}
 
   /** First attempts under way, each settling (and acknowledging) one entry. */
   private readonly inFlight = new Set<Promise<void>>();
@@ -255,7 +243,7 @@ export class OutboxDispatcher {
     const deps = this.attempts as AttemptDeps;
     try {
       const member = `${d.delivery.id}:${this.opts.consumer}`;
-      const slot = await this.slots.load({ host: d.host, member, jobId: d.delivery.id });
+      const slot = await deps.batcher.acquire({ host: d.host, member, jobId: d.delivery.id });
       if (slot.kind !== 'ok') {
         // the host is at its bound, or failing: the job waits for it without holding anything here
         await this.enqueue([{ d, attemptsBefore: 0, delayMs: 0 }]);

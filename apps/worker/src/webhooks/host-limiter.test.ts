@@ -67,17 +67,3 @@ it('consecutive failures open the circuit; after it, one failed probe opens it a
   await l.acquire('d:1', 'after', 'ja');
   expect((await l.release('d:1', 'after', 'trouble')).opened).toBe(false);
 });
-
-it('slots taken for many deliveries in one call follow the same bound, in order, per host', async () => {
-  const l = limiter();
-  const slots = await l.acquireMany([
-    { host: 'e:1', member: 'm1', jobId: 'j1' },
-    { host: 'f:1', member: 'm2', jobId: 'j2' },
-    { host: 'e:1', member: 'm3', jobId: 'j3' },
-    { host: 'e:1', member: 'm4', jobId: 'j4' },
-  ]);
-  expect(slots.map((s) => s.kind)).toEqual(['ok', 'ok', 'ok', 'busy']);
-  // the one that found the host full is parked, and the next release hands it the slot
-  expect(await l.release('e:1', 'm1', 'up')).toEqual({ opened: false, wake: 'j4' });
-  expect(await l.acquireMany([])).toEqual([]);
-});

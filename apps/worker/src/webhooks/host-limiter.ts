@@ -1,15 +1,11 @@
 import type { Redis } from 'ioredis';
-import { HOST_ACQUIRE_LUA, HOST_ACQUIRE_MANY_LUA, HOST_RELEASE_LUA, type Keys } from '@imagegen/shared';
+import { HOST_ACQUIRE_LUA, HOST_RELEASE_LUA, type Keys } from '@imagegen/shared';
 
 export type HostSlot = { kind: 'ok' } | { kind: 'busy' | 'open'; retryInMs: number };
 export type HostHealth = 'up' | 'trouble' | 'unknown';
 
-/** The command that takes slots for many deliveries at once, on a connection. */
-export const ACQUIRE_MANY_COMMAND = 'imagegenHostAcquireMany';
-
 type LimiterRedis = Redis & {
   imagegenHostAcquire(inFlight: string, circuit: string, parked: string, member: string, leaseMs: number, max: number, jobId: string): Promise<[string, number]>;
-  imagegenHostAcquireMany(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<(string | number)[]>;
   imagegenHostRelease(inFlight: string, failures: string, circuit: string, parked: string, member: string, health: HostHealth, threshold: number, openMs: number): Promise<[number, string]>;
 };
 
@@ -35,7 +31,6 @@ export class HostLimiter {
   ) {
     if (!('imagegenHostAcquire' in redis)) {
       redis.defineCommand('imagegenHostAcquire', { numberOfKeys: 3, lua: HOST_ACQUIRE_LUA });
-      redis.defineCommand(ACQUIRE_MANY_COMMAND, { lua: HOST_ACQUIRE_MANY_LUA });
       redis.defineCommand('imagegenHostRelease', { numberOfKeys: 4, lua: HOST_RELEASE_LUA });
     }
     this.redis = redis as LimiterRedis;
@@ -43,29 +38,27 @@ export class HostLimiter {
 
   /** `jobId` is parked when every slot is taken, to be woken by the release that frees one. */
   async acquire(host: string, member: string, jobId: string): Promise<HostSlot> {
+    const [inFlight, circuit, parked] = this.acquireKeys(host) as [string, string, string];
     const [kind, ms] = await this.redis.imagegenHostAcquire(
-      this.keys.webhookHostInFlight(host),
-      this.keys.webhookHostCircuit(host),
-      this.keys.webhookHostParked(host),
+      inFlight,
+      circuit,
+      parked,
       member,
       this.opts.leaseMs,
       this.opts.maxInFlight,
       jobId,
     );
-    return slotOf(kind, ms);
+    return this.slotOf(kind, ms);
   }
 
-  /** `acquire` for several deliveries in one call, in order. */
-  async acquireMany(requests: readonly { host: string; member: string; jobId: string }[]): Promise<HostSlot[]> {
-    if (requests.length === 0) return [];
-    const slotKeys: string[] = [];
-    const args: (string | number)[] = [this.opts.leaseMs, this.opts.maxInFlight];
-    for (const { host, member, jobId } of requests) {
-      slotKeys.push(this.keys.webhookHostInFlight(host), this.keys.webhookHostCircuit(host), this.keys.webhookHostParked(host));
-      args.push(member, jobId);
-    }
-    const flat = await this.redis.imagegenHostAcquireMany(slotKeys.length, ...slotKeys, ...args);
-    return requests.map((_, i) => slotOf(String(flat[2 * i]), flat[2 * i + 1]));
+  /** A slot as the acquire script answers it. */
+  slotOf(kind: string, ms: unknown): HostSlot {
+    return kind === 'ok' ? { kind: 'ok' } : { kind: kind as 'busy' | 'open', retryInMs: Math.max(0, Number(ms)) };
+  }
+
+  /** The keys `acquire` uses, in its order: in-flight set, circuit, parked set. */
+  acquireKeys(host: string): string[] {
+    return [this.keys.webhookHostInFlight(host), this.keys.webhookHostCircuit(host), this.keys.webhookHostParked(host)];
   }
 
   /** The keys `release` updates, in its order: in-flight set, failure count, circuit, parked set. */
@@ -95,6 +88,3 @@ export class HostLimiter {
   }
 }
 
-function slotOf(kind: string, ms: unknown): HostSlot {
-  return kind === 'ok' ? { kind: 'ok' } : { kind: kind as 'busy' | 'open', retryInMs: Math.max(0, Number(ms)) };
-}

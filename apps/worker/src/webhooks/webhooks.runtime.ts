@@ -6,9 +6,9 @@ import { createRedis, CREATE_DELIVERIES_COMMAND, DeliveryLog, QUEUES, retentionS
 import type { WorkerConfig } from '../config';
 import { createDeliveryWorker } from './delivery.worker';
 import { DISPATCH_GROUP, OutboxDispatcher } from './dispatcher';
-import { ACQUIRE_MANY_COMMAND, HostLimiter } from './host-limiter';
+import { HostLimiter } from './host-limiter';
 import { WebhookSender } from './sender';
-import { AttemptSettler, SETTLE_COMMAND } from './settle';
+import { AttemptBatcher, ATTEMPT_BATCH_COMMAND } from './attempt-batcher';
 
 export interface WebhooksRuntime {
   worker: Worker;
@@ -29,7 +29,7 @@ export async function startWebhooks(config: WorkerConfig, keys: Keys, connection
   // commands that already carry a batch each skip it (an automatic pipeline per call costs more than it saves)
   const redis = createRedis(config.redis, 'worker', 'imagegen-worker-webhooks', {
     enableAutoPipelining: true,
-    autoPipeliningIgnoredCommands: [CREATE_DELIVERIES_COMMAND, ACQUIRE_MANY_COMMAND, SETTLE_COMMAND],
+    autoPipeliningIgnoredCommands: [CREATE_DELIVERIES_COMMAND, ATTEMPT_BATCH_COMMAND],
   });
   const secrets = new WebhookSecrets(redis, keys, config.WEBHOOK_SECRET, SIGNING_CACHE_MS);
   // after a reconnect (null) announcements may have been missed: forget every cached secret
@@ -46,8 +46,8 @@ export async function startWebhooks(config: WorkerConfig, keys: Keys, connection
     circuitFailures: config.WEBHOOK_CIRCUIT_FAILURES,
     circuitOpenMs: config.WEBHOOK_CIRCUIT_OPEN_MS,
   });
-  const settler = new AttemptSettler(redis, keys, log, limiter, DISPATCH_GROUP);
-  const attempts = { log, secrets, limiter, settler, sender, queue, logger, retryScale: config.WEBHOOK_RETRY_SCALE, ...(metrics ? { metrics } : {}) };
+  const batcher = new AttemptBatcher(redis, keys, log, limiter, DISPATCH_GROUP);
+  const attempts = { log, secrets, limiter, batcher, sender, queue, logger, retryScale: config.WEBHOOK_RETRY_SCALE, ...(metrics ? { metrics } : {}) };
   const worker = createDeliveryWorker(attempts, { connection, prefix: config.QUEUE_PREFIX, concurrency: config.WEBHOOK_CONCURRENCY, timeoutMs: config.WEBHOOK_TIMEOUT_MS });
   const reader = createRedis(config.redis, 'worker', 'imagegen-worker-outbox');
   const dispatcher = new OutboxDispatcher(

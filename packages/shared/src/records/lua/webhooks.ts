@@ -129,53 +129,45 @@ export const RECORD_ATTEMPT_LUA = compose(NOW_MS, RECORD_ATTEMPT, `return record
 /** KEYS: in-flight set, circuit, parked set; ARGV: member, lease ms, max in flight, job id. */
 export const HOST_ACQUIRE_LUA = compose(NOW_MS, HOST_ACQUIRE, `return hostAcquire(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])`);
 
-/**
- * Slots for several deliveries in one call, taken in order (two to the same host count as two).
- * KEYS: in-flight set, circuit, parked set per delivery; ARGV: lease ms, max in flight, then
- * member and job id per delivery. Returns kind and ms per delivery, flat.
- */
-export const HOST_ACQUIRE_MANY_LUA = compose(
-  NOW_MS,
-  HOST_ACQUIRE,
-  `
-local out = {}
-for i = 1, #KEYS / 3 do
-  local k, a = (i - 1) * 3, 3 + (i - 1) * 2
-  local r = hostAcquire(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], ARGV[a], ARGV[1], ARGV[2], ARGV[a + 1])
-  out[#out + 1] = r[1]
-  out[#out + 1] = r[2]
-end
-return out
-`,
-);
-
 /** KEYS: in-flight set, failure count, circuit, parked set; ARGV: member, health, threshold, open ms. */
 export const HOST_RELEASE_LUA = compose(HOST_RELEASE, `return hostRelease(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4])`);
 
-/** Fields of one attempt in SETTLE_ATTEMPTS_LUA's ARGV. */
+/** ARGV fields of one attempt that ends, in SETTLE_AND_ACQUIRE_LUA. */
 export const SETTLE_ARGS_PER_ATTEMPT = 10;
-/** Keys of one attempt in SETTLE_ATTEMPTS_LUA's KEYS (after the outbox). */
+/** KEYS of one attempt that ends (log, in-flight set, failure count, circuit, parked set). */
 export const SETTLE_KEYS_PER_ATTEMPT = 5;
+/** ARGV fields (member, job id) and KEYS (in-flight set, circuit, parked set) of one attempt that starts. */
+export const ACQUIRE_ARGS_PER_ATTEMPT = 2;
+export const ACQUIRE_KEYS_PER_ATTEMPT = 3;
 
 /**
- * Ends attempts whose requests are done, each in one step: records the attempt, gives its host
- * slot back (with the host's health), and, for a first attempt made from an outbox entry,
- * acknowledges and deletes the entry unless another attempt must follow (the caller hands that
- * one to a job first). The entry is thus never settled without its attempt recorded.
- * KEYS[1] outbox stream, then per attempt: log, in-flight set, failure count, circuit, parked set.
- * ARGV: group, ttl, kept, circuit threshold, circuit open ms, then per attempt: id, run, state,
- * status, error, durationMs, retryInMs, member, health, entry id ('' = none).
- * Returns per attempt, flat: recorded ('ok' | 'missing' | 'stale'), opened (0/1), job to wake
- * (or ''), entry settled (0/1).
+ * Attempts that end and attempts that start, in one call: the ones that end first, so a slot
+ * given back is there for one that starts.
+ *
+ * Each attempt that ends, in one step: its attempt is recorded, its host slot given back (with
+ * the host's health) and, for a first attempt made from an outbox entry, the entry acknowledged
+ * and deleted unless another attempt must follow (the caller hands that one to a job first); an
+ * entry is thus never settled without its attempt recorded. Each attempt that starts takes a
+ * slot of its host (HOST_ACQUIRE), in order.
+ *
+ * KEYS[1] outbox stream, then 5 per attempt that ends (log, in-flight set, failure count,
+ * circuit, parked set), then 3 per attempt that starts (in-flight set, circuit, parked set).
+ * ARGV: group, ttl, kept, circuit threshold, circuit open ms, lease ms, max in flight, number of
+ * attempts that end; then per attempt that ends: id, run, state, status, error, durationMs,
+ * retryInMs, member, health, entry id ('' = none); then per attempt that starts: member, job id.
+ * Returns, flat: per attempt that ends recorded ('ok' | 'missing' | 'stale'), opened (0/1), job
+ * to wake (or ''), entry settled (0/1); then per attempt that starts its slot kind and ms.
  */
-export const SETTLE_ATTEMPTS_LUA = compose(
+export const SETTLE_AND_ACQUIRE_LUA = compose(
   NOW_MS,
   RECORD_ATTEMPT,
   HOST_RELEASE,
+  HOST_ACQUIRE,
   `
+local ending = tonumber(ARGV[8])
 local out, acks = {}, {}
-for i = 1, (#KEYS - 1) / ${SETTLE_KEYS_PER_ATTEMPT} do
-  local k, a = 1 + (i - 1) * ${SETTLE_KEYS_PER_ATTEMPT}, 5 + (i - 1) * ${SETTLE_ARGS_PER_ATTEMPT}
+for i = 1, ending do
+  local k, a = 1 + (i - 1) * ${SETTLE_KEYS_PER_ATTEMPT}, 8 + (i - 1) * ${SETTLE_ARGS_PER_ATTEMPT}
   local state = ARGV[a + 3]
   local recorded = recordAttempt(KEYS[k + 1], ARGV[a + 1], ARGV[a + 2], state, ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[2], ARGV[3])
   local r = hostRelease(KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], ARGV[a + 8], ARGV[a + 9], ARGV[4], ARGV[5])
@@ -193,6 +185,13 @@ end
 if #acks > 0 then
   redis.call('XACK', KEYS[1], ARGV[1], unpack(acks))
   redis.call('XDEL', KEYS[1], unpack(acks))
+end
+local firstKey, firstArg = 1 + ending * ${SETTLE_KEYS_PER_ATTEMPT}, 8 + ending * ${SETTLE_ARGS_PER_ATTEMPT}
+for i = 1, (#KEYS - firstKey) / ${ACQUIRE_KEYS_PER_ATTEMPT} do
+  local k, a = firstKey + (i - 1) * ${ACQUIRE_KEYS_PER_ATTEMPT}, firstArg + (i - 1) * ${ACQUIRE_ARGS_PER_ATTEMPT}
+  local r = hostAcquire(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], ARGV[a + 1], ARGV[6], ARGV[7], ARGV[a + 2])
+  out[#out + 1] = r[1]
+  out[#out + 1] = r[2]
 end
 return out
 `,

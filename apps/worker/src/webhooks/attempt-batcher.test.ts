@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { DeliveryLog, keysFor, SETTLE_ATTEMPTS_LUA, type Delivery } from '@imagegen/shared';
+import { DeliveryLog, keysFor, SETTLE_AND_ACQUIRE_LUA, type Delivery } from '@imagegen/shared';
 import { HostLimiter } from './host-limiter';
-import { AttemptSettler } from './settle';
+import { AttemptBatcher } from './attempt-batcher';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `igtest-settle-${randomBytes(4).toString('hex')}`;
@@ -44,19 +44,19 @@ async function pendingEntries(count: number): Promise<string[]> {
 it('attempts ending together are recorded, released and their entries settled in one call; one to retry keeps its entry', async () => {
   const log = new DeliveryLog(redis, keys, 3600);
   const limiter = new HostLimiter(redis, keys, { maxInFlight: 5, leaseMs: 10_000, circuitFailures: 2, circuitOpenMs: 1000 });
-  const settler = new AttemptSettler(redis, keys, log, limiter, GROUP);
+  const batcher = new AttemptBatcher(redis, keys, log, limiter, GROUP);
   const [e1, e2, e3] = await pendingEntries(3);
   await log.createMany([
     { delivery: delivery('dlv_s1', 'gen_s'), body: '{}' },
     { delivery: delivery('dlv_s2', 'gen_s'), body: '{}' },
   ]);
-  await limiter.acquireMany([
-    { host: 'h:1', member: 'm1', jobId: 'dlv_s1' },
-    { host: 'h:1', member: 'm2', jobId: 'dlv_s2' },
-    { host: 'h:1', member: 'm3', jobId: 'dlv_gone' },
+  await Promise.all([
+    batcher.acquire({ host: 'h:1', member: 'm1', jobId: 'dlv_s1' }),
+    batcher.acquire({ host: 'h:1', member: 'm2', jobId: 'dlv_s2' }),
+    batcher.acquire({ host: 'h:1', member: 'm3', jobId: 'dlv_gone' }),
   ]);
   // counted on this client: the script is loaded first, so the batch is exactly one call
-  await redis.script('LOAD', SETTLE_ATTEMPTS_LUA);
+  await redis.script('LOAD', SETTLE_AND_ACQUIRE_LUA);
   const sent: string[] = [];
   const sendCommand = redis.sendCommand.bind(redis);
   const spy = jest.spyOn(redis, 'sendCommand').mockImplementation((command, stream) => {
@@ -65,9 +65,9 @@ it('attempts ending together are recorded, released and their entries settled in
   });
 
   const [delivered, retry, gone] = await Promise.all([
-    settler.settle({ subject: 'gen_s', deliveryId: 'dlv_s1', outcome: { run: 0, state: 'delivered', status: 200, durationMs: 12 }, host: 'h:1', member: 'm1', health: 'up', entryId: e1 }),
-    settler.settle({ subject: 'gen_s', deliveryId: 'dlv_s2', outcome: { run: 0, state: 'pending', status: 503, error: 'answered 503', durationMs: 5, retryInMs: 5000 }, host: 'h:1', member: 'm2', health: 'trouble', entryId: e2 }),
-    settler.settle({ subject: 'gen_s', deliveryId: 'dlv_gone', outcome: { run: 0, state: 'delivered', status: 200, durationMs: 3 }, host: 'h:1', member: 'm3', health: 'up', entryId: e3 }),
+    batcher.settle({ subject: 'gen_s', deliveryId: 'dlv_s1', outcome: { run: 0, state: 'delivered', status: 200, durationMs: 12 }, host: 'h:1', member: 'm1', health: 'up', entryId: e1 }),
+    batcher.settle({ subject: 'gen_s', deliveryId: 'dlv_s2', outcome: { run: 0, state: 'pending', status: 503, error: 'answered 503', durationMs: 5, retryInMs: 5000 }, host: 'h:1', member: 'm2', health: 'trouble', entryId: e2 }),
+    batcher.settle({ subject: 'gen_s', deliveryId: 'dlv_gone', outcome: { run: 0, state: 'delivered', status: 200, durationMs: 3 }, host: 'h:1', member: 'm3', health: 'up', entryId: e3 }),
   ]);
   spy.mockRestore();
   expect(sent).toEqual(['evalsha']);
@@ -93,23 +93,43 @@ it('attempts ending together are recorded, released and their entries settled in
 it('an attempt without an entry (a job) settles nothing in the outbox, and failures count toward the circuit', async () => {
   const log = new DeliveryLog(redis, keys, 3600);
   const limiter = new HostLimiter(redis, keys, { maxInFlight: 5, leaseMs: 10_000, circuitFailures: 2, circuitOpenMs: 1000 });
-  const settler = new AttemptSettler(redis, keys, log, limiter, GROUP);
+  const batcher = new AttemptBatcher(redis, keys, log, limiter, GROUP);
   await log.createMany([
     { delivery: delivery('dlv_j1', 'gen_j'), body: '{}' },
     { delivery: delivery('dlv_j2', 'gen_j'), body: '{}' },
   ]);
-  await limiter.acquireMany([
-    { host: 'k:1', member: 'a', jobId: 'dlv_j1' },
-    { host: 'k:1', member: 'b', jobId: 'dlv_j2' },
-  ]);
+  await Promise.all([batcher.acquire({ host: 'k:1', member: 'a', jobId: 'dlv_j1' }), batcher.acquire({ host: 'k:1', member: 'b', jobId: 'dlv_j2' })]);
   const failed = { run: 0, state: 'pending' as const, error: 'timed out', durationMs: 100, retryInMs: 1000 };
   const results = await Promise.all([
-    settler.settle({ subject: 'gen_j', deliveryId: 'dlv_j1', outcome: failed, host: 'k:1', member: 'a', health: 'trouble' }),
-    settler.settle({ subject: 'gen_j', deliveryId: 'dlv_j2', outcome: failed, host: 'k:1', member: 'b', health: 'trouble' }),
+    batcher.settle({ subject: 'gen_j', deliveryId: 'dlv_j1', outcome: failed, host: 'k:1', member: 'a', health: 'trouble' }),
+    batcher.settle({ subject: 'gen_j', deliveryId: 'dlv_j2', outcome: failed, host: 'k:1', member: 'b', health: 'trouble' }),
   ]);
   expect(results.map((r) => [r.recorded, r.opened, r.entrySettled])).toEqual([
     ['ok', false, false],
     ['ok', true, false],
   ]);
   expect(await limiter.acquire('k:1', 'c', 'dlv_j3')).toMatchObject({ kind: 'open' });
+});
+
+it('slots asked for in one turn follow the bound in order; a slot given back in the same turn is there for them', async () => {
+  const log = new DeliveryLog(redis, keys, 3600);
+  const limiter = new HostLimiter(redis, keys, { maxInFlight: 2, leaseMs: 10_000, circuitFailures: 3, circuitOpenMs: 1000 });
+  const batcher = new AttemptBatcher(redis, keys, log, limiter, GROUP);
+  const slots = await Promise.all([
+    batcher.acquire({ host: 'p:1', member: 'm1', jobId: 'j1' }),
+    batcher.acquire({ host: 'q:1', member: 'm2', jobId: 'j2' }),
+    batcher.acquire({ host: 'p:1', member: 'm3', jobId: 'j3' }),
+    batcher.acquire({ host: 'p:1', member: 'm4', jobId: 'j4' }),
+  ]);
+  expect(slots.map((s) => s.kind)).toEqual(['ok', 'ok', 'ok', 'busy']);
+  await limiter.unpark('p:1', 'j4');
+  await log.createMany([{ delivery: delivery('dlv_p1', 'gen_p'), body: '{}' }]);
+  // asked for before the release in the same turn, the slot still goes to it
+  const [next, ended] = await Promise.all([
+    batcher.acquire({ host: 'p:1', member: 'm5', jobId: 'j5' }),
+    batcher.settle({ subject: 'gen_p', deliveryId: 'dlv_p1', outcome: { run: 0, state: 'delivered', status: 200, durationMs: 1 }, host: 'p:1', member: 'm1', health: 'up' }),
+  ]);
+  expect(next).toEqual({ kind: 'ok' });
+  expect(ended).toMatchObject({ recorded: 'ok', entrySettled: false });
+  expect((await redis.zrange(keys.webhookHostInFlight('p:1'), '0', '-1')).sort()).toEqual(['m3', 'm5']);
 });
