@@ -204,7 +204,7 @@ export class OutboxDispatcher {
         run: 0,
         attempts: 0,
       };
-      made.push({ entryId, delivery, body: webhookBody(event.event, event.at, event.data), host: new URL(event.target.url).host });
+      made.push({ entryId, delivery, body: webhookBody(event.event, event.at, event.data), host: event.host });
     }
     const created = await this.log.createMany(made);
     // dispatched before by a process that died: a job finishes whatever it left

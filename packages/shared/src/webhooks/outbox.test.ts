@@ -69,7 +69,7 @@ describe('a generation entry', () => {
   it('reads back with data exactly as GET presents the record', () => {
     const hash = snapshotOf(record);
     const event = parseOutboxEntry('1-0', entry(hash), links);
-    expect(event).toMatchObject({ subject: 'gen_snap1', tenant: 't1', target: record.webhook });
+    expect(event).toMatchObject({ subject: 'gen_snap1', tenant: 't1', target: record.webhook, host: 'hooks.example' });
     expect(JSON.stringify((event as { data: unknown }).data)).toBe(JSON.stringify(presentGeneration(decodeRecord(hash)!, links)));
   });
 
@@ -78,6 +78,8 @@ describe('a generation entry', () => {
     expect(parseOutboxEntry('1-0', entry({ ...hash, status: 'nonsense' }), links)).toEqual({ invalid: expect.any(String) });
     expect(parseOutboxEntry('1-0', entry({ ...hash, request: '' }), links)).toEqual({ invalid: expect.any(String) });
     expect(parseOutboxEntry('1-0', entry({ ...hash, webhook: '{"url":"not a url"}' }), links)).toEqual({ invalid: expect.any(String) });
+    expect(parseOutboxEntry('1-0', entry({ ...hash, webhook: '{"url":"ftp://hooks.example/g"}' }), links)).toEqual({ invalid: expect.any(String) });
+    expect(parseOutboxEntry('1-0', entry({ ...hash, webhook: '{"events":["generation.completed"]}' }), links)).toEqual({ invalid: expect.any(String) });
     expect(parseOutboxEntry('1-0', entry({ ...hash, result: '{"image":{}}' }), links)).toEqual({ invalid: expect.any(String) });
   });
 });
