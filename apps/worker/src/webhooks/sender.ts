@@ -1,4 +1,5 @@
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Agent, request } from 'undici';
@@ -94,18 +95,22 @@ export class WebhookSender {
       'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
       'webhook-signature': this.sign(req.secrets, req.webhookId, now, req.body),
     };
-    const controller = new AbortController();
+    // undici takes an emitter as the abort signal: an AbortController per request costs ~20x more
+    const abort = new EventEmitter() as EventEmitter & { reason?: Error };
+    let timedOut = false;
     // a plain strong timer, raced against the request: the deadline holds whatever the client does
     let expire: (err: Error) => void = () => undefined;
     const expired = new Promise<never>((_, reject) => (expire = reject));
     expired.catch(() => undefined);
     const timer = setTimeout(() => {
       const err = new DeliveryTimeout(`no answer within ${this.opts.timeoutMs} ms`);
-      controller.abort(err);
+      timedOut = true;
+      abort.reason = err;
+      abort.emit('abort');
       expire(err);
     }, this.opts.timeoutMs);
     try {
-      const res = await Promise.race([request(url, { method: 'POST', headers, body: req.body, dispatcher: this.agent, signal: controller.signal }), expired]);
+      const res = await Promise.race([request(url, { method: 'POST', headers, body: req.body, dispatcher: this.agent, signal: abort }), expired]);
       const status = res.statusCode;
       const durationMs = elapsed();
       // read (bounded) so the connection goes back to the pool; the answer is already decided
@@ -123,7 +128,7 @@ export class WebhookSender {
       };
     } catch (err) {
       const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
-      if (e instanceof DeliveryTimeout || controller.signal.reason instanceof DeliveryTimeout) {
+      if (e instanceof DeliveryTimeout || timedOut) {
         return { ok: false, error: `timed out: no answer within ${this.opts.timeoutMs} ms`, durationMs: elapsed(), hostTrouble: true };
       }
       const blocked = e.code === 'EBLOCKEDADDRESS' || e.cause?.code === 'EBLOCKEDADDRESS';
