@@ -17,6 +17,7 @@ export * from './events/event-hub';
 export * from './events/wait';
 export * from './logger';
 export * from './records/lua/outbox';
+export * from './records/lua/webhooks';
 export * from './webhooks/payload';
 export * from './webhooks/outbox';
 export * from './webhooks/secrets';

@@ -51,7 +51,7 @@ export function createRedis(connection: RedisConnection, role: RedisRole, name?:
       clusterRetryStrategy: retryStrategy as (times: number) => number,
       enableOfflineQueue: enableOfflineQueue ?? true,
       redisOptions: { ...nodeOptions, ...urlOptions(connection.url) },
-      ...(extra.enableAutoPipelining ? { enableAutoPipelining: true } : {}),
+      ...(extra.enableAutoPipelining ? { enableAutoPipelining: true, autoPipeliningIgnoredCommands: extra.autoPipeliningIgnoredCommands ?? [] } : {}),
     }) as unknown as Redis;
   } else if (connection.kind === 'sentinel') {
     redis = new Redis({ ...options, ...extra, ...urlOptions(connection.url), sentinels: connection.sentinels, name: connection.name });

@@ -3,12 +3,15 @@ import type { Delivery, DeliveryLog, DeliveryState, Logger, Metrics, WebhookSecr
 import type { HostHealth, HostLimiter } from './host-limiter';
 import { retryDelayMs } from './schedule';
 import type { SendResult, WebhookSender } from './sender';
+import type { AttemptBatcher, Settled } from './attempt-batcher';
 
 /** What one attempt of a delivery needs, wherever it runs (the dispatcher's first try, or a job). */
 export interface AttemptDeps {
   log: DeliveryLog;
   secrets: WebhookSecrets;
   limiter: HostLimiter;
+  /** The Redis steps of attempts, batched per turn of the event loop. */
+  batcher: AttemptBatcher;
   sender: WebhookSender;
   /** The webhooks queue, to wake parked deliveries. */
   queue: Queue;
@@ -26,6 +29,8 @@ export interface AttemptResult {
   error?: string;
   /** 'stale' when a redelivery started meanwhile (that run carries on), 'missing' when the log is gone. */
   recorded: 'ok' | 'missing' | 'stale';
+  /** The outbox entry given to the attempt was acknowledged with it. */
+  entrySettled: boolean;
 }
 
 function healthOf(result: SendResult): HostHealth {
@@ -44,7 +49,10 @@ export function stateAfter(result: SendResult, retry: number, scale: number): { 
 
 /** Gives a host slot back; the freed slot goes to the oldest parked delivery (if it is not parked yet, its own timer wakes it). */
 export async function releaseSlot(deps: AttemptDeps, host: string, member: string, health: HostHealth): Promise<void> {
-  const { opened, wake } = await deps.limiter.release(host, member, health);
+  afterRelease(deps, host, await deps.limiter.release(host, member, health));
+}
+
+function afterRelease(deps: AttemptDeps, host: string, { opened, wake }: Pick<Settled, 'opened' | 'wake'>): void {
   if (opened) deps.logger.warn('webhook host failing: holding its deliveries back', { host });
   if (wake) {
     void Job.fromId(deps.queue, wake)
@@ -53,12 +61,26 @@ export async function releaseSlot(deps: AttemptDeps, host: string, member: strin
   }
 }
 
+export interface FirstAttempt {
+  /** The outbox entry the delivery was made from: settled with the attempt unless another attempt follows. */
+  entryId: string;
+  /** Called once the request is done and its settling queued (before the attempt is recorded). */
+  onSent: () => void;
+}
+
 /**
  * One attempt of a delivery whose host slot is held: sign the frozen body with every secret
- * that signs now, send it, record the attempt, and give the slot back, whatever happens.
- * `attempt` is this attempt's number in its run (1 = the first).
+ * that signs now, send it, then record the attempt and give the slot back in one step; the slot
+ * is given back whatever happens. `attempt` is this attempt's number in its run (1 = the first).
  */
-export async function attemptDelivery(deps: AttemptDeps, loaded: { delivery: Delivery; body: string }, host: string, member: string, attempt: number): Promise<AttemptResult> {
+export async function attemptDelivery(
+  deps: AttemptDeps,
+  loaded: { delivery: Delivery; body: string },
+  host: string,
+  member: string,
+  attempt: number,
+  first?: FirstAttempt,
+): Promise<AttemptResult> {
   const { delivery, body } = loaded;
   let released = false;
   try {
@@ -67,12 +89,28 @@ export async function attemptDelivery(deps: AttemptDeps, loaded: { delivery: Del
     const { state, retryInMs } = stateAfter(result, attempt, deps.retryScale);
     deps.metrics?.webhookDeliveries.inc({ outcome: state });
     deps.metrics?.webhookDuration.observe({ outcome: state }, result.durationMs / 1000);
+    const settling = deps.batcher.settle({
+      subject: delivery.subject,
+      deliveryId: delivery.id,
+      outcome: { run: delivery.run, state, status: result.status, error: result.error, durationMs: result.durationMs, retryInMs },
+      host,
+      member,
+      health: healthOf(result),
+      ...(first ? { entryId: first.entryId } : {}),
+    });
+    // after the settle is queued, so it goes in the same call as the next attempt's slot, or an earlier one
+    first?.onSent();
+    const settled = await settling;
     released = true;
-    const [recorded] = await Promise.all([
-      deps.log.recordAttempt(delivery.subject, delivery.id, { run: delivery.run, state, status: result.status, error: result.error, durationMs: result.durationMs, retryInMs }),
-      releaseSlot(deps, host, member, healthOf(result)),
-    ]);
-    return { state, recorded, ...(retryInMs !== undefined ? { retryInMs } : {}), ...(result.status !== undefined ? { status: result.status } : {}), ...(result.error ? { error: result.error } : {}) };
+    afterRelease(deps, host, settled);
+    return {
+      state,
+      recorded: settled.recorded,
+      entrySettled: settled.entrySettled,
+      ...(retryInMs !== undefined ? { retryInMs } : {}),
+      ...(result.status !== undefined ? { status: result.status } : {}),
+      ...(result.error ? { error: result.error } : {}),
+    };
   } finally {
     if (!released) await releaseSlot(deps, host, member, 'unknown').catch(() => undefined);
   }

@@ -26,7 +26,7 @@ export interface DispatcherOptions {
   filesBaseUrl: string;
   batchSize?: number;
   blockMs?: number;
-  /** First attempts made by the dispatcher itself at once (WEBHOOK_CONCURRENCY); 0 leaves every attempt to jobs. */
+  /** First-attempt requests made by the dispatcher itself at once (WEBHOOK_CONCURRENCY); 0 leaves every attempt to jobs. */
   inlineConcurrency: number;
 }
 
@@ -51,6 +51,12 @@ const IDLE_CONSUMER_MS = 3600_000;
  * id = delivery id, both derived from the entry id). The entry is acknowledged and deleted once
  * its delivery is settled or enqueued. Every step is idempotent: an entry handled again after a
  * crash finds its delivery in the log and hands it to a job, which sends only what is not done.
+ *
+ * Redis work is done per batch, not per delivery: the deliveries of one read are logged by one
+ * script call, and in each turn of the event loop one call records, releases and acknowledges
+ * the attempts that ended and takes the host slots of those that start (AttemptBatcher). The
+ * next read is made while a round of attempts still waits, so requests follow each other
+ * without a gap for reading.
  */
 export class OutboxDispatcher {
   private stopped = false;
@@ -72,6 +78,15 @@ export class OutboxDispatcher {
 
   /** First attempts under way, each settling (and acknowledging) one entry. */
   private readonly inFlight = new Set<Promise<void>>();
+  /** First attempts whose request is under way: inlineConcurrency bounds these. */
+  private sending = 0;
+  /**
+   * Deliveries made and logged, their first attempt waiting for a free place: the next read
+   * is made while some still wait, so requests go on back to back.
+   */
+  private readonly waiting: { stream: string; d: Dispatched }[] = [];
+  /** Wakes the dispatch loop when a place frees. */
+  private placeFreed: () => void = () => undefined;
 
   start(): void {
     this.loop ??= this.run();
@@ -86,8 +101,8 @@ export class OutboxDispatcher {
     // what it had read stays pending in the group, for another worker to take over
     this.reader.disconnect();
     await this.loop;
-    // first attempts under way finish (each is bounded by the request timeout)
-    await Promise.all([...this.inFlight]);
+    // first attempts under way, and those waiting for a place, finish (each is bounded by the request timeout)
+    while (this.inFlight.size) await Promise.all([...this.inFlight]);
   }
 
   private async run(): Promise<void> {
@@ -189,7 +204,7 @@ export class OutboxDispatcher {
         run: 0,
         attempts: 0,
       };
-      made.push({ entryId, delivery, body: webhookBody(event.event, event.at, event.data), host: new URL(event.target.url).host });
+      made.push({ entryId, delivery, body: webhookBody(event.event, event.at, event.data), host: event.host });
     }
     const created = await this.log.createMany(made);
     // dispatched before by a process that died: a job finishes whatever it left
@@ -197,26 +212,48 @@ export class OutboxDispatcher {
     const toSend = made.filter((_, i) => created[i] && this.attempts && this.opts.inlineConcurrency > 0);
     if (toJobs.length) await this.enqueue(toJobs.map((d) => ({ d, attemptsBefore: 0, delayMs: 0 })));
     await this.acknowledge(stream, [...settled, ...toJobs.map((d) => d.entryId)]);
-    for (const d of toSend) {
-      while (this.inFlight.size >= this.opts.inlineConcurrency) await Promise.race(this.inFlight);
-      const attempt = this.firstAttempt(stream, d).finally(() => this.inFlight.delete(attempt));
+    for (const d of toSend) this.waiting.push({ stream, d });
+    this.startAttempts();
+    // the next read once no more than one round of attempts waits (bounds what is held here)
+    while (this.waiting.length > this.opts.inlineConcurrency) await new Promise<void>((resolve) => (this.placeFreed = resolve));
+  }
+
+  private startAttempts(): void {
+    while (this.sending < this.opts.inlineConcurrency && this.waiting.length > 0) {
+      const { stream, d } = this.waiting.shift() as { stream: string; d: Dispatched };
+      this.sending++;
+      let placeHeld = true;
+      const freePlace = () => {
+        if (!placeHeld) return;
+        placeHeld = false;
+        this.sending--;
+        this.startAttempts();
+        this.placeFreed();
+      };
+      const attempt = this.firstAttempt(stream, d, freePlace).finally(() => {
+        freePlace();
+        this.inFlight.delete(attempt);
+      });
       this.inFlight.add(attempt);
     }
   }
 
   /** The first attempt of a new delivery, then its entry is acknowledged; a failure leaves the entry pending, for a takeover. */
-  private async firstAttempt(stream: string, d: Dispatched): Promise<void> {
+  private async firstAttempt(stream: string, d: Dispatched, onSent: () => void): Promise<void> {
     const deps = this.attempts as AttemptDeps;
     try {
       const member = `${d.delivery.id}:${this.opts.consumer}`;
-      const slot = await deps.limiter.acquire(d.host, member, d.delivery.id);
+      const slot = await deps.batcher.acquire({ host: d.host, member, jobId: d.delivery.id });
       if (slot.kind !== 'ok') {
         // the host is at its bound, or failing: the job waits for it without holding anything here
         await this.enqueue([{ d, attemptsBefore: 0, delayMs: 0 }]);
-      } else {
-        const outcome = await attemptDelivery(deps, d, d.host, member, 1);
-        if (outcome.recorded === 'ok' && outcome.state === 'pending') await this.enqueue([{ d, attemptsBefore: 1, delayMs: outcome.retryInMs ?? 0 }]);
+        await this.acknowledge(stream, [d.entryId]);
+        return;
       }
+      // a final outcome settles the entry with the attempt; one with another attempt to come is handed to a job first
+      const outcome = await attemptDelivery(deps, d, d.host, member, 1, { entryId: d.entryId, onSent });
+      if (outcome.entrySettled) return;
+      if (outcome.recorded === 'ok' && outcome.state === 'pending') await this.enqueue([{ d, attemptsBefore: 1, delayMs: outcome.retryInMs ?? 0 }]);
       await this.acknowledge(stream, [d.entryId]);
     } catch (err) {
       this.logger.warn('first webhook attempt failed to settle; the event stays in the outbox', { deliveryId: d.delivery.id, error: (err as Error).message });

@@ -13,6 +13,8 @@ beforeAll(async () => {
     req.on('data', (c: Buffer) => (body += c.toString()));
     req.on('end', () => {
       seen.push({ headers: req.headers, body });
+      // a receiver that never answers
+      if (req.url === '/hang') return;
       res.writeHead(204).end();
     });
   });
@@ -44,4 +46,27 @@ it('with the guard on, a name resolving to loopback is refused at connect time, 
   expect(byName).toMatchObject({ ok: false, hostTrouble: false, error: expect.stringMatching(/loopback/) });
   expect(byAddress).toMatchObject({ ok: false, hostTrouble: false, error: expect.stringMatching(/loopback/) });
   expect(seen.length).toBe(before);
+});
+
+it('signatures are byte for byte those of the Standard Webhooks library, for every secret that signs', () => {
+  const sender = new WebhookSender({ timeoutMs: 2000, allowPrivate: true, connectionsPerOrigin: 1 });
+  const other = `whsec_${Buffer.alloc(24, 3).toString('base64')}`;
+  const at = new Date('2025-03-01T12:00:00.987Z');
+  for (const body of ['{}', JSON.stringify({ topic: 'café — 東京 🌅', n: 1 }), 'x'.repeat(70_000)]) {
+    const expected = [secret, other].map((s) => new Webhook(s).sign('msg_abc', at, body)).join(' ');
+    expect(sender.sign([secret, other], 'msg_abc', at, body)).toBe(expected);
+  }
+  void sender.close();
+});
+
+it('a request without an answer is cut at the timeout, and its connection is not left to it', async () => {
+  const sender = new WebhookSender({ timeoutMs: 300, allowPrivate: true, connectionsPerOrigin: 1 });
+  const started = Date.now();
+  const hung = await sender.send({ url: `http://127.0.0.1:${port}/hang`, webhookId: 'msg_4', body: '{}', secrets: [secret] });
+  expect(hung).toMatchObject({ ok: false, hostTrouble: true, error: expect.stringMatching(/timed out/) });
+  expect(Date.now() - started).toBeLessThan(2000);
+  // the only connection was aborted with it: the next request goes through
+  const next = await sender.send({ url: `http://127.0.0.1:${port}/ok`, webhookId: 'msg_5', body: '{}', secrets: [secret] });
+  expect(next).toMatchObject({ ok: true, status: 204 });
+  await sender.close();
 });

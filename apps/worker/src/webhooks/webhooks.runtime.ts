@@ -2,12 +2,13 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Queue, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createRedis, DeliveryLog, QUEUES, retentionSeconds, WebhookSecrets, type EventHub, type Keys, type Logger, type Metrics } from '@imagegen/shared';
+import { createRedis, CREATE_DELIVERIES_COMMAND, DeliveryLog, QUEUES, retentionSeconds, WebhookSecrets, type EventHub, type Keys, type Logger, type Metrics } from '@imagegen/shared';
 import type { WorkerConfig } from '../config';
 import { createDeliveryWorker } from './delivery.worker';
-import { OutboxDispatcher } from './dispatcher';
+import { DISPATCH_GROUP, OutboxDispatcher } from './dispatcher';
 import { HostLimiter } from './host-limiter';
 import { WebhookSender } from './sender';
+import { AttemptBatcher, ATTEMPT_BATCH_COMMAND } from './attempt-batcher';
 
 export interface WebhooksRuntime {
   worker: Worker;
@@ -24,8 +25,12 @@ export interface WebhooksRuntime {
 const SIGNING_CACHE_MS = 5_000;
 
 export async function startWebhooks(config: WorkerConfig, keys: Keys, connection: Redis, hub: EventHub, logger: Logger, metrics?: Metrics): Promise<WebhooksRuntime> {
-  // many deliveries at once each send a few small commands: coalesce them into fewer writes
-  const redis = createRedis(config.redis, 'worker', 'imagegen-worker-webhooks', { enableAutoPipelining: true });
+  // many deliveries at once each send a few small commands: coalesce them into fewer writes; the
+  // commands that already carry a batch each skip it (an automatic pipeline per call costs more than it saves)
+  const redis = createRedis(config.redis, 'worker', 'imagegen-worker-webhooks', {
+    enableAutoPipelining: true,
+    autoPipeliningIgnoredCommands: [CREATE_DELIVERIES_COMMAND, ATTEMPT_BATCH_COMMAND],
+  });
   const secrets = new WebhookSecrets(redis, keys, config.WEBHOOK_SECRET, SIGNING_CACHE_MS);
   // after a reconnect (null) announcements may have been missed: forget every cached secret
   const stopRotations = await hub.subscribe(keys.webhookSecretRotations(), (tenant) => (tenant === null ? secrets.forgetAll() : secrets.forget(tenant)));
@@ -41,7 +46,8 @@ export async function startWebhooks(config: WorkerConfig, keys: Keys, connection
     circuitFailures: config.WEBHOOK_CIRCUIT_FAILURES,
     circuitOpenMs: config.WEBHOOK_CIRCUIT_OPEN_MS,
   });
-  const attempts = { log, secrets, limiter, sender, queue, logger, retryScale: config.WEBHOOK_RETRY_SCALE, ...(metrics ? { metrics } : {}) };
+  const batcher = new AttemptBatcher(redis, keys, log, limiter, DISPATCH_GROUP);
+  const attempts = { log, secrets, limiter, batcher, sender, queue, logger, retryScale: config.WEBHOOK_RETRY_SCALE, ...(metrics ? { metrics } : {}) };
   const worker = createDeliveryWorker(attempts, { connection, prefix: config.QUEUE_PREFIX, concurrency: config.WEBHOOK_CONCURRENCY, timeoutMs: config.WEBHOOK_TIMEOUT_MS });
   const reader = createRedis(config.redis, 'worker', 'imagegen-worker-outbox');
   const dispatcher = new OutboxDispatcher(

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { generationRecordSchema, type GenerationRecord } from '../schemas/generation';
+import { generationRecordSchema, STATUSES, type GenerationRecord } from '../schemas/generation';
 
 type FieldKind = 'string' | 'number' | 'json';
 
@@ -41,14 +41,20 @@ function encodeWith(specs: FieldSpecs, patch: object): string[] {
   return out;
 }
 
-function decodeWith<T extends z.ZodObject>(schema: T, specs: FieldSpecs, hash: Record<string, string>): z.output<T> | null {
-  if (!hash.id || !hash.status) return null;
+function fieldsOf(specs: FieldSpecs, hash: Record<string, string>): Record<string, unknown> {
   const raw: Record<string, unknown> = {};
-  for (const [field, value] of Object.entries(hash)) {
+  for (const field in hash) {
     const spec = specs[field];
+    const value = hash[field] as string;
     if (!spec || value === '') continue;
     raw[field] = spec.kind === 'json' ? JSON.parse(value) : spec.kind === 'number' ? Number(value) : value;
   }
+  return raw;
+}
+
+function decodeWith<T extends z.ZodObject>(schema: T, specs: FieldSpecs, hash: Record<string, string>): z.output<T> | null {
+  if (!hash.id || !hash.status) return null;
+  const raw = fieldsOf(specs, hash);
   const parsed = schema.safeParse(raw);
   if (!parsed.success) throw new Error(`record ${hash.id} does not match its schema: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   return parsed.data;
@@ -66,6 +72,21 @@ export function encodeFields(patch: object): string[] {
 /** A record from its hash (null when there is none); fields the schema does not know are dropped. */
 export function decodeRecord(hash: Record<string, string>): GenerationRecord | null {
   return decodeWith(generationRecordSchema, FIELDS, hash);
+}
+
+/**
+ * A record from a copy of its hash that a record script made (a webhook snapshot), with the
+ * values typed as `decodeRecord` types them but not checked against the schema again: every
+ * write to the hash went through the codec. Only the fields a webhook needs are checked, so a
+ * damaged copy is refused rather than sent. Null when they are not all there.
+ */
+export function decodeRecordSnapshot(hash: Record<string, string>): GenerationRecord | null {
+  if (!hash.id || !hash.status || !hash.tenant || !hash.createdAt) return null;
+  const raw = fieldsOf(FIELDS, hash);
+  if (!(STATUSES as readonly unknown[]).includes(raw.status) || typeof raw.request !== 'object' || raw.request === null || !Number.isInteger(raw.progress) || !Number.isInteger(raw.attempts)) {
+    return null;
+  }
+  return raw as GenerationRecord;
 }
 
 /** The same conventions for any other record kept as a hash (a batch): one schema, its codec. */

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Keys } from '../keys';
+import { CREATE_DELIVERIES_LUA, RECORD_ATTEMPT_LUA, REDELIVER_LUA } from '../records/lua/webhooks';
 import type { WebhookEvent } from '../schemas/request';
 
 export const DELIVERY_STATES = ['pending', 'delivered', 'failed', 'exhausted'] as const;
@@ -48,66 +49,13 @@ export interface AttemptOutcome {
   retryInMs?: number;
 }
 
-/*
- * One hash per generation (or batch) holds its deliveries and attempts:
- *   d:<deliveryId>  the delivery (JSON)        b:<deliveryId>  its frozen body bytes
- *   a:<n>           the n-th attempt (JSON)    seq             attempts written so far
- * Every write sets the expiry to the record retention.
- */
+/* The log's layout and scripts: records/lua/webhooks.ts. */
 
-/** KEYS[1] log; ARGV: id, delivery JSON, body, ttl. Returns 1 if new, 0 if it existed (a re-dispatch). */
-const CREATE_LUA = `
-local created = redis.call('HSETNX', KEYS[1], 'd:' .. ARGV[1], ARGV[2])
-if created == 1 then redis.call('HSET', KEYS[1], 'b:' .. ARGV[1], ARGV[3]) end
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
-return created
-`;
-
-/**
- * KEYS[1] log; ARGV: id, run, state, status, error, durationMs, retryInMs ('' = none), ttl, kept.
- * Times come from Redis. Returns 'ok', 'missing', or 'stale' (a newer run took over).
- */
-const RECORD_ATTEMPT_LUA = `
-local raw = redis.call('HGET', KEYS[1], 'd:' .. ARGV[1])
-if not raw then return 'missing' end
-local d = cjson.decode(raw)
-if tonumber(d.run) ~= tonumber(ARGV[2]) then return 'stale' end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-d.attempts = (tonumber(d.attempts) or 0) + 1
-d.state = ARGV[3]
-local a = { id = d.id, event = d.event, webhookId = d.webhookId, attempt = d.attempts, at = now - tonumber(ARGV[6]),
-  durationMs = tonumber(ARGV[6]), state = ARGV[3] }
-if ARGV[4] ~= '' then a.status = tonumber(ARGV[4]) end
-if ARGV[5] ~= '' then a.error = ARGV[5] end
-if ARGV[7] ~= '' then
-  a.nextAttemptAt = now + tonumber(ARGV[7])
-  d.nextAttemptAt = a.nextAttemptAt
-else
-  d.nextAttemptAt = nil
-end
-local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1)
-redis.call('HSET', KEYS[1], 'a:' .. seq, cjson.encode(a), 'd:' .. ARGV[1], cjson.encode(d))
-if seq > tonumber(ARGV[9]) then redis.call('HDEL', KEYS[1], 'a:' .. (seq - tonumber(ARGV[9]))) end
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[8]))
-return 'ok'
-`;
-
-/** KEYS[1] log; ARGV: id, ttl. Starts a new run of the delivery; returns its number, or -1 if unknown. */
-const REDELIVER_LUA = `
-local raw = redis.call('HGET', KEYS[1], 'd:' .. ARGV[1])
-if not raw then return -1 end
-local d = cjson.decode(raw)
-d.run = (tonumber(d.run) or 0) + 1
-d.state = 'pending'
-d.nextAttemptAt = nil
-redis.call('HSET', KEYS[1], 'd:' .. ARGV[1], cjson.encode(d))
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
-return d.run
-`;
+/** The command that creates many deliveries at once, on a connection. */
+export const CREATE_DELIVERIES_COMMAND = 'imagegenCreateDeliveries';
 
 type LogRedis = Redis & {
-  imagegenCreateDelivery(key: string, id: string, delivery: string, body: string, ttl: number): Promise<number>;
+  imagegenCreateDeliveries(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<number[]>;
   imagegenRecordAttempt(key: string, ...args: (string | number)[]): Promise<'ok' | 'missing' | 'stale'>;
   imagegenRedeliver(key: string, id: string, ttl: number): Promise<number>;
 };
@@ -119,11 +67,11 @@ export class DeliveryLog {
   constructor(
     redis: Redis,
     private readonly keys: Keys,
-    private readonly retentionSeconds: number,
-    private readonly kept = DELIVERY_ATTEMPTS_KEPT,
+    readonly retentionSeconds: number,
+    readonly kept = DELIVERY_ATTEMPTS_KEPT,
   ) {
-    if (!('imagegenCreateDelivery' in redis)) {
-      redis.defineCommand('imagegenCreateDelivery', { numberOfKeys: 1, lua: CREATE_LUA });
+    if (!(CREATE_DELIVERIES_COMMAND in redis)) {
+      redis.defineCommand(CREATE_DELIVERIES_COMMAND, { lua: CREATE_DELIVERIES_LUA });
       redis.defineCommand('imagegenRecordAttempt', { numberOfKeys: 1, lua: RECORD_ATTEMPT_LUA });
       redis.defineCommand('imagegenRedeliver', { numberOfKeys: 1, lua: REDELIVER_LUA });
     }
@@ -135,18 +83,19 @@ export class DeliveryLog {
   }
 
   /**
-   * Creates each delivery unless it exists (then its frozen body stays as it was): one round trip.
+   * Creates each delivery unless it exists (then its frozen body stays as it was): one script call.
    * Says, for each, whether it was new (false: dispatched before, by a process that died).
    */
   async createMany(deliveries: { delivery: Delivery; body: string }[]): Promise<boolean[]> {
     if (deliveries.length === 0) return [];
-    const pipeline = this.redis.pipeline() as unknown as LogRedis & { exec(): Promise<[Error | null, unknown][] | null> };
+    const logs: string[] = [];
+    const args: (string | number)[] = [this.retentionSeconds];
     for (const { delivery, body } of deliveries) {
-      pipeline.imagegenCreateDelivery(this.keyOf(delivery.subject), delivery.id, JSON.stringify(delivery), body, this.retentionSeconds);
+      logs.push(this.keyOf(delivery.subject));
+      args.push(delivery.id, JSON.stringify(delivery), body);
     }
-    const replies = (await pipeline.exec()) ?? [];
-    for (const [err] of replies) if (err) throw err;
-    return replies.map(([, created]) => created === 1);
+    const created = await this.redis.imagegenCreateDeliveries(logs.length, ...logs, ...args);
+    return created.map((c) => c === 1);
   }
 
   /** The delivery and its frozen body, or null once it is gone (retention ended). */
@@ -157,8 +106,12 @@ export class DeliveryLog {
   }
 
   recordAttempt(subject: string, id: string, o: AttemptOutcome): Promise<'ok' | 'missing' | 'stale'> {
-    return this.redis.imagegenRecordAttempt(
-      this.keyOf(subject),
+    return this.redis.imagegenRecordAttempt(this.keyOf(subject), ...this.attemptFields(id, o), this.retentionSeconds, this.kept);
+  }
+
+  /** An attempt as the log's scripts take it: id, run, state, status, error, durationMs, retryInMs ('' = none). */
+  attemptFields(id: string, o: AttemptOutcome): (string | number)[] {
+    return [
       id,
       o.run,
       o.state,
@@ -166,9 +119,7 @@ export class DeliveryLog {
       (o.error ?? '').slice(0, 500),
       Math.max(0, Math.round(o.durationMs)),
       o.retryInMs === undefined ? '' : Math.max(0, Math.round(o.retryInMs)),
-      this.retentionSeconds,
-      this.kept,
-    );
+    ];
   }
 
   /** Starts a new run of a delivery (same webhook-id, same body); null if there is no such delivery. */

@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { keysFor } from '../keys';
+import { decodeRecord, encodeFields } from '../records/codec';
+import { presentGeneration, type GenerationRecord } from '../schemas/generation';
 import { appendBatchEvent, parseOutboxEntry } from './outbox';
 import { deliveryIdFor, webhookIdFor } from './payload';
 
@@ -35,4 +37,49 @@ it('delivery and message ids derive from the entry id, one to one', () => {
 
 it('an entry without its fields is reported, not thrown', () => {
   expect(parseOutboxEntry('1-0', ['event', 'generation.completed'], { filesBaseUrl: 'https://api.example/files' })).toEqual({ invalid: expect.any(String) });
+});
+
+describe('a generation entry', () => {
+  const links = { filesBaseUrl: 'https://api.example/files' };
+  const record: GenerationRecord = {
+    id: 'gen_snap1',
+    tenant: 't1',
+    status: 'completed',
+    stage: 'done',
+    progress: 100,
+    request: { topic: 'a lighthouse', style: 'PHOTOGRAPHIC', size: 'LANDSCAPE' },
+    metadata: { order: '7' },
+    priority: 'normal',
+    webhook: { url: 'https://hooks.example/g', events: ['generation.completed'] },
+    attempts: 1,
+    createdAt: '2025-01-01T00:00:00.000Z',
+    completedAt: '2025-01-01T00:00:05.000Z',
+    result: { image: { key: 'tok/original.png', width: 1344, height: 768, format: 'png', bytes: 100 }, thumbnails: [{ size: 256, key: 'tok/thumb-256.webp', width: 256, height: 146, format: 'webp', bytes: 10 }] },
+    fileToken: 'tok',
+  };
+  // the record hash as the transition's snapshot carries it
+  const snapshotOf = (r: object) => {
+    const flat = encodeFields(r);
+    const hash: Record<string, string> = { webhookStarted: '1' };
+    for (let i = 0; i < flat.length; i += 2) hash[flat[i]!] = flat[i + 1]!;
+    return hash;
+  };
+  const entry = (hash: Record<string, string>) => ['gen', 'gen_snap1', 'tenant', 't1', 'event', 'generation.completed', 'at', '1735689605000', 'record', JSON.stringify(hash)];
+
+  it('reads back with data exactly as GET presents the record', () => {
+    const hash = snapshotOf(record);
+    const event = parseOutboxEntry('1-0', entry(hash), links);
+    expect(event).toMatchObject({ subject: 'gen_snap1', tenant: 't1', target: record.webhook, host: 'hooks.example' });
+    expect(JSON.stringify((event as { data: unknown }).data)).toBe(JSON.stringify(presentGeneration(decodeRecord(hash)!, links)));
+  });
+
+  it('a damaged snapshot is refused, not sent', () => {
+    const hash = snapshotOf(record);
+    expect(parseOutboxEntry('1-0', entry({ ...hash, status: 'nonsense' }), links)).toEqual({ invalid: expect.any(String) });
+    expect(parseOutboxEntry('1-0', entry({ ...hash, request: '' }), links)).toEqual({ invalid: expect.any(String) });
+    expect(parseOutboxEntry('1-0', entry({ ...hash, webhook: '{"url":"not a url"}' }), links)).toEqual({ invalid: expect.any(String) });
+    expect(parseOutboxEntry('1-0', entry({ ...hash, webhook: '{"url":"ftp://hooks.example/g"}' }), links)).toEqual({ invalid: expect.any(String) });
+    expect(parseOutboxEntry('1-0', entry({ ...hash, webhook: '{"events":["generation.completed"]}' }), links)).toEqual({ invalid: expect.any(String) });
+    expect(parseOutboxEntry('1-0', entry({ ...hash, result: '{"image":{}}' }), links)).toEqual({ invalid: expect.any(String) });
+  });
 });

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Keys } from '../keys';
-import { decodeRecord } from '../records/codec';
+import { decodeRecordSnapshot } from '../records/codec';
 import { WEBHOOK_OUTBOX_MAX_LEN, WEBHOOK_RECORD_FIELDS } from '../records/lua/outbox';
 import { presentGeneration, type FileLinks } from '../schemas/generation';
 import { WEBHOOK_EVENTS, webhookTargetSchema, type WebhookEvent, type WebhookTarget } from '../schemas/request';
@@ -14,6 +14,8 @@ export interface OutboxEvent {
   event: WebhookEvent;
   at: number;
   target: WebhookTarget;
+  /** The target URL's host:port, which its deliveries' slots are counted against. */
+  host: string;
   /** `data` of the body, as the subject's GET returns it. */
   data: unknown;
 }
@@ -32,19 +34,28 @@ export function parseOutboxEntry(entryId: string, flat: string[], links: FileLin
     if (f.gen && f.record) {
       const snapshot = JSON.parse(f.record) as Record<string, string>;
       for (const field of WEBHOOK_RECORD_FIELDS) delete snapshot[field];
-      const record = decodeRecord(snapshot);
-      if (!record?.webhook) return { invalid: 'record without webhook' };
-      const target = webhookTargetSchema.parse(record.webhook);
-      return { entryId, subject: f.gen, tenant: f.tenant, event, at: Number(f.at), target, data: presentGeneration(record, links) };
+      // written by the record's own script from a checked record: a cheap check, not the schemas again
+      const record = decodeRecordSnapshot(snapshot);
+      if (!record) return { invalid: 'record snapshot without its fields' };
+      if (!record.webhook) return { invalid: 'record without webhook' };
+      const target = record.webhook;
+      return { entryId, subject: f.gen, tenant: f.tenant, event, at: Number(f.at), target, host: httpHostOf(target.url), data: presentGeneration(record, links) };
     }
     if (f.batch && f.webhook && f.data) {
       const target = webhookTargetSchema.parse(JSON.parse(f.webhook));
-      return { entryId, subject: f.batch, tenant: f.tenant, event, at: Number(f.at), target, data: JSON.parse(f.data) };
+      return { entryId, subject: f.batch, tenant: f.tenant, event, at: Number(f.at), target, host: httpHostOf(target.url), data: JSON.parse(f.data) };
     }
   } catch (err) {
     return { invalid: (err as Error).message };
   }
   return { invalid: 'neither a generation nor a batch entry' };
+}
+
+/** host:port of an http(s) URL; throws for anything else (a snapshot's target was checked in full when submitted). */
+function httpHostOf(raw: unknown): string {
+  const url = typeof raw === 'string' ? new URL(raw) : null;
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw new Error('webhook target without an http(s) URL');
+  return url.host;
 }
 
 const APPEND_LUA = `

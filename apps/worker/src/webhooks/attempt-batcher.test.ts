@@ -1,0 +1,135 @@
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { DeliveryLog, keysFor, SETTLE_AND_ACQUIRE_LUA, type Delivery } from '@imagegen/shared';
+import { HostLimiter } from './host-limiter';
+import { AttemptBatcher } from './attempt-batcher';
+
+const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const prefix = `igtest-settle-${randomBytes(4).toString('hex')}`;
+const keys = keysFor(prefix);
+const GROUP = 'settle-test';
+let redis: Redis;
+
+beforeAll(() => {
+  redis = new Redis(url);
+});
+afterAll(async () => {
+  const found = await redis.keys(`${prefix}:*`);
+  if (found.length) await redis.del(...found);
+  await redis.quit();
+});
+
+const delivery = (id: string, subject: string): Delivery => ({
+  id,
+  event: 'generation.completed',
+  webhookId: `msg_${id.slice(4)}`,
+  url: 'https://hooks.example/x',
+  tenant: 't1',
+  subject,
+  createdAt: Date.now(),
+  state: 'pending',
+  run: 0,
+  attempts: 0,
+});
+
+/** Outbox entries read by one consumer of the group, as the dispatcher reads them. */
+async function pendingEntries(count: number): Promise<string[]> {
+  const stream = keys.webhookOutbox();
+  for (let i = 0; i < count; i++) await redis.xadd(stream, '*', 'n', String(i));
+  await redis.xgroup('CREATE', stream, GROUP, '0').catch(() => undefined);
+  const read = (await redis.xreadgroup('GROUP', GROUP, 'c1', 'COUNT', count, 'STREAMS', stream, '>')) as [string, [string, string[]][]][];
+  return read[0]![1].map(([id]) => id);
+}
+
+it('attempts ending together are recorded, released and their entries settled in one call; one to retry keeps its entry', async () => {
+  const log = new DeliveryLog(redis, keys, 3600);
+  const limiter = new HostLimiter(redis, keys, { maxInFlight: 5, leaseMs: 10_000, circuitFailures: 2, circuitOpenMs: 1000 });
+  const batcher = new AttemptBatcher(redis, keys, log, limiter, GROUP);
+  const [e1, e2, e3] = await pendingEntries(3);
+  await log.createMany([
+    { delivery: delivery('dlv_s1', 'gen_s'), body: '{}' },
+    { delivery: delivery('dlv_s2', 'gen_s'), body: '{}' },
+  ]);
+  await Promise.all([
+    batcher.acquire({ host: 'h:1', member: 'm1', jobId: 'dlv_s1' }),
+    batcher.acquire({ host: 'h:1', member: 'm2', jobId: 'dlv_s2' }),
+    batcher.acquire({ host: 'h:1', member: 'm3', jobId: 'dlv_gone' }),
+  ]);
+  // counted on this client: the script is loaded first, so the batch is exactly one call
+  await redis.script('LOAD', SETTLE_AND_ACQUIRE_LUA);
+  const sent: string[] = [];
+  const sendCommand = redis.sendCommand.bind(redis);
+  const spy = jest.spyOn(redis, 'sendCommand').mockImplementation((command, stream) => {
+    sent.push((command as { name: string }).name);
+    return sendCommand(command, stream);
+  });
+
+  const [delivered, retry, gone] = await Promise.all([
+    batcher.settle({ subject: 'gen_s', deliveryId: 'dlv_s1', outcome: { run: 0, state: 'delivered', status: 200, durationMs: 12 }, host: 'h:1', member: 'm1', health: 'up', entryId: e1 }),
+    batcher.settle({ subject: 'gen_s', deliveryId: 'dlv_s2', outcome: { run: 0, state: 'pending', status: 503, error: 'answered 503', durationMs: 5, retryInMs: 5000 }, host: 'h:1', member: 'm2', health: 'trouble', entryId: e2 }),
+    batcher.settle({ subject: 'gen_s', deliveryId: 'dlv_gone', outcome: { run: 0, state: 'delivered', status: 200, durationMs: 3 }, host: 'h:1', member: 'm3', health: 'up', entryId: e3 }),
+  ]);
+  spy.mockRestore();
+  expect(sent).toEqual(['evalsha']);
+
+  expect(delivered).toEqual({ recorded: 'ok', opened: false, entrySettled: true });
+  expect(retry).toEqual({ recorded: 'ok', opened: false, entrySettled: false });
+  expect(gone).toEqual({ recorded: 'missing', opened: false, entrySettled: true });
+  // every slot is back
+  expect(await redis.zcard(keys.webhookHostInFlight('h:1'))).toBe(0);
+  // the entry to retry is still pending and in the stream; the others are gone from both
+  const pending = (await redis.xpending(keys.webhookOutbox(), GROUP, '-', '+', 10)) as [string][];
+  expect(pending.map(([id]) => id)).toEqual([e2]);
+  expect((await redis.xrange(keys.webhookOutbox(), '-', '+')).map(([id]) => id)).toEqual([e2]);
+  // the log holds both attempts, the retry with its next time
+  const rows = await log.list('gen_s', 't1');
+  expect(rows.map((r) => [r.id, r.attempt, r.state, r.status])).toEqual([
+    ['dlv_s1', 1, 'delivered', 200],
+    ['dlv_s2', 1, 'pending', 503],
+  ]);
+  expect(rows[1]!.nextAttemptAt).toEqual(expect.any(String));
+});
+
+it('an attempt without an entry (a job) settles nothing in the outbox, and failures count toward the circuit', async () => {
+  const log = new DeliveryLog(redis, keys, 3600);
+  const limiter = new HostLimiter(redis, keys, { maxInFlight: 5, leaseMs: 10_000, circuitFailures: 2, circuitOpenMs: 1000 });
+  const batcher = new AttemptBatcher(redis, keys, log, limiter, GROUP);
+  await log.createMany([
+    { delivery: delivery('dlv_j1', 'gen_j'), body: '{}' },
+    { delivery: delivery('dlv_j2', 'gen_j'), body: '{}' },
+  ]);
+  await Promise.all([batcher.acquire({ host: 'k:1', member: 'a', jobId: 'dlv_j1' }), batcher.acquire({ host: 'k:1', member: 'b', jobId: 'dlv_j2' })]);
+  const failed = { run: 0, state: 'pending' as const, error: 'timed out', durationMs: 100, retryInMs: 1000 };
+  const results = await Promise.all([
+    batcher.settle({ subject: 'gen_j', deliveryId: 'dlv_j1', outcome: failed, host: 'k:1', member: 'a', health: 'trouble' }),
+    batcher.settle({ subject: 'gen_j', deliveryId: 'dlv_j2', outcome: failed, host: 'k:1', member: 'b', health: 'trouble' }),
+  ]);
+  expect(results.map((r) => [r.recorded, r.opened, r.entrySettled])).toEqual([
+    ['ok', false, false],
+    ['ok', true, false],
+  ]);
+  expect(await limiter.acquire('k:1', 'c', 'dlv_j3')).toMatchObject({ kind: 'open' });
+});
+
+it('slots asked for in one turn follow the bound in order; a slot given back in the same turn is there for them', async () => {
+  const log = new DeliveryLog(redis, keys, 3600);
+  const limiter = new HostLimiter(redis, keys, { maxInFlight: 2, leaseMs: 10_000, circuitFailures: 3, circuitOpenMs: 1000 });
+  const batcher = new AttemptBatcher(redis, keys, log, limiter, GROUP);
+  const slots = await Promise.all([
+    batcher.acquire({ host: 'p:1', member: 'm1', jobId: 'j1' }),
+    batcher.acquire({ host: 'q:1', member: 'm2', jobId: 'j2' }),
+    batcher.acquire({ host: 'p:1', member: 'm3', jobId: 'j3' }),
+    batcher.acquire({ host: 'p:1', member: 'm4', jobId: 'j4' }),
+  ]);
+  expect(slots.map((s) => s.kind)).toEqual(['ok', 'ok', 'ok', 'busy']);
+  await limiter.unpark('p:1', 'j4');
+  await log.createMany([{ delivery: delivery('dlv_p1', 'gen_p'), body: '{}' }]);
+  // asked for before the release in the same turn, the slot still goes to it
+  const [next, ended] = await Promise.all([
+    batcher.acquire({ host: 'p:1', member: 'm5', jobId: 'j5' }),
+    batcher.settle({ subject: 'gen_p', deliveryId: 'dlv_p1', outcome: { run: 0, state: 'delivered', status: 200, durationMs: 1 }, host: 'p:1', member: 'm1', health: 'up' }),
+  ]);
+  expect(next).toEqual({ kind: 'ok' });
+  expect(ended).toMatchObject({ recorded: 'ok', entrySettled: false });
+  expect((await redis.zrange(keys.webhookHostInFlight('p:1'), '0', '-1')).sort()).toEqual(['m3', 'm5']);
+});

@@ -1,0 +1,107 @@
+import DataLoader from 'dataloader';
+import type { Redis } from 'ioredis';
+import { SETTLE_AND_ACQUIRE_LUA, type AttemptOutcome, type DeliveryLog, type Keys } from '@imagegen/shared';
+import type { HostHealth, HostLimiter, HostSlot } from './host-limiter';
+
+/** One attempt whose request is done, to be recorded and whose host slot is to be given back. */
+export interface AttemptToSettle {
+  subject: string;
+  deliveryId: string;
+  outcome: AttemptOutcome;
+  host: string;
+  member: string;
+  health: HostHealth;
+  /** The outbox entry of a dispatcher's first attempt: settled with it unless another attempt follows. */
+  entryId?: string;
+}
+
+/** One attempt about to start, to take a slot of its host (parked as `jobId` if every slot is taken). */
+export interface SlotRequest {
+  host: string;
+  member: string;
+  jobId: string;
+}
+
+export interface Settled {
+  recorded: 'ok' | 'missing' | 'stale';
+  /** This release opened the host's circuit. */
+  opened: boolean;
+  /** A parked delivery the freed slot goes to. */
+  wake?: string;
+  /** The outbox entry was acknowledged and deleted. */
+  entrySettled: boolean;
+}
+
+type Step = { settle: AttemptToSettle } | { acquire: SlotRequest };
+
+/** The batch script's command name on a connection. */
+export const ATTEMPT_BATCH_COMMAND = 'imagegenSettleAndAcquire';
+
+type BatchRedis = Redis & { imagegenSettleAndAcquire(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<(string | number)[]> };
+
+/** Most steps in one script call. */
+const MAX_BATCH = 400;
+
+/**
+ * The Redis steps around attempts, batched: every attempt that ends in one turn of the event loop
+ * is recorded, released and (for first attempts) acknowledged, and every attempt that starts in
+ * that turn takes its host slot, all in one script call (SETTLE_AND_ACQUIRE_LUA). The attempts
+ * that end go first, so a slot freed in a turn is there for an attempt starting in the same turn,
+ * whichever was asked for first.
+ */
+export class AttemptBatcher {
+  private readonly redis: BatchRedis;
+  private readonly loader: DataLoader<Step, Settled | HostSlot>;
+
+  constructor(
+    redis: Redis,
+    private readonly keys: Keys,
+    private readonly log: DeliveryLog,
+    private readonly limiter: HostLimiter,
+    /** The outbox's consumer group. */
+    private readonly group: string,
+  ) {
+    if (!(ATTEMPT_BATCH_COMMAND in redis)) redis.defineCommand(ATTEMPT_BATCH_COMMAND, { lua: SETTLE_AND_ACQUIRE_LUA });
+    this.redis = redis as BatchRedis;
+    this.loader = new DataLoader((steps) => this.run(steps), { cache: false, maxBatchSize: MAX_BATCH, batchScheduleFn: (run) => setImmediate(run) });
+  }
+
+  settle(attempt: AttemptToSettle): Promise<Settled> {
+    return this.loader.load({ settle: attempt }) as Promise<Settled>;
+  }
+
+  acquire(request: SlotRequest): Promise<HostSlot> {
+    return this.loader.load({ acquire: request }) as Promise<HostSlot>;
+  }
+
+  private async run(steps: readonly Step[]): Promise<(Settled | HostSlot)[]> {
+    const ending: AttemptToSettle[] = [];
+    const starting: SlotRequest[] = [];
+    for (const step of steps) {
+      if ('settle' in step) ending.push(step.settle);
+      else starting.push(step.acquire);
+    }
+    const { circuitFailures, circuitOpenMs, leaseMs, maxInFlight } = this.limiter.opts;
+    const keys: string[] = [this.keys.webhookOutbox()];
+    const args: (string | number)[] = [this.group, this.log.retentionSeconds, this.log.kept, circuitFailures, circuitOpenMs, leaseMs, maxInFlight, ending.length];
+    for (const a of ending) {
+      keys.push(this.log.keyOf(a.subject), ...this.limiter.releaseKeys(a.host));
+      args.push(...this.log.attemptFields(a.deliveryId, a.outcome), a.member, a.health, a.entryId ?? '');
+    }
+    for (const r of starting) {
+      keys.push(...this.limiter.acquireKeys(r.host));
+      args.push(r.member, r.jobId);
+    }
+    const flat = await this.redis.imagegenSettleAndAcquire(keys.length, ...keys, ...args);
+    let settledAt = 0;
+    let slotAt = 4 * ending.length;
+    return steps.map((step) => {
+      if ('settle' in step) {
+        const [recorded, opened, wake, settled] = flat.slice(settledAt, (settledAt += 4));
+        return { recorded: recorded as Settled['recorded'], opened: Number(opened) === 1, ...(wake ? { wake: String(wake) } : {}), entrySettled: Number(settled) === 1 };
+      }
+      const [kind, ms] = flat.slice(slotAt, (slotAt += 2));
+      return this.limiter.slotOf(String(kind), ms);
+    });
+  }
+}

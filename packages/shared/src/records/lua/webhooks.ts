@@ -1,0 +1,211 @@
+import { compose, NOW_MS } from './pieces';
+
+/**
+ * Lua of webhook deliveries, as functions, so that a script for one delivery and a script for
+ * many (one call per batch of deliveries) run the same rules.
+ *
+ * The delivery log is one hash per generation (or batch):
+ *   d:<deliveryId>  the delivery (JSON)        b:<deliveryId>  its frozen body bytes
+ *   a:<n>           the n-th attempt (JSON)    seq             attempts written so far
+ * Every write sets the expiry to the record retention.
+ */
+
+/** Creates a delivery unless it exists (its frozen body then stays as it was). Returns 1 if new. */
+const CREATE_DELIVERY = `
+local function createDelivery(log, id, delivery, body, ttl)
+  local created = redis.call('HSETNX', log, 'd:' .. id, delivery)
+  if created == 1 then redis.call('HSET', log, 'b:' .. id, body) end
+  redis.call('EXPIRE', log, tonumber(ttl))
+  return created
+end
+`;
+
+/**
+ * Records one attempt: `status`, `err` and `retryInMs` are '' when there is none. Times come from
+ * Redis. Returns 'ok', 'missing', or 'stale' (a newer run took over).
+ */
+const RECORD_ATTEMPT = `
+local function recordAttempt(log, id, run, state, status, err, durationMs, retryInMs, ttl, kept)
+  local raw = redis.call('HGET', log, 'd:' .. id)
+  if not raw then return 'missing' end
+  local d = cjson.decode(raw)
+  if tonumber(d.run) ~= tonumber(run) then return 'stale' end
+  local now = nowMs()
+  d.attempts = (tonumber(d.attempts) or 0) + 1
+  d.state = state
+  local a = { id = d.id, event = d.event, webhookId = d.webhookId, attempt = d.attempts, at = now - tonumber(durationMs),
+    durationMs = tonumber(durationMs), state = state }
+  if status ~= '' then a.status = tonumber(status) end
+  if err ~= '' then a.error = err end
+  if retryInMs ~= '' then
+    a.nextAttemptAt = now + tonumber(retryInMs)
+    d.nextAttemptAt = a.nextAttemptAt
+  else
+    d.nextAttemptAt = nil
+  end
+  local seq = redis.call('HINCRBY', log, 'seq', 1)
+  redis.call('HSET', log, 'a:' .. seq, cjson.encode(a), 'd:' .. id, cjson.encode(d))
+  if seq > tonumber(kept) then redis.call('HDEL', log, 'a:' .. (seq - tonumber(kept))) end
+  redis.call('EXPIRE', log, tonumber(ttl))
+  return 'ok'
+end
+`;
+
+/**
+ * Takes a slot for one delivery to a host, unless the host's circuit is open or every slot is
+ * taken. Slots are leases in a sorted set scored by when they end (Redis time), so a worker that
+ * dies mid-request frees its slot when the lease runs out. A delivery that finds every slot
+ * taken is parked (oldest first, as `jobId`) to be woken when one frees.
+ * Returns { 'ok' | 'busy' | 'open', ms until worth trying again }.
+ */
+const HOST_ACQUIRE = `
+local function hostAcquire(inFlight, circuit, parked, member, leaseMs, max, jobId)
+  local open = redis.call('PTTL', circuit)
+  if open > 0 then return { 'open', open } end
+  local now = nowMs()
+  redis.call('ZREMRANGEBYSCORE', inFlight, '-inf', now)
+  if not redis.call('ZSCORE', inFlight, member) and redis.call('ZCARD', inFlight) >= tonumber(max) then
+    local first = redis.call('ZRANGE', inFlight, 0, 0, 'WITHSCORES')
+    redis.call('ZADD', parked, 'NX', now, jobId)
+    redis.call('PEXPIRE', parked, tonumber(leaseMs) * 2)
+    return { 'busy', tonumber(first[2]) - now }
+  end
+  redis.call('ZREM', parked, jobId)
+  redis.call('ZADD', inFlight, now + tonumber(leaseMs), member)
+  redis.call('PEXPIRE', inFlight, tonumber(leaseMs))
+  return { 'ok', 0 }
+end
+`;
+
+/**
+ * Gives a host slot back, hands it to the oldest parked delivery, and updates the host's health
+ * ('up' | 'trouble' | 'unknown'). Consecutive failures open the circuit for a while; once it
+ * closes the count stays one short of the threshold, so a single failed probe opens it again
+ * while a success clears it.
+ * Returns { 1 if this opened the circuit else 0, job id to wake or '' }.
+ */
+const HOST_RELEASE = `
+local function hostRelease(inFlight, failures, circuit, parked, member, health, threshold, openMs)
+  redis.call('ZREM', inFlight, member)
+  local wake = ''
+  if redis.call('PTTL', circuit) <= 0 then
+    local first = redis.call('ZPOPMIN', parked)
+    if first[1] then wake = first[1] end
+  end
+  local opened = 0
+  if health == 'up' then
+    redis.call('DEL', failures)
+  elseif health == 'trouble' then
+    threshold = tonumber(threshold)
+    openMs = tonumber(openMs)
+    local count = redis.call('INCR', failures)
+    redis.call('PEXPIRE', failures, openMs * 4 + 60000)
+    if count >= threshold then
+      redis.call('SET', circuit, '1', 'PX', openMs)
+      redis.call('SET', failures, tostring(threshold - 1), 'PX', openMs * 4 + 60000)
+      opened = 1
+    end
+  end
+  return { opened, wake }
+end
+`;
+
+/** KEYS: one log per delivery; ARGV: ttl, then id, delivery JSON, body per delivery. Returns 1 (new) or 0 for each. */
+export const CREATE_DELIVERIES_LUA = compose(
+  CREATE_DELIVERY,
+  `
+local out = {}
+for i = 1, #KEYS do
+  local a = 2 + (i - 1) * 3
+  out[i] = createDelivery(KEYS[i], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[1])
+end
+return out
+`,
+);
+
+/** KEYS[1] log; ARGV: id, run, state, status, error, durationMs, retryInMs, ttl, kept. */
+export const RECORD_ATTEMPT_LUA = compose(NOW_MS, RECORD_ATTEMPT, `return recordAttempt(KEYS[1], unpack(ARGV, 1, 9))`);
+
+/** KEYS: in-flight set, circuit, parked set; ARGV: member, lease ms, max in flight, job id. */
+export const HOST_ACQUIRE_LUA = compose(NOW_MS, HOST_ACQUIRE, `return hostAcquire(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])`);
+
+/** KEYS: in-flight set, failure count, circuit, parked set; ARGV: member, health, threshold, open ms. */
+export const HOST_RELEASE_LUA = compose(HOST_RELEASE, `return hostRelease(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4])`);
+
+/** ARGV fields of one attempt that ends, in SETTLE_AND_ACQUIRE_LUA. */
+export const SETTLE_ARGS_PER_ATTEMPT = 10;
+/** KEYS of one attempt that ends (log, in-flight set, failure count, circuit, parked set). */
+export const SETTLE_KEYS_PER_ATTEMPT = 5;
+/** ARGV fields (member, job id) and KEYS (in-flight set, circuit, parked set) of one attempt that starts. */
+export const ACQUIRE_ARGS_PER_ATTEMPT = 2;
+export const ACQUIRE_KEYS_PER_ATTEMPT = 3;
+
+/**
+ * Attempts that end and attempts that start, in one call: the ones that end first, so a slot
+ * given back is there for one that starts.
+ *
+ * Each attempt that ends, in one step: its attempt is recorded, its host slot given back (with
+ * the host's health) and, for a first attempt made from an outbox entry, the entry acknowledged
+ * and deleted unless another attempt must follow (the caller hands that one to a job first); an
+ * entry is thus never settled without its attempt recorded. Each attempt that starts takes a
+ * slot of its host (HOST_ACQUIRE), in order.
+ *
+ * KEYS[1] outbox stream, then 5 per attempt that ends (log, in-flight set, failure count,
+ * circuit, parked set), then 3 per attempt that starts (in-flight set, circuit, parked set).
+ * ARGV: group, ttl, kept, circuit threshold, circuit open ms, lease ms, max in flight, number of
+ * attempts that end; then per attempt that ends: id, run, state, status, error, durationMs,
+ * retryInMs, member, health, entry id ('' = none); then per attempt that starts: member, job id.
+ * Returns, flat: per attempt that ends recorded ('ok' | 'missing' | 'stale'), opened (0/1), job
+ * to wake (or ''), entry settled (0/1); then per attempt that starts its slot kind and ms.
+ */
+export const SETTLE_AND_ACQUIRE_LUA = compose(
+  NOW_MS,
+  RECORD_ATTEMPT,
+  HOST_RELEASE,
+  HOST_ACQUIRE,
+  `
+local ending = tonumber(ARGV[8])
+local out, acks = {}, {}
+for i = 1, ending do
+  local k, a = 1 + (i - 1) * ${SETTLE_KEYS_PER_ATTEMPT}, 8 + (i - 1) * ${SETTLE_ARGS_PER_ATTEMPT}
+  local state = ARGV[a + 3]
+  local recorded = recordAttempt(KEYS[k + 1], ARGV[a + 1], ARGV[a + 2], state, ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[2], ARGV[3])
+  local r = hostRelease(KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], ARGV[a + 8], ARGV[a + 9], ARGV[4], ARGV[5])
+  local entry = ARGV[a + 10]
+  local settled = 0
+  if entry ~= '' and (recorded ~= 'ok' or state ~= 'pending') then
+    acks[#acks + 1] = entry
+    settled = 1
+  end
+  out[#out + 1] = recorded
+  out[#out + 1] = r[1]
+  out[#out + 1] = r[2]
+  out[#out + 1] = settled
+end
+if #acks > 0 then
+  redis.call('XACK', KEYS[1], ARGV[1], unpack(acks))
+  redis.call('XDEL', KEYS[1], unpack(acks))
+end
+local firstKey, firstArg = 1 + ending * ${SETTLE_KEYS_PER_ATTEMPT}, 8 + ending * ${SETTLE_ARGS_PER_ATTEMPT}
+for i = 1, (#KEYS - firstKey) / ${ACQUIRE_KEYS_PER_ATTEMPT} do
+  local k, a = firstKey + (i - 1) * ${ACQUIRE_KEYS_PER_ATTEMPT}, firstArg + (i - 1) * ${ACQUIRE_ARGS_PER_ATTEMPT}
+  local r = hostAcquire(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], ARGV[a + 1], ARGV[6], ARGV[7], ARGV[a + 2])
+  out[#out + 1] = r[1]
+  out[#out + 1] = r[2]
+end
+return out
+`,
+);
+
+/** KEYS[1] log; ARGV: id, ttl. Starts a new run of the delivery; returns its number, or -1 if unknown. */
+export const REDELIVER_LUA = `
+local raw = redis.call('HGET', KEYS[1], 'd:' .. ARGV[1])
+if not raw then return -1 end
+local d = cjson.decode(raw)
+d.run = (tonumber(d.run) or 0) + 1
+d.state = 'pending'
+d.nextAttemptAt = nil
+redis.call('HSET', KEYS[1], 'd:' .. ARGV[1], cjson.encode(d))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+return d.run
+`;
