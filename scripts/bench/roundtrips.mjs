@@ -132,7 +132,7 @@ export async function benchRoundtrips() {
   const n = QUICK ? 100 : 300;
   const redis = await benchRedis();
   if (!redis.private) console.log('  roundtrips: no private Redis, MONITOR sees other clients too (counted as bench)');
-  const stack = await keptStack(redis, 'noop', { worker: { images: 'noop', png: 'photo' } });
+  const stack = await keptStack(redis, 'noop', { worker: { images: 'noop', png: 'jpeg' } });
   let ours;
   {
     const url = `${stack.base}/v1/generations`;

@@ -32,7 +32,7 @@ it('refuses keys that could leave the storage root', async () => {
 it('writes under a dot-name beside the file that no key can name, so a write cut short is never served', async () => {
   // small files are written synchronously, large ones through the thread pool: both watched
   const spies = [
-    jest.spyOn(jest.requireActual<typeof import('node:fs/promises')>('node:fs/promises'), 'writeFile'),
+    jest.spyOn(jest.requireActual<typeof import('node:fs/promises')>('node:fs/promises'), 'open'),
     jest.spyOn(jest.requireActual<typeof import('node:fs')>('node:fs'), 'writeFileSync'),
   ];
   let written: string[];
