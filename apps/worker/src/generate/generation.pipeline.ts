@@ -48,6 +48,8 @@ export type RunOutcome =
   | { status: 'skipped'; reason: 'missing' | 'terminal' }
   | { status: 'cancelled' };
 
+type Made = Awaited<ReturnType<ImageStage['thumbnails']>>;
+
 /** Thrown when the record turned terminal under us (cancelled): the job ends quietly. */
 class Superseded extends Error {}
 
@@ -85,30 +87,22 @@ export class GenerationPipeline {
     ctx.onStage('generating', STAGE_PROGRESS.generating);
     try {
       let original = record.original;
-      let source: Buffer | undefined;
       let upstreamCalled = false;
+      let made: Promise<Made> | undefined;
       if (!original) {
-        // stores the original and enters `processing` in the same step
-        const secured = await this.secureOriginal(record, claim, owner, leaseMs, ctx);
-        ({ original, data: source, upstreamCalled } = secured);
+        // stores the original and enters `processing` in the same step; the thumbnails are made
+        // while the original is being stored
+        const secured = await this.secureOriginal(record, claim, owner, leaseMs, ctx, (bytes) => (made = this.makeThumbnails(bytes)));
+        ({ original, upstreamCalled } = secured);
         await this.checkAborted(record, ctx);
         ctx.onStage('processing', STAGE_PROGRESS.processing);
       } else {
         await this.enter(record, 'processing', ctx);
+        // resuming from the checkpoint reads the stored original
+        const stored = original;
+        made = this.makeThumbnails(await this.stored(() => this.storage.read(stored.key), 'read the original'));
       }
-
-      // resuming from the checkpoint reads the stored original; otherwise its bytes are in hand
-      const stored = original;
-      source ??= await this.stored(() => this.storage.read(stored.key), 'read the original');
-      const input = source;
-      const { thumbnails, placeholder } = await this.cpu.run(async () => {
-        const end = this.opts.metrics?.thumbnailDuration.startTimer();
-        try {
-          return await (this.opts.images ?? sharpImageStage).thumbnails(input, this.opts.thumbnails);
-        } finally {
-          end?.();
-        }
-      });
+      const { thumbnails, placeholder } = await (made as Promise<Made>);
 
       // the stage change and the writes go at once: a cancel meanwhile leaves files the sweep removes
       const [entered, written] = await Promise.allSettled([
@@ -135,6 +129,17 @@ export class GenerationPipeline {
     }
   }
 
+  private makeThumbnails(input: Buffer): Promise<Made> {
+    return this.cpu.run(async () => {
+      const end = this.opts.metrics?.thumbnailDuration.startTimer();
+      try {
+        return await (this.opts.images ?? sharpImageStage).thumbnails(input, this.opts.thumbnails);
+      } finally {
+        end?.();
+      }
+    });
+  }
+
   private report(ctx: RunContext, stage: Stage): JobReport | undefined {
     return ctx.job && { job: ctx.job, line: `stage=${stage} progress=${STAGE_PROGRESS[stage]} attempt=${ctx.attempt}` };
   }
@@ -153,7 +158,9 @@ export class GenerationPipeline {
     owner: string,
     leaseMs: number,
     ctx: RunContext,
-  ): Promise<{ original: StoredImage; data: Buffer; upstreamCalled: boolean }> {
+    /** Given the bytes once they are known to be an image, before they are stored. */
+    onImage: (data: Buffer) => Promise<unknown>,
+  ): Promise<{ original: StoredImage; upstreamCalled: boolean }> {
     const id = record.id;
     if (claim.outcome === 'busy') throw new UpstreamBusy(claim.retryInMs);
     if (claim.outcome === 'terminal' || claim.outcome === 'missing') throw new Superseded();
@@ -164,7 +171,8 @@ export class GenerationPipeline {
       const original = fresh.original;
       const data = await this.stored(() => this.storage.read(original.key), 'read the original');
       await this.enter(record, 'processing', ctx);
-      return { original, data, upstreamCalled: false };
+      onImage(data).catch(() => undefined);
+      return { original, upstreamCalled: false };
     }
     try {
       // the claim read the checkpoints as they are now, not as this attempt first saw them
@@ -203,6 +211,8 @@ export class GenerationPipeline {
       const bytes = data;
       const info = await (this.opts.images ?? sharpImageStage).probe(bytes, this.opts.thumbnails.maxPixels);
       const key = `${record.fileToken}/original.${info.ext}`;
+      // an attempt that fails from here on leaves the thumbnails unused: nothing waits on them
+      onImage(bytes).catch(() => undefined);
       try {
         await this.putWithRetries(key, bytes, 'store the original');
       } catch (err) {
@@ -214,7 +224,7 @@ export class GenerationPipeline {
       // the checkpoint ends the lease and begins processing
       if ((await this.store.checkpoint(record, { original, upstreamUrl: null, spoolKey: null }, { stage: 'processing', report: this.report(ctx, 'processing') })) !== 'ok') throw new Superseded();
       if (claim.spoolKey) await this.store.dropSpool(id).catch(() => undefined);
-      return { original, data: bytes, upstreamCalled };
+      return { original, upstreamCalled };
     } catch (err) {
       await this.store.releaseUpstream(record).catch(() => undefined);
       throw err;
