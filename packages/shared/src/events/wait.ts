@@ -53,23 +53,29 @@ export async function watchGeneration(hub: EventHub, store: GenerationStore, key
     async untilTerminal(timeoutMs, signal, created) {
       const first = created ?? (await store.get(id));
       if (!first || isTerminal(first.status) || timeoutMs <= 0 || signal?.aborted) return first;
-      if (!terminal) {
-        let timer: NodeJS.Timeout | undefined;
-        let onAbort: () => void = () => undefined;
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-          onAbort = resolve;
-          timer = setTimeout(resolve, timeoutMs);
-          signal?.addEventListener('abort', onAbort, { once: true });
-        });
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        wake = () => undefined;
-      }
+      if (!terminal) await sleepUntilWoken((w) => (wake = w), timeoutMs, signal);
       if (ended) return ended;
       // an accepted generation is never turned into an error by a read that fails now
       return store.get(id).catch(() => first);
     },
     close: unsubscribe,
   };
+}
+
+/**
+ * Sleeps until woken (`setWake` is handed the waker), `timeoutMs` has passed or `signal` aborts.
+ * Nothing of the sleep outlives it: its timer and listener are gone, and the waker is reset.
+ */
+export async function sleepUntilWoken(setWake: (wake: () => void) => void, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: () => void = () => undefined;
+  await new Promise<void>((resolve) => {
+    setWake(resolve);
+    onAbort = resolve;
+    timer = setTimeout(resolve, timeoutMs);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  clearTimeout(timer);
+  signal?.removeEventListener('abort', onAbort);
+  setWake(() => undefined);
 }

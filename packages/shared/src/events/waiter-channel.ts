@@ -2,7 +2,7 @@ import { decodeRecord } from '../records/codec';
 import { hashOf, type GenerationStore } from '../records/generation-store';
 import { isTerminal, type GenerationRecord } from '../schemas/generation';
 import type { EventHub } from './event-hub';
-import type { TerminalWatch } from './wait';
+import { sleepUntilWoken, type TerminalWatch } from './wait';
 
 type Waiter = (record: GenerationRecord | null) => void;
 
@@ -93,19 +93,7 @@ export class WaiterChannel {
       untilTerminal: async (timeoutMs, signal, created) => {
         const first = created ?? (await this.store.get(id));
         if (!first || isTerminal(first.status) || timeoutMs <= 0 || signal?.aborted) return first;
-        if (ended === undefined) {
-          let timer: NodeJS.Timeout | undefined;
-          let onAbort: () => void = () => undefined;
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-            onAbort = resolve;
-            timer = setTimeout(resolve, timeoutMs);
-            signal?.addEventListener('abort', onAbort, { once: true });
-          });
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', onAbort);
-          wake = () => undefined;
-        }
+        if (ended === undefined) await sleepUntilWoken((w) => (wake = w), timeoutMs, signal);
         if (ended) return ended;
         // an accepted generation is never turned into an error by a read that fails now
         return this.store.get(id).catch(() => first);
