@@ -163,17 +163,9 @@ export class GenerationPipeline {
   ): Promise<{ original: StoredImage; upstreamCalled: boolean }> {
     const id = record.id;
     if (claim.outcome === 'busy') throw new UpstreamBusy(claim.retryInMs);
-    if (claim.outcome === 'terminal' || claim.outcome === 'missing') throw new Superseded();
-    if (claim.outcome === 'checkpointed') {
-      // another runner stored the original meanwhile: resume from it
-      const fresh = await this.store.get(id);
-      if (!fresh || isTerminal(fresh.status) || !fresh.original) throw new Superseded();
-      const original = fresh.original;
-      const data = await this.stored(() => this.storage.read(original.key), 'read the original');
-      await this.enter(record, 'processing', ctx);
-      onImage(data).catch(() => undefined);
-      return { original, upstreamCalled: false };
-    }
+    // the claim was made in the step that read the record without an original: anything but
+    // `ok` means the record ended meanwhile
+    if (claim.outcome !== 'ok') throw new Superseded();
     try {
       // the claim read the checkpoints as they are now, not as this attempt first saw them
       let { upstreamUrl } = claim;

@@ -38,14 +38,10 @@ export async function watchGeneration(hub: EventHub, store: GenerationStore, key
       );
       return;
     }
-    const { status, record } = JSON.parse(message) as { status: GenerationRecord['status']; record?: string[] };
-    if (isTerminal(status)) {
+    const event = parseGenerationEvent(message);
+    if (event && isTerminal(event.status)) {
       terminal = true;
-      try {
-        ended = record ? decodeRecord(hashOf(record)) : null;
-      } catch {
-        ended = null;
-      }
+      ended = event.record;
       wake();
     }
   });
@@ -78,4 +74,24 @@ export async function sleepUntilWoken(setWake: (wake: () => void) => void, timeo
   clearTimeout(timer);
   signal?.removeEventListener('abort', onAbort);
   setWake(() => undefined);
+}
+
+/**
+ * A change published on a generation's channel (see transition.ts): its status, its id and, for
+ * an end, the record as it ended (null when absent or unreadable: read it instead). Null for a
+ * message that is not one.
+ */
+export function parseGenerationEvent(message: string): { status: GenerationRecord['status']; id?: string; record: GenerationRecord | null } | null {
+  try {
+    const { status, id, record } = JSON.parse(message) as { status: GenerationRecord['status']; id?: string; record?: string[] };
+    let ended: GenerationRecord | null = null;
+    try {
+      ended = record ? decodeRecord(hashOf(record)) : null;
+    } catch {
+      ended = null;
+    }
+    return { status, ...(id ? { id } : {}), record: ended };
+  } catch {
+    return null;
+  }
 }

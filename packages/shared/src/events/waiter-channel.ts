@@ -1,8 +1,7 @@
-import { decodeRecord } from '../records/codec';
-import { hashOf, type GenerationStore } from '../records/generation-store';
+import type { GenerationStore } from '../records/generation-store';
 import { isTerminal, type GenerationRecord } from '../schemas/generation';
 import type { EventHub } from './event-hub';
-import { sleepUntilWoken, type TerminalWatch } from './wait';
+import { parseGenerationEvent, sleepUntilWoken, type TerminalWatch } from './wait';
 
 type Waiter = (record: GenerationRecord | null) => void;
 
@@ -50,20 +49,10 @@ export class WaiterChannel {
       }
       return;
     }
-    let parsed: { id?: string; record?: string[] };
-    try {
-      parsed = JSON.parse(message) as typeof parsed;
-    } catch {
-      return;
-    }
-    const set = parsed.id ? this.waiters.get(parsed.id) : undefined;
+    const event = parseGenerationEvent(message);
+    const set = event?.id ? this.waiters.get(event.id) : undefined;
     if (!set) return;
-    let record: GenerationRecord | null = null;
-    try {
-      record = parsed.record ? decodeRecord(hashOf(parsed.record)) : null;
-    } catch {
-      record = null;
-    }
+    const record = event?.record ?? null;
     for (const w of set) w(record);
   }
 

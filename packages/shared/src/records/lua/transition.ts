@@ -64,7 +64,7 @@ local function transitionRecord(from)
     redis.call('PERSIST', KEYS[1])
   end
   ${batchCountsLua({ batch: 'KEYS[12]', items: 'KEYS[13]', expiry: 'KEYS[14]', outbox: 'KEYS[10]', channel: 'ARGV[5]', retention: 'ARGV[3]' })}
-  reportToJob(now, ARGV[6])
+  reportToJob(now, ARGV[6], id)
   if ARGV[2] ~= '' then
     local message = { type = ARGV[2], status = status, id = id }
     local notify = nil
