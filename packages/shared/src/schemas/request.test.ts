@@ -21,3 +21,11 @@ it('names each unknown field and prefixes paths (as batch items need)', () => {
   const r = createGenerationSchema.safeParse({ topic: 'x', foo: 1, bar: 2, webhook: { url: 'https://a.example', extra: true } });
   expect(toFieldErrors(r.error!, [7]).map((e) => e.path).sort()).toEqual(['7.bar', '7.foo', '7.webhook.extra']);
 });
+
+it('refuses metadata nested too deep to serialize as too large, never failing on it', () => {
+  let deep: Record<string, unknown> = { a: 1 };
+  for (let i = 0; i < 20_000; i++) deep = { a: deep };
+  const result = createGenerationSchema.safeParse({ topic: 'x', metadata: deep });
+  expect(result.success).toBe(false);
+  expect(result.error?.issues.map((i) => i.path.join('.'))).toEqual(['metadata']);
+});

@@ -34,9 +34,18 @@ export const generationRequestSchema = z.strictObject({
 });
 export type GenerationRequest = z.output<typeof generationRequestSchema>;
 
+/** Bytes of `value` as JSON; Infinity for a value nested too deep to serialize (far past any byte limit). */
+function jsonBytes(value: unknown): number {
+  try {
+    return Buffer.byteLength(JSON.stringify(value));
+  } catch {
+    return Infinity;
+  }
+}
+
 export const metadataSchema = z
   .record(z.string(), z.unknown(), { error: 'must be a JSON object' })
-  .refine((m) => Buffer.byteLength(JSON.stringify(m)) <= MAX_METADATA_BYTES, {
+  .refine((m) => jsonBytes(m) <= MAX_METADATA_BYTES, {
     message: `must be at most ${MAX_METADATA_BYTES} bytes as JSON`,
   });
 
