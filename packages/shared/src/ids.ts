@@ -2,8 +2,22 @@ import { randomBytes } from 'node:crypto';
 
 const ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyz';
 
+// one call to the CSPRNG per 4 KiB instead of per id (as crypto.randomUUID caches): each byte is used once
+const POOL_BYTES = 4096;
+let pool = Buffer.alloc(0);
+let used = 0;
+
+function randomBytesPooled(n: number): Buffer {
+  if (used + n > pool.length) {
+    pool = randomBytes(POOL_BYTES);
+    used = 0;
+  }
+  used += n;
+  return pool.subarray(used - n, used);
+}
+
 function randomAlnum(length: number): string {
-  const bytes = randomBytes(length);
+  const bytes = randomBytesPooled(length);
   let out = '';
   for (const b of bytes) out += ALPHABET[b % 36];
   return out;
@@ -21,5 +35,5 @@ export function idTimeBound(kind: 'gen' | 'batch', ms: number): string {
 
 /** 128 random bits, URL-safe: the unguessable part of every file URL. */
 export function newFileToken(): string {
-  return randomBytes(16).toString('base64url');
+  return randomBytesPooled(16).toString('base64url');
 }

@@ -9,8 +9,6 @@ import {
   type GenerationStatus,
   type TerminalWatch,
 } from '@imagegen/shared';
-import { Job } from 'bullmq';
-import type { ChainableCommander } from 'ioredis';
 import type { ApiContext } from '../context';
 import type { Reservation } from './quotas';
 import { HttpProblem, notFound } from '../http/problem';
@@ -106,24 +104,14 @@ export class GenerationsService {
 
   /**
    * Without an idempotency key there is nothing to claim first: the record, its job and the
-   * end of the request's quota reservation are one transaction, one round trip, and either
-   * all of it exists or none of it.
+   * end of the request's quota reservation are one script, one round trip, and either all of
+   * it exists or none of it.
    */
   private async createAtOnce(tenant: string, input: CreateGenerationInput, opts: CreateOptions & { notify?: string }): Promise<{ record: GenerationRecord; replayed: boolean }> {
     const { store, queues } = this.ctx;
     const fresh = { ...this.newRecord(tenant, input), ...(opts.notify ? { notify: opts.notify } : {}) };
     await opts.beforeCreate?.(fresh.id);
-    // BullMQ's transaction: it carries BullMQ's own scripts, and ours (same connection)
-    const tx = (await queues.generate.getBackend().client).multi();
-    const created = store.createIn(tx as unknown as ChainableCommander, fresh);
-    const spec = this.jobOf(fresh, opts.requestId);
-    // its outcome arrives with the transaction's replies
-    new Job(queues.generate, spec.name, spec.data, spec.opts, spec.opts.jobId).addJob(tx).catch(() => undefined);
-    opts.reservation?.releaseIn(tx as unknown as ChainableCommander);
-    const replies = ((await tx.exec()) ?? []) as [Error | null, unknown][];
-    const failed = replies.find(([err]) => err)?.[0];
-    if (failed || replies.length === 0) throw failed ?? new Error('the create transaction was discarded');
-    const record = created(replies[0]?.[1]);
+    const record = await store.createWithJob(fresh, queues.generate, this.jobOf(fresh, opts.requestId), opts.reservation?.handOver());
     await opts.afterCreate?.();
     this.ctx.logger.info('generation queued', { generationId: record.id, tenant, requestId: opts.requestId, priority: record.priority });
     return { record, replayed: false };

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import type { ChainableCommander, Redis } from 'ioredis';
-import type { Keys } from '@imagegen/shared';
+import type { Redis } from 'ioredis';
+import type { Keys, QuotaReservation } from '@imagegen/shared';
 
 export interface TenantQuota {
   /** Submissions (requests) per minute. */
@@ -76,8 +76,8 @@ type QuotaRedis = Redis & { imagegenAdmit(...args: (string | number)[]): Promise
 export interface Reservation {
   /** Ends the reservation (once; later calls do nothing): call once the records are written, or were not. */
   release(): Promise<void>;
-  /** Ends it as part of `transaction` (the one that writes the records): nothing left to release. */
-  releaseIn(transaction: ChainableCommander): void;
+  /** Hands the ending to the script that writes the records (see `GenerationStore.createWithJob`): nothing left to release. */
+  handOver(): QuotaReservation;
 }
 
 export interface RateState {
@@ -149,9 +149,9 @@ export class Quotas {
           released = true;
           await this.redis.zrem(reservations, entry);
         },
-        releaseIn: (transaction) => {
+        handOver: () => {
           released = true;
-          transaction.zrem(reservations, entry);
+          return { key: reservations, entry };
         },
       },
     };

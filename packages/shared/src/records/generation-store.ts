@@ -1,4 +1,5 @@
-import type { ChainableCommander, Redis } from 'ioredis';
+import { Job, type JobsOptions, type Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
 import type { Keys } from '../keys';
 import type { GenerationErrorInfo, GenerationRecord, GenerationStatus, Stage, StoredImage, StoredResult } from '../schemas/generation';
 import { STAGE_PROGRESS } from '../schemas/generation';
@@ -8,6 +9,7 @@ import { CLAIM_UPSTREAM_LUA } from './lua/claim-upstream';
 import { CONFIRM_LUA, CREATE_LUA, DISCARD_LUA } from './lua/create';
 import { NOW } from './lua/pieces';
 import { START_LUA, TRANSITION_KEY_COUNT, TRANSITION_LUA } from './lua/transition';
+import { captureJobAdd, withJobAdd } from './lua/with-job-add';
 
 export type TransitionOutcome = 'ok' | 'missing' | 'terminal';
 
@@ -34,6 +36,13 @@ export type UpstreamClaim =
   | { outcome: 'checkpointed' }
   | { outcome: 'missing' }
   | { outcome: 'busy'; retryInMs: number };
+
+/** A request's reservation against its tenant's queued cap, ended when its record is written. */
+export interface QuotaReservation {
+  /** The tenant's reservations (see `keys.queuedReservations`). */
+  key: string;
+  entry: string;
+}
 
 /** An idempotency key claimed together with the record it maps to. */
 export interface IdempotencyClaim {
@@ -64,6 +73,9 @@ export type CreateOutcome = { outcome: 'created'; record: GenerationRecord } | {
 
 /** Failed or cancelled generations' files are removed after this long (no URL points at them). */
 export const FAILED_FILES_GRACE_SECONDS = 3600;
+
+/** CREATE_LUA's KEYS. */
+const CREATE_KEY_COUNT = 6;
 
 type StoreRedis = Redis & {
   imagegenTransition(...args: (string | number)[]): Promise<TransitionOutcome>;
@@ -96,7 +108,7 @@ export class GenerationStore {
     if (!('imagegenTransition' in redis)) {
       redis.defineCommand('imagegenTransition', { numberOfKeys: TRANSITION_KEY_COUNT, lua: TRANSITION_LUA });
       redis.defineCommand('imagegenStart', { numberOfKeys: TRANSITION_KEY_COUNT, lua: START_LUA });
-      redis.defineCommand('imagegenCreate', { numberOfKeys: 5, lua: CREATE_LUA });
+      redis.defineCommand('imagegenCreate', { numberOfKeys: CREATE_KEY_COUNT, lua: CREATE_LUA });
       redis.defineCommand('imagegenConfirm', { numberOfKeys: 2, lua: CONFIRM_LUA });
       redis.defineCommand('imagegenDiscard', { numberOfKeys: 5, lua: DISCARD_LUA });
       redis.defineCommand('imagegenClaimUpstream', { numberOfKeys: 2, lua: CLAIM_UPSTREAM_LUA });
@@ -109,6 +121,14 @@ export class GenerationStore {
     return [record, this.keys.tenantGenerations(ref.tenant), this.keys.tenantGenerations(ref.tenant, 'queued'), this.keys.tenants(), idempotency?.key ?? record];
   }
 
+  /** CREATE_LUA's keys and arguments. */
+  private createCall(record: Omit<GenerationRecord, 'createdAt'>, provisionalSeconds: number, idempotency?: IdempotencyClaim, reservation?: QuotaReservation): { keys: string[]; args: (string | number)[] } {
+    return {
+      keys: [...this.createKeys(record, idempotency), reservation?.key ?? this.keys.generation(record.id)],
+      args: [record.id, record.tenant, provisionalSeconds, idempotency?.value ?? '', idempotency?.ttlSeconds ?? 0, reservation?.entry ?? '', ...encodeFields({ ...record, createdAt: NOW })],
+    };
+  }
+
   /**
    * Writes a new queued record (its `createdAt` is Redis's time) and, with `idempotency`,
    * claims that key in the same step; a key already held answers `held` and writes nothing.
@@ -116,32 +136,38 @@ export class GenerationStore {
    * in time, so a record whose job never got enqueued cannot sit "queued" forever.
    */
   async create(record: Omit<GenerationRecord, 'createdAt'>, opts: { provisionalSeconds?: number; idempotency?: IdempotencyClaim } = {}): Promise<CreateOutcome> {
-    const { idempotency } = opts;
-    const [outcome, detail] = await this.redis.imagegenCreate(
-      ...this.createKeys(record, idempotency),
-      record.id,
-      record.tenant,
-      opts.provisionalSeconds ?? 0,
-      idempotency?.value ?? '',
-      idempotency?.ttlSeconds ?? 0,
-      ...encodeFields({ ...record, createdAt: NOW }),
-    );
+    const { keys, args } = this.createCall(record, opts.provisionalSeconds ?? 0, opts.idempotency);
+    const [outcome, detail] = await this.redis.imagegenCreate(...keys, ...args);
     if (outcome === 'held') return { outcome, value: detail };
     return { outcome: 'created', record: { ...record, createdAt: detail } };
   }
 
   /**
-   * Queues the create of `record` (no idempotency key, never provisional) on `transaction`, so it
-   * is written in the same step as what else the transaction holds (its job). The answer reads
-   * the created record from the transaction's reply to this command.
+   * Writes a new record (no idempotency key, never provisional) and adds its job in one
+   * script, one round trip: BullMQ's own add script, with the keys and arguments BullMQ built
+   * for the job, runs inside the create. Either both exist or neither. `reservation` (the
+   * submitting request's quota reservation) ends in the same step.
    */
-  createIn(transaction: ChainableCommander, record: Omit<GenerationRecord, 'createdAt'>): (reply: unknown) => GenerationRecord {
-    (transaction as unknown as StoreRedis).imagegenCreate(...this.createKeys(record), record.id, record.tenant, 0, '', 0, ...encodeFields({ ...record, createdAt: NOW }));
-    return (reply) => {
-      const [outcome, createdAt] = reply as [string, string];
-      if (outcome !== 'created') throw new Error(`record ${record.id} was not created: ${outcome}`);
-      return { ...record, createdAt };
-    };
+  async createWithJob(record: Omit<GenerationRecord, 'createdAt'>, queue: Queue, job: { name: string; data: unknown; opts: JobsOptions & { jobId: string } }, reservation?: QuotaReservation): Promise<GenerationRecord> {
+    const add = captureJobAdd(new Job(queue, job.name, job.data, job.opts, job.opts.jobId));
+    const command = await this.createWithJobCommand(queue, add.command);
+    const create = this.createCall(record, 0, undefined, reservation);
+    // BullMQ's keys then ours, BullMQ's three arguments then ours (see withJobAdd)
+    const redis = this.redis as unknown as Record<string, (...args: unknown[]) => Promise<[string, string | number]>>;
+    const reply = await redis[command]!(...add.args.slice(0, -3), ...create.keys, ...add.args.slice(-3), ...create.args);
+    add.settle(reply[0] === 'refused' ? reply[1] : record.id);
+    if (reply[0] !== 'created') throw new Error(`record ${record.id} was not created: BullMQ refused its job (${reply[1]})`);
+    return { ...record, createdAt: String(reply[1]) };
+  }
+
+  /** One command per BullMQ add script (standard, prioritized, ...), defined on first use. */
+  private async createWithJobCommand(queue: Queue, bullmqCommand: string): Promise<string> {
+    const name = `imagegenCreateWith:${bullmqCommand}`;
+    if (name in this.redis) return name;
+    const script = ((await queue.getBackend().client) as unknown as { scriptsSet?: Record<string, { lua: string; numberOfKeys: number }> }).scriptsSet?.[bullmqCommand];
+    if (!script) throw new Error(`BullMQ's ${bullmqCommand} script was not found on its connection`);
+    if (!(name in this.redis)) this.redis.defineCommand(name, { numberOfKeys: script.numberOfKeys + CREATE_KEY_COUNT, lua: withJobAdd(script.lua, script.numberOfKeys, CREATE_LUA) });
+    return name;
   }
 
   /** The record's job exists: keep it until it ends, and give its idempotency key its full life. */

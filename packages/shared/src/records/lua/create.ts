@@ -3,12 +3,15 @@ import { APPLY_FIELDS, CLAIM_IDEMPOTENCY, compose, ISO_TIME, NOW_MS } from './pi
 /**
  * Creates a record, indexes it and (with an `Idempotency-Key`) claims the key, all in one
  * step: a key maps to exactly one generation whatever the timing. A key already held
- * answers with what it holds instead.
+ * answers with what it holds instead. A submitting request's quota reservation can end in
+ * the same step (the record now counts in the queued index).
  *
  * KEYS[1] record, KEYS[2] tenant index (all), KEYS[3] tenant index (queued), KEYS[4] tenants,
- * KEYS[5] idempotency key (the record key again when there is none)
+ * KEYS[5] idempotency key (the record key again when there is none), KEYS[6] the tenant's
+ * quota reservations (the record key again when there is none)
  * ARGV[1] id, ARGV[2] tenant, ARGV[3] provisional seconds (0 = none),
- * ARGV[4] idempotency value ('' = none), ARGV[5] its lifetime (s), ARGV[6..] field, value, ...
+ * ARGV[4] idempotency value ('' = none), ARGV[5] its lifetime (s), ARGV[6] reservation entry
+ * ('' = none), ARGV[7..] field, value, ...
  * Returns {'created', createdAt} | {'held', value already under the key}.
  */
 export const CREATE_LUA = compose(
@@ -20,7 +23,8 @@ export const CREATE_LUA = compose(
 local held = claimIdempotency(KEYS[5], ARGV[4], ARGV[5])
 if held then return {'held', held} end
 local now = nowMs()
-applyFields(KEYS[1], 6, now)
+applyFields(KEYS[1], 7, now)
+if ARGV[6] ~= '' then redis.call('ZREM', KEYS[6], ARGV[6]) end
 if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3])) end
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
 redis.call('ZADD', KEYS[3], 0, ARGV[1])
@@ -50,7 +54,7 @@ return 1
  * still holds this record) is free again. Only a provisional record can be discarded: once
  * confirmed, its job exists.
  *
- * KEYS as CREATE_LUA; ARGV[1] id, ARGV[2] idempotency value ('' = none)
+ * KEYS[1..5] as CREATE_LUA; ARGV[1] id, ARGV[2] idempotency value ('' = none)
  * Returns 1 when discarded, 0 when the record was not provisional.
  */
 export const DISCARD_LUA = `

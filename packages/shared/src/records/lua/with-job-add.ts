@@ -1,0 +1,60 @@
+import type { Job } from 'bullmq';
+
+/**
+ * BullMQ's add of one job, as this BullMQ version would send it: the name of the script it
+ * runs and that script's keys and arguments, all built by BullMQ itself.
+ */
+export interface JobAdd {
+  /** BullMQ's versioned command, e.g. `addStandardJob:6.7.0`. */
+  command: string;
+  /** Its KEYS, then its ARGV. */
+  args: unknown[];
+  /** Hands BullMQ the script's answer (the job id, or its negative error code). */
+  settle(reply: unknown): void;
+}
+
+/**
+ * Runs `job.addJob` against a client that records the one script call instead of sending it.
+ * BullMQ picks the script (standard, prioritized, delayed) and packs its options and data, so
+ * the job is exactly what `queue.add` would have written.
+ */
+export function captureJobAdd(job: Job): JobAdd {
+  let captured: { command: string; args: unknown[] } | undefined;
+  let settle: (reply: unknown) => void = () => undefined;
+  const client = {
+    runCommand(command: string, args: unknown[]) {
+      captured = { command, args };
+      return new Promise((resolve) => (settle = resolve));
+    },
+  };
+  // BullMQ checks the reply it is given; the real one arrives through `settle`
+  job.addJob(client as never).catch(() => undefined);
+  if (!captured) throw new Error('BullMQ did not add the job through runCommand: this BullMQ version is not supported');
+  return { ...captured, settle: (reply) => settle(reply) };
+}
+
+/**
+ * A script that runs BullMQ's add script (`bullmq`, taking `bullmqKeys` keys and 3 arguments)
+ * and then `after` (a script with its own KEYS and ARGV: the rest of them) in one atomic step.
+ * Each runs as a function whose parameters are named KEYS and ARGV, so neither sees the
+ * other's. When BullMQ refuses (a negative code), `after` does not run and the answer is
+ * `{'refused', code}`; otherwise it is what `after` answers.
+ */
+export function withJobAdd(bullmq: string, bullmqKeys: number, after: string): string {
+  return `
+local function bullmqAdd(KEYS, ARGV)
+${bullmq}
+end
+local function after(KEYS, ARGV)
+${after}
+end
+local function slice(t, from)
+  local out = {}
+  for i = from, #t do out[#out + 1] = t[i] end
+  return out
+end
+local jobId = bullmqAdd({ unpack(KEYS, 1, ${bullmqKeys}) }, { ARGV[1], ARGV[2], ARGV[3] })
+if type(jobId) == 'number' and jobId < 0 then return { 'refused', jobId } end
+return after(slice(KEYS, ${bullmqKeys + 1}), slice(ARGV, 4))
+`;
+}
