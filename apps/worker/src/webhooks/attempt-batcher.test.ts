@@ -133,3 +133,40 @@ it('slots asked for in one turn follow the bound in order; a slot given back in 
   expect(ended).toMatchObject({ recorded: 'ok', entrySettled: false });
   expect((await redis.zrange(keys.webhookHostInFlight('p:1'), '0', '-1')).sort()).toEqual(['m3', 'm5']);
 });
+
+it('within one call, later steps see what earlier ones changed: a circuit opened, a parked delivery woken, the failure count cleared and counted again', async () => {
+  const log = new DeliveryLog(redis, keys, 3600);
+  const limiter = new HostLimiter(redis, keys, { maxInFlight: 2, leaseMs: 10_000, circuitFailures: 2, circuitOpenMs: 5000 });
+  const batcher = new AttemptBatcher(redis, keys, log, limiter, GROUP);
+  await log.createMany(['dlv_w1', 'dlv_w2', 'dlv_w3', 'dlv_w4'].map((id) => ({ delivery: delivery(id, 'gen_w'), body: '{}' })));
+  // host w: both slots taken, one delivery parked; host x: one slot taken
+  const taken = await Promise.all([
+    batcher.acquire({ host: 'w:1', member: 'a', jobId: 'dlv_w1' }),
+    batcher.acquire({ host: 'w:1', member: 'b', jobId: 'dlv_w2' }),
+    batcher.acquire({ host: 'w:1', member: 'c', jobId: 'parked-1' }),
+    batcher.acquire({ host: 'x:1', member: 'd', jobId: 'dlv_w3' }),
+  ]);
+  expect(taken.map((s) => s.kind)).toEqual(['ok', 'ok', 'busy', 'ok']);
+  const ok = { run: 0, state: 'delivered' as const, status: 200, durationMs: 1 };
+  const failed = { run: 0, state: 'pending' as const, error: 'answered 503', status: 503, durationMs: 1, retryInMs: 1000 };
+  // one call: w succeeds then fails (its slot goes to the parked one, the count starts at 1), x fails twice (the second opens
+  // its circuit), then attempts starting on x (open, seen in the same call) and on w (a slot is free again)
+  const [w1, w2, x1, x2, xNext, wNext] = await Promise.all([
+    batcher.settle({ subject: 'gen_w', deliveryId: 'dlv_w1', outcome: ok, host: 'w:1', member: 'a', health: 'up' }),
+    batcher.settle({ subject: 'gen_w', deliveryId: 'dlv_w2', outcome: failed, host: 'w:1', member: 'b', health: 'trouble' }),
+    batcher.settle({ subject: 'gen_w', deliveryId: 'dlv_w3', outcome: failed, host: 'x:1', member: 'd', health: 'trouble' }),
+    batcher.settle({ subject: 'gen_w', deliveryId: 'dlv_w4', outcome: failed, host: 'x:1', member: 'e', health: 'trouble' }),
+    batcher.acquire({ host: 'x:1', member: 'f', jobId: 'dlv_x5' }),
+    batcher.acquire({ host: 'w:1', member: 'g', jobId: 'dlv_w6' }),
+  ]);
+  expect(w1).toMatchObject({ recorded: 'ok', opened: false, wake: 'parked-1' });
+  expect(w2).toMatchObject({ recorded: 'ok', opened: false });
+  expect(w2).not.toHaveProperty('wake');
+  expect([x1, x2].map((r) => r.opened)).toEqual([false, true]);
+  expect(xNext).toMatchObject({ kind: 'open' });
+  expect(wNext).toEqual({ kind: 'ok' });
+  expect(await redis.get(keys.webhookHostFailures('w:1'))).toBe('1');
+  expect(await redis.zrange(keys.webhookHostInFlight('w:1'), '0', '-1')).toEqual(['g']);
+  expect(await redis.zcard(keys.webhookHostParked('w:1'))).toBe(0);
+  expect(await redis.pttl(keys.webhookHostInFlight('w:1'))).toBeGreaterThan(0);
+});

@@ -25,12 +25,11 @@ end
  * Redis. Returns 'ok', 'missing', or 'stale' (a newer run took over).
  */
 const RECORD_ATTEMPT = `
-local function recordAttempt(log, id, run, state, status, err, durationMs, retryInMs, ttl, kept)
+local function recordAttempt(log, id, run, state, status, err, durationMs, retryInMs, ttl, kept, now)
   local raw = redis.call('HGET', log, 'd:' .. id)
   if not raw then return 'missing' end
   local d = cjson.decode(raw)
   if tonumber(d.run) ~= tonumber(run) then return 'stale' end
-  local now = nowMs()
   d.attempts = (tonumber(d.attempts) or 0) + 1
   d.state = state
   local a = { id = d.id, event = d.event, webhookId = d.webhookId, attempt = d.attempts, at = now - tonumber(durationMs),
@@ -52,6 +51,21 @@ end
 `;
 
 /**
+ * What one script call has learnt of each host's keys, so a call that settles and starts many
+ * attempts to one host asks Redis once: whether its circuit is open (kept up to date when this
+ * call opens it), that expired leases were swept and the in-flight set's expiry set, that no
+ * delivery is parked, that the failure count is clear. Every step's outcome is the same as with
+ * no memory; only repeated reads and writes of the same state are left out.
+ */
+const HOST_STATE = `
+local circuitTtl, swept, expiring, noneParked, noFailures = {}, {}, {}, {}, {}
+local function circuitOpenMs(circuit)
+  if circuitTtl[circuit] == nil then circuitTtl[circuit] = redis.call('PTTL', circuit) end
+  return circuitTtl[circuit]
+end
+`;
+
+/**
  * Takes a slot for one delivery to a host, unless the host's circuit is open or every slot is
  * taken. Slots are leases in a sorted set scored by when they end (Redis time), so a worker that
  * dies mid-request frees its slot when the lease runs out. A delivery that finds every slot
@@ -59,20 +73,26 @@ end
  * Returns { 'ok' | 'busy' | 'open', ms until worth trying again }.
  */
 const HOST_ACQUIRE = `
-local function hostAcquire(inFlight, circuit, parked, member, leaseMs, max, jobId)
-  local open = redis.call('PTTL', circuit)
+local function hostAcquire(inFlight, circuit, parked, member, leaseMs, max, jobId, now)
+  local open = circuitOpenMs(circuit)
   if open > 0 then return { 'open', open } end
-  local now = nowMs()
-  redis.call('ZREMRANGEBYSCORE', inFlight, '-inf', now)
+  if not swept[inFlight] then
+    redis.call('ZREMRANGEBYSCORE', inFlight, '-inf', now)
+    swept[inFlight] = true
+  end
   if not redis.call('ZSCORE', inFlight, member) and redis.call('ZCARD', inFlight) >= tonumber(max) then
     local first = redis.call('ZRANGE', inFlight, 0, 0, 'WITHSCORES')
     redis.call('ZADD', parked, 'NX', now, jobId)
     redis.call('PEXPIRE', parked, tonumber(leaseMs) * 2)
+    noneParked[parked] = nil
     return { 'busy', tonumber(first[2]) - now }
   end
-  redis.call('ZREM', parked, jobId)
+  if not noneParked[parked] then redis.call('ZREM', parked, jobId) end
   redis.call('ZADD', inFlight, now + tonumber(leaseMs), member)
-  redis.call('PEXPIRE', inFlight, tonumber(leaseMs))
+  if not expiring[inFlight] then
+    redis.call('PEXPIRE', inFlight, tonumber(leaseMs))
+    expiring[inFlight] = true
+  end
   return { 'ok', 0 }
 end
 `;
@@ -88,21 +108,26 @@ const HOST_RELEASE = `
 local function hostRelease(inFlight, failures, circuit, parked, member, health, threshold, openMs)
   redis.call('ZREM', inFlight, member)
   local wake = ''
-  if redis.call('PTTL', circuit) <= 0 then
+  if not noneParked[parked] and circuitOpenMs(circuit) <= 0 then
     local first = redis.call('ZPOPMIN', parked)
-    if first[1] then wake = first[1] end
+    if first[1] then wake = first[1] else noneParked[parked] = true end
   end
   local opened = 0
   if health == 'up' then
-    redis.call('DEL', failures)
+    if not noFailures[failures] then
+      redis.call('DEL', failures)
+      noFailures[failures] = true
+    end
   elseif health == 'trouble' then
     threshold = tonumber(threshold)
     openMs = tonumber(openMs)
+    noFailures[failures] = nil
     local count = redis.call('INCR', failures)
     redis.call('PEXPIRE', failures, openMs * 4 + 60000)
     if count >= threshold then
       redis.call('SET', circuit, '1', 'PX', openMs)
       redis.call('SET', failures, tostring(threshold - 1), 'PX', openMs * 4 + 60000)
+      circuitTtl[circuit] = openMs
       opened = 1
     end
   end
@@ -124,13 +149,13 @@ return out
 );
 
 /** KEYS[1] log; ARGV: id, run, state, status, error, durationMs, retryInMs, ttl, kept. */
-export const RECORD_ATTEMPT_LUA = compose(NOW_MS, RECORD_ATTEMPT, `return recordAttempt(KEYS[1], unpack(ARGV, 1, 9))`);
+export const RECORD_ATTEMPT_LUA = compose(NOW_MS, RECORD_ATTEMPT, `return recordAttempt(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], nowMs())`);
 
 /** KEYS: in-flight set, circuit, parked set; ARGV: member, lease ms, max in flight, job id. */
-export const HOST_ACQUIRE_LUA = compose(NOW_MS, HOST_ACQUIRE, `return hostAcquire(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4])`);
+export const HOST_ACQUIRE_LUA = compose(NOW_MS, HOST_STATE, HOST_ACQUIRE, `return hostAcquire(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], nowMs())`);
 
 /** KEYS: in-flight set, failure count, circuit, parked set; ARGV: member, health, threshold, open ms. */
-export const HOST_RELEASE_LUA = compose(HOST_RELEASE, `return hostRelease(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4])`);
+export const HOST_RELEASE_LUA = compose(HOST_STATE, HOST_RELEASE, `return hostRelease(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4])`);
 
 /** ARGV fields of one attempt that ends, in SETTLE_AND_ACQUIRE_LUA. */
 export const SETTLE_ARGS_PER_ATTEMPT = 10;
@@ -161,15 +186,18 @@ export const ACQUIRE_KEYS_PER_ATTEMPT = 3;
 export const SETTLE_AND_ACQUIRE_LUA = compose(
   NOW_MS,
   RECORD_ATTEMPT,
+  HOST_STATE,
   HOST_RELEASE,
   HOST_ACQUIRE,
   `
+-- one clock reading for the call: its steps run back to back
+local now = nowMs()
 local ending = tonumber(ARGV[8])
 local out, acks = {}, {}
 for i = 1, ending do
   local k, a = 1 + (i - 1) * ${SETTLE_KEYS_PER_ATTEMPT}, 8 + (i - 1) * ${SETTLE_ARGS_PER_ATTEMPT}
   local state = ARGV[a + 3]
-  local recorded = recordAttempt(KEYS[k + 1], ARGV[a + 1], ARGV[a + 2], state, ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[2], ARGV[3])
+  local recorded = recordAttempt(KEYS[k + 1], ARGV[a + 1], ARGV[a + 2], state, ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[2], ARGV[3], now)
   local r = hostRelease(KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], ARGV[a + 8], ARGV[a + 9], ARGV[4], ARGV[5])
   local entry = ARGV[a + 10]
   local settled = 0
@@ -189,7 +217,7 @@ end
 local firstKey, firstArg = 1 + ending * ${SETTLE_KEYS_PER_ATTEMPT}, 8 + ending * ${SETTLE_ARGS_PER_ATTEMPT}
 for i = 1, (#KEYS - firstKey) / ${ACQUIRE_KEYS_PER_ATTEMPT} do
   local k, a = firstKey + (i - 1) * ${ACQUIRE_KEYS_PER_ATTEMPT}, firstArg + (i - 1) * ${ACQUIRE_ARGS_PER_ATTEMPT}
-  local r = hostAcquire(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], ARGV[a + 1], ARGV[6], ARGV[7], ARGV[a + 2])
+  local r = hostAcquire(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], ARGV[a + 1], ARGV[6], ARGV[7], ARGV[a + 2], now)
   out[#out + 1] = r[1]
   out[#out + 1] = r[2]
 end
