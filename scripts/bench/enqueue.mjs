@@ -14,8 +14,9 @@ const shared = require('@imagegen/shared');
 const apiPkg = require('@imagegen/api');
 
 export async function benchEnqueue() {
-  const n = QUICK ? 500 : 2000;
-  const rounds = QUICK ? 1 : 3;
+  // a round takes well under a second: several, interleaved, so one noisy moment does not decide the figure
+  const n = QUICK ? 500 : 4000;
+  const rounds = QUICK ? 1 : 5;
   const redis = await benchRedis();
   const prefixes = [];
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'imagegen-bench-'));

@@ -150,7 +150,8 @@ export class GenerationStore {
    */
   async createWithJob(record: Omit<GenerationRecord, 'createdAt'>, queue: Queue, job: { name: string; data: unknown; opts: JobsOptions & { jobId: string } }, reservation?: QuotaReservation): Promise<GenerationRecord> {
     const add = captureJobAdd(new Job(queue, job.name, job.data, job.opts, job.opts.jobId));
-    const command = await this.createWithJobCommand(queue, add.command);
+    const defined = `imagegenCreateWith:${add.command}`;
+    const command = defined in this.redis ? defined : await this.defineCreateWithJob(queue, add.command, defined);
     const create = this.createCall(record, 0, undefined, reservation);
     // BullMQ's keys then ours, BullMQ's three arguments then ours (see withJobAdd)
     const redis = this.redis as unknown as Record<string, (...args: unknown[]) => Promise<[string, string | number]>>;
@@ -161,9 +162,7 @@ export class GenerationStore {
   }
 
   /** One command per BullMQ add script (standard, prioritized, ...), defined on first use. */
-  private async createWithJobCommand(queue: Queue, bullmqCommand: string): Promise<string> {
-    const name = `imagegenCreateWith:${bullmqCommand}`;
-    if (name in this.redis) return name;
+  private async defineCreateWithJob(queue: Queue, bullmqCommand: string, name: string): Promise<string> {
     const script = ((await queue.getBackend().client) as unknown as { scriptsSet?: Record<string, { lua: string; numberOfKeys: number }> }).scriptsSet?.[bullmqCommand];
     if (!script) throw new Error(`BullMQ's ${bullmqCommand} script was not found on its connection`);
     if (!(name in this.redis)) this.redis.defineCommand(name, { numberOfKeys: script.numberOfKeys + CREATE_KEY_COUNT, lua: withJobAdd(script.lua, script.numberOfKeys, CREATE_LUA) });

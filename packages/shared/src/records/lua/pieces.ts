@@ -53,10 +53,14 @@ export function statusIndexSlots(firstKey: number): string {
   return `local STATUS_INDEX = { ${STATUSES.map((s, i) => `['${s}'] = ${firstKey + i}`).join(', ')} }\n`;
 }
 
-/** Sets hash fields from ARGV pairs starting at `from`, with the conventions of `encodeFields`. */
+/**
+ * Sets hash fields from ARGV pairs starting at `from`, with the conventions of `encodeFields`.
+ * Plain values (each field appears once in a patch) are written by one HSET at the end.
+ */
 export const APPLY_FIELDS = `
 local function applyFields(key, from, now)
   local status
+  local plain = {}
   for i = from, #ARGV, 2 do
     local f, v = ARGV[i], ARGV[i + 1]
     if v == '${NOW}' then v = isoTime(now) end
@@ -68,10 +72,12 @@ local function applyFields(key, from, now)
     elseif v == '' then
       redis.call('HDEL', key, f)
     else
-      redis.call('HSET', key, f, v)
+      plain[#plain + 1] = f
+      plain[#plain + 1] = v
     end
     if f == 'status' then status = v end
   end
+  if #plain > 0 then redis.call('HSET', key, unpack(plain)) end
   return status
 end
 `;
