@@ -33,7 +33,7 @@ function encodeWith(specs: FieldSpecs, patch: object): string[] {
   const out: string[] = [];
   for (const [field, value] of Object.entries(patch)) {
     if (value === undefined) continue;
-    const spec = specs[field.replace(/^\?/, '')];
+    const spec = specs[field.charCodeAt(0) === 63 /* ? */ ? field.slice(1) : field];
     if (!spec) throw new Error(`unknown record field ${field}`);
     if (value === null && !spec.nullable) out.push(field, '');
     else out.push(field, spec.kind === 'json' ? JSON.stringify(value) : String(value));

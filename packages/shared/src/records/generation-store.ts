@@ -153,9 +153,14 @@ export class GenerationStore {
     const defined = `imagegenCreateWith:${add.command}`;
     const command = defined in this.redis ? defined : await this.defineCreateWithJob(queue, add.command, defined);
     const create = this.createCall(record, 0, undefined, reservation);
-    // BullMQ's keys then ours, BullMQ's three arguments then ours (see withJobAdd)
-    const redis = this.redis as unknown as Record<string, (...args: unknown[]) => Promise<[string, string | number]>>;
-    const reply = await redis[command]!(...add.args.slice(0, -3), ...create.keys, ...add.args.slice(-3), ...create.args);
+    // BullMQ's keys then ours, BullMQ's three arguments then ours (see withJobAdd), as one array (ioredis flattens it)
+    const bullmqKeys = add.args.length - 3;
+    const args: unknown[] = add.args.slice(0, bullmqKeys);
+    for (const k of create.keys) args.push(k);
+    for (let i = bullmqKeys; i < add.args.length; i++) args.push(add.args[i]);
+    for (const a of create.args) args.push(a);
+    const redis = this.redis as unknown as Record<string, (args: unknown[]) => Promise<[string, string | number]>>;
+    const reply = await redis[command]!(args);
     add.settle(reply[0] === 'refused' ? reply[1] : record.id);
     if (reply[0] !== 'created') throw new Error(`record ${record.id} was not created: BullMQ refused its job (${reply[1]})`);
     return { ...record, createdAt: String(reply[1]) };
