@@ -1,7 +1,7 @@
 // The benchmark's HTTP load client, in a process of its own so it never shares the server's
 // event loop or CPU accounting. One JSON argument:
 //   { url, n, concurrency, headers?, expectStatus?, expectCompleted?, topic? }
-// prints { ms, rate, p50, p99, startedAt, endedAt } (epoch ms; startedAt = first request sent).
+// prints { ms, rate, p50, p99, startedAt, endedAt, latencies } (epoch ms; startedAt = first request sent; latencies sorted, ms).
 const opts = JSON.parse(process.argv[2]);
 const { url, n, concurrency, headers = {}, expectStatus = 202, expectCompleted = false, topic = 'load' } = opts;
 const lat = [];
@@ -32,4 +32,4 @@ const end = performance.now();
 lat.sort((a, b) => a - b);
 const ms = end - firstSent;
 const at = (t) => performance.timeOrigin + t;
-console.log(JSON.stringify({ ms, rate: (n / ms) * 1000, p50: lat[Math.floor(n * 0.5)], p99: lat[Math.min(n - 1, Math.floor(n * 0.99))], startedAt: at(firstSent), endedAt: at(end), setupMs: firstSent - t0 }));
+console.log(JSON.stringify({ ms, rate: (n / ms) * 1000, p50: lat[Math.floor(n * 0.5)], p99: lat[Math.min(n - 1, Math.floor(n * 0.99))], startedAt: at(firstSent), endedAt: at(end), setupMs: firstSent - t0, latencies: lat }));
