@@ -69,6 +69,17 @@ export function encodeFields(patch: object): string[] {
   return encodeWith(FIELDS, patch);
 }
 
+/**
+ * Strings as one script argument (see UNPACK_FIELDS in lua/pieces.ts): each as its UTF-8 length,
+ * ':', then itself. Lengths count bytes as the string is sent (a lone surrogate as the 3 bytes
+ * it is sent as), so any string survives.
+ */
+export function packFields(strings: string[]): string {
+  let packed = '';
+  for (const s of strings) packed += `${Buffer.byteLength(s)}:${s}`;
+  return packed;
+}
+
 /** A record from its hash (null when there is none); fields the schema does not know are dropped. */
 export function decodeRecord(hash: Record<string, string>): GenerationRecord | null {
   return decodeWith(generationRecordSchema, FIELDS, hash);

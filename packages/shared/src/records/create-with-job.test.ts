@@ -112,3 +112,18 @@ it("when BullMQ's add refuses (a negative code), no record is written", async ()
   expect(await redis.exists(recordKey)).toBe(0);
   expect(await redis.zscore(keys.tenantGenerations('t1', 'queued'), r.id)).toBeNull();
 });
+
+it('record fields of any characters survive the packed create (lengths in bytes, colons and digits inside, empty values)', async () => {
+  const awkward = [':', '12:ab', 'naïve café', '日本語のトピック', '🦊 fox 🦊', 'a\u0000b', 'lone \ud800 surrogate', 'x'.repeat(3000)];
+  for (const topic of awkward) {
+    // request and metadata are JSON in the hash; notify is a plain string
+    const r = { ...record(), request: { topic, style: 'PHOTOGRAPHIC' as const, size: 'LANDSCAPE' as const }, metadata: { note: ['', ...awkward] }, notify: `chan:${topic}` };
+    const created = await store.createWithJob(r, queue, jobOf(r));
+    const read = await store.get(r.id);
+    expect({ ...read, notify: '' }).toEqual({ ...created, notify: '' });
+    expect(read?.request.topic).toBe(topic);
+    expect(read?.metadata).toEqual({ note: ['', ...awkward] });
+    // a plain string arrives as the UTF-8 the client sends (a lone surrogate as U+FFFD, as with any argument)
+    expect(read?.notify).toBe(Buffer.from(`chan:${topic}`).toString());
+  }
+});

@@ -4,7 +4,7 @@ import type { Keys } from '../keys';
 import type { GenerationErrorInfo, GenerationRecord, GenerationStatus, Stage, StoredImage, StoredResult } from '../schemas/generation';
 import { STAGE_PROGRESS } from '../schemas/generation';
 import type { WebhookEvent } from '../schemas/request';
-import { decodeRecord, encodeFields } from './codec';
+import { decodeRecord, encodeFields, packFields } from './codec';
 import { CLAIM_UPSTREAM_LUA } from './lua/claim-upstream';
 import { CONFIRM_LUA, CREATE_LUA, DISCARD_LUA } from './lua/create';
 import { NOW } from './lua/pieces';
@@ -125,7 +125,7 @@ export class GenerationStore {
   private createCall(record: Omit<GenerationRecord, 'createdAt'>, provisionalSeconds: number, idempotency?: IdempotencyClaim, reservation?: QuotaReservation): { keys: string[]; args: (string | number)[] } {
     return {
       keys: [...this.createKeys(record, idempotency), reservation?.key ?? this.keys.generation(record.id)],
-      args: [record.id, record.tenant, provisionalSeconds, idempotency?.value ?? '', idempotency?.ttlSeconds ?? 0, reservation?.entry ?? '', ...encodeFields({ ...record, createdAt: NOW })],
+      args: [record.id, record.tenant, provisionalSeconds, idempotency?.value ?? '', idempotency?.ttlSeconds ?? 0, reservation?.entry ?? '', packFields(encodeFields({ ...record, createdAt: NOW }))],
     };
   }
 
@@ -150,8 +150,7 @@ export class GenerationStore {
    */
   async createWithJob(record: Omit<GenerationRecord, 'createdAt'>, queue: Queue, job: { name: string; data: unknown; opts: JobsOptions & { jobId: string } }, reservation?: QuotaReservation): Promise<GenerationRecord> {
     const add = captureJobAdd(new Job(queue, job.name, job.data, job.opts, job.opts.jobId));
-    const defined = `imagegenCreateWith:${add.command}`;
-    const command = defined in this.redis ? defined : await this.defineCreateWithJob(queue, add.command, defined);
+    const command = this.createWithJobCommands.get(add.command) ?? (await this.defineCreateWithJob(queue, add.command));
     const create = this.createCall(record, 0, undefined, reservation);
     // BullMQ's keys then ours, BullMQ's three arguments then ours (see withJobAdd), as one array (ioredis flattens it)
     const bullmqKeys = add.args.length - 3;
@@ -166,11 +165,16 @@ export class GenerationStore {
     return { ...record, createdAt: String(reply[1]) };
   }
 
-  /** One command per BullMQ add script (standard, prioritized, ...), defined on first use. */
-  private async defineCreateWithJob(queue: Queue, bullmqCommand: string, name: string): Promise<string> {
+  /** The command that runs each BullMQ add script (standard, prioritized, ...) inside the create, by BullMQ's command name. */
+  private readonly createWithJobCommands = new Map<string, string>();
+
+  /** Defines, on first use, the command that runs BullMQ's `bullmqCommand` inside the create. */
+  private async defineCreateWithJob(queue: Queue, bullmqCommand: string): Promise<string> {
+    const name = `imagegenCreateWith:${bullmqCommand}`;
     const script = ((await queue.getBackend().client) as unknown as { scriptsSet?: Record<string, { lua: string; numberOfKeys: number }> }).scriptsSet?.[bullmqCommand];
     if (!script) throw new Error(`BullMQ's ${bullmqCommand} script was not found on its connection`);
     if (!(name in this.redis)) this.redis.defineCommand(name, { numberOfKeys: script.numberOfKeys + CREATE_KEY_COUNT, lua: withJobAdd(script.lua, script.numberOfKeys, CREATE_LUA) });
+    this.createWithJobCommands.set(bullmqCommand, name);
     return name;
   }
 

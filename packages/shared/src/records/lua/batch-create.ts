@@ -17,7 +17,7 @@ export const BATCH_BEGIN_LUA = compose(
   `
 local held = claimIdempotency(KEYS[2], ARGV[2], ARGV[1])
 if held then return {'held', held} end
-applyFields(KEYS[1], 3, nowMs())
+applyFields(KEYS[1], ARGV, 3, nowMs())
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
 return {'created', redis.call('HGET', KEYS[1], 'createdAt')}
 `,

@@ -1,4 +1,4 @@
-import { APPLY_FIELDS, CLAIM_IDEMPOTENCY, compose, ISO_TIME, NOW_MS } from './pieces';
+import { APPLY_FIELDS, CLAIM_IDEMPOTENCY, compose, ISO_TIME, NOW_MS, UNPACK_FIELDS } from './pieces';
 
 /**
  * Creates a record, indexes it and (with an `Idempotency-Key`) claims the key, all in one
@@ -11,19 +11,20 @@ import { APPLY_FIELDS, CLAIM_IDEMPOTENCY, compose, ISO_TIME, NOW_MS } from './pi
  * quota reservations (the record key again when there is none)
  * ARGV[1] id, ARGV[2] tenant, ARGV[3] provisional seconds (0 = none),
  * ARGV[4] idempotency value ('' = none), ARGV[5] its lifetime (s), ARGV[6] reservation entry
- * ('' = none), ARGV[7..] field, value, ...
+ * ('' = none), ARGV[7] the record's fields and values, packed (see packFields)
  * Returns {'created', createdAt} | {'held', value already under the key}.
  */
 export const CREATE_LUA = compose(
   NOW_MS,
   ISO_TIME,
   APPLY_FIELDS,
+  UNPACK_FIELDS,
   CLAIM_IDEMPOTENCY,
   `
 local held = claimIdempotency(KEYS[5], ARGV[4], ARGV[5])
 if held then return {'held', held} end
 local now = nowMs()
-applyFields(KEYS[1], 7, now)
+applyFields(KEYS[1], unpackFields(ARGV[7]), 1, now)
 if ARGV[6] ~= '' then redis.call('ZREM', KEYS[6], ARGV[6]) end
 if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3])) end
 redis.call('ZADD', KEYS[2], 0, ARGV[1])

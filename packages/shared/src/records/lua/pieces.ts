@@ -54,15 +54,16 @@ export function statusIndexSlots(firstKey: number): string {
 }
 
 /**
- * Sets hash fields from ARGV pairs starting at `from`, with the conventions of `encodeFields`.
- * Plain values (each field appears once in a patch) are written by one HSET at the end.
+ * Sets hash fields from the field, value pairs of `list` (ARGV, or fields unpacked by
+ * UNPACK_FIELDS) starting at `from`, with the conventions of `encodeFields`. Plain values (each
+ * field appears once in a patch) are written by one HSET at the end.
  */
 export const APPLY_FIELDS = `
-local function applyFields(key, from, now)
+local function applyFields(key, list, from, now)
   local status
   local plain = {}
-  for i = from, #ARGV, 2 do
-    local f, v = ARGV[i], ARGV[i + 1]
+  for i = from, #list, 2 do
+    local f, v = list[i], list[i + 1]
     if v == '${NOW}' then v = isoTime(now) end
     if string.sub(f, 1, 1) == '?' then
       redis.call('HSETNX', key, string.sub(f, 2), v)
@@ -79,6 +80,23 @@ local function applyFields(key, from, now)
   end
   if #plain > 0 then redis.call('HSET', key, unpack(plain)) end
   return status
+end
+`;
+
+/**
+ * The strings of one argument made by `packFields`: each is its length in bytes, ':', then its
+ * bytes. One argument instead of one per string costs the client far less to send.
+ */
+export const UNPACK_FIELDS = `
+local function unpackFields(packed)
+  local out, pos = {}, 1
+  while pos <= #packed do
+    local colon = string.find(packed, ':', pos, true)
+    local len = tonumber(string.sub(packed, pos, colon - 1))
+    out[#out + 1] = string.sub(packed, colon + 1, colon + len)
+    pos = colon + len + 1
+  end
+  return out
 end
 `;
 

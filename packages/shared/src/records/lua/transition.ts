@@ -44,7 +44,7 @@ local function transitionRecord(from)
   if not cur then return 'missing' end
   if isTerminal(cur) then return 'terminal' end
   local now = nowMs()
-  local status = applyFields(KEYS[1], from, now) or cur
+  local status = applyFields(KEYS[1], ARGV, from, now) or cur
   if status ~= cur then
     redis.call('ZREM', KEYS[STATUS_INDEX[cur]], id)
     redis.call('ZADD', KEYS[STATUS_INDEX[status]], 0, id)
