@@ -32,6 +32,13 @@ const delivery = (id: string, subject: string): Delivery => ({
   attempts: 0,
 });
 
+/** A delivery log, a host limiter with these bounds (10 s leases) and a batcher over both. */
+function setup(bounds: { maxInFlight: number; circuitFailures: number; circuitOpenMs: number }) {
+  const log = new DeliveryLog(redis, keys, 3600);
+  const limiter = new HostLimiter(redis, keys, { leaseMs: 10_000, ...bounds });
+  return { log, limiter, batcher: new AttemptBatcher(redis, keys, log, limiter, GROUP) };
+}
+
 /** Outbox entries read by one consumer of the group, as the dispatcher reads them. */
 async function pendingEntries(count: number): Promise<string[]> {
   const stream = keys.webhookOutbox();
@@ -42,9 +49,7 @@ async function pendingEntries(count: number): Promise<string[]> {
 }
 
 it('attempts ending together are recorded, released and their entries settled in one call; one to retry keeps its entry', async () => {
-  const log = new DeliveryLog(redis, keys, 3600);
-  const limiter = new HostLimiter(redis, keys, { maxInFlight: 5, leaseMs: 10_000, circuitFailures: 2, circuitOpenMs: 1000 });
-  const batcher = new AttemptBatcher(redis, keys, log, limiter, GROUP);
+  const { log, batcher } = setup({ maxInFlight: 5, circuitFailures: 2, circuitOpenMs: 1000 });
   const [e1, e2, e3] = await pendingEntries(3);
   await log.createMany([
     { delivery: delivery('dlv_s1', 'gen_s'), body: '{}' },
@@ -91,9 +96,7 @@ it('attempts ending together are recorded, released and their entries settled in
 });
 
 it('an attempt without an entry (a job) settles nothing in the outbox, and failures count toward the circuit', async () => {
-  const log = new DeliveryLog(redis, keys, 3600);
-  const limiter = new HostLimiter(redis, keys, { maxInFlight: 5, leaseMs: 10_000, circuitFailures: 2, circuitOpenMs: 1000 });
-  const batcher = new AttemptBatcher(redis, keys, log, limiter, GROUP);
+  const { log, limiter, batcher } = setup({ maxInFlight: 5, circuitFailures: 2, circuitOpenMs: 1000 });
   await log.createMany([
     { delivery: delivery('dlv_j1', 'gen_j'), body: '{}' },
     { delivery: delivery('dlv_j2', 'gen_j'), body: '{}' },
@@ -112,9 +115,7 @@ it('an attempt without an entry (a job) settles nothing in the outbox, and failu
 });
 
 it('slots asked for in one turn follow the bound in order; a slot given back in the same turn is there for them', async () => {
-  const log = new DeliveryLog(redis, keys, 3600);
-  const limiter = new HostLimiter(redis, keys, { maxInFlight: 2, leaseMs: 10_000, circuitFailures: 3, circuitOpenMs: 1000 });
-  const batcher = new AttemptBatcher(redis, keys, log, limiter, GROUP);
+  const { log, limiter, batcher } = setup({ maxInFlight: 2, circuitFailures: 3, circuitOpenMs: 1000 });
   const slots = await Promise.all([
     batcher.acquire({ host: 'p:1', member: 'm1', jobId: 'j1' }),
     batcher.acquire({ host: 'q:1', member: 'm2', jobId: 'j2' }),
@@ -135,9 +136,7 @@ it('slots asked for in one turn follow the bound in order; a slot given back in 
 });
 
 it('within one call, later steps see what earlier ones changed: a circuit opened, a parked delivery woken, the failure count cleared and counted again', async () => {
-  const log = new DeliveryLog(redis, keys, 3600);
-  const limiter = new HostLimiter(redis, keys, { maxInFlight: 2, leaseMs: 10_000, circuitFailures: 2, circuitOpenMs: 5000 });
-  const batcher = new AttemptBatcher(redis, keys, log, limiter, GROUP);
+  const { log, batcher } = setup({ maxInFlight: 2, circuitFailures: 2, circuitOpenMs: 5000 });
   await log.createMany(['dlv_w1', 'dlv_w2', 'dlv_w3', 'dlv_w4'].map((id) => ({ delivery: delivery(id, 'gen_w'), body: '{}' })));
   // host w: both slots taken, one delivery parked; host x: one slot taken
   const taken = await Promise.all([

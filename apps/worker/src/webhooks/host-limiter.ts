@@ -38,16 +38,7 @@ export class HostLimiter {
 
   /** `jobId` is parked when every slot is taken, to be woken by the release that frees one. */
   async acquire(host: string, member: string, jobId: string): Promise<HostSlot> {
-    const [inFlight, circuit, parked] = this.acquireKeys(host) as [string, string, string];
-    const [kind, ms] = await this.redis.imagegenHostAcquire(
-      inFlight,
-      circuit,
-      parked,
-      member,
-      this.opts.leaseMs,
-      this.opts.maxInFlight,
-      jobId,
-    );
+    const [kind, ms] = await this.redis.imagegenHostAcquire(...this.acquireKeys(host), member, this.opts.leaseMs, this.opts.maxInFlight, jobId);
     return this.slotOf(kind, ms);
   }
 
@@ -57,12 +48,12 @@ export class HostLimiter {
   }
 
   /** The keys `acquire` uses, in its order: in-flight set, circuit, parked set. */
-  acquireKeys(host: string): string[] {
+  acquireKeys(host: string): [inFlight: string, circuit: string, parked: string] {
     return [this.keys.webhookHostInFlight(host), this.keys.webhookHostCircuit(host), this.keys.webhookHostParked(host)];
   }
 
   /** The keys `release` updates, in its order: in-flight set, failure count, circuit, parked set. */
-  releaseKeys(host: string): string[] {
+  releaseKeys(host: string): [inFlight: string, failures: string, circuit: string, parked: string] {
     return [this.keys.webhookHostInFlight(host), this.keys.webhookHostFailures(host), this.keys.webhookHostCircuit(host), this.keys.webhookHostParked(host)];
   }
 
@@ -73,12 +64,8 @@ export class HostLimiter {
 
   /** Says whether this release opened the host's circuit, and which parked job (if any) to wake. */
   async release(host: string, member: string, health: HostHealth): Promise<{ opened: boolean; wake?: string }> {
-    const [inFlight, failures, circuit, parked] = this.releaseKeys(host) as [string, string, string, string];
     const [opened, wake] = await this.redis.imagegenHostRelease(
-      inFlight,
-      failures,
-      circuit,
-      parked,
+      ...this.releaseKeys(host),
       member,
       health,
       this.opts.circuitFailures,
@@ -87,4 +74,3 @@ export class HostLimiter {
     return { opened: opened === 1, ...(wake ? { wake } : {}) };
   }
 }
-

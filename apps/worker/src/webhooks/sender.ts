@@ -36,8 +36,6 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
 
 class DeliveryTimeout extends Error {}
 
-/** How Standard Webhooks secrets are written: the prefix, then the key's bytes in base64. */
-
 /**
  * Signs (Standard Webhooks) and POSTs one delivery attempt over pooled keep-alive connections.
  * Success is a 2xx within the timeout; redirects are not followed. The SSRF guard applies to the

@@ -9,7 +9,7 @@ import { CLAIM_UPSTREAM_LUA } from './lua/claim-upstream';
 import { CONFIRM_LUA, CREATE_LUA, DISCARD_LUA } from './lua/create';
 import { NOW } from './lua/pieces';
 import { START_LUA, TRANSITION_KEY_COUNT, TRANSITION_LUA } from './lua/transition';
-import { captureJobAdd, withJobAdd } from './lua/with-job-add';
+import { BULLMQ_ADD_ARGS, captureJobAdd, withJobAdd } from './lua/with-job-add';
 
 export type TransitionOutcome = 'ok' | 'missing' | 'terminal';
 
@@ -152,12 +152,9 @@ export class GenerationStore {
     const add = captureJobAdd(new Job(queue, job.name, job.data, job.opts, job.opts.jobId));
     const command = this.createWithJobCommands.get(add.command) ?? (await this.defineCreateWithJob(queue, add.command));
     const create = this.createCall(record, 0, undefined, reservation);
-    // BullMQ's keys then ours, BullMQ's three arguments then ours (see withJobAdd), as one array (ioredis flattens it)
-    const bullmqKeys = add.args.length - 3;
-    const args: unknown[] = add.args.slice(0, bullmqKeys);
-    for (const k of create.keys) args.push(k);
-    for (let i = bullmqKeys; i < add.args.length; i++) args.push(add.args[i]);
-    for (const a of create.args) args.push(a);
+    // BullMQ's keys then ours, BullMQ's arguments then ours (see withJobAdd), as one array (ioredis flattens it)
+    const bullmqKeys = add.args.length - BULLMQ_ADD_ARGS;
+    const args = [...add.args.slice(0, bullmqKeys), ...create.keys, ...add.args.slice(bullmqKeys), ...create.args];
     const redis = this.redis as unknown as Record<string, (args: unknown[]) => Promise<[string, string | number]>>;
     const reply = await redis[command]!(args);
     add.settle(reply[0] === 'refused' ? reply[1] : record.id);

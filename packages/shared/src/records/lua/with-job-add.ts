@@ -1,5 +1,8 @@
 import type { Job } from 'bullmq';
 
+/** ARGV of each of BullMQ's add scripts: packed arguments, the job's data, packed options (they follow its KEYS). */
+export const BULLMQ_ADD_ARGS = 3;
+
 /**
  * BullMQ's add of one job, as this BullMQ version would send it: the name of the script it
  * runs and that script's keys and arguments, all built by BullMQ itself.
@@ -34,7 +37,7 @@ export function captureJobAdd(job: Job): JobAdd {
 }
 
 /**
- * A script that runs BullMQ's add script (`bullmq`, taking `bullmqKeys` keys and 3 arguments)
+ * A script that runs BullMQ's add script (`bullmq`, taking `bullmqKeys` keys and BULLMQ_ADD_ARGS arguments)
  * and then `after` (a script with its own KEYS and ARGV: the rest of them) in one atomic step.
  * Each runs as a function whose parameters are named KEYS and ARGV, so neither sees the
  * other's. When BullMQ refuses (a negative code), `after` does not run and the answer is
@@ -53,8 +56,8 @@ local function slice(t, from)
   for i = from, #t do out[#out + 1] = t[i] end
   return out
 end
-local jobId = bullmqAdd({ unpack(KEYS, 1, ${bullmqKeys}) }, { ARGV[1], ARGV[2], ARGV[3] })
+local jobId = bullmqAdd({ unpack(KEYS, 1, ${bullmqKeys}) }, { unpack(ARGV, 1, ${BULLMQ_ADD_ARGS}) })
 if type(jobId) == 'number' and jobId < 0 then return { 'refused', jobId } end
-return after(slice(KEYS, ${bullmqKeys + 1}), slice(ARGV, 4))
+return after(slice(KEYS, ${bullmqKeys + 1}), slice(ARGV, ${BULLMQ_ADD_ARGS + 1}))
 `;
 }
