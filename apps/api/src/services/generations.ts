@@ -14,8 +14,6 @@ import type { Reservation } from './quotas';
 import { HttpProblem, notFound } from '../http/problem';
 import { IDEMPOTENCY_SECONDS, IdempotencyKey } from './idempotency';
 
-/** A record (and its idempotency claim) lives this long unless its job gets enqueued. */
-const PROVISIONAL_SECONDS = 600;
 /** A provisional record this old was left by a request that died before enqueueing its job. */
 const ABANDONED_AFTER_MS = 30_000;
 
@@ -29,8 +27,10 @@ export interface CreateOptions {
   afterCreate?: () => Promise<unknown>;
   /** The submitting request's id: carried into the job so the worker's log lines share it. */
   requestId?: string;
-  /** The request's quota reservation: ended in the same step as the record is written, when that is one step. */
+  /** The request's quota reservation: ended in the same step as the record is written. */
   reservation?: Reservation;
+  /** The channel the worker publishes the record's end to (a waiting request's process). */
+  notify?: string;
 }
 
 /** Creating, reading, waiting on and cancelling generations, for one tenant at a time. */
@@ -54,42 +54,32 @@ export class GenerationsService {
   }
 
   /**
-   * Creates the record and enqueues its job. With an idempotency key, the key is claimed
-   * in the same step as the record, so it maps to exactly one generation however requests
-   * race; a repeat answers that generation (`replayed`).
+   * Creates the record and enqueues its job, in one step. With an idempotency key, the key
+   * is claimed in that same step, so it maps to exactly one generation however requests race
+   * or die; a repeat answers that generation (`replayed`).
    */
   async create(tenant: string, input: CreateGenerationInput, opts: CreateOptions = {}): Promise<{ record: GenerationRecord; replayed: boolean }> {
-    if (opts.idempotencyKey === undefined) return this.createAtOnce(tenant, input, opts);
     const { store, queues } = this.ctx;
-    const idem = IdempotencyKey.of(this.ctx.keys, tenant, opts.idempotencyKey, opts.body ?? input);
+    const idem = opts.idempotencyKey === undefined ? undefined : IdempotencyKey.of(this.ctx.keys, tenant, opts.idempotencyKey, opts.body ?? input);
     for (let tries = 0; ; tries++) {
-      const fresh = this.newRecord(tenant, input);
-      const claim = idem.claim(fresh.id, PROVISIONAL_SECONDS);
+      const fresh = { ...this.newRecord(tenant, input), ...(opts.notify ? { notify: opts.notify } : {}) };
       await opts.beforeCreate?.(fresh.id);
-      // provisional until its job exists: if this process dies in between, the record expires
-      const created = await store.create(fresh, { provisionalSeconds: PROVISIONAL_SECONDS, ...(claim ? { idempotency: claim } : {}) });
-      if (created.outcome === 'held') {
-        const heldId = idem.heldGeneration(created.value);
-        const existing = await store.getForTenant(heldId, tenant);
-        if (existing && !(await this.abandoned(existing))) return { record: existing, replayed: true };
-        // gone (its creator discarded it) or abandoned (its creator died before enqueueing): the key is free again
-        if (existing) await store.discard(existing, idem.claim(heldId, 0));
-        if (tries < 3) continue;
-        throw new HttpProblem(409, 'Conflict', 'A request with this Idempotency-Key is being retried; try again');
+      const created = await store.createWithJob(fresh, queues.generate, this.jobOf(fresh, opts.requestId), {
+        ...(idem ? { idempotency: idem.claim(fresh.id, IDEMPOTENCY_SECONDS) } : {}),
+        ...(opts.reservation ? { reservation: opts.reservation.handOver() } : {}),
+      });
+      if (created.outcome === 'created') {
+        await opts.afterCreate?.();
+        this.ctx.logger.info('generation queued', { generationId: created.record.id, tenant, requestId: opts.requestId, priority: created.record.priority });
+        return { record: created.record, replayed: false };
       }
-      const { record } = created;
-      try {
-        const job = this.jobOf(record, opts.requestId);
-        await queues.generate.add(job.name, job.data, job.opts);
-      } catch (err) {
-        // no job, no record: a generation that cannot run must not sit "queued" forever
-        await store.discard(record, claim).catch(() => undefined);
-        throw err;
-      }
-      await store.confirm(record, idem.claim(record.id, IDEMPOTENCY_SECONDS));
-      await opts.afterCreate?.();
-      this.ctx.logger.info('generation queued', { generationId: record.id, tenant, requestId: opts.requestId, priority: record.priority });
-      return { record, replayed: false };
+      const heldId = (idem as IdempotencyKey).heldGeneration(created.value);
+      const existing = await store.getForTenant(heldId, tenant);
+      if (existing && !(await this.abandoned(existing))) return { record: existing, replayed: true };
+      // gone, or left provisional by a request that died before enqueueing its job: the key is free again
+      if (existing) await store.discard(existing, (idem as IdempotencyKey).claim(heldId, 0));
+      if (tries < 3) continue;
+      throw new HttpProblem(409, 'Conflict', 'A request with this Idempotency-Key is being retried; try again');
     }
   }
 
@@ -103,23 +93,9 @@ export class GenerationsService {
   }
 
   /**
-   * Without an idempotency key there is nothing to claim first: the record, its job and the
-   * end of the request's quota reservation are one script, one round trip, and either all of
-   * it exists or none of it.
-   */
-  private async createAtOnce(tenant: string, input: CreateGenerationInput, opts: CreateOptions & { notify?: string }): Promise<{ record: GenerationRecord; replayed: boolean }> {
-    const { store, queues } = this.ctx;
-    const fresh = { ...this.newRecord(tenant, input), ...(opts.notify ? { notify: opts.notify } : {}) };
-    await opts.beforeCreate?.(fresh.id);
-    const record = await store.createWithJob(fresh, queues.generate, this.jobOf(fresh, opts.requestId), opts.reservation?.handOver());
-    await opts.afterCreate?.();
-    this.ctx.logger.info('generation queued', { generationId: record.id, tenant, requestId: opts.requestId, priority: record.priority });
-    return { record, replayed: false };
-  }
-
-  /**
-   * A record whose creator died between writing it and enqueueing its job: still
-   * provisional long after any live request would have confirmed it, and no job.
+   * A record written, by a release that wrote a record before its job, by a request that
+   * died before enqueueing: still provisional long after any live request would have
+   * confirmed it, and no job.
    */
   private async abandoned(record: GenerationRecord): Promise<boolean> {
     if (record.status !== 'queued' || !(await this.ctx.store.isProvisional(record.id))) return false;
@@ -139,7 +115,7 @@ export class GenerationsService {
       // the record names this process's channel: no subscription of its own
       let watch: TerminalWatch | undefined;
       try {
-        const { record } = await this.createAtOnce(tenant, input, { ...opts, notify: channel.channel, beforeCreate: async (id) => (watch = channel.watch(id)) });
+        const { record } = await this.create(tenant, input, { ...opts, notify: channel.channel, beforeCreate: async (id) => (watch = channel.watch(id)) });
         const latest = await (watch as TerminalWatch).untilTerminal(waitMs, signal, record);
         return { record: latest ?? record, replayed: false };
       } finally {

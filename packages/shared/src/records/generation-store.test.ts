@@ -6,7 +6,7 @@ import { keysFor } from '../keys';
 import { newFileToken, newId } from '../ids';
 import type { GenerationRecord } from '../schemas/generation';
 import { decodeRecord, packFields } from './codec';
-import { GenerationStore, hashOf, type IdempotencyClaim } from './generation-store';
+import { GenerationStore, hashOf, type CreateOutcome, type IdempotencyClaim } from './generation-store';
 import { CREATE_LUA } from './lua/create';
 import { withJobAdd } from './lua/with-job-add';
 import { RecordRetention } from './record-retention';
@@ -227,15 +227,12 @@ it('lists newest first with a cursor, filters by status, and skips expired entri
   expect(queued.nextCursor).toBe(made[5]!.id);
 });
 
-it('a provisional record expires unless confirmed or touched by a worker', async () => {
-  const a = record();
+it('a provisional record expires unless touched by a worker', async () => {
   const b = record();
   const c = record();
-  for (const r of [a, b, c]) await store.create(r, { provisionalSeconds: 600 });
-  for (const r of [a, b, c]) expect(await redis.ttl(keys.generation(r.id))).toBeGreaterThan(500);
-  await store.confirm(a);
+  for (const r of [b, c]) await store.create(r, { provisionalSeconds: 600 });
+  for (const r of [b, c]) expect(await redis.ttl(keys.generation(r.id))).toBeGreaterThan(500);
   await store.markActive(b, 1);
-  expect(await redis.ttl(keys.generation(a.id))).toBe(-1);
   expect(await redis.ttl(keys.generation(b.id))).toBe(-1);
   expect(await redis.ttl(keys.generation(c.id))).toBeGreaterThan(500);
 });
@@ -256,13 +253,11 @@ it('an idempotency key is claimed with its record in one step: the second create
   // while provisional, discarding frees the key and removes the record
   expect(await store.discard(winner, claim(`h|${winner.id}`))).toBe(true);
   expect(await redis.exists(keys.idempotency('t1', randomKey), keys.generation(winner.id))).toBe(0);
-  // once confirmed, the key has its full lifetime and the record can no longer be discarded
-  const again = record();
-  await store.create(again, { provisionalSeconds: 600, idempotency: claim(`h|${again.id}`) });
-  await store.confirm(again, { ...claim(`h|${again.id}`), ttlSeconds: 86400 });
-  expect(await redis.ttl(keys.idempotency('t1', randomKey))).toBeGreaterThan(86000);
-  expect(await store.discard(again, claim(`h|${again.id}`))).toBe(false);
-  expect(await redis.exists(keys.idempotency('t1', randomKey), keys.generation(again.id))).toBe(2);
+  // a record that is not provisional can no longer be discarded
+  const kept = record();
+  await store.create(kept, { idempotency: claim(`h|${kept.id}`) });
+  expect(await store.discard(kept, claim(`h|${kept.id}`))).toBe(false);
+  expect(await redis.exists(keys.idempotency('t1', randomKey), keys.generation(kept.id))).toBe(2);
 });
 
 it('the upstream lease runs on Redis time, lasts until the original is stored, and is refused to a second owner while live', async () => {
@@ -336,6 +331,11 @@ describe('createWithJob', () => {
     opts,
   });
 
+  const createdRecord = (o: CreateOutcome): GenerationRecord => {
+    if (o.outcome !== 'created') throw new Error(`expected a created record, got ${o.outcome}`);
+    return o.record;
+  };
+
   /** A job's hash without what differs between any two adds (its time). */
   async function jobHash(q: Queue, id: string): Promise<Record<string, string>> {
     const { timestamp: _t, ...rest } = await redis.hgetall(`${q.opts.prefix}:${q.name}:${id}`);
@@ -358,7 +358,7 @@ describe('createWithJob', () => {
     it('writes the record and the very job queue.add writes, in one step', async () => {
       const r = record();
       const spec = job(r);
-      const created = await store.createWithJob(r, queue, spec);
+      const created = createdRecord(await store.createWithJob(r, queue, spec));
       expect(await store.get(r.id)).toEqual(created);
       expect(created.createdAt).toMatch(/^\d{4}-\d\d-\d\dT/);
 
@@ -378,8 +378,30 @@ describe('createWithJob', () => {
     const reservations = keys.queuedReservations('t1');
     await redis.zadd(reservations, Date.now() + 60_000, 'req-1|1', Date.now() + 60_000, 'other|3');
     const r = record('t1', { priority: 'high' });
-    await store.createWithJob(r, queue, jobOf(r), { key: reservations, entry: 'req-1|1' });
+    await store.createWithJob(r, queue, jobOf(r), { reservation: { key: reservations, entry: 'req-1|1' } });
     expect(await redis.zrange(reservations, '0', '-1')).toEqual(['other|3']);
+  });
+
+  it('an idempotency key is claimed in the same step: of many racing creates one writes its record and job, the others nothing', async () => {
+    const idemKey = keys.idempotency('t1', randomBytes(8).toString('hex'));
+    const reservations = keys.queuedReservations(`racing-${randomBytes(3).toString('hex')}`);
+    const rs = Array.from({ length: 20 }, () => record());
+    await redis.zadd(reservations, ...rs.flatMap((r) => [Date.now() + 60_000, `${r.id}|1`]));
+    const outcomes = await Promise.all(
+      rs.map((r) => store.createWithJob(r, queue, jobOf(r), { idempotency: { key: idemKey, value: `h|${r.id}`, ttlSeconds: 86400 }, reservation: { key: reservations, entry: `${r.id}|1` } })),
+    );
+    const created = outcomes.flatMap((o) => (o.outcome === 'created' ? [o.record] : []));
+    expect(created).toHaveLength(1);
+    const winner = created[0]!;
+    expect(outcomes.filter((o) => o.outcome === 'held')).toEqual(Array.from({ length: 19 }, () => ({ outcome: 'held', value: `h|${winner.id}` })));
+    expect(await redis.get(idemKey)).toBe(`h|${winner.id}`);
+    expect(await redis.ttl(idemKey)).toBeGreaterThan(86000);
+    for (const r of rs) {
+      const won = r.id === winner.id;
+      expect([r.id, await redis.exists(keys.generation(r.id)), Boolean(await queue.getJob(r.id))]).toEqual([r.id, won ? 1 : 0, won]);
+    }
+    // every request's reservation ended, the held ones' too
+    expect(await redis.zcard(reservations)).toBe(0);
   });
 
   it('many at once: each record has exactly its job, whatever the interleaving', async () => {
@@ -407,7 +429,7 @@ describe('createWithJob', () => {
     for (const topic of awkward) {
       // request and metadata are JSON in the hash; notify is a plain string
       const r = { ...record(), request: { topic, style: 'PHOTOGRAPHIC' as const, size: 'LANDSCAPE' as const }, metadata: { note: ['', ...awkward] }, notify: `chan:${topic}` };
-      const created = await store.createWithJob(r, queue, jobOf(r));
+      const created = createdRecord(await store.createWithJob(r, queue, jobOf(r)));
       const read = await store.get(r.id);
       expect({ ...read, notify: '' }).toEqual({ ...created, notify: '' });
       expect(read?.request.topic).toBe(topic);

@@ -6,7 +6,7 @@ import { STAGE_PROGRESS } from '../schemas/generation';
 import type { WebhookEvent } from '../schemas/request';
 import { decodeRecord, encodeFields, packFields } from './codec';
 import { CLAIM_UPSTREAM_LUA } from './lua/claim-upstream';
-import { CONFIRM_LUA, CREATE_LUA, DISCARD_LUA } from './lua/create';
+import { CREATE_GUARD_LUA, CREATE_LUA, DISCARD_LUA } from './lua/create';
 import { NOW } from './lua/pieces';
 import { START_LUA, TRANSITION_KEY_COUNT, TRANSITION_LUA } from './lua/transition';
 import { BULLMQ_ADD_ARGS, captureJobAdd, withJobAdd } from './lua/with-job-add';
@@ -81,7 +81,6 @@ type StoreRedis = Redis & {
   imagegenTransition(...args: (string | number)[]): Promise<TransitionOutcome>;
   imagegenStart(...args: (string | number)[]): Promise<[string, string?, string?, string?, string[]?]>;
   imagegenCreate(...args: (string | number)[]): Promise<[string, string]>;
-  imagegenConfirm(...args: (string | number)[]): Promise<number>;
   imagegenDiscard(...args: (string | number)[]): Promise<number>;
   imagegenClaimUpstream(key: string, usage: string, owner: string, leaseMs: number): Promise<[string, string, string]>;
 };
@@ -109,7 +108,6 @@ export class GenerationStore {
       redis.defineCommand('imagegenTransition', { numberOfKeys: TRANSITION_KEY_COUNT, lua: TRANSITION_LUA });
       redis.defineCommand('imagegenStart', { numberOfKeys: TRANSITION_KEY_COUNT, lua: START_LUA });
       redis.defineCommand('imagegenCreate', { numberOfKeys: CREATE_KEY_COUNT, lua: CREATE_LUA });
-      redis.defineCommand('imagegenConfirm', { numberOfKeys: 2, lua: CONFIRM_LUA });
       redis.defineCommand('imagegenDiscard', { numberOfKeys: 5, lua: DISCARD_LUA });
       redis.defineCommand('imagegenClaimUpstream', { numberOfKeys: 2, lua: CLAIM_UPSTREAM_LUA });
     }
@@ -143,23 +141,31 @@ export class GenerationStore {
   }
 
   /**
-   * Writes a new record (no idempotency key, never provisional) and adds its job in one
-   * script, one round trip: BullMQ's own add script, with the keys and arguments BullMQ built
-   * for the job, runs inside the create. Either both exist or neither. `reservation` (the
-   * submitting request's quota reservation) ends in the same step.
+   * Writes a new record and adds its job in one script, one round trip: BullMQ's own add
+   * script, with the keys and arguments BullMQ built for the job, runs inside the create.
+   * Either both exist or neither. With `idempotency` the key is claimed in the same step; a
+   * key already held answers `held` and nothing is written. `reservation` (the submitting
+   * request's quota reservation) ends in the same step.
    */
-  async createWithJob(record: Omit<GenerationRecord, 'createdAt'>, queue: Queue, job: { name: string; data: unknown; opts: JobsOptions & { jobId: string } }, reservation?: QuotaReservation): Promise<GenerationRecord> {
+  async createWithJob(
+    record: Omit<GenerationRecord, 'createdAt'>,
+    queue: Queue,
+    job: { name: string; data: unknown; opts: JobsOptions & { jobId: string } },
+    opts: { idempotency?: IdempotencyClaim; reservation?: QuotaReservation } = {},
+  ): Promise<CreateOutcome> {
     const add = captureJobAdd(new Job(queue, job.name, job.data, job.opts, job.opts.jobId));
     const command = this.createWithJobCommands.get(add.command) ?? (await this.defineCreateWithJob(queue, add.command));
-    const create = this.createCall(record, 0, undefined, reservation);
+    const create = this.createCall(record, 0, opts.idempotency, opts.reservation);
     // BullMQ's keys then ours, BullMQ's arguments then ours (see withJobAdd), as one array (ioredis flattens it)
     const bullmqKeys = add.args.length - BULLMQ_ADD_ARGS;
     const args = [...add.args.slice(0, bullmqKeys), ...create.keys, ...add.args.slice(bullmqKeys), ...create.args];
     const redis = this.redis as unknown as Record<string, (args: unknown[]) => Promise<[string, string | number]>>;
-    const reply = await redis[command]!(args);
-    add.settle(reply[0] === 'refused' ? reply[1] : record.id);
-    if (reply[0] !== 'created') throw new Error(`record ${record.id} was not created: BullMQ refused its job (${reply[1]})`);
-    return { ...record, createdAt: String(reply[1]) };
+    const [outcome, detail] = await redis[command]!(args);
+    // BullMQ's add promise waits for an answer: a job id, or its refusal code
+    add.settle(outcome === 'refused' ? detail : record.id);
+    if (outcome === 'held') return { outcome, value: String(detail) };
+    if (outcome !== 'created') throw new Error(`record ${record.id} was not created: BullMQ refused its job (${detail})`);
+    return { outcome, record: { ...record, createdAt: String(detail) } };
   }
 
   /** The command that runs each BullMQ add script (standard, prioritized, ...) inside the create, by BullMQ's command name. */
@@ -170,15 +176,9 @@ export class GenerationStore {
     const name = `imagegenCreateWith:${bullmqCommand}`;
     const script = ((await queue.getBackend().client) as unknown as { scriptsSet?: Record<string, { lua: string; numberOfKeys: number }> }).scriptsSet?.[bullmqCommand];
     if (!script) throw new Error(`BullMQ's ${bullmqCommand} script was not found on its connection`);
-    if (!(name in this.redis)) this.redis.defineCommand(name, { numberOfKeys: script.numberOfKeys + CREATE_KEY_COUNT, lua: withJobAdd(script.lua, script.numberOfKeys, CREATE_LUA) });
+    if (!(name in this.redis)) this.redis.defineCommand(name, { numberOfKeys: script.numberOfKeys + CREATE_KEY_COUNT, lua: withJobAdd(script.lua, script.numberOfKeys, CREATE_LUA, CREATE_GUARD_LUA) });
     this.createWithJobCommands.set(bullmqCommand, name);
     return name;
-  }
-
-  /** The record's job exists: keep it until it ends, and give its idempotency key its full life. */
-  async confirm(ref: GenerationRef, idempotency?: IdempotencyClaim): Promise<void> {
-    const record = this.keys.generation(ref.id);
-    await this.redis.imagegenConfirm(record, idempotency?.key ?? record, idempotency?.value ?? '', idempotency?.ttlSeconds ?? 0);
   }
 
   /** Undoes a create whose job was never enqueued (only while the record is provisional); true when it did. */

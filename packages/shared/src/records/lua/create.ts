@@ -35,25 +35,22 @@ return {'created', redis.call('HGET', KEYS[1], 'createdAt')}
 );
 
 /**
- * The record's job exists: the record keeps until it ends (one already finished keeps its
- * retention) and its idempotency key gets its full lifetime.
- *
- * KEYS[1] record, KEYS[2] idempotency key (the record key again when there is none)
- * ARGV[1] idempotency value ('' = none), ARGV[2] its lifetime (s)
+ * Run before a job is added for a new record (see withJobAdd): a held idempotency key answers
+ * what it holds, so neither a job nor a record is written (the request's quota reservation
+ * still ends: it reserved for a record that will not be). CREATE_LUA's KEYS and ARGV.
  */
-export const CONFIRM_LUA = compose(
-  `
-local status = redis.call('HGET', KEYS[1], 'status')
-if status == 'queued' or status == 'active' then redis.call('PERSIST', KEYS[1]) end
-if ARGV[1] ~= '' and redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2])) end
-return 1
-`,
-);
+export const CREATE_GUARD_LUA = `
+if ARGV[4] == '' then return nil end
+local held = redis.call('GET', KEYS[5])
+if not held then return nil end
+if ARGV[6] ~= '' then redis.call('ZREM', KEYS[6], ARGV[6]) end
+return {'held', held}
+`;
 
 /**
  * Undoes a create whose job was never enqueued: no record, and the idempotency key (if it
- * still holds this record) is free again. Only a provisional record can be discarded: once
- * confirmed, its job exists.
+ * still holds this record) is free again. Only a provisional record can be discarded: a
+ * record written with its job never is.
  *
  * KEYS[1..5] as CREATE_LUA; ARGV[1] id, ARGV[2] idempotency value ('' = none)
  * Returns 1 when discarded, 0 when the record was not provisional.

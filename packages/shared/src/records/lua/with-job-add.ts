@@ -40,10 +40,12 @@ export function captureJobAdd(job: Job): JobAdd {
  * A script that runs BullMQ's add script (`bullmq`, taking `bullmqKeys` keys and BULLMQ_ADD_ARGS arguments)
  * and then `after` (a script with its own KEYS and ARGV: the rest of them) in one atomic step.
  * Each runs as a function whose parameters are named KEYS and ARGV, so neither sees the
- * other's. When BullMQ refuses (a negative code), `after` does not run and the answer is
- * `{'refused', code}`; otherwise it is what `after` answers.
+ * other's. `guard` (optional, with `after`'s KEYS and ARGV) runs first: when it answers
+ * anything but nil, that is the answer and nothing is added or written. When BullMQ refuses
+ * (a negative code), `after` does not run and the answer is `{'refused', code}`; otherwise it
+ * is what `after` answers.
  */
-export function withJobAdd(bullmq: string, bullmqKeys: number, after: string): string {
+export function withJobAdd(bullmq: string, bullmqKeys: number, after: string, guard = 'return nil'): string {
   return `
 local function bullmqAdd(KEYS, ARGV)
 ${bullmq}
@@ -51,13 +53,19 @@ end
 local function after(KEYS, ARGV)
 ${after}
 end
+local function guard(KEYS, ARGV)
+${guard}
+end
 local function slice(t, from)
   local out = {}
   for i = from, #t do out[#out + 1] = t[i] end
   return out
 end
+local ownKeys, ownArgs = slice(KEYS, ${bullmqKeys + 1}), slice(ARGV, ${BULLMQ_ADD_ARGS + 1})
+local stop = guard(ownKeys, ownArgs)
+if stop ~= nil then return stop end
 local jobId = bullmqAdd({ unpack(KEYS, 1, ${bullmqKeys}) }, { unpack(ARGV, 1, ${BULLMQ_ADD_ARGS}) })
 if type(jobId) == 'number' and jobId < 0 then return { 'refused', jobId } end
-return after(slice(KEYS, ${bullmqKeys + 1}), slice(ARGV, ${BULLMQ_ADD_ARGS + 1}))
+return after(ownKeys, ownArgs)
 `;
 }
