@@ -1,4 +1,4 @@
-import { createReadStream, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -7,9 +7,6 @@ import { isValidStorageKey, isValidStoragePrefix, type ByteRange, type OpenedFil
 
 /** Where writes in progress lived before they moved beside their files; still swept of leftovers. No key can name it. */
 export const TEMPORARY_DIR = '.tmp';
-
-/** Files up to this size are written without the thread pool (see `put`). */
-const SYNC_WRITE_MAX_BYTES = 256 * 1024;
 
 /** Writes `data` to a new file in as few thread-pool trips as it takes (`writeFile` goes 512 KiB at a time). */
 async function writeWhole(file: string, data: Buffer): Promise<void> {
@@ -45,19 +42,15 @@ export class FsStorage implements Storage {
   }
 
   /**
-   * A generation's folder is made by its first write, when that finds it missing. Small files
-   * (thumbnails) are written in place on this thread: on a local disk the calls take
-   * microseconds, while handing each to the thread pool costs far more CPU than the write
-   * itself. Larger ones go through the thread pool.
+   * A generation's folder is made by its first write, when that finds it missing. Every call
+   * goes through the thread pool, small files too: creating a file costs a local disk anything
+   * from microseconds to milliseconds of kernel time (a network one more), and none of it may
+   * hold up the worker's thread, which keeps a thousand generations and their locks going.
    */
   async put(key: string, data: Buffer): Promise<{ bytes: number }> {
     const target = this.pathFor(key);
     const dir = path.dirname(target);
     const tmp = path.join(dir, `.${path.basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
-    if (data.length <= SYNC_WRITE_MAX_BYTES) {
-      this.putNow(tmp, dir, target, data);
-      return { bytes: data.length };
-    }
     try {
       await writeWhole(tmp, data).catch(async (err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT') throw err;
@@ -70,22 +63,6 @@ export class FsStorage implements Storage {
       throw err;
     }
     return { bytes: data.length };
-  }
-
-  private putNow(tmp: string, dir: string, target: string, data: Buffer): void {
-    try {
-      try {
-        writeFileSync(tmp, data);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        mkdirSync(dir, { recursive: true });
-        writeFileSync(tmp, data);
-      }
-      renameSync(tmp, target);
-    } catch (err) {
-      rmSync(tmp, { force: true });
-      throw err;
-    }
   }
 
   read(key: string): Promise<Buffer> {
