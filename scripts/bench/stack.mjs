@@ -6,13 +6,13 @@ import path from 'node:path';
 import { spawnChild, runNode, stopChild, freePort, deletePrefix, uid, ROOT } from './common.mjs';
 
 /**
- * Starts API + worker on `redis`. `worker`: { upstreamMs, images: 'noop' | 'sharp', png, env }, or
- * false for the API alone.
+ * Starts API + worker on `redis`. `worker`: { upstreamMs, upstreamJitter, images: 'noop' | 'sharp', png, env }, or
+ * false for the API alone. `dataRoot`: where its DATA_DIR is made (the system's temporary folder).
  * LOG_LEVEL stays at the product's default (info): logging is part of what a generation costs.
  */
-export async function startStack(redis, { worker = {}, apiEnv = {} } = {}) {
+export async function startStack(redis, { worker = {}, apiEnv = {}, dataRoot = os.tmpdir() } = {}) {
   const prefix = `bench-${uid()}`;
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'imagegen-bench-'));
+  const dataDir = await mkdtemp(path.join(dataRoot, 'imagegen-bench-'));
   const port = await freePort();
   const common = { REDIS_URL: redis.url, QUEUE_PREFIX: prefix, DATA_DIR: dataDir, LOG_LEVEL: 'info' };
   const apiStarting = spawnChild(['apps/api/dist/main.js'], {
@@ -20,7 +20,7 @@ export async function startStack(redis, { worker = {}, apiEnv = {} } = {}) {
     ready: (o) => o.includes('api listening'),
   });
   const startWorker = (w = {}) => {
-    const args = [path.join(ROOT, 'scripts/bench/worker-process.mjs'), `--upstream-ms=${w.upstreamMs ?? 0}`, `--images=${w.images ?? 'sharp'}`, `--png=${w.png ?? 'photo'}`];
+    const args = [path.join(ROOT, 'scripts/bench/worker-process.mjs'), `--upstream-ms=${w.upstreamMs ?? 0}`, `--upstream-jitter=${w.upstreamJitter ?? 0}`, `--images=${w.images ?? 'sharp'}`, `--png=${w.png ?? 'photo'}`];
     return spawnChild(args, { env: { ...common, ...w.env }, ipc: true });
   };
   // both start at once: each loads its own modules; the worker needs no API to connect

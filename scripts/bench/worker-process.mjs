@@ -1,10 +1,10 @@
 // A worker process for the benchmark: the product's worker runtime (config from the environment,
 // as apps/worker/dist/main.js reads it) with an in-process upstream, since the real one is remote.
 //
-//   node scripts/bench/worker-process.mjs [--upstream-ms=N] [--images=noop|sharp] [--png=tiny|photo|jpeg]
+//   node scripts/bench/worker-process.mjs [--upstream-ms=N] [--upstream-jitter=J] [--images=noop|sharp] [--png=tiny|photo|jpeg]
 //
-// The upstream answers a PNG after N ms (0: at once) and counts calls, calls in flight and their
-// peak. With IPC, it sends { ready: true } once started and answers { type: 'stats' }.
+// The upstream answers a PNG after N ms (0: at once; with J, each call uniformly within N × (1 ± J),
+// N on average) and counts calls, calls in flight and their peak. With IPC, it sends { ready: true } once started and answers { type: 'stats' }.
 import { createRequire } from 'node:module';
 import { randomBytes } from 'node:crypto';
 
@@ -15,6 +15,7 @@ const workerPkg = require('@imagegen/worker');
 
 const arg = (name, dflt) => process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? dflt;
 const upstreamMs = Number(arg('upstream-ms', '0'));
+const jitter = Number(arg('upstream-jitter', '0'));
 const images = arg('images', 'sharp');
 // photo: a noise-like 1344×768 PNG (2.4 MB, hard to compress and to decode); jpeg: the same size as
 // an upstream's JPEG (~110 KB); tiny: a 64×64 flat PNG
@@ -35,7 +36,7 @@ const provider = {
     counters.calls++;
     counters.peakInFlight = Math.max(counters.peakInFlight, ++counters.inFlight);
     try {
-      if (upstreamMs > 0) await new Promise((r) => setTimeout(r, upstreamMs));
+      if (upstreamMs > 0) await new Promise((r) => setTimeout(r, upstreamMs * (1 - jitter + 2 * jitter * Math.random())));
       ctx.signal.throwIfAborted();
       counters.returned++;
       return { kind: 'bytes', data: png, contentType };
