@@ -82,16 +82,26 @@ export class AttemptBatcher {
       else starting.push(step.acquire);
     }
     const { circuitFailures, circuitOpenMs, leaseMs, maxInFlight } = this.limiter.opts;
-    const keys: string[] = [this.keys.webhookOutbox()];
-    const args: (string | number)[] = [this.group, this.log.retentionSeconds, this.log.kept, circuitFailures, circuitOpenMs, leaseMs, maxInFlight, ending.length];
+    // each host's keys once, named by number in the steps: a batch mostly goes to few hosts
+    const hosts = new Map<string, number>();
+    const hostKeys: string[] = [];
+    const hostOf = (host: string): number => {
+      let n = hosts.get(host);
+      if (n === undefined) {
+        hosts.set(host, (n = hosts.size + 1));
+        hostKeys.push(...this.limiter.releaseKeys(host));
+      }
+      return n;
+    };
+    const logKeys: string[] = [];
+    const stepArgs: (string | number)[] = [];
     for (const a of ending) {
-      keys.push(this.log.keyOf(a.subject), ...this.limiter.releaseKeys(a.host));
-      args.push(...this.log.attemptFields(a.deliveryId, a.outcome), a.member, a.health, a.entryId ?? '');
+      logKeys.push(this.log.keyOf(a.subject));
+      stepArgs.push(hostOf(a.host), ...this.log.attemptFields(a.deliveryId, a.outcome), a.member, a.health, a.entryId ?? '');
     }
-    for (const r of starting) {
-      keys.push(...this.limiter.acquireKeys(r.host));
-      args.push(r.member, r.jobId);
-    }
+    for (const r of starting) stepArgs.push(hostOf(r.host), r.member, r.jobId);
+    const keys = [this.keys.webhookOutbox(), ...hostKeys, ...logKeys];
+    const args = [this.group, this.log.retentionSeconds, this.log.kept, circuitFailures, circuitOpenMs, leaseMs, maxInFlight, ending.length, hosts.size, ...stepArgs];
     const flat = await this.redis.imagegenSettleAndAcquire(keys.length, ...keys, ...args);
     let settledAt = 0;
     let slotAt = 4 * ending.length;

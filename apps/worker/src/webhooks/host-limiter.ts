@@ -48,7 +48,7 @@ export class HostLimiter {
   }
 
   /** The keys `acquire` uses, in its order: in-flight set, circuit, parked set. */
-  acquireKeys(host: string): [inFlight: string, circuit: string, parked: string] {
+  private acquireKeys(host: string): [inFlight: string, circuit: string, parked: string] {
     return [this.keys.webhookHostInFlight(host), this.keys.webhookHostCircuit(host), this.keys.webhookHostParked(host)];
   }
 

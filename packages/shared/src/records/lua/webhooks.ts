@@ -158,12 +158,11 @@ export const HOST_ACQUIRE_LUA = compose(NOW_MS, HOST_STATE, HOST_ACQUIRE, `retur
 export const HOST_RELEASE_LUA = compose(HOST_STATE, HOST_RELEASE, `return hostRelease(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4])`);
 
 /** ARGV fields of one attempt that ends, in SETTLE_AND_ACQUIRE_LUA. */
-export const SETTLE_ARGS_PER_ATTEMPT = 10;
-/** KEYS of one attempt that ends (log, in-flight set, failure count, circuit, parked set). */
-export const SETTLE_KEYS_PER_ATTEMPT = 5;
-/** ARGV fields (member, job id) and KEYS (in-flight set, circuit, parked set) of one attempt that starts. */
-export const ACQUIRE_ARGS_PER_ATTEMPT = 2;
-export const ACQUIRE_KEYS_PER_ATTEMPT = 3;
+const SETTLE_ARGS_PER_ATTEMPT = 11;
+/** ARGV fields of one attempt that starts (host, member, job id). */
+const ACQUIRE_ARGS_PER_ATTEMPT = 3;
+/** KEYS of one host (in-flight set, failure count, circuit, parked set). */
+const KEYS_PER_HOST = 4;
 
 /**
  * Attempts that end and attempts that start, in one call: the ones that end first, so a slot
@@ -173,13 +172,15 @@ export const ACQUIRE_KEYS_PER_ATTEMPT = 3;
  * the host's health) and, for a first attempt made from an outbox entry, the entry acknowledged
  * and deleted unless another attempt must follow (the caller hands that one to a job first); an
  * entry is thus never settled without its attempt recorded. Each attempt that starts takes a
- * slot of its host (HOST_ACQUIRE), in order.
+ * slot of its host (HOST_ACQUIRE), in order. Each host's keys are passed once, however many
+ * attempts name it (by its number, from 1).
  *
- * KEYS[1] outbox stream, then 5 per attempt that ends (log, in-flight set, failure count,
- * circuit, parked set), then 3 per attempt that starts (in-flight set, circuit, parked set).
+ * KEYS[1] outbox stream, then 4 per host (in-flight set, failure count, circuit, parked set),
+ * then the log of each attempt that ends.
  * ARGV: group, ttl, kept, circuit threshold, circuit open ms, lease ms, max in flight, number of
- * attempts that end; then per attempt that ends: id, run, state, status, error, durationMs,
- * retryInMs, member, health, entry id ('' = none); then per attempt that starts: member, job id.
+ * attempts that end, number of hosts; then per attempt that ends: host, id, run, state, status,
+ * error, durationMs, retryInMs, member, health, entry id ('' = none); then per attempt that
+ * starts: host, member, job id.
  * Returns, flat: per attempt that ends recorded ('ok' | 'missing' | 'stale'), opened (0/1), job
  * to wake (or ''), entry settled (0/1); then per attempt that starts its slot kind and ms.
  */
@@ -193,13 +194,19 @@ export const SETTLE_AND_ACQUIRE_LUA = compose(
 -- one clock reading for the call: its steps run back to back
 local now = nowMs()
 local ending = tonumber(ARGV[8])
+local logAt = 1 + tonumber(ARGV[9]) * ${KEYS_PER_HOST}
+local function hostKeys(host)
+  local k = 1 + (tonumber(host) - 1) * ${KEYS_PER_HOST}
+  return KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
+end
 local out, acks = {}, {}
 for i = 1, ending do
-  local k, a = 1 + (i - 1) * ${SETTLE_KEYS_PER_ATTEMPT}, 8 + (i - 1) * ${SETTLE_ARGS_PER_ATTEMPT}
-  local state = ARGV[a + 3]
-  local recorded = recordAttempt(KEYS[k + 1], ARGV[a + 1], ARGV[a + 2], state, ARGV[a + 4], ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[2], ARGV[3], now)
-  local r = hostRelease(KEYS[k + 2], KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], ARGV[a + 8], ARGV[a + 9], ARGV[4], ARGV[5])
-  local entry = ARGV[a + 10]
+  local a = 9 + (i - 1) * ${SETTLE_ARGS_PER_ATTEMPT}
+  local inFlight, failures, circuit, parked = hostKeys(ARGV[a + 1])
+  local state = ARGV[a + 4]
+  local recorded = recordAttempt(KEYS[logAt + i], ARGV[a + 2], ARGV[a + 3], state, ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], ARGV[2], ARGV[3], now)
+  local r = hostRelease(inFlight, failures, circuit, parked, ARGV[a + 9], ARGV[a + 10], ARGV[4], ARGV[5])
+  local entry = ARGV[a + 11]
   local settled = 0
   if entry ~= '' and (recorded ~= 'ok' or state ~= 'pending') then
     acks[#acks + 1] = entry
@@ -214,10 +221,11 @@ if #acks > 0 then
   redis.call('XACK', KEYS[1], ARGV[1], unpack(acks))
   redis.call('XDEL', KEYS[1], unpack(acks))
 end
-local firstKey, firstArg = 1 + ending * ${SETTLE_KEYS_PER_ATTEMPT}, 8 + ending * ${SETTLE_ARGS_PER_ATTEMPT}
-for i = 1, (#KEYS - firstKey) / ${ACQUIRE_KEYS_PER_ATTEMPT} do
-  local k, a = firstKey + (i - 1) * ${ACQUIRE_KEYS_PER_ATTEMPT}, firstArg + (i - 1) * ${ACQUIRE_ARGS_PER_ATTEMPT}
-  local r = hostAcquire(KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], ARGV[a + 1], ARGV[6], ARGV[7], ARGV[a + 2], now)
+local firstArg = 9 + ending * ${SETTLE_ARGS_PER_ATTEMPT}
+for i = 1, (#ARGV - firstArg) / ${ACQUIRE_ARGS_PER_ATTEMPT} do
+  local a = firstArg + (i - 1) * ${ACQUIRE_ARGS_PER_ATTEMPT}
+  local inFlight, _, circuit, parked = hostKeys(ARGV[a + 1])
+  local r = hostAcquire(inFlight, circuit, parked, ARGV[a + 2], ARGV[6], ARGV[7], ARGV[a + 3], now)
   out[#out + 1] = r[1]
   out[#out + 1] = r[2]
 end
