@@ -84,15 +84,24 @@ async function run(redis, dataRoot, n) {
 
 export async function benchInflight() {
   const n = QUICK ? 3000 : 6000;
+  const rounds = QUICK ? 1 : 3;
   const redis = await benchRedis();
   const diskRoot = os.tmpdir();
   const memoryRoot = existsSync(MEMORY_ROOT) ? MEMORY_ROOT : undefined;
-  const main = await run(redis, memoryRoot ?? diskRoot, n);
+  const runs = [];
+  for (let r = 0; r < rounds; r++) runs.push(await run(redis, memoryRoot ?? diskRoot, n));
+  // the round with the median throughput stands for all (its peak, memory and samples with it)
+  const main = runs.toSorted((a, b) => a.steady - b.steady)[Math.floor(rounds / 2)];
   const where = memoryRoot ? `DATA_DIR in memory (${memoryRoot})` : `DATA_DIR on disk (${diskRoot})`;
   const upstream = `2 s upstream (1.5–2.5 s, uniform)`;
+  const roundsNote = rounds > 1 ? `, median of ${rounds}` : '';
   report('inflight', `peak upstream calls in flight, 1 worker process, WORKER_CONCURRENCY=${CONCURRENCY}, ${upstream}, ${n} queued`, main.peak, 'calls', undefined, '', { target: { on: 'value', op: '>=', value: 1000 }, details: main.details });
-  report('inflight', `throughput in steady state, ${where}`, main.steady, 'gen/s', main.ideal, '', { baselineIs: `peak in flight ÷ 2 s (${Math.round(main.ideal)} gen/s), the most that concurrency allows`, target: { on: 'ratio', op: '>=', value: 0.9 } });
-  report('inflight', 'worker peak RSS (VmHWM)', main.mem.hwmMiB, 'MiB', undefined, `sampled RSS peak ${Math.round(main.peakRss / 2 ** 20)} MiB`, { target: { on: 'value', op: '<=', value: 400 } });
+  report('inflight', `throughput in steady state, ${where}${roundsNote}`, main.steady, 'gen/s', main.ideal, '', {
+    baselineIs: `peak in flight ÷ 2 s (${Math.round(main.ideal)} gen/s), the most that concurrency allows`,
+    target: { on: 'ratio', op: '>=', value: 0.9 },
+    details: { rounds: runs.map((x) => ({ steady: x.steady, ideal: x.ideal })) },
+  });
+  report('inflight', 'worker peak RSS (VmHWM)', Math.max(...runs.map((x) => x.mem.hwmMiB)), 'MiB', undefined, `sampled RSS peak ${Math.round(Math.max(...runs.map((x) => x.peakRss)) / 2 ** 20)} MiB`, { target: { on: 'value', op: '<=', value: 400 } });
   if (!memoryRoot) return;
   const disk = await run(redis, diskRoot, n);
   const { files, bytes } = disk.written;
