@@ -216,10 +216,16 @@ const CLK_TCK = 100; // Linux USER_HZ, the unit of /proc/<pid>/stat times
 
 /** CPU seconds (user + system) a process has used, from /proc/<pid>/stat. */
 export async function procCpuSeconds(pid) {
+  const { user, kernel } = await procCpuSplit(pid);
+  return user + kernel;
+}
+
+/** CPU seconds of `pid` in user space and in the kernel (system calls: files, sockets), from /proc/<pid>/stat. */
+export async function procCpuSplit(pid) {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // fields[0] is field 3 (state): utime is field 14, stime field 15
-  return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  return { user: Number(fields[11]) / CLK_TCK, kernel: Number(fields[12]) / CLK_TCK };
 }
 
 /** Peak and current resident set size in MiB, from /proc/<pid>/status. */

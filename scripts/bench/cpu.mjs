@@ -1,8 +1,9 @@
 // cpu: CPU per generation outside the image work (no-op image stage): API and worker processes
 // from /proc/<pid>/stat, Redis from INFO cpu of the private Redis, next to a bare BullMQ process
 // doing add → process → complete of the same job.
-import { QUICK, report, benchRedis, procCpuSeconds, redisCpuSeconds } from './common.mjs';
-import { keptStack, load } from './stack.mjs';
+import { QUICK, report, benchRedis, procCpuSeconds, procCpuSplit, redisCpuSeconds } from './common.mjs';
+import { existsSync } from 'node:fs';
+import { keptStack, load, startStack } from './stack.mjs';
 import { startBare } from './bare.mjs';
 
 /** CPU seconds of each pid and of Redis while `action` runs. */
@@ -14,17 +15,31 @@ async function cpuWhile(redis, pids, action) {
   return { out, cpu: Object.fromEntries(names.map((k, i) => [k, after[i] - before[i]])) };
 }
 
+/** API, worker (and its kernel part) and Redis CPU of `n` generations through `stack`. */
+async function measure(redis, stack, n) {
+  // as in e2e: Prefer: wait, 64 open at once, the load client in its own process (not counted)
+  const opts = { url: `${stack.base}/v1/generations`, concurrency: 64, headers: { Prefer: 'wait=60' }, expectStatus: 200, expectCompleted: true, topic: 'cpu' };
+  await load({ ...opts, n: 30 });
+  const kernelBefore = (await procCpuSplit(stack.worker.pid)).kernel;
+  const measured = await cpuWhile(redis, { api: stack.api.pid, worker: stack.worker.pid }, () => load({ ...opts, n }));
+  return { ...measured, workerKernel: (await procCpuSplit(stack.worker.pid)).kernel - kernelBefore };
+}
+
 export async function benchCpu() {
   const n = QUICK ? 150 : 1000;
   const redis = await benchRedis();
   if (!redis.private) console.log('  cpu: no private Redis, its CPU includes other clients');
-  const stack = await keptStack(redis, 'noop', { worker: { images: 'noop', png: 'jpeg' } });
-  let ours;
-  {
-    // as in e2e: Prefer: wait, 64 open at once, the load client in its own process (not counted)
-    const opts = { url: `${stack.base}/v1/generations`, concurrency: 64, headers: { Prefer: 'wait=60' }, expectStatus: 200, expectCompleted: true, topic: 'cpu' };
-    await load({ ...opts, n: 30 });
-    ours = await cpuWhile(redis, { api: stack.api.pid, worker: stack.worker.pid }, () => load({ ...opts, n }));
+  const ours = await measure(redis, await keptStack(redis, 'noop', { worker: { images: 'noop', png: 'jpeg' } }), n);
+  // the same with DATA_DIR in memory: what the machine's disk adds (creating a file costs a virtual
+  // machine's disk anything from microseconds to milliseconds of kernel time)
+  let inMemory;
+  if (existsSync('/dev/shm')) {
+    const memoryStack = await startStack(redis, { worker: { images: 'noop', png: 'jpeg' }, dataRoot: '/dev/shm' });
+    try {
+      inMemory = await measure(redis, memoryStack, n);
+    } finally {
+      await memoryStack.close();
+    }
   }
   const bare = await startBare(redis);
   let raw;
@@ -42,6 +57,9 @@ export async function benchCpu() {
   report('cpu', `CPU per generation outside image work: API + worker + Redis (no-op image stage, ~110 KB JPEG original stored, ${n} generations)`, total, 'ms', rawTotal, 'includes background work during the run (feeder polls, scheduler); /proc ticks are 10 ms', { baselineIs: bareIs, target: { on: 'value', op: '<=', value: 8 }, details });
   report('cpu', 'of which API', ms(ours.cpu.api), 'ms');
   report('cpu', 'of which worker', ms(ours.cpu.worker), 'ms', ms(raw.cpu.bare), '', { baselineIs: 'bare BullMQ process' });
+  // files are created in the kernel: on a virtual machine's disk that part swings with the disk, not the code
+  report('cpu', 'of which worker in the kernel (system calls: file creation and writes, sockets)', ms(ours.workerKernel), 'ms');
   report('cpu', 'of which Redis', ms(ours.cpu.redis), 'ms', ms(raw.cpu.redis), '', { baselineIs: 'Redis under bare BullMQ' });
+  if (inMemory) report('cpu', 'same, DATA_DIR in memory (/dev/shm): API + worker + Redis', ms(inMemory.cpu.api + inMemory.cpu.worker + inMemory.cpu.redis), 'ms', rawTotal, `worker ${ms(inMemory.cpu.worker).toFixed(2)} ms, of which kernel ${ms(inMemory.workerKernel).toFixed(2)} ms`, { baselineIs: bareIs, details: { apiMs: ms(inMemory.cpu.api), workerMs: ms(inMemory.cpu.worker), workerKernelMs: ms(inMemory.workerKernel), redisMs: ms(inMemory.cpu.redis) } });
   report('cpu', 'throughput of this run (Prefer: wait, 64 clients)', ours.out.rate, 'gen/s', (n / raw.out) * 1000, '', { baselineIs: 'bare BullMQ add → process → complete, 16 adds at once' });
 }
