@@ -54,6 +54,21 @@ describe('Idempotency-Key on POST /v1/generations', () => {
     expect(b.body.id).not.toBe(a.body.id);
   });
 
+  it('a key that outlived its generation (its retention ended first) starts a new one', async () => {
+    const body = { topic: 'outlived' };
+    const first = await postJson(`${stack.baseUrl}/v1/generations`, body, { ...auth('key-a'), 'Idempotency-Key': 'order-old' });
+    expect(first.status).toBe(202);
+    // what the retention sweep leaves when the record's retention is shorter than its key's 24 h
+    await stack.redis.del(stack.api.keys.generation(first.body.id));
+    const again = await postJson(`${stack.baseUrl}/v1/generations`, body, { ...auth('key-a'), 'Idempotency-Key': 'order-old' });
+    expect(again.status).toBe(202);
+    expect(again.body.id).not.toBe(first.body.id);
+    expect(again.headers.get('idempotent-replayed')).toBeNull();
+    const replay = await postJson(`${stack.baseUrl}/v1/generations`, body, { ...auth('key-a'), 'Idempotency-Key': 'order-old' });
+    expect(replay.body.id).toBe(again.body.id);
+    expect(replay.headers.get('idempotent-replayed')).toBe('true');
+  });
+
   it('a key whose first request died before enqueueing is taken over, not stuck', async () => {
     // what a request leaves behind when it dies between writing its record and enqueueing the job
     const sha = (v: string) => createHash('sha256').update(v).digest('hex');

@@ -76,8 +76,9 @@ export class GenerationsService {
       const heldId = (idem as IdempotencyKey).heldGeneration(created.value);
       const existing = await store.getForTenant(heldId, tenant);
       if (existing && !(await this.abandoned(existing))) return { record: existing, replayed: true };
-      // gone, or left provisional by a request that died before enqueueing its job: the key is free again
-      if (existing) await store.discard(existing, (idem as IdempotencyKey).claim(heldId, 0));
+      // gone (its retention ended before its key's), or left provisional by a request that died
+      // before enqueueing its job: the key is free again
+      await store.discard(existing ?? { id: heldId, tenant }, (idem as IdempotencyKey).claim(heldId, 0));
       if (tries < 3) continue;
       throw new HttpProblem(409, 'Conflict', 'A request with this Idempotency-Key is being retried; try again');
     }
@@ -94,7 +95,7 @@ export class GenerationsService {
 
   /**
    * A record written, by a release that wrote a record before its job, by a request that
-   * died before enqueueing: still provisional long after any live request would have
+   * died before enqueueing it: still provisional long after any live request would have
    * confirmed it, and no job.
    */
   private async abandoned(record: GenerationRecord): Promise<boolean> {

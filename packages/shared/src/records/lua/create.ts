@@ -50,13 +50,19 @@ return {'held', held}
 /**
  * Undoes a create whose job was never enqueued: no record, and the idempotency key (if it
  * still holds this record) is free again. Only a provisional record can be discarded: a
- * record written with its job never is.
+ * record written with its job never is. A record already gone (removed at the end of its
+ * retention while its key lived on) frees its key too.
  *
  * KEYS[1..5] as CREATE_LUA; ARGV[1] id, ARGV[2] idempotency value ('' = none)
- * Returns 1 when discarded, 0 when the record was not provisional.
+ * Returns 1 when discarded (or gone), 0 when the record was not provisional.
  */
 export const DISCARD_LUA = `
-if redis.call('PTTL', KEYS[1]) < 0 or redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl == -2 then
+  if ARGV[2] ~= '' and redis.call('GET', KEYS[5]) == ARGV[2] then redis.call('DEL', KEYS[5]) end
+  return 1
+end
+if ttl < 0 or redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
