@@ -214,12 +214,6 @@ export function ask(child, type, payload = {}) {
 // ---------------------------------------------------------------- /proc
 const CLK_TCK = 100; // Linux USER_HZ, the unit of /proc/<pid>/stat times
 
-/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat. */
-export async function procCpuSeconds(pid) {
-  const { user, kernel } = await procCpuSplit(pid);
-  return user + kernel;
-}
-
 /** CPU seconds of `pid` in user space and in the kernel (system calls: files, sockets), from /proc/<pid>/stat. */
 export async function procCpuSplit(pid) {
   const stat = await readFile(`/proc/${pid}/stat`, 'utf8');

@@ -1,28 +1,29 @@
 // cpu: CPU per generation outside the image work (no-op image stage): API and worker processes
 // from /proc/<pid>/stat, Redis from INFO cpu of the private Redis, next to a bare BullMQ process
 // doing add → process → complete of the same job.
-import { QUICK, report, benchRedis, procCpuSeconds, procCpuSplit, redisCpuSeconds } from './common.mjs';
+import { QUICK, report, benchRedis, procCpuSplit, redisCpuSeconds } from './common.mjs';
 import { existsSync } from 'node:fs';
 import { keptStack, load, startStack } from './stack.mjs';
 import { startBare } from './bare.mjs';
 
-/** CPU seconds of each pid and of Redis while `action` runs. */
+/** CPU seconds of each pid (and the kernel's part of them) and of Redis while `action` runs. */
 async function cpuWhile(redis, pids, action) {
-  const before = await Promise.all([...Object.values(pids).map(procCpuSeconds), redisCpuSeconds(redis.admin)]);
+  const read = () => Promise.all([...Object.values(pids).map(procCpuSplit), redisCpuSeconds(redis.admin)]);
+  const before = await read();
   const out = await action();
-  const after = await Promise.all([...Object.values(pids).map(procCpuSeconds), redisCpuSeconds(redis.admin)]);
-  const names = [...Object.keys(pids), 'redis'];
-  return { out, cpu: Object.fromEntries(names.map((k, i) => [k, after[i] - before[i]])) };
+  const after = await read();
+  const names = Object.keys(pids);
+  const cpu = Object.fromEntries(names.map((k, i) => [k, after[i].user + after[i].kernel - before[i].user - before[i].kernel]));
+  const kernel = Object.fromEntries(names.map((k, i) => [k, after[i].kernel - before[i].kernel]));
+  return { out, cpu: { ...cpu, redis: after[names.length] - before[names.length] }, kernel };
 }
 
-/** API, worker (and its kernel part) and Redis CPU of `n` generations through `stack`. */
+/** API, worker and Redis CPU of `n` generations through `stack`. */
 async function measure(redis, stack, n) {
   // as in e2e: Prefer: wait, 64 open at once, the load client in its own process (not counted)
   const opts = { url: `${stack.base}/v1/generations`, concurrency: 64, headers: { Prefer: 'wait=60' }, expectStatus: 200, expectCompleted: true, topic: 'cpu' };
   await load({ ...opts, n: 30 });
-  const kernelBefore = (await procCpuSplit(stack.worker.pid)).kernel;
-  const measured = await cpuWhile(redis, { api: stack.api.pid, worker: stack.worker.pid }, () => load({ ...opts, n }));
-  return { ...measured, workerKernel: (await procCpuSplit(stack.worker.pid)).kernel - kernelBefore };
+  return cpuWhile(redis, { api: stack.api.pid, worker: stack.worker.pid }, () => load({ ...opts, n }));
 }
 
 export async function benchCpu() {
@@ -58,8 +59,8 @@ export async function benchCpu() {
   report('cpu', 'of which API', ms(ours.cpu.api), 'ms');
   report('cpu', 'of which worker', ms(ours.cpu.worker), 'ms', ms(raw.cpu.bare), '', { baselineIs: 'bare BullMQ process' });
   // files are created in the kernel: on a virtual machine's disk that part swings with the disk, not the code
-  report('cpu', 'of which worker in the kernel (system calls: file creation and writes, sockets)', ms(ours.workerKernel), 'ms');
+  report('cpu', 'of which worker in the kernel (system calls: file creation and writes, sockets)', ms(ours.kernel.worker), 'ms');
   report('cpu', 'of which Redis', ms(ours.cpu.redis), 'ms', ms(raw.cpu.redis), '', { baselineIs: 'Redis under bare BullMQ' });
-  if (inMemory) report('cpu', 'same, DATA_DIR in memory (/dev/shm): API + worker + Redis', ms(inMemory.cpu.api + inMemory.cpu.worker + inMemory.cpu.redis), 'ms', rawTotal, `worker ${ms(inMemory.cpu.worker).toFixed(2)} ms, of which kernel ${ms(inMemory.workerKernel).toFixed(2)} ms`, { baselineIs: bareIs, details: { apiMs: ms(inMemory.cpu.api), workerMs: ms(inMemory.cpu.worker), workerKernelMs: ms(inMemory.workerKernel), redisMs: ms(inMemory.cpu.redis) } });
+  if (inMemory) report('cpu', 'same, DATA_DIR in memory (/dev/shm): API + worker + Redis', ms(inMemory.cpu.api + inMemory.cpu.worker + inMemory.cpu.redis), 'ms', rawTotal, `worker ${ms(inMemory.cpu.worker).toFixed(2)} ms, of which kernel ${ms(inMemory.kernel.worker).toFixed(2)} ms`, { baselineIs: bareIs, details: { apiMs: ms(inMemory.cpu.api), workerMs: ms(inMemory.cpu.worker), workerKernelMs: ms(inMemory.kernel.worker), redisMs: ms(inMemory.cpu.redis) } });
   report('cpu', 'throughput of this run (Prefer: wait, 64 clients)', ours.out.rate, 'gen/s', (n / raw.out) * 1000, '', { baselineIs: 'bare BullMQ add → process → complete, 16 adds at once' });
 }

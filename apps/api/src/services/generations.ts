@@ -73,12 +73,14 @@ export class GenerationsService {
         this.ctx.logger.info('generation queued', { generationId: created.record.id, tenant, requestId: opts.requestId, priority: created.record.priority });
         return { record: created.record, replayed: false };
       }
-      const heldId = (idem as IdempotencyKey).heldGeneration(created.value);
+      // only a claim can be held: `idem` is set here
+      const key = idem as IdempotencyKey;
+      const heldId = key.heldGeneration(created.value);
       const existing = await store.getForTenant(heldId, tenant);
       if (existing && !(await this.abandoned(existing))) return { record: existing, replayed: true };
       // gone (its retention ended before its key's), or left provisional by a request that died
       // before enqueueing its job: the key is free again
-      await store.discard(existing ?? { id: heldId, tenant }, (idem as IdempotencyKey).claim(heldId, 0));
+      await store.discard(existing ?? { id: heldId, tenant }, key.claim(heldId, 0));
       if (tries < 3) continue;
       throw new HttpProblem(409, 'Conflict', 'A request with this Idempotency-Key is being retried; try again');
     }
@@ -94,9 +96,9 @@ export class GenerationsService {
   }
 
   /**
-   * A record written, by a release that wrote a record before its job, by a request that
-   * died before enqueueing it: still provisional long after any live request would have
-   * confirmed it, and no job.
+   * A record left by an older release, which wrote a record before its job, when its request
+   * died in between: still provisional long after any live request would have confirmed it,
+   * and no job.
    */
   private async abandoned(record: GenerationRecord): Promise<boolean> {
     if (record.status !== 'queued' || !(await this.ctx.store.isProvisional(record.id))) return false;

@@ -58,14 +58,13 @@ return {'held', held}
  */
 export const DISCARD_LUA = `
 local ttl = redis.call('PTTL', KEYS[1])
-if ttl == -2 then
-  if ARGV[2] ~= '' and redis.call('GET', KEYS[5]) == ARGV[2] then redis.call('DEL', KEYS[5]) end
-  return 1
+-- -2: the record is gone, only its key is left to free
+if ttl ~= -2 then
+  if ttl < 0 or redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  redis.call('ZREM', KEYS[3], ARGV[1])
 end
-if ttl < 0 or redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
-redis.call('DEL', KEYS[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('ZREM', KEYS[3], ARGV[1])
 if ARGV[2] ~= '' and redis.call('GET', KEYS[5]) == ARGV[2] then redis.call('DEL', KEYS[5]) end
 return 1
 `;
