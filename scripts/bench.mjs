@@ -12,8 +12,9 @@
 //   cpu:        CPU per generation outside the image work (API, worker, Redis) vs bare BullMQ
 //   pipeline:   jobs/s through the full worker (in process) vs a raw BullMQ worker doing the same image work
 //   waiting:    Prefer: wait woken by pub/sub vs polling GET every 100 ms
-//   webhooks:   deliveries/s from one worker (outbox → dispatcher → queue → signed POST) to a
-//               keep-alive receiver vs a bare loop of signed keep-alive POSTs, same concurrency
+//   webhooks:   deliveries/s from one worker (outbox → dispatcher → signed POST → settled) to a
+//               keep-alive receiver vs bare loops of signed POSTs (undici request; fetch), same
+//               concurrency, in steady state after a warm-up
 //   batches:    accepting a 50,000-item batch over HTTP vs a raw BullMQ addBulk of 50,000 jobs,
 //               the API's worst event-loop delay meanwhile, and its peak RSS while streaming
 //               the 50,000 results to a client (vs idle)
@@ -35,6 +36,7 @@ import { benchEnqueue } from './bench/enqueue.mjs';
 import { benchInflight } from './bench/inflight.mjs';
 import { benchRoundtrips } from './bench/roundtrips.mjs';
 import { benchCpu } from './bench/cpu.mjs';
+import { benchWebhooks } from './bench/webhooks.mjs';
 import { closeKeptStacks } from './bench/stack.mjs';
 import { machineInfo, writeResults, renderTable, renderTargets } from './bench/output.mjs';
 
@@ -233,152 +235,7 @@ async function benchWaiting() {
   }
 }
 
-// ---------------------------------------------------------------- 5. webhooks
-// A receiver in its own process (so it does not share the sender's event loop): answers 200 at
-// once over keep-alive, and prints the time when it has seen `n` requests.
-const RECEIVER = `
-const http = require('node:http');
-const n = Number(process.argv[1]);
-let seen = 0;
-let first = 0;
-const server = http.createServer((req, res) => {
-  req.resume();
-  req.on('end', () => {
-    res.writeHead(200, { 'Content-Length': '0' }).end();
-    if (seen === 0) first = Date.now();
-    if (++seen === n) console.log(JSON.stringify({ done: Date.now(), first }));
-  });
-});
-server.keepAliveTimeout = 60000;
-server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ port: server.address().port })));
-`;
-
-function startReceiver(n) {
-  const child = spawn(process.execPath, ['-e', RECEIVER, String(n)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let buf = '';
-  const waiters = [];
-  child.stdout.on('data', (d) => {
-    buf += d;
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = JSON.parse(buf.slice(0, i));
-      buf = buf.slice(i + 1);
-      waiters.shift()?.(line);
-    }
-  });
-  const next = () => new Promise((resolve) => waiters.push(resolve));
-  return { ready: next(), done: next(), close: () => child.kill() };
-}
-
-/** CPU used from now on by this process and by Redis, per item. */
-async function cpuMeter(redis) {
-  const redisCpu = async () => {
-    const info = await redis.info('cpu');
-    return Number(/used_cpu_sys:([\d.]+)/.exec(info)[1]) + Number(/used_cpu_user:([\d.]+)/.exec(info)[1]);
-  };
-  const start = process.cpuUsage();
-  const redisStart = await redisCpu();
-  return {
-    async perItem(n) {
-      const used = process.cpuUsage(start);
-      return { process: ((used.user + used.system) / 1000 / n).toFixed(3), redis: ((((await redisCpu()) - redisStart) * 1000) / n).toFixed(3) };
-    },
-  };
-}
-
-async function benchWebhooks() {
-  const n = QUICK ? 2000 : 5000;
-  const concurrency = 50;
-  const { Webhook } = require('standardwebhooks');
-  const { Agent, request } = require('undici');
-  const redis = new Redis(REDIS_URL);
-  const prefix = `bench-hooks-${randomBytes(3).toString('hex')}`;
-  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'imagegen-bench-'));
-  const secret = `whsec_${randomBytes(32).toString('base64')}`;
-  try {
-    // a realistic body: a completed generation as its GET returns it
-    const record = (i, url) => ({
-      id: shared.newId('gen'),
-      tenant: 'default',
-      status: 'active',
-      stage: 'storing',
-      progress: 85,
-      request: { topic: `webhook bench ${i}`, style: 'PHOTOGRAPHIC', size: 'LANDSCAPE' },
-      metadata: { order: String(i) },
-      priority: 'normal',
-      webhook: { url },
-      attempts: 1,
-      createdAt: new Date().toISOString(),
-      fileToken: shared.newFileToken(),
-    });
-    const image = (key, size) => ({ key, width: size, height: Math.round(size * 0.57), format: 'webp', bytes: 20000 + size });
-    const result = (token) => ({ image: { ...image(`${token}/original.png`, 1344), format: 'png' }, thumbnails: [1024, 512, 256].map((s) => ({ size: s, ...image(`${token}/thumb-${s}.webp`, s) })), placeholder: 'HBkSHYSIeHiPiHh8eJd4eTN0EEQG' });
-    const sampleBody = (r) => shared.webhookBody('generation.completed', Date.now(), shared.presentGeneration({ ...r, status: 'completed', stage: 'done', progress: 100, result: result(r.fileToken), completedAt: new Date().toISOString() }, 'http://127.0.0.1:3000'));
-
-    // baseline: sign with standardwebhooks and POST over keep-alive, `concurrency` at once, nothing else
-    // CPU per delivery of this process and of Redis, for each side: steadier than rates on a busy machine
-    const bareReceiver = startReceiver(n);
-    const { port: barePort } = await bareReceiver.ready;
-    const agent = new Agent({ connections: concurrency, keepAliveTimeout: 30000 });
-    const signer = new Webhook(secret);
-    const bodies = Array.from({ length: n }, (_, i) => sampleBody(record(i, '')));
-    let cpu = await cpuMeter(redis);
-    await runConcurrent(bodies, concurrency, async (body, i) => {
-      const now = new Date();
-      const id = `msg_${i}`;
-      const res = await request(`http://127.0.0.1:${barePort}/hook`, {
-        method: 'POST',
-        dispatcher: agent,
-        body,
-        headers: { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(Math.floor(now.getTime() / 1000)), 'webhook-signature': signer.sign(id, now, body) },
-      });
-      await res.body.dump();
-      if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
-    });
-    const bare = await bareReceiver.done;
-    // steady state, first delivery to last, for both: start-up costs are not deliveries
-    const bareRate = ((n - 1) / (bare.done - bare.first)) * 1000;
-    const bareCpu = await cpu.perItem(n);
-    await agent.close();
-    bareReceiver.close();
-
-    // ours: n events in the outbox (real record transitions), then one worker runtime delivers them all
-    const receiver = startReceiver(n);
-    const { port } = await receiver.ready;
-    const env = { REDIS_URL, QUEUE_PREFIX: prefix, DATA_DIR: dataDir, LOG_LEVEL: 'silent', WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_SECRET: 'bench-master-secret-0123456789', WEBHOOK_CONCURRENCY: String(concurrency), WEBHOOK_MAX_IN_FLIGHT_PER_HOST: String(concurrency) };
-    const keys = shared.keysFor(prefix);
-    const storeRedis = new Redis(REDIS_URL);
-    const store = new shared.GenerationStore(storeRedis, keys, 3600);
-    const records = Array.from({ length: n }, (_, i) => record(i, `http://127.0.0.1:${port}/hook`));
-    await runConcurrent(records, 16, async (r) => {
-      await store.create(r);
-      await store.complete(r, result(r.fileToken));
-    });
-    // the worker starts, then dispatches once settled: its start-up is not part of the deliveries' rate or CPU
-    const settleMs = 1500;
-    const config = workerPkg.loadWorkerConfig({ ...env, WEBHOOK_DISPATCH_START_DELAY_MS: String(settleMs) });
-    const started = performance.now();
-    const runtime = await workerPkg.startWorkerRuntime(config, shared.createLogger('worker', 'silent'));
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, settleMs - 100 - (performance.now() - started))));
-    cpu = await cpuMeter(redis);
-    const ours = await receiver.done;
-    const oursRate = ((n - 1) / (ours.done - ours.first)) * 1000;
-    const oursCpu = await cpu.perItem(n);
-    console.log(`  webhooks CPU per delivery (ms, sender process + Redis): imagegen ${oursCpu.process} + ${oursCpu.redis}, bare loop ${bareCpu.process} + ${bareCpu.redis}`);
-    await runtime.close();
-    receiver.close();
-    await storeRedis.quit();
-    report('webhooks', `deliveries/s, 1 worker, ${concurrency} concurrent, ${n} events (outbox → receiver)`, oursRate, 'del/s', bareRate, `baseline: bare loop of signed keep-alive POSTs, ${concurrency} at once`);
-    const cpuOf = (c) => Number(c.process) + Number(c.redis);
-    report('webhooks', `CPU per delivery, sender process + Redis (ours: worker ${oursCpu.process} + Redis ${oursCpu.redis}; bare ${bareCpu.process} + ${bareCpu.redis})`, cpuOf(oursCpu), 'ms', cpuOf(bareCpu), '', {
-      baselineIs: 'the bare loop above: its process and Redis, from its first request to its last',
-    });
-  } finally {
-    await deletePrefix(redis, prefix);
-    await redis.quit();
-    await rm(dataDir, { recursive: true, force: true });
-  }
-}
+// ---------------------------------------------------------------- 5. webhooks: scripts/bench/webhooks.mjs
 
 // ---------------------------------------------------------------- 6. batches
 const BATCH_CLIENT = `

@@ -1,0 +1,205 @@
+// webhooks: deliveries/s from one worker runtime (outbox → dispatcher → signed POST → settled) to a
+// keep-alive receiver, next to two bare loops in the same process and run: signed POSTs with
+// undici's `request` over a keep-alive pool (the client the worker itself uses: the strongest raw
+// path, and the one the target is judged against) and signed `fetch`es (what most code writes).
+// Every side is measured in steady state: the first `warm` deliveries of each run warm the JIT,
+// the connections and the receiver, and only the `n` after them count, for rate and CPU alike.
+import { createRequire } from 'node:module';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { QUICK, REDIS_URL, report, runConcurrent, median, deletePrefix } from './common.mjs';
+
+const require = createRequire(import.meta.url);
+const { Redis } = require('ioredis');
+const shared = require('@imagegen/shared');
+const workerPkg = require('@imagegen/worker');
+
+// A receiver in its own process (so it does not share the sender's event loop): answers 200 at
+// once over keep-alive; prints the time of its `warm`-th request and of the `warm + n`-th.
+const RECEIVER = `
+const http = require('node:http');
+const [warm, n] = process.argv.slice(1).map(Number);
+let seen = 0;
+let mark = 0;
+const server = http.createServer((req, res) => {
+  req.resume();
+  req.on('end', () => {
+    res.writeHead(200, { 'Content-Length': '0' }).end();
+    if (++seen === warm) console.log(JSON.stringify({ mark: (mark = Date.now()) }));
+    if (seen === warm + n) console.log(JSON.stringify({ done: Date.now(), mark }));
+  });
+});
+server.keepAliveTimeout = 60000;
+server.listen(0, '127.0.0.1', () => console.log(JSON.stringify({ port: server.address().port })));
+`;
+
+function startReceiver(warm, n) {
+  const child = spawn(process.execPath, ['-e', RECEIVER, String(warm), String(n)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let buf = '';
+  const waiters = [];
+  child.stdout.on('data', (d) => {
+    buf += d;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      const line = JSON.parse(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+      waiters.shift()?.(line);
+    }
+  });
+  const next = () => new Promise((resolve) => waiters.push(resolve));
+  return { ready: next(), mark: next(), done: next(), close: () => child.kill() };
+}
+
+/** CPU used from now on by this process and by Redis, per item. */
+async function cpuMeter(redis) {
+  const redisCpu = async () => {
+    const info = await redis.info('cpu');
+    return Number(/used_cpu_sys:([\d.]+)/.exec(info)[1]) + Number(/used_cpu_user:([\d.]+)/.exec(info)[1]);
+  };
+  const start = process.cpuUsage();
+  const redisStart = await redisCpu();
+  return {
+    async perItem(n) {
+      const used = process.cpuUsage(start);
+      return { process: (used.user + used.system) / 1000 / n, redis: (((await redisCpu()) - redisStart) * 1000) / n };
+    },
+  };
+}
+
+/** Rate and CPU per delivery of the `n` deliveries after the receiver's warm-up mark. */
+async function measured(receiver, redis, n) {
+  await receiver.mark;
+  const cpu = await cpuMeter(redis);
+  const { done, mark } = await receiver.done;
+  const { process: proc, redis: red } = await cpu.perItem(n);
+  return { rate: (n / (done - mark)) * 1000, process: proc, redis: red };
+}
+
+// a realistic body: a completed generation as its GET returns it
+const record = (i, url) => ({
+  id: shared.newId('gen'),
+  tenant: 'default',
+  status: 'active',
+  stage: 'storing',
+  progress: 85,
+  request: { topic: `webhook bench ${i}`, style: 'PHOTOGRAPHIC', size: 'LANDSCAPE' },
+  metadata: { order: String(i) },
+  priority: 'normal',
+  webhook: { url },
+  attempts: 1,
+  createdAt: new Date().toISOString(),
+  fileToken: shared.newFileToken(),
+});
+const image = (key, size) => ({ key, width: size, height: Math.round(size * 0.57), format: 'webp', bytes: 20000 + size });
+const result = (token) => ({
+  image: { ...image(`${token}/original.png`, 1344), format: 'png' },
+  thumbnails: [1024, 512, 256].map((s) => ({ size: s, ...image(`${token}/thumb-${s}.webp`, s) })),
+  placeholder: 'HBkSHYSIeHiPiHh8eJd4eTN0EEQG',
+});
+const sampleBody = (r) =>
+  shared.webhookBody('generation.completed', Date.now(), shared.presentGeneration({ ...r, status: 'completed', stage: 'done', progress: 100, result: result(r.fileToken), completedAt: new Date().toISOString() }, 'http://127.0.0.1:3000'));
+
+/** A bare loop: sign each (precomputed) body with standardwebhooks and POST it, `concurrency` at once, nothing else. */
+async function bareLoop(kind, { warm, n, concurrency, secret, redis }) {
+  const { Webhook } = require('standardwebhooks');
+  const { Agent, request } = require('undici');
+  const receiver = startReceiver(warm, n);
+  const { port } = await receiver.ready;
+  const url = `http://127.0.0.1:${port}/hook`;
+  const agent = new Agent({ connections: concurrency, keepAliveTimeout: 30000 });
+  const signer = new Webhook(secret);
+  const bodies = Array.from({ length: warm + n }, (_, i) => sampleBody(record(i, '')));
+  const figures = measured(receiver, redis, n);
+  await runConcurrent(bodies, concurrency, async (body, i) => {
+    const now = new Date();
+    const id = `msg_${i}`;
+    const headers = { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(Math.floor(now.getTime() / 1000)), 'webhook-signature': signer.sign(id, now, body) };
+    if (kind === 'fetch') {
+      // the global dispatcher keeps connections alive too
+      const res = await fetch(url, { method: 'POST', body, headers });
+      await res.arrayBuffer();
+      if (res.status !== 200) throw new Error(`status ${res.status}`);
+    } else {
+      const res = await request(url, { method: 'POST', dispatcher: agent, body, headers });
+      await res.body.dump();
+      if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
+    }
+  });
+  const out = await figures;
+  await agent.close();
+  receiver.close();
+  return out;
+}
+
+/** The product: warm + n events in the outbox (real record transitions), then one worker runtime delivers them all. */
+async function product({ warm, n, concurrency, redis }) {
+  const prefix = `bench-hooks-${randomBytes(3).toString('hex')}`;
+  const dataDir = await mkdtemp(path.join(os.tmpdir(), 'imagegen-bench-'));
+  const storeRedis = new Redis(REDIS_URL);
+  const receiver = startReceiver(warm, n);
+  try {
+    const { port } = await receiver.ready;
+    const env = { REDIS_URL, QUEUE_PREFIX: prefix, DATA_DIR: dataDir, LOG_LEVEL: 'silent', WEBHOOK_ALLOW_PRIVATE: 'true', WEBHOOK_SECRET: 'bench-master-secret-0123456789', WEBHOOK_CONCURRENCY: String(concurrency), WEBHOOK_MAX_IN_FLIGHT_PER_HOST: String(concurrency) };
+    const store = new shared.GenerationStore(storeRedis, shared.keysFor(prefix), 3600);
+    const records = Array.from({ length: warm + n }, (_, i) => record(i, `http://127.0.0.1:${port}/hook`));
+    await runConcurrent(records, 16, async (r) => {
+      await store.create(r);
+      await store.complete(r, result(r.fileToken));
+    });
+    // the worker starts, then dispatches once settled: its start-up is not part of the deliveries
+    const settleMs = 1500;
+    const config = workerPkg.loadWorkerConfig({ ...env, WEBHOOK_DISPATCH_START_DELAY_MS: String(settleMs) });
+    const started = performance.now();
+    const runtime = await workerPkg.startWorkerRuntime(config, shared.createLogger('worker', 'silent'));
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, settleMs - 100 - (performance.now() - started))));
+    const out = await measured(receiver, redis, n);
+    await runtime.close();
+    return out;
+  } finally {
+    receiver.close();
+    await storeRedis.quit();
+    await deletePrefix(redis, prefix);
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}
+
+export async function benchWebhooks() {
+  const warm = QUICK ? 2000 : 3000;
+  const n = QUICK ? 4000 : 10000;
+  const rounds = QUICK ? 1 : 3;
+  const concurrency = 50;
+  const redis = new Redis(REDIS_URL);
+  const secret = `whsec_${randomBytes(32).toString('base64')}`;
+  const runs = { request: [], fetch: [], ours: [] };
+  try {
+    // interleaved rounds, so a noisy moment of the machine does not fall on one side only
+    for (let r = 0; r < rounds; r++) {
+      runs.request.push(await bareLoop('request', { warm, n, concurrency, secret, redis }));
+      runs.ours.push(await product({ warm, n, concurrency, redis }));
+      runs.fetch.push(await bareLoop('fetch', { warm, n, concurrency, secret, redis }));
+    }
+  } finally {
+    await redis.quit();
+  }
+  const med = (side, field) => median(runs[side].map((x) => x[field]));
+  const cpu = (side) => med(side, 'process') + med(side, 'redis');
+  const ms = (x) => x.toFixed(3);
+  const counted = `${n} after ${warm} warm-up, median of ${rounds}`;
+  console.log(`  webhooks CPU per delivery (ms, sender process + Redis): imagegen ${ms(med('ours', 'process'))} + ${ms(med('ours', 'redis'))}, request loop ${ms(med('request', 'process'))}, fetch loop ${ms(med('fetch', 'process'))}`);
+  report('webhooks', `deliveries/s, 1 worker, ${concurrency} concurrent (outbox → receiver), ${counted}`, med('ours', 'rate'), 'del/s', med('request', 'rate'), '', {
+    baselineIs: `bare loop of signed POSTs with undici request over a keep-alive pool, ${concurrency} at once`,
+    target: { on: 'ratio', op: '>=', value: 0.8 },
+    details: { rounds: runs },
+  });
+  report('webhooks', 'deliveries/s, the same run, next to a bare loop of signed fetch()es', med('ours', 'rate'), 'del/s', med('fetch', 'rate'), '', {
+    baselineIs: `bare loop of signed fetch() POSTs (keep-alive), ${concurrency} at once`,
+    target: { on: 'value', op: '>=', value: 1000 },
+  });
+  report('webhooks', `CPU per delivery, sender process + Redis (ours: worker ${ms(med('ours', 'process'))} + Redis ${ms(med('ours', 'redis'))}; request loop ${ms(med('request', 'process'))}; fetch loop ${ms(med('fetch', 'process'))})`, cpu('ours'), 'ms', cpu('request'), '', {
+    baselineIs: 'the undici request loop above: its process and Redis, over the same counted deliveries',
+  });
+}
