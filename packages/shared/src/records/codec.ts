@@ -70,15 +70,15 @@ export function encodeFields(patch: object): string[] {
 }
 
 /**
- * Strings as one script argument (see UNPACK_FIELDS in lua/pieces.ts): each as its UTF-8 length,
- * ':', then itself. Lengths count bytes as the string is sent (a lone surrogate as the 3 bytes
- * it is sent as), so any string survives.
+ * Strings as one script argument (see UNPACK_FIELDS in lua/pieces.ts): a JSON array. Each is
+ * made well-formed first (a lone surrogate becomes U+FFFD, as it would in any argument sent
+ * as UTF-8), since Redis's JSON decoder refuses an escaped lone surrogate.
  */
 export function packFields(strings: string[]): string {
-  let packed = '';
-  for (const s of strings) packed += `${Buffer.byteLength(s)}:${s}`;
-  return packed;
+  return JSON.stringify(strings.map(wellFormed));
 }
+
+const wellFormed = (s: string): string => (s as string & { toWellFormed(): string }).toWellFormed();
 
 /** A record from its hash (null when there is none); fields the schema does not know are dropped. */
 export function decodeRecord(hash: Record<string, string>): GenerationRecord | null {

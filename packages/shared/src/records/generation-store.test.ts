@@ -424,8 +424,8 @@ describe('createWithJob', () => {
     expect(await redis.zscore(keys.tenantGenerations('t1', 'queued'), r.id)).toBeNull();
   });
 
-  it('record fields of any characters survive the packed create (lengths in bytes, colons and digits inside, empty values)', async () => {
-    const awkward = [':', '12:ab', 'naïve café', '日本語のトピック', '🦊 fox 🦊', 'a\u0000b', 'lone \ud800 surrogate', 'x'.repeat(3000)];
+  it('record fields of any characters survive the packed create (JSON escapes, quotes, control characters, empty values)', async () => {
+    const awkward = [':', '12:ab', '"quoted" \\ back\\slash \\u0041', '[1,"x"]', 'line\r\nnext\ttab \u001b[31m \u2028', 'naïve café', '日本語のトピック', '🦊 fox 🦊', 'a\u0000b', 'lone \ud800 surrogate', 'x'.repeat(3000)];
     for (const topic of awkward) {
       // request and metadata are JSON in the hash; notify is a plain string
       const r = { ...record(), request: { topic, style: 'PHOTOGRAPHIC' as const, size: 'LANDSCAPE' as const }, metadata: { note: ['', ...awkward] }, notify: `chan:${topic}` };

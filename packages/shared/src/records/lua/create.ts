@@ -1,4 +1,4 @@
-import { APPLY_FIELDS, CLAIM_IDEMPOTENCY, compose, ISO_TIME, NOW_MS, UNPACK_FIELDS } from './pieces';
+import { CLAIM_IDEMPOTENCY, compose, ISO_TIME, NOW, NOW_MS, UNPACK_FIELDS } from './pieces';
 
 /**
  * Creates a record, indexes it and (with an `Idempotency-Key`) claims the key, all in one
@@ -17,20 +17,29 @@ import { APPLY_FIELDS, CLAIM_IDEMPOTENCY, compose, ISO_TIME, NOW_MS, UNPACK_FIEL
 export const CREATE_LUA = compose(
   NOW_MS,
   ISO_TIME,
-  APPLY_FIELDS,
   UNPACK_FIELDS,
   CLAIM_IDEMPOTENCY,
   `
 local held = claimIdempotency(KEYS[5], ARGV[4], ARGV[5])
 if held then return {'held', held} end
-local now = nowMs()
-applyFields(KEYS[1], unpackFields(ARGV[7]), 1, now)
+local createdAt = isoTime(nowMs())
+-- a new record: every field is written as it is (none to keep, delete or compare), by one HSET
+local fields, plain = unpackFields(ARGV[7]), {}
+for i = 1, #fields, 2 do
+  local v = fields[i + 1]
+  if v == '${NOW}' then v = createdAt end
+  if v ~= '' then
+    plain[#plain + 1] = fields[i]
+    plain[#plain + 1] = v
+  end
+end
+redis.call('HSET', KEYS[1], unpack(plain))
 if ARGV[6] ~= '' then redis.call('ZREM', KEYS[6], ARGV[6]) end
 if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3])) end
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
 redis.call('ZADD', KEYS[3], 0, ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[2])
-return {'created', redis.call('HGET', KEYS[1], 'createdAt')}
+return {'created', createdAt}
 `,
 );
 

@@ -54,8 +54,8 @@ export function statusIndexSlots(firstKey: number): string {
 }
 
 /**
- * Sets hash fields from the field, value pairs of `list` (ARGV, or fields unpacked by
- * UNPACK_FIELDS) starting at `from`, with the conventions of `encodeFields`. Plain values (each
+ * Sets hash fields from the field, value pairs of `list` (ARGV) starting at `from`, with the
+ * conventions of `encodeFields`. Plain values (each
  * field appears once in a patch) are written by one HSET at the end.
  */
 export const APPLY_FIELDS = `
@@ -84,19 +84,13 @@ end
 `;
 
 /**
- * The strings of one argument made by `packFields`: each is its length in bytes, ':', then its
- * bytes. One argument instead of one per string costs the client far less to send.
+ * The strings of one argument made by `packFields` (a JSON array of strings). One argument
+ * instead of one per string costs the client far less to send, and Redis's C JSON decoder
+ * reads it in a fraction of what splitting it in Lua takes.
  */
 export const UNPACK_FIELDS = `
 local function unpackFields(packed)
-  local out, pos = {}, 1
-  while pos <= #packed do
-    local colon = string.find(packed, ':', pos, true)
-    local len = tonumber(string.sub(packed, pos, colon - 1))
-    out[#out + 1] = string.sub(packed, colon + 1, colon + len)
-    pos = colon + len + 1
-  end
-  return out
+  return cjson.decode(packed)
 end
 `;
 
