@@ -55,8 +55,8 @@ export function statusIndexSlots(firstKey: number): string {
 
 /**
  * Sets hash fields from the field, value pairs of `list` (ARGV) starting at `from`, with the
- * conventions of `encodeFields`. Plain values (each
- * field appears once in a patch) are written by one HSET at the end.
+ * conventions of `encodeFields`. Plain values (each field appears once in a patch) are written
+ * by one HSET at the end.
  */
 export const APPLY_FIELDS = `
 local function applyFields(key, list, from, now)
