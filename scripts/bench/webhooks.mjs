@@ -11,10 +11,12 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { QUICK, REDIS_URL, report, runConcurrent, median, deletePrefix } from './common.mjs';
+import { QUICK, REDIS_URL, report, runConcurrent, median, deletePrefix, redisCpuSeconds, uid } from './common.mjs';
 
 const require = createRequire(import.meta.url);
 const { Redis } = require('ioredis');
+const { Webhook } = require('standardwebhooks');
+const { Agent, request } = require('undici');
 const shared = require('@imagegen/shared');
 const workerPkg = require('@imagegen/worker');
 
@@ -56,16 +58,12 @@ function startReceiver(warm, n) {
 
 /** CPU used from now on by this process and by Redis, per item. */
 async function cpuMeter(redis) {
-  const redisCpu = async () => {
-    const info = await redis.info('cpu');
-    return Number(/used_cpu_sys:([\d.]+)/.exec(info)[1]) + Number(/used_cpu_user:([\d.]+)/.exec(info)[1]);
-  };
   const start = process.cpuUsage();
-  const redisStart = await redisCpu();
+  const redisStart = await redisCpuSeconds(redis);
   return {
     async perItem(n) {
       const used = process.cpuUsage(start);
-      return { process: (used.user + used.system) / 1000 / n, redis: (((await redisCpu()) - redisStart) * 1000) / n };
+      return { process: (used.user + used.system) / 1000 / n, redis: (((await redisCpuSeconds(redis)) - redisStart) * 1000) / n };
     },
   };
 }
@@ -105,12 +103,11 @@ const sampleBody = (r) =>
 
 /** A bare loop: sign each (precomputed) body with standardwebhooks and POST it, `concurrency` at once, nothing else. */
 async function bareLoop(kind, { warm, n, concurrency, secret, redis }) {
-  const { Webhook } = require('standardwebhooks');
-  const { Agent, request } = require('undici');
   const receiver = startReceiver(warm, n);
   const { port } = await receiver.ready;
   const url = `http://127.0.0.1:${port}/hook`;
-  const agent = new Agent({ connections: concurrency, keepAliveTimeout: 30000 });
+  // fetch() goes through the global dispatcher, which keeps connections alive too
+  const agent = kind === 'request' ? new Agent({ connections: concurrency, keepAliveTimeout: 30000 }) : null;
   const signer = new Webhook(secret);
   const bodies = Array.from({ length: warm + n }, (_, i) => sampleBody(record(i, '')));
   const figures = measured(receiver, redis, n);
@@ -118,8 +115,7 @@ async function bareLoop(kind, { warm, n, concurrency, secret, redis }) {
     const now = new Date();
     const id = `msg_${i}`;
     const headers = { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(Math.floor(now.getTime() / 1000)), 'webhook-signature': signer.sign(id, now, body) };
-    if (kind === 'fetch') {
-      // the global dispatcher keeps connections alive too
+    if (!agent) {
       const res = await fetch(url, { method: 'POST', body, headers });
       await res.arrayBuffer();
       if (res.status !== 200) throw new Error(`status ${res.status}`);
@@ -130,14 +126,14 @@ async function bareLoop(kind, { warm, n, concurrency, secret, redis }) {
     }
   });
   const out = await figures;
-  await agent.close();
+  await agent?.close();
   receiver.close();
   return out;
 }
 
 /** The product: warm + n events in the outbox (real record transitions), then one worker runtime delivers them all. */
 async function product({ warm, n, concurrency, redis }) {
-  const prefix = `bench-hooks-${randomBytes(3).toString('hex')}`;
+  const prefix = `bench-hooks-${uid()}`;
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'imagegen-bench-'));
   const storeRedis = new Redis(REDIS_URL);
   const receiver = startReceiver(warm, n);

@@ -70,9 +70,9 @@ export function encodeFields(patch: object): string[] {
 }
 
 /**
- * Strings as one script argument (see UNPACK_FIELDS in lua/pieces.ts): a JSON array. Each is
- * made well-formed first (a lone surrogate becomes U+FFFD, as it would in any argument sent
- * as UTF-8), since Redis's JSON decoder refuses an escaped lone surrogate.
+ * Strings as one script argument (CREATE_LUA decodes it with cjson): a JSON array. Each is made
+ * well-formed first (a lone surrogate becomes U+FFFD, as it would in any argument sent as
+ * UTF-8), since Redis's JSON decoder refuses an escaped lone surrogate.
  */
 export function packFields(strings: string[]): string {
   return JSON.stringify(strings.map(wellFormed));

@@ -1,4 +1,4 @@
-import { APPLY_FIELDS, CLAIM_IDEMPOTENCY, compose, ISO_TIME, NOW_MS } from './pieces';
+import { CLAIM_IDEMPOTENCY, compose, ISO_TIME, NEW_FIELDS, NOW_MS } from './pieces';
 
 /**
  * Starts a batch: writes its record (provisional: it expires unless confirmed in time, so a
@@ -12,14 +12,15 @@ import { APPLY_FIELDS, CLAIM_IDEMPOTENCY, compose, ISO_TIME, NOW_MS } from './pi
 export const BATCH_BEGIN_LUA = compose(
   NOW_MS,
   ISO_TIME,
-  APPLY_FIELDS,
+  NEW_FIELDS,
   CLAIM_IDEMPOTENCY,
   `
 local held = claimIdempotency(KEYS[2], ARGV[2], ARGV[1])
 if held then return {'held', held} end
-applyFields(KEYS[1], ARGV, 3, nowMs())
+local createdAt = isoTime(nowMs())
+writeNewFields(KEYS[1], ARGV, 3, createdAt)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
-return {'created', redis.call('HGET', KEYS[1], 'createdAt')}
+return {'created', createdAt}
 `,
 );
 

@@ -1,4 +1,4 @@
-import { CLAIM_IDEMPOTENCY, compose, ISO_TIME, NOW, NOW_MS, UNPACK_FIELDS } from './pieces';
+import { CLAIM_IDEMPOTENCY, compose, ISO_TIME, NEW_FIELDS, NOW_MS } from './pieces';
 
 /**
  * Creates a record, indexes it and (with an `Idempotency-Key`) claims the key, all in one
@@ -11,29 +11,19 @@ import { CLAIM_IDEMPOTENCY, compose, ISO_TIME, NOW, NOW_MS, UNPACK_FIELDS } from
  * quota reservations (the record key again when there is none)
  * ARGV[1] id, ARGV[2] tenant, ARGV[3] provisional seconds (0 = none),
  * ARGV[4] idempotency value ('' = none), ARGV[5] its lifetime (s), ARGV[6] reservation entry
- * ('' = none), ARGV[7] the record's fields and values, packed (see packFields)
+ * ('' = none), ARGV[7] the record's fields and values, packed (a JSON array, see packFields)
  * Returns {'created', createdAt} | {'held', value already under the key}.
  */
 export const CREATE_LUA = compose(
   NOW_MS,
   ISO_TIME,
-  UNPACK_FIELDS,
+  NEW_FIELDS,
   CLAIM_IDEMPOTENCY,
   `
 local held = claimIdempotency(KEYS[5], ARGV[4], ARGV[5])
 if held then return {'held', held} end
 local createdAt = isoTime(nowMs())
--- a new record: every field is written as it is (none to keep, delete or compare), by one HSET
-local fields, plain = unpackFields(ARGV[7]), {}
-for i = 1, #fields, 2 do
-  local v = fields[i + 1]
-  if v == '${NOW}' then v = createdAt end
-  if v ~= '' then
-    plain[#plain + 1] = fields[i]
-    plain[#plain + 1] = v
-  end
-end
-redis.call('HSET', KEYS[1], unpack(plain))
+writeNewFields(KEYS[1], cjson.decode(ARGV[7]), 1, createdAt)
 if ARGV[6] ~= '' then redis.call('ZREM', KEYS[6], ARGV[6]) end
 if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3])) end
 redis.call('ZADD', KEYS[2], 0, ARGV[1])

@@ -84,13 +84,22 @@ end
 `;
 
 /**
- * The strings of one argument made by `packFields` (a JSON array of strings). One argument
- * instead of one per string costs the client far less to send, and Redis's C JSON decoder
- * reads it in a fraction of what splitting it in Lua takes.
+ * Writes a new hash from the field, value pairs of `list` starting at `from`: every value as it
+ * is (a new hash has nothing to keep, delete or compare, so none of APPLY_FIELDS' rules apply),
+ * `${NOW}` as `createdAt` (ISO 8601), empty values left out; one HSET.
  */
-export const UNPACK_FIELDS = `
-local function unpackFields(packed)
-  return cjson.decode(packed)
+export const NEW_FIELDS = `
+local function writeNewFields(key, list, from, createdAt)
+  local plain = {}
+  for i = from, #list, 2 do
+    local v = list[i + 1]
+    if v == '${NOW}' then v = createdAt end
+    if v ~= '' then
+      plain[#plain + 1] = list[i]
+      plain[#plain + 1] = v
+    end
+  end
+  redis.call('HSET', key, unpack(plain))
 end
 `;
 
