@@ -8,7 +8,7 @@ import type { GenerationRecord } from '../schemas/generation';
 import { decodeRecord, packFields } from './codec';
 import { GenerationStore, hashOf, type CreateOutcome, type IdempotencyClaim } from './generation-store';
 import { CREATE_LUA } from './lua/create';
-import { withJobAdd } from './lua/with-job-add';
+import { withJobAdds } from './lua/with-job-add';
 import { RecordRetention } from './record-retention';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -413,13 +413,48 @@ describe('createWithJob', () => {
     expect((await Promise.all(ids.map((id) => store.get(id)))).every((x) => x?.status === 'queued')).toBe(true);
   });
 
+  it('creates made in one tick share a script call (up to 8 each), and each gets its own answer', async () => {
+    // a store on its own connection, whose commands MONITOR picks out by client address
+    const conn = new Redis(url);
+    const monitor = await redis.monitor();
+    try {
+      const own = new GenerationStore(conn, keys, 3600);
+      const addr = /addr=(\S+)/.exec(String(await conn.client('INFO')))?.[1];
+      const sent: string[] = [];
+      monitor.on('monitor', (_time: string, args: string[], source: string) => {
+        if (source === addr && /^eval/i.test(args[0] ?? '')) sent.push(args[0]!.toLowerCase());
+      });
+      const idemKey = keys.idempotency('t1', randomBytes(8).toString('hex'));
+      const claim = (r: NewRecord): { idempotency: IdempotencyClaim } => ({ idempotency: { key: idemKey, value: `h|${r.id}`, ttlSeconds: 60 } });
+      // 9 prioritized (two of them racing for one idempotency key) and 1 standard, all in this tick
+      const rs = Array.from({ length: 10 }, () => record());
+      const outcomes = await Promise.all(
+        rs.map((r, i) => own.createWithJob(r, queue, i === 9 ? jobOf(r, { ...generateJobOptions(r.id, r.priority, policy), priority: 0 }) : jobOf(r), i === 3 || i === 6 ? claim(r) : {})),
+      );
+      expect(outcomes.map((o) => o.outcome)).toEqual(['created', 'created', 'created', 'created', 'created', 'created', 'held', 'created', 'created', 'created']);
+      expect(outcomes[6]).toEqual({ outcome: 'held', value: `h|${rs[3]!.id}` });
+      expect(await redis.get(idemKey)).toBe(`h|${rs[3]!.id}`);
+      for (const [i, r] of rs.entries()) {
+        expect([i, await redis.exists(keys.generation(r.id)), await queue.getJobState(r.id)]).toEqual([i, i === 6 ? 0 : 1, i === 6 ? 'unknown' : i === 9 ? 'waiting' : 'prioritized']);
+      }
+      // the prioritized adds in two calls (8 + 1), the standard one in its own
+      // MONITOR's lines come on their own connection: wait for them, then a little longer for any extra
+      for (let t = 0; t < 40 && sent.length < 3; t++) await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 100));
+      expect(sent).toHaveLength(3);
+    } finally {
+      await monitor.disconnect();
+      await conn.quit();
+    }
+  });
+
   it("when BullMQ's add refuses (a negative code), no record is written", async () => {
     // BullMQ answers a refused add with a negative code; a stand-in add that refuses shows what follows
-    const refusing = withJobAdd('return -5', 1, CREATE_LUA);
+    const refusing = withJobAdds('return -5', 1, { lua: CREATE_LUA, keys: 6, args: 7 });
     const r = record();
     const recordKey = keys.generation(r.id);
     const reply = await redis.eval(refusing, 7, `${prefix}:x`, recordKey, keys.tenantGenerations('t1'), keys.tenantGenerations('t1', 'queued'), keys.tenants(), recordKey, recordKey, 'a', 'b', 'c', r.id, 't1', '0', '', '0', '', packFields(['status', 'queued']));
-    expect(reply).toEqual(['refused', -5]);
+    expect(reply).toEqual([['refused', -5]]);
     expect(await redis.exists(recordKey)).toBe(0);
     expect(await redis.zscore(keys.tenantGenerations('t1', 'queued'), r.id)).toBeNull();
   });

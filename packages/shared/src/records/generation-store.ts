@@ -1,4 +1,5 @@
 import { Job, type JobsOptions, type Queue } from 'bullmq';
+import DataLoader from 'dataloader';
 import type { Redis } from 'ioredis';
 import type { Keys } from '../keys';
 import type { GenerationErrorInfo, GenerationRecord, GenerationStatus, Stage, StoredImage, StoredResult } from '../schemas/generation';
@@ -9,7 +10,7 @@ import { CLAIM_UPSTREAM_LUA } from './lua/claim-upstream';
 import { CREATE_GUARD_LUA, CREATE_LUA, DISCARD_LUA } from './lua/create';
 import { NOW } from './lua/pieces';
 import { START_LUA, TRANSITION_KEY_COUNT, TRANSITION_LUA } from './lua/transition';
-import { BULLMQ_ADD_ARGS, captureJobAdd, withJobAdd } from './lua/with-job-add';
+import { BULLMQ_ADD_ARGS, captureJobAdd, withJobAdds } from './lua/with-job-add';
 
 export type TransitionOutcome = 'ok' | 'missing' | 'terminal';
 
@@ -74,8 +75,18 @@ export type CreateOutcome = { outcome: 'created'; record: GenerationRecord } | {
 /** Failed or cancelled generations' files are removed after this long (no URL points at them). */
 export const FAILED_FILES_GRACE_SECONDS = 3600;
 
-/** CREATE_LUA's KEYS. */
+/** CREATE_LUA's KEYS and ARGV. */
 const CREATE_KEY_COUNT = 6;
+const CREATE_ARG_COUNT = 7;
+
+/** Enough to take most of a call's cost off each create, few enough that Redis runs one group while the next is sent. */
+const CREATE_GROUP_MAX = 8;
+
+/** One create's part of a shared call: its KEYS (BullMQ's, then CREATE_LUA's) and its ARGV likewise. */
+interface CreateItem {
+  keys: unknown[];
+  args: unknown[];
+}
 
 type StoreRedis = Redis & {
   imagegenTransition(...args: (string | number)[]): Promise<TransitionOutcome>;
@@ -141,11 +152,12 @@ export class GenerationStore {
   }
 
   /**
-   * Writes a new record and adds its job in one script, one round trip: BullMQ's own add
-   * script, with the keys and arguments BullMQ built for the job, runs inside the create.
-   * Either both exist or neither. With `idempotency` the key is claimed in the same step; a
-   * key already held answers `held` and nothing is written. `reservation` (the submitting
-   * request's quota reservation) ends in the same step.
+   * Writes a new record and adds its job in one script: BullMQ's own add script, with the keys
+   * and arguments BullMQ built for the job, runs inside the create. Either both exist or
+   * neither. With `idempotency` the key is claimed in the same step; a key already held answers
+   * `held` and nothing is written. `reservation` (the submitting request's quota reservation)
+   * ends in the same step. Creates made at the same moment share one script call (see
+   * `createGroup`).
    */
   async createWithJob(
     record: Omit<GenerationRecord, 'createdAt'>,
@@ -154,13 +166,16 @@ export class GenerationStore {
     opts: { idempotency?: IdempotencyClaim; reservation?: QuotaReservation } = {},
   ): Promise<CreateOutcome> {
     const add = captureJobAdd(new Job(queue, job.name, job.data, job.opts, job.opts.jobId));
-    const command = this.createWithJobCommands.get(add.command) ?? (await this.defineCreateWithJob(queue, add.command));
     const create = this.createCall(record, 0, opts.idempotency, opts.reservation);
-    // BullMQ's keys then ours, BullMQ's arguments then ours (see withJobAdd), as one array (ioredis flattens it)
     const bullmqKeys = add.args.length - BULLMQ_ADD_ARGS;
-    const args = [...add.args.slice(0, bullmqKeys), ...create.keys, ...add.args.slice(bullmqKeys), ...create.args];
-    const redis = this.redis as unknown as Record<string, (args: unknown[]) => Promise<[string, string | number]>>;
-    const [outcome, detail] = await redis[command]!(args);
+    let answer: [string, string | number];
+    try {
+      answer = await this.createGroup(queue, add.command).load({ keys: [...add.args.slice(0, bullmqKeys), ...create.keys], args: [...add.args.slice(bullmqKeys), ...create.args] });
+    } catch (err) {
+      add.settle(-1);
+      throw err;
+    }
+    const [outcome, detail] = answer;
     // BullMQ's add promise waits for an answer: a job id, or its refusal code
     add.settle(outcome === 'refused' ? detail : record.id);
     if (outcome === 'held') return { outcome, value: String(detail) };
@@ -168,16 +183,37 @@ export class GenerationStore {
     return { outcome, record: { ...record, createdAt: String(detail) } };
   }
 
-  /** The command that runs each BullMQ add script (standard, prioritized, ...) inside the create, by BullMQ's command name. */
-  private readonly createWithJobCommands = new Map<string, string>();
+  /** By BullMQ's add command (standard, prioritized, ...): the creates waiting to share a call. */
+  private readonly createGroups = new Map<string, DataLoader<CreateItem, [string, string | number]>>();
 
-  /** Defines, on first use, the command that runs BullMQ's `bullmqCommand` inside the create. */
-  private async defineCreateWithJob(queue: Queue, bullmqCommand: string): Promise<string> {
+  /**
+   * Gathers the creates made in one tick (up to CREATE_GROUP_MAX) into one script call: under
+   * load, the client's cost per create is mostly the call itself (encoding, the socket write,
+   * the reply), not the record.
+   */
+  private createGroup(queue: Queue, bullmqCommand: string): DataLoader<CreateItem, [string, string | number]> {
+    let group = this.createGroups.get(bullmqCommand);
+    if (!group) {
+      let command: Promise<string> | undefined;
+      group = new DataLoader(
+        async (items) => {
+          const name = await (command ??= this.defineCreateWithJobs(queue, bullmqCommand));
+          const keys = items.flatMap((i) => i.keys);
+          return (this.redis as unknown as Record<string, (args: unknown[]) => Promise<[string, string | number][]>>)[name]!([keys.length, ...keys, ...items.flatMap((i) => i.args)]);
+        },
+        { cache: false, maxBatchSize: CREATE_GROUP_MAX },
+      );
+      this.createGroups.set(bullmqCommand, group);
+    }
+    return group;
+  }
+
+  /** Defines the command that runs BullMQ's `bullmqCommand` inside the creates (see withJobAdds). */
+  private async defineCreateWithJobs(queue: Queue, bullmqCommand: string): Promise<string> {
     const name = `imagegenCreateWith:${bullmqCommand}`;
     const script = ((await queue.getBackend().client) as unknown as { scriptsSet?: Record<string, { lua: string; numberOfKeys: number }> }).scriptsSet?.[bullmqCommand];
     if (!script) throw new Error(`BullMQ's ${bullmqCommand} script was not found on its connection`);
-    if (!(name in this.redis)) this.redis.defineCommand(name, { numberOfKeys: script.numberOfKeys + CREATE_KEY_COUNT, lua: withJobAdd(script.lua, script.numberOfKeys, CREATE_LUA, CREATE_GUARD_LUA) });
-    this.createWithJobCommands.set(bullmqCommand, name);
+    if (!(name in this.redis)) this.redis.defineCommand(name, { lua: withJobAdds(script.lua, script.numberOfKeys, { lua: CREATE_LUA, keys: CREATE_KEY_COUNT, args: CREATE_ARG_COUNT }, CREATE_GUARD_LUA) });
     return name;
   }
 

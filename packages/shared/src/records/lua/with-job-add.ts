@@ -37,35 +37,46 @@ export function captureJobAdd(job: Job): JobAdd {
 }
 
 /**
- * A script that runs BullMQ's add script (`bullmq`, taking `bullmqKeys` keys and BULLMQ_ADD_ARGS arguments)
- * and then `after` (a script with its own KEYS and ARGV: the rest of them) in one atomic step.
- * Each runs as a function whose parameters are named KEYS and ARGV, so neither sees the
- * other's. `guard` (optional, with `after`'s KEYS and ARGV) runs first: when it answers
- * anything but nil, that is the answer and nothing is added or written. When BullMQ refuses
- * (a negative code), `after` does not run and the answer is `{'refused', code}`; otherwise it
- * is what `after` answers.
+ * A script that adds several jobs, each with its own record write, in one atomic step: for each
+ * item, BullMQ's add script (`bullmq`, taking `bullmqKeys` keys and BULLMQ_ADD_ARGS arguments)
+ * and then `after` (a script taking `afterKeys` keys and `afterArgs` arguments). KEYS holds each
+ * item's keys in turn (BullMQ's, then `after`'s), ARGV each item's arguments likewise. Each
+ * script runs as a function whose parameters are named KEYS and ARGV, so none sees another's.
+ * `guard` (optional, with `after`'s KEYS and ARGV) runs first: when it answers anything but nil,
+ * that is the item's answer and nothing is added or written for it. When BullMQ refuses (a
+ * negative code), `after` does not run and the answer is `{'refused', code}`; otherwise it is
+ * what `after` answers. Returns the answers in item order.
  */
-export function withJobAdd(bullmq: string, bullmqKeys: number, after: string, guard = 'return nil'): string {
+export function withJobAdds(bullmq: string, bullmqKeys: number, after: { lua: string; keys: number; args: number }, guard = 'return nil'): string {
   return `
 local function bullmqAdd(KEYS, ARGV)
 ${bullmq}
 end
 local function after(KEYS, ARGV)
-${after}
+${after.lua}
 end
 local function guard(KEYS, ARGV)
 ${guard}
 end
-local function slice(t, from)
+local function slice(t, from, count)
   local out = {}
-  for i = from, #t do out[#out + 1] = t[i] end
+  for i = from, from + count - 1 do out[#out + 1] = t[i] end
   return out
 end
-local ownKeys, ownArgs = slice(KEYS, ${bullmqKeys + 1}), slice(ARGV, ${BULLMQ_ADD_ARGS + 1})
-local stop = guard(ownKeys, ownArgs)
-if stop ~= nil then return stop end
-local jobId = bullmqAdd({ unpack(KEYS, 1, ${bullmqKeys}) }, { unpack(ARGV, 1, ${BULLMQ_ADD_ARGS}) })
-if type(jobId) == 'number' and jobId < 0 then return { 'refused', jobId } end
-return after(ownKeys, ownArgs)
+local function addOne(k, a)
+  local ownKeys, ownArgs = slice(KEYS, k + ${bullmqKeys}, ${after.keys}), slice(ARGV, a + ${BULLMQ_ADD_ARGS}, ${after.args})
+  local stop = guard(ownKeys, ownArgs)
+  if stop ~= nil then return stop end
+  local jobId = bullmqAdd(slice(KEYS, k, ${bullmqKeys}), slice(ARGV, a, ${BULLMQ_ADD_ARGS}))
+  if type(jobId) == 'number' and jobId < 0 then return { 'refused', jobId } end
+  return after(ownKeys, ownArgs)
+end
+local answers = {}
+local a = 1
+for k = 1, #KEYS, ${bullmqKeys + after.keys} do
+  answers[#answers + 1] = addOne(k, a)
+  a = a + ${BULLMQ_ADD_ARGS + after.args}
+end
+return answers
 `;
 }
