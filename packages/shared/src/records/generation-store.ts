@@ -197,7 +197,11 @@ export class GenerationStore {
       let command: Promise<string> | undefined;
       group = new DataLoader(
         async (items) => {
-          const name = await (command ??= this.defineCreateWithJobs(queue, bullmqCommand));
+          // a failed definition (BullMQ's connection not ready yet) is tried again by the next group
+          const name = await (command ??= this.defineCreateWithJobs(queue, bullmqCommand).catch((err: unknown) => {
+            command = undefined;
+            throw err;
+          }));
           const keys = items.flatMap((i) => i.keys);
           return (this.redis as unknown as Record<string, (args: unknown[]) => Promise<[string, string | number][]>>)[name]!([keys.length, ...keys, ...items.flatMap((i) => i.args)]);
         },
