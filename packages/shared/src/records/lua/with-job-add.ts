@@ -59,9 +59,7 @@ local function guard(KEYS, ARGV)
 ${guard}
 end
 local function slice(t, from, count)
-  local out = {}
-  for i = from, from + count - 1 do out[#out + 1] = t[i] end
-  return out
+  return { unpack(t, from, from + count - 1) }
 end
 local function addOne(k, a)
   local ownKeys, ownArgs = slice(KEYS, k + ${bullmqKeys}, ${after.keys}), slice(ARGV, a + ${BULLMQ_ADD_ARGS}, ${after.args})
