@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { keysFor } from '../keys';
 import { decodeRecord, encodeFields } from '../records/codec';
+import { WEBHOOK_RECORD_FIELDS } from '../records/lua/outbox';
 import { presentGeneration, type GenerationRecord } from '../schemas/generation';
 import { appendBatchEvent, parseOutboxEntry } from './outbox';
 import { deliveryIdFor, webhookIdFor } from './payload';
@@ -57,10 +58,10 @@ describe('a generation entry', () => {
     result: { image: { key: 'tok/original.png', width: 1344, height: 768, format: 'png', bytes: 100 }, thumbnails: [{ size: 256, key: 'tok/thumb-256.webp', width: 256, height: 146, format: 'webp', bytes: 10 }] },
     fileToken: 'tok',
   };
-  // the record hash as the transition's snapshot carries it
+  // the record hash as the transition's snapshot carries it, with the outbox fragment's own fields
   const snapshotOf = (r: object) => {
     const flat = encodeFields(r);
-    const hash: Record<string, string> = { webhookStarted: '1' };
+    const hash: Record<string, string> = Object.fromEntries(WEBHOOK_RECORD_FIELDS.map((f) => [f, '1735689604000']));
     for (let i = 0; i < flat.length; i += 2) hash[flat[i]!] = flat[i + 1]!;
     return hash;
   };
@@ -71,6 +72,7 @@ describe('a generation entry', () => {
     const event = parseOutboxEntry('1-0', entry(hash), links);
     expect(event).toMatchObject({ subject: 'gen_snap1', tenant: 't1', target: record.webhook, host: 'hooks.example' });
     expect(JSON.stringify((event as { data: unknown }).data)).toBe(JSON.stringify(presentGeneration(decodeRecord(hash)!, links)));
+    for (const field of WEBHOOK_RECORD_FIELDS) expect(JSON.stringify(event)).not.toContain(field);
   });
 
   it('a damaged snapshot is refused, not sent', () => {

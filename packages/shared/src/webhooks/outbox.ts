@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Keys } from '../keys';
 import { decodeRecordSnapshot } from '../records/codec';
-import { WEBHOOK_OUTBOX_MAX_LEN, WEBHOOK_RECORD_FIELDS } from '../records/lua/outbox';
+import { WEBHOOK_OUTBOX_MAX_LEN } from '../records/lua/outbox';
 import { presentGeneration, type FileLinks } from '../schemas/generation';
 import { WEBHOOK_EVENTS, webhookTargetSchema, type WebhookEvent, type WebhookTarget } from '../schemas/request';
 
@@ -33,8 +33,8 @@ export function parseOutboxEntry(entryId: string, flat: string[], links: FileLin
   try {
     if (f.gen && f.record) {
       const snapshot = JSON.parse(f.record) as Record<string, string>;
-      for (const field of WEBHOOK_RECORD_FIELDS) delete snapshot[field];
       // written by the record's own script from a checked record: a cheap check, not the schemas again
+      // (the fragment's own fields, WEBHOOK_RECORD_FIELDS, are not the record's: the decoder skips them)
       const record = decodeRecordSnapshot(snapshot);
       if (!record) return { invalid: 'record snapshot without its fields' };
       if (!record.webhook) return { invalid: 'record without webhook' };

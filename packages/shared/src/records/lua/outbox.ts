@@ -3,6 +3,7 @@
  * time of the last `progress` sent). They are not part of the generation: decoders skip them.
  */
 export const WEBHOOK_RECORD_FIELDS = ['webhookStarted', 'webhookProgressAt'] as const;
+const [STARTED_FIELD, PROGRESS_AT_FIELD] = WEBHOOK_RECORD_FIELDS;
 
 /** `generation.progress` goes out at most this often per generation. */
 export const WEBHOOK_PROGRESS_INTERVAL_MS = 500;
@@ -43,13 +44,13 @@ if webhook then
   local t = redis.call('TIME')
   local at = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   if wanted and event == 'generation.started' then
-    wanted = redis.call('HSETNX', KEYS[1], 'webhookStarted', '1') == 1
+    wanted = redis.call('HSETNX', KEYS[1], '${STARTED_FIELD}', '1') == 1
   elseif wanted and event == 'generation.progress' then
-    local last = tonumber(redis.call('HGET', KEYS[1], 'webhookProgressAt') or '0')
+    local last = tonumber(redis.call('HGET', KEYS[1], '${PROGRESS_AT_FIELD}') or '0')
     if at - last < ${WEBHOOK_PROGRESS_INTERVAL_MS} then
       wanted = false
     else
-      redis.call('HSET', KEYS[1], 'webhookProgressAt', tostring(at))
+      redis.call('HSET', KEYS[1], '${PROGRESS_AT_FIELD}', tostring(at))
     end
   end
   if wanted then
