@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Queue } from 'bullmq';
+import { Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { generateJobName, generateJobOptions } from '../catalog';
 import { keysFor } from '../keys';
@@ -8,7 +8,7 @@ import type { GenerationRecord } from '../schemas/generation';
 import { decodeRecord, packFields } from './codec';
 import { GenerationStore, hashOf, type CreateOutcome, type IdempotencyClaim } from './generation-store';
 import { CREATE_LUA } from './lua/create';
-import { withJobAdds } from './lua/with-job-add';
+import { BULLMQ_ADD_ARGS, captureJobAdd, withJobAdds } from './lua/with-job-add';
 import { RecordRetention } from './record-retention';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -420,9 +420,10 @@ describe('createWithJob', () => {
     try {
       const own = new GenerationStore(conn, keys, 3600);
       const addr = /addr=(\S+)/.exec(String(await conn.client('INFO')))?.[1];
-      const sent: string[] = [];
+      const sent: number[] = [];
+      // the number of keys of each call: each item brings BullMQ's keys for its kind of add and the create's 6
       monitor.on('monitor', (_time: string, args: string[], source: string) => {
-        if (source === addr && /^eval/i.test(args[0] ?? '')) sent.push(args[0]!.toLowerCase());
+        if (source === addr && /^eval/i.test(args[0] ?? '')) sent.push(Number(args[2]));
       });
       const idemKey = keys.idempotency('t1', randomBytes(8).toString('hex'));
       const claim = (r: NewRecord): { idempotency: IdempotencyClaim } => ({ idempotency: { key: idemKey, value: `h|${r.id}`, ttlSeconds: 60 } });
@@ -441,10 +442,31 @@ describe('createWithJob', () => {
       // MONITOR's lines come on their own connection: wait for them, then a little longer for any extra
       for (let t = 0; t < 40 && sent.length < 3; t++) await new Promise((r) => setTimeout(r, 50));
       await new Promise((r) => setTimeout(r, 100));
-      expect(sent).toHaveLength(3);
+      const keysOf = (j: ReturnType<typeof jobOf>) => {
+        const add = captureJobAdd(new Job(plain, j.name, j.data, j.opts, j.opts.jobId));
+        add.settle(-1);
+        return add.args.length - BULLMQ_ADD_ARGS + 6;
+      };
+      const [prioritized, standard] = [keysOf(jobOf(record())), keysOf(jobOf(rs[9]!, { ...generateJobOptions(rs[9]!.id, 'normal', policy), priority: 0 }))];
+      expect([...sent].sort((a, b) => a - b)).toEqual([prioritized, standard, 8 * prioritized].sort((a, b) => a - b));
     } finally {
       await monitor.disconnect();
       await conn.quit();
+    }
+  });
+
+  it('an error in one create of a shared call fails that create only: the others are written and answered', async () => {
+    // a tenant whose index key holds a string: its create fails in Redis (WRONGTYPE) after its job was added
+    const bad = `wrongtype-${randomBytes(3).toString('hex')}`;
+    await redis.set(keys.tenantGenerations(bad), 'not a sorted set');
+    const rs = [record('t1'), record(bad), record('t1')];
+    const outcomes = await Promise.allSettled(rs.map((r) => store.createWithJob(r, queue, jobOf(r))));
+    expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(String((outcomes[1] as PromiseRejectedResult).reason)).toMatch(/WRONGTYPE/);
+    for (const i of [0, 2]) {
+      expect((outcomes[i] as PromiseFulfilledResult<CreateOutcome>).value).toMatchObject({ outcome: 'created', record: { id: rs[i]!.id } });
+      expect(await store.get(rs[i]!.id)).toMatchObject({ id: rs[i]!.id, status: 'queued' });
+      expect(await queue.getJobState(rs[i]!.id)).toBe('prioritized');
     }
   });
 

@@ -165,8 +165,8 @@ export class GenerationStore {
     job: { name: string; data: unknown; opts: JobsOptions & { jobId: string } },
     opts: { idempotency?: IdempotencyClaim; reservation?: QuotaReservation } = {},
   ): Promise<CreateOutcome> {
-    const add = captureJobAdd(new Job(queue, job.name, job.data, job.opts, job.opts.jobId));
     const create = this.createCall(record, 0, opts.idempotency, opts.reservation);
+    const add = captureJobAdd(new Job(queue, job.name, job.data, job.opts, job.opts.jobId));
     const bullmqKeys = add.args.length - BULLMQ_ADD_ARGS;
     let answer: [string, string | number];
     try {
@@ -183,16 +183,17 @@ export class GenerationStore {
     return { outcome, record: { ...record, createdAt: String(detail) } };
   }
 
-  /** By BullMQ's add command (standard, prioritized, ...): the creates waiting to share a call. */
+  /** By queue and BullMQ add command (standard, prioritized, ...): the creates waiting to share a call. */
   private readonly createGroups = new Map<string, DataLoader<CreateItem, [string, string | number]>>();
 
   /**
-   * Gathers the creates made in one tick (up to CREATE_GROUP_MAX) into one script call: under
-   * load, the client's cost per create is mostly the call itself (encoding, the socket write,
-   * the reply), not the record.
+   * Gathers the creates made in one tick for one queue and kind of add into script calls of up
+   * to CREATE_GROUP_MAX each: under load, the client's cost per create is mostly the call itself
+   * (encoding, the socket write, the reply), not the record. An item's error fails that item only.
    */
   private createGroup(queue: Queue, bullmqCommand: string): DataLoader<CreateItem, [string, string | number]> {
-    let group = this.createGroups.get(bullmqCommand);
+    const groupKey = `${queue.qualifiedName} ${bullmqCommand}`;
+    let group = this.createGroups.get(groupKey);
     if (!group) {
       let command: Promise<string> | undefined;
       group = new DataLoader(
@@ -203,11 +204,16 @@ export class GenerationStore {
             throw err;
           }));
           const keys = items.flatMap((i) => i.keys);
-          return (this.redis as unknown as Record<string, (args: unknown[]) => Promise<[string, string | number][]>>)[name]!([keys.length, ...keys, ...items.flatMap((i) => i.args)]);
+          const answers = await (this.redis as unknown as Record<string, (args: unknown[]) => Promise<unknown[]>>)[name]!([keys.length, ...keys, ...items.flatMap((i) => i.args)]);
+          return items.map((_, i) => {
+            const answer = answers[i];
+            if (!Array.isArray(answer)) return new Error('the create script gave this item no answer');
+            return answer[0] === 'error' ? new Error(`the create script failed: ${String(answer[1])}`) : (answer as [string, string | number]);
+          });
         },
         { cache: false, maxBatchSize: CREATE_GROUP_MAX },
       );
-      this.createGroups.set(bullmqCommand, group);
+      this.createGroups.set(groupKey, group);
     }
     return group;
   }

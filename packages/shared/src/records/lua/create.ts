@@ -34,7 +34,7 @@ return {'created', createdAt}
 );
 
 /**
- * Run before a job is added for a new record (see withJobAdd): a held idempotency key answers
+ * Run before a job is added for a new record (see withJobAdds): a held idempotency key answers
  * what it holds, so neither a job nor a record is written (the request's quota reservation
  * still ends: it reserved for a record that will not be). CREATE_LUA's KEYS and ARGV.
  */

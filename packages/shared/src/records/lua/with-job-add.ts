@@ -37,15 +37,17 @@ export function captureJobAdd(job: Job): JobAdd {
 }
 
 /**
- * A script that adds several jobs, each with its own record write, in one atomic step: for each
- * item, BullMQ's add script (`bullmq`, taking `bullmqKeys` keys and BULLMQ_ADD_ARGS arguments)
- * and then `after` (a script taking `afterKeys` keys and `afterArgs` arguments). KEYS holds each
- * item's keys in turn (BullMQ's, then `after`'s), ARGV each item's arguments likewise. Each
- * script runs as a function whose parameters are named KEYS and ARGV, so none sees another's.
- * `guard` (optional, with `after`'s KEYS and ARGV) runs first: when it answers anything but nil,
- * that is the item's answer and nothing is added or written for it. When BullMQ refuses (a
- * negative code), `after` does not run and the answer is `{'refused', code}`; otherwise it is
- * what `after` answers. Returns the answers in item order.
+ * A script that adds several jobs, each with its own record write, in one call: for each item,
+ * BullMQ's add script (`bullmq`, taking `bullmqKeys` keys and BULLMQ_ADD_ARGS arguments) and then
+ * `after` (a script taking `after.keys` keys and `after.args` arguments). KEYS holds each item's
+ * keys in turn (BullMQ's, then `after`'s), ARGV each item's arguments likewise. Each script runs
+ * as a function whose parameters are named KEYS and ARGV, so none sees another's. `guard`
+ * (optional, with `after`'s KEYS and ARGV) runs first: when it answers anything but nil, that is
+ * the item's answer and nothing is added or written for it. When BullMQ refuses (a negative
+ * code), `after` does not run and the answer is `{'refused', code}`; otherwise it is what `after`
+ * answers. An error in one item (a key of the wrong type, say) is that item's answer,
+ * `{'error', message}`, and the others go on: Redis keeps what a script wrote before an error, so
+ * the items before it exist and must be answered as such. Returns the answers in item order.
  */
 export function withJobAdds(bullmq: string, bullmqKeys: number, after: { lua: string; keys: number; args: number }, guard = 'return nil'): string {
   return `
@@ -72,7 +74,12 @@ end
 local answers = {}
 local a = 1
 for k = 1, #KEYS, ${bullmqKeys + after.keys} do
-  answers[#answers + 1] = addOne(k, a)
+  local ok, answer = pcall(addOne, k, a)
+  if not ok then
+    answer = { 'error', type(answer) == 'table' and tostring(answer.err) or tostring(answer) }
+  end
+  -- by position: an item that answers nil must not shift the ones after it
+  answers[(a - 1) / ${BULLMQ_ADD_ARGS + after.args} + 1] = answer or false
   a = a + ${BULLMQ_ADD_ARGS + after.args}
 end
 return answers
