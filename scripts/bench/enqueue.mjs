@@ -14,9 +14,11 @@ const shared = require('@imagegen/shared');
 const apiPkg = require('@imagegen/api');
 
 export async function benchEnqueue() {
-  // a round takes well under a second: several, interleaved, so one noisy moment does not decide the figure
+  // a round takes well under a second: several, interleaved, so one noisy moment does not decide
+  // the figure (this machine's speed swings several-fold between rounds: the bare add has measured
+  // 10,000 to 32,000/s in consecutive rounds)
   const n = QUICK ? 500 : 4000;
-  const rounds = QUICK ? 1 : 5;
+  const rounds = QUICK ? 1 : 9;
   const redis = await benchRedis();
   const prefixes = [];
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'imagegen-bench-'));
