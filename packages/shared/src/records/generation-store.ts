@@ -7,7 +7,7 @@ import { STAGE_PROGRESS } from '../schemas/generation';
 import type { WebhookEvent } from '../schemas/request';
 import { decodeRecord, encodeFields, packFields } from './codec';
 import { CLAIM_UPSTREAM_LUA } from './lua/claim-upstream';
-import { CREATE_GUARD_LUA, CREATE_LUA, DISCARD_LUA } from './lua/create';
+import { CREATE_ARG_COUNT, CREATE_GUARD_LUA, CREATE_KEY_COUNT, CREATE_LUA, DISCARD_LUA } from './lua/create';
 import { NOW } from './lua/pieces';
 import { START_LUA, TRANSITION_KEY_COUNT, TRANSITION_LUA } from './lua/transition';
 import { BULLMQ_ADD_ARGS, captureJobAdd, withJobAdds } from './lua/with-job-add';
@@ -74,10 +74,6 @@ export type CreateOutcome = { outcome: 'created'; record: GenerationRecord } | {
 
 /** Failed or cancelled generations' files are removed after this long (no URL points at them). */
 export const FAILED_FILES_GRACE_SECONDS = 3600;
-
-/** CREATE_LUA's KEYS and ARGV. */
-const CREATE_KEY_COUNT = 6;
-const CREATE_ARG_COUNT = 7;
 
 /** Enough to take most of a call's cost off each create, few enough that Redis runs one group while the next is sent. */
 const CREATE_GROUP_MAX = 8;
@@ -168,14 +164,12 @@ export class GenerationStore {
     const create = this.createCall(record, 0, opts.idempotency, opts.reservation);
     const add = captureJobAdd(new Job(queue, job.name, job.data, job.opts, job.opts.jobId));
     const bullmqKeys = add.args.length - BULLMQ_ADD_ARGS;
-    let answer: [string, string | number];
-    try {
-      answer = await this.createGroup(queue, add.command).load({ keys: [...add.args.slice(0, bullmqKeys), ...create.keys], args: [...add.args.slice(bullmqKeys), ...create.args] });
-    } catch (err) {
-      add.settle(-1);
-      throw err;
-    }
-    const [outcome, detail] = answer;
+    const [outcome, detail] = await this.createGroup(queue, add.command)
+      .load({ keys: [...add.args.slice(0, bullmqKeys), ...create.keys], args: [...add.args.slice(bullmqKeys), ...create.args] })
+      .catch((err: unknown) => {
+        add.settle(-1);
+        throw err;
+      });
     // BullMQ's add promise waits for an answer: a job id, or its refusal code
     add.settle(outcome === 'refused' ? detail : record.id);
     if (outcome === 'held') return { outcome, value: String(detail) };

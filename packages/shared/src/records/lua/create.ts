@@ -1,5 +1,9 @@
 import { CLAIM_IDEMPOTENCY, compose, ISO_TIME, NEW_FIELDS, NOW_MS } from './pieces';
 
+/** CREATE_LUA's (and CREATE_GUARD_LUA's) number of KEYS and of ARGV. */
+export const CREATE_KEY_COUNT = 6;
+export const CREATE_ARG_COUNT = 7;
+
 /**
  * Creates a record, indexes it and (with an `Idempotency-Key`) claims the key, all in one
  * step: a key maps to exactly one generation whatever the timing. A key already held

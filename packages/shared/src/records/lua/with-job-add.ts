@@ -72,15 +72,13 @@ local function addOne(k, a)
   return after(ownKeys, ownArgs)
 end
 local answers = {}
-local a = 1
-for k = 1, #KEYS, ${bullmqKeys + after.keys} do
-  local ok, answer = pcall(addOne, k, a)
+for i = 1, #KEYS / ${bullmqKeys + after.keys} do
+  local ok, answer = pcall(addOne, (i - 1) * ${bullmqKeys + after.keys} + 1, (i - 1) * ${BULLMQ_ADD_ARGS + after.args} + 1)
   if not ok then
     answer = { 'error', type(answer) == 'table' and tostring(answer.err) or tostring(answer) }
   end
   -- by position: an item that answers nil must not shift the ones after it
-  answers[(a - 1) / ${BULLMQ_ADD_ARGS + after.args} + 1] = answer or false
-  a = a + ${BULLMQ_ADD_ARGS + after.args}
+  answers[i] = answer or false
 end
 return answers
 `;
