@@ -95,4 +95,37 @@ describe('imagegen CLI', () => {
     expect(results).toHaveLength(40);
     expect((await readdir(out)).filter((f) => f.endsWith('.png'))).toHaveLength(40);
   });
+
+  it('--resume with --cancel cancels that batch at once, keeps what finished, and exits non-zero', async () => {
+    const txt = path.join(dir, 'to-cancel.txt');
+    await writeFile(txt, Array.from({ length: 60 }, (_, i) => `slow ${i}`).join('\n'));
+    const out = path.join(dir, 'out5');
+    const first = run(['batch', txt, '--out', out], env);
+    const id = await eventually(async () => /batch (batch_[a-z0-9]+)/.exec(first.stderr())?.[1]);
+    first.kill();
+    await first.code;
+    const r = run(['batch', txt, '--out', out, '--resume', id, '--cancel'], env);
+    expect(await r.code).toBe(2);
+    expect(r.stderr()).toMatch(new RegExp(`batch ${id} cancelled`));
+    const batch = (await (await fetch(`${stack.baseUrl}/v1/batches/${id}`)).json()) as { status: string; counts: Record<string, number> };
+    expect(batch.counts.cancelled).toBeGreaterThan(0);
+    expect(batch.counts.queued + batch.counts.active).toBe(0);
+    const results = (await readFile(path.join(out, 'results.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    expect(results).toHaveLength(60);
+    const completed = results.filter((l) => l.status === 'completed').length;
+    expect(results.filter((l) => l.status === 'cancelled').length).toBe(batch.counts.cancelled);
+    expect((await readdir(out)).filter((f) => f.endsWith('.png'))).toHaveLength(completed);
+  });
+});
+
+describe('npx imagegen', () => {
+  it('runs the CLI from the repository, as installed by npm ci (the bin link exists before any build)', async () => {
+    const child = spawn('npx', ['--no', '--', 'imagegen', '--help'], { cwd: path.resolve(__dirname, '..'), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    expect(await new Promise((r) => child.on('exit', r))).toBe(0);
+    expect(out).toMatch(/Usage: imagegen/);
+    expect(out).toMatch(/batch \[options\] <file>/);
+  });
 });

@@ -98,13 +98,18 @@ export function register(program: Command): void {
     .argument('<file>', 'prompts: .csv (topic,style,size), .jsonl (one item per line) or .txt (one topic per line)')
     .requiredOption('--out <dir>', 'folder for the images and results.jsonl')
     .option('--resume <batchId>', 'continue a batch already submitted (nothing is submitted again)')
-    .option('--cancel', 'on Ctrl-C, cancel the batch instead of leaving it running')
+    .option('--cancel', 'cancel the batch: with --resume at once, else on Ctrl-C (instead of leaving it running)')
     .action(async (file: string, opts: { out: string; resume?: string; cancel?: boolean }) => {
       const client = clientFrom(program.opts());
       const dir = path.resolve(opts.out);
       let batch: Batch;
       if (opts.resume) {
         batch = await client.json<Batch>(`/v1/batches/${encodeURIComponent(opts.resume)}`);
+        if (opts.cancel) {
+          // what finished stays and is downloaded below; the rest ends as cancelled
+          batch = await client.json<Batch>(`/v1/batches/${encodeURIComponent(batch.id)}`, { method: 'DELETE' });
+          console.error(`batch ${batch.id} cancelled`);
+        }
       } else {
         const items = await readPrompts(file);
         const body = items.map((i) => JSON.stringify(i)).join('\n');
