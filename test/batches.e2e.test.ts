@@ -210,14 +210,19 @@ describe('batches', () => {
 
   it('sends each item’s outcome and batch.completed, once, to the batch’s webhook', async () => {
     const items = [{ topic: 'hook a' }, { topic: 'fail hook b' }, { topic: 'hook c' }];
-    const { body } = await post(`${stack.baseUrl}/v1/batches`, JSON.stringify({ items, webhook: { url: receiver.url('/batch') }, metadata: { run: 7 } }), 'application/json');
+    // metadata that a JSON decode/encode round trip in Lua would change ([] → {}, 17 digits → 14)
+    const metadata = { run: 7, tags: [], ratio: 0.30000000000000004, big: 123456789012345, nested: { empty: [] } };
+    const { body } = await post(`${stack.baseUrl}/v1/batches`, JSON.stringify({ items, webhook: { url: receiver.url('/batch') }, metadata }), 'application/json');
     const done = await eventually(async () => {
       const got = receiver.on('/batch').map((r) => JSON.parse(r.body));
       return got.some((e) => e.type === 'batch.completed') && got.length >= 4 ? got : undefined;
     });
     const completed = done.filter((e) => e.type === 'batch.completed');
     expect(completed).toHaveLength(1);
-    expect(completed[0].data).toMatchObject({ id: body.id, object: 'batch', status: 'completed', total: 3, progress: 100, metadata: { run: 7 }, counts: { completed: 2, failed: 1, cancelled: 0, queued: 0, active: 0 } });
+    expect(completed[0].data).toMatchObject({ id: body.id, object: 'batch', status: 'completed', total: 3, progress: 100, counts: { completed: 2, failed: 1, cancelled: 0, queued: 0, active: 0 } });
+    // exactly as the GET returns it, metadata untouched
+    expect(completed[0].data).toEqual((await getJson(`${stack.baseUrl}/v1/batches/${body.id}`)).body);
+    expect(completed[0].data.metadata).toEqual(metadata);
     expect(done.filter((e) => e.type === 'generation.completed')).toHaveLength(2);
     expect(done.filter((e) => e.type === 'generation.failed')).toHaveLength(1);
     expect(done.every((e) => e.type === 'batch.completed' || e.data.batchId === body.id)).toBe(true);

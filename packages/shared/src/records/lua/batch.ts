@@ -39,10 +39,11 @@ if status ~= cur and batchId and ${slots.batch} ~= KEYS[1] and redis.call('HGET'
         id = b.id, object = 'batch', status = 'completed', total = total,
         counts = { queued = tonumber(b.queued), active = tonumber(b.active), completed = tonumber(b.completed), failed = tonumber(b.failed), cancelled = tonumber(b.cancelled) },
         progress = 100,
-        metadata = b.metadata and cjson.decode(b.metadata) or cjson.null,
         createdAt = b.createdAt, completedAt = b.completedAt, cancelledAt = b.cancelledAt,
       }
-      local body = cjson.encode(data)
+      -- the metadata as kept (JSON text), spliced in: decoding and encoding it again would turn []
+      -- into {} and cut numbers to 14 digits, and it must come back exactly as the GET gives it
+      local body = '{"metadata":' .. (b.metadata or 'null') .. ',' .. string.sub(cjson.encode(data), 2)
       if ${slots.channel} ~= '' then
         redis.call('PUBLISH', ${slots.channel}, '{"type":"batch.completed","batch":' .. body .. '}')
       end
