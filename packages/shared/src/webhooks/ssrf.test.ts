@@ -28,7 +28,7 @@ describe('webhook address classifier', () => {
     expect(isPublicAddress(address)).toBe(false);
   });
 
-  it.each(['64:ff9b::7f00:1', '2002:7f00:1::1', '2001:db8::1', 'not-an-ip'])('%s (an embedded or special form) is refused', (address) => {
+  it.each(['64:ff9b::7f00:1', '2002:7f00:1::1', '2001:db8::1', '::7f00:1', '::a00:1', '[::7f00:1]', 'fec0::1', '100::1', '198.18.0.1', 'not-an-ip'])('%s (an embedded or special form) is refused', (address) => {
     expect(isPublicAddress(address)).toBe(false);
   });
 

@@ -12,8 +12,15 @@ import ipaddr from 'ipaddr.js';
 export function addressRange(address: string): string {
   const bare = address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address;
   if (!ipaddr.isValid(bare)) return 'invalid';
-  return ipaddr.process(bare).range();
+  const parsed = ipaddr.process(bare);
+  const range = parsed.range();
+  // ipaddr.js names ::127.0.0.1 loopback but the same address written ::7f00:1 unicast: the
+  // deprecated IPv4-compatible block (::/96) is refused however it is written
+  if (range === 'unicast' && parsed.kind() === 'ipv6' && parsed.match(IPV4_COMPATIBLE)) return 'ipv4Compatible';
+  return range;
 }
+
+const IPV4_COMPATIBLE = ipaddr.parseCIDR('::/96');
 
 export function isPublicAddress(address: string): boolean {
   return addressRange(address) === 'unicast';
