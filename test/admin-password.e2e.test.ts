@@ -3,7 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { keysFor } from '@imagegen/shared';
-import { killAllSpawned, spawnApi, type ApiProcess } from './support/processes';
+import { killAllSpawned, spawnApi, startRedisServer, type ApiProcess } from './support/processes';
+import { eventually, freePort } from './support/net';
 import { deleteUnder, plainRedis, REDIS_URL, testPrefix } from './support/redis';
 
 /**
@@ -34,6 +35,9 @@ describe('the generated admin password is shared by every API process', () => {
     const env = { REDIS_URL, QUEUE_PREFIX: prefix, DATA_DIR: dataDir, ADMIN_USER: 'ops', ADMIN_PASSWORD: '', API_KEYS: '' };
     // both start at once: exactly one makes the password
     apis = await Promise.all([spawnApi({ env, name: 'api-1' }), spawnApi({ env, name: 'api-2' })]);
+    // each serves at once and learns the password just after
+    const learnt = (a: ApiProcess) => a.waitForLog((l) => /^ADMIN_PASSWORD is not set/.test(l.msg));
+    await Promise.all(apis.map(learnt));
     const logged = apis.flatMap((a) => a.logs().filter((l) => typeof l.adminPassword === 'string').map((l) => ({ api: a.name, password: l.adminPassword as string })));
     expect(logged).toHaveLength(1);
     const { api: maker, password } = logged[0]!;
@@ -53,7 +57,40 @@ describe('the generated admin password is shared by every API process', () => {
     await other.terminate(10_000);
     const restarted = await spawnApi({ env, name: 'api-3' });
     apis.push(restarted);
+    await learnt(restarted);
     expect(restarted.logs().some((l) => l.adminPassword !== undefined)).toBe(false);
     expect((await fetch(`${restarted.baseUrl}/admin/queues`, { headers: basic('ops', password) })).status).toBe(200);
+  });
+
+  it('an API started while Redis is away serves at once: alive, not ready, admin 503 until Redis answers', async () => {
+    const port = await freePort();
+    const env = { REDIS_URL: `redis://127.0.0.1:${port}`, QUEUE_PREFIX: prefix, DATA_DIR: dataDir, ADMIN_USER: 'ops', ADMIN_PASSWORD: '', API_KEYS: '' };
+    const api = await spawnApi({ env, name: 'api-no-redis' });
+    apis.push(api);
+    const problem = async (url: string, init?: RequestInit) => {
+      const res = await fetch(url, init);
+      return { status: res.status, type: res.headers.get('content-type'), retryAfter: res.headers.get('retry-after'), body: (await res.json()) as { status: number; detail: string } };
+    };
+    expect((await fetch(`${api.baseUrl}/healthz`)).status).toBe(200);
+    const ready = await problem(`${api.baseUrl}/readyz`);
+    expect(ready).toMatchObject({ status: 503, body: { status: 503 } });
+    expect(ready.type).toMatch(/^application\/problem\+json/);
+    const adminPage = await problem(`${api.baseUrl}/admin/queues`, { headers: basic('ops', 'anything') });
+    expect(adminPage).toMatchObject({ status: 503, retryAfter: '5', body: { detail: expect.stringMatching(/admin password is kept in Redis/) } });
+    expect(adminPage.type).toMatch(/^application\/problem\+json/);
+    expect((await problem(`${api.baseUrl}/v1/generations`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"topic":"x"}' })).status).toBe(503);
+
+    // Redis comes: the password is made, logged, and opens the dashboard
+    const server = await startRedisServer({ port });
+    try {
+      const line = await api.waitForLog((l) => typeof l.adminPassword === 'string', 20_000);
+      const password = line.adminPassword as string;
+      await eventually(async () => ((await fetch(`${api.baseUrl}/readyz`)).status === 200 ? true : undefined), 15_000);
+      expect((await fetch(`${api.baseUrl}/admin/queues`, { headers: basic('ops', password) })).status).toBe(200);
+      expect((await fetch(`${api.baseUrl}/admin/queues`, { headers: basic('ops', `${password}x`) })).status).toBe(401);
+      await api.terminate(10_000);
+    } finally {
+      await server.destroy();
+    }
   });
 });

@@ -107,7 +107,7 @@ describe('imagegen CLI', () => {
     const r = run(['batch', txt, '--out', out, '--resume', id, '--cancel'], env);
     expect(await r.code).toBe(2);
     expect(r.stderr()).toMatch(new RegExp(`batch ${id} cancelled`));
-    const batch = (await (await fetch(`${stack.baseUrl}/v1/batches/${id}`)).json()) as { status: string; counts: Record<string, number> };
+    const batch = (await (await fetch(`${stack.baseUrl}/v1/batches/${id}`)).json()) as { status: string; counts: { queued: number; active: number; cancelled: number } };
     expect(batch.counts.cancelled).toBeGreaterThan(0);
     expect(batch.counts.queued + batch.counts.active).toBe(0);
     const results = (await readFile(path.join(out, 'results.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { startRedisServer, type RedisServer } from './support/processes';
-import { getJson, postJson, startStack, type Stack } from './support/stack';
+import { postJson, startStack, type Stack } from './support/stack';
 
 describe('a Redis that is connected but not answering', () => {
   let redis: RedisServer;
@@ -27,7 +27,10 @@ describe('a Redis that is connected but not answering', () => {
     expect(res.headers.get('content-type')).toMatch(/problem\+json/);
     expect(res.headers.get('retry-after')).toBeTruthy();
     expect(elapsed).toBeLessThan(4000);
-    expect((await getJson(`${stack.baseUrl}/readyz`)).status).toBe(503);
+    const ready = await fetch(`${stack.baseUrl}/readyz`);
+    expect(ready.status).toBe(503);
+    expect(ready.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(((await ready.json()) as { status: number }).status).toBe(503);
     await admin.call('CLIENT', 'UNPAUSE');
     const after = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'after the pause' });
     expect(after.status).toBe(202);

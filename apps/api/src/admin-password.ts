@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createRedis, keysFor, type Logger } from '@imagegen/shared';
 import type { ApiConfig } from './config';
 
-/** How long a starting API waits for Redis before it gives up. */
+/** How long one try waits for Redis before it gives up (and is logged; the API tries again). */
 export const ADMIN_PASSWORD_WAIT_MS = 30_000;
 
 /**
@@ -43,6 +43,27 @@ export async function resolveAdminPassword(config: Pick<ApiConfig, 'ADMIN_PASSWO
     redis.disconnect();
   }
   throw new Error(`Redis at ${redisAddress(config.REDIS_URL)} did not answer within ${Math.round(waitMs / 1000)} s (${lastError.split('\n')[0]}); it keeps the shared admin password: check REDIS_URL, or set ADMIN_PASSWORD`);
+}
+
+/**
+ * The password without holding the API back: ADMIN_PASSWORD at once, else resolved in the
+ * background, tried again for as long as Redis does not answer, so that the process serves
+ * meanwhile (/healthz, /readyz, 503s); until it is known the admin routes answer 503.
+ */
+export function adminPasswordInBackground(config: Parameters<typeof resolveAdminPassword>[0], logger: Logger): () => string | undefined {
+  let known = config.ADMIN_PASSWORD || undefined;
+  if (known === undefined) {
+    void (async () => {
+      while (known === undefined) {
+        try {
+          known = await resolveAdminPassword(config, logger);
+        } catch (err) {
+          logger.error(`${(err as Error).message}; the admin routes answer 503 until it does`);
+        }
+      }
+    })();
+  }
+  return () => known;
 }
 
 /** Whether the connection is (or becomes, within `ms`) ready for commands. */

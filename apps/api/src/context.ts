@@ -25,7 +25,8 @@ export interface ApiContext {
   queues: { generate: Queue; maintenance: Queue; webhooks: Queue };
   webhookSecrets: WebhookSecrets;
   deliveries: DeliveryLog;
-  adminPassword: string;
+  /** The operators' password; undefined until known (see adminPasswordInBackground). */
+  adminPassword: () => string | undefined;
   /** API keys managed at run time (beside API_KEYS). */
   apiKeyStore: ApiKeyStore;
   /** Per-tenant submission, item and queued quotas. */
@@ -38,7 +39,7 @@ export interface ApiContext {
   close(): Promise<void>;
 }
 
-export function createApiContext(config: ApiConfig, adminPassword: string, logger: Logger = createLogger('api', config.LOG_LEVEL, { format: config.LOG_FORMAT })): ApiContext {
+export function createApiContext(config: ApiConfig, adminPassword: string | (() => string | undefined), logger: Logger = createLogger('api', config.LOG_LEVEL, { format: config.LOG_FORMAT })): ApiContext {
   const keys = keysFor(config.QUEUE_PREFIX);
   // fail fast: while Redis is away, commands error at once and requests get 503
   const redis = createRedis(config.redis, 'producer', 'imagegen-api');
@@ -75,7 +76,7 @@ export function createApiContext(config: ApiConfig, adminPassword: string, logge
     queues: { generate, maintenance, webhooks },
     webhookSecrets: new WebhookSecrets(redis, keys, config.WEBHOOK_SECRET),
     deliveries: new DeliveryLog(redis, keys, retentionSeconds(config.RECORD_RETENTION_HOURS)),
-    adminPassword,
+    adminPassword: typeof adminPassword === 'string' ? () => adminPassword : adminPassword,
     apiKeyStore: new ApiKeyStore(redis, keys),
     quotas: new Quotas(redis, keys, { submissions: config.RATE_LIMIT_PER_MINUTE, items: config.QUOTA_ITEMS_PER_MINUTE, queued: config.QUOTA_MAX_QUEUED }, config.QUOTA_OVERRIDES),
     shutdown: shutdown.signal,

@@ -1,5 +1,5 @@
 import { ConfigError, createLogger } from '@imagegen/shared';
-import { resolveAdminPassword } from './admin-password';
+import { adminPasswordInBackground } from './admin-password';
 import { createApp } from './app';
 import { answerClientErrors } from './http/client-error';
 import { loadApiConfig } from './config';
@@ -8,7 +8,7 @@ import { createApiContext } from './context';
 async function main(): Promise<void> {
   const config = loadApiConfig();
   const logger = createLogger('api', config.LOG_LEVEL, { format: config.LOG_FORMAT });
-  const adminPassword = await resolveAdminPassword(config, logger);
+  const adminPassword = adminPasswordInBackground(config, logger);
   if (config.apiKeys.length === 0) logger.warn('API_KEYS is empty: open single-tenant dev mode, no API key needed, until a key is made under /admin/tenants/:tenant/keys');
   const ctx = createApiContext(config, adminPassword, logger);
   const server = createApp(ctx).listen(config.PORT, config.HOST, () => {

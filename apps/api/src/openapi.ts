@@ -148,7 +148,7 @@ export function buildOpenApi(publicBaseUrl: string) {
       '/docs': { get: { summary: 'API reference', description: 'This document, rendered.', security: [], responses: { '200': { description: 'HTML', content: { 'text/html': { schema: { type: 'string' } } } } } } },
       '/': { get: { summary: 'Gallery', description: 'Submit a generation, watch it, see recent ones as thumbnails.', security: [], responses: { '200': { description: 'HTML', content: { 'text/html': { schema: { type: 'string' } } } } } } },
       '/healthz': { get: { summary: 'Liveness', description: '200 while the process lives.', security: [], responses: { '200': { description: 'Alive', ...json('Health') } } } },
-      '/readyz': { get: { summary: 'Readiness', description: '200 when Redis answers, else 503.', security: [], responses: { '200': { description: 'Ready', ...json('Readiness') }, '503': { description: 'Redis down', ...json('Readiness') } } } },
+      '/readyz': { get: { summary: 'Readiness', description: '200 when Redis answers, else 503.', security: [], responses: { '200': { description: 'Ready', ...json('Readiness') }, ...errors(503) } } },
     },
   };
 }

@@ -52,10 +52,19 @@ export function tenantAuth(keys: ApiKey[], managed: ApiKeyStore): RequestHandler
   };
 }
 
-/** HTTP basic auth for operators (`/admin/*`, `/metrics`). */
-export function basicAuth(user: string, password: string): RequestHandler {
-  const expected = digest(`${user}:${password}`);
+/**
+ * HTTP basic auth for operators (`/admin/*`, `/metrics`). `password` is undefined while it is not
+ * known yet (a generated one kept in Redis, which has not answered): 503 until then.
+ */
+export function basicAuth(user: string, password: () => string | undefined): RequestHandler {
+  // once known, it stays for the life of the process
+  let expected: Buffer | undefined;
   return (req, res, next) => {
+    const known = password();
+    if (known === undefined) {
+      return next(new HttpProblem(503, 'Service unavailable', 'The admin password is kept in Redis, which has not answered yet; try again shortly, or set ADMIN_PASSWORD', undefined, { 'Retry-After': '5' }));
+    }
+    expected ??= digest(`${user}:${known}`);
     const header = req.get('authorization') ?? '';
     const m = /^Basic\s+(.+)$/i.exec(header);
     const given = m?.[1] ? Buffer.from(m[1], 'base64').toString('utf8') : '';
