@@ -149,4 +149,15 @@ describe('webhook retries, exhausted', () => {
     expect(new Set(receiver.on('/never').map((r) => r.headers['webhook-id'])).size).toBe(1);
     expect((await getJson(`${stack.baseUrl}/v1/generations/${id}`, asA)).body.status).toBe('completed');
   });
+
+  it('deliveries enough to open the host’s circuit still end exhausted on the scaled schedule', async () => {
+    receiver.script('/down', 503);
+    // 4 × 9 failures in a row: the circuit (20) opens, and each failed probe opens it again
+    const ids = await Promise.all([1, 2, 3, 4].map(() => submit('/down')));
+    for (const id of ids) {
+      const rows = await settled(id);
+      expect(rows.at(-1)).toMatchObject({ attempt: 9, state: 'exhausted', status: 503 });
+    }
+    expect(receiver.on('/down')).toHaveLength(36);
+  });
 });

@@ -38,3 +38,11 @@ it('refuses STORAGE=s3 without S3_BUCKET, and computes where file URLs start', (
   expect(loadWorkerConfig({ PORT: '8080' }).filesBaseUrl).toBe('http://localhost:8080/files');
   expect(loadWorkerConfig({ STORAGE: 's3', S3_BUCKET: 'images', S3_PUBLIC_BASE_URL: 'https://cdn.example.com' }).filesBaseUrl).toBe('https://cdn.example.com');
 });
+
+it('holds a failing webhook host back on the retry schedule’s clock unless WEBHOOK_CIRCUIT_OPEN_MS is given', () => {
+  expect(loadWorkerConfig({}).WEBHOOK_CIRCUIT_OPEN_MS).toBe(30_000);
+  expect(loadWorkerConfig({ WEBHOOK_RETRY_SCALE: '0.1' }).WEBHOOK_CIRCUIT_OPEN_MS).toBe(3000);
+  expect(loadWorkerConfig({ WEBHOOK_RETRY_SCALE: '0.001' }).WEBHOOK_CIRCUIT_OPEN_MS).toBe(100);
+  expect(loadWorkerConfig({ WEBHOOK_RETRY_SCALE: '0.001', WEBHOOK_CIRCUIT_OPEN_MS: '45000' }).WEBHOOK_CIRCUIT_OPEN_MS).toBe(45_000);
+  expect(refusal({ WEBHOOK_CIRCUIT_OPEN_MS: '5' })).toMatch(/WEBHOOK_CIRCUIT_OPEN_MS/);
+});

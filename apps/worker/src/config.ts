@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { z } from 'zod';
-import { commonEnvShape, webhookEnvShape, envBool, envEnum, envInt, envIntList, envNumber, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, MAX_USAGE_RETENTION_DAYS, parseEnv, redisSettings, refineStorageEnv, resolveFilesBaseUrl, resolvePublicBaseUrl, storageEnvShape } from '@imagegen/shared';
+import { commonEnvShape, webhookEnvShape, envBool, envEnum, envInt, envOptionalInt, envIntList, envNumber, envOptionalString, envString, generatorEnvShape, MAX_TIMER_MS, MAX_USAGE_RETENTION_DAYS, parseEnv, redisSettings, refineStorageEnv, resolveFilesBaseUrl, resolvePublicBaseUrl, storageEnvShape } from '@imagegen/shared';
 
 /** Every variable a worker reads. */
 export const workerEnvShape = {
@@ -54,8 +54,8 @@ export const workerEnvShape = {
   WEBHOOK_MAX_IN_FLIGHT_PER_HOST: envInt(10, 1, 1000),
   /** Consecutive failures (timeouts, connection errors, 429, 5xx) that open a host's circuit. */
   WEBHOOK_CIRCUIT_FAILURES: envInt(20, 1, 100_000),
-  /** How long an open circuit holds that host's deliveries back before they are tried again. */
-  WEBHOOK_CIRCUIT_OPEN_MS: envInt(30_000, 100, MAX_TIMER_MS),
+  /** How long an open circuit holds that host's deliveries back before they are tried again; unset: 30 s times WEBHOOK_RETRY_SCALE (at least 100 ms). */
+  WEBHOOK_CIRCUIT_OPEN_MS: envOptionalInt(100, MAX_TIMER_MS),
   /** Outbox entries read by a worker that died are taken over after this long. */
   WEBHOOK_DISPATCH_CLAIM_IDLE_MS: envInt(30_000, 100, MAX_TIMER_MS),
   /** Delay before this worker starts dispatching the outbox. */
@@ -77,6 +77,9 @@ const workerEnvSchema = z.object(workerEnvShape).superRefine(
 
 export type WorkerConfig = ReturnType<typeof loadWorkerConfig>;
 
+/** How long an open circuit lasts at WEBHOOK_RETRY_SCALE 1. */
+const DEFAULT_CIRCUIT_OPEN_MS = 30_000;
+
 const DEFAULT_GENERATOR_URLS = {
   builtin: undefined,
   aistudios: 'https://api.aistudios.com/api/odin/v3/tools/image-generator',
@@ -93,5 +96,7 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
     /** Where file URLs start (webhook bodies carry them too). */
     filesBaseUrl: resolveFilesBaseUrl(publicBaseUrl, raw.S3_PUBLIC_BASE_URL),
     GENERATOR_URL: raw.GENERATOR_URL ?? DEFAULT_GENERATOR_URLS[raw.GENERATOR],
+    // a failing host is held back on the retry schedule's own clock: a scaled-down schedule (tests) is not stuck behind a full-length circuit
+    WEBHOOK_CIRCUIT_OPEN_MS: raw.WEBHOOK_CIRCUIT_OPEN_MS ?? Math.max(100, Math.round(DEFAULT_CIRCUIT_OPEN_MS * raw.WEBHOOK_RETRY_SCALE)),
   };
 }

@@ -7,18 +7,24 @@ const blankAsUnset = (v: unknown) => (typeof v === 'string' && v.trim() === '' ?
 /** Longest delay a Node timer can hold (about 24.8 days). */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
+const intString = (min: number, max: number) =>
+  z
+    .string()
+    .trim()
+    .regex(/^-?\d+$/, 'must be a whole number')
+    .transform(Number)
+    .pipe(z.number().int().min(min).max(max));
+
 export const envInt = (def: number, min = 0, max = Number.MAX_SAFE_INTEGER) =>
   z.preprocess(
     blankAsUnset,
-    z
-      .string()
-      .trim()
-      .regex(/^-?\d+$/, 'must be a whole number')
-      .transform(Number)
-      .pipe(z.number().int().min(min).max(max))
+    intString(min, max)
       .optional()
       .transform((v) => v ?? def),
   );
+
+/** A whole number whose default depends on other settings: undefined when unset. */
+export const envOptionalInt = (min = 0, max = Number.MAX_SAFE_INTEGER) => z.preprocess(blankAsUnset, intString(min, max).optional());
 
 export const envNumber = (def: number, min = 0, max = Number.MAX_VALUE) =>
   z.preprocess(
