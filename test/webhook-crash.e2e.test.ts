@@ -101,12 +101,62 @@ describe('webhooks survive a worker crash', () => {
     const pendingBefore = (await stack.redis.xpending(keys.webhookOutbox(), GROUP)) as [number, ...unknown[]];
     expect(pendingBefore[0]).toBeGreaterThanOrEqual(1);
 
-    await stack.startWorker();
+    const worker = await stack.startWorker();
     await eventually(async () => (receiver.on('/claimed').length ? true : undefined), 30_000);
     await sleep(1500);
     expect(receiver.on('/claimed')).toHaveLength(1);
     expect(receiver.on('/claimed')[0]!.verifiedWith).toEqual([0]);
     const pendingAfter = (await stack.redis.xpending(keys.webhookOutbox(), GROUP)) as [number, ...unknown[]];
     expect(pendingAfter[0]).toBe(0);
+    await worker.close();
+  });
+
+  it('what a running dispatcher has read is left to it; once its presence key is gone, it is taken over within seconds', async () => {
+    const keys = keysFor(stack.prefix);
+    const r: GenerationRecord = {
+      id: newId('gen'),
+      tenant: 'default',
+      status: 'active',
+      stage: 'storing',
+      progress: 85,
+      request: { topic: 'presence', style: 'PHOTOGRAPHIC', size: 'SQUARE' },
+      metadata: null,
+      priority: 'normal',
+      webhook: { url: receiver.url('/presence') },
+      attempts: 1,
+      createdAt: new Date().toISOString(),
+      fileToken: newFileToken(),
+    };
+    await stack.api.store.create(r);
+    await stack.redis.xgroup('CREATE', keys.webhookOutbox(), GROUP, '0', 'MKSTREAM').catch(() => undefined);
+    // a dispatcher that is (as far as Redis knows) running, and has read the event
+    await stack.redis.set(keys.webhookDispatcherAlive('busy-dispatcher'), '1', 'PX', 60_000);
+    await stack.api.store.complete(r, { image: { key: 'x/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, thumbnails: [] });
+    const read = (await stack.redis.xreadgroup('GROUP', GROUP, 'busy-dispatcher', 'COUNT', 100, 'STREAMS', keys.webhookOutbox(), '>')) as [string, [string, string[]][]][];
+    const entry = read[0]![1].find(([, f]) => f.includes(r.id))![0];
+
+    // a worker whose idle-time takeover is far off: only the presence key can hand the entry over
+    const worker = await spawnWorker({ env: { ...stack.env, WEBHOOK_DISPATCH_CLAIM_IDLE_MS: '600000', LOG_LEVEL: 'info' }, name: 'worker-3' });
+    await sleep(4000);
+    expect(receiver.on('/presence')).toHaveLength(0);
+    const stillThere = (await stack.redis.xpending(keys.webhookOutbox(), GROUP, '-', '+', 10, 'busy-dispatcher')) as [string, string, number, number][];
+    expect(stillThere.map(([id]) => id)).toEqual([entry]);
+
+    // it dies (its key expires; here, deleted)
+    await stack.redis.del(keys.webhookDispatcherAlive('busy-dispatcher'));
+    const t0 = Date.now();
+    await eventually(async () => (receiver.on('/presence').length ? true : undefined), 15_000);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    await sleep(1000);
+    expect(receiver.on('/presence')).toHaveLength(1);
+    expect(receiver.on('/presence')[0]!.verifiedWith).toEqual([0]);
+    // the worker's own presence key is there while it runs, and gone after a clean stop
+    // (a worker SIGKILLed earlier in this file may still have one, expiring)
+    const ownKeys = async () => (await stack.redis.keys(`${stack.prefix}:webhooks:dispatcher:*`)).filter((k) => k.includes(`:${worker.pid}:`));
+    const own = await ownKeys();
+    expect(own).toHaveLength(1);
+    expect(await stack.redis.pttl(own[0]!)).toBeGreaterThan(0);
+    await worker.terminate(20_000);
+    expect(await ownKeys()).toEqual([]);
   });
 });

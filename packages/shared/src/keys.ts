@@ -41,6 +41,8 @@ export function keysFor(prefix: string) {
     batchChannel: (id: string) => `${prefix}:events:batch:${id}`,
     /** Stream of webhook events, appended by the record transition in the same script (the outbox). */
     webhookOutbox: () => `${prefix}:webhooks:outbox`,
+    /** Present while the outbox dispatcher (consumer) of that name runs: when it expires, what it had read is taken over at once. */
+    webhookDispatcherAlive: (consumer: string) => `${prefix}:webhooks:dispatcher:${consumer}`,
     /** Master secret every tenant's signing secret derives from, when WEBHOOK_SECRET is not set. */
     webhookMasterSecret: () => `${prefix}:webhooks:master`,
     /** A tenant's current signing-secret version (a counter; absent = version 0). */

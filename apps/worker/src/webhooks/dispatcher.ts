@@ -41,10 +41,21 @@ type StreamEntry = [id: string, fields: string[] | null];
 
 /** Consumers gone (no pending entries) for this long are removed from the group. */
 const IDLE_CONSUMER_MS = 3600_000;
+/** A running dispatcher's presence key lives this long, renewed five times as often. */
+const ALIVE_MS = 10_000;
+/** How often a dispatcher looks for entries of dispatchers that stopped. */
+const TAKEOVER_EVERY_MS = 2_000;
+/**
+ * Entries of a stopped dispatcher are claimed only once idle this long: a claim resets the idle
+ * time, so two dispatchers taking over at once cannot both claim the same entry.
+ */
+const TAKEOVER_MIN_IDLE_MS = 1_000;
 
 /**
  * Turns outbox entries into deliveries. Reads the outbox stream with a consumer group (several
- * workers share the work), and takes over entries left pending by a worker that died. For each
+ * workers share the work), and takes over entries left pending by a worker that died: at once
+ * when its presence key (renewed while it runs) has expired, else once they have been idle for
+ * claimIdleMs (longer than any attempt). For each
  * entry: freeze the body and write the delivery to the log, then make its first attempt at once
  * (holding a slot of the endpoint's host, as every attempt does); only a delivery that needs
  * another attempt, or whose host is busy or failing, becomes a job on the webhooks queue (job
@@ -87,6 +98,8 @@ export class OutboxDispatcher {
   private readonly waiting: { stream: string; d: Dispatched }[] = [];
   /** Wakes the dispatch loop when a place frees. */
   private placeFreed: () => void = () => undefined;
+  /** Renews this dispatcher's presence key while it runs. */
+  private presence?: NodeJS.Timeout;
 
   start(): void {
     this.loop ??= this.run();
@@ -103,6 +116,16 @@ export class OutboxDispatcher {
     await this.loop;
     // first attempts under way, and those waiting for a place, finish (each is bounded by the request timeout)
     while (this.inFlight.size) await Promise.all([...this.inFlight]);
+    clearInterval(this.presence);
+    // whatever is still pending here is taken over by another dispatcher at once
+    await this.redis.del(this.keys.webhookDispatcherAlive(this.opts.consumer)).catch(() => undefined);
+  }
+
+  private async keepPresent(): Promise<void> {
+    const key = this.keys.webhookDispatcherAlive(this.opts.consumer);
+    const renew = () => this.redis.set(key, '1', 'PX', ALIVE_MS);
+    this.presence ??= setInterval(() => void renew().catch(() => undefined), ALIVE_MS / 5).unref();
+    await renew();
   }
 
   private async run(): Promise<void> {
@@ -110,13 +133,20 @@ export class OutboxDispatcher {
     const stream = this.keys.webhookOutbox();
     let groupReady = false;
     let lastClaim = 0;
+    let lastTakeover = 0;
     while (!this.stopped) {
       try {
         if (!groupReady) {
+          // present before it reads anything, so nothing it reads is taken over while it runs
+          await this.keepPresent();
           await this.redis.xgroup('CREATE', stream, DISPATCH_GROUP, '0', 'MKSTREAM').catch((err: Error) => {
             if (!/BUSYGROUP/.test(err.message)) throw err;
           });
           groupReady = true;
+        }
+        if (Date.now() - lastTakeover >= TAKEOVER_EVERY_MS) {
+          lastTakeover = Date.now();
+          await this.takeOverStopped(stream);
         }
         if (Date.now() - lastClaim >= this.opts.claimIdleMs / 2) {
           lastClaim = Date.now();
@@ -146,7 +176,23 @@ export class OutboxDispatcher {
     }
   }
 
-  /** Entries pending on consumers that stopped (crashed) before acknowledging them. */
+  /** Entries pending on dispatchers whose presence key is gone (they crashed or stopped). */
+  private async takeOverStopped(stream: string): Promise<void> {
+    const [, , , consumers] = (await this.redis.xpending(stream, DISPATCH_GROUP)) as [number, string | null, string | null, [string, string][] | null];
+    for (const [name] of consumers ?? []) {
+      if (name === this.opts.consumer || (await this.redis.exists(this.keys.webhookDispatcherAlive(name)))) continue;
+      for (let page = 0; page < 50; page++) {
+        const pending = (await this.redis.xpending(stream, DISPATCH_GROUP, '-', '+', this.opts.batchSize ?? 200, name)) as [string, string, number, number][];
+        if (pending.length === 0) break;
+        const entries = (await this.redis.xclaim(stream, DISPATCH_GROUP, this.opts.consumer, TAKEOVER_MIN_IDLE_MS, ...pending.map(([id]) => id))) as StreamEntry[];
+        if (entries.length === 0) break;
+        this.logger.info('took over webhook events of a stopped dispatcher', { count: entries.length });
+        await this.dispatch(stream, entries);
+      }
+    }
+  }
+
+  /** Entries pending for claimIdleMs on any other dispatcher (one that stopped without its presence key expiring yet, or is stuck). */
   private async claimAbandoned(stream: string): Promise<void> {
     let start = '0-0';
     for (let page = 0; page < 50; page++) {
