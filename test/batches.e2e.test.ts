@@ -119,6 +119,11 @@ describe('batches', () => {
     const csv = await post(`${stack.baseUrl}/v1/batches`, 'prompt,style\nx,PHOTOGRAPHIC\n', 'text/csv');
     expect(csv.status).toBe(400);
     expect((await post(`${stack.baseUrl}/v1/batches`, 'x', 'text/plain')).status).toBe(415);
+    // no body at all (nor a type): a missing body, not a wrong type
+    const none = await fetch(`${stack.baseUrl}/v1/batches`, { method: 'POST' });
+    expect(none.status).toBe(400);
+    expect(none.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+    expect(((await none.json()) as { errors: { path: string }[] }).errors).toEqual([{ path: '(body)', message: 'is required' }]);
     const empty = await post(`${stack.baseUrl}/v1/batches`, JSON.stringify({ items: [] }), 'application/json');
     expect(empty.status).toBe(400);
     const huge = await post(`${stack.baseUrl}/v1/batches`, JSON.stringify({ items: Array.from({ length: 20_000 }, (_, i) => ({ topic: `a rather long topic ${i}`.padEnd(60, '.') })) }), 'application/json');

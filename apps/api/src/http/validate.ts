@@ -1,4 +1,4 @@
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import type { z } from 'zod';
 import { toFieldErrors } from '@imagegen/shared';
 import { HttpProblem, invalid } from './problem';
@@ -17,11 +17,15 @@ export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.outp
   return result.data;
 }
 
+/** Whether the request carries a body at all (a declared type without one is no body). */
+export function hasBody(req: Request): boolean {
+  return req.get('transfer-encoding') !== undefined || Number(req.get('content-length') ?? 0) > 0;
+}
+
 /** A body must be declared as one of `types`; anything else is 415 before it is read. */
 export function requireContentType(...types: string[]): RequestHandler {
   return (req, _res, next) => {
-    const hasBody = req.get('transfer-encoding') !== undefined || Number(req.get('content-length') ?? 0) > 0;
-    if (!hasBody) return next();
+    if (!hasBody(req)) return next();
     if (!req.is(types)) {
       return next(new HttpProblem(415, 'Unsupported media type', `Send the body as ${types.join(' or ')}`));
     }

@@ -9,6 +9,7 @@ import { batchFormat, fromCsv, fromJson, fromNdjson, type BatchSubmission } from
 import { BatchesService } from '../batches/batch.service';
 import { streamArchive, streamBatchEvents, streamResults } from '../batches/batch-streams';
 import { readJsonBody } from '../batches/json-body';
+import { hasBody } from '../http/validate';
 
 const listQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(20),
@@ -24,6 +25,7 @@ export function batchesRouter(ctx: ApiContext): Router {
   router.post(
     '/',
     (req, _res, next) => {
+      if (!hasBody(req)) return next(invalid('A body is required', [{ path: '(body)', message: 'is required' }]));
       if (batchFormat(req) === null) return next(new HttpProblem(415, 'Unsupported media type', 'Send the batch as application/json, application/x-ndjson or text/csv'));
       next();
     },
