@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { Webhook } from 'standardwebhooks';
 
 /** How the receiver answers one request. */
-export type Answer = number | 'hang' | { status: number; headers?: Record<string, string> };
+export type Answer = number | 'hang' | { status: number; headers?: Record<string, string>; delayMs?: number };
 
 export interface Received {
   at: number;
@@ -82,8 +82,10 @@ export class WebhookReceiver {
       res.on('close', () => this.hanging.delete(res));
       return;
     }
-    const { status, headers: extra } = typeof answer === 'number' ? { status: answer, headers: {} } : answer;
-    res.writeHead(status, { 'Content-Type': 'text/plain', ...extra }).end('ok');
+    const { status, headers: extra, delayMs = 0 } = typeof answer === 'number' ? { status: answer, headers: {} } : answer;
+    const reply = () => res.writeHead(status, { 'Content-Type': 'text/plain', ...extra }).end('ok');
+    if (delayMs > 0) setTimeout(reply, delayMs);
+    else reply();
   }
 
   async close(): Promise<void> {

@@ -100,6 +100,12 @@ export class OutboxDispatcher {
   private placeFreed: () => void = () => undefined;
   /** Renews this dispatcher's presence key while it runs. */
   private presence?: NodeJS.Timeout;
+  /**
+   * Per subject, the first attempt whose request is still under way here: the next one of the
+   * same generation (or batch) waits for its answer, so a receiver gets its events in order
+   * (started before completed) even when one read holds both.
+   */
+  private readonly sendingFor = new Map<string, Promise<void>>();
 
   start(): void {
     this.loop ??= this.run();
@@ -287,7 +293,17 @@ export class OutboxDispatcher {
   /** The first attempt of a new delivery, then its entry is acknowledged; a failure leaves the entry pending, for a takeover. */
   private async firstAttempt(stream: string, d: Dispatched, onSent: () => void): Promise<void> {
     const deps = this.attempts as AttemptDeps;
+    const subject = d.delivery.subject;
+    const before = this.sendingFor.get(subject);
+    let answered: () => void = () => undefined;
+    const mine = new Promise<void>((resolve) => (answered = resolve));
+    this.sendingFor.set(subject, mine);
+    const sent = () => {
+      answered();
+      if (this.sendingFor.get(subject) === mine) this.sendingFor.delete(subject);
+    };
     try {
+      if (before) await before;
       const member = `${d.delivery.id}:${this.opts.consumer}`;
       const slot = await deps.batcher.acquire({ host: d.host, member, jobId: d.delivery.id });
       if (slot.kind !== 'ok') {
@@ -297,12 +313,20 @@ export class OutboxDispatcher {
         return;
       }
       // a final outcome settles the entry with the attempt; one with another attempt to come is handed to a job first
-      const outcome = await attemptDelivery(deps, d, d.host, member, 1, { entryId: d.entryId, onSent });
+      const outcome = await attemptDelivery(deps, d, d.host, member, 1, {
+        entryId: d.entryId,
+        onSent: () => {
+          sent();
+          onSent();
+        },
+      });
       if (outcome.entrySettled) return;
       if (outcome.recorded === 'ok' && outcome.state === 'pending') await this.enqueue([{ d, attemptsBefore: 1, delayMs: outcome.retryInMs ?? 0 }]);
       await this.acknowledge(stream, [d.entryId]);
     } catch (err) {
       this.logger.warn('first webhook attempt failed to settle; the event stays in the outbox', { deliveryId: d.delivery.id, error: (err as Error).message });
+    } finally {
+      sent();
     }
   }
 

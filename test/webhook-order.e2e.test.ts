@@ -1,0 +1,60 @@
+import { newFileToken, newId, type GenerationRecord } from '@imagegen/shared';
+import { eventually } from './support/net';
+import { getJson, startStack, type Stack } from './support/stack';
+import { WebhookReceiver } from './support/webhook-receiver';
+
+/**
+ * One generation's events reach its receiver in order: when the dispatcher reads started and
+ * completed together (the worker was away, or busy), completed is sent only once started has been
+ * answered, however slowly.
+ */
+describe('webhook order within a generation', () => {
+  let receiver: WebhookReceiver;
+  let stack: Stack;
+
+  beforeAll(async () => {
+    receiver = await WebhookReceiver.start();
+    stack = await startStack({ name: 'webhook-order', worker: false, env: { WEBHOOK_ALLOW_PRIVATE: 'true' } });
+    receiver.secrets = [(await getJson(`${stack.baseUrl}/v1/webhooks/secret`)).body.secret];
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await receiver?.close();
+  });
+
+  it('started and completed read together: completed goes out after started is answered; other generations do not wait', async () => {
+    const record = (path: string): GenerationRecord => ({
+      id: newId('gen'),
+      tenant: 'default',
+      status: 'queued',
+      stage: 'queued',
+      progress: 0,
+      request: { topic: 'order', style: 'PHOTOGRAPHIC', size: 'SQUARE' },
+      metadata: null,
+      priority: 'normal',
+      webhook: { url: receiver.url(path), events: ['generation.started', 'generation.completed'] },
+      attempts: 0,
+      createdAt: new Date().toISOString(),
+      fileToken: newFileToken(),
+    });
+    // the first request to /slow (started) is answered after 800 ms; later ones at once
+    receiver.script('/slow', { status: 200, delayMs: 800 }, 200);
+    const slow = record('/slow');
+    const other = record('/other');
+    const result = { image: { key: 'x/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, thumbnails: [] };
+    for (const r of [slow, other]) {
+      await stack.api.store.create(r);
+      expect((await stack.api.store.start(r, 1, 'test-owner', 60_000)).outcome).toBe('ok');
+      await stack.api.store.complete(r, result);
+    }
+    // four events wait in the outbox; one worker reads them at once
+    await stack.startWorker();
+    await eventually(async () => (receiver.on('/slow').length === 2 && receiver.on('/other').length === 2 ? true : undefined), 15_000);
+    const [started, completed] = receiver.on('/slow');
+    expect([started!.payload.type, completed!.payload.type]).toEqual(['generation.started', 'generation.completed']);
+    expect(completed!.at - started!.at).toBeGreaterThanOrEqual(750);
+    // the other generation's events did not wait for the slow one
+    expect(receiver.on('/other').map((r) => r.payload.type)).toEqual(['generation.started', 'generation.completed']);
+    expect(Math.max(...receiver.on('/other').map((r) => r.at)) - started!.at).toBeLessThan(500);
+  });
+});
