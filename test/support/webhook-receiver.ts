@@ -83,8 +83,8 @@ export class WebhookReceiver {
       return;
     }
     const { status, headers: extra, delayMs = 0 } = typeof answer === 'number' ? { status: answer, headers: {} } : answer;
-    const reply = () => res.writeHead(status, { 'Content-Type': 'text/plain', ...extra }).end('ok');
-    if (delayMs > 0) setTimeout(reply, delayMs);
+    const reply = () => void (res.destroyed || res.writeHead(status, { 'Content-Type': 'text/plain', ...extra }).end('ok'));
+    if (delayMs > 0) setTimeout(reply, delayMs).unref();
     else reply();
   }
 

@@ -91,6 +91,13 @@ async function follow(client: ApiClient, id: string, onItem: (index: number, id:
   }
 }
 
+/** Cancels every item of the batch not finished yet; answers the batch as it then stands. */
+async function cancel(client: ReturnType<typeof clientFrom>, id: string): Promise<Batch> {
+  const batch = await client.json<Batch>(`/v1/batches/${encodeURIComponent(id)}`, { method: 'DELETE' });
+  console.error(`batch ${batch.id} cancelled`);
+  return batch;
+}
+
 export function register(program: Command): void {
   program
     .command('batch')
@@ -105,11 +112,8 @@ export function register(program: Command): void {
       let batch: Batch;
       if (opts.resume) {
         batch = await client.json<Batch>(`/v1/batches/${encodeURIComponent(opts.resume)}`);
-        if (opts.cancel) {
-          // what finished stays and is downloaded below; the rest ends as cancelled
-          batch = await client.json<Batch>(`/v1/batches/${encodeURIComponent(batch.id)}`, { method: 'DELETE' });
-          console.error(`batch ${batch.id} cancelled`);
-        }
+        // what finished stays and is downloaded below; the rest ends as cancelled
+        if (opts.cancel) batch = await cancel(client, batch.id);
       } else {
         const items = await readPrompts(file);
         const body = items.map((i) => JSON.stringify(i)).join('\n');
@@ -146,8 +150,7 @@ export function register(program: Command): void {
       }
       if (interrupted) {
         if (opts.cancel) {
-          await client.request(`/v1/batches/${batch.id}`, { method: 'DELETE' });
-          console.error(`batch ${batch.id} cancelled`);
+          await cancel(client, batch.id);
         } else {
           console.error(`batch ${batch.id} keeps running; continue with:\n  imagegen batch ${file} --out ${opts.out} --resume ${batch.id}`);
         }

@@ -101,11 +101,12 @@ export class OutboxDispatcher {
   /** Renews this dispatcher's presence key while it runs. */
   private presence?: NodeJS.Timeout;
   /**
-   * Per subject, the first attempt whose request is still under way here: the next one of the
-   * same generation (or batch) waits for its answer, so a receiver gets its events in order
-   * (started before completed) even when one read holds both.
+   * Subjects (generations, batches) with a first attempt whose request is under way here: the
+   * next event of the same subject is not started before it is answered, so a receiver gets a
+   * subject's events in order (started before completed) even when one read holds both. Events
+   * of other subjects pass it.
    */
-  private readonly sendingFor = new Map<string, Promise<void>>();
+  private readonly subjectsSending = new Set<string>();
 
   start(): void {
     this.loop ??= this.run();
@@ -182,20 +183,34 @@ export class OutboxDispatcher {
     }
   }
 
-  /** Entries pending on dispatchers whose presence key is gone (they crashed or stopped). */
+  /**
+   * Entries pending on dispatchers that stopped: no presence key, and no read for longer than the
+   * key lives (a running dispatcher reads at least every second or so; the second condition keeps
+   * a running one whose key was lost, say by a Redis failover, from being robbed).
+   */
   private async takeOverStopped(stream: string): Promise<void> {
-    const [, , , consumers] = (await this.redis.xpending(stream, DISPATCH_GROUP)) as [number, string | null, string | null, [string, string][] | null];
-    for (const [name] of consumers ?? []) {
-      if (name === this.opts.consumer || (await this.redis.exists(this.keys.webhookDispatcherAlive(name)))) continue;
+    for (const { name, pending, idle } of await this.consumers(stream)) {
+      if (name === this.opts.consumer || pending === 0 || idle < ALIVE_MS || (await this.redis.exists(this.keys.webhookDispatcherAlive(name)))) continue;
       for (let page = 0; page < 50; page++) {
-        const pending = (await this.redis.xpending(stream, DISPATCH_GROUP, '-', '+', this.opts.batchSize ?? 200, name)) as [string, string, number, number][];
-        if (pending.length === 0) break;
-        const entries = (await this.redis.xclaim(stream, DISPATCH_GROUP, this.opts.consumer, TAKEOVER_MIN_IDLE_MS, ...pending.map(([id]) => id))) as StreamEntry[];
+        const ids = (await this.redis.xpending(stream, DISPATCH_GROUP, '-', '+', this.opts.batchSize ?? 200, name)) as [string, string, number, number][];
+        if (ids.length === 0) break;
+        // entries deleted meanwhile come back as nil before Redis 7 (and not at all since)
+        const entries = ((await this.redis.xclaim(stream, DISPATCH_GROUP, this.opts.consumer, TAKEOVER_MIN_IDLE_MS, ...ids.map(([id]) => id))) as (StreamEntry | null)[]).filter((e): e is StreamEntry => e !== null);
         if (entries.length === 0) break;
-        this.logger.info('took over webhook events of a stopped dispatcher', { count: entries.length });
+        this.logger.info('took over webhook events of a stopped dispatcher', { from: name, count: entries.length });
         await this.dispatch(stream, entries);
       }
     }
+  }
+
+  /** The group's consumers: name, entries pending, ms since their last read. */
+  private async consumers(stream: string): Promise<{ name: string; pending: number; idle: number }[]> {
+    const raw = (await this.redis.xinfo('CONSUMERS', stream, DISPATCH_GROUP)) as unknown[][];
+    return raw.map((fields) => {
+      const info: Record<string, unknown> = {};
+      for (let i = 0; i + 1 < fields.length; i += 2) info[String(fields[i])] = fields[i + 1];
+      return { name: String(info.name), pending: Number(info.pending), idle: Number(info.idle) };
+    });
   }
 
   /** Entries pending for claimIdleMs on any other dispatcher (one that stopped without its presence key expiring yet, or is stuck). */
@@ -208,7 +223,7 @@ export class OutboxDispatcher {
         string[]?,
       ];
       if (entries.length) {
-        this.logger.info('took over webhook events of a stopped dispatcher', { count: entries.length });
+        this.logger.info('took over webhook events left pending too long', { count: entries.length });
         await this.dispatch(stream, entries);
       }
       if (next === '0-0') break;
@@ -218,13 +233,8 @@ export class OutboxDispatcher {
   }
 
   private async forgetIdleConsumers(stream: string): Promise<void> {
-    const consumers = (await this.redis.xinfo('CONSUMERS', stream, DISPATCH_GROUP)) as unknown[][];
-    for (const raw of consumers) {
-      const info: Record<string, unknown> = {};
-      for (let i = 0; i + 1 < raw.length; i += 2) info[String(raw[i])] = raw[i + 1];
-      if (info.name !== this.opts.consumer && Number(info.pending) === 0 && Number(info.idle) > IDLE_CONSUMER_MS) {
-        await this.redis.xgroup('DELCONSUMER', stream, DISPATCH_GROUP, String(info.name));
-      }
+    for (const { name, pending, idle } of await this.consumers(stream)) {
+      if (name !== this.opts.consumer && pending === 0 && idle > IDLE_CONSUMER_MS) await this.redis.xgroup('DELCONSUMER', stream, DISPATCH_GROUP, name);
     }
   }
 
@@ -271,8 +281,14 @@ export class OutboxDispatcher {
   }
 
   private startAttempts(): void {
-    while (this.sending < this.opts.inlineConcurrency && this.waiting.length > 0) {
-      const { stream, d } = this.waiting.shift() as { stream: string; d: Dispatched };
+    for (let i = 0; i < this.waiting.length && this.sending < this.opts.inlineConcurrency; ) {
+      const { stream, d } = this.waiting[i] as { stream: string; d: Dispatched };
+      if (this.subjectsSending.has(d.delivery.subject)) {
+        i++;
+        continue;
+      }
+      this.waiting.splice(i, 1);
+      this.subjectsSending.add(d.delivery.subject);
       this.sending++;
       let placeHeld = true;
       const freePlace = () => {
@@ -293,17 +309,14 @@ export class OutboxDispatcher {
   /** The first attempt of a new delivery, then its entry is acknowledged; a failure leaves the entry pending, for a takeover. */
   private async firstAttempt(stream: string, d: Dispatched, onSent: () => void): Promise<void> {
     const deps = this.attempts as AttemptDeps;
-    const subject = d.delivery.subject;
-    const before = this.sendingFor.get(subject);
-    let answered: () => void = () => undefined;
-    const mine = new Promise<void>((resolve) => (answered = resolve));
-    this.sendingFor.set(subject, mine);
+    // the subject's next event may start once this one is answered (or handed to a job)
+    let subjectFree = false;
     const sent = () => {
-      answered();
-      if (this.sendingFor.get(subject) === mine) this.sendingFor.delete(subject);
+      if (subjectFree) return;
+      subjectFree = true;
+      this.subjectsSending.delete(d.delivery.subject);
     };
     try {
-      if (before) await before;
       const member = `${d.delivery.id}:${this.opts.consumer}`;
       const slot = await deps.batcher.acquire({ host: d.host, member, jobId: d.delivery.id });
       if (slot.kind !== 'ok') {
