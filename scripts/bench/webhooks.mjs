@@ -1,7 +1,9 @@
 // webhooks: deliveries/s from one worker runtime (outbox → dispatcher → signed POST → settled) to a
-// keep-alive receiver, next to two bare loops in the same process and run: signed POSTs with
+// keep-alive receiver, next to three bare loops in the same process and run: signed POSTs with
 // undici's `request` over a keep-alive pool (the client the worker itself uses: the strongest raw
-// path, and the one the target is judged against) and signed `fetch`es (what most code writes).
+// path, and the one the target is judged against), signed `fetch`es (what most code writes), and
+// the request loop fed from a Redis stream and acknowledging each event (the least a sender that
+// loses nothing when it dies does: what durability itself costs).
 // Every side is measured in steady state: the first `warm` deliveries of each run warm the JIT,
 // the connections and the receiver, and only the `n` after them count, for rate and CPU alike.
 import { createRequire } from 'node:module';
@@ -131,6 +133,93 @@ async function bareLoop(kind, { warm, n, concurrency, secret, redis }) {
   return out;
 }
 
+/**
+ * A bare durable loop: the least a sender that loses nothing when it dies can do. The events wait
+ * in a Redis stream with their bodies ready; one reader takes them with a consumer group (the
+ * next read once no more than a round waits), `concurrency` senders sign and POST them with
+ * undici's request, and each answered event is acknowledged and deleted (one XACK + XDEL per turn
+ * of the event loop). No delivery log, no host bounds, no retries.
+ */
+async function bareDurableLoop({ warm, n, concurrency, secret, redis }) {
+  const total = warm + n;
+  const stream = `bench-hooks-bare-${uid()}:outbox`;
+  const reader = new Redis(REDIS_URL);
+  const writer = new Redis(REDIS_URL);
+  const receiver = startReceiver(warm, n);
+  const agent = new Agent({ connections: concurrency, keepAliveTimeout: 30000 });
+  try {
+    const { port } = await receiver.ready;
+    const url = `http://127.0.0.1:${port}/hook`;
+    const signer = new Webhook(secret);
+    for (let i = 0; i < total; i += 500) {
+      const fill = writer.pipeline();
+      for (let j = i; j < Math.min(total, i + 500); j++) fill.xadd(stream, '*', 'id', `msg_${j}`, 'body', sampleBody(record(j, '')));
+      await fill.exec();
+    }
+    await writer.xgroup('CREATE', stream, 'senders', '0');
+    const figures = measured(receiver, redis, n);
+
+    let acks = null;
+    const ack = (entryId) => {
+      if (!acks) {
+        acks = [];
+        setImmediate(() => {
+          const ids = acks;
+          acks = null;
+          void writer.multi().xack(stream, 'senders', ...ids).xdel(stream, ...ids).exec();
+        });
+      }
+      acks.push(entryId);
+    };
+    const queue = [];
+    const waiters = [];
+    let finished = false;
+    let room = () => undefined;
+    const take = () => {
+      if (queue.length) {
+        const entry = queue.shift();
+        if (queue.length <= concurrency) room();
+        return Promise.resolve(entry);
+      }
+      return finished ? Promise.resolve(null) : new Promise((resolve) => waiters.push(resolve));
+    };
+    const readAll = async () => {
+      for (let read = 0; read < total; ) {
+        while (queue.length > concurrency) await new Promise((resolve) => (room = resolve));
+        const res = await reader.xreadgroup('GROUP', 'senders', 'bare', 'COUNT', 200, 'BLOCK', 1000, 'STREAMS', stream, '>');
+        for (const entry of res?.[0]?.[1] ?? []) {
+          const waiter = waiters.shift();
+          if (waiter) waiter(entry);
+          else queue.push(entry);
+          read++;
+        }
+      }
+      finished = true;
+      for (const waiter of waiters.splice(0)) waiter(null);
+    };
+    const send = async () => {
+      for (let entry; (entry = await take()) !== null; ) {
+        const [entryId, fields] = entry;
+        const id = fields[1];
+        const body = fields[3];
+        const now = new Date();
+        const headers = { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(Math.floor(now.getTime() / 1000)), 'webhook-signature': signer.sign(id, now, body) };
+        const res = await request(url, { method: 'POST', dispatcher: agent, body, headers });
+        await res.body.dump();
+        if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
+        ack(entryId);
+      }
+    };
+    await Promise.all([readAll(), ...Array.from({ length: concurrency }, send)]);
+    return await figures;
+  } finally {
+    await agent.close();
+    receiver.close();
+    await writer.del(stream);
+    await Promise.all([reader.quit(), writer.quit()]);
+  }
+}
+
 /** The product: warm + n events in the outbox (real record transitions), then one worker runtime delivers them all. */
 async function product({ warm, n, concurrency, redis }) {
   const prefix = `bench-hooks-${uid()}`;
@@ -171,13 +260,14 @@ export async function benchWebhooks() {
   const concurrency = 50;
   const redis = new Redis(REDIS_URL);
   const secret = `whsec_${randomBytes(32).toString('base64')}`;
-  const runs = { request: [], fetch: [], ours: [] };
+  const runs = { request: [], fetch: [], durable: [], ours: [] };
   try {
     // interleaved rounds, so a noisy moment of the machine does not fall on one side only
     for (let r = 0; r < rounds; r++) {
       runs.request.push(await bareLoop('request', { warm, n, concurrency, secret, redis }));
       runs.ours.push(await product({ warm, n, concurrency, redis }));
       runs.fetch.push(await bareLoop('fetch', { warm, n, concurrency, secret, redis }));
+      runs.durable.push(await bareDurableLoop({ warm, n, concurrency, secret, redis }));
     }
   } finally {
     await redis.quit();
@@ -186,7 +276,7 @@ export async function benchWebhooks() {
   const cpu = (side) => med(side, 'process') + med(side, 'redis');
   const ms = (x) => x.toFixed(3);
   const counted = `${n} after ${warm} warm-up, median of ${rounds}`;
-  console.log(`  webhooks CPU per delivery (ms, sender process + Redis): imagegen ${ms(med('ours', 'process'))} + ${ms(med('ours', 'redis'))}, request loop ${ms(med('request', 'process'))}, fetch loop ${ms(med('fetch', 'process'))}`);
+  console.log(`  webhooks CPU per delivery (ms, sender process + Redis): imagegen ${ms(med('ours', 'process'))} + ${ms(med('ours', 'redis'))}, request loop ${ms(med('request', 'process'))}, fetch loop ${ms(med('fetch', 'process'))}, durable loop ${ms(med('durable', 'process'))} + ${ms(med('durable', 'redis'))}`);
   report('webhooks', `deliveries/s, 1 worker, ${concurrency} concurrent (outbox → receiver), ${counted}`, med('ours', 'rate'), 'del/s', med('request', 'rate'), '', {
     baselineIs: `bare loop of signed POSTs with undici request over a keep-alive pool, ${concurrency} at once`,
     target: { on: 'ratio', op: '>=', value: 0.8 },
@@ -195,6 +285,9 @@ export async function benchWebhooks() {
   report('webhooks', 'deliveries/s, the same run, next to a bare loop of signed fetch()es', med('ours', 'rate'), 'del/s', med('fetch', 'rate'), '', {
     baselineIs: `bare loop of signed fetch() POSTs (keep-alive), ${concurrency} at once`,
     target: { on: 'value', op: '>=', value: 1000 },
+  });
+  report('webhooks', 'deliveries/s, the same run, next to a bare durable loop (stream → signed request → ack)', med('ours', 'rate'), 'del/s', med('durable', 'rate'), '', {
+    baselineIs: `bare loop reading a Redis stream of ready bodies with a consumer group, signed POSTs with undici request (${concurrency} at once), XACK + XDEL per turn: durable, but no delivery log, host bounds or retries`,
   });
   report('webhooks', `CPU per delivery, sender process + Redis (ours: worker ${ms(med('ours', 'process'))} + Redis ${ms(med('ours', 'redis'))}; request loop ${ms(med('request', 'process'))}; fetch loop ${ms(med('fetch', 'process'))})`, cpu('ours'), 'ms', cpu('request'), '', {
     baselineIs: 'the undici request loop above: its process and Redis, over the same counted deliveries',
