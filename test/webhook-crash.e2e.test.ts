@@ -32,6 +32,26 @@ describe('webhooks survive a worker crash', () => {
     await receiver?.close();
   });
 
+  /** A generation written as active, with a webhook to `path` of the receiver. */
+  const activeRecord = async (topic: string, path: string): Promise<GenerationRecord> => {
+    const r: GenerationRecord = {
+      id: newId('gen'),
+      tenant: 'default',
+      status: 'active',
+      stage: 'storing',
+      progress: 85,
+      request: { topic, style: 'PHOTOGRAPHIC', size: 'SQUARE' },
+      metadata: null,
+      priority: 'normal',
+      webhook: { url: receiver.url(path) },
+      attempts: 1,
+      createdAt: new Date().toISOString(),
+      fileToken: newFileToken(),
+    };
+    await stack.api.store.create(r);
+    return r;
+  };
+
   const outboxEntriesFor = async (id: string) =>
     ((await stack.redis.xrange(keysFor(stack.prefix).webhookOutbox(), '-', '+')) as [string, string[]][]).filter(([, f]) => f[f.indexOf('gen') + 1] === id);
 
@@ -78,21 +98,7 @@ describe('webhooks survive a worker crash', () => {
 
   it('an event read by a dispatcher that then died is taken over from its pending list and delivered once', async () => {
     const keys = keysFor(stack.prefix);
-    const r: GenerationRecord = {
-      id: newId('gen'),
-      tenant: 'default',
-      status: 'active',
-      stage: 'storing',
-      progress: 85,
-      request: { topic: 'pending entry', style: 'PHOTOGRAPHIC', size: 'SQUARE' },
-      metadata: null,
-      priority: 'normal',
-      webhook: { url: receiver.url('/claimed') },
-      attempts: 1,
-      createdAt: new Date().toISOString(),
-      fileToken: newFileToken(),
-    };
-    await stack.api.store.create(r);
+    const r = await activeRecord('pending entry', '/claimed');
     await stack.redis.xgroup('CREATE', keys.webhookOutbox(), GROUP, '0', 'MKSTREAM').catch(() => undefined);
     await stack.api.store.complete(r, { image: { key: 'x/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, thumbnails: [] });
     // a dispatcher reads the entry into its pending list, then dies without acknowledging it
@@ -113,21 +119,7 @@ describe('webhooks survive a worker crash', () => {
 
   it('what a running dispatcher has read is left to it; once it is gone (no presence key, no read for 10 s), it is taken over at once', async () => {
     const keys = keysFor(stack.prefix);
-    const r: GenerationRecord = {
-      id: newId('gen'),
-      tenant: 'default',
-      status: 'active',
-      stage: 'storing',
-      progress: 85,
-      request: { topic: 'presence', style: 'PHOTOGRAPHIC', size: 'SQUARE' },
-      metadata: null,
-      priority: 'normal',
-      webhook: { url: receiver.url('/presence') },
-      attempts: 1,
-      createdAt: new Date().toISOString(),
-      fileToken: newFileToken(),
-    };
-    await stack.api.store.create(r);
+    const r = await activeRecord('presence', '/presence');
     await stack.redis.xgroup('CREATE', keys.webhookOutbox(), GROUP, '0', 'MKSTREAM').catch(() => undefined);
     // a dispatcher that is (as far as Redis knows) running, and has read the event
     await stack.redis.set(keys.webhookDispatcherAlive('busy-dispatcher'), '1', 'PX', 60_000);
