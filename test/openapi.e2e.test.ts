@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import Ajv2020 from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
-import { postJson, startStack, type Stack } from './support/stack';
+import { ADMIN, postJson, startStack, type Stack } from './support/stack';
 
 /**
  * /openapi.json is a valid OpenAPI 3.1 document generated from the zod schemas, lists every
@@ -21,6 +21,17 @@ const CONTRACT_ENDPOINTS = [
   ['get', '/v1/generations/{id}/deliveries'],
   ['post', '/v1/generations/{id}/deliveries/{deliveryId}/redeliver'],
   ['get', '/v1/webhooks/secret'],
+  ['post', '/v1/batches'],
+  ['get', '/v1/batches'],
+  ['get', '/v1/batches/{id}'],
+  ['delete', '/v1/batches/{id}'],
+  ['get', '/v1/batches/{id}/results'],
+  ['get', '/v1/batches/{id}/events'],
+  ['get', '/v1/batches/{id}/archive'],
+  ['get', '/v1/usage'],
+  ['post', '/admin/tenants/{tenant}/keys'],
+  ['get', '/admin/tenants/{tenant}/keys'],
+  ['delete', '/admin/tenants/{tenant}/keys/{id}'],
   ['post', '/v1/webhooks/secret/rotate'],
   ['get', '/admin/queues'],
   ['get', '/metrics'],
@@ -100,6 +111,21 @@ describe('OpenAPI document', () => {
     const health = await (await fetch(`${stack.baseUrl}/healthz`)).json();
     expectDescribed('get', '/healthz', 200, 'application/json', health);
     expectDescribed('get', '/readyz', 200, 'application/json', await (await fetch(`${stack.baseUrl}/readyz`)).json());
+  });
+
+  it('batches, usage and key management answer what their schemas describe', async () => {
+    const batch = await postJson(`${stack.baseUrl}/v1/batches`, { items: [{ topic: 'schema-checked batch item' }], metadata: { run: 1 } });
+    expectDescribed('post', '/v1/batches', 202, 'application/json', batch.body);
+    expectDescribed('get', '/v1/batches/{id}', 200, 'application/json', await (await fetch(`${stack.baseUrl}/v1/batches/${batch.body.id}`)).json());
+    expectDescribed('get', '/v1/batches', 200, 'application/json', await (await fetch(`${stack.baseUrl}/v1/batches?limit=2`)).json());
+    const badBatch = await postJson(`${stack.baseUrl}/v1/batches`, { items: [{ topic: '' }] });
+    expectDescribed('post', '/v1/batches', 400, 'application/problem+json', badBatch.body);
+    expectDescribed('get', '/v1/usage', 200, 'application/json', await (await fetch(`${stack.baseUrl}/v1/usage`)).json());
+    const admin = { Authorization: `Basic ${Buffer.from(`${ADMIN.user}:${ADMIN.password}`).toString('base64')}` };
+    const key = await postJson(`${stack.baseUrl}/admin/tenants/schema-tenant/keys`, {}, admin);
+    expectDescribed('post', '/admin/tenants/{tenant}/keys', 201, 'application/json', key.body);
+    expectDescribed('get', '/admin/tenants/{tenant}/keys', 200, 'application/json', await (await fetch(`${stack.baseUrl}/admin/tenants/schema-tenant/keys`, { headers: admin })).json());
+    expect((await fetch(`${stack.baseUrl}/admin/tenants/schema-tenant/keys/${key.body.id}`, { method: 'DELETE', headers: admin })).status).toBe(204);
   });
 
   it('catches an answer its schema does not describe', () => {

@@ -1,6 +1,13 @@
 import { z } from 'zod';
 import {
+  apiKeyListSchema,
+  batchEnvelopeSchema,
+  batchItemSchema,
+  batchListSchema,
+  createdApiKeySchema,
   createGenerationSchema,
+  publicBatchSchema,
+  usageSchema,
   deliveryAttemptSchema,
   deliveryListSchema,
   generationListSchema,
@@ -25,7 +32,7 @@ const webhookSignatureHeaders = {
   'webhook-signature': { schema: { type: 'string' }, description: 'v1,<base64 HMAC-SHA256 of "id.timestamp.body">, space-separated when two secrets sign (rotation overlap)' },
 };
 
-const webhookEvent = (type: string, summary: string) => ({
+const webhookEvent = (type: string, summary: string, data = 'Generation') => ({
   post: {
     summary,
     description: 'Signed per Standard Webhooks with the secret from GET /v1/webhooks/secret. Answer 2xx within 10 s; anything else is retried (0 s, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h with jitter); 410 stops.',
@@ -33,7 +40,7 @@ const webhookEvent = (type: string, summary: string) => ({
     requestBody: {
       content: {
         'application/json': {
-          schema: { type: 'object', required: ['type', 'timestamp', 'data'], properties: { type: { const: type }, timestamp: { type: 'string', format: 'date-time' }, data: { $ref: '#/components/schemas/Generation' } } },
+          schema: { type: 'object', required: ['type', 'timestamp', 'data'], properties: { type: { const: type }, timestamp: { type: 'string', format: 'date-time' }, data: { $ref: `#/components/schemas/${data}` } } },
         },
       },
     },
@@ -70,6 +77,13 @@ export function buildOpenApi(publicBaseUrl: string) {
         DeliveryList: responseSchema(deliveryListSchema),
         Redelivery: responseSchema(redeliverySchema),
         WebhookSecret: responseSchema(webhookSecretSchema),
+        // items are checked one by one (so every bad item is named): described here as each must be
+        CreateBatch: schema(batchEnvelopeSchema.extend({ items: z.array(batchItemSchema).min(1) })),
+        Batch: responseSchema(publicBatchSchema),
+        BatchList: responseSchema(batchListSchema),
+        Usage: responseSchema(usageSchema),
+        CreatedApiKey: responseSchema(createdApiKeySchema),
+        ApiKeyList: responseSchema(apiKeyListSchema),
         Health: responseSchema(healthSchema),
         Readiness: responseSchema(readinessSchema),
       },
@@ -81,6 +95,7 @@ export function buildOpenApi(publicBaseUrl: string) {
       'generation.completed': webhookEvent('generation.completed', 'The generation completed: data.result has the URLs'),
       'generation.failed': webhookEvent('generation.failed', 'The generation failed: data.error says why'),
       'generation.cancelled': webhookEvent('generation.cancelled', 'The generation was cancelled'),
+      'batch.completed': webhookEvent('batch.completed', 'Every item of the batch ended (to the batch’s webhook)', 'Batch'),
     },
     paths: {
       '/api/odin/v3/tools/image-generator': {
@@ -128,6 +143,58 @@ export function buildOpenApi(publicBaseUrl: string) {
           description: 'A new run of the delivery: the same webhook-id and body bytes, freshly signed, with a fresh retry schedule.',
           responses: { '202': { description: 'Queued', ...json('Redelivery') }, ...errors(401, 404) },
         },
+      },
+      '/v1/batches': {
+        post: {
+          summary: 'Create a batch',
+          description:
+            '1 to 50,000 items, as JSON ({ items, defaults?, webhook?, metadata? }), NDJSON (one item per line) or CSV (header topic,style,size). One invalid item rejects the whole batch (400, every bad item listed, paths starting with its index) and nothing is enqueued. Every item is an ordinary generation with batchId set.',
+          parameters: [{ name: 'Idempotency-Key', in: 'header', schema: { type: 'string' } }],
+          requestBody: {
+            required: true,
+            content: {
+              'application/json': { schema: { $ref: '#/components/schemas/CreateBatch' } },
+              'application/x-ndjson': { schema: { type: 'string', description: 'One item ({ topic, style?, size?, metadata? }) per line' } },
+              'text/csv': { schema: { type: 'string', description: 'Header topic,style,size; one item per row' } },
+            },
+          },
+          responses: { '202': { description: 'Accepted', ...json('Batch') }, ...errors(400, 401, 409, 413, 415, 429, 503) },
+        },
+        get: { summary: 'List your batches, newest first', description: 'Query: limit (1..100), cursor (nextCursor of the previous page).', responses: { '200': { description: 'A page', ...json('BatchList') }, ...errors(400, 401, 503) } },
+      },
+      '/v1/batches/{id}': {
+        get: { summary: 'Get a batch', description: 'Live counts and progress; status becomes completed when every item has ended.', responses: { '200': { description: 'The batch', ...json('Batch') }, ...errors(401, 404) } },
+        delete: { summary: 'Cancel a batch', description: 'Cancels every item not yet finished; finished ones stay as they are.', responses: { '200': { description: 'The batch', ...json('Batch') }, ...errors(401, 404) } },
+      },
+      '/v1/batches/{id}/results': {
+        get: {
+          summary: 'Results of every item',
+          description: 'One line per item in submission order: { index, id, status, result?, error? }.',
+          responses: { '200': { description: 'NDJSON', content: { 'application/x-ndjson': { schema: { type: 'string' } } } }, ...errors(401, 404) },
+        },
+      },
+      '/v1/batches/{id}/events': {
+        get: { summary: 'Stream count changes and item completions', description: 'text/event-stream until the batch ends.', responses: { '200': { description: 'Event stream' }, ...errors(401, 404) } },
+      },
+      '/v1/batches/{id}/archive': {
+        get: {
+          summary: 'Every completed original, zipped',
+          description: 'application/zip of the completed originals plus results.jsonl, streamed.',
+          responses: { '200': { description: 'Zip', content: { 'application/zip': { schema: { type: 'string', format: 'binary' } } } }, ...errors(401, 404) },
+        },
+      },
+      '/v1/usage': {
+        get: { summary: 'Your usage by day', description: 'Query: days (1..retention, default 30). Generations by final status, upstream calls and bytes stored, per UTC day.', responses: { '200': { description: 'Usage', ...json('Usage') }, ...errors(400, 401) } },
+      },
+      '/admin/tenants/{tenant}/keys': {
+        post: { summary: 'Make an API key for a tenant', description: 'Operators only. The key is shown once.', security: [{ admin: [] }], responses: { '201': { description: 'The key', ...json('CreatedApiKey') }, ...errors(400, 401, 409) } },
+        get: { summary: "A tenant's API keys", description: 'Operators only. Ids, prefixes and creation times; never the keys.', security: [{ admin: [] }], responses: { '200': { description: 'The keys', ...json('ApiKeyList') }, ...errors(400, 401) } },
+      },
+      '/admin/tenants/{tenant}/keys/{id}': {
+        delete: { summary: 'Revoke an API key', description: 'Operators only. Refused everywhere from the next request on.', security: [{ admin: [] }], responses: { '204': { description: 'Revoked' }, ...errors(401, 404) } },
+      },
+      '/admin/tenants/{tenant}/usage': {
+        get: { summary: "A tenant's usage by day", description: 'Operators only. As GET /v1/usage, for any tenant.', security: [{ admin: [] }], responses: { '200': { description: 'Usage', ...json('Usage') }, ...errors(400, 401) } },
       },
       '/v1/webhooks/secret': {
         get: { summary: 'Your webhook signing secret', description: '{ secret: "whsec_…" }: verify deliveries with it (standardwebhooks).', responses: { '200': { description: 'The secret', ...json('WebhookSecret') }, ...errors(401) } },

@@ -1,6 +1,6 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { MAX_USAGE_RETENTION_DAYS, TERMINAL_STATUSES, toFieldErrors } from '@imagegen/shared';
+import { MAX_USAGE_RETENTION_DAYS, TERMINAL_STATUSES, toFieldErrors, type usageDaySchema, type usageSchema } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { invalid } from '../http/problem';
 
@@ -12,15 +12,10 @@ export function usageQuery(raw: unknown): { days: number } {
   return parsed.data;
 }
 
-export interface UsageDay {
-  date: string;
-  generations: Record<string, number>;
-  upstreamCalls: number;
-  bytesStored: number;
-}
+export type UsageDay = z.output<typeof usageDaySchema>;
 
 /** A tenant's usage, one entry per day that has any (newest first), at most `days` days back (Redis's clock). */
-export async function readUsage(ctx: ApiContext, tenant: string, opts: { days: number }) {
+export async function readUsage(ctx: ApiContext, tenant: string, opts: { days: number }): Promise<z.output<typeof usageSchema>> {
   const [secs] = await ctx.redis.time();
   const today = Math.floor(Number(secs) / 86400);
   const since = new Date((today - opts.days + 1) * 86400_000).toISOString().slice(0, 10);

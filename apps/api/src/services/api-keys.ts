@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { Keys } from '@imagegen/shared';
+import type { z } from 'zod';
+import type { apiKeySchema, Keys } from '@imagegen/shared';
 
 /** Keys look like `ig_<prefix>_<secret>`: the prefix names the key (lists, logs), the secret is 256 random bits. */
 const KEY_PATTERN = /^ig_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
@@ -11,11 +12,7 @@ const ID_PATTERN = /^key_([0-9a-f]{16})$/;
 /** Most managed keys one tenant may hold at once: keeps each tenant's list bounded. */
 export const MAX_KEYS_PER_TENANT = 100;
 
-export interface ApiKeyInfo {
-  id: string;
-  prefix: string;
-  createdAt: string;
-}
+export type ApiKeyInfo = z.output<typeof apiKeySchema>;
 
 export type CreatedKey = ApiKeyInfo & { key: string };
 

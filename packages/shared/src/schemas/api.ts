@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DELIVERY_STATES } from '../webhooks/deliveries';
+import { publicBatchSchema } from './batch';
 import { publicGenerationSchema } from './generation';
 import { WEBHOOK_EVENTS } from './request';
 
@@ -61,3 +62,24 @@ export const seedAcceptedSchema = z.object({ id: z.string(), status: z.string(),
 export const healthSchema = z.object({ status: z.string() });
 /** `/readyz` when ready; when Redis does not answer it is a 503 problem like every other error. */
 export const readinessSchema = z.object({ status: z.literal('ready'), redis: z.literal('up') });
+
+export const batchListSchema = z.object({
+  object: z.literal('list'),
+  data: z.array(publicBatchSchema),
+  nextCursor: z.string().nullable().describe('Pass as `cursor` for the next page; null on the last'),
+  hasMore: z.boolean(),
+});
+
+/** A managed API key as listed: the key itself is shown once, when it is made. */
+export const apiKeySchema = z.object({ id: z.string(), prefix: z.string(), createdAt: z.iso.datetime() });
+export const createdApiKeySchema = apiKeySchema.extend({ key: z.string().describe('Shown this once; only its SHA-256 is kept'), tenant: z.string() });
+export const apiKeyListSchema = z.object({ object: z.literal('list'), tenant: z.string(), data: z.array(apiKeySchema) });
+
+/** One day of a tenant's usage (UTC, Redis's clock). */
+export const usageDaySchema = z.object({
+  date: z.string().describe('YYYY-MM-DD'),
+  generations: z.record(z.string(), z.number().int()).describe('Generations that ended that day, by final status'),
+  upstreamCalls: z.number().int(),
+  bytesStored: z.number().int(),
+});
+export const usageSchema = z.object({ object: z.literal('usage'), tenant: z.string(), since: z.string(), data: z.array(usageDaySchema).describe('Days with any usage, newest first') });
