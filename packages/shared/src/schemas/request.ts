@@ -43,11 +43,16 @@ function jsonBytes(value: unknown): number {
   }
 }
 
+/**
+ * The client's own JSON object, kept and returned untouched: checked, not rebuilt (a rebuilt
+ * record would drop a `__proto__` key, which assignment turns into a prototype).
+ */
 export const metadataSchema = z
-  .record(z.string(), z.unknown(), { error: 'must be a JSON object' })
+  .custom<Record<string, unknown>>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), { error: 'must be a JSON object' })
   .refine((m) => jsonBytes(m) <= MAX_METADATA_BYTES, {
     message: `must be at most ${MAX_METADATA_BYTES} bytes as JSON`,
-  });
+  })
+  .meta({ type: 'object', additionalProperties: true, description: `Any JSON object of at most ${MAX_METADATA_BYTES} bytes, returned untouched` });
 
 export const WEBHOOK_EVENTS = [
   'generation.started',
