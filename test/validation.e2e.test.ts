@@ -64,4 +64,18 @@ describe('bad input gets problem+json and nothing is enqueued', () => {
       expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
     }
   });
+
+  it('a known path asked with another method answers 405 problem+json with Allow', async () => {
+    for (const [method, path, allow] of [
+      ['PUT', '/v1/generations', 'POST, GET, HEAD'],
+      ['PATCH', '/v1/generations/gen_x', 'GET, HEAD, DELETE'],
+      ['POST', '/v1/batches/batch_x/results', 'GET, HEAD'],
+      ['DELETE', '/healthz', 'GET, HEAD'],
+    ] as const) {
+      const res = await fetch(`${stack.baseUrl}${path}`, { method });
+      expect([method, path, res.status, res.headers.get('allow')]).toEqual([method, path, 405, allow]);
+      expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      expect(((await res.json()) as { status: number }).status).toBe(405);
+    }
+  });
 });

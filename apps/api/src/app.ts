@@ -19,6 +19,8 @@ import { usageRouter } from './routes/usage';
 import { deliveriesRouter } from './routes/deliveries';
 import { webhooksRouter } from './routes/webhooks';
 import { GenerationsService } from './services/generations';
+import { allowedMethods } from './http/method-not-allowed';
+import { buildOpenApi } from './openapi';
 
 /** Builds the Express app; listening and shutdown belong to main.ts. */
 export function createApp(ctx: ApiContext): express.Express {
@@ -31,6 +33,7 @@ export function createApp(ctx: ApiContext): express.Express {
   // while Redis is away, answer at once instead of queueing requests behind a reconnect
   const redisReady: RequestHandler = (_req, _res, next) => next(ctx.redis.status === 'ready' ? undefined : unavailable());
   const generations = new GenerationsService(ctx);
+  const openApi = buildOpenApi(ctx.config.PUBLIC_BASE_URL);
 
   app.use(securityHeaders());
   app.use(requestLogging(ctx.logger));
@@ -47,12 +50,17 @@ export function createApp(ctx: ApiContext): express.Express {
   app.use(healthRouter(ctx));
   app.use(metricsRouter(ctx));
   app.use(galleryRouter(ctx));
-  app.use(docsRouter(ctx));
+  app.use(docsRouter(openApi));
   app.use(filesRouter(ctx));
   app.use(tenantsAdminRouter(ctx, json, redisReady));
   app.use(adminRouter(ctx));
 
-  app.use((req, res) => sendProblem(res, new HttpProblem(404, 'Not found', `No route for ${req.method} ${req.path}`)));
+  const allowed = allowedMethods(openApi.paths);
+  app.use((req, res) => {
+    const methods = allowed(req.path);
+    if (methods) sendProblem(res, new HttpProblem(405, 'Method not allowed', `${req.path} answers ${methods.join(', ')}, not ${req.method}`, undefined, { Allow: methods.join(', ') }));
+    else sendProblem(res, new HttpProblem(404, 'Not found', `No route for ${req.method} ${req.path}`));
+  });
   app.use(errorHandler(ctx.logger));
   return app;
 }

@@ -1,6 +1,5 @@
 import { Router } from 'express';
-import type { ApiContext } from '../context';
-import { buildOpenApi } from '../openapi';
+import type { buildOpenApi } from '../openapi';
 
 /** Scalar's self-contained bundle, served from its npm package: the reference works offline, no CDN. */
 const SCALAR_JS = require.resolve('@scalar/api-reference/browser/standalone.js');
@@ -17,9 +16,8 @@ const SCALAR_CONFIG = {
 };
 
 /** The API reference: the OpenAPI 3.1 document and Scalar's reference page rendering it. */
-export function docsRouter(ctx: ApiContext): Router {
+export function docsRouter(doc: ReturnType<typeof buildOpenApi>): Router {
   const router = Router();
-  const doc = buildOpenApi(ctx.config.PUBLIC_BASE_URL);
   router.get('/openapi.json', (_req, res) => {
     res.json(doc);
   });
