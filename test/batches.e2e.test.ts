@@ -228,6 +228,15 @@ describe('batches', () => {
     // exactly as the GET returns it, metadata untouched
     expect(completed[0].data).toEqual((await getJson(`${stack.baseUrl}/v1/batches/${body.id}`)).body);
     expect(completed[0].data.metadata).toEqual(metadata);
+    // batch.completed is recorded after every item's event (webhook-ids follow the outbox order)
+    const hooks = receiver.on('/batch');
+    const entry = (r: { headers: Record<string, string> }) => {
+      const id = String(r.headers['webhook-id']).slice('msg_'.length);
+      return { ms: parseInt(id.slice(0, 9), 36), seq: parseInt(id.slice(9), 36) };
+    };
+    const before = (a: { ms: number; seq: number }, b: { ms: number; seq: number }) => a.ms < b.ms || (a.ms === b.ms && a.seq < b.seq);
+    const batchHook = hooks.find((r) => JSON.parse(r.body).type === 'batch.completed')!;
+    for (const item of hooks.filter((r) => r !== batchHook)) expect([entry(item), before(entry(item), entry(batchHook))]).toEqual([entry(item), true]);
     expect(done.filter((e) => e.type === 'generation.completed')).toHaveLength(2);
     expect(done.filter((e) => e.type === 'generation.failed')).toHaveLength(1);
     expect(done.every((e) => e.type === 'batch.completed' || e.data.batchId === body.id)).toBe(true);

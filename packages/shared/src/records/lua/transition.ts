@@ -63,7 +63,6 @@ local function transitionRecord(from)
   else
     redis.call('PERSIST', KEYS[1])
   end
-  ${batchCountsLua({ batch: 'KEYS[12]', items: 'KEYS[13]', expiry: 'KEYS[14]', outbox: 'KEYS[10]', channel: 'ARGV[5]', retention: 'ARGV[3]' })}
   reportToJob(now, ARGV[6], id)
   if ARGV[2] ~= '' then
     local message = { type = ARGV[2], status = status, id = id }
@@ -77,6 +76,8 @@ local function transitionRecord(from)
     if notify then redis.call('PUBLISH', notify, encoded) end
     ${webhookOutboxLua('KEYS[10]')}
   end
+  -- after the item's own event: the batch's webhook gets batch.completed after every item's
+  ${batchCountsLua({ batch: 'KEYS[12]', items: 'KEYS[13]', expiry: 'KEYS[14]', outbox: 'KEYS[10]', channel: 'ARGV[5]', retention: 'ARGV[3]' })}
   return 'ok'
 end
 `;
