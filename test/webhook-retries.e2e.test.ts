@@ -69,6 +69,23 @@ describe('webhook retries', () => {
     expect(new Set(rows.map((r) => r.webhookId))).toEqual(new Set([got[0]!.headers['webhook-id']]));
   });
 
+  it('the immediate first retry is made at once by the dispatcher, not through the queue', async () => {
+    // with the webhooks queue paused, only what the dispatcher sends itself goes out
+    await stack.api.queues.webhooks.pause();
+    try {
+      receiver.script('/twice', 500, 200);
+      const id = await submit('/twice');
+      const rows = await settled(id);
+      expect(rows.map((r) => [r.attempt, r.status, r.state])).toEqual([
+        [1, 500, 'pending'],
+        [2, 200, 'delivered'],
+      ]);
+      expect(receiver.on('/twice').map((r) => r.answeredWith)).toEqual([500, 200]);
+    } finally {
+      await stack.api.queues.webhooks.resume();
+    }
+  });
+
   it('410 stops the delivery at once', async () => {
     receiver.script('/gone', 410);
     const id = await submit('/gone');

@@ -64,8 +64,8 @@ function afterRelease(deps: AttemptDeps, host: string, { opened, wake }: Pick<Se
 export interface FirstAttempt {
   /** The outbox entry the delivery was made from: settled with the attempt unless another attempt follows. */
   entryId: string;
-  /** Called once the request is done and its settling queued (before the attempt is recorded). */
-  onSent: () => void;
+  /** Called once the request is done and its settling queued (before the attempt is recorded), with what follows. */
+  onSent: (next: { state: DeliveryState; retryInMs?: number }) => void;
 }
 
 /**
@@ -99,7 +99,7 @@ export async function attemptDelivery(
       ...(first ? { entryId: first.entryId } : {}),
     });
     // after the settle is queued, so it goes in the same call as the next attempt's slot, or an earlier one
-    first?.onSent();
+    first?.onSent({ state, ...(retryInMs !== undefined ? { retryInMs } : {}) });
     const settled = await settling;
     released = true;
     afterRelease(deps, host, settled);

@@ -57,8 +57,9 @@ const TAKEOVER_MIN_IDLE_MS = 1_000;
  * when its presence key (renewed while it runs) has expired, else once they have been idle for
  * claimIdleMs (longer than any attempt). For each
  * entry: freeze the body and write the delivery to the log, then make its first attempt at once
- * (holding a slot of the endpoint's host, as every attempt does); only a delivery that needs
- * another attempt, or whose host is busy or failing, becomes a job on the webhooks queue (job
+ * (holding a slot of the endpoint's host, as every attempt does), and the schedule's immediate
+ * first retry; only a delivery that needs a later attempt, or whose host is busy or failing,
+ * becomes a job on the webhooks queue (job
  * id = delivery id, both derived from the entry id). The entry is acknowledged and deleted once
  * its delivery is settled or enqueued. Every step is idempotent: an entry handled again after a
  * crash finds its delivery in the log and hands it to a job, which sends only what is not done.
@@ -318,24 +319,34 @@ export class OutboxDispatcher {
     };
     try {
       const member = `${d.delivery.id}:${this.opts.consumer}`;
-      const slot = await deps.batcher.acquire({ host: d.host, member, jobId: d.delivery.id });
-      if (slot.kind !== 'ok') {
-        // the host is at its bound, or failing: the job waits for it without holding anything here
-        await this.enqueue([{ d, attemptsBefore: 0, delayMs: 0 }]);
+      // the schedule's first retry is immediate: made here, at once, rather than through the queue
+      const retriesNow = (attempt: number, next: { state: string; retryInMs?: number }) => attempt === 1 && next.state === 'pending' && next.retryInMs === 0;
+      for (let attempt = 1; ; attempt++) {
+        const slot = await deps.batcher.acquire({ host: d.host, member, jobId: d.delivery.id });
+        if (slot.kind !== 'ok') {
+          // the host is at its bound, or failing: the job waits for it without holding anything here
+          await this.enqueue([{ d, attemptsBefore: attempt - 1, delayMs: 0 }]);
+          await this.acknowledge(stream, [d.entryId]);
+          return;
+        }
+        // a final outcome settles the entry with the attempt; one with another attempt to come is handed to a job first
+        const outcome = await attemptDelivery(deps, d, d.host, member, attempt, {
+          entryId: d.entryId,
+          onSent: (next) => {
+            // a retry made here keeps its place and its subject's turn
+            if (retriesNow(attempt, next)) return;
+            sent();
+            onSent();
+          },
+        });
+        if (outcome.entrySettled) return;
+        if (outcome.recorded === 'ok' && outcome.state === 'pending') {
+          if (retriesNow(attempt, outcome)) continue;
+          await this.enqueue([{ d, attemptsBefore: attempt, delayMs: outcome.retryInMs ?? 0 }]);
+        }
         await this.acknowledge(stream, [d.entryId]);
         return;
       }
-      // a final outcome settles the entry with the attempt; one with another attempt to come is handed to a job first
-      const outcome = await attemptDelivery(deps, d, d.host, member, 1, {
-        entryId: d.entryId,
-        onSent: () => {
-          sent();
-          onSent();
-        },
-      });
-      if (outcome.entrySettled) return;
-      if (outcome.recorded === 'ok' && outcome.state === 'pending') await this.enqueue([{ d, attemptsBefore: 1, delayMs: outcome.retryInMs ?? 0 }]);
-      await this.acknowledge(stream, [d.entryId]);
     } catch (err) {
       this.logger.warn('first webhook attempt failed to settle; the event stays in the outbox', { deliveryId: d.delivery.id, error: (err as Error).message });
     } finally {
