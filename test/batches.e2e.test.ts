@@ -116,6 +116,9 @@ describe('batches', () => {
     const nd = await post(`${stack.baseUrl}/v1/batches`, '{"topic":"a"}\nnot json\n{"topic":"b","size":"HUGE"}\n', 'application/x-ndjson');
     expect(nd.status).toBe(400);
     expect(nd.body.errors.map((e: { path: string }) => e.path)).toEqual(['1', '2.size']);
+    // listed in item order, an unreadable line among the others
+    const mixed = await post(`${stack.baseUrl}/v1/batches`, '{"topic":"a","size":"HUGE"}\nnot json\n{"style":"NOPE"}\n', 'application/x-ndjson');
+    expect(mixed.body.errors.map((e: { path: string }) => e.path)).toEqual(['0.size', '1', '2.topic', '2.style']);
     const csv = await post(`${stack.baseUrl}/v1/batches`, 'prompt,style\nx,PHOTOGRAPHIC\n', 'text/csv');
     expect(csv.status).toBe(400);
     expect((await post(`${stack.baseUrl}/v1/batches`, 'x', 'text/plain')).status).toBe(415);

@@ -39,6 +39,9 @@ export async function validateItems(raw: unknown[], defaults: BatchDefaults = {}
     else errors.push(...toFieldErrors(parsed.error, [i]).map((e) => (e.path === '(body)' ? { ...e, path: String(i) } : e)));
   }
   if (errors.length) {
+    // in item order, unreadable lines among them (a stable sort keeps each item's own order)
+    const indexOf = (e: FieldError) => Number(e.path.split('.')[0]);
+    errors.sort((a, b) => indexOf(a) - indexOf(b));
     const bad = new Set(errors.map((e) => e.path.split('.')[0])).size;
     throw invalid(`${plural(bad, 'item')} of ${raw.length} ${bad === 1 ? 'is' : 'are'} invalid; nothing was enqueued`, errors);
   }

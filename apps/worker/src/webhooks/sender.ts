@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Webhook } from 'standardwebhooks';
 import { Agent, request } from 'undici';
-import { addressRange, isPublicAddress, publicOnlyLookup } from '@imagegen/shared';
+import { isPublicAddress, publicOnlyLookup, rangePhrase } from '@imagegen/shared';
 import { parseRetryAfter } from '../providers/http';
 
 export interface SendRequest {
@@ -77,7 +77,7 @@ export class WebhookSender {
     const url = new URL(req.url);
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
     if (!this.opts.allowPrivate && isIP(host) && !isPublicAddress(host)) {
-      return { ok: false, error: `${host} is a ${addressRange(host)} address, which webhooks may not reach`, durationMs: 0, hostTrouble: false };
+      return { ok: false, error: `${host} is ${rangePhrase(host)}, which webhooks may not reach`, durationMs: 0, hostTrouble: false };
     }
     const now = new Date();
     const headers = {

@@ -1,4 +1,4 @@
-import { addressRange, isPublicAddress, webhookUrlProblem } from './ssrf';
+import { addressRange, isPublicAddress, rangePhrase, webhookUrlProblem } from './ssrf';
 
 describe('webhook address classifier', () => {
   it.each([
@@ -49,7 +49,15 @@ describe('webhookUrlProblem', () => {
     expect(await webhookUrlProblem('http://127.0.0.1:8080/x', { allowPrivate: false })).toMatch(/loopback/);
     expect(await webhookUrlProblem('http://[::ffff:127.0.0.1]/x', { allowPrivate: false })).toMatch(/loopback/);
     expect(await webhookUrlProblem('http://hooks.example/x', { allowPrivate: false, lookup: resolvesTo('93.184.216.34', '10.0.0.5') })).toMatch(/private/);
-    expect(await webhookUrlProblem('http://hooks.example/x', { allowPrivate: false, lookup: resolvesTo('::ffff:169.254.169.254') })).toMatch(/linkLocal/);
+    expect(await webhookUrlProblem('http://hooks.example/x', { allowPrivate: false, lookup: resolvesTo('::ffff:169.254.169.254') })).toBe('resolves to a link-local (or cloud metadata) address, which is not allowed');
+  });
+
+  it('names ranges in words, with the right article', () => {
+    expect(rangePhrase('127.0.0.1')).toBe('a loopback address');
+    expect(rangePhrase('0.0.0.0')).toBe('an unspecified address');
+    expect(rangePhrase('100.64.0.1')).toBe('a carrier-grade NAT (CGNAT) address');
+    expect(rangePhrase('::7f00:1')).toBe('an IPv4-compatible address');
+    expect(rangePhrase('fd00::1')).toBe('a unique-local address');
   });
 
   it('accepts public targets, and private ones when allowed', async () => {
@@ -61,6 +69,6 @@ describe('webhookUrlProblem', () => {
     const fails = async () => {
       throw Object.assign(new Error('getaddrinfo ENOTFOUND'), { code: 'ENOTFOUND' });
     };
-    expect(await webhookUrlProblem('https://nowhere.invalid/x', { allowPrivate: false, lookup: fails })).toMatch(/could not be resolved/);
+    expect(await webhookUrlProblem('https://nowhere.invalid/x', { allowPrivate: false, lookup: fails })).toBe('names a host (nowhere.invalid) that could not be resolved');
   });
 });

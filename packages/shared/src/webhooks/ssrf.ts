@@ -22,6 +22,26 @@ export function addressRange(address: string): string {
 
 const IPV4_COMPATIBLE = ipaddr.parseCIDR('::/96');
 
+/** Names ipaddr.js gives that read badly in a sentence. */
+const RANGE_WORDS: Record<string, string> = {
+  carrierGradeNat: 'carrier-grade NAT (CGNAT)',
+  linkLocal: 'link-local (or cloud metadata)',
+  uniqueLocal: 'unique-local',
+  deprecatedSiteLocal: 'site-local',
+  ipv4Compatible: 'IPv4-compatible',
+  rfc6052: 'NAT64 (RFC 6052)',
+  rfc6145: 'IPv4-translated (RFC 6145)',
+  '6to4': '6to4',
+};
+
+/** "a loopback address", "an IPv4-compatible address", ...: an address's range as words. */
+export function rangePhrase(address: string): string {
+  const range = addressRange(address);
+  const words = RANGE_WORDS[range] ?? range.replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase();
+  // "an unspecified", "an IPv4-compatible", but "a unique-local"
+  return `${/^(?:[aeio]|u(?!ni)|i)/i.test(words) ? 'an' : 'a'} ${words} address`;
+}
+
 export function isPublicAddress(address: string): boolean {
   return addressRange(address) === 'unicast';
 }
@@ -54,23 +74,23 @@ export async function webhookUrlProblem(raw: string, opts: UrlCheckOptions): Pro
   if (url.username || url.password) return 'must not contain credentials';
   if (opts.allowPrivate) return null;
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-  if (isIP(host)) return isPublicAddress(host) ? null : `points to a ${addressRange(host)} address, which is not allowed`;
+  if (isIP(host)) return isPublicAddress(host) ? null : `points to ${rangePhrase(host)}, which is not allowed`;
   let addresses: string[];
   try {
     addresses = await withTimeout((opts.lookup ?? systemLookup)(host), opts.timeoutMs ?? 5000);
   } catch {
-    return `host ${host} could not be resolved`;
+    return `names a host (${host}) that could not be resolved`;
   }
-  if (addresses.length === 0) return `host ${host} could not be resolved`;
+  if (addresses.length === 0) return `names a host (${host}) that could not be resolved`;
   const blocked = addresses.find((a) => !isPublicAddress(a));
-  return blocked ? `resolves to a ${addressRange(blocked)} address, which is not allowed` : null;
+  return blocked ? `resolves to ${rangePhrase(blocked)}, which is not allowed` : null;
 }
 
 /** Refused at connect time: the address a name resolved to is not public. */
 export class BlockedAddressError extends Error {
   readonly code = 'EBLOCKEDADDRESS';
   constructor(host: string, address: string) {
-    super(`${host} resolved to a ${addressRange(address)} address (${address}), which webhooks may not reach`);
+    super(`${host} resolved to ${rangePhrase(address)} (${address}), which webhooks may not reach`);
   }
 }
 
