@@ -74,6 +74,18 @@ describe('webhooks', () => {
     expect(progress.every((p) => p > 0 && p < 100)).toBe(true);
   });
 
+  it('metadata comes back as sent, a __proto__ key included: in the answer, the GET and the webhook', async () => {
+    upstream.enqueue({ kind: 'ok' });
+    const sent = '{"__proto__":{"x":1},"tags":[],"n":0.30000000000000004}';
+    const res = await postJson(`${stack.baseUrl}/v1/generations`, `{"topic":"hook metadata","metadata":${sent},"webhook":{"url":"${receiver.url('/meta')}"}}`);
+    expect(res.status).toBe(202);
+    expect(JSON.stringify(res.body.metadata)).toBe(sent);
+    const final = await waitTerminal(res.body.id as string);
+    expect(JSON.stringify(final.metadata)).toBe(sent);
+    const hook = await eventually(async () => receiver.on('/meta').find((r) => r.payload?.type === 'generation.completed'));
+    expect(JSON.stringify(hook.payload.data.metadata)).toBe(sent);
+  });
+
   it('a failed generation delivers started then failed, with data equal to GET', async () => {
     upstream.enqueue({ kind: 'status', status: 400, body: '{"error":"bad topic"}' });
     const id = await submit('/failed', { events: ALL_EVENTS });

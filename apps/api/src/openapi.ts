@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import {
   apiKeyListSchema,
+  MAX_BATCH_ITEMS,
   batchEnvelopeSchema,
   batchItemSchema,
   batchListSchema,
@@ -78,7 +79,7 @@ export function buildOpenApi(publicBaseUrl: string) {
         Redelivery: responseSchema(redeliverySchema),
         WebhookSecret: responseSchema(webhookSecretSchema),
         // items are checked one by one (so every bad item is named): described here as each must be
-        CreateBatch: schema(batchEnvelopeSchema.extend({ items: z.array(batchItemSchema).min(1) })),
+        CreateBatch: schema(batchEnvelopeSchema.extend({ items: z.array(batchItemSchema).min(1).max(MAX_BATCH_ITEMS) })),
         Batch: responseSchema(publicBatchSchema),
         BatchList: responseSchema(batchListSchema),
         Usage: responseSchema(usageSchema),
@@ -163,31 +164,31 @@ export function buildOpenApi(publicBaseUrl: string) {
         get: { summary: 'List your batches, newest first', description: 'Query: limit (1..100), cursor (nextCursor of the previous page).', responses: { '200': { description: 'A page', ...json('BatchList') }, ...errors(400, 401, 503) } },
       },
       '/v1/batches/{id}': {
-        get: { summary: 'Get a batch', description: 'Live counts and progress; status becomes completed when every item has ended.', responses: { '200': { description: 'The batch', ...json('Batch') }, ...errors(401, 404) } },
-        delete: { summary: 'Cancel a batch', description: 'Cancels every item not yet finished; finished ones stay as they are.', responses: { '200': { description: 'The batch', ...json('Batch') }, ...errors(401, 404) } },
+        get: { summary: 'Get a batch', description: 'Live counts and progress; status becomes completed when every item has ended.', responses: { '200': { description: 'The batch', ...json('Batch') }, ...errors(401, 404, 503) } },
+        delete: { summary: 'Cancel a batch', description: 'Cancels every item not yet finished; finished ones stay as they are.', responses: { '200': { description: 'The batch', ...json('Batch') }, ...errors(401, 404, 503) } },
       },
       '/v1/batches/{id}/results': {
         get: {
           summary: 'Results of every item',
           description: 'One line per item in submission order: { index, id, status, result?, error? }.',
-          responses: { '200': { description: 'NDJSON', content: { 'application/x-ndjson': { schema: { type: 'string' } } } }, ...errors(401, 404) },
+          responses: { '200': { description: 'NDJSON', content: { 'application/x-ndjson': { schema: { type: 'string' } } } }, ...errors(401, 404, 503) },
         },
       },
       '/v1/batches/{id}/events': {
-        get: { summary: 'Stream count changes and item completions', description: 'text/event-stream until the batch ends.', responses: { '200': { description: 'Event stream' }, ...errors(401, 404) } },
+        get: { summary: 'Stream count changes and item completions', description: 'text/event-stream until the batch ends.', responses: { '200': { description: 'Event stream' }, ...errors(401, 404, 503) } },
       },
       '/v1/batches/{id}/archive': {
         get: {
           summary: 'Every completed original, zipped',
           description: 'application/zip of the completed originals plus results.jsonl, streamed.',
-          responses: { '200': { description: 'Zip', content: { 'application/zip': { schema: { type: 'string', format: 'binary' } } } }, ...errors(401, 404) },
+          responses: { '200': { description: 'Zip', content: { 'application/zip': { schema: { type: 'string', format: 'binary' } } } }, ...errors(401, 404, 503) },
         },
       },
       '/v1/usage': {
-        get: { summary: 'Your usage by day', description: 'Query: days (1..retention, default 30). Generations by final status, upstream calls and bytes stored, per UTC day.', responses: { '200': { description: 'Usage', ...json('Usage') }, ...errors(400, 401) } },
+        get: { summary: 'Your usage by day', description: 'Query: days (1..retention, default 30). Generations by final status, upstream calls and bytes stored, per UTC day.', responses: { '200': { description: 'Usage', ...json('Usage') }, ...errors(400, 401, 503) } },
       },
       '/admin/tenants/{tenant}/keys': {
-        post: { summary: 'Make an API key for a tenant', description: 'Operators only. The key is shown once.', security: [{ admin: [] }], responses: { '201': { description: 'The key', ...json('CreatedApiKey') }, ...errors(400, 401, 409) } },
+        post: { summary: 'Make an API key for a tenant', description: 'Operators only. The key is shown once.', security: [{ admin: [] }], responses: { '201': { description: 'The key', ...json('CreatedApiKey') }, ...errors(400, 401, 409, 415, 503) } },
         get: { summary: "A tenant's API keys", description: 'Operators only. Ids, prefixes and creation times; never the keys.', security: [{ admin: [] }], responses: { '200': { description: 'The keys', ...json('ApiKeyList') }, ...errors(400, 401) } },
       },
       '/admin/tenants/{tenant}/keys/{id}': {

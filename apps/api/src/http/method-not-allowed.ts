@@ -12,7 +12,8 @@ export function allowedMethods(paths: Record<string, object>): (path: string) =>
     const methods = Object.keys(operations).map((m) => m.toUpperCase());
     // Express answers HEAD wherever it answers GET
     if (methods.includes('GET')) methods.splice(methods.indexOf('GET') + 1, 0, 'HEAD');
-    return { re: new RegExp(`^${pattern}/?$`), methods };
+    // Express matches paths regardless of case
+    return { re: new RegExp(`^${pattern}/?$`, 'i'), methods };
   });
   return (path) => routes.find((r) => r.re.test(path))?.methods ?? null;
 }

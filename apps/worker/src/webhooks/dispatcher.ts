@@ -320,7 +320,8 @@ export class OutboxDispatcher {
     try {
       const member = `${d.delivery.id}:${this.opts.consumer}`;
       // the schedule's first retry is immediate: made here, at once, rather than through the queue
-      const retriesNow = (attempt: number, next: { state: string; retryInMs?: number }) => attempt === 1 && next.state === 'pending' && next.retryInMs === 0;
+      // (not while stopping: a job makes it, so shutdown waits for one request, not two)
+      const retriesNow = (attempt: number, next: { state: string; retryInMs?: number }) => attempt === 1 && next.state === 'pending' && next.retryInMs === 0 && !this.stopped;
       for (let attempt = 1; ; attempt++) {
         const slot = await deps.batcher.acquire({ host: d.host, member, jobId: d.delivery.id });
         if (slot.kind !== 'ok') {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { generationRequestSchema, metadataSchema, sizeSchema, styleSchema, webhookTargetSchema } from './request';
+import { generationRequestSchema, metadataSchema, sizeSchema, storedMetadataSchema, styleSchema, webhookTargetSchema } from './request';
 
 /** Items one batch may hold. */
 export const MAX_BATCH_ITEMS = 50_000;
@@ -43,7 +43,7 @@ export const batchRecordSchema = z.object({
   failed: count,
   cancelled: count,
   released: count,
-  metadata: z.record(z.string(), z.unknown()).nullable(),
+  metadata: storedMetadataSchema.nullable(),
   webhook: webhookTargetSchema.optional(),
   createdAt: isoTime,
   completedAt: isoTime.optional(),

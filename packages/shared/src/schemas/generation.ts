@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { generationRequestSchema, PRIORITIES, webhookTargetSchema } from './request';
+import { generationRequestSchema, PRIORITIES, storedMetadataSchema, webhookTargetSchema } from './request';
 
 export const STATUSES = ['queued', 'active', 'completed', 'failed', 'cancelled'] as const;
 export type GenerationStatus = (typeof STATUSES)[number];
@@ -56,7 +56,7 @@ export const generationRecordSchema = z.object({
   stage: z.enum(STAGES),
   progress: z.number().int().min(0).max(100),
   request: generationRequestSchema,
-  metadata: z.record(z.string(), z.unknown()).nullable(),
+  metadata: storedMetadataSchema.nullable(),
   priority: z.enum(PRIORITIES),
   batchId: z.string().optional(),
   batchIndex: z.number().int().nonnegative().optional(),

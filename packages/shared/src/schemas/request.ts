@@ -44,11 +44,15 @@ function jsonBytes(value: unknown): number {
 }
 
 /**
- * The client's own JSON object, kept and returned untouched: checked, not rebuilt (a rebuilt
+ * A client's own JSON object, kept and returned untouched: checked, not rebuilt (a rebuilt
  * record would drop a `__proto__` key, which assignment turns into a prototype).
  */
-export const metadataSchema = z
-  .custom<Record<string, unknown>>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), { error: 'must be a JSON object' })
+const jsonObject = () => z.custom<Record<string, unknown>>((v) => typeof v === 'object' && v !== null && !Array.isArray(v), { error: 'must be a JSON object' });
+
+/** Metadata as kept in a record (checked when it was given): read back as it was written. */
+export const storedMetadataSchema = jsonObject().meta({ type: 'object', additionalProperties: true, description: 'The metadata given at submission, untouched' });
+
+export const metadataSchema = jsonObject()
   .refine((m) => jsonBytes(m) <= MAX_METADATA_BYTES, {
     message: `must be at most ${MAX_METADATA_BYTES} bytes as JSON`,
   })

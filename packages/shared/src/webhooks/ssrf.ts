@@ -32,6 +32,11 @@ const RANGE_WORDS: Record<string, string> = {
   rfc6052: 'NAT64 (RFC 6052)',
   rfc6145: 'IPv4-translated (RFC 6145)',
   '6to4': '6to4',
+  amt: 'AMT (automatic multicast tunneling)',
+  as112v4: 'AS112',
+  as112v6: 'AS112',
+  orchid2: 'ORCHIDv2',
+  droneRemoteIdProtocolEntityTags: 'drone remote ID (DRIP)',
 };
 
 /** "a loopback address", "an IPv4-compatible address", ...: an address's range as words. */
