@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { keysFor, newFileToken, newId, type GenerationRecord } from '@imagegen/shared';
+import { deliveryIdFor, keysFor, newFileToken, newId, webhookIdFor, type Delivery, type GenerationRecord } from '@imagegen/shared';
 import { eventually, sleep } from './support/net';
 import { killAllSpawned, spawnWorker } from './support/processes';
 import { getJson, postJson, startStack, type Stack } from './support/stack';
@@ -152,5 +152,30 @@ describe('webhooks survive a worker crash', () => {
     expect(await stack.redis.pttl(own[0]!)).toBeGreaterThan(0);
     await worker.terminate(20_000);
     expect(await ownKeys()).toEqual([]);
+  });
+
+  it('a delivery taken over after some of its attempts goes on with the schedule from the attempts logged', async () => {
+    const keys = keysFor(stack.prefix);
+    receiver.script('/resumed', 500);
+    const r = await activeRecord('resumed', '/resumed');
+    await stack.redis.xgroup('CREATE', keys.webhookOutbox(), GROUP, '0', 'MKSTREAM').catch(() => undefined);
+    await stack.api.store.complete(r, { image: { key: 'x/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, thumbnails: [] });
+    const read = (await stack.redis.xreadgroup('GROUP', GROUP, 'dead-after-attempts', 'COUNT', 100, 'STREAMS', keys.webhookOutbox(), '>')) as [string, [string, string[]][]][];
+    const entryId = read[0]![1].find(([, f]) => f.includes(r.id))![0];
+    // what the dispatcher that died had done: the delivery logged, 8 of its 9 attempts failed
+    const id = deliveryIdFor(entryId);
+    const delivery: Delivery = { id, event: 'generation.completed', webhookId: webhookIdFor(id), url: receiver.url('/resumed'), tenant: 'default', subject: r.id, createdAt: Date.now(), state: 'pending', run: 0, attempts: 0 };
+    await stack.api.deliveries.createMany([{ delivery, body: '{"type":"generation.completed"}' }]);
+    for (let i = 0; i < 8; i++) await stack.api.deliveries.recordAttempt(r.id, id, { run: 0, state: 'pending', status: 500, durationMs: 1, retryInMs: 1 });
+
+    // taken over (claim idle 500 ms here): one attempt is left, and it is the last
+    const worker = await stack.startWorker();
+    const rows = await eventually(async () => {
+      const got = (await getJson(`${stack.baseUrl}/v1/generations/${r.id}/deliveries`)).body.data as { attempt: number; state: string; status?: number }[];
+      return got.length && got.at(-1)!.state !== 'pending' ? got : undefined;
+    }, 20_000);
+    expect(rows.at(-1)).toMatchObject({ attempt: 9, state: 'exhausted', status: 500 });
+    expect(receiver.on('/resumed')).toHaveLength(1);
+    await worker.close();
   });
 });

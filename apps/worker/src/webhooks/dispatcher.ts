@@ -7,6 +7,7 @@ import {
   webhookIdFor,
   webhookJobOptions,
   WEBHOOK_JOBS,
+  WEBHOOK_MAX_ATTEMPTS,
   type Delivery,
   type DeliveryLog,
   type Keys,
@@ -273,12 +274,21 @@ export class OutboxDispatcher {
     // dispatched before by a process that died: a job finishes whatever it left
     const toJobs = made.filter((_, i) => !created[i] || !this.attempts || this.opts.inlineConcurrency <= 0);
     const toSend = made.filter((_, i) => created[i] && this.attempts && this.opts.inlineConcurrency > 0);
-    if (toJobs.length) await this.enqueue(toJobs.map((d) => ({ d, attemptsBefore: 0, delayMs: 0 })));
+    const logged = new Set(made.filter((_, i) => !created[i]));
+    if (toJobs.length) await this.enqueue(await Promise.all(toJobs.map(async (d) => ({ d, attemptsBefore: logged.has(d) ? await this.attemptsLogged(d) : 0, delayMs: 0 }))));
     await this.acknowledge(stream, [...settled, ...toJobs.map((d) => d.entryId)]);
     for (const d of toSend) this.waiting.push({ stream, d });
     this.startAttempts();
     // the next read once no more than one round of attempts waits (bounds what is held here)
     while (this.waiting.length > this.opts.inlineConcurrency) await new Promise<void>((resolve) => (this.placeFreed = resolve));
+  }
+
+  /** Attempts the log has of a delivery whose dispatcher died: its job goes on with the schedule from there. */
+  private async attemptsLogged(d: Dispatched): Promise<number> {
+    const found = await this.log.load(d.delivery.subject, d.delivery.id);
+    // a redelivery's run has its own job and schedule
+    if (!found || found.delivery.run !== 0) return 0;
+    return Math.min(found.delivery.attempts, WEBHOOK_MAX_ATTEMPTS - 1);
   }
 
   private startAttempts(): void {
