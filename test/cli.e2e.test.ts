@@ -78,15 +78,21 @@ describe('imagegen CLI', () => {
     expect(wrong.stderr()).toMatch(/Cannot reach the imagegen API/);
   });
 
-  it('resumes after being killed, without submitting again', async () => {
-    const txt = path.join(dir, 'slow.txt');
-    await writeFile(txt, Array.from({ length: 40 }, (_, i) => `slow ${i}`).join('\n'));
-    const out = path.join(dir, 'out4');
+  /** Writes `count` slow prompts to `name`, and starts `batch` on them into `out`; once `until` holds, kills it. Answers the file and the batch id. */
+  async function submitThenKill(name: string, count: number, out: string, until: () => Promise<true | undefined> = async () => true): Promise<{ txt: string; id: string }> {
+    const txt = path.join(dir, name);
+    await writeFile(txt, Array.from({ length: count }, (_, i) => `slow ${i}`).join('\n'));
     const first = run(['batch', txt, '--out', out], env);
     const id = await eventually(async () => /batch (batch_[a-z0-9]+)/.exec(first.stderr())?.[1]);
-    await eventually(async () => ((await readdir(out).catch(() => [])).some((f) => f.endsWith('.png')) ? true : undefined));
+    await eventually(until);
     first.kill();
     await first.code;
+    return { txt, id };
+  }
+
+  it('resumes after being killed, without submitting again', async () => {
+    const out = path.join(dir, 'out4');
+    const { txt, id } = await submitThenKill('slow.txt', 40, out, async () => ((await readdir(out).catch(() => [])).some((f) => f.endsWith('.png')) ? true : undefined));
     const before = await stack.redis.zcard(stack.api.keys.tenantBatches('default'));
     const second = run(['batch', txt, '--out', out, '--resume', id], env);
     expect(await second.code).toBe(0);
@@ -97,13 +103,8 @@ describe('imagegen CLI', () => {
   });
 
   it('--resume with --cancel cancels that batch at once, keeps what finished, and exits non-zero', async () => {
-    const txt = path.join(dir, 'to-cancel.txt');
-    await writeFile(txt, Array.from({ length: 60 }, (_, i) => `slow ${i}`).join('\n'));
     const out = path.join(dir, 'out5');
-    const first = run(['batch', txt, '--out', out], env);
-    const id = await eventually(async () => /batch (batch_[a-z0-9]+)/.exec(first.stderr())?.[1]);
-    first.kill();
-    await first.code;
+    const { txt, id } = await submitThenKill('to-cancel.txt', 60, out);
     const r = run(['batch', txt, '--out', out, '--resume', id, '--cancel'], env);
     expect(await r.code).toBe(2);
     expect(r.stderr()).toMatch(new RegExp(`batch ${id} cancelled`));

@@ -103,6 +103,19 @@ const result = (token) => ({
 const sampleBody = (r) =>
   shared.webhookBody('generation.completed', Date.now(), shared.presentGeneration({ ...r, status: 'completed', stage: 'done', progress: 100, result: result(r.fileToken), completedAt: new Date().toISOString() }, 'http://127.0.0.1:3000'));
 
+/** The Standard Webhooks headers of one message, signed now. */
+function signedHeaders(signer, id, body) {
+  const now = new Date();
+  return { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(Math.floor(now.getTime() / 1000)), 'webhook-signature': signer.sign(id, now, body) };
+}
+
+/** A signed POST with undici's request over `agent`, its answer read; throws unless 200. */
+async function requestPost(agent, url, signer, id, body) {
+  const res = await request(url, { method: 'POST', dispatcher: agent, body, headers: signedHeaders(signer, id, body) });
+  await res.body.dump();
+  if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
+}
+
 /** A bare loop: sign each (precomputed) body with standardwebhooks and POST it, `concurrency` at once, nothing else. */
 async function bareLoop(kind, { warm, n, concurrency, secret, redis }) {
   const receiver = startReceiver(warm, n);
@@ -114,18 +127,11 @@ async function bareLoop(kind, { warm, n, concurrency, secret, redis }) {
   const bodies = Array.from({ length: warm + n }, (_, i) => sampleBody(record(i, '')));
   const figures = measured(receiver, redis, n);
   await runConcurrent(bodies, concurrency, async (body, i) => {
-    const now = new Date();
     const id = `msg_${i}`;
-    const headers = { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(Math.floor(now.getTime() / 1000)), 'webhook-signature': signer.sign(id, now, body) };
-    if (!agent) {
-      const res = await fetch(url, { method: 'POST', body, headers });
-      await res.arrayBuffer();
-      if (res.status !== 200) throw new Error(`status ${res.status}`);
-    } else {
-      const res = await request(url, { method: 'POST', dispatcher: agent, body, headers });
-      await res.body.dump();
-      if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
-    }
+    if (agent) return requestPost(agent, url, signer, id, body);
+    const res = await fetch(url, { method: 'POST', body, headers: signedHeaders(signer, id, body) });
+    await res.arrayBuffer();
+    if (res.status !== 200) throw new Error(`status ${res.status}`);
   });
   const out = await figures;
   await agent?.close();
@@ -200,13 +206,7 @@ async function bareDurableLoop({ warm, n, concurrency, secret, redis }) {
     const send = async () => {
       for (let entry; (entry = await take()) !== null; ) {
         const [entryId, fields] = entry;
-        const id = fields[1];
-        const body = fields[3];
-        const now = new Date();
-        const headers = { 'content-type': 'application/json', 'webhook-id': id, 'webhook-timestamp': String(Math.floor(now.getTime() / 1000)), 'webhook-signature': signer.sign(id, now, body) };
-        const res = await request(url, { method: 'POST', dispatcher: agent, body, headers });
-        await res.body.dump();
-        if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`);
+        await requestPost(agent, url, signer, fields[1], fields[3]);
         ack(entryId);
       }
     };

@@ -271,13 +271,14 @@ export class OutboxDispatcher {
       made.push({ entryId, delivery, body: webhookBody(event.event, event.at, event.data), host: event.host });
     }
     const created = await this.log.createMany(made);
-    // dispatched before by a process that died: a job finishes whatever it left
-    const toJobs = made.filter((_, i) => !created[i] || !this.attempts || this.opts.inlineConcurrency <= 0);
-    const toSend = made.filter((_, i) => created[i] && this.attempts && this.opts.inlineConcurrency > 0);
-    const logged = new Set(made.filter((_, i) => !created[i]));
-    if (toJobs.length) await this.enqueue(await Promise.all(toJobs.map(async (d) => ({ d, attemptsBefore: logged.has(d) ? await this.attemptsLogged(d) : 0, delayMs: 0 }))));
-    await this.acknowledge(stream, [...settled, ...toJobs.map((d) => d.entryId)]);
-    for (const d of toSend) this.waiting.push({ stream, d });
+    const inline = this.attempts !== null && this.opts.inlineConcurrency > 0;
+    // dispatched before by a process that died: a job finishes whatever it left, from the attempts logged
+    const toJobs = await Promise.all(
+      made.flatMap((d, i) => (created[i] && inline ? [] : [(async () => ({ d, attemptsBefore: created[i] ? 0 : await this.attemptsLogged(d), delayMs: 0 }))()])),
+    );
+    if (toJobs.length) await this.enqueue(toJobs);
+    await this.acknowledge(stream, [...settled, ...toJobs.map(({ d }) => d.entryId)]);
+    for (let i = 0; i < made.length; i++) if (created[i] && inline) this.waiting.push({ stream, d: made[i] as Dispatched });
     this.startAttempts();
     // the next read once no more than one round of attempts waits (bounds what is held here)
     while (this.waiting.length > this.opts.inlineConcurrency) await new Promise<void>((resolve) => (this.placeFreed = resolve));

@@ -80,13 +80,14 @@ export async function webhookUrlProblem(raw: string, opts: UrlCheckOptions): Pro
   if (opts.allowPrivate) return null;
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   if (isIP(host)) return isPublicAddress(host) ? null : `points to ${rangePhrase(host)}, which is not allowed`;
+  const unresolved = `names a host (${host}) that could not be resolved`;
   let addresses: string[];
   try {
     addresses = await withTimeout((opts.lookup ?? systemLookup)(host), opts.timeoutMs ?? 5000);
   } catch {
-    return `names a host (${host}) that could not be resolved`;
+    return unresolved;
   }
-  if (addresses.length === 0) return `names a host (${host}) that could not be resolved`;
+  if (addresses.length === 0) return unresolved;
   const blocked = addresses.find((a) => !isPublicAddress(a));
   return blocked ? `resolves to ${rangePhrase(blocked)}, which is not allowed` : null;
 }
