@@ -5,6 +5,7 @@ import { WebhookSender } from './sender';
 const secret = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
 let server: Server;
 let port: number;
+let connections = 0;
 const seen: { headers: Record<string, string | string[] | undefined>; body: string }[] = [];
 
 beforeAll(async () => {
@@ -15,9 +16,14 @@ beforeAll(async () => {
       seen.push({ headers: req.headers, body });
       // a receiver that never answers
       if (req.url === '/hang') return;
+      if (req.url === '/busy') return res.writeHead(503, { 'Retry-After': '7' }).end();
+      if (req.url === '/moved') return res.writeHead(302, { Location: '/ok' }).end();
+      // an answer far longer than the sender reads
+      if (req.url === '/long') return res.writeHead(200).end('x'.repeat(1024 * 1024));
       res.writeHead(204).end();
     });
   });
+  server.on('connection', () => connections++);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   port = (server.address() as { port: number }).port;
 });
@@ -69,4 +75,28 @@ it('a request without an answer is cut at the timeout, and its connection is not
   const next = await sender.send({ url: `http://127.0.0.1:${port}/ok`, webhookId: 'msg_5', body: '{}', secrets: [secret] });
   expect(next).toMatchObject({ ok: true, status: 204 });
   await sender.close();
+});
+
+it('says what a failure means: Retry-After is read, a redirect is not followed', async () => {
+  const sender = new WebhookSender({ timeoutMs: 2000, allowPrivate: true, connectionsPerOrigin: 2 });
+  const before = seen.length;
+  const busy = await sender.send({ url: `http://127.0.0.1:${port}/busy`, webhookId: 'msg_6', body: '{}', secrets: [secret] });
+  const moved = await sender.send({ url: `http://127.0.0.1:${port}/moved`, webhookId: 'msg_7', body: '{}', secrets: [secret] });
+  await sender.close();
+  expect(busy).toMatchObject({ ok: false, status: 503, retryAfterMs: 7000, hostTrouble: true });
+  expect(moved).toMatchObject({ ok: false, status: 302, hostTrouble: false, error: expect.stringMatching(/redirects are not followed/) });
+  // the redirect's target was never asked
+  expect(seen.slice(before).map((s) => s.headers['webhook-id'])).toEqual(['msg_6', 'msg_7']);
+});
+
+it('a 2xx with a long body counts as delivered; the connection is dropped rather than read to the end', async () => {
+  const sender = new WebhookSender({ timeoutMs: 2000, allowPrivate: true, connectionsPerOrigin: 1 });
+  const opened = connections;
+  const long = await sender.send({ url: `http://127.0.0.1:${port}/long`, webhookId: 'msg_8', body: '{}', secrets: [secret] });
+  const next = await sender.send({ url: `http://127.0.0.1:${port}/ok`, webhookId: 'msg_9', body: '{}', secrets: [secret] });
+  await sender.close();
+  expect(long).toMatchObject({ ok: true, status: 200 });
+  expect(next).toMatchObject({ ok: true, status: 204 });
+  // one keep-alive connection would have carried both had the megabyte been read
+  expect(connections - opened).toBe(2);
 });

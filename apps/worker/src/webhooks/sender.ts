@@ -1,8 +1,7 @@
-import { EventEmitter } from 'node:events';
 import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Webhook } from 'standardwebhooks';
-import { Agent, request } from 'undici';
+import { Agent, type Dispatcher } from 'undici';
 import { isPublicAddress, publicOnlyLookup, rangePhrase } from '@imagegen/shared';
 import { parseRetryAfter } from '../providers/http';
 
@@ -36,6 +35,14 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
 
 class DeliveryTimeout extends Error {}
 
+interface Target {
+  origin: string;
+  /** Path and query. */
+  path: string;
+  /** The hostname, an IPv6 literal without its brackets. */
+  host: string;
+}
+
 /**
  * Signs (Standard Webhooks) and POSTs one delivery attempt over pooled keep-alive connections.
  * Success is a 2xx within the timeout; redirects are not followed. The SSRF guard applies to the
@@ -44,6 +51,7 @@ class DeliveryTimeout extends Error {}
 export class WebhookSender {
   private readonly agent: Agent;
   private readonly signers = new Map<string, Webhook>();
+  private readonly targets = new Map<string, Target>();
 
   constructor(private readonly opts: SenderOptions) {
     this.agent = new Agent({
@@ -74,10 +82,9 @@ export class WebhookSender {
   async send(req: SendRequest): Promise<SendResult> {
     const started = performance.now();
     const elapsed = () => performance.now() - started;
-    const url = new URL(req.url);
-    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
-    if (!this.opts.allowPrivate && isIP(host) && !isPublicAddress(host)) {
-      return { ok: false, error: `${host} is ${rangePhrase(host)}, which webhooks may not reach`, durationMs: 0, hostTrouble: false };
+    const target = this.target(req.url);
+    if (!this.opts.allowPrivate && isIP(target.host) && !isPublicAddress(target.host)) {
+      return { ok: false, error: `${target.host} is ${rangePhrase(target.host)}, which webhooks may not reach`, durationMs: 0, hostTrouble: false };
     }
     const now = new Date();
     const headers = {
@@ -87,29 +94,11 @@ export class WebhookSender {
       'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
       'webhook-signature': this.sign(req.secrets, req.webhookId, now, req.body),
     };
-    // undici takes an emitter as the abort signal: an AbortController per request costs ~20x more
-    const abort = new EventEmitter() as EventEmitter & { reason?: Error };
-    let timedOut = false;
-    // a plain strong timer, raced against the request: the deadline holds whatever the client does
-    let expire: (err: Error) => void = () => undefined;
-    const expired = new Promise<never>((_, reject) => (expire = reject));
-    expired.catch(() => undefined);
-    const timer = setTimeout(() => {
-      const err = new DeliveryTimeout(`no answer within ${this.opts.timeoutMs} ms`);
-      timedOut = true;
-      abort.reason = err;
-      abort.emit('abort');
-      expire(err);
-    }, this.opts.timeoutMs);
     try {
-      const res = await Promise.race([request(url, { method: 'POST', headers, body: req.body, dispatcher: this.agent, signal: abort }), expired]);
-      const status = res.statusCode;
+      const { status, retryAfter } = await this.post(target, headers, req.body);
       const durationMs = elapsed();
-      // read (bounded) so the connection goes back to the pool; the answer is already decided
-      void res.body.dump({ limit: MAX_RESPONSE_BYTES }).catch(() => undefined);
       if (status >= 200 && status < 300) return { ok: true, status, durationMs, hostTrouble: false };
-      const retryAfter = res.headers['retry-after'];
-      const retryAfterMs = parseRetryAfter(typeof retryAfter === 'string' ? retryAfter : null);
+      const retryAfterMs = parseRetryAfter(retryAfter);
       return {
         ok: false,
         status,
@@ -120,15 +109,73 @@ export class WebhookSender {
       };
     } catch (err) {
       const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
-      if (e instanceof DeliveryTimeout || timedOut) {
+      if (e instanceof DeliveryTimeout) {
         return { ok: false, error: `timed out: no answer within ${this.opts.timeoutMs} ms`, durationMs: elapsed(), hostTrouble: true };
       }
       const blocked = e.code === 'EBLOCKEDADDRESS' || e.cause?.code === 'EBLOCKEDADDRESS';
       const why = blocked ? (e.cause?.message ?? e.message) : (e.code ?? e.cause?.code ?? e.message);
       return { ok: false, error: blocked ? why : `connection failed: ${why}`, durationMs: elapsed(), hostTrouble: !blocked };
-    } finally {
-      clearTimeout(timer);
     }
+  }
+
+  /** A URL's parts as a request needs them, parsed once per URL (a few endpoints take most deliveries). */
+  private target(url: string): Target {
+    let t = this.targets.get(url);
+    if (!t) {
+      const u = new URL(url);
+      if (this.targets.size >= 10_000) this.targets.clear();
+      t = { origin: u.origin, path: `${u.pathname}${u.search}`, host: u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname };
+      this.targets.set(url, t);
+    }
+    return t;
+  }
+
+  /**
+   * One POST through the pool, settled by the status line: the answer is decided there, and the
+   * (bounded) rest of the response is read afterwards so the connection goes back to the pool.
+   * Undici's dispatcher interface directly: no response stream or abort signal is made per request.
+   * A plain strong timer holds the deadline, whether the request is queued, sending or waiting.
+   */
+  private post(target: Target, headers: Record<string, string>, body: string): Promise<{ status: number; retryAfter: string | null }> {
+    return new Promise((resolve, reject) => {
+      let controller: Dispatcher.DispatchController | null = null;
+      let answered = false;
+      let timedOut: DeliveryTimeout | null = null;
+      let received = 0;
+      const timer = setTimeout(() => {
+        timedOut = new DeliveryTimeout(`no answer within ${this.opts.timeoutMs} ms`);
+        // a request still queued is cut when it reaches a connection (onRequestStart), before it is sent
+        controller?.abort(timedOut);
+        reject(timedOut);
+      }, this.opts.timeoutMs);
+      this.agent.dispatch(
+        { origin: target.origin, path: target.path, method: 'POST', headers, body },
+        {
+          onRequestStart(c) {
+            controller = c;
+            if (timedOut) c.abort(timedOut);
+          },
+          onResponseStart(c, statusCode, responseHeaders) {
+            // 1xx informational answers come before the real one
+            if (statusCode < 200 || answered) return;
+            answered = true;
+            clearTimeout(timer);
+            const retryAfter = responseHeaders['retry-after'];
+            resolve({ status: statusCode, retryAfter: typeof retryAfter === 'string' ? retryAfter : null });
+          },
+          onResponseData(c, chunk) {
+            received += chunk.length;
+            // a receiver answering at length loses its connection, not its answer
+            if (received > MAX_RESPONSE_BYTES) c.abort(new Error('response too long'));
+          },
+          onResponseEnd() {},
+          onResponseError(_c, err) {
+            clearTimeout(timer);
+            if (!answered) reject(err);
+          },
+        },
+      );
+    });
   }
 
   close(): Promise<void> {
