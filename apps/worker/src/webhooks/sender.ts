@@ -155,7 +155,7 @@ export class WebhookSender {
             controller = c;
             if (timedOut) c.abort(timedOut);
           },
-          onResponseStart(c, statusCode, responseHeaders) {
+          onResponseStart(_c, statusCode, responseHeaders) {
             // 1xx informational answers come before the real one
             if (statusCode < 200 || answered) return;
             answered = true;
