@@ -34,6 +34,8 @@ it('delivery and message ids derive from the entry id, one to one', () => {
   expect(deliveryIdFor('1718000000000-1')).toBe(deliveryIdFor('1718000000000-1'));
   expect(ids.every((d) => /^dlv_[a-z0-9]+$/.test(d))).toBe(true);
   expect(webhookIdFor(ids[0]!)).toBe(`msg_${ids[0]!.slice(4)}`);
+  // the same ids as ever: a delivery taken over after an upgrade keeps its job and webhook-id
+  expect(['1718000000000-35', '9999999999999-0', '1-1'].map(deliveryIdFor)).toEqual(['dlv_0lx8kuby8z', 'dlv_3jlxpt2pr0', 'dlv_0000000011']);
 });
 
 it('an entry without its fields is reported, not thrown', () => {

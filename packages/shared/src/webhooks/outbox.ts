@@ -51,10 +51,19 @@ export function parseOutboxEntry(entryId: string, flat: string[], links: FileLin
   return { invalid: 'neither a generation nor a batch entry' };
 }
 
+/** Hosts of the URLs seen lately: a few endpoints take most deliveries, and parsing a URL is not free. */
+const hostsOfUrls = new Map<string, string>();
+
 /** host:port of an http(s) URL; throws for anything else (a snapshot's target was checked in full when submitted). */
 function httpHostOf(raw: unknown): string {
+  if (typeof raw === 'string') {
+    const known = hostsOfUrls.get(raw);
+    if (known !== undefined) return known;
+  }
   const url = typeof raw === 'string' ? new URL(raw) : null;
   if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw new Error('webhook target without an http(s) URL');
+  if (hostsOfUrls.size >= 10_000) hostsOfUrls.clear();
+  hostsOfUrls.set(raw as string, url.host);
   return url.host;
 }
 

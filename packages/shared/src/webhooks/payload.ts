@@ -18,12 +18,15 @@ export function webhookBody(type: WebhookEvent, atMs: number, data: unknown): st
  * same entry twice (after a crash) makes the same delivery, the same job and the same webhook-id.
  */
 export function deliveryIdFor(entryId: string): string {
-  const [ms, seq] = entryId.split('-');
+  const dash = entryId.indexOf('-');
+  // a ms time is far below 2^53, so a plain number holds it exactly (no BigInt needed)
+  const ms = Number(dash < 0 ? entryId : entryId.slice(0, dash)) || 0;
+  const seq = dash < 0 ? 0 : Number(entryId.slice(dash + 1)) || 0;
   // base36 of a 13-digit ms time is 8-9 characters: pad to 9 so the seq part cannot blur into it
-  return `dlv_${BigInt(ms ?? '0').toString(36).padStart(9, '0')}${Number(seq ?? 0).toString(36)}`;
+  return `dlv_${ms.toString(36).padStart(9, '0')}${seq.toString(36)}`;
 }
 
 /** The Standard Webhooks `webhook-id` of a delivery: the same for every attempt and redelivery. */
 export function webhookIdFor(deliveryId: string): string {
-  return `msg_${deliveryId.replace(/^dlv_/, '')}`;
+  return `msg_${deliveryId.startsWith('dlv_') ? deliveryId.slice(4) : deliveryId}`;
 }
