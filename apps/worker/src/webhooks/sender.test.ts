@@ -16,6 +16,13 @@ beforeAll(async () => {
       seen.push({ headers: req.headers, body });
       // a receiver that never answers
       if (req.url === '/hang') return;
+      if (req.url === '/drip') {
+        // answers at once, then never finishes the body
+        res.writeHead(200);
+        const drip = setInterval(() => res.write('.'), 50);
+        res.on('close', () => clearInterval(drip));
+        return;
+      }
       if (req.url === '/busy') return res.writeHead(503, { 'Retry-After': '7' }).end();
       if (req.url === '/moved') return res.writeHead(302, { Location: '/ok' }).end();
       // an answer far longer than the sender reads
@@ -99,4 +106,42 @@ it('a 2xx with a long body counts as delivered; the connection is dropped rather
   expect(next).toMatchObject({ ok: true, status: 204 });
   // one keep-alive connection would have carried both had the megabyte been read
   expect(connections - opened).toBe(2);
+});
+
+it('a 2xx whose body never ends is delivered, and its connection is dropped at the deadline', async () => {
+  const sender = new WebhookSender({ timeoutMs: 400, allowPrivate: true, connectionsPerOrigin: 1 });
+  const dripping = await sender.send({ url: `http://127.0.0.1:${port}/drip`, webhookId: 'msg_10', body: '{}', secrets: [secret] });
+  expect(dripping).toMatchObject({ ok: true, status: 200 });
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  // the only connection was not kept by the endless body
+  const next = await sender.send({ url: `http://127.0.0.1:${port}/ok`, webhookId: 'msg_11', body: '{}', secrets: [secret] });
+  expect(next).toMatchObject({ ok: true, status: 204 });
+  const closing = Date.now();
+  await sender.close();
+  expect(Date.now() - closing).toBeLessThan(1000);
+});
+
+it('requests waiting for a connection past their deadline are dropped, never sent and never given one', async () => {
+  const sender = new WebhookSender({ timeoutMs: 300, allowPrivate: true, connectionsPerOrigin: 2 });
+  const before = seen.length;
+  const opened = connections;
+  const started = Date.now();
+  const results = await Promise.all(Array.from({ length: 40 }, (_, i) => sender.send({ url: `http://127.0.0.1:${port}/hang`, webhookId: `msg_q${i}`, body: '{}', secrets: [secret] })));
+  expect(Date.now() - started).toBeLessThan(1500);
+  expect(results.every((r) => !r.ok && /timed out/.test(r.error ?? ''))).toBe(true);
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  await sender.close();
+  // the two that had connections were sent; the 38 that waited were not, and opened none (the pool
+  // replaces each aborted connection once, so two aborted requests account for up to four)
+  expect(seen.length - before).toBe(2);
+  expect(connections - opened).toBeLessThanOrEqual(4);
+});
+
+it('a request the sender itself refuses is not held against the host', async () => {
+  const sender = new WebhookSender({ timeoutMs: 1000, allowPrivate: true, connectionsPerOrigin: 1 });
+  const unsigned = await sender.send({ url: `http://127.0.0.1:${port}/ok`, webhookId: 'msg_12', body: '{}', secrets: [] });
+  const badHeader = await sender.send({ url: `http://127.0.0.1:${port}/ok`, webhookId: 'msg_13\r\nx-injected: 1', body: '{}', secrets: [secret] });
+  await sender.close();
+  expect(unsigned).toMatchObject({ ok: false, hostTrouble: false });
+  expect(badHeader).toMatchObject({ ok: false, hostTrouble: false });
 });

@@ -4,6 +4,7 @@ import { Webhook } from 'standardwebhooks';
 import { Agent, type Dispatcher } from 'undici';
 import { isPublicAddress, publicOnlyLookup, rangePhrase } from '@imagegen/shared';
 import { parseRetryAfter } from '../providers/http';
+import { OriginGate } from './origin-gate';
 
 export interface SendRequest {
   url: string;
@@ -35,6 +36,9 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
 
 class DeliveryTimeout extends Error {}
 
+/** Undici's codes for a request refused before it left: the sender's doing, not the host's. */
+const OWN_ERRORS = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_DESTROYED', 'UND_ERR_CLOSED']);
+
 interface Target {
   origin: string;
   /** Path and query. */
@@ -52,8 +56,13 @@ export class WebhookSender {
   private readonly agent: Agent;
   private readonly signers = new Map<string, Webhook>();
   private readonly targets = new Map<string, Target>();
+  private readonly gate: OriginGate;
+  /** Less time than this left when a place frees, and a waiting request is not started. */
+  private readonly lastChanceMs: number;
 
   constructor(private readonly opts: SenderOptions) {
+    this.gate = new OriginGate(opts.connectionsPerOrigin);
+    this.lastChanceMs = Math.min(50, opts.timeoutMs / 10);
     this.agent = new Agent({
       connections: opts.connectionsPerOrigin,
       keepAliveTimeout: 30_000,
@@ -80,12 +89,11 @@ export class WebhookSender {
   }
 
   async send(req: SendRequest): Promise<SendResult> {
-    const started = performance.now();
-    const elapsed = () => performance.now() - started;
     const target = this.target(req.url);
     if (!this.opts.allowPrivate && isIP(target.host) && !isPublicAddress(target.host)) {
       return { ok: false, error: `${target.host} is ${rangePhrase(target.host)}, which webhooks may not reach`, durationMs: 0, hostTrouble: false };
     }
+    if (req.secrets.length === 0) return { ok: false, error: 'no secret to sign with', durationMs: 0, hostTrouble: false };
     const now = new Date();
     const headers = {
       'content-type': 'application/json',
@@ -94,8 +102,11 @@ export class WebhookSender {
       'webhook-timestamp': String(Math.floor(now.getTime() / 1000)),
       'webhook-signature': this.sign(req.secrets, req.webhookId, now, req.body),
     };
+    // the attempt's time, and its deadline, run from here: signing is ours, not the endpoint's
+    const started = performance.now();
+    const elapsed = () => performance.now() - started;
     try {
-      const { status, retryAfter } = await this.post(target, headers, req.body);
+      const { status, retryAfter } = await this.post(target, headers, req.body, started + this.opts.timeoutMs);
       const durationMs = elapsed();
       if (status >= 200 && status < 300) return { ok: true, status, durationMs, hostTrouble: false };
       const retryAfterMs = parseRetryAfter(retryAfter);
@@ -114,7 +125,9 @@ export class WebhookSender {
       }
       const blocked = e.code === 'EBLOCKEDADDRESS' || e.cause?.code === 'EBLOCKEDADDRESS';
       const why = blocked ? (e.cause?.message ?? e.message) : (e.code ?? e.cause?.code ?? e.message);
-      return { ok: false, error: blocked ? why : `connection failed: ${why}`, durationMs: elapsed(), hostTrouble: !blocked };
+      // a request refused before it left (a bad header, a closed sender) says nothing about the host
+      const ours = blocked || OWN_ERRORS.has(e.code ?? '');
+      return { ok: false, error: blocked ? why : `connection failed: ${why}`, durationMs: elapsed(), hostTrouble: !ours };
     }
   }
 
@@ -134,47 +147,75 @@ export class WebhookSender {
    * One POST through the pool, settled by the status line: the answer is decided there, and the
    * (bounded) rest of the response is read afterwards so the connection goes back to the pool.
    * Undici's dispatcher interface directly: no response stream or abort signal is made per request.
-   * A plain strong timer holds the deadline, whether the request is queued, sending or waiting.
+   * One plain strong timer holds the deadline whether the request waits for a connection, is sent,
+   * waits for its answer or has the answer's body read (past it, the connection is dropped).
    */
-  private post(target: Target, headers: Record<string, string>, body: string): Promise<{ status: number; retryAfter: string | null }> {
+  private post(target: Target, headers: Record<string, string>, body: string, deadline: number): Promise<{ status: number; retryAfter: string | null }> {
     return new Promise((resolve, reject) => {
       let controller: Dispatcher.DispatchController | null = null;
       let answered = false;
-      let timedOut: DeliveryTimeout | null = null;
+      let done = false;
       let received = 0;
+      const timeout = new DeliveryTimeout(`no answer within ${this.opts.timeoutMs} ms`);
+      const finish = () => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        this.gate.leave(target.origin);
+      };
       const timer = setTimeout(() => {
-        timedOut = new DeliveryTimeout(`no answer within ${this.opts.timeoutMs} ms`);
-        // a request still queued is cut when it reaches a connection (onRequestStart), before it is sent
-        controller?.abort(timedOut);
-        reject(timedOut);
-      }, this.opts.timeoutMs);
-      this.agent.dispatch(
-        { origin: target.origin, path: target.path, method: 'POST', headers, body },
-        {
-          onRequestStart(c) {
-            controller = c;
-            if (timedOut) c.abort(timedOut);
-          },
-          onResponseStart(_c, statusCode, responseHeaders) {
-            // 1xx informational answers come before the real one
-            if (statusCode < 200 || answered) return;
-            answered = true;
-            clearTimeout(timer);
-            const retryAfter = responseHeaders['retry-after'];
-            resolve({ status: statusCode, retryAfter: typeof retryAfter === 'string' ? retryAfter : null });
-          },
-          onResponseData(c, chunk) {
-            received += chunk.length;
-            // a receiver answering at length loses its connection, not its answer
-            if (received > MAX_RESPONSE_BYTES) c.abort(new Error('response too long'));
-          },
-          onResponseEnd() {},
-          onResponseError(_c, err) {
-            clearTimeout(timer);
-            if (!answered) reject(err);
-          },
-        },
-      );
+        if (!controller) {
+          // still waiting for a place: it never reaches the pool
+          if (this.gate.drop(target.origin, start)) reject(timeout);
+          return;
+        }
+        controller.abort(timeout);
+        reject(timeout);
+      }, Math.max(0, deadline - performance.now()));
+      const start = () => {
+        // a place freed moments before the deadline: too late to connect and be answered
+        if (deadline - performance.now() < this.lastChanceMs) {
+          finish();
+          reject(timeout);
+          return;
+        }
+        try {
+          this.agent.dispatch(
+            { origin: target.origin, path: target.path, method: 'POST', headers, body },
+            {
+              onRequestStart(c) {
+                controller = c;
+                // a timer can fire a little late: nothing goes out past the deadline
+                if (performance.now() >= deadline) {
+                  c.abort(timeout);
+                  reject(timeout);
+                }
+              },
+              onResponseStart(_c, statusCode, responseHeaders) {
+                // 1xx informational answers come before the real one
+                if (statusCode < 200 || answered) return;
+                answered = true;
+                const retryAfter = responseHeaders['retry-after'];
+                resolve({ status: statusCode, retryAfter: (Array.isArray(retryAfter) ? retryAfter[0] : retryAfter) ?? null });
+              },
+              onResponseData(c, chunk) {
+                received += chunk.length;
+                // a receiver answering at length loses its connection, not its answer
+                if (received > MAX_RESPONSE_BYTES) c.abort(new Error('response too long'));
+              },
+              onResponseEnd: finish,
+              onResponseError(_c, err) {
+                finish();
+                if (!answered) reject(err);
+              },
+            },
+          );
+        } catch (err) {
+          finish();
+          reject(err as Error);
+        }
+      };
+      this.gate.enter(target.origin, start);
     });
   }
 
