@@ -1,6 +1,6 @@
 import { OriginGate } from './origin-gate';
 
-it('lets `limit` in per origin, the rest in order as places free; a dropped wait never starts', () => {
+it('lets `limit` in per origin, the rest in order as places free; a dropped wait never starts', async () => {
   const gate = new OriginGate(2);
   const started: string[] = [];
   const start = (name: string) => () => started.push(name);
@@ -15,11 +15,13 @@ it('lets `limit` in per origin, the rest in order as places free; a dropped wait
   expect(started).toEqual(['a1', 'a2', 'b1']);
   expect(gate.drop('a', waits.d)).toBe(true);
   gate.leave('a');
+  await Promise.resolve();
   expect(started).toEqual(['a1', 'a2', 'b1', 'c']);
   // started already: nothing to drop
   expect(gate.drop('a', waits.c)).toBe(false);
   gate.leave('a');
   gate.leave('a');
+  await Promise.resolve();
   expect(started).toEqual(['a1', 'a2', 'b1', 'c', 'e']);
   gate.leave('a');
   // all places given back: the next one starts at once

@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { WebhookSender } from './sender';
 
@@ -144,4 +146,34 @@ it('a request the sender itself refuses is not held against the host', async () 
   await sender.close();
   expect(unsigned).toMatchObject({ ok: false, hostTrouble: false });
   expect(badHeader).toMatchObject({ ok: false, hostTrouble: false });
+});
+
+// a listener that never accepts (its process's event loop is blocked) with its backlog full: connects get no answer
+const NEVER_ACCEPTS = `
+const server = require('node:net').createServer();
+server.listen({ port: 0, host: '127.0.0.1', backlog: 1 }, () => {
+  console.log(server.address().port);
+  setTimeout(() => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20000), 50);
+});
+`;
+
+it('the deadline holds while a request waits for a connection that never comes', async () => {
+  const child = spawn(process.execPath, ['-e', NEVER_ACCEPTS], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let fill: Socket[] = [];
+  try {
+    const silentPort = Number(await new Promise<string>((resolve) => child.stdout.once('data', (d: Buffer) => resolve(d.toString().trim()))));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    fill = Array.from({ length: 8 }, () => connect(silentPort, '127.0.0.1').on('error', () => undefined));
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const sender = new WebhookSender({ timeoutMs: 400, allowPrivate: true, connectionsPerOrigin: 1 });
+    const startedAt = Date.now();
+    const result = await sender.send({ url: `http://127.0.0.1:${silentPort}/x`, webhookId: 'msg_20', body: '{}', secrets: [secret] });
+    // at the deadline, not whenever the pool's own (coarser) connect timeout fires
+    expect(result).toMatchObject({ ok: false, hostTrouble: true, error: expect.stringMatching(/timed out/) });
+    expect(Date.now() - startedAt).toBeLessThan(600);
+    await sender.close();
+  } finally {
+    for (const socket of fill) socket.destroy();
+    child.kill('SIGKILL');
+  }
 });

@@ -36,6 +36,9 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
 
 class DeliveryTimeout extends Error {}
 
+/** What a webhook-id may hold (the standard's ids are such tokens; ours are msg_<base36>). */
+const WEBHOOK_ID = /^[A-Za-z0-9_.:-]{1,200}$/;
+
 /** Undici's codes for a request refused before it left: the sender's doing, not the host's. */
 const OWN_ERRORS = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_DESTROYED', 'UND_ERR_CLOSED']);
 
@@ -94,6 +97,8 @@ export class WebhookSender {
       return { ok: false, error: `${target.host} is ${rangePhrase(target.host)}, which webhooks may not reach`, durationMs: 0, hostTrouble: false };
     }
     if (req.secrets.length === 0) return { ok: false, error: 'no secret to sign with', durationMs: 0, hostTrouble: false };
+    // refused here rather than by the pool, which would then stop using one of its connections
+    if (!WEBHOOK_ID.test(req.webhookId)) return { ok: false, error: 'webhook-id is not a plain token', durationMs: 0, hostTrouble: false };
     const now = new Date();
     const headers = {
       'content-type': 'application/json',
@@ -154,9 +159,15 @@ export class WebhookSender {
     return new Promise((resolve, reject) => {
       let controller: Dispatcher.DispatchController | null = null;
       let answered = false;
+      let expired = false;
       let done = false;
       let received = 0;
       const timeout = new DeliveryTimeout(`no answer within ${this.opts.timeoutMs} ms`);
+      // settles first, then gives the place back (which may start the next request)
+      const fail = (err: Error) => {
+        reject(err);
+        finish();
+      };
       const finish = () => {
         if (done) return;
         done = true;
@@ -164,31 +175,27 @@ export class WebhookSender {
         this.gate.leave(target.origin);
       };
       const timer = setTimeout(() => {
-        if (!controller) {
-          // still waiting for a place: it never reaches the pool
-          if (this.gate.drop(target.origin, start)) reject(timeout);
-          return;
-        }
-        controller.abort(timeout);
+        expired = true;
         reject(timeout);
+        // still waiting for a place: it never reaches the pool
+        if (!controller && this.gate.drop(target.origin, start)) return;
+        // in the pool: cut now if it has a connection, else once it gets one (onRequestStart);
+        // its place is given back when the pool lets go of it
+        controller?.abort(timeout);
       }, Math.max(0, deadline - performance.now()));
       const start = () => {
         // a place freed moments before the deadline: too late to connect and be answered
-        if (deadline - performance.now() < this.lastChanceMs) {
-          finish();
-          reject(timeout);
-          return;
-        }
+        if (deadline - performance.now() < this.lastChanceMs) return fail(timeout);
         try {
           this.agent.dispatch(
             { origin: target.origin, path: target.path, method: 'POST', headers, body },
             {
               onRequestStart(c) {
                 controller = c;
-                // a timer can fire a little late: nothing goes out past the deadline
-                if (performance.now() >= deadline) {
-                  c.abort(timeout);
+                // the deadline passed while it waited for a connection (or a timer fired a little late): nothing goes out
+                if (expired || performance.now() >= deadline) {
                   reject(timeout);
+                  c.abort(timeout);
                 }
               },
               onResponseStart(_c, statusCode, responseHeaders) {
@@ -205,14 +212,14 @@ export class WebhookSender {
               },
               onResponseEnd: finish,
               onResponseError(_c, err) {
-                finish();
-                if (!answered) reject(err);
+                // after the answer, an error only ends the body's reading
+                if (answered) finish();
+                else fail(err);
               },
             },
           );
         } catch (err) {
-          finish();
-          reject(err as Error);
+          fail(err as Error);
         }
       };
       this.gate.enter(target.origin, start);
