@@ -60,7 +60,7 @@ export class WebhookSender {
   private readonly signers = new Map<string, Webhook>();
   private readonly targets = new Map<string, Target>();
   private readonly gate: OriginGate;
-  /** One error for every timeout: an error per request, made up front, cost as much as a tenth of an attempt (its stack). */
+  /** One error for every timeout: one per request, made up front, cost about a twentieth of an attempt (its stack). */
   private readonly timeoutError: DeliveryTimeout;
   /** Less time than this left when a place frees, and a waiting request is not started. */
   private readonly lastChanceMs: number;
