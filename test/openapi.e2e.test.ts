@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import Ajv2020 from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
-import { ADMIN, postJson, startStack, type Stack } from './support/stack';
+import { ADMIN_AUTH, getJson, postJson, startStack, type Stack } from './support/stack';
 
 /**
  * /openapi.json is a valid OpenAPI 3.1 document generated from the zod schemas, lists every
@@ -108,23 +108,23 @@ describe('OpenAPI document', () => {
     expectDescribed('get', '/v1/generations/{id}', 404, 'application/problem+json', await missing.json());
     const bad = await postJson(`${stack.baseUrl}/v1/generations`, { topic: '' });
     expectDescribed('post', '/v1/generations', 400, 'application/problem+json', bad.body);
-    const health = await (await fetch(`${stack.baseUrl}/healthz`)).json();
+    const health = (await getJson(`${stack.baseUrl}/healthz`)).body;
     expectDescribed('get', '/healthz', 200, 'application/json', health);
-    expectDescribed('get', '/readyz', 200, 'application/json', await (await fetch(`${stack.baseUrl}/readyz`)).json());
+    expectDescribed('get', '/readyz', 200, 'application/json', (await getJson(`${stack.baseUrl}/readyz`)).body);
   });
 
   it('batches, usage and key management answer what their schemas describe', async () => {
     const batch = await postJson(`${stack.baseUrl}/v1/batches`, { items: [{ topic: 'schema-checked batch item' }], metadata: { run: 1 } });
     expectDescribed('post', '/v1/batches', 202, 'application/json', batch.body);
-    expectDescribed('get', '/v1/batches/{id}', 200, 'application/json', await (await fetch(`${stack.baseUrl}/v1/batches/${batch.body.id}`)).json());
-    expectDescribed('get', '/v1/batches', 200, 'application/json', await (await fetch(`${stack.baseUrl}/v1/batches?limit=2`)).json());
+    expectDescribed('get', '/v1/batches/{id}', 200, 'application/json', (await getJson(`${stack.baseUrl}/v1/batches/${batch.body.id}`)).body);
+    expectDescribed('get', '/v1/batches', 200, 'application/json', (await getJson(`${stack.baseUrl}/v1/batches?limit=2`)).body);
     const badBatch = await postJson(`${stack.baseUrl}/v1/batches`, { items: [{ topic: '' }] });
     expectDescribed('post', '/v1/batches', 400, 'application/problem+json', badBatch.body);
-    expectDescribed('get', '/v1/usage', 200, 'application/json', await (await fetch(`${stack.baseUrl}/v1/usage`)).json());
-    const admin = { Authorization: `Basic ${Buffer.from(`${ADMIN.user}:${ADMIN.password}`).toString('base64')}` };
+    expectDescribed('get', '/v1/usage', 200, 'application/json', (await getJson(`${stack.baseUrl}/v1/usage`)).body);
+    const admin = ADMIN_AUTH;
     const key = await postJson(`${stack.baseUrl}/admin/tenants/schema-tenant/keys`, {}, admin);
     expectDescribed('post', '/admin/tenants/{tenant}/keys', 201, 'application/json', key.body);
-    expectDescribed('get', '/admin/tenants/{tenant}/keys', 200, 'application/json', await (await fetch(`${stack.baseUrl}/admin/tenants/schema-tenant/keys`, { headers: admin })).json());
+    expectDescribed('get', '/admin/tenants/{tenant}/keys', 200, 'application/json', (await getJson(`${stack.baseUrl}/admin/tenants/schema-tenant/keys`, admin)).body);
     expect((await fetch(`${stack.baseUrl}/admin/tenants/schema-tenant/keys/${key.body.id}`, { method: 'DELETE', headers: admin })).status).toBe(204);
   });
 

@@ -1,5 +1,6 @@
 import { Redis } from 'ioredis';
-import { deliveryIdFor, keysFor, newFileToken, newId, webhookIdFor, type Delivery, type GenerationRecord } from '@imagegen/shared';
+import { deliveryIdFor, keysFor, webhookIdFor, type Delivery, type GenerationRecord } from '@imagegen/shared';
+import { generationRecord, TINY_RESULT } from './support/records';
 import { eventually, sleep } from './support/net';
 import { killAllSpawned, spawnWorker } from './support/processes';
 import { getJson, postJson, startStack, type Stack } from './support/stack';
@@ -34,20 +35,7 @@ describe('webhooks survive a worker crash', () => {
 
   /** A generation written as active, with a webhook to `path` of the receiver. */
   const activeRecord = async (topic: string, path: string): Promise<GenerationRecord> => {
-    const r: GenerationRecord = {
-      id: newId('gen'),
-      tenant: 'default',
-      status: 'active',
-      stage: 'storing',
-      progress: 85,
-      request: { topic, style: 'PHOTOGRAPHIC', size: 'SQUARE' },
-      metadata: null,
-      priority: 'normal',
-      webhook: { url: receiver.url(path) },
-      attempts: 1,
-      createdAt: new Date().toISOString(),
-      fileToken: newFileToken(),
-    };
+    const r = generationRecord({ request: { topic, style: 'PHOTOGRAPHIC', size: 'SQUARE' }, webhook: { url: receiver.url(path) } });
     await stack.api.store.create(r);
     return r;
   };
@@ -100,7 +88,7 @@ describe('webhooks survive a worker crash', () => {
     const keys = keysFor(stack.prefix);
     const r = await activeRecord('pending entry', '/claimed');
     await stack.redis.xgroup('CREATE', keys.webhookOutbox(), GROUP, '0', 'MKSTREAM').catch(() => undefined);
-    await stack.api.store.complete(r, { image: { key: 'x/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, thumbnails: [] });
+    await stack.api.store.complete(r, TINY_RESULT);
     // a dispatcher reads the entry into its pending list, then dies without acknowledging it
     const read = (await stack.redis.xreadgroup('GROUP', GROUP, 'dead-dispatcher', 'COUNT', 100, 'STREAMS', keys.webhookOutbox(), '>')) as [string, [string, string[]][]][];
     expect(read[0]![1].some(([, f]) => f.includes(r.id))).toBe(true);
@@ -123,7 +111,7 @@ describe('webhooks survive a worker crash', () => {
     await stack.redis.xgroup('CREATE', keys.webhookOutbox(), GROUP, '0', 'MKSTREAM').catch(() => undefined);
     // a dispatcher that is (as far as Redis knows) running, and has read the event
     await stack.redis.set(keys.webhookDispatcherAlive('busy-dispatcher'), '1', 'PX', 60_000);
-    await stack.api.store.complete(r, { image: { key: 'x/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, thumbnails: [] });
+    await stack.api.store.complete(r, TINY_RESULT);
     const read = (await stack.redis.xreadgroup('GROUP', GROUP, 'busy-dispatcher', 'COUNT', 100, 'STREAMS', keys.webhookOutbox(), '>')) as [string, [string, string[]][]][];
     const readAt = Date.now();
     const entry = read[0]![1].find(([, f]) => f.includes(r.id))![0];
@@ -146,7 +134,7 @@ describe('webhooks survive a worker crash', () => {
     expect(receiver.on('/presence')[0]!.verifiedWith).toEqual([0]);
     // the worker's own presence key is there while it runs, and gone after a clean stop
     // (a worker SIGKILLed earlier in this file may still have one, expiring)
-    const ownKeys = async () => (await stack.redis.keys(`${stack.prefix}:webhooks:dispatcher:*`)).filter((k) => k.includes(`:${worker.pid}:`));
+    const ownKeys = async () => (await stack.redis.keys(keys.webhookDispatcherAlive('*'))).filter((k) => k.includes(`:${worker.pid}:`));
     const own = await ownKeys();
     expect(own).toHaveLength(1);
     expect(await stack.redis.pttl(own[0]!)).toBeGreaterThan(0);
@@ -159,7 +147,7 @@ describe('webhooks survive a worker crash', () => {
     receiver.script('/resumed', 500);
     const r = await activeRecord('resumed', '/resumed');
     await stack.redis.xgroup('CREATE', keys.webhookOutbox(), GROUP, '0', 'MKSTREAM').catch(() => undefined);
-    await stack.api.store.complete(r, { image: { key: 'x/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, thumbnails: [] });
+    await stack.api.store.complete(r, TINY_RESULT);
     const read = (await stack.redis.xreadgroup('GROUP', GROUP, 'dead-after-attempts', 'COUNT', 100, 'STREAMS', keys.webhookOutbox(), '>')) as [string, [string, string[]][]][];
     const entryId = read[0]![1].find(([, f]) => f.includes(r.id))![0];
     // what the dispatcher that died had done: the delivery logged, 8 of its 9 attempts failed

@@ -1,4 +1,5 @@
-import { newFileToken, newId, type GenerationRecord } from '@imagegen/shared';
+import { type GenerationRecord } from '@imagegen/shared';
+import { generationRecord, TINY_RESULT } from './support/records';
 import { eventually } from './support/net';
 import { getJson, startStack, type Stack } from './support/stack';
 import { WebhookReceiver } from './support/webhook-receiver';
@@ -31,27 +32,13 @@ describe('webhook isolation between endpoints', () => {
     await Promise.all([hanging?.close(), healthy?.close()]);
   });
 
-  function record(url: string): GenerationRecord {
-    return {
-      id: newId('gen'),
-      tenant: 'default',
-      status: 'active',
-      stage: 'storing',
-      progress: 85,
-      request: { topic: 'isolation', style: 'PHOTOGRAPHIC', size: 'SQUARE' },
-      metadata: null,
-      priority: 'normal',
-      webhook: { url },
-      attempts: 1,
-      createdAt: new Date().toISOString(),
-      fileToken: newFileToken(),
-    };
-  }
+  const record = (url: string): GenerationRecord => generationRecord({ request: { topic: 'isolation', style: 'PHOTOGRAPHIC', size: 'SQUARE' }, webhook: { url } });
+
 
   it('the healthy endpoint gets all its deliveries within seconds; the hanging one never has more than its bound in flight', async () => {
     const records = Array.from({ length: N }, () => [record(hanging.url('/slow')), record(healthy.url('/fast'))]).flat();
     for (const r of records) await stack.api.store.create(r);
-    const result = { image: { key: 'x/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, thumbnails: [] };
+    const result = TINY_RESULT;
     const t0 = Date.now();
     await Promise.all(records.map((r) => stack.api.store.complete(r, result)));
 

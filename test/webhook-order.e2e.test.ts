@@ -1,4 +1,5 @@
-import { newFileToken, newId, type GenerationRecord } from '@imagegen/shared';
+import { type GenerationRecord } from '@imagegen/shared';
+import { generationRecord, TINY_RESULT } from './support/records';
 import { eventually } from './support/net';
 import { getJson, startStack, type Stack } from './support/stack';
 import { WebhookReceiver } from './support/webhook-receiver';
@@ -23,25 +24,13 @@ describe('webhook order within a generation', () => {
   });
 
   it('started and completed read together: completed goes out after started is answered; other generations do not wait', async () => {
-    const record = (path: string): GenerationRecord => ({
-      id: newId('gen'),
-      tenant: 'default',
-      status: 'queued',
-      stage: 'queued',
-      progress: 0,
-      request: { topic: 'order', style: 'PHOTOGRAPHIC', size: 'SQUARE' },
-      metadata: null,
-      priority: 'normal',
-      webhook: { url: receiver.url(path), events: ['generation.started', 'generation.completed'] },
-      attempts: 0,
-      createdAt: new Date().toISOString(),
-      fileToken: newFileToken(),
-    });
+    const record = (path: string): GenerationRecord =>
+      generationRecord({ status: 'queued', stage: 'queued', progress: 0, attempts: 0, request: { topic: 'order', style: 'PHOTOGRAPHIC', size: 'SQUARE' }, webhook: { url: receiver.url(path), events: ['generation.started', 'generation.completed'] } });
     // the first request to /slow (started) is answered after 800 ms; later ones at once
     receiver.script('/slow', { status: 200, delayMs: 800 }, 200);
     const slow = record('/slow');
     const other = record('/other');
-    const result = { image: { key: 'x/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, thumbnails: [] };
+    const result = TINY_RESULT;
     for (const r of [slow, other]) {
       await stack.api.store.create(r);
       expect((await stack.api.store.start(r, 1, 'test-owner', 60_000)).outcome).toBe('ok');

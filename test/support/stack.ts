@@ -23,6 +23,8 @@ export interface Stack {
 }
 
 export const ADMIN = { user: 'ops', password: 'test-admin-password' };
+/** The operators' basic-auth header for ADMIN. */
+export const ADMIN_AUTH = { Authorization: `Basic ${Buffer.from(`${ADMIN.user}:${ADMIN.password}`).toString('base64')}` };
 
 /**
  * A real API on a real port plus (optionally) a real worker, in this process, against

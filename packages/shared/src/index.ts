@@ -22,6 +22,7 @@ export * from './webhooks/payload';
 export * from './webhooks/outbox';
 export * from './webhooks/secrets';
 export * from './webhooks/ssrf';
+export * from './webhooks/target-url';
 export * from './webhooks/deliveries';
 export * from './schemas/tenant';
 export * from './records/lua/usage';

@@ -1,6 +1,6 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { RequestHandler } from 'express';
-import { HttpProblem } from './problem';
+import { HttpProblem, unavailable } from './problem';
 import type { ApiKey } from '../config';
 import { isManagedKeyShape, type ApiKeyStore } from '../services/api-keys';
 
@@ -62,7 +62,7 @@ export function basicAuth(user: string, password: () => string | undefined): Req
   return (req, res, next) => {
     const known = password();
     if (known === undefined) {
-      return next(new HttpProblem(503, 'Service unavailable', 'The admin password is kept in Redis, which has not answered yet; try again shortly, or set ADMIN_PASSWORD', undefined, { 'Retry-After': '5' }));
+      return next(unavailable('The admin password is kept in Redis, which has not answered yet; try again shortly, or set ADMIN_PASSWORD'));
     }
     expected ??= digest(`${user}:${known}`);
     const header = req.get('authorization') ?? '';

@@ -50,8 +50,8 @@ export function sendProblem(res: Response, p: HttpProblem): void {
 
 export const invalid = (detail: string, errors?: FieldError[]) => new HttpProblem(400, 'Invalid request', detail, errors);
 export const notFound = (what: string) => new HttpProblem(404, 'Not found', `${what} was not found`);
-export const unavailable = () =>
-  new HttpProblem(503, 'Service unavailable', 'The job store (Redis) is not reachable; try again shortly', undefined, { 'Retry-After': '5' });
+export const unavailable = (detail = 'The job store (Redis) is not reachable; try again shortly') =>
+  new HttpProblem(503, 'Service unavailable', detail, undefined, { 'Retry-After': '5' });
 
 /** Recognises a failure to talk to Redis, whichever layer raised it. */
 export function isRedisDown(err: unknown): boolean {

@@ -86,7 +86,8 @@ export async function attemptDelivery(
   try {
     const signing = await deps.secrets.signing(delivery.tenant);
     const result = await deps.sender.send({ url: delivery.url, webhookId: delivery.webhookId, body, secrets: signing });
-    const { state, retryInMs } = stateAfter(result, attempt, deps.retryScale);
+    const next = stateAfter(result, attempt, deps.retryScale);
+    const { state, retryInMs } = next;
     deps.metrics?.webhookDeliveries.inc({ outcome: state });
     deps.metrics?.webhookDuration.observe({ outcome: state }, result.durationMs / 1000);
     const settling = deps.batcher.settle({
@@ -99,7 +100,7 @@ export async function attemptDelivery(
       ...(first ? { entryId: first.entryId } : {}),
     });
     // after the settle is queued, so it goes in the same call as the next attempt's slot, or an earlier one
-    first?.onSent({ state, ...(retryInMs !== undefined ? { retryInMs } : {}) });
+    first?.onSent(next);
     const settled = await settling;
     released = true;
     afterRelease(deps, host, settled);

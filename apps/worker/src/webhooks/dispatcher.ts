@@ -2,6 +2,7 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
   deliveryIdFor,
+  hashOf,
   parseOutboxEntry,
   webhookBody,
   webhookIdFor,
@@ -191,8 +192,11 @@ export class OutboxDispatcher {
    * a running one whose key was lost, say by a Redis failover, from being robbed).
    */
   private async takeOverStopped(stream: string): Promise<void> {
-    for (const { name, pending, idle } of await this.consumers(stream)) {
-      if (name === this.opts.consumer || pending === 0 || idle < ALIVE_MS || (await this.redis.exists(this.keys.webhookDispatcherAlive(name)))) continue;
+    const quiet = (await this.consumers(stream)).filter(({ name, pending, idle }) => name !== this.opts.consumer && pending > 0 && idle >= ALIVE_MS);
+    if (quiet.length === 0) return;
+    const alive = await this.redis.mget(...quiet.map(({ name }) => this.keys.webhookDispatcherAlive(name)));
+    for (const [i, { name }] of quiet.entries()) {
+      if (alive[i] !== null) continue;
       for (let page = 0; page < 50; page++) {
         const ids = (await this.redis.xpending(stream, DISPATCH_GROUP, '-', '+', this.opts.batchSize ?? 200, name)) as [string, string, number, number][];
         if (ids.length === 0) break;
@@ -209,8 +213,7 @@ export class OutboxDispatcher {
   private async consumers(stream: string): Promise<{ name: string; pending: number; idle: number }[]> {
     const raw = (await this.redis.xinfo('CONSUMERS', stream, DISPATCH_GROUP)) as unknown[][];
     return raw.map((fields) => {
-      const info: Record<string, unknown> = {};
-      for (let i = 0; i + 1 < fields.length; i += 2) info[String(fields[i])] = fields[i + 1];
+      const info = hashOf(fields as string[]);
       return { name: String(info.name), pending: Number(info.pending), idle: Number(info.idle) };
     });
   }
@@ -272,13 +275,17 @@ export class OutboxDispatcher {
     }
     const created = await this.log.createMany(made);
     const inline = this.attempts !== null && this.opts.inlineConcurrency > 0;
-    // dispatched before by a process that died: a job finishes whatever it left, from the attempts logged
-    const toJobs = await Promise.all(
-      made.flatMap((d, i) => (created[i] && inline ? [] : [(async () => ({ d, attemptsBefore: created[i] ? 0 : await this.attemptsLogged(d), delayMs: 0 }))()])),
-    );
+    const toSend: Dispatched[] = [];
+    const jobs: Promise<{ d: Dispatched; attemptsBefore: number; delayMs: number }>[] = [];
+    for (const [i, d] of made.entries()) {
+      if (created[i] && inline) toSend.push(d);
+      // dispatched before by a process that died: a job finishes whatever it left, from the attempts logged
+      else jobs.push((async () => ({ d, attemptsBefore: created[i] ? 0 : await this.attemptsLogged(d), delayMs: 0 }))());
+    }
+    const toJobs = await Promise.all(jobs);
     if (toJobs.length) await this.enqueue(toJobs);
     await this.acknowledge(stream, [...settled, ...toJobs.map(({ d }) => d.entryId)]);
-    for (let i = 0; i < made.length; i++) if (created[i] && inline) this.waiting.push({ stream, d: made[i] as Dispatched });
+    for (const d of toSend) this.waiting.push({ stream, d });
     this.startAttempts();
     // the next read once no more than one round of attempts waits (bounds what is held here)
     while (this.waiting.length > this.opts.inlineConcurrency) await new Promise<void>((resolve) => (this.placeFreed = resolve));
@@ -303,10 +310,12 @@ export class OutboxDispatcher {
       this.subjectsSending.add(d.delivery.subject);
       this.sending++;
       let placeHeld = true;
+      // freed once the request is answered (or handed to a job): the subject's next event may start too
       const freePlace = () => {
         if (!placeHeld) return;
         placeHeld = false;
         this.sending--;
+        this.subjectsSending.delete(d.delivery.subject);
         this.startAttempts();
         this.placeFreed();
       };
@@ -321,13 +330,6 @@ export class OutboxDispatcher {
   /** The first attempt of a new delivery, then its entry is acknowledged; a failure leaves the entry pending, for a takeover. */
   private async firstAttempt(stream: string, d: Dispatched, onSent: () => void): Promise<void> {
     const deps = this.attempts as AttemptDeps;
-    // the subject's next event may start once this one is answered (or handed to a job)
-    let subjectFree = false;
-    const sent = () => {
-      if (subjectFree) return;
-      subjectFree = true;
-      this.subjectsSending.delete(d.delivery.subject);
-    };
     try {
       const member = `${d.delivery.id}:${this.opts.consumer}`;
       // the schedule's first retry is immediate: made here, at once, rather than through the queue
@@ -344,11 +346,9 @@ export class OutboxDispatcher {
         // a final outcome settles the entry with the attempt; one with another attempt to come is handed to a job first
         const outcome = await attemptDelivery(deps, d, d.host, member, attempt, {
           entryId: d.entryId,
+          // a retry made here keeps its place and its subject's turn
           onSent: (next) => {
-            // a retry made here keeps its place and its subject's turn
-            if (retriesNow(attempt, next)) return;
-            sent();
-            onSent();
+            if (!retriesNow(attempt, next)) onSent();
           },
         });
         if (outcome.entrySettled) return;
@@ -361,8 +361,6 @@ export class OutboxDispatcher {
       }
     } catch (err) {
       this.logger.warn('first webhook attempt failed to settle; the event stays in the outbox', { deliveryId: d.delivery.id, error: (err as Error).message });
-    } finally {
-      sent();
     }
   }
 

@@ -1,8 +1,7 @@
-import { isIP } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Webhook } from 'standardwebhooks';
 import { Agent, type Dispatcher } from 'undici';
-import { isPublicAddress, publicOnlyLookup, rangePhrase } from '@imagegen/shared';
+import { publicOnlyLookup, webhookTargetUrl, type WebhookTargetUrl } from '@imagegen/shared';
 import { parseRetryAfter } from '../providers/http';
 import { OriginGate } from './origin-gate';
 
@@ -42,14 +41,6 @@ const WEBHOOK_ID = /^[A-Za-z0-9_.:-]{1,200}$/;
 /** Undici's codes for a request refused before it left: the sender's doing, not the host's. */
 const OWN_ERRORS = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_DESTROYED', 'UND_ERR_CLOSED']);
 
-interface Target {
-  origin: string;
-  /** Path and query. */
-  path: string;
-  /** The hostname, an IPv6 literal without its brackets. */
-  host: string;
-}
-
 /**
  * Signs (Standard Webhooks) and POSTs one delivery attempt over pooled keep-alive connections.
  * Success is a 2xx within the timeout; redirects are not followed. The SSRF guard applies to the
@@ -58,7 +49,6 @@ interface Target {
 export class WebhookSender {
   private readonly agent: Agent;
   private readonly signers = new Map<string, Webhook>();
-  private readonly targets = new Map<string, Target>();
   private readonly gate: OriginGate;
   /** One error for every timeout: one per request, made up front, cost about a twentieth of an attempt (its stack). */
   private readonly timeoutError: DeliveryTimeout;
@@ -95,9 +85,9 @@ export class WebhookSender {
   }
 
   async send(req: SendRequest): Promise<SendResult> {
-    const target = this.target(req.url);
-    if (!this.opts.allowPrivate && isIP(target.host) && !isPublicAddress(target.host)) {
-      return { ok: false, error: `${target.host} is ${rangePhrase(target.host)}, which webhooks may not reach`, durationMs: 0, hostTrouble: false };
+    const target = webhookTargetUrl(req.url);
+    if (!this.opts.allowPrivate && target.privateLiteral) {
+      return { ok: false, error: `${target.hostname} is ${target.privateLiteral}, which webhooks may not reach`, durationMs: 0, hostTrouble: false };
     }
     if (req.secrets.length === 0) return { ok: false, error: 'no secret to sign with', durationMs: 0, hostTrouble: false };
     // refused here rather than by the pool, which would then stop using one of its connections
@@ -139,18 +129,6 @@ export class WebhookSender {
     }
   }
 
-  /** A URL's parts as a request needs them, parsed once per URL (a few endpoints take most deliveries). */
-  private target(url: string): Target {
-    let t = this.targets.get(url);
-    if (!t) {
-      const u = new URL(url);
-      if (this.targets.size >= 10_000) this.targets.clear();
-      t = { origin: u.origin, path: `${u.pathname}${u.search}`, host: u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname };
-      this.targets.set(url, t);
-    }
-    return t;
-  }
-
   /**
    * One POST through the pool, settled by the status line: the answer is decided there, and the
    * (bounded) rest of the response is read afterwards so the connection goes back to the pool.
@@ -158,7 +136,7 @@ export class WebhookSender {
    * One plain strong timer holds the deadline whether the request waits for a connection, is sent,
    * waits for its answer or has the answer's body read (past it, the connection is dropped).
    */
-  private post(target: Target, headers: Record<string, string>, body: string, deadline: number): Promise<{ status: number; retryAfter: string | null }> {
+  private post(target: WebhookTargetUrl, headers: Record<string, string>, body: string, deadline: number): Promise<{ status: number; retryAfter: string | null }> {
     return new Promise((resolve, reject) => {
       let controller: Dispatcher.DispatchController | null = null;
       let answered = false;

@@ -19,13 +19,16 @@ export const problemSchema = z
   })
   .describe('application/problem+json (RFC 9457)');
 
-export const generationListSchema = z
-  .object({
+/** One page of a cursor-paged listing. */
+const pageOf = <T extends z.ZodType>(item: T) =>
+  z.object({
     object: z.literal('list'),
-    data: z.array(publicGenerationSchema),
+    data: z.array(item),
     nextCursor: z.string().nullable().describe('Pass as `cursor` for the next page; null on the last'),
     hasMore: z.boolean(),
   });
+
+export const generationListSchema = pageOf(publicGenerationSchema);
 
 export const deliveryAttemptSchema = z
   .object({
@@ -63,12 +66,7 @@ export const healthSchema = z.object({ status: z.string() });
 /** `/readyz` when ready; when Redis does not answer it is a 503 problem like every other error. */
 export const readinessSchema = z.object({ status: z.literal('ready'), redis: z.literal('up') });
 
-export const batchListSchema = z.object({
-  object: z.literal('list'),
-  data: z.array(publicBatchSchema),
-  nextCursor: z.string().nullable().describe('Pass as `cursor` for the next page; null on the last'),
-  hasMore: z.boolean(),
-});
+export const batchListSchema = pageOf(publicBatchSchema);
 
 /** A managed API key as listed: the key itself is shown once, when it is made. */
 export const apiKeySchema = z.object({ id: z.string(), prefix: z.string(), createdAt: z.iso.datetime() });

@@ -3,6 +3,7 @@ import type { Keys } from '../keys';
 import { decodeRecordSnapshot } from '../records/codec';
 import { WEBHOOK_OUTBOX_MAX_LEN } from '../records/lua/outbox';
 import { presentGeneration, type FileLinks } from '../schemas/generation';
+import { webhookTargetUrl } from './target-url';
 import { WEBHOOK_EVENTS, webhookTargetSchema, type WebhookEvent, type WebhookTarget } from '../schemas/request';
 
 /** One outbox entry, ready to become a delivery. */
@@ -51,20 +52,10 @@ export function parseOutboxEntry(entryId: string, flat: string[], links: FileLin
   return { invalid: 'neither a generation nor a batch entry' };
 }
 
-/** Hosts of the URLs seen lately: a few endpoints take most deliveries, and parsing a URL is not free. */
-const hostsOfUrls = new Map<string, string>();
-
 /** host:port of an http(s) URL; throws for anything else (a snapshot's target was checked in full when submitted). */
 function httpHostOf(raw: unknown): string {
-  if (typeof raw === 'string') {
-    const known = hostsOfUrls.get(raw);
-    if (known !== undefined) return known;
-  }
-  const url = typeof raw === 'string' ? new URL(raw) : null;
-  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) throw new Error('webhook target without an http(s) URL');
-  if (hostsOfUrls.size >= 10_000) hostsOfUrls.clear();
-  hostsOfUrls.set(raw as string, url.host);
-  return url.host;
+  if (typeof raw !== 'string') throw new Error('webhook target without an http(s) URL');
+  return webhookTargetUrl(raw).host;
 }
 
 const APPEND_LUA = `

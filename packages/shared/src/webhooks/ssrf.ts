@@ -31,7 +31,6 @@ const RANGE_WORDS: Record<string, string> = {
   ipv4Compatible: 'IPv4-compatible',
   rfc6052: 'NAT64 (RFC 6052)',
   rfc6145: 'IPv4-translated (RFC 6145)',
-  '6to4': '6to4',
   amt: 'AMT (automatic multicast tunneling)',
   as112v4: 'AS112',
   as112v6: 'AS112',
@@ -44,7 +43,7 @@ export function rangePhrase(address: string): string {
   const range = addressRange(address);
   const words = RANGE_WORDS[range] ?? range.replace(/([a-z])([A-Z])/g, '$1 $2').toLowerCase();
   // "an unspecified", "an IPv4-compatible", but "a unique-local"
-  return `${/^(?:[aeio]|u(?!ni)|i)/i.test(words) ? 'an' : 'a'} ${words} address`;
+  return `${/^(?:[aeio]|u(?!ni))/i.test(words) ? 'an' : 'a'} ${words} address`;
 }
 
 export function isPublicAddress(address: string): boolean {
