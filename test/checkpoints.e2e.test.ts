@@ -48,17 +48,18 @@ describe('checkpoints: a paid upstream result is never requested twice', () => {
   });
 
   it('a storage failure after the original is stored retries from that stage, not from the upstream', async () => {
-    // one faulty key: each attempt fails on it once, until the faults run out
+    // one faulty key: each run fails on it once, until the faults run out
     const storage = new FaultyStorage(new FsStorage(stack.dataDir), /\/thumb-256\./, 2);
     await stack.startWorker({}, { storage });
     const res = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'checkpointed', size: 'SQUARE' }, { Prefer: 'wait=30' });
-    expect(res.body).toMatchObject({ status: 'completed', attempts: 3 });
+    // waiting for the store spends no attempt: the upstream was asked once
+    expect(res.body).toMatchObject({ status: 'completed', attempts: 1 });
     expect(storage.failed).toBe(2);
-    // one upstream call and one download for three attempts
+    // one upstream call and one download for three runs
     expect(upstream.calls).toHaveLength(1);
     expect(upstream.fetches.map((f) => f.status)).toEqual([200]);
     const { logs } = await stack.api.queues.generate.getJobLogs(res.body.id);
-    expect(logs.filter((l) => /storage_failed/.test(l))).toHaveLength(2);
+    expect(logs.filter((l) => /attempt 1 waits for storage \(storage_failed: Could not store thumbnail 256/.test(l))).toHaveLength(2);
     expect(logs.filter((l) => /stage=generating/.test(l))).toHaveLength(3);
     expect(logs.filter((l) => /stage=downloading/.test(l))).toHaveLength(1);
     expect(await checkResultImages(res.body, 'SQUARE', { expectDimensions: false })).toEqual([]);
@@ -87,7 +88,7 @@ describe('checkpoints: bytes returned by the upstream (b64_json) are never paid 
     const storage = new FaultyStorage(new FsStorage(stack.dataDir), /\/original\./, 3);
     const worker = await stack.startWorker({}, { storage });
     const res = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'paid once', size: 'SQUARE' }, { Prefer: 'wait=30' });
-    expect(res.body).toMatchObject({ status: 'completed', attempts: 2 });
+    expect(res.body).toMatchObject({ status: 'completed', attempts: 1 });
     expect(storage.failed).toBe(3);
     expect(upstream.calls).toHaveLength(1);
     // the spool is gone once the original is stored
@@ -104,6 +105,63 @@ describe('checkpoints: bytes returned by the upstream (b64_json) are never paid 
     expect(storage.failed).toBe(1);
     expect(res.body).toMatchObject({ status: 'completed', attempts: 1 });
     expect(upstream.calls.length - before).toBe(1);
+  });
+});
+
+describe('checkpoints: a store that stays away longer than the attempts last', () => {
+  let upstream: FakeUpstream;
+  let stack: Stack;
+  beforeAll(async () => {
+    upstream = await FakeUpstream.start();
+    // one attempt only: any storage failure that spent it would fail the generation
+    stack = await startStack({ name: 'storage-wait', worker: false, env: { GENERATOR: 'aistudios', GENERATOR_URL: upstream.generateUrl, GENERATOR_MAX_ATTEMPTS: '1', GENERATOR_BACKOFF_MS: '50', GENERATOR_BACKOFF_MAX_MS: '200' } });
+  });
+  afterAll(async () => {
+    await stack.close();
+    await upstream.close();
+  });
+
+  const settled = (id: string) =>
+    eventually(async () => {
+      const g = await stack.api.store.get(id);
+      return g && (g.status === 'completed' || g.status === 'failed') ? g : undefined;
+    }, 30_000);
+
+  it('is waited out without spending attempts, from the spooled bytes and from the stored original', async () => {
+    // the original fails two runs' in-place tries (3 each), then a thumbnail fails once
+    const thumbFaults = new FaultyStorage(new FsStorage(stack.dataDir), /\/thumb-256\./, 1);
+    const originalFaults = new FaultyStorage(thumbFaults, /\/original\./, 6);
+    const worker = await stack.startWorker({}, { storage: originalFaults });
+    try {
+      const created = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'outlasts the attempts', size: 'SQUARE' });
+      const done = await settled(created.body.id);
+      expect(done).toMatchObject({ status: 'completed', attempts: 1 });
+      expect([originalFaults.failed, thumbFaults.failed]).toEqual([6, 1]);
+      expect(upstream.calls).toHaveLength(1);
+      expect(await stack.redis.exists(`${stack.prefix}:spool:${done.id}`)).toBe(0);
+      const { logs } = await stack.api.queues.generate.getJobLogs(done.id);
+      const waits = logs.filter((l) => /attempt 1 waits for storage/.test(l));
+      expect(waits.map((l) => /Could not (store the original|store thumbnail 256)/.exec(l)?.[1])).toEqual(['store the original', 'store the original', 'store thumbnail 256']);
+      expect(logs.some((l) => /attempt \d+ failed/.test(l))).toBe(false);
+    } finally {
+      await worker.close();
+    }
+  });
+
+  it('counts against the attempts once the generation is older than its bytes are kept', async () => {
+    const before = upstream.calls.length;
+    const storage = new FaultyStorage(new FsStorage(stack.dataDir), /\/thumb-\d+\./, 100);
+    const created = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'outage past a day' });
+    // as if it had been waiting for the store for a day already
+    await stack.redis.hset(`${stack.prefix}:gen:${created.body.id}`, 'createdAt', new Date(Date.now() - 25 * 3600_000).toISOString());
+    const worker = await stack.startWorker({}, { storage });
+    try {
+      const done = await settled(created.body.id);
+      expect(done).toMatchObject({ status: 'failed', attempts: 1, error: { code: 'storage_failed', retryable: true } });
+      expect(upstream.calls.length - before).toBe(1);
+    } finally {
+      await worker.close();
+    }
   });
 });
 

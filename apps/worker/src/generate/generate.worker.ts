@@ -2,7 +2,7 @@ import { DelayedError, MetricsTime, UnrecoverableError, Worker, type Job, type M
 import type { Redis } from 'ioredis';
 import { ERROR_CODES, GenerationFailure, JOBS, QUEUES, type GenerationStore, type Logger, type Metrics } from '@imagegen/shared';
 import { retryDelay, type BackoffPolicy } from './backoff';
-import { UpstreamBusy, type GenerationPipeline, type RunOutcome } from './generation.pipeline';
+import { StorageUnavailable, UpstreamBusy, type GenerationPipeline, type RunOutcome } from './generation.pipeline';
 
 export interface GenerateWorkerOptions {
   connection: Redis;
@@ -14,6 +14,12 @@ export interface GenerateWorkerOptions {
   backoff: BackoffPolicy;
   metrics?: Metrics;
   rateLimit?: { max: number; duration: number };
+}
+
+/** The job's backoff: the base delay comes from the job (set by the API that enqueued it), so both processes agree. */
+function backoffOf(job: MinimalJob | undefined, policy: BackoffPolicy): BackoffPolicy {
+  const delay = job?.opts.backoff && typeof job.opts.backoff === 'object' ? job.opts.backoff.delay : undefined;
+  return { ...policy, baseMs: delay ?? policy.baseMs };
 }
 
 function toFailure(err: unknown): GenerationFailure {
@@ -67,9 +73,20 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
         throw new DelayedError();
       }
       const failure = toFailure(err);
+      const info = { code: failure.code, message: failure.message, retryable: failure.retryable };
+      if (failure instanceof StorageUnavailable) {
+        // the bytes are safe and the store is away: wait for it without spending an attempt
+        // (starts that were not counted as attempts were waits: the delay grows with them)
+        const delay = retryDelay(Math.max(1, job.attemptsStarted - job.attemptsMade), failure, backoffOf(job, opts.backoff));
+        observeAttempt('storage_wait');
+        log.warn('generation waits for storage', { code: failure.code, retryInMs: delay, durationMs: Math.round(performance.now() - started) });
+        const report = { job: jobKeys, line: `attempt ${attempt} waits for storage (${failure.code}: ${failure.message}); next try in ${(delay / 1000).toFixed(1)} s` };
+        if ((await store.retrying(ref, info, report)) !== 'ok') await job.log(`${new Date().toISOString()} ${report.line}`);
+        await job.moveToDelayed(Date.now() + delay, token);
+        throw new DelayedError();
+      }
       observeAttempt('failed');
       const maxAttempts = job.opts.attempts ?? 1;
-      const info = { code: failure.code, message: failure.message, retryable: failure.retryable };
       const final = !failure.retryable || attempt >= maxAttempts;
       log.warn('generation attempt failed', { maxAttempts, code: failure.code, final, durationMs: Math.round(performance.now() - started) });
       const report = { job: jobKeys, line: `attempt ${attempt} failed: ${failure.code}: ${failure.message}` };
@@ -96,11 +113,7 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
     metrics: { maxDataPoints: MetricsTime.ONE_WEEK },
     ...(opts.rateLimit ? { limiter: opts.rateLimit } : {}),
     settings: {
-      // the base delay comes from the job (set by the API that enqueued it), so both processes agree
-      backoffStrategy: (attemptsMade: number, _type?: string, err?: Error, job?: MinimalJob) => {
-        const delay = job?.opts.backoff && typeof job.opts.backoff === 'object' ? job.opts.backoff.delay : undefined;
-        return retryDelay(attemptsMade, err, { ...opts.backoff, baseMs: delay ?? opts.backoff.baseMs });
-      },
+      backoffStrategy: (attemptsMade: number, _type?: string, err?: Error, job?: MinimalJob) => retryDelay(attemptsMade, err, backoffOf(job, opts.backoff)),
     },
   });
 

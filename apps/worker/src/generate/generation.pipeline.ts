@@ -60,8 +60,21 @@ export class UpstreamBusy extends Error {
   }
 }
 
+/**
+ * The store failed while the paid-for bytes are safe (spooled in Redis, or the original already
+ * stored): another try costs no upstream call, so the worker waits for the store without
+ * counting an attempt (GENERATOR_MAX_ATTEMPTS counts upstream calls and downloads).
+ */
+export class StorageUnavailable extends GenerationFailure {
+  constructor(message: string) {
+    super(ERROR_CODES.storageFailed, message, true);
+  }
+}
+
 /** Paid-for bytes that could not be stored stay in Redis this long for the next attempt. */
 const SPOOL_SECONDS = 24 * 3600;
+/** Storage outages are waited out this long from a generation's creation (its bytes are spooled longer); then they count as attempts. */
+const STORAGE_WAIT_MS = SPOOL_SECONDS * 1000;
 const PUT_RETRY_DELAYS_MS = [100, 400];
 
 /**
@@ -100,7 +113,7 @@ export class GenerationPipeline {
         await this.enter(record, 'processing', ctx);
         // resuming from the checkpoint reads the stored original
         const stored = original;
-        made = this.makeThumbnails(await this.stored(() => this.storage.read(stored.key), 'read the original'));
+        made = this.makeThumbnails(await this.stored(() => this.storage.read(stored.key), 'read the original', true));
       }
       const { thumbnails, placeholder } = await (made as Promise<Made>);
 
@@ -110,7 +123,7 @@ export class GenerationPipeline {
         Promise.all(
           thumbnails.map(async (t): Promise<StoredThumbnail> => {
             const key = `${record.fileToken}/thumb-${t.size}.${t.format}`;
-            await this.stored(() => this.storage.put(key, t.data), `store thumbnail ${t.size}`);
+            await this.stored(() => this.storage.put(key, t.data), `store thumbnail ${t.size}`, true);
             return { size: t.size, key, width: t.width, height: t.height, format: t.format, bytes: t.data.length };
           }),
         ),
@@ -125,6 +138,10 @@ export class GenerationPipeline {
     } catch (err) {
       if (err instanceof Superseded) return { status: 'cancelled' };
       if (ctx.signal.aborted && (await this.isTerminalNow(ref.id))) return { status: 'cancelled' };
+      // an outage longer than the bytes are kept for counts against the attempts again
+      if (err instanceof StorageUnavailable && (await this.store.now()) - Date.parse(record.createdAt) >= STORAGE_WAIT_MS) {
+        throw new GenerationFailure(err.code, err.message, true);
+      }
       throw err;
     }
   }
@@ -176,6 +193,7 @@ export class GenerationPipeline {
         // spooled bytes past their time are gone: forget them
         if (!data) await this.store.transition(record, { spoolKey: null });
       }
+      const spooled = data !== undefined;
       if (!data && !upstreamUrl) {
         upstreamCalled = true;
         const generated = await this.provider.generate(record.request, { signal: ctx.signal });
@@ -209,8 +227,8 @@ export class GenerationPipeline {
         await this.putWithRetries(key, bytes, 'store the original');
       } catch (err) {
         // never pay again for bytes we already hold: keep them for the next attempt
-        if (!claim.spoolKey) await this.store.spool(record, bytes, SPOOL_SECONDS).catch(() => undefined);
-        throw err;
+        const held = spooled || (await this.store.spool(record, bytes, SPOOL_SECONDS).then(() => true, () => false));
+        throw held ? new StorageUnavailable((err as Error).message) : err;
       }
       const original: StoredImage = { key, width: info.width, height: info.height, format: info.format, bytes: bytes.length };
       // the checkpoint ends the lease and begins processing
@@ -237,12 +255,17 @@ export class GenerationPipeline {
     }
   }
 
-  /** Storage trouble (disk full, a flaky mount) is worth retrying; the checkpoint keeps the upstream paid once. */
-  private async stored<T>(op: () => Promise<T>, what: string): Promise<T> {
+  /**
+   * Storage trouble (disk full, a flaky mount, a store that is down) is worth retrying; the
+   * checkpoint keeps the upstream paid once. `held`: the original is stored already, so the
+   * failure is a wait for the store (StorageUnavailable), not an attempt.
+   */
+  private async stored<T>(op: () => Promise<T>, what: string, held = false): Promise<T> {
     try {
       return await op();
     } catch (err) {
-      throw new GenerationFailure(ERROR_CODES.storageFailed, `Could not ${what}: ${(err as Error).message}`, true);
+      const message = `Could not ${what}: ${(err as Error).message}`;
+      throw held ? new StorageUnavailable(message) : new GenerationFailure(ERROR_CODES.storageFailed, message, true);
     }
   }
 
