@@ -1,7 +1,8 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { ADMIN, startStack, type Stack } from './support/stack';
+import { startS3Server, useS3Credentials, type S3Server } from './support/s3';
+import { ADMIN, postJson, startStack, type Stack } from './support/stack';
 
 /**
  * The pages in a real headless Chromium (Debian's, driven by playwright-core): the gallery
@@ -13,30 +14,34 @@ import { ADMIN, startStack, type Stack } from './support/stack';
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const OUTPUT = path.join(__dirname, 'output');
 
+/** A page whose console errors (CSP violations included) and page errors are collected. */
+async function open(context: BrowserContext, url: string): Promise<{ page: Page; errors: string[] }> {
+  const page = await context.newPage();
+  const errors: string[] = [];
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(url, { waitUntil: 'load' });
+  return { page, errors };
+}
+
+function launch(): Promise<Browser> {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)`);
+  return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
+}
+
 describe('pages in a browser', () => {
   let stack: Stack;
   let browser: Browser;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)`);
     mkdirSync(OUTPUT, { recursive: true });
+    browser = await launch();
     stack = await startStack({ name: 'browser' });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
   }, 60_000);
   afterAll(async () => {
     await browser?.close();
     await stack?.close();
   });
-
-  /** A page whose console errors (CSP violations included) and page errors are collected. */
-  async function open(context: BrowserContext, url: string): Promise<{ page: Page; errors: string[] }> {
-    const page = await context.newPage();
-    const errors: string[] = [];
-    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(url, { waitUntil: 'load' });
-    return { page, errors };
-  }
 
   it('the gallery submits a topic, follows it, and shows its thumbnail (desktop and phone)', async () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
@@ -82,4 +87,35 @@ describe('pages in a browser', () => {
     expect(errors).toEqual([]);
     await context.close();
   }, 60_000);
+});
+
+describe('the gallery with its files in a bucket (S3_PUBLIC_BASE_URL)', () => {
+  let s3: S3Server;
+  let stack: Stack;
+  let browser: Browser;
+  beforeAll(async () => {
+    useS3Credentials();
+    browser = await launch();
+    s3 = await startS3Server();
+    stack = await startStack({ name: 'browser-s3', env: { ...s3.env(), S3_PUBLIC_BASE_URL: s3.bucketUrl, THUMBNAIL_SIZES: '256' } });
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+    await stack?.close();
+    await s3?.destroy();
+  });
+
+  it('shows the thumbnails from the bucket', async () => {
+    const made = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'a thumbnail from the bucket' }, { Prefer: 'wait=60' });
+    expect(made.body.result.thumbnails[0].url.startsWith(`${s3.bucketUrl}/`)).toBe(true);
+    const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    const { page, errors } = await open(context, `${stack.baseUrl}/`);
+    const img = page.locator('.tile.completed img.loaded').first();
+    await img.waitFor({ timeout: 20_000 });
+    expect(await img.getAttribute('src')).toBe(made.body.result.thumbnails[0].url);
+    // drawn, not just placed: the bytes came from the bucket
+    expect(await img.evaluate((el) => (el as HTMLImageElement).naturalWidth)).toBeGreaterThan(0);
+    expect(errors).toEqual([]);
+    await context.close();
+  }, 90_000);
 });

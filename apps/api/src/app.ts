@@ -35,7 +35,7 @@ export function createApp(ctx: ApiContext): express.Express {
   const generations = new GenerationsService(ctx);
   const openApi = buildOpenApi(ctx.config.PUBLIC_BASE_URL);
 
-  app.use(securityHeaders());
+  app.use(securityHeaders(ctx.config.filesBaseUrl));
   app.use(requestLogging(ctx.logger));
   app.use(requestMetrics(ctx.metrics));
   // the API first: the routes clients call most pass no other router's layers

@@ -7,11 +7,11 @@ import type { RequestHandler } from 'express';
  * (Bull Board sets style attributes); images may be data:/blob: (placeholders). Files are
  * served with nosniff too, and may be embedded by other sites (their URLs are handed out).
  */
-const directives = (extra: { style?: string[]; font?: string[] } = {}) => ({
+const directives = (extra: { style?: string[]; font?: string[]; img?: string[] } = {}) => ({
   'default-src': ["'self'"],
   'script-src': ["'self'"],
   'style-src': ["'self'", "'unsafe-inline'", ...(extra.style ?? [])],
-  'img-src': ["'self'", 'data:', 'blob:'],
+  'img-src': ["'self'", 'data:', 'blob:', ...(extra.img ?? [])],
   'font-src': ["'self'", 'data:', ...(extra.font ?? [])],
   'connect-src': ["'self'"],
   'worker-src': ["'self'", 'blob:'],
@@ -26,13 +26,15 @@ export function boardContentSecurityPolicy(): RequestHandler {
   return helmet.contentSecurityPolicy({ useDefaults: false, directives: directives({ style: ['https://fonts.googleapis.com'], font: ['https://fonts.gstatic.com'] }) });
 }
 
-export function securityHeaders(): RequestHandler {
+/**
+ * `filesBaseUrl`: where handed-out file URLs start (a bucket or CDN with S3_PUBLIC_BASE_URL, or
+ * PUBLIC_BASE_URL): the gallery shows thumbnails from there, so images may come from its origin.
+ */
+export function securityHeaders(filesBaseUrl: string): RequestHandler {
   return helmet({
     contentSecurityPolicy: {
       useDefaults: false,
-      directives: {
-        ...directives(),
-      },
+      directives: directives({ img: [new URL(filesBaseUrl).origin] }),
     },
     crossOriginResourcePolicy: { policy: 'cross-origin' },
     // plain http is fine behind a TLS-terminating proxy; the proxy decides on HSTS
