@@ -114,7 +114,7 @@ describe('the gallery with its files in a bucket (S3_PUBLIC_BASE_URL)', () => {
     await img.waitFor({ timeout: 20_000 });
     expect(await img.getAttribute('src')).toBe(made.body.result.thumbnails[0].url);
     // drawn, not just placed: the bytes came from the bucket
-    expect(await img.evaluate((el) => (el as HTMLImageElement).naturalWidth)).toBeGreaterThan(0);
+    expect(await img.evaluate((el) => (el as unknown as { naturalWidth: number }).naturalWidth)).toBeGreaterThan(0);
     expect(errors).toEqual([]);
     await context.close();
   }, 90_000);
