@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { createLogger, keysFor, type Logger } from '@imagegen/shared';
-import { resolveAdminPassword } from './admin-password';
+import { adminPasswordInBackground, resolveAdminPassword } from './admin-password';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `igtest-admin-${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -64,4 +64,32 @@ it('gives up on an unreachable Redis with a one-line reason that names no creden
   await expect(failure).rejects.not.toThrow(/hunter2|\n/);
   // it kept trying for the time it was given
   expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+});
+
+it('in the background, every process adopts a new password once the kept one is deleted or lost; one made, logged once', async () => {
+  const own = { ...config, QUEUE_PREFIX: `${prefix}-kept` };
+  const key = keysFor(own.QUEUE_PREFIX).adminPassword();
+  const logs = [recording(), recording()];
+  const keepers = logs.map((log) => adminPasswordInBackground(own, log, 50));
+  try {
+    const settled = async (differentFrom?: string) => {
+      for (let i = 0; i < 100; i++) {
+        const [a, b] = keepers.map((k) => k());
+        if (a !== undefined && a === b && a !== differentFrom) return a;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      throw new Error(`the keepers did not agree: ${keepers.map((k) => k()).join(', ')}`);
+    };
+    const first = await settled();
+    expect(await redis.get(key)).toBe(first);
+    // lost with Redis's data, or deleted to reset it
+    await redis.del(key);
+    const second = await settled(first);
+    expect(await redis.get(key)).toBe(second);
+    const made = logs.flatMap((l) => l.lines).filter((l) => l.fields?.adminPassword !== undefined).map((l) => l.fields?.adminPassword);
+    expect(made).toEqual([first, second]);
+  } finally {
+    for (const k of keepers) k.stop();
+    await redis.del(key);
+  }
 });

@@ -5,18 +5,28 @@ import type { ApiConfig } from './config';
 /** How long one try waits for Redis before it gives up (and is logged; the API tries again). */
 export const ADMIN_PASSWORD_WAIT_MS = 30_000;
 
+/** How often a process that learnt the password from Redis checks that it is still the one there. */
+export const ADMIN_PASSWORD_CHECK_MS = 10_000;
+
+type AdminRedis = ReturnType<typeof createRedis>;
+type AdminConfig = Pick<ApiConfig, 'ADMIN_PASSWORD' | 'ADMIN_USER' | 'REDIS_URL' | 'QUEUE_PREFIX' | 'redis'>;
+
+/** A connection of the password's own that fails fast (a missing Redis is retried by the caller, not queued). */
+const adminRedis = (config: AdminConfig): AdminRedis => createRedis(config.redis, 'producer', 'imagegen-api-admin');
+
 /**
  * The operators' password: ADMIN_PASSWORD, or else one made once and kept in Redis so every API
  * process agrees on it. The process that makes it logs it; the others read it. It stays until
- * its key is deleted (a new one is then made at the next start).
+ * its key is deleted (then the first process to look makes and logs a new one).
+ * `known`: the one this process used so far (it is logged again only when it changed).
  */
-export async function resolveAdminPassword(config: Pick<ApiConfig, 'ADMIN_PASSWORD' | 'ADMIN_USER' | 'REDIS_URL' | 'QUEUE_PREFIX' | 'redis'>, logger: Logger, waitMs = ADMIN_PASSWORD_WAIT_MS): Promise<string> {
+export async function resolveAdminPassword(config: AdminConfig, logger: Logger, waitMs = ADMIN_PASSWORD_WAIT_MS, connection?: AdminRedis, known?: string): Promise<string> {
   if (config.ADMIN_PASSWORD) return config.ADMIN_PASSWORD;
   const key = keysFor(config.QUEUE_PREFIX).adminPassword();
-  // a short-lived connection of its own that fails fast; retried below until the deadline
-  const redis = createRedis(config.redis, 'producer', 'imagegen-api-admin');
+  const redis = connection ?? adminRedis(config);
   let lastError = 'no answer';
-  redis.on('error', (err: Error) => (lastError = err.message));
+  const onError = (err: Error) => (lastError = err.message);
+  redis.on('error', onError);
   const deadline = Date.now() + waitMs;
   try {
     for (let delay = 100; Date.now() < deadline; delay = Math.min(delay * 2, 2000)) {
@@ -24,12 +34,12 @@ export async function resolveAdminPassword(config: Pick<ApiConfig, 'ADMIN_PASSWO
         try {
           const candidate = randomBytes(18).toString('base64url');
           if ((await redis.set(key, candidate, 'NX')) === 'OK') {
-            logger.warn('ADMIN_PASSWORD is not set: generated one, kept in Redis for every API process until deleted', { adminUser: config.ADMIN_USER, adminPassword: candidate, redisKey: key });
+            logger.warn(`ADMIN_PASSWORD is not set: generated one, kept in Redis for every API process until deleted${known ? ' (the one before was deleted or lost)' : ''}`, { adminUser: config.ADMIN_USER, adminPassword: candidate, redisKey: key });
             return candidate;
           }
           const kept = await redis.get(key);
           if (kept) {
-            logger.info('ADMIN_PASSWORD is not set: using the one kept in Redis', { adminUser: config.ADMIN_USER, redisKey: key });
+            if (kept !== known) logger.info(`ADMIN_PASSWORD is not set: using the one kept in Redis${known ? ' (it changed)' : ''}`, { adminUser: config.ADMIN_USER, redisKey: key });
             return kept;
           }
           // deleted between the two commands: the next round makes one again
@@ -40,7 +50,8 @@ export async function resolveAdminPassword(config: Pick<ApiConfig, 'ADMIN_PASSWO
       }
     }
   } finally {
-    redis.disconnect();
+    redis.off('error', onError);
+    if (!connection) redis.disconnect();
   }
   throw new Error(`Redis at ${redisAddress(config.REDIS_URL)} did not answer within ${Math.round(waitMs / 1000)} s (${lastError.split('\n')[0]}); it keeps the shared admin password: check REDIS_URL, or set ADMIN_PASSWORD`);
 }
@@ -48,26 +59,46 @@ export async function resolveAdminPassword(config: Pick<ApiConfig, 'ADMIN_PASSWO
 /**
  * The password without holding the API back: ADMIN_PASSWORD at once, else resolved in the
  * background, tried again for as long as Redis does not answer, so that the process serves
- * meanwhile (/healthz, /readyz, 503s); until it is known the admin routes answer 503.
+ * meanwhile (/healthz, /readyz, 503s); until it is known the admin routes answer 503. Once
+ * known it is checked again every `checkMs`: a key deleted (or lost with Redis's data) gets a
+ * new password, made and logged by the first process to look, and every process adopts it.
  */
-export function adminPasswordInBackground(config: Parameters<typeof resolveAdminPassword>[0], logger: Logger): () => string | undefined {
+export function adminPasswordInBackground(config: AdminConfig, logger: Logger, checkMs = ADMIN_PASSWORD_CHECK_MS): (() => string | undefined) & { stop(): void } {
   let known = config.ADMIN_PASSWORD || undefined;
-  if (known === undefined) {
+  let stopped = false;
+  let wake = () => undefined as void;
+  const redis = known === undefined ? adminRedis(config) : undefined;
+  if (redis) {
+    redis.on('error', () => undefined);
     void (async () => {
-      while (known === undefined) {
+      while (!stopped) {
         try {
-          known = await resolveAdminPassword(config, logger);
+          known = await resolveAdminPassword(config, logger, ADMIN_PASSWORD_WAIT_MS, redis, known);
         } catch (err) {
-          logger.error(`${(err as Error).message}; the admin routes answer 503 until it does`);
+          // a password already known stays in use while Redis is away
+          if (!stopped) logger.error(`${(err as Error).message}; ${known === undefined ? 'the admin routes answer 503 until it does' : 'the password known so far stays in use'}`);
+          continue;
         }
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, checkMs).unref();
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
       }
     })();
   }
-  return () => known;
+  const stop = () => {
+    stopped = true;
+    wake();
+    redis?.disconnect();
+  };
+  return Object.assign(() => known, { stop });
 }
 
 /** Whether the connection is (or becomes, within `ms`) ready for commands. */
-function ready(redis: ReturnType<typeof createRedis>, ms: number): Promise<boolean> {
+function ready(redis: AdminRedis, ms: number): Promise<boolean> {
   if (redis.status === 'ready') return Promise.resolve(true);
   return new Promise((resolve) => {
     const done = (ok: boolean) => {

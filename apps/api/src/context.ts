@@ -61,6 +61,9 @@ export function createApiContext(config: ApiConfig, adminPassword: string | (() 
   const waiterChannel = new WaiterChannel(hub, store, keys.waiterChannel(randomUUID()));
   // until it is subscribed, waits subscribe per generation
   waiterChannel.start().catch((err: Error) => logger.warn('waiter channel not subscribed: waits subscribe per generation', { error: err.message }));
+  const webhookSecrets = new WebhookSecrets(redis, keys, config.WEBHOOK_SECRET);
+  // held from the start, so that this process puts it back should Redis lose it
+  webhookSecrets.master().catch(() => undefined);
   return {
     config,
     logger,
@@ -74,7 +77,7 @@ export function createApiContext(config: ApiConfig, adminPassword: string | (() 
     batches: new BatchStore(redis, keys),
     storage,
     queues: { generate, maintenance, webhooks },
-    webhookSecrets: new WebhookSecrets(redis, keys, config.WEBHOOK_SECRET),
+    webhookSecrets,
     deliveries: new DeliveryLog(redis, keys, retentionSeconds(config.RECORD_RETENTION_HOURS)),
     adminPassword: typeof adminPassword === 'string' ? () => adminPassword : adminPassword,
     apiKeyStore: new ApiKeyStore(redis, keys),

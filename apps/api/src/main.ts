@@ -25,6 +25,7 @@ async function main(): Promise<void> {
     logger.info('shutting down', { signal });
     // waiting requests answer now (202 with the generation as it stands) rather than being cut off
     ctx.beginShutdown();
+    adminPassword.stop();
     server.close(() => void ctx.close().then(() => process.exit(0)));
     server.closeIdleConnections();
     setTimeout(() => process.exit(0), 10_000).unref();

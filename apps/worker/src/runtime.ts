@@ -1,4 +1,4 @@
-import { createMetrics, createLogger, createRedis, createStorage, EventHub, GenerationStore, JOBS, keysFor, QUEUES, RecordRetention, retentionSeconds, type GeneratorProvider, type Metrics, type Logger, type Storage } from '@imagegen/shared';
+import { createMetrics, createLogger, createRedis, createStorage, EventHub, GenerationStore, keysFor, QUEUES, RecordRetention, retentionSeconds, type GeneratorProvider, type Metrics, type Logger, type Storage } from '@imagegen/shared';
 import { Queue, type Worker } from 'bullmq';
 import type { WorkerConfig } from './config';
 import { randomUUID } from 'node:crypto';
@@ -8,6 +8,7 @@ import { createGenerateWorker } from './generate/generate.worker';
 import { OrphanService } from './maintenance/orphans.service';
 import { RetentionService } from './maintenance/retention.service';
 import { createMaintenanceWorker } from './maintenance/sweep.worker';
+import { keepSweepScheduled } from './maintenance/sweep-schedule';
 import { GenerationPipeline } from './generate/generation.pipeline';
 import type { ImageStage } from './images/image-stage';
 import { Semaphore } from './images/semaphore';
@@ -84,13 +85,7 @@ export async function startWorkerRuntime(
   });
   const maintenanceQueue = new Queue(QUEUES.maintenance, { connection: storeRedis, prefix: config.QUEUE_PREFIX });
   maintenanceQueue.on('error', (err) => logger.warn('queue error', { error: err.message }));
-  // one scheduler whatever the number of workers: upserting it is idempotent
-  await maintenanceQueue.upsertJobScheduler(
-    JOBS.sweep.name,
-    { every: config.MAINTENANCE_INTERVAL_MS },
-    // a sweep's result is logged; only failed ones are kept for the dashboard
-    { name: JOBS.sweep.name, data: {}, opts: { removeOnComplete: true, removeOnFail: 50 } },
-  );
+  const stopSweepSchedule = await keepSweepScheduled(maintenanceQueue, config.MAINTENANCE_INTERVAL_MS, logger);
   const maintenance = createMaintenanceWorker(
     retentionService,
     new OrphanService(recordRetention, store, generateQueue, logger, config.ORPHAN_MIN_AGE_MS),
@@ -118,6 +113,7 @@ export async function startWorkerRuntime(
   const close = () =>
     (closing ??= (async () => {
       await feeder.stop().catch(() => undefined);
+      stopSweepSchedule();
       metricsServer?.close();
       metricsServer?.closeAllConnections();
       const drained = Promise.all([webhooks.stopDispatching(), generate.close(), maintenance.close(), webhooks.worker.close()]).then(() => 'drained' as const);

@@ -55,3 +55,28 @@ it('a caching instance forgets a tenant when told of its rotation', async () => 
   cached.forget('t4');
   expect(await cached.signing('t4')).toHaveLength(2);
 });
+
+it('a master secret Redis lost is put back by the first process that holds it; one made meanwhile is adopted', async () => {
+  const k = keysFor(`${prefix}-lost`);
+  const holder = new WebhookSecrets(redis, k, undefined, 0, 50);
+  const before = await holder.current('t6');
+  // Redis loses it (a flush, a failover without persistence)
+  await redis.del(k.webhookMasterSecret());
+  await new Promise((r) => setTimeout(r, 60));
+  expect(await holder.current('t6')).toBe(before);
+  expect(await redis.exists(k.webhookMasterSecret())).toBe(1);
+  expect(await new WebhookSecrets(redis, k).current('t6')).toBe(before);
+  // lost again, and a process that held none made a new one before the holder checked: all adopt it
+  await redis.del(k.webhookMasterSecret());
+  const made = await new WebhookSecrets(redis, k).current('t6');
+  expect(made).not.toBe(before);
+  await new Promise((r) => setTimeout(r, 60));
+  expect(await holder.current('t6')).toBe(made);
+  // a process that cannot reach Redis keeps signing with the one it holds
+  const own = new Redis(url, { enableOfflineQueue: false, retryStrategy: () => null });
+  await new Promise((resolve) => own.once('ready', resolve));
+  const cut = new WebhookSecrets(own, k, undefined, 0, 0);
+  const held = await cut.master();
+  own.disconnect();
+  await expect(cut.master()).resolves.toEqual(held);
+});

@@ -5,6 +5,9 @@ import type { Keys } from '../keys';
 /** After a rotation the previous secret keeps signing this long. */
 export const SECRET_OVERLAP_SECONDS = 24 * 3600;
 
+/** How long a process uses the master secret it holds before it checks that Redis still holds it too. */
+export const MASTER_CHECK_MS = 10_000;
+
 /**
  * Retires the current version (it keeps signing until the overlap ends, by Redis time) and
  * makes the next one current. KEYS[1] version counter, KEYS[2] retired set; ARGV[1] overlap ms.
@@ -46,6 +49,7 @@ type SecretsRedis = Redis & {
 export class WebhookSecrets {
   private readonly redis: SecretsRedis;
   private masterSecret?: Promise<Buffer>;
+  private masterCheckedAt = 0;
   private readonly cache = new Map<string, { secrets: Promise<string[]>; until: number }>();
 
   /**
@@ -57,6 +61,7 @@ export class WebhookSecrets {
     private readonly keys: Keys,
     private readonly configured?: string,
     private readonly signingCacheMs = 0,
+    private readonly masterCheckMs = MASTER_CHECK_MS,
   ) {
     if (!('imagegenRotateSecret' in redis)) {
       redis.defineCommand('imagegenRotateSecret', { numberOfKeys: 2, lua: ROTATE_LUA });
@@ -65,20 +70,32 @@ export class WebhookSecrets {
     this.redis = redis as SecretsRedis;
   }
 
-  /** The master secret, read (or made) once per process. */
+  /**
+   * The master secret: WEBHOOK_SECRET, or the one kept in Redis, checked again every
+   * `masterCheckMs`. Should Redis lose it (a flush, a failover without persistence), the
+   * first process to check puts back the one it holds, so every tenant's secret stays what
+   * its receivers verify with; a process that cannot reach Redis keeps the one it holds.
+   */
   master(): Promise<Buffer> {
-    this.masterSecret ??= this.loadMaster().catch((err: unknown) => {
-      this.masterSecret = undefined;
+    if (this.configured) return (this.masterSecret ??= Promise.resolve(Buffer.from(this.configured, 'utf8')));
+    const now = Date.now();
+    if (this.masterSecret && now - this.masterCheckedAt < this.masterCheckMs) return this.masterSecret;
+    this.masterCheckedAt = now;
+    const held = this.masterSecret;
+    const checked = this.loadMaster(held).catch((err: unknown) => {
+      if (held) return held;
+      if (this.masterSecret === checked) this.masterSecret = undefined;
       throw err;
     });
-    return this.masterSecret;
+    this.masterSecret = checked;
+    return checked;
   }
 
-  private async loadMaster(): Promise<Buffer> {
-    if (this.configured) return Buffer.from(this.configured, 'utf8');
+  private async loadMaster(held: Promise<Buffer> | undefined): Promise<Buffer> {
     const key = this.keys.webhookMasterSecret();
-    // the first process wins; every other one adopts its secret
-    await this.redis.set(key, randomBytes(32).toString('base64'), 'NX');
+    // the first process wins (or, after a loss, the first to check puts its own back); every other one adopts it
+    const candidate = held ? (await held).toString('base64') : randomBytes(32).toString('base64');
+    await this.redis.set(key, candidate, 'NX');
     const stored = await this.redis.get(key);
     if (!stored) throw new Error('webhook master secret vanished from Redis');
     return Buffer.from(stored, 'base64');

@@ -1,0 +1,31 @@
+import type { Queue } from 'bullmq';
+import { JOBS, type Logger } from '@imagegen/shared';
+
+/** How often a worker checks that the sweep is still scheduled. */
+export const SWEEP_SCHEDULE_CHECK_MS = 60_000;
+
+/**
+ * The retention sweep's one scheduler, whatever the number of workers (upserting it is
+ * idempotent): made at start, then checked every `checkMs`. Should Redis lose it (a flush, a
+ * failover without persistence), the first worker to look makes it again; otherwise no sweep
+ * would run until a worker restarts, and files of records gone with Redis would stay for good.
+ * Returns a stop function.
+ */
+export async function keepSweepScheduled(queue: Queue, everyMs: number, logger: Logger, checkMs = SWEEP_SCHEDULE_CHECK_MS): Promise<() => void> {
+  const upsert = () =>
+    queue.upsertJobScheduler(
+      JOBS.sweep.name,
+      { every: everyMs },
+      // a sweep's result is logged; only failed ones are kept for the dashboard
+      { name: JOBS.sweep.name, data: {}, opts: { removeOnComplete: true, removeOnFail: 50 } },
+    );
+  await upsert();
+  const timer = setInterval(() => {
+    void (async () => {
+      if (await queue.getJobScheduler(JOBS.sweep.name)) return;
+      await upsert();
+      logger.warn('the retention sweep was no longer scheduled in Redis: scheduled it again', { everyMs });
+    })().catch(() => undefined);
+  }, checkMs).unref();
+  return () => clearInterval(timer);
+}
