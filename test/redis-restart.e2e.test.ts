@@ -29,6 +29,8 @@ interface Probe {
   body: any;
 }
 
+const operator = { Authorization: `Basic ${Buffer.from('ops:test-admin-password').toString('base64')}` };
+
 async function probe(what: string, url: string, init?: RequestInit): Promise<Probe> {
   const t = Date.now();
   // the abort is only a backstop: a hanging answer shows up as a slow status 0
@@ -126,6 +128,8 @@ describe('Redis stops and comes back under load', () => {
           probe('GET /v1/generations/:id', `${api.baseUrl}/v1/generations/${ids[0]}`),
           probe('GET /readyz', `${api.baseUrl}/readyz`),
           probe('GET /healthz', `${api.baseUrl}/healthz`),
+          probe('GET /metrics', `${api.baseUrl}/metrics`, { headers: operator }),
+          probe('GET /admin/queues/api/queues', `${api.baseUrl}/admin/queues/api/queues`, { headers: operator }),
         ])),
       );
       await sleep(200);
@@ -136,7 +140,7 @@ describe('Redis stops and comes back under load', () => {
 
     const posts = probes.filter((p) => p.what === 'POST /v1/generations');
     expect(posts.length).toBeGreaterThanOrEqual(3);
-    for (const p of probes.filter((p) => p.what.includes('/v1/'))) {
+    for (const p of probes.filter((p) => p.what.includes('/v1/') || p.what.includes('/admin/queues/api'))) {
       expect({ what: p.what, status: p.status, type: p.contentType, problemStatus: p.body?.status }).toEqual({
         what: p.what,
         status: 503,
@@ -147,6 +151,11 @@ describe('Redis stops and comes back under load', () => {
     }
     for (const p of probes.filter((p) => p.what === 'GET /readyz')) {
       expect(p.status).toBe(503);
+      expect(p.ms).toBeLessThan(FAST_MS + 500);
+    }
+    // the process's own metrics still answer; the queue depths read from Redis are left out meanwhile
+    for (const p of probes.filter((p) => p.what === 'GET /metrics')) {
+      expect({ status: p.status, cpu: /^process_cpu_seconds_total/m.test(p.body), requests: /^imagegen_http_requests_total\{/m.test(p.body), queues: /^imagegen_queue_jobs\{/m.test(p.body) }).toEqual({ status: 200, cpu: true, requests: true, queues: false });
       expect(p.ms).toBeLessThan(FAST_MS + 500);
     }
     for (const p of probes.filter((p) => p.what === 'GET /healthz')) {

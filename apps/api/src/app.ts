@@ -53,7 +53,7 @@ export function createApp(ctx: ApiContext): express.Express {
   app.use(docsRouter(openApi));
   app.use(filesRouter(ctx));
   app.use(tenantsAdminRouter(ctx, json, redisReady));
-  app.use(adminRouter(ctx));
+  app.use(adminRouter(ctx, redisReady));
 
   const allowed = allowedMethods(openApi.paths);
   app.use((req, res) => {

@@ -1,7 +1,7 @@
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { ExpressAdapter } from '@bull-board/express';
-import { Router } from 'express';
+import { Router, type RequestHandler } from 'express';
 import { publicPathPrefix } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { basicAuth } from '../http/auth';
@@ -13,8 +13,11 @@ const QUEUE_DESCRIPTIONS: Record<string, string> = {
   webhooks: 'One job per webhook delivery run',
 };
 
-/** Bull Board over every queue, behind the operator credentials. */
-export function adminRouter(ctx: ApiContext): Router {
+/**
+ * Bull Board over every queue, behind the operator credentials. Its JSON API needs Redis: while
+ * Redis is away it answers the API's own 503 problem (`redisReady`), not the board's 500.
+ */
+export function adminRouter(ctx: ApiContext, redisReady: RequestHandler): Router {
   const board = new ExpressAdapter();
   // the page loads its scripts and API through PUBLIC_BASE_URL, path prefix included (a proxy strips it)
   board.setBasePath(`${publicPathPrefix(ctx.config.PUBLIC_BASE_URL)}/admin/queues`);
@@ -34,6 +37,7 @@ export function adminRouter(ctx: ApiContext): Router {
   });
   const router = Router();
   router.use('/admin', basicAuth(ctx.config.ADMIN_USER, ctx.adminPassword));
+  router.use('/admin/queues/api', redisReady);
   router.use('/admin/queues', boardContentSecurityPolicy(), board.getRouter() as Router);
   return router;
 }

@@ -33,7 +33,8 @@ export function createMetrics(service: 'api' | 'worker') {
       registers,
       async collect() {
         this.reset();
-        const counts = await Promise.all(queues.map((q) => q.getJobCounts(...QUEUE_STATES).then((c) => [q.name, c] as const)));
+        // while Redis is away the series are left out (unknown), and the rest of the scrape still answers
+        const counts = await Promise.all(queues.map((q) => q.getJobCounts(...QUEUE_STATES).then((c) => [q.name, c] as const))).catch(() => []);
         for (const [queue, c] of counts) for (const state of QUEUE_STATES) this.set({ queue, state }, c[state] ?? 0);
       },
     }),
@@ -44,7 +45,7 @@ export function createMetrics(service: 'api' | 'worker') {
       registers,
       async collect() {
         this.reset();
-        const counts = await Promise.all(queues.map((q) => q.getWorkersCount().then((n) => [q.name, n] as const)));
+        const counts = await Promise.all(queues.map((q) => q.getWorkersCount().then((n) => [q.name, n] as const))).catch(() => []);
         for (const [queue, n] of counts) this.set({ queue }, n);
       },
     }),
