@@ -61,6 +61,18 @@ describe('metrics', () => {
     expect(sample(after, 'imagegen_queue_jobs', { queue: 'generate', state: 'completed' })).toBeGreaterThanOrEqual(1);
   });
 
+  it('a 404 from a route with an id counts under that route template, not a bare `/:id`', async () => {
+    expect((await fetch(`${stack.baseUrl}/v1/generations/gen_unknown1`)).status).toBe(404);
+    expect((await fetch(`${stack.baseUrl}/v1/batches/batch_unknown1`)).status).toBe(404);
+    expect((await fetch(`${stack.baseUrl}/v1/generations/gen_unknown2/deliveries`)).status).toBe(404);
+    const text = await scrape();
+    expect(sample(text, 'imagegen_http_requests_total', { method: 'GET', route: '/v1/generations/:id', status: '404' })).toBe(1);
+    expect(sample(text, 'imagegen_http_requests_total', { method: 'GET', route: '/v1/batches/:id', status: '404' })).toBe(1);
+    expect(sample(text, 'imagegen_http_requests_total', { method: 'GET', route: '/v1/generations/:id/deliveries', status: '404' })).toBe(1);
+    expect(sample(text, 'imagegen_http_requests_total', { route: '/:id' })).toBeUndefined();
+    expect(text).not.toMatch(/unknown1|unknown2/);
+  });
+
   it("a worker's metrics port answers with its own series, moved by the generation", async () => {
     const res = await fetch(workerMetricsUrl);
     expect(res.status).toBe(200);

@@ -1,11 +1,24 @@
 import type { Request, RequestHandler } from 'express';
 import type { Metrics } from '@imagegen/shared';
 
+/**
+ * Where a router is mounted, from the path: what comes before the route's own segments. An error
+ * answered outside its router (a 404 from `/:id`) sees `baseUrl` reset to ''. Every mount is a
+ * fixed path, so this names no id.
+ */
+function mountOf(req: Request, route: string): string {
+  if (req.baseUrl) return req.baseUrl;
+  const segments = req.path.split('/').filter(Boolean);
+  const own = route.split('/').filter(Boolean).length;
+  return segments.length > own ? `/${segments.slice(0, segments.length - own).join('/')}` : '';
+}
+
 /** The route template (`/v1/generations/:id`), never the path itself: ids would make a series each. */
 function routeOf(req: Request): string {
   const route = (req.route as { path?: unknown } | undefined)?.path;
   if (typeof route !== 'string') return req.baseUrl.startsWith('/admin/queues') ? '/admin/queues' : 'unmatched';
-  return `${req.baseUrl}${route === '/' && req.baseUrl ? '' : route}` || '/';
+  const base = mountOf(req, route);
+  return `${base}${route === '/' && base ? '' : route}` || '/';
 }
 
 /** Counts and times every request once it has been answered. */
