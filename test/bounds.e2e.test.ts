@@ -36,8 +36,9 @@ describe('bounded Redis: what 1,000 generations leave once their retention ends'
     await stack.close();
   });
 
-  it('completed, failed (some with spooled bytes) and cancelled generations leave nothing behind after the sweep', async () => {
-    // bytes at once; topics say how it goes: "fail" is refused, "spool" cannot be stored (so its bytes are spooled)
+  it('completed, failed and cancelled generations (some with spooled bytes) leave nothing behind after the sweep', async () => {
+    // bytes at once; topics say how it goes: "fail" is refused, "spool" cannot be stored (so its
+    // bytes are spooled and it waits for the store, until cancelled)
     const provider: GeneratorProvider = {
       name: 'builtin',
       async generate(request) {
@@ -70,19 +71,24 @@ describe('bounded Redis: what 1,000 generations leave once their retention ends'
     await stack.api.queues.generate.resume();
 
     const topics = [...Array.from({ length: 600 }, (_, i) => `ok ${i}`), ...Array.from({ length: 150 }, (_, i) => `fail ${i}`), ...Array.from({ length: 50 }, (_, i) => `spool ${i}`)];
+    const waiting: string[] = [];
     for (let i = 0; i < topics.length; i += 25) {
       const answers = await Promise.all(topics.slice(i, i + 25).map(submit));
       expect(answers.map((a) => a.status)).toEqual(answers.map(() => 202));
+      waiting.push(...answers.filter((a) => String(a.body.request.topic).startsWith('spool')).map((a) => a.body.id as string));
     }
-    let spoolsSeen = 0;
-    await eventually(async () => {
-      spoolsSeen = Math.max(spoolsSeen, (await keysUnder(stack.redis, `${stack.prefix}:spool`)).length);
-      return (await idx('queued')) + (await idx('active')) === 0 ? true : undefined;
+    // every "spool" one waits for the store with its bytes spooled; then it is cancelled
+    const spoolsSeen = await eventually(async () => {
+      const spools = (await keysUnder(stack.redis, `${stack.prefix}:spool`)).length;
+      const records = await Promise.all(waiting.map((id) => stack.api.store.get(id)));
+      return spools === waiting.length && records.every((r) => r?.error?.code === 'storage_failed') ? spools : undefined;
     }, 180_000, 200);
+    for (const id of waiting) expect((await fetch(`${stack.baseUrl}/v1/generations/${id}`, { method: 'DELETE' })).status).toBe(200);
+    await eventually(async () => ((await idx('queued')) + (await idx('active')) === 0 ? true : undefined), 180_000, 200);
     expect(await idx('completed')).toBe(600);
-    expect(await idx('failed')).toBe(200);
-    expect(await idx('cancelled')).toBe(200);
-    expect(spoolsSeen).toBeGreaterThan(0);
+    expect(await idx('failed')).toBe(150);
+    expect(await idx('cancelled')).toBe(250);
+    expect(spoolsSeen).toBe(50);
 
     await sleep(4500);
     const swept = await maintenance.sweepOnce();
