@@ -2,6 +2,7 @@ import net from 'node:net';
 import fc from 'fast-check';
 import { keysUnder, REDIS_URL } from './support/redis';
 import { ADMIN, postJson, startStack, type Stack } from './support/stack';
+import { eventually } from './support/net';
 
 /**
  * Generated hostile requests against a running API: bodies, headers and paths across every
@@ -270,4 +271,21 @@ describe('hostile input', () => {
     expect(rejected).toBeGreaterThan(RUNS / 2);
     expect(statuses.size).toBeGreaterThanOrEqual(5);
   }, 180_000);
+
+  it('a client that goes away in the middle of its body leaves no connection behind', async () => {
+    const before = await stack.connections();
+    const cut = (head: string, part: string) =>
+      new Promise<void>((resolve, reject) => {
+        const socket = net.connect(port, '127.0.0.1', () => socket.end(head + part, () => resolve()));
+        socket.on('error', reject);
+      });
+    const json = `POST /v1/generations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY}\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n`;
+    const chunked = `POST /v1/batches HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY}\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n`;
+    await Promise.all(Array.from({ length: 10 }, () => [cut(json, '{"topic":'), cut(chunked, '10\r\n{"topic":"a"}\n')]).flat());
+    const left = await eventually(async () => {
+      const n = await stack.connections();
+      return n <= before ? n : undefined;
+    }, 5_000, 50).catch(async () => stack.connections());
+    expect(left).toBeLessThanOrEqual(before);
+  });
 });

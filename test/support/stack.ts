@@ -18,6 +18,8 @@ export interface Stack {
   api: ApiContext;
   worker?: WorkerRuntime;
   redis: Redis;
+  /** Connections the API's server holds open now. */
+  connections(): Promise<number>;
   startWorker(extraEnv?: Record<string, string>, overrides?: WorkerOverrides): Promise<WorkerRuntime>;
   close(): Promise<void>;
 }
@@ -73,6 +75,7 @@ export async function startStack(opts: { name: string; env?: Record<string, stri
     env,
     api,
     redis,
+    connections: () => new Promise((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n)))),
     startWorker,
     async close() {
       await Promise.all(workers.map((w) => w.close()));

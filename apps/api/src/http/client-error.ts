@@ -13,9 +13,15 @@ export function answerClientErrors(server: Server): void {
       socket.destroy();
       return;
     }
+    const pending = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+    // a request cut off in its body (the client went away, or it timed out): no more of it
+    // will come, and nothing would end it, so the connection goes (its reader sees it aborted)
+    if (pending && !pending.req.complete) {
+      socket.destroy();
+      return;
+    }
     // garbage after a complete request (a Content-Length shorter than the body): that request
     // is answered in full, then the connection closes
-    const pending = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
     if (pending) {
       pending.shouldKeepAlive = false;
       pending.once('finish', () => socket.end());
