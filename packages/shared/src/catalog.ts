@@ -67,9 +67,17 @@ export function generateJobOptions(generationId: string, priority: Priority, pol
 /** Batch items run after every single generation, whatever its priority. */
 export const BATCH_ITEM_PRIORITY = 50;
 
-/** Options of a batch item's generate job: as any generation's, behind the single ones. */
-export function batchItemJobOptions(generationId: string, policy: GenerateJobPolicy) {
-  return { ...generateJobOptions(generationId, 'low', policy), priority: BATCH_ITEM_PRIORITY };
+/** BullMQ's largest priority. */
+const MAX_PRIORITY = 2_097_152;
+
+/**
+ * Options of a batch item's generate job: as any generation's, behind the single ones. Among
+ * batch items, one released while its tenant had fewer items in flight (`tenantInFlight`) runs
+ * first: a small batch of one tenant passes the items another tenant's big batch already has
+ * waiting in the queue, instead of queueing behind them.
+ */
+export function batchItemJobOptions(generationId: string, policy: GenerateJobPolicy, tenantInFlight = 0) {
+  return { ...generateJobOptions(generationId, 'low', policy), priority: Math.min(MAX_PRIORITY, BATCH_ITEM_PRIORITY + Math.max(0, Math.floor(tenantInFlight))) };
 }
 
 /** A generation's webhook without `events` gets these. */

@@ -9,8 +9,11 @@ describe('shareWindow', () => {
       ],
       100,
     );
-    expect(grants.get('batch_b')).toBe(95);
-    expect(grants.get('batch_a')).toBe(5);
+    expect(grants.get('batch_b')).toHaveLength(95);
+    expect(grants.get('batch_a')).toHaveLength(5);
+    // each slot carries its tenant's load when granted: b's first ones rank ahead of all of a's
+    expect(grants.get('batch_b')?.slice(0, 3)).toEqual([0, 1, 2]);
+    expect(grants.get('batch_a')).toEqual([90, 91, 92, 93, 94]);
   });
 
   it('shares a tenant’s part between its batches, and never grants more than remains', () => {
@@ -22,9 +25,9 @@ describe('shareWindow', () => {
       ],
       40,
     );
-    expect(grants.get('batch_1')).toBe(3);
-    expect(grants.get('batch_2')).toBe(17);
-    expect(grants.get('batch_3')).toBe(20);
+    expect(grants.get('batch_1')).toHaveLength(3);
+    expect(grants.get('batch_2')).toHaveLength(17);
+    expect(grants.get('batch_3')).toHaveLength(20);
   });
 });
 

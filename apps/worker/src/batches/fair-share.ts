@@ -13,10 +13,11 @@ export interface FeedState {
  * flight (granted ones included), and within it to its batch with the fewest, so a tenant with
  * one small batch gets as much as a tenant with a huge one, and a tenant's batches share its
  * part. Ties go in `order`, which the caller rotates so no one is always first.
- * Returns the slots granted per batch id.
+ * Returns the slots granted per batch id, each as its tenant's items in flight when it was
+ * granted (the job's place in the queue: see batchItemJobOptions).
  */
-export function shareWindow(batches: FeedState[], free: number): Map<string, number> {
-  const grants = new Map<string, number>();
+export function shareWindow(batches: FeedState[], free: number): Map<string, number[]> {
+  const grants = new Map<string, number[]>();
   const byTenant = new Map<string, FeedState[]>();
   for (const b of batches) {
     const list = byTenant.get(b.tenant) ?? [];
@@ -40,7 +41,7 @@ export function shareWindow(batches: FeedState[], free: number): Map<string, num
       if (!best || (batchLoad.get(b.batchId) ?? 0) < (batchLoad.get(best.batchId) ?? 0)) best = b;
     }
     if (!best) break;
-    grants.set(best.batchId, (grants.get(best.batchId) ?? 0) + 1);
+    grants.set(best.batchId, [...(grants.get(best.batchId) ?? []), load.get(bestTenant) ?? 0]);
     left.set(best.batchId, (left.get(best.batchId) ?? 0) - 1);
     batchLoad.set(best.batchId, (batchLoad.get(best.batchId) ?? 0) + 1);
     load.set(bestTenant, (load.get(bestTenant) ?? 0) + 1);

@@ -112,16 +112,16 @@ export class BatchFeeder {
     const free = this.opts.window - inFlight;
     if (free <= 0 || states.length === 0) return 0;
     const grants = shareWindow(states, free);
-    const granted = states.filter((s) => (grants.get(s.batchId) ?? 0) > 0);
+    const granted = states.filter((s) => (grants.get(s.batchId)?.length ?? 0) > 0);
     const ranges = this.redis.pipeline();
-    for (const s of granted) ranges.lrange(this.keys.batchItems(s.batchId), String(s.released), String(s.released + (grants.get(s.batchId) ?? 0) - 1));
+    for (const s of granted) ranges.lrange(this.keys.batchItems(s.batchId), String(s.released), String(s.released + (grants.get(s.batchId)?.length ?? 0) - 1));
     const idLists = (await ranges.exec()) ?? [];
     const perBatch = granted.map((s, i) => ({
       tenant: s.tenant,
       items: ((idLists[i]?.[1] ?? []) as string[]).map((id, j) => ({
         name: generateJobName(`${s.batchId} #${s.released + j}`),
         data: { generationId: id, tenant: s.tenant, batchId: s.batchId },
-        opts: batchItemJobOptions(id, this.opts.policy),
+        opts: batchItemJobOptions(id, this.opts.policy, grants.get(s.batchId)?.[j] ?? 0),
       })),
     }));
     const jobs = interleave(perBatch);
