@@ -89,7 +89,7 @@ describe('batches', () => {
     expect(lines.every((l) => l.status === 'completed' && l.result.image.url)).toBe(true);
     // each item is an ordinary generation of this batch, with its own request
     const item = (await getJson(`${stack.baseUrl}/v1/generations/${lines[7].id}`)).body;
-    expect(item).toMatchObject({ batchId: id, request: { topic: topics[7], size: 'SQUARE' } });
+    expect(item).toMatchObject({ batchId: id, batchIndex: 7, request: { topic: topics[7], size: 'SQUARE' } });
 
     const zip = Buffer.from(await (await fetch(`${stack.baseUrl}/v1/batches/${id}/archive`)).arrayBuffer());
     const entries = zipEntries(zip);

@@ -1,7 +1,7 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { parse as parseCsv } from 'csv-parse';
 import type { Request } from 'express';
-import { batchEnvelopeSchema, batchItemSchema, MAX_BATCH_ITEMS, toFieldErrors, type BatchDefaults, type BatchItem, type FieldError, type WebhookTarget } from '@imagegen/shared';
+import { batchDefaultsSchema, batchEnvelopeSchema, batchItemSchema, MAX_BATCH_ITEMS, toFieldErrors, type BatchDefaults, type BatchItem, type FieldError, type WebhookTarget } from '@imagegen/shared';
 import { invalid } from '../http/problem';
 
 /** A batch as submitted, every item valid. */
@@ -21,7 +21,7 @@ const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
  * Validates every item (defaults first), naming each bad one by its index; one bad item
  * rejects the whole batch.
  */
-export async function validateItems(raw: unknown[], defaults: BatchDefaults = {}, preErrors: FieldError[] = []): Promise<BatchItem[]> {
+export async function validateItems(raw: unknown[], defaults: BatchDefaults = {}, preErrors: FieldError[] = [], batchErrors: FieldError[] = []): Promise<BatchItem[]> {
   if (raw.length === 0) throw invalid('A batch needs at least one item', [{ path: 'items', message: 'must hold at least one item' }]);
   if (raw.length > MAX_BATCH_ITEMS) throw invalid(`A batch holds at most ${MAX_BATCH_ITEMS} items`, [{ path: 'items', message: `must hold at most ${MAX_BATCH_ITEMS} items` }]);
   const errors: FieldError[] = [...preErrors];
@@ -43,7 +43,8 @@ export async function validateItems(raw: unknown[], defaults: BatchDefaults = {}
     const indexOf = (e: FieldError) => Number(e.path.split('.')[0]);
     errors.sort((a, b) => indexOf(a) - indexOf(b));
     const bad = new Set(errors.map((e) => e.path.split('.')[0])).size;
-    throw invalid(`${plural(bad, 'item')} of ${raw.length} ${bad === 1 ? 'is' : 'are'} invalid; nothing was enqueued`, errors);
+    const items = `${plural(bad, 'item')} of ${raw.length} ${bad === 1 ? 'is' : 'are'} invalid`;
+    throw invalid(`${batchErrors.length ? `The batch is invalid and ${items}` : items}; nothing was enqueued`, [...batchErrors, ...errors]);
   }
   return items;
 }
@@ -53,7 +54,14 @@ export async function fromJson(body: unknown): Promise<BatchSubmission> {
   if (body === undefined) throw invalid('A body is required', [{ path: '(body)', message: 'is required' }]);
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw invalid('The body must be a JSON object', [{ path: '(body)', message: 'must be a JSON object' }]);
   const envelope = batchEnvelopeSchema.safeParse(body);
-  if (!envelope.success) throw invalid('The batch is invalid', toFieldErrors(envelope.error));
+  if (!envelope.success) {
+    // the items are still checked, so one answer names every problem, not the first kind of it
+    const top = toFieldErrors(envelope.error);
+    const { items, defaults } = body as { items?: unknown; defaults?: unknown };
+    const usableDefaults = batchDefaultsSchema.safeParse(defaults ?? {});
+    if (Array.isArray(items) && items.length >= 1 && items.length <= MAX_BATCH_ITEMS) await validateItems(items, usableDefaults.success ? usableDefaults.data : {}, [], top);
+    throw invalid('The batch is invalid', top);
+  }
   const { items, defaults, webhook, metadata } = envelope.data;
   return { items: await validateItems(items, defaults), ...(webhook ? { webhook } : {}), ...(metadata ? { metadata } : {}) };
 }
@@ -82,22 +90,38 @@ export async function fromNdjson(text: string): Promise<BatchSubmission> {
   return { items: await validateItems(raw, {}, errors) };
 }
 
-/** Header `topic,style,size` (style and size may be left out or empty); quoted fields may hold commas, quotes and newlines. */
+/**
+ * Header `topic,style,size` (any order; style and size may be left out, or empty in a row); quoted
+ * fields may hold commas, quotes and newlines. A row with more fields than the header is an item
+ * error like any other, so one answer names every bad row; a short row leaves its last columns empty.
+ */
 export async function fromCsv(text: string): Promise<BatchSubmission> {
-  const parser = parseCsv({ columns: true, skip_empty_lines: true, trim: false, bom: true, max_record_size: 64 * 1024 });
+  const parser = parseCsv({ relax_column_count: true, skip_empty_lines: true, trim: false, bom: true, info: true, max_record_size: 64 * 1024 });
   const raw: unknown[] = [];
+  const errors: FieldError[] = [];
+  let header: string[] | undefined;
   parser.end(text);
   try {
-    for await (const row of parser as AsyncIterable<Record<string, string>>) {
-      if (raw.length === 0) {
-        const unknown = Object.keys(row).filter((c) => !(CSV_COLUMNS as readonly string[]).includes(c));
-        if (unknown.length || !('topic' in row)) {
-          throw invalid(`The CSV header must be ${CSV_COLUMNS.join(',')}`, [{ path: '(header)', message: `must name the columns ${CSV_COLUMNS.join(', ')} (topic required)` }]);
+    for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
+      if (!header) {
+        header = record;
+        const known = (c: string) => (CSV_COLUMNS as readonly string[]).includes(c);
+        if (!header.every(known) || !header.includes('topic') || new Set(header).size !== header.length) {
+          throw invalid(`The CSV header must be ${CSV_COLUMNS.join(',')}`, [{ path: '(header)', message: `must name the columns ${CSV_COLUMNS.join(', ')} (topic required, each once)` }]);
         }
+        continue;
       }
-      const item: Record<string, string> = {};
-      for (const [k, v] of Object.entries(row)) if (v !== '' || k === 'topic') item[k] = v;
-      raw.push(item);
+      if (record.length > header.length) {
+        errors.push({ path: String(raw.length), message: `line ${info.lines} has ${record.length} fields; the header names ${header.length}` });
+        raw.push(undefined);
+      } else {
+        const item: Record<string, string> = {};
+        header.forEach((column, i) => {
+          const value = record[i] ?? '';
+          if (value !== '' || column === 'topic') item[column] = value;
+        });
+        raw.push(item);
+      }
       if (raw.length > MAX_BATCH_ITEMS) break;
     }
   } catch (err) {
@@ -105,7 +129,7 @@ export async function fromCsv(text: string): Promise<BatchSubmission> {
     const e = err as { message: string; lines?: number };
     throw invalid(`The CSV is malformed${e.lines ? ` at line ${e.lines}` : ''}`, [{ path: '(body)', message: e.message }]);
   }
-  return { items: await validateItems(raw) };
+  return { items: await validateItems(raw, {}, errors) };
 }
 
 /** Which of the three forms the request declares. */

@@ -95,6 +95,7 @@ export const publicGenerationSchema = generationRecordSchema
     metadata: true,
     priority: true,
     batchId: true,
+    batchIndex: true,
     attempts: true,
     createdAt: true,
     startedAt: true,
@@ -140,6 +141,7 @@ export function presentGeneration(record: GenerationRecord, links: FileLinks): P
     createdAt: record.createdAt,
   };
   if (record.batchId) out.batchId = record.batchId;
+  if (record.batchIndex !== undefined) out.batchIndex = record.batchIndex;
   if (record.startedAt) out.startedAt = record.startedAt;
   if (record.completedAt) out.completedAt = record.completedAt;
   if (record.result) {
