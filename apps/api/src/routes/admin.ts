@@ -1,10 +1,12 @@
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { errorHandler as boardErrorHandler } from '@bull-board/api/dist/handlers/error.js';
 import { ExpressAdapter } from '@bull-board/express';
 import { Router, type RequestHandler } from 'express';
 import { publicPathPrefix } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { basicAuth } from '../http/auth';
+import { isRedisDown, unavailable } from '../http/problem';
 import { boardContentSecurityPolicy } from '../http/security-headers';
 
 const QUEUE_DESCRIPTIONS: Record<string, string> = {
@@ -34,6 +36,12 @@ export function adminRouter(ctx: ApiContext, redisReady: RequestHandler): Router
         hideDocsLink: true,
       },
     },
+  });
+  // Redis can go in the middle of a board request that passed `redisReady`: the board's own
+  // handler would answer that 500 application/json, so it is thrown on to the API's 503 problem
+  board.setErrorHandler((err) => {
+    if (isRedisDown(err) || ctx.redis.status !== 'ready') throw unavailable();
+    return boardErrorHandler(err);
   });
   const router = Router();
   router.use('/admin', basicAuth(ctx.config.ADMIN_USER, ctx.adminPassword));
