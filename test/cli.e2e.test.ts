@@ -13,6 +13,7 @@ interface Run {
   code: Promise<number | null>;
   stderr: () => string;
   kill: () => void;
+  interrupt: () => void;
 }
 
 function run(args: string[], env: Record<string, string>): Run {
@@ -20,7 +21,7 @@ function run(args: string[], env: Record<string, string>): Run {
   let err = '';
   child.stderr.on('data', (d) => (err += d));
   child.stdout.resume();
-  return { code: new Promise((r) => child.on('exit', (c) => r(c))), stderr: () => err, kill: () => child.kill('SIGKILL') };
+  return { code: new Promise((r) => child.on('exit', (c) => r(c))), stderr: () => err, kill: () => child.kill('SIGKILL'), interrupt: () => child.kill('SIGINT') };
 }
 
 /** The real built CLI against a real API and worker. */
@@ -116,6 +117,26 @@ describe('imagegen CLI', () => {
     const completed = results.filter((l) => l.status === 'completed').length;
     expect(results.filter((l) => l.status === 'cancelled').length).toBe(batch.counts.cancelled);
     expect((await readdir(out)).filter((f) => f.endsWith('.png'))).toHaveLength(completed);
+  });
+
+  it('Ctrl-C with --cancel cancels the batch, still downloads what finished, writes results.jsonl and exits 130', async () => {
+    const txt = path.join(dir, 'interrupt.txt');
+    await writeFile(txt, Array.from({ length: 60 }, (_, i) => `slow ${i}`).join('\n'));
+    const out = path.join(dir, 'out6');
+    const r = run(['batch', txt, '--out', out, '--cancel'], env);
+    const id = await eventually(async () => /batch (batch_[a-z0-9]+)/.exec(r.stderr())?.[1]);
+    await eventually(async () => ((await readdir(out).catch(() => [])).some((f) => f.endsWith('.png')) ? true : undefined));
+    r.interrupt();
+    expect(await r.code).toBe(130);
+    expect(r.stderr()).toMatch(new RegExp(`batch ${id} cancelled`));
+    const batch = (await (await fetch(`${stack.baseUrl}/v1/batches/${id}`)).json()) as { counts: { queued: number; active: number; completed: number; cancelled: number } };
+    expect(batch.counts.cancelled).toBeGreaterThan(0);
+    expect(batch.counts.queued + batch.counts.active).toBe(0);
+    const results = (await readFile(path.join(out, 'results.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    expect(results).toHaveLength(60);
+    const completed = results.filter((l) => l.status === 'completed');
+    expect(completed.length).toBe(batch.counts.completed);
+    expect((await readdir(out)).filter((f) => f.endsWith('.png')).sort()).toEqual(completed.map((l) => `${String(l.index).padStart(2, '0')}-${l.id}.png`).sort());
   });
 });
 

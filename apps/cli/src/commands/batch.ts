@@ -4,6 +4,7 @@ import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
 import { clientFrom, CliError, type ApiClient } from '../client';
 import { download, exists, extensionOf } from '../download';
+import { formatEta } from '../eta';
 import { readPrompts } from '../prompts';
 
 interface Batch {
@@ -131,16 +132,18 @@ export function register(program: Command): void {
 
       const downloader = new Downloader(client, dir, String(Math.max(0, batch.total - 1)).length);
       const bar = new SingleBar(
-        { format: '{bar} {percentage}% | {value}/{total} | ok {completed} failed {failed} cancelled {cancelled} | {rate}/s | ETA {eta_formatted}', hideCursor: true },
+        { format: '{bar} {percentage}% | {value}/{total} | ok {completed} failed {failed} cancelled {cancelled} | {rate}/s | ETA {eta}', hideCursor: true },
         Presets.shades_classic,
       );
       const started = Date.now();
       const finished = (b: Batch) => b.counts.completed + b.counts.failed + b.counts.cancelled;
       const show = (b: Batch) => {
-        const rate = (finished(b) / Math.max(1, (Date.now() - started) / 1000)).toFixed(1);
-        bar.update(finished(b), { ...b.counts, rate });
+        // the rate of this run: items finished before a resume are not counted as done in it
+        const perSecond = (finished(b) - finishedAtStart) / Math.max(1, (Date.now() - started) / 1000);
+        bar.update(finished(b), { ...b.counts, rate: perSecond.toFixed(1), eta: formatEta(b.total - finished(b), perSecond) });
       };
-      bar.start(batch.total, finished(batch), { ...batch.counts, rate: '0.0' });
+      const finishedAtStart = finished(batch);
+      bar.start(batch.total, finishedAtStart, { ...batch.counts, rate: '0.0', eta: formatEta(batch.total - finishedAtStart, 0) });
       try {
         await follow(client, batch.id, (index, id, status) => status === 'completed' && downloader.add(index, id), show, stop.signal);
       } catch (err) {
@@ -148,14 +151,12 @@ export function register(program: Command): void {
       } finally {
         bar.stop();
       }
-      if (interrupted) {
-        if (opts.cancel) {
-          await cancel(client, batch.id);
-        } else {
-          console.error(`batch ${batch.id} keeps running; continue with:\n  imagegen batch ${file} --out ${opts.out} --resume ${batch.id}`);
-        }
+      if (interrupted && !opts.cancel) {
+        console.error(`batch ${batch.id} keeps running; continue with:\n  imagegen batch ${file} --out ${opts.out} --resume ${batch.id}`);
         process.exit(130);
       }
+      // cancelled on Ctrl-C: what finished is still downloaded and results.jsonl written, as with --resume --cancel
+      if (interrupted) await cancel(client, batch.id);
 
       // whatever the stream missed (a resume, a reconnect) comes from the results
       const res = await client.request(`/v1/batches/${batch.id}/results`);
@@ -167,6 +168,7 @@ export function register(program: Command): void {
       await writeFile(path.join(dir, 'results.jsonl'), text);
       const failed = lines.filter((l) => l.status !== 'completed').length;
       console.log(path.join(dir, 'results.jsonl'));
+      if (interrupted) process.exit(130);
       if (failed) throw new CliError(`${failed} of ${lines.length} items did not complete (see results.jsonl)`, 2);
     });
 }
