@@ -170,7 +170,17 @@ describe('Redis stops and comes back under load', () => {
     const fresh = await postJson(`${api.baseUrl}/v1/generations`, { topic: 'after-outage' }, { Prefer: 'wait=20' });
     expect(fresh.status).toBe(200);
     expect(fresh.body.status).toBe('completed');
-    await eventually(async () => ((await statuses()).every((s) => s === 'completed' || s === 'failed') ? true : undefined), 40_000, 100);
+    await eventually(async () => ((await statuses()).every((s) => s === 'completed' || s === 'failed') ? true : undefined), 40_000, 100).catch(async (err) => {
+      // a timeout names what is still open, where BullMQ holds it, and what the worker said last
+      const open = (await Promise.all(ids.map(async (id) => (await getJson(`${api.baseUrl}/v1/generations/${id}`)).body))).filter((g) => g.status !== 'completed' && g.status !== 'failed');
+      const r = plainRedis(server.url);
+      const q = `${prefix}:generate`;
+      const where = await Promise.all(
+        open.map(async (g) => ({ id: g.id, status: g.status, active: await r.lpos(`${q}:active`, g.id), wait: await r.lpos(`${q}:wait`, g.id), prioritized: await r.zscore(`${q}:prioritized`, g.id), delayed: await r.zscore(`${q}:delayed`, g.id), lock: await r.get(`${q}:${g.id}:lock`), job: await r.hmget(`${q}:${g.id}`, 'ats', 'atm', 'processedOn') })),
+      );
+      await r.quit();
+      throw new Error(`${(err as Error).message}\nstill open: ${JSON.stringify(where)}\nworker log tail:\n${worker.stdout().slice(-3000)}`);
+    });
     const allDoneMs = Date.now() - tRestart;
     const final = await Promise.all(ids.map(async (id) => (await getJson(`${api.baseUrl}/v1/generations/${id}`)).body));
     for (const g of final) {

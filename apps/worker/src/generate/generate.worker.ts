@@ -1,6 +1,7 @@
 import { DelayedError, MetricsTime, UnrecoverableError, Worker, type Job, type MinimalJob, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { ERROR_CODES, GenerationFailure, JOBS, QUEUES, type GenerationStore, type Logger, type Metrics } from '@imagegen/shared';
+import { LostFetches } from '../recovery/lost-fetches';
 import { retryDelay, type BackoffPolicy } from './backoff';
 import { StorageUnavailable, UpstreamBusy, type GenerationPipeline, type RunOutcome } from './generation.pipeline';
 
@@ -102,7 +103,8 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
     }
   };
 
-  const worker = new Worker(QUEUES.generate, handler, {
+  const lost = new LostFetches(logger);
+  const worker = new Worker(QUEUES.generate, lost.track(handler), {
     connection: opts.connection,
     prefix: opts.prefix,
     concurrency: opts.concurrency,
@@ -128,5 +130,6 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
     })().catch((e: unknown) => logger.error('could not record failure', { jobId: job.id, error: (e as Error).message }));
   });
   worker.on('error', (err) => logger.error('generate worker error', { error: err.message }));
+  lost.watch(worker, opts.connection);
   return worker;
 }

@@ -1,6 +1,7 @@
 import { DelayedError, MetricsTime, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { QUEUES, WEBHOOK_JOBS, type DeliveryState } from '@imagegen/shared';
+import { LostFetches } from '../recovery/lost-fetches';
 import { attemptDelivery, releaseSlot, type AttemptDeps } from './attempt';
 
 export interface DeliveryWorkerOptions {
@@ -71,7 +72,8 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
     return { outcome: outcome.state, ...(outcome.status !== undefined ? { status: outcome.status } : {}) };
   };
 
-  const worker = new Worker(QUEUES.webhooks, handler, {
+  const lost = new LostFetches(logger);
+  const worker = new Worker(QUEUES.webhooks, lost.track(handler), {
     connection: opts.connection,
     prefix: opts.prefix,
     concurrency: opts.concurrency,
@@ -83,5 +85,6 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
     },
   });
   worker.on('error', (err) => logger.error('webhook worker error', { error: err.message }));
+  lost.watch(worker, opts.connection);
   return worker;
 }
