@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { createLogger, keysFor, type Logger } from '@imagegen/shared';
 import { adminPasswordInBackground, resolveAdminPassword } from './admin-password';
+import { closedPort } from './__tests__/closed-port';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `igtest-admin-${process.pid}-${randomBytes(4).toString('hex')}`;
@@ -21,15 +21,6 @@ function recording(): Logger & { lines: { msg: string; fields?: Record<string, u
   const keep = (msg: string, fields?: Record<string, unknown>) => void lines.push({ msg, fields });
   const logger = { lines, debug: keep, info: keep, warn: keep, error: keep, child: () => logger };
   return logger;
-}
-
-/** A port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as { port: number };
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 const at = (url: string) => ({ REDIS_URL: url, redis: { kind: 'single' as const, url } });

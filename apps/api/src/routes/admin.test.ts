@@ -1,24 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createLogger, QUEUES } from '@imagegen/shared';
 import { createApp } from '../app';
 import { loadApiConfig } from '../config';
 import { createApiContext, type ApiContext } from '../context';
+import { closedPort } from '../__tests__/closed-port';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `igtest-board-${process.pid}-${randomBytes(4).toString('hex')}`;
 const operator = { Authorization: `Basic ${Buffer.from('ops:board-test-password').toString('base64')}` };
-
-/** A port nothing listens on. */
-async function closedPort(): Promise<number> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address() as AddressInfo;
-  await new Promise<void>((r) => srv.close(() => r()));
-  return port;
-}
 
 describe('Bull Board when Redis goes during a request', () => {
   let ctx: ApiContext;

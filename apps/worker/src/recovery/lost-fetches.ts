@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Job, type Processor, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from '@imagegen/shared';
@@ -16,7 +17,8 @@ import type { Logger } from '@imagegen/shared';
 export class LostFetches {
   private readonly running = new Set<string>();
   private stopped = false;
-  private pending: NodeJS.Timeout | undefined;
+  /** One look at a time: reconnects in quick succession share it. */
+  private sweeping = false;
 
   constructor(
     private readonly logger: Logger,
@@ -39,20 +41,25 @@ export class LostFetches {
   /** Looks for lost fetches each time `connection` (the worker's own) is ready again. */
   watch(worker: Worker, connection: Redis): void {
     const onReady = () => {
-      if (this.stopped) return;
-      this.sweep(worker, connection).catch((err: unknown) => this.logger.warn('could not look for jobs lost in a reconnect', { queue: worker.name, error: (err as Error).message }));
+      if (this.stopped || this.sweeping) return;
+      this.sweeping = true;
+      this.sweep(worker, connection)
+        .catch((err: unknown) => this.logger.warn('could not look for jobs lost in a reconnect', { queue: worker.name, error: (err as Error).message }))
+        .finally(() => (this.sweeping = false));
     };
     connection.on('ready', onReady);
-    worker.once('closing', () => this.stop(connection, onReady));
+    worker.once('closing', () => {
+      this.stopped = true;
+      connection.off('ready', onReady);
+    });
   }
 
   /** One look: the lost jobs go back to the queue; resolves with their ids. */
   async sweep(worker: Worker, connection: Redis): Promise<string[]> {
     const first = await this.unheard(worker, connection);
     if (first.size === 0) return [];
-    await new Promise<void>((resolve) => {
-      this.pending = setTimeout(resolve, this.settleMs);
-    });
+    // unref'd: a closing worker does not wait for it, and finds `stopped` when it ends
+    await sleep(this.settleMs, undefined, { ref: false });
     if (this.stopped) return [];
     const second = await this.unheard(worker, connection);
     const returned: string[] = [];
@@ -86,11 +93,5 @@ export class LostFetches {
       if (token?.startsWith(mine) && !this.running.has(id)) found.set(id, token);
     });
     return found;
-  }
-
-  private stop(connection: Redis, onReady: () => void): void {
-    this.stopped = true;
-    clearTimeout(this.pending);
-    connection.off('ready', onReady);
   }
 }
