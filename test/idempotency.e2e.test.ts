@@ -39,6 +39,15 @@ describe('Idempotency-Key on POST /v1/generations', () => {
     expect(jobs.filter((j) => j.data.tenant === 'b' && !others.has(j.id!)).map((j) => j.id)).toEqual(racing);
   });
 
+  it('member order is not part of the body: the same fields written in another order replay', async () => {
+    const first = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'ordered', metadata: { order: 7, tags: { a: 1, b: [2, 3] } } }, { ...auth('key-a'), 'Idempotency-Key': 'order-3' });
+    const again = await postJson(`${stack.baseUrl}/v1/generations`, { metadata: { tags: { b: [2, 3], a: 1 }, order: 7 }, topic: 'ordered' }, { ...auth('key-a'), 'Idempotency-Key': 'order-3' });
+    expect(first.status).toBe(202);
+    expect([again.status, again.body.id, again.headers.get('idempotent-replayed')]).toEqual([202, first.body.id, 'true']);
+    const swapped = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'ordered', metadata: { order: 7, tags: { a: 1, b: [3, 2] } } }, { ...auth('key-a'), 'Idempotency-Key': 'order-3' });
+    expect(swapped.status).toBe(409);
+  });
+
   it('the same key with a different body is 409 and enqueues nothing', async () => {
     await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'first body' }, { ...auth('key-a'), 'Idempotency-Key': 'order-2' });
     const keysBefore = await keysUnder(stack.redis, stack.prefix);
@@ -72,10 +81,11 @@ describe('Idempotency-Key on POST /v1/generations', () => {
   it('a key whose first request died before enqueueing is taken over, not stuck', async () => {
     // what a request leaves behind when it dies between writing its record and enqueueing the job
     const sha = (v: string) => createHash('sha256').update(v).digest('hex');
+    // the digest is of the validated body in canonical form (members in sorted order)
     const parsed = { topic: 'orphaned', style: 'PHOTOGRAPHIC', size: 'LANDSCAPE', priority: 'normal' };
     const idemKey = `${stack.prefix}:idem:a:${sha('order-9')}`;
     const dead = { id: newId('gen'), tenant: 'a', status: 'queued', stage: 'queued', progress: 0, request: { topic: 'orphaned', style: 'PHOTOGRAPHIC', size: 'LANDSCAPE' }, metadata: null, priority: 'normal', attempts: 0, fileToken: newFileToken() } as const;
-    const made = await stack.api.store.create(dead, { provisionalSeconds: 600, idempotency: { key: idemKey, value: `${sha(JSON.stringify(parsed))}|${dead.id}`, ttlSeconds: 600 } });
+    const made = await stack.api.store.create(dead, { provisionalSeconds: 600, idempotency: { key: idemKey, value: `${sha(JSON.stringify(parsed, Object.keys(parsed).sort()))}|${dead.id}`, ttlSeconds: 600 } });
     expect(made.outcome).toBe('created');
     // while it is young, a repeat gets it: its creator may just be slow
     const early = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'orphaned' }, { ...auth('key-a'), 'Idempotency-Key': 'order-9' });

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { IdempotencyClaim, Keys } from '@imagegen/shared';
 import { HttpProblem, invalid } from '../http/problem';
-import { jsonDigest } from './json-digest';
+import { jsonDigest, jsonDigestSync } from './json-digest';
 
 /** How long a key maps to its generation once that generation is enqueued. */
 export const IDEMPOTENCY_SECONDS = 24 * 3600;
@@ -11,7 +11,7 @@ const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 /**
  * `Idempotency-Key`: the key (hashed, per tenant) is claimed in the same step that creates
  * the generation, holding `<digest of the body>|<generation id>`. A repeat with the same body
- * gets that generation; with another body, 409.
+ * (member order aside: it is hashed in canonical form) gets that generation; with another body, 409.
  */
 export class IdempotencyKey {
   private readonly redisKey: string;
@@ -32,7 +32,7 @@ export class IdempotencyKey {
   /** For a body of kilobytes (one generation): hashed at once. */
   static of(keys: Keys, tenant: string, key: string, body: unknown): IdempotencyKey {
     IdempotencyKey.check(key);
-    return new IdempotencyKey(keys, tenant, key, sha256(JSON.stringify(body)));
+    return new IdempotencyKey(keys, tenant, key, jsonDigestSync(body));
   }
 
   /** For a body of up to megabytes (a batch): the same digest, hashed a piece at a time. */
