@@ -1,4 +1,6 @@
-import { preferWaitSeconds } from './validate';
+import { z } from 'zod';
+import { HttpProblem } from './problem';
+import { parseQuery, preferWaitSeconds } from './validate';
 
 it('reads Prefer: wait=N and caps it', () => {
   expect(preferWaitSeconds('wait=10', 60)).toBe(10);
@@ -8,4 +10,23 @@ it('reads Prefer: wait=N and caps it', () => {
   expect(preferWaitSeconds('return=minimal', 60)).toBeUndefined();
   expect(preferWaitSeconds(undefined, 60)).toBeUndefined();
   expect(preferWaitSeconds('await=5', 60)).toBeUndefined();
+  expect(preferWaitSeconds('wait="5"', 60)).toBe(5);
+  expect(preferWaitSeconds('respond-async; wait="12"', 60)).toBe(12);
+  expect(preferWaitSeconds('wait="5', 60)).toBeUndefined();
+  expect(preferWaitSeconds('wait=5x', 60)).toBeUndefined();
+});
+
+it('reads a parameter given empty as not given, and still names a bad one', () => {
+  const schema = z.strictObject({ status: z.enum(['queued', 'failed']).optional(), limit: z.coerce.number().int().min(1).default(20), cursor: z.string().regex(/^gen_/).optional() });
+  expect(parseQuery(schema, { status: '', limit: '', cursor: '' })).toEqual({ limit: 20 });
+  expect(parseQuery(schema, { status: 'failed', limit: '5' })).toEqual({ status: 'failed', limit: 5 });
+  let problem: unknown;
+  try {
+    parseQuery(schema, { status: 'nope', cursor: '' });
+  } catch (e) {
+    problem = e;
+  }
+  expect(problem).toBeInstanceOf(HttpProblem);
+  expect((problem as HttpProblem).status).toBe(400);
+  expect((problem as HttpProblem).errors).toEqual([{ path: 'status', message: expect.any(String) }]);
 });

@@ -17,6 +17,17 @@ export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.outp
   return result.data;
 }
 
+/**
+ * Validates a query string against a schema. A parameter given empty (`?cursor=`, as URL
+ * builders write an unset one) counts as not given.
+ */
+export function parseQuery<T extends z.ZodType>(schema: T, query: Record<string, unknown>): z.output<T> {
+  const given = Object.fromEntries(Object.entries(query).filter(([, v]) => v !== ''));
+  const result = schema.safeParse(given);
+  if (!result.success) throw invalid('Invalid query parameters', toFieldErrors(result.error));
+  return result.data;
+}
+
 /** Whether the request carries a body at all (a declared type without one is no body). */
 export function hasBody(req: Request): boolean {
   return req.get('transfer-encoding') !== undefined || Number(req.get('content-length') ?? 0) > 0;
@@ -33,9 +44,10 @@ export function requireContentType(...types: string[]): RequestHandler {
   };
 }
 
-/** `Prefer: wait=N` (RFC 7240), capped. */
+/** `Prefer: wait=N` (RFC 7240, where the value may also be a quoted string), capped. */
 export function preferWaitSeconds(header: string | undefined, max: number): number | undefined {
-  const m = header && /(?:^|[,;\s])wait\s*=\s*(\d+)/i.exec(header);
-  if (!m?.[1]) return undefined;
-  return Math.min(Number(m[1]), max);
+  const m = header && /(?:^|[,;\s])wait\s*=\s*(?:(\d+)|"(\d+)")(?=$|[,;\s])/i.exec(header);
+  const value = m?.[1] ?? m?.[2];
+  if (value === undefined) return undefined;
+  return Math.min(Number(value), max);
 }

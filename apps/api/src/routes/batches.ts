@@ -1,6 +1,6 @@
 import express, { Router } from 'express';
 import { z } from 'zod';
-import { presentBatch, toFieldErrors } from '@imagegen/shared';
+import { presentBatch } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { HttpProblem, invalid } from '../http/problem';
 import { enforceQuota } from '../http/rate-limit';
@@ -9,7 +9,7 @@ import { batchFormat, fromCsv, fromJson, fromNdjson, type BatchSubmission } from
 import { BatchesService } from '../batches/batch.service';
 import { streamArchive, streamBatchEvents, streamResults } from '../batches/batch-streams';
 import { readJsonBody } from '../batches/json-body';
-import { hasBody } from '../http/validate';
+import { hasBody, parseQuery } from '../http/validate';
 
 const listQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(20),
@@ -56,9 +56,7 @@ export function batchesRouter(ctx: ApiContext): Router {
   );
 
   router.get('/', async (req, res) => {
-    const parsed = listQuery.safeParse(req.query);
-    if (!parsed.success) throw invalid('Invalid query parameters', toFieldErrors(parsed.error));
-    const { records, nextCursor } = await ctx.batches.list(req.tenant as string, parsed.data);
+    const { records, nextCursor } = await ctx.batches.list(req.tenant as string, parseQuery(listQuery, req.query));
     res.json({ object: 'list', data: records.map(presentBatch), nextCursor, hasMore: nextCursor !== null });
   });
 

@@ -1,11 +1,10 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { createGenerationSchema, isTerminal, presentGeneration, STATUSES, toFieldErrors } from '@imagegen/shared';
+import { createGenerationSchema, isTerminal, presentGeneration, STATUSES } from '@imagegen/shared';
 import type { ApiContext } from '../context';
-import { invalid } from '../http/problem';
 import { assertWebhookAllowed } from '../http/webhook-guard';
 import { enforceQuota } from '../http/rate-limit';
-import { parseBody, preferWaitSeconds, requireContentType } from '../http/validate';
+import { parseBody, parseQuery, preferWaitSeconds, requireContentType } from '../http/validate';
 import type { RequestHandler } from 'express';
 import type { GenerationsService } from '../services/generations';
 import { streamGenerationEvents } from './generation-events';
@@ -45,9 +44,7 @@ export function generationsRouter(ctx: ApiContext, service: GenerationsService, 
   });
 
   router.get('/', async (req, res) => {
-    const parsed = listQuery.safeParse(req.query);
-    if (!parsed.success) throw invalid('Invalid query parameters', toFieldErrors(parsed.error));
-    const { records, nextCursor } = await service.list(req.tenant as string, parsed.data);
+    const { records, nextCursor } = await service.list(req.tenant as string, parseQuery(listQuery, req.query));
     res.json({ object: 'list', data: records.map(present), nextCursor, hasMore: nextCursor !== null });
   });
 

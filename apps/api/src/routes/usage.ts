@@ -1,15 +1,13 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { MAX_USAGE_RETENTION_DAYS, TERMINAL_STATUSES, toFieldErrors, type usageDaySchema, type usageSchema } from '@imagegen/shared';
+import { MAX_USAGE_RETENTION_DAYS, TERMINAL_STATUSES, type usageDaySchema, type usageSchema } from '@imagegen/shared';
 import type { ApiContext } from '../context';
-import { invalid } from '../http/problem';
+import { parseQuery } from '../http/validate';
 
 const query = z.strictObject({ days: z.coerce.number().int().min(1).max(MAX_USAGE_RETENTION_DAYS).default(30) });
 
-export function usageQuery(raw: unknown): { days: number } {
-  const parsed = query.safeParse(raw);
-  if (!parsed.success) throw invalid('Invalid query parameters', toFieldErrors(parsed.error));
-  return parsed.data;
+export function usageQuery(raw: Record<string, unknown>): { days: number } {
+  return parseQuery(query, raw);
 }
 
 export type UsageDay = z.output<typeof usageDaySchema>;

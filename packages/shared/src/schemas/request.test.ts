@@ -39,3 +39,15 @@ it('keeps metadata as the client sent it, a `__proto__` key included; refuses wh
     expect(result.error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([['metadata', 'must be a JSON object']]);
   }
 });
+
+it('refuses a topic that is not text: control characters and unpaired surrogates', () => {
+  for (const topic of ['a\u0000b', 'bell\u0007', 'esc\u001b[31m', 'del\u007f']) {
+    const r = generationRequestSchema.safeParse({ topic });
+    expect(r.success ? topic : toFieldErrors(r.error!)).toEqual([{ path: 'topic', message: 'must not contain control characters (tabs and line breaks are fine)' }]);
+  }
+  for (const topic of ['lone \ud800 high', 'lone \udc00 low', 'ends high \ud83e']) {
+    const r = generationRequestSchema.safeParse({ topic });
+    expect(r.success ? topic : toFieldErrors(r.error!)).toEqual([{ path: 'topic', message: 'must be valid Unicode (it has an unpaired surrogate)' }]);
+  }
+  for (const topic of ['two\nlines', 'tab\there', 'crlf\r\n', '🦊 fox', 'ünïcödé 漢字']) expect(generationRequestSchema.safeParse({ topic }).success).toBe(true);
+});

@@ -20,9 +20,17 @@ export const SIZE_DIMENSIONS: Record<Size, { width: number; height: number }> = 
 export const styleSchema = z.enum(STYLES, { error: () => `must be one of ${STYLES.join(', ')}` });
 export const sizeSchema = z.enum(SIZES, { error: () => `must be one of ${SIZES.join(', ')}` });
 
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTER = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
+/** In a `u` regex a well-formed pair is one code point, so only a surrogate on its own matches. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 const topicSchema = z
   .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
   .refine((t) => t.trim().length > 0, { message: 'must not be empty' })
+  // a prompt is text: it goes upstream, into logs and back out as JSON, where these break or vanish
+  .refine((t) => !CONTROL_CHARACTER.test(t), { message: 'must not contain control characters (tabs and line breaks are fine)' })
+  .refine((t) => !LONE_SURROGATE.test(t), { message: 'must be valid Unicode (it has an unpaired surrogate)' })
   // characters as people count them (code points), not UTF-16 units: an emoji is one
   .refine((t) => t.length <= MAX_TOPIC_LENGTH || [...t].length <= MAX_TOPIC_LENGTH, { message: `must be at most ${MAX_TOPIC_LENGTH} characters` });
 
