@@ -60,8 +60,8 @@ describe('webhook retries', () => {
     expect(g2).toBeGreaterThan(g1);
     expect(g2).toBeGreaterThanOrEqual(800);
     expect(rows.map((r) => [r.attempt, r.status, r.state])).toEqual([
-      [1, 500, 'pending'],
-      [2, 500, 'pending'],
+      [1, 500, 'failed'],
+      [2, 500, 'failed'],
       [3, 200, 'delivered'],
     ]);
     expect(rows[0].nextAttemptAt).toEqual(expect.any(String));
@@ -77,7 +77,7 @@ describe('webhook retries', () => {
       const id = await submit('/twice');
       const rows = await settled(id);
       expect(rows.map((r) => [r.attempt, r.status, r.state])).toEqual([
-        [1, 500, 'pending'],
+        [1, 500, 'failed'],
         [2, 200, 'delivered'],
       ]);
       expect(receiver.on('/twice').map((r) => r.answeredWith)).toEqual([500, 200]);
@@ -100,7 +100,7 @@ describe('webhook retries', () => {
     const id = await submit('/hang');
     const rows = await settled(id);
     expect(receiver.on('/hang').map((r) => r.answeredWith)).toEqual(['hang', 200]);
-    expect(rows[0]).toMatchObject({ attempt: 1, state: 'pending', error: expect.stringMatching(/timed out/) });
+    expect(rows[0]).toMatchObject({ attempt: 1, state: 'failed', error: expect.stringMatching(/timed out/) });
     expect(rows[0].status).toBeUndefined();
     expect(rows[0].durationMs).toBeGreaterThanOrEqual(900);
     expect(rows[1]).toMatchObject({ attempt: 2, status: 200, state: 'delivered' });
@@ -122,7 +122,7 @@ describe('webhook retries', () => {
     const rows = await settled(id);
     expect(receiver.on('/elsewhere')).toHaveLength(0);
     expect(rows.map((r) => [r.status, r.state])).toEqual([
-      [301, 'pending'],
+      [301, 'failed'],
       [200, 'delivered'],
     ]);
   });
@@ -159,7 +159,7 @@ describe('webhook retries, exhausted', () => {
     const rows = await settled(id);
     expect(rows).toHaveLength(9);
     expect(rows.map((r) => r.attempt)).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    expect(rows.slice(0, 8).every((r) => r.state === 'pending' && r.nextAttemptAt)).toBe(true);
+    expect(rows.slice(0, 8).every((r) => r.state === 'failed' && r.nextAttemptAt)).toBe(true);
     expect(rows[8]).toMatchObject({ state: 'exhausted', status: 500 });
     expect(rows[8].nextAttemptAt).toBeUndefined();
     expect(receiver.on('/never')).toHaveLength(9);

@@ -41,7 +41,7 @@ export const deliveryAttemptSchema = z
     error: z.string().optional(),
     durationMs: z.number().int().min(0),
     nextAttemptAt: z.iso.datetime().optional(),
-    state: z.enum(DELIVERY_STATES).describe('The delivery after this attempt'),
+    state: z.enum(DELIVERY_STATES).describe('What came of this attempt: pending while the delivery waits for its next attempt, failed once another attempt followed (or for a 410), delivered, or exhausted at the end of the schedule'),
   });
 
 export const deliveryListSchema = z.object({ object: z.literal('list'), data: z.array(deliveryAttemptSchema) });

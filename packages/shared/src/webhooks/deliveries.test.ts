@@ -47,10 +47,12 @@ it('lists attempts in order with their outcome, never the URL; only the tenant s
   await log.createMany([{ delivery: delivery('dlv_b1', 'gen_2'), body: '{}' }]);
   expect(await log.list('gen_2', 't1')).toEqual([expect.objectContaining({ id: 'dlv_b1', attempt: 0, state: 'pending' })]);
   expect(await log.recordAttempt('gen_2', 'dlv_b1', { run: 0, state: 'pending', status: 503, error: 'answered 503', durationMs: 12, retryInMs: 5000 })).toBe('ok');
+  // waiting for its retry, the attempt is pending; once the retry is made it is a failed attempt
+  expect((await log.list('gen_2', 't1')).map((r) => [r.attempt, r.state])).toEqual([[1, 'pending']]);
   expect(await log.recordAttempt('gen_2', 'dlv_b1', { run: 0, state: 'delivered', status: 200, durationMs: 8 })).toBe('ok');
   const rows = await log.list('gen_2', 't1');
   expect(rows).toEqual([
-    { id: 'dlv_b1', event: 'generation.completed', webhookId: 'msg_b1', attempt: 1, at: expect.any(String), status: 503, error: 'answered 503', durationMs: 12, nextAttemptAt: expect.any(String), state: 'pending' },
+    { id: 'dlv_b1', event: 'generation.completed', webhookId: 'msg_b1', attempt: 1, at: expect.any(String), status: 503, error: 'answered 503', durationMs: 12, nextAttemptAt: expect.any(String), state: 'failed' },
     { id: 'dlv_b1', event: 'generation.completed', webhookId: 'msg_b1', attempt: 2, at: expect.any(String), status: 200, durationMs: 8, state: 'delivered' },
   ]);
   expect(Date.parse(rows[0]!.nextAttemptAt!) - Date.parse(rows[0]!.at)).toBeGreaterThanOrEqual(5000);
@@ -79,5 +81,6 @@ it('keeps only the newest attempts past the cap', async () => {
   for (let i = 0; i < 8; i++) await log.recordAttempt('gen_4', 'dlv_d1', { run: 0, state: 'pending', status: 500, durationMs: i, retryInMs: 0 });
   const rows = await log.list('gen_4', 't1');
   expect(rows.map((r) => r.attempt)).toEqual([4, 5, 6, 7, 8]);
+  expect(rows.map((r) => r.state)).toEqual(['failed', 'failed', 'failed', 'failed', 'pending']);
   expect(await redis.hlen(keys.generationDeliveries('gen_4'))).toBe(5 + 3);
 });

@@ -130,7 +130,9 @@ export class DeliveryLog {
 
   /**
    * Every attempt, oldest first, plus a `pending` row (attempt 0) for each delivery not tried yet.
-   * Only the tenant's own deliveries are listed.
+   * An attempt's state is what came of it: `pending` while its delivery waits for the next
+   * attempt, `failed` once a later attempt was made, else how the delivery ended. Only the
+   * tenant's own deliveries are listed.
    */
   async list(subject: string, tenant: string): Promise<DeliveryAttempt[]> {
     const hash = await this.redis.hgetall(this.keyOf(subject));
@@ -150,6 +152,11 @@ export class DeliveryLog {
     }
     attempts.sort((x, y) => x.seq - y.seq);
     const rows = attempts.map((a) => a.row);
+    // recorded as `pending` (another attempt to follow); once that one exists, this one simply failed
+    const last = new Map(rows.map((r, i) => [r.id, i]));
+    rows.forEach((r, i) => {
+      if (r.state === 'pending' && last.get(r.id) !== i) r.state = 'failed';
+    });
     for (const d of deliveries.values()) {
       if (d.attempts > 0) continue;
       rows.push({ id: d.id, event: d.event, webhookId: d.webhookId, attempt: 0, at: new Date(d.createdAt).toISOString(), durationMs: 0, state: d.state });
