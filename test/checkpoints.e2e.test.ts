@@ -3,7 +3,7 @@ import { FsStorage, type Storage } from '@imagegen/shared';
 import { FakeUpstream } from './support/fake-upstream';
 import { checkResultImages } from './support/images';
 import { eventually } from './support/net';
-import { postJson, startStack, type Stack } from './support/stack';
+import { getJson, postJson, startStack, type Stack } from './support/stack';
 
 /** Real files on disk, with a fault injected into the first `failures` writes matching a pattern. */
 class FaultyStorage implements Storage {
@@ -23,6 +23,10 @@ class FaultyStorage implements Storage {
   }
   read(key: string) {
     return this.inner.read(key);
+  }
+  /** The store is back: no more faults. */
+  heal() {
+    this.failures = 0;
   }
   stat(key: string) {
     return this.inner.stat(key);
@@ -143,6 +147,24 @@ describe('checkpoints: a store that stays away longer than the attempts last', (
       const waits = logs.filter((l) => /attempt 1 waits for storage/.test(l));
       expect(waits.map((l) => /Could not (store the original|store thumbnail 256)/.exec(l)?.[1])).toEqual(['store the original', 'store the original', 'store thumbnail 256']);
       expect(logs.some((l) => /attempt \d+ failed/.test(l))).toBe(false);
+    } finally {
+      await worker.close();
+    }
+  });
+
+  it('shows the generation queued at stage storing while it waits, and completes once the store is back', async () => {
+    const storage = new FaultyStorage(new FsStorage(stack.dataDir), /\/original\./, 1_000);
+    const worker = await stack.startWorker({}, { storage });
+    try {
+      const created = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'waits at storing' });
+      const waiting = await eventually(async () => {
+        const g = (await getJson(`${stack.baseUrl}/v1/generations/${created.body.id}`)).body;
+        return g.status === 'queued' && g.error ? g : undefined;
+      }, 20_000);
+      expect(waiting).toMatchObject({ status: 'queued', stage: 'storing', attempts: 1, error: { code: 'storage_failed', retryable: true } });
+      storage.heal();
+      const done = await settled(created.body.id);
+      expect(done).toMatchObject({ status: 'completed', stage: 'done', attempts: 1 });
     } finally {
       await worker.close();
     }

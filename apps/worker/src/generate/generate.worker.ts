@@ -82,7 +82,7 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
         observeAttempt('storage_wait');
         log.warn('generation waits for storage', { code: failure.code, retryInMs: delay, durationMs: Math.round(performance.now() - started) });
         const report = { job: jobKeys, line: `attempt ${attempt} waits for storage (${failure.code}: ${failure.message}); next try in ${(delay / 1000).toFixed(1)} s` };
-        if ((await store.retrying(ref, info, report)) !== 'ok') await job.log(`${new Date().toISOString()} ${report.line}`);
+        if ((await store.waitingForStorage(ref, info, report)) !== 'ok') await job.log(`${new Date().toISOString()} ${report.line}`);
         await job.moveToDelayed(Date.now() + delay, token);
         throw new DelayedError();
       }

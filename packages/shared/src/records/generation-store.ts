@@ -361,6 +361,11 @@ export class GenerationStore {
     return this.transition(ref, { status: 'queued', error }, 'generation.retrying', report);
   }
 
+  /** Back to the queue until the store answers: the bytes are safe, what is left is storing them. */
+  waitingForStorage(ref: GenerationRef, error: GenerationErrorInfo, report?: JobReport): Promise<TransitionOutcome> {
+    return this.transition(ref, { status: 'queued', stage: 'storing', error }, 'generation.retrying', report);
+  }
+
   cancel(ref: GenerationRef): Promise<TransitionOutcome> {
     return this.transition(
       ref,
