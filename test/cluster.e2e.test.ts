@@ -110,4 +110,17 @@ describe('on a Redis Cluster', () => {
     }, 30_000);
     expect(done.counts).toMatchObject({ completed: 5, queued: 0, active: 0 });
   });
+
+  it('a batch is cancelled, its items a page per script', async () => {
+    // the upstream holds the first items, so the rest are still waiting when the cancel comes
+    upstream.enqueue({ kind: 'hang' }, { kind: 'hang' });
+    const created = await postJson(`${stack.baseUrl}/v1/batches`, { items: Array.from({ length: 250 }, (_, i) => ({ topic: `cancelled item ${i}` })) });
+    expect(created.status).toBe(202);
+    const cancelled = await fetch(`${stack.baseUrl}/v1/batches/${created.body.id}`, { method: 'DELETE' });
+    expect(cancelled.status).toBe(200);
+    const body = (await cancelled.json()) as { status: string; counts: Record<string, number> };
+    expect(body.counts.queued! + body.counts.active!).toBe(0);
+    expect(body.counts.cancelled).toBeGreaterThan(200);
+    expect(body.status).toBe('completed');
+  });
 });

@@ -1,5 +1,5 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { isTerminal, newFileToken, newId, type BatchRecord, type GenerationRecord, type WebhookTarget } from '@imagegen/shared';
+import { newFileToken, newId, type BatchRecord, type GenerationRecord, type WebhookTarget } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { HttpProblem, notFound } from '../http/problem';
 import { IDEMPOTENCY_SECONDS, IdempotencyKey } from '../services/idempotency';
@@ -9,9 +9,9 @@ import type { BatchSubmission } from './batch-body';
 const PROVISIONAL_SECONDS = 600;
 /** Items written per script: big enough to cost few round trips, small enough never to block Redis for long. */
 export const ITEMS_PER_CHUNK = 500;
-/** Item cancellations sent at once. */
-const CANCELS_AT_ONCE = 50;
-/** Items read per page when walking a batch (results, cancel, archive). */
+/** Items cancelled per script: a few milliseconds of Redis time each. */
+const CANCELS_PER_SCRIPT = 100;
+/** Items read per page when walking a batch (results, archive). */
 export const PAGE = 500;
 
 /** The generation events a batch's webhook sends for each item (`batch.completed` is the batch's own). */
@@ -105,24 +105,18 @@ export class BatchesService {
   }
 
   /**
-   * Stops feeding the batch and cancels every item not finished yet (in pipelined pages);
-   * finished items stay as they are. Workers running an item abort it at once. Repeating it
-   * after a failure part-way finishes the job.
+   * Stops feeding the batch and cancels every item not finished yet (a page of items per
+   * script); finished items stay as they are. Workers running an item abort it at once.
+   * Repeating it after a failure part-way finishes the job.
    */
   async cancel(tenant: string, id: string): Promise<BatchRecord> {
     const batch = await this.get(tenant, id);
-    const { store, redis, keys } = this.ctx;
-    await this.ctx.batches.markCancelled(batch, new Date(await store.now()).toISOString());
-    for await (const page of this.items(batch)) {
-      const open = page.filter((p) => p.record && !isTerminal(p.record.status));
-      // a bounded number in flight keeps each script's wait short on a busy Redis
-      for (let i = 0; i < open.length; i += CANCELS_AT_ONCE) await Promise.all(open.slice(i, i + CANCELS_AT_ONCE).map((p) => store.cancel(p.record as GenerationRecord)));
-      const active = open.filter((p) => p.record?.status === 'active');
-      if (active.length) {
-        const pipeline = redis.pipeline();
-        for (const p of active) pipeline.publish(keys.cancelChannel(), p.id);
-        await pipeline.exec();
-      }
+    const { store, batches } = this.ctx;
+    await batches.markCancelled(batch, new Date(await store.now()).toISOString());
+    for (let start = 0; ; start += CANCELS_PER_SCRIPT) {
+      const ids = await batches.itemIds(batch.id, start, CANCELS_PER_SCRIPT);
+      if (ids.length === 0) break;
+      await store.cancelBatchItems(batch, ids);
     }
     return this.get(tenant, id);
   }

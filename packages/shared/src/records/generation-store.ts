@@ -9,7 +9,7 @@ import { decodeRecord, encodeFields, packFields } from './codec';
 import { CLAIM_UPSTREAM_LUA } from './lua/claim-upstream';
 import { CREATE_ARG_COUNT, CREATE_GUARD_LUA, CREATE_KEY_COUNT, CREATE_LUA, DISCARD_LUA } from './lua/create';
 import { NOW } from './lua/pieces';
-import { START_LUA, TRANSITION_KEY_COUNT, TRANSITION_LUA } from './lua/transition';
+import { CANCEL_ITEMS_LUA, START_LUA, TRANSITION_KEY_COUNT, TRANSITION_LUA } from './lua/transition';
 import { BULLMQ_ADD_ARGS, captureJobAdd, withJobAdds } from './lua/with-job-add';
 
 export type TransitionOutcome = 'ok' | 'missing' | 'terminal';
@@ -78,6 +78,9 @@ export const FAILED_FILES_GRACE_SECONDS = 3600;
 /** Enough to take most of a call's cost off each create, few enough that Redis runs one group while the next is sent. */
 const CREATE_GROUP_MAX = 8;
 
+/** What a cancel by request writes. */
+const CANCELLED: RecordPatch = { status: 'cancelled', completedAt: NOW, error: { code: 'cancelled', message: 'Cancelled by request', retryable: false } };
+
 /** One create's part of a shared call: its KEYS (BullMQ's, then CREATE_LUA's) and its ARGV likewise. */
 interface CreateItem {
   keys: unknown[];
@@ -90,6 +93,7 @@ type StoreRedis = Redis & {
   imagegenCreate(...args: (string | number)[]): Promise<[string, string]>;
   imagegenDiscard(...args: (string | number)[]): Promise<number>;
   imagegenClaimUpstream(key: string, usage: string, owner: string, leaseMs: number): Promise<[string, string, string]>;
+  imagegenCancelItems(numKeys: number, ...args: (string | number)[]): Promise<number>;
 };
 
 export interface ListOptions {
@@ -117,6 +121,7 @@ export class GenerationStore {
       redis.defineCommand('imagegenCreate', { numberOfKeys: CREATE_KEY_COUNT, lua: CREATE_LUA });
       redis.defineCommand('imagegenDiscard', { numberOfKeys: 5, lua: DISCARD_LUA });
       redis.defineCommand('imagegenClaimUpstream', { numberOfKeys: 2, lua: CLAIM_UPSTREAM_LUA });
+      redis.defineCommand('imagegenCancelItems', { lua: CANCEL_ITEMS_LUA });
     }
     this.redis = redis as StoreRedis;
   }
@@ -367,10 +372,28 @@ export class GenerationStore {
   }
 
   cancel(ref: GenerationRef): Promise<TransitionOutcome> {
-    return this.transition(
-      ref,
-      { status: 'cancelled', completedAt: NOW, error: { code: 'cancelled', message: 'Cancelled by request', retryable: false } },
-      'generation.cancelled',
+    return this.transition(ref, CANCELLED, 'generation.cancelled');
+  }
+
+  /**
+   * Cancels the items `ids` of one batch that are not terminal yet, in one script (see
+   * CANCEL_ITEMS_LUA); a running item's worker is told at once. Returns how many it cancelled.
+   */
+  async cancelBatchItems(batch: { id: string; tenant: string }, ids: string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    const shared = this.transitionArgs({ id: ids[0] as string, tenant: batch.tenant, batchId: batch.id }, 'generation.cancelled', undefined);
+    const keys = shared.slice(0, TRANSITION_KEY_COUNT);
+    const [, ...args] = shared.slice(TRANSITION_KEY_COUNT);
+    for (const id of ids) keys.push(this.keys.generation(id), this.keys.spool(id));
+    return this.redis.imagegenCancelItems(
+      keys.length,
+      ...keys,
+      '',
+      ...args,
+      this.keys.cancelChannel(),
+      ids.length,
+      ...ids.map((id) => this.keys.generationChannel(id)),
+      ...encodeFields(CANCELLED),
     );
   }
 

@@ -180,3 +180,68 @@ it('counts every item once and completes once when many items finish at the same
   expect(done).toMatchObject({ queued: 0, active: 0, failed: 0 });
   expect(await completedEntries(id)).toHaveLength(1);
 });
+
+it('cancels a page of items in one script exactly as one cancel per item does', async () => {
+  const hook = { url: 'https://hooks.example/cancel', events: ['generation.cancelled' as const, 'batch.completed' as const] };
+  // the same batch twice: one cancelled item by item, the other in one script
+  const one = await newBatch(6, hook);
+  const many = await newBatch(6, hook);
+  for (const { items } of [one, many]) {
+    await store.markActive(items[0]!, 1);
+    await store.complete(items[0]!, result);
+    await store.markActive(items[1]!, 1);
+  }
+  const usageBefore = await redis.hgetall(keys.usage(TENANT));
+  const cancelHeard: string[] = [];
+  const onMessage = (ch: string, message: string) => ch === keys.cancelChannel() && cancelHeard.push(message);
+  listener.on('message', onMessage);
+  await listener.subscribe(keys.cancelChannel());
+  let heard: { type: string; [k: string]: unknown }[] = [];
+  try {
+    for (const item of one.items) await store.cancel(item);
+    heard = await heardDuring(many.id, async () => {
+      // an id whose record is gone is passed over
+      expect(await store.cancelBatchItems({ id: many.id, tenant: TENANT }, [...many.items.map((i) => i.id), newId('gen')])).toBe(5);
+    });
+    expect(await store.cancelBatchItems({ id: many.id, tenant: TENANT }, many.items.map((i) => i.id))).toBe(0);
+    await redis.publish(keys.cancelChannel(), 'end');
+    await new Promise<void>((resolve) => {
+      const wait = () => (cancelHeard.includes('end') ? resolve() : setTimeout(wait, 5));
+      wait();
+    });
+  } finally {
+    listener.off('message', onMessage);
+    await listener.unsubscribe(keys.cancelChannel());
+  }
+  // the running item's worker is told, and only it
+  expect(cancelHeard).toEqual([many.items[1]!.id, 'end']);
+  expect(await counts(many.id)).toEqual({ status: 'completed', queued: 0, active: 0, completed: 1, failed: 0, cancelled: 5 });
+  expect(await counts(many.id)).toEqual(await counts(one.id));
+
+  const shape = async (ref: GenerationRef) => {
+    const r = await store.get(ref.id);
+    const ttl = await redis.ttl(keys.generation(ref.id));
+    return { status: r?.status, stage: r?.stage, error: r?.error, completed: r?.completedAt !== undefined, bounded: ttl > RETENTION - 60 };
+  };
+  for (let i = 0; i < 6; i++) expect(await shape(many.items[i]!)).toEqual(await shape(one.items[i]!));
+  expect(await shape(many.items[3]!)).toEqual({ status: 'cancelled', stage: 'queued', error: { code: 'cancelled', message: 'Cancelled by request', retryable: false }, completed: true, bounded: true });
+  // indexes, events, webhook outbox and usage: each as many as the one-by-one cancels made
+  const cancelledIndex = await redis.zrange(keys.tenantGenerations(TENANT, 'cancelled'), '0', '-1');
+  for (const item of many.items.slice(1)) expect(cancelledIndex).toContain(item.id);
+  expect(await redis.zscore(keys.tenantGenerations(TENANT, 'queued'), many.items[3]!.id)).toBeNull();
+  expect(heard.filter((m) => m.type === 'item').map((m) => [m.index, m.from, m.status])).toEqual([
+    [1, 'active', 'cancelled'],
+    [2, 'queued', 'cancelled'],
+    [3, 'queued', 'cancelled'],
+    [4, 'queued', 'cancelled'],
+    [5, 'queued', 'cancelled'],
+  ]);
+  const entries = ((await redis.xrange(keys.webhookOutbox(), '-', '+')) as [string, string[]][]).map(([, f]) => f);
+  const eventsOf = (batchId: string) => entries.filter((f) => f.includes(batchId) || f.some((v) => v.includes(`"batchId":"${batchId}"`))).map((f) => f[f.indexOf('event') + 1]);
+  expect(eventsOf(many.id).sort()).toEqual(eventsOf(one.id).sort());
+  expect(eventsOf(many.id).filter((e) => e === 'generation.cancelled')).toHaveLength(5);
+  expect(await completedEntries(many.id)).toHaveLength(1);
+  const usageAfter = await redis.hgetall(keys.usage(TENANT));
+  const added = Object.keys(usageAfter).filter((k) => k.endsWith(':cancelled')).map((k) => Number(usageAfter[k]) - Number(usageBefore[k] ?? 0));
+  expect(added).toEqual([10]);
+});

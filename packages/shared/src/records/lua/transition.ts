@@ -103,3 +103,32 @@ local claim = claimUpstream(KEYS[1], KEYS[11], ARGV[7], ARGV[8])
 return {'ok', claim[1], claim[2], claim[3], redis.call('HGETALL', KEYS[1])}
 `,
 );
+
+/**
+ * Many items of one batch cancelled in one step, each by the transition above (their events,
+ * batch counts, usage and bounds exactly as one by one), without a round trip and a read per
+ * item. KEYS[1..18] as the transition, for the batch and its tenant (the record and spool slots
+ * are taken by each item in turn); KEYS[19..] each item's record and spool keys, in pairs.
+ * ARGV[1..6] as the transition (ARGV[1] taken by each item's channel in turn), ARGV[7] the
+ * cancel channel (an item that was running is named there, so its worker stops at once),
+ * ARGV[8] the number of items n, ARGV[9..8+n] their channels, then the fields.
+ * Items already terminal or gone are left as they are. Returns how many were cancelled.
+ */
+export const CANCEL_ITEMS_LUA = compose(
+  ...TRANSITION_PIECES,
+  `
+local n = tonumber(ARGV[8])
+local cancelled = 0
+for i = 1, n do
+  KEYS[1] = KEYS[17 + 2 * i]
+  KEYS[4] = KEYS[18 + 2 * i]
+  ARGV[1] = ARGV[8 + i]
+  local was = redis.call('HGET', KEYS[1], 'status')
+  if was and not isTerminal(was) and transitionRecord(9 + n) == 'ok' then
+    cancelled = cancelled + 1
+    if was == 'active' then redis.call('PUBLISH', ARGV[7], redis.call('HGET', KEYS[1], 'id')) end
+  end
+end
+return cancelled
+`,
+);
