@@ -190,6 +190,11 @@ describe('batches', () => {
     expect(lines.filter((l) => l.status === 'cancelled').length).toBe(600 - completed.length);
     expect(done.counts).toMatchObject({ queued: 0, active: 0, failed: 0, cancelled: 600 - completed.length });
     for (const l of completed.slice(0, 3)) expect((await fetch(l.result.image.url)).status).toBe(200);
+    // once every item has finished there is nothing left to cancel, as for a finished generation
+    const again = await fetch(`${stack.baseUrl}/v1/batches/${body.id}`, { method: 'DELETE' });
+    expect(again.status).toBe(409);
+    expect(again.headers.get('content-type')).toMatch(/problem\+json/);
+    expect((await getJson(`${stack.baseUrl}/v1/batches/${body.id}`)).body.counts).toEqual(done.counts);
   });
 
   it('streams count changes and item completions as events until the batch ends', async () => {

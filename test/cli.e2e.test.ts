@@ -119,6 +119,21 @@ describe('imagegen CLI', () => {
     expect((await readdir(out)).filter((f) => f.endsWith('.png'))).toHaveLength(completed);
   });
 
+  it('--resume with --cancel on a batch that has already finished downloads its results as they are', async () => {
+    const out = path.join(dir, 'out7');
+    const txt = path.join(dir, 'finished.txt');
+    await writeFile(txt, 'done one\ndone two\n');
+    const first = run(['batch', txt, '--out', path.join(dir, 'out7-first')], env);
+    expect(await first.code).toBe(0);
+    const id = /batch (batch_[a-z0-9]+)/.exec(first.stderr())?.[1] as string;
+    const r = run(['batch', txt, '--out', out, '--resume', id, '--cancel'], env);
+    expect(await r.code).toBe(0);
+    expect(r.stderr()).toMatch(new RegExp(`batch ${id} had already finished: nothing to cancel`));
+    const results = (await readFile(path.join(out, 'results.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    expect(results.map((l) => l.status)).toEqual(['completed', 'completed']);
+    expect((await readdir(out)).filter((f) => f.endsWith('.png'))).toHaveLength(2);
+  });
+
   it('Ctrl-C with --cancel cancels the batch, still downloads what finished, writes results.jsonl and exits 130', async () => {
     const txt = path.join(dir, 'interrupt.txt');
     await writeFile(txt, Array.from({ length: 60 }, (_, i) => `slow ${i}`).join('\n'));

@@ -165,7 +165,7 @@ export function buildOpenApi(publicBaseUrl: string) {
       },
       '/v1/batches/{id}': {
         get: { summary: 'Get a batch', description: 'Live counts and progress; status becomes completed when every item has ended.', responses: { '200': { description: 'The batch', ...json('Batch') }, ...errors(401, 404, 503) } },
-        delete: { summary: 'Cancel a batch', description: 'Cancels every item not yet finished; finished ones stay as they are.', responses: { '200': { description: 'The batch', ...json('Batch') }, ...errors(401, 404, 503) } },
+        delete: { summary: 'Cancel a batch', description: 'Cancels every item not yet finished; finished ones stay as they are. 409 once every item has finished.', responses: { '200': { description: 'The batch', ...json('Batch') }, ...errors(401, 404, 409, 503) } },
       },
       '/v1/batches/{id}/results': {
         get: {

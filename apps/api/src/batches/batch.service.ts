@@ -107,10 +107,12 @@ export class BatchesService {
   /**
    * Stops feeding the batch and cancels every item not finished yet (a page of items per
    * script); finished items stay as they are. Workers running an item abort it at once.
-   * Repeating it after a failure part-way finishes the job.
+   * Repeating it after a failure part-way finishes the job. A batch whose every item has
+   * finished has nothing left to cancel: 409, as for a finished generation.
    */
   async cancel(tenant: string, id: string): Promise<BatchRecord> {
     const batch = await this.get(tenant, id);
+    if (batch.status === 'completed') throw new HttpProblem(409, 'Conflict', `Batch ${id} is already completed: every item has finished, nothing is left to cancel`);
     const { store, batches } = this.ctx;
     await batches.markCancelled(batch, new Date(await store.now()).toISOString());
     for (let start = 0; ; start += CANCELS_PER_SCRIPT) {

@@ -92,11 +92,20 @@ async function follow(client: ApiClient, id: string, onItem: (index: number, id:
   }
 }
 
-/** Cancels every item of the batch not finished yet; answers the batch as it then stands. */
+/** Cancels every item of the batch not finished yet; answers the batch as it then stands (a finished one as it is). */
 async function cancel(client: ReturnType<typeof clientFrom>, id: string): Promise<Batch> {
-  const batch = await client.json<Batch>(`/v1/batches/${encodeURIComponent(id)}`, { method: 'DELETE' });
-  console.error(`batch ${batch.id} cancelled`);
-  return batch;
+  const url = `/v1/batches/${encodeURIComponent(id)}`;
+  try {
+    const batch = await client.json<Batch>(url, { method: 'DELETE' });
+    console.error(`batch ${batch.id} cancelled`);
+    return batch;
+  } catch (err) {
+    // refused because every item had finished by then: nothing to cancel, carry on with the results
+    const batch = await client.json<Batch>(url);
+    if (batch.status !== 'completed') throw err;
+    console.error(`batch ${batch.id} had already finished: nothing to cancel`);
+    return batch;
+  }
 }
 
 export function register(program: Command): void {
