@@ -26,15 +26,18 @@ function recording(): Logger & { lines: { msg: string; fields?: Record<string, u
 const at = (url: string) => ({ REDIS_URL: url, redis: { kind: 'single' as const, url } });
 const config = { ADMIN_USER: 'ops', ADMIN_PASSWORD: undefined as string | undefined, QUEUE_PREFIX: prefix, ...at(REDIS_URL) };
 
-it('makes one password, logged once, and every later caller reads the same', async () => {
+it('makes one password, announced once without its value, and every later caller reads the same', async () => {
   const first = recording();
   const second = recording();
   const [a, b] = await Promise.all([resolveAdminPassword(config, first), resolveAdminPassword(config, second)]);
   expect(a).toBe(b);
   expect(a.length).toBeGreaterThanOrEqual(20);
   expect(await redis.get(keysFor(prefix).adminPassword())).toBe(a);
-  const logged = [...first.lines, ...second.lines].filter((l) => l.fields?.adminPassword !== undefined);
-  expect(logged.map((l) => l.fields?.adminPassword)).toEqual([a]);
+  const lines = [...first.lines, ...second.lines];
+  const made = lines.filter((l) => /generated one/.test(l.msg));
+  expect(made).toHaveLength(1);
+  expect(made[0]!.msg).toContain(`redis-cli GET ${keysFor(prefix).adminPassword()}`);
+  expect(JSON.stringify(lines)).not.toContain(a);
   expect(await resolveAdminPassword(config, createLogger('api', 'silent'))).toBe(a);
   // deleted: the next start makes a new one
   await redis.del(keysFor(prefix).adminPassword());
@@ -57,7 +60,7 @@ it('gives up on an unreachable Redis with a one-line reason that names no creden
   expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
 });
 
-it('in the background, every process adopts a new password once the kept one is deleted or lost; one made, logged once', async () => {
+it('in the background, every process adopts a new password once the kept one is deleted or lost; one made each time, announced without its value', async () => {
   const own = { ...config, QUEUE_PREFIX: `${prefix}-kept` };
   const key = keysFor(own.QUEUE_PREFIX).adminPassword();
   const logs = [recording(), recording()];
@@ -77,8 +80,10 @@ it('in the background, every process adopts a new password once the kept one is 
     await redis.del(key);
     const second = await settled(first);
     expect(await redis.get(key)).toBe(second);
-    const made = logs.flatMap((l) => l.lines).filter((l) => l.fields?.adminPassword !== undefined).map((l) => l.fields?.adminPassword);
-    expect(made).toEqual([first, second]);
+    const lines = logs.flatMap((l) => l.lines);
+    expect(lines.filter((l) => /generated one/.test(l.msg)).map((l) => /before was deleted/.test(l.msg))).toEqual([false, true]);
+    expect(JSON.stringify(lines)).not.toContain(first);
+    expect(JSON.stringify(lines)).not.toContain(second);
   } finally {
     for (const k of keepers) k.stop();
     await redis.del(key);

@@ -17,7 +17,7 @@ const adminRedis = (config: AdminConfig): AdminRedis => createRedis(config.redis
 /**
  * The operators' password: ADMIN_PASSWORD, or else one made once and kept in Redis so every API
  * process agrees on it. The process that makes it logs it; the others read it. It stays until
- * its key is deleted (then the first process to look makes and logs a new one).
+ * its key is deleted (then the first process to look makes a new one and logs where it is kept).
  * `known`: the one this process used so far (it is logged again only when it changed).
  */
 export async function resolveAdminPassword(config: AdminConfig, logger: Logger, waitMs = ADMIN_PASSWORD_WAIT_MS, connection?: AdminRedis, known?: string): Promise<string> {
@@ -34,7 +34,8 @@ export async function resolveAdminPassword(config: AdminConfig, logger: Logger, 
         try {
           const candidate = randomBytes(18).toString('base64url');
           if ((await redis.set(key, candidate, 'NX')) === 'OK') {
-            logger.warn(`ADMIN_PASSWORD is not set: generated one, kept in Redis for every API process until deleted${known ? ' (the one before was deleted or lost)' : ''}`, { adminUser: config.ADMIN_USER, adminPassword: candidate, redisKey: key });
+            // the password itself never goes into a log: whoever may read it can read Redis
+            logger.warn(`ADMIN_PASSWORD is not set: generated one, kept in Redis for every API process until deleted${known ? ' (the one before was deleted or lost)' : ''}; read it with: redis-cli GET ${key}`, { adminUser: config.ADMIN_USER, redisKey: key });
             return candidate;
           }
           const kept = await redis.get(key);
