@@ -14,23 +14,17 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
+/** Fields never written, at the top of a line or one level down, whatever a caller passes. */
+const SECRET_FIELDS = ['authorization', 'password', 'adminPassword', 'secret', 'apiKey', 'key', 'body', 'token', 'fileToken'];
+
 /**
- * Field paths never written, whatever a caller passes: credentials and bodies. Lines carry ids
- * and codes; these catch a mistake before it reaches a log store.
+ * Field paths never written: credentials, bodies and file tokens (a file token is the
+ * unguessable part of a generation's file URLs, so it opens them). Lines carry ids and codes;
+ * these catch a mistake before it reaches a log store.
  */
 export const REDACTED_PATHS = [
-  'authorization',
-  'password',
-  'secret',
-  'apiKey',
-  'key',
-  'body',
-  '*.authorization',
-  '*.password',
-  '*.secret',
-  '*.apiKey',
-  '*.key',
-  '*.body',
+  ...SECRET_FIELDS,
+  ...SECRET_FIELDS.map((f) => `*.${f}`),
   'req.headers.authorization',
   'req.headers.cookie',
   'req.headers["proxy-authorization"]',

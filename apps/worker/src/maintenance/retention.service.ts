@@ -70,7 +70,7 @@ export class RetentionService {
           while (next < tokens.length) {
             const token = tokens[next++]!;
             if (!isValidStoragePrefix(token)) {
-              this.logger.warn('forgetting malformed file token', { token });
+              this.logger.warn('forgetting malformed file token', { tokenStart: token.slice(0, 4) });
               done.push(token);
               continue;
             }
@@ -80,7 +80,8 @@ export class RetentionService {
               removed++;
             } catch (err) {
               failed++;
-              if (failed === 1) this.logger.warn('could not remove files; they stay due', { token, error: (err as Error).message });
+              // a few characters tell tokens apart in a log and open nothing
+              if (failed === 1) this.logger.warn('could not remove files; they stay due', { tokenStart: token.slice(0, 4), error: (err as Error).message.split(token).join(`${token.slice(0, 4)}…`) });
             }
           }
         }),

@@ -1,0 +1,63 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { FsStorage, keysFor, newFileToken, RecordRetention, type Logger, type Storage } from '@imagegen/shared';
+import { RetentionService } from './retention.service';
+
+const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const prefix = `igtest-retention-${randomBytes(4).toString('hex')}`;
+const keys = keysFor(prefix);
+let redis: Redis;
+let queue: Queue;
+let queueConnection: Redis;
+let dir: string;
+
+beforeAll(async () => {
+  redis = new Redis(url);
+  queueConnection = new Redis(url, { maxRetriesPerRequest: null });
+  queue = new Queue('generate', { connection: queueConnection, prefix });
+  dir = await mkdtemp(path.join(os.tmpdir(), 'imagegen-retention-'));
+});
+afterAll(async () => {
+  await queue.obliterate({ force: true });
+  await queue.close();
+  await queueConnection.quit();
+  const found = await redis.keys(`${prefix}:*`);
+  if (found.length) await redis.del(...found);
+  await redis.quit();
+  await rm(dir, { recursive: true, force: true });
+});
+
+function recording(): Logger & { lines: { msg: string; fields?: Record<string, unknown> }[] } {
+  const lines: { msg: string; fields?: Record<string, unknown> }[] = [];
+  const keep = (msg: string, fields?: Record<string, unknown>) => void lines.push({ msg, fields });
+  const logger = { lines, debug: keep, info: keep, warn: keep, error: keep, child: () => logger };
+  return logger;
+}
+
+it('a token whose files cannot be removed stays due, and its log line does not give the token away', async () => {
+  const fs = new FsStorage(dir);
+  // a store that refuses removals the way a file system does: naming the path
+  const refusing: Storage = Object.assign(Object.create(fs) as Storage, {
+    removePrefix: async (p: string) => {
+      throw new Error(`EACCES: permission denied, rmdir '${path.join(dir, p)}'`);
+    },
+  });
+  const token = newFileToken();
+  await fs.put(`${token}/original.png`, Buffer.from('png'));
+  await redis.zadd(keys.fileExpiry(), 1, token);
+  const logger = recording();
+  const service = new RetentionService(new RecordRetention(redis, keys), refusing, queue, 3600, logger);
+  expect((await service.sweep()).files).toBe(0);
+  expect(await redis.zscore(keys.fileExpiry(), token)).toBe('1');
+  const line = logger.lines.find((l) => /could not remove files/.test(l.msg));
+  expect(line?.fields).toMatchObject({ tokenStart: token.slice(0, 4), error: expect.stringMatching(/^EACCES: permission denied/) });
+  expect(JSON.stringify(logger.lines)).not.toContain(token);
+  // once the store allows it, the next sweep removes the files and forgets the token
+  expect((await new RetentionService(new RecordRetention(redis, keys), fs, queue, 3600, recording()).sweep()).files).toBe(1);
+  expect(await fs.stat(`${token}/original.png`)).toBeNull();
+  expect(await redis.zscore(keys.fileExpiry(), token)).toBeNull();
+});
