@@ -1,3 +1,4 @@
+import http from 'node:http';
 import net from 'node:net';
 import fc from 'fast-check';
 import { keysUnder, REDIS_URL } from './support/redis';
@@ -287,5 +288,83 @@ describe('hostile input', () => {
       return n <= before ? n : undefined;
     }, 5_000, 50).catch(async () => stack.connections());
     expect(left).toBeLessThanOrEqual(before);
+  });
+
+  it('a body declared larger than the limit is answered 413 at once, and a client that never ends it is cut off', async () => {
+    const before = await state();
+    const ask = (path: string, type: string) =>
+      new Promise<{ text: string; answeredMs: number; closedMs: number }>((resolve) => {
+        const started = Date.now();
+        const socket = net.connect(port, '127.0.0.1');
+        let text = '';
+        let answeredMs = -1;
+        const timer = setTimeout(() => resolve({ text, answeredMs, closedMs: -1 }), 10_000);
+        socket.on('data', (c) => {
+          if (answeredMs < 0) answeredMs = Date.now() - started;
+          text += c.toString('latin1');
+        });
+        socket.on('error', () => undefined);
+        socket.on('close', () => {
+          clearTimeout(timer);
+          resolve({ text, answeredMs, closedMs: Date.now() - started });
+        });
+        // ten gigabytes promised, a few bytes sent, and the client keeps the connection open
+        socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY}\r\nContent-Type: ${type}\r\nContent-Length: 10000000000\r\n\r\n{"topic":"x"`);
+      });
+    const answers = await Promise.all(
+      ([['/v1/generations', 'application/json'], ['/api/odin/v3/tools/image-generator', 'application/json'], ['/v1/batches', 'application/json'], ['/v1/batches', 'text/csv']] as const).map(async ([path, type]) => ({ path, type, ...(await ask(path, type)) })),
+    );
+    for (const a of answers) {
+      expect({ path: a.path, type: a.type, status: /^HTTP\/1\.1 (\d{3})/.exec(a.text)?.[1] }).toEqual({ path: a.path, type: a.type, status: '413' });
+      expect(a.text).toMatch(/content-type: application\/problem\+json/i);
+      expect(a.answeredMs).toBeLessThan(1000);
+      // cut off after the linger (5 s), not after ten gigabytes or the request timeout
+      expect(a.closedMs).toBeGreaterThan(0);
+    }
+    expect(await state()).toEqual(before);
+  });
+
+  it('a client that sends its oversized body in full before reading still gets the 413, on a connection it can use again', async () => {
+    const big = Buffer.alloc(3 * 1024 * 1024, 'y');
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const post = (body: Buffer | string) =>
+      new Promise<{ status: number; body: string; socket: unknown }>((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/v1/generations', agent, headers: { Authorization: `Bearer ${KEY}`, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } }, (res) => {
+          let text = '';
+          res.on('data', (c) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text, socket: req.socket }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    try {
+      const refused = await post(big);
+      expect(refused.status).toBe(413);
+      expect(JSON.parse(refused.body)).toMatchObject({ status: 413, title: 'Payload too large' });
+      const next = await post(JSON.stringify({ topic: 'after a refusal' }));
+      expect(next.status).toBe(202);
+      expect(next.socket).toBe(refused.socket);
+    } finally {
+      agent.destroy();
+    }
+    // a client that asks to close the connection (as Python's urllib does) and writes 20 MB before reading
+    const closing = await new Promise<string>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1');
+      let text = '';
+      socket.on('data', (c) => (text += c.toString('latin1')));
+      socket.on('error', (e) => resolve(`error ${e.message}`));
+      socket.on('close', () => resolve(text));
+      socket.write(`POST /v1/generations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${20 * 1024 * 1024}\r\n\r\n`);
+      const piece = Buffer.alloc(1024 * 1024, 'y');
+      let left = 20;
+      const more = () => {
+        while (left > 0) {
+          left--;
+          if (!socket.write(piece)) return void socket.once('drain', more);
+        }
+      };
+      more();
+    });
+    expect(closing).toMatch(/^HTTP\/1\.1 413 /);
   });
 });

@@ -9,6 +9,7 @@ import { batchFormat, fromCsv, fromJson, fromNdjson, type BatchSubmission } from
 import { BatchesService } from '../batches/batch.service';
 import { streamArchive, streamBatchEvents, streamResults } from '../batches/batch-streams';
 import { readJsonBody } from '../batches/json-body';
+import { refuseOversizedBody } from '../http/body-limit';
 import { hasBody, parseQuery } from '../http/validate';
 
 const listQuery = z.strictObject({
@@ -21,6 +22,7 @@ export function batchesRouter(ctx: ApiContext): Router {
   const service = new BatchesService(ctx);
   const limit = ctx.config.BATCH_MAX_BODY_BYTES;
   const text = express.text({ limit, type: ['application/x-ndjson', 'text/csv'] });
+  const oversized = refuseOversizedBody(limit);
 
   router.post(
     '/',
@@ -29,6 +31,7 @@ export function batchesRouter(ctx: ApiContext): Router {
       if (hasBody(req) && batchFormat(req) === null) return next(new HttpProblem(415, 'Unsupported media type', 'Send the batch as application/json, application/x-ndjson or text/csv'));
       next();
     },
+    oversized,
     text,
     async (req, res) => {
       const tenant = req.tenant as string;

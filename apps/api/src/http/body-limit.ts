@@ -1,0 +1,53 @@
+import type { RequestHandler } from 'express';
+import { HttpProblem, sendProblem } from './problem';
+
+/**
+ * What is still read off (and thrown away) after a body is refused, so a client that sends its
+ * whole body before reading (most simple clients do) still gets the answer instead of a broken
+ * pipe; past either bound the connection goes.
+ */
+const LINGER_BYTES = 64 * 1024 * 1024;
+const LINGER_MS = 5000;
+
+/**
+ * A body declared larger than `limit` is refused with 413 before any of it is parsed. Body
+ * parsers refuse it too, but only after reading off everything declared, which a client
+ * promising gigabytes could keep going for as long as the server's request timeout; here the
+ * rest is read off only within the bounds above. On a keep-alive connection the answer goes at
+ * once; a connection the client will close is closed by the server right after the answer,
+ * which a client still sending would see as a broken pipe, so there the answer waits for the
+ * end of the body or the bounds.
+ */
+export function refuseOversizedBody(limit: number): RequestHandler {
+  return (req, res, next) => {
+    const declared = req.headers['content-length'];
+    if (declared === undefined || !(Number(declared) > limit)) return next();
+    const answer = () => {
+      if (!res.headersSent) sendProblem(res, new HttpProblem(413, 'Payload too large', `The request body is larger than the limit (${limit} bytes)`));
+    };
+    const keepAlive = req.httpVersion === '1.1' && !/\bclose\b/i.test(req.headers.connection ?? '');
+    if (keepAlive) answer();
+    let lingered = 0;
+    const stop = () => {
+      clearTimeout(timer);
+      req.removeListener('data', onData);
+      if (res.headersSent) req.socket.destroy();
+      else {
+        res.setHeader('Connection', 'close');
+        answer();
+      }
+    };
+    const onData = (chunk: Buffer) => {
+      lingered += chunk.length;
+      if (lingered > LINGER_BYTES) stop();
+    };
+    const timer = setTimeout(stop, LINGER_MS).unref();
+    req.on('data', onData);
+    req.once('end', () => {
+      clearTimeout(timer);
+      answer();
+    });
+    req.once('close', () => clearTimeout(timer));
+    req.resume();
+  };
+}
