@@ -71,7 +71,20 @@ describe('generation end to end with the builtin provider', () => {
     const completed = await getJson(`${stack.baseUrl}/v1/generations?status=completed&limit=100`);
     expect(completed.body.data.length).toBeGreaterThanOrEqual(5);
     expect(completed.body.data.every((g: { status: string }) => g.status === 'completed')).toBe(true);
-    expect((await getJson(`${stack.baseUrl}/v1/generations?limit=1000`)).status).toBe(400);
+    const tooMany = await getJson(`${stack.baseUrl}/v1/generations?limit=1000&status=done&cursor=page2`);
+    expect(tooMany.status).toBe(400);
+    expect(tooMany.body.errors).toEqual([
+      { path: 'status', message: 'must be one of queued, active, completed, failed, cancelled' },
+      { path: 'limit', message: 'must be at most 100' },
+      { path: 'cursor', message: 'must be a nextCursor from an earlier page' },
+    ]);
+    // an unset parameter written empty, as URL builders do, is no parameter
+    expect((await getJson(`${stack.baseUrl}/v1/generations?limit=2&status=&cursor=`)).body.data).toHaveLength(2);
+    const bad = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'x', priority: 'urgent', webhook: { url: 'https://hooks.example', events: [] } });
+    expect(bad.body.errors).toEqual([
+      { path: 'webhook.events', message: 'must have at least 1 item' },
+      { path: 'priority', message: 'must be one of high, normal, low' },
+    ]);
   });
 
   it('healthz and readyz answer; docs and the OpenAPI document are served', async () => {

@@ -1,7 +1,7 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { parse as parseCsv } from 'csv-parse';
 import type { Request } from 'express';
-import { batchDefaultsSchema, batchEnvelopeSchema, batchItemSchema, MAX_BATCH_ITEMS, toFieldErrors, type BatchDefaults, type BatchItem, type FieldError, type WebhookTarget } from '@imagegen/shared';
+import { batchDefaultsSchema, batchEnvelopeSchema, batchItemSchema, INPUT_PARSE, MAX_BATCH_ITEMS, toFieldErrors, type BatchDefaults, type BatchItem, type FieldError, type WebhookTarget } from '@imagegen/shared';
 import { invalid } from '../http/problem';
 
 /** A batch as submitted, every item valid. */
@@ -34,7 +34,7 @@ export async function validateItems(raw: unknown[], defaults: BatchDefaults = {}
       const o = item as Record<string, unknown>;
       item = { ...o, ...(o.style === undefined && defaults.style ? { style: defaults.style } : {}), ...(o.size === undefined && defaults.size ? { size: defaults.size } : {}) };
     }
-    const parsed = batchItemSchema.safeParse(item);
+    const parsed = batchItemSchema.safeParse(item, INPUT_PARSE);
     if (parsed.success) items.push(parsed.data);
     else errors.push(...toFieldErrors(parsed.error, [i]).map((e) => (e.path === '(body)' ? { ...e, path: String(i) } : e)));
   }
@@ -53,12 +53,12 @@ export async function validateItems(raw: unknown[], defaults: BatchDefaults = {}
 export async function fromJson(body: unknown): Promise<BatchSubmission> {
   if (body === undefined) throw invalid('A body is required', [{ path: '(body)', message: 'is required' }]);
   if (body === null || typeof body !== 'object' || Array.isArray(body)) throw invalid('The body must be a JSON object', [{ path: '(body)', message: 'must be a JSON object' }]);
-  const envelope = batchEnvelopeSchema.safeParse(body);
+  const envelope = batchEnvelopeSchema.safeParse(body, INPUT_PARSE);
   if (!envelope.success) {
     // the items are still checked, so one answer names every problem, not the first kind of it
     const top = toFieldErrors(envelope.error);
     const { items, defaults } = body as { items?: unknown; defaults?: unknown };
-    const usableDefaults = batchDefaultsSchema.safeParse(defaults ?? {});
+    const usableDefaults = batchDefaultsSchema.safeParse(defaults ?? {}, INPUT_PARSE);
     if (Array.isArray(items) && items.length >= 1 && items.length <= MAX_BATCH_ITEMS) await validateItems(items, usableDefaults.success ? usableDefaults.data : {}, [], top);
     throw invalid('The batch is invalid', top);
   }

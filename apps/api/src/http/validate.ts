@@ -1,6 +1,6 @@
 import type { Request, RequestHandler } from 'express';
 import type { z } from 'zod';
-import { toFieldErrors } from '@imagegen/shared';
+import { INPUT_PARSE, toFieldErrors } from '@imagegen/shared';
 import { HttpProblem, invalid } from './problem';
 
 /** Validates a JSON body against a schema; every bad field is named, nothing else happens. */
@@ -9,7 +9,7 @@ export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.outp
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw invalid('The body must be a JSON object', [{ path: '(body)', message: 'must be a JSON object' }]);
   }
-  const result = schema.safeParse(body);
+  const result = schema.safeParse(body, INPUT_PARSE);
   if (!result.success) {
     const errors = toFieldErrors(result.error);
     throw invalid(`The body has ${errors.length} invalid field${errors.length === 1 ? '' : 's'}`, errors);
@@ -23,7 +23,7 @@ export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.outp
  */
 export function parseQuery<T extends z.ZodType>(schema: T, query: Record<string, unknown>): z.output<T> {
   const given = Object.fromEntries(Object.entries(query).filter(([, v]) => v !== ''));
-  const result = schema.safeParse(given);
+  const result = schema.safeParse(given, INPUT_PARSE);
   if (!result.success) throw invalid('Invalid query parameters', toFieldErrors(result.error));
   return result.data;
 }

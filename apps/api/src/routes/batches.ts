@@ -14,7 +14,7 @@ import { hasBody, parseQuery } from '../http/validate';
 
 const listQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(20),
-  cursor: z.string().regex(/^batch_[A-Za-z0-9]+$/).optional(),
+  cursor: z.string().regex(/^batch_[A-Za-z0-9]+$/, { error: 'must be a nextCursor from an earlier page' }).optional(),
 });
 
 export function batchesRouter(ctx: ApiContext): Router {

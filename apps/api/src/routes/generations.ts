@@ -12,7 +12,7 @@ import { streamGenerationEvents } from './generation-events';
 const listQuery = z.strictObject({
   status: z.enum(STATUSES).optional(),
   limit: z.coerce.number().int().min(1).max(100).default(20),
-  cursor: z.string().regex(/^gen_[A-Za-z0-9]+$/).optional(),
+  cursor: z.string().regex(/^gen_[A-Za-z0-9]+$/, { error: 'must be a nextCursor from an earlier page' }).optional(),
 });
 
 const MAX_PREFER_WAIT_SECONDS = 60;

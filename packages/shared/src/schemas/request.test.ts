@@ -1,4 +1,5 @@
-import { createGenerationSchema, generationRequestSchema, toFieldErrors } from './request';
+import { z } from 'zod';
+import { createGenerationSchema, generationRequestSchema, INPUT_PARSE, toFieldErrors } from './request';
 
 it('applies the seed defaults', () => {
   expect(generationRequestSchema.parse({ topic: 'fox' })).toEqual({ topic: 'fox', style: 'PHOTOGRAPHIC', size: 'LANDSCAPE' });
@@ -50,4 +51,43 @@ it('refuses a topic that is not text: control characters and unpaired surrogates
     expect(r.success ? topic : toFieldErrors(r.error!)).toEqual([{ path: 'topic', message: 'must be valid Unicode (it has an unpaired surrogate)' }]);
   }
   for (const topic of ['two\nlines', 'tab\there', 'crlf\r\n', '🦊 fox', 'ünïcödé 漢字']) expect(generationRequestSchema.safeParse({ topic }).success).toBe(true);
+});
+
+it('words every kind of problem in client input the way the API does, and keeps a schema’s own message', () => {
+  const schema = z.strictObject({
+    kind: z.enum(['a', 'b']),
+    tags: z.array(z.string()).min(1).max(2),
+    count: z.coerce.number().int().min(1).max(10),
+    whole: z.number().int(),
+    code: z.string().regex(/^c_/),
+    nested: z.object({ flag: z.boolean() }),
+    name: z.string().min(2).max(3),
+    own: z.string().regex(/^x/, { error: 'must start with x' }),
+  });
+  const r = schema.safeParse({ kind: 'q', tags: [], count: 'abc', whole: 1.5, code: 'zz', nested: 'no', name: 'abcd', own: 'y' }, INPUT_PARSE);
+  expect(toFieldErrors(r.error!)).toEqual([
+    { path: 'kind', message: 'must be one of a, b' },
+    { path: 'tags', message: 'must have at least 1 item' },
+    { path: 'count', message: 'must be a number' },
+    { path: 'whole', message: 'must be a whole number' },
+    { path: 'code', message: 'is not in the expected form' },
+    { path: 'nested', message: 'must be a JSON object' },
+    { path: 'name', message: 'must be at most 3 characters' },
+    { path: 'own', message: 'must start with x' },
+  ]);
+  const more = schema.safeParse({ tags: ['a', 'b', 'c'], count: '11', nested: { flag: 'yes' } }, INPUT_PARSE);
+  expect(toFieldErrors(more.error!)).toEqual(
+    expect.arrayContaining([
+      { path: 'kind', message: 'is required' },
+      { path: 'tags', message: 'must have at most 2 items' },
+      { path: 'count', message: 'must be at most 10' },
+      { path: 'nested.flag', message: 'must be true or false' },
+    ]),
+  );
+  // the request's own schema, through the same options
+  const webhook = createGenerationSchema.safeParse({ topic: 'x', priority: 'urgent', webhook: { url: 'https://a.example', events: [] } }, INPUT_PARSE);
+  expect(toFieldErrors(webhook.error!)).toEqual([
+    { path: 'webhook.events', message: 'must have at least 1 item' },
+    { path: 'priority', message: 'must be one of high, normal, low' },
+  ]);
 });

@@ -98,6 +98,44 @@ export interface FieldError {
   message: string;
 }
 
+const NOUNS: Record<string, string> = { string: 'a string', number: 'a number', int: 'a whole number', boolean: 'true or false', object: 'a JSON object', array: 'an array', record: 'a JSON object' };
+const plural = (n: number, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`;
+
+/**
+ * Messages for problems a schema names no message of its own for, in the words the rest of the
+ * API uses ("must be one of ..."), instead of zod's ("Invalid option: expected one of ...").
+ * Given to every parse of client input; a message a schema sets itself still wins.
+ */
+export function inputIssueMessage(issue: z.core.$ZodRawIssue): string | undefined {
+  switch (issue.code) {
+    case 'invalid_type':
+      if (issue.input === undefined) return 'is required';
+      return `must be ${NOUNS[issue.expected] ?? issue.expected}`;
+    case 'invalid_value':
+      if (issue.input === undefined) return 'is required';
+      return issue.values.length === 1 ? `must be ${String(issue.values[0])}` : `must be one of ${issue.values.map(String).join(', ')}`;
+    case 'too_small': {
+      const n = Number(issue.minimum);
+      if (issue.origin === 'array' || issue.origin === 'set') return `must have at least ${plural(n, 'item')}`;
+      if (issue.origin === 'string') return `must be at least ${plural(n, 'character')}`;
+      return issue.inclusive === false ? `must be more than ${n}` : `must be at least ${n}`;
+    }
+    case 'too_big': {
+      const n = Number(issue.maximum);
+      if (issue.origin === 'array' || issue.origin === 'set') return `must have at most ${plural(n, 'item')}`;
+      if (issue.origin === 'string') return `must be at most ${plural(n, 'character')}`;
+      return issue.inclusive === false ? `must be less than ${n}` : `must be at most ${n}`;
+    }
+    case 'invalid_format':
+      return issue.format === 'regex' ? 'is not in the expected form' : `must be a valid ${issue.format}`;
+    default:
+      return undefined;
+  }
+}
+
+/** Parse options for client input: see inputIssueMessage. */
+export const INPUT_PARSE = { error: inputIssueMessage } as const;
+
 /** Flattens zod issues into `{ path, message }` pairs, naming each unknown key on its own. */
 export function toFieldErrors(error: z.ZodError, pathPrefix: (string | number)[] = []): FieldError[] {
   const out: FieldError[] = [];
