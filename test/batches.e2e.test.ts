@@ -170,6 +170,17 @@ describe('batches', () => {
     const lines = await ndjsonLines(`${stack.baseUrl}/v1/batches/${body.id}/results`);
     expect(lines.map((l) => l.status)).toEqual(['completed', 'failed', 'completed']);
     expect(lines[1].error).toMatchObject({ code: ERROR_CODES.rejected });
+
+    // an operator's Retry on the dashboard runs the job again: it finishes at once, saying why, and the item stays failed
+    const job = await stack.api.queues.generate.getJob(lines[1].id);
+    expect(await job!.getState()).toBe('failed');
+    await job!.retry('failed');
+    const rerun = await eventually(async () => ((await job!.getState()) === 'completed' ? true : undefined));
+    expect(rerun).toBe(true);
+    const { logs } = await stack.api.queues.generate.getJobLogs(lines[1].id);
+    expect(logs.at(-1)).toMatch(new RegExp(`nothing to run: generation ${lines[1].id} is already failed`));
+    expect((await getJson(`${stack.baseUrl}/v1/generations/${lines[1].id}`)).body).toMatchObject({ status: 'failed', error: { code: ERROR_CODES.rejected } });
+    expect((await getJson(`${stack.baseUrl}/v1/batches/${body.id}`)).body.counts).toEqual(done.counts);
   });
 
   it('cancelling mid-batch leaves finished items intact and the rest cancelled', async () => {

@@ -65,6 +65,11 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
       });
       observeAttempt(outcome.status);
       log.info('generation attempt finished', { outcome: outcome.status, durationMs: Math.round(performance.now() - started) });
+      if (outcome.status === 'skipped') {
+        // a job run again after its generation ended (Retry on the dashboard): say why nothing happens
+        const now = outcome.reason === 'terminal' ? (await store.get(generationId))?.status : undefined;
+        await job.log(`${new Date().toISOString()} nothing to run: generation ${generationId} ${now ? `is already ${now}` : 'is gone (its retention ended)'}; an ended generation is not run again, submit a new one`);
+      }
       return outcome;
     } catch (err) {
       if (err instanceof UpstreamBusy) {
