@@ -91,3 +91,11 @@ it('words every kind of problem in client input the way the API does, and keeps 
     { path: 'priority', message: 'must be one of high, normal, low' },
   ]);
 });
+
+it('refuses metadata integers that JSON numbers cannot keep exactly, naming where; keeps every other number', () => {
+  const sent = JSON.parse('{"order":{"ids":[1,12345678901234567890]},"n":9007199254740991,"f":0.1,"e":1e-7}') as object;
+  const r = createGenerationSchema.safeParse({ topic: 'x', metadata: sent }, INPUT_PARSE);
+  expect(toFieldErrors(r.error!)).toEqual([{ path: 'metadata', message: 'holds an integer past ±9007199254740991 at order.ids.1, which JSON numbers cannot keep exactly: send it as a string' }]);
+  const fine = JSON.parse('{"n":9007199254740991,"m":-9007199254740991,"f":0.1,"e":1e-7,"id":"12345678901234567890"}') as object;
+  expect(JSON.stringify(createGenerationSchema.parse({ topic: 'x', metadata: fine }).metadata)).toBe(JSON.stringify(fine));
+});

@@ -60,11 +60,33 @@ const jsonObject = () => z.custom<Record<string, unknown>>((v) => typeof v === '
 /** Metadata as kept in a record (checked when it was given): read back as it was written. */
 export const storedMetadataSchema = jsonObject().meta({ type: 'object', additionalProperties: true, description: 'The metadata given at submission, untouched' });
 
+/**
+ * Where in `value` an integer sits beyond what a JSON number keeps exactly (±2^53 − 1): parsed,
+ * it has already lost digits, so it could not come back as sent. Walks without recursion.
+ */
+function inexactInteger(value: unknown): string | undefined {
+  const stack: [unknown, string][] = [[value, '']];
+  while (stack.length) {
+    const [v, at] = stack.pop() as [unknown, string];
+    if (typeof v === 'number') {
+      if (Number.isInteger(v) && !Number.isSafeInteger(v)) return at;
+    } else if (v !== null && typeof v === 'object') {
+      for (const [k, child] of Object.entries(v)) stack.push([child, at ? `${at}.${k}` : k]);
+    }
+  }
+  return undefined;
+}
+
 export const metadataSchema = jsonObject()
   .refine((m) => jsonBytes(m) <= MAX_METADATA_BYTES, {
     message: `must be at most ${MAX_METADATA_BYTES} bytes as JSON`,
+    abort: true,
   })
-  .meta({ type: 'object', additionalProperties: true, description: `Any JSON object of at most ${MAX_METADATA_BYTES} bytes, returned untouched` });
+  .superRefine((m, ctx) => {
+    const at = inexactInteger(m);
+    if (at !== undefined) ctx.addIssue({ code: 'custom', message: `holds an integer past ±9007199254740991 at ${at}, which JSON numbers cannot keep exactly: send it as a string`, input: m });
+  })
+  .meta({ type: 'object', additionalProperties: true, description: `Any JSON object of at most ${MAX_METADATA_BYTES} bytes, returned untouched; integers within ±(2^53 − 1) (send larger ones as strings)` });
 
 export const WEBHOOK_EVENTS = [
   'generation.started',
