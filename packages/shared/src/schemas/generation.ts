@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { generationRequestSchema, PRIORITIES, storedMetadataSchema, webhookTargetSchema } from './request';
+import { PRIORITIES, storedMetadataSchema, storedRequestSchema, webhookTargetSchema } from './request';
 
 export const STATUSES = ['queued', 'active', 'completed', 'failed', 'cancelled'] as const;
 export type GenerationStatus = (typeof STATUSES)[number];
@@ -55,7 +55,7 @@ export const generationRecordSchema = z.object({
   status: z.enum(STATUSES),
   stage: z.enum(STAGES),
   progress: z.number().int().min(0).max(100),
-  request: generationRequestSchema,
+  request: storedRequestSchema,
   metadata: storedMetadataSchema.nullable(),
   priority: z.enum(PRIORITIES),
   batchId: z.string().optional(),

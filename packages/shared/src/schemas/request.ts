@@ -42,6 +42,17 @@ export const generationRequestSchema = z.strictObject({
 });
 export type GenerationRequest = z.output<typeof generationRequestSchema>;
 
+/**
+ * The request as kept in a record: read back as it was accepted. What a submission must pass
+ * is checked when it is made, and a rule added later must not make records already kept
+ * unreadable.
+ */
+export const storedRequestSchema = z.object({
+  topic: z.string(),
+  style: styleSchema,
+  size: sizeSchema,
+});
+
 /** Bytes of `value` as JSON; Infinity for a value nested too deep to serialize (far past any byte limit). */
 function jsonBytes(value: unknown): number {
   try {
