@@ -57,14 +57,15 @@ export function tenantAuth(keys: ApiKey[], managed: ApiKeyStore): RequestHandler
  * known yet (a generated one kept in Redis, which has not answered): 503 until then.
  */
 export function basicAuth(user: string, password: () => string | undefined): RequestHandler {
-  // once known, it stays for the life of the process
-  let expected: Buffer | undefined;
+  // the password can change while the process runs (a generated one reset in Redis): the digest follows it
+  let cached: { password: string; digest: Buffer } | undefined;
   return (req, res, next) => {
     const known = password();
     if (known === undefined) {
       return next(unavailable('The admin password is kept in Redis, which has not answered yet; try again shortly, or set ADMIN_PASSWORD'));
     }
-    expected ??= digest(`${user}:${known}`);
+    if (cached?.password !== known) cached = { password: known, digest: digest(`${user}:${known}`) };
+    const expected = cached.digest;
     const header = req.get('authorization') ?? '';
     const m = /^Basic\s+(.+)$/i.exec(header);
     const given = m?.[1] ? Buffer.from(m[1], 'base64').toString('utf8') : '';
