@@ -1,3 +1,5 @@
+import { readlinkSync } from 'node:fs';
+import { readdir, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import sharp from 'sharp';
 import { ERROR_CODES, GenerationFailure, type GeneratorProvider } from '@imagegen/shared';
@@ -96,6 +98,35 @@ describe('batches', () => {
     const images = entries.filter((e) => e.name !== 'results.jsonl');
     expect(images.map((e) => e.name)).toEqual(lines.map((l) => `${String(l.index).padStart(3, '0')}-${l.id}.png`));
     expect(entries[entries.length - 1]?.name).toBe('results.jsonl');
+  });
+
+  it('an archive download cut off by the client leaves no file open', async () => {
+    const accepted = await post(`${stack.baseUrl}/v1/batches`, JSON.stringify({ items: [{ topic: 'big one' }, { topic: 'small one' }] }), 'application/json');
+    const id = accepted.body.id as string;
+    await eventually(async () => ((await getJson(`${stack.baseUrl}/v1/batches/${id}`)).body.status === 'completed' ? true : undefined));
+    const first = (await ndjsonLines(`${stack.baseUrl}/v1/batches/${id}/results`))[0];
+    const record = await stack.api.store.get(first.id);
+    // the first entry large enough that the archive is still reading it when the client leaves
+    const file = stack.api.storage.localPath?.(record!.result!.image.key) as string;
+    await writeFile(file, Buffer.alloc(32 * 1024 * 1024, 1));
+    const target = (fd: string) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return ''; // closed meanwhile
+      }
+    };
+    const openUnderData = async () => (await readdir('/proc/self/fd').catch(() => [])).filter((fd) => target(fd).startsWith(stack.dataDir)).length;
+    for (let i = 0; i < 5; i++) {
+      const controller = new AbortController();
+      const res = await fetch(`${stack.baseUrl}/v1/batches/${id}/archive`, { signal: controller.signal });
+      const reader = res.body!.getReader();
+      await reader.read();
+      controller.abort();
+      await reader.cancel().catch(() => undefined);
+    }
+    const left = await eventually(async () => ((await openUnderData()) === 0 ? 0 : undefined), 3000).catch(openUnderData);
+    expect(left).toBe(0);
   });
 
   it('rejects a batch with 3 bad items among 500, naming exactly those, and enqueues nothing', async () => {

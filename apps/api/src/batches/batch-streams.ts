@@ -61,9 +61,19 @@ export async function streamArchive(ctx: ApiContext, service: BatchesService, ba
   signal.addEventListener('abort', abort, { once: true });
   const width = String(Math.max(0, batch.total - 1)).length;
   const add = async (source: Readable, name: string) => {
-    const done = once(archive, 'entry', { signal });
-    archive.append(source, { name });
-    await done;
+    // an aborted archive stops reading its entry but does not close it: that is ours to do
+    const drop = () => source.destroy();
+    signal.addEventListener('abort', drop, { once: true });
+    try {
+      const done = once(archive, 'entry', { signal });
+      archive.append(source, { name });
+      await done;
+    } catch (err) {
+      drop();
+      throw err;
+    } finally {
+      signal.removeEventListener('abort', drop);
+    }
   };
   try {
     for await (const page of service.items(batch)) {
