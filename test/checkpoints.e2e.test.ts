@@ -17,7 +17,8 @@ class FaultyStorage implements Storage {
     if (this.pattern.test(key) && this.failures > 0) {
       this.failures--;
       this.failed++;
-      throw new Error('ENOSPC: no space left on device');
+      // as a file system words it: naming the file, whose path holds the file token
+      throw new Error(`ENOSPC: no space left on device, open '/data/files/${key}'`);
     }
     return this.inner.put(key, data);
   }
@@ -162,6 +163,11 @@ describe('checkpoints: a store that stays away longer than the attempts last', (
         return g.status === 'queued' && g.error ? g : undefined;
       }, 20_000);
       expect(waiting).toMatchObject({ status: 'queued', stage: 'storing', attempts: 1, error: { code: 'storage_failed', retryable: true } });
+      // what the client, its webhook and the dashboard read names no file, so no file token
+      const token = (await stack.api.store.get(created.body.id))!.fileToken;
+      expect(waiting.error.message).toBe("Could not store the original: ENOSPC: no space left on device, open '<file>'");
+      const { logs } = await stack.api.queues.generate.getJobLogs(created.body.id);
+      expect(JSON.stringify([waiting, logs])).not.toContain(token);
       storage.heal();
       const done = await settled(created.body.id);
       expect(done).toMatchObject({ status: 'completed', stage: 'done', attempts: 1 });

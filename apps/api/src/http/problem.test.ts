@@ -1,4 +1,6 @@
-import { isRedisDown } from './problem';
+import type { Server } from 'node:http';
+import express from 'express';
+import { errorHandler, isRedisDown } from './problem';
 
 it('recognises Redis being away, whichever layer reports it', () => {
   expect(isRedisDown(new Error("Stream isn't writeable and enableOfflineQueue options is false"))).toBe(true);
@@ -7,4 +9,29 @@ it('recognises Redis being away, whichever layer reports it', () => {
   expect(isRedisDown(new Error('Connection is closed.'))).toBe(true);
   expect(isRedisDown(new Error('Command timed out'))).toBe(true);
   expect(isRedisDown(new Error('Cannot read properties of undefined'))).toBe(false);
+});
+
+it('logs an unexpected failure without the file token its path or its message would carry', async () => {
+  const lines: { msg: string; fields?: Record<string, unknown> }[] = [];
+  const keep = (msg: string, fields?: Record<string, unknown>) => void lines.push({ msg, fields });
+  const logger = { debug: keep, info: keep, warn: keep, error: keep, child: () => logger };
+  const token = 'Zk3p0QvTq8yW1xRmN2bC4d';
+  const app = express();
+  app.get('/FILES/:token/:name', () => {
+    throw Object.assign(new Error(`EMFILE: too many open files, open '/data/files/${token}/original.png'`), { code: 'EMFILE' });
+  });
+  app.use(errorHandler(logger));
+  const server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  try {
+    const port = (server.address() as { port: number }).port;
+    const res = await fetch(`http://127.0.0.1:${port}/FILES/${token}/original.png`);
+    expect(res.status).toBe(500);
+    expect(res.headers.get('content-type')).toMatch(/problem\+json/);
+    expect(await res.text()).not.toContain(token);
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+  expect(lines).toEqual([{ msg: 'unhandled error', fields: { method: 'GET', path: '/files/[redacted]', error: "EMFILE: too many open files, open '<file>'" } }]);
 });

@@ -1,5 +1,6 @@
 import type { ErrorRequestHandler, Response } from 'express';
-import type { FieldError, Logger } from '@imagegen/shared';
+import { storageErrorText, type FieldError, type Logger } from '@imagegen/shared';
+import { loggablePath } from './loggable-path';
 
 /** An RFC 9457 problem: every 4xx/5xx body of the API. */
 export class HttpProblem extends Error {
@@ -86,7 +87,8 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     if (isRedisDown(err)) return sendProblem(res, unavailable());
     const status = e.status ?? e.statusCode;
     if (status && status >= 400 && status < 500) return sendProblem(res, new HttpProblem(status, 'Request error', 'The request could not be processed'));
-    logger.error('unhandled error', { method: req.method, path: req.path, error: e.message ?? String(err) });
+    // neither the path (a file URL) nor the message (a file system names the file) may give a file token away
+    logger.error('unhandled error', { method: req.method, path: loggablePath(req.originalUrl), error: storageErrorText(err) });
     sendProblem(res, new HttpProblem(500, 'Internal error', 'Something went wrong on our side'));
   };
 }

@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Request, RequestHandler } from 'express';
 import { pinoHttp } from 'pino-http';
 import { pinoOf, type Logger } from '@imagegen/shared';
+import { loggablePath } from './loggable-path';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -17,11 +18,6 @@ const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Probes and scrapes would drown the rest. */
 const QUIET_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
-/** Paths whose segments after the prefix are capabilities (unguessable file URLs): never logged. */
-function loggablePath(url: string): string {
-  const path = url.split('?')[0] ?? '';
-  return path.startsWith('/files/') ? '/files/[redacted]' : path;
-}
 
 /** Request id for every request, and one JSON line per finished request (no headers, no body). */
 export function requestLogging(logger: Logger): RequestHandler {

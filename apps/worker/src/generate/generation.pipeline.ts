@@ -4,6 +4,7 @@ import {
   GenerationFailure,
   isTerminal,
   STAGE_PROGRESS,
+  storageErrorText,
   type GenerationRecord,
   type GenerationRef,
   type GenerationStore,
@@ -264,7 +265,7 @@ export class GenerationPipeline {
     try {
       return await op();
     } catch (err) {
-      const message = `Could not ${what}: ${(err as Error).message}`;
+      const message = `Could not ${what}: ${storageErrorText(err)}`;
       throw held ? new StorageUnavailable(message) : new GenerationFailure(ERROR_CODES.storageFailed, message, true);
     }
   }

@@ -76,3 +76,13 @@ export const CONTENT_TYPES: Record<string, string> = {
 export function contentTypeFor(key: string): string {
   return CONTENT_TYPES[key.slice(key.lastIndexOf('.') + 1)] ?? 'application/octet-stream';
 }
+
+/**
+ * A store's error as it may be shown: the message reaches a generation's record (its client,
+ * its webhook), the job's log on the dashboard and the logs, and a file system names the file,
+ * whose path holds a file token (which opens that generation's files) under the data directory.
+ * Quoted paths go; the rest of the message stays.
+ */
+export function storageErrorText(err: unknown): string {
+  return String((err as Error)?.message ?? err).replace(/'[^']*[\\/][^']*'/g, "'<file>'");
+}
