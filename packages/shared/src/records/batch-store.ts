@@ -6,6 +6,7 @@ import type { GenerationRecord } from '../schemas/generation';
 import type { IdempotencyClaim } from './generation-store';
 import { BATCH_ADD_ITEMS_LUA, BATCH_BEGIN_LUA, BATCH_CONFIRM_LUA } from './lua/batch-create';
 import { NOW } from './lua/pieces';
+import { pageFromIndex } from './index-page';
 
 export const batchCodec = hashCodec(batchRecordSchema);
 
@@ -147,23 +148,12 @@ export class BatchStore {
   }
 
   /** Newest first; the cursor is the last id of the previous page. One range read and one pipelined read per page. */
-  async list(tenant: string, opts: { limit: number; cursor?: string }): Promise<{ records: BatchRecord[]; nextCursor: string | null }> {
-    const wanted = opts.limit + 1;
-    const records: BatchRecord[] = [];
-    let cursor = opts.cursor;
-    while (records.length < wanted) {
-      const ids = await this.redis.zrevrangebylex(this.keys.tenantBatches(tenant), cursor ? `(${cursor}` : '+', '-', 'LIMIT', 0, wanted - records.length);
-      if (ids.length === 0) break;
+  list(tenant: string, opts: { limit: number; cursor?: string }): Promise<{ records: BatchRecord[]; nextCursor: string | null }> {
+    return pageFromIndex(this.redis, this.keys.tenantBatches(tenant), opts, async (ids) => {
       const pipeline = this.redis.pipeline();
       for (const id of ids) pipeline.hgetall(this.keys.batch(id));
       const hashes = (await pipeline.exec()) ?? [];
-      ids.forEach((_, i) => {
-        const record = batchCodec.decode((hashes[i]?.[1] ?? {}) as Record<string, string>);
-        if (record) records.push(record);
-      });
-      cursor = ids[ids.length - 1];
-    }
-    const page = records.slice(0, opts.limit);
-    return { records: page, nextCursor: records.length > opts.limit ? (page[page.length - 1]?.id ?? null) : null };
+      return ids.map((_, i) => batchCodec.decode((hashes[i]?.[1] ?? {}) as Record<string, string>));
+    });
   }
 }

@@ -11,6 +11,7 @@ import { CREATE_ARG_COUNT, CREATE_GUARD_LUA, CREATE_KEY_COUNT, CREATE_LUA, DISCA
 import { NOW } from './lua/pieces';
 import { CANCEL_ITEMS_LUA, START_LUA, TRANSITION_KEY_COUNT, TRANSITION_LUA } from './lua/transition';
 import { BULLMQ_ADD_ARGS, captureJobAdd, withJobAdds } from './lua/with-job-add';
+import { pageFromIndex } from './index-page';
 
 export type TransitionOutcome = 'ok' | 'missing' | 'terminal';
 
@@ -400,30 +401,19 @@ export class GenerationStore {
   /**
    * Newest first; the cursor is the last id of the previous page (ids sort by creation).
    * With a status the page comes from that status's index: either way a page costs one
-   * range read and one pipelined read of its records.
+   * range read and one pipelined read of its records (see pageFromIndex for entries whose
+   * records are gone).
    */
-  async list(tenant: string, opts: ListOptions): Promise<{ records: GenerationRecord[]; nextCursor: string | null }> {
-    const key = this.keys.tenantGenerations(tenant, opts.status);
-    // one record past the page tells whether another page exists
-    const wanted = opts.limit + 1;
-    const records: GenerationRecord[] = [];
-    let cursor = opts.cursor;
-    while (records.length < wanted) {
-      const ids = await this.redis.zrevrangebylex(key, cursor ? `(${cursor}` : '+', '-', 'LIMIT', 0, wanted - records.length);
-      if (ids.length === 0) break;
+  list(tenant: string, opts: ListOptions): Promise<{ records: GenerationRecord[]; nextCursor: string | null }> {
+    return pageFromIndex(this.redis, this.keys.tenantGenerations(tenant, opts.status), opts, async (ids) => {
       const pipeline = this.redis.pipeline();
       for (const id of ids) pipeline.hgetall(this.keys.generation(id));
       const hashes = (await pipeline.exec()) ?? [];
-      ids.forEach((_, i) => {
+      return ids.map((_, i) => {
         const record = decodeRecord((hashes[i]?.[1] ?? {}) as Record<string, string>);
-        // an entry whose record expired before the retention sweep came by is skipped
-        if (record && (!opts.status || record.status === opts.status)) records.push(record);
+        return record && (!opts.status || record.status === opts.status) ? record : null;
       });
-      cursor = ids[ids.length - 1];
-    }
-    const hasMore = records.length > opts.limit;
-    const page = records.slice(0, opts.limit);
-    return { records: page, nextCursor: hasMore ? (page[page.length - 1]?.id ?? null) : null };
+    });
   }
 }
 

@@ -24,7 +24,7 @@ const pageOf = <T extends z.ZodType>(item: T) =>
   z.object({
     object: z.literal('list'),
     data: z.array(item),
-    nextCursor: z.string().nullable().describe('Pass as `cursor` for the next page; null on the last'),
+    nextCursor: z.string().nullable().describe('Pass as `cursor` for the next page; null on the last. A page looks at no more than 1,000 index entries, so one that passes many records removed by retention can come back short, even empty, with a nextCursor: follow it until it is null'),
     hasMore: z.boolean(),
   });
 
