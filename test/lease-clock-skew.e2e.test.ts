@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { FakeUpstream } from './support/fake-upstream';
 import { eventually, sleep } from './support/net';
-import { killAllSpawned, spawnWorker, type NodeProcess } from './support/processes';
+import { killAllSpawned, spawnApi, spawnWorker, type NodeProcess } from './support/processes';
 import { getJson, postJson, startStack, type Stack } from './support/stack';
 
 const HOUR_MS = 3_600_000;
@@ -56,4 +56,31 @@ describe('the upstream lease across hosts whose clocks disagree', () => {
     // …which, judging the lease by its own clock, would have called again
     expect(upstream.calls).toHaveLength(1);
   });
+
+  it('ids made by API processes whose clocks disagree by hours carry Redis time, so listings keep creation order', async () => {
+    const api = (shift: number, name: string) =>
+      spawnApi({ env: { ...stack.env, PORT: '', NODE_OPTIONS: `--require ${path.join(__dirname, 'support', 'shift-clock.js')}`, IMAGEGEN_TEST_CLOCK_SHIFT_MS: String(shift) }, name });
+    const [ahead, behind] = await Promise.all([api(HOUR_MS, 'api-an-hour-ahead'), api(-2 * HOUR_MS, 'api-two-hours-behind')]);
+    const idTime = (id: string) => parseInt(id.slice(id.indexOf('_') + 1, id.indexOf('_') + 10), 36);
+    const redisNow = async () => {
+      const [s, us] = await stack.redis.time();
+      return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+    };
+    // the clock is measured once the connection is ready: wait for a first submission to be accepted
+    await eventually(async () => ((await postJson(`${ahead.baseUrl}/v1/generations`, { topic: 'warm up' })).status === 202 ? true : undefined));
+    const made: string[] = [];
+    for (const [i, base] of [ahead.baseUrl, behind.baseUrl, ahead.baseUrl, behind.baseUrl].entries()) {
+      const before = await redisNow();
+      const created = await postJson(`${base}/v1/generations`, { topic: `in turn ${i}` });
+      const after = await redisNow();
+      expect(idTime(created.body.id)).toBeGreaterThanOrEqual(before - 1000);
+      expect(idTime(created.body.id)).toBeLessThanOrEqual(after + 1000);
+      made.push(created.body.id);
+      await sleep(20);
+    }
+    // newest first, in the order they were made, whichever host made them
+    const listed = (await getJson(`${stack.baseUrl}/v1/generations?limit=100`)).body.data.map((g: { id: string }) => g.id).filter((id: string) => made.includes(id));
+    expect(listed).toEqual([...made].reverse());
+  });
 });
+

@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
-import { WaiterChannel, BatchStore, createMetrics, observeQueues, type Metrics, createLogger, createRedis, createStorage, DeliveryLog, EventHub, GenerationStore, keysFor, QUEUES, retentionSeconds, WebhookSecrets, type Keys, type Logger, type Storage } from '@imagegen/shared';
+import { WaiterChannel, BatchStore, createMetrics, observeQueues, type Metrics, createLogger, createRedis, createStorage, DeliveryLog, EventHub, GenerationStore, keysFor, QUEUES, RedisClock, retentionSeconds, WebhookSecrets, type Keys, type Logger, type Storage } from '@imagegen/shared';
 import type { ApiConfig } from './config';
 import { ApiKeyStore } from './services/api-keys';
 import { Quotas } from './services/quotas';
@@ -15,6 +15,8 @@ export interface ApiContext {
   metrics: Metrics;
   keys: Keys;
   redis: Redis;
+  /** Redis's time without a round trip: ids are stamped from it. */
+  clock: RedisClock;
   subscriber: Redis;
   hub: EventHub;
   /** This process's channel for the ends of generations its requests wait on. */
@@ -44,6 +46,7 @@ export function createApiContext(config: ApiConfig, adminPassword: string | (() 
   // fail fast: while Redis is away, commands error at once and requests get 503
   const redis = createRedis(config.redis, 'producer', 'imagegen-api');
   const subscriber = createRedis(config.redis, 'subscriber', 'imagegen-api-sub');
+  const clock = new RedisClock(redis);
   const generate = new Queue(QUEUES.generate, { connection: redis, prefix: config.QUEUE_PREFIX });
   generate.on('error', (err) => logger.warn('queue error', { queue: QUEUES.generate, error: err.message }));
   // shown in Bull Board only
@@ -70,6 +73,7 @@ export function createApiContext(config: ApiConfig, adminPassword: string | (() 
     metrics,
     keys,
     redis,
+    clock,
     subscriber,
     hub,
     waiterChannel,
@@ -87,6 +91,7 @@ export function createApiContext(config: ApiConfig, adminPassword: string | (() 
     beginShutdown: () => shutdown.abort(),
     async close() {
       shutdown.abort();
+      clock.stop();
       await Promise.all([generate.close(), maintenance.close(), webhooks.close()].map((p) => p.catch(() => undefined)));
       await Promise.all([redis.quit(), subscriber.quit()].map((p) => p.catch(() => undefined)));
       await storage.close?.();

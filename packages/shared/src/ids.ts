@@ -23,9 +23,12 @@ function randomAlnum(length: number): string {
   return out;
 }
 
-/** Time-ordered ids: a millisecond timestamp first so ids sort by creation. */
-export function newId(kind: 'gen' | 'batch'): string {
-  return `${idTimeBound(kind, Date.now())}${randomAlnum(14)}`;
+/**
+ * Time-ordered ids: a millisecond timestamp first so ids sort by creation. Processes give the
+ * time from their RedisClock, so ids made on hosts whose clocks disagree still sort together.
+ */
+export function newId(kind: 'gen' | 'batch', atMs: number = Date.now()): string {
+  return `${idTimeBound(kind, atMs)}${randomAlnum(14)}`;
 }
 
 /** Sorts before every id made at or after `ms` and after every one made before it. */

@@ -3,6 +3,7 @@ export * from './schemas/generation';
 export * from './catalog';
 export * from './config';
 export * from './redis';
+export * from './redis-clock';
 export * from './keys';
 export * from './ids';
 export * from './generator';

@@ -35,7 +35,7 @@ export class BatchesService {
     const { batches } = this.ctx;
     const idem = opts.idempotencyKey === undefined ? undefined : await IdempotencyKey.ofLarge(this.ctx.keys, tenant, opts.idempotencyKey, opts.body ?? submission);
     for (let tries = 0; ; tries++) {
-      const id = newId('batch');
+      const id = newId('batch', this.ctx.clock.now());
       const claim = idem?.claim(id, PROVISIONAL_SECONDS);
       const base = {
         id,
@@ -67,7 +67,7 @@ export class BatchesService {
       try {
         for (let start = 0; start < submission.items.length; start += ITEMS_PER_CHUNK) {
           const chunk = submission.items.slice(start, start + ITEMS_PER_CHUNK).map((item, i) => ({
-            id: newId('gen'),
+            id: newId('gen', this.ctx.clock.now()),
             fileToken: newFileToken(),
             request: { topic: item.topic, style: item.style, size: item.size },
             metadata: item.metadata ?? null,

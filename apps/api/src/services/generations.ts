@@ -39,7 +39,7 @@ export class GenerationsService {
 
   private newRecord(tenant: string, input: CreateGenerationInput): Omit<GenerationRecord, 'createdAt'> {
     return {
-      id: newId('gen'),
+      id: newId('gen', this.ctx.clock.now()),
       tenant,
       status: 'queued',
       stage: 'queued',
