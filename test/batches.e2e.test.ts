@@ -251,6 +251,24 @@ describe('batches', () => {
     expect(new Set(items.map((e) => e.data.index)).size).toBe(items.length);
   });
 
+  it('an events stream ends when its batch is gone, rather than beating on', async () => {
+    const { body } = await post(`${stack.baseUrl}/v1/batches`, JSON.stringify({ items: Array.from({ length: 40 }, (_, i) => ({ topic: `slow ${i}` })) }), 'application/json');
+    const res = await fetch(`${stack.baseUrl}/v1/batches/${body.id}/events`);
+    const reader = res.body!.getReader();
+    await reader.read();
+    // its retention ended under it; the next change heard re-reads it
+    await stack.redis.del(stack.api.keys.batch(body.id));
+    await stack.redis.publish(stack.api.keys.batchChannel(body.id), JSON.stringify({ type: 'item', id: 'gen_x', index: 0, status: 'active', from: 'queued' }));
+    const ended = await Promise.race([
+      (async () => {
+        for (;;) if ((await reader.read()).done) return true;
+      })(),
+      sleep(5000).then(() => false),
+    ]);
+    await reader.cancel().catch(() => undefined);
+    expect(ended).toBe(true);
+  });
+
   it('answers the same batch for a repeated Idempotency-Key and 409 for another body', async () => {
     const body = JSON.stringify({ items: [{ topic: 'once' }] });
     const first = await post(`${stack.baseUrl}/v1/batches`, body, 'application/json', { 'Idempotency-Key': 'k-1' });

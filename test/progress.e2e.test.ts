@@ -64,6 +64,10 @@ describe('progress while a generation runs', () => {
     expect(events.map((e) => e.type)).toContain('generation.progress');
     const progress = events.map((e) => e.data.progress as number);
     expect(progress).toEqual([...progress].sort((a, b) => a - b));
+
+    // opened after the end: the one event is that end, named as such (a client closing on it does)
+    const late = await (await fetch(`${stack.baseUrl}/v1/generations/${created.body.id}/events`)).text();
+    expect([...late.matchAll(/event: (.+)/g)].map((m) => m[1])).toEqual(['generation.completed']);
   });
 });
 

@@ -124,8 +124,11 @@ export async function streamBatchEvents(ctx: ApiContext, initial: BatchRecord, r
   let lastCounts = '';
   const sendCounts = async () => {
     countsTimer = undefined;
-    const batch = await ctx.batches.get(initial.id).catch(() => null);
-    if (!batch || ended) return;
+    const batch = await ctx.batches.get(initial.id).catch(() => undefined);
+    if (ended) return;
+    // gone (its retention ended): nothing more will come
+    if (batch === null) return finish();
+    if (!batch) return;
     const data = presentBatch(batch);
     const text = JSON.stringify(data);
     if (text !== lastCounts) {

@@ -53,8 +53,11 @@ export async function streamGenerationEvents(ctx: ApiContext, initial: Generatio
   }, HEARTBEAT_MS);
   try {
     const first = (await ctx.store.get(initial.id).catch(() => initial)) ?? initial;
-    send('generation.snapshot', first);
-    if (isTerminal(first.status)) finish();
+    // a generation already ended is told as its end, so a client that closes on the end event does
+    if (isTerminal(first.status)) {
+      send(`generation.${first.status}`, first);
+      finish();
+    } else send('generation.snapshot', first);
     openGate();
     await finished;
   } finally {
