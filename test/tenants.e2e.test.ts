@@ -84,9 +84,9 @@ describe('quotas per tenant', () => {
       name: 'tenant-quotas',
       worker: false,
       env: {
-        API_KEYS: 'small:key-small,capped:key-capped,items:key-items',
+        API_KEYS: 'small:key-small,capped:key-capped,items:key-items,repeats:key-repeats',
         RATE_LIMIT_PER_MINUTE: '1000',
-        QUOTA_OVERRIDES: 'small:submissions=3,capped:queued=5,items:items=4/submissions=100',
+        QUOTA_OVERRIDES: 'small:submissions=3,capped:queued=5,items:items=4/submissions=100,repeats:submissions=2/items=3',
       },
     });
   });
@@ -124,6 +124,31 @@ describe('quotas per tenant', () => {
     const statuses: number[] = [];
     for (let i = 0; i < 4; i++) statuses.push((await postJson(`${stack.baseUrl}/v1/generations`, { topic: `i${i}` }, { Authorization: 'Bearer key-items' })).status);
     expect(statuses).toEqual([202, 202, 202, 429]);
+  });
+
+  it('repeats with an Idempotency-Key are answered without costing quota, even once the quota is spent', async () => {
+    const as = { Authorization: 'Bearer key-repeats' };
+    const batchBody = JSON.stringify({ items: [{ topic: 'r1' }, { topic: 'r2' }] });
+    const postBatch = (key: string, body = batchBody) =>
+      fetch(`${stack.baseUrl}/v1/batches`, { method: 'POST', headers: { ...as, 'Content-Type': 'application/json', 'Idempotency-Key': key }, body }).then(async (r) => ({
+        status: r.status,
+        replayed: r.headers.get('idempotent-replayed'),
+        id: ((await r.json()) as { id?: string }).id,
+      }));
+    // two submissions and three items a minute: a generation and a batch of two spend them all
+    const gen = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'once' }, { ...as, 'Idempotency-Key': 'gen-1' });
+    const batch = await postBatch('batch-1');
+    expect([gen.status, batch.status]).toEqual([202, 202]);
+    expect((await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'new' }, as)).status).toBe(429);
+    // every repeat is answered as the first was, none refused for quota
+    for (let i = 0; i < 3; i++) {
+      const again = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'once' }, { ...as, 'Idempotency-Key': 'gen-1' });
+      expect([again.status, again.body.id, again.headers.get('idempotent-replayed')]).toEqual([202, gen.body.id, 'true']);
+      expect(await postBatch('batch-1')).toEqual({ status: 202, replayed: 'true', id: batch.id });
+    }
+    // a different body under the same key is still a conflict
+    expect((await postBatch('batch-1', JSON.stringify({ items: [{ topic: 'other' }] }))).status).toBe(409);
+    expect((await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'not once' }, { ...as, 'Idempotency-Key': 'gen-1' })).status).toBe(409);
   });
 
   it('the queued cap holds under 20 concurrent submitters', async () => {

@@ -31,9 +31,23 @@ export class BatchesService {
    * between), then confirms it, which hands it to the feeder in the workers. Nothing is fed
    * before every item is written; a batch whose writing fails is removed again.
    */
-  async create(tenant: string, submission: BatchSubmission, opts: { idempotencyKey?: string; body?: unknown } = {}): Promise<{ record: BatchRecord; replayed: boolean }> {
+  /** The key for a submission's Idempotency-Key (its body hashed a piece at a time). */
+  idempotencyKey(tenant: string, key: string, body: unknown): Promise<IdempotencyKey> {
+    return IdempotencyKey.ofLarge(this.ctx.keys, tenant, key, body);
+  }
+
+  /**
+   * The batch a repeat with this key stands for, if the key already holds one that is written
+   * (else the create decides); 409 for another body. Read before quotas: a repeat costs none.
+   */
+  async replayOf(tenant: string, idem: IdempotencyKey): Promise<BatchRecord | null> {
+    const heldId = await idem.peek(this.ctx.redis);
+    return heldId === undefined ? null : this.ctx.batches.getForTenant(heldId, tenant);
+  }
+
+  async create(tenant: string, submission: BatchSubmission, opts: { idempotency?: IdempotencyKey } = {}): Promise<{ record: BatchRecord; replayed: boolean }> {
     const { batches } = this.ctx;
-    const idem = opts.idempotencyKey === undefined ? undefined : await IdempotencyKey.ofLarge(this.ctx.keys, tenant, opts.idempotencyKey, opts.body ?? submission);
+    const idem = opts.idempotency;
     for (let tries = 0; ; tries++) {
       const id = newId('batch', this.ctx.clock.now());
       const claim = idem?.claim(id, PROVISIONAL_SECONDS);

@@ -40,16 +40,22 @@ export function batchesRouter(ctx: ApiContext): Router {
       const body: unknown = format === 'json' ? await readJsonBody(req, limit) : req.body;
       if (format !== 'json' && typeof body !== 'string') throw invalid('A body is required', [{ path: '(body)', message: 'is required' }]);
       const submission: BatchSubmission = format === 'json' ? await fromJson(body) : format === 'csv' ? await fromCsv(body as string) : await fromNdjson(body as string);
-      // a batch of n items counts n against the items quota and the queued cap
-      const reservation = await enforceQuota(ctx, tenant, submission.items.length, res);
       const idempotencyKey = req.get('idempotency-key');
+      const idempotency = idempotencyKey === undefined ? undefined : await service.idempotencyKey(tenant, idempotencyKey, body);
+      // a repeat of a batch already accepted is answered as it is, costing no quota
+      const earlier = idempotency ? await service.replayOf(tenant, idempotency) : null;
       let created: Awaited<ReturnType<typeof service.create>>;
-      try {
-        await assertWebhookAllowed(ctx, submission.webhook);
-        created = await service.create(tenant, submission, idempotencyKey === undefined ? {} : { idempotencyKey, body });
-      } finally {
-        // written, the items count in the tenant's queued index themselves
-        await reservation.release();
+      if (earlier) created = { record: earlier, replayed: true };
+      else {
+        // a batch of n items counts n against the items quota and the queued cap
+        const reservation = await enforceQuota(ctx, tenant, submission.items.length, res);
+        try {
+          await assertWebhookAllowed(ctx, submission.webhook);
+          created = await service.create(tenant, submission, idempotency ? { idempotency } : {});
+        } finally {
+          // written, the items count in the tenant's queued index themselves
+          await reservation.release();
+        }
       }
       const { record, replayed } = created;
       if (replayed) res.setHeader('Idempotent-Replayed', 'true');

@@ -24,17 +24,19 @@ export function generationsRouter(ctx: ApiContext, service: GenerationsService, 
   router.post('/', requireContentType('application/json'), json, async (req, res) => {
     const input = parseBody(createGenerationSchema, req.body);
     const tenant = req.tenant as string;
-    const reservation = await enforceQuota(ctx, tenant, 1, res);
     const wait = preferWaitSeconds(req.get('prefer'), MAX_PREFER_WAIT_SECONDS);
     const idempotencyKey = req.get('idempotency-key');
+    // a repeat of a generation already made is answered (and waited on) without costing quota
+    const repeat = idempotencyKey !== undefined && (await service.replayOf(tenant, input, idempotencyKey)) !== null;
+    const reservation = repeat ? undefined : await enforceQuota(ctx, tenant, 1, res);
     // once written, the record counts in the queued index: the reservation ends there, not after the wait
-    const opts = { ...(idempotencyKey === undefined ? {} : { idempotencyKey }), afterCreate: () => reservation.release(), reservation, requestId: req.requestId };
+    const opts = { ...(idempotencyKey === undefined ? {} : { idempotencyKey }), ...(reservation ? { afterCreate: () => reservation.release(), reservation } : {}), requestId: req.requestId };
     let created: Awaited<ReturnType<typeof service.create>>;
     try {
-      await assertWebhookAllowed(ctx, input.webhook);
+      if (!repeat) await assertWebhookAllowed(ctx, input.webhook);
       created = wait === undefined ? await service.create(tenant, input, opts) : await service.createAndWait(tenant, input, wait * 1000, ctx.waits.forResponse(res), opts);
     } finally {
-      await reservation.release();
+      await reservation?.release();
     }
     const { record, replayed } = created;
     if (wait !== undefined) res.setHeader('Preference-Applied', `wait=${wait}`);

@@ -54,6 +54,18 @@ export class GenerationsService {
   }
 
   /**
+   * The generation a repeat with this Idempotency-Key and body stands for, if the key already
+   * holds one that is there to answer (else the create decides); 409 for another body. Read
+   * before quotas: answering a repeat costs none.
+   */
+  async replayOf(tenant: string, input: CreateGenerationInput, idempotencyKey: string): Promise<GenerationRecord | null> {
+    const heldId = await IdempotencyKey.of(this.ctx.keys, tenant, idempotencyKey, input).peek(this.ctx.redis);
+    if (heldId === undefined) return null;
+    const existing = await this.ctx.store.getForTenant(heldId, tenant);
+    return existing && !(await this.abandoned(existing)) ? existing : null;
+  }
+
+  /**
    * Creates the record and enqueues its job, in one step. With an idempotency key, the key
    * is claimed in that same step, so it maps to exactly one generation however requests race
    * or die; a repeat answers that generation (`replayed`).

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
 import type { IdempotencyClaim, Keys } from '@imagegen/shared';
 import { HttpProblem, invalid } from '../http/problem';
 import { jsonDigest, jsonDigestSync } from './json-digest';
@@ -39,6 +40,16 @@ export class IdempotencyKey {
   static async ofLarge(keys: Keys, tenant: string, key: string, body: unknown): Promise<IdempotencyKey> {
     IdempotencyKey.check(key);
     return new IdempotencyKey(keys, tenant, key, await jsonDigest(body));
+  }
+
+  /**
+   * The id the key already maps to, read without claiming anything (so a repeat can be answered
+   * before it is counted against quotas); undefined when the key is free. 409 when it was used
+   * with another body.
+   */
+  async peek(redis: Redis): Promise<string | undefined> {
+    const value = await redis.get(this.redisKey);
+    return value === null ? undefined : this.heldGeneration(value);
   }
 
   /** The claim a create makes for `generationId`, living `ttlSeconds`. */
