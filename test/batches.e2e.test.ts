@@ -281,6 +281,30 @@ describe('batches', () => {
     expect(list.hasMore).toBe(true);
   });
 
+  it('identical batches sent at once with one Idempotency-Key make one batch; those answered 409 meanwhile are told to retry, and then get it', async () => {
+    const body = JSON.stringify({ items: Array.from({ length: 3000 }, (_, i) => ({ topic: `raced ${i}` })) });
+    const send = () => fetch(`${stack.baseUrl}/v1/batches`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'Idempotency-Key': 'race-b' }, body });
+    const answers = await Promise.all(Array.from({ length: 6 }, send));
+    const accepted = new Set<string>();
+    let told = 0;
+    for (const a of answers) {
+      if (a.status === 409) {
+        expect(a.headers.get('retry-after')).toBe('1');
+        told++;
+        await sleep(1000);
+        const again = await send();
+        expect(again.status).toBe(202);
+        accepted.add(((await again.json()) as { id: string }).id);
+      } else {
+        expect(a.status).toBe(202);
+        accepted.add(((await a.json()) as { id: string }).id);
+      }
+    }
+    expect(accepted.size).toBe(1);
+    // (how many raced the first writer depends on timing; every one of them ends with the same batch)
+    expect(told).toBeLessThan(6);
+  });
+
   it('sends each item’s outcome and batch.completed, once, to the batch’s webhook', async () => {
     const items = [{ topic: 'hook a' }, { topic: 'fail hook b' }, { topic: 'hook c' }];
     // metadata that a JSON decode/encode round trip in Lua would change ([] → {}, 17 digits → 14)

@@ -98,3 +98,21 @@ describe('generation end to end with the builtin provider', () => {
     expect(await page.text()).toContain('/v1/generations/{id}');
   });
 });
+
+describe('the seed endpoint past its wait', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    // no worker: the generation is still queued when the wait ends
+    stack = await startStack({ name: 'seed-wait', worker: false, env: { SYNC_WAIT_TIMEOUT_MS: '200' } });
+  });
+  afterAll(() => stack.close());
+
+  it('answers 202 with where to follow the generation and when to ask again', async () => {
+    const res = await postJson(`${stack.baseUrl}/api/odin/v3/tools/image-generator`, { topic: 'goes on' });
+    expect(res.status).toBe(202);
+    expect(res.body).toMatchObject({ status: 'queued', statusUrl: `${stack.baseUrl}/v1/generations/${res.body.id}` });
+    expect(res.headers.get('location')).toBe(res.body.statusUrl);
+    expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(0);
+    expect((await getJson(res.headers.get('location')!)).body).toMatchObject({ id: res.body.id, status: 'queued' });
+  });
+});

@@ -72,7 +72,8 @@ export class BatchesService {
         if (existing) return { record: existing, replayed: true };
         // still being written by another request, or its writer died (the claim then expires with it)
         if ((await this.ctx.redis.exists(this.ctx.keys.batch(heldId))) === 1 || tries >= 3) {
-          throw new HttpProblem(409, 'Conflict', 'A batch with this Idempotency-Key is still being accepted; try again shortly');
+          // retryable, unlike a key used with another body: Retry-After says so
+          throw new HttpProblem(409, 'Conflict', 'A batch with this Idempotency-Key is still being accepted; try again shortly', undefined, { 'Retry-After': '1' });
         }
         continue;
       }

@@ -36,6 +36,9 @@ export function seedRouter(ctx: ApiContext, service: GenerationsService, json: R
       const why = record.error ? `${record.error.code}: ${record.error.message}` : record.status;
       throw new HttpProblem(502, 'Generation failed', `Generation ${record.id} ${record.status}: ${why}`);
     }
+    // still running: where to follow it, and when asking again is worth it
+    res.setHeader('Location', statusUrl);
+    res.setHeader('Retry-After', '5');
     res.status(202).json({ id: record.id, status: record.status, statusUrl });
   });
   return router;
