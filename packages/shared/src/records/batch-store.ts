@@ -4,7 +4,7 @@ import { batchRecordSchema, type BatchRecord } from '../schemas/batch';
 import { decodeRecord, encodeFields, hashCodec } from './codec';
 import type { GenerationRecord } from '../schemas/generation';
 import type { IdempotencyClaim } from './generation-store';
-import { BATCH_ADD_ITEMS_LUA, BATCH_BEGIN_LUA, BATCH_CONFIRM_LUA } from './lua/batch-create';
+import { BATCH_ADD_ITEMS_LUA, BATCH_BEGIN_LUA, BATCH_CANCEL_LUA, BATCH_CONFIRM_LUA } from './lua/batch-create';
 import { NOW } from './lua/pieces';
 import { pageFromIndex } from './index-page';
 
@@ -23,6 +23,7 @@ type BatchRedis = Redis & {
   imagegenBatchBegin(...args: (string | number)[]): Promise<[string, string]>;
   imagegenBatchAddItems(...args: (string | number)[]): Promise<number>;
   imagegenBatchConfirm(...args: (string | number)[]): Promise<number>;
+  imagegenBatchCancel(batch: string, feeding: string, at: string, entry: string): Promise<number>;
 };
 
 export type BatchBeginOutcome = { outcome: 'created'; createdAt: string } | { outcome: 'held'; value: string };
@@ -42,6 +43,7 @@ export class BatchStore {
       redis.defineCommand('imagegenBatchBegin', { numberOfKeys: 2, lua: BATCH_BEGIN_LUA });
       redis.defineCommand('imagegenBatchAddItems', { lua: BATCH_ADD_ITEMS_LUA });
       redis.defineCommand('imagegenBatchConfirm', { numberOfKeys: 5, lua: BATCH_CONFIRM_LUA });
+      redis.defineCommand('imagegenBatchCancel', { numberOfKeys: 2, lua: BATCH_CANCEL_LUA });
     }
     this.redis = redis as BatchRedis;
   }
@@ -137,14 +139,9 @@ export class BatchStore {
     return ids.map((_, i) => decodeRecord((replies[i]?.[1] ?? {}) as Record<string, string>));
   }
 
-  /** Marks the batch cancelled and stops feeding it; true the first time. */
+  /** Marks the batch cancelled and stops feeding it (see BATCH_CANCEL_LUA); true the first time. */
   async markCancelled(batch: Pick<BatchRecord, 'id' | 'tenant'>, at: string): Promise<boolean> {
-    const [set] = (await this.redis
-      .multi()
-      .hsetnx(this.keys.batch(batch.id), 'cancelledAt', at)
-      .zrem(this.keys.batchesFeeding(), `${batch.tenant}|${batch.id}`)
-      .exec()) ?? [];
-    return set?.[1] === 1;
+    return (await this.redis.imagegenBatchCancel(this.keys.batch(batch.id), this.keys.batchesFeeding(), at, `${batch.tenant}|${batch.id}`)) === 1;
   }
 
   /** Newest first; the cursor is the last id of the previous page. One range read and one pipelined read per page. */

@@ -82,3 +82,16 @@ redis.call('ZADD', KEYS[4], 0, ARGV[2] .. '|' .. ARGV[1])
 if ARGV[3] ~= '' and redis.call('GET', KEYS[5]) == ARGV[3] then redis.call('EXPIRE', KEYS[5], tonumber(ARGV[4])) end
 return 1
 `;
+
+/**
+ * Marks a batch cancelled and takes it off the feeding list, in one step; a batch that is gone
+ * (its retention ended since it was read) is left gone, not written back without an expiry.
+ *
+ * KEYS[1] batch, KEYS[2] the feeding list; ARGV[1] the time (ISO), ARGV[2] its feeding entry
+ * Returns 1 the first time, 0 when already cancelled, -1 when the batch is gone.
+ */
+export const BATCH_CANCEL_LUA = `
+redis.call('ZREM', KEYS[2], ARGV[2])
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+return redis.call('HSETNX', KEYS[1], 'cancelledAt', ARGV[1])
+`;

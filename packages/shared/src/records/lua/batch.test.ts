@@ -245,3 +245,18 @@ it('cancels a page of items in one script exactly as one cancel per item does', 
   const added = Object.keys(usageAfter).filter((k) => k.endsWith(':cancelled')).map((k) => Number(usageAfter[k]) - Number(usageBefore[k] ?? 0));
   expect(added).toEqual([10]);
 });
+
+it('cancelling marks a batch once and stops its feeding; a batch gone meanwhile is not written back', async () => {
+  const { id } = await newBatch(2);
+  await redis.zadd(keys.batchesFeeding(), 0, `${TENANT}|${id}`);
+  expect(await batches.markCancelled({ id, tenant: TENANT }, '2026-01-01T00:00:00.000Z')).toBe(true);
+  expect(await batches.markCancelled({ id, tenant: TENANT }, '2026-01-02T00:00:00.000Z')).toBe(false);
+  expect(await redis.hget(keys.batch(id), 'cancelledAt')).toBe('2026-01-01T00:00:00.000Z');
+  expect(await redis.zscore(keys.batchesFeeding(), `${TENANT}|${id}`)).toBeNull();
+  // its retention ended between the read and the cancel
+  const gone = newId('batch');
+  await redis.zadd(keys.batchesFeeding(), 0, `${TENANT}|${gone}`);
+  expect(await batches.markCancelled({ id: gone, tenant: TENANT }, '2026-01-01T00:00:00.000Z')).toBe(false);
+  expect(await redis.exists(keys.batch(gone))).toBe(0);
+  expect(await redis.zscore(keys.batchesFeeding(), `${TENANT}|${gone}`)).toBeNull();
+});
