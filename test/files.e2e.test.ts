@@ -160,6 +160,10 @@ describe('file serving', () => {
       expect(unsatisfiable.headers['content-type']).toBe('application/problem+json; charset=utf-8');
       expect(unsatisfiable.headers['content-range']).toBe(`bytes */${SIZE}`);
       expect(unsatisfiable.headers['cache-control']).toBeUndefined();
+      expect(JSON.parse(unsatisfiable.body.toString()).type).toBe('https://imagegen.dev/problems/range-not-satisfiable');
+      // and the API reference says so
+      const doc = JSON.parse((await get(stack.baseUrl, '/openapi.json')).body.toString()) as { paths: Record<string, { get: { responses: Record<string, unknown> } }> };
+      expect(Object.keys(doc.paths['/files/{token}/{name}']!.get.responses).sort()).toEqual(['200', '206', '304', '404', '405', '416']);
     });
 
     it('answers unknown, malformed and hidden paths with a 404 problem', async () => {

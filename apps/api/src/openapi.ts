@@ -208,7 +208,12 @@ export function buildOpenApi(publicBaseUrl: string) {
         },
       },
       '/files/{token}/{name}': {
-        get: { summary: 'Result file', description: 'Image bytes, public by unguessable URL.', security: [], responses: { '200': { description: 'Image' }, ...errors(404) } },
+        get: {
+          summary: 'Result file',
+          description: 'Image bytes, public by unguessable URL. Answers HEAD, conditional requests (ETag, Last-Modified) and single byte ranges.',
+          security: [],
+          responses: { '200': { description: 'Image' }, '206': { description: 'The requested byte range' }, '304': { description: 'Not modified since the copy the client holds' }, ...errors(404, 405, 416) },
+        },
       },
       '/admin/queues': { get: { summary: 'Bull Board dashboard', description: 'Operators only (basic auth).', security: [{ admin: [] }], responses: { '200': { description: 'Dashboard' }, ...errors(401) } } },
       '/metrics': { get: { summary: 'Prometheus metrics', description: 'Prometheus text of this API process. Operators only (basic auth).', security: [{ admin: [] }], responses: { '200': { description: 'Metrics', content: { 'text/plain': { schema: { type: 'string' } } } }, ...errors(401) } } },

@@ -26,6 +26,7 @@ const SLUGS: Record<number, string> = {
   409: 'conflict',
   413: 'payload-too-large',
   415: 'unsupported-media-type',
+  416: 'range-not-satisfiable',
   429: 'rate-limited',
   431: 'headers-too-large',
   500: 'internal-error',
