@@ -109,14 +109,24 @@ async function follow(id) {
   api(`v1/generations/${encodeURIComponent(id)}`).then(renderTile, () => undefined);
 }
 
+const RECENT = 24;
+
 async function loadRecent() {
-  const page = await api('v1/generations?limit=24');
+  // a page can come back short (it passed generations whose retention just ended): go on a few pages
+  const recent = [];
+  let cursor = null;
+  for (let pages = 0; pages < 5 && recent.length < RECENT; pages++) {
+    const page = await api(`v1/generations?limit=${RECENT - recent.length}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`);
+    recent.push(...page.data);
+    cursor = page.nextCursor;
+    if (!cursor) break;
+  }
   grid.textContent = '';
-  for (const gen of [...page.data].reverse()) {
+  for (const gen of [...recent].reverse()) {
     renderTile(gen);
     if (gen.status === 'queued' || gen.status === 'active') void follow(gen.id);
   }
-  $('empty').hidden = page.data.length > 0;
+  $('empty').hidden = recent.length > 0;
 }
 
 $('create').addEventListener('submit', async (event) => {
