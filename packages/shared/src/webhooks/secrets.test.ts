@@ -13,7 +13,8 @@ beforeAll(() => {
   redis = new Redis(url);
 });
 afterAll(async () => {
-  const found = await redis.keys(`${prefix}:*`);
+  // the tests' own prefix and those derived from it (-other, -lost)
+  const found = await redis.keys(`${prefix}*`);
   if (found.length) await redis.del(...found);
   await redis.quit();
 });
