@@ -1,7 +1,7 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { parse as parseCsv } from 'csv-parse';
 import type { Request } from 'express';
-import { batchDefaultsSchema, batchEnvelopeSchema, batchItemSchema, INPUT_PARSE, MAX_BATCH_ITEMS, toFieldErrors, type BatchDefaults, type BatchItem, type FieldError, type WebhookTarget } from '@imagegen/shared';
+import { batchDefaultsSchema, batchEnvelopeSchema, batchItemSchema, INPUT_PARSE, MAX_BATCH_ITEMS, plural, toFieldErrors, type BatchDefaults, type BatchItem, type FieldError, type WebhookTarget } from '@imagegen/shared';
 import { invalid } from '../http/problem';
 
 /** A batch as submitted, every item valid. */
@@ -14,8 +14,6 @@ export interface BatchSubmission {
 /** Items validated between two yields to the event loop: other requests keep being answered. */
 const VALIDATE_CHUNK = 250;
 const CSV_COLUMNS = ['topic', 'style', 'size'] as const;
-
-const plural = (n: number, what: string) => `${n} ${what}${n === 1 ? '' : 's'}`;
 
 /**
  * Validates every item (defaults first), naming each bad one by its index; one bad item

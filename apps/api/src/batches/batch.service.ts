@@ -26,11 +26,6 @@ function itemWebhook(webhook: WebhookTarget | undefined): WebhookTarget | undefi
 export class BatchesService {
   constructor(private readonly ctx: ApiContext) {}
 
-  /**
-   * Writes the batch and every item record in chunked scripts (yielding to the event loop in
-   * between), then confirms it, which hands it to the feeder in the workers. Nothing is fed
-   * before every item is written; a batch whose writing fails is removed again.
-   */
   /** The key for a submission's Idempotency-Key (its body hashed a piece at a time). */
   idempotencyKey(tenant: string, key: string, body: unknown): Promise<IdempotencyKey> {
     return IdempotencyKey.ofLarge(this.ctx.keys, tenant, key, body);
@@ -45,6 +40,11 @@ export class BatchesService {
     return heldId === undefined ? null : this.ctx.batches.getForTenant(heldId, tenant);
   }
 
+  /**
+   * Writes the batch and every item record in chunked scripts (yielding to the event loop in
+   * between), then confirms it, which hands it to the feeder in the workers. Nothing is fed
+   * before every item is written; a batch whose writing fails is removed again.
+   */
   async create(tenant: string, submission: BatchSubmission, opts: { idempotency?: IdempotencyKey } = {}): Promise<{ record: BatchRecord; replayed: boolean }> {
     const { batches } = this.ctx;
     const idem = opts.idempotency;

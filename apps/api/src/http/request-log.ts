@@ -18,7 +18,6 @@ const SANE_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Probes and scrapes would drown the rest. */
 const QUIET_PATHS = new Set(['/healthz', '/readyz', '/metrics']);
 
-
 /** Request id for every request, and one JSON line per finished request (no headers, no body). */
 export function requestLogging(logger: Logger): RequestHandler {
   const assignId: RequestHandler = (req, res, next) => {

@@ -26,17 +26,21 @@ export function generationsRouter(ctx: ApiContext, service: GenerationsService, 
     const tenant = req.tenant as string;
     const wait = preferWaitSeconds(req.get('prefer'), MAX_PREFER_WAIT_SECONDS);
     const idempotencyKey = req.get('idempotency-key');
+    const idempotency = idempotencyKey === undefined ? undefined : service.idempotencyKey(tenant, idempotencyKey, input);
     // a repeat of a generation already made is answered (and waited on) without costing quota
-    const repeat = idempotencyKey !== undefined && (await service.replayOf(tenant, input, idempotencyKey)) !== null;
-    const reservation = repeat ? undefined : await enforceQuota(ctx, tenant, 1, res);
-    // once written, the record counts in the queued index: the reservation ends there, not after the wait
-    const opts = { ...(idempotencyKey === undefined ? {} : { idempotencyKey }), ...(reservation ? { afterCreate: () => reservation.release(), reservation } : {}), requestId: req.requestId };
+    const earlier = idempotency ? await service.replayOf(tenant, idempotency) : null;
     let created: Awaited<ReturnType<typeof service.create>>;
-    try {
-      if (!repeat) await assertWebhookAllowed(ctx, input.webhook);
-      created = wait === undefined ? await service.create(tenant, input, opts) : await service.createAndWait(tenant, input, wait * 1000, ctx.waits.forResponse(res), opts);
-    } finally {
-      await reservation?.release();
+    if (earlier && wait === undefined) created = { record: earlier, replayed: true };
+    else {
+      const reservation = earlier ? undefined : await enforceQuota(ctx, tenant, 1, res);
+      // once written, the record counts in the queued index: the reservation ends there, not after the wait
+      const opts = { ...(idempotency ? { idempotency } : {}), ...(reservation ? { afterCreate: () => reservation.release(), reservation } : {}), requestId: req.requestId };
+      try {
+        if (!earlier) await assertWebhookAllowed(ctx, input.webhook);
+        created = wait === undefined ? await service.create(tenant, input, opts) : await service.createAndWait(tenant, input, wait * 1000, ctx.waits.forResponse(res), opts);
+      } finally {
+        await reservation?.release();
+      }
     }
     const { record, replayed } = created;
     if (wait !== undefined) res.setHeader('Preference-Applied', `wait=${wait}`);

@@ -18,9 +18,8 @@ import { IDEMPOTENCY_SECONDS, IdempotencyKey } from './idempotency';
 const ABANDONED_AFTER_MS = 30_000;
 
 export interface CreateOptions {
-  idempotencyKey?: string;
-  /** The body the idempotency key stands for (the validated input when absent). */
-  body?: unknown;
+  /** The request's Idempotency-Key, for its validated body (see `idempotencyKey`). */
+  idempotency?: IdempotencyKey;
   /** Runs with each new id before its record is written (to subscribe to it first). */
   beforeCreate?: (id: string) => Promise<unknown>;
   /** Runs once the record is written and its job enqueued (or a replay found). */
@@ -53,13 +52,18 @@ export class GenerationsService {
     };
   }
 
+  /** The Idempotency-Key `key` of a request with the validated body `input`. */
+  idempotencyKey(tenant: string, key: string, input: CreateGenerationInput): IdempotencyKey {
+    return IdempotencyKey.of(this.ctx.keys, tenant, key, input);
+  }
+
   /**
    * The generation a repeat with this Idempotency-Key and body stands for, if the key already
    * holds one that is there to answer (else the create decides); 409 for another body. Read
    * before quotas: answering a repeat costs none.
    */
-  async replayOf(tenant: string, input: CreateGenerationInput, idempotencyKey: string): Promise<GenerationRecord | null> {
-    const heldId = await IdempotencyKey.of(this.ctx.keys, tenant, idempotencyKey, input).peek(this.ctx.redis);
+  async replayOf(tenant: string, idem: IdempotencyKey): Promise<GenerationRecord | null> {
+    const heldId = await idem.peek(this.ctx.redis);
     if (heldId === undefined) return null;
     const existing = await this.ctx.store.getForTenant(heldId, tenant);
     return existing && !(await this.abandoned(existing)) ? existing : null;
@@ -72,7 +76,7 @@ export class GenerationsService {
    */
   async create(tenant: string, input: CreateGenerationInput, opts: CreateOptions = {}): Promise<{ record: GenerationRecord; replayed: boolean }> {
     const { store, queues } = this.ctx;
-    const idem = opts.idempotencyKey === undefined ? undefined : IdempotencyKey.of(this.ctx.keys, tenant, opts.idempotencyKey, opts.body ?? input);
+    const idem = opts.idempotency;
     for (let tries = 0; ; tries++) {
       const fresh = { ...this.newRecord(tenant, input), ...(opts.notify ? { notify: opts.notify } : {}) };
       await opts.beforeCreate?.(fresh.id);
@@ -126,7 +130,7 @@ export class GenerationsService {
    */
   async createAndWait(tenant: string, input: CreateGenerationInput, waitMs: number, signal: AbortSignal, opts: CreateOptions = {}): Promise<{ record: GenerationRecord; replayed: boolean }> {
     const channel = this.ctx.waiterChannel;
-    if (opts.idempotencyKey === undefined && channel.isReady) {
+    if (opts.idempotency === undefined && channel.isReady) {
       // the record names this process's channel: no subscription of its own
       let watch: TerminalWatch | undefined;
       try {

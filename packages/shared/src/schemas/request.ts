@@ -132,7 +132,8 @@ export interface FieldError {
 }
 
 const NOUNS: Record<string, string> = { string: 'a string', number: 'a number', int: 'a whole number', boolean: 'true or false', object: 'a JSON object', array: 'an array', record: 'a JSON object' };
-const plural = (n: number, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`;
+/** `1 item`, `2 items`: counts in messages. */
+export const plural = (n: number, one: string) => `${n} ${one}${n === 1 ? '' : 's'}`;
 
 /**
  * Messages for problems a schema names no message of its own for, in the words the rest of the
