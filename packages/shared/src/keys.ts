@@ -21,6 +21,8 @@ export function keysFor(prefix: string) {
     fileExpiry: () => `${prefix}:files:expiry`,
     /** `id|tenant` of finished records scored by when their retention ends. */
     recordExpiry: () => `${prefix}:records:expiry`,
+    /** Where the orphan sweep stopped in each `tenant|status` index (fields), so each run reads a bounded part; expires when sweeps stop. */
+    orphanSweepCursor: () => `${prefix}:records:orphan-cursor`,
     /** An `Idempotency-Key` (hashed) of a tenant. */
     idempotency: (tenant: string, keyHash: string) => `${prefix}:idem:${tenant}:${keyHash}`,
     /** The operators' password when ADMIN_PASSWORD is unset: made once, shared by every API process, kept until deleted. */

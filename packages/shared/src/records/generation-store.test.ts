@@ -314,10 +314,34 @@ it('finds unfinished records whose job is gone, but not provisional ones or thos
   await store.complete(finished, { image: { key: 'k/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, thumbnails: [] });
   const jobKey = (id: string) => `${prefix}:fakequeue:${id}`;
   await redis.set(jobKey(withJob.id), 'job');
-  const found = await retention.findOrphans('gen_zzzzzzzzz', jobKey, 2);
+  const found = await retention.findOrphans('gen_zzzzzzzzz', jobKey, { page: 2 });
   expect(found.filter((f) => f.tenant === tenant)).toEqual([orphan].map(({ id }) => ({ id, tenant })));
   // created after the bound: too young to judge
   expect((await retention.findOrphans('gen_000000000', jobKey)).filter((f) => f.tenant === tenant)).toEqual([]);
+});
+
+it('reads a bounded part of a large backlog per sweep, going on where the last one stopped', async () => {
+  const tenant = `orphan-budget-${randomBytes(3).toString('hex')}`;
+  // 7 queued generations with jobs, then (in index order) an orphan
+  const all = Array.from({ length: 8 }, () => record(tenant)).sort((a, b) => (a.id < b.id ? -1 : 1));
+  const withJobs = all.slice(0, 7);
+  const orphan = all[7] as NewRecord;
+  for (const r of all) await store.create(r);
+  const jobKey = (id: string) => `${prefix}:fakequeue:${id}`;
+  for (const r of withJobs) await redis.set(jobKey(r.id), 'job');
+  const ours = (found: { tenant: string }[]) => found.filter((f) => f.tenant === tenant);
+  const cursor = () => redis.hget(keys.orphanSweepCursor(), `${tenant}|queued`);
+  // each sweep reads 3 entries of the index: the orphan is the 8th
+  expect(ours(await retention.findOrphans('gen_zzzzzzzzz', jobKey, { page: 2, budget: 3 }))).toEqual([]);
+  expect(await cursor()).toBe(withJobs[2]?.id);
+  expect(await redis.pttl(keys.orphanSweepCursor())).toBeGreaterThan(0);
+  expect(ours(await retention.findOrphans('gen_zzzzzzzzz', jobKey, { page: 2, budget: 3 }))).toEqual([]);
+  expect(await cursor()).toBe(withJobs[5]?.id);
+  expect(ours(await retention.findOrphans('gen_zzzzzzzzz', jobKey, { page: 2, budget: 3 }))).toEqual([{ id: orphan.id, tenant }]);
+  // read to its end: the next sweep starts over
+  expect(await cursor()).toBeNull();
+  expect(ours(await retention.findOrphans('gen_zzzzzzzzz', jobKey, { page: 2, budget: 3 }))).toEqual([]);
+  expect(await cursor()).toBe(withJobs[2]?.id);
 });
 
 describe('createWithJob', () => {

@@ -9,6 +9,11 @@ if redis.call('ZCARD', KEYS[1]) == 0 then return redis.call('SREM', KEYS[2], ARG
 return 0
 `;
 
+/** Index entries of each tenant's queued, and active, generations one orphan sweep reads at most. */
+export const ORPHAN_SCAN_BUDGET = 10_000;
+/** The sweep's resume points are forgotten this long after its last run (it runs every few minutes). */
+const ORPHAN_CURSOR_TTL_MS = 86_400_000;
+
 type RetentionRedis = Redis & { imagegenForgetTenant(index: string, tenants: string, tenant: string): Promise<number> };
 
 /**
@@ -103,48 +108,79 @@ export class RecordRetention {
    * has a job only once the feeder released it: one not released yet is no orphan, unless its
    * batch is gone (its creator died before confirming it) or was cancelled (a cancel that failed
    * part-way).
+   *
+   * Each call reads no more than `budget` entries of each tenant's queued and active indexes,
+   * starting where the previous call stopped (keys.orphanSweepCursor): a backlog of any size
+   * costs each sweep the same, and is covered over several sweeps.
    */
-  async findOrphans(createdBefore: string, jobKey: (id: string) => string, page = 1000): Promise<GenerationRef[]> {
+  async findOrphans(createdBefore: string, jobKey: (id: string) => string, opts: { page?: number; budget?: number } = {}): Promise<GenerationRef[]> {
+    const page = opts.page ?? 1000;
+    const budget = opts.budget ?? ORPHAN_SCAN_BUDGET;
     const orphans: GenerationRef[] = [];
     const unfinished: GenerationStatus[] = ['queued', 'active'];
+    const cursorKey = this.keys.orphanSweepCursor();
     for (const tenant of await this.redis.smembers(this.keys.tenants())) {
       for (const status of unfinished) {
         const index = this.keys.tenantGenerations(tenant, status);
-        let after = '-';
-        for (;;) {
-          const ids = await this.redis.zrangebylex(index, after, `(${createdBefore}`, 'LIMIT', 0, page);
-          if (ids.length === 0) break;
-          const pipeline = this.redis.pipeline();
-          for (const id of ids) pipeline.exists(jobKey(id)).pttl(this.keys.generation(id)).hmget(this.keys.generation(id), 'batchId', 'batchIndex');
-          const replies = (await pipeline.exec()) ?? [];
-          const candidates: { ref: GenerationRef; index: number }[] = [];
-          ids.forEach((id, i) => {
-            const jobExists = replies[3 * i]?.[1] === 1;
-            const ttl = replies[3 * i + 1]?.[1];
-            const [batchId, batchIndex] = (replies[3 * i + 2]?.[1] ?? []) as (string | null)[];
-            if (!jobExists && ttl === -1) candidates.push({ ref: batchId ? { id, tenant, batchId } : { id, tenant }, index: Number(batchIndex ?? 0) });
-          });
-          const batched = candidates.filter((c) => c.ref.batchId);
-          const released = new Map<string, number | null>();
-          if (batched.length) {
-            const reads = this.redis.pipeline();
-            const batchIds = [...new Set(batched.map((c) => c.ref.batchId as string))];
-            for (const b of batchIds) reads.hmget(this.keys.batch(b), 'released', 'cancelledAt');
-            const answers = (await reads.exec()) ?? [];
-            batchIds.forEach((b, i) => {
-              const [upTo, cancelledAt] = (answers[i]?.[1] ?? []) as (string | null)[];
-              // a cancelled batch releases nothing more: an item it left unfinished will never run
-              released.set(b, upTo == null || cancelledAt ? null : Number(upTo));
-            });
+        const field = `${tenant}|${status}`;
+        const resumeAt = await this.redis.hget(cursorKey, field);
+        let after = resumeAt ? `(${resumeAt}` : '-';
+        let scanned = 0;
+        let last: string | null = null;
+        let ended = false;
+        for (let want = Math.min(page, budget); want > 0; want = Math.min(page, budget - scanned)) {
+          const ids = await this.redis.zrangebylex(index, after, `(${createdBefore}`, 'LIMIT', 0, want);
+          scanned += ids.length;
+          if (ids.length) {
+            orphans.push(...(await this.orphansAmong(tenant, ids, jobKey)));
+            last = ids[ids.length - 1] as string;
+            after = `(${last}`;
           }
-          for (const c of candidates) {
-            const upTo = c.ref.batchId ? released.get(c.ref.batchId) : undefined;
-            if (upTo === undefined || upTo === null || c.index < upTo) orphans.push(c.ref);
+          if (ids.length < want) {
+            ended = true;
+            break;
           }
-          if (ids.length < page) break;
-          after = `(${ids[ids.length - 1]}`;
+        }
+        // an index read to its end is read from its start next time; else the next sweep goes on from here
+        if (ended) {
+          if (resumeAt) await this.redis.hdel(cursorKey, field);
+        } else if (last !== null) {
+          await this.redis.multi().hset(cursorKey, field, last).pexpire(cursorKey, ORPHAN_CURSOR_TTL_MS).exec();
         }
       }
+    }
+    return orphans;
+  }
+
+  /** Which of one page of a tenant's unfinished ids are orphans (see findOrphans). */
+  private async orphansAmong(tenant: string, ids: string[], jobKey: (id: string) => string): Promise<GenerationRef[]> {
+    const pipeline = this.redis.pipeline();
+    for (const id of ids) pipeline.exists(jobKey(id)).pttl(this.keys.generation(id)).hmget(this.keys.generation(id), 'batchId', 'batchIndex');
+    const replies = (await pipeline.exec()) ?? [];
+    const candidates: { ref: GenerationRef; index: number }[] = [];
+    ids.forEach((id, i) => {
+      const jobExists = replies[3 * i]?.[1] === 1;
+      const ttl = replies[3 * i + 1]?.[1];
+      const [batchId, batchIndex] = (replies[3 * i + 2]?.[1] ?? []) as (string | null)[];
+      if (!jobExists && ttl === -1) candidates.push({ ref: batchId ? { id, tenant, batchId } : { id, tenant }, index: Number(batchIndex ?? 0) });
+    });
+    const batched = candidates.filter((c) => c.ref.batchId);
+    const released = new Map<string, number | null>();
+    if (batched.length) {
+      const reads = this.redis.pipeline();
+      const batchIds = [...new Set(batched.map((c) => c.ref.batchId as string))];
+      for (const b of batchIds) reads.hmget(this.keys.batch(b), 'released', 'cancelledAt');
+      const answers = (await reads.exec()) ?? [];
+      batchIds.forEach((b, i) => {
+        const [upTo, cancelledAt] = (answers[i]?.[1] ?? []) as (string | null)[];
+        // a cancelled batch releases nothing more: an item it left unfinished will never run
+        released.set(b, upTo == null || cancelledAt ? null : Number(upTo));
+      });
+    }
+    const orphans: GenerationRef[] = [];
+    for (const c of candidates) {
+      const upTo = c.ref.batchId ? released.get(c.ref.batchId) : undefined;
+      if (upTo === undefined || upTo === null || c.index < upTo) orphans.push(c.ref);
     }
     return orphans;
   }
