@@ -217,6 +217,9 @@ async function send(baseUrl: string, port: number, r: HostileRequest): Promise<A
 /** Keys that change by themselves (expiring windows), so are left out of the before/after comparison. */
 const SELF_EXPIRING = /:quota:|:reserved$/;
 
+// below the default (32 MiB), so the cases that send a batch past its limit stay quick
+const BATCH_LIMIT = 4 * 1024 * 1024;
+
 describe('hostile input', () => {
   let stack: Stack;
   let port: number;
@@ -226,7 +229,7 @@ describe('hostile input', () => {
       name: 'hostile',
       worker: false,
       redisUrl: ownDatabase(),
-      env: { API_KEYS: `fz:${KEY}`, RATE_LIMIT_PER_MINUTE: '1000000', QUOTA_ITEMS_PER_MINUTE: '1000000', SYNC_WAIT_TIMEOUT_MS: '100' },
+      env: { API_KEYS: `fz:${KEY}`, RATE_LIMIT_PER_MINUTE: '1000000', QUOTA_ITEMS_PER_MINUTE: '1000000', SYNC_WAIT_TIMEOUT_MS: '100', BATCH_MAX_BODY_BYTES: String(BATCH_LIMIT) },
     });
     port = Number(new URL(stack.baseUrl).port);
     realId = (await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'the one real generation' }, { Authorization: `Bearer ${KEY}` })).body.id;
@@ -320,6 +323,59 @@ describe('hostile input', () => {
       expect(a.answeredMs).toBeLessThan(1000);
       // cut off after the linger (5 s), not after ten gigabytes or the request timeout
       expect(a.closedMs).toBeGreaterThan(0);
+    }
+    expect(await state()).toEqual(before);
+  });
+
+  it('a body sent in chunks is answered 413 as soon as it passes the limit, and a client that never ends it is cut off', async () => {
+    const before = await state();
+    const MiB = 1024 * 1024;
+    const ask = (path: string, type: string, limit: number) =>
+      new Promise<{ text: string; answeredMs: number; closedMs: number }>((resolve) => {
+        const socket = net.connect(port, '127.0.0.1');
+        let text = '';
+        let sentAll = -1;
+        let answeredMs = -1;
+        const timer = setTimeout(() => resolve({ text, answeredMs, closedMs: -1 }), 15_000);
+        socket.on('data', (c) => {
+          if (answeredMs < 0) answeredMs = sentAll < 0 ? 0 : Date.now() - sentAll;
+          text += c.toString('latin1');
+        });
+        socket.on('error', () => undefined);
+        socket.on('close', () => {
+          clearTimeout(timer);
+          resolve({ text, answeredMs, closedMs: sentAll < 0 ? -1 : Date.now() - sentAll });
+        });
+        socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY}\r\nContent-Type: ${type}\r\nTransfer-Encoding: chunked\r\n\r\n`);
+        // the limit and a little more, in 64 KiB chunks; then the client keeps the connection open without ending the body
+        const chunk = Buffer.concat([Buffer.from(`${(64 * 1024).toString(16)}\r\n`), Buffer.alloc(64 * 1024, ' '), Buffer.from('\r\n')]);
+        let left = limit / (64 * 1024) + 2;
+        const more = () => {
+          while (left > 0) {
+            left--;
+            if (!socket.write(chunk)) return void socket.once('drain', more);
+          }
+          sentAll = Date.now();
+        };
+        more();
+      });
+    const answers = await Promise.all(
+      (
+        [
+          ['/v1/generations', 'application/json', MiB],
+          ['/api/odin/v3/tools/image-generator', 'application/json', MiB],
+          ['/v1/batches', 'application/json', BATCH_LIMIT],
+          ['/v1/batches', 'text/csv', BATCH_LIMIT],
+        ] as const
+      ).map(async ([path, type, limit]) => ({ path, type, ...(await ask(path, type, limit)) })),
+    );
+    for (const a of answers) {
+      expect({ path: a.path, type: a.type, status: /^HTTP\/1\.1 (\d{3})/.exec(a.text)?.[1] }).toEqual({ path: a.path, type: a.type, status: '413' });
+      expect(a.text).toMatch(/content-type: application\/problem\+json/i);
+      // answered while the body is still coming (a JSON batch once the streaming parser has read the limit's worth),
+      // and cut off after the linger (5 s), not when the request times out
+      expect(a.answeredMs).toBeGreaterThanOrEqual(0);
+      expect(a.closedMs).toBeGreaterThan(a.answeredMs);
     }
     expect(await state()).toEqual(before);
   });
