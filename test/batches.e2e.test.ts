@@ -8,7 +8,7 @@ import { keysUnder } from './support/redis';
 import { getJson, startStack, type Stack } from './support/stack';
 import { WebhookReceiver } from './support/webhook-receiver';
 
-/** Bytes at once; a topic starting with "fail" is refused for good, one starting with "slow" takes a while. */
+/** Bytes at once; a topic starting with "fail" is refused for good, one starting with "slow" takes a while, "after <ms>" that long. */
 async function instantProvider(): Promise<GeneratorProvider> {
   const png = await sharp({ create: { width: 32, height: 24, channels: 3, background: '#3366aa' } }).png().toBuffer();
   return {
@@ -16,6 +16,7 @@ async function instantProvider(): Promise<GeneratorProvider> {
     async generate(request, signal) {
       if (request.topic.startsWith('fail')) throw new GenerationFailure(ERROR_CODES.rejected, 'refused', false);
       if (request.topic.startsWith('slow')) await sleep(200);
+      if (request.topic.startsWith('after ')) await sleep(Number(request.topic.split(' ')[1]));
       void signal;
       return { kind: 'bytes', data: png, contentType: 'image/png' };
     },
@@ -249,6 +250,54 @@ describe('batches', () => {
     // items that finished after the stream began are each announced
     const items = events.filter((e) => e.type === 'item');
     expect(new Set(items.map((e) => e.data.index)).size).toBe(items.length);
+  });
+
+  it('an events stream that reconnects with Last-Event-ID is told every item that ended while it was away, none twice', async () => {
+    type Sse = { id: string; type: string; data: any };
+    /** Events of a stream until `enough` says so or the stream ends; then the connection is dropped. */
+    const listen = async (id: string, lastEventId: string | undefined, enough: (events: Sse[]) => boolean) => {
+      const ac = new AbortController();
+      const res = await fetch(`${stack.baseUrl}/v1/batches/${id}/events`, { headers: lastEventId === undefined ? {} : { 'Last-Event-ID': lastEventId }, signal: ac.signal });
+      const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader();
+      const events: Sse[] = [];
+      let text = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += value;
+        let end: number;
+        while ((end = text.indexOf('\n\n')) >= 0) {
+          const block = text.slice(0, end);
+          text = text.slice(end + 2);
+          const field = (name: string) => [...block.matchAll(/^(\w+): (.*)$/gm)].find((m) => m[1] === name)?.[2];
+          if (field('event')) events.push({ id: field('id') as string, type: field('event') as string, data: JSON.parse(field('data') as string) });
+        }
+        if (enough(events)) break;
+      }
+      ac.abort();
+      return events;
+    };
+    const { body } = await post(`${stack.baseUrl}/v1/batches`, JSON.stringify({ items: Array.from({ length: 12 }, (_, i) => ({ topic: `after ${100 * (i + 1)} ms` })) }), 'application/json');
+    // from the first item on ('0-0'), and away after the first that ends
+    const before = await listen(body.id, '0-0', (events) => events.some((e) => e.type === 'item'));
+    const firstItems = before.filter((e) => e.type === 'item');
+    expect(firstItems.length).toBeGreaterThanOrEqual(1);
+    expect(before.every((e) => /^\d+-\d+$/.test(e.id))).toBe(true);
+    await eventually(async () => ((await getJson(`${stack.baseUrl}/v1/batches/${body.id}`)).body.status === 'completed' ? true : undefined), 30_000);
+    const after = await listen(body.id, before[before.length - 1]!.id, () => false);
+    expect(after[after.length - 1]).toMatchObject({ type: 'batch.completed', data: { counts: { completed: 12 } } });
+    const laterItems = after.filter((e) => e.type === 'item');
+    expect(laterItems.length).toBeGreaterThanOrEqual(1);
+    // between them, each item once, with its id and status
+    const told = [...firstItems, ...laterItems].map((e) => e.data.index).sort((a, b) => a - b);
+    expect(told).toEqual(Array.from({ length: 12 }, (_, i) => i));
+    for (const e of [...firstItems, ...laterItems]) expect(e.data).toEqual({ index: e.data.index, id: expect.stringMatching(/^gen_/), status: 'completed' });
+    // without Last-Event-ID a stream starts from now: an ended batch is told as its end, with where to go on from
+    const fresh = await listen(body.id, undefined, () => false);
+    expect(fresh.map((e) => e.type)).toEqual(['batch.completed']);
+    expect(fresh[0]!.id).toBe(after[after.length - 1]!.id);
+    // an id it did not give out counts as none
+    expect(await listen(body.id, '57', () => false)).toEqual(fresh);
   });
 
   it('an events stream ends when its batch is gone, rather than beating on', async () => {

@@ -175,7 +175,13 @@ export function buildOpenApi(publicBaseUrl: string) {
         },
       },
       '/v1/batches/{id}/events': {
-        get: { summary: 'Stream count changes and item completions', description: 'text/event-stream until the batch ends.', responses: { '200': { description: 'Event stream' }, ...errors(401, 404, 503) } },
+        get: {
+          summary: 'Stream count changes and item completions',
+          description:
+            'text/event-stream until the batch ends: batch.counts, item ({ index, id, status }) for each item that ends, in the order they end, and batch.completed. Each event id marks how far the client has been told; reconnecting with it as Last-Event-ID tells every item that ended meanwhile, none twice (0-0: every item from the first). Without it the stream starts at the time of connecting.',
+          parameters: [{ name: 'Last-Event-ID', in: 'header', description: 'An event id this stream gave out; any other value is ignored.', schema: { type: 'string', example: '1796451584554-0' } }],
+          responses: { '200': { description: 'Event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errors(401, 404, 503) },
+        },
       },
       '/v1/batches/{id}/archive': {
         get: {

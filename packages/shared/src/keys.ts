@@ -31,6 +31,8 @@ export function keysFor(prefix: string) {
     batch: (id: string) => `${prefix}:batch:${id}`,
     /** A batch's item (generation) ids in submission order: the index is the position. */
     batchItems: (id: string) => `${prefix}:batch:${id}:items`,
+    /** A batch's items in the order they finished (a stream of index, id, status), so an events listener resumes where it left off; goes with the batch. */
+    batchFinished: (id: string) => `${prefix}:batch:${id}:finished`,
     /** A tenant's batch ids, newest last by id. */
     tenantBatches: (tenant: string) => `${prefix}:tenant:${tenant}:batches`,
     /** `tenant|batchId` of batches whose items are not all released to the generate queue yet. */

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import archiver from 'archiver';
 import type { Response } from 'express';
-import { presentBatch, presentGeneration, type BatchRecord, type GenerationRecord } from '@imagegen/shared';
+import { isTerminal, presentBatch, presentGeneration, type BatchRecord, type GenerationRecord, type GenerationStatus } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import type { BatchesService } from './batch.service';
 
@@ -103,61 +103,114 @@ export async function streamArchive(ctx: ApiContext, service: BatchesService, ba
   }
 }
 
+/** Finished items read (and sent) per step of catching up. */
+const ITEMS_PAGE = 500;
+
+/** A `Last-Event-ID` this stream gave out (an entry of the batch's finished-items stream); anything else starts afresh. */
+export function resumePoint(header: string | undefined): string | undefined {
+  return header !== undefined && /^\d{1,15}-\d{1,15}$/.test(header) ? header : undefined;
+}
+
 /**
  * Server-sent events of one batch until it ends: `batch.counts` (the batch, at most every
- * COUNTS_EVERY_MS while counts move), `item` for each item that finishes, and `batch.completed`.
- * Heartbeats re-read the batch so a change missed in between (a Redis reconnect) is made up for.
+ * COUNTS_EVERY_MS while counts move), `item` for each item that ends, in the order they
+ * ended, and `batch.completed`. Items are read from the batch's finished-items stream, which
+ * the record transition appends to; a live message only says when to read it. Every event's
+ * id is where in that stream the client has been told up to, so a client that reconnects with
+ * `Last-Event-ID` is told each item that ended while it was away, none twice; without one it
+ * hears of items from the time it connects. Heartbeats read again, so a message missed in
+ * between (a Redis reconnect) only delays what it announced.
  */
-export async function streamBatchEvents(ctx: ApiContext, initial: BatchRecord, res: Response): Promise<void> {
+export async function streamBatchEvents(ctx: ApiContext, initial: BatchRecord, res: Response, lastEventId?: string): Promise<void> {
   const signal = ctx.waits.forResponse(res);
   let finish: () => void = () => undefined;
   const finished = new Promise<void>((resolve) => (finish = resolve));
   signal.addEventListener('abort', () => finish(), { once: true });
   res.status(200).set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
   res.flushHeaders();
-  let seq = 0;
   let ended = false;
-  const send = (event: string, data: unknown) => {
-    if (!ended) res.write(`id: ${++seq}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  let told = resumePoint(lastEventId);
+  const frame = (event: string, data: unknown) => `id: ${told}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+
+  const sendItems = async () => {
+    for (;;) {
+      const page = await ctx.batches.finishedAfter(initial.id, told as string, ITEMS_PAGE);
+      let text = '';
+      for (const { entry, item } of page) {
+        told = entry;
+        text += frame('item', item);
+      }
+      if (ended || (text && !(await write(res, text, signal)))) return;
+      if (page.length < ITEMS_PAGE) return;
+    }
   };
-  let countsTimer: NodeJS.Timeout | undefined;
   let lastCounts = '';
   const sendCounts = async () => {
-    countsTimer = undefined;
-    const batch = await ctx.batches.get(initial.id).catch(() => undefined);
+    const batch = await ctx.batches.get(initial.id);
     if (ended) return;
     // gone (its retention ended): nothing more will come
     if (batch === null) return finish();
-    if (!batch) return;
+    // the last items are told before the end, even when the messages announcing them were missed
+    if (batch.status === 'completed') await sendItems();
     const data = presentBatch(batch);
     const text = JSON.stringify(data);
     if (text !== lastCounts) {
       lastCounts = text;
-      send(batch.status === 'completed' ? 'batch.completed' : 'batch.counts', data);
+      res.write(frame(batch.status === 'completed' ? 'batch.completed' : 'batch.counts', data));
     }
     if (batch.status === 'completed') finish();
   };
+  // reads run one after another, so events go out in order: an item before the counts that include it
+  let chain = Promise.resolve();
+  const run = (step: () => Promise<void>) => {
+    chain = chain.then(step).catch(() => undefined);
+  };
+  let countsTimer: NodeJS.Timeout | undefined;
   const countsSoon = () => {
-    countsTimer ??= setTimeout(() => void sendCounts(), COUNTS_EVERY_MS);
+    countsTimer ??= setTimeout(() => {
+      countsTimer = undefined;
+      run(sendCounts);
+    }, COUNTS_EVERY_MS);
+  };
+  // a read already waiting its turn covers every item that ends before it runs: messages coalesce
+  let itemsQueued = false;
+  const readItems = () => {
+    if (itemsQueued) return;
+    itemsQueued = true;
+    run(() => {
+      itemsQueued = false;
+      return sendItems();
+    });
   };
   const unsubscribe = await ctx.hub
     .subscribe(ctx.keys.batchChannel(initial.id), (message) => {
-      if (message === null) return countsSoon();
-      const m = JSON.parse(message) as { type: string; id?: string; index?: number; status?: string; batch?: unknown };
-      if (m.type === 'batch.completed') {
+      const m = message === null ? null : (JSON.parse(message) as { type: string; status?: GenerationStatus });
+      if (m?.type === 'batch.completed') {
         clearTimeout(countsTimer);
-        return void sendCounts();
+        countsTimer = undefined;
+        return run(sendCounts);
       }
-      if (m.status === 'completed' || m.status === 'failed' || m.status === 'cancelled') send('item', { index: m.index, id: m.id, status: m.status });
+      // an item that starts moves the counts only; one that ends (or a reconnect, which may have missed some) is read
+      if (!m?.status || isTerminal(m.status)) readItems();
       countsSoon();
     })
     .catch(() => null);
   const heartbeat = setInterval(() => {
     res.write(': keep-alive\n\n');
+    readItems();
     countsSoon();
   }, HEARTBEAT_MS);
   try {
-    await sendCounts();
+    // subscribed first: an item that ends from here on is read, whether it ends before or after this point
+    if (told === undefined) {
+      try {
+        told = await ctx.batches.finishedEnd(initial.id);
+      } catch {
+        return;
+      }
+    }
+    readItems();
+    run(sendCounts);
     await finished;
   } finally {
     ended = true;

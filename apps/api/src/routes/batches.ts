@@ -86,7 +86,7 @@ export function batchesRouter(ctx: ApiContext): Router {
   });
 
   router.get('/:id/events', async (req, res) => {
-    await streamBatchEvents(ctx, await service.get(req.tenant as string, req.params.id as string), res);
+    await streamBatchEvents(ctx, await service.get(req.tenant as string, req.params.id as string), res, req.get('last-event-id'));
   });
 
   return router;

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Keys } from '../keys';
-import { batchRecordSchema, type BatchRecord } from '../schemas/batch';
+import { batchRecordSchema, finishedItemSchema, type BatchRecord, type FinishedItem } from '../schemas/batch';
 import { decodeRecord, encodeFields, hashCodec } from './codec';
 import type { GenerationRecord } from '../schemas/generation';
 import type { IdempotencyClaim } from './generation-store';
@@ -9,6 +9,7 @@ import { NOW } from './lua/pieces';
 import { pageFromIndex } from './index-page';
 
 export const batchCodec = hashCodec(batchRecordSchema);
+const finishedItemCodec = hashCodec(finishedItemSchema);
 
 /** What a new item record holds besides what all items of its batch share. */
 export interface NewBatchItem {
@@ -110,7 +111,7 @@ export class BatchStore {
       pipeline.zrem(this.keys.tenantGenerations(batch.tenant), ...ids).zrem(this.keys.tenantGenerations(batch.tenant, 'queued'), ...ids);
       await pipeline.exec();
     }
-    await this.redis.del(this.keys.batch(batch.id), this.keys.batchItems(batch.id));
+    await this.redis.del(this.keys.batch(batch.id), this.keys.batchItems(batch.id), this.keys.batchFinished(batch.id));
     if (idempotency && (await this.redis.get(idempotency.key)) === idempotency.value) await this.redis.del(idempotency.key);
   }
 
@@ -123,6 +124,25 @@ export class BatchStore {
   async getForTenant(id: string, tenant: string): Promise<BatchRecord | null> {
     const record = await this.get(id);
     return record && record.tenant === tenant ? record : null;
+  }
+
+  /**
+   * Items that ended after the entry `after` of the batch's finished-items stream ('0-0': from
+   * the first), oldest first, at most `count`, each with its entry id (where to go on from).
+   */
+  async finishedAfter(id: string, after: string, count: number): Promise<{ entry: string; item: FinishedItem }[]> {
+    const entries = await this.redis.xrange(this.keys.batchFinished(id), `(${after}`, '+', 'COUNT', count);
+    return entries.map(([entry, flat]) => {
+      const fields: Record<string, string> = {};
+      for (let i = 0; i < flat.length; i += 2) fields[flat[i] as string] = flat[i + 1] as string;
+      return { entry, item: finishedItemCodec.decode(fields) as FinishedItem };
+    });
+  }
+
+  /** The last entry of the batch's finished-items stream ('0-0' while none ended): what ends after it is still to come. */
+  async finishedEnd(id: string): Promise<string> {
+    const [last] = await this.redis.xrevrange(this.keys.batchFinished(id), '+', '-', 'COUNT', 1);
+    return last?.[0] ?? '0-0';
   }
 
   /** Item ids from `start` (the item index), at most `count`. */

@@ -302,6 +302,7 @@ export class GenerationStore {
     const record = this.keys.generation(ref.id);
     const batch = ref.batchId ? [this.keys.batch(ref.batchId), this.keys.batchItems(ref.batchId), this.keys.batchExpiry()] : [record, record, record];
     const job = report ? [report.job.hash, report.job.events, report.job.meta, report.job.logs] : [record, record, record, record];
+    const finished = ref.batchId ? this.keys.batchFinished(ref.batchId) : record;
     return [
       record,
       this.keys.fileExpiry(),
@@ -312,6 +313,7 @@ export class GenerationStore {
       this.keys.usage(ref.tenant),
       ...batch,
       ...job,
+      finished,
       this.keys.generationChannel(ref.id),
       event ?? '',
       this.retentionSeconds,

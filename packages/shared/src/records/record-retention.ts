@@ -68,7 +68,7 @@ export class RecordRetention {
     for (const member of due) {
       const sep = member.indexOf('|');
       const id = member.slice(0, sep);
-      pipeline.del(this.keys.batch(id), this.keys.batchItems(id), this.keys.batchDeliveries(id));
+      pipeline.del(this.keys.batch(id), this.keys.batchItems(id), this.keys.batchFinished(id), this.keys.batchDeliveries(id));
       pipeline.zrem(this.keys.tenantBatches(member.slice(sep + 1)), id);
     }
     pipeline.zrem(this.keys.batchExpiry(), ...due);

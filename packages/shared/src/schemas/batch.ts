@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { TERMINAL_STATUSES } from './generation';
 import { generationRequestSchema, metadataSchema, sizeSchema, storedMetadataSchema, styleSchema, webhookTargetSchema } from './request';
 
 /** Items one batch may hold. */
@@ -53,6 +54,14 @@ export type BatchRecord = z.output<typeof batchRecordSchema>;
 
 export const batchCountsSchema = batchRecordSchema.pick({ queued: true, active: true, completed: true, failed: true, cancelled: true });
 export type BatchCounts = z.output<typeof batchCountsSchema>;
+
+/** An item that ended, as the batch's events stream tells it (`item`) and its finished-items stream keeps it. */
+export const finishedItemSchema = z.object({
+  index: count,
+  id: z.string(),
+  status: z.enum(TERMINAL_STATUSES),
+});
+export type FinishedItem = z.output<typeof finishedItemSchema>;
 
 /** The batch as clients see it (GET, lists, events, `batch.completed`). */
 export const publicBatchSchema = batchRecordSchema.pick({ id: true, status: true, total: true, metadata: true, createdAt: true, completedAt: true, cancelledAt: true }).extend({

@@ -6,6 +6,7 @@ import type { BatchRecord } from '../../schemas/batch';
 import type { WebhookTarget } from '../../schemas/request';
 import { BatchStore } from '../batch-store';
 import { GenerationStore, type GenerationRef } from '../generation-store';
+import { RecordRetention } from '../record-retention';
 
 /** The batch-count fragment of the record transition (batch.ts), run for real through the stores. */
 
@@ -111,6 +112,17 @@ it('moves one count down and one up on every status change of an item, and nothi
     ['item', 1, 'active', 'failed'],
   ]);
   expect(await store.get(c.id)).toMatchObject({ status: 'queued', batchId: id });
+  // the finished-items stream holds the items that ended, in the order they ended, nothing else
+  expect((await batches.finishedAfter(id, '0-0', 10)).map((e) => e.item)).toEqual([
+    { index: 0, id: a.id, status: 'completed' },
+    { index: 1, id: b.id, status: 'failed' },
+  ]);
+  // an entry id is a place to go on from: after the first, only the second
+  const [first] = await batches.finishedAfter(id, '0-0', 1);
+  expect((await batches.finishedAfter(id, first!.entry, 10)).map((e) => e.item.index)).toEqual([1]);
+  expect(await batches.finishedEnd(id)).toBe((await batches.finishedAfter(id, first!.entry, 10))[0]!.entry);
+  // an open batch owns it (it goes when the batch does): no expiry yet
+  expect(await redis.ttl(keys.batchFinished(id))).toBe(-1);
 });
 
 it('does not count a repeated terminal transition again', async () => {
@@ -129,6 +141,11 @@ it('does not count a repeated terminal transition again', async () => {
   expect(await store.cancel(b)).toBe('terminal');
   expect(await store.complete(b, result)).toBe('terminal');
   expect(await counts(id)).toEqual(before);
+  // each item ended once, and is told once
+  expect((await batches.finishedAfter(id, '0-0', 10)).map((e) => [e.item.index, e.item.status])).toEqual([
+    [0, 'completed'],
+    [1, 'cancelled'],
+  ]);
 });
 
 it('completes the batch exactly once: on the change that finishes its last item', async () => {
@@ -146,6 +163,7 @@ it('completes the batch exactly once: on the change that finishes its last item'
   // from now on the batch is bounded: it and its item list expire, and the sweep knows when
   expect(await redis.ttl(keys.batch(id))).toBeGreaterThan(RETENTION - 60);
   expect(await redis.ttl(keys.batchItems(id))).toBeGreaterThan(RETENTION - 60);
+  expect(await redis.ttl(keys.batchFinished(id))).toBeGreaterThan(RETENTION - 60);
   expect(await redis.zscore(keys.batchExpiry(), `${id}|${TENANT}`)).not.toBeNull();
 
   // repeats of the finishing transitions change nothing and announce nothing
@@ -163,6 +181,12 @@ it('completes the batch exactly once: on the change that finishes its last item'
   const entries = await completedEntries(id);
   expect(entries).toHaveLength(1);
   expect(JSON.parse(entries[0]![entries[0]!.indexOf('data') + 1]!)).toMatchObject({ id, status: 'completed', counts: { queued: 0, active: 0, completed: 1, failed: 1, cancelled: 0 } });
+
+  // when its retention ends, the sweep takes the batch and everything of it
+  const retention = new RecordRetention(redis, keys);
+  expect(await retention.removeDueBatches(Date.now() + RETENTION * 1000 + 1000, 100)).toBeGreaterThanOrEqual(1);
+  expect(await redis.exists(keys.batch(id), keys.batchItems(id), keys.batchFinished(id))).toBe(0);
+  expect(await redis.zscore(keys.batchExpiry(), `${id}|${TENANT}`)).toBeNull();
 });
 
 it('counts every item once and completes once when many items finish at the same time, each twice', async () => {
@@ -179,6 +203,10 @@ it('counts every item once and completes once when many items finish at the same
   expect(done.completed + done.cancelled).toBe(n);
   expect(done).toMatchObject({ queued: 0, active: 0, failed: 0 });
   expect(await completedEntries(id)).toHaveLength(1);
+  // one finished entry per item: the losing writers added none
+  const told = await batches.finishedAfter(id, '0-0', 2 * n);
+  expect(told).toHaveLength(n);
+  expect(new Set(told.map((e) => e.item.id))).toEqual(new Set(items.map((i) => i.id)));
 });
 
 it('cancels a page of items in one script exactly as one cancel per item does', async () => {
@@ -217,6 +245,10 @@ it('cancels a page of items in one script exactly as one cancel per item does', 
   expect(cancelHeard).toEqual([many.items[1]!.id, 'end']);
   expect(await counts(many.id)).toEqual({ status: 'completed', queued: 0, active: 0, completed: 1, failed: 0, cancelled: 5 });
   expect(await counts(many.id)).toEqual(await counts(one.id));
+  // the items the script cancelled are told as ended, as when cancelled one by one
+  const ended = async (id: string) => (await batches.finishedAfter(id, '0-0', 10)).map((e) => [e.item.index, e.item.status]);
+  expect(await ended(many.id)).toEqual(await ended(one.id));
+  expect(await ended(many.id)).toEqual([[0, 'completed'], [1, 'cancelled'], [2, 'cancelled'], [3, 'cancelled'], [4, 'cancelled'], [5, 'cancelled']]);
 
   const shape = async (ref: GenerationRef) => {
     const r = await store.get(ref.id);

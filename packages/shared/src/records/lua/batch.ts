@@ -3,17 +3,19 @@ import { WEBHOOK_OUTBOX_MAX_LEN } from './outbox';
 /**
  * Lua fragment of the record transition, run after a status change: when the generation is a
  * batch item, the batch's counts move with it (one down, one up) in the same step, live
- * listeners hear of it, and the change that makes the last item terminal completes the batch:
- * its record and item list get the retention, it is scheduled for the retention sweep, and a
+ * listeners hear of it, an item that ends is appended to the batch's finished-items stream
+ * (where an events listener that reconnects picks up what it missed), and the change that makes
+ * the last item terminal completes the batch: its record, item list and finished-items stream
+ * get the retention, it is scheduled for the retention sweep, and a
  * `batch.completed` event (the batch as `GET /v1/batches/:id` returns it) goes to the webhook
  * outbox when the batch's webhook wants it.
  *
  * Expects in scope: KEYS[1] the record, `cur` and `status` (before and after), `now` (ms),
  * `isTerminal`, `isoTime`; `slots` names the KEYS slots of the batch hash, its items list, the
- * batch expiry set and the outbox stream, and the ARGV slots of the batch channel and the
+ * batch expiry set, its finished-items stream and the outbox stream, and the ARGV slots of the batch channel and the
  * retention (s). A record passed in the batch slots (no batch) is never touched.
  */
-export const batchCountsLua = (slots: { batch: string; items: string; expiry: string; outbox: string; channel: string; retention: string }): string => `
+export const batchCountsLua = (slots: { batch: string; items: string; expiry: string; finished: string; outbox: string; channel: string; retention: string }): string => `
 local batchId = redis.call('HGET', KEYS[1], 'batchId')
 if status ~= cur and batchId and ${slots.batch} ~= KEYS[1] and redis.call('HGET', ${slots.batch}, 'id') == batchId then
   redis.call('HINCRBY', ${slots.batch}, cur, -1)
@@ -23,6 +25,8 @@ if status ~= cur and batchId and ${slots.batch} ~= KEYS[1] and redis.call('HGET'
     redis.call('PUBLISH', ${slots.channel}, cjson.encode({ type = 'item', id = id, index = index, status = status, from = cur }))
   end
   if isTerminal(status) then
+    -- an item ends once: the stream holds at most one entry per item, like the items list
+    redis.call('XADD', ${slots.finished}, '*', 'index', index, 'id', id, 'status', status)
     local flat = redis.call('HGETALL', ${slots.batch})
     local b = {}
     for i = 1, #flat, 2 do b[flat[i]] = flat[i + 1] end
@@ -34,6 +38,7 @@ if status ~= cur and batchId and ${slots.batch} ~= KEYS[1] and redis.call('HGET'
       redis.call('HSET', ${slots.batch}, 'status', 'completed', 'completedAt', b.completedAt)
       redis.call('EXPIRE', ${slots.batch}, retention)
       redis.call('EXPIRE', ${slots.items}, retention)
+      redis.call('EXPIRE', ${slots.finished}, retention)
       redis.call('ZADD', ${slots.expiry}, now + retention * 1000, batchId .. '|' .. b.tenant)
       local data = {
         id = b.id, object = 'batch', status = 'completed', total = total,

@@ -6,7 +6,7 @@ import { APPLY_FIELDS, compose, IS_TERMINAL, ISO_TIME, NOW_MS, statusIndexSlots 
 import { COUNT_USAGE, countTerminalUsageLua } from './usage';
 
 /** KEYS every script built on `transitionRecord` takes, in this order. */
-export const TRANSITION_KEY_COUNT = 18;
+export const TRANSITION_KEY_COUNT = 19;
 
 /**
  * Atomic record update, `transitionRecord(from)` with the fields from ARGV[from] on. Refuses
@@ -31,7 +31,8 @@ export const TRANSITION_KEY_COUNT = 18;
  * tenant's usage counters (see usage.ts: a terminal status is counted there),
  * KEYS[12] the batch, KEYS[13] its items list, KEYS[14] the batch expiry set (for a generation
  * outside any batch: the record key again, three times; see batch.ts), KEYS[15..18] the job
- * to report the change to (see job-report.ts; the record key four times for none)
+ * to report the change to (see job-report.ts; the record key four times for none), KEYS[19] the
+ * batch's finished-items stream (the record key again outside any batch)
  * ARGV[1] channel, ARGV[2] event type ('' = publish nothing), ARGV[3] retention seconds,
  * ARGV[4] grace seconds for files of failed or cancelled generations, ARGV[5] the batch channel
  * ('' = none), ARGV[6] the job's log line ('' = report nothing to the job)
@@ -77,7 +78,7 @@ local function transitionRecord(from)
     ${webhookOutboxLua('KEYS[10]')}
   end
   -- after the item's own event: the batch's webhook gets batch.completed after every item's
-  ${batchCountsLua({ batch: 'KEYS[12]', items: 'KEYS[13]', expiry: 'KEYS[14]', outbox: 'KEYS[10]', channel: 'ARGV[5]', retention: 'ARGV[3]' })}
+  ${batchCountsLua({ batch: 'KEYS[12]', items: 'KEYS[13]', expiry: 'KEYS[14]', finished: 'KEYS[19]', outbox: 'KEYS[10]', channel: 'ARGV[5]', retention: 'ARGV[3]' })}
   return 'ok'
 end
 `;
@@ -107,8 +108,8 @@ return {'ok', claim[1], claim[2], claim[3], redis.call('HGETALL', KEYS[1])}
 /**
  * Many items of one batch cancelled in one step, each by the transition above (their events,
  * batch counts, usage and bounds exactly as one by one), without a round trip and a read per
- * item. KEYS[1..18] as the transition, for the batch and its tenant (the record and spool slots
- * are taken by each item in turn); KEYS[19..] each item's record and spool keys, in pairs.
+ * item. KEYS[1..19] as the transition, for the batch and its tenant (the record and spool slots
+ * are taken by each item in turn); KEYS[20..] each item's record and spool keys, in pairs.
  * ARGV[1..6] as the transition (ARGV[1] taken by each item's channel in turn), ARGV[7] the
  * cancel channel (an item that was running is named there, so its worker stops at once),
  * ARGV[8] the number of items n, ARGV[9..8+n] their channels, then the fields.
@@ -120,8 +121,8 @@ export const CANCEL_ITEMS_LUA = compose(
 local n = tonumber(ARGV[8])
 local cancelled = 0
 for i = 1, n do
-  KEYS[1] = KEYS[17 + 2 * i]
-  KEYS[4] = KEYS[18 + 2 * i]
+  KEYS[1] = KEYS[18 + 2 * i]
+  KEYS[4] = KEYS[19 + 2 * i]
   ARGV[1] = ARGV[8 + i]
   local was = redis.call('HGET', KEYS[1], 'status')
   if was and not isTerminal(was) and transitionRecord(9 + n) == 'ok' then
