@@ -35,6 +35,21 @@ describe('tenants and operators', () => {
     expect(list.body.data.map((g: { id: string }) => g.id)).not.toContain(mine.body.id);
   });
 
+  it('a batch’s deliveries are its tenant’s only: another tenant’s read or redeliver answers as for an unknown batch', async () => {
+    const acme = { Authorization: 'Bearer key-acme-1' };
+    const globex = { Authorization: 'Bearer key-globex-1' };
+    const batch = await postJson(`${stack.baseUrl}/v1/batches`, { items: [{ topic: 'acme batch' }] }, acme);
+    expect(batch.status).toBe(202);
+    const own = await getJson(`${stack.baseUrl}/v1/batches/${batch.body.id}/deliveries`, acme);
+    expect([own.status, own.body]).toEqual([200, { object: 'list', data: [] }]);
+    const unknown = await getJson(`${stack.baseUrl}/v1/batches/batch_0000000000000000000000/deliveries`, globex);
+    const asOther = await getJson(`${stack.baseUrl}/v1/batches/${batch.body.id}/deliveries`, globex);
+    expect(asOther.status).toBe(404);
+    expect({ ...asOther.body, detail: '' }).toEqual({ ...unknown.body, detail: '' });
+    const redeliver = await postJson(`${stack.baseUrl}/v1/batches/${batch.body.id}/deliveries/dlv_x/redeliver`, undefined, globex);
+    expect([redeliver.status, redeliver.body.detail]).toEqual([404, `Batch ${batch.body.id} was not found`]);
+  });
+
   it('/admin/queues: 401 without or with wrong credentials, the dashboard with them', async () => {
     const none = await fetch(`${stack.baseUrl}/admin/queues`);
     expect(none.status).toBe(401);

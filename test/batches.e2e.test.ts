@@ -382,4 +382,58 @@ describe('batches', () => {
     expect(done.filter((e) => e.type === 'generation.failed')).toHaveLength(1);
     expect(done.every((e) => e.type === 'batch.completed' || e.data.batchId === body.id)).toBe(true);
   });
+
+  it('lists the attempts of a batch’s own delivery and sends it again, verified, with the same webhook-id', async () => {
+    receiver.secrets = [(await getJson(`${stack.baseUrl}/v1/webhooks/secret`)).body.secret];
+    // the endpoint is gone the first time (410 ends a delivery at once), back the next
+    receiver.script('/batch-log', 410, 200);
+    const webhook = { url: receiver.url('/batch-log'), events: ['batch.completed'] };
+    const { body } = await post(`${stack.baseUrl}/v1/batches`, JSON.stringify({ items: [{ topic: 'log a' }, { topic: 'log b' }], webhook }), 'application/json');
+    const logOf = async () => (await getJson(`${stack.baseUrl}/v1/batches/${body.id}/deliveries`)).body;
+    const refused = await eventually(async () => {
+      const log = await logOf();
+      return log.data.some((a: any) => a.state === 'failed') ? log : undefined;
+    });
+    expect(refused.object).toBe('list');
+    expect(refused.data).toEqual([{ id: expect.stringMatching(/^dlv_/), event: 'batch.completed', webhookId: expect.stringMatching(/^msg_/), attempt: 1, at: expect.any(String), status: 410, error: 'answered 410', durationMs: expect.any(Number), state: 'failed' }]);
+    const [first] = receiver.on('/batch-log');
+    expect(first!.headers['webhook-id']).toBe(refused.data[0].webhookId);
+
+    const again = await fetch(`${stack.baseUrl}/v1/batches/${body.id}/deliveries/${refused.data[0].id}/redeliver`, { method: 'POST' });
+    expect(again.status).toBe(202);
+    expect(await again.json()).toEqual({ id: refused.data[0].id, webhookId: refused.data[0].webhookId, event: 'batch.completed', state: 'pending' });
+    const delivered = await eventually(async () => {
+      const log = await logOf();
+      return log.data.some((a: any) => a.state === 'delivered') ? log : undefined;
+    });
+    expect(delivered.data.map((a: any) => [a.webhookId, a.status, a.state])).toEqual([
+      [refused.data[0].webhookId, 410, 'failed'],
+      [refused.data[0].webhookId, 200, 'delivered'],
+    ]);
+    // the same event, the same bytes, verified with the tenant's secret
+    const hooks = receiver.on('/batch-log');
+    expect(hooks).toHaveLength(2);
+    expect(hooks[1]!.headers['webhook-id']).toBe(first!.headers['webhook-id']);
+    expect(hooks[1]!.body).toBe(first!.body);
+    expect(hooks.map((h) => h.verifiedWith)).toEqual([[0], [0]]);
+    expect(hooks[1]!.payload).toMatchObject({ type: 'batch.completed', data: { id: body.id, status: 'completed' } });
+    // an item's log holds its own deliveries only (none wanted here), the batch's stays with the batch
+    const [item] = await ndjsonLines(`${stack.baseUrl}/v1/batches/${body.id}/results`);
+    expect((await getJson(`${stack.baseUrl}/v1/generations/${item.id}/deliveries`)).body.data).toEqual([]);
+
+    // unknown batch, unknown delivery: problem+json 404, nothing queued
+    for (const [method, url] of [
+      ['GET', `${stack.baseUrl}/v1/batches/batch_unknown/deliveries`],
+      ['POST', `${stack.baseUrl}/v1/batches/batch_unknown/deliveries/${refused.data[0].id}/redeliver`],
+      ['POST', `${stack.baseUrl}/v1/batches/${body.id}/deliveries/dlv_unknown/redeliver`],
+    ] as const) {
+      const res = await fetch(url, { method });
+      expect([url, res.status, res.headers.get('content-type')]).toEqual([url, 404, expect.stringMatching(/application\/problem\+json/)]);
+    }
+    // another method on the route: 405 with Allow
+    const put = await fetch(`${stack.baseUrl}/v1/batches/${body.id}/deliveries`, { method: 'PUT' });
+    expect([put.status, put.headers.get('allow')]).toEqual([405, 'GET, HEAD']);
+    await sleep(300);
+    expect(receiver.on('/batch-log')).toHaveLength(2);
+  });
 });

@@ -183,6 +183,20 @@ export function buildOpenApi(publicBaseUrl: string) {
           responses: { '200': { description: 'Event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errors(401, 404, 503) },
         },
       },
+      '/v1/batches/{id}/deliveries': {
+        get: {
+          summary: 'Webhook delivery attempts of the batch',
+          description: "Every attempt of the batch's own deliveries (batch.completed), oldest first; each item's deliveries are listed under its generation.",
+          responses: { '200': { description: 'A list', ...json('DeliveryList') }, ...errors(401, 404) },
+        },
+      },
+      '/v1/batches/{id}/deliveries/{deliveryId}/redeliver': {
+        post: {
+          summary: 'Send a batch delivery again',
+          description: 'A new run of the delivery: the same webhook-id and body bytes, freshly signed, with a fresh retry schedule.',
+          responses: { '202': { description: 'Queued', ...json('Redelivery') }, ...errors(401, 404) },
+        },
+      },
       '/v1/batches/{id}/archive': {
         get: {
           summary: 'Every completed original, zipped',
