@@ -91,6 +91,24 @@ describe('imagegen CLI', () => {
     return { txt, id };
   }
 
+  it('rides out connections cut mid-run: the event stream picks up where it broke off and downloads are tried again', async () => {
+    const txt = path.join(dir, 'cut.txt');
+    await writeFile(txt, Array.from({ length: 40 }, (_, i) => `slow cut ${i}`).join('\n'));
+    const out = path.join(dir, 'out-cut');
+    const r = run(['batch', txt, '--out', out], env);
+    const pngs = async () => (await readdir(out).catch(() => [] as string[])).filter((f) => f.endsWith('.png')).length;
+    // cut everything (the event stream, downloads in flight) three times while items keep finishing
+    for (const atLeast of [1, 10, 20]) {
+      await eventually(async () => ((await pngs()) >= atLeast ? true : undefined), 30_000, 20);
+      stack.dropConnections();
+    }
+    expect(await r.code).toBe(0);
+    const results = (await readFile(path.join(out, 'results.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    expect(results.map((l) => l.status)).toEqual(Array.from({ length: 40 }, () => 'completed'));
+    expect(await pngs()).toBe(40);
+    expect((await readdir(out)).filter((f) => f.endsWith('.part'))).toEqual([]);
+  });
+
   it('resumes after being killed, without submitting again', async () => {
     const out = path.join(dir, 'out4');
     const { txt, id } = await submitThenKill('slow.txt', 40, out, async () => ((await readdir(out).catch(() => [])).some((f) => f.endsWith('.png')) ? true : undefined));

@@ -20,6 +20,8 @@ export interface Stack {
   redis: Redis;
   /** Connections the API's server holds open now. */
   connections(): Promise<number>;
+  /** Cuts every connection the API's server holds open now, as a restart or a network fault would; it keeps listening. */
+  dropConnections(): void;
   startWorker(extraEnv?: Record<string, string>, overrides?: WorkerOverrides): Promise<WorkerRuntime>;
   close(): Promise<void>;
 }
@@ -76,6 +78,7 @@ export async function startStack(opts: { name: string; env?: Record<string, stri
     api,
     redis,
     connections: () => new Promise((resolve, reject) => server.getConnections((err, n) => (err ? reject(err) : resolve(n)))),
+    dropConnections: () => server.closeAllConnections(),
     startWorker,
     async close() {
       await Promise.all(workers.map((w) => w.close()));

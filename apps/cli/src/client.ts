@@ -1,14 +1,21 @@
 import { DEFAULT_URL, loadCliEnv, type CliEnv } from './config';
 
-/** A failure the user can act on: printed as one line, never with a stack trace. */
+/**
+ * A failure the user can act on: printed as one line, never with a stack trace. `retryable`
+ * when trying again later may succeed (the API unreachable, overloaded or restarting).
+ */
 export class CliError extends Error {
   constructor(
     message: string,
     readonly exitCode = 1,
+    readonly retryable = false,
   ) {
     super(message);
   }
 }
+
+/** Answers that say "not now" rather than "no". */
+export const isTransientStatus = (status: number): boolean => status === 429 || status >= 500;
 
 export interface ClientOptions {
   url: string;
@@ -38,7 +45,7 @@ export class ApiClient {
       res = await fetch(`${this.base}${path}`, { ...init, headers: this.headers(init.headers) });
     } catch (err) {
       const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-      throw new CliError(`Cannot reach the imagegen API at ${this.base} (${cause}); check IMAGEGEN_URL or --url`);
+      throw new CliError(`Cannot reach the imagegen API at ${this.base} (${cause}); check IMAGEGEN_URL or --url`, 1, true);
     }
     if (res.ok) return res;
     const text = await res.text().catch(() => '');
@@ -49,9 +56,9 @@ export class ApiClient {
       // not a problem document: not our API
     }
     if (res.status === 401) throw new CliError('The API key was refused; check IMAGEGEN_API_KEY or --api-key');
-    if (!problem.detail) throw new CliError(`${this.base} answered ${res.status} and does not look like the imagegen API; check IMAGEGEN_URL or --url`);
+    if (!problem.detail) throw new CliError(`${this.base} answered ${res.status} and does not look like the imagegen API; check IMAGEGEN_URL or --url`, 1, isTransientStatus(res.status));
     const details = (problem.errors ?? []).slice(0, 20).map((e) => `\n  ${e.path}: ${e.message}`).join('');
-    throw new CliError(`${problem.detail}${details}`);
+    throw new CliError(`${problem.detail}${details}`, 1, isTransientStatus(res.status));
   }
 
   async json<T>(path: string, init: RequestInit & { headers?: Record<string, string> } = {}): Promise<T> {

@@ -2,7 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { rename, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { CliError } from './client';
+import { CliError, isTransientStatus } from './client';
 
 export async function exists(file: string): Promise<boolean> {
   return stat(file).then(
@@ -11,17 +11,27 @@ export async function exists(file: string): Promise<boolean> {
   );
 }
 
-/** Saves a URL to `file` through a temporary name, so a killed run never leaves half a file behind. */
+const causeOf = (err: unknown) => (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+
+/**
+ * Saves a URL to `file` through a temporary name, so a killed run never leaves half a file
+ * behind. A failure that may pass (no connection, one cut off mid-body, a 5xx or 429) is a
+ * retryable CliError.
+ */
 export async function download(url: string, file: string): Promise<void> {
   let res: Response;
   try {
     res = await fetch(url);
   } catch (err) {
-    throw new CliError(`Cannot download ${url}: ${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message}`);
+    throw new CliError(`Cannot download ${url}: ${causeOf(err)}`, 1, true);
   }
-  if (!res.ok || !res.body) throw new CliError(`Cannot download ${url}: ${res.status}`);
+  if (!res.ok || !res.body) throw new CliError(`Cannot download ${url}: ${res.status}`, 1, isTransientStatus(res.status));
   const tmp = `${file}.part`;
-  await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(tmp));
+  try {
+    await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(tmp));
+  } catch (err) {
+    throw new CliError(`Cannot download ${url}: ${causeOf(err)}`, 1, true);
+  }
   await rename(tmp, file);
 }
 

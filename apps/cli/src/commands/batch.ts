@@ -6,6 +6,7 @@ import { clientFrom, CliError, type ApiClient } from '../client';
 import { download, exists, extensionOf } from '../download';
 import { formatEta } from '../eta';
 import { readPrompts } from '../prompts';
+import { retrying } from '../retry';
 
 interface Batch {
   id: string;
@@ -57,11 +58,13 @@ class Downloader {
     }
   }
 
-  private async fetchOne(item: { index: number; id: string; url?: string }): Promise<void> {
-    const url = item.url ?? (await this.client.json<{ result?: { image: { url: string } } }>(`/v1/generations/${item.id}`)).result?.image.url;
-    if (!url) return;
-    const file = path.join(this.dir, `${String(item.index).padStart(this.width, '0')}-${item.id}.${extensionOf(url)}`);
-    if (!(await exists(file))) await download(url, file);
+  private fetchOne(item: { index: number; id: string; url?: string }): Promise<void> {
+    return retrying(async () => {
+      const url = item.url ?? (await this.client.json<{ result?: { image: { url: string } } }>(`/v1/generations/${item.id}`)).result?.image.url;
+      if (!url) return;
+      const file = path.join(this.dir, `${String(item.index).padStart(this.width, '0')}-${item.id}.${extensionOf(url)}`);
+      if (!(await exists(file))) await download(url, file);
+    });
   }
 
   drained(): Promise<void> {
@@ -70,26 +73,41 @@ class Downloader {
   }
 }
 
-/** Follows the batch's event stream until it ends, calling back per finished item and per count change. */
+/**
+ * Follows the batch's event stream until the batch ends, calling back per finished item and per
+ * count change. A stream that breaks off (the API restarting, a connection cut) is opened again
+ * with the last event id, so the items that finished meanwhile are still told, once each.
+ */
 async function follow(client: ApiClient, id: string, onItem: (index: number, id: string, status: string) => void, onCounts: (b: Batch) => void, signal: AbortSignal): Promise<void> {
-  const res = await client.request(`/v1/batches/${id}/events`, { signal });
-  const decoder = new TextDecoder();
-  let buffer = '';
-  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let end: number;
-    while ((end = buffer.indexOf('\n\n')) >= 0) {
-      const block = buffer.slice(0, end);
-      buffer = buffer.slice(end + 2);
-      const event = /^event: (.*)$/m.exec(block)?.[1];
-      const data = /^data: (.*)$/m.exec(block)?.[1];
-      if (!event || !data) continue;
-      const parsed = JSON.parse(data) as Batch & { index: number; id: string; status: string };
-      if (event === 'item') onItem(parsed.index, parsed.id, parsed.status);
-      else onCounts(parsed);
-      if (event === 'batch.completed') return;
+  let lastEventId: string | undefined;
+  await retrying(async (succeeded) => {
+    const res = await client.request(`/v1/batches/${id}/events`, { signal, headers: lastEventId ? { 'Last-Event-ID': lastEventId } : {} });
+    const decoder = new TextDecoder();
+    let buffer = '';
+    try {
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        succeeded();
+        buffer += decoder.decode(chunk, { stream: true });
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const event = /^event: (.*)$/m.exec(block)?.[1];
+          const data = /^data: (.*)$/m.exec(block)?.[1];
+          if (!event || !data) continue;
+          const parsed = JSON.parse(data) as Batch & { index: number; id: string; status: string };
+          if (event === 'item') onItem(parsed.index, parsed.id, parsed.status);
+          else onCounts(parsed);
+          lastEventId = /^id: (.*)$/m.exec(block)?.[1] ?? lastEventId;
+          if (event === 'batch.completed') return;
+        }
+      }
+    } catch (err) {
+      if (signal.aborted) throw err;
+      throw new CliError(`The event stream of batch ${id} broke off (${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message})`, 1, true);
     }
-  }
+    throw new CliError(`The event stream of batch ${id} ended before the batch did`, 1, true);
+  }, signal);
 }
 
 /** Cancels every item of the batch not finished yet; answers the batch as it then stands (a finished one as it is). */
@@ -168,8 +186,12 @@ export function register(program: Command): void {
       if (interrupted) await cancel(client, batch.id);
 
       // whatever the stream missed (a resume, a reconnect) comes from the results
-      const res = await client.request(`/v1/batches/${batch.id}/results`);
-      const text = await res.text();
+      const text = await retrying(async () => {
+        const res = await client.request(`/v1/batches/${batch.id}/results`);
+        return res.text().catch((err: Error) => {
+          throw new CliError(`The results of batch ${batch.id} broke off (${err.message})`, 1, true);
+        });
+      });
       const lines = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as ResultLine);
       for (const l of lines) if (l.status === 'completed') downloader.add(l.index, l.id, l.result?.image.url);
       await downloader.drained();

@@ -1,0 +1,42 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CliError } from './client';
+
+/** How long a run keeps trying while nothing succeeds, and the pauses between tries. */
+export interface RetryPolicy {
+  /** Gives up once this long has passed since the first failure of a streak. */
+  giveUpAfterMs: number;
+  firstDelayMs: number;
+  maxDelayMs: number;
+}
+
+/** Long enough to ride out a restart or a deploy of the API, short enough that a dead one is reported. */
+export const DEFAULT_RETRY: RetryPolicy = { giveUpAfterMs: 5 * 60_000, firstDelayMs: 250, maxDelayMs: 10_000 };
+
+const retryable = (err: unknown) => err instanceof CliError && err.retryable;
+
+/**
+ * Runs `attempt` until it succeeds, trying again after a retryable CliError with doubling pauses,
+ * until `giveUpAfterMs` has passed since the first failure; anything else (and the last failure)
+ * is thrown. `attempt` gets a `succeeded` callback: calling it ends the streak, so a long-lived
+ * attempt that made progress (a stream that delivered events) starts the next streak afresh.
+ * An aborted `signal` stops waiting at once.
+ */
+export async function retrying<T>(attempt: (succeeded: () => void) => Promise<T>, signal?: AbortSignal, policy: RetryPolicy = DEFAULT_RETRY): Promise<T> {
+  let streakStart: number | undefined;
+  let delay = policy.firstDelayMs;
+  const succeeded = () => {
+    streakStart = undefined;
+    delay = policy.firstDelayMs;
+  };
+  for (;;) {
+    try {
+      return await attempt(succeeded);
+    } catch (err) {
+      if (!retryable(err) || signal?.aborted) throw err;
+      streakStart ??= Date.now();
+      if (Date.now() - streakStart >= policy.giveUpAfterMs) throw err;
+      await sleep(delay, undefined, signal ? { signal } : undefined);
+      delay = Math.min(policy.maxDelayMs, delay * 2);
+    }
+  }
+}
