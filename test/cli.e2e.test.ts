@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -107,6 +108,40 @@ describe('imagegen CLI', () => {
     expect(results.map((l) => l.status)).toEqual(Array.from({ length: 40 }, () => 'completed'));
     expect(await pngs()).toBe(40);
     expect((await readdir(out)).filter((f) => f.endsWith('.part'))).toEqual([]);
+  });
+
+  it('a submission whose answer is lost is sent again under the same Idempotency-Key: one batch, not two', async () => {
+    // a proxy that passes everything on, but loses the answer to the first submission (the API did accept it)
+    const submissions: (string | undefined)[] = [];
+    const proxy = http.createServer((req, res) => {
+      const upstream = http.request(`${stack.baseUrl}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
+        const submission = req.method === 'POST' && req.url === '/v1/batches';
+        if (submission) submissions.push(req.headers['idempotency-key'] as string | undefined);
+        if (submission && submissions.length === 1) {
+          answer.resume();
+          answer.once('end', () => res.socket?.destroy());
+          return;
+        }
+        res.writeHead(answer.statusCode!, answer.headers);
+        answer.pipe(res);
+      });
+      req.pipe(upstream);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const txt = path.join(dir, 'lost.txt');
+      await writeFile(txt, 'lost answer one\nlost answer two\n');
+      const before = await stack.redis.zcard(stack.api.keys.tenantBatches('default'));
+      const r = run(['batch', txt, '--out', path.join(dir, 'out-lost')], { ...env, IMAGEGEN_URL: `http://127.0.0.1:${(proxy.address() as { port: number }).port}` });
+      expect(await r.code).toBe(0);
+      expect(submissions).toHaveLength(2);
+      expect(submissions[0]).toMatch(/^cli-/);
+      expect(submissions[1]).toBe(submissions[0]);
+      expect(await stack.redis.zcard(stack.api.keys.tenantBatches('default'))).toBe(before + 1);
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise((resolve) => proxy.close(resolve));
+    }
   });
 
   it('resumes after being killed, without submitting again', async () => {

@@ -9,6 +9,8 @@ export class CliError extends Error {
     message: string,
     readonly exitCode = 1,
     readonly retryable = false,
+    /** The HTTP status the API answered, when it answered. */
+    readonly status?: number,
   ) {
     super(message);
   }
@@ -56,9 +58,9 @@ export class ApiClient {
       // not a problem document: not our API
     }
     if (res.status === 401) throw new CliError('The API key was refused; check IMAGEGEN_API_KEY or --api-key');
-    if (!problem.detail) throw new CliError(`${this.base} answered ${res.status} and does not look like the imagegen API; check IMAGEGEN_URL or --url`, 1, isTransientStatus(res.status));
+    if (!problem.detail) throw new CliError(`${this.base} answered ${res.status} and does not look like the imagegen API; check IMAGEGEN_URL or --url`, 1, isTransientStatus(res.status), res.status);
     const details = (problem.errors ?? []).slice(0, 20).map((e) => `\n  ${e.path}: ${e.message}`).join('');
-    throw new CliError(`${problem.detail}${details}`, 1, isTransientStatus(res.status));
+    throw new CliError(`${problem.detail}${details}`, 1, isTransientStatus(res.status), res.status);
   }
 
   async json<T>(path: string, init: RequestInit & { headers?: Record<string, string> } = {}): Promise<T> {

@@ -65,3 +65,20 @@ it('stops waiting at once when its signal is aborted', async () => {
   await expect(run).rejects.toThrow();
   expect(Date.now() - started).toBeLessThan(5_000);
 });
+
+it('tries again only the failures the caller names retryable', async () => {
+  let calls = 0;
+  const quota = new CliError('over quota', 1, true, 429);
+  await expect(
+    retrying(
+      async () => {
+        calls++;
+        throw quota;
+      },
+      undefined,
+      fast,
+      (err) => err.retryable && err.status !== 429,
+    ),
+  ).rejects.toBe(quota);
+  expect(calls).toBe(1);
+});

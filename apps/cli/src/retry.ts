@@ -12,16 +12,20 @@ export interface RetryPolicy {
 /** Long enough to ride out a restart or a deploy of the API, short enough that a dead one is reported. */
 export const DEFAULT_RETRY: RetryPolicy = { giveUpAfterMs: 5 * 60_000, firstDelayMs: 250, maxDelayMs: 10_000 };
 
-const retryable = (err: unknown) => err instanceof CliError && err.retryable;
 
 /**
  * Runs `attempt` until it succeeds, trying again after a retryable CliError with doubling pauses,
  * until `giveUpAfterMs` has passed since the first failure; anything else (and the last failure)
  * is thrown. `attempt` gets a `succeeded` callback: calling it ends the streak, so a long-lived
  * attempt that made progress (a stream that delivered events) starts the next streak afresh.
- * An aborted `signal` stops waiting at once.
+ * An aborted `signal` stops waiting at once; `retryable` narrows which CliErrors are tried again.
  */
-export async function retrying<T>(attempt: (succeeded: () => void) => Promise<T>, signal?: AbortSignal, policy: RetryPolicy = DEFAULT_RETRY): Promise<T> {
+export async function retrying<T>(
+  attempt: (succeeded: () => void) => Promise<T>,
+  signal?: AbortSignal,
+  policy: RetryPolicy = DEFAULT_RETRY,
+  retryable: (err: CliError) => boolean = (err) => err.retryable,
+): Promise<T> {
   let streakStart: number | undefined;
   let delay = policy.firstDelayMs;
   const succeeded = () => {
@@ -32,7 +36,7 @@ export async function retrying<T>(attempt: (succeeded: () => void) => Promise<T>
     try {
       return await attempt(succeeded);
     } catch (err) {
-      if (!retryable(err) || signal?.aborted) throw err;
+      if (!(err instanceof CliError && retryable(err)) || signal?.aborted) throw err;
       streakStart ??= Date.now();
       if (Date.now() - streakStart >= policy.giveUpAfterMs) throw err;
       await sleep(delay, undefined, signal ? { signal } : undefined);

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
@@ -145,7 +146,10 @@ export function register(program: Command): void {
       } else {
         const items = await readPrompts(file);
         const body = items.map((i) => JSON.stringify(i)).join('\n');
-        batch = await client.json<Batch>('/v1/batches', { method: 'POST', headers: { 'Content-Type': 'application/x-ndjson' }, body });
+        // one key for every try: a submission whose answer was lost is answered again, not made twice
+        const headers = { 'Content-Type': 'application/x-ndjson', 'Idempotency-Key': `cli-${randomUUID()}` };
+        // a 429 here is the tenant's quota, which trying again within the minute would not change
+        batch = await retrying(() => client.json<Batch>('/v1/batches', { method: 'POST', headers, body }), undefined, undefined, (err) => err.retryable && err.status !== 429);
       }
       await mkdir(dir, { recursive: true });
       console.error(`batch ${batch.id}: ${batch.total} items`);
