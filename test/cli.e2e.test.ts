@@ -110,14 +110,14 @@ describe('imagegen CLI', () => {
     expect((await readdir(out)).filter((f) => f.endsWith('.part'))).toEqual([]);
   });
 
-  it('a submission whose answer is lost is sent again under the same Idempotency-Key: one batch, not two', async () => {
-    // a proxy that passes everything on, but loses the answer to the first submission (the API did accept it)
-    const submissions: (string | undefined)[] = [];
+  /** A proxy to the API that passes everything on, but loses the answer to the first `method path` it sees (the API did act on it). */
+  async function losingProxy(method: string, route: string) {
+    const seen: (string | undefined)[] = [];
     const proxy = http.createServer((req, res) => {
       const upstream = http.request(`${stack.baseUrl}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
-        const submission = req.method === 'POST' && req.url === '/v1/batches';
-        if (submission) submissions.push(req.headers['idempotency-key'] as string | undefined);
-        if (submission && submissions.length === 1) {
+        const matched = req.method === method && req.url === route;
+        if (matched) seen.push(req.headers['idempotency-key'] as string | undefined);
+        if (matched && seen.length === 1) {
           answer.resume();
           answer.once('end', () => res.socket?.destroy());
           return;
@@ -128,19 +128,46 @@ describe('imagegen CLI', () => {
       req.pipe(upstream);
     });
     await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    return {
+      seen,
+      url: `http://127.0.0.1:${(proxy.address() as { port: number }).port}`,
+      close: async () => {
+        proxy.closeAllConnections();
+        await new Promise((resolve) => proxy.close(resolve));
+      },
+    };
+  }
+
+  it('a submission whose answer is lost is sent again under the same Idempotency-Key: one batch, not two', async () => {
+    const proxy = await losingProxy('POST', '/v1/batches');
     try {
       const txt = path.join(dir, 'lost.txt');
       await writeFile(txt, 'lost answer one\nlost answer two\n');
       const before = await stack.redis.zcard(stack.api.keys.tenantBatches('default'));
-      const r = run(['batch', txt, '--out', path.join(dir, 'out-lost')], { ...env, IMAGEGEN_URL: `http://127.0.0.1:${(proxy.address() as { port: number }).port}` });
+      const r = run(['batch', txt, '--out', path.join(dir, 'out-lost')], { ...env, IMAGEGEN_URL: proxy.url });
       expect(await r.code).toBe(0);
-      expect(submissions).toHaveLength(2);
-      expect(submissions[0]).toMatch(/^cli-/);
-      expect(submissions[1]).toBe(submissions[0]);
+      expect(proxy.seen).toHaveLength(2);
+      expect(proxy.seen[0]).toMatch(/^cli-/);
+      expect(proxy.seen[1]).toBe(proxy.seen[0]);
       expect(await stack.redis.zcard(stack.api.keys.tenantBatches('default'))).toBe(before + 1);
     } finally {
-      proxy.closeAllConnections();
-      await new Promise((resolve) => proxy.close(resolve));
+      await proxy.close();
+    }
+  });
+
+  it('generate, its answer lost, asks again under the same Idempotency-Key: one generation, saved', async () => {
+    const proxy = await losingProxy('POST', '/v1/generations');
+    try {
+      const before = await stack.redis.zcard(stack.api.keys.tenantGenerations('default'));
+      const file = path.join(dir, 'lost-one.png');
+      const r = run(['generate', 'a lost answer', '--out', file], { ...env, IMAGEGEN_URL: proxy.url });
+      expect(await r.code).toBe(0);
+      expect(proxy.seen).toHaveLength(2);
+      expect(proxy.seen[1]).toBe(proxy.seen[0]);
+      expect(await stack.redis.zcard(stack.api.keys.tenantGenerations('default'))).toBe(before + 1);
+      expect((await sharp(await readFile(file)).metadata()).format).toBe('png');
+    } finally {
+      await proxy.close();
     }
   });
 

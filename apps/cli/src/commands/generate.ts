@@ -1,7 +1,9 @@
+import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { clientFrom, CliError } from '../client';
 import { download, extensionOf } from '../download';
+import { retrying } from '../retry';
 
 interface Generation {
   id: string;
@@ -22,20 +24,24 @@ export function register(program: Command): void {
     .action(async (topic: string, opts: { style?: string; size?: string; out?: string; thumbnails?: boolean }) => {
       const client = clientFrom(program.opts());
       const body = { topic, ...(opts.style ? { style: opts.style } : {}), ...(opts.size ? { size: opts.size } : {}) };
-      let g = await client.json<Generation>('/v1/generations', { method: 'POST', headers: { 'Content-Type': 'application/json', Prefer: 'wait=60' }, body: JSON.stringify(body) });
+      // one key for every try: a request whose answer was lost is answered again, not made twice (a 429 is the quota: reported)
+      const headers = { 'Content-Type': 'application/json', Prefer: 'wait=60', 'Idempotency-Key': `cli-${randomUUID()}` };
+      let g = await retrying(() => client.json<Generation>('/v1/generations', { method: 'POST', headers, body: JSON.stringify(body) }), undefined, undefined, (err) => err.retryable && err.status !== 429);
       while (g.status === 'queued' || g.status === 'active') {
         await new Promise((r) => setTimeout(r, 1000));
-        g = await client.json<Generation>(`/v1/generations/${g.id}`);
+        const id = g.id;
+        g = await retrying(() => client.json<Generation>(`/v1/generations/${id}`));
       }
       if (g.status !== 'completed' || !g.result) throw new CliError(`Generation ${g.id} ${g.status}${g.error ? `: ${g.error.message}` : ''}`);
       const file = path.resolve(opts.out ?? `${g.id}.${extensionOf(g.result.image.url)}`);
-      await download(g.result.image.url, file);
+      const { url } = g.result.image;
+      await retrying(() => download(url, file));
       console.log(file);
       if (opts.thumbnails) {
         const stem = file.slice(0, file.length - path.extname(file).length);
         for (const t of g.result.thumbnails) {
           const thumb = `${stem}-${t.size}.${extensionOf(t.url)}`;
-          await download(t.url, thumb);
+          await retrying(() => download(t.url, thumb));
           console.log(thumb);
         }
       }
