@@ -1,5 +1,6 @@
 import http from 'node:http';
 import net from 'node:net';
+import zlib from 'node:zlib';
 import fc from 'fast-check';
 import { keysUnder, REDIS_URL } from './support/redis';
 import { ADMIN, postJson, startStack, type Stack } from './support/stack';
@@ -378,6 +379,56 @@ describe('hostile input', () => {
       expect(a.closedMs).toBeGreaterThan(a.answeredMs);
     }
     expect(await state()).toEqual(before);
+  });
+
+  it('a compressed body past the limit on the wire is answered 413 and acted on by nothing, though it inflates to less', async () => {
+    const before = await state();
+    /** Quota counters and queued-cap reservations (they expire by themselves, so only what a request adds can show). */
+    const quotas = async () => {
+      const out: Record<string, string[]> = {};
+      for (const key of (await keysUnder(stack.redis, stack.prefix)).filter((k) => SELF_EXPIRING.test(k))) {
+        out[key] = (await stack.redis.type(key)) === 'zset' ? await stack.redis.zrange(key, '0', '-1') : [String(await stack.redis.get(key))];
+      }
+      return out;
+    };
+    const quotasBefore = await quotas();
+    const MiB = 1024 * 1024;
+    // stored (level 0) gzip: a few bytes per 64 KiB block more than the body, so just over the limit on the wire
+    const send = (route: string, type: string, limit: number, head: string, tail: string, pad: string) =>
+      new Promise<{ status: number; wire: number; inflated: number }>((resolve, reject) => {
+        const inflated = limit - 40;
+        const body = Buffer.from(head + pad.repeat(inflated - head.length - tail.length) + tail);
+        const wire = zlib.gzipSync(body, { level: 0 });
+        const req = http.request(`${stack.baseUrl}${route}`, { method: 'POST', headers: { Authorization: `Bearer ${KEY}`, 'Content-Type': type, 'Content-Encoding': 'gzip' } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode!, wire: wire.length, inflated: body.length }));
+        });
+        req.on('error', reject);
+        // in pieces, with no length declared: chunked
+        for (let at = 0; at < wire.length; at += 64 * 1024) req.write(wire.subarray(at, at + 64 * 1024));
+        req.end();
+      });
+    const cases = [
+      ['/v1/generations', 'application/json', MiB, '{"topic":"inflates under the limit"', '}', ' '],
+      ['/api/odin/v3/tools/image-generator', 'application/json', MiB, '{"topic":"inflates under the limit"', '}', ' '],
+      ['/v1/batches', 'application/json', BATCH_LIMIT, '{"items":[{"topic":"inflates under the limit"}]', '}', ' '],
+      ['/v1/batches', 'application/x-ndjson', BATCH_LIMIT, '{"topic":"inflates under the limit"}\n', '', '\n'],
+    ] as const;
+    for (const [route, type, limit, head, tail, pad] of cases) {
+      const answer = await send(route, type, limit, head, tail, pad);
+      expect({ route, type, ...answer }).toEqual({ route, type, status: 413, wire: expect.any(Number), inflated: limit - 40 });
+      expect(answer.wire).toBeGreaterThan(limit);
+    }
+    // the routes never ran: no generation, batch, job, quota use or reservation written
+    await new Promise((r) => setTimeout(r, 300));
+    expect(await state()).toEqual(before);
+    const quotasAfter = await quotas();
+    for (const [key, values] of Object.entries(quotasAfter)) {
+      const earlier = quotasBefore[key] ?? [];
+      if (/:reserved$/.test(key)) expect({ key, added: values.filter((v) => !earlier.includes(v)) }).toEqual({ key, added: [] });
+      else expect({ key, count: Number(values[0]) }).toEqual({ key, count: earlier.length ? expect.any(Number) : 0 });
+      if (!/:reserved$/.test(key) && earlier.length) expect(Number(values[0])).toBeLessThanOrEqual(Number(earlier[0]));
+    }
   });
 
   it('a client that sends its oversized body in full before reading still gets the 413, on a connection it can use again', async () => {

@@ -1,7 +1,7 @@
 import express, { type RequestHandler } from 'express';
 import type { ApiContext } from './context';
 import { tenantAuth } from './http/auth';
-import { refuseOversizedBody } from './http/body-limit';
+import { limitedBody } from './http/body-limit';
 import { requestLogging } from './http/request-log';
 import { requestMetrics } from './http/request-metrics';
 import { securityHeaders } from './http/security-headers';
@@ -29,9 +29,7 @@ export function createApp(ctx: ApiContext): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
 
-  const parseJson = express.json({ limit: ctx.config.MAX_BODY_BYTES, strict: false, type: 'application/json' });
-  const oversized = refuseOversizedBody(ctx.config.MAX_BODY_BYTES);
-  const json: RequestHandler = (req, res, next) => oversized(req, res, () => parseJson(req, res, next));
+  const json = limitedBody(ctx.config.MAX_BODY_BYTES, express.json({ limit: ctx.config.MAX_BODY_BYTES, strict: false, type: 'application/json' }));
   const auth = tenantAuth(ctx.config.apiKeys, ctx.apiKeyStore);
   // while Redis is away, answer at once instead of queueing requests behind a reconnect
   const redisReady: RequestHandler = (_req, _res, next) => next(ctx.redis.status === 'ready' ? undefined : unavailable());

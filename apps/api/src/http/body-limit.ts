@@ -32,6 +32,17 @@ export function refuseOversizedBody(limit: number): RequestHandler {
 }
 
 /**
+ * `reader` (a body parser) behind refuseOversizedBody: what it read goes on to the route only
+ * if no 413 was sent meanwhile. A compressed body is counted on the wire, where it can pass the
+ * limit while it inflates to less; its reader then finishes, but the route must not act on a
+ * request already answered.
+ */
+export function limitedBody(limit: number, reader: RequestHandler): RequestHandler {
+  const guard = refuseOversizedBody(limit);
+  return (req, res, next) => guard(req, res, () => reader(req, res, (err?: unknown) => (res.headersSent && !err ? undefined : next(err))));
+}
+
+/**
  * Counts a chunked body as its reader takes it, and refuses it once past the limit. The count
  * starts as the reader starts reading (listening from the start would set the body flowing
  * before the reader listens, and it would miss the first chunks).

@@ -9,7 +9,7 @@ import { batchFormat, fromCsv, fromJson, fromNdjson, type BatchSubmission } from
 import { BatchesService } from '../batches/batch.service';
 import { streamArchive, streamBatchEvents, streamResults } from '../batches/batch-streams';
 import { readJsonBody } from '../batches/json-body';
-import { refuseOversizedBody } from '../http/body-limit';
+import { limitedBody } from '../http/body-limit';
 import { hasBody, parseQuery } from '../http/validate';
 
 const listQuery = z.strictObject({
@@ -21,8 +21,7 @@ export function batchesRouter(ctx: ApiContext): Router {
   const router = Router();
   const service = new BatchesService(ctx);
   const limit = ctx.config.BATCH_MAX_BODY_BYTES;
-  const text = express.text({ limit, type: ['application/x-ndjson', 'text/csv'] });
-  const oversized = refuseOversizedBody(limit);
+  const text = limitedBody(limit, express.text({ limit, type: ['application/x-ndjson', 'text/csv'] }));
 
   router.post(
     '/',
@@ -31,13 +30,14 @@ export function batchesRouter(ctx: ApiContext): Router {
       if (hasBody(req) && batchFormat(req) === null) return next(new HttpProblem(415, 'Unsupported media type', 'Send the batch as application/json, application/x-ndjson or text/csv'));
       next();
     },
-    oversized,
     text,
     async (req, res) => {
       const tenant = req.tenant as string;
       const format = batchFormat(req);
       // JSON is parsed as it streams in: one JSON.parse of megabytes would stall every other request
       const body: unknown = format === 'json' ? await readJsonBody(req, limit) : req.body;
+      // answered 413 while it was read (a compressed body past the limit on the wire): nothing more to do
+      if (res.headersSent) return;
       if (format !== 'json' && typeof body !== 'string') throw invalid('A body is required', [{ path: '(body)', message: 'is required' }]);
       const submission: BatchSubmission = format === 'json' ? await fromJson(body) : format === 'csv' ? await fromCsv(body as string) : await fromNdjson(body as string);
       const idempotencyKey = req.get('idempotency-key');
