@@ -133,8 +133,10 @@ export async function streamBatchEvents(ctx: ApiContext, initial: BatchRecord, r
   const frame = (event: string, data: unknown) => `id: ${told}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 
   const sendItems = async () => {
+    // a message heard before the starting point is known: the first read, queued after, covers it
+    if (told === undefined) return;
     for (;;) {
-      const page = await ctx.batches.finishedAfter(initial.id, told as string, ITEMS_PAGE);
+      const page = await ctx.batches.finishedAfter(initial.id, told, ITEMS_PAGE);
       let text = '';
       for (const { entry, item } of page) {
         told = entry;
@@ -152,6 +154,7 @@ export async function streamBatchEvents(ctx: ApiContext, initial: BatchRecord, r
     if (batch === null) return finish();
     // the last items are told before the end, even when the messages announcing them were missed
     if (batch.status === 'completed') await sendItems();
+    if (ended) return;
     const data = presentBatch(batch);
     const text = JSON.stringify(data);
     if (text !== lastCounts) {

@@ -125,6 +125,16 @@ it('moves one count down and one up on every status change of an item, and nothi
   expect(await redis.ttl(keys.batchFinished(id))).toBe(-1);
 });
 
+it('an item of a batch not confirmed yet that ends leaves no finished-items stream behind (the batch may still expire)', async () => {
+  const id = newId('batch');
+  expect((await batches.begin({ id, tenant: TENANT, status: 'in_progress', total: 1, queued: 0, active: 0, completed: 0, failed: 0, cancelled: 0, released: 0, metadata: null }, 600)).outcome).toBe('created');
+  const item = { id: newId('gen'), fileToken: newFileToken(), request: { topic: 'early', style: 'PHOTOGRAPHIC' as const, size: 'LANDSCAPE' as const }, metadata: null, index: 0 };
+  expect(await batches.addItems({ id, tenant: TENANT }, [item], 600)).toBe(true);
+  expect(await store.cancel({ id: item.id, tenant: TENANT, batchId: id })).toBe('ok');
+  expect(await redis.exists(keys.batchFinished(id))).toBe(0);
+  expect(await redis.ttl(keys.batch(id))).toBeGreaterThan(0);
+});
+
 it('does not count a repeated terminal transition again', async () => {
   const { id, items } = await newBatch(3);
   const [a, b] = items as [GenerationRef, GenerationRef];

@@ -25,11 +25,14 @@ if status ~= cur and batchId and ${slots.batch} ~= KEYS[1] and redis.call('HGET'
     redis.call('PUBLISH', ${slots.channel}, cjson.encode({ type = 'item', id = id, index = index, status = status, from = cur }))
   end
   if isTerminal(status) then
-    -- an item ends once: the stream holds at most one entry per item, like the items list
-    redis.call('XADD', ${slots.finished}, '*', 'index', index, 'id', id, 'status', status)
     local flat = redis.call('HGETALL', ${slots.batch})
     local b = {}
     for i = 1, #flat, 2 do b[flat[i]] = flat[i + 1] end
+    -- an item ends once: the stream holds at most one entry per item, like the items list. Only a
+    -- confirmed batch owns one: an unconfirmed batch may expire, and would leave it behind
+    if b.confirmed == '1' then
+      redis.call('XADD', ${slots.finished}, '*', 'index', index, 'id', id, 'status', status)
+    end
     local total = tonumber(b.total or '0')
     local done = tonumber(b.completed or '0') + tonumber(b.failed or '0') + tonumber(b.cancelled or '0')
     if b.status ~= 'completed' and b.confirmed == '1' and done >= total then
