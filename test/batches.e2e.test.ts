@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { readdir, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -328,6 +329,40 @@ describe('batches', () => {
     const list = (await getJson(`${stack.baseUrl}/v1/batches?limit=2`)).body;
     expect(list.data[0].id).toBe(first.body.id);
     expect(list.hasMore).toBe(true);
+  });
+
+  it('a repeat sent while the first is still being written is told to retry before it is charged any quota', async () => {
+    const body = JSON.stringify({ items: Array.from({ length: 20_000 }, (_, i) => ({ topic: `written slowly ${i}` })) });
+    // read directly (one KEYS of a few, no scan of everything): the first is still writing meanwhile
+    const counted = async () => {
+      const out: Record<string, string | null> = {};
+      for (const key of await stack.redis.keys(`${stack.prefix}:quota:*`)) out[key] = await stack.redis.get(key);
+      return out;
+    };
+    // on a busy machine the first may be written before the repeat arrives: then again, under another key
+    let seen409 = false;
+    for (let round = 0; round < 3 && !seen409; round++) {
+      const key = `while-written-${round}`;
+      const send = () => fetch(`${stack.baseUrl}/v1/batches`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'Idempotency-Key': key }, body });
+      const claim = stack.api.keys.idempotency('default', createHash('sha256').update(key).digest('hex'));
+      const first = send();
+      // the first has claimed the key and is writing its items
+      await eventually(async () => ((await stack.redis.exists(claim)) === 1 ? true : undefined), 10_000, 2);
+      const before = await counted();
+      const repeat = await send();
+      const after = await counted();
+      const accepted = (await (await first).json()) as { id: string };
+      if (repeat.status !== 409) {
+        expect([repeat.status, ((await repeat.json()) as { id: string }).id]).toEqual([202, accepted.id]);
+        continue;
+      }
+      seen409 = true;
+      expect(repeat.headers.get('retry-after')).toBe('1');
+      expect(after).toEqual(before);
+      const again = await send();
+      expect([again.status, ((await again.json()) as { id: string }).id]).toEqual([202, accepted.id]);
+    }
+    expect(seen409).toBe(true);
   });
 
   it('identical batches sent at once with one Idempotency-Key make one batch; those answered 409 meanwhile are told to retry, and then get it', async () => {

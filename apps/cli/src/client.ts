@@ -16,8 +16,8 @@ export class CliError extends Error {
   }
 }
 
-/** Answers that say "not now" rather than "no". */
-export const isTransientStatus = (status: number): boolean => status === 429 || status >= 500;
+/** Answers that say "not now" rather than "no" (a 409 with Retry-After: the same request is still being handled). */
+export const isTransientStatus = (status: number, retryAfter?: string | null): boolean => status === 429 || status >= 500 || (status === 409 && !!retryAfter);
 
 export interface ClientOptions {
   url: string;
@@ -57,10 +57,11 @@ export class ApiClient {
     } catch {
       // not a problem document: not our API
     }
+    const transient = isTransientStatus(res.status, res.headers.get('retry-after'));
     if (res.status === 401) throw new CliError('The API key was refused; check IMAGEGEN_API_KEY or --api-key');
-    if (!problem.detail) throw new CliError(`${this.base} answered ${res.status} and does not look like the imagegen API; check IMAGEGEN_URL or --url`, 1, isTransientStatus(res.status), res.status);
+    if (!problem.detail) throw new CliError(`${this.base} answered ${res.status} and does not look like the imagegen API; check IMAGEGEN_URL or --url`, 1, transient, res.status);
     const details = (problem.errors ?? []).slice(0, 20).map((e) => `\n  ${e.path}: ${e.message}`).join('');
-    throw new CliError(`${problem.detail}${details}`, 1, isTransientStatus(res.status), res.status);
+    throw new CliError(`${problem.detail}${details}`, 1, transient, res.status);
   }
 
   async json<T>(path: string, init: RequestInit & { headers?: Record<string, string> } = {}): Promise<T> {

@@ -1,5 +1,5 @@
 import { createWriteStream } from 'node:fs';
-import { rename, stat } from 'node:fs/promises';
+import { rename, rm, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { CliError, isTransientStatus } from './client';
@@ -25,12 +25,15 @@ export async function download(url: string, file: string): Promise<void> {
   } catch (err) {
     throw new CliError(`Cannot download ${url}: ${causeOf(err)}`, 1, true);
   }
-  if (!res.ok || !res.body) throw new CliError(`Cannot download ${url}: ${res.status}`, 1, isTransientStatus(res.status));
+  if (!res.ok || !res.body) throw new CliError(`Cannot download ${url}: ${res.status}`, 1, isTransientStatus(res.status, res.headers.get('retry-after')));
   const tmp = `${file}.part`;
   try {
     await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(tmp));
   } catch (err) {
-    throw new CliError(`Cannot download ${url}: ${causeOf(err)}`, 1, true);
+    await rm(tmp, { force: true });
+    // the file side (a missing folder, a full disk, no permission) names its path: no use trying again
+    const local = (err as NodeJS.ErrnoException).path !== undefined;
+    throw new CliError(local ? `Cannot write ${file}: ${causeOf(err)}` : `Cannot download ${url}: ${causeOf(err)}`, 1, !local);
   }
   await rename(tmp, file);
 }

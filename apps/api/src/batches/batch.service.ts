@@ -23,6 +23,9 @@ function itemWebhook(webhook: WebhookTarget | undefined): WebhookTarget | undefi
 }
 
 /** Accepting, reading and cancelling batches, for one tenant at a time. */
+/** Retryable, unlike a key used with another body: Retry-After says so. */
+const stillBeingAccepted = () => new HttpProblem(409, 'Conflict', 'A batch with this Idempotency-Key is still being accepted; try again shortly', undefined, { 'Retry-After': '1' });
+
 export class BatchesService {
   constructor(private readonly ctx: ApiContext) {}
 
@@ -37,7 +40,11 @@ export class BatchesService {
    */
   async replayOf(tenant: string, idem: IdempotencyKey): Promise<BatchRecord | null> {
     const heldId = await idem.peek(this.ctx.redis);
-    return heldId === undefined ? null : this.ctx.batches.getForTenant(heldId, tenant);
+    if (heldId === undefined) return null;
+    const existing = await this.ctx.batches.getForTenant(heldId, tenant);
+    // a repeat sent while the first is still being written is told to wait before it is charged quota
+    if (!existing && (await this.ctx.redis.exists(this.ctx.keys.batch(heldId))) === 1) throw stillBeingAccepted();
+    return existing;
   }
 
   /**
@@ -72,8 +79,7 @@ export class BatchesService {
         if (existing) return { record: existing, replayed: true };
         // still being written by another request, or its writer died (the claim then expires with it)
         if ((await this.ctx.redis.exists(this.ctx.keys.batch(heldId))) === 1 || tries >= 3) {
-          // retryable, unlike a key used with another body: Retry-After says so
-          throw new HttpProblem(409, 'Conflict', 'A batch with this Idempotency-Key is still being accepted; try again shortly', undefined, { 'Retry-After': '1' });
+          throw stillBeingAccepted();
         }
         continue;
       }

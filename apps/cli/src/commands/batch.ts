@@ -74,21 +74,39 @@ class Downloader {
   }
 }
 
+/** A connection that lasted this long was a good one, whether or not an item finished on it. */
+const HEALTHY_STREAM_MS = 30_000;
+
 /**
  * Follows the batch's event stream until the batch ends, calling back per finished item and per
  * count change. A stream that breaks off (the API restarting, a connection cut) is opened again
- * with the last event id, so the items that finished meanwhile are still told, once each.
+ * with the last event id, so the items that finished meanwhile are still told, once each. A
+ * streak of breaks is given up (see retrying) unless items come through or a connection lasts.
  */
 async function follow(client: ApiClient, id: string, onItem: (index: number, id: string, status: string) => void, onCounts: (b: Batch) => void, signal: AbortSignal): Promise<void> {
   let lastEventId: string | undefined;
   await retrying(async (succeeded) => {
     const res = await client.request(`/v1/batches/${id}/events`, { signal, headers: lastEventId ? { 'Last-Event-ID': lastEventId } : {} });
+    if (!/^text\/event-stream/.test(res.headers.get('content-type') ?? '')) {
+      await res.body?.cancel();
+      throw new CliError(`${client.base} answered the events of batch ${id} with something else than an event stream; check IMAGEGEN_URL or --url`);
+    }
+    const opened = Date.now();
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
     const decoder = new TextDecoder();
     let buffer = '';
     try {
-      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-        succeeded();
-        buffer += decoder.decode(chunk, { stream: true });
+      for (;;) {
+        let chunk: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          chunk = await reader.read();
+        } catch (err) {
+          if (signal.aborted) throw err;
+          throw new CliError(`The event stream of batch ${id} broke off (${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message})`, 1, true);
+        }
+        if (chunk.done) throw new CliError(`The event stream of batch ${id} ended before the batch did`, 1, true);
+        if (Date.now() - opened >= HEALTHY_STREAM_MS) succeeded();
+        buffer += decoder.decode(chunk.value, { stream: true });
         let end: number;
         while ((end = buffer.indexOf('\n\n')) >= 0) {
           const block = buffer.slice(0, end);
@@ -97,17 +115,18 @@ async function follow(client: ApiClient, id: string, onItem: (index: number, id:
           const data = /^data: (.*)$/m.exec(block)?.[1];
           if (!event || !data) continue;
           const parsed = JSON.parse(data) as Batch & { index: number; id: string; status: string };
-          if (event === 'item') onItem(parsed.index, parsed.id, parsed.status);
-          else onCounts(parsed);
+          if (event === 'item') {
+            onItem(parsed.index, parsed.id, parsed.status);
+            succeeded();
+          } else onCounts(parsed);
           lastEventId = /^id: (.*)$/m.exec(block)?.[1] ?? lastEventId;
           if (event === 'batch.completed') return;
         }
       }
-    } catch (err) {
-      if (signal.aborted) throw err;
-      throw new CliError(`The event stream of batch ${id} broke off (${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message})`, 1, true);
+    } finally {
+      reader.releaseLock();
+      await res.body?.cancel().catch(() => undefined);
     }
-    throw new CliError(`The event stream of batch ${id} ended before the batch did`, 1, true);
   }, signal);
 }
 
@@ -156,10 +175,11 @@ export function register(program: Command): void {
 
       const stop = new AbortController();
       let interrupted = false;
-      process.once('SIGINT', () => {
+      const onInterrupt = () => {
         interrupted = true;
         stop.abort();
-      });
+      };
+      process.once('SIGINT', onInterrupt);
 
       const downloader = new Downloader(client, dir, String(Math.max(0, batch.total - 1)).length);
       const bar = new SingleBar(
@@ -181,6 +201,9 @@ export function register(program: Command): void {
         if (!interrupted) throw err;
       } finally {
         bar.stop();
+        // from here on (results, downloads, retries) Ctrl-C ends the run at once
+        process.off('SIGINT', onInterrupt);
+        process.once('SIGINT', () => process.exit(130));
       }
       if (interrupted && !opts.cancel) {
         console.error(`batch ${batch.id} keeps running; continue with:\n  imagegen batch ${file} --out ${opts.out} --resume ${batch.id}`);

@@ -43,7 +43,7 @@ export class BatchStore {
     if (!('imagegenBatchBegin' in redis)) {
       redis.defineCommand('imagegenBatchBegin', { numberOfKeys: 2, lua: BATCH_BEGIN_LUA });
       redis.defineCommand('imagegenBatchAddItems', { lua: BATCH_ADD_ITEMS_LUA });
-      redis.defineCommand('imagegenBatchConfirm', { numberOfKeys: 5, lua: BATCH_CONFIRM_LUA });
+      redis.defineCommand('imagegenBatchConfirm', { numberOfKeys: 6, lua: BATCH_CONFIRM_LUA });
       redis.defineCommand('imagegenBatchCancel', { numberOfKeys: 2, lua: BATCH_CANCEL_LUA });
     }
     this.redis = redis as BatchRedis;
@@ -93,6 +93,7 @@ export class BatchStore {
         this.keys.tenantBatches(batch.tenant),
         this.keys.batchesFeeding(),
         idempotency?.key ?? key,
+        this.keys.batchFinished(batch.id),
         batch.id,
         batch.tenant,
         idempotency?.value ?? '',

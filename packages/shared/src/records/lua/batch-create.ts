@@ -68,7 +68,8 @@ return n
  * list, is handed to the feeder, and its idempotency key gets its full life.
  *
  * KEYS[1] batch, KEYS[2] items list, KEYS[3] tenant's batches, KEYS[4] batches being fed,
- * KEYS[5] idempotency key (the batch key again when there is none)
+ * KEYS[5] idempotency key (the batch key again when there is none), KEYS[6] its finished-items
+ * stream (which an item that ended during the upload started, with the batch's expiry)
  * ARGV[1] batch id, ARGV[2] tenant, ARGV[3] idempotency value ('' = none), ARGV[4] its lifetime (s)
  * Returns 1, or 0 when the batch is gone.
  */
@@ -77,6 +78,7 @@ if redis.call('HEXISTS', KEYS[1], 'id') == 0 then return 0 end
 redis.call('HSET', KEYS[1], 'confirmed', '1')
 redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', KEYS[2])
+redis.call('PERSIST', KEYS[6])
 redis.call('ZADD', KEYS[3], 0, ARGV[1])
 redis.call('ZADD', KEYS[4], 0, ARGV[2] .. '|' .. ARGV[1])
 if ARGV[3] ~= '' and redis.call('GET', KEYS[5]) == ARGV[3] then redis.call('EXPIRE', KEYS[5], tonumber(ARGV[4])) end

@@ -125,14 +125,22 @@ it('moves one count down and one up on every status change of an item, and nothi
   expect(await redis.ttl(keys.batchFinished(id))).toBe(-1);
 });
 
-it('an item of a batch not confirmed yet that ends leaves no finished-items stream behind (the batch may still expire)', async () => {
+it('an item of a batch still being written that ends is told too; the stream expires with the batch unless it is confirmed', async () => {
   const id = newId('batch');
-  expect((await batches.begin({ id, tenant: TENANT, status: 'in_progress', total: 1, queued: 0, active: 0, completed: 0, failed: 0, cancelled: 0, released: 0, metadata: null }, 600)).outcome).toBe('created');
-  const item = { id: newId('gen'), fileToken: newFileToken(), request: { topic: 'early', style: 'PHOTOGRAPHIC' as const, size: 'LANDSCAPE' as const }, metadata: null, index: 0 };
-  expect(await batches.addItems({ id, tenant: TENANT }, [item], 600)).toBe(true);
-  expect(await store.cancel({ id: item.id, tenant: TENANT, batchId: id })).toBe('ok');
-  expect(await redis.exists(keys.batchFinished(id))).toBe(0);
-  expect(await redis.ttl(keys.batch(id))).toBeGreaterThan(0);
+  expect((await batches.begin({ id, tenant: TENANT, status: 'in_progress', total: 2, queued: 0, active: 0, completed: 0, failed: 0, cancelled: 0, released: 0, metadata: null }, 600)).outcome).toBe('created');
+  const items = [0, 1].map((index) => ({ id: newId('gen'), fileToken: newFileToken(), request: { topic: `early ${index}`, style: 'PHOTOGRAPHIC' as const, size: 'LANDSCAPE' as const }, metadata: null, index }));
+  expect(await batches.addItems({ id, tenant: TENANT }, items, 600)).toBe(true);
+  // cancelled by id while the upload goes on
+  expect(await store.cancel({ id: items[0]!.id, tenant: TENANT, batchId: id })).toBe('ok');
+  expect((await batches.finishedAfter(id, '0-0', 10)).map((e) => e.item)).toEqual([{ index: 0, id: items[0]!.id, status: 'cancelled' }]);
+  // no longer than the batch: were the upload never confirmed, both would go
+  const [batchTtl, streamTtl] = [await redis.pttl(keys.batch(id)), await redis.pttl(keys.batchFinished(id))];
+  expect(streamTtl).toBeGreaterThan(0);
+  expect(streamTtl).toBeLessThanOrEqual(batchTtl + 50);
+  // confirmed, the batch owns it
+  expect(await batches.confirm({ id, tenant: TENANT })).toBe(true);
+  expect(await redis.pttl(keys.batchFinished(id))).toBe(-1);
+  expect((await batches.finishedAfter(id, '0-0', 10)).map((e) => e.item.index)).toEqual([0]);
 });
 
 it('does not count a repeated terminal transition again', async () => {

@@ -28,10 +28,13 @@ if status ~= cur and batchId and ${slots.batch} ~= KEYS[1] and redis.call('HGET'
     local flat = redis.call('HGETALL', ${slots.batch})
     local b = {}
     for i = 1, #flat, 2 do b[flat[i]] = flat[i + 1] end
-    -- an item ends once: the stream holds at most one entry per item, like the items list. Only a
-    -- confirmed batch owns one: an unconfirmed batch may expire, and would leave it behind
-    if b.confirmed == '1' then
-      redis.call('XADD', ${slots.finished}, '*', 'index', index, 'id', id, 'status', status)
+    -- an item ends once: the stream holds at most one entry per item, like the items list. While
+    -- the batch is still being written it may expire: the stream then expires with it (the
+    -- confirmation makes both keep)
+    redis.call('XADD', ${slots.finished}, '*', 'index', index, 'id', id, 'status', status)
+    if b.confirmed ~= '1' then
+      local ttl = redis.call('PTTL', ${slots.batch})
+      if ttl > 0 then redis.call('PEXPIRE', ${slots.finished}, ttl) end
     end
     local total = tonumber(b.total or '0')
     local done = tonumber(b.completed or '0') + tonumber(b.failed or '0') + tonumber(b.cancelled or '0')

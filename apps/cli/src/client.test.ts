@@ -1,0 +1,58 @@
+import { createServer, type Server } from 'node:http';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { ApiClient, CliError } from './client';
+import { download } from './download';
+import { retrying } from './retry';
+
+const fast = { giveUpAfterMs: 2000, firstDelayMs: 5, maxDelayMs: 20 };
+let server: Server;
+let base: string;
+/** What the server answers next, per path: the first answer is taken, the last one repeats. */
+const answers = new Map<string, { status: number; headers?: Record<string, string>; body?: string }[]>();
+const seen: string[] = [];
+
+beforeAll(async () => {
+  server = createServer((req, res) => {
+    seen.push(req.url ?? '');
+    const queue = answers.get(req.url ?? '') ?? [{ status: 404 }];
+    const a = queue.length > 1 ? queue.shift()! : queue[0]!;
+    res.writeHead(a.status, { 'Content-Type': a.status < 300 ? 'application/octet-stream' : 'application/problem+json', ...a.headers });
+    res.end(a.body ?? (a.status < 300 ? 'bytes' : JSON.stringify({ status: a.status, detail: `answered ${a.status}` })));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  base = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+});
+afterAll(() => new Promise((resolve) => server.close(resolve)));
+beforeEach(() => {
+  answers.clear();
+  seen.length = 0;
+});
+
+it('a 409 with Retry-After (the same request still being handled) is tried again; one without it is final', async () => {
+  const client = new ApiClient({ url: base });
+  answers.set('/busy', [{ status: 409, headers: { 'Retry-After': '1' } }, { status: 200, body: '{"ok":true}' }]);
+  expect(await retrying(() => client.json('/busy'), undefined, fast)).toEqual({ ok: true });
+  answers.set('/conflict', [{ status: 409 }]);
+  await expect(retrying(() => client.json('/conflict'), undefined, fast)).rejects.toMatchObject({ retryable: false, status: 409 });
+  expect(seen).toEqual(['/busy', '/busy', '/conflict']);
+});
+
+it('a download that cannot be written is not tried again and leaves no partial file; one the server fails is', async () => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'imagegen-cli-dl-'));
+  try {
+    answers.set('/img', [{ status: 200 }]);
+    const err = await retrying(() => download(`${base}/img`, path.join(dir, 'missing-folder', 'a.png')), undefined, fast).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CliError);
+    expect(err).toMatchObject({ retryable: false, message: expect.stringMatching(/^Cannot write .*a\.png: ENOENT/) });
+    expect(seen).toEqual(['/img']);
+
+    answers.set('/flaky', [{ status: 503 }, { status: 503 }, { status: 200 }]);
+    await retrying(() => download(`${base}/flaky`, path.join(dir, 'b.png')), undefined, fast);
+    expect(seen.filter((s) => s === '/flaky')).toHaveLength(3);
+    expect(await readdir(dir)).toEqual(['b.png']);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
