@@ -48,6 +48,9 @@ describe('tenants and operators', () => {
     expect({ ...asOther.body, detail: '' }).toEqual({ ...unknown.body, detail: '' });
     const redeliver = await postJson(`${stack.baseUrl}/v1/batches/${batch.body.id}/deliveries/dlv_x/redeliver`, undefined, globex);
     expect([redeliver.status, redeliver.body.detail]).toEqual([404, `Batch ${batch.body.id} was not found`]);
+    const all = await postJson(`${stack.baseUrl}/v1/batches/${batch.body.id}/deliveries/redeliver`, {}, globex);
+    expect([all.status, all.body.detail]).toEqual([404, `Batch ${batch.body.id} was not found`]);
+    expect((await postJson(`${stack.baseUrl}/v1/batches/${batch.body.id}/deliveries/redeliver`, {}, acme)).body).toEqual({ redelivered: 0 });
   });
 
   it('/admin/queues: 401 without or with wrong credentials, the dashboard with them', async () => {

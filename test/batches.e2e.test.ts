@@ -418,6 +418,43 @@ describe('batches', () => {
     expect(done.every((e) => e.type === 'batch.completed' || e.data.batchId === body.id)).toBe(true);
   });
 
+  it('sends again, in one call, every delivery of a batch and its items that an endpoint refused while it was down', async () => {
+    receiver.secrets = [(await getJson(`${stack.baseUrl}/v1/webhooks/secret`)).body.secret];
+    // down for the first four (three items and the batch: 410 ends each at once), back after
+    receiver.script('/recover', 410, 410, 410, 410, 200);
+    const { body } = await post(`${stack.baseUrl}/v1/batches`, JSON.stringify({ items: [{ topic: 'recover a' }, { topic: 'recover b' }, { topic: 'fail recover c' }], webhook: { url: receiver.url('/recover') } }), 'application/json');
+    const refused = await eventually(async () => (receiver.on('/recover').length === 4 ? receiver.on('/recover') : undefined));
+    const items = await ndjsonLines(`${stack.baseUrl}/v1/batches/${body.id}/results`);
+    const logs = async () => [
+      ...(await Promise.all(items.map(async (i) => (await getJson(`${stack.baseUrl}/v1/generations/${i.id}/deliveries`)).body.data))).flat(),
+      ...(await getJson(`${stack.baseUrl}/v1/batches/${body.id}/deliveries`)).body.data,
+    ];
+    await eventually(async () => ((await logs()).filter((a: any) => a.state === 'failed').length === 4 ? true : undefined));
+
+    // a state that cannot be asked for: 400, nothing sent
+    const bad = await fetch(`${stack.baseUrl}/v1/batches/${body.id}/deliveries/redeliver`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ states: ['delivered'] }) });
+    expect([bad.status, bad.headers.get('content-type')]).toEqual([400, expect.stringMatching(/problem\+json/)]);
+    const unknown = await fetch(`${stack.baseUrl}/v1/batches/batch_unknown/deliveries/redeliver`, { method: 'POST' });
+    expect(unknown.status).toBe(404);
+
+    const again = await fetch(`${stack.baseUrl}/v1/batches/${body.id}/deliveries/redeliver`, { method: 'POST' });
+    expect([again.status, await again.json()]).toEqual([202, { redelivered: 4 }]);
+    const all = await eventually(async () => (receiver.on('/recover').length === 8 ? receiver.on('/recover') : undefined));
+    const resent = all.slice(4);
+    // each one again under its own webhook-id, the same bytes, verified with the tenant's secret
+    expect(new Set(resent.map((r) => r.headers['webhook-id']))).toEqual(new Set(refused.map((r) => r.headers['webhook-id'])));
+    for (const r of resent) expect(r.body).toBe(refused.find((f) => f.headers['webhook-id'] === r.headers['webhook-id'])!.body);
+    expect(resent.map((r) => r.verifiedWith)).toEqual([[0], [0], [0], [0]]);
+    expect(resent.map((r) => r.payload.type).sort()).toEqual(['batch.completed', 'generation.completed', 'generation.completed', 'generation.failed']);
+    await eventually(async () => ((await logs()).filter((a: any) => a.state === 'delivered').length === 4 ? true : undefined));
+
+    // delivered now: nothing left to send
+    const twice = await fetch(`${stack.baseUrl}/v1/batches/${body.id}/deliveries/redeliver`, { method: 'POST' });
+    expect(await twice.json()).toEqual({ redelivered: 0 });
+    await sleep(300);
+    expect(receiver.on('/recover')).toHaveLength(8);
+  });
+
   it('lists the attempts of a batch’s own delivery and sends it again, verified, with the same webhook-id', async () => {
     receiver.secrets = [(await getJson(`${stack.baseUrl}/v1/webhooks/secret`)).body.secret];
     // the endpoint is gone the first time (410 ends a delivery at once), back the next

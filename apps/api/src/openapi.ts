@@ -18,6 +18,8 @@ import {
   publicGenerationSchema,
   readinessSchema,
   redeliverySchema,
+  batchRedeliverSchema,
+  batchRedeliveryResultSchema,
   seedAcceptedSchema,
   seedResponseSchema,
   webhookSecretSchema,
@@ -77,6 +79,8 @@ export function buildOpenApi(publicBaseUrl: string) {
         DeliveryAttempt: responseSchema(deliveryAttemptSchema),
         DeliveryList: responseSchema(deliveryListSchema),
         Redelivery: responseSchema(redeliverySchema),
+        BatchRedeliver: schema(batchRedeliverSchema),
+        BatchRedelivery: responseSchema(batchRedeliveryResultSchema),
         WebhookSecret: responseSchema(webhookSecretSchema),
         // items are checked one by one (so every bad item is named): described here as each must be
         CreateBatch: schema(batchEnvelopeSchema.extend({ items: z.array(batchItemSchema).min(1).max(MAX_BATCH_ITEMS) })),
@@ -188,6 +192,15 @@ export function buildOpenApi(publicBaseUrl: string) {
           summary: 'Webhook delivery attempts of the batch',
           description: "Every attempt of the batch's own deliveries (batch.completed), oldest first; each item's deliveries are listed under its generation.",
           responses: { '200': { description: 'A list', ...json('DeliveryList') }, ...errors(401, 404) },
+        },
+      },
+      '/v1/batches/{id}/deliveries/redeliver': {
+        post: {
+          summary: "Send again every failed delivery of the batch and its items",
+          description:
+            "For an endpoint that was down: every delivery of the batch's items, then the batch's own, now in one of `states` (default failed and exhausted) starts a new run, as a single redeliver does: the same webhook-id and bytes, freshly signed, a fresh schedule. The body is optional.",
+          requestBody: { required: false, content: { 'application/json': { schema: { $ref: '#/components/schemas/BatchRedeliver' } } } },
+          responses: { '202': { description: 'Queued', ...json('BatchRedelivery') }, ...errors(400, 401, 404, 415) },
         },
       },
       '/v1/batches/{id}/deliveries/{deliveryId}/redeliver': {

@@ -1,6 +1,6 @@
-import express, { Router } from 'express';
+import express, { Router, type RequestHandler } from 'express';
 import { z } from 'zod';
-import { presentBatch } from '@imagegen/shared';
+import { batchRedeliverSchema, presentBatch } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { HttpProblem, invalid } from '../http/problem';
 import { enforceQuota } from '../http/rate-limit';
@@ -10,14 +10,15 @@ import { BatchesService } from '../batches/batch.service';
 import { streamArchive, streamBatchEvents, streamResults } from '../batches/batch-streams';
 import { readJsonBody } from '../batches/json-body';
 import { limitedBody } from '../http/body-limit';
-import { hasBody, parseQuery } from '../http/validate';
+import { hasBody, parseBody, parseQuery, requireContentType } from '../http/validate';
+import { redeliverBatch } from '../batches/batch-redeliver';
 
 const listQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(20),
   cursor: z.string().regex(/^batch_[A-Za-z0-9]+$/, { error: 'must be a nextCursor from an earlier page' }).optional(),
 });
 
-export function batchesRouter(ctx: ApiContext): Router {
+export function batchesRouter(ctx: ApiContext, json: RequestHandler): Router {
   const router = Router();
   const service = new BatchesService(ctx);
   const limit = ctx.config.BATCH_MAX_BODY_BYTES;
@@ -83,6 +84,13 @@ export function batchesRouter(ctx: ApiContext): Router {
 
   router.get('/:id/archive', async (req, res) => {
     await streamArchive(ctx, service, await service.get(req.tenant as string, req.params.id as string), res);
+  });
+
+  // every delivery of the batch and its items that failed, ran out (or waits for a retry) is sent again
+  router.post('/:id/deliveries/redeliver', requireContentType('application/json'), json, async (req, res) => {
+    const { states } = parseBody(batchRedeliverSchema, req.body ?? {});
+    const batch = await service.get(req.tenant as string, req.params.id as string);
+    res.status(202).json({ redelivered: await redeliverBatch(ctx, batch, states) });
   });
 
   router.get('/:id/events', async (req, res) => {

@@ -49,6 +49,17 @@ export const deliveryListSchema = z.object({ object: z.literal('list'), data: z.
 export const redeliverySchema = z
   .object({ id: z.string(), webhookId: z.string(), event: z.enum(WEBHOOK_EVENTS), state: z.literal('pending') });
 
+/** `POST /v1/batches/:id/deliveries/redeliver`: which of the batch's deliveries (its own and its items') to send again. */
+export const batchRedeliverSchema = z.strictObject({
+  states: z
+    .array(z.enum(['failed', 'exhausted', 'pending']))
+    .min(1)
+    .default(['failed', 'exhausted'])
+    .describe('Deliveries now in these states are sent again: failed (a 410), exhausted (the schedule ran out), pending (waiting for a retry, sent now)'),
+});
+
+export const batchRedeliveryResultSchema = z.object({ redelivered: z.number().int().min(0).describe('Deliveries sent again, each under its own webhook-id with a fresh schedule') });
+
 export const webhookSecretSchema = z.object({ secret: z.string().regex(/^whsec_/) });
 
 export const seedResponseSchema = z

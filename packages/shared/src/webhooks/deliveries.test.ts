@@ -84,3 +84,31 @@ it('keeps only the newest attempts past the cap', async () => {
   expect(rows.map((r) => r.state)).toEqual(['failed', 'failed', 'failed', 'failed', 'pending']);
   expect(await redis.hlen(keys.generationDeliveries('gen_4'))).toBe(5 + 3);
 });
+
+it('finds the deliveries in given states across many logs, the tenant’s only, however many fields a log holds', async () => {
+  const log = new DeliveryLog(redis, keys, 3600, 1000);
+  // one log large enough that a field scan takes more than one call, and logs of other subjects and tenants
+  const many = Array.from({ length: 1500 }, (_, i) => ({ delivery: delivery(`dlv_m${i}`, 'gen_big'), body: `{"n":${i},"pad":"${'x'.repeat(100)}"}` }));
+  await log.createMany(many);
+  await log.createMany([
+    { delivery: delivery('dlv_s1', 'gen_s1'), body: '{}' },
+    { delivery: delivery('dlv_s2', 'gen_s2'), body: '{}' },
+    { delivery: delivery('dlv_o1', 'gen_s1', 'other'), body: '{}' },
+    { delivery: delivery('dlv_batch', 'batch_s'), body: '{}' },
+  ]);
+  for (let i = 0; i < 1500; i += 3) await log.recordAttempt('gen_big', `dlv_m${i}`, { run: 0, state: 'exhausted', status: 500, durationMs: 1 });
+  await log.recordAttempt('gen_s1', 'dlv_s1', { run: 0, state: 'failed', status: 410, durationMs: 1 });
+  await log.recordAttempt('gen_s2', 'dlv_s2', { run: 0, state: 'delivered', status: 200, durationMs: 1 });
+  await log.recordAttempt('gen_s1', 'dlv_o1', { run: 0, state: 'failed', status: 410, durationMs: 1 });
+  await log.recordAttempt('batch_s', 'dlv_batch', { run: 0, state: 'exhausted', status: 500, durationMs: 1 });
+
+  const found = await log.inStates(['gen_big', 'gen_s1', 'gen_s2', 'batch_s', 'gen_none'], 't1', ['failed', 'exhausted']);
+  expect(found.map((d) => d.id).sort()).toEqual([...Array.from({ length: 500 }, (_, k) => `dlv_m${k * 3}`), 'dlv_s1', 'dlv_batch'].sort());
+  expect(found.every((d) => d.tenant === 't1' && (d.state === 'failed' || d.state === 'exhausted'))).toBe(true);
+  expect((await log.inStates(['gen_big'], 't1', ['pending'])).length).toBe(1000);
+
+  // each starts a new run in one round trip; a delivery gone meanwhile answers null
+  const runs = await log.redeliverMany([...found.slice(0, 2), { id: 'dlv_gone', subject: 'gen_s1' }]);
+  expect(runs).toEqual([1, 1, null]);
+  expect((await log.load(found[0]!.subject, found[0]!.id))?.delivery).toMatchObject({ run: 1, state: 'pending' });
+});

@@ -122,6 +122,44 @@ export class DeliveryLog {
     ];
   }
 
+  /**
+   * The tenant's deliveries of `subjects` now in one of `states`, in one pipelined read per
+   * round: HSCAN with a MATCH leaves the frozen bodies and the attempts in Redis.
+   */
+  async inStates(subjects: string[], tenant: string, states: readonly DeliveryState[]): Promise<Delivery[]> {
+    const found: Delivery[] = [];
+    let scans = subjects.map((subject) => ({ key: this.keyOf(subject), cursor: '0' }));
+    while (scans.length) {
+      const pipeline = this.redis.pipeline();
+      for (const { key, cursor } of scans) pipeline.hscan(key, cursor, 'MATCH', 'd:*', 'COUNT', 1000);
+      const replies = (await pipeline.exec()) ?? [];
+      const next: typeof scans = [];
+      replies.forEach(([err, reply], i) => {
+        if (err) throw err;
+        const [cursor, flat] = reply as [string, string[]];
+        for (let j = 1; j < flat.length; j += 2) {
+          const d = JSON.parse(flat[j] as string) as Delivery;
+          if (d.tenant === tenant && states.includes(d.state)) found.push(d);
+        }
+        if (cursor !== '0') next.push({ key: scans[i]!.key, cursor });
+      });
+      scans = next;
+    }
+    return found;
+  }
+
+  /** Starts a new run of each delivery in one round trip; null where one is gone. */
+  async redeliverMany(deliveries: Pick<Delivery, 'id' | 'subject'>[]): Promise<(number | null)[]> {
+    if (deliveries.length === 0) return [];
+    const pipeline = this.redis.pipeline() as ReturnType<Redis['pipeline']> & { imagegenRedeliver(key: string, id: string, ttl: number): unknown };
+    for (const d of deliveries) pipeline.imagegenRedeliver(this.keyOf(d.subject), d.id, this.retentionSeconds);
+    const replies = (await pipeline.exec()) ?? [];
+    return replies.map(([err, run]) => {
+      if (err) throw err;
+      return (run as number) < 0 ? null : (run as number);
+    });
+  }
+
   /** Starts a new run of a delivery (same webhook-id, same body); null if there is no such delivery. */
   async redeliver(subject: string, id: string): Promise<number | null> {
     const run = await this.redis.imagegenRedeliver(this.keyOf(subject), id, this.retentionSeconds);
