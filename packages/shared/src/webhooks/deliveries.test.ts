@@ -108,7 +108,16 @@ it('finds the deliveries in given states across many logs, the tenant’s only, 
   expect((await log.inStates(['gen_big'], 't1', ['pending'])).length).toBe(1000);
 
   // each starts a new run in one round trip; a delivery gone meanwhile answers null
-  const runs = await log.redeliverMany([...found.slice(0, 2), { id: 'dlv_gone', subject: 'gen_s1' }]);
+  const runs = await log.redeliverMany([...found.slice(0, 2), { id: 'dlv_gone', subject: 'gen_s1', run: 0, state: 'failed' as const }]);
   expect(runs).toEqual([1, 1, null]);
   expect((await log.load(found[0]!.subject, found[0]!.id))?.delivery).toMatchObject({ run: 1, state: 'pending' });
+  // a second call from the same read (two calls at once, or a retry) starts nothing again
+  expect(await log.redeliverMany(found.slice(0, 2))).toEqual([null, null]);
+  // nor does one from a read made before an attempt changed the delivery
+  expect(await log.redeliverMany([(await log.load('gen_s1', 'dlv_s1'))!.delivery])).toEqual([1]);
+  const before = (await log.load('gen_s1', 'dlv_s1'))!.delivery;
+  expect(before).toMatchObject({ run: 1, state: 'pending' });
+  await log.recordAttempt('gen_s1', 'dlv_s1', { run: before.run, state: 'delivered', status: 200, durationMs: 1 });
+  expect(await log.redeliverMany([before])).toEqual([null]);
+  expect((await log.load('gen_s1', 'dlv_s1'))?.delivery).toMatchObject({ run: before.run, state: 'delivered' });
 });

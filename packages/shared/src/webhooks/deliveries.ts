@@ -57,7 +57,7 @@ export const CREATE_DELIVERIES_COMMAND = 'imagegenCreateDeliveries';
 type LogRedis = Redis & {
   imagegenCreateDeliveries(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<number[]>;
   imagegenRecordAttempt(key: string, ...args: (string | number)[]): Promise<'ok' | 'missing' | 'stale'>;
-  imagegenRedeliver(key: string, id: string, ttl: number): Promise<number>;
+  imagegenRedeliver(key: string, id: string, ttl: number, run?: number, states?: string): Promise<number>;
 };
 
 /** The delivery log: what was sent, each attempt and its outcome, kept as long as the record. */
@@ -148,11 +148,15 @@ export class DeliveryLog {
     return found;
   }
 
-  /** Starts a new run of each delivery in one round trip; null where one is gone. */
-  async redeliverMany(deliveries: Pick<Delivery, 'id' | 'subject'>[]): Promise<(number | null)[]> {
+  /**
+   * Starts a new run of each delivery in one round trip, each only if it is still in the run and
+   * state it was read in (so two calls, or an attempt meanwhile, never start it twice); null
+   * where one is gone or has changed.
+   */
+  async redeliverMany(deliveries: Pick<Delivery, 'id' | 'subject' | 'run' | 'state'>[]): Promise<(number | null)[]> {
     if (deliveries.length === 0) return [];
-    const pipeline = this.redis.pipeline() as ReturnType<Redis['pipeline']> & { imagegenRedeliver(key: string, id: string, ttl: number): unknown };
-    for (const d of deliveries) pipeline.imagegenRedeliver(this.keyOf(d.subject), d.id, this.retentionSeconds);
+    const pipeline = this.redis.pipeline() as ReturnType<Redis['pipeline']> & { imagegenRedeliver(key: string, id: string, ttl: number, run: number, states: string): unknown };
+    for (const d of deliveries) pipeline.imagegenRedeliver(this.keyOf(d.subject), d.id, this.retentionSeconds, d.run, d.state);
     const replies = (await pipeline.exec()) ?? [];
     return replies.map(([err, run]) => {
       if (err) throw err;
