@@ -116,13 +116,15 @@ const extraHeaders = fc.record(
     'idempotency-key': fc.oneof(fc.string({ maxLength: 50 }).map((s) => s.replace(/[^\x20-\x7e]/g, '')), fc.constant('k'.repeat(2000)), fc.constantFrom('*', '[a]', '..', '')),
     'content-encoding': fc.constantFrom('gzip', 'deflate', 'br', 'identity', 'bogus'),
     accept: fc.constantFrom('application/json', 'text/html', '*/*', 'text/event-stream'),
+    'last-event-id': fc.constantFrom('0-0', '1-1', '99999999999999999999-0', '-', '-1', '0-0-0', '(0-0', 'x'.repeat(300), '\u00e9'),
   },
   { requiredKeys: [] },
 );
 
 /** Every endpoint, with the slots a hostile request can fill. */
-function endpoint(realId: string) {
+function endpoint(realId: string, realBatchId: string) {
   const id = fc.oneof({ weight: 5, arbitrary: hostileId }, { weight: 1, arbitrary: fc.constant(realId) });
+  const batchId = fc.oneof({ weight: 5, arbitrary: hostileId }, { weight: 1, arbitrary: fc.constant(realBatchId) });
   const tenant = fc.oneof(fc.constantFrom('fz', 'a:b', '*', '..', '%00', 'x'.repeat(70), '__proto__', 'constructor', '%2e'), hostileId);
   return fc.oneof(
     fc.constant({ method: 'POST', path: '/v1/generations' }),
@@ -142,6 +144,15 @@ function endpoint(realId: string) {
     fc.tuple(tenant, hostileId).map(([t, k]) => ({ method: 'DELETE', path: `/admin/tenants/${t}/keys/${k}` })),
     tenant.map((t) => ({ method: 'GET', path: `/admin/tenants/${t}/usage` })),
     fc.constantFrom('PUT', 'PATCH', 'OPTIONS', 'HEAD').map((m) => ({ method: m, path: '/v1/generations' })),
+    fc.constant({ method: 'POST', path: '/v1/batches' }),
+    fc.constantFrom('', '?cursor=batch_*', '?cursor=%00', '?limit=0', '?limit=1e9', '?limit=2&limit=3', '?x=1').map((q) => ({ method: 'GET', path: `/v1/batches${q}` })),
+    batchId.map((i) => ({ method: 'GET', path: `/v1/batches/${i}` })),
+    batchId.map((i) => ({ method: 'DELETE', path: `/v1/batches/${i}` })),
+    fc.tuple(batchId, fc.constantFrom('results', 'archive', 'deliveries')).map(([i, r]) => ({ method: 'GET', path: `/v1/batches/${i}/${r}` })),
+    // events of a real, unfinished batch would stream until it ends: hostile ids only
+    hostileId.map((i) => ({ method: 'GET', path: `/v1/batches/${i}/events` })),
+    batchId.map((i) => ({ method: 'POST', path: `/v1/batches/${i}/deliveries/redeliver` })),
+    fc.tuple(batchId, hostileId).map(([i, d]) => ({ method: 'POST', path: `/v1/batches/${i}/deliveries/${d}/redeliver` })),
   );
 }
 
@@ -163,9 +174,9 @@ const lyingRequest = fc
     return { method: 'POST', path, headers: {}, raw: Buffer.concat([Buffer.from(head), b]) };
   });
 
-function hostileRequest(realId: string): fc.Arbitrary<HostileRequest> {
+function hostileRequest(realId: string, realBatchId: string): fc.Arbitrary<HostileRequest> {
   const normal = fc
-    .record({ ep: endpoint(realId), body: fc.option(rawBody, { nil: undefined }), ct: fc.option(contentType, { nil: undefined }), auth: fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: authorization }), extra: extraHeaders })
+    .record({ ep: endpoint(realId, realBatchId), body: fc.option(rawBody, { nil: undefined }), ct: fc.option(contentType, { nil: undefined }), auth: fc.oneof({ weight: 3, arbitrary: fc.constant(undefined) }, { weight: 1, arbitrary: authorization }), extra: extraHeaders })
     .map(({ ep, body, ct, auth, extra }): HostileRequest => {
       const headers: Record<string, string> = { ...extra };
       if (ct !== undefined) headers['content-type'] = ct;
@@ -225,6 +236,7 @@ describe('hostile input', () => {
   let stack: Stack;
   let port: number;
   let realId: string;
+  let realBatchId: string;
   beforeAll(async () => {
     stack = await startStack({
       name: 'hostile',
@@ -234,6 +246,7 @@ describe('hostile input', () => {
     });
     port = Number(new URL(stack.baseUrl).port);
     realId = (await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'the one real generation' }, { Authorization: `Bearer ${KEY}` })).body.id;
+    realBatchId = (await postJson(`${stack.baseUrl}/v1/batches`, { items: [{ topic: 'the one real batch' }] }, { Authorization: `Bearer ${KEY}` })).body.id;
   });
   afterAll(() => stack.close());
 
@@ -246,7 +259,7 @@ describe('hostile input', () => {
     let baseline: Awaited<ReturnType<typeof state>> | undefined;
     const statuses = new Map<number, number>();
     await fc.assert(
-      fc.asyncProperty(hostileRequest(realId), async (r) => {
+      fc.asyncProperty(hostileRequest(realId, realBatchId), async (r) => {
         // what Redis held after the last accepted request (rejected ones must leave it so)
         const before = (baseline ??= await state());
         const a = await send(stack.baseUrl, port, r);
