@@ -183,6 +183,24 @@ describe('imagegen CLI', () => {
     expect((await readdir(out)).filter((f) => f.endsWith('.png'))).toHaveLength(40);
   });
 
+  it('a resumed run downloads what finished before it at once, not only when the batch ends', async () => {
+    const out = path.join(dir, 'out-early');
+    const { txt, id } = await submitThenKill('early.txt', 60, out, async () => ((await readdir(out).catch(() => [])).some((f) => f.endsWith('.png')) ? true : undefined));
+    // what has finished by the time the run is resumed (the batch goes on meanwhile)
+    await eventually(async () => ((await stack.api.batches.get(id))!.completed >= 8 ? true : undefined), 30_000, 20);
+    const finished = (await (await fetch(`${stack.baseUrl}/v1/batches/${id}/results`)).text()).trim().split('\n').map((l) => JSON.parse(l)).filter((l) => l.status === 'completed');
+    const files = finished.map((l) => `${String(l.index).padStart(2, '0')}-${l.id}.png`);
+    const second = run(['batch', txt, '--out', out, '--resume', id], env);
+    await eventually(async () => {
+      const have = new Set(await readdir(out));
+      return files.every((f) => have.has(f)) ? true : undefined;
+    }, 30_000, 20);
+    // every one of them is there while the batch still runs
+    expect((await stack.api.batches.get(id))!.status).toBe('in_progress');
+    expect(await second.code).toBe(0);
+    expect((await readdir(out)).filter((f) => f.endsWith('.png'))).toHaveLength(60);
+  });
+
   it('--resume with --cancel cancels that batch at once, keeps what finished, and exits non-zero', async () => {
     const out = path.join(dir, 'out5');
     const { txt, id } = await submitThenKill('to-cancel.txt', 60, out);

@@ -79,14 +79,16 @@ const HEALTHY_STREAM_MS = 30_000;
 
 /**
  * Follows the batch's event stream until the batch ends, calling back per finished item and per
- * count change. A stream that breaks off (the API restarting, a connection cut) is opened again
- * with the last event id, so the items that finished meanwhile are still told, once each. A
- * streak of breaks is given up (see retrying) unless items come through or a connection lasts.
+ * count change. It starts from the batch's first finished item ('0-0'), so a resumed run hears
+ * of what finished before it at once. A stream that breaks off (the API restarting, a connection
+ * cut) is opened again with the last event id, so the items that finished meanwhile are still
+ * told, once each. A streak of breaks is given up (see retrying) unless items come through or a
+ * connection lasts.
  */
 async function follow(client: ApiClient, id: string, onItem: (index: number, id: string, status: string) => void, onCounts: (b: Batch) => void, signal: AbortSignal): Promise<void> {
-  let lastEventId: string | undefined;
+  let lastEventId = '0-0';
   await retrying(async (succeeded) => {
-    const res = await client.request(`/v1/batches/${id}/events`, { signal, headers: lastEventId ? { 'Last-Event-ID': lastEventId } : {} });
+    const res = await client.request(`/v1/batches/${id}/events`, { signal, headers: { 'Last-Event-ID': lastEventId } });
     if (!/^text\/event-stream/.test(res.headers.get('content-type') ?? '')) {
       await res.body?.cancel();
       throw new CliError(`${client.base} answered the events of batch ${id} with something else than an event stream; check IMAGEGEN_URL or --url`);
