@@ -16,6 +16,9 @@ export class CliError extends Error {
   }
 }
 
+/** What a failed fetch or stream says went wrong: the system's code (ECONNREFUSED, UND_ERR_SOCKET) when it names one. */
+export const causeOf = (err: unknown): string => (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
+
 /** Answers that say "not now" rather than "no" (a 409 with Retry-After: the same request is still being handled). */
 export const isTransientStatus = (status: number, retryAfter?: string | null): boolean => status === 429 || status >= 500 || (status === 409 && !!retryAfter);
 
@@ -46,8 +49,7 @@ export class ApiClient {
     try {
       res = await fetch(`${this.base}${path}`, { ...init, headers: this.headers(init.headers) });
     } catch (err) {
-      const cause = (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
-      throw new CliError(`Cannot reach the imagegen API at ${this.base} (${cause}); check IMAGEGEN_URL or --url`, 1, true);
+      throw new CliError(`Cannot reach the imagegen API at ${this.base} (${causeOf(err)}); check IMAGEGEN_URL or --url`, 1, true);
     }
     if (res.ok) return res;
     const text = await res.text().catch(() => '');

@@ -2,7 +2,7 @@ import { createWriteStream } from 'node:fs';
 import { rename, rm, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { CliError, isTransientStatus } from './client';
+import { causeOf, CliError, isTransientStatus } from './client';
 
 export async function exists(file: string): Promise<boolean> {
   return stat(file).then(
@@ -10,8 +10,6 @@ export async function exists(file: string): Promise<boolean> {
     () => false,
   );
 }
-
-const causeOf = (err: unknown) => (err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message;
 
 /**
  * Saves a URL to `file` through a temporary name, so a killed run never leaves half a file

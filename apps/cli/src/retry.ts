@@ -12,7 +12,6 @@ export interface RetryPolicy {
 /** Long enough to ride out a restart or a deploy of the API, short enough that a dead one is reported. */
 export const DEFAULT_RETRY: RetryPolicy = { giveUpAfterMs: 5 * 60_000, firstDelayMs: 250, maxDelayMs: 10_000 };
 
-
 /**
  * Runs `attempt` until it succeeds, trying again after a retryable CliError with doubling pauses,
  * until `giveUpAfterMs` has passed since the first failure; anything else (and the last failure)

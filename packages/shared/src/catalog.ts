@@ -108,6 +108,15 @@ export const WEBHOOK_BACKOFF_TYPE = 'webhook';
 /** Delays before each webhook retry: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (times WEBHOOK_RETRY_SCALE). */
 export const WEBHOOK_RETRY_SCHEDULE_MS = [0, 5_000, 5 * 60_000, 30 * 60_000, 2 * 3600_000, 5 * 3600_000, 10 * 3600_000, 10 * 3600_000] as const;
 
+/** The deliver job of a redelivery: run `run` of the delivery, its host from its URL (never the URL itself). */
+export function redeliveryJob(delivery: { id: string; subject: string; tenant: string; url: string }, run: number) {
+  return {
+    name: WEBHOOK_JOBS.deliver.name,
+    data: { deliveryId: delivery.id, subject: delivery.subject, tenant: delivery.tenant, host: new URL(delivery.url).host, run },
+    opts: webhookJobOptions(delivery.id, run),
+  };
+}
+
 /** Attempts of one delivery run: the first, then one per step of the schedule. */
 export const WEBHOOK_MAX_ATTEMPTS = WEBHOOK_RETRY_SCHEDULE_MS.length + 1;
 

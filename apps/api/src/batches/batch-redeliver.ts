@@ -1,4 +1,4 @@
-import { WEBHOOK_JOBS, webhookJobOptions, type BatchRecord, type Delivery, type DeliveryState } from '@imagegen/shared';
+import { redeliveryJob, type BatchRecord, type Delivery, type DeliveryState } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 
 /** Item ids read, and their delivery logs scanned, per round. */
@@ -25,9 +25,8 @@ export async function redeliverBatch(ctx: ApiContext, batch: BatchRecord, states
     const found: Delivery[] = [...new Map((await ctx.deliveries.inStates(subjects, batch.tenant, states)).map((d) => [d.id, d])).values()];
     const runs = await ctx.deliveries.redeliverMany(found);
     const jobs = found.flatMap((d, i) => {
-      const run = runs[i];
-      if (run === null || run === undefined) return [];
-      return [{ name: WEBHOOK_JOBS.deliver.name, data: { deliveryId: d.id, subject: d.subject, tenant: d.tenant, host: new URL(d.url).host, run }, opts: webhookJobOptions(d.id, run) }];
+      const run = runs[i] ?? null;
+      return run === null ? [] : [redeliveryJob(d, run)];
     });
     for (let tries = 1; jobs.length; tries++) {
       try {

@@ -107,7 +107,7 @@ export async function streamArchive(ctx: ApiContext, service: BatchesService, ba
 const ITEMS_PAGE = 500;
 
 /** A `Last-Event-ID` this stream gave out (an entry of the batch's finished-items stream); anything else starts afresh. */
-export function resumePoint(header: string | undefined): string | undefined {
+function resumePoint(header: string | undefined): string | undefined {
   return header !== undefined && /^\d{1,15}-\d{1,15}$/.test(header) ? header : undefined;
 }
 

@@ -22,7 +22,15 @@ export function batchesRouter(ctx: ApiContext, json: RequestHandler): Router {
   const router = Router();
   const service = new BatchesService(ctx);
   const limit = ctx.config.BATCH_MAX_BODY_BYTES;
-  const text = limitedBody(limit, express.text({ limit, type: ['application/x-ndjson', 'text/csv'] }));
+  const parseText = express.text({ limit, type: ['application/x-ndjson', 'text/csv'] });
+  // JSON is parsed as it streams in: one JSON.parse of megabytes would stall every other request
+  const readBody = limitedBody(limit, (req, res, next) => {
+    if (batchFormat(req) !== 'json') return parseText(req, res, next);
+    readJsonBody(req, limit).then((body: unknown) => {
+      req.body = body;
+      next();
+    }, next);
+  });
 
   router.post(
     '/',
@@ -31,14 +39,11 @@ export function batchesRouter(ctx: ApiContext, json: RequestHandler): Router {
       if (hasBody(req) && batchFormat(req) === null) return next(new HttpProblem(415, 'Unsupported media type', 'Send the batch as application/json, application/x-ndjson or text/csv'));
       next();
     },
-    text,
+    readBody,
     async (req, res) => {
       const tenant = req.tenant as string;
       const format = batchFormat(req);
-      // JSON is parsed as it streams in: one JSON.parse of megabytes would stall every other request
-      const body: unknown = format === 'json' ? await readJsonBody(req, limit) : req.body;
-      // answered 413 while it was read (a compressed body past the limit on the wire): nothing more to do
-      if (res.headersSent) return;
+      const body: unknown = req.body;
       if (format !== 'json' && typeof body !== 'string') throw invalid('A body is required', [{ path: '(body)', message: 'is required' }]);
       const submission: BatchSubmission = format === 'json' ? await fromJson(body) : format === 'csv' ? await fromCsv(body as string) : await fromNdjson(body as string);
       const idempotencyKey = req.get('idempotency-key');

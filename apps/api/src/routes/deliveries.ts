@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { WEBHOOK_JOBS, webhookJobOptions } from '@imagegen/shared';
+import { redeliveryJob } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { notFound } from '../http/problem';
 
@@ -37,11 +37,8 @@ export function deliveriesRouter(ctx: ApiContext, subject: DeliverySubject): Rou
     const run = await ctx.deliveries.redeliver(id, deliveryId);
     if (run === null) throw notFound(`Delivery ${deliveryId}`);
     const { delivery } = loaded;
-    await ctx.queues.webhooks.add(
-      WEBHOOK_JOBS.deliver.name,
-      { deliveryId, subject: id, tenant, host: new URL(delivery.url).host, run },
-      webhookJobOptions(deliveryId, run),
-    );
+    const job = redeliveryJob(delivery, run);
+    await ctx.queues.webhooks.add(job.name, job.data, job.opts);
     res.status(202).json({ id: deliveryId, webhookId: delivery.webhookId, event: delivery.event, state: 'pending' });
   });
 

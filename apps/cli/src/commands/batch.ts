@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
-import { clientFrom, CliError, type ApiClient } from '../client';
+import { causeOf, clientFrom, CliError, type ApiClient } from '../client';
 import { download, exists, extensionOf } from '../download';
 import { formatEta } from '../eta';
 import { readPrompts } from '../prompts';
@@ -104,7 +104,7 @@ async function follow(client: ApiClient, id: string, onItem: (index: number, id:
           chunk = await reader.read();
         } catch (err) {
           if (signal.aborted) throw err;
-          throw new CliError(`The event stream of batch ${id} broke off (${(err as { cause?: { code?: string } }).cause?.code ?? (err as Error).message})`, 1, true);
+          throw new CliError(`The event stream of batch ${id} broke off (${causeOf(err)})`, 1, true);
         }
         if (chunk.done) throw new CliError(`The event stream of batch ${id} ended before the batch did`, 1, true);
         if (Date.now() - opened >= HEALTHY_STREAM_MS) succeeded();

@@ -3,7 +3,7 @@ import type { Keys } from '../keys';
 import { batchRecordSchema, finishedItemSchema, type BatchRecord, type FinishedItem } from '../schemas/batch';
 import { decodeRecord, encodeFields, hashCodec } from './codec';
 import type { GenerationRecord } from '../schemas/generation';
-import type { IdempotencyClaim } from './generation-store';
+import { hashOf, type IdempotencyClaim } from './generation-store';
 import { BATCH_ADD_ITEMS_LUA, BATCH_BEGIN_LUA, BATCH_CANCEL_LUA, BATCH_CONFIRM_LUA } from './lua/batch-create';
 import { NOW } from './lua/pieces';
 import { pageFromIndex } from './index-page';
@@ -133,11 +133,7 @@ export class BatchStore {
    */
   async finishedAfter(id: string, after: string, count: number): Promise<{ entry: string; item: FinishedItem }[]> {
     const entries = await this.redis.xrange(this.keys.batchFinished(id), `(${after}`, '+', 'COUNT', count);
-    return entries.map(([entry, flat]) => {
-      const fields: Record<string, string> = {};
-      for (let i = 0; i < flat.length; i += 2) fields[flat[i] as string] = flat[i + 1] as string;
-      return { entry, item: finishedItemCodec.decode(fields) as FinishedItem };
-    });
+    return entries.map(([entry, flat]) => ({ entry, item: finishedItemCodec.decode(hashOf(flat)) as FinishedItem }));
   }
 
   /** The last entry of the batch's finished-items stream ('0-0' while none ended): what ends after it is still to come. */
