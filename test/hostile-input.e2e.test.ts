@@ -138,6 +138,8 @@ function endpoint(realId: string, realBatchId: string) {
     fc.tuple(id, hostileId).map(([i, d]) => ({ method: 'POST', path: `/v1/generations/${i}/deliveries/${d}/redeliver` })),
     fc.tuple(hostileId, hostileId).map(([t, n]) => ({ method: 'GET', path: `/files/${t}/${n}` })),
     fc.constant({ method: 'GET', path: '/v1/webhooks/secret' }),
+    fc.constant({ method: 'POST', path: '/v1/webhooks/recover' }),
+    hostileId.map((i) => ({ method: 'GET', path: `/v1/webhooks/recoveries/${i}` })),
     fc.constantFrom('', '?days=0', '?days=-1', '?days=1e9', '?days=abc', '?days=7&x=1', '?days[]=1').map((q) => ({ method: 'GET', path: `/v1/usage${q}` })),
     tenant.map((t) => ({ method: 'POST', path: `/admin/tenants/${t}/keys` })),
     tenant.map((t) => ({ method: 'GET', path: `/admin/tenants/${t}/keys` })),

@@ -154,7 +154,7 @@ describe('webhooks survive a worker crash', () => {
     const id = deliveryIdFor(entryId);
     const delivery: Delivery = { id, event: 'generation.completed', webhookId: webhookIdFor(id), url: receiver.url('/resumed'), tenant: 'default', subject: r.id, createdAt: Date.now(), state: 'pending', run: 0, attempts: 0 };
     await stack.api.deliveries.createMany([{ delivery, body: '{"type":"generation.completed"}' }]);
-    for (let i = 0; i < 8; i++) await stack.api.deliveries.recordAttempt(r.id, id, { run: 0, state: 'pending', status: 500, durationMs: 1, retryInMs: 1 });
+    for (let i = 0; i < 8; i++) await stack.api.deliveries.recordAttempt(delivery, { run: 0, state: 'pending', status: 500, durationMs: 1, retryInMs: 1 });
 
     // taken over (claim idle 500 ms here): one attempt is left, and it is the last
     const worker = await stack.startWorker();

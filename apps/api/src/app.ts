@@ -45,7 +45,7 @@ export function createApp(ctx: ApiContext): express.Express {
   app.use('/v1/generations', deliveriesRouter(ctx, { noun: 'Generation', find: (tenant, id) => ctx.store.getForTenant(id, tenant) }));
   app.use('/v1/batches', deliveriesRouter(ctx, { noun: 'Batch', find: (tenant, id) => ctx.batches.getForTenant(id, tenant) }));
   app.use('/v1/batches', batchesRouter(ctx, json));
-  app.use('/v1/webhooks', webhooksRouter(ctx));
+  app.use('/v1/webhooks', webhooksRouter(ctx, json));
   app.use('/v1/usage', usageRouter(ctx));
   app.use('/api/odin', auth, redisReady);
   app.use(seedRouter(ctx, generations, json));

@@ -22,6 +22,8 @@ import {
   batchRedeliveryResultSchema,
   seedAcceptedSchema,
   seedResponseSchema,
+  webhookRecoverSchema,
+  webhookRecoverySchema,
   webhookSecretSchema,
 } from '@imagegen/shared';
 
@@ -82,6 +84,8 @@ export function buildOpenApi(publicBaseUrl: string) {
         BatchRedeliver: schema(batchRedeliverSchema),
         BatchRedelivery: responseSchema(batchRedeliveryResultSchema),
         WebhookSecret: responseSchema(webhookSecretSchema),
+        WebhookRecover: schema(webhookRecoverSchema),
+        WebhookRecovery: responseSchema(webhookRecoverySchema),
         // items are checked one by one (so every bad item is named): described here as each must be
         CreateBatch: schema(batchEnvelopeSchema.extend({ items: z.array(batchItemSchema).min(1).max(MAX_BATCH_ITEMS) })),
         Batch: responseSchema(publicBatchSchema),
@@ -239,6 +243,18 @@ export function buildOpenApi(publicBaseUrl: string) {
           description: '{ secret }: the new secret. For 24 h the previous one signs too (two signatures in webhook-signature), so receivers can switch without missing a delivery.',
           responses: { '200': { description: 'The new secret', ...json('WebhookSecret') }, ...errors(401) },
         },
+      },
+      '/v1/webhooks/recover': {
+        post: {
+          summary: 'Send again every delivery that did not arrive in a time window',
+          description:
+            'After an endpoint outage: every delivery of yours (generations and batches) that ended failed (410) or exhausted (the schedule ran out) between `since` and `until` (default now) starts a new run, as a single redeliver does: the same webhook-id and bytes, freshly signed, a fresh schedule. Runs in the background: 202 with the recovery, its URL in Location. A delivery sent again by another call meanwhile is not sent twice. Ended deliveries are findable as long as their record is kept (at most the newest 200,000 per tenant).',
+          requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/WebhookRecover' } } } },
+          responses: { '202': { description: 'Started', ...json('WebhookRecovery') }, ...errors(400, 401, 415) },
+        },
+      },
+      '/v1/webhooks/recoveries/{id}': {
+        get: { summary: 'A recovery and how far it got', description: 'Running, completed or failed, with deliveries looked at and sent again. Readable for 24 h after it ends.', responses: { '200': { description: 'The recovery', ...json('WebhookRecovery') }, ...errors(401, 404) } },
       },
       '/files/{token}/{name}': {
         get: {

@@ -98,9 +98,53 @@ export const deliverWebhookJobSchema = z.strictObject({
 });
 export type DeliverWebhookJobData = z.output<typeof deliverWebhookJobSchema>;
 
+/** Delivery states a recovery sends again: those a delivery ends in without arriving. */
+export const RECOVERABLE_STATES = ['failed', 'exhausted'] as const;
+
+/**
+ * A tenant's recovery: every delivery of the tenant that ended failed or exhausted between
+ * `since` and `until` (ms, Redis time) starts a new run. Its progress (RecoveryProgress) lets
+ * a recovery that was interrupted go on where it stopped.
+ */
+export const recoverWebhooksJobSchema = z.strictObject({
+  tenant: z.string().min(1),
+  since: z.number().int().min(0),
+  until: z.number().int().min(0),
+  states: z.array(z.enum(RECOVERABLE_STATES)).min(1),
+  /** When it was asked for (ms, Redis time). */
+  createdAt: z.number().int().min(0),
+});
+export type RecoverWebhooksJobData = z.output<typeof recoverWebhooksJobSchema>;
+
+/** How far a recovery got: deliveries looked at and sent, and the ended time it read up to (`null`: none yet). */
+export const recoveryProgressSchema = z.object({
+  scanned: z.number().int().min(0),
+  redelivered: z.number().int().min(0),
+  through: z.number().int().nullable(),
+});
+export type RecoveryProgress = z.output<typeof recoveryProgressSchema>;
+
+/** What a finished recovery returns: its final counts and when it ended (ms, Redis time). */
+export const recoveryResultSchema = recoveryProgressSchema.extend({ finishedAt: z.number().int() });
+
 export const WEBHOOK_JOBS = {
   deliver: { queue: QUEUES.webhooks, name: 'deliver', schema: deliverWebhookJobSchema },
+  recover: { queue: QUEUES.webhooks, name: 'recover', schema: recoverWebhooksJobSchema },
 } as const;
+
+/** A recovery job is kept (and readable) this long after it ends. */
+export const RECOVERY_KEPT_SECONDS = 24 * 3600;
+
+/** Options of a recovery job: its id is the recovery's; retried from where it stopped. */
+export function recoveryJobOptions(recoveryId: string) {
+  return {
+    jobId: recoveryId,
+    attempts: 5,
+    backoff: { type: 'exponential', delay: 1_000 },
+    removeOnComplete: { age: RECOVERY_KEPT_SECONDS },
+    removeOnFail: { age: RECOVERY_KEPT_SECONDS },
+  };
+}
 
 /** Name of the backoff strategy delivery workers register: the retry schedule, decided per attempt. */
 export const WEBHOOK_BACKOFF_TYPE = 'webhook';

@@ -36,6 +36,11 @@ export function idTimeBound(kind: 'gen' | 'batch', ms: number): string {
   return `${kind}_${ms.toString(36).padStart(9, '0')}`;
 }
 
+/** A webhook recovery's id: random, so one tenant cannot guess another's. */
+export function newRecoveryId(): string {
+  return `rcv_${randomAlnum(20)}`;
+}
+
 /** 128 random bits, URL-safe: the unguessable part of every file URL. */
 export function newFileToken(): string {
   return randomBytesPooled(16).toString('base64url');

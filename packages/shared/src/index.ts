@@ -25,6 +25,7 @@ export * from './webhooks/secrets';
 export * from './webhooks/ssrf';
 export * from './webhooks/target-url';
 export * from './webhooks/deliveries';
+export * from './webhooks/redeliver';
 export * from './schemas/tenant';
 export * from './records/lua/usage';
 export * from './schemas/batch';

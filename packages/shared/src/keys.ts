@@ -59,6 +59,8 @@ export function keysFor(prefix: string) {
     generationDeliveries: (id: string) => `${prefix}:deliveries:gen:${id}`,
     /** Deliveries and attempts of one batch's webhook. */
     batchDeliveries: (id: string) => `${prefix}:deliveries:batch:${id}`,
+    /** `subject|deliveryId` of a tenant's deliveries that ended failed or exhausted, scored by when (Redis time): what a recovery reads. */
+    tenantEndedDeliveries: (tenant: string) => `${prefix}:tenant:${tenant}:deliveries:ended`,
     /** Deliveries in flight to one endpoint host (host:port), scored by when their lease ends. */
     webhookHostInFlight: (host: string) => `${prefix}:webhooks:host:${host}:inflight`,
     /** Deliveries waiting for a slot of one endpoint host, oldest first: woken as slots free. */

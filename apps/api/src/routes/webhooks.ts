@@ -1,9 +1,13 @@
-import { Router } from 'express';
+import { Router, type RequestHandler } from 'express';
+import { webhookRecoverSchema } from '@imagegen/shared';
 import type { ApiContext } from '../context';
+import { parseBody, requireContentType } from '../http/validate';
+import { WebhookRecoveries } from '../services/webhook-recoveries';
 
-/** The caller's webhook signing secret (`whsec_…`), and its rotation. */
-export function webhooksRouter(ctx: ApiContext): Router {
+/** The caller's webhook signing secret (`whsec_…`) and its rotation; recoveries of deliveries that did not arrive. */
+export function webhooksRouter(ctx: ApiContext, json: RequestHandler): Router {
   const router = Router();
+  const recoveries = new WebhookRecoveries(ctx);
 
   router.get('/secret', async (req, res) => {
     res.setHeader('Cache-Control', 'no-store');
@@ -14,6 +18,16 @@ export function webhooksRouter(ctx: ApiContext): Router {
   router.post('/secret/rotate', async (req, res) => {
     res.setHeader('Cache-Control', 'no-store');
     res.json({ secret: await ctx.webhookSecrets.rotate(req.tenant as string) });
+  });
+
+  // after an endpoint outage: every delivery that ended failed or exhausted in a time window, sent again in the background
+  router.post('/recover', requireContentType('application/json'), json, async (req, res) => {
+    const recovery = await recoveries.start(req.tenant as string, parseBody(webhookRecoverSchema, req.body));
+    res.status(202).location(`/v1/webhooks/recoveries/${recovery.id}`).json(recovery);
+  });
+
+  router.get('/recoveries/:id', async (req, res) => {
+    res.json(await recoveries.get(req.tenant as string, req.params.id as string));
   });
 
   return router;

@@ -70,9 +70,9 @@ it('attempts ending together are recorded, released and their entries settled in
   });
 
   const [delivered, retry, gone] = await Promise.all([
-    batcher.settle({ subject: 'gen_s', deliveryId: 'dlv_s1', outcome: { run: 0, state: 'delivered', status: 200, durationMs: 12 }, host: 'h:1', member: 'm1', health: 'up', entryId: e1 }),
-    batcher.settle({ subject: 'gen_s', deliveryId: 'dlv_s2', outcome: { run: 0, state: 'pending', status: 503, error: 'answered 503', durationMs: 5, retryInMs: 5000 }, host: 'h:1', member: 'm2', health: 'trouble', entryId: e2 }),
-    batcher.settle({ subject: 'gen_s', deliveryId: 'dlv_gone', outcome: { run: 0, state: 'delivered', status: 200, durationMs: 3 }, host: 'h:1', member: 'm3', health: 'up', entryId: e3 }),
+    batcher.settle({ tenant: 't1', subject: 'gen_s', deliveryId: 'dlv_s1', outcome: { run: 0, state: 'delivered', status: 200, durationMs: 12 }, host: 'h:1', member: 'm1', health: 'up', entryId: e1 }),
+    batcher.settle({ tenant: 't1', subject: 'gen_s', deliveryId: 'dlv_s2', outcome: { run: 0, state: 'pending', status: 503, error: 'answered 503', durationMs: 5, retryInMs: 5000 }, host: 'h:1', member: 'm2', health: 'trouble', entryId: e2 }),
+    batcher.settle({ tenant: 't1', subject: 'gen_s', deliveryId: 'dlv_gone', outcome: { run: 0, state: 'delivered', status: 200, durationMs: 3 }, host: 'h:1', member: 'm3', health: 'up', entryId: e3 }),
   ]);
   spy.mockRestore();
   expect(sent).toEqual(['evalsha']);
@@ -104,8 +104,8 @@ it('an attempt without an entry (a job) settles nothing in the outbox, and failu
   await Promise.all([batcher.acquire({ host: 'k:1', member: 'a', jobId: 'dlv_j1' }), batcher.acquire({ host: 'k:1', member: 'b', jobId: 'dlv_j2' })]);
   const failed = { run: 0, state: 'pending' as const, error: 'timed out', durationMs: 100, retryInMs: 1000 };
   const results = await Promise.all([
-    batcher.settle({ subject: 'gen_j', deliveryId: 'dlv_j1', outcome: failed, host: 'k:1', member: 'a', health: 'trouble' }),
-    batcher.settle({ subject: 'gen_j', deliveryId: 'dlv_j2', outcome: failed, host: 'k:1', member: 'b', health: 'trouble' }),
+    batcher.settle({ tenant: 't1', subject: 'gen_j', deliveryId: 'dlv_j1', outcome: failed, host: 'k:1', member: 'a', health: 'trouble' }),
+    batcher.settle({ tenant: 't1', subject: 'gen_j', deliveryId: 'dlv_j2', outcome: failed, host: 'k:1', member: 'b', health: 'trouble' }),
   ]);
   expect(results.map((r) => [r.recorded, r.opened, r.entrySettled])).toEqual([
     ['ok', false, false],
@@ -128,7 +128,7 @@ it('slots asked for in one turn follow the bound in order; a slot given back in 
   // asked for before the release in the same turn, the slot still goes to it
   const [next, ended] = await Promise.all([
     batcher.acquire({ host: 'p:1', member: 'm5', jobId: 'j5' }),
-    batcher.settle({ subject: 'gen_p', deliveryId: 'dlv_p1', outcome: { run: 0, state: 'delivered', status: 200, durationMs: 1 }, host: 'p:1', member: 'm1', health: 'up' }),
+    batcher.settle({ tenant: 't1', subject: 'gen_p', deliveryId: 'dlv_p1', outcome: { run: 0, state: 'delivered', status: 200, durationMs: 1 }, host: 'p:1', member: 'm1', health: 'up' }),
   ]);
   expect(next).toEqual({ kind: 'ok' });
   expect(ended).toMatchObject({ recorded: 'ok', entrySettled: false });
@@ -151,10 +151,10 @@ it('within one call, later steps see what earlier ones changed: a circuit opened
   // one call: w succeeds then fails (its slot goes to the parked one, the count starts at 1), x fails twice (the second opens
   // its circuit), then attempts starting on x (open, seen in the same call) and on w (a slot is free again)
   const [w1, w2, x1, x2, xNext, wNext] = await Promise.all([
-    batcher.settle({ subject: 'gen_w', deliveryId: 'dlv_w1', outcome: ok, host: 'w:1', member: 'a', health: 'up' }),
-    batcher.settle({ subject: 'gen_w', deliveryId: 'dlv_w2', outcome: failed, host: 'w:1', member: 'b', health: 'trouble' }),
-    batcher.settle({ subject: 'gen_w', deliveryId: 'dlv_w3', outcome: failed, host: 'x:1', member: 'd', health: 'trouble' }),
-    batcher.settle({ subject: 'gen_w', deliveryId: 'dlv_w4', outcome: failed, host: 'x:1', member: 'e', health: 'trouble' }),
+    batcher.settle({ tenant: 't1', subject: 'gen_w', deliveryId: 'dlv_w1', outcome: ok, host: 'w:1', member: 'a', health: 'up' }),
+    batcher.settle({ tenant: 't1', subject: 'gen_w', deliveryId: 'dlv_w2', outcome: failed, host: 'w:1', member: 'b', health: 'trouble' }),
+    batcher.settle({ tenant: 't1', subject: 'gen_w', deliveryId: 'dlv_w3', outcome: failed, host: 'x:1', member: 'd', health: 'trouble' }),
+    batcher.settle({ tenant: 't1', subject: 'gen_w', deliveryId: 'dlv_w4', outcome: failed, host: 'x:1', member: 'e', health: 'trouble' }),
     batcher.acquire({ host: 'x:1', member: 'f', jobId: 'dlv_x5' }),
     batcher.acquire({ host: 'w:1', member: 'g', jobId: 'dlv_w6' }),
   ]);
@@ -168,4 +168,16 @@ it('within one call, later steps see what earlier ones changed: a circuit opened
   expect(await redis.zrange(keys.webhookHostInFlight('w:1'), '0', '-1')).toEqual(['g']);
   expect(await redis.zcard(keys.webhookHostParked('w:1'))).toBe(0);
   expect(await redis.pttl(keys.webhookHostInFlight('w:1'))).toBeGreaterThan(0);
+});
+
+it('deliveries that end failed or exhausted in one call are noted in their own tenant’s index, the others not', async () => {
+  const { log, batcher } = setup({ maxInFlight: 10, circuitFailures: 100, circuitOpenMs: 1000 });
+  await log.createMany(['dlv_n1', 'dlv_n2', 'dlv_n3', 'dlv_n4'].map((id, i) => ({ delivery: { ...delivery(id, `gen_n${i}`), tenant: i % 2 ? 'tb' : 'ta' }, body: '{}' })));
+  const ending = (i: number, state: 'failed' | 'exhausted' | 'delivered') =>
+    batcher.settle({ tenant: i % 2 ? 'tb' : 'ta', subject: `gen_n${i}`, deliveryId: `dlv_n${i + 1}`, outcome: { run: 0, state, status: state === 'delivered' ? 200 : 410, durationMs: 1 }, host: 'n:1', member: `m${i}`, health: 'up' });
+  const results = await Promise.all([ending(0, 'failed'), ending(1, 'exhausted'), ending(2, 'delivered'), ending(3, 'failed')]);
+  expect(results.map((r) => r.recorded)).toEqual(['ok', 'ok', 'ok', 'ok']);
+  const until = Date.now() + 1000;
+  expect((await log.endedPage('ta', 0, until, 10)).entries).toEqual([{ subject: 'gen_n0', id: 'dlv_n1' }]);
+  expect((await log.endedPage('tb', 0, until, 10)).entries.map((e) => e.id).sort()).toEqual(['dlv_n2', 'dlv_n4']);
 });

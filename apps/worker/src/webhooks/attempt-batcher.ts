@@ -5,6 +5,7 @@ import type { HostHealth, HostLimiter, HostSlot } from './host-limiter';
 
 /** One attempt whose request is done, to be recorded and whose host slot is to be given back. */
 export interface AttemptToSettle {
+  tenant: string;
   subject: string;
   deliveryId: string;
   outcome: AttemptOutcome;
@@ -82,26 +83,18 @@ export class AttemptBatcher {
       else starting.push(step.acquire);
     }
     const { circuitFailures, circuitOpenMs, leaseMs, maxInFlight } = this.limiter.opts;
-    // each host's keys once, named by number in the steps: a batch mostly goes to few hosts
-    const hosts = new Map<string, number>();
-    const hostKeys: string[] = [];
-    const hostOf = (host: string): number => {
-      let n = hosts.get(host);
-      if (n === undefined) {
-        hosts.set(host, (n = hosts.size + 1));
-        hostKeys.push(...this.limiter.releaseKeys(host));
-      }
-      return n;
-    };
+    // each host's keys, and each tenant's index of ended deliveries, once, named by number in the steps: a batch mostly goes to few
+    const hosts = numbered((host) => this.limiter.releaseKeys(host));
+    const tenants = numbered((tenant) => [this.log.endedKeyOf(tenant)]);
     const logKeys: string[] = [];
     const stepArgs: (string | number)[] = [];
     for (const a of ending) {
       logKeys.push(this.log.keyOf(a.subject));
-      stepArgs.push(hostOf(a.host), ...this.log.attemptFields(a.deliveryId, a.outcome), a.member, a.health, a.entryId ?? '');
+      stepArgs.push(hosts.of(a.host), tenants.of(a.tenant), ...this.log.attemptFields(a.subject, a.deliveryId, a.outcome), a.member, a.health, a.entryId ?? '');
     }
-    for (const r of starting) stepArgs.push(hostOf(r.host), r.member, r.jobId);
-    const keys = [this.keys.webhookOutbox(), ...hostKeys, ...logKeys];
-    const args = [this.group, this.log.retentionSeconds, this.log.kept, circuitFailures, circuitOpenMs, leaseMs, maxInFlight, ending.length, hosts.size, ...stepArgs];
+    for (const r of starting) stepArgs.push(hosts.of(r.host), r.member, r.jobId);
+    const keys = [this.keys.webhookOutbox(), ...hosts.keys, ...logKeys, ...tenants.keys];
+    const args = [this.group, this.log.retentionSeconds, this.log.kept, circuitFailures, circuitOpenMs, leaseMs, maxInFlight, ending.length, hosts.count(), ...stepArgs];
     const flat = await this.redis.imagegenSettleAndAcquire(keys.length, ...keys, ...args);
     let settledAt = 0;
     let slotAt = 4 * ending.length;
@@ -114,4 +107,22 @@ export class AttemptBatcher {
       return this.limiter.slotOf(String(kind), ms);
     });
   }
+}
+
+/** Numbers names from 1 as they are first met, gathering each one's keys once. */
+function numbered(keysOf: (name: string) => string[]) {
+  const numbers = new Map<string, number>();
+  const keys: string[] = [];
+  return {
+    keys,
+    count: () => numbers.size,
+    of(name: string): number {
+      let n = numbers.get(name);
+      if (n === undefined) {
+        numbers.set(name, (n = numbers.size + 1));
+        keys.push(...keysOf(name));
+      }
+      return n;
+    },
+  };
 }

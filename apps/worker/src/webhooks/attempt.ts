@@ -91,6 +91,7 @@ export async function attemptDelivery(
     deps.metrics?.webhookDeliveries.inc({ outcome: state });
     deps.metrics?.webhookDuration.observe({ outcome: state }, result.durationMs / 1000);
     const settling = deps.batcher.settle({
+      tenant: delivery.tenant,
       subject: delivery.subject,
       deliveryId: delivery.id,
       outcome: { run: delivery.run, state, status: result.status, error: result.error, durationMs: result.durationMs, retryInMs },

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { QUEUES, WEBHOOK_JOBS, type DeliveryState } from '@imagegen/shared';
 import { LostFetches } from '../recovery/lost-fetches';
 import { attemptDelivery, releaseSlot, type AttemptDeps } from './attempt';
+import { runRecovery, type RecoveryResult } from './recovery';
 
 export interface DeliveryWorkerOptions {
   connection: Redis;
@@ -30,7 +31,7 @@ class RetryLater extends Error {
 const MAX_PARK_MS = 5000;
 
 /**
- * The `deliver` job: one attempt of one delivery. A delivery whose host is at its in-flight bound,
+ * The webhooks queue's jobs: `recover` (runRecovery) and `deliver`, one attempt of one delivery. A delivery whose host is at its in-flight bound,
  * or whose host's circuit is open, goes back to the delayed set without using an attempt (and
  * without holding a worker slot while it waits). Retries follow the webhook schedule; every
  * attempt sends the frozen body under the same webhook-id, freshly signed.
@@ -38,7 +39,8 @@ const MAX_PARK_MS = 5000;
 export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOptions): Worker {
   const { log, limiter, logger } = deps;
 
-  const handler = async (job: Job, token?: string): Promise<DeliveryOutcome> => {
+  const handler = async (job: Job, token?: string): Promise<DeliveryOutcome | RecoveryResult> => {
+    if (job.name === WEBHOOK_JOBS.recover.name) return runRecovery(job, log, deps.queue, opts.connection);
     const parsed = WEBHOOK_JOBS.deliver.schema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`invalid deliver payload: ${parsed.error.message}`);
     const { deliveryId, subject, host, run, attemptsBefore } = parsed.data;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { RECOVERABLE_STATES } from '../catalog';
 import { DELIVERY_STATES } from '../webhooks/deliveries';
 import { publicBatchSchema } from './batch';
 import { publicGenerationSchema } from './generation';
@@ -59,6 +60,31 @@ export const batchRedeliverSchema = z.strictObject({
 });
 
 export const batchRedeliveryResultSchema = z.object({ redelivered: z.number().int().min(0).describe('Deliveries sent again, each under its own webhook-id with a fresh schedule') });
+
+/** `POST /v1/webhooks/recover`: which of the tenant's deliveries that did not arrive to send again. */
+export const webhookRecoverSchema = z.strictObject({
+  since: z.iso.datetime({ offset: true }).describe('Deliveries that ended (failed or exhausted) at or after this time'),
+  until: z.iso.datetime({ offset: true }).optional().describe('... and at or before this time; default and latest: now'),
+  states: z
+    .array(z.enum(RECOVERABLE_STATES))
+    .min(1)
+    .default([...RECOVERABLE_STATES])
+    .describe('failed (answered 410), exhausted (the schedule ran out), or both'),
+});
+
+export const webhookRecoverySchema = z
+  .object({
+    id: z.string().regex(/^rcv_[a-z0-9]+$/),
+    status: z.enum(['running', 'completed', 'failed']).describe('failed: it stopped after repeated errors; what it had not reached is still as it was, so asking again finishes it'),
+    since: z.iso.datetime(),
+    until: z.iso.datetime(),
+    states: z.array(z.enum(RECOVERABLE_STATES)),
+    scanned: z.number().int().min(0).describe('Ended deliveries looked at so far'),
+    redelivered: z.number().int().min(0).describe('Deliveries sent again so far, each under its own webhook-id with a fresh schedule'),
+    createdAt: z.iso.datetime(),
+    finishedAt: z.iso.datetime().optional(),
+  })
+  .describe('A recovery of webhook deliveries, running in the background');
 
 export const webhookSecretSchema = z.object({ secret: z.string().regex(/^whsec_/) });
 

@@ -3,6 +3,8 @@ import { Redis } from 'ioredis';
 import { keysFor } from '../keys';
 import { DeliveryLog, type Delivery } from './deliveries';
 
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `igtest-deliveries-${randomBytes(4).toString('hex')}`;
 const keys = keysFor(prefix);
@@ -46,10 +48,10 @@ it('lists attempts in order with their outcome, never the URL; only the tenant s
   const log = new DeliveryLog(redis, keys, 3600);
   await log.createMany([{ delivery: delivery('dlv_b1', 'gen_2'), body: '{}' }]);
   expect(await log.list('gen_2', 't1')).toEqual([expect.objectContaining({ id: 'dlv_b1', attempt: 0, state: 'pending' })]);
-  expect(await log.recordAttempt('gen_2', 'dlv_b1', { run: 0, state: 'pending', status: 503, error: 'answered 503', durationMs: 12, retryInMs: 5000 })).toBe('ok');
+  expect(await log.recordAttempt({ tenant: 't1', subject: 'gen_2', id: 'dlv_b1' }, { run: 0, state: 'pending', status: 503, error: 'answered 503', durationMs: 12, retryInMs: 5000 })).toBe('ok');
   // waiting for its retry, the attempt is pending; once the retry is made it is a failed attempt
   expect((await log.list('gen_2', 't1')).map((r) => [r.attempt, r.state])).toEqual([[1, 'pending']]);
-  expect(await log.recordAttempt('gen_2', 'dlv_b1', { run: 0, state: 'delivered', status: 200, durationMs: 8 })).toBe('ok');
+  expect(await log.recordAttempt({ tenant: 't1', subject: 'gen_2', id: 'dlv_b1' }, { run: 0, state: 'delivered', status: 200, durationMs: 8 })).toBe('ok');
   const rows = await log.list('gen_2', 't1');
   expect(rows).toEqual([
     { id: 'dlv_b1', event: 'generation.completed', webhookId: 'msg_b1', attempt: 1, at: expect.any(String), status: 503, error: 'answered 503', durationMs: 12, nextAttemptAt: expect.any(String), state: 'failed' },
@@ -63,11 +65,11 @@ it('lists attempts in order with their outcome, never the URL; only the tenant s
 it('a redelivery starts a new run; the old run can no longer record', async () => {
   const log = new DeliveryLog(redis, keys, 3600);
   await log.createMany([{ delivery: delivery('dlv_c1', 'gen_3'), body: '{}' }]);
-  await log.recordAttempt('gen_3', 'dlv_c1', { run: 0, state: 'exhausted', status: 500, durationMs: 1 });
+  await log.recordAttempt({ tenant: 't1', subject: 'gen_3', id: 'dlv_c1' }, { run: 0, state: 'exhausted', status: 500, durationMs: 1 });
   expect(await log.redeliver('gen_3', 'dlv_c1')).toBe(1);
   expect((await log.load('gen_3', 'dlv_c1'))?.delivery).toMatchObject({ run: 1, state: 'pending', attempts: 1 });
-  expect(await log.recordAttempt('gen_3', 'dlv_c1', { run: 0, state: 'delivered', status: 200, durationMs: 1 })).toBe('stale');
-  expect(await log.recordAttempt('gen_3', 'dlv_c1', { run: 1, state: 'delivered', status: 200, durationMs: 1 })).toBe('ok');
+  expect(await log.recordAttempt({ tenant: 't1', subject: 'gen_3', id: 'dlv_c1' }, { run: 0, state: 'delivered', status: 200, durationMs: 1 })).toBe('stale');
+  expect(await log.recordAttempt({ tenant: 't1', subject: 'gen_3', id: 'dlv_c1' }, { run: 1, state: 'delivered', status: 200, durationMs: 1 })).toBe('ok');
   expect((await log.list('gen_3', 't1')).map((r) => [r.attempt, r.state])).toEqual([
     [1, 'exhausted'],
     [2, 'delivered'],
@@ -78,7 +80,7 @@ it('a redelivery starts a new run; the old run can no longer record', async () =
 it('keeps only the newest attempts past the cap', async () => {
   const log = new DeliveryLog(redis, keys, 3600, 5);
   await log.createMany([{ delivery: delivery('dlv_d1', 'gen_4'), body: '{}' }]);
-  for (let i = 0; i < 8; i++) await log.recordAttempt('gen_4', 'dlv_d1', { run: 0, state: 'pending', status: 500, durationMs: i, retryInMs: 0 });
+  for (let i = 0; i < 8; i++) await log.recordAttempt({ tenant: 't1', subject: 'gen_4', id: 'dlv_d1' }, { run: 0, state: 'pending', status: 500, durationMs: i, retryInMs: 0 });
   const rows = await log.list('gen_4', 't1');
   expect(rows.map((r) => r.attempt)).toEqual([4, 5, 6, 7, 8]);
   expect(rows.map((r) => r.state)).toEqual(['failed', 'failed', 'failed', 'failed', 'pending']);
@@ -96,11 +98,11 @@ it('finds the deliveries in given states across many logs, the tenant’s only, 
     { delivery: delivery('dlv_o1', 'gen_s1', 'other'), body: '{}' },
     { delivery: delivery('dlv_batch', 'batch_s'), body: '{}' },
   ]);
-  for (let i = 0; i < 1500; i += 3) await log.recordAttempt('gen_big', `dlv_m${i}`, { run: 0, state: 'exhausted', status: 500, durationMs: 1 });
-  await log.recordAttempt('gen_s1', 'dlv_s1', { run: 0, state: 'failed', status: 410, durationMs: 1 });
-  await log.recordAttempt('gen_s2', 'dlv_s2', { run: 0, state: 'delivered', status: 200, durationMs: 1 });
-  await log.recordAttempt('gen_s1', 'dlv_o1', { run: 0, state: 'failed', status: 410, durationMs: 1 });
-  await log.recordAttempt('batch_s', 'dlv_batch', { run: 0, state: 'exhausted', status: 500, durationMs: 1 });
+  for (let i = 0; i < 1500; i += 3) await log.recordAttempt({ tenant: 't1', subject: 'gen_big', id: `dlv_m${i}` }, { run: 0, state: 'exhausted', status: 500, durationMs: 1 });
+  await log.recordAttempt({ tenant: 't1', subject: 'gen_s1', id: 'dlv_s1' }, { run: 0, state: 'failed', status: 410, durationMs: 1 });
+  await log.recordAttempt({ tenant: 't1', subject: 'gen_s2', id: 'dlv_s2' }, { run: 0, state: 'delivered', status: 200, durationMs: 1 });
+  await log.recordAttempt({ tenant: 'other', subject: 'gen_s1', id: 'dlv_o1' }, { run: 0, state: 'failed', status: 410, durationMs: 1 });
+  await log.recordAttempt({ tenant: 't1', subject: 'batch_s', id: 'dlv_batch' }, { run: 0, state: 'exhausted', status: 500, durationMs: 1 });
 
   const found = await log.inStates(['gen_big', 'gen_s1', 'gen_s2', 'batch_s', 'gen_none'], 't1', ['failed', 'exhausted']);
   expect(found.map((d) => d.id).sort()).toEqual([...Array.from({ length: 500 }, (_, k) => `dlv_m${k * 3}`), 'dlv_s1', 'dlv_batch'].sort());
@@ -117,7 +119,79 @@ it('finds the deliveries in given states across many logs, the tenant’s only, 
   expect(await log.redeliverMany([(await log.load('gen_s1', 'dlv_s1'))!.delivery])).toEqual([1]);
   const before = (await log.load('gen_s1', 'dlv_s1'))!.delivery;
   expect(before).toMatchObject({ run: 1, state: 'pending' });
-  await log.recordAttempt('gen_s1', 'dlv_s1', { run: before.run, state: 'delivered', status: 200, durationMs: 1 });
+  await log.recordAttempt(before, { run: before.run, state: 'delivered', status: 200, durationMs: 1 });
   expect(await log.redeliverMany([before])).toEqual([null]);
   expect((await log.load('gen_s1', 'dlv_s1'))?.delivery).toMatchObject({ run: before.run, state: 'delivered' });
+});
+
+describe('the index of deliveries that ended without arriving', () => {
+  const refOf = (subject: string, id: string, tenant = 'idx') => ({ tenant, subject, id });
+
+  it('notes each delivery of the tenant that ends failed or exhausted, once, by when it last ended, expiring with the log', async () => {
+    const log = new DeliveryLog(redis, keys, 3600);
+    const made = ['dlv_e1', 'dlv_e2', 'dlv_e3', 'dlv_e4'].map((id) => ({ delivery: delivery(id, 'gen_e', 'idx'), body: '{}' }));
+    await log.createMany([...made, { delivery: delivery('dlv_e5', 'gen_e', 'idx-other'), body: '{}' }]);
+    await log.recordAttempt(refOf('gen_e', 'dlv_e1'), { run: 0, state: 'failed', status: 410, durationMs: 1 });
+    await log.recordAttempt(refOf('gen_e', 'dlv_e2'), { run: 0, state: 'exhausted', status: 500, durationMs: 1 });
+    await log.recordAttempt(refOf('gen_e', 'dlv_e3'), { run: 0, state: 'pending', status: 500, durationMs: 1, retryInMs: 10 });
+    await log.recordAttempt(refOf('gen_e', 'dlv_e4'), { run: 0, state: 'delivered', status: 200, durationMs: 1 });
+    await log.recordAttempt(refOf('gen_e', 'dlv_e5', 'idx-other'), { run: 0, state: 'failed', status: 410, durationMs: 1 });
+    // a stale run records nothing, and notes nothing
+    await log.recordAttempt(refOf('gen_e', 'dlv_e4'), { run: 5, state: 'failed', status: 410, durationMs: 1 });
+
+    const all = await log.endedPage('idx', 0, Date.now() + 1000, 100);
+    expect(all.entries).toEqual([
+      { subject: 'gen_e', id: 'dlv_e1' },
+      { subject: 'gen_e', id: 'dlv_e2' },
+    ]);
+    expect((await log.endedPage('idx-other', 0, Date.now() + 1000, 100)).entries).toEqual([{ subject: 'gen_e', id: 'dlv_e5' }]);
+    const ttl = await redis.ttl(keys.tenantEndedDeliveries('idx'));
+    expect(ttl).toBeGreaterThan(3500);
+    expect(ttl).toBeLessThanOrEqual(3600);
+
+    // sent again and failed again: one entry, moved to the later time
+    const before = Number(await redis.zscore(keys.tenantEndedDeliveries('idx'), 'gen_e|dlv_e1'));
+    await sleep(5);
+    await log.redeliver('gen_e', 'dlv_e1');
+    await log.recordAttempt(refOf('gen_e', 'dlv_e1'), { run: 1, state: 'failed', status: 410, durationMs: 1 });
+    expect(await redis.zcard(keys.tenantEndedDeliveries('idx'))).toBe(2);
+    expect(Number(await redis.zscore(keys.tenantEndedDeliveries('idx'), 'gen_e|dlv_e1'))).toBeGreaterThan(before);
+    // a window that starts after every other ending holds only the later one
+    const others = Number(await redis.zscore(keys.tenantEndedDeliveries('idx'), 'gen_e|dlv_e2'));
+    expect((await log.endedPage('idx', others, Date.now() + 1000, 100, true)).entries).toEqual([{ subject: 'gen_e', id: 'dlv_e1' }]);
+  });
+
+  it('drops entries older than the retention as new ones come', async () => {
+    const log = new DeliveryLog(redis, keys, 1);
+    // each ending renews the index's expiry (1 s here); the entry older than that goes at the next
+    for (const i of [0, 1, 2]) {
+      if (i > 0) await sleep(600);
+      await log.createMany([{ delivery: delivery(`dlv_r${i}`, `gen_r${i}`, 'idx-ret'), body: '{}' }]);
+      await log.recordAttempt(refOf(`gen_r${i}`, `dlv_r${i}`, 'idx-ret'), { run: 0, state: 'failed', status: 410, durationMs: 1 });
+    }
+    expect(await redis.zrange(keys.tenantEndedDeliveries('idx-ret'), '0', '-1')).toEqual(['gen_r1|dlv_r1', 'gen_r2|dlv_r2']);
+  });
+
+  it('pages by time without splitting the deliveries that ended in one millisecond', async () => {
+    const log = new DeliveryLog(redis, keys, 3600);
+    const key = keys.tenantEndedDeliveries('idx-page');
+    // 3 at 1000, 4 at 1001 (one millisecond's endings, as one batched call writes them), 1 at 1002
+    await redis.zadd(key, 1000, 'gen_p|dlv_a', 1000, 'gen_p|dlv_b', 1000, 'gen_p|dlv_c', 1001, 'gen_p|dlv_d', 1001, 'gen_p|dlv_e', 1001, 'gen_p|dlv_f', 1001, 'gen_p|dlv_g', 1002, 'gen_p|dlv_h');
+    const seen: string[] = [];
+    const pages: number[] = [];
+    let from = 1000;
+    let after = false;
+    for (;;) {
+      const page = await log.endedPage('idx-page', from, 1002, 2, after);
+      if (page.last === null) break;
+      seen.push(...page.entries.map((e) => e.id));
+      pages.push(page.entries.length);
+      from = page.last;
+      after = true;
+    }
+    expect(seen).toEqual(['dlv_a', 'dlv_b', 'dlv_c', 'dlv_d', 'dlv_e', 'dlv_f', 'dlv_g', 'dlv_h']);
+    expect(pages).toEqual([3, 4, 1]);
+    // the window's end counts
+    expect((await log.endedPage('idx-page', 1000, 1000, 10)).entries.map((e) => e.id)).toEqual(['dlv_a', 'dlv_b', 'dlv_c']);
+  });
 });

@@ -56,7 +56,7 @@ export const CREATE_DELIVERIES_COMMAND = 'imagegenCreateDeliveries';
 
 type LogRedis = Redis & {
   imagegenCreateDeliveries(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<number[]>;
-  imagegenRecordAttempt(key: string, ...args: (string | number)[]): Promise<'ok' | 'missing' | 'stale'>;
+  imagegenRecordAttempt(log: string, ended: string, ...args: (string | number)[]): Promise<'ok' | 'missing' | 'stale'>;
   imagegenRedeliver(key: string, id: string, ttl: number, run?: number, states?: string): Promise<number>;
 };
 
@@ -72,7 +72,7 @@ export class DeliveryLog {
   ) {
     if (!(CREATE_DELIVERIES_COMMAND in redis)) {
       redis.defineCommand(CREATE_DELIVERIES_COMMAND, { lua: CREATE_DELIVERIES_LUA });
-      redis.defineCommand('imagegenRecordAttempt', { numberOfKeys: 1, lua: RECORD_ATTEMPT_LUA });
+      redis.defineCommand('imagegenRecordAttempt', { numberOfKeys: 2, lua: RECORD_ATTEMPT_LUA });
       redis.defineCommand('imagegenRedeliver', { numberOfKeys: 1, lua: REDELIVER_LUA });
     }
     this.redis = redis as LogRedis;
@@ -80,6 +80,11 @@ export class DeliveryLog {
 
   keyOf(subject: string): string {
     return subject.startsWith('batch_') ? this.keys.batchDeliveries(subject) : this.keys.generationDeliveries(subject);
+  }
+
+  /** The tenant's index of deliveries that ended failed or exhausted. */
+  endedKeyOf(tenant: string): string {
+    return this.keys.tenantEndedDeliveries(tenant);
   }
 
   /**
@@ -105,13 +110,14 @@ export class DeliveryLog {
     return { delivery: JSON.parse(meta) as Delivery, body };
   }
 
-  recordAttempt(subject: string, id: string, o: AttemptOutcome): Promise<'ok' | 'missing' | 'stale'> {
-    return this.redis.imagegenRecordAttempt(this.keyOf(subject), ...this.attemptFields(id, o), this.retentionSeconds, this.kept);
+  recordAttempt(d: Pick<Delivery, 'tenant' | 'subject' | 'id'>, o: AttemptOutcome): Promise<'ok' | 'missing' | 'stale'> {
+    return this.redis.imagegenRecordAttempt(this.keyOf(d.subject), this.endedKeyOf(d.tenant), ...this.attemptFields(d.subject, d.id, o), this.retentionSeconds, this.kept);
   }
 
-  /** An attempt as the log's scripts take it: id, run, state, status, error, durationMs, retryInMs ('' = none). */
-  attemptFields(id: string, o: AttemptOutcome): (string | number)[] {
+  /** An attempt as the log's scripts take it: subject, id, run, state, status, error, durationMs, retryInMs ('' = none). */
+  attemptFields(subject: string, id: string, o: AttemptOutcome): (string | number)[] {
     return [
+      subject,
       id,
       o.run,
       o.state,
@@ -146,6 +152,44 @@ export class DeliveryLog {
       scans = next;
     }
     return found;
+  }
+
+  /**
+   * A page of the tenant's deliveries that ended failed or exhausted between `from` and `until`
+   * (ms, inclusive; `after` makes `from` exclusive), oldest first. Deliveries that ended in the
+   * same millisecond as the page's last one all come with it, so the next page starts strictly
+   * after that time and never splits them (nor skips one whose time moved meanwhile).
+   */
+  async endedPage(tenant: string, from: number, until: number, count: number, after = false): Promise<{ entries: { subject: string; id: string }[]; last: number | null }> {
+    const key = this.endedKeyOf(tenant);
+    const min = after ? `(${from}` : String(from);
+    const flat = await this.redis.zrangebyscore(key, min, until, 'WITHSCORES', 'LIMIT', 0, count);
+    if (flat.length === 0) return { entries: [], last: null };
+    const members: string[] = [];
+    for (let i = 0; i < flat.length; i += 2) members.push(flat[i] as string);
+    const last = Number(flat[flat.length - 1]);
+    if (members.length === count) {
+      // the rest of the last millisecond's: the page ends with all of them
+      const page = new Set(members);
+      for (const m of await this.redis.zrangebyscore(key, last, last)) if (!page.has(m)) members.push(m);
+    }
+    const entries = members.flatMap((m) => {
+      const [subject, id] = m.split('|');
+      return subject && id ? [{ subject, id }] : [];
+    });
+    return { entries, last };
+  }
+
+  /** The deliveries (without bodies) of `refs`, in one pipelined read; null where one is gone. */
+  async loadMany(refs: { subject: string; id: string }[]): Promise<(Delivery | null)[]> {
+    if (refs.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const { subject, id } of refs) pipeline.hget(this.keyOf(subject), `d:${id}`);
+    const replies = (await pipeline.exec()) ?? [];
+    return replies.map(([err, raw]) => {
+      if (err) throw err;
+      return typeof raw === 'string' ? (JSON.parse(raw) as Delivery) : null;
+    });
   }
 
   /**

@@ -1,5 +1,8 @@
 import { compose, NOW_MS } from './pieces';
 
+/** Entries kept in a tenant's index of ended deliveries; the oldest go first. */
+export const ENDED_DELIVERIES_KEPT = 200_000;
+
 /**
  * Lua of webhook deliveries, as functions, so that a script for one delivery and a script for
  * many (one call per batch of deliveries) run the same rules.
@@ -21,11 +24,31 @@ end
 `;
 
 /**
+ * The tenant's index of deliveries that ended failed or exhausted (for a recovery): scored by when
+ * they last ended, older than the retention trimmed (once per key in a call), at most
+ * ENDED_KEPT kept, the key expiring with the retention.
+ */
+const NOTE_ENDED = `
+local trimmed = {}
+local function noteEnded(index, member, ttl, now)
+  redis.call('ZADD', index, now, member)
+  if not trimmed[index] then
+    trimmed[index] = true
+    redis.call('ZREMRANGEBYSCORE', index, '-inf', '(' .. (now - tonumber(ttl) * 1000))
+    local over = redis.call('ZCARD', index) - ${ENDED_DELIVERIES_KEPT}
+    if over > 0 then redis.call('ZREMRANGEBYRANK', index, 0, over - 1) end
+    redis.call('EXPIRE', index, tonumber(ttl))
+  end
+end
+`;
+
+/**
  * Records one attempt: `status`, `err` and `retryInMs` are '' when there is none. Times come from
- * Redis. Returns 'ok', 'missing', or 'stale' (a newer run took over).
+ * Redis. A delivery that ends failed or exhausted is noted in its tenant's `ended` index.
+ * Returns 'ok', 'missing', or 'stale' (a newer run took over).
  */
 const RECORD_ATTEMPT = `
-local function recordAttempt(log, id, run, state, status, err, durationMs, retryInMs, ttl, kept, now)
+local function recordAttempt(log, ended, subject, id, run, state, status, err, durationMs, retryInMs, ttl, kept, now)
   local raw = redis.call('HGET', log, 'd:' .. id)
   if not raw then return 'missing' end
   local d = cjson.decode(raw)
@@ -46,6 +69,7 @@ local function recordAttempt(log, id, run, state, status, err, durationMs, retry
   redis.call('HSET', log, 'a:' .. seq, cjson.encode(a), 'd:' .. id, cjson.encode(d))
   if seq > tonumber(kept) then redis.call('HDEL', log, 'a:' .. (seq - tonumber(kept))) end
   redis.call('EXPIRE', log, tonumber(ttl))
+  if state == 'failed' or state == 'exhausted' then noteEnded(ended, subject .. '|' .. id, ttl, now) end
   return 'ok'
 end
 `;
@@ -148,8 +172,13 @@ return out
 `,
 );
 
-/** KEYS[1] log; ARGV: id, run, state, status, error, durationMs, retryInMs, ttl, kept. */
-export const RECORD_ATTEMPT_LUA = compose(NOW_MS, RECORD_ATTEMPT, `return recordAttempt(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], nowMs())`);
+/** KEYS: log, the tenant's ended index; ARGV: subject, id, run, state, status, error, durationMs, retryInMs, ttl, kept. */
+export const RECORD_ATTEMPT_LUA = compose(
+  NOW_MS,
+  NOTE_ENDED,
+  RECORD_ATTEMPT,
+  `return recordAttempt(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], nowMs())`,
+);
 
 /** KEYS: in-flight set, circuit, parked set; ARGV: member, lease ms, max in flight, job id. */
 export const HOST_ACQUIRE_LUA = compose(NOW_MS, HOST_STATE, HOST_ACQUIRE, `return hostAcquire(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], nowMs())`);
@@ -158,7 +187,7 @@ export const HOST_ACQUIRE_LUA = compose(NOW_MS, HOST_STATE, HOST_ACQUIRE, `retur
 export const HOST_RELEASE_LUA = compose(HOST_STATE, HOST_RELEASE, `return hostRelease(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4])`);
 
 /** ARGV fields of one attempt that ends, in SETTLE_AND_ACQUIRE_LUA. */
-const SETTLE_ARGS_PER_ATTEMPT = 11;
+const SETTLE_ARGS_PER_ATTEMPT = 13;
 /** ARGV fields of one attempt that starts (host, member, job id). */
 const ACQUIRE_ARGS_PER_ATTEMPT = 3;
 /** KEYS of one host (in-flight set, failure count, circuit, parked set). */
@@ -172,20 +201,21 @@ const KEYS_PER_HOST = 4;
  * the host's health) and, for a first attempt made from an outbox entry, the entry acknowledged
  * and deleted unless another attempt must follow (the caller hands that one to a job first); an
  * entry is thus never settled without its attempt recorded. Each attempt that starts takes a
- * slot of its host (HOST_ACQUIRE), in order. Each host's keys are passed once, however many
- * attempts name it (by its number, from 1).
+ * slot of its host (HOST_ACQUIRE), in order. Each host's keys, and each tenant's index of ended
+ * deliveries, are passed once, however many attempts name them (by number, from 1).
  *
  * KEYS[1] outbox stream, then 4 per host (in-flight set, failure count, circuit, parked set),
- * then the log of each attempt that ends.
+ * then the log of each attempt that ends, then each tenant's ended index.
  * ARGV: group, ttl, kept, circuit threshold, circuit open ms, lease ms, max in flight, number of
- * attempts that end, number of hosts; then per attempt that ends: host, id, run, state, status,
- * error, durationMs, retryInMs, member, health, entry id ('' = none); then per attempt that
- * starts: host, member, job id.
+ * attempts that end, number of hosts; then per attempt that ends: host, tenant, subject, id, run,
+ * state, status, error, durationMs, retryInMs, member, health, entry id ('' = none); then per
+ * attempt that starts: host, member, job id.
  * Returns, flat: per attempt that ends recorded ('ok' | 'missing' | 'stale'), opened (0/1), job
  * to wake (or ''), entry settled (0/1); then per attempt that starts its slot kind and ms.
  */
 export const SETTLE_AND_ACQUIRE_LUA = compose(
   NOW_MS,
+  NOTE_ENDED,
   RECORD_ATTEMPT,
   HOST_STATE,
   HOST_RELEASE,
@@ -195,6 +225,7 @@ export const SETTLE_AND_ACQUIRE_LUA = compose(
 local now = nowMs()
 local ending = tonumber(ARGV[8])
 local logAt = 1 + tonumber(ARGV[9]) * ${KEYS_PER_HOST}
+local endedAt = logAt + ending
 local function hostKeys(host)
   local k = 1 + (tonumber(host) - 1) * ${KEYS_PER_HOST}
   return KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
@@ -203,10 +234,10 @@ local out, acks = {}, {}
 for i = 1, ending do
   local a = 9 + (i - 1) * ${SETTLE_ARGS_PER_ATTEMPT}
   local inFlight, failures, circuit, parked = hostKeys(ARGV[a + 1])
-  local state = ARGV[a + 4]
-  local recorded = recordAttempt(KEYS[logAt + i], ARGV[a + 2], ARGV[a + 3], state, ARGV[a + 5], ARGV[a + 6], ARGV[a + 7], ARGV[a + 8], ARGV[2], ARGV[3], now)
-  local r = hostRelease(inFlight, failures, circuit, parked, ARGV[a + 9], ARGV[a + 10], ARGV[4], ARGV[5])
-  local entry = ARGV[a + 11]
+  local state = ARGV[a + 6]
+  local recorded = recordAttempt(KEYS[logAt + i], KEYS[endedAt + tonumber(ARGV[a + 2])], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], state, ARGV[a + 7], ARGV[a + 8], ARGV[a + 9], ARGV[a + 10], ARGV[2], ARGV[3], now)
+  local r = hostRelease(inFlight, failures, circuit, parked, ARGV[a + 11], ARGV[a + 12], ARGV[4], ARGV[5])
+  local entry = ARGV[a + 13]
   local settled = 0
   if entry ~= '' and (recorded ~= 'ok' or state ~= 'pending') then
     acks[#acks + 1] = entry

@@ -1,0 +1,68 @@
+import { Job } from 'bullmq';
+import type { z } from 'zod';
+import {
+  newRecoveryId,
+  recoveryJobOptions,
+  recoveryProgressSchema,
+  recoveryResultSchema,
+  WEBHOOK_JOBS,
+  type RecoverWebhooksJobData,
+  type webhookRecoverSchema,
+  type webhookRecoverySchema,
+} from '@imagegen/shared';
+import type { ApiContext } from '../context';
+import { invalid, notFound } from '../http/problem';
+
+type Recovery = z.output<typeof webhookRecoverySchema>;
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * Recoveries of a tenant's webhook deliveries: each is a `recover` job on the webhooks queue
+ * (its id the recovery's), run by a worker in the background; this reads and starts them.
+ */
+export class WebhookRecoveries {
+  constructor(private readonly ctx: ApiContext) {}
+
+  /** Starts a recovery of what ended from `since` to `until` (at the latest now, Redis time). */
+  async start(tenant: string, body: z.output<typeof webhookRecoverSchema>): Promise<Recovery> {
+    const now = this.ctx.clock.now();
+    const since = Date.parse(body.since);
+    const until = Math.min(body.until === undefined ? now : Date.parse(body.until), now);
+    if (since > until) throw invalid('since must not be after until (nor after now)', [{ path: 'since', message: 'is after until (or now)' }]);
+    const id = newRecoveryId();
+    const data: RecoverWebhooksJobData = { tenant, since, until, states: body.states, createdAt: now };
+    await this.ctx.queues.webhooks.add(WEBHOOK_JOBS.recover.name, data, recoveryJobOptions(id));
+    return view(id, data, 'running', { scanned: 0, redelivered: 0 });
+  }
+
+  /** The tenant's recovery of that id; another tenant's reads exactly like an unknown one. */
+  async get(tenant: string, id: string): Promise<Recovery> {
+    const job = /^rcv_[a-z0-9]+$/.test(id) ? await Job.fromId(this.ctx.queues.webhooks, id) : undefined;
+    const data = job?.name === WEBHOOK_JOBS.recover.name ? WEBHOOK_JOBS.recover.schema.safeParse(job.data) : null;
+    if (!job || !data?.success || data.data.tenant !== tenant) throw notFound(`Recovery ${id}`);
+    const state = await job.getState();
+    if (state === 'completed') {
+      const result = recoveryResultSchema.safeParse(job.returnvalue);
+      if (result.success) return view(id, data.data, 'completed', result.data, result.data.finishedAt);
+    }
+    const progress = recoveryProgressSchema.safeParse(job.progress);
+    const counts = progress.success ? progress.data : { scanned: 0, redelivered: 0 };
+    if (state === 'failed') return view(id, data.data, 'failed', counts, job.finishedOn);
+    return view(id, data.data, 'running', counts);
+  }
+}
+
+function view(id: string, data: RecoverWebhooksJobData, status: Recovery['status'], counts: { scanned: number; redelivered: number }, finishedAt?: number): Recovery {
+  return {
+    id,
+    status,
+    since: iso(data.since),
+    until: iso(data.until),
+    states: data.states,
+    scanned: counts.scanned,
+    redelivered: counts.redelivered,
+    createdAt: iso(data.createdAt),
+    ...(finishedAt !== undefined ? { finishedAt: iso(finishedAt) } : {}),
+  };
+}

@@ -1,0 +1,58 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { InvalidArgumentError, type Command } from 'commander';
+import { clientFrom, CliError } from '../client';
+import { retrying } from '../retry';
+
+interface Recovery {
+  id: string;
+  status: 'running' | 'completed' | 'failed';
+  since: string;
+  until: string;
+  scanned: number;
+  redelivered: number;
+}
+
+const UNITS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** A point in time: ISO 8601, or how long ago (`90s`, `30m`, `2h`, `7d`). */
+export function pointInTime(value: string, now = Date.now()): string {
+  const ago = /^(\d+(?:\.\d+)?)([smhd])$/.exec(value.trim());
+  if (ago) return new Date(now - Number(ago[1]) * (UNITS[ago[2] as string] as number)).toISOString();
+  const at = /^\d{4}-\d{2}-\d{2}/.test(value) ? Date.parse(value) : Number.NaN;
+  if (Number.isNaN(at)) throw new InvalidArgumentError('give an ISO 8601 time (2026-12-01T09:00:00Z) or how long ago (30m, 2h, 7d)');
+  return new Date(at).toISOString();
+}
+
+/** `imagegen webhooks recover`: after an endpoint outage, send again what did not arrive. */
+export function register(program: Command): void {
+  const webhooks = program.command('webhooks').description('webhook deliveries');
+  webhooks
+    .command('recover')
+    .description('send again every delivery that ended failed or exhausted in a time window, and follow it to the end')
+    .requiredOption('--since <time>', 'from when: ISO 8601, or how long ago (30m, 2h, 7d)', (v) => pointInTime(v))
+    .option('--until <time>', 'until when (default: now)', (v) => pointInTime(v))
+    .option('--states <states>', 'failed, exhausted or both, comma-separated (default: both)')
+    .option('--no-wait', 'print the recovery and return at once')
+    .action(async (opts: { since: string; until?: string; states?: string; wait: boolean }) => {
+      const client = clientFrom(program.opts());
+      const body = { since: opts.since, ...(opts.until ? { until: opts.until } : {}), ...(opts.states ? { states: opts.states.split(',').map((s) => s.trim()) } : {}) };
+      // a start whose answer was lost and is made again costs nothing: the second finds the deliveries already under way
+      let r = await retrying(() => client.json<Recovery>('/v1/webhooks/recover', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) }), undefined, undefined, (err) => err.retryable && err.status !== 429);
+      if (!opts.wait) {
+        console.log(JSON.stringify(r, null, 2));
+        return;
+      }
+      process.stderr.write(`${r.id}: recovering deliveries that ended between ${r.since} and ${r.until}\n`);
+      let told = '';
+      while (r.status === 'running') {
+        await sleep(1000);
+        const id = r.id;
+        r = await retrying(() => client.json<Recovery>(`/v1/webhooks/recoveries/${id}`));
+        const now = `${r.scanned} looked at, ${r.redelivered} sent again`;
+        if (now !== told && r.status === 'running') process.stderr.write(`  ${now}\n`);
+        told = now;
+      }
+      if (r.status !== 'completed') throw new CliError(`${r.id} stopped after ${r.scanned} looked at and ${r.redelivered} sent again; run it again to finish`);
+      console.log(`${r.id}: ${r.redelivered} of ${r.scanned} ended deliveries sent again`);
+    });
+}

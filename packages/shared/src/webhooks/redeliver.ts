@@ -1,0 +1,34 @@
+import type { Queue } from 'bullmq';
+import { redeliveryJob } from '../catalog';
+import type { Delivery, DeliveryLog } from './deliveries';
+
+/** Tries of the job adds of one page: their ids are fixed, so a repeat adds nothing twice. */
+const ADD_TRIES = 3;
+
+/**
+ * Sends `found` again: each starts a new run (the same webhook-id and bytes, freshly signed, a
+ * fresh schedule; a run waiting in the queue for its retry is superseded), but only if it is
+ * still in the run and state it was read in, so two callers at once send each one once. Returns
+ * how many were sent.
+ *
+ * Should the job adds fail after the runs were started (Redis gone, the process killed), those
+ * deliveries wait as `pending` with no job; sending `pending` ones again picks them up.
+ */
+export async function redeliverFound(log: DeliveryLog, queue: Queue, found: readonly Delivery[]): Promise<number> {
+  // a field scan may name an entry twice
+  const unique = [...new Map(found.map((d) => [d.id, d])).values()];
+  const runs = await log.redeliverMany(unique);
+  const jobs = unique.flatMap((d, i) => {
+    const run = runs[i] ?? null;
+    return run === null ? [] : [redeliveryJob(d, run)];
+  });
+  for (let tries = 1; jobs.length; tries++) {
+    try {
+      await queue.addBulk(jobs);
+      break;
+    } catch (err) {
+      if (tries >= ADD_TRIES) throw err;
+    }
+  }
+  return jobs.length;
+}

@@ -1,0 +1,147 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { eventually, sleep } from './support/net';
+import { getJson, postJson, startStack, type Stack } from './support/stack';
+import { WebhookReceiver } from './support/webhook-receiver';
+
+/**
+ * A tenant's recovery after an endpoint outage: every delivery that ended failed or exhausted in a
+ * time window is sent again, in the background, under its own webhook-id; another tenant's are
+ * neither sent nor visible.
+ */
+const KEYS = { a: 'key-tenant-a-0123456789', b: 'key-tenant-b-0123456789' };
+const asA = { Authorization: `Bearer ${KEYS.a}` };
+const asB = { Authorization: `Bearer ${KEYS.b}` };
+
+describe('webhook recovery', () => {
+  let receiver: WebhookReceiver;
+  let stack: Stack;
+
+  beforeAll(async () => {
+    receiver = await WebhookReceiver.start();
+    // 0.0001: the whole schedule (about 28 h) in about 10 s
+    stack = await startStack({ name: 'webhook-recovery', env: { WEBHOOK_ALLOW_PRIVATE: 'true', API_KEYS: `a:${KEYS.a},b:${KEYS.b}`, WEBHOOK_RETRY_SCALE: '0.0001' } });
+    receiver.secrets = [(await getJson(`${stack.baseUrl}/v1/webhooks/secret`, asA)).body.secret, (await getJson(`${stack.baseUrl}/v1/webhooks/secret`, asB)).body.secret];
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await receiver?.close();
+  });
+
+  const submit = async (path: string, as: Record<string, string>) => {
+    const res = await postJson(`${stack.baseUrl}/v1/generations`, { topic: `recover ${path}`, webhook: { url: receiver.url(path) } }, as);
+    expect(res.status).toBe(202);
+    return res.body.id as string;
+  };
+  /** The generations' deliveries, once each has ended (not pending). */
+  const ended = (ids: string[], as: Record<string, string>) =>
+    eventually(async () => {
+      const last = await Promise.all(ids.map(async (id) => (await getJson(`${stack.baseUrl}/v1/generations/${id}/deliveries`, as)).body.data.at(-1)));
+      return last.every((row) => row && row.state !== 'pending') ? last : undefined;
+    }, 60_000);
+  const recover = (body: unknown, as = asA, type = 'application/json') =>
+    fetch(`${stack.baseUrl}/v1/webhooks/recover`, { method: 'POST', headers: { 'Content-Type': type, ...as }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  const finished = (id: string, as = asA) =>
+    eventually(async () => {
+      const got = await getJson(`${stack.baseUrl}/v1/webhooks/recoveries/${id}`, as);
+      return got.body.status === 'completed' ? got.body : undefined;
+    }, 30_000);
+  const idsOf = (path: string) => receiver.on(path).map((r) => r.headers['webhook-id']);
+
+  it('sends again, in the background, every delivery of the tenant that ended in the window; others stay as they are', async () => {
+    // before the window: two refused (410 ends each at once)
+    receiver.script('/early', 410);
+    const early = [await submit('/early', asA), await submit('/early', asA)];
+    expect((await ended(early, asA)).map((r) => r.state)).toEqual(['failed', 'failed']);
+    await sleep(20);
+    const since = new Date().toISOString();
+    await sleep(20);
+    // in the window: three refused, one never answered 2xx (exhausted), and another tenant's refused
+    receiver.script('/down', 410);
+    receiver.script('/flaky', 500);
+    receiver.script('/other', 410);
+    const down = [await submit('/down', asA), await submit('/down', asA), await submit('/down', asA)];
+    const flaky = await submit('/flaky', asA);
+    const other = await submit('/other', asB);
+    expect((await ended(down, asA)).map((r) => r.state)).toEqual(['failed', 'failed', 'failed']);
+    expect((await ended([flaky], asA))[0]).toMatchObject({ state: 'exhausted', attempt: 9 });
+    expect((await ended([other], asB))[0]).toMatchObject({ state: 'failed' });
+    const before = { early: idsOf('/early'), down: idsOf('/down'), flaky: idsOf('/flaky'), other: idsOf('/other') };
+    expect([before.early.length, before.down.length, before.flaky.length, before.other.length]).toEqual([2, 3, 9, 1]);
+
+    // the endpoints are back
+    for (const path of ['/early', '/down', '/flaky', '/other']) receiver.script(path, 200);
+
+    // refused requests start nothing
+    for (const [body, type] of [[{}, 'application/json'], [{ since: 'yesterday' }, 'application/json'], [{ since, until: '2000-01-01T00:00:00Z' }, 'application/json'], [{ since, states: ['delivered'] }, 'application/json'], [{ since, extra: 1 }, 'application/json'], ['since=now', 'text/plain']] as const) {
+      const res = await recover(body, asA, type);
+      expect([res.status, res.headers.get('content-type')]).toEqual([type === 'text/plain' ? 415 : 400, expect.stringMatching(/^application\/problem\+json/)]);
+    }
+
+    // two recoveries at once (a client retrying one it thinks was lost): each delivery is sent again once
+    const started = await Promise.all([recover({ since }), recover({ since })]);
+    expect(started.map((r) => r.status)).toEqual([202, 202]);
+    const bodies = (await Promise.all(started.map((r) => r.json()))) as any[];
+    expect(started[0]!.headers.get('location')).toBe(`/v1/webhooks/recoveries/${bodies[0].id}`);
+    expect(bodies[0]).toMatchObject({ id: expect.stringMatching(/^rcv_/), status: 'running', since: new Date(since).toISOString(), states: ['failed', 'exhausted'], scanned: 0, redelivered: 0 });
+    const done = await Promise.all(bodies.map((b) => finished(b.id)));
+    expect(done.map((d) => d.scanned)).toEqual([4, 4]);
+    expect(done[0].redelivered + done[1].redelivered).toBe(4);
+    expect(done[0].finishedAt).toEqual(expect.any(String));
+
+    // each under its own webhook-id and bytes, verified with tenant a's secret; nothing before the window, nothing of tenant b
+    await eventually(async () => (receiver.on('/down').length === 6 && receiver.on('/flaky').length === 10 ? true : undefined));
+    await sleep(300);
+    const resent = [...receiver.on('/down').slice(3), ...receiver.on('/flaky').slice(9)];
+    expect(new Set(resent.map((r) => r.headers['webhook-id']))).toEqual(new Set([...before.down, before.flaky[0]]));
+    expect(resent.map((r) => r.verifiedWith)).toEqual([[0], [0], [0], [0]]);
+    expect(resent.map((r) => r.answeredWith)).toEqual([200, 200, 200, 200]);
+    expect([idsOf('/early').length, idsOf('/other').length, idsOf('/down').length, idsOf('/flaky').length]).toEqual([2, 1, 6, 10]);
+    expect((await ended([...down, flaky], asA)).map((r) => r.state)).toEqual(['delivered', 'delivered', 'delivered', 'delivered']);
+
+    // another tenant cannot read it; an unknown id is 404 too
+    for (const [id, as] of [[bodies[0].id, asB], ['rcv_nosuch', asA], ['not-an-id', asA]] as const) {
+      const res = await getJson(`${stack.baseUrl}/v1/webhooks/recoveries/${id}`, as);
+      expect([res.status, res.body.status]).toEqual([404, 404]);
+    }
+
+    // once delivered, nothing is left to send; a window from before reaches the early ones only
+    expect(await finished(((await (await recover({ since })).json()) as any).id)).toMatchObject({ scanned: 4, redelivered: 0 });
+    const wider = await finished(((await (await recover({ since: new Date(Date.now() - 3600_000).toISOString(), states: ['failed'] })).json()) as any).id);
+    expect(wider).toMatchObject({ scanned: 6, redelivered: 2 });
+    await eventually(async () => (receiver.on('/early').length === 4 ? true : undefined));
+    expect(new Set(idsOf('/early').slice(2))).toEqual(new Set(before.early));
+
+    // tenant b's own recovery sends tenant b's, signed with its secret
+    const theirs = await finished(((await (await recover({ since }, asB)).json()) as any).id, asB);
+    expect(theirs).toMatchObject({ scanned: 1, redelivered: 1 });
+    const got = await eventually(async () => (receiver.on('/other').length === 2 ? receiver.on('/other') : undefined));
+    expect([got[1]!.headers['webhook-id'], got[1]!.verifiedWith]).toEqual([before.other[0], [1]]);
+  });
+
+  it('the CLI starts a recovery and follows it to the end', async () => {
+    receiver.script('/cli', 410);
+    const id = await submit('/cli', asA);
+    expect((await ended([id], asA))[0]).toMatchObject({ state: 'failed' });
+    receiver.script('/cli', 200);
+    const bin = path.resolve(__dirname, '../apps/cli/dist/main.js');
+    const child = spawn(process.execPath, [bin, 'webhooks', 'recover', '--since', '2m'], { env: { ...process.env, IMAGEGEN_URL: stack.baseUrl, IMAGEGEN_API_KEY: KEYS.a }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect({ code, err }).toEqual({ code: 0, err: expect.stringMatching(/^rcv_[a-z0-9]+: recovering deliveries that ended between /) });
+    // what the earlier test left is delivered: only this one is sent again
+    expect(out).toMatch(/^rcv_[a-z0-9]+: 1 of \d+ ended deliveries sent again\n$/);
+    const got = await eventually(async () => (receiver.on('/cli').length === 2 ? receiver.on('/cli') : undefined));
+    expect([got[1]!.headers['webhook-id'], got[1]!.verifiedWith, got[1]!.answeredWith]).toEqual([got[0]!.headers['webhook-id'], [0], 200]);
+
+    // a time it cannot read: a clear line, exit 1, nothing started
+    const bad = spawn(process.execPath, [bin, 'webhooks', 'recover', '--since', 'yesterday'], { env: { ...process.env, IMAGEGEN_URL: stack.baseUrl, IMAGEGEN_API_KEY: KEYS.a }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let badErr = '';
+    bad.stderr.on('data', (d) => (badErr += d));
+    expect(await new Promise((resolve) => bad.on('exit', resolve))).toBe(1);
+    expect(badErr).toMatch(/ISO 8601/);
+  });
+});
