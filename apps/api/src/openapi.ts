@@ -248,9 +248,9 @@ export function buildOpenApi(publicBaseUrl: string) {
         post: {
           summary: 'Send again every delivery that did not arrive in a time window',
           description:
-            'After an endpoint outage: every delivery of yours (generations and batches) that ended failed (410) or exhausted (the schedule ran out) between `since` and `until` (default now) starts a new run, as a single redeliver does: the same webhook-id and bytes, freshly signed, a fresh schedule. Runs in the background: 202 with the recovery, its URL in Location. A delivery sent again by another call meanwhile is not sent twice. Ended deliveries are findable as long as their record is kept (at most the newest 200,000 per tenant).',
+            'After an endpoint outage: every delivery of yours (generations and batches) that ended failed (410) or exhausted (the schedule ran out) between `since` and `until` (default now) starts a new run, as a single redeliver does: the same webhook-id and bytes, freshly signed, a fresh schedule. Runs in the background: 202 with the recovery, its URL in Location. A delivery counts by its latest ending. One recovery runs per tenant at a time (409 naming it otherwise). Ended deliveries are findable as long as their record is kept (at most the newest 200,000 per tenant).',
           requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/WebhookRecover' } } } },
-          responses: { '202': { description: 'Started', ...json('WebhookRecovery') }, ...errors(400, 401, 415) },
+          responses: { '202': { description: 'Started', ...json('WebhookRecovery') }, ...errors(400, 401, 409, 415) },
         },
       },
       '/v1/webhooks/recoveries/{id}': {

@@ -11,7 +11,7 @@ import {
   type webhookRecoverySchema,
 } from '@imagegen/shared';
 import type { ApiContext } from '../context';
-import { invalid, notFound } from '../http/problem';
+import { HttpProblem, invalid, notFound } from '../http/problem';
 
 type Recovery = z.output<typeof webhookRecoverySchema>;
 
@@ -24,15 +24,23 @@ const iso = (ms: number) => new Date(ms).toISOString();
 export class WebhookRecoveries {
   constructor(private readonly ctx: ApiContext) {}
 
-  /** Starts a recovery of what ended from `since` to `until` (at the latest now, Redis time). */
+  /**
+   * Starts a recovery of what ended from `since` to `until` (at the latest now, read from Redis,
+   * so a delivery sent again and failing again after the start is not met twice). One runs per
+   * tenant at a time: each holds a webhooks worker slot while it reads up to the whole index.
+   */
   async start(tenant: string, body: z.output<typeof webhookRecoverSchema>): Promise<Recovery> {
-    const now = this.ctx.clock.now();
+    const [s, us] = await this.ctx.redis.time();
+    const now = Number(s) * 1000 + Math.floor(Number(us) / 1000);
     const since = Date.parse(body.since);
     const until = Math.min(body.until === undefined ? now : Date.parse(body.until), now);
     if (since > until) throw invalid('since must not be after until (nor after now)', [{ path: 'since', message: 'is after until (or now)' }]);
     const id = newRecoveryId();
-    const data: RecoverWebhooksJobData = { tenant, since, until, states: body.states, createdAt: now };
-    await this.ctx.queues.webhooks.add(WEBHOOK_JOBS.recover.name, data, recoveryJobOptions(id));
+    const data = WEBHOOK_JOBS.recover.schema.parse({ tenant, since, until, states: body.states, createdAt: now } satisfies RecoverWebhooksJobData);
+    const job = await this.ctx.queues.webhooks.add(WEBHOOK_JOBS.recover.name, data, { ...recoveryJobOptions(id), deduplication: { id: `recover:${tenant}` } });
+    if (job.id !== id) {
+      throw new HttpProblem(409, 'Conflict', `Recovery ${job.id} is still running; follow it at /v1/webhooks/recoveries/${job.id} and ask again once it has ended`, undefined, { Location: `/v1/webhooks/recoveries/${job.id}` });
+    }
     return view(id, data, 'running', { scanned: 0, redelivered: 0 });
   }
 

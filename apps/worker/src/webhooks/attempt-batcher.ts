@@ -90,7 +90,7 @@ export class AttemptBatcher {
     const stepArgs: (string | number)[] = [];
     for (const a of ending) {
       logKeys.push(this.log.keyOf(a.subject));
-      stepArgs.push(hosts.of(a.host), tenants.of(a.tenant), ...this.log.attemptFields(a.subject, a.deliveryId, a.outcome), a.member, a.health, a.entryId ?? '');
+      stepArgs.push(hosts.of(a.host), notes(a.outcome.state) ? tenants.of(a.tenant) : 0, ...this.log.attemptFields(a.subject, a.deliveryId, a.outcome), a.member, a.health, a.entryId ?? '');
     }
     for (const r of starting) stepArgs.push(hosts.of(r.host), r.member, r.jobId);
     const keys = [this.keys.webhookOutbox(), ...hosts.keys, ...logKeys, ...tenants.keys];
@@ -108,6 +108,9 @@ export class AttemptBatcher {
     });
   }
 }
+
+/** Whether an attempt ending in this state is noted in its tenant's index of ended deliveries (only then is that key passed). */
+const notes = (state: string): boolean => state === 'failed' || state === 'exhausted';
 
 /** Numbers names from 1 as they are first met, gathering each one's keys once. */
 function numbered(keysOf: (name: string) => string[]) {

@@ -50,6 +50,11 @@ it('a recovery cut short goes on from where its progress says, and sends each de
   // delivered since it ended (a single redeliver made meanwhile): looked at, not sent
   await log.redeliver('gen_r6', 'dlv_r6');
   await log.recordAttempt(made[5]!, { run: 1, state: 'delivered', status: 200, durationMs: 1 });
+  // started again by a recovery that died before it queued the job: queued now, not counted again
+  const stuck = delivery(8);
+  await log.createMany([{ delivery: stuck, body: '{}' }]);
+  await log.recordAttempt(stuck, { run: 0, state: 'failed', status: 410, durationMs: 1 });
+  await log.redeliver('gen_r8', 'dlv_r8');
 
   const data: RecoverWebhooksJobData = { tenant: 'tr', since: since[0] * 1000, until: Date.now() + 1000, states: ['failed', 'exhausted'], createdAt: Date.now() };
   const job = await queue.add(WEBHOOK_JOBS.recover.name, data, recoveryJobOptions('rcv_test1'));
@@ -57,15 +62,19 @@ it('a recovery cut short goes on from where its progress says, and sends each de
   await job.updateProgress({ scanned: 2, redelivered: 2, through: await endedAt('dlv_r2') });
 
   const result = await runRecovery(job, log, queue, redis);
-  expect(result).toMatchObject({ scanned: 6, redelivered: 5, through: await endedAt('dlv_r6') });
+  expect(result).toMatchObject({ scanned: 7, redelivered: 5, through: await endedAt('dlv_r8') });
   expect(result.finishedAt).toBeGreaterThan(data.createdAt - 1000);
   const jobs = await queue.getJobs(['waiting', 'prioritized', 'delayed']);
   const sent = jobs.filter((j) => j.name === WEBHOOK_JOBS.deliver.name).map((j) => j.data.deliveryId as string);
-  expect(sent.sort()).toEqual(['dlv_r3', 'dlv_r4', 'dlv_r5']);
+  expect(sent.sort()).toEqual(['dlv_r3', 'dlv_r4', 'dlv_r5', 'dlv_r8']);
+  expect(jobs.find((j) => j.data.deliveryId === 'dlv_r8')).toMatchObject({ id: 'dlv_r8-r1', data: { run: 1 } });
   for (const id of sent) expect((await log.load(`gen_r${id.slice(5)}`, id))?.delivery).toMatchObject({ run: 1, state: 'pending' });
   expect((await log.load('gen_r7', 'dlv_r7'))?.delivery).toMatchObject({ run: 0, state: 'failed' });
 
   // a second recovery of the same window: what the first sent is under way, so only the two it skipped go
   const again = await runRecovery(await queue.add(WEBHOOK_JOBS.recover.name, data, recoveryJobOptions('rcv_test2')), log, queue, redis);
-  expect(again).toMatchObject({ scanned: 6, redelivered: 2 });
+  expect(again).toMatchObject({ scanned: 7, redelivered: 2 });
+  // the runs it found under way keep their one job each; the two it sent have theirs
+  const delivers = (await queue.getJobs(['waiting', 'prioritized', 'delayed'])).filter((j) => j.name === WEBHOOK_JOBS.deliver.name);
+  expect(delivers.map((j) => j.id).sort()).toEqual(['dlv_r1-r1', 'dlv_r2-r1', 'dlv_r3-r1', 'dlv_r4-r1', 'dlv_r5-r1', 'dlv_r8-r1']);
 });

@@ -62,9 +62,12 @@ export const batchRedeliverSchema = z.strictObject({
 export const batchRedeliveryResultSchema = z.object({ redelivered: z.number().int().min(0).describe('Deliveries sent again, each under its own webhook-id with a fresh schedule') });
 
 /** `POST /v1/webhooks/recover`: which of the tenant's deliveries that did not arrive to send again. */
+/** An ISO 8601 time from 1970 on (what Redis time can hold). */
+const epochTime = () => z.iso.datetime({ offset: true }).refine((v) => Date.parse(v) >= 0, { error: 'must not be before 1970-01-01T00:00:00Z' });
+
 export const webhookRecoverSchema = z.strictObject({
-  since: z.iso.datetime({ offset: true }).describe('Deliveries that ended (failed or exhausted) at or after this time'),
-  until: z.iso.datetime({ offset: true }).optional().describe('... and at or before this time; default and latest: now'),
+  since: epochTime().describe('Deliveries whose last attempt ended them (failed or exhausted) at or after this time'),
+  until: epochTime().optional().describe('... and at or before this time; default and latest: now'),
   states: z
     .array(z.enum(RECOVERABLE_STATES))
     .min(1)

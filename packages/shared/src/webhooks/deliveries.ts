@@ -6,6 +6,9 @@ import type { WebhookEvent } from '../schemas/request';
 export const DELIVERY_STATES = ['pending', 'delivered', 'failed', 'exhausted'] as const;
 export type DeliveryState = (typeof DELIVERY_STATES)[number];
 
+/** Most ended deliveries of one millisecond a page of the ended index takes. */
+const MAX_ENDED_IN_ONE_MS = 10_000;
+
 /** Attempts kept per generation (or batch); older ones are dropped first. */
 export const DELIVERY_ATTEMPTS_KEPT = 100;
 
@@ -171,7 +174,8 @@ export class DeliveryLog {
     if (members.length === count) {
       // the rest of the last millisecond's: the page ends with all of them
       const page = new Set(members);
-      for (const m of await this.redis.zrangebyscore(key, last, last)) if (!page.has(m)) members.push(m);
+      // one millisecond holds what a few batched settle calls (at most 400 endings each) wrote
+      for (const m of await this.redis.zrangebyscore(key, last, last, 'LIMIT', 0, MAX_ENDED_IN_ONE_MS)) if (!page.has(m)) members.push(m);
     }
     const entries = members.flatMap((m) => {
       const [subject, id] = m.split('|');

@@ -205,7 +205,8 @@ const KEYS_PER_HOST = 4;
  * deliveries, are passed once, however many attempts name them (by number, from 1).
  *
  * KEYS[1] outbox stream, then 4 per host (in-flight set, failure count, circuit, parked set),
- * then the log of each attempt that ends, then each tenant's ended index.
+ * then the log of each attempt that ends, then each tenant's ended index (named only by attempts
+ * that end failed or exhausted; 0 for the others).
  * ARGV: group, ttl, kept, circuit threshold, circuit open ms, lease ms, max in flight, number of
  * attempts that end, number of hosts; then per attempt that ends: host, tenant, subject, id, run,
  * state, status, error, durationMs, retryInMs, member, health, entry id ('' = none); then per
@@ -235,7 +236,9 @@ for i = 1, ending do
   local a = 9 + (i - 1) * ${SETTLE_ARGS_PER_ATTEMPT}
   local inFlight, failures, circuit, parked = hostKeys(ARGV[a + 1])
   local state = ARGV[a + 6]
-  local recorded = recordAttempt(KEYS[logAt + i], KEYS[endedAt + tonumber(ARGV[a + 2])], ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], state, ARGV[a + 7], ARGV[a + 8], ARGV[a + 9], ARGV[a + 10], ARGV[2], ARGV[3], now)
+  -- tenant 0: an ending that is not noted, and no key for it
+  local tenant = tonumber(ARGV[a + 2])
+  local recorded = recordAttempt(KEYS[logAt + i], tenant > 0 and KEYS[endedAt + tenant] or '', ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], state, ARGV[a + 7], ARGV[a + 8], ARGV[a + 9], ARGV[a + 10], ARGV[2], ARGV[3], now)
   local r = hostRelease(inFlight, failures, circuit, parked, ARGV[a + 11], ARGV[a + 12], ARGV[4], ARGV[5])
   local entry = ARGV[a + 13]
   local settled = 0
