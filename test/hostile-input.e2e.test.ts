@@ -139,6 +139,7 @@ function endpoint(realId: string, realBatchId: string) {
     fc.tuple(hostileId, hostileId).map(([t, n]) => ({ method: 'GET', path: `/files/${t}/${n}` })),
     fc.constant({ method: 'GET', path: '/v1/webhooks/secret' }),
     fc.constant({ method: 'POST', path: '/v1/webhooks/recover' }),
+    fc.constantFrom('', '?state=failed', '?state=pending', '?limit=0', '?limit=1e9', '?cursor=-1', '?cursor=99999999999999999', '?cursor=%00', '?limit=2&limit=3').map((q) => ({ method: 'GET', path: `/v1/webhooks/deliveries${q}` })),
     hostileId.map((i) => ({ method: 'GET', path: `/v1/webhooks/recoveries/${i}` })),
     fc.constantFrom('', '?days=0', '?days=-1', '?days=1e9', '?days=abc', '?days=7&x=1', '?days[]=1').map((q) => ({ method: 'GET', path: `/v1/usage${q}` })),
     tenant.map((t) => ({ method: 'POST', path: `/admin/tenants/${t}/keys` })),

@@ -69,6 +69,35 @@ describe('webhook recovery', () => {
     const before = { early: idsOf('/early'), down: idsOf('/down'), flaky: idsOf('/flaky'), other: idsOf('/other') };
     expect([before.early.length, before.down.length, before.flaky.length, before.other.length]).toEqual([2, 3, 9, 1]);
 
+    // the tenant's listing of what did not arrive: newest ending first, with what the endpoint answered, paged without gaps or repeats
+    const list = async (query: string, as = asA) => (await getJson(`${stack.baseUrl}/v1/webhooks/deliveries${query}`, as)).body;
+    const failedNow = await list('?limit=100');
+    // (the three refused together end in whatever order their deliveries ran)
+    const rows = failedNow.data.map((r: any) => [r.generationId, r.state, r.status]);
+    expect([rows[0], new Set(rows.slice(1, 4).map(String)), new Set(rows.slice(4).map(String))]).toEqual([
+      [flaky, 'exhausted', 500],
+      new Set(down.map((id) => `${id},failed,410`)),
+      new Set(early.map((id) => `${id},failed,410`)),
+    ]);
+    const endedAt = failedNow.data.map((r: any) => Date.parse(r.endedAt));
+    expect(endedAt).toEqual([...endedAt].sort((x: number, y: number) => y - x));
+    expect(failedNow.data[0]).toMatchObject({ event: 'generation.completed', attempts: 9, error: 'answered 500', webhookId: before.flaky[0] });
+    expect(failedNow.hasMore).toBe(false);
+    const paged: string[] = [];
+    for (let cursor = ''; ; ) {
+      const page = await list(`?limit=2${cursor}`);
+      paged.push(...page.data.map((r: any) => r.id));
+      if (!page.nextCursor) break;
+      cursor = `&cursor=${page.nextCursor}`;
+    }
+    expect(paged).toEqual(failedNow.data.map((r: any) => r.id));
+    expect((await list('?state=exhausted')).data.map((r: any) => r.generationId)).toEqual([flaky]);
+    expect((await list('', asB)).data.map((r: any) => r.generationId)).toEqual([other]);
+    for (const query of ['?state=delivered', '?limit=0', '?cursor=abc', '?x=1']) {
+      const res = await getJson(`${stack.baseUrl}/v1/webhooks/deliveries${query}`, asA);
+      expect([query, res.status, res.headers.get('content-type')]).toEqual([query, 400, expect.stringMatching(/problem\+json/)]);
+    }
+
     // the endpoints are back
     for (const path of ['/early', '/down', '/flaky', '/other']) receiver.script(path, 200);
 
@@ -98,6 +127,8 @@ describe('webhook recovery', () => {
     expect(resent.map((r) => r.answeredWith)).toEqual([200, 200, 200, 200]);
     expect([idsOf('/early').length, idsOf('/other').length, idsOf('/down').length, idsOf('/flaky').length]).toEqual([2, 1, 6, 10]);
     expect((await ended([...down, flaky], asA)).map((r) => r.state)).toEqual(['delivered', 'delivered', 'delivered', 'delivered']);
+    // arrived now: out of the listing, which keeps the two before the window
+    expect((await list('')).data.map((r: any) => r.generationId).sort()).toEqual([...early].sort());
 
     // another tenant cannot read it; an unknown id is 404 too
     for (const [id, as] of [[body.id, asB], ['rcv_nosuch', asA], ['not-an-id', asA]] as const) {

@@ -22,6 +22,7 @@ import {
   batchRedeliveryResultSchema,
   seedAcceptedSchema,
   seedResponseSchema,
+  failedDeliveryListSchema,
   webhookRecoverSchema,
   webhookRecoverySchema,
   webhookSecretSchema,
@@ -86,6 +87,7 @@ export function buildOpenApi(publicBaseUrl: string) {
         WebhookSecret: responseSchema(webhookSecretSchema),
         WebhookRecover: schema(webhookRecoverSchema),
         WebhookRecovery: responseSchema(webhookRecoverySchema),
+        FailedDeliveryList: responseSchema(failedDeliveryListSchema),
         // items are checked one by one (so every bad item is named): described here as each must be
         CreateBatch: schema(batchEnvelopeSchema.extend({ items: z.array(batchItemSchema).min(1).max(MAX_BATCH_ITEMS) })),
         Batch: responseSchema(publicBatchSchema),
@@ -242,6 +244,14 @@ export function buildOpenApi(publicBaseUrl: string) {
           summary: 'Rotate your webhook signing secret',
           description: '{ secret }: the new secret. For 24 h the previous one signs too (two signatures in webhook-signature), so receivers can switch without missing a delivery.',
           responses: { '200': { description: 'The new secret', ...json('WebhookSecret') }, ...errors(401) },
+        },
+      },
+      '/v1/webhooks/deliveries': {
+        get: {
+          summary: 'Your deliveries that did not arrive',
+          description:
+            'Every delivery of yours (generations and batches) now failed (410) or exhausted, newest ending first, with what the endpoint last answered. Query: state (failed | exhausted), limit (1..100, default 20), cursor (nextCursor of the page before). A delivery that has arrived since, or is under way again, is left out, so a page can come back short: follow nextCursor until it is null.',
+          responses: { '200': { description: 'A page', ...json('FailedDeliveryList') }, ...errors(400, 401) },
         },
       },
       '/v1/webhooks/recover': {

@@ -1,10 +1,11 @@
 import { Router, type RequestHandler } from 'express';
 import { webhookRecoverSchema } from '@imagegen/shared';
 import type { ApiContext } from '../context';
-import { parseBody, requireContentType } from '../http/validate';
+import { parseBody, parseQuery, requireContentType } from '../http/validate';
+import { failedDeliveriesQuery, listFailedDeliveries } from '../services/failed-deliveries';
 import { WebhookRecoveries } from '../services/webhook-recoveries';
 
-/** The caller's webhook signing secret (`whsec_…`) and its rotation; recoveries of deliveries that did not arrive. */
+/** The caller's webhook signing secret (`whsec_…`) and its rotation; the deliveries that did not arrive, and their recovery. */
 export function webhooksRouter(ctx: ApiContext, json: RequestHandler): Router {
   const router = Router();
   const recoveries = new WebhookRecoveries(ctx);
@@ -24,6 +25,10 @@ export function webhooksRouter(ctx: ApiContext, json: RequestHandler): Router {
   router.post('/recover', requireContentType('application/json'), json, async (req, res) => {
     const recovery = await recoveries.start(req.tenant as string, parseBody(webhookRecoverSchema, req.body));
     res.status(202).location(`/v1/webhooks/recoveries/${recovery.id}`).json(recovery);
+  });
+
+  router.get('/deliveries', async (req, res) => {
+    res.json(await listFailedDeliveries(ctx, req.tenant as string, parseQuery(failedDeliveriesQuery, req.query)));
   });
 
   router.get('/recoveries/:id', async (req, res) => {

@@ -178,6 +178,6 @@ it('deliveries that end failed or exhausted in one call are noted in their own t
   const results = await Promise.all([ending(0, 'failed'), ending(1, 'exhausted'), ending(2, 'delivered'), ending(3, 'failed')]);
   expect(results.map((r) => r.recorded)).toEqual(['ok', 'ok', 'ok', 'ok']);
   const until = Date.now() + 1000;
-  expect((await log.endedPage('ta', 0, until, 10)).entries).toEqual([{ subject: 'gen_n0', id: 'dlv_n1' }]);
+  expect((await log.endedPage('ta', 0, until, 10)).entries).toMatchObject([{ subject: 'gen_n0', id: 'dlv_n1' }]);
   expect((await log.endedPage('tb', 0, until, 10)).entries.map((e) => e.id).sort()).toEqual(['dlv_n2', 'dlv_n4']);
 });

@@ -89,6 +89,22 @@ export const webhookRecoverySchema = z
   })
   .describe('A recovery of webhook deliveries, running in the background');
 
+/** One row of `GET /v1/webhooks/deliveries`: a delivery of the tenant's that did not arrive. */
+export const failedDeliverySchema = z.object({
+  id: z.string().describe('Delivery id: redeliver it under its generation or batch, or recover a window'),
+  event: z.enum(WEBHOOK_EVENTS),
+  webhookId: z.string(),
+  generationId: z.string().optional().describe("The generation whose event it is (a batch item's too)"),
+  batchId: z.string().optional().describe('The batch whose batch.completed it is'),
+  state: z.enum(RECOVERABLE_STATES).describe('failed (answered 410) or exhausted (the schedule ran out)'),
+  attempts: z.number().int().min(1),
+  endedAt: z.iso.datetime().describe('When its last attempt ended it'),
+  status: z.number().int().optional().describe('What the endpoint answered last, if it answered'),
+  error: z.string().optional().describe('What went wrong last'),
+});
+
+export const failedDeliveryListSchema = pageOf(failedDeliverySchema);
+
 export const webhookSecretSchema = z.object({ secret: z.string().regex(/^whsec_/) });
 
 export const seedResponseSchema = z

@@ -141,10 +141,14 @@ describe('the index of deliveries that ended without arriving', () => {
 
     const all = await log.endedPage('idx', 0, Date.now() + 1000, 100);
     expect(all.entries).toEqual([
-      { subject: 'gen_e', id: 'dlv_e1' },
-      { subject: 'gen_e', id: 'dlv_e2' },
+      { subject: 'gen_e', id: 'dlv_e1', at: expect.any(Number) },
+      { subject: 'gen_e', id: 'dlv_e2', at: expect.any(Number) },
     ]);
-    expect((await log.endedPage('idx-other', 0, Date.now() + 1000, 100)).entries).toEqual([{ subject: 'gen_e', id: 'dlv_e5' }]);
+    expect(all.entries[0]!.at).toBeGreaterThan(Date.now() - 5000);
+    expect((await log.endedPage('idx-other', 0, Date.now() + 1000, 100)).entries).toMatchObject([{ subject: 'gen_e', id: 'dlv_e5' }]);
+    // the delivery keeps what its last attempt got while it has not arrived
+    expect((await log.load('gen_e', 'dlv_e1'))?.delivery).toMatchObject({ state: 'failed', lastStatus: 410 });
+    expect((await log.load('gen_e', 'dlv_e4'))?.delivery).not.toHaveProperty('lastStatus');
     const ttl = await redis.ttl(keys.tenantEndedDeliveries('idx'));
     expect(ttl).toBeGreaterThan(3500);
     expect(ttl).toBeLessThanOrEqual(3600);
@@ -158,7 +162,7 @@ describe('the index of deliveries that ended without arriving', () => {
     expect(Number(await redis.zscore(keys.tenantEndedDeliveries('idx'), 'gen_e|dlv_e1'))).toBeGreaterThan(before);
     // a window that starts after every other ending holds only the later one
     const others = Number(await redis.zscore(keys.tenantEndedDeliveries('idx'), 'gen_e|dlv_e2'));
-    expect((await log.endedPage('idx', others, Date.now() + 1000, 100, true)).entries).toEqual([{ subject: 'gen_e', id: 'dlv_e1' }]);
+    expect((await log.endedPage('idx', others, Date.now() + 1000, 100, true)).entries).toMatchObject([{ subject: 'gen_e', id: 'dlv_e1' }]);
   });
 
   it('drops entries older than the retention as new ones come', async () => {
@@ -193,5 +197,14 @@ describe('the index of deliveries that ended without arriving', () => {
     expect(pages).toEqual([3, 4, 1]);
     // the window's end counts
     expect((await log.endedPage('idx-page', 1000, 1000, 10)).entries.map((e) => e.id)).toEqual(['dlv_a', 'dlv_b', 'dlv_c']);
+    // newest first, by the same rule
+    const newest: string[][] = [];
+    for (let before: number | null = null; ; ) {
+      const page = await log.endedPageNewestFirst('idx-page', before, 2);
+      if (page.last === null) break;
+      newest.push(page.entries.map((e) => `${e.id}@${e.at}`));
+      before = page.last;
+    }
+    expect(newest).toEqual([['dlv_h@1002', 'dlv_g@1001', 'dlv_d@1001', 'dlv_e@1001', 'dlv_f@1001'], ['dlv_c@1000', 'dlv_b@1000', 'dlv_a@1000']]);
   });
 });

@@ -26,6 +26,9 @@ export interface Delivery {
   run: number;
   attempts: number;
   nextAttemptAt?: number;
+  /** What the last attempt got, while the delivery is failed or exhausted. */
+  lastStatus?: number;
+  lastError?: string;
 }
 
 /** One row of `GET /v1/generations/:id/deliveries`. */
@@ -50,6 +53,12 @@ export interface AttemptOutcome {
   durationMs: number;
   /** Set when another attempt follows (state pending). */
   retryInMs?: number;
+}
+
+/** A page of a tenant's ended deliveries: each with when it ended (ms), and the time the page ends at (null: nothing). */
+export interface EndedPage {
+  entries: { subject: string; id: string; at: number }[];
+  last: number | null;
 }
 
 /* The log's layout and scripts: records/lua/webhooks.ts. */
@@ -159,27 +168,36 @@ export class DeliveryLog {
 
   /**
    * A page of the tenant's deliveries that ended failed or exhausted between `from` and `until`
-   * (ms, inclusive; `after` makes `from` exclusive), oldest first. Deliveries that ended in the
-   * same millisecond as the page's last one all come with it, so the next page starts strictly
-   * after that time and never splits them (nor skips one whose time moved meanwhile).
+   * (ms, inclusive; `after` makes `from` exclusive), oldest first, each with when it ended.
+   * Deliveries that ended in the same millisecond as the page's last one all come with it, so the
+   * next page starts strictly after that time and never splits them (nor skips one whose time
+   * moved meanwhile).
    */
-  async endedPage(tenant: string, from: number, until: number, count: number, after = false): Promise<{ entries: { subject: string; id: string }[]; last: number | null }> {
+  async endedPage(tenant: string, from: number, until: number, count: number, after = false): Promise<EndedPage> {
     const key = this.endedKeyOf(tenant);
-    const min = after ? `(${from}` : String(from);
-    const flat = await this.redis.zrangebyscore(key, min, until, 'WITHSCORES', 'LIMIT', 0, count);
+    return this.wholeMilliseconds(key, await this.redis.zrangebyscore(key, after ? `(${from}` : String(from), until, 'WITHSCORES', 'LIMIT', 0, count), count);
+  }
+
+  /** As endedPage, newest first, from the start or from strictly before `before` (ms). */
+  async endedPageNewestFirst(tenant: string, before: number | null, count: number): Promise<EndedPage> {
+    const key = this.endedKeyOf(tenant);
+    return this.wholeMilliseconds(key, await this.redis.zrevrangebyscore(key, before === null ? '+inf' : `(${before}`, '-inf', 'WITHSCORES', 'LIMIT', 0, count), count);
+  }
+
+  /** A page read (member, score, …) completed with the rest of its last millisecond's entries when it came back full. */
+  private async wholeMilliseconds(key: string, flat: string[], count: number): Promise<EndedPage> {
     if (flat.length === 0) return { entries: [], last: null };
-    const members: string[] = [];
-    for (let i = 0; i < flat.length; i += 2) members.push(flat[i] as string);
-    const last = Number(flat[flat.length - 1]);
-    if (members.length === count) {
-      // the rest of the last millisecond's: the page ends with all of them
-      const page = new Set(members);
+    const read: { member: string; at: number }[] = [];
+    for (let i = 0; i < flat.length; i += 2) read.push({ member: flat[i] as string, at: Number(flat[i + 1]) });
+    const last = (read[read.length - 1] as { at: number }).at;
+    if (read.length === count) {
+      const page = new Set(read.map((r) => r.member));
       // one millisecond holds what a few batched settle calls (at most 400 endings each) wrote
-      for (const m of await this.redis.zrangebyscore(key, last, last, 'LIMIT', 0, MAX_ENDED_IN_ONE_MS)) if (!page.has(m)) members.push(m);
+      for (const member of await this.redis.zrangebyscore(key, last, last, 'LIMIT', 0, MAX_ENDED_IN_ONE_MS)) if (!page.has(member)) read.push({ member, at: last });
     }
-    const entries = members.flatMap((m) => {
-      const [subject, id] = m.split('|');
-      return subject && id ? [{ subject, id }] : [];
+    const entries = read.flatMap(({ member, at }) => {
+      const [subject, id] = member.split('|');
+      return subject && id ? [{ subject, id, at }] : [];
     });
     return { entries, last };
   }

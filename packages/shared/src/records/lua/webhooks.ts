@@ -65,6 +65,14 @@ local function recordAttempt(log, ended, subject, id, run, state, status, err, d
   else
     d.nextAttemptAt = nil
   end
+  -- what a delivery that did not arrive last got, for the tenant's listing of them
+  if state == 'failed' or state == 'exhausted' then
+    d.lastStatus = a.status
+    d.lastError = a.error
+  else
+    d.lastStatus = nil
+    d.lastError = nil
+  end
   local seq = redis.call('HINCRBY', log, 'seq', 1)
   redis.call('HSET', log, 'a:' .. seq, cjson.encode(a), 'd:' .. id, cjson.encode(d))
   if seq > tonumber(kept) then redis.call('HDEL', log, 'a:' .. (seq - tonumber(kept))) end
@@ -281,6 +289,8 @@ if (ARGV[4] or '') ~= '' and not string.find(',' .. ARGV[4] .. ',', ',' .. tostr
 d.run = (tonumber(d.run) or 0) + 1
 d.state = 'pending'
 d.nextAttemptAt = nil
+d.lastStatus = nil
+d.lastError = nil
 redis.call('HSET', KEYS[1], 'd:' .. ARGV[1], cjson.encode(d))
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
 return d.run
