@@ -5,6 +5,7 @@ import {
   recoveryJobOptions,
   recoveryProgressSchema,
   recoveryResultSchema,
+  redisTimeMs,
   WEBHOOK_JOBS,
   type RecoverWebhooksJobData,
   type webhookRecoverSchema,
@@ -30,8 +31,7 @@ export class WebhookRecoveries {
    * tenant at a time: each holds a webhooks worker slot while it reads up to the whole index.
    */
   async start(tenant: string, body: z.output<typeof webhookRecoverSchema>): Promise<Recovery> {
-    const [s, us] = await this.ctx.redis.time();
-    const now = Number(s) * 1000 + Math.floor(Number(us) / 1000);
+    const now = await redisTimeMs(this.ctx.redis);
     const since = Date.parse(body.since);
     const until = Math.min(body.until === undefined ? now : Date.parse(body.until), now);
     if (since > until) throw invalid('since must not be after until (nor after now)', [{ path: 'since', message: 'is after until (or now)' }]);

@@ -1,6 +1,6 @@
 import { UnrecoverableError, type Job, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { recoveryProgressSchema, redeliverFound, redeliveryJob, WEBHOOK_JOBS, type Delivery, type DeliveryLog, type RecoveryProgress } from '@imagegen/shared';
+import { recoveryProgressSchema, redeliverFound, redeliveryJob, redisTimeMs, WEBHOOK_JOBS, type Delivery, type DeliveryLog, type RecoveryProgress } from '@imagegen/shared';
 
 /** Ended deliveries read, loaded and sent again per round. */
 const PAGE = 500;
@@ -12,8 +12,9 @@ export type RecoveryResult = RecoveryProgress & { finishedAt: number };
  * at a time, and sends again each one still in one of the asked states (redeliverFound: a new
  * run, only if still as read). Its progress says how far it read, so a recovery cut short (the
  * worker killed, Redis gone) goes on from there when retried, and a delivery read twice is
- * started once; one it had started but not queued yet (a `pending` redelivery run) is queued. `until` is at the latest the time it was asked for, so a delivery that is sent
- * again and fails again is not met a second time.
+ * started once; one it had started but not queued yet (a `pending` redelivery run) is queued.
+ * `until` is at the latest the time it was asked for, so a delivery that is sent again and fails
+ * again is not met a second time.
  */
 export async function runRecovery(job: Job, log: DeliveryLog, queue: Queue, redis: Redis): Promise<RecoveryResult> {
   const parsed = WEBHOOK_JOBS.recover.schema.safeParse(job.data);
@@ -29,15 +30,10 @@ export async function runRecovery(job: Job, log: DeliveryLog, queue: Queue, redi
     // sent again by a recovery that died before it queued the job: queued now (the job id is the run's, so a job that exists is not added twice)
     const started = loaded.filter((d) => d.state === 'pending' && d.run > 0);
     if (started.length) await queue.addBulk(started.map((d) => redeliveryJob(d, d.run)));
-    progress.redelivered += await redeliverFound(
-      log,
-      queue,
-      loaded.filter((d) => wanted.has(d.state)),
-    );
+    progress.redelivered += await redeliverFound(log, queue, loaded.filter((d) => wanted.has(d.state)));
     progress.scanned += page.entries.length;
     progress.through = page.last;
     await job.updateProgress(progress);
   }
-  const [s, us] = await redis.time();
-  return { ...progress, finishedAt: Number(s) * 1000 + Math.floor(Number(us) / 1000) };
+  return { ...progress, finishedAt: await redisTimeMs(redis) };
 }

@@ -2,6 +2,7 @@ import { Job, type JobsOptions, type Queue } from 'bullmq';
 import DataLoader from 'dataloader';
 import type { Redis } from 'ioredis';
 import type { Keys } from '../keys';
+import { redisTimeMs } from '../redis-clock';
 import type { GenerationErrorInfo, GenerationRecord, GenerationStatus, Stage, StoredImage, StoredResult } from '../schemas/generation';
 import { STAGE_PROGRESS } from '../schemas/generation';
 import type { WebhookEvent } from '../schemas/request';
@@ -239,8 +240,7 @@ export class GenerationStore {
 
   /** Redis's clock in ms: the one clock every process on every host agrees on. */
   async now(): Promise<number> {
-    const [s, us] = await this.redis.time();
-    return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+    return redisTimeMs(this.redis);
   }
 
   /**

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Keys } from '../keys';
+import { redisTimeMs } from '../redis-clock';
 import { STATUSES, type GenerationStatus } from '../schemas/generation';
 import type { GenerationRef } from './generation-store';
 
@@ -35,8 +36,7 @@ export class RecordRetention {
 
   /** Redis's clock in ms: retention is judged by one clock whatever host sweeps. */
   async now(): Promise<number> {
-    const [s, us] = await this.redis.time();
-    return Number(s) * 1000 + Math.floor(Number(us) / 1000);
+    return redisTimeMs(this.redis);
   }
 
   /** Removes up to `limit` records whose retention has ended, with everything they own; returns how many. */
