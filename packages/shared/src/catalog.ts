@@ -100,6 +100,8 @@ export type DeliverWebhookJobData = z.output<typeof deliverWebhookJobSchema>;
 
 /** Delivery states a recovery sends again: those a delivery ends in without arriving. */
 export const RECOVERABLE_STATES = ['failed', 'exhausted'] as const;
+export type RecoverableState = (typeof RECOVERABLE_STATES)[number];
+export const isRecoverable = (state: string): state is RecoverableState => (RECOVERABLE_STATES as readonly string[]).includes(state);
 
 /**
  * A tenant's recovery: every delivery of the tenant that ended failed or exhausted between

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { RECOVERABLE_STATES, type Delivery, type failedDeliverySchema } from '@imagegen/shared';
+import { isRecoverable, RECOVERABLE_STATES, type Delivery, type failedDeliverySchema } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 
 export const failedDeliveriesQuery = z.strictObject({
@@ -21,7 +21,7 @@ export async function listFailedDeliveries(ctx: ApiContext, tenant: string, quer
   const loaded = await ctx.deliveries.loadMany(page.entries);
   const data = page.entries.flatMap((entry, i) => {
     const d = loaded[i];
-    const wanted = d && d.tenant === tenant && (query.state ? d.state === query.state : d.state === 'failed' || d.state === 'exhausted');
+    const wanted = d && d.tenant === tenant && (query.state ? d.state === query.state : isRecoverable(d.state));
     return wanted ? [rowOf(d, entry.at)] : [];
   });
   const more = page.last !== null && page.entries.length >= query.limit;

@@ -1,6 +1,6 @@
 import DataLoader from 'dataloader';
 import type { Redis } from 'ioredis';
-import { SETTLE_AND_ACQUIRE_LUA, type AttemptOutcome, type DeliveryLog, type Keys } from '@imagegen/shared';
+import { isRecoverable, SETTLE_AND_ACQUIRE_LUA, type AttemptOutcome, type DeliveryLog, type Keys } from '@imagegen/shared';
 import type { HostHealth, HostLimiter, HostSlot } from './host-limiter';
 
 /** One attempt whose request is done, to be recorded and whose host slot is to be given back. */
@@ -83,14 +83,15 @@ export class AttemptBatcher {
       else starting.push(step.acquire);
     }
     const { circuitFailures, circuitOpenMs, leaseMs, maxInFlight } = this.limiter.opts;
-    // each host's keys, and each tenant's index of ended deliveries, once, named by number in the steps: a batch mostly goes to few
+    // each host's keys, and each tenant's index of ended deliveries, once, named by number in the steps: a batch mostly goes to few;
+    // a tenant's index is named only by attempts that end failed or exhausted (the others pass 0)
     const hosts = numbered((host) => this.limiter.releaseKeys(host));
     const tenants = numbered((tenant) => [this.log.endedKeyOf(tenant)]);
     const logKeys: string[] = [];
     const stepArgs: (string | number)[] = [];
     for (const a of ending) {
       logKeys.push(this.log.keyOf(a.subject));
-      stepArgs.push(hosts.of(a.host), notes(a.outcome.state) ? tenants.of(a.tenant) : 0, ...this.log.attemptFields(a.subject, a.deliveryId, a.outcome), a.member, a.health, a.entryId ?? '');
+      stepArgs.push(hosts.of(a.host), isRecoverable(a.outcome.state) ? tenants.of(a.tenant) : 0, ...this.log.attemptFields(a.subject, a.deliveryId, a.outcome), a.member, a.health, a.entryId ?? '');
     }
     for (const r of starting) stepArgs.push(hosts.of(r.host), r.member, r.jobId);
     const keys = [this.keys.webhookOutbox(), ...hosts.keys, ...logKeys, ...tenants.keys];
@@ -108,9 +109,6 @@ export class AttemptBatcher {
     });
   }
 }
-
-/** Whether an attempt ending in this state is noted in its tenant's index of ended deliveries (only then is that key passed). */
-const notes = (state: string): boolean => state === 'failed' || state === 'exhausted';
 
 /** Numbers names from 1 as they are first met, gathering each one's keys once. */
 function numbered(keysOf: (name: string) => string[]) {

@@ -1,3 +1,4 @@
+import { RECOVERABLE_STATES } from '../../catalog';
 import { compose, NOW_MS } from './pieces';
 
 /** Entries kept in a tenant's index of ended deliveries; the oldest go first. */
@@ -48,6 +49,8 @@ end
  * Returns 'ok', 'missing', or 'stale' (a newer run took over).
  */
 const RECORD_ATTEMPT = `
+local UNDELIVERED = {}
+for _, s in ipairs({ ${RECOVERABLE_STATES.map((s) => `'${s}'`).join(', ')} }) do UNDELIVERED[s] = true end
 local function recordAttempt(log, ended, subject, id, run, state, status, err, durationMs, retryInMs, ttl, kept, now)
   local raw = redis.call('HGET', log, 'd:' .. id)
   if not raw then return 'missing' end
@@ -65,8 +68,9 @@ local function recordAttempt(log, ended, subject, id, run, state, status, err, d
   else
     d.nextAttemptAt = nil
   end
+  local undelivered = UNDELIVERED[state] == true
   -- what a delivery that did not arrive last got, for the tenant's listing of them
-  if state == 'failed' or state == 'exhausted' then
+  if undelivered then
     d.lastStatus = a.status
     d.lastError = a.error
   else
@@ -77,7 +81,7 @@ local function recordAttempt(log, ended, subject, id, run, state, status, err, d
   redis.call('HSET', log, 'a:' .. seq, cjson.encode(a), 'd:' .. id, cjson.encode(d))
   if seq > tonumber(kept) then redis.call('HDEL', log, 'a:' .. (seq - tonumber(kept))) end
   redis.call('EXPIRE', log, tonumber(ttl))
-  if state == 'failed' or state == 'exhausted' then noteEnded(ended, subject .. '|' .. id, ttl, now) end
+  if undelivered then noteEnded(ended, subject .. '|' .. id, ttl, now) end
   return 'ok'
 end
 `;
