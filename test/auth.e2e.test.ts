@@ -50,7 +50,10 @@ describe('tenants and operators', () => {
     expect([redeliver.status, redeliver.body.detail]).toEqual([404, `Batch ${batch.body.id} was not found`]);
     const all = await postJson(`${stack.baseUrl}/v1/batches/${batch.body.id}/deliveries/redeliver`, {}, globex);
     expect([all.status, all.body.detail]).toEqual([404, `Batch ${batch.body.id} was not found`]);
-    expect((await postJson(`${stack.baseUrl}/v1/batches/${batch.body.id}/deliveries/redeliver`, {}, acme)).body).toEqual({ redelivered: 0 });
+    const mine = await postJson(`${stack.baseUrl}/v1/batches/${batch.body.id}/deliveries/redeliver`, {}, acme);
+    expect([mine.status, mine.body.batchId]).toEqual([202, batch.body.id]);
+    // the recovery is the tenant's: another tenant's read of it is a 404
+    expect((await getJson(`${stack.baseUrl}/v1/webhooks/recoveries/${mine.body.id}`, globex)).status).toBe(404);
   });
 
   it('/admin/queues: 401 without or with wrong credentials, the dashboard with them', async () => {

@@ -437,11 +437,20 @@ describe('batches', () => {
     const unknown = await fetch(`${stack.baseUrl}/v1/batches/batch_unknown/deliveries/redeliver`, { method: 'POST' });
     expect(unknown.status).toBe(404);
 
-    // two calls at once (a client retrying one it thinks timed out): each delivery is sent again once
+    // two calls at once (a client retrying one it thinks timed out): one recovery runs, the other call is pointed at it
     const calls = await Promise.all([0, 1].map(() => fetch(`${stack.baseUrl}/v1/batches/${body.id}/deliveries/redeliver`, { method: 'POST' })));
-    expect(calls.map((c) => c.status)).toEqual([202, 202]);
-    const counts = (await Promise.all(calls.map((c) => c.json()))) as { redelivered: number }[];
-    expect(counts[0]!.redelivered + counts[1]!.redelivered).toBe(4);
+    expect(calls.map((c) => c.status).sort()).toEqual([202, 409]);
+    const started = calls.find((c) => c.status === 202)!;
+    const recovery = (await started.json()) as { id: string };
+    expect(recovery).toMatchObject({ id: expect.stringMatching(/^rcv_/), status: 'running', batchId: body.id, states: ['failed', 'exhausted'] });
+    expect(started.headers.get('location')).toBe(`/v1/webhooks/recoveries/${recovery.id}`);
+    expect(calls.find((c) => c.status === 409)!.headers.get('location')).toBe(`/v1/webhooks/recoveries/${recovery.id}`);
+    const finished = async (id: string) =>
+      eventually(async () => {
+        const r = (await getJson(`${stack.baseUrl}/v1/webhooks/recoveries/${id}`)).body;
+        return r.status === 'completed' ? r : undefined;
+      });
+    expect(await finished(recovery.id)).toMatchObject({ batchId: body.id, scanned: 4, redelivered: 4 });
     const all = await eventually(async () => (receiver.on('/recover').length === 8 ? receiver.on('/recover') : undefined));
     const resent = all.slice(4);
     // each one again under its own webhook-id, the same bytes, verified with the tenant's secret
@@ -453,7 +462,7 @@ describe('batches', () => {
 
     // delivered now: nothing left to send
     const twice = await fetch(`${stack.baseUrl}/v1/batches/${body.id}/deliveries/redeliver`, { method: 'POST' });
-    expect(await twice.json()).toEqual({ redelivered: 0 });
+    expect(await finished(((await twice.json()) as { id: string }).id)).toMatchObject({ scanned: 0, redelivered: 0 });
     await sleep(300);
     expect(receiver.on('/recover')).toHaveLength(8);
   });

@@ -47,6 +47,16 @@ describe('webhook recovery', () => {
       return got.body.status === 'completed' ? got.body : undefined;
     }, 30_000);
   const idsOf = (path: string) => receiver.on(path).map((r) => r.headers['webhook-id']);
+  /** `imagegen webhooks recover <args>` as tenant a, from the built CLI. */
+  const cli = (...args: string[]) =>
+    new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+      const child = spawn(process.execPath, [path.resolve(__dirname, '../apps/cli/dist/main.js'), 'webhooks', 'recover', ...args], { env: { ...process.env, IMAGEGEN_URL: stack.baseUrl, IMAGEGEN_API_KEY: KEYS.a }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (err += d));
+      child.on('exit', (code) => resolve({ code, out, err }));
+    });
 
   it('sends again, in the background, every delivery of the tenant that ended in the window; others stay as they are', async () => {
     // before the window: two refused (410 ends each at once)
@@ -155,24 +165,33 @@ describe('webhook recovery', () => {
     const id = await submit('/cli', asA);
     expect((await ended([id], asA))[0]).toMatchObject({ state: 'failed' });
     receiver.script('/cli', 200);
-    const bin = path.resolve(__dirname, '../apps/cli/dist/main.js');
-    const child = spawn(process.execPath, [bin, 'webhooks', 'recover', '--since', '2m'], { env: { ...process.env, IMAGEGEN_URL: stack.baseUrl, IMAGEGEN_API_KEY: KEYS.a }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const { code, out, err } = await cli('--since', '2m');
     expect({ code, err }).toEqual({ code: 0, err: expect.stringMatching(/^rcv_[a-z0-9]+: recovering deliveries that ended between /) });
     // what the earlier test left is delivered: only this one is sent again
     expect(out).toMatch(/^rcv_[a-z0-9]+: 1 of \d+ ended deliveries sent again\n$/);
     const got = await eventually(async () => (receiver.on('/cli').length === 2 ? receiver.on('/cli') : undefined));
     expect([got[1]!.headers['webhook-id'], got[1]!.verifiedWith, got[1]!.answeredWith]).toEqual([got[0]!.headers['webhook-id'], [0], 200]);
 
-    // a time it cannot read: a clear line, exit 1, nothing started
-    const bad = spawn(process.execPath, [bin, 'webhooks', 'recover', '--since', 'yesterday'], { env: { ...process.env, IMAGEGEN_URL: stack.baseUrl, IMAGEGEN_API_KEY: KEYS.a }, stdio: ['ignore', 'ignore', 'pipe'] });
-    let badErr = '';
-    bad.stderr.on('data', (d) => (badErr += d));
-    expect(await new Promise((resolve) => bad.on('exit', resolve))).toBe(1);
-    expect(badErr).toMatch(/ISO 8601/);
+    // a time it cannot read, or both scopes at once: a clear line, exit 1, nothing started
+    expect(await cli('--since', 'yesterday')).toEqual({ code: 1, out: '', err: expect.stringMatching(/ISO 8601/) });
+    expect(await cli('--since', '2m', '--batch', 'batch_x')).toEqual({ code: 1, out: '', err: expect.stringMatching(/either --since .* or --batch/) });
+  });
+
+  it("the CLI sends again a batch's deliveries that did not arrive (its item's and its own) and follows it to the end", async () => {
+    // down for the item's generation.completed and the batch.completed (410 ends each at once), back after
+    receiver.script('/cli-batch', 410, 410, 200);
+    const batch = await postJson(`${stack.baseUrl}/v1/batches`, { items: [{ topic: 'cli batch item' }], webhook: { url: receiver.url('/cli-batch') } }, asA);
+    expect(batch.status).toBe(202);
+    await eventually(async () => {
+      const refused = (await getJson(`${stack.baseUrl}/v1/webhooks/deliveries?limit=100`, asA)).body.data.filter((d: any) => idsOf('/cli-batch').includes(d.webhookId));
+      return refused.length === 2 ? refused : undefined;
+    });
+    const refused = idsOf('/cli-batch');
+    const { code, out, err } = await cli('--batch', batch.body.id);
+    expect({ code, err }).toEqual({ code: 0, err: `${out.split(':')[0]}: redelivering the deliveries of ${batch.body.id}\n` });
+    expect(out).toMatch(/^rcv_[a-z0-9]+: 2 of 2 deliveries looked at sent again\n$/);
+    const got = await eventually(async () => (receiver.on('/cli-batch').length === 4 ? receiver.on('/cli-batch') : undefined));
+    expect(got.slice(2).map((r) => [r.verifiedWith, r.answeredWith])).toEqual([[[0], 200], [[0], 200]]);
+    expect(new Set(got.slice(2).map((r) => r.headers['webhook-id']))).toEqual(new Set(refused));
   });
 });

@@ -19,7 +19,6 @@ import {
   readinessSchema,
   redeliverySchema,
   batchRedeliverSchema,
-  batchRedeliveryResultSchema,
   seedAcceptedSchema,
   seedResponseSchema,
   failedDeliveryListSchema,
@@ -83,7 +82,6 @@ export function buildOpenApi(publicBaseUrl: string) {
         DeliveryList: responseSchema(deliveryListSchema),
         Redelivery: responseSchema(redeliverySchema),
         BatchRedeliver: schema(batchRedeliverSchema),
-        BatchRedelivery: responseSchema(batchRedeliveryResultSchema),
         WebhookSecret: responseSchema(webhookSecretSchema),
         WebhookRecover: schema(webhookRecoverSchema),
         WebhookRecovery: responseSchema(webhookRecoverySchema),
@@ -204,9 +202,9 @@ export function buildOpenApi(publicBaseUrl: string) {
         post: {
           summary: "Send again every failed delivery of the batch and its items",
           description:
-            "For an endpoint that was down: every delivery of the batch's items, then the batch's own, now in one of `states` (default failed and exhausted) starts a new run, as a single redeliver does: the same webhook-id and bytes, freshly signed, a fresh schedule. The body is optional.",
+            "For an endpoint that was down: every delivery of the batch's items, then the batch's own, now in one of `states` (default failed and exhausted) starts a new run, as a single redeliver does: the same webhook-id and bytes, freshly signed, a fresh schedule. Runs in the background as a recovery: 202 with it, its URL in Location (`GET /v1/webhooks/recoveries/{id}` follows it). One recovery runs per tenant at a time (409 naming it otherwise). The body is optional.",
           requestBody: { required: false, content: { 'application/json': { schema: { $ref: '#/components/schemas/BatchRedeliver' } } } },
-          responses: { '202': { description: 'Queued', ...json('BatchRedelivery') }, ...errors(400, 401, 404, 415) },
+          responses: { '202': { description: 'Started', ...json('WebhookRecovery') }, ...errors(400, 401, 404, 409, 415) },
         },
       },
       '/v1/batches/{id}/deliveries/{deliveryId}/redeliver': {

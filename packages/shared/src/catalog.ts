@@ -103,12 +103,17 @@ export const RECOVERABLE_STATES = ['failed', 'exhausted'] as const;
 export type RecoverableState = (typeof RECOVERABLE_STATES)[number];
 export const isRecoverable = (state: string): state is RecoverableState => (RECOVERABLE_STATES as readonly string[]).includes(state);
 
+/** Delivery states a batch's redelivery may ask for: those that did not arrive, and those waiting for a retry (sent now). */
+export const BATCH_REDELIVERABLE_STATES = [...RECOVERABLE_STATES, 'pending'] as const;
+
 /**
- * A tenant's recovery: every delivery of the tenant that ended failed or exhausted between
- * `since` and `until` (ms, Redis time) starts a new run. Its progress (RecoveryProgress) lets
- * a recovery that was interrupted go on where it stopped.
+ * A tenant's recovery of deliveries that did not arrive, run in the background, in one of two
+ * scopes: a time window (every delivery of the tenant that ended failed or exhausted between
+ * `since` and `until`, ms, Redis time) or a batch (every delivery of its items, then its own, now
+ * in one of `states`). Each found starts a new run. Its progress (RecoveryProgress) lets a
+ * recovery that was interrupted go on where it stopped.
  */
-export const recoverWebhooksJobSchema = z.strictObject({
+export const recoverWindowJobSchema = z.strictObject({
   tenant: z.string().min(1),
   since: z.number().int().min(0),
   until: z.number().int().min(0),
@@ -116,9 +121,21 @@ export const recoverWebhooksJobSchema = z.strictObject({
   /** When it was asked for (ms, Redis time). */
   createdAt: z.number().int().min(0),
 });
+export const recoverBatchJobSchema = z.strictObject({
+  tenant: z.string().min(1),
+  batchId: z.string().regex(/^batch_[A-Za-z0-9]+$/),
+  states: z.array(z.enum(BATCH_REDELIVERABLE_STATES)).min(1),
+  createdAt: z.number().int().min(0),
+});
+export const recoverWebhooksJobSchema = z.union([recoverWindowJobSchema, recoverBatchJobSchema]);
+export type RecoverWindowJobData = z.output<typeof recoverWindowJobSchema>;
+export type RecoverBatchJobData = z.output<typeof recoverBatchJobSchema>;
 export type RecoverWebhooksJobData = z.output<typeof recoverWebhooksJobSchema>;
 
-/** How far a recovery got: deliveries looked at and sent, and the ended time it read up to (`null`: none yet). */
+/**
+ * How far a recovery got: deliveries looked at and sent, and where it read up to (`null`: nowhere
+ * yet): the ended time of a window, the items read of a batch.
+ */
 export const recoveryProgressSchema = z.object({
   scanned: z.number().int().min(0),
   redelivered: z.number().int().min(0),

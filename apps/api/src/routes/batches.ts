@@ -11,7 +11,7 @@ import { streamArchive, streamBatchEvents, streamResults } from '../batches/batc
 import { readJsonBody } from '../batches/json-body';
 import { limitedBody } from '../http/body-limit';
 import { hasBody, parseBody, parseQuery, requireContentType } from '../http/validate';
-import { redeliverBatch } from '../batches/batch-redeliver';
+import { WebhookRecoveries } from '../services/webhook-recoveries';
 
 const listQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(20),
@@ -21,6 +21,7 @@ const listQuery = z.strictObject({
 export function batchesRouter(ctx: ApiContext, json: RequestHandler): Router {
   const router = Router();
   const service = new BatchesService(ctx);
+  const recoveries = new WebhookRecoveries(ctx);
   const limit = ctx.config.BATCH_MAX_BODY_BYTES;
   const parseText = express.text({ limit, type: ['application/x-ndjson', 'text/csv'] });
   // JSON is parsed as it streams in: one JSON.parse of megabytes would stall every other request
@@ -91,11 +92,11 @@ export function batchesRouter(ctx: ApiContext, json: RequestHandler): Router {
     await streamArchive(ctx, service, await service.get(req.tenant as string, req.params.id as string), res);
   });
 
-  // every delivery of the batch and its items that failed, ran out (or waits for a retry) is sent again
+  // every delivery of the batch and its items that failed, ran out (or waits for a retry) is sent again, in the background
   router.post('/:id/deliveries/redeliver', requireContentType('application/json'), json, async (req, res) => {
-    const { states } = parseBody(batchRedeliverSchema, req.body ?? {});
-    const batch = await service.get(req.tenant as string, req.params.id as string);
-    res.status(202).json({ redelivered: await redeliverBatch(ctx, batch, states) });
+    const body = parseBody(batchRedeliverSchema, req.body ?? {});
+    const recovery = await recoveries.startBatch(await service.get(req.tenant as string, req.params.id as string), body);
+    res.status(202).location(`/v1/webhooks/recoveries/${recovery.id}`).json(recovery);
   });
 
   router.get('/:id/events', async (req, res) => {

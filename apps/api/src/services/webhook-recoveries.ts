@@ -7,6 +7,8 @@ import {
   recoveryResultSchema,
   redisTimeMs,
   WEBHOOK_JOBS,
+  type BatchRecord,
+  type batchRedeliverSchema,
   type RecoverWebhooksJobData,
   type webhookRecoverSchema,
   type webhookRecoverySchema,
@@ -27,17 +29,26 @@ export class WebhookRecoveries {
 
   /**
    * Starts a recovery of what ended from `since` to `until` (at the latest now, read from Redis,
-   * so a delivery sent again and failing again after the start is not met twice). One runs per
-   * tenant at a time: each holds a webhooks worker slot while it reads up to the whole index.
+   * so a delivery sent again and failing again after the start is not met twice).
    */
   async start(tenant: string, body: z.output<typeof webhookRecoverSchema>): Promise<Recovery> {
     const now = await redisTimeMs(this.ctx.redis);
     const since = Date.parse(body.since);
     const until = Math.min(body.until === undefined ? now : Date.parse(body.until), now);
     if (since > until) throw invalid('since must not be after until (nor after now)', [{ path: 'since', message: 'is after until (or now)' }]);
+    return this.enqueue({ tenant, since, until, states: body.states, createdAt: now });
+  }
+
+  /** Starts a redelivery of a batch's deliveries (its items' and its own) now in one of `states`. */
+  async startBatch(batch: BatchRecord, body: z.output<typeof batchRedeliverSchema>): Promise<Recovery> {
+    return this.enqueue({ tenant: batch.tenant, batchId: batch.id, states: body.states, createdAt: await redisTimeMs(this.ctx.redis) });
+  }
+
+  /** One recovery runs per tenant at a time, whatever its scope: each holds a webhooks worker slot while it reads. */
+  private async enqueue(asked: RecoverWebhooksJobData): Promise<Recovery> {
     const id = newRecoveryId();
-    const data = WEBHOOK_JOBS.recover.schema.parse({ tenant, since, until, states: body.states, createdAt: now } satisfies RecoverWebhooksJobData);
-    const job = await this.ctx.queues.webhooks.add(WEBHOOK_JOBS.recover.name, data, { ...recoveryJobOptions(id), deduplication: { id: `recover:${tenant}` } });
+    const data = WEBHOOK_JOBS.recover.schema.parse(asked);
+    const job = await this.ctx.queues.webhooks.add(WEBHOOK_JOBS.recover.name, data, { ...recoveryJobOptions(id), deduplication: { id: `recover:${data.tenant}` } });
     if (job.id !== id) {
       throw new HttpProblem(409, 'Conflict', `Recovery ${job.id} is still running; follow it at /v1/webhooks/recoveries/${job.id} and ask again once it has ended`, undefined, { Location: `/v1/webhooks/recoveries/${job.id}` });
     }
@@ -65,8 +76,7 @@ function view(id: string, data: RecoverWebhooksJobData, status: Recovery['status
   return {
     id,
     status,
-    since: iso(data.since),
-    until: iso(data.until),
+    ...('batchId' in data ? { batchId: data.batchId } : { since: iso(data.since), until: iso(data.until) }),
     states: data.states,
     scanned: counts.scanned,
     redelivered: counts.redelivered,

@@ -6,8 +6,9 @@ import { retrying } from '../retry';
 interface Recovery {
   id: string;
   status: 'running' | 'completed' | 'failed';
-  since: string;
-  until: string;
+  since?: string;
+  until?: string;
+  batchId?: string;
   scanned: number;
   redelivered: number;
 }
@@ -28,21 +29,28 @@ export function register(program: Command): void {
   const webhooks = program.command('webhooks').description('webhook deliveries');
   webhooks
     .command('recover')
-    .description('send again every delivery that ended failed or exhausted in a time window, and follow it to the end')
-    .requiredOption('--since <time>', 'from when: ISO 8601, or how long ago (30m, 2h, 7d)', (v) => pointInTime(v))
+    .description('send again every delivery that ended failed or exhausted in a time window, or every such delivery of a batch, and follow it to the end')
+    .option('--since <time>', 'from when: ISO 8601, or how long ago (30m, 2h, 7d)', (v) => pointInTime(v))
     .option('--until <time>', 'until when (default: now)', (v) => pointInTime(v))
-    .option('--states <states>', 'failed, exhausted or both, comma-separated (default: both)')
+    .option('--batch <id>', "instead of a window: the deliveries of this batch's items and its own")
+    .option('--states <states>', 'failed, exhausted (default: both), and with --batch pending (waiting for a retry), comma-separated')
     .option('--no-wait', 'print the recovery and return at once')
-    .action(async (opts: { since: string; until?: string; states?: string; wait: boolean }) => {
+    .action(async (opts: { since?: string; until?: string; batch?: string; states?: string; wait: boolean }) => {
+      if ((opts.since === undefined) === (opts.batch === undefined)) throw new CliError('give either --since (a time window) or --batch (a batch)');
+      if (opts.batch !== undefined && opts.until !== undefined) throw new CliError('--until goes with --since, not with --batch');
       const client = clientFrom(program.opts());
-      const body = { since: opts.since, ...(opts.until ? { until: opts.until } : {}), ...(opts.states ? { states: opts.states.split(',').map((s) => s.trim()) } : {}) };
+      const states = opts.states ? { states: opts.states.split(',').map((s) => s.trim()) } : {};
+      const [path, body] =
+        opts.batch !== undefined
+          ? [`/v1/batches/${encodeURIComponent(opts.batch)}/deliveries/redeliver`, states]
+          : ['/v1/webhooks/recover', { since: opts.since, ...(opts.until ? { until: opts.until } : {}), ...states }];
       // a start whose answer was lost and is made again costs nothing: the second finds the deliveries already under way
-      let r = await retrying(() => client.json<Recovery>('/v1/webhooks/recover', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) }), undefined, undefined, (err) => err.retryable && err.status !== 429);
+      let r = await retrying(() => client.json<Recovery>(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) }), undefined, undefined, (err) => err.retryable && err.status !== 429);
       if (!opts.wait) {
         console.log(JSON.stringify(r, null, 2));
         return;
       }
-      process.stderr.write(`${r.id}: recovering deliveries that ended between ${r.since} and ${r.until}\n`);
+      process.stderr.write(r.batchId !== undefined ? `${r.id}: redelivering the deliveries of ${r.batchId}\n` : `${r.id}: recovering deliveries that ended between ${r.since} and ${r.until}\n`);
       let told = '';
       while (r.status === 'running') {
         await sleep(1000);
@@ -53,6 +61,6 @@ export function register(program: Command): void {
         told = now;
       }
       if (r.status !== 'completed') throw new CliError(`${r.id} stopped after ${r.scanned} looked at and ${r.redelivered} sent again; run it again to finish`);
-      console.log(`${r.id}: ${r.redelivered} of ${r.scanned} ended deliveries sent again`);
+      console.log(`${r.id}: ${r.redelivered} of ${r.scanned} ${r.batchId !== undefined ? 'deliveries looked at' : 'ended deliveries'} sent again`);
     });
 }

@@ -1,6 +1,6 @@
 import { DelayedError, MetricsTime, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { QUEUES, WEBHOOK_JOBS, type DeliveryState } from '@imagegen/shared';
+import { QUEUES, WEBHOOK_JOBS, type BatchStore, type DeliveryState } from '@imagegen/shared';
 import { LostFetches } from '../recovery/lost-fetches';
 import { attemptDelivery, releaseSlot, type AttemptDeps } from './attempt';
 import { runRecovery, type RecoveryResult } from './recovery';
@@ -10,6 +10,8 @@ export interface DeliveryWorkerOptions {
   prefix: string;
   concurrency: number;
   timeoutMs: number;
+  /** A batch's items, for a recovery scoped to the batch. */
+  batches: BatchStore;
 }
 
 export type DeliveryOutcome = { outcome: DeliveryState | 'stale' | 'gone' | 'missing'; status?: number };
@@ -40,7 +42,7 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
   const { log, limiter, logger } = deps;
 
   const handler = async (job: Job, token?: string): Promise<DeliveryOutcome | RecoveryResult> => {
-    if (job.name === WEBHOOK_JOBS.recover.name) return runRecovery(job, log, deps.queue, opts.connection);
+    if (job.name === WEBHOOK_JOBS.recover.name) return runRecovery(job, { log, queue: deps.queue, redis: opts.connection, batches: opts.batches });
     const parsed = WEBHOOK_JOBS.deliver.schema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`invalid deliver payload: ${parsed.error.message}`);
     const { deliveryId, subject, host, run, attemptsBefore } = parsed.data;

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Queue, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { createRedis, CREATE_DELIVERIES_COMMAND, DeliveryLog, QUEUES, retentionSeconds, WebhookSecrets, type EventHub, type Keys, type Logger, type Metrics } from '@imagegen/shared';
+import { BatchStore, createRedis, CREATE_DELIVERIES_COMMAND, DeliveryLog, QUEUES, retentionSeconds, WebhookSecrets, type EventHub, type Keys, type Logger, type Metrics } from '@imagegen/shared';
 import type { WorkerConfig } from '../config';
 import { createDeliveryWorker } from './delivery.worker';
 import { DISPATCH_GROUP, OutboxDispatcher } from './dispatcher';
@@ -48,7 +48,7 @@ export async function startWebhooks(config: WorkerConfig, keys: Keys, connection
   });
   const batcher = new AttemptBatcher(redis, keys, log, limiter, DISPATCH_GROUP);
   const attempts = { log, secrets, limiter, batcher, sender, queue, logger, retryScale: config.WEBHOOK_RETRY_SCALE, ...(metrics ? { metrics } : {}) };
-  const worker = createDeliveryWorker(attempts, { connection, prefix: config.QUEUE_PREFIX, concurrency: config.WEBHOOK_CONCURRENCY, timeoutMs: config.WEBHOOK_TIMEOUT_MS });
+  const worker = createDeliveryWorker(attempts, { connection, prefix: config.QUEUE_PREFIX, concurrency: config.WEBHOOK_CONCURRENCY, timeoutMs: config.WEBHOOK_TIMEOUT_MS, batches: new BatchStore(redis, keys) });
   const reader = createRedis(config.redis, 'worker', 'imagegen-worker-outbox');
   const dispatcher = new OutboxDispatcher(
     reader,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { RECOVERABLE_STATES } from '../catalog';
+import { BATCH_REDELIVERABLE_STATES, RECOVERABLE_STATES } from '../catalog';
 import { DELIVERY_STATES } from '../webhooks/deliveries';
 import { publicBatchSchema } from './batch';
 import { publicGenerationSchema } from './generation';
@@ -53,13 +53,11 @@ export const redeliverySchema = z
 /** `POST /v1/batches/:id/deliveries/redeliver`: which of the batch's deliveries (its own and its items') to send again. */
 export const batchRedeliverSchema = z.strictObject({
   states: z
-    .array(z.enum(['failed', 'exhausted', 'pending']))
+    .array(z.enum(BATCH_REDELIVERABLE_STATES))
     .min(1)
-    .default(['failed', 'exhausted'])
+    .default([...RECOVERABLE_STATES])
     .describe('Deliveries now in these states are sent again: failed (a 410), exhausted (the schedule ran out), pending (waiting for a retry, sent now)'),
 });
-
-export const batchRedeliveryResultSchema = z.object({ redelivered: z.number().int().min(0).describe('Deliveries sent again, each under its own webhook-id with a fresh schedule') });
 
 /** `POST /v1/webhooks/recover`: which of the tenant's deliveries that did not arrive to send again. */
 /** An ISO 8601 time from 1970 on (what Redis time can hold). */
@@ -79,10 +77,11 @@ export const webhookRecoverySchema = z
   .object({
     id: z.string().regex(/^rcv_[a-z0-9]+$/),
     status: z.enum(['running', 'completed', 'failed']).describe('failed: it stopped after repeated errors; what it had not reached is still as it was, so asking again finishes it'),
-    since: z.iso.datetime(),
-    until: z.iso.datetime(),
-    states: z.array(z.enum(RECOVERABLE_STATES)),
-    scanned: z.number().int().min(0).describe('Ended deliveries looked at so far'),
+    since: z.iso.datetime().optional().describe('A window recovery: from when'),
+    until: z.iso.datetime().optional().describe('A window recovery: until when'),
+    batchId: z.string().optional().describe("A batch's redelivery: the batch whose deliveries (its items' and its own) it sends again"),
+    states: z.array(z.enum(BATCH_REDELIVERABLE_STATES)),
+    scanned: z.number().int().min(0).describe('Deliveries looked at so far'),
     redelivered: z.number().int().min(0).describe('Deliveries sent again so far, each under its own webhook-id with a fresh schedule'),
     createdAt: z.iso.datetime(),
     finishedAt: z.iso.datetime().optional(),
