@@ -1,4 +1,5 @@
-import { freePort } from './support/net';
+import { appendBatchEvent, keysFor } from '@imagegen/shared';
+import { eventually, freePort } from './support/net';
 import { ADMIN, postJson, startStack, type Stack } from './support/stack';
 
 /** `/metrics` of the API behind the operator credentials, and each worker's own metrics port. */
@@ -48,6 +49,9 @@ describe('metrics', () => {
     for (const queue of ['generate', 'maintenance', 'webhooks']) expect(sample(before, 'imagegen_queue_jobs', { queue, state: 'waiting' })).toBeDefined();
     expect(sample(before, 'process_cpu_user_seconds_total')).toBeDefined();
     expect(sample(before, 'imagegen_queue_workers', { queue: 'generate' })).toBeGreaterThanOrEqual(1);
+    // the webhook outbox, read from Redis at scrape time: nothing waits while the worker dispatches
+    expect([sample(before, 'imagegen_webhook_outbox_events', { state: 'waiting' }), sample(before, 'imagegen_webhook_outbox_events', { state: 'dispatching' })]).toEqual([0, 0]);
+    expect(sample(before, 'imagegen_webhook_outbox_oldest_seconds')).toBe(0);
     const postsBefore = sample(before, 'imagegen_http_requests_total', { method: 'POST', route: '/v1/generations', status: '202' }) ?? 0;
 
     const res = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'a metered lighthouse' }, { prefer: 'wait=30' });
@@ -85,5 +89,30 @@ describe('metrics', () => {
     expect(sample(text, 'imagegen_job_duration_seconds_count', { queue: 'generate', outcome: 'completed' })).toBeGreaterThanOrEqual(1);
     expect(sample(text, 'process_resident_memory_bytes')).toBeGreaterThan(0);
     expect((await fetch(workerMetricsUrl.replace('/metrics', '/other'))).status).toBe(404);
+  });
+});
+
+describe('metrics of the webhook outbox', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ name: 'metrics-outbox', worker: false, env: { WEBHOOK_ALLOW_PRIVATE: 'true' } });
+  });
+  afterAll(async () => stack?.close());
+
+  it('counts events waiting while no worker dispatches, with the age of the oldest, and drops to 0 once one does', async () => {
+    const scrape = async () => (await fetch(`${stack.baseUrl}/metrics`, { headers: { authorization: basic } })).text();
+    const keys = keysFor(stack.prefix);
+    for (let i = 0; i < 3; i++) await appendBatchEvent(stack.redis, keys, { batchId: `batch_m${i}`, tenant: 'default', type: 'batch.completed', target: { url: 'http://127.0.0.1:9/hook' }, data: { id: `batch_m${i}` } });
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    const stalled = await scrape();
+    expect([sample(stalled, 'imagegen_webhook_outbox_events', { state: 'waiting' }), sample(stalled, 'imagegen_webhook_outbox_events', { state: 'dispatching' })]).toEqual([3, 0]);
+    expect(sample(stalled, 'imagegen_webhook_outbox_oldest_seconds')).toBeGreaterThanOrEqual(1);
+    // a worker starts: the events become deliveries (refused connections, so each is handed to a job) and leave the outbox
+    await stack.startWorker();
+    const drained = await eventually(async () => {
+      const text = await scrape();
+      return sample(text, 'imagegen_webhook_outbox_events', { state: 'waiting' }) === 0 && sample(text, 'imagegen_webhook_outbox_events', { state: 'dispatching' }) === 0 ? text : undefined;
+    });
+    expect(sample(drained, 'imagegen_webhook_outbox_oldest_seconds')).toBe(0);
   });
 });

@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
-import { WaiterChannel, BatchStore, createMetrics, observeQueues, type Metrics, createLogger, createRedis, createStorage, DeliveryLog, EventHub, GenerationStore, keysFor, QUEUES, RedisClock, retentionSeconds, WebhookSecrets, type Keys, type Logger, type Storage } from '@imagegen/shared';
+import { WaiterChannel, BatchStore, createMetrics, observeOutbox, observeQueues, outboxBacklog, type Metrics, createLogger, createRedis, createStorage, DeliveryLog, EventHub, GenerationStore, keysFor, QUEUES, RedisClock, retentionSeconds, WebhookSecrets, type Keys, type Logger, type Storage } from '@imagegen/shared';
 import type { ApiConfig } from './config';
 import { ApiKeyStore } from './services/api-keys';
 import { Quotas } from './services/quotas';
@@ -59,6 +59,7 @@ export function createApiContext(config: ApiConfig, adminPassword: string | (() 
   const storage = createStorage(config);
   const metrics = createMetrics('api');
   observeQueues(metrics, [generate, maintenance, webhooks]);
+  observeOutbox(metrics, () => outboxBacklog(redis, keys));
   const hub = new EventHub(subscriber);
   const store = new GenerationStore(redis, keys, retentionSeconds(config.RECORD_RETENTION_HOURS));
   const waiterChannel = new WaiterChannel(hub, store, keys.waiterChannel(randomUUID()));

@@ -2,7 +2,11 @@ import type { Redis } from 'ioredis';
 
 /** Redis's clock in ms, read with one TIME call: the one clock every process on every host agrees on. */
 export async function redisTimeMs(redis: Redis): Promise<number> {
-  const [s, us] = await redis.time();
+  return timeReplyMs(await redis.time());
+}
+
+/** A `TIME` reply (seconds, microseconds) in ms, for a TIME sent in a pipeline or MULTI. */
+export function timeReplyMs([s, us]: readonly (string | number)[]): number {
   return Number(s) * 1000 + Math.floor(Number(us) / 1000);
 }
 

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import {
   deliveryIdFor,
   hashOf,
+  OUTBOX_GROUP,
   parseOutboxEntry,
   webhookBody,
   webhookIdFor,
@@ -15,8 +16,6 @@ import {
   type Logger,
 } from '@imagegen/shared';
 import { attemptDelivery, type AttemptDeps } from './attempt';
-
-export const DISPATCH_GROUP = 'dispatchers';
 
 export interface DispatcherOptions {
   /** This process's consumer name in the group; unique per process. */
@@ -149,7 +148,7 @@ export class OutboxDispatcher {
         if (!groupReady) {
           // present before it reads anything, so nothing it reads is taken over while it runs
           await this.keepPresent();
-          await this.redis.xgroup('CREATE', stream, DISPATCH_GROUP, '0', 'MKSTREAM').catch((err: Error) => {
+          await this.redis.xgroup('CREATE', stream, OUTBOX_GROUP, '0', 'MKSTREAM').catch((err: Error) => {
             if (!/BUSYGROUP/.test(err.message)) throw err;
           });
           groupReady = true;
@@ -164,7 +163,7 @@ export class OutboxDispatcher {
         }
         const res = (await this.reader.xreadgroup(
           'GROUP',
-          DISPATCH_GROUP,
+          OUTBOX_GROUP,
           this.opts.consumer,
           'COUNT',
           this.opts.batchSize ?? 200,
@@ -198,10 +197,10 @@ export class OutboxDispatcher {
     for (const [i, { name }] of quiet.entries()) {
       if (alive[i] !== null) continue;
       for (let page = 0; page < 50; page++) {
-        const ids = (await this.redis.xpending(stream, DISPATCH_GROUP, '-', '+', this.opts.batchSize ?? 200, name)) as [string, string, number, number][];
+        const ids = (await this.redis.xpending(stream, OUTBOX_GROUP, '-', '+', this.opts.batchSize ?? 200, name)) as [string, string, number, number][];
         if (ids.length === 0) break;
         // entries deleted meanwhile come back as nil before Redis 7 (and not at all since)
-        const entries = ((await this.redis.xclaim(stream, DISPATCH_GROUP, this.opts.consumer, TAKEOVER_MIN_IDLE_MS, ...ids.map(([id]) => id))) as (StreamEntry | null)[]).filter((e): e is StreamEntry => e !== null);
+        const entries = ((await this.redis.xclaim(stream, OUTBOX_GROUP, this.opts.consumer, TAKEOVER_MIN_IDLE_MS, ...ids.map(([id]) => id))) as (StreamEntry | null)[]).filter((e): e is StreamEntry => e !== null);
         if (entries.length === 0) break;
         this.logger.info('took over webhook events of a stopped dispatcher', { from: name, count: entries.length });
         await this.dispatch(stream, entries);
@@ -211,7 +210,7 @@ export class OutboxDispatcher {
 
   /** The group's consumers: name, entries pending, ms since their last read. */
   private async consumers(stream: string): Promise<{ name: string; pending: number; idle: number }[]> {
-    const raw = (await this.redis.xinfo('CONSUMERS', stream, DISPATCH_GROUP)) as unknown[][];
+    const raw = (await this.redis.xinfo('CONSUMERS', stream, OUTBOX_GROUP)) as unknown[][];
     return raw.map((fields) => {
       const info = hashOf(fields as string[]);
       return { name: String(info.name), pending: Number(info.pending), idle: Number(info.idle) };
@@ -222,7 +221,7 @@ export class OutboxDispatcher {
   private async claimAbandoned(stream: string): Promise<void> {
     let start = '0-0';
     for (let page = 0; page < 50; page++) {
-      const [next, entries] = (await this.redis.xautoclaim(stream, DISPATCH_GROUP, this.opts.consumer, this.opts.claimIdleMs, start, 'COUNT', this.opts.batchSize ?? 200)) as [
+      const [next, entries] = (await this.redis.xautoclaim(stream, OUTBOX_GROUP, this.opts.consumer, this.opts.claimIdleMs, start, 'COUNT', this.opts.batchSize ?? 200)) as [
         string,
         StreamEntry[],
         string[]?,
@@ -239,7 +238,7 @@ export class OutboxDispatcher {
 
   private async forgetIdleConsumers(stream: string): Promise<void> {
     for (const { name, pending, idle } of await this.consumers(stream)) {
-      if (name !== this.opts.consumer && pending === 0 && idle > IDLE_CONSUMER_MS) await this.redis.xgroup('DELCONSUMER', stream, DISPATCH_GROUP, name);
+      if (name !== this.opts.consumer && pending === 0 && idle > IDLE_CONSUMER_MS) await this.redis.xgroup('DELCONSUMER', stream, OUTBOX_GROUP, name);
     }
   }
 
@@ -386,7 +385,7 @@ export class OutboxDispatcher {
           this.acks = null;
           this.redis
             .multi()
-            .xack(stream, DISPATCH_GROUP, ...ids)
+            .xack(stream, OUTBOX_GROUP, ...ids)
             .xdel(stream, ...ids)
             .exec()
             .then((results) => {

@@ -2,10 +2,10 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Queue, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { BatchStore, createRedis, CREATE_DELIVERIES_COMMAND, DeliveryLog, QUEUES, retentionSeconds, WebhookSecrets, type EventHub, type Keys, type Logger, type Metrics } from '@imagegen/shared';
+import { BatchStore, createRedis, CREATE_DELIVERIES_COMMAND, DeliveryLog, OUTBOX_GROUP, QUEUES, retentionSeconds, WebhookSecrets, type EventHub, type Keys, type Logger, type Metrics } from '@imagegen/shared';
 import type { WorkerConfig } from '../config';
 import { createDeliveryWorker } from './delivery.worker';
-import { DISPATCH_GROUP, OutboxDispatcher } from './dispatcher';
+import { OutboxDispatcher } from './dispatcher';
 import { HostLimiter } from './host-limiter';
 import { WebhookSender } from './sender';
 import { AttemptBatcher, ATTEMPT_BATCH_COMMAND } from './attempt-batcher';
@@ -46,7 +46,7 @@ export async function startWebhooks(config: WorkerConfig, keys: Keys, connection
     circuitFailures: config.WEBHOOK_CIRCUIT_FAILURES,
     circuitOpenMs: config.WEBHOOK_CIRCUIT_OPEN_MS,
   });
-  const batcher = new AttemptBatcher(redis, keys, log, limiter, DISPATCH_GROUP);
+  const batcher = new AttemptBatcher(redis, keys, log, limiter, OUTBOX_GROUP);
   const attempts = { log, secrets, limiter, batcher, sender, queue, logger, retryScale: config.WEBHOOK_RETRY_SCALE, ...(metrics ? { metrics } : {}) };
   const worker = createDeliveryWorker(attempts, { connection, prefix: config.QUEUE_PREFIX, concurrency: config.WEBHOOK_CONCURRENCY, timeoutMs: config.WEBHOOK_TIMEOUT_MS, batches: new BatchStore(redis, keys) });
   const reader = createRedis(config.redis, 'worker', 'imagegen-worker-outbox');

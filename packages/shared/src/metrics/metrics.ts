@@ -3,6 +3,9 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 /** Job states counted per queue (BullMQ's own names). */
 export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed', 'paused'] as const;
 
+/** The webhook outbox's backlog, read from Redis at scrape time (outboxBacklog). */
+export type OutboxReader = () => Promise<{ waiting: number; dispatching: number; oldestAgeSeconds: number }>;
+
 export interface CountableQueue {
   name: string;
   getJobCounts(...types: string[]): Promise<Record<string, number>>;
@@ -23,9 +26,18 @@ export function createMetrics(service: 'api' | 'worker') {
   const registers = [registry];
   /** Queues whose depth is read from Redis at scrape time, so every scrape sees the shared truth. */
   const queues: CountableQueue[] = [];
+  const outbox: { read?: OutboxReader } = {};
+  // both outbox gauges of one scrape share one read
+  let outboxRead: { at: number; backlog: ReturnType<OutboxReader> } | null = null;
+  const readOutbox = () => {
+    if (!outbox.read) return null;
+    if (!outboxRead || Date.now() - outboxRead.at > 1000) outboxRead = { at: Date.now(), backlog: outbox.read() };
+    return outboxRead.backlog.catch(() => null);
+  };
   return {
     registry,
     queues,
+    outbox,
     queueJobs: new Gauge({
       name: 'imagegen_queue_jobs',
       help: 'Jobs in each queue by state',
@@ -49,6 +61,29 @@ export function createMetrics(service: 'api' | 'worker') {
         for (const [queue, n] of counts) this.set({ queue }, n);
       },
     }),
+    webhookOutboxEvents: new Gauge({
+      name: 'imagegen_webhook_outbox_events',
+      help: 'Webhook events in the outbox: waiting (no dispatcher has read them) and dispatching (read, not yet delivered or handed to a job)',
+      labelNames: ['state'],
+      registers,
+      async collect() {
+        this.reset();
+        const backlog = await readOutbox();
+        if (!backlog) return;
+        this.set({ state: 'waiting' }, backlog.waiting);
+        this.set({ state: 'dispatching' }, backlog.dispatching);
+      },
+    }),
+    webhookOutboxOldest: new Gauge({
+      name: 'imagegen_webhook_outbox_oldest_seconds',
+      help: 'How long the oldest event in the webhook outbox has waited (0 when it is empty): grows while no dispatcher runs',
+      registers,
+      async collect() {
+        this.reset();
+        const backlog = await readOutbox();
+        if (backlog) this.set(backlog.oldestAgeSeconds);
+      },
+    }),
     jobDuration: new Histogram({ name: 'imagegen_job_duration_seconds', help: 'Duration of one job attempt, by queue and outcome', labelNames: ['queue', 'outcome'], buckets: SECONDS_BUCKETS, registers }),
     stageDuration: new Histogram({ name: 'imagegen_stage_duration_seconds', help: 'Time a generation attempt spent in each stage', labelNames: ['stage'], buckets: SECONDS_BUCKETS, registers }),
     upstreamDuration: new Histogram({ name: 'imagegen_upstream_duration_seconds', help: 'Latency of upstream generator calls, by provider and outcome', labelNames: ['provider', 'outcome'], buckets: SECONDS_BUCKETS, registers }),
@@ -64,12 +99,9 @@ export function createMetrics(service: 'api' | 'worker') {
 
 export type Metrics = ReturnType<typeof createMetrics>;
 
-/** Names of every metric the project itself defines (dashboards and alert rules may use these). */
-export function projectMetricNames(): string[] {
-  const m = createMetrics('api');
-  return Object.values(m)
-    .filter((v) => !(v instanceof Registry) && !Array.isArray(v))
-    .map((v) => (v as unknown as { name: string }).name);
+/** Lets this process's scrapes report the webhook outbox's backlog. */
+export function observeOutbox(metrics: Metrics, read: OutboxReader): void {
+  metrics.outbox.read = read;
 }
 
 /** Lets this process's scrapes report the depth of these queues. */

@@ -4,7 +4,7 @@ import { keysFor } from '../keys';
 import { decodeRecord, encodeFields } from '../records/codec';
 import { WEBHOOK_RECORD_FIELDS } from '../records/lua/outbox';
 import { presentGeneration, type GenerationRecord } from '../schemas/generation';
-import { appendBatchEvent, parseOutboxEntry } from './outbox';
+import { appendBatchEvent, outboxBacklog, OUTBOX_GROUP, parseOutboxEntry } from './outbox';
 import { deliveryIdFor, webhookIdFor } from './payload';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -86,4 +86,28 @@ describe('a generation entry', () => {
     expect(parseOutboxEntry('1-0', entry({ ...hash, webhook: '{"events":["generation.completed"]}' }), links)).toEqual({ invalid: expect.any(String) });
     expect(parseOutboxEntry('1-0', entry({ ...hash, result: '{"image":{}}' }), links)).toEqual({ invalid: expect.any(String) });
   });
+});
+
+it("the backlog counts what no dispatcher has read, what one has read and not settled, and the oldest event's age", async () => {
+  const own = keysFor(`${prefix}-backlog`);
+  // no outbox yet: nothing waits
+  expect(await outboxBacklog(redis, own)).toEqual({ waiting: 0, dispatching: 0, oldestAgeSeconds: 0 });
+  const stream = own.webhookOutbox();
+  await redis.xgroup('CREATE', stream, OUTBOX_GROUP, '0', 'MKSTREAM');
+  const [s, us] = await redis.time();
+  // an event written 5 s ago by Redis's clock, then four more now
+  const old = Number(s) * 1000 + Math.floor(Number(us) / 1000) - 5000;
+  await redis.xadd(stream, `${old}-0`, 'event', 'generation.completed');
+  for (let i = 0; i < 4; i++) await redis.xadd(stream, '*', 'event', 'generation.completed');
+  // one dispatcher reads two, settles one (acknowledged and deleted, as the dispatcher does)
+  const read = (await redis.xreadgroup('GROUP', OUTBOX_GROUP, 'd1', 'COUNT', 2, 'STREAMS', stream, '>')) as [string, [string, string[]][]][];
+  const [first, second] = read[0]![1];
+  await redis.multi().xack(stream, OUTBOX_GROUP, second![0]).xdel(stream, second![0]).exec();
+  const backlog = await outboxBacklog(redis, own);
+  expect({ ...backlog, oldestAgeSeconds: Math.round(backlog.oldestAgeSeconds) }).toEqual({ waiting: 3, dispatching: 1, oldestAgeSeconds: 5 });
+  // the oldest settled too: the age is the next one's
+  await redis.multi().xack(stream, OUTBOX_GROUP, first![0]).xdel(stream, first![0]).exec();
+  expect(await outboxBacklog(redis, own)).toMatchObject({ waiting: 3, dispatching: 0, oldestAgeSeconds: expect.any(Number) });
+  expect((await outboxBacklog(redis, own)).oldestAgeSeconds).toBeLessThan(2);
+  await redis.del(stream);
 });

@@ -1,10 +1,15 @@
 import type { Redis } from 'ioredis';
 import type { Keys } from '../keys';
 import { decodeRecordSnapshot } from '../records/codec';
+import { hashOf } from '../records/generation-store';
+import { timeReplyMs } from '../redis-clock';
 import { WEBHOOK_OUTBOX_MAX_LEN } from '../records/lua/outbox';
 import { presentGeneration, type FileLinks } from '../schemas/generation';
 import { webhookTargetUrl } from './target-url';
 import { WEBHOOK_EVENTS, webhookTargetSchema, type WebhookEvent, type WebhookTarget } from '../schemas/request';
+
+/** The consumer group every worker's dispatcher reads the outbox with. */
+export const OUTBOX_GROUP = 'dispatchers';
 
 /** One outbox entry, ready to become a delivery. */
 export interface OutboxEvent {
@@ -78,4 +83,35 @@ export async function appendBatchEvent(
   event: { batchId: string; tenant: string; type: WebhookEvent; target: WebhookTarget; data: unknown },
 ): Promise<string> {
   return (await redis.eval(APPEND_LUA, 1, keys.webhookOutbox(), event.batchId, event.tenant, event.type, JSON.stringify(event.target), JSON.stringify(event.data))) as string;
+}
+
+/** What the outbox holds now (see outboxBacklog). */
+export interface OutboxBacklog {
+  /** Events no dispatcher has read yet. */
+  waiting: number;
+  /** Events a dispatcher has read and not yet settled (delivered, or handed to a job). */
+  dispatching: number;
+  /** How long the oldest event still in the outbox has been there, by Redis's clock (0 when empty). */
+  oldestAgeSeconds: number;
+}
+
+/**
+ * The outbox's backlog, read in one MULTI (so the counts agree): a settled event is deleted from
+ * the stream, so what the stream holds is what the group has pending plus what it has not read,
+ * and its first entry is the oldest still waiting. O(1) whatever the stream's length.
+ */
+export async function outboxBacklog(redis: Redis, keys: Keys): Promise<OutboxBacklog> {
+  const stream = keys.webhookOutbox();
+  const replies = await redis.multi().xlen(stream).xinfo('GROUPS', stream).xrange(stream, '-', '+', 'COUNT', 1).time().exec();
+  if (!replies) throw new Error('the outbox read was discarded');
+  type Reply = [Error | null, unknown];
+  const [[lenErr, len], [, groups], [, first], [, time]] = replies as [Reply, Reply, Reply, Reply];
+  if (lenErr) throw lenErr;
+  // no stream yet: XINFO answers an error, and there is nothing to count
+  const group = Array.isArray(groups) ? (groups as string[][]).map((g) => hashOf(g)).find((g) => g.name === OUTBOX_GROUP) : undefined;
+  const dispatching = Number(group?.pending ?? 0);
+  const [oldest] = (first as [string, string[]][] | undefined) ?? [];
+  const now = timeReplyMs(time as [string, string]);
+  const oldestMs = oldest ? Number(oldest[0].slice(0, oldest[0].indexOf('-'))) : now;
+  return { waiting: Math.max(0, Number(len) - dispatching), dispatching, oldestAgeSeconds: Math.max(0, now - oldestMs) / 1000 };
 }
