@@ -6,7 +6,7 @@ import sharp from 'sharp';
 import { ERROR_CODES, GenerationFailure, type GeneratorProvider } from '@imagegen/shared';
 import { eventually, sleep } from './support/net';
 import { keysUnder } from './support/redis';
-import { getJson, startStack, type Stack } from './support/stack';
+import { getJson, postJson, startStack, type Stack } from './support/stack';
 import { WebhookReceiver } from './support/webhook-receiver';
 
 /** Bytes at once; a topic starting with "fail" is refused for good, one starting with "slow" takes a while, "after <ms>" that long. */
@@ -437,20 +437,34 @@ describe('batches', () => {
     const unknown = await fetch(`${stack.baseUrl}/v1/batches/batch_unknown/deliveries/redeliver`, { method: 'POST' });
     expect(unknown.status).toBe(404);
 
-    // two calls at once (a client retrying one it thinks timed out): one recovery runs, the other call is pointed at it
-    const calls = await Promise.all([0, 1].map(() => fetch(`${stack.baseUrl}/v1/batches/${body.id}/deliveries/redeliver`, { method: 'POST' })));
-    expect(calls.map((c) => c.status).sort()).toEqual([202, 409]);
-    const started = calls.find((c) => c.status === 202)!;
-    const recovery = (await started.json()) as { id: string };
-    expect(recovery).toMatchObject({ id: expect.stringMatching(/^rcv_/), status: 'running', batchId: body.id, states: ['failed', 'exhausted'] });
-    expect(started.headers.get('location')).toBe(`/v1/webhooks/recoveries/${recovery.id}`);
-    expect(calls.find((c) => c.status === 409)!.headers.get('location')).toBe(`/v1/webhooks/recoveries/${recovery.id}`);
+    // held in the queue for a moment, so the calls below all meet it running
+    const batchId = body.id as string;
+    await stack.api.queues.webhooks.pause();
+    const redeliver = (ask?: unknown) => fetch(`${stack.baseUrl}/v1/batches/${batchId}/deliveries/redeliver`, { method: 'POST', ...(ask ? { headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(ask) } : {}) });
+    let recovery: { id: string };
+    try {
+      // two calls at once (a client retrying one it thinks timed out): both get the one recovery
+      const calls = await Promise.all([0, 1].map(() => redeliver()));
+      expect(calls.map((c) => c.status)).toEqual([202, 202]);
+      const [first, again] = (await Promise.all(calls.map((c) => c.json()))) as { id: string }[];
+      recovery = first!;
+      expect(recovery).toMatchObject({ id: expect.stringMatching(/^rcv_/), status: 'running', batchId, states: ['failed', 'exhausted'] });
+      expect(again!.id).toBe(recovery.id);
+      for (const c of calls) expect(c.headers.get('location')).toBe(`/v1/webhooks/recoveries/${recovery.id}`);
+      // another scope while it runs: 409 naming it
+      const other = await redeliver({ states: ['failed'] });
+      expect([other.status, other.headers.get('location')]).toEqual([409, `/v1/webhooks/recoveries/${recovery.id}`]);
+      const window = await postJson(`${stack.baseUrl}/v1/webhooks/recover`, { since: new Date(Date.now() - 60_000).toISOString() });
+      expect([window.status, window.headers.get('location')]).toEqual([409, `/v1/webhooks/recoveries/${recovery.id}`]);
+    } finally {
+      await stack.api.queues.webhooks.resume();
+    }
     const finished = async (id: string) =>
       eventually(async () => {
         const r = (await getJson(`${stack.baseUrl}/v1/webhooks/recoveries/${id}`)).body;
         return r.status === 'completed' ? r : undefined;
       });
-    expect(await finished(recovery.id)).toMatchObject({ batchId: body.id, scanned: 4, redelivered: 4 });
+    expect(await finished(recovery.id)).toMatchObject({ batchId, scanned: 4, redelivered: 4 });
     const all = await eventually(async () => (receiver.on('/recover').length === 8 ? receiver.on('/recover') : undefined));
     const resent = all.slice(4);
     // each one again under its own webhook-id, the same bytes, verified with the tenant's secret

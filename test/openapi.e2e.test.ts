@@ -3,6 +3,7 @@ import path from 'node:path';
 import Ajv2020 from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
 import { ADMIN_AUTH, getJson, postJson, startStack, type Stack } from './support/stack';
+import { eventually } from './support/net';
 
 /**
  * /openapi.json is a valid OpenAPI 3.1 document generated from the zod schemas, lists every
@@ -121,6 +122,20 @@ describe('OpenAPI document', () => {
     const badBatch = await postJson(`${stack.baseUrl}/v1/batches`, { items: [{ topic: '' }] });
     expectDescribed('post', '/v1/batches', 400, 'application/problem+json', badBatch.body);
     expectDescribed('get', '/v1/usage', 200, 'application/json', (await getJson(`${stack.baseUrl}/v1/usage`)).body);
+    // both kinds of recovery, as started and as read back once finished
+    const redelivery = await postJson(`${stack.baseUrl}/v1/batches/${batch.body.id}/deliveries/redeliver`, {});
+    expectDescribed('post', '/v1/batches/{id}/deliveries/redeliver', 202, 'application/json', redelivery.body);
+    const finished = (id: string) =>
+      eventually(async () => {
+        const r = (await getJson(`${stack.baseUrl}/v1/webhooks/recoveries/${id}`)).body;
+        return r.status === 'completed' ? r : undefined;
+      });
+    expectDescribed('get', '/v1/webhooks/recoveries/{id}', 200, 'application/json', await finished(redelivery.body.id));
+    const recovery = await postJson(`${stack.baseUrl}/v1/webhooks/recover`, { since: new Date(Date.now() - 60_000).toISOString() });
+    expectDescribed('post', '/v1/webhooks/recover', 202, 'application/json', recovery.body);
+    expectDescribed('get', '/v1/webhooks/recoveries/{id}', 200, 'application/json', await finished(recovery.body.id));
+    expect(() => expectDescribed('get', '/v1/webhooks/recoveries/{id}', 200, 'application/json', { ...recovery.body, since: undefined, until: undefined })).toThrow(/does not describe/);
+    expect(() => expectDescribed('get', '/v1/webhooks/recoveries/{id}', 200, 'application/json', { ...recovery.body, states: ['pending'] })).toThrow(/does not describe/);
     const admin = ADMIN_AUTH;
     const key = await postJson(`${stack.baseUrl}/admin/tenants/schema-tenant/keys`, {}, admin);
     expectDescribed('post', '/admin/tenants/{tenant}/keys', 201, 'application/json', key.body);

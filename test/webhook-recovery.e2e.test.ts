@@ -117,14 +117,24 @@ describe('webhook recovery', () => {
       expect([res.status, res.headers.get('content-type')]).toEqual([type === 'text/plain' ? 415 : 400, expect.stringMatching(/^application\/problem\+json/)]);
     }
 
-    // two asked for at once (a client retrying one it thinks was lost): one runs, the other is told which
-    const started = await Promise.all([recover({ since }), recover({ since })]);
-    expect(started.map((r) => r.status).sort()).toEqual([202, 409]);
-    const [accepted, refused] = started[0]!.status === 202 ? started : [started[1]!, started[0]!];
-    const body = (await accepted!.json()) as any;
-    expect(accepted!.headers.get('location')).toBe(`/v1/webhooks/recoveries/${body.id}`);
-    expect(body).toMatchObject({ id: expect.stringMatching(/^rcv_/), status: 'running', since: new Date(since).toISOString(), states: ['failed', 'exhausted'], scanned: 0, redelivered: 0 });
-    expect([refused!.headers.get('content-type'), refused!.headers.get('location'), ((await refused!.json()) as any).detail]).toEqual([expect.stringMatching(/problem\+json/), `/v1/webhooks/recoveries/${body.id}`, expect.stringContaining(body.id)]);
+    // held in the queue for a moment, so the calls below all meet it running
+    await stack.api.queues.webhooks.pause();
+    let body: any;
+    try {
+      // two asked for at once (a client retrying one it thinks was lost): both get the one recovery
+      const started = await Promise.all([recover({ since }), recover({ since })]);
+      expect(started.map((r) => r.status)).toEqual([202, 202]);
+      const [first, second] = (await Promise.all(started.map((r) => r.json()))) as any[];
+      body = first;
+      expect(second.id).toBe(body.id);
+      for (const r of started) expect(r.headers.get('location')).toBe(`/v1/webhooks/recoveries/${body.id}`);
+      expect(body).toMatchObject({ id: expect.stringMatching(/^rcv_/), status: 'running', since: new Date(since).toISOString(), states: ['failed', 'exhausted'], scanned: 0, redelivered: 0 });
+      // another window while it runs: a 409 that names it
+      const refused = await recover({ since: new Date(Date.parse(since) - 1000).toISOString() });
+      expect([refused.status, refused.headers.get('content-type'), refused.headers.get('location'), ((await refused.json()) as any).detail]).toEqual([409, expect.stringMatching(/problem\+json/), `/v1/webhooks/recoveries/${body.id}`, expect.stringContaining(body.id)]);
+    } finally {
+      await stack.api.queues.webhooks.resume();
+    }
     const done = await finished(body.id);
     expect(done).toMatchObject({ scanned: 4, redelivered: 4, finishedAt: expect.any(String) });
 

@@ -57,6 +57,7 @@ const errors = (...codes: number[]) =>
   Object.fromEntries(codes.map((c) => [String(c), { description: 'Problem', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } }]));
 
 const json = (name: string) => ({ content: { 'application/json': { schema: { $ref: `#/components/schemas/${name}` } } } });
+const recoveryStarted = { description: 'Started, or the same one already running', headers: { Location: { schema: { type: 'string' }, description: '/v1/webhooks/recoveries/{id}: follow it there' } }, ...json('WebhookRecovery') };
 const genRef = json('Generation');
 
 export function buildOpenApi(publicBaseUrl: string) {
@@ -202,9 +203,9 @@ export function buildOpenApi(publicBaseUrl: string) {
         post: {
           summary: "Send again every failed delivery of the batch and its items",
           description:
-            "For an endpoint that was down: every delivery of the batch's items, then the batch's own, now in one of `states` (default failed and exhausted) starts a new run, as a single redeliver does: the same webhook-id and bytes, freshly signed, a fresh schedule. Runs in the background as a recovery: 202 with it, its URL in Location (`GET /v1/webhooks/recoveries/{id}` follows it). One recovery runs per tenant at a time (409 naming it otherwise). The body is optional.",
+            "For an endpoint that was down: every delivery of the batch's items, then the batch's own, now in one of `states` (default failed and exhausted) starts a new run, as a single redeliver does: the same webhook-id and bytes, freshly signed, a fresh schedule. Runs in the background as a recovery: 202 with it, its URL in Location (`GET /v1/webhooks/recoveries/{id}` follows it). One recovery runs per tenant at a time: asking again for the same one while it runs answers it, another gets a 409 naming it. The body is optional.",
           requestBody: { required: false, content: { 'application/json': { schema: { $ref: '#/components/schemas/BatchRedeliver' } } } },
-          responses: { '202': { description: 'Started', ...json('WebhookRecovery') }, ...errors(400, 401, 404, 409, 415) },
+          responses: { '202': recoveryStarted, ...errors(400, 401, 404, 409, 415) },
         },
       },
       '/v1/batches/{id}/deliveries/{deliveryId}/redeliver': {
@@ -256,9 +257,9 @@ export function buildOpenApi(publicBaseUrl: string) {
         post: {
           summary: 'Send again every delivery that did not arrive in a time window',
           description:
-            'After an endpoint outage: every delivery of yours (generations and batches) that ended failed (410) or exhausted (the schedule ran out) between `since` and `until` (default now) starts a new run, as a single redeliver does: the same webhook-id and bytes, freshly signed, a fresh schedule. Runs in the background: 202 with the recovery, its URL in Location. A delivery counts by its latest ending. One recovery runs per tenant at a time (409 naming it otherwise). Ended deliveries are findable as long as their record is kept (at most the newest 200,000 per tenant).',
+            'After an endpoint outage: every delivery of yours (generations and batches) that ended failed (410) or exhausted (the schedule ran out) between `since` and `until` (default now) starts a new run, as a single redeliver does: the same webhook-id and bytes, freshly signed, a fresh schedule. Runs in the background: 202 with the recovery, its URL in Location. A delivery counts by its latest ending. One recovery runs per tenant at a time: asking again for the same one (same since, states and, if given, until) while it runs answers it, another gets a 409 naming it. Ended deliveries are findable as long as their record is kept (at most the newest 200,000 per tenant).',
           requestBody: { required: true, content: { 'application/json': { schema: { $ref: '#/components/schemas/WebhookRecover' } } } },
-          responses: { '202': { description: 'Started', ...json('WebhookRecovery') }, ...errors(400, 401, 409, 415) },
+          responses: { '202': recoveryStarted, ...errors(400, 401, 409, 415) },
         },
       },
       '/v1/webhooks/recoveries/{id}': {

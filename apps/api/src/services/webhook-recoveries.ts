@@ -36,20 +36,34 @@ export class WebhookRecoveries {
     const since = Date.parse(body.since);
     const until = Math.min(body.until === undefined ? now : Date.parse(body.until), now);
     if (since > until) throw invalid('since must not be after until (nor after now)', [{ path: 'since', message: 'is after until (or now)' }]);
-    return this.enqueue({ tenant, since, until, states: body.states, createdAt: now });
+    // asked again while it runs (a retry whose answer was lost): the same start and states, and the same end if one was given
+    const same = (r: RecoverWebhooksJobData) => 'since' in r && r.since === since && sameStates(r.states, body.states) && (body.until === undefined || r.until === until);
+    return this.enqueue({ tenant, since, until, states: body.states, createdAt: now }, same);
   }
 
   /** Starts a redelivery of a batch's deliveries (its items' and its own) now in one of `states`. */
   async startBatch(batch: BatchRecord, body: z.output<typeof batchRedeliverSchema>): Promise<Recovery> {
-    return this.enqueue({ tenant: batch.tenant, batchId: batch.id, states: body.states, createdAt: await redisTimeMs(this.ctx.redis) });
+    const same = (r: RecoverWebhooksJobData) => 'batchId' in r && r.batchId === batch.id && sameStates(r.states, body.states);
+    return this.enqueue({ tenant: batch.tenant, batchId: batch.id, states: body.states, createdAt: await redisTimeMs(this.ctx.redis) }, same);
   }
 
-  /** One recovery runs per tenant at a time, whatever its scope: each holds a webhooks worker slot while it reads. */
-  private async enqueue(asked: RecoverWebhooksJobData): Promise<Recovery> {
+  /**
+   * One recovery runs per tenant at a time, whatever its scope: each holds a webhooks worker slot
+   * while it reads. Asking while one runs gets that one if it is the `same` as asked (so a client
+   * retrying a start follows the one it made), else a 409 naming it.
+   */
+  private async enqueue(asked: RecoverWebhooksJobData, same: (running: RecoverWebhooksJobData) => boolean): Promise<Recovery> {
     const id = newRecoveryId();
     const data = WEBHOOK_JOBS.recover.schema.parse(asked);
     const job = await this.ctx.queues.webhooks.add(WEBHOOK_JOBS.recover.name, data, { ...recoveryJobOptions(id), deduplication: { id: `recover:${data.tenant}` } });
     if (job.id !== id) {
+      // (the job add answers with what was asked, under the running one's id: read the running one itself)
+      const running = await Job.fromId(this.ctx.queues.webhooks, job.id as string);
+      const scope = WEBHOOK_JOBS.recover.schema.safeParse(running?.data);
+      if (scope.success && same(scope.data)) {
+        const current = await this.get(data.tenant, job.id as string);
+        if (current.status === 'running') return current;
+      }
       throw new HttpProblem(409, 'Conflict', `Recovery ${job.id} is still running; follow it at /v1/webhooks/recoveries/${job.id} and ask again once it has ended`, undefined, { Location: `/v1/webhooks/recoveries/${job.id}` });
     }
     return view(id, data, 'running', { scanned: 0, redelivered: 0 });
@@ -72,15 +86,16 @@ export class WebhookRecoveries {
   }
 }
 
+const sameStates = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((s) => b.includes(s));
+
 function view(id: string, data: RecoverWebhooksJobData, status: Recovery['status'], counts: { scanned: number; redelivered: number }, finishedAt?: number): Recovery {
-  return {
+  const common = {
     id,
     status,
-    ...('batchId' in data ? { batchId: data.batchId } : { since: iso(data.since), until: iso(data.until) }),
-    states: data.states,
     scanned: counts.scanned,
     redelivered: counts.redelivered,
     createdAt: iso(data.createdAt),
     ...(finishedAt !== undefined ? { finishedAt: iso(finishedAt) } : {}),
   };
+  return 'batchId' in data ? { ...common, batchId: data.batchId, states: data.states } : { ...common, since: iso(data.since), until: iso(data.until), states: data.states };
 }

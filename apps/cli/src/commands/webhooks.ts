@@ -44,7 +44,7 @@ export function register(program: Command): void {
         opts.batch !== undefined
           ? [`/v1/batches/${encodeURIComponent(opts.batch)}/deliveries/redeliver`, states]
           : ['/v1/webhooks/recover', { since: opts.since, ...(opts.until ? { until: opts.until } : {}), ...states }];
-      // a start whose answer was lost and is made again costs nothing: the second finds the deliveries already under way
+      // a start whose answer was lost and is made again costs nothing: the API answers the one already running
       let r = await retrying(() => client.json<Recovery>(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) }), undefined, undefined, (err) => err.retryable && err.status !== 429);
       if (!opts.wait) {
         console.log(JSON.stringify(r, null, 2));

@@ -106,8 +106,8 @@ it("a batch's redelivery sends its items' deliveries in the asked states, then i
   // cut short after the first item: it is not read again
   await job.updateProgress({ scanned: 1, redelivered: 1, through: 1 });
   const result = await runRecovery(job, deps());
-  // read: b2, b3 (pending), b5, b6 (pending, started) and the batch's own
-  expect(result).toMatchObject({ scanned: 6, redelivered: 4, through: 6 });
+  // in the asked states: b2, b5 and the batch's own (b3 waits for a retry; b6 was started, and is queued)
+  expect(result).toMatchObject({ scanned: 4, redelivered: 4, through: 6 });
   const delivers = async () => (await queue.getJobs(['waiting', 'prioritized', 'delayed'])).filter((j) => j.name === WEBHOOK_JOBS.deliver.name && String(j.id).startsWith('dlv_b'));
   expect((await delivers()).map((j) => j.id).sort()).toEqual(['dlv_b0-r1', 'dlv_b2-r1', 'dlv_b5-r1', 'dlv_b6-r1']);
   expect((await log.load('gen_b1', 'dlv_b1'))?.delivery).toMatchObject({ run: 0, state: 'failed' });
@@ -116,8 +116,24 @@ it("a batch's redelivery sends its items' deliveries in the asked states, then i
 
   // asked with pending: what waits (for its retry or its queued run) is sent now, a new run each
   const now = await runRecovery(await queue.add(WEBHOOK_JOBS.recover.name, { ...data, states: ['pending'] }, recoveryJobOptions('rcv_btest2')), deps());
-  expect(now).toMatchObject({ redelivered: 5, through: 6 });
+  expect(now).toMatchObject({ scanned: 5, redelivered: 5, through: 6 });
   expect((await log.load('gen_b3', 'dlv_b3'))?.delivery).toMatchObject({ run: 1, state: 'pending' });
   expect((await log.load('gen_b6', 'dlv_b6'))?.delivery).toMatchObject({ run: 2, state: 'pending' });
   expect((await log.load('gen_b1', 'dlv_b1'))?.delivery).toMatchObject({ run: 0, state: 'failed' });
+});
+
+it("a batch's redelivery reads every page of items, past the first 500", async () => {
+  const log = new DeliveryLog(redis, keys, 3600);
+  const batchId = 'batch_rt2';
+  const ids = Array.from({ length: 1203 }, (_, i) => `gen_p${i}`);
+  await redis.rpush(keys.batchItems(batchId), ...ids);
+  // deliveries on the first item, on both sides of each page boundary, and on the last
+  const at = [0, 499, 500, 999, 1000, 1202];
+  const made = at.map((i): Delivery => ({ ...delivery(i, 'tp'), id: `dlv_p${i}`, webhookId: `msg_p${i}`, subject: `gen_p${i}` }));
+  await log.createMany(made.map((d) => ({ delivery: d, body: '{}' })));
+  for (const d of made) await log.recordAttempt(d, { run: 0, state: 'failed', status: 410, durationMs: 1 });
+  const data: RecoverWebhooksJobData = { tenant: 'tp', batchId, states: ['failed'], createdAt: Date.now() };
+  const result = await runRecovery(await queue.add(WEBHOOK_JOBS.recover.name, data, recoveryJobOptions('rcv_ptest1')), deps());
+  expect(result).toMatchObject({ scanned: 6, redelivered: 6, through: 1203 });
+  for (const d of made) expect((await log.load(d.subject, d.id))?.delivery).toMatchObject({ run: 1, state: 'pending' });
 });

@@ -30,7 +30,7 @@ export interface RecoveryDeps {
 /** One round of a recovery: the deliveries found, and where the next round reads from. */
 interface Page {
   found: Delivery[];
-  /** Entries looked at (for a window: ended deliveries, some since delivered; for a batch: deliveries found). */
+  /** Entries looked at: for a window, its ended deliveries (some since delivered); for a batch, its deliveries in the asked states. */
   scanned: number;
   through: number;
 }
@@ -85,10 +85,11 @@ async function* windowPages(log: DeliveryLog, data: RecoverWindowJobData, throug
  * order is not guaranteed). Pending runs are read too, to queue those a cut recovery left unqueued.
  */
 async function* batchPages({ log, batches }: RecoveryDeps, data: RecoverBatchJobData, through: number | null): AsyncGenerator<Page> {
-  const states: DeliveryState[] = [...new Set<DeliveryState>([...data.states, 'pending'])];
+  const asked = new Set<DeliveryState>(data.states);
   const page = async (subjects: string[], next: number): Promise<Page> => {
-    const found = await log.inStates(subjects, data.tenant, states);
-    return { found, scanned: found.length, through: next };
+    // a field scan may name an entry twice
+    const found = [...new Map((await log.inStates(subjects, data.tenant, [...asked, 'pending'])).map((d) => [d.id, d])).values()];
+    return { found, scanned: found.filter((d) => asked.has(d.state)).length, through: next };
   };
   let start = through ?? 0;
   for (;;) {

@@ -73,19 +73,22 @@ export const webhookRecoverSchema = z.strictObject({
     .describe('failed (answered 410), exhausted (the schedule ran out), or both'),
 });
 
+const recoveryShape = {
+  id: z.string().regex(/^rcv_[a-z0-9]+$/),
+  status: z.enum(['running', 'completed', 'failed']).describe('failed: it stopped after repeated errors; what it had not reached is still as it was, so asking again finishes it'),
+  scanned: z.number().int().min(0).describe('Deliveries looked at so far: for a window, every ended one in it (some may have arrived since); for a batch, those in the asked states'),
+  redelivered: z.number().int().min(0).describe('Deliveries sent again so far, each under its own webhook-id with a fresh schedule'),
+  createdAt: z.iso.datetime(),
+  finishedAt: z.iso.datetime().optional(),
+};
+
 export const webhookRecoverySchema = z
-  .object({
-    id: z.string().regex(/^rcv_[a-z0-9]+$/),
-    status: z.enum(['running', 'completed', 'failed']).describe('failed: it stopped after repeated errors; what it had not reached is still as it was, so asking again finishes it'),
-    since: z.iso.datetime().optional().describe('A window recovery: from when'),
-    until: z.iso.datetime().optional().describe('A window recovery: until when'),
-    batchId: z.string().optional().describe("A batch's redelivery: the batch whose deliveries (its items' and its own) it sends again"),
-    states: z.array(z.enum(BATCH_REDELIVERABLE_STATES)),
-    scanned: z.number().int().min(0).describe('Deliveries looked at so far'),
-    redelivered: z.number().int().min(0).describe('Deliveries sent again so far, each under its own webhook-id with a fresh schedule'),
-    createdAt: z.iso.datetime(),
-    finishedAt: z.iso.datetime().optional(),
-  })
+  .union([
+    z.object({ ...recoveryShape, since: z.iso.datetime(), until: z.iso.datetime(), states: z.array(z.enum(RECOVERABLE_STATES)) }).describe('A recovery of a time window (POST /v1/webhooks/recover)'),
+    z
+      .object({ ...recoveryShape, batchId: z.string().describe("The batch whose deliveries (its items' and its own) it sends again"), states: z.array(z.enum(BATCH_REDELIVERABLE_STATES)) })
+      .describe("A redelivery of a batch's deliveries (POST /v1/batches/{id}/deliveries/redeliver)"),
+  ])
   .describe('A recovery of webhook deliveries, running in the background');
 
 /** One row of `GET /v1/webhooks/deliveries`: a delivery of the tenant's that did not arrive. */

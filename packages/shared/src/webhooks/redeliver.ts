@@ -12,8 +12,8 @@ const ADD_TRIES = 3;
  * how many were sent.
  *
  * Should the job adds fail after the runs were started (Redis gone, the process killed), those
- * deliveries wait as `pending` with no job: a batch redelivery with `pending` among its states,
- * or a recovery of a window that holds them, queues them.
+ * deliveries wait as `pending` with no job: a recovery whose scope holds them (a window, or their
+ * batch) queues them.
  */
 export async function redeliverFound(log: DeliveryLog, queue: Queue, found: readonly Delivery[]): Promise<number> {
   // a field scan may name an entry twice
