@@ -47,16 +47,17 @@ describe('webhook recovery', () => {
       return got.body.status === 'completed' ? got.body : undefined;
     }, 30_000);
   const idsOf = (path: string) => receiver.on(path).map((r) => r.headers['webhook-id']);
-  /** `imagegen webhooks recover <args>` as tenant a, from the built CLI. */
-  const cli = (...args: string[]) =>
+  /** `imagegen webhooks <args>` from the built CLI, as tenant a unless another key is given. */
+  const webhooksCli = (args: string[], key = KEYS.a) =>
     new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-      const child = spawn(process.execPath, [path.resolve(__dirname, '../apps/cli/dist/main.js'), 'webhooks', 'recover', ...args], { env: { ...process.env, IMAGEGEN_URL: stack.baseUrl, IMAGEGEN_API_KEY: KEYS.a }, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [path.resolve(__dirname, '../apps/cli/dist/main.js'), 'webhooks', ...args], { env: { ...process.env, IMAGEGEN_URL: stack.baseUrl, IMAGEGEN_API_KEY: key }, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       let err = '';
       child.stdout.on('data', (d) => (out += d));
       child.stderr.on('data', (d) => (err += d));
       child.on('exit', (code) => resolve({ code, out, err }));
     });
+  const cli = (...args: string[]) => webhooksCli(['recover', ...args]);
 
   it('sends again, in the background, every delivery of the tenant that ended in the window; others stay as they are', async () => {
     // before the window: two refused (410 ends each at once)
@@ -203,5 +204,26 @@ describe('webhook recovery', () => {
     const got = await eventually(async () => (receiver.on('/cli-batch').length === 4 ? receiver.on('/cli-batch') : undefined));
     expect(got.slice(2).map((r) => [r.verifiedWith, r.answeredWith])).toEqual([[[0], 200], [[0], 200]]);
     expect(new Set(got.slice(2).map((r) => r.headers['webhook-id']))).toEqual(new Set(refused));
+  });
+  it("the CLI lists the tenant's deliveries that did not arrive, and prints and rotates its signing secret", async () => {
+    receiver.script('/cli-failed', 410);
+    await ended([await submit('/cli-failed', asB), await submit('/cli-failed', asB), await submit('/cli-failed', asB)], asB);
+    const all = (await getJson(`${stack.baseUrl}/v1/webhooks/deliveries?limit=100`, asB)).body.data as unknown[];
+    expect(all.length).toBeGreaterThanOrEqual(3);
+    const lines = (out: string) => out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const listed = await webhooksCli(['failed'], KEYS.b);
+    expect([listed.code, lines(listed.out)]).toEqual([0, all]);
+    const two = await webhooksCli(['failed', '--limit', '2', '--state', 'failed'], KEYS.b);
+    expect([two.code, lines(two.out)]).toEqual([0, all.filter((d: any) => d.state === 'failed').slice(0, 2)]);
+    // tenant a's listing is its own
+    expect(lines((await webhooksCli(['failed'])).out).some((d) => all.some((b: any) => b.id === d.id))).toBe(false);
+    expect((await webhooksCli(['failed', '--limit', '0'], KEYS.b)).code).toBe(1);
+
+    const secret = await webhooksCli(['secret'], KEYS.b);
+    expect([secret.code, secret.out]).toEqual([0, `${receiver.secrets[1]}\n`]);
+    const rotated = await webhooksCli(['secret', '--rotate'], KEYS.b);
+    expect([rotated.code, rotated.out.trim()]).toEqual([0, (await getJson(`${stack.baseUrl}/v1/webhooks/secret`, asB)).body.secret]);
+    expect(rotated.out.trim()).toMatch(/^whsec_/);
+    expect(rotated.out.trim()).not.toBe(receiver.secrets[1]);
   });
 });

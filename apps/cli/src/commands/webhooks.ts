@@ -13,6 +13,11 @@ interface Recovery {
   redelivered: number;
 }
 
+interface FailedPage {
+  data: unknown[];
+  nextCursor: string | null;
+}
+
 const UNITS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** A point in time: ISO 8601, or how long ago (`90s`, `30m`, `2h`, `7d`). */
@@ -24,9 +29,41 @@ export function pointInTime(value: string, now = Date.now()): string {
   return new Date(at).toISOString();
 }
 
-/** `imagegen webhooks recover`: after an endpoint outage, send again what did not arrive. */
+/** `imagegen webhooks …`: the signing secret, the deliveries that did not arrive, and their recovery. */
 export function register(program: Command): void {
   const webhooks = program.command('webhooks').description('webhook deliveries');
+  webhooks
+    .command('secret')
+    .description("print the secret your webhooks are signed with (whsec_…), to verify them")
+    .option('--rotate', 'make a new one first; the old one keeps signing too for 24 h')
+    .action(async (opts: { rotate?: boolean }) => {
+      const client = clientFrom(program.opts());
+      const { secret } = opts.rotate
+        ? await client.json<{ secret: string }>('/v1/webhooks/secret/rotate', { method: 'POST' })
+        : await retrying(() => client.json<{ secret: string }>('/v1/webhooks/secret'));
+      if (opts.rotate) process.stderr.write('a new secret: deliveries carry a signature by the old one too for 24 h, so receivers can switch at any time\n');
+      console.log(secret);
+    });
+  webhooks
+    .command('failed')
+    .description('list the deliveries that did not arrive (failed or exhausted), newest ending first, one JSON line each')
+    .option('--state <state>', 'only failed (a 410) or only exhausted (the schedule ran out)')
+    .option('--limit <n>', 'at most this many', (v) => {
+      if (!/^[1-9]\d*$/.test(v)) throw new InvalidArgumentError('a whole number from 1');
+      return Number(v);
+    })
+    .action(async (opts: { state?: string; limit?: number }) => {
+      const client = clientFrom(program.opts());
+      let left = opts.limit ?? Number.POSITIVE_INFINITY;
+      for (let cursor: string | null = null; left > 0; ) {
+        const query: URLSearchParams = new URLSearchParams({ limit: String(Math.min(100, left)), ...(opts.state ? { state: opts.state } : {}), ...(cursor ? { cursor } : {}) });
+        const page: FailedPage = await retrying(() => client.json<FailedPage>(`/v1/webhooks/deliveries?${query}`));
+        for (const row of page.data.slice(0, left)) console.log(JSON.stringify(row));
+        left -= page.data.length;
+        cursor = page.nextCursor;
+        if (cursor === null) break;
+      }
+    });
   webhooks
     .command('recover')
     .description('send again every delivery that ended failed or exhausted in a time window, or every such delivery of a batch, and follow it to the end')
