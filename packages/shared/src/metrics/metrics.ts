@@ -1,10 +1,11 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { OutboxBacklog } from '../webhooks/outbox';
 
 /** Job states counted per queue (BullMQ's own names). */
 export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed', 'paused'] as const;
 
 /** The webhook outbox's backlog, read from Redis at scrape time (outboxBacklog). */
-export type OutboxReader = () => Promise<{ waiting: number; dispatching: number; oldestAgeSeconds: number }>;
+export type OutboxReader = () => Promise<OutboxBacklog>;
 
 export interface CountableQueue {
   name: string;
