@@ -58,10 +58,9 @@ export class WebhookRecoveries {
     const job = await this.ctx.queues.webhooks.add(WEBHOOK_JOBS.recover.name, data, { ...recoveryJobOptions(id), deduplication: { id: `recover:${data.tenant}` } });
     if (job.id !== id) {
       // (the job add answers with what was asked, under the running one's id: read the running one itself)
-      const running = await Job.fromId(this.ctx.queues.webhooks, job.id as string);
-      const scope = WEBHOOK_JOBS.recover.schema.safeParse(running?.data);
-      if (scope.success && same(scope.data)) {
-        const current = await this.get(data.tenant, job.id as string);
+      const running = await this.load(data.tenant, job.id as string);
+      if (running && same(running.data)) {
+        const current = await present(running.job, running.data);
         if (current.status === 'running') return current;
       }
       throw new HttpProblem(409, 'Conflict', `Recovery ${job.id} is still running; follow it at /v1/webhooks/recoveries/${job.id} and ask again once it has ended`, undefined, { Location: `/v1/webhooks/recoveries/${job.id}` });
@@ -71,19 +70,31 @@ export class WebhookRecoveries {
 
   /** The tenant's recovery of that id; another tenant's reads exactly like an unknown one. */
   async get(tenant: string, id: string): Promise<Recovery> {
-    const job = /^rcv_[a-z0-9]+$/.test(id) ? await Job.fromId(this.ctx.queues.webhooks, id) : undefined;
-    const data = job?.name === WEBHOOK_JOBS.recover.name ? WEBHOOK_JOBS.recover.schema.safeParse(job.data) : null;
-    if (!job || !data?.success || data.data.tenant !== tenant) throw notFound(`Recovery ${id}`);
-    const state = await job.getState();
-    if (state === 'completed') {
-      const result = recoveryResultSchema.safeParse(job.returnvalue);
-      if (result.success) return view(id, data.data, 'completed', result.data, result.data.finishedAt);
-    }
-    const progress = recoveryProgressSchema.safeParse(job.progress);
-    const counts = progress.success ? progress.data : { scanned: 0, redelivered: 0 };
-    if (state === 'failed') return view(id, data.data, 'failed', counts, job.finishedOn);
-    return view(id, data.data, 'running', counts);
+    const found = /^rcv_[a-z0-9]+$/.test(id) ? await this.load(tenant, id) : null;
+    if (!found) throw notFound(`Recovery ${id}`);
+    return present(found.job, found.data);
   }
+
+  /** The tenant's recovery job of that id and its scope; null for another tenant's, or none. */
+  private async load(tenant: string, id: string): Promise<{ job: Job; data: RecoverWebhooksJobData } | null> {
+    const job = await Job.fromId(this.ctx.queues.webhooks, id);
+    const data = job?.name === WEBHOOK_JOBS.recover.name ? WEBHOOK_JOBS.recover.schema.safeParse(job.data) : null;
+    return job && data?.success && data.data.tenant === tenant ? { job, data: data.data } : null;
+  }
+}
+
+/** A recovery as its job stands: running, or completed or failed with its counts. */
+async function present(job: Job, data: RecoverWebhooksJobData): Promise<Recovery> {
+  const id = job.id as string;
+  const state = await job.getState();
+  if (state === 'completed') {
+    const result = recoveryResultSchema.safeParse(job.returnvalue);
+    if (result.success) return view(id, data, 'completed', result.data, result.data.finishedAt);
+  }
+  const progress = recoveryProgressSchema.safeParse(job.progress);
+  const counts = progress.success ? progress.data : { scanned: 0, redelivered: 0 };
+  if (state === 'failed') return view(id, data, 'failed', counts, job.finishedOn);
+  return view(id, data, 'running', counts);
 }
 
 const sameStates = (a: readonly string[], b: readonly string[]) => a.length === b.length && a.every((s) => b.includes(s));

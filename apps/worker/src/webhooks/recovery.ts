@@ -87,8 +87,7 @@ async function* windowPages(log: DeliveryLog, data: RecoverWindowJobData, throug
 async function* batchPages({ log, batches }: RecoveryDeps, data: RecoverBatchJobData, through: number | null): AsyncGenerator<Page> {
   const asked = new Set<DeliveryState>(data.states);
   const page = async (subjects: string[], next: number): Promise<Page> => {
-    // a field scan may name an entry twice
-    const found = [...new Map((await log.inStates(subjects, data.tenant, [...asked, 'pending'])).map((d) => [d.id, d])).values()];
+    const found = await log.inStates(subjects, data.tenant, [...asked, 'pending']);
     return { found, scanned: found.filter((d) => asked.has(d.state)).length, through: next };
   };
   let start = through ?? 0;

@@ -141,11 +141,12 @@ export class DeliveryLog {
   }
 
   /**
-   * The tenant's deliveries of `subjects` now in one of `states`, in one pipelined read per
-   * round: HSCAN with a MATCH leaves the frozen bodies and the attempts in Redis.
+   * The tenant's deliveries of `subjects` now in one of `states`, each once, in one pipelined read
+   * per round: HSCAN with a MATCH leaves the frozen bodies and the attempts in Redis.
    */
   async inStates(subjects: string[], tenant: string, states: readonly DeliveryState[]): Promise<Delivery[]> {
-    const found: Delivery[] = [];
+    // by id: a field scan may name an entry twice
+    const found = new Map<string, Delivery>();
     let scans = subjects.map((subject) => ({ key: this.keyOf(subject), cursor: '0' }));
     while (scans.length) {
       const pipeline = this.redis.pipeline();
@@ -157,13 +158,13 @@ export class DeliveryLog {
         const [cursor, flat] = reply as [string, string[]];
         for (let j = 1; j < flat.length; j += 2) {
           const d = JSON.parse(flat[j] as string) as Delivery;
-          if (d.tenant === tenant && states.includes(d.state)) found.push(d);
+          if (d.tenant === tenant && states.includes(d.state)) found.set(d.id, d);
         }
         if (cursor !== '0') next.push({ key: scans[i]!.key, cursor });
       });
       scans = next;
     }
-    return found;
+    return [...found.values()];
   }
 
   /**
@@ -219,7 +220,7 @@ export class DeliveryLog {
    * state it was read in (so two calls, or an attempt meanwhile, never start it twice); null
    * where one is gone or has changed.
    */
-  async redeliverMany(deliveries: Pick<Delivery, 'id' | 'subject' | 'run' | 'state'>[]): Promise<(number | null)[]> {
+  async redeliverMany(deliveries: readonly Pick<Delivery, 'id' | 'subject' | 'run' | 'state'>[]): Promise<(number | null)[]> {
     if (deliveries.length === 0) return [];
     const pipeline = this.redis.pipeline() as ReturnType<Redis['pipeline']> & { imagegenRedeliver(key: string, id: string, ttl: number, run: number, states: string): unknown };
     for (const d of deliveries) pipeline.imagegenRedeliver(this.keyOf(d.subject), d.id, this.retentionSeconds, d.run, d.state);

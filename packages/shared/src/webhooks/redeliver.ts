@@ -16,10 +16,8 @@ const ADD_TRIES = 3;
  * batch) queues them.
  */
 export async function redeliverFound(log: DeliveryLog, queue: Queue, found: readonly Delivery[]): Promise<number> {
-  // a field scan may name an entry twice
-  const unique = [...new Map(found.map((d) => [d.id, d])).values()];
-  const runs = await log.redeliverMany(unique);
-  const jobs = unique.flatMap((d, i) => {
+  const runs = await log.redeliverMany(found);
+  const jobs = found.flatMap((d, i) => {
     const run = runs[i] ?? null;
     return run === null ? [] : [redeliveryJob(d, run)];
   });
