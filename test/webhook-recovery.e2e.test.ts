@@ -9,7 +9,7 @@ import { WebhookReceiver } from './support/webhook-receiver';
  * time window is sent again, in the background, under its own webhook-id; another tenant's are
  * neither sent nor visible.
  */
-const KEYS = { a: 'key-tenant-a-0123456789', b: 'key-tenant-b-0123456789' };
+const KEYS = { a: 'key-tenant-a-0123456789', b: 'key-tenant-b-0123456789', c: 'key-tenant-c-0123456789' };
 const asA = { Authorization: `Bearer ${KEYS.a}` };
 const asB = { Authorization: `Bearer ${KEYS.b}` };
 
@@ -20,7 +20,7 @@ describe('webhook recovery', () => {
   beforeAll(async () => {
     receiver = await WebhookReceiver.start();
     // 0.0001: the whole schedule (about 28 h) in about 10 s
-    stack = await startStack({ name: 'webhook-recovery', env: { WEBHOOK_ALLOW_PRIVATE: 'true', API_KEYS: `a:${KEYS.a},b:${KEYS.b}`, WEBHOOK_RETRY_SCALE: '0.0001' } });
+    stack = await startStack({ name: 'webhook-recovery', env: { WEBHOOK_ALLOW_PRIVATE: 'true', API_KEYS: `a:${KEYS.a},b:${KEYS.b},c:${KEYS.c}`, WEBHOOK_RETRY_SCALE: '0.0001' } });
     receiver.secrets = [(await getJson(`${stack.baseUrl}/v1/webhooks/secret`, asA)).body.secret, (await getJson(`${stack.baseUrl}/v1/webhooks/secret`, asB)).body.secret];
   });
   afterAll(async () => {
@@ -226,4 +226,24 @@ describe('webhook recovery', () => {
     expect(rotated.out.trim()).toMatch(/^whsec_/);
     expect(rotated.out.trim()).not.toBe(receiver.secrets[1]);
   });
+  it('the CLI lists past one page: every delivery that did not arrive, each once, in the order of the pages', async () => {
+    const asC = { Authorization: `Bearer ${KEYS.c}` };
+    receiver.script('/cli-pages', 410);
+    // 101 items and the batch itself: 102 refused deliveries, more than a page (100) holds
+    const batch = await postJson(`${stack.baseUrl}/v1/batches`, { items: Array.from({ length: 101 }, (_, i) => ({ topic: `page item ${i}` })), webhook: { url: receiver.url('/cli-pages') } }, asC);
+    expect(batch.status).toBe(202);
+    const pages = await eventually(async () => {
+      const first = (await getJson(`${stack.baseUrl}/v1/webhooks/deliveries?limit=100`, asC)).body;
+      if (first.data.length < 100 || first.nextCursor === null) return undefined;
+      const second = (await getJson(`${stack.baseUrl}/v1/webhooks/deliveries?limit=100&cursor=${encodeURIComponent(first.nextCursor)}`, asC)).body;
+      return first.data.length + second.data.length === 102 ? [...first.data, ...second.data] : undefined;
+    }, 90_000);
+    const lines = (out: string) => out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    const listed = await webhooksCli(['failed'], KEYS.c);
+    expect(listed.code).toBe(0);
+    expect(lines(listed.out)).toEqual(pages);
+    expect(new Set(pages.map((d: any) => d.id)).size).toBe(102);
+    const some = await webhooksCli(['failed', '--limit', '101'], KEYS.c);
+    expect(lines(some.out)).toEqual(pages.slice(0, 101));
+  }, 120_000);
 });
