@@ -12,6 +12,7 @@ import { WebhookReceiver } from './support/webhook-receiver';
 const KEYS = { a: 'key-tenant-a-0123456789', b: 'key-tenant-b-0123456789', c: 'key-tenant-c-0123456789' };
 const asA = { Authorization: `Bearer ${KEYS.a}` };
 const asB = { Authorization: `Bearer ${KEYS.b}` };
+const asC = { Authorization: `Bearer ${KEYS.c}` };
 
 describe('webhook recovery', () => {
   let receiver: WebhookReceiver;
@@ -58,6 +59,8 @@ describe('webhook recovery', () => {
       child.on('exit', (code) => resolve({ code, out, err }));
     });
   const cli = (...args: string[]) => webhooksCli(['recover', ...args]);
+  /** The JSON lines a CLI command printed. */
+  const lines = (out: string) => out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
 
   it('sends again, in the background, every delivery of the tenant that ended in the window; others stay as they are', async () => {
     // before the window: two refused (410 ends each at once)
@@ -210,7 +213,6 @@ describe('webhook recovery', () => {
     await ended([await submit('/cli-failed', asB), await submit('/cli-failed', asB), await submit('/cli-failed', asB)], asB);
     const all = (await getJson(`${stack.baseUrl}/v1/webhooks/deliveries?limit=100`, asB)).body.data as unknown[];
     expect(all.length).toBeGreaterThanOrEqual(3);
-    const lines = (out: string) => out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
     const listed = await webhooksCli(['failed'], KEYS.b);
     expect([listed.code, lines(listed.out)]).toEqual([0, all]);
     const two = await webhooksCli(['failed', '--limit', '2', '--state', 'failed'], KEYS.b);
@@ -227,7 +229,6 @@ describe('webhook recovery', () => {
     expect(rotated.out.trim()).not.toBe(receiver.secrets[1]);
   });
   it('the CLI lists past one page: every delivery that did not arrive, each once, in the order of the pages', async () => {
-    const asC = { Authorization: `Bearer ${KEYS.c}` };
     receiver.script('/cli-pages', 410);
     // 101 items and the batch itself: 102 refused deliveries, more than a page (100) holds
     const batch = await postJson(`${stack.baseUrl}/v1/batches`, { items: Array.from({ length: 101 }, (_, i) => ({ topic: `page item ${i}` })), webhook: { url: receiver.url('/cli-pages') } }, asC);
@@ -238,7 +239,6 @@ describe('webhook recovery', () => {
       const second = (await getJson(`${stack.baseUrl}/v1/webhooks/deliveries?limit=100&cursor=${encodeURIComponent(first.nextCursor)}`, asC)).body;
       return first.data.length + second.data.length === 102 ? [...first.data, ...second.data] : undefined;
     }, 90_000);
-    const lines = (out: string) => out.split('\n').filter(Boolean).map((l) => JSON.parse(l));
     const listed = await webhooksCli(['failed'], KEYS.c);
     expect(listed.code).toBe(0);
     expect(lines(listed.out)).toEqual(pages);
