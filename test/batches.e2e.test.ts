@@ -3,7 +3,7 @@ import { readlinkSync } from 'node:fs';
 import { readdir, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import sharp from 'sharp';
-import { ERROR_CODES, GenerationFailure, type GeneratorProvider } from '@imagegen/shared';
+import { ERROR_CODES, GenerationFailure, newFileToken, newId, type GeneratorProvider } from '@imagegen/shared';
 import { eventually, sleep } from './support/net';
 import { keysUnder } from './support/redis';
 import { getJson, postJson, startStack, type Stack } from './support/stack';
@@ -332,37 +332,50 @@ describe('batches', () => {
   });
 
   it('a repeat sent while the first is still being written is told to retry before it is charged any quota', async () => {
-    const body = JSON.stringify({ items: Array.from({ length: 20_000 }, (_, i) => ({ topic: `written slowly ${i}` })) });
+    const items = Array.from({ length: 20_000 }, (_, i) => ({ topic: `written slowly ${i}` }));
+    const body = JSON.stringify({ items });
     // read directly (one KEYS of a few, no scan of everything): the first is still writing meanwhile
     const counted = async () => {
       const out: Record<string, string | null> = {};
       for (const key of await stack.redis.keys(`${stack.prefix}:quota:*`)) out[key] = await stack.redis.get(key);
       return out;
     };
-    // on a busy machine the first may be written before the repeat arrives: then again, under another key
-    let seen409 = false;
-    for (let round = 0; round < 3 && !seen409; round++) {
-      const key = `while-written-${round}`;
-      const send = () => fetch(`${stack.baseUrl}/v1/batches`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'Idempotency-Key': key }, body });
-      const claim = stack.api.keys.idempotency('default', createHash('sha256').update(key).digest('hex'));
-      const first = send();
-      // the first has claimed the key and is writing its items
-      await eventually(async () => ((await stack.redis.exists(claim)) === 1 ? true : undefined), 10_000, 2);
-      const before = await counted();
-      const repeat = await send();
-      const after = await counted();
-      const accepted = (await (await first).json()) as { id: string };
-      if (repeat.status !== 409) {
-        expect([repeat.status, ((await repeat.json()) as { id: string }).id]).toEqual([202, accepted.id]);
-        continue;
-      }
-      seen409 = true;
-      expect(repeat.headers.get('retry-after')).toBe('1');
-      expect(after).toEqual(before);
-      const again = await send();
-      expect([again.status, ((await again.json()) as { id: string }).id]).toEqual([202, accepted.id]);
+    const send = (key: string) => fetch(`${stack.baseUrl}/v1/batches`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'Idempotency-Key': key }, body });
+    const claimOf = (key: string) => stack.api.keys.idempotency('default', createHash('sha256').update(key).digest('hex'));
+    const told409 = async (repeat: Response, before: Record<string, string | null>) => {
+      expect([repeat.status, repeat.headers.get('retry-after')]).toEqual([409, '1']);
+      expect(await counted()).toEqual(before);
+    };
+
+    // a real race: the repeat lands while the first writes (409), or, on a busy machine, after it (the same batch)
+    const first = send('while-written');
+    await eventually(async () => ((await stack.redis.exists(claimOf('while-written'))) === 1 ? true : undefined), 10_000, 2);
+    const beforeRace = await counted();
+    const raced = await send('while-written');
+    const accepted = (await (await first).json()) as { id: string };
+    if (raced.status === 409) await told409(raced, beforeRace);
+    else expect([raced.status, ((await raced.json()) as { id: string }).id]).toEqual([202, accepted.id]);
+
+    // the same moment held still, whatever the machine's pace: a batch of this body begun under
+    // another key by the product's own store, its items not written yet (a writer part-way)
+    const bodyHash = (await stack.redis.get(claimOf('while-written')))?.split('|')[0];
+    expect(bodyHash).toMatch(/\S/);
+    const id = newId('batch');
+    const claim = { key: claimOf('while-held'), value: `${bodyHash}|${id}`, ttlSeconds: 600 };
+    const counts = { queued: 0, active: 0, completed: 0, failed: 0, cancelled: 0, released: 0 };
+    const begun = await stack.api.batches.begin({ id, tenant: 'default', status: 'in_progress', total: items.length, ...counts, metadata: null }, 600, claim);
+    expect(begun.outcome).toBe('created');
+    const before = await counted();
+    await told409(await send('while-held'), before);
+    // the writer finishes: the repeat now gets that batch, charged nothing more
+    for (let start = 0; start < items.length; start += 1000) {
+      const chunk = items.slice(start, start + 1000).map((item, i) => ({ id: newId('gen'), fileToken: newFileToken(), request: { topic: item.topic, style: 'PHOTOGRAPHIC' as const, size: 'SQUARE' as const }, metadata: null, index: start + i }));
+      expect(await stack.api.batches.addItems({ id, tenant: 'default' }, chunk, 600)).toBe(true);
     }
-    expect(seen409).toBe(true);
+    expect(await stack.api.batches.confirm({ id, tenant: 'default' }, { ...claim, ttlSeconds: 3600 })).toBe(true);
+    const again = await send('while-held');
+    expect([again.status, ((await again.json()) as { id: string }).id]).toEqual([202, id]);
+    expect(await counted()).toEqual(before);
   });
 
   it('identical batches sent at once with one Idempotency-Key make one batch; those answered 409 meanwhile are told to retry, and then get it', async () => {
