@@ -1,6 +1,6 @@
 import { encodeFields, newFileToken, type GenerationRecord, type GenerationStatus } from '@imagegen/shared';
 import type { Redis } from 'ioredis';
-import { plainRedis } from './support/redis';
+import { openMonitor, plainRedis } from './support/redis';
 import { getJson, startStack, type Stack } from './support/stack';
 
 const TOTAL = 50_000;
@@ -8,7 +8,7 @@ const TENANT = 'default';
 
 /** Every command Redis runs on keys under `prefix` while `during` runs (MONITOR sees inside pipelines too). */
 async function commandsDuring(redis: Redis, prefix: string, during: () => Promise<unknown>): Promise<string[]> {
-  const monitor = await redis.monitor();
+  const monitor = await openMonitor(redis);
   const seen: string[] = [];
   monitor.on('monitor', (_time: string, args: string[]) => {
     if (args.some((a) => a.startsWith(prefix))) seen.push(args[0]!.toLowerCase());

@@ -12,6 +12,21 @@ export function plainRedis(url = REDIS_URL): Redis {
   return new Redis(url, { maxRetriesPerRequest: 2, lazyConnect: false });
 }
 
+/**
+ * A connection in MONITOR mode, open once Redis is monitoring. Other clients' commands that arrive
+ * with MONITOR's own reply, or after the connection is closed, answer no command of it: ioredis
+ * reports each as an error, which redis.monitor() would leave unhandled (the test then fails
+ * whenever anything else uses the same Redis).
+ */
+export async function openMonitor(redis: Redis): Promise<Redis> {
+  const monitor = redis.duplicate({ monitor: true, lazyConnect: true });
+  monitor.on('error', () => undefined);
+  const monitoring = new Promise((resolve) => monitor.once('monitoring', resolve));
+  await monitor.connect();
+  await monitoring;
+  return monitor;
+}
+
 /** Every key under `prefix` (on a Cluster client, on every master). */
 export async function keysUnder(redis: Redis, prefix: string): Promise<string[]> {
   const out: string[] = [];

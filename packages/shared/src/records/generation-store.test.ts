@@ -440,7 +440,13 @@ describe('createWithJob', () => {
   it('creates made in one tick share a script call (up to 8 each), and each gets its own answer', async () => {
     // a store on its own connection, whose commands MONITOR picks out by client address
     const conn = new Redis(url);
-    const monitor = await redis.monitor();
+    // (not redis.monitor(): other clients' commands that come with MONITOR's own reply, or after it
+    // is closed, answer no command here, and ioredis reports each as an error it leaves unhandled)
+    const monitor = redis.duplicate({ monitor: true, lazyConnect: true });
+    monitor.on('error', () => undefined);
+    const monitoring = new Promise((resolve) => monitor.once('monitoring', resolve));
+    await monitor.connect();
+    await monitoring;
     try {
       const own = new GenerationStore(conn, keys, 3600);
       const addr = /addr=(\S+)/.exec(String(await conn.client('INFO')))?.[1];
