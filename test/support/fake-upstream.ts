@@ -54,6 +54,12 @@ function chunk(type: string, data: Buffer): Buffer {
 }
 
 /** A real, valid 1-bit 20000×20000 PNG of ~50 KB that decodes to 400 million pixels. */
+/** Made once, before it is served: deflating 50 MB in the request would stall this process (and a worker in it) for as long. */
+let bomb: Buffer | undefined;
+function servedBomb(): Buffer {
+  return (bomb ??= pngBomb());
+}
+
 export function pngBomb(side = 20000): Buffer {
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(side, 0);
@@ -107,6 +113,7 @@ export class FakeUpstream {
 
   /** Behaviours for the next POSTs, in order. */
   enqueue(...behaviors: GenerateBehavior[]): void {
+    for (const b of behaviors) if (b.kind === 'ok' && b.file?.kind === 'bomb') servedBomb();
     this.script.push(...behaviors);
   }
 
@@ -204,7 +211,7 @@ export class FakeUpstream {
         res.writeHead(200, { 'Content-Type': 'text/html' }).end('<!doctype html><html><body>Access denied</body></html>');
         return;
       case 'bomb': {
-        const data = pngBomb();
+        const data = servedBomb();
         res.writeHead(200, { 'Content-Type': 'image/png', 'Content-Length': data.length }).end(data);
         return;
       }
