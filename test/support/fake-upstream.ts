@@ -54,12 +54,6 @@ function chunk(type: string, data: Buffer): Buffer {
 }
 
 /** A real, valid 1-bit 20000×20000 PNG of ~50 KB that decodes to 400 million pixels. */
-/** Made once, before it is served: deflating 50 MB in the request would stall this process (and a worker in it) for as long. */
-let bomb: Buffer | undefined;
-function servedBomb(): Buffer {
-  return (bomb ??= pngBomb());
-}
-
 export function pngBomb(side = 20000): Buffer {
   const ihdr = Buffer.alloc(13);
   ihdr.writeUInt32BE(side, 0);
@@ -70,6 +64,12 @@ export function pngBomb(side = 20000): Buffer {
   const raw = Buffer.alloc(row.length * side);
   const idat = deflateSync(raw, { level: 9 });
   return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', idat), chunk('IEND', Buffer.alloc(0))]);
+}
+
+/** Made once, before it is served: deflating 50 MB in the request would stall this process (and a worker in it) for as long. */
+let bomb: Buffer | undefined;
+function servedBomb(): Buffer {
+  return (bomb ??= pngBomb());
 }
 
 export async function makeImage(width = 1024, height = 768, format: 'png' | 'jpeg' = 'png'): Promise<Buffer> {
