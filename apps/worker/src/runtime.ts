@@ -48,8 +48,11 @@ export async function startWorkerRuntime(
   const storage = overrides.storage ?? createStorage(config);
   const generateQueue = new Queue(QUEUES.generate, { connection: storeRedis, prefix: config.QUEUE_PREFIX });
   generateQueue.on('error', (err) => logger.warn('queue error', { error: err.message }));
+  // the sweep's handle on the webhooks queue (the delivery side has its own, on its own connection)
+  const webhooksQueue = new Queue(QUEUES.webhooks, { connection: storeRedis, prefix: config.QUEUE_PREFIX });
+  webhooksQueue.on('error', (err) => logger.warn('queue error', { queue: QUEUES.webhooks, error: err.message }));
   const recordRetention = new RecordRetention(storeRedis, keys);
-  const retentionService = new RetentionService(recordRetention, storage, generateQueue, retention, logger, config.USAGE_RETENTION_DAYS);
+  const retentionService = new RetentionService(recordRetention, storage, [generateQueue, webhooksQueue], retention, logger, config.USAGE_RETENTION_DAYS);
   // files half-written by a worker killed mid-write; never shown, since they live apart from finished ones
   void retentionService.sweepTemporary().then(
     (n) => n > 0 && logger.info('removed stale temporary files', { count: n }),
@@ -129,7 +132,7 @@ export async function startWorkerRuntime(
         return;
       }
       await stopCancellations().catch(() => undefined);
-      await Promise.all([generateQueue.close(), maintenanceQueue.close(), webhooks.close()].map((p) => p.catch(() => undefined)));
+      await Promise.all([generateQueue.close(), webhooksQueue.close(), maintenanceQueue.close(), webhooks.close()].map((p) => p.catch(() => undefined)));
       await Promise.all([connection.quit(), storeRedis.quit(), subscriber.quit()].map((p) => p.catch(() => undefined)));
       await closeStorage();
       logger.info('worker stopped');

@@ -53,14 +53,15 @@ export interface GenerateJobPolicy {
 
 /** Options of every generate job. The generation id is the job id, so enqueueing twice is a no-op. */
 export function generateJobOptions(generationId: string, priority: Priority, policy: GenerateJobPolicy) {
+  const kept = finishedJobsKeptSeconds(QUEUES.generate, policy.retentionSeconds);
   return {
     jobId: generationId,
     attempts: policy.maxAttempts,
     backoff: { type: BACKOFF_TYPE, delay: policy.backoffMs },
     priority: PRIORITY_VALUE[priority],
     // records outlive jobs: finished jobs are trimmed, the generation stays readable
-    removeOnComplete: { age: Math.min(24 * 3600, policy.retentionSeconds), count: 10_000 },
-    removeOnFail: { age: Math.min(7 * 24 * 3600, policy.retentionSeconds), count: 10_000 },
+    removeOnComplete: { age: kept.completed, count: 10_000 },
+    removeOnFail: { age: kept.failed, count: 10_000 },
   };
 }
 
@@ -151,8 +152,29 @@ export const WEBHOOK_JOBS = {
   recover: { queue: QUEUES.webhooks, name: 'recover', schema: recoverWebhooksJobSchema },
 } as const;
 
+const DAY_SECONDS = 24 * 3600;
+
 /** A recovery job is kept (and readable) this long after it ends. */
-export const RECOVERY_KEPT_SECONDS = 24 * 3600;
+export const RECOVERY_KEPT_SECONDS = DAY_SECONDS;
+
+/** Failed delivery jobs are kept this long for the dashboard (the delivery log keeps the history). */
+const FAILED_DELIVERY_KEPT_SECONDS = DAY_SECONDS;
+
+/**
+ * How long finished jobs of a queue are kept at most, by state: never longer than the records
+ * they belong to. BullMQ trims by age only when another job of the same queue finishes, so the
+ * retention sweep removes whatever a quiet queue has kept past this.
+ */
+export function finishedJobsKeptSeconds(queue: string, retentionSeconds: number): { completed: number; failed: number } {
+  const kept =
+    queue === QUEUES.generate
+      ? { completed: DAY_SECONDS, failed: 7 * DAY_SECONDS }
+      : queue === QUEUES.webhooks
+        ? // completed: recoveries (a delivery's job goes as it completes); failed: recoveries and deliveries
+          { completed: RECOVERY_KEPT_SECONDS, failed: Math.max(RECOVERY_KEPT_SECONDS, FAILED_DELIVERY_KEPT_SECONDS) }
+        : { completed: retentionSeconds, failed: retentionSeconds };
+  return { completed: Math.min(kept.completed, retentionSeconds), failed: Math.min(kept.failed, retentionSeconds) };
+}
 
 /** Options of a recovery job: its id is the recovery's; retried from where it stopped. */
 export function recoveryJobOptions(recoveryId: string) {
@@ -196,6 +218,6 @@ export function webhookJobOptions(deliveryId: string, run: number, attemptsBefor
     backoff: { type: WEBHOOK_BACKOFF_TYPE },
     // the delivery log keeps the history; a job dispatched again after removal finds its delivery done
     removeOnComplete: true,
-    removeOnFail: { age: 24 * 3600, count: 1000 },
+    removeOnFail: { age: FAILED_DELIVERY_KEPT_SECONDS, count: 1000 },
   };
 }

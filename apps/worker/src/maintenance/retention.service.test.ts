@@ -2,9 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { Queue } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
-import { FsStorage, keysFor, newFileToken, RecordRetention, type Logger, type Storage } from '@imagegen/shared';
+import { FsStorage, keysFor, newFileToken, QUEUES, RecordRetention, recoveryJobOptions, type Logger, type Storage } from '@imagegen/shared';
 import { RetentionService } from './retention.service';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -50,14 +50,56 @@ it('a token whose files cannot be removed stays due, and its log line does not g
   await fs.put(`${token}/original.png`, Buffer.from('png'));
   await redis.zadd(keys.fileExpiry(), 1, token);
   const logger = recording();
-  const service = new RetentionService(new RecordRetention(redis, keys), refusing, queue, 3600, logger);
+  const service = new RetentionService(new RecordRetention(redis, keys), refusing, [queue], 3600, logger);
   expect((await service.sweep()).files).toBe(0);
   expect(await redis.zscore(keys.fileExpiry(), token)).toBe('1');
   const line = logger.lines.find((l) => /could not remove files/.test(l.msg));
   expect(line?.fields).toMatchObject({ tokenStart: token.slice(0, 4), error: expect.stringMatching(/^EACCES: permission denied/) });
   expect(JSON.stringify(logger.lines)).not.toContain(token);
   // once the store allows it, the next sweep removes the files and forgets the token
-  expect((await new RetentionService(new RecordRetention(redis, keys), fs, queue, 3600, recording()).sweep()).files).toBe(1);
+  expect((await new RetentionService(new RecordRetention(redis, keys), fs, [queue], 3600, recording()).sweep()).files).toBe(1);
   expect(await fs.stat(`${token}/original.png`)).toBeNull();
   expect(await redis.zscore(keys.fileExpiry(), token)).toBeNull();
 });
+
+it('finished jobs a quiet queue kept past their time are swept, in the webhooks queue as in the generate queue', async () => {
+  const webhooks = new Queue(QUEUES.webhooks, { connection: queueConnection, prefix });
+  // a job ends: one completes, one fails, with the options real recoveries have (kept a day by age:
+  // BullMQ trims them only when another job of the queue finishes)
+  const worker = new Worker(
+    QUEUES.webhooks,
+    async (job) => {
+      if (job.data.fail) throw new Error('refused');
+      return 'done';
+    },
+    { connection: new Redis(url, { maxRetriesPerRequest: null }), prefix },
+  );
+  try {
+    await webhooks.add('recover', { fail: false }, recoveryJobOptions('rcv_done'));
+    await webhooks.add('recover', { fail: true }, { ...recoveryJobOptions('rcv_failed'), attempts: 1 });
+    await eventuallyCounts(webhooks, { completed: 1, failed: 1 });
+    const fs = new FsStorage(dir);
+    // within the time a finished job is kept (an hour's retention): nothing goes
+    expect((await new RetentionService(new RecordRetention(redis, keys), fs, [queue, webhooks], 3600, recording()).sweep()).jobs).toBe(0);
+    expect(await webhooks.getJobCounts('completed', 'failed')).toEqual({ completed: 1, failed: 1 });
+    // past it (a one-second retention, then a second and more): both go, with their hashes
+    await new Promise((resolve) => setTimeout(resolve, 1100));
+    expect((await new RetentionService(new RecordRetention(redis, keys), fs, [queue, webhooks], 1, recording()).sweep()).jobs).toBe(2);
+    expect(await webhooks.getJobCounts('completed', 'failed')).toEqual({ completed: 0, failed: 0 });
+    expect(await redis.exists(`${prefix}:${QUEUES.webhooks}:rcv_done`, `${prefix}:${QUEUES.webhooks}:rcv_failed`)).toBe(0);
+  } finally {
+    await worker.close();
+    await worker.disconnect();
+    await webhooks.obliterate({ force: true });
+    await webhooks.close();
+  }
+});
+
+async function eventuallyCounts(q: Queue, want: { completed: number; failed: number }): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    const counts = await q.getJobCounts('completed', 'failed');
+    if (Object.entries(want).every(([state, n]) => counts[state] === n)) return;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  throw new Error(`job counts never reached ${JSON.stringify(want)}`);
+}

@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import { isValidStoragePrefix, type Logger, type RecordRetention, type Storage } from '@imagegen/shared';
+import { finishedJobsKeptSeconds, isValidStoragePrefix, type Logger, type RecordRetention, type Storage } from '@imagegen/shared';
 
 const BATCH = 500;
 /** Token removals in flight at once: enough to hide an object store's round trips. */
@@ -21,14 +21,15 @@ export interface RetentionSweep {
 /**
  * Removes what finished generations leave once their retention ends: records with their
  * index entries and spooled bytes, files (sooner for failed and cancelled generations),
- * finished jobs, which never outlive their records, and temporary files that processes
- * killed mid-write left behind.
+ * finished jobs past their queue's keeping time (never longer than the records), and temporary
+ * files that processes killed mid-write left behind.
  */
 export class RetentionService {
   constructor(
     private readonly retention: RecordRetention,
     private readonly storage: Storage,
-    private readonly generateQueue: Queue,
+    /** Queues whose finished jobs the sweep trims (generate, webhooks). */
+    private readonly queues: Queue[],
     private readonly retentionSeconds: number,
     private readonly logger: Logger,
     private readonly usageRetentionDays = 90,
@@ -41,8 +42,11 @@ export class RetentionService {
     for (let n = BATCH; n === BATCH; records += n) n = await this.retention.removeDueBatches(now, BATCH);
     const files = await this.removeDueFiles(now);
     let jobs = 0;
-    for (const state of ['completed', 'failed'] as const) {
-      for (let n = BATCH; n === BATCH; jobs += n) n = (await this.generateQueue.clean(this.retentionSeconds * 1000, BATCH, state)).length;
+    for (const queue of this.queues) {
+      const kept = finishedJobsKeptSeconds(queue.name, this.retentionSeconds);
+      for (const state of ['completed', 'failed'] as const) {
+        for (let n = BATCH; n === BATCH; jobs += n) n = (await queue.clean(kept[state] * 1000, BATCH, state)).length;
+      }
     }
     const usage = await this.retention.trimUsage(now, this.usageRetentionDays);
     return { records, files, temporary: await this.sweepTemporary(), jobs, usage };
