@@ -1,6 +1,9 @@
 import { Redis } from 'ioredis';
-import { startRedisServer, type RedisServer } from './support/processes';
-import { postJson, startStack, type Stack } from './support/stack';
+import { spawnApi, startRedisServer, type ApiProcess, type RedisServer } from './support/processes';
+import { eventually, freePort } from './support/net';
+import { ADMIN, postJson, startStack, type Stack } from './support/stack';
+
+const basic = `Basic ${Buffer.from(`${ADMIN.user}:${ADMIN.password}`).toString('base64')}`;
 
 describe('a Redis that is connected but not answering', () => {
   let redis: RedisServer;
@@ -34,5 +37,36 @@ describe('a Redis that is connected but not answering', () => {
     await admin.call('CLIENT', 'UNPAUSE');
     const after = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'after the pause' });
     expect(after.status).toBe(202);
+  });
+});
+
+describe('a Redis that does not answer from the start', () => {
+  let api: ApiProcess;
+  let redis: RedisServer | undefined;
+  let port: number;
+  beforeAll(async () => {
+    port = await freePort();
+    api = await spawnApi({ name: 'api-no-redis', env: { REDIS_URL: `redis://127.0.0.1:${port}`, ADMIN_USER: ADMIN.user, ADMIN_PASSWORD: ADMIN.password } });
+  });
+  afterAll(async () => {
+    await api?.kill();
+    // a private server: its keys go with it
+    await redis?.destroy();
+  });
+
+  it('still gets its metrics scraped, without the series read from Redis, and them too once Redis is there', async () => {
+    const t0 = Date.now();
+    const scrape = await fetch(`${api.baseUrl}/metrics`, { headers: { authorization: basic }, signal: AbortSignal.timeout(30_000) });
+    const text = await scrape.text();
+    expect(scrape.status).toBe(200);
+    expect(Date.now() - t0).toBeLessThan(5000);
+    expect(text).toMatch(/^process_cpu_user_seconds_total\{[^}]*\} \d/m);
+    expect(text).not.toMatch(/^imagegen_queue_jobs\{/m);
+    expect(text).not.toMatch(/^imagegen_webhook_outbox_events\{/m);
+    redis = await startRedisServer({ port });
+    await eventually(async () => {
+      const back = await (await fetch(`${api.baseUrl}/metrics`, { headers: { authorization: basic } })).text();
+      return /^imagegen_queue_jobs\{[^}]*queue="generate"[^}]*\} \d/m.test(back) || undefined;
+    }, 20_000);
   });
 });

@@ -16,6 +16,21 @@ export interface CountableQueue {
 const SECONDS_BUCKETS = [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300];
 
 /**
+ * Longest a scrape waits for a Redis read. Queue connections wait for Redis without end (BullMQ
+ * needs them to), so an unbounded read would hang the whole scrape while Redis is away: exactly
+ * when an operator needs the rest of it.
+ */
+export const SCRAPE_REDIS_DEADLINE_MS = 2_000;
+
+/** The read's value, or null when it fails or has not answered by the deadline (its series are then left out: unknown). */
+function withinDeadline<T>(read: () => Promise<T>): Promise<T | null> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<null>((resolve) => (timer = setTimeout(() => resolve(null), SCRAPE_REDIS_DEADLINE_MS).unref()));
+  const value = read().catch(() => null);
+  return Promise.race([value, deadline]).finally(() => clearTimeout(timer));
+}
+
+/**
  * Every metric the project exports, defined once. Each process makes its own registry (its
  * series are its own: every API and worker replica is scraped apart). Labels never carry ids,
  * tenants or URLs: their values are bounded sets.
@@ -29,11 +44,12 @@ export function createMetrics(service: 'api' | 'worker') {
   const queues: CountableQueue[] = [];
   const outbox: { read?: OutboxReader } = {};
   // both outbox gauges of one scrape share one read
-  let outboxRead: { at: number; backlog: ReturnType<OutboxReader> } | null = null;
+  let outboxRead: { at: number; backlog: Promise<OutboxBacklog | null> } | null = null;
   const readOutbox = () => {
     if (!outbox.read) return null;
-    if (!outboxRead || Date.now() - outboxRead.at > 1000) outboxRead = { at: Date.now(), backlog: outbox.read() };
-    return outboxRead.backlog.catch(() => null);
+    const read = outbox.read;
+    if (!outboxRead || Date.now() - outboxRead.at > 1000) outboxRead = { at: Date.now(), backlog: withinDeadline(read) };
+    return outboxRead.backlog;
   };
   return {
     registry,
@@ -47,7 +63,7 @@ export function createMetrics(service: 'api' | 'worker') {
       async collect() {
         this.reset();
         // while Redis is away the series are left out (unknown), and the rest of the scrape still answers
-        const counts = await Promise.all(queues.map((q) => q.getJobCounts(...QUEUE_STATES).then((c) => [q.name, c] as const))).catch(() => []);
+        const counts = (await withinDeadline(() => Promise.all(queues.map((q) => q.getJobCounts(...QUEUE_STATES).then((c) => [q.name, c] as const))))) ?? [];
         for (const [queue, c] of counts) for (const state of QUEUE_STATES) this.set({ queue, state }, c[state] ?? 0);
       },
     }),
@@ -58,7 +74,7 @@ export function createMetrics(service: 'api' | 'worker') {
       registers,
       async collect() {
         this.reset();
-        const counts = await Promise.all(queues.map((q) => q.getWorkersCount().then((n) => [q.name, n] as const))).catch(() => []);
+        const counts = (await withinDeadline(() => Promise.all(queues.map((q) => q.getWorkersCount().then((n) => [q.name, n] as const))))) ?? [];
         for (const [queue, n] of counts) this.set({ queue }, n);
       },
     }),
