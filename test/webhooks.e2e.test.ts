@@ -148,12 +148,21 @@ describe('webhooks', () => {
     });
     expect(rows.map((r: any) => r.attempt)).toEqual([1, 2]);
 
+    // it takes no options: a body that is not empty is refused, and nothing is sent
+    const redeliverUrl = `${stack.baseUrl}/v1/generations/${id}/deliveries/${log[0].id}/redeliver`;
+    await expectRefusedBodies(redeliverUrl);
+    expect((await getJson(`${stack.baseUrl}/v1/generations/${id}/deliveries`)).body.data).toHaveLength(2);
+    expect(receiver.on('/log')).toHaveLength(2);
+
     expect((await postJson(`${stack.baseUrl}/v1/generations/${id}/deliveries/dlv_nosuch/redeliver`, undefined)).status).toBe(404);
     expect((await getJson(`${stack.baseUrl}/v1/generations/gen_nosuch/deliveries`)).status).toBe(404);
   });
 
   it('after a rotation both secrets sign for the overlap, so a receiver holding either verifies', async () => {
-    const rotated = await postJson(`${stack.baseUrl}/v1/webhooks/secret/rotate`, undefined);
+    // it takes no options: a body that is not empty is refused, and the secret stays
+    await expectRefusedBodies(`${stack.baseUrl}/v1/webhooks/secret/rotate`);
+    expect((await getJson(`${stack.baseUrl}/v1/webhooks/secret`)).body.secret).toBe(secret);
+    const rotated = await postJson(`${stack.baseUrl}/v1/webhooks/secret/rotate`, {});
     expect(rotated.status).toBe(200);
     const fresh = rotated.body.secret as string;
     expect(fresh).toMatch(/^whsec_/);
@@ -174,3 +183,20 @@ describe('webhooks', () => {
     }
   });
 });
+
+/** A POST that takes no options refuses malformed JSON and fields (400) and other media types (415), each as problem+json. */
+async function expectRefusedBodies(url: string): Promise<void> {
+  const post = (type: string, body: string) => fetch(url, { method: 'POST', headers: { 'Content-Type': type }, body });
+  for (const [type, body, status] of [
+    ['application/json', '{bad', 400],
+    ['application/json', '{"unknown":1}', 400],
+    ['application/json', '[]', 400],
+    ['text/plain', 'x', 415],
+  ] as const) {
+    const res = await post(type, body);
+    expect([body, res.status]).toEqual([body, status]);
+    expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+  }
+  const named = (await (await post('application/json', '{"unknown":1}')).json()) as { errors?: { path: string }[] };
+  expect(named.errors?.map((e) => e.path)).toEqual(['unknown']);
+}

@@ -42,8 +42,8 @@ export function createApp(ctx: ApiContext): express.Express {
   // the API first: the routes clients call most pass no other router's layers
   app.use('/v1', auth, redisReady);
   app.use('/v1/generations', generationsRouter(ctx, generations, json));
-  app.use('/v1/generations', deliveriesRouter(ctx, { noun: 'Generation', find: (tenant, id) => ctx.store.getForTenant(id, tenant) }));
-  app.use('/v1/batches', deliveriesRouter(ctx, { noun: 'Batch', find: (tenant, id) => ctx.batches.getForTenant(id, tenant) }));
+  app.use('/v1/generations', deliveriesRouter(ctx, { noun: 'Generation', find: (tenant, id) => ctx.store.getForTenant(id, tenant) }, json));
+  app.use('/v1/batches', deliveriesRouter(ctx, { noun: 'Batch', find: (tenant, id) => ctx.batches.getForTenant(id, tenant) }, json));
   app.use('/v1/batches', batchesRouter(ctx, json));
   app.use('/v1/webhooks', webhooksRouter(ctx, json));
   app.use('/v1/usage', usageRouter(ctx));

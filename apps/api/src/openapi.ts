@@ -150,8 +150,8 @@ export function buildOpenApi(publicBaseUrl: string) {
       '/v1/generations/{id}/deliveries/{deliveryId}/redeliver': {
         post: {
           summary: 'Send a delivery again',
-          description: 'A new run of the delivery: the same webhook-id and body bytes, freshly signed, with a fresh retry schedule.',
-          responses: { '202': { description: 'Queued', ...json('Redelivery') }, ...errors(401, 404) },
+          description: 'A new run of the delivery: the same webhook-id and body bytes, freshly signed, with a fresh retry schedule. It takes no options: no body, or `{}`.',
+          responses: { '202': { description: 'Queued', ...json('Redelivery') }, ...errors(400, 401, 404, 415) },
         },
       },
       '/v1/batches': {
@@ -211,8 +211,8 @@ export function buildOpenApi(publicBaseUrl: string) {
       '/v1/batches/{id}/deliveries/{deliveryId}/redeliver': {
         post: {
           summary: 'Send a batch delivery again',
-          description: 'A new run of the delivery: the same webhook-id and body bytes, freshly signed, with a fresh retry schedule.',
-          responses: { '202': { description: 'Queued', ...json('Redelivery') }, ...errors(401, 404) },
+          description: 'A new run of the delivery: the same webhook-id and body bytes, freshly signed, with a fresh retry schedule. It takes no options: no body, or `{}`.',
+          responses: { '202': { description: 'Queued', ...json('Redelivery') }, ...errors(400, 401, 404, 415) },
         },
       },
       '/v1/batches/{id}/archive': {
@@ -241,8 +241,8 @@ export function buildOpenApi(publicBaseUrl: string) {
       '/v1/webhooks/secret/rotate': {
         post: {
           summary: 'Rotate your webhook signing secret',
-          description: '{ secret }: the new secret. For 24 h the previous one signs too (two signatures in webhook-signature), so receivers can switch without missing a delivery.',
-          responses: { '200': { description: 'The new secret', ...json('WebhookSecret') }, ...errors(401) },
+          description: '{ secret }: the new secret. For 24 h the previous one signs too (two signatures in webhook-signature), so receivers can switch without missing a delivery. It takes no options: no body, or `{}`.',
+          responses: { '200': { description: 'The new secret', ...json('WebhookSecret') }, ...errors(400, 401, 415) },
         },
       },
       '/v1/webhooks/deliveries': {

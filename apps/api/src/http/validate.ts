@@ -1,5 +1,5 @@
 import type { Request, RequestHandler } from 'express';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { INPUT_PARSE, toFieldErrors } from '@imagegen/shared';
 import { HttpProblem, invalid } from './problem';
 
@@ -15,6 +15,13 @@ export function parseBody<T extends z.ZodType>(schema: T, body: unknown): z.outp
     throw invalid(`The body has ${errors.length} invalid field${errors.length === 1 ? '' : 's'}`, errors);
   }
   return result.data;
+}
+
+const NO_FIELDS = z.strictObject({});
+
+/** A POST that takes no options: no body, or an empty JSON object (room for options later); anything else is 400. */
+export function refuseBodyFields(body: unknown): void {
+  if (body !== undefined) parseBody(NO_FIELDS, body);
 }
 
 /**

@@ -1,7 +1,8 @@
-import { Router } from 'express';
+import { Router, type RequestHandler } from 'express';
 import { redeliveryJob } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { notFound } from '../http/problem';
+import { refuseBodyFields, requireContentType } from '../http/validate';
 
 /** What deliveries belong to: a generation, or a batch (its `batch.completed`). */
 export interface DeliverySubject {
@@ -12,7 +13,7 @@ export interface DeliverySubject {
 }
 
 /** Webhook deliveries of one generation or batch: every attempt, and sending one again. */
-export function deliveriesRouter(ctx: ApiContext, subject: DeliverySubject): Router {
+export function deliveriesRouter(ctx: ApiContext, subject: DeliverySubject, json: RequestHandler): Router {
   const router = Router();
 
   const owned = async (tenant: string, id: string) => {
@@ -28,7 +29,8 @@ export function deliveriesRouter(ctx: ApiContext, subject: DeliverySubject): Rou
   });
 
   // a new run of the same delivery: same webhook-id, same body bytes, a fresh retry schedule
-  router.post('/:id/deliveries/:deliveryId/redeliver', async (req, res) => {
+  router.post('/:id/deliveries/:deliveryId/redeliver', requireContentType('application/json'), json, async (req, res) => {
+    refuseBodyFields(req.body);
     const tenant = req.tenant as string;
     const { id } = await owned(tenant, req.params.id as string);
     const deliveryId = req.params.deliveryId as string;

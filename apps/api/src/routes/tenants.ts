@@ -1,10 +1,9 @@
 import { Router, type RequestHandler } from 'express';
-import { z } from 'zod';
 import { TENANT_RULE, isTenantName } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { basicAuth } from '../http/auth';
 import { HttpProblem, invalid, notFound } from '../http/problem';
-import { parseBody, requireContentType } from '../http/validate';
+import { refuseBodyFields, requireContentType } from '../http/validate';
 import { MAX_KEYS_PER_TENANT } from '../services/api-keys';
 import { readUsage, usageQuery } from './usage';
 
@@ -21,8 +20,7 @@ export function tenantsAdminRouter(ctx: ApiContext, json: RequestHandler, redisR
 
   router.post('/admin/tenants/:tenant/keys', requireContentType('application/json'), json, async (req, res) => {
     const tenant = tenantParam(req.params.tenant);
-    // the body is optional; when sent it must be an empty object (room for options later)
-    if (req.body !== undefined) parseBody(z.strictObject({}), req.body);
+    refuseBodyFields(req.body);
     const created = await ctx.apiKeyStore.create(tenant);
     if (!created) throw new HttpProblem(409, 'Conflict', `Tenant ${tenant} already has ${MAX_KEYS_PER_TENANT} keys; revoke one first`);
     res.setHeader('Cache-Control', 'no-store');

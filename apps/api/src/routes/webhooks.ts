@@ -1,7 +1,7 @@
 import { Router, type RequestHandler } from 'express';
 import { webhookRecoverSchema } from '@imagegen/shared';
 import type { ApiContext } from '../context';
-import { parseBody, parseQuery, requireContentType } from '../http/validate';
+import { parseBody, parseQuery, refuseBodyFields, requireContentType } from '../http/validate';
 import { failedDeliveriesQuery, listFailedDeliveries } from '../services/failed-deliveries';
 import { WebhookRecoveries } from '../services/webhook-recoveries';
 
@@ -16,7 +16,8 @@ export function webhooksRouter(ctx: ApiContext, json: RequestHandler): Router {
   });
 
   // the previous secret keeps signing (a second signature) for 24 h, so receivers can switch at leisure
-  router.post('/secret/rotate', async (req, res) => {
+  router.post('/secret/rotate', requireContentType('application/json'), json, async (req, res) => {
+    refuseBodyFields(req.body);
     res.setHeader('Cache-Control', 'no-store');
     res.json({ secret: await ctx.webhookSecrets.rotate(req.tenant as string) });
   });
