@@ -293,6 +293,19 @@ describe('hostile input', () => {
     expect(statuses.size).toBeGreaterThanOrEqual(5);
   }, 180_000);
 
+  it('an Expect the server cannot meet is answered 417 as problem+json, and nothing is acted on', async () => {
+    const before = await state();
+    const body = JSON.stringify({ topic: 'expecting something' });
+    const answer = await sendRaw(
+      port,
+      Buffer.from(`POST /v1/generations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${KEY}\r\nContent-Type: application/json\r\nExpect: something\r\nContent-Length: ${body.length}\r\n\r\n${body}`),
+    );
+    expect(answer.status).toBe(417);
+    expect(answer.contentType).toMatch(/^application\/problem\+json/);
+    expect(JSON.parse(answer.body)).toMatchObject({ status: 417, title: 'Expectation failed' });
+    expect(await state()).toEqual(before);
+  });
+
   it('a client that goes away in the middle of its body leaves no connection behind', async () => {
     const before = await stack.connections();
     const cut = (head: string, part: string) =>

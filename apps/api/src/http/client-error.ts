@@ -5,9 +5,16 @@ import { HttpProblem, problemJson } from './problem';
 /**
  * Requests Node's HTTP parser refuses before Express sees them (conflicting or non-numeric
  * Content-Length, Content-Length with chunked encoding, malformed request lines, oversized
- * headers) get a problem+json answer too, instead of Node's bare status line.
+ * headers), and those with an `Expect` other than 100-continue, get a problem+json answer too,
+ * instead of Node's bare status line.
  */
 export function answerClientErrors(server: Server): void {
+  // Node answers these 417 with no body; the request is not handled, and its body not read
+  server.on('checkExpectation', (_req, res: ServerResponse) => {
+    const body = problemJson(new HttpProblem(417, 'Expectation failed', 'The only Expect this server meets is 100-continue'));
+    res.shouldKeepAlive = false;
+    res.writeHead(417, { 'Content-Type': 'application/problem+json', 'Content-Length': Buffer.byteLength(body), 'X-Content-Type-Options': 'nosniff' }).end(body);
+  });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => {
     if (err.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
