@@ -95,13 +95,17 @@ describe('pages in a browser', () => {
     await context.close();
   }, 60_000);
 
-  it('/docs shows the endpoints', async () => {
+  it('/docs shows the endpoints, asked with a trailing slash too', async () => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
     const { page, errors } = await open(context, `${stack.baseUrl}/docs`);
     await page.getByText('/v1/generations/{id}/events').first().waitFor({ timeout: 20_000 });
     await page.getByText('/api/odin/v3/tools/image-generator').first().waitFor({ timeout: 5_000 });
     await page.screenshot({ path: path.join(OUTPUT, 'docs.png') });
     expect(errors).toEqual([]);
+    const slash = await open(context, `${stack.baseUrl}/docs/`);
+    await slash.page.getByText('/v1/generations/{id}/events').first().waitFor({ timeout: 20_000 });
+    expect(slash.page.url()).toBe(`${stack.baseUrl}/docs`);
+    expect(slash.errors).toEqual([]);
     await context.close();
   }, 60_000);
 });

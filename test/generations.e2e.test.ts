@@ -96,6 +96,10 @@ describe('generation end to end with the builtin provider', () => {
     const page = await fetch(`${stack.baseUrl}/docs`);
     expect(page.headers.get('content-type')).toMatch(/text\/html/);
     expect(await page.text()).toContain('/v1/generations/{id}');
+    // with a trailing slash the page's relative URLs would miss: it moves to /docs
+    const slash = await fetch(`${stack.baseUrl}/docs/`, { redirect: 'manual' });
+    expect(slash.status).toBe(301);
+    expect(new URL(slash.headers.get('location') ?? '', `${stack.baseUrl}/docs/`).href).toBe(`${stack.baseUrl}/docs`);
   });
 });
 

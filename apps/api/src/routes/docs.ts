@@ -26,7 +26,9 @@ export function docsRouter(doc: ReturnType<typeof buildOpenApi>): Router {
     res.sendFile(SCALAR_JS);
   });
   const page = renderPage(doc);
-  router.get('/docs', (_req, res) => {
+  router.get('/docs', (req, res) => {
+    // the page's URLs are relative to /docs: at /docs/ they would name /docs/docs/scalar.js
+    if (req.path.endsWith('/')) return res.redirect(301, '../docs');
     res.type('html').send(page);
   });
   return router;
