@@ -19,6 +19,8 @@ const cases: Case[] = [
   { name: 'an array instead of an object', body: JSON.stringify([{ topic: 'x' }]), status: 400, paths: ['(body)'] },
   { name: 'a JSON string', body: JSON.stringify('topic'), status: 400, paths: ['(body)'] },
   { name: 'null', body: 'null', status: 400, paths: ['(body)'] },
+  // JSON.parse makes it Infinity, which would be kept and returned as null
+  { name: 'metadata holding a number past the largest double', body: '{"topic":"x","metadata":{"n":1e400}}', status: 400, paths: ['metadata'] },
   { name: 'form-encoded body', body: 'topic=x', contentType: 'application/x-www-form-urlencoded', status: 415 },
   { name: 'plain text body', body: 'a lighthouse', contentType: 'text/plain', status: 415 },
   { name: 'a body over the size limit', body: JSON.stringify({ topic: 'x', pad: 'y'.repeat(2 * 1024 * 1024) }), status: 413 },

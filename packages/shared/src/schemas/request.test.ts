@@ -42,7 +42,7 @@ it('keeps metadata as the client sent it, a `__proto__` key included; refuses wh
 });
 
 it('refuses a topic that is not text: control characters and unpaired surrogates', () => {
-  for (const topic of ['a\u0000b', 'bell\u0007', 'esc\u001b[31m', 'del\u007f']) {
+  for (const topic of ['a\u0000b', 'bell\u0007', 'esc\u001b[31m', 'del\u007f', 'c1 csi\u009b31m', 'c1\u0080', 'c1\u009f']) {
     const r = generationRequestSchema.safeParse({ topic });
     expect(r.success ? topic : toFieldErrors(r.error!)).toEqual([{ path: 'topic', message: 'must not contain control characters (tabs and line breaks are fine)' }]);
   }
@@ -50,7 +50,9 @@ it('refuses a topic that is not text: control characters and unpaired surrogates
     const r = generationRequestSchema.safeParse({ topic });
     expect(r.success ? topic : toFieldErrors(r.error!)).toEqual([{ path: 'topic', message: 'must be valid Unicode (it has an unpaired surrogate)' }]);
   }
-  for (const topic of ['two\nlines', 'tab\there', 'crlf\r\n', '🦊 fox', 'ünïcödé 漢字']) expect(generationRequestSchema.safeParse({ topic }).success).toBe(true);
+  for (const topic of ['two\nlines', 'tab\there', 'crlf\r\n', 'nel\u0085line', '🦊 fox', 'ünïcödé 漢字', 'nbsp\u00a0ÿ']) expect(generationRequestSchema.safeParse({ topic }).success).toBe(true);
+  // line breaks alone are no topic
+  expect(toFieldErrors(generationRequestSchema.safeParse({ topic: '\u0085\n' }).error!)).toEqual([{ path: 'topic', message: 'must not be empty' }]);
 });
 
 it('words every kind of problem in client input the way the API does, and keeps a schema’s own message', () => {
@@ -92,10 +94,17 @@ it('words every kind of problem in client input the way the API does, and keeps 
   ]);
 });
 
-it('refuses metadata integers that JSON numbers cannot keep exactly, naming where; keeps every other number', () => {
+it('refuses metadata numbers that JSON cannot give back as sent (inexact integers, past the largest double), naming where; keeps every other number', () => {
   const sent = JSON.parse('{"order":{"ids":[1,12345678901234567890]},"n":9007199254740991,"f":0.1,"e":1e-7}') as object;
   const r = createGenerationSchema.safeParse({ topic: 'x', metadata: sent }, INPUT_PARSE);
   expect(toFieldErrors(r.error!)).toEqual([{ path: 'metadata', message: 'holds an integer past ±9007199254740991 at order.ids.1, which JSON numbers cannot keep exactly: send it as a string' }]);
-  const fine = JSON.parse('{"n":9007199254740991,"m":-9007199254740991,"f":0.1,"e":1e-7,"id":"12345678901234567890"}') as object;
+  for (const [text, at] of [
+    ['{"a":{"b":[2,1e400]}}', 'a.b.1'],
+    ['{"n":-1e400}', 'n'],
+  ] as const) {
+    const infinite = createGenerationSchema.safeParse({ topic: 'x', metadata: JSON.parse(text) }, INPUT_PARSE);
+    expect(toFieldErrors(infinite.error!)).toEqual([{ path: 'metadata', message: `holds a number past the largest a JSON number keeps (about 1.8e308) at ${at}: send it as a string` }]);
+  }
+  const fine = JSON.parse('{"n":9007199254740991,"m":-9007199254740991,"f":0.1,"e":1e-7,"tiny":1.5e-300,"id":"12345678901234567890"}') as object;
   expect(JSON.stringify(createGenerationSchema.parse({ topic: 'x', metadata: fine }).metadata)).toBe(JSON.stringify(fine));
 });

@@ -20,14 +20,16 @@ export const SIZE_DIMENSIONS: Record<Size, { width: number; height: number }> = 
 export const styleSchema = z.enum(STYLES, { error: () => `must be one of ${STYLES.join(', ')}` });
 export const sizeSchema = z.enum(SIZES, { error: () => `must be one of ${SIZES.join(', ')}` });
 
+/** C0 and C1 controls and DEL, but tab, line feed, carriage return and NEL (U+0085, a line break too). */
 // eslint-disable-next-line no-control-regex
-const CONTROL_CHARACTER = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/;
+const CONTROL_CHARACTER = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u0084\u0086-\u009f]/;
 /** In a `u` regex a well-formed pair is one code point, so only a surrogate on its own matches. */
 const LONE_SURROGATE = /\p{Cs}/u;
 
 const topicSchema = z
   .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
-  .refine((t) => t.trim().length > 0, { message: 'must not be empty' })
+  // trim() keeps NEL, a line break like the others
+  .refine((t) => t.replaceAll('\u0085', '').trim().length > 0, { message: 'must not be empty' })
   // a prompt is text: it goes upstream, into logs and back out as JSON, where these break or vanish
   .refine((t) => !CONTROL_CHARACTER.test(t), { message: 'must not contain control characters (tabs and line breaks are fine)' })
   .refine((t) => !LONE_SURROGATE.test(t), { message: 'must be valid Unicode (it has an unpaired surrogate)' })
@@ -72,15 +74,17 @@ const jsonObject = () => z.custom<Record<string, unknown>>((v) => typeof v === '
 export const storedMetadataSchema = jsonObject().meta({ type: 'object', additionalProperties: true, description: 'The metadata given at submission, untouched' });
 
 /**
- * Where in `value` an integer sits beyond what a JSON number keeps exactly (±2^53 − 1): parsed,
- * it has already lost digits, so it could not come back as sent. Walks without recursion.
+ * Where in `value` a number sits that could not come back as sent: an integer beyond what a JSON
+ * number keeps exactly (±2^53 − 1; parsed, it has already lost digits), or one past the largest
+ * double (parsed as ±Infinity, which JSON writes back as null). Walks without recursion.
  */
-function inexactInteger(value: unknown): string | undefined {
+function unkeptNumber(value: unknown): { at: string; infinite: boolean } | undefined {
   const stack: [unknown, string][] = [[value, '']];
   while (stack.length) {
     const [v, at] = stack.pop() as [unknown, string];
     if (typeof v === 'number') {
-      if (Number.isInteger(v) && !Number.isSafeInteger(v)) return at;
+      if (!Number.isFinite(v)) return { at, infinite: true };
+      if (Number.isInteger(v) && !Number.isSafeInteger(v)) return { at, infinite: false };
     } else if (v !== null && typeof v === 'object') {
       for (const [k, child] of Object.entries(v)) stack.push([child, at ? `${at}.${k}` : k]);
     }
@@ -94,10 +98,11 @@ export const metadataSchema = jsonObject()
     abort: true,
   })
   .superRefine((m, ctx) => {
-    const at = inexactInteger(m);
-    if (at !== undefined) ctx.addIssue({ code: 'custom', message: `holds an integer past ±9007199254740991 at ${at}, which JSON numbers cannot keep exactly: send it as a string`, input: m });
+    const found = unkeptNumber(m);
+    if (found?.infinite) ctx.addIssue({ code: 'custom', message: `holds a number past the largest a JSON number keeps (about 1.8e308) at ${found.at}: send it as a string`, input: m });
+    else if (found) ctx.addIssue({ code: 'custom', message: `holds an integer past ±9007199254740991 at ${found.at}, which JSON numbers cannot keep exactly: send it as a string`, input: m });
   })
-  .meta({ type: 'object', additionalProperties: true, description: `Any JSON object of at most ${MAX_METADATA_BYTES} bytes, returned untouched; integers within ±(2^53 − 1) (send larger ones as strings)` });
+  .meta({ type: 'object', additionalProperties: true, description: `Any JSON object of at most ${MAX_METADATA_BYTES} bytes, returned untouched; integers within ±(2^53 − 1) and numbers within the range of a double (send others as strings)` });
 
 export const WEBHOOK_EVENTS = [
   'generation.started',
