@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { createGenerationSchema, generationRequestSchema, INPUT_PARSE, toFieldErrors } from './request';
+import { createGenerationSchema, generationRequestSchema, INPUT_PARSE, toFieldErrors, webhookTargetSchema } from './request';
 
 it('applies the seed defaults', () => {
   expect(generationRequestSchema.parse({ topic: 'fox' })).toEqual({ topic: 'fox', style: 'PHOTOGRAPHIC', size: 'LANDSCAPE' });
@@ -107,4 +107,14 @@ it('refuses metadata numbers that JSON cannot give back as sent (inexact integer
   }
   const fine = JSON.parse('{"n":9007199254740991,"m":-9007199254740991,"f":0.1,"e":1e-7,"tiny":1.5e-300,"id":"12345678901234567890"}') as object;
   expect(JSON.stringify(createGenerationSchema.parse({ topic: 'x', metadata: fine }).metadata)).toBe(JSON.stringify(fine));
+});
+
+it('a generation webhook refuses batch.completed, which only a batch sends, and names an over-long URL as such', () => {
+  const batchEvent = createGenerationSchema.safeParse({ topic: 'x', webhook: { url: 'https://a.example/', events: ['generation.completed', 'batch.completed'] } }, INPUT_PARSE);
+  expect(toFieldErrors(batchEvent.error!)).toEqual([{ path: 'webhook.events', message: 'batch.completed is sent to a batch webhook only: give it with the batch (POST /v1/batches)' }]);
+  const long = createGenerationSchema.safeParse({ topic: 'x', webhook: { url: `https://a.example/${'x'.repeat(2100)}` } }, INPUT_PARSE);
+  expect(toFieldErrors(long.error!)).toEqual([{ path: 'webhook.url', message: 'must be at most 2048 characters' }]);
+  expect(createGenerationSchema.safeParse({ topic: 'x', webhook: { url: 'https://a.example/', events: ['generation.completed', 'generation.failed'] } }).success).toBe(true);
+  // a batch's webhook takes it (its items' records carry that webhook)
+  expect(webhookTargetSchema.safeParse({ url: 'https://a.example/', events: ['batch.completed'] }).success).toBe(true);
 });

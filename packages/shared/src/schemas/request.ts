@@ -115,17 +115,23 @@ export const WEBHOOK_EVENTS = [
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
 export const webhookTargetSchema = z.strictObject({
-  url: z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' }).max(2048),
+  url: z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' }).max(2048, { error: 'must be at most 2048 characters' }),
   events: z.array(z.enum(WEBHOOK_EVENTS)).min(1).optional(),
 });
 export type WebhookTarget = z.output<typeof webhookTargetSchema>;
+
+/** A generation's own webhook: batch.completed is a batch's event, which a generation never sends. */
+const generationWebhookSchema = webhookTargetSchema.refine((w) => !w.events?.includes('batch.completed'), {
+  message: 'batch.completed is sent to a batch webhook only: give it with the batch (POST /v1/batches)',
+  path: ['events'],
+});
 
 /** Body of `POST /v1/generations`: the seed request plus delivery options. */
 export const createGenerationSchema = z.strictObject({
   topic: topicSchema,
   style: styleSchema.default('PHOTOGRAPHIC'),
   size: sizeSchema.default('LANDSCAPE'),
-  webhook: webhookTargetSchema.optional(),
+  webhook: generationWebhookSchema.optional(),
   metadata: metadataSchema.optional(),
   priority: z.enum(PRIORITIES).default('normal'),
 });
