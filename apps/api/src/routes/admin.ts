@@ -6,6 +6,7 @@ import { Router, type RequestHandler } from 'express';
 import { publicPathPrefix } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { basicAuth } from '../http/auth';
+import { boardProblems } from '../http/board-problems';
 import { isRedisDown, unavailable } from '../http/problem';
 import { boardContentSecurityPolicy } from '../http/security-headers';
 
@@ -45,7 +46,7 @@ export function adminRouter(ctx: ApiContext, redisReady: RequestHandler): Router
   });
   const router = Router();
   router.use('/admin', basicAuth(ctx.config.ADMIN_USER, ctx.adminPassword));
-  router.use('/admin/queues/api', redisReady);
+  router.use('/admin/queues/api', redisReady, boardProblems());
   router.use('/admin/queues', boardContentSecurityPolicy(), board.getRouter() as Router);
   return router;
 }
