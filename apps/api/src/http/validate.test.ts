@@ -29,4 +29,6 @@ it('reads a parameter given empty as not given, and still names a bad one', () =
   expect(problem).toBeInstanceOf(HttpProblem);
   expect((problem as HttpProblem).status).toBe(400);
   expect((problem as HttpProblem).errors).toEqual([{ path: 'status', message: expect.any(String) }]);
+  // a parameter given twice (?limit=1&limit=2) is named as such
+  expect(() => parseQuery(schema, { limit: ['1', '2'], status: 'failed' })).toThrow(expect.objectContaining({ status: 400, errors: [{ path: 'limit', message: 'must be given once' }] }));
 });

@@ -29,6 +29,9 @@ export function refuseBodyFields(body: unknown): void {
  * builders write an unset one) counts as not given.
  */
 export function parseQuery<T extends z.ZodType>(schema: T, query: Record<string, unknown>): z.output<T> {
+  // every parameter is a single value: one given twice would otherwise read as "must be a number"
+  const repeated = Object.keys(query).filter((k) => Array.isArray(query[k]));
+  if (repeated.length) throw invalid('Invalid query parameters', repeated.map((path) => ({ path, message: 'must be given once' })));
   const given = Object.fromEntries(Object.entries(query).filter(([, v]) => v !== ''));
   const result = schema.safeParse(given, INPUT_PARSE);
   if (!result.success) throw invalid('Invalid query parameters', toFieldErrors(result.error));
