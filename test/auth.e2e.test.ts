@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { ADMIN, getJson, postJson, startStack, type Stack } from './support/stack';
 
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
@@ -19,6 +20,25 @@ describe('tenants and operators', () => {
     expect(seed.status).toBe(200);
     const bearer = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'bearer key' }, { Authorization: 'Bearer key-globex-1' });
     expect(bearer.status).toBe(202);
+  });
+
+  it('two Authorization headers are refused with 400, whichever keys they carry, for tenants and operators alike', async () => {
+    // fetch joins repeated headers into one; node:http sends each on its own line
+    const twice = (path: string, values: string[]) =>
+      new Promise<{ status: number; type: string }>((resolve, reject) => {
+        const url = new URL(path, stack.baseUrl);
+        http
+          .get({ host: url.hostname, port: url.port, path: url.pathname, headers: { Authorization: values } }, (res) => {
+            res.resume();
+            resolve({ status: res.statusCode ?? 0, type: res.headers['content-type'] ?? '' });
+          })
+          .on('error', reject);
+      });
+    for (const values of [['Bearer key-acme-1', 'Bearer key-globex-1'], ['Bearer key-acme-1', 'Bearer key-acme-1'], ['Bearer wrong', 'Bearer key-acme-1']]) {
+      expect(await twice('/v1/generations', values)).toEqual({ status: 400, type: expect.stringMatching(/^application\/problem\+json/) });
+    }
+    expect(await twice('/metrics', [basic(ADMIN.user, ADMIN.password), basic(ADMIN.user, ADMIN.password)])).toEqual({ status: 400, type: expect.stringMatching(/^application\/problem\+json/) });
+    expect((await twice('/v1/generations', ['Bearer key-acme-1'])).status).toBe(200);
   });
 
   it('a tenant sees only its own generations: another tenant’s id reads as unknown', async () => {

@@ -1,5 +1,5 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import { HttpProblem, unavailable } from './problem';
 import type { ApiKey } from '../config';
 import { isManagedKeyShape, type ApiKeyStore } from '../services/api-keys';
@@ -14,6 +14,17 @@ declare module 'express-serve-static-core' {
 
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
+/**
+ * The request's Authorization header. Two or more are refused: Node keeps the first and drops
+ * the rest, so a request carrying two credentials would be acted on with one of them, unseen.
+ */
+function authorizationOf(req: Request): string | undefined {
+  let seen = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if ((req.rawHeaders[i] as string).toLowerCase() === 'authorization') seen++;
+  if (seen > 1) throw new HttpProblem(400, 'Invalid request', 'Send one Authorization header, not several');
+  return req.get('authorization');
+}
+
 const unauthorized = (detail: string) => new HttpProblem(401, 'Unauthorized', detail, undefined, { 'WWW-Authenticate': 'Bearer' });
 
 /**
@@ -25,7 +36,7 @@ export function tenantAuth(keys: ApiKey[], managed: ApiKeyStore): RequestHandler
   const table = keys.map((k) => ({ tenant: k.tenant, hash: digest(k.key) }));
   return (req, _res, next) => {
     void (async () => {
-      const header = req.get('authorization')?.trim();
+      const header = authorizationOf(req)?.trim();
       if (!header) {
         if (table.length === 0 && !(await managed.any())) {
           req.tenant = DEFAULT_TENANT;
@@ -60,13 +71,18 @@ export function basicAuth(user: string, password: () => string | undefined): Req
   // the password can change while the process runs (a generated one reset in Redis): the digest follows it
   let cached: { password: string; digest: Buffer } | undefined;
   return (req, res, next) => {
+    let header: string;
+    try {
+      header = authorizationOf(req) ?? '';
+    } catch (err) {
+      return next(err);
+    }
     const known = password();
     if (known === undefined) {
       return next(unavailable('The admin password is kept in Redis, which has not answered yet; try again shortly, or set ADMIN_PASSWORD'));
     }
     if (cached?.password !== known) cached = { password: known, digest: digest(`${user}:${known}`) };
     const expected = cached.digest;
-    const header = req.get('authorization') ?? '';
     const m = /^Basic\s+(.+)$/i.exec(header);
     const given = m?.[1] ? Buffer.from(m[1], 'base64').toString('utf8') : '';
     if (m && timingSafeEqual(digest(given), expected)) return next();
