@@ -238,12 +238,12 @@ describe('webhook recovery', () => {
       if (first.data.length < 100 || first.nextCursor === null) return undefined;
       const second = (await getJson(`${stack.baseUrl}/v1/webhooks/deliveries?limit=100&cursor=${encodeURIComponent(first.nextCursor)}`, asC)).body;
       return first.data.length + second.data.length === 102 ? [...first.data, ...second.data] : undefined;
-    }, 90_000);
+    }, 180_000);
     const listed = await webhooksCli(['failed'], KEYS.c);
     expect(listed.code).toBe(0);
     expect(lines(listed.out)).toEqual(pages);
     expect(new Set(pages.map((d: any) => d.id)).size).toBe(102);
     const some = await webhooksCli(['failed', '--limit', '101'], KEYS.c);
     expect(lines(some.out)).toEqual(pages.slice(0, 101));
-  }, 120_000);
+  }, 240_000);
 });
