@@ -1,9 +1,7 @@
 import { Redis } from 'ioredis';
 import { spawnApi, startRedisServer, type ApiProcess, type RedisServer } from './support/processes';
 import { eventually, freePort } from './support/net';
-import { ADMIN, postJson, startStack, type Stack } from './support/stack';
-
-const basic = `Basic ${Buffer.from(`${ADMIN.user}:${ADMIN.password}`).toString('base64')}`;
+import { ADMIN, ADMIN_AUTH, postJson, startStack, type Stack } from './support/stack';
 
 describe('a Redis that is connected but not answering', () => {
   let redis: RedisServer;
@@ -56,7 +54,7 @@ describe('a Redis that does not answer from the start', () => {
 
   it('still gets its metrics scraped, without the series read from Redis, and them too once Redis is there', async () => {
     const t0 = Date.now();
-    const scrape = await fetch(`${api.baseUrl}/metrics`, { headers: { authorization: basic }, signal: AbortSignal.timeout(30_000) });
+    const scrape = await fetch(`${api.baseUrl}/metrics`, { headers: ADMIN_AUTH, signal: AbortSignal.timeout(30_000) });
     const text = await scrape.text();
     expect(scrape.status).toBe(200);
     expect(Date.now() - t0).toBeLessThan(5000);
@@ -65,7 +63,7 @@ describe('a Redis that does not answer from the start', () => {
     expect(text).not.toMatch(/^imagegen_webhook_outbox_events\{/m);
     redis = await startRedisServer({ port });
     await eventually(async () => {
-      const back = await (await fetch(`${api.baseUrl}/metrics`, { headers: { authorization: basic } })).text();
+      const back = await (await fetch(`${api.baseUrl}/metrics`, { headers: ADMIN_AUTH })).text();
       return /^imagegen_queue_jobs\{[^}]*queue="generate"[^}]*\} \d/m.test(back) || undefined;
     }, 20_000);
   });

@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http';
 import type { RequestHandler } from 'express';
-import { HttpProblem, problemJson } from './problem';
+import { HttpProblem, problemBody } from './problem';
 
 type BoardError = { error?: { key?: unknown } | string; message?: unknown; details?: unknown };
 
@@ -24,9 +24,8 @@ export function boardProblems(): RequestHandler {
       const { details: _stack, ...board } = body as BoardError;
       const key = typeof board.error === 'object' && typeof board.error?.key === 'string' ? board.error.key : typeof board.error === 'string' ? board.error : undefined;
       const detail = typeof board.message === 'string' && board.message ? board.message : key ? sentenceOf(key) : 'The dashboard refused the request';
-      const problem = JSON.parse(problemJson(new HttpProblem(res.statusCode, STATUS_CODES[res.statusCode] ?? 'Error', detail))) as object;
       res.type('application/problem+json');
-      return json({ ...board, ...problem });
+      return json({ ...board, ...problemBody(new HttpProblem(res.statusCode, STATUS_CODES[res.statusCode] ?? 'Error', detail)) });
     };
     next();
   };

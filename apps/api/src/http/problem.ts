@@ -34,15 +34,20 @@ const SLUGS: Record<number, string> = {
   503: 'unavailable',
 };
 
-/** The problem+json body of a problem. */
-export function problemJson(p: HttpProblem): string {
-  return JSON.stringify({
+/** The members of a problem's problem+json body. */
+export function problemBody(p: HttpProblem): { type: string; title: string; status: number; detail: string; errors?: FieldError[] } {
+  return {
     type: `${TYPE_BASE}${SLUGS[p.status] ?? 'error'}`,
     title: p.title,
     status: p.status,
     detail: p.detail,
     ...(p.errors ? { errors: p.errors } : {}),
-  });
+  };
+}
+
+/** The problem+json body of a problem. */
+export function problemJson(p: HttpProblem): string {
+  return JSON.stringify(problemBody(p));
 }
 
 export function sendProblem(res: Response, p: HttpProblem): void {
