@@ -110,6 +110,40 @@ describe('pages in a browser', () => {
   }, 60_000);
 });
 
+describe('the gallery with many generations unfinished', () => {
+  let stack: Stack;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    browser = await launch();
+    // no worker yet: what is submitted stays queued
+    stack = await startStack({ name: 'browser-busy', worker: false });
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+    await stack?.close();
+  });
+
+  it('still submits with ten tiles unfinished, and settles every tile once a worker runs', async () => {
+    const queued: string[] = [];
+    for (let i = 0; i < 10; i++) queued.push((await postJson(`${stack.baseUrl}/v1/generations`, { topic: `waiting ${i}` })).body.id as string);
+    const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    const { page, errors } = await open(context, `${stack.baseUrl}/`);
+    await page.waitForFunction(() => document.querySelectorAll('.tile.queued').length === 10, undefined, { timeout: 20_000 });
+    // one stream per tile would hold every connection the browser opens to the host, and this would never be answered
+    await page.fill('textarea[name=topic]', 'submitted while ten wait');
+    await page.click('#submit');
+    await page.waitForFunction(() => document.querySelectorAll('.tile.queued').length === 11, undefined, { timeout: 15_000 });
+    expect(await page.textContent('#message')).toMatch(/Queued/);
+    // every tile follows its generation to the end, streamed or polled
+    await stack.startWorker();
+    await page.waitForFunction(() => document.querySelectorAll('.tile.completed img.loaded').length === 11, undefined, { timeout: 60_000 });
+    for (const id of queued) expect(await page.getAttribute(`#tile-${id}`, 'data-status')).toBe('completed');
+    expect(errors).toEqual([]);
+    await context.close();
+  }, 120_000);
+});
+
 describe('the gallery with its files in a bucket (S3_PUBLIC_BASE_URL)', () => {
   let s3: S3Server;
   let stack: Stack;

@@ -77,10 +77,81 @@ function renderTile(gen) {
   return tile;
 }
 
-/** Follows a generation's event stream (fetch, so the Authorization header can go along) until it ends. */
-async function follow(id) {
+/**
+ * Live streams held at once. A browser opens at most six HTTP/1.1 connections to a host and a
+ * stream holds one for as long as its generation runs: past this many, the submit button, the
+ * reads and the thumbnails would queue behind the streams.
+ */
+const MAX_STREAMS = 2;
+const POLL_MS = 2000;
+/** Aborted when the list is loaded afresh (another key): the streams and polls of the old list stop. */
+let watching = new AbortController();
+const streaming = new Set();
+/** Unfinished generations without a stream of their own, read every POLL_MS instead; the newest last. */
+const waiting = [];
+let polling = false;
+
+const unfinished = (gen) => gen.status === 'queued' || gen.status === 'active';
+
+/** Keeps a tile current until its generation ends: a stream while one is free, else polling. */
+function watch(id) {
+  if (streaming.has(id) || waiting.includes(id)) return;
+  waiting.push(id);
+  startStreams();
+}
+
+function startStreams() {
+  const { signal } = watching;
+  while (streaming.size < MAX_STREAMS && waiting.length > 0) {
+    // the newest first: the one just submitted is the one being watched
+    const id = waiting.pop();
+    streaming.add(id);
+    follow(id, signal).then((gen) => {
+      streaming.delete(id);
+      if (signal.aborted) return;
+      // a stream cut before the end (a restart, a network change) leaves it to polling
+      if (!gen || unfinished(gen)) waiting.unshift(id);
+      startStreams();
+    });
+  }
+  if (waiting.length > 0 && !polling) void poll(signal);
+}
+
+async function poll(signal) {
+  polling = true;
   try {
-    const res = await fetch(`v1/generations/${encodeURIComponent(id)}/events`, { headers: { ...authHeaders(), Accept: 'text/event-stream' } });
+    while (waiting.length > 0 && !signal.aborted) {
+      await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+      // one read at a time, so polling never takes more than one connection
+      for (const id of [...waiting]) {
+        if (signal.aborted) return;
+        const gen = await api(`v1/generations/${encodeURIComponent(id)}`, { signal }).catch(() => undefined);
+        if (!gen || signal.aborted) continue;
+        renderTile(gen);
+        // it may have moved to a stream meanwhile
+        if (!unfinished(gen) && waiting.includes(id)) waiting.splice(waiting.indexOf(id), 1);
+      }
+    }
+  } finally {
+    polling = false;
+  }
+}
+
+/** Stops every stream and poll (the list is being replaced). */
+function unwatchAll() {
+  watching.abort();
+  watching = new AbortController();
+  streaming.clear();
+  waiting.length = 0;
+}
+
+/**
+ * Follows a generation's event stream (fetch, so the Authorization header can go along) until it
+ * ends; answers the generation as last read (undefined when it could not be read).
+ */
+async function follow(id, signal) {
+  try {
+    const res = await fetch(`v1/generations/${encodeURIComponent(id)}/events`, { headers: { ...authHeaders(), Accept: 'text/event-stream' }, signal });
     if (!res.ok || !res.body) throw new Error(`events answered ${res.status}`);
     const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
     let buffer = '';
@@ -103,10 +174,15 @@ async function follow(id) {
       }
     }
   } catch (err) {
+    if (signal.aborted) return undefined;
     say(`Live progress stopped: ${err.message}`, true);
   }
+  if (signal.aborted) return undefined;
   // the stream ends with the generation; one last read settles the tile whatever happened
-  api(`v1/generations/${encodeURIComponent(id)}`).then(renderTile, () => undefined);
+  const gen = await api(`v1/generations/${encodeURIComponent(id)}`, { signal }).catch(() => undefined);
+  if (!gen || signal.aborted) return undefined;
+  renderTile(gen);
+  return gen;
 }
 
 const RECENT = 24;
@@ -121,10 +197,11 @@ async function loadRecent() {
     cursor = page.nextCursor;
     if (!cursor) break;
   }
+  unwatchAll();
   grid.textContent = '';
   for (const gen of [...recent].reverse()) {
     renderTile(gen);
-    if (gen.status === 'queued' || gen.status === 'active') void follow(gen.id);
+    if (unfinished(gen)) watch(gen.id);
   }
   $('empty').hidden = recent.length > 0;
 }
@@ -141,7 +218,7 @@ $('create').addEventListener('submit', async (event) => {
     renderTile(gen);
     say('Queued: watch it below.');
     form.elements.topic.value = '';
-    void follow(gen.id);
+    if (unfinished(gen)) watch(gen.id);
   } catch (err) {
     say(err.message, true);
   } finally {
@@ -158,6 +235,7 @@ $('key-form').addEventListener('submit', (event) => {
 });
 $('key-forget').addEventListener('click', () => {
   localStorage.removeItem(KEY_STORAGE);
+  unwatchAll();
   grid.textContent = '';
   say('Key forgotten.');
 });
