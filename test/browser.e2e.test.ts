@@ -24,6 +24,12 @@ async function open(context: BrowserContext, url: string): Promise<{ page: Page;
   return { page, errors };
 }
 
+/** Waits until n elements match the selector, and checks there are no more. */
+async function tileCount(page: Page, selector: string, n: number, timeout: number): Promise<void> {
+  await page.locator(selector).nth(n - 1).waitFor({ timeout });
+  expect(await page.locator(selector).count()).toBe(n);
+}
+
 function launch(): Promise<Browser> {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)`);
   return chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-dev-shm-usage'] });
@@ -129,15 +135,15 @@ describe('the gallery with many generations unfinished', () => {
     for (let i = 0; i < 10; i++) queued.push((await postJson(`${stack.baseUrl}/v1/generations`, { topic: `waiting ${i}` })).body.id as string);
     const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
     const { page, errors } = await open(context, `${stack.baseUrl}/`);
-    await page.waitForFunction(() => document.querySelectorAll('.tile.queued').length === 10, undefined, { timeout: 20_000 });
+    await tileCount(page, '.tile.queued', 10, 20_000);
     // one stream per tile would hold every connection the browser opens to the host, and this would never be answered
     await page.fill('textarea[name=topic]', 'submitted while ten wait');
     await page.click('#submit');
-    await page.waitForFunction(() => document.querySelectorAll('.tile.queued').length === 11, undefined, { timeout: 15_000 });
+    await tileCount(page, '.tile.queued', 11, 15_000);
     expect(await page.textContent('#message')).toMatch(/Queued/);
     // every tile follows its generation to the end, streamed or polled
     await stack.startWorker();
-    await page.waitForFunction(() => document.querySelectorAll('.tile.completed img.loaded').length === 11, undefined, { timeout: 60_000 });
+    await tileCount(page, '.tile.completed img.loaded', 11, 60_000);
     for (const id of queued) expect(await page.getAttribute(`#tile-${id}`, 'data-status')).toBe('completed');
     expect(errors).toEqual([]);
     await context.close();
