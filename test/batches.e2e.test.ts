@@ -293,12 +293,17 @@ describe('batches', () => {
     const told = [...firstItems, ...laterItems].map((e) => e.data.index).sort((a, b) => a - b);
     expect(told).toEqual(Array.from({ length: 12 }, (_, i) => i));
     for (const e of [...firstItems, ...laterItems]) expect(e.data).toEqual({ index: e.data.index, id: expect.stringMatching(/^gen_/), status: 'completed' });
-    // without Last-Event-ID a stream starts from now: an ended batch is told as its end, with where to go on from
+    // without Last-Event-ID a stream starts from now: an ended batch is told as its end
     const fresh = await listen(body.id, undefined, () => false);
     expect(fresh.map((e) => e.type)).toEqual(['batch.completed']);
-    expect(fresh[0]!.id).toBe(after[after.length - 1]!.id);
     // an id it did not give out counts as none
     expect(await listen(body.id, '57', () => false)).toEqual(fresh);
+    // the end has its own id, and a client reconnecting with it (EventSource does, whenever a stream closes) is told to stop
+    expect(after[after.length - 1]!.id).toBe('end');
+    expect(fresh[0]!.id).toBe('end');
+    const again = await fetch(`${stack.baseUrl}/v1/batches/${body.id}/events`, { headers: { 'Last-Event-ID': 'end' } });
+    expect(again.status).toBe(204);
+    expect(await again.text()).toBe('');
   });
 
   it('an events stream ends when its batch is gone, rather than beating on', async () => {

@@ -89,6 +89,24 @@ describe('pages in a browser', () => {
     }
   }, 60_000);
 
+  it('an EventSource on a finished generation hears its end once, then stops', async () => {
+    const done = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'heard to the end' }, { Prefer: 'wait=30' });
+    expect(done.body.status).toBe('completed');
+    const context = await browser.newContext();
+    const { page, errors } = await open(context, `${stack.baseUrl}/`);
+    // EventSource reconnects whenever a stream closes; only a 204 (or an error status) stops it
+    const heard = await page.evaluate(`new Promise((resolve) => {
+      const es = new EventSource('v1/generations/${done.body.id as string}/events');
+      const ends = [];
+      es.addEventListener('generation.completed', (e) => ends.push(e.lastEventId));
+      es.onerror = () => es.readyState === EventSource.CLOSED && resolve({ ends, closed: true });
+      setTimeout(() => { es.close(); resolve({ ends, closed: false }); }, 12000);
+    })`);
+    expect(heard).toEqual({ ends: ['end'], closed: true });
+    expect(errors).toEqual([]);
+    await context.close();
+  }, 60_000);
+
   it('Bull Board, with the operator credentials, shows the generate queue', async () => {
     const context = await browser.newContext({ httpCredentials: { username: ADMIN.user, password: ADMIN.password }, viewport: { width: 1280, height: 860 } });
     // the board links its web fonts from Google Fonts (its CSP allows exactly those); this machine is offline

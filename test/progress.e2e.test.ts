@@ -68,6 +68,16 @@ describe('progress while a generation runs', () => {
     // opened after the end: the one event is that end, named as such (a client closing on it does)
     const late = await (await fetch(`${stack.baseUrl}/v1/generations/${created.body.id}/events`)).text();
     expect([...late.matchAll(/event: (.+)/g)].map((m) => m[1])).toEqual(['generation.completed']);
+    // the end has its own id, and a client reconnecting with it (EventSource does, whenever a stream closes) is told to stop
+    expect([...text.matchAll(/^id: (.+)$/gm)].map((m) => m[1]).at(-1)).toBe('end');
+    expect([...late.matchAll(/^id: (.+)$/gm)].map((m) => m[1])).toEqual(['end']);
+    const again = await fetch(`${stack.baseUrl}/v1/generations/${created.body.id}/events`, { headers: { 'Last-Event-ID': 'end' } });
+    expect(again.status).toBe(204);
+    expect(await again.text()).toBe('');
+    // any other id is a stream as before
+    const other = await fetch(`${stack.baseUrl}/v1/generations/${created.body.id}/events`, { headers: { 'Last-Event-ID': '3' } });
+    expect(other.status).toBe(200);
+    expect(await other.text()).toMatch(/event: generation\.completed/);
   });
 });
 

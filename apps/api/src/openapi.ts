@@ -138,7 +138,12 @@ export function buildOpenApi(publicBaseUrl: string) {
         delete: { summary: 'Cancel a generation', description: 'Queued ones stop at once, active ones at the next stage boundary. 409 once terminal.', responses: { '200': { description: 'Cancelled', ...genRef }, ...errors(401, 404, 409) } },
       },
       '/v1/generations/{id}/events': {
-        get: { summary: 'Stream state changes', description: 'text/event-stream of the generation until it ends.', responses: { '200': { description: 'Event stream' }, ...errors(401, 404) } },
+        get: {
+          summary: 'Stream state changes',
+          description: 'text/event-stream of the generation until it ends. The last event (completed, failed or cancelled) has the id `end`; reconnecting with it as Last-Event-ID is answered 204, which stops an EventSource.',
+          parameters: [{ name: 'Last-Event-ID', in: 'header', description: '`end` once the end was told; any other value is ignored.', schema: { type: 'string', example: 'end' } }],
+          responses: { '200': { description: 'Event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, '204': { description: 'The end was told already' }, ...errors(401, 404) },
+        },
       },
       '/v1/generations/{id}/deliveries': {
         get: {
@@ -187,9 +192,9 @@ export function buildOpenApi(publicBaseUrl: string) {
         get: {
           summary: 'Stream count changes and item completions',
           description:
-            'text/event-stream until the batch ends: batch.counts, item ({ index, id, status }) for each item that ends, in the order they end, and batch.completed. Each event id marks how far the client has been told; reconnecting with it as Last-Event-ID tells every item that ended meanwhile, none twice (0-0: every item from the first). Without it the stream starts at the time of connecting.',
+            'text/event-stream until the batch ends: batch.counts, item ({ index, id, status }) for each item that ends, in the order they end, and batch.completed. Each event id marks how far the client has been told; reconnecting with it as Last-Event-ID tells every item that ended meanwhile, none twice (0-0: every item from the first). Without it the stream starts at the time of connecting. batch.completed has the id `end`; reconnecting with it is answered 204, which stops an EventSource.',
           parameters: [{ name: 'Last-Event-ID', in: 'header', description: 'An event id this stream gave out; any other value is ignored.', schema: { type: 'string', example: '1796451584554-0' } }],
-          responses: { '200': { description: 'Event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, ...errors(401, 404, 503) },
+          responses: { '200': { description: 'Event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, '204': { description: 'The end was told already' }, ...errors(401, 404, 503) },
         },
       },
       '/v1/batches/{id}/deliveries': {

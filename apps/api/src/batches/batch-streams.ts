@@ -4,6 +4,7 @@ import archiver from 'archiver';
 import type { Response } from 'express';
 import { isTerminal, presentBatch, presentGeneration, type BatchRecord, type GenerationRecord, type GenerationStatus } from '@imagegen/shared';
 import type { ApiContext } from '../context';
+import { END_EVENT_ID, openEventStream, toldTheEnd } from '../http/event-stream';
 import type { BatchesService } from './batch.service';
 
 const HEARTBEAT_MS = 15_000;
@@ -119,18 +120,22 @@ function resumePoint(header: string | undefined): string | undefined {
  * id is where in that stream the client has been told up to, so a client that reconnects with
  * `Last-Event-ID` is told each item that ended while it was away, none twice; without one it
  * hears of items from the time it connects. Heartbeats read again, so a message missed in
- * between (a Redis reconnect) only delays what it announced.
+ * between (a Redis reconnect) only delays what it announced. `batch.completed` has the id
+ * END_EVENT_ID: a client that reconnects with it is answered 204 and stops.
  */
 export async function streamBatchEvents(ctx: ApiContext, initial: BatchRecord, res: Response, lastEventId?: string): Promise<void> {
+  if (toldTheEnd(lastEventId) && initial.status === 'completed') {
+    res.status(204).end();
+    return;
+  }
   const signal = ctx.waits.forResponse(res);
   let finish: () => void = () => undefined;
   const finished = new Promise<void>((resolve) => (finish = resolve));
   signal.addEventListener('abort', () => finish(), { once: true });
-  res.status(200).set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
-  res.flushHeaders();
+  openEventStream(res);
   let ended = false;
   let told = resumePoint(lastEventId);
-  const frame = (event: string, data: unknown) => `id: ${told}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
+  const frame = (event: string, data: unknown) => `id: ${event === 'batch.completed' ? END_EVENT_ID : told}\nevent: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 
   const sendItems = async () => {
     // a message heard before the starting point is known: the first read, queued after, covers it

@@ -1,6 +1,7 @@
 import type { Response } from 'express';
 import { isTerminal, presentGeneration, type GenerationRecord } from '@imagegen/shared';
 import type { ApiContext } from '../context';
+import { END_EVENT_ID, openEventStream, toldTheEnd } from '../http/event-stream';
 
 const HEARTBEAT_MS = 15_000;
 
@@ -8,17 +9,21 @@ const HEARTBEAT_MS = 15_000;
  * Server-sent events of a generation's state changes, ending when it does (or when the
  * client leaves, or the process shuts down). Each event carries the record as it is after
  * that change; after a reconnect to Redis, and on every heartbeat, the record is re-read
- * so an event lost in between is made up for.
+ * so an event lost in between is made up for. The end's id is END_EVENT_ID: a client that
+ * reconnects with it, the generation ended, is answered 204 and stops.
  */
-export async function streamGenerationEvents(ctx: ApiContext, initial: GenerationRecord, res: Response): Promise<void> {
+export async function streamGenerationEvents(ctx: ApiContext, initial: GenerationRecord, res: Response, lastEventId?: string): Promise<void> {
+  if (toldTheEnd(lastEventId) && isTerminal(initial.status)) {
+    res.status(204).end();
+    return;
+  }
   let finish: () => void = () => undefined;
   const finished = new Promise<void>((resolve) => (finish = resolve));
   // ends when the client leaves or the process shuts down
   const ended = ctx.waits.forResponse(res);
   ended.addEventListener('abort', () => finish(), { once: true });
 
-  res.status(200).set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
-  res.flushHeaders();
+  openEventStream(res);
   let seq = 0;
   let lastSent = '';
   let done = false;
@@ -26,7 +31,7 @@ export async function streamGenerationEvents(ctx: ApiContext, initial: Generatio
     const data = JSON.stringify(presentGeneration(record, ctx.config));
     if (type === 'generation.snapshot' && data === lastSent) return;
     lastSent = data;
-    res.write(`id: ${++seq}\nevent: ${type}\ndata: ${data}\n\n`);
+    res.write(`id: ${isTerminal(record.status) ? END_EVENT_ID : ++seq}\nevent: ${type}\ndata: ${data}\n\n`);
   };
   // re-reads run one after another so events go out in order, the first snapshot first
   let openGate: () => void = () => undefined;

@@ -64,7 +64,7 @@ export function generationsRouter(ctx: ApiContext, service: GenerationsService, 
 
   router.get('/:id/events', async (req, res) => {
     const record = await service.get(req.tenant as string, req.params.id as string);
-    await streamGenerationEvents(ctx, record, res);
+    await streamGenerationEvents(ctx, record, res, req.get('last-event-id'));
   });
 
   return router;

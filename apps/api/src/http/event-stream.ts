@@ -1,0 +1,19 @@
+import type { Response } from 'express';
+
+/**
+ * The id of a stream's last event (the generation's or the batch's end). EventSource reconnects
+ * whenever a stream closes, the last id it saw in hand; a reconnect with this one is answered 204,
+ * which tells it to stop, instead of the end again (and again, without end).
+ */
+export const END_EVENT_ID = 'end';
+
+/** Whether a request reconnects after being told the end. */
+export function toldTheEnd(lastEventId: string | undefined): boolean {
+  return lastEventId === END_EVENT_ID;
+}
+
+/** Sends the headers of an event stream at once, so the client knows it is connected. */
+export function openEventStream(res: Response): void {
+  res.status(200).set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+  res.flushHeaders();
+}
