@@ -2,13 +2,13 @@ import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { errorHandler as boardErrorHandler } from '@bull-board/api/dist/handlers/error.js';
 import { ExpressAdapter } from '@bull-board/express';
-import { Router, type RequestHandler } from 'express';
+import { Router, type Express, type RequestHandler } from 'express';
 import { publicPathPrefix } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { basicAuth } from '../http/auth';
+import { boardPageOffline } from '../http/board-page';
 import { boardProblems } from '../http/board-problems';
 import { isRedisDown, unavailable } from '../http/problem';
-import { boardContentSecurityPolicy } from '../http/security-headers';
 
 const QUEUE_DESCRIPTIONS: Record<string, string> = {
   generate: 'One job per generation; the job id is the generation id',
@@ -47,6 +47,9 @@ export function adminRouter(ctx: ApiContext, redisReady: RequestHandler): Router
   const router = Router();
   router.use('/admin', basicAuth(ctx.config.ADMIN_USER, ctx.adminPassword));
   router.use('/admin/queues/api', redisReady, boardProblems());
-  router.use('/admin/queues', boardContentSecurityPolicy(), board.getRouter() as Router);
+  const boardApp = board.getRouter() as Express;
+  // an Express app of its own, which would name Express in every answer
+  boardApp.disable('x-powered-by');
+  router.use('/admin/queues', boardPageOffline(), boardApp);
   return router;
 }
