@@ -306,6 +306,37 @@ describe('hostile input', () => {
     expect(await state()).toEqual(before);
   });
 
+  it('bytes that are not UTF-8 are refused with 400 on every body the API reads, not read as U+FFFD', async () => {
+    const before = await state();
+    // é in Latin-1 where UTF-8 was said (or meant, by default)
+    const latin1 = (text: string) => Buffer.from(text, 'latin1');
+    const bodies: [string, string, Buffer][] = [
+      ['/v1/generations', 'application/json', latin1('{"topic":"caf\u00e9 at noon"}')],
+      ['/api/odin/v3/tools/image-generator', 'application/json; charset=utf-8', latin1('{"topic":"caf\u00e9 at noon","style":"PHOTOGRAPHIC","size":"SQUARE"}')],
+      ['/v1/batches', 'application/json', latin1('{"items":[{"topic":"caf\u00e9 at noon"}]}')],
+      ['/v1/batches', 'application/x-ndjson', latin1('{"topic":"caf\u00e9 at noon"}\n')],
+      ['/v1/batches', 'text/csv', latin1('topic,style,size\ncaf\u00e9 at noon,PHOTOGRAPHIC,SQUARE\n')],
+    ];
+    for (const [path, type, body] of bodies) {
+      const res = await fetch(`${stack.baseUrl}${path}`, { method: 'POST', headers: { Authorization: `Bearer ${KEY}`, 'Content-Type': type }, body });
+      const problem = (await res.json()) as { errors?: unknown };
+      expect({ path, type, status: res.status, contentType: res.headers.get('content-type'), errors: problem.errors }).toEqual({
+        path,
+        type,
+        status: 400,
+        contentType: expect.stringMatching(/^application\/problem\+json/),
+        errors: [{ path: '(body)', message: 'is not valid UTF-8' }],
+      });
+    }
+    expect(await state()).toEqual(before);
+    // a charset said is honoured: the same bytes as Latin-1 are the topic they spell
+    const said = await fetch(`${stack.baseUrl}/v1/batches`, { method: 'POST', headers: { Authorization: `Bearer ${KEY}`, 'Content-Type': 'text/csv; charset=latin1' }, body: latin1('topic\ncaf\u00e9 at noon\n') });
+    expect(said.status).toBe(202);
+    const results = await (await fetch(`${stack.baseUrl}/v1/batches/${((await said.json()) as { id: string }).id}/results`, { headers: { Authorization: `Bearer ${KEY}` } })).text();
+    const item = JSON.parse(results.trim());
+    expect(((await (await fetch(`${stack.baseUrl}/v1/generations/${item.id}`, { headers: { Authorization: `Bearer ${KEY}` } })).json()) as { request: { topic: string } }).request.topic).toBe('caf\u00e9 at noon');
+  });
+
   it('a client that goes away in the middle of its body leaves no connection behind', async () => {
     const before = await stack.connections();
     const cut = (head: string, part: string) =>

@@ -5,6 +5,7 @@ import { limitedBody } from './http/body-limit';
 import { requestLogging } from './http/request-log';
 import { requestMetrics } from './http/request-metrics';
 import { securityHeaders } from './http/security-headers';
+import { verifyUtf8 } from './http/utf8';
 import { metricsRouter } from './routes/metrics';
 import { galleryRouter } from './routes/gallery';
 import { errorHandler, HttpProblem, sendProblem, unavailable } from './http/problem';
@@ -29,7 +30,7 @@ export function createApp(ctx: ApiContext): express.Express {
   app.disable('x-powered-by');
   app.set('etag', false);
 
-  const json = limitedBody(ctx.config.MAX_BODY_BYTES, express.json({ limit: ctx.config.MAX_BODY_BYTES, strict: false, type: 'application/json' }));
+  const json = limitedBody(ctx.config.MAX_BODY_BYTES, express.json({ limit: ctx.config.MAX_BODY_BYTES, strict: false, type: 'application/json', verify: verifyUtf8 }));
   const auth = tenantAuth(ctx.config.apiKeys, ctx.apiKeyStore);
   // while Redis is away, answer at once instead of queueing requests behind a reconnect
   const redisReady: RequestHandler = (_req, _res, next) => next(ctx.redis.status === 'ready' ? undefined : unavailable());

@@ -106,6 +106,23 @@ it('keeps characters split across pieces whole, in utf-8 and utf-16', async () =
   expect(valueOf(await post(utf16, { 'content-type': 'application/json; charset=utf-16le' }, 3))).toEqual(doc);
 });
 
+it('refuses bytes that are not UTF-8 with 400, wherever they fall, rather than reading them as U+FFFD', async () => {
+  const good = Buffer.from(JSON.stringify({ items: [{ topic: 'café' }] }));
+  const at = good.indexOf(Buffer.from('é'));
+  // é in Latin-1, a lone continuation byte, a sequence cut short, an overlong '/', a UTF-16 surrogate in UTF-8
+  for (const bad of [[0xe9], [0x80], [0xc3], [0xc0, 0xaf], [0xed, 0xa0, 0x80]]) {
+    const body = Buffer.concat([good.subarray(0, at), Buffer.from(bad), good.subarray(at + 2)]);
+    for (const piece of [0, 1, 5]) {
+      const res = await post(body, {}, piece);
+      expect({ bad, piece, status: res.status, type: res.type }).toEqual({ bad, piece, status: 400, type: expect.stringMatching(/application\/problem\+json/) });
+      expect(JSON.parse(res.text).errors).toEqual([{ path: '(body)', message: 'is not valid UTF-8' }]);
+    }
+  }
+  expect(outcomes.at(-1)?.error?.type).toBe('charset.invalid');
+  // the same character whole, split across pieces or not, is read
+  for (const piece of [0, 1, 5]) expect(valueOf(await post(good, {}, piece))).toEqual({ items: [{ topic: 'café' }] });
+});
+
 it('inflates gzip, deflate and brotli bodies, and refuses unknown encodings and charsets with 415', async () => {
   const text = JSON.stringify({ items: [{ topic: 'x' }] });
   for (const [encoding, pack] of [['gzip', zlib.gzipSync], ['deflate', zlib.deflateSync], ['br', zlib.brotliCompressSync]] as const) {

@@ -7,6 +7,7 @@ import type { Request } from 'express';
 import iconv from 'iconv-lite';
 import { MAX_METADATA_BYTES } from '@imagegen/shared';
 import { invalid } from '../http/problem';
+import { strictUtf8Decoder } from '../http/utf8';
 
 /** Bytes parsed between two yields to the event loop: each step stays a few milliseconds. */
 const PIECE_BYTES = 16 * 1024;
@@ -114,8 +115,8 @@ export async function readJsonBody(req: Request, limit: number): Promise<unknown
   const source: Readable = inflate ?? req;
   const declared = encoding === 'identity' && req.headers['content-length'] !== undefined ? Number(req.headers['content-length']) : undefined;
 
-  // the tokenizer reads utf-8 bytes itself; any other utf- charset is decoded to text first
-  const decoder = charset === 'utf-8' || charset === 'utf8' ? undefined : iconv.getDecoder(charset);
+  // decoded to text first: UTF-8 strictly (bytes that are not UTF-8 are refused), any other utf- charset by iconv
+  const decoder = charset === 'utf-8' || charset === 'utf8' ? strictUtf8Decoder() : iconv.getDecoder(charset);
   const parser = new JSONParser({ paths: ['$'] });
   let depth = 0;
   let parsed: { value: unknown } | undefined;
@@ -127,7 +128,7 @@ export async function readJsonBody(req: Request, limit: number): Promise<unknown
   parser.onValue = ({ value, stack }) => {
     if (stack.length === 0) parsed = { value };
   };
-  const feed = (piece: Buffer | string) => {
+  const feed = (piece: string) => {
     try {
       parser.write(piece);
     } catch (err) {
@@ -152,15 +153,14 @@ export async function readJsonBody(req: Request, limit: number): Promise<unknown
       for (let at = 0; at < chunk.length; at += PIECE_BYTES) {
         if (at > 0) await yieldToLoop();
         const piece = chunk.subarray(at, at + PIECE_BYTES);
-        if (!decoder) feed(piece);
-        else feedText(decoder.write(piece));
+        feedText(decoder.write(piece));
       }
       await yieldToLoop();
     });
-    if (decoder) feedText(decoder.end());
+    feedText(decoder.end());
     if (declared !== undefined && received !== declared) throw bodyError(400, 'request.size.invalid', 'request size did not match content length');
     // an empty body reads as {}, a common client-side mistake (as with express.json)
-    if (decoder ? !decodedAny : received === 0) return {};
+    if (!decodedAny) return {};
     try {
       if (!parser.isEnded) parser.end();
     } catch {

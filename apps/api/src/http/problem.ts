@@ -82,6 +82,8 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     switch (e.type) {
       case 'entity.parse.failed':
         return sendProblem(res, invalid('The body is not valid JSON', [{ path: '(body)', message: 'is not valid JSON' }]));
+      case 'charset.invalid':
+        return sendProblem(res, invalid('The body is not valid UTF-8', [{ path: '(body)', message: 'is not valid UTF-8' }]));
       case 'entity.too.large':
         return sendProblem(res, new HttpProblem(413, 'Payload too large', 'The request body is larger than the limit'));
       case 'encoding.unsupported':

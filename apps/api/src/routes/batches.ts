@@ -10,6 +10,7 @@ import { BatchesService } from '../batches/batch.service';
 import { streamArchive, streamBatchEvents, streamResults } from '../batches/batch-streams';
 import { readJsonBody } from '../batches/json-body';
 import { limitedBody } from '../http/body-limit';
+import { verifyUtf8 } from '../http/utf8';
 import { hasBody, parseBody, parseQuery, requireContentType } from '../http/validate';
 import { WebhookRecoveries } from '../services/webhook-recoveries';
 
@@ -23,7 +24,7 @@ export function batchesRouter(ctx: ApiContext, json: RequestHandler): Router {
   const service = new BatchesService(ctx);
   const recoveries = new WebhookRecoveries(ctx);
   const limit = ctx.config.BATCH_MAX_BODY_BYTES;
-  const parseText = express.text({ limit, type: ['application/x-ndjson', 'text/csv'] });
+  const parseText = express.text({ limit, type: ['application/x-ndjson', 'text/csv'], verify: verifyUtf8 });
   // JSON is parsed as it streams in: one JSON.parse of megabytes would stall every other request
   const readBody = limitedBody(limit, (req, res, next) => {
     if (batchFormat(req) !== 'json') return parseText(req, res, next);
