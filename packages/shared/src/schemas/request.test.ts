@@ -53,6 +53,13 @@ it('refuses a topic that is not text: control characters and unpaired surrogates
   for (const topic of ['two\nlines', 'tab\there', 'crlf\r\n', 'nel\u0085line', '🦊 fox', 'ünïcödé 漢字', 'nbsp\u00a0ÿ']) expect(generationRequestSchema.safeParse({ topic }).success).toBe(true);
   // line breaks alone are no topic
   expect(toFieldErrors(generationRequestSchema.safeParse({ topic: '\u0085\n' }).error!)).toEqual([{ path: 'topic', message: 'must not be empty' }]);
+  // nor is what draws as nothing: zero-width space, joiners, word joiner, BOM, no-break and ideographic spaces, Hangul filler, a variation selector
+  for (const topic of ['\u200b', '\u200c\u200d', ' \u2060 ', '\ufeff', '\u00a0\u3000', '\u3164', '\ufe0f', '\u200b\n\u200b']) {
+    const r = generationRequestSchema.safeParse({ topic });
+    expect(r.success ? topic : toFieldErrors(r.error!)).toEqual([{ path: 'topic', message: 'must not be empty' }]);
+  }
+  // with something visible, they stay (a joined emoji, a word with a zero-width joiner)
+  for (const topic of ['👩\u200d🚀 astronaut', 'a\u200bb', '❤\ufe0f']) expect(generationRequestSchema.safeParse({ topic }).success).toBe(true);
 });
 
 it('words every kind of problem in client input the way the API does, and keeps a schema’s own message', () => {

@@ -26,10 +26,17 @@ const CONTROL_CHARACTER = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u0084\
 /** In a `u` regex a well-formed pair is one code point, so only a surrogate on its own matches. */
 const LONE_SURROGATE = /\p{Cs}/u;
 
+/**
+ * What shows nothing: white space (NEL and the other line breaks, no-break and ideographic
+ * spaces) and the characters Unicode says to draw as nothing (zero-width spaces and joiners,
+ * word joiner, BOM, variation selectors, Hangul fillers).
+ */
+const INVISIBLE = /[\p{White_Space}\p{Default_Ignorable_Code_Point}]/gu;
+
 const topicSchema = z
   .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
-  // trim() keeps NEL, a line break like the others
-  .refine((t) => t.replaceAll('\u0085', '').trim().length > 0, { message: 'must not be empty' })
+  // a topic of nothing visible would be generated from nothing
+  .refine((t) => t.replace(INVISIBLE, '').length > 0, { message: 'must not be empty' })
   // a prompt is text: it goes upstream, into logs and back out as JSON, where these break or vanish
   .refine((t) => !CONTROL_CHARACTER.test(t), { message: 'must not contain control characters (tabs and line breaks are fine)' })
   .refine((t) => !LONE_SURROGATE.test(t), { message: 'must be valid Unicode (it has an unpaired surrogate)' })
