@@ -84,6 +84,23 @@ describe('OpenAPI document', () => {
     expect(run(broken).status).toBe(1);
   });
 
+  it('describes fields as a reader needs them: no dialect per schema, no date-time regex, no safe-integer bounds', () => {
+    const text = JSON.stringify(doc.components.schemas);
+    expect(text).not.toContain('$schema');
+    expect(text).not.toContain(String(Number.MAX_SAFE_INTEGER));
+    const dateTimes: Record<string, unknown>[] = [];
+    const walk = (node: unknown): void => {
+      if (Array.isArray(node)) return node.forEach(walk);
+      if (node === null || typeof node !== 'object') return;
+      const o = node as Record<string, unknown>;
+      if (o.format === 'date-time') dateTimes.push(o);
+      Object.values(o).forEach(walk);
+    };
+    walk(doc.components.schemas);
+    expect(dateTimes.length).toBeGreaterThan(5);
+    expect(dateTimes.filter((d) => 'pattern' in d)).toEqual([]);
+  });
+
   it('lists every contract endpoint', () => {
     const missing = CONTRACT_ENDPOINTS.filter(([method, path]) => !doc.paths[path]?.[method]);
     expect(missing).toEqual([]);
