@@ -170,6 +170,49 @@ describe('the gallery with many generations unfinished', () => {
   }, 120_000);
 });
 
+describe('the gallery when its event streams fail', () => {
+  let stack: Stack;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    browser = await launch();
+    stack = await startStack({ name: 'browser-nostream', worker: false, env: { API_KEYS: 'acme:sk-gallery-key' } });
+  }, 60_000);
+  afterAll(async () => {
+    await browser?.close();
+    await stack?.close();
+  });
+
+  it('polls the tiles instead, opens no failing stream again, and goes on after the key is saved again', async () => {
+    for (let i = 0; i < 5; i++) await postJson(`${stack.baseUrl}/v1/generations`, { topic: `unstreamed ${i}` }, { Authorization: 'Bearer sk-gallery-key' });
+    const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+    // every stream answered at once with a 503 (a proxy that does not pass them, say)
+    let streams = 0;
+    await context.route(/\/v1\/generations\/[^/]+\/events$/, (route) => {
+      streams++;
+      return route.fulfill({ status: 503, contentType: 'application/problem+json', body: '{"status":503,"title":"Service unavailable","detail":"no streams here"}' });
+    });
+    const { page } = await open(context, `${stack.baseUrl}/`);
+    const saveKey = async () => {
+      if (await page.isHidden('#key-panel')) await page.click('#key-button');
+      await page.fill('#key-form input[name=key]', 'sk-gallery-key');
+      await page.click('#key-form button[type=submit]');
+      await tileCount(page, '.tile.queued', 5, 20_000);
+    };
+    await saveKey();
+    // the list loaded afresh: its tiles are followed from scratch
+    await saveKey();
+    await new Promise((resolve) => setTimeout(resolve, 4000));
+    // each tile's stream tried once per list, not again and again
+    expect(streams).toBeGreaterThanOrEqual(2);
+    expect(streams).toBeLessThanOrEqual(10);
+    await stack.startWorker();
+    await tileCount(page, '.tile.completed', 5, 60_000);
+    expect(streams).toBeLessThanOrEqual(10);
+    await context.close();
+  }, 120_000);
+});
+
 describe('the gallery with its files in a bucket (S3_PUBLIC_BASE_URL)', () => {
   let s3: S3Server;
   let stack: Stack;

@@ -89,7 +89,10 @@ let watching = new AbortController();
 const streaming = new Set();
 /** Unfinished generations without a stream of their own, read every POLL_MS instead; the newest last. */
 const waiting = [];
-let polling = false;
+/** Those whose stream was cut before the end: polled from then on, so a failing stream is not opened again and again. */
+const pollOnly = new Set();
+/** The signal of the list the poll loop runs for (null: none runs). */
+let pollingFor = null;
 
 const unfinished = (gen) => gen.status === 'queued' || gen.status === 'active';
 
@@ -102,23 +105,28 @@ function watch(id) {
 
 function startStreams() {
   const { signal } = watching;
-  while (streaming.size < MAX_STREAMS && waiting.length > 0) {
+  while (streaming.size < MAX_STREAMS) {
     // the newest first: the one just submitted is the one being watched
-    const id = waiting.pop();
+    const at = waiting.findLastIndex((id) => !pollOnly.has(id));
+    if (at < 0) break;
+    const [id] = waiting.splice(at, 1);
     streaming.add(id);
     follow(id, signal).then((gen) => {
       streaming.delete(id);
       if (signal.aborted) return;
-      // a stream cut before the end (a restart, a network change) leaves it to polling
-      if (!gen || unfinished(gen)) waiting.unshift(id);
+      // a stream cut before the end (a restart, a network change) leaves its tile to polling
+      if (!gen || unfinished(gen)) {
+        pollOnly.add(id);
+        waiting.push(id);
+      }
       startStreams();
     });
   }
-  if (waiting.length > 0 && !polling) void poll(signal);
+  if (waiting.length > 0 && pollingFor !== signal) void poll(signal);
 }
 
 async function poll(signal) {
-  polling = true;
+  pollingFor = signal;
   try {
     while (waiting.length > 0 && !signal.aborted) {
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
@@ -133,7 +141,7 @@ async function poll(signal) {
       }
     }
   } finally {
-    polling = false;
+    if (pollingFor === signal) pollingFor = null;
   }
 }
 
@@ -143,6 +151,7 @@ function unwatchAll() {
   watching = new AbortController();
   streaming.clear();
   waiting.length = 0;
+  pollOnly.clear();
 }
 
 /**
