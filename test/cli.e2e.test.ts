@@ -80,6 +80,21 @@ describe('imagegen CLI', () => {
     expect(wrong.stderr()).toMatch(/Cannot reach the imagegen API/);
   });
 
+  it('refuses an --out folder it cannot write before submitting anything', async () => {
+    const txt = path.join(dir, 'unwritable.txt');
+    await writeFile(txt, 'never made one\nnever made two\n');
+    const aFile = path.join(dir, 'a-regular-file');
+    await writeFile(aFile, 'not a folder');
+    const before = await stack.redis.zcard(stack.api.keys.tenantBatches('default'));
+    for (const out of [aFile, path.join(aFile, 'below')]) {
+      const r = run(['batch', txt, '--out', out], env);
+      expect(await r.code).toBe(1);
+      expect(r.stderr()).toMatch(/^imagegen: .*--out .*nothing was submitted\n$/);
+      expect(r.stderr()).not.toMatch(/\n\s+at /);
+    }
+    expect(await stack.redis.zcard(stack.api.keys.tenantBatches('default'))).toBe(before);
+  });
+
   /** Writes `count` slow prompts to `name`, and starts `batch` on them into `out`; once `until` holds, kills it. Answers the file and the batch id. */
   async function submitThenKill(name: string, count: number, out: string, until: () => Promise<true | undefined> = async () => true): Promise<{ txt: string; id: string }> {
     const txt = path.join(dir, name);

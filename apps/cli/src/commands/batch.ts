@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
 import { causeOf, clientFrom, CliError, type ApiClient } from '../client';
 import { download, exists, extensionOf } from '../download';
 import { formatEta } from '../eta';
+import { ensureWritableFolder } from '../outdir';
 import { readPrompts } from '../prompts';
 import { retrying } from '../retry';
 
@@ -161,18 +162,20 @@ export function register(program: Command): void {
       const dir = path.resolve(opts.out);
       let batch: Batch;
       if (opts.resume) {
+        await ensureWritableFolder(dir, '--out');
         batch = await client.json<Batch>(`/v1/batches/${encodeURIComponent(opts.resume)}`);
         // what finished stays and is downloaded below; the rest ends as cancelled
         if (opts.cancel) batch = await cancel(client, batch.id);
       } else {
         const items = await readPrompts(file);
+        // a batch is paid for once submitted: one that could not be saved must not be sent
+        await ensureWritableFolder(dir, '--out');
         const body = items.map((i) => JSON.stringify(i)).join('\n');
         // one key for every try: a submission whose answer was lost is answered again, not made twice
         const headers = { 'Content-Type': 'application/x-ndjson', 'Idempotency-Key': `cli-${randomUUID()}` };
         // a 429 here is the tenant's quota, which trying again within the minute would not change
         batch = await retrying(() => client.json<Batch>('/v1/batches', { method: 'POST', headers, body }), undefined, undefined, (err) => err.retryable && err.status !== 429);
       }
-      await mkdir(dir, { recursive: true });
       console.error(`batch ${batch.id}: ${batch.total} items`);
 
       const stop = new AbortController();
