@@ -125,18 +125,14 @@ describe('imagegen CLI', () => {
     expect((await readdir(out)).filter((f) => f.endsWith('.part'))).toEqual([]);
   });
 
-  /** A proxy to the API that passes everything on, but loses the answer to the first `method path` it sees (the API did act on it). */
-  async function losingProxy(method: string, route: string) {
-    const seen: (string | undefined)[] = [];
+  /**
+   * A proxy to the API that passes everything on; `intercept` may take over the API's answer to a
+   * request (the API has acted on it) by returning true.
+   */
+  async function proxyTo(intercept: (req: http.IncomingMessage, answer: http.IncomingMessage, res: http.ServerResponse) => boolean) {
     const proxy = http.createServer((req, res) => {
       const upstream = http.request(`${stack.baseUrl}${req.url}`, { method: req.method, headers: req.headers }, (answer) => {
-        const matched = req.method === method && req.url === route;
-        if (matched) seen.push(req.headers['idempotency-key'] as string | undefined);
-        if (matched && seen.length === 1) {
-          answer.resume();
-          answer.once('end', () => res.socket?.destroy());
-          return;
-        }
+        if (intercept(req, answer, res)) return;
         res.writeHead(answer.statusCode!, answer.headers);
         answer.pipe(res);
       });
@@ -144,7 +140,6 @@ describe('imagegen CLI', () => {
     });
     await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
     return {
-      seen,
       url: `http://127.0.0.1:${(proxy.address() as { port: number }).port}`,
       close: async () => {
         proxy.closeAllConnections();
@@ -152,6 +147,87 @@ describe('imagegen CLI', () => {
       },
     };
   }
+
+  /** A proxy to the API that loses the answer to the first `method path` it sees (the API did act on it). */
+  async function losingProxy(method: string, route: string) {
+    const seen: (string | undefined)[] = [];
+    const proxy = await proxyTo((req, answer, res) => {
+      if (req.method !== method || req.url !== route) return false;
+      seen.push(req.headers['idempotency-key'] as string | undefined);
+      if (seen.length > 1) return false;
+      answer.resume();
+      answer.once('end', () => res.socket?.destroy());
+      return true;
+    });
+    return { seen, ...proxy };
+  }
+
+  /** A proxy to the API that holds back the answer to the first `method path` (the API did act on it) until released. */
+  async function holdingProxy(method: string, route: string) {
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let held = false;
+    const proxy = await proxyTo((req, answer, res) => {
+      if (held || req.method !== method || req.url !== route) return false;
+      held = true;
+      void released.then(() => {
+        res.writeHead(answer.statusCode!, answer.headers);
+        answer.pipe(res);
+      });
+      return true;
+    });
+    return { held: () => held, release, ...proxy };
+  }
+
+  it('Ctrl-C while the batch is being submitted waits for its id and prints the command that resumes it', async () => {
+    const proxy = await holdingProxy('POST', '/v1/batches');
+    try {
+      const txt = path.join(dir, 'held.txt');
+      await writeFile(txt, 'held answer one\nheld answer two\n');
+      const out = path.join(dir, 'out held');
+      const r = run(['batch', txt, '--out', out], { ...env, IMAGEGEN_URL: proxy.url });
+      // the API has made the batch; its answer is on its way
+      await eventually(async () => (proxy.held() ? true : undefined));
+      r.interrupt();
+      await eventually(async () => (/Ctrl-C again/.test(r.stderr()) ? true : undefined));
+      proxy.release();
+      expect(await r.code).toBe(130);
+      const id = /--resume (batch_[a-z0-9]+)/.exec(r.stderr())?.[1];
+      expect(r.stderr()).toContain(`imagegen batch ${txt} --out '${out}' --resume ${id}`);
+      expect((await fetch(`${stack.baseUrl}/v1/batches/${id}`)).status).toBe(200);
+      // and the command it printed does resume it
+      const again = run(['batch', txt, '--out', out, '--resume', id!], env);
+      expect(await again.code).toBe(0);
+      expect((await readdir(out)).filter((f) => f.endsWith('.png'))).toHaveLength(2);
+    } finally {
+      proxy.release();
+      await proxy.close();
+    }
+  });
+
+  it('Ctrl-C with --cancel while the batch is being submitted cancels it once its id is known', async () => {
+    const proxy = await holdingProxy('POST', '/v1/batches');
+    try {
+      const txt = path.join(dir, 'held-cancel.txt');
+      await writeFile(txt, Array.from({ length: 40 }, (_, i) => `slow held ${i}`).join('\n'));
+      const out = path.join(dir, 'out-held-cancel');
+      const r = run(['batch', txt, '--out', out, '--cancel'], { ...env, IMAGEGEN_URL: proxy.url });
+      await eventually(async () => (proxy.held() ? true : undefined));
+      r.interrupt();
+      await eventually(async () => (/Ctrl-C again/.test(r.stderr()) ? true : undefined));
+      proxy.release();
+      expect(await r.code).toBe(130);
+      const id = /--resume (batch_[a-z0-9]+)/.exec(r.stderr())?.[1];
+      expect(r.stderr()).toContain(`batch ${id} cancelled`);
+      const batch = (await (await fetch(`${stack.baseUrl}/v1/batches/${id}`)).json()) as { counts: { queued: number; active: number; cancelled: number } };
+      expect(batch.counts.cancelled).toBeGreaterThan(0);
+      expect(batch.counts.queued + batch.counts.active).toBe(0);
+      expect((await readFile(path.join(out, 'results.jsonl'), 'utf8')).trim().split('\n')).toHaveLength(40);
+    } finally {
+      proxy.release();
+      await proxy.close();
+    }
+  });
 
   it('a submission whose answer is lost is sent again under the same Idempotency-Key: one batch, not two', async () => {
     const proxy = await losingProxy('POST', '/v1/batches');

@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
@@ -8,14 +7,10 @@ import { download, exists, extensionOf } from '../download';
 import { formatEta } from '../eta';
 import { ensureWritableFolder } from '../outdir';
 import { readPrompts } from '../prompts';
+import { resumeCommand } from '../resume';
 import { retrying } from '../retry';
+import { submitBatch, type Batch } from './batch-submit';
 
-interface Batch {
-  id: string;
-  status: string;
-  total: number;
-  counts: { queued: number; active: number; completed: number; failed: number; cancelled: number };
-}
 interface ResultLine {
   index: number;
   id: string;
@@ -161,6 +156,7 @@ export function register(program: Command): void {
       const client = clientFrom(program.opts());
       const dir = path.resolve(opts.out);
       let batch: Batch;
+      let interruptedWhileSubmitting = false;
       if (opts.resume) {
         await ensureWritableFolder(dir, '--out');
         batch = await client.json<Batch>(`/v1/batches/${encodeURIComponent(opts.resume)}`);
@@ -170,13 +166,14 @@ export function register(program: Command): void {
         const items = await readPrompts(file);
         // a batch is paid for once submitted: one that could not be saved must not be sent
         await ensureWritableFolder(dir, '--out');
-        const body = items.map((i) => JSON.stringify(i)).join('\n');
-        // one key for every try: a submission whose answer was lost is answered again, not made twice
-        const headers = { 'Content-Type': 'application/x-ndjson', 'Idempotency-Key': `cli-${randomUUID()}` };
-        // a 429 here is the tenant's quota, which trying again within the minute would not change
-        batch = await retrying(() => client.json<Batch>('/v1/batches', { method: 'POST', headers, body }), undefined, undefined, (err) => err.retryable && err.status !== 429);
+        const submitted = await submitBatch(client, items);
+        batch = submitted.batch;
+        // shown before anything else can go wrong, so that every later stop can be resumed
+        console.error(`batch ${batch.id} submitted (${batch.total} items); if stopped, continue with:\n  ${resumeCommand(file, opts.out, batch.id)}`);
+        if (submitted.interrupted && !opts.cancel) process.exit(130);
+        interruptedWhileSubmitting = submitted.interrupted;
       }
-      console.error(`batch ${batch.id}: ${batch.total} items`);
+      if (opts.resume) console.error(`batch ${batch.id}: ${batch.total} items`);
 
       const stop = new AbortController();
       let interrupted = false;
@@ -185,6 +182,8 @@ export function register(program: Command): void {
         stop.abort();
       };
       process.once('SIGINT', onInterrupt);
+      // with --cancel, a Ctrl-C while submitting cancels the batch as one during the run does
+      if (interruptedWhileSubmitting) onInterrupt();
 
       const downloader = new Downloader(client, dir, String(Math.max(0, batch.total - 1)).length);
       const bar = new SingleBar(
@@ -211,7 +210,7 @@ export function register(program: Command): void {
         process.once('SIGINT', () => process.exit(130));
       }
       if (interrupted && !opts.cancel) {
-        console.error(`batch ${batch.id} keeps running; continue with:\n  imagegen batch ${file} --out ${opts.out} --resume ${batch.id}`);
+        console.error(`batch ${batch.id} keeps running; continue with:\n  ${resumeCommand(file, opts.out, batch.id)}`);
         process.exit(130);
       }
       // cancelled on Ctrl-C: what finished is still downloaded and results.jsonl written, as with --resume --cancel
