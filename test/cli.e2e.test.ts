@@ -229,6 +229,59 @@ describe('imagegen CLI', () => {
     }
   });
 
+  /**
+   * A proxy to the API that points the URLs in its answers at itself, and answers each result file
+   * download with its headers and half its bytes, then nothing more: downloads that stay in progress.
+   */
+  async function stallingProxy() {
+    let base = '';
+    let stalled = 0;
+    const proxy = await proxyTo((req, answer, res) => {
+      const type = String(answer.headers['content-type'] ?? '');
+      const stall = req.url!.startsWith('/files/');
+      if (!stall && /event-stream/.test(type)) return false;
+      const chunks: Buffer[] = [];
+      answer.on('data', (c: Buffer) => chunks.push(c));
+      answer.on('end', () => {
+        const body = Buffer.concat(chunks);
+        if (stall) {
+          stalled++;
+          res.writeHead(answer.statusCode!, answer.headers);
+          res.write(body.subarray(0, Math.floor(body.length / 2)));
+          return;
+        }
+        const text = Buffer.from(body.toString('utf8').split(stack.baseUrl).join(base));
+        res.writeHead(answer.statusCode!, { ...answer.headers, 'content-length': String(text.length) });
+        res.end(text);
+      });
+      return true;
+    });
+    base = proxy.url;
+    return { stalled: () => stalled, ...proxy };
+  }
+
+  it('Ctrl-C during downloads removes the partial files, prints the command that resumes and exits 130', async () => {
+    const proxy = await stallingProxy();
+    try {
+      const txt = path.join(dir, 'stalled.txt');
+      await writeFile(txt, 'stalled one\nstalled two\nstalled three\n');
+      const out = path.join(dir, 'out-stalled');
+      const r = run(['batch', txt, '--out', out], { ...env, IMAGEGEN_URL: proxy.url });
+      const parts = async () => (await readdir(out).catch(() => [] as string[])).filter((f) => f.endsWith('.part'));
+      await eventually(async () => (proxy.stalled() === 3 && (await parts()).length === 3 ? true : undefined), 30_000);
+      r.interrupt();
+      expect(await r.code).toBe(130);
+      expect(await parts()).toEqual([]);
+      const id = /batch (batch_[a-z0-9]+)/.exec(r.stderr())?.[1];
+      expect(r.stderr()).toMatch(new RegExp(`continue with:\\n  imagegen batch \\S+ --out \\S+ --resume ${id}\\n$`));
+      const again = run(['batch', txt, '--out', out, '--resume', id!], env);
+      expect(await again.code).toBe(0);
+      expect((await readdir(out)).filter((f) => f.endsWith('.png'))).toHaveLength(3);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it('a submission whose answer is lost is sent again under the same Idempotency-Key: one batch, not two', async () => {
     const proxy = await losingProxy('POST', '/v1/batches');
     try {

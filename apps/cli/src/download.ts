@@ -1,8 +1,21 @@
 import { createWriteStream } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { rename, rm, stat } from 'node:fs/promises';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { causeOf, CliError, isTransientStatus } from './client';
+
+/** The temporary files of the downloads under way. */
+const partials = new Set<string>();
+
+/**
+ * Removes the temporary file of every download under way, at once: for a run about to exit on
+ * Ctrl-C, whose downloads would otherwise leave them behind half written.
+ */
+export function discardPartialDownloads(): void {
+  for (const tmp of partials) rmSync(tmp, { force: true });
+  partials.clear();
+}
 
 export async function exists(file: string): Promise<boolean> {
   return stat(file).then(
@@ -25,6 +38,7 @@ export async function download(url: string, file: string): Promise<void> {
   }
   if (!res.ok || !res.body) throw new CliError(`Cannot download ${url}: ${res.status}`, 1, isTransientStatus(res.status, res.headers.get('retry-after')));
   const tmp = `${file}.part`;
+  partials.add(tmp);
   try {
     await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), createWriteStream(tmp));
   } catch (err) {
@@ -32,6 +46,8 @@ export async function download(url: string, file: string): Promise<void> {
     // the file side (a missing folder, a full disk, no permission) names its path: no use trying again
     const local = (err as NodeJS.ErrnoException).path !== undefined;
     throw new CliError(local ? `Cannot write ${file}: ${causeOf(err)}` : `Cannot download ${url}: ${causeOf(err)}`, 1, !local);
+  } finally {
+    partials.delete(tmp);
   }
   await rename(tmp, file);
 }

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
 import { causeOf, clientFrom, CliError, type ApiClient } from '../client';
-import { download, exists, extensionOf } from '../download';
+import { discardPartialDownloads, download, exists, extensionOf } from '../download';
 import { formatEta } from '../eta';
 import { ensureWritableFolder } from '../outdir';
 import { readPrompts } from '../prompts';
@@ -184,6 +184,11 @@ export function register(program: Command): void {
       process.once('SIGINT', onInterrupt);
       // with --cancel, a Ctrl-C while submitting cancels the batch as one during the run does
       if (interruptedWhileSubmitting) onInterrupt();
+      const stopNow = (what: string) => {
+        discardPartialDownloads();
+        console.error(`${what}; continue with:\n  ${resumeCommand(file, opts.out, batch.id)}`);
+        process.exit(130);
+      };
 
       const downloader = new Downloader(client, dir, String(Math.max(0, batch.total - 1)).length);
       const bar = new SingleBar(
@@ -207,12 +212,9 @@ export function register(program: Command): void {
         bar.stop();
         // from here on (results, downloads, retries) Ctrl-C ends the run at once
         process.off('SIGINT', onInterrupt);
-        process.once('SIGINT', () => process.exit(130));
+        process.once('SIGINT', () => stopNow(`batch ${batch.id}: stopped before every result was saved`));
       }
-      if (interrupted && !opts.cancel) {
-        console.error(`batch ${batch.id} keeps running; continue with:\n  ${resumeCommand(file, opts.out, batch.id)}`);
-        process.exit(130);
-      }
+      if (interrupted && !opts.cancel) stopNow(`batch ${batch.id} keeps running`);
       // cancelled on Ctrl-C: what finished is still downloaded and results.jsonl written, as with --resume --cancel
       if (interrupted) await cancel(client, batch.id);
 
