@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import http from 'node:http';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -231,9 +231,10 @@ describe('imagegen CLI', () => {
 
   /**
    * A proxy to the API that points the URLs in its answers at itself, and answers each result file
-   * download with its headers and half its bytes, then nothing more: downloads that stay in progress.
+   * download with its headers and half its bytes, then nothing more (downloads that stay in
+   * progress), or with files 'gone', 404.
    */
-  async function stallingProxy() {
+  async function stallingProxy(files: 'stall' | 'gone' = 'stall') {
     let base = '';
     let stalled = 0;
     const proxy = await proxyTo((req, answer, res) => {
@@ -244,6 +245,11 @@ describe('imagegen CLI', () => {
       answer.on('data', (c: Buffer) => chunks.push(c));
       answer.on('end', () => {
         const body = Buffer.concat(chunks);
+        if (stall && files === 'gone') {
+          res.writeHead(404, { 'content-type': 'application/problem+json' });
+          res.end(JSON.stringify({ status: 404, title: 'Not found', detail: 'File not found' }));
+          return;
+        }
         if (stall) {
           stalled++;
           res.writeHead(answer.statusCode!, answer.headers);
@@ -277,6 +283,43 @@ describe('imagegen CLI', () => {
       const again = run(['batch', txt, '--out', out, '--resume', id!], env);
       expect(await again.code).toBe(0);
       expect((await readdir(out)).filter((f) => f.endsWith('.png'))).toHaveLength(3);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it('generate with --out naming a folder saves <id>.png (and its thumbnails) in it', async () => {
+    const before = await stack.redis.zcard(stack.api.keys.tenantGenerations('default'));
+    const folder = path.join(dir, 'gen-folder');
+    await mkdir(folder);
+    const r = run(['generate', 'into a folder', '--out', folder, '--thumbnails'], env);
+    expect(await r.code).toBe(0);
+    const [id] = await stack.redis.zrevrange(stack.api.keys.tenantGenerations('default'), 0, 0);
+    expect((await readdir(folder)).sort()).toEqual([`${id}-16.webp`, `${id}.png`]);
+    expect((await sharp(await readFile(path.join(folder, `${id}.png`))).metadata()).format).toBe('png');
+    // a path ending in a separator is a folder, made if need be
+    const fresh = path.join(dir, 'gen-new-folder') + path.sep;
+    const f = run(['generate', 'into a new folder', '--out', fresh], env);
+    expect(await f.code).toBe(0);
+    expect(await readdir(fresh)).toEqual([expect.stringMatching(/^gen_[a-z0-9]+\.png$/)]);
+    expect(await stack.redis.zcard(stack.api.keys.tenantGenerations('default'))).toBe(before + 2);
+  });
+
+  it('generate refuses an --out it cannot write before submitting, and names the generation on a failure after', async () => {
+    const aFile = path.join(dir, 'gen-a-file');
+    await writeFile(aFile, 'not a folder');
+    const before = await stack.redis.zcard(stack.api.keys.tenantGenerations('default'));
+    const refused = run(['generate', 'never made', '--out', path.join(aFile, 'x.png')], env);
+    expect(await refused.code).toBe(1);
+    expect(refused.stderr()).toMatch(/^imagegen: .*--out .*nothing was submitted\n$/);
+    expect(await stack.redis.zcard(stack.api.keys.tenantGenerations('default'))).toBe(before);
+
+    const proxy = await stallingProxy('gone');
+    try {
+      const r = run(['generate', 'made but not saved', '--out', path.join(dir, 'gen-gone.png')], { ...env, IMAGEGEN_URL: proxy.url });
+      expect(await r.code).toBe(1);
+      const [id] = await stack.redis.zrevrange(stack.api.keys.tenantGenerations('default'), 0, 0);
+      expect(r.stderr()).toMatch(new RegExp(`^imagegen: Cannot download .*404.*${id}.*imagegen status ${id}.*\\n$`));
     } finally {
       await proxy.close();
     }

@@ -16,9 +16,9 @@ const reasons: Record<string, string> = {
  * Makes `dir` (and its parents) and proves a file can be written in it, so that a run which
  * would pay for images finds out before submitting that it could not save them. Creating and
  * removing a probe file catches what a permission check alone would not (a read-only mount,
- * a full disk, running as root).
+ * a full disk, running as root). `what` names the folder to the user (`--out`).
  */
-export async function ensureWritableFolder(dir: string, flag: string): Promise<void> {
+export async function ensureWritableFolder(dir: string, what: string): Promise<void> {
   const probe = path.join(dir, `.imagegen-probe-${randomUUID()}`);
   try {
     await mkdir(dir, { recursive: true });
@@ -26,6 +26,6 @@ export async function ensureWritableFolder(dir: string, flag: string): Promise<v
     await rm(probe, { force: true });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? '';
-    throw new CliError(`Cannot write into ${flag} ${dir}: ${reasons[code] ?? (code || (err as Error).message)}; nothing was submitted`);
+    throw new CliError(`Cannot write into ${what} ${dir}: ${reasons[code] ?? (code || (err as Error).message)}; nothing was submitted`);
   }
 }

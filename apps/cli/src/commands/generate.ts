@@ -2,14 +2,22 @@ import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { clientFrom, CliError } from '../client';
-import { download, extensionOf } from '../download';
+import { discardPartialDownloads, download, extensionOf } from '../download';
 import { retrying } from '../retry';
+import { outputFile, resolveOutput } from './generate-output';
 
 interface Generation {
   id: string;
   status: string;
   result?: { image: { url: string }; thumbnails: { size: number; url: string }[] };
   error?: { message: string };
+}
+
+/** A failure once the generation exists names it, so that the user can still look it up. */
+function namingGeneration(err: unknown, id: string): CliError {
+  const message = (err as Error)?.message ?? String(err);
+  if (message.includes(id)) return err instanceof CliError ? err : new CliError(message);
+  return new CliError(`${message} (generation ${id}; see: imagegen status ${id})`, err instanceof CliError ? err.exitCode : 1);
 }
 
 export function register(program: Command): void {
@@ -19,31 +27,41 @@ export function register(program: Command): void {
     .argument('<topic>', 'what the image shows')
     .option('--style <style>', 'PHOTOGRAPHIC | VECTOR_IMAGE | ILLUSTRATION | 3D')
     .option('--size <size>', 'LANDSCAPE | PORTRAIT | SQUARE')
-    .option('--out <file>', 'where to save the original')
+    .option('--out <file>', 'where to save the original (a folder: <id>.<ext> in it)')
     .option('--thumbnails', 'save the thumbnails next to it')
     .action(async (topic: string, opts: { style?: string; size?: string; out?: string; thumbnails?: boolean }) => {
       const client = clientFrom(program.opts());
+      const output = await resolveOutput(opts.out);
       const body = { topic, ...(opts.style ? { style: opts.style } : {}), ...(opts.size ? { size: opts.size } : {}) };
       // one key for every try: a request whose answer was lost is answered again, not made twice (a 429 is the quota: reported)
       const headers = { 'Content-Type': 'application/json', Prefer: 'wait=60', 'Idempotency-Key': `cli-${randomUUID()}` };
       let g = await retrying(() => client.json<Generation>('/v1/generations', { method: 'POST', headers, body: JSON.stringify(body) }), undefined, undefined, (err) => err.retryable && err.status !== 429);
-      while (g.status === 'queued' || g.status === 'active') {
-        await new Promise((r) => setTimeout(r, 1000));
-        const id = g.id;
-        g = await retrying(() => client.json<Generation>(`/v1/generations/${id}`));
-      }
-      if (g.status !== 'completed' || !g.result) throw new CliError(`Generation ${g.id} ${g.status}${g.error ? `: ${g.error.message}` : ''}`);
-      const file = path.resolve(opts.out ?? `${g.id}.${extensionOf(g.result.image.url)}`);
-      const { url } = g.result.image;
-      await retrying(() => download(url, file));
-      console.log(file);
-      if (opts.thumbnails) {
-        const stem = file.slice(0, file.length - path.extname(file).length);
-        for (const t of g.result.thumbnails) {
-          const thumb = `${stem}-${t.size}.${extensionOf(t.url)}`;
-          await retrying(() => download(t.url, thumb));
-          console.log(thumb);
+      const { id } = g;
+      process.once('SIGINT', () => {
+        discardPartialDownloads();
+        console.error(`generation ${id} was not saved; see: imagegen status ${id}`);
+        process.exit(130);
+      });
+      try {
+        while (g.status === 'queued' || g.status === 'active') {
+          await new Promise((r) => setTimeout(r, 1000));
+          g = await retrying(() => client.json<Generation>(`/v1/generations/${id}`));
         }
+        if (g.status !== 'completed' || !g.result) throw new CliError(`Generation ${id} ${g.status}${g.error ? `: ${g.error.message}` : ''}`);
+        const { url } = g.result.image;
+        const file = outputFile(output, id, url);
+        await retrying(() => download(url, file));
+        console.log(file);
+        if (opts.thumbnails) {
+          const stem = file.slice(0, file.length - path.extname(file).length);
+          for (const t of g.result.thumbnails) {
+            const thumb = `${stem}-${t.size}.${extensionOf(t.url)}`;
+            await retrying(() => download(t.url, thumb));
+            console.log(thumb);
+          }
+        }
+      } catch (err) {
+        throw namingGeneration(err, id);
       }
     });
 }

@@ -1,0 +1,27 @@
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { extensionOf } from '../download';
+import { ensureWritableFolder } from '../outdir';
+
+/** Where `generate` saves the image: the file --out names, or `<id>.<ext>` in a folder. */
+export type Output = { file: string } | { folder: string };
+
+/**
+ * Reads --out before anything is submitted: an existing folder, or a path ending in a separator,
+ * is a folder to save `<id>.<ext>` into (the id is not known yet); anything else names the file.
+ * The folder that will hold the file is made and proved writable here, as a generation is paid for
+ * once submitted.
+ */
+export async function resolveOutput(out: string | undefined): Promise<Output> {
+  if (out === undefined) {
+    await ensureWritableFolder(process.cwd(), 'the current folder');
+    return { folder: process.cwd() };
+  }
+  const resolved = path.resolve(out);
+  const isFolder = out.endsWith('/') || out.endsWith(path.sep) || (await stat(resolved).then((s) => s.isDirectory(), () => false));
+  await ensureWritableFolder(isFolder ? resolved : path.dirname(resolved), '--out');
+  return isFolder ? { folder: resolved } : { file: resolved };
+}
+
+/** The file the image of generation `id`, served at `url`, is saved as. */
+export const outputFile = (output: Output, id: string, url: string): string => ('file' in output ? output.file : path.join(output.folder, `${id}.${extensionOf(url)}`));
