@@ -95,6 +95,18 @@ describe('imagegen CLI', () => {
     expect(await stack.redis.zcard(stack.api.keys.tenantBatches('default'))).toBe(before);
   });
 
+  it('tells, while it keeps trying an API it cannot reach, that it is retrying', async () => {
+    const r = run(['generate', 'nobody listens', '--url', 'http://127.0.0.1:1', '--out', path.join(dir, 'unreached.png')], env);
+    try {
+      const line = await eventually(async () => /^imagegen: Cannot reach the imagegen API at http:\/\/127\.0\.0\.1:1 .*; trying again in [\d.]+ s \(1 failed try\)$/m.exec(r.stderr())?.[0], 10_000);
+      expect(line).not.toContain('\n');
+      expect(r.stderr()).not.toMatch(/\n\s+at /);
+    } finally {
+      r.kill();
+      await r.code;
+    }
+  });
+
   /** Writes `count` slow prompts to `name`, and starts `batch` on them into `out`; once `until` holds, kills it. Answers the file and the batch id. */
   async function submitThenKill(name: string, count: number, out: string, until: () => Promise<true | undefined> = async () => true): Promise<{ txt: string; id: string }> {
     const txt = path.join(dir, name);

@@ -1,5 +1,6 @@
 import { CliError } from './client';
 import { retrying } from './retry';
+import { retryNotices } from './retry-notice';
 
 const fast = { giveUpAfterMs: 200, firstDelayMs: 5, maxDelayMs: 20 };
 const transient = () => new CliError('not now', 1, true);
@@ -81,4 +82,41 @@ it('tries again only the failures the caller names retryable', async () => {
     ),
   ).rejects.toBe(quota);
   expect(calls).toBe(1);
+});
+
+it('tells each failure it will try again, with the count so far and the pause before the next', async () => {
+  const told: [string, number, number][] = [];
+  let calls = 0;
+  await retrying(
+    async () => {
+      if (++calls < 4) throw new CliError(`failure ${calls}`, 1, true);
+      return 'done';
+    },
+    undefined,
+    fast,
+    undefined,
+    (err, failures, delayMs) => told.push([err.message, failures, delayMs]),
+  );
+  expect(told).toEqual([
+    ['failure 1', 1, 5],
+    ['failure 2', 2, 10],
+    ['failure 3', 3, 20],
+  ]);
+});
+
+it('notices make a line at the first failure and then one at most every so often, whichever loop fails', () => {
+  const lines: string[] = [];
+  let now = 0;
+  const notice = retryNotices((l) => lines.push(l), 30_000, () => now);
+  const down = new CliError('Cannot reach the imagegen API at http://x (ECONNREFUSED); check IMAGEGEN_URL or --url\nsecond line', 1, true);
+  notice(down, 1, 250);
+  now = 10_000;
+  notice(down, 1, 250);
+  notice(down, 5, 4000);
+  now = 31_000;
+  notice(down, 8, 10_000);
+  expect(lines).toEqual([
+    'imagegen: Cannot reach the imagegen API at http://x (ECONNREFUSED); check IMAGEGEN_URL or --url; trying again in 0.3 s (1 failed try)',
+    'imagegen: Cannot reach the imagegen API at http://x (ECONNREFUSED); check IMAGEGEN_URL or --url; trying again in 10 s (8 failed tries)',
+  ]);
 });

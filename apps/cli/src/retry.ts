@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CliError } from './client';
+import { noticeOnStderr, type RetryNotice } from './retry-notice';
 
 /** How long a run keeps trying while nothing succeeds, and the pauses between tries. */
 export interface RetryPolicy {
@@ -17,19 +18,23 @@ export const DEFAULT_RETRY: RetryPolicy = { giveUpAfterMs: 5 * 60_000, firstDela
  * until `giveUpAfterMs` has passed since the first failure; anything else (and the last failure)
  * is thrown. `attempt` gets a `succeeded` callback: calling it ends the streak, so a long-lived
  * attempt that made progress (a stream that delivered events) starts the next streak afresh.
- * An aborted `signal` stops waiting at once; `retryable` narrows which CliErrors are tried again.
+ * An aborted `signal` stops waiting at once; `retryable` narrows which CliErrors are tried again;
+ * `notice` hears of each failure that will be tried again.
  */
 export async function retrying<T>(
   attempt: (succeeded: () => void) => Promise<T>,
   signal?: AbortSignal,
   policy: RetryPolicy = DEFAULT_RETRY,
   retryable: (err: CliError) => boolean = (err) => err.retryable,
+  notice: RetryNotice = noticeOnStderr,
 ): Promise<T> {
   let streakStart: number | undefined;
   let delay = policy.firstDelayMs;
+  let failures = 0;
   const succeeded = () => {
     streakStart = undefined;
     delay = policy.firstDelayMs;
+    failures = 0;
   };
   for (;;) {
     try {
@@ -38,6 +43,7 @@ export async function retrying<T>(
       if (!(err instanceof CliError && retryable(err)) || signal?.aborted) throw err;
       streakStart ??= Date.now();
       if (Date.now() - streakStart >= policy.giveUpAfterMs) throw err;
+      notice(err, ++failures, delay);
       await sleep(delay, undefined, signal ? { signal } : undefined);
       delay = Math.min(policy.maxDelayMs, delay * 2);
     }
