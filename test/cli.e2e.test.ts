@@ -80,6 +80,22 @@ describe('imagegen CLI', () => {
     expect(wrong.stderr()).toMatch(/Cannot reach the imagegen API/);
   });
 
+  it('names every bad line of a file in one run, its own checks and the API ones alike', async () => {
+    const jsonl = path.join(dir, 'many-bad.jsonl');
+    await writeFile(jsonl, Array.from({ length: 30 }, (_, i) => (i % 2 ? '{"topic":"ok"}' : `{broken ${i}`)).join('\n'));
+    const local = run(['batch', jsonl, '--out', path.join(dir, 'out-many-bad')], env);
+    expect(await local.code).toBe(1);
+    expect(local.stderr()).toMatch(/many-bad\.jsonl has 15 bad lines:/);
+    expect(local.stderr().match(/^ {2}line \d+: not valid JSON$/gm)).toHaveLength(15);
+    const styles = path.join(dir, 'bad-styles.jsonl');
+    await writeFile(styles, Array.from({ length: 30 }, (_, i) => `{"topic":"t ${i}","style":"NOPE"}`).join('\n'));
+    const before = await stack.redis.zcard(stack.api.keys.tenantBatches('default'));
+    const remote = run(['batch', styles, '--out', path.join(dir, 'out-bad-styles')], env);
+    expect(await remote.code).toBe(1);
+    expect(remote.stderr().match(/^ {2}\d+\.style: /gm)).toHaveLength(30);
+    expect(await stack.redis.zcard(stack.api.keys.tenantBatches('default'))).toBe(before);
+  });
+
   it('refuses an --out folder it cannot write before submitting anything', async () => {
     const txt = path.join(dir, 'unwritable.txt');
     await writeFile(txt, 'never made one\nnever made two\n');

@@ -56,3 +56,15 @@ it('a download that cannot be written is not tried again and leaves no partial f
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+it('lists the first hundred of the errors a problem names, then counts the rest', async () => {
+  const client = new ApiClient({ url: base });
+  const errors = Array.from({ length: 130 }, (_, i) => ({ path: `${i}.style`, message: 'must be one of PHOTOGRAPHIC, VECTOR_IMAGE, ILLUSTRATION, 3D' }));
+  answers.set('/v1/batches', [{ status: 400, body: JSON.stringify({ status: 400, detail: '130 items are invalid; nothing was enqueued', errors }) }]);
+  const err = (await client.json('/v1/batches').catch((e: unknown) => e)) as CliError;
+  const lines = err.message.split('\n');
+  expect(lines[0]).toBe('130 items are invalid; nothing was enqueued');
+  expect(lines).toHaveLength(1 + 100 + 1);
+  expect(lines[100]).toBe('  99.style: must be one of PHOTOGRAPHIC, VECTOR_IMAGE, ILLUSTRATION, 3D');
+  expect(lines[101]).toBe('  and 30 more');
+});

@@ -1,4 +1,5 @@
 import { DEFAULT_URL, loadCliEnv, type CliEnv } from './config';
+import { capped } from './listing';
 
 /**
  * A failure the user can act on: printed as one line, never with a stack trace. `retryable`
@@ -62,7 +63,7 @@ export class ApiClient {
     const transient = isTransientStatus(res.status, res.headers.get('retry-after'));
     if (res.status === 401) throw new CliError('The API key was refused; check IMAGEGEN_API_KEY or --api-key');
     if (!problem.detail) throw new CliError(`${this.base} answered ${res.status} and does not look like the imagegen API; check IMAGEGEN_URL or --url`, 1, transient, res.status);
-    const details = (problem.errors ?? []).slice(0, 20).map((e) => `\n  ${e.path}: ${e.message}`).join('');
+    const details = capped((problem.errors ?? []).map((e) => `${e.path}: ${e.message}`)).map((l) => `\n  ${l}`).join('');
     throw new CliError(`${problem.detail}${details}`, 1, transient, res.status);
   }
 

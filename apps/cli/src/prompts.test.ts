@@ -14,3 +14,29 @@ describe('parsePrompts', () => {
     expect(() => parsePrompts('p.docx', 'x')).toThrow('use a .csv, .jsonl or .txt file');
   });
 });
+
+describe('parsePrompts with many bad lines', () => {
+  it('names every bad JSONL line in one go', () => {
+    const text = '{"topic":"a"}\n{oops\n{"topic":""}\n{"topic":"b"}\nnope\n';
+    expect(() => parsePrompts('p.jsonl', text)).toThrow('p.jsonl has 3 bad lines:\n  line 2: not valid JSON\n  line 3: needs a non-empty "topic"\n  line 5: not valid JSON');
+  });
+  it('names every bad CSV row it can read past', () => {
+    const text = 'topic,style,size\nok,,\n,,\nfine,,\na,b,c,d\nlast,,\n';
+    expect(() => parsePrompts('p.csv', text)).toThrow(/^p\.csv has 2 bad lines:\n {2}line 3: the topic is empty\n {2}line 5: .*columns length is 3, got 4/);
+  });
+  it('lists the first hundred and counts the rest', () => {
+    const text = Array.from({ length: 130 }, (_, i) => `{bad ${i}`).join('\n');
+    const message = (() => {
+      try {
+        parsePrompts('p.jsonl', text);
+      } catch (err) {
+        return (err as Error).message;
+      }
+    })()!;
+    const lines = message.split('\n');
+    expect(lines[0]).toBe('p.jsonl has 130 bad lines:');
+    expect(lines).toHaveLength(1 + 100 + 1);
+    expect(lines[100]).toBe('  line 100: not valid JSON');
+    expect(lines[101]).toBe('  and 30 more');
+  });
+});

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { CliError } from './client';
+import { capped } from './listing';
 
 export interface PromptItem {
   topic: string;
@@ -10,26 +11,37 @@ export interface PromptItem {
   metadata?: Record<string, unknown>;
 }
 
-const bad = (file: string, line: number, reason: string) => new CliError(`${file}, line ${line}: ${reason}`);
-
-/** Items of a prompts file: `.csv` (header topic,style,size), `.jsonl` (one item per line) or `.txt` (one topic per line). */
+/**
+ * Items of a prompts file: `.csv` (header topic,style,size), `.jsonl` (one item per line) or `.txt`
+ * (one topic per line). Every bad line is reported in one go, so a file is fixed in one pass.
+ */
 export function parsePrompts(file: string, text: string): PromptItem[] {
   const ext = path.extname(file).toLowerCase();
   const items: PromptItem[] = [];
+  const problems: { line: number; reason: string }[] = [];
+  const bad = (line: number, reason: string) => problems.push({ line, reason });
   if (ext === '.csv') {
     let rows: { record: Record<string, string>; info: { lines: number } }[];
     try {
-      rows = parse(text, { columns: true, skip_empty_lines: true, bom: true, info: true }) as typeof rows;
+      rows = parse(text, {
+        columns: true,
+        skip_empty_lines: true,
+        bom: true,
+        info: true,
+        skip_records_with_error: true,
+        on_skip: (err) => void (err && bad(Number(err.lines), err.message)),
+      }) as typeof rows;
     } catch (err) {
       const e = err as { lines?: number; message: string };
-      throw bad(file, e.lines ?? 1, e.message);
+      rows = [];
+      bad(e.lines ?? 1, e.message);
     }
     const header = rows[0] ? Object.keys(rows[0].record) : [];
     const unknown = header.filter((c) => !['topic', 'style', 'size'].includes(c));
-    if (rows.length && (unknown.length || !header.includes('topic'))) throw bad(file, 1, 'the header must be topic,style,size');
+    if (rows.length && (unknown.length || !header.includes('topic'))) throw badLines(file, [{ line: 1, reason: 'the header must be topic,style,size' }]);
     for (const { record, info } of rows) {
-      if (!record.topic?.trim()) throw bad(file, info.lines, 'the topic is empty');
-      items.push({ topic: record.topic, ...(record.style ? { style: record.style } : {}), ...(record.size ? { size: record.size } : {}) });
+      if (!record.topic?.trim()) bad(info.lines, 'the topic is empty');
+      else items.push({ topic: record.topic, ...(record.style ? { style: record.style } : {}), ...(record.size ? { size: record.size } : {}) });
     }
   } else if (ext === '.jsonl' || ext === '.ndjson') {
     text.split('\n').forEach((raw, i) => {
@@ -39,9 +51,9 @@ export function parsePrompts(file: string, text: string): PromptItem[] {
       try {
         item = JSON.parse(line);
       } catch {
-        throw bad(file, i + 1, 'not valid JSON');
+        return bad(i + 1, 'not valid JSON');
       }
-      if (!item || typeof item !== 'object' || typeof (item as PromptItem).topic !== 'string' || !(item as PromptItem).topic.trim()) throw bad(file, i + 1, 'needs a non-empty "topic"');
+      if (!item || typeof item !== 'object' || typeof (item as PromptItem).topic !== 'string' || !(item as PromptItem).topic.trim()) return bad(i + 1, 'needs a non-empty "topic"');
       items.push(item as PromptItem);
     });
   } else if (ext === '.txt') {
@@ -51,8 +63,16 @@ export function parsePrompts(file: string, text: string): PromptItem[] {
   } else {
     throw new CliError(`${file}: use a .csv, .jsonl or .txt file`);
   }
+  if (problems.length) throw badLines(file, problems.sort((a, b) => a.line - b.line));
   if (items.length === 0) throw new CliError(`${file}: no prompts in it`);
   return items;
+}
+
+/** One bad line as a sentence naming it; more as a list under the file's name. */
+function badLines(file: string, problems: { line: number; reason: string }[]): CliError {
+  if (problems.length === 1) return new CliError(`${file}, line ${problems[0]!.line}: ${problems[0]!.reason}`);
+  const list = capped(problems.map((p) => `line ${p.line}: ${p.reason}`));
+  return new CliError(`${file} has ${problems.length} bad lines:${list.map((l) => `\n  ${l}`).join('')}`);
 }
 
 export async function readPrompts(file: string): Promise<PromptItem[]> {
