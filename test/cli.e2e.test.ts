@@ -123,6 +123,31 @@ describe('imagegen CLI', () => {
     }
   });
 
+  it('refuses to submit again into a folder that holds another batch, and names the --resume that continues it', async () => {
+    const txt = path.join(dir, 'twice.txt');
+    await writeFile(txt, 'twice one\ntwice two\n');
+    const out = path.join(dir, 'out-twice');
+    const first = run(['batch', txt, '--out', out], env);
+    expect(await first.code).toBe(0);
+    const id = /batch (batch_[a-z0-9]+)/.exec(first.stderr())?.[1];
+    expect(JSON.parse(await readFile(path.join(out, '.imagegen-batch.json'), 'utf8'))).toMatchObject({ batchId: id });
+    const before = await stack.redis.zcard(stack.api.keys.tenantBatches('default'));
+    const again = run(['batch', txt, '--out', out], env);
+    expect(await again.code).toBe(1);
+    expect(again.stderr()).toMatch(new RegExp(`^imagegen: .*${id}.*imagegen batch \\S+ --out \\S+ --resume ${id}.*nothing was submitted\\n$`));
+    // a folder of results from before the state file was kept is refused too
+    const older = path.join(dir, 'out-older');
+    await mkdir(older);
+    await writeFile(path.join(older, 'results.jsonl'), '{"index":0,"id":"gen_x","status":"completed"}\n');
+    const intoOlder = run(['batch', txt, '--out', older], env);
+    expect(await intoOlder.code).toBe(1);
+    expect(intoOlder.stderr()).toMatch(/^imagegen: .*results of an earlier batch.*--resume.*nothing was submitted\n$/);
+    expect(await stack.redis.zcard(stack.api.keys.tenantBatches('default'))).toBe(before);
+    // continuing it is what the folder is for
+    const resumed = run(['batch', txt, '--out', out, '--resume', id!], env);
+    expect(await resumed.code).toBe(0);
+  });
+
   /** Writes `count` slow prompts to `name`, and starts `batch` on them into `out`; once `until` holds, kills it. Answers the file and the batch id. */
   async function submitThenKill(name: string, count: number, out: string, until: () => Promise<true | undefined> = async () => true): Promise<{ txt: string; id: string }> {
     const txt = path.join(dir, name);

@@ -9,6 +9,7 @@ import { ensureWritableFolder } from '../outdir';
 import { readPrompts } from '../prompts';
 import { resumeCommand } from '../resume';
 import { retrying } from '../retry';
+import { recordBatch, refuseFolderOfAnotherBatch } from './batch-state';
 import { submitBatch, type Batch } from './batch-submit';
 
 interface ResultLine {
@@ -160,16 +161,19 @@ export function register(program: Command): void {
       if (opts.resume) {
         await ensureWritableFolder(dir, '--out');
         batch = await client.json<Batch>(`/v1/batches/${encodeURIComponent(opts.resume)}`);
+        recordBatch(dir, batch.id, file);
         // what finished stays and is downloaded below; the rest ends as cancelled
         if (opts.cancel) batch = await cancel(client, batch.id);
       } else {
         const items = await readPrompts(file);
+        await refuseFolderOfAnotherBatch(dir, file, opts.out);
         // a batch is paid for once submitted: one that could not be saved must not be sent
         await ensureWritableFolder(dir, '--out');
         const submitted = await submitBatch(client, items);
         batch = submitted.batch;
         // shown before anything else can go wrong, so that every later stop can be resumed
         console.error(`batch ${batch.id} submitted (${batch.total} items); if stopped, continue with:\n  ${resumeCommand(file, opts.out, batch.id)}`);
+        recordBatch(dir, batch.id, file);
         if (submitted.interrupted && !opts.cancel) process.exit(130);
         interruptedWhileSubmitting = submitted.interrupted;
       }

@@ -1,0 +1,34 @@
+import { writeFileSync } from 'node:fs';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { CliError } from '../client';
+import { resumeCommand } from '../resume';
+
+/** The file in an --out folder naming the batch whose results it holds. */
+export const STATE_FILE = '.imagegen-batch.json';
+
+/** The names `batch` gives what it saves: `results.jsonl` and `<index>-<generation id>.<ext>`. */
+const ownFile = (name: string) => name === 'results.jsonl' || /^\d+-gen_[A-Za-z0-9]+\.[a-z0-9]+$/.test(name);
+
+/**
+ * Refuses to submit a new batch into a folder that holds another one's results: running the same
+ * command again would pay for every item a second time, when `--resume` continues the first.
+ */
+export async function refuseFolderOfAnotherBatch(dir: string, file: string, out: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  if (names.includes(STATE_FILE)) {
+    const id = await readFile(path.join(dir, STATE_FILE), 'utf8').then(
+      (text) => (JSON.parse(text) as { batchId?: unknown }).batchId,
+      () => undefined,
+    );
+    if (typeof id === 'string') {
+      throw new CliError(`${out} already holds batch ${id}; continue it with: ${resumeCommand(file, out, id)}, or choose another --out folder; nothing was submitted`);
+    }
+  }
+  if (names.some(ownFile)) throw new CliError(`${out} already holds the results of an earlier batch; continue that one with --resume <its id>, or choose another --out folder; nothing was submitted`);
+}
+
+/** Notes which batch the folder holds, at once (synchronously: a Ctrl-C cannot come between). */
+export function recordBatch(dir: string, batchId: string, file: string): void {
+  writeFileSync(path.join(dir, STATE_FILE), `${JSON.stringify({ batchId, file: path.resolve(file), at: new Date().toISOString() })}\n`);
+}
