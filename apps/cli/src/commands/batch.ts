@@ -1,11 +1,10 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { SingleBar, Presets } from 'cli-progress';
 import type { Command } from 'commander';
 import { causeOf, clientFrom, CliError, type ApiClient } from '../client';
 import { discardPartialDownloads, download, exists, extensionOf } from '../download';
-import { formatEta } from '../eta';
 import { ensureWritableFolder } from '../outdir';
+import { BatchProgress } from '../progress';
 import { readPrompts } from '../prompts';
 import { resumeCommand } from '../resume';
 import { retrying } from '../retry';
@@ -195,19 +194,9 @@ export function register(program: Command): void {
       };
 
       const downloader = new Downloader(client, dir, String(Math.max(0, batch.total - 1)).length);
-      const bar = new SingleBar(
-        { format: '{bar} {percentage}% | {value}/{total} | ok {completed} failed {failed} cancelled {cancelled} | {rate}/s | ETA {eta}', hideCursor: true },
-        Presets.shades_classic,
-      );
-      const started = Date.now();
-      const finished = (b: Batch) => b.counts.completed + b.counts.failed + b.counts.cancelled;
-      const show = (b: Batch) => {
-        // the rate of this run: items finished before a resume are not counted as done in it
-        const perSecond = (finished(b) - finishedAtStart) / Math.max(1, (Date.now() - started) / 1000);
-        bar.update(finished(b), { ...b.counts, rate: perSecond.toFixed(1), eta: formatEta(b.total - finished(b), perSecond) });
-      };
-      const finishedAtStart = finished(batch);
-      bar.start(batch.total, finishedAtStart, { ...batch.counts, rate: '0.0', eta: formatEta(batch.total - finishedAtStart, 0) });
+      const bar = new BatchProgress();
+      const show = (b: Batch) => bar.update(b.total, b.counts);
+      bar.start(batch.total, batch.counts);
       try {
         await follow(client, batch.id, (index, id, status) => status === 'completed' && downloader.add(index, id), show, stop.signal);
       } catch (err) {
