@@ -40,6 +40,15 @@ interface Dispatched {
 
 type StreamEntry = [id: string, fields: string[] | null];
 
+/**
+ * A first attempt unanswered this long gives its place back (its host slot it keeps): endpoints
+ * that hang would otherwise hold every place until they time out, and with as many hanging hosts
+ * as places take bound slots, no other endpoint would be sent anything meanwhile.
+ */
+export const SLOW_ATTEMPT_MS = 1_000;
+/** Slow first attempts let go of their places, at most this many per place (each is bounded by its host's slots and the timeout too). */
+const SLOW_PER_PLACE = 4;
+
 /** Consumers gone (no pending entries) for this long are removed from the group. */
 const IDLE_CONSUMER_MS = 3600_000;
 /** A running dispatcher's presence key lives this long, renewed five times as often. */
@@ -91,8 +100,10 @@ export class OutboxDispatcher {
 
   /** First attempts under way, each settling (and acknowledging) one entry. */
   private readonly inFlight = new Set<Promise<void>>();
-  /** First attempts whose request is under way: inlineConcurrency bounds these. */
+  /** First attempts whose request is under way and holds a place: inlineConcurrency bounds these. */
   private sending = 0;
+  /** First attempts slow enough to have given their place back, still waiting for an answer. */
+  private slow = 0;
   /**
    * Deliveries made and logged, their first attempt waiting for a free place: the next read
    * is made while some still wait, so requests go on back to back.
@@ -309,17 +320,33 @@ export class OutboxDispatcher {
       this.subjectsSending.add(d.delivery.subject);
       this.sending++;
       let placeHeld = true;
-      // freed once the request is answered (or handed to a job): the subject's next event may start too
-      const freePlace = () => {
+      let isSlow = false;
+      const givePlace = () => {
         if (!placeHeld) return;
         placeHeld = false;
         this.sending--;
-        this.subjectsSending.delete(d.delivery.subject);
         this.startAttempts();
         this.placeFreed();
       };
-      const attempt = this.firstAttempt(stream, d, freePlace).finally(() => {
-        freePlace();
+      // the subject's next event waits for an answer, not for a place: a slow attempt still holds its subject
+      let subjectHeld = true;
+      const answered = () => {
+        if (subjectHeld) {
+          subjectHeld = false;
+          this.subjectsSending.delete(d.delivery.subject);
+        }
+        givePlace();
+      };
+      const slowTimer = setTimeout(() => {
+        if (!placeHeld || this.slow >= this.opts.inlineConcurrency * SLOW_PER_PLACE) return;
+        isSlow = true;
+        this.slow++;
+        givePlace();
+      }, SLOW_ATTEMPT_MS);
+      const attempt = this.firstAttempt(stream, d, answered).finally(() => {
+        clearTimeout(slowTimer);
+        if (isSlow) this.slow--;
+        answered();
         this.inFlight.delete(attempt);
       });
       this.inFlight.add(attempt);
