@@ -136,21 +136,26 @@ describe('pages in a browser', () => {
   }, 60_000);
 });
 
-describe('the gallery with many generations unfinished', () => {
-  let stack: Stack;
-  let browser: Browser;
-
+/** A browser and a stack with no worker yet (what is submitted stays queued), for one describe block. */
+function browserAndIdleStack(name: string, env: Record<string, string> = {}): { browser: () => Browser; stack: () => Stack } {
+  let stack: Stack | undefined;
+  let browser: Browser | undefined;
   beforeAll(async () => {
     browser = await launch();
-    // no worker yet: what is submitted stays queued
-    stack = await startStack({ name: 'browser-busy', worker: false });
+    stack = await startStack({ name, worker: false, env });
   }, 60_000);
   afterAll(async () => {
     await browser?.close();
     await stack?.close();
   });
+  return { browser: () => browser as Browser, stack: () => stack as Stack };
+}
+
+describe('the gallery with many generations unfinished', () => {
+  const env = browserAndIdleStack('browser-busy');
 
   it('still submits with ten tiles unfinished, and settles every tile once a worker runs', async () => {
+    const [stack, browser] = [env.stack(), env.browser()];
     const queued: string[] = [];
     for (let i = 0; i < 10; i++) queued.push((await postJson(`${stack.baseUrl}/v1/generations`, { topic: `waiting ${i}` })).body.id as string);
     const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
@@ -171,19 +176,10 @@ describe('the gallery with many generations unfinished', () => {
 });
 
 describe('the gallery when its event streams fail', () => {
-  let stack: Stack;
-  let browser: Browser;
-
-  beforeAll(async () => {
-    browser = await launch();
-    stack = await startStack({ name: 'browser-nostream', worker: false, env: { API_KEYS: 'acme:sk-gallery-key' } });
-  }, 60_000);
-  afterAll(async () => {
-    await browser?.close();
-    await stack?.close();
-  });
+  const env = browserAndIdleStack('browser-nostream', { API_KEYS: 'acme:sk-gallery-key' });
 
   it('polls the tiles instead, opens no failing stream again, and goes on after the key is saved again', async () => {
+    const [stack, browser] = [env.stack(), env.browser()];
     for (let i = 0; i < 5; i++) await postJson(`${stack.baseUrl}/v1/generations`, { topic: `unstreamed ${i}` }, { Authorization: 'Bearer sk-gallery-key' });
     const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
     // every stream answered at once with a 503 (a proxy that does not pass them, say)

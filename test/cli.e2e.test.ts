@@ -232,20 +232,28 @@ describe('imagegen CLI', () => {
     return { held: () => held, release, ...proxy };
   }
 
+  /**
+   * Runs the CLI through `proxy` and presses Ctrl-C while the API's answer to the submission is held
+   * (the batch is made, its answer on its way); then lets the answer go. Answers the run, ended with
+   * 130, and the batch id its resume command names.
+   */
+  async function interruptedWhileSubmitting(proxy: Awaited<ReturnType<typeof holdingProxy>>, args: string[]): Promise<{ r: Run; id: string | undefined }> {
+    const r = run(args, { ...env, IMAGEGEN_URL: proxy.url });
+    await eventually(async () => (proxy.held() ? true : undefined));
+    r.interrupt();
+    await eventually(async () => (/Ctrl-C again/.test(r.stderr()) ? true : undefined));
+    proxy.release();
+    expect(await r.code).toBe(130);
+    return { r, id: /--resume (batch_[a-z0-9]+)/.exec(r.stderr())?.[1] };
+  }
+
   it('Ctrl-C while the batch is being submitted waits for its id and prints the command that resumes it', async () => {
     const proxy = await holdingProxy('POST', '/v1/batches');
     try {
       const txt = path.join(dir, 'held.txt');
       await writeFile(txt, 'held answer one\nheld answer two\n');
       const out = path.join(dir, 'out held');
-      const r = run(['batch', txt, '--out', out], { ...env, IMAGEGEN_URL: proxy.url });
-      // the API has made the batch; its answer is on its way
-      await eventually(async () => (proxy.held() ? true : undefined));
-      r.interrupt();
-      await eventually(async () => (/Ctrl-C again/.test(r.stderr()) ? true : undefined));
-      proxy.release();
-      expect(await r.code).toBe(130);
-      const id = /--resume (batch_[a-z0-9]+)/.exec(r.stderr())?.[1];
+      const { r, id } = await interruptedWhileSubmitting(proxy, ['batch', txt, '--out', out]);
       expect(r.stderr()).toContain(`imagegen batch ${txt} --out '${out}' --resume ${id}`);
       expect((await fetch(`${stack.baseUrl}/v1/batches/${id}`)).status).toBe(200);
       // and the command it printed does resume it
@@ -264,13 +272,7 @@ describe('imagegen CLI', () => {
       const txt = path.join(dir, 'held-cancel.txt');
       await writeFile(txt, Array.from({ length: 40 }, (_, i) => `slow held ${i}`).join('\n'));
       const out = path.join(dir, 'out-held-cancel');
-      const r = run(['batch', txt, '--out', out, '--cancel'], { ...env, IMAGEGEN_URL: proxy.url });
-      await eventually(async () => (proxy.held() ? true : undefined));
-      r.interrupt();
-      await eventually(async () => (/Ctrl-C again/.test(r.stderr()) ? true : undefined));
-      proxy.release();
-      expect(await r.code).toBe(130);
-      const id = /--resume (batch_[a-z0-9]+)/.exec(r.stderr())?.[1];
+      const { r, id } = await interruptedWhileSubmitting(proxy, ['batch', txt, '--out', out, '--cancel']);
       expect(r.stderr()).toContain(`batch ${id} cancelled`);
       const batch = (await (await fetch(`${stack.baseUrl}/v1/batches/${id}`)).json()) as { counts: { queued: number; active: number; cancelled: number } };
       expect(batch.counts.cancelled).toBeGreaterThan(0);
