@@ -96,6 +96,8 @@ export const deliverWebhookJobSchema = z.strictObject({
   run: z.number().int().min(0),
   /** Attempts of this run made before the job (the dispatcher's first try); they count toward the schedule. */
   attemptsBefore: z.number().int().min(0).max(8).default(0),
+  /** Tries of the current attempt that failed on our side (Redis), not at the endpoint: they use no step of the schedule. */
+  unsettled: z.number().int().min(0).max(100).default(0),
 });
 export type DeliverWebhookJobData = z.output<typeof deliverWebhookJobSchema>;
 

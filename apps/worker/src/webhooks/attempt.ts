@@ -41,8 +41,9 @@ function healthOf(result: SendResult): HostHealth {
 /** The delivery's state after an attempt; `retry` is the number of the retry that would follow (1 = first). */
 export function stateAfter(result: SendResult, retry: number, scale: number): { state: DeliveryState; retryInMs?: number } {
   if (result.ok) return { state: 'delivered' };
-  // 410 Gone: the receiver says this endpoint is no more
-  if (result.status === 410) return { state: 'failed' };
+  // 410 Gone: the receiver says this endpoint is no more; a target the SSRF guard refuses (its name
+  // now resolves inside) stays refused however often it is tried
+  if (result.status === 410 || result.refused) return { state: 'failed' };
   const delay = retryDelayMs(retry, scale, result.retryAfterMs);
   return delay === null ? { state: 'exhausted' } : { state: 'pending', retryInMs: delay };
 }

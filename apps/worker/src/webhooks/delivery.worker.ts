@@ -1,6 +1,6 @@
 import { DelayedError, MetricsTime, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { QUEUES, WEBHOOK_JOBS, type BatchStore, type DeliveryState } from '@imagegen/shared';
+import { QUEUES, WEBHOOK_JOBS, type BatchStore, type DeliverWebhookJobData, type DeliveryState } from '@imagegen/shared';
 import { LostFetches } from '../recovery/lost-fetches';
 import { attemptDelivery, releaseSlot, type AttemptDeps } from './attempt';
 import { runRecovery, type RecoveryResult } from './recovery';
@@ -33,6 +33,19 @@ class RetryLater extends Error {
 const MAX_PARK_MS = 5000;
 
 /**
+ * A delivery step that fails on our side (a Redis call: taking the slot, loading, recording) is
+ * tried again this many times, without using a step of the schedule, before the delivery is ended
+ * `exhausted` with what went wrong: left to BullMQ's attempts, the job's last one failing would
+ * leave the delivery `pending` in its log with nothing to carry it on.
+ */
+export const MAX_UNSETTLED = 8;
+
+/** Wait before the n-th try of a step that failed on our side: 1 s doubling to 1 min, times WEBHOOK_RETRY_SCALE. */
+export function unsettledDelayMs(tries: number, scale: number): number {
+  return Math.max(10, Math.round(Math.min(60_000, 1000 * 2 ** (tries - 1)) * scale));
+}
+
+/**
  * The webhooks queue's jobs: `recover` (runRecovery) and `deliver`, one attempt of one delivery. A delivery whose host is at its in-flight bound,
  * or whose host's circuit is open, goes back to the delayed set without using an attempt (and
  * without holding a worker slot while it waits). Retries follow the webhook schedule; every
@@ -45,10 +58,25 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
     if (job.name === WEBHOOK_JOBS.recover.name) return runRecovery(job, { log, queue: deps.queue, redis: opts.connection, batches: opts.batches });
     const parsed = WEBHOOK_JOBS.deliver.schema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`invalid deliver payload: ${parsed.error.message}`);
-    const { deliveryId, subject, host, run, attemptsBefore } = parsed.data;
+    try {
+      return await deliver(job, token, parsed.data);
+    } catch (err) {
+      if (err instanceof DelayedError || err instanceof RetryLater) throw err;
+      return unsettled(job, token, parsed.data, err as Error);
+    }
+  };
+
+  const deliver = async (job: Job, token: string | undefined, data: DeliverWebhookJobData): Promise<DeliveryOutcome> => {
+    const { deliveryId, subject, host, run, attemptsBefore } = data;
     const member = `${job.id}:${token ?? ''}`;
-    // one round trip: the slot and the frozen delivery
-    const [slot, loaded] = await Promise.all([limiter.acquire(host, member, job.id as string), log.load(subject, deliveryId)]);
+    // one round trip: the slot and the frozen delivery; a slot taken is given back if the load fails
+    const [taken, read] = await Promise.allSettled([limiter.acquire(host, member, job.id as string), log.load(subject, deliveryId)]);
+    if (read.status === 'rejected') {
+      if (taken.status === 'fulfilled' && taken.value.kind === 'ok') await releaseSlot(deps, host, member, 'unknown').catch(() => undefined);
+      throw read.reason;
+    }
+    if (taken.status === 'rejected') throw taken.reason;
+    const [slot, loaded] = [taken.value, read.value];
     const current = loaded && loaded.delivery.run === run && loaded.delivery.state === 'pending';
     if (slot.kind !== 'ok') {
       if (!current) {
@@ -74,6 +102,21 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
     if (outcome.recorded !== 'ok') return { outcome: outcome.recorded };
     if (outcome.state === 'pending') throw new RetryLater(outcome.retryInMs ?? 0, outcome.error ?? 'failed');
     return { outcome: outcome.state, ...(outcome.status !== undefined ? { status: outcome.status } : {}) };
+  };
+
+  /** A step failed on our side: tried again later without using a step of the schedule, or, past MAX_UNSETTLED, the delivery is ended. */
+  const unsettled = async (job: Job, token: string | undefined, data: DeliverWebhookJobData, err: Error): Promise<DeliveryOutcome> => {
+    const tries = data.unsettled + 1;
+    if (tries <= MAX_UNSETTLED) {
+      logger.warn('webhook delivery step failed; trying it again', { deliveryId: data.deliveryId, tries, error: err.message });
+      await job.updateData({ ...data, unsettled: tries });
+      await job.moveToDelayed(Date.now() + unsettledDelayMs(tries, deps.retryScale), token);
+      throw new DelayedError();
+    }
+    logger.error('webhook delivery could not be settled; ending it', { deliveryId: data.deliveryId, error: err.message });
+    const outcome = { run: data.run, state: 'exhausted' as const, error: `not settled after ${tries} tries: ${err.message}`, durationMs: 0 };
+    const recorded = await log.recordAttempt({ tenant: data.tenant, subject: data.subject, id: data.deliveryId }, outcome);
+    return { outcome: recorded === 'ok' ? 'exhausted' : recorded };
   };
 
   const lost = new LostFetches(logger);

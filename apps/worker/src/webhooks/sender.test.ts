@@ -58,8 +58,8 @@ it('with the guard on, a name resolving to loopback is refused at connect time, 
   const byName = await sender.send({ url: `http://localhost:${port}/x`, webhookId: 'msg_2', body: '{}', secrets: [secret] });
   const byAddress = await sender.send({ url: `http://[::ffff:127.0.0.1]:${port}/x`, webhookId: 'msg_3', body: '{}', secrets: [secret] });
   await sender.close();
-  expect(byName).toMatchObject({ ok: false, hostTrouble: false, error: expect.stringMatching(/loopback/) });
-  expect(byAddress).toMatchObject({ ok: false, hostTrouble: false, error: expect.stringMatching(/loopback/) });
+  expect(byName).toMatchObject({ ok: false, hostTrouble: false, refused: true, error: expect.stringMatching(/loopback/) });
+  expect(byAddress).toMatchObject({ ok: false, hostTrouble: false, refused: true, error: expect.stringMatching(/loopback/) });
   expect(seen.length).toBe(before);
 });
 

@@ -21,6 +21,8 @@ export interface SendResult {
   retryAfterMs?: number;
   /** The failure says the host is in trouble (timeout, connection, 429, 5xx), not just this endpoint. */
   hostTrouble: boolean;
+  /** The target is one webhooks may not reach (the SSRF guard): no retry changes that. */
+  refused?: true;
 }
 
 export interface SenderOptions {
@@ -87,7 +89,7 @@ export class WebhookSender {
   async send(req: SendRequest): Promise<SendResult> {
     const target = webhookTargetUrl(req.url);
     if (!this.opts.allowPrivate && target.privateLiteral) {
-      return { ok: false, error: `${target.hostname} is ${target.privateLiteral}, which webhooks may not reach`, durationMs: 0, hostTrouble: false };
+      return { ok: false, error: `${target.hostname} is ${target.privateLiteral}, which webhooks may not reach`, durationMs: 0, hostTrouble: false, refused: true };
     }
     if (req.secrets.length === 0) return { ok: false, error: 'no secret to sign with', durationMs: 0, hostTrouble: false };
     // refused here rather than by the pool, which would then stop using one of its connections
@@ -125,7 +127,7 @@ export class WebhookSender {
       const why = blocked ? (e.cause?.message ?? e.message) : (e.code ?? e.cause?.code ?? e.message);
       // a request refused before it left (a bad header, a closed sender) says nothing about the host
       const ours = blocked || OWN_ERRORS.has(e.code ?? '');
-      return { ok: false, error: blocked ? why : `connection failed: ${why}`, durationMs: elapsed(), hostTrouble: !ours };
+      return { ok: false, error: blocked ? why : `connection failed: ${why}`, durationMs: elapsed(), hostTrouble: !ours, ...(blocked ? { refused: true as const } : {}) };
     }
   }
 

@@ -1,0 +1,151 @@
+import { randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Queue, QueueEvents, type Worker } from 'bullmq';
+import { Redis } from 'ioredis';
+import { BatchStore, createLogger, DeliveryLog, keysFor, OUTBOX_GROUP, QUEUES, WebhookSecrets, webhookJobOptions, WEBHOOK_JOBS, WEBHOOK_MAX_ATTEMPTS, type Delivery } from '@imagegen/shared';
+import { AttemptBatcher, type AttemptToSettle, type Settled } from './attempt-batcher';
+import type { AttemptDeps } from './attempt';
+import { createDeliveryWorker, MAX_UNSETTLED, unsettledDelayMs } from './delivery.worker';
+import { HostLimiter } from './host-limiter';
+import { WebhookSender } from './sender';
+
+const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const prefix = `igtest-dlvworker-${randomBytes(4).toString('hex')}`;
+const keys = keysFor(prefix);
+let redis: Redis;
+let queue: Queue;
+let events: QueueEvents;
+let receiver: http.Server;
+let port: number;
+/** webhook-id of every request the receiver got. */
+const received: string[] = [];
+
+beforeAll(async () => {
+  redis = new Redis(url, { maxRetriesPerRequest: null });
+  queue = new Queue(QUEUES.webhooks, { connection: redis, prefix });
+  events = new QueueEvents(QUEUES.webhooks, { connection: { url }, prefix });
+  await events.waitUntilReady();
+  receiver = http.createServer((req, res) => {
+    received.push(String(req.headers['webhook-id']));
+    req.resume();
+    req.on('end', () => res.writeHead(200).end());
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  port = (receiver.address() as AddressInfo).port;
+});
+afterAll(async () => {
+  receiver.close();
+  await events.close();
+  await queue.obliterate({ force: true });
+  await queue.close();
+  const found = await redis.keys(`${prefix}:*`);
+  if (found.length) await redis.del(...found);
+  await redis.quit();
+});
+
+/** A batcher whose settle fails, as a Redis call cut off would, while `failing()` says so. */
+class FailingSettle extends AttemptBatcher {
+  failing: () => boolean = () => false;
+  override settle(attempt: AttemptToSettle): Promise<Settled> {
+    return this.failing() ? Promise.reject(new Error('Connection is closed.')) : super.settle(attempt);
+  }
+}
+
+async function startWorker(failing: () => boolean, allowPrivate = true): Promise<{ close(): Promise<void> }> {
+  const log = new DeliveryLog(redis, keys, 3600);
+  const limiter = new HostLimiter(redis, keys, { maxInFlight: 5, leaseMs: 10_000, circuitFailures: 100, circuitOpenMs: 1000 });
+  const batcher = new FailingSettle(redis, keys, log, limiter, OUTBOX_GROUP);
+  batcher.failing = failing;
+  const secrets = new WebhookSecrets(redis, keys, 'delivery-worker-test-master-secret-0123');
+  await secrets.master();
+  const sender = new WebhookSender({ timeoutMs: 2000, allowPrivate, connectionsPerOrigin: 5 });
+  const deps: AttemptDeps = { log, secrets, limiter, batcher, sender, queue, logger: createLogger('worker', 'silent'), retryScale: 0.001 };
+  const connection = new Redis(url, { maxRetriesPerRequest: null });
+  const worker: Worker = createDeliveryWorker(deps, { connection, prefix, concurrency: 5, timeoutMs: 2000, batches: new BatchStore(redis, keys) });
+  return {
+    async close() {
+      await worker.close();
+      await Promise.all([sender.close(), connection.quit()]);
+    },
+  };
+}
+
+/** A delivery in the log whose job has `left` attempts of the schedule left (by default its last). */
+async function lastAttemptLeft(n: string, left = 1, target = `http://127.0.0.1:${port}/hook`): Promise<Delivery> {
+  const delivery: Delivery = {
+    id: `dlv_w${n}`,
+    event: 'generation.completed',
+    webhookId: `msg_w${n}`,
+    url: target,
+    tenant: 'tw',
+    subject: `gen_w${n}`,
+    createdAt: Date.now(),
+    state: 'pending',
+    run: 0,
+    attempts: WEBHOOK_MAX_ATTEMPTS - left,
+  };
+  await new DeliveryLog(redis, keys, 3600).createMany([{ delivery, body: '{"type":"generation.completed"}' }]);
+  const before = WEBHOOK_MAX_ATTEMPTS - left;
+  const data = { deliveryId: delivery.id, subject: delivery.subject, tenant: delivery.tenant, host: new URL(target).host, run: 0, attemptsBefore: before };
+  const job = await queue.add(WEBHOOK_JOBS.deliver.name, data, webhookJobOptions(delivery.id, 0, before));
+  expect(job.opts.attempts).toBe(left);
+  return delivery;
+}
+
+it('the last attempt whose recording fails is made again, without using a step of the schedule, and the delivery ends delivered', async () => {
+  let failures = 2;
+  const worker = await startWorker(() => failures-- > 0);
+  try {
+    const d = await lastAttemptLeft('1');
+    const job = (await queue.getJob(d.id))!;
+    expect(await job.waitUntilFinished(events, 20_000)).toEqual({ outcome: 'delivered', status: 200 });
+    const logged = await new DeliveryLog(redis, keys, 3600).load(d.subject, d.id);
+    expect(logged?.delivery).toMatchObject({ state: 'delivered', attempts: WEBHOOK_MAX_ATTEMPTS });
+    // sent three times (the first two went out, then could not be recorded), always under one webhook-id
+    expect(received.filter((id) => id === d.webhookId)).toHaveLength(3);
+  } finally {
+    await worker.close();
+  }
+});
+
+it('a delivery whose attempts can never be recorded ends exhausted, saying why, rather than staying pending', async () => {
+  const worker = await startWorker(() => true);
+  try {
+    const d = await lastAttemptLeft('2');
+    const job = (await queue.getJob(d.id))!;
+    expect(await job.waitUntilFinished(events, 20_000)).toEqual({ outcome: 'exhausted' });
+    const log = new DeliveryLog(redis, keys, 3600);
+    expect((await log.load(d.subject, d.id))?.delivery).toMatchObject({ state: 'exhausted' });
+    const rows = await log.list(d.subject, 'tw');
+    expect(rows.at(-1)).toMatchObject({ state: 'exhausted', error: `not settled after ${MAX_UNSETTLED + 1} tries: Connection is closed.` });
+    // an ended delivery can be found by a recovery
+    expect(await redis.zcard(log.endedKeyOf('tw'))).toBeGreaterThan(0);
+    expect(received.filter((id) => id === d.webhookId)).toHaveLength(MAX_UNSETTLED + 1);
+  } finally {
+    await worker.close();
+  }
+});
+
+it('a target the SSRF guard refuses when sending (its name now resolves to loopback) fails at once: no retry can change that', async () => {
+  const worker = await startWorker(() => false, false);
+  try {
+    const before = received.length;
+    const d = await lastAttemptLeft('3', WEBHOOK_MAX_ATTEMPTS, `http://localhost:${port}/hook`);
+    const job = (await queue.getJob(d.id))!;
+    expect(await job.waitUntilFinished(events, 20_000)).toEqual({ outcome: 'failed' });
+    const rows = await new DeliveryLog(redis, keys, 3600).list(d.subject, 'tw');
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ state: 'failed', error: expect.stringMatching(/loopback/) });
+    expect(rows[0]?.nextAttemptAt).toBeUndefined();
+    expect(received.length).toBe(before);
+  } finally {
+    await worker.close();
+  }
+});
+
+it('waits 1 s doubling to a minute between tries of a step that failed on our side, scaled like the schedule', () => {
+  expect([1, 2, 3, 7, 8].map((n) => unsettledDelayMs(n, 1))).toEqual([1000, 2000, 4000, 60_000, 60_000]);
+  expect(unsettledDelayMs(3, 0.5)).toBe(2000);
+  expect(unsettledDelayMs(1, 0.001)).toBe(10);
+});
