@@ -96,10 +96,19 @@ export const deliverWebhookJobSchema = z.strictObject({
   run: z.number().int().min(0),
   /** Attempts of this run made before the job (the dispatcher's first try); they count toward the schedule. */
   attemptsBefore: z.number().int().min(0).max(8).default(0),
-  /** Tries of the current attempt that failed on our side (Redis), not at the endpoint: they use no step of the schedule. */
-  unsettled: z.number().int().min(0).max(100).default(0),
 });
 export type DeliverWebhookJobData = z.output<typeof deliverWebhookJobSchema>;
+
+/**
+ * A deliver job's progress: how often its attempt number `attempt` has failed on our side (a
+ * Redis step, not the endpoint). Kept as progress rather than data, which a worker of the release
+ * before would refuse.
+ */
+export const deliverProgressSchema = z.object({
+  attempt: z.number().int().min(1),
+  unsettled: z.number().int().min(1),
+});
+export type DeliverProgress = z.output<typeof deliverProgressSchema>;
 
 /** Delivery states a recovery sends again: those a delivery ends in without arriving. */
 export const RECOVERABLE_STATES = ['failed', 'exhausted'] as const;

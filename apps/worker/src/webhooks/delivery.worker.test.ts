@@ -29,7 +29,7 @@ beforeAll(async () => {
   receiver = http.createServer((req, res) => {
     received.push(String(req.headers['webhook-id']));
     req.resume();
-    req.on('end', () => res.writeHead(200).end());
+    req.on('end', () => res.writeHead(req.url === '/fail' ? 500 : 200).end());
   });
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   port = (receiver.address() as AddressInfo).port;
@@ -44,23 +44,36 @@ afterAll(async () => {
   await redis.quit();
 });
 
-/** A batcher whose settle fails, as a Redis call cut off would, while `failing()` says so. */
+/**
+ * A batcher whose settle fails, as a Redis call cut off would, while `failing()` says so: before
+ * the script runs, or (replyLost) after it ran.
+ */
 class FailingSettle extends AttemptBatcher {
   failing: () => boolean = () => false;
-  override settle(attempt: AttemptToSettle): Promise<Settled> {
-    return this.failing() ? Promise.reject(new Error('Connection is closed.')) : super.settle(attempt);
+  replyLost = false;
+  override async settle(attempt: AttemptToSettle): Promise<Settled> {
+    if (!this.failing()) return super.settle(attempt);
+    if (this.replyLost) await super.settle(attempt);
+    throw new Error('Connection is closed.');
   }
 }
 
-async function startWorker(failing: () => boolean, allowPrivate = true): Promise<{ close(): Promise<void> }> {
+interface WorkerOptions {
+  allowPrivate?: boolean;
+  replyLost?: boolean;
+  retryScale?: number;
+}
+
+async function startWorker(failing: () => boolean, { allowPrivate = true, replyLost = false, retryScale = 0.001 }: WorkerOptions = {}): Promise<{ close(): Promise<void> }> {
   const log = new DeliveryLog(redis, keys, 3600);
   const limiter = new HostLimiter(redis, keys, { maxInFlight: 5, leaseMs: 10_000, circuitFailures: 100, circuitOpenMs: 1000 });
   const batcher = new FailingSettle(redis, keys, log, limiter, OUTBOX_GROUP);
   batcher.failing = failing;
+  batcher.replyLost = replyLost;
   const secrets = new WebhookSecrets(redis, keys, 'delivery-worker-test-master-secret-0123');
   await secrets.master();
   const sender = new WebhookSender({ timeoutMs: 2000, allowPrivate, connectionsPerOrigin: 5 });
-  const deps: AttemptDeps = { log, secrets, limiter, batcher, sender, queue, logger: createLogger('worker', 'silent'), retryScale: 0.001 };
+  const deps: AttemptDeps = { log, secrets, limiter, batcher, sender, queue, logger: createLogger('worker', 'silent'), retryScale };
   const connection = new Redis(url, { maxRetriesPerRequest: null });
   const worker: Worker = createDeliveryWorker(deps, { connection, prefix, concurrency: 5, timeoutMs: 2000, batches: new BatchStore(redis, keys) });
   return {
@@ -120,15 +133,49 @@ it('a delivery whose attempts can never be recorded ends exhausted, saying why, 
     const rows = await log.list(d.subject, 'tw');
     expect(rows.at(-1)).toMatchObject({ state: 'exhausted', error: `not settled after ${MAX_UNSETTLED + 1} tries: Connection is closed.` });
     // an ended delivery can be found by a recovery
-    expect(await redis.zcard(log.endedKeyOf('tw'))).toBeGreaterThan(0);
+    expect(await redis.zscore(log.endedKeyOf('tw'), `${d.subject}|${d.id}`)).not.toBeNull();
     expect(received.filter((id) => id === d.webhookId)).toHaveLength(MAX_UNSETTLED + 1);
   } finally {
     await worker.close();
   }
 });
 
+it('an answer recorded whose reply was lost is not recorded again: the delivery stays delivered, sent once', async () => {
+  let failures = 1;
+  const worker = await startWorker(() => failures-- > 0, { replyLost: true });
+  try {
+    const d = await lastAttemptLeft('4');
+    const job = (await queue.getJob(d.id))!;
+    expect(await job.waitUntilFinished(events, 20_000)).toEqual({ outcome: 'delivered' });
+    const rows = await new DeliveryLog(redis, keys, 3600).list(d.subject, 'tw');
+    expect(rows.map((r) => r.state)).toEqual(['delivered']);
+    expect(received.filter((id) => id === d.webhookId)).toHaveLength(1);
+  } finally {
+    await worker.close();
+  }
+});
+
+it('tries that failed on our side are counted per attempt: each step of the schedule has its own allowance', async () => {
+  // every settle fails six times before one goes through: within the allowance of each attempt, not of the two together
+  let calls = 0;
+  const worker = await startWorker(() => ++calls % 7 !== 0, { retryScale: 0.00001 });
+  try {
+    const d = await lastAttemptLeft('5', 2, `http://127.0.0.1:${port}/fail`);
+    const job = (await queue.getJob(d.id))!;
+    expect(await job.waitUntilFinished(events, 20_000)).toEqual({ outcome: 'exhausted', status: 500 });
+    const rows = await new DeliveryLog(redis, keys, 3600).list(d.subject, 'tw');
+    expect(rows.map((r) => [r.state, r.error])).toEqual([
+      ['failed', 'answered 500'],
+      ['exhausted', 'answered 500'],
+    ]);
+    expect(calls).toBe(14);
+  } finally {
+    await worker.close();
+  }
+});
+
 it('a target the SSRF guard refuses when sending (its name now resolves to loopback) fails at once: no retry can change that', async () => {
-  const worker = await startWorker(() => false, false);
+  const worker = await startWorker(() => false, { allowPrivate: false });
   try {
     const before = received.length;
     const d = await lastAttemptLeft('3', WEBHOOK_MAX_ATTEMPTS, `http://localhost:${port}/hook`);

@@ -1,6 +1,6 @@
 import { DelayedError, MetricsTime, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { QUEUES, WEBHOOK_JOBS, type BatchStore, type DeliverWebhookJobData, type DeliveryState } from '@imagegen/shared';
+import { deliverProgressSchema, QUEUES, WEBHOOK_JOBS, type BatchStore, type Delivery, type DeliverProgress, type DeliverWebhookJobData, type DeliveryState } from '@imagegen/shared';
 import { LostFetches } from '../recovery/lost-fetches';
 import { attemptDelivery, releaseSlot, type AttemptDeps } from './attempt';
 import { runRecovery, type RecoveryResult } from './recovery';
@@ -58,30 +58,36 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
     if (job.name === WEBHOOK_JOBS.recover.name) return runRecovery(job, { log, queue: deps.queue, redis: opts.connection, batches: opts.batches });
     const parsed = WEBHOOK_JOBS.deliver.schema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`invalid deliver payload: ${parsed.error.message}`);
+    // attempts made before this job (the dispatcher's first try) count toward the schedule
+    const attempt = parsed.data.attemptsBefore + job.attemptsMade + 1;
     try {
-      return await deliver(job, token, parsed.data);
+      return await deliver(job, token, parsed.data, attempt);
     } catch (err) {
       if (err instanceof DelayedError || err instanceof RetryLater) throw err;
-      return unsettled(job, token, parsed.data, err as Error);
+      return unsettled(job, token, parsed.data, attempt, err as Error);
     }
   };
 
-  const deliver = async (job: Job, token: string | undefined, data: DeliverWebhookJobData): Promise<DeliveryOutcome> => {
-    const { deliveryId, subject, host, run, attemptsBefore } = data;
+  /** What became of a delivery no longer waiting in this job's run: ended meanwhile (say, its answer recorded by a call whose reply was lost), or another run's. */
+  const notCurrent = (run: number, loaded: { delivery: Delivery } | null): DeliveryOutcome =>
+    !loaded ? { outcome: 'gone' } : loaded.delivery.run === run ? { outcome: loaded.delivery.state } : { outcome: 'stale' };
+
+  const deliver = async (job: Job, token: string | undefined, data: DeliverWebhookJobData, attempt: number): Promise<DeliveryOutcome> => {
+    const { deliveryId, subject, host, run } = data;
     const member = `${job.id}:${token ?? ''}`;
-    // one round trip: the slot and the frozen delivery; a slot taken is given back if the load fails
+    // one round trip: the slot and the frozen delivery; if either fails, the slot is given back
+    // (a call that failed may still have taken it)
     const [taken, read] = await Promise.allSettled([limiter.acquire(host, member, job.id as string), log.load(subject, deliveryId)]);
-    if (read.status === 'rejected') {
-      if (taken.status === 'fulfilled' && taken.value.kind === 'ok') await releaseSlot(deps, host, member, 'unknown').catch(() => undefined);
-      throw read.reason;
+    if (taken.status === 'rejected' || read.status === 'rejected') {
+      if (taken.status === 'rejected' || taken.value.kind === 'ok') await releaseSlot(deps, host, member, 'unknown').catch(() => undefined);
+      throw taken.status === 'rejected' ? taken.reason : (read as PromiseRejectedResult).reason;
     }
-    if (taken.status === 'rejected') throw taken.reason;
     const [slot, loaded] = [taken.value, read.value];
     const current = loaded && loaded.delivery.run === run && loaded.delivery.state === 'pending';
     if (slot.kind !== 'ok') {
       if (!current) {
         if (slot.kind === 'busy') await limiter.unpark(host, job.id as string);
-        return { outcome: loaded ? 'stale' : 'gone' };
+        return notCurrent(run, loaded);
       }
       // spread the wake-ups so a host's backlog does not come back all at once
       const wait =
@@ -93,10 +99,8 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
     }
     if (!current) {
       await releaseSlot(deps, host, member, 'unknown');
-      return { outcome: loaded ? 'stale' : 'gone' };
+      return notCurrent(run, loaded);
     }
-    // attempts made before this job (the dispatcher's first try) count toward the schedule
-    const attempt = attemptsBefore + job.attemptsMade + 1;
     const outcome = await attemptDelivery(deps, loaded, host, member, attempt);
     // a redelivery started meanwhile: that run carries on, this one stops
     if (outcome.recorded !== 'ok') return { outcome: outcome.recorded };
@@ -104,15 +108,23 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
     return { outcome: outcome.state, ...(outcome.status !== undefined ? { status: outcome.status } : {}) };
   };
 
-  /** A step failed on our side: tried again later without using a step of the schedule, or, past MAX_UNSETTLED, the delivery is ended. */
-  const unsettled = async (job: Job, token: string | undefined, data: DeliverWebhookJobData, err: Error): Promise<DeliveryOutcome> => {
-    const tries = data.unsettled + 1;
+  /**
+   * A step of attempt `attempt` failed on our side: tried again later without using a step of the
+   * schedule (counted in the job's progress, per attempt), or, past MAX_UNSETTLED, the delivery is
+   * ended, unless it turns out to have ended already.
+   */
+  const unsettled = async (job: Job, token: string | undefined, data: DeliverWebhookJobData, attempt: number, err: Error): Promise<DeliveryOutcome> => {
+    const saved = deliverProgressSchema.safeParse(job.progress);
+    const tries = (saved.success && saved.data.attempt === attempt ? saved.data.unsettled : 0) + 1;
     if (tries <= MAX_UNSETTLED) {
-      logger.warn('webhook delivery step failed; trying it again', { deliveryId: data.deliveryId, tries, error: err.message });
-      await job.updateData({ ...data, unsettled: tries });
+      logger.warn('webhook delivery step failed; trying it again', { deliveryId: data.deliveryId, attempt, tries, error: err.message });
+      const progress: DeliverProgress = { attempt, unsettled: tries };
+      await job.updateProgress(progress);
       await job.moveToDelayed(Date.now() + unsettledDelayMs(tries, deps.retryScale), token);
       throw new DelayedError();
     }
+    const loaded = await log.load(data.subject, data.deliveryId);
+    if (!loaded || loaded.delivery.run !== data.run || loaded.delivery.state !== 'pending') return notCurrent(data.run, loaded);
     logger.error('webhook delivery could not be settled; ending it', { deliveryId: data.deliveryId, error: err.message });
     const outcome = { run: data.run, state: 'exhausted' as const, error: `not settled after ${tries} tries: ${err.message}`, durationMs: 0 };
     const recorded = await log.recordAttempt({ tenant: data.tenant, subject: data.subject, id: data.deliveryId }, outcome);
