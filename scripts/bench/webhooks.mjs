@@ -14,7 +14,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { QUICK, REDIS_URL, report, runConcurrent, median, deletePrefix, redisCpuSeconds, uid } from './common.mjs';
+import { CORES, QUICK, REDIS_URL, report, runConcurrent, median, deletePrefix, redisCpuSeconds, uid } from './common.mjs';
 
 const require = createRequire(import.meta.url);
 const { Redis } = require('ioredis');
@@ -24,18 +24,26 @@ const shared = require('@imagegen/shared');
 const workerPkg = require('@imagegen/worker');
 
 // A receiver in its own process (so it does not share the sender's event loop): answers 200 at
-// once over keep-alive; prints the time of its `warm`-th request and of the `warm + n`-th.
+// once over keep-alive; prints the time of its `warm`-th request and of the `warm + n`-th, and the
+// CPU it used between them.
 const RECEIVER = `
 const http = require('node:http');
 const [warm, n] = process.argv.slice(1).map(Number);
 let seen = 0;
 let mark = 0;
+let cpu;
 const server = http.createServer((req, res) => {
   req.resume();
   req.on('end', () => {
     res.writeHead(200, { 'Content-Length': '0' }).end();
-    if (++seen === warm) console.log(JSON.stringify({ mark: (mark = Date.now()) }));
-    if (seen === warm + n) console.log(JSON.stringify({ done: Date.now(), mark }));
+    if (++seen === warm) {
+      cpu = process.cpuUsage();
+      console.log(JSON.stringify({ mark: (mark = Date.now()) }));
+    }
+    if (seen === warm + n) {
+      const used = process.cpuUsage(cpu);
+      console.log(JSON.stringify({ done: Date.now(), mark, cpuMs: (used.user + used.system) / 1000 }));
+    }
   });
 });
 server.keepAliveTimeout = 60000;
@@ -75,9 +83,9 @@ async function cpuMeter(redis) {
 async function measured(receiver, redis, n) {
   await receiver.mark;
   const cpu = await cpuMeter(redis);
-  const { done, mark } = await receiver.done;
+  const { done, mark, cpuMs } = await receiver.done;
   const { process: proc, redis: red } = await cpu.perItem(n);
-  return { rate: (n / (done - mark)) * 1000, process: proc, redis: red };
+  return { rate: (n / (done - mark)) * 1000, process: proc, redis: red, receiver: cpuMs / n };
 }
 
 // a realistic body: a completed generation as its GET returns it
@@ -321,6 +329,16 @@ export async function benchWebhooks() {
   });
   report('webhooks', 'deliveries/s, the same run, next to a bare durable loop (stream → signed POST → ack)', med('ours', 'rate'), 'del/s', med('durable', 'rate'), '', {
     baselineIs: `bare loop reading a Redis stream of ready bodies with a consumer group, signed POSTs through undici's dispatcher interface (${concurrency} at once), XACK + XDEL per turn: durable, but no delivery log, host bounds or retries`,
+  });
+  // the sender, Redis and the receiver share this machine's cores: a side's CPU per delivery, all
+  // three counted, bounds its rate however its work were spread over threads or processes
+  const allCpu = (side) => cpu(side) + med(side, 'receiver');
+  const ceiling = (side) => (CORES * 1000) / allCpu(side);
+  console.log(
+    `  webhooks CPU per delivery, receiver included (ms): imagegen ${ms(allCpu('ours'))} (receiver ${ms(med('ours', 'receiver'))}), dispatch loop ${ms(allCpu('dispatch'))}; most the ${CORES} cores allow: imagegen ${Math.round(ceiling('ours'))}/s, dispatch loop ${Math.round(ceiling('dispatch'))}/s`,
+  );
+  report('webhooks', `most deliveries/s this machine's ${CORES} cores allow at the CPU per delivery measured (worker + Redis + receiver, any spread over threads), next to the dispatch loop's measured rate`, ceiling('ours'), 'del/s', med('dispatch', 'rate'), '', {
+    baselineIs: "the dispatch loop's measured rate: a ratio under 0.8 here means no spreading of the same work reaches 0.8× on this machine; only less CPU per delivery does",
   });
   report('webhooks', `CPU per delivery, sender process + Redis (ours: worker ${ms(med('ours', 'process'))} + Redis ${ms(med('ours', 'redis'))}; dispatch loop ${ms(med('dispatch', 'process'))}; request loop ${ms(med('request', 'process'))}; fetch loop ${ms(med('fetch', 'process'))})`, cpu('ours'), 'ms', cpu('dispatch'), '', {
     baselineIs: 'the dispatch loop above: its process and Redis, over the same counted deliveries',
