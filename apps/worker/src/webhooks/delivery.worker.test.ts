@@ -44,6 +44,32 @@ afterAll(async () => {
   await redis.quit();
 });
 
+/** An endpoint that takes requests and never answers, until stopped (then it refuses connections). */
+async function hangingServer(): Promise<{ port: number; requests(): number; stop(): void }> {
+  let requests = 0;
+  const server = http.createServer(() => requests++);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    requests: () => requests,
+    stop() {
+      server.close();
+      server.closeAllConnections();
+    },
+  };
+}
+
+/** Polls `check` every 50 ms until it returns something other than undefined, or fails after `ms`. */
+async function eventually<T>(check: () => Promise<T | undefined>, ms: number): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > until) throw new Error(`not so within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 /**
  * A batcher whose settle fails, as a Redis call cut off would, while `failing()` says so: before
  * the script runs, or (replyLost) after it ran.
@@ -62,9 +88,11 @@ interface WorkerOptions {
   allowPrivate?: boolean;
   replyLost?: boolean;
   retryScale?: number;
+  timeoutMs?: number;
 }
 
-async function startWorker(failing: () => boolean, { allowPrivate = true, replyLost = false, retryScale = 0.001 }: WorkerOptions = {}): Promise<{ close(): Promise<void> }> {
+/** A delivery worker (5 jobs at once, 5 in flight per host) over real Redis and BullMQ. */
+async function startWorker(failing: () => boolean, { allowPrivate = true, replyLost = false, retryScale = 0.001, timeoutMs = 2000 }: WorkerOptions = {}): Promise<{ close(): Promise<void> }> {
   const log = new DeliveryLog(redis, keys, 3600);
   const limiter = new HostLimiter(redis, keys, { maxInFlight: 5, leaseMs: 10_000, circuitFailures: 100, circuitOpenMs: 1000 });
   const batcher = new FailingSettle(redis, keys, log, limiter, OUTBOX_GROUP);
@@ -72,10 +100,10 @@ async function startWorker(failing: () => boolean, { allowPrivate = true, replyL
   batcher.replyLost = replyLost;
   const secrets = new WebhookSecrets(redis, keys, 'delivery-worker-test-master-secret-0123');
   await secrets.master();
-  const sender = new WebhookSender({ timeoutMs: 2000, allowPrivate, connectionsPerOrigin: 5 });
+  const sender = new WebhookSender({ timeoutMs, allowPrivate, connectionsPerOrigin: 5 });
   const deps: AttemptDeps = { log, secrets, limiter, batcher, sender, queue, logger: createLogger('worker', 'silent'), retryScale };
   const connection = new Redis(url, { maxRetriesPerRequest: null });
-  const worker: Worker = createDeliveryWorker(deps, { connection, prefix, concurrency: 5, timeoutMs: 2000, batches: new BatchStore(redis, keys) });
+  const worker: Worker = createDeliveryWorker(deps, { connection, prefix, concurrency: 5, timeoutMs, batches: new BatchStore(redis, keys) });
   return {
     async close() {
       await worker.close();
@@ -187,6 +215,39 @@ it('a target the SSRF guard refuses when sending (its name now resolves to loopb
     expect(rows[0]?.nextAttemptAt).toBeUndefined();
     expect(received.length).toBe(before);
   } finally {
+    await worker.close();
+  }
+});
+
+it('jobs whose endpoints hang let go of their job slots after 1 s: other endpoints are not held up until the timeout', async () => {
+  // three endpoints that never answer, five deliveries each (each host's bound), queued first, all as jobs
+  const hanging = await Promise.all([1, 2, 3].map(() => hangingServer()));
+  const worker = await startWorker(() => false, { timeoutMs: 20_000 });
+  try {
+    const stuck: Delivery[] = [];
+    for (const [h, server] of hanging.entries()) {
+      for (let i = 0; i < 5; i++) stuck.push(await lastAttemptLeft(`h${h}x${i}`, WEBHOOK_MAX_ATTEMPTS, `http://127.0.0.1:${server.port}/hook`));
+    }
+    const healthy: Delivery[] = [];
+    for (let i = 0; i < 20; i++) healthy.push(await lastAttemptLeft(`ok${i}`, WEBHOOK_MAX_ATTEMPTS));
+    const log = new DeliveryLog(redis, keys, 3600);
+    // every healthy delivery arrives while the hanging ones still wait for their 20 s timeout
+    // (before: the five job slots held by hanging requests for those 20 s)
+    await eventually(async () => {
+      const states = await Promise.all(healthy.map(async (d) => (await log.load(d.subject, d.id))?.delivery.state));
+      return states.every((st) => st === 'delivered') || undefined;
+    }, 10_000);
+    expect(hanging.reduce((n, server) => n + server.requests(), 0)).toBe(15);
+    expect(received.filter((id) => healthy.some((d) => d.webhookId === id))).toHaveLength(20);
+
+    // the hanging endpoints go away: each attempt that let go is recorded, and its job moves on to the next step
+    for (const server of hanging) server.stop();
+    const first = stuck[0]!;
+    const tried = await eventually(async () => (await log.list(first.subject, 'tw')).find((row) => row.attempt === 1), 10_000);
+    expect(tried).toMatchObject({ error: expect.stringMatching(/connection failed/), nextAttemptAt: expect.any(String) });
+    expect(await eventually(async () => ((await queue.getJob(first.id))?.data.attemptsBefore >= 1 ? true : undefined), 10_000)).toBe(true);
+  } finally {
+    for (const server of hanging) server.stop();
     await worker.close();
   }
 });

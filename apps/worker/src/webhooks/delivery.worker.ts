@@ -2,7 +2,8 @@ import { DelayedError, MetricsTime, UnrecoverableError, Worker, type Job } from 
 import type { Redis } from 'ioredis';
 import { deliverProgressSchema, QUEUES, WEBHOOK_JOBS, type BatchStore, type Delivery, type DeliverProgress, type DeliverWebhookJobData, type DeliveryState } from '@imagegen/shared';
 import { LostFetches } from '../recovery/lost-fetches';
-import { attemptDelivery, releaseSlot, type AttemptDeps } from './attempt';
+import { attemptDelivery, releaseSlot, type AttemptDeps, type AttemptResult } from './attempt';
+import { SLOW_ATTEMPT_MS, SLOW_PER_PLACE } from './dispatcher';
 import { runRecovery, type RecoveryResult } from './recovery';
 
 export interface DeliveryWorkerOptions {
@@ -43,6 +44,44 @@ export const MAX_UNSETTLED = 8;
 /** Wait before the n-th try of a step that failed on our side: 1 s doubling to 1 min, times WEBHOOK_RETRY_SCALE. */
 export function unsettledDelayMs(tries: number, scale: number): number {
   return Math.max(10, Math.round(Math.min(60_000, 1000 * 2 ** (tries - 1)) * scale));
+}
+
+/** A slow attempt that let go of its job runs again after this long past the timeout if its outcome was never handled (its process died). */
+const LET_GO_MARGIN_MS = 5_000;
+
+/**
+ * Attempts of jobs that were slow to be answered and let go of their job slot: the request goes
+ * on here, its outcome then moves the job on (next step, or done). Closing waits for them.
+ */
+class LetGo {
+  readonly running = new Set<Promise<void>>();
+  closing = false;
+
+  constructor(readonly max: number) {}
+
+  get full(): boolean {
+    return this.closing || this.running.size >= this.max;
+  }
+
+  add(work: Promise<void>): void {
+    const tracked = work.finally(() => this.running.delete(tracked));
+    this.running.add(tracked);
+  }
+
+  async drain(): Promise<void> {
+    this.closing = true;
+    while (this.running.size) await Promise.allSettled([...this.running]);
+  }
+}
+
+/** The webhooks queue's worker; closing it waits for the attempts that let go of their job (each bounded by the timeout). */
+class DeliveryWorker extends Worker {
+  letGo?: LetGo;
+
+  override async close(force = false): Promise<void> {
+    if (!force) await this.letGo?.drain();
+    return super.close(force);
+  }
 }
 
 /**
@@ -101,7 +140,21 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
       await releaseSlot(deps, host, member, 'unknown');
       return notCurrent(run, loaded);
     }
-    const outcome = await attemptDelivery(deps, loaded, host, member, attempt);
+    const attempting = attemptDelivery(deps, loaded, host, member, attempt);
+    if (!letGo.full && (await unansweredAfter(attempting, SLOW_ATTEMPT_MS)) && !letGo.full) {
+      // endpoints that hang would otherwise hold every job slot until they time out: the job
+      // waits in the delayed set (run again past the timeout should this process die) while
+      // the request goes on here, keeping its host slot
+      const moved = await job.moveToDelayed(Date.now() + opts.timeoutMs + LET_GO_MARGIN_MS, token).then(
+        () => true,
+        () => false,
+      );
+      if (moved) {
+        letGo.add(afterLettingGo(job, data, attempting));
+        throw new DelayedError();
+      }
+    }
+    const outcome = await attempting;
     // a redelivery started meanwhile: that run carries on, this one stops
     if (outcome.recorded !== 'ok') return { outcome: outcome.recorded };
     if (outcome.state === 'pending') throw new RetryLater(outcome.retryInMs ?? 0, outcome.error ?? 'failed');
@@ -131,8 +184,29 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
     return { outcome: recorded === 'ok' ? 'exhausted' : recorded };
   };
 
+  /**
+   * The outcome of an attempt that let go of its job: the job goes on to its next step after the
+   * schedule's wait (its attempt counted in its data, since BullMQ did not count one), or runs now
+   * to end (it finds the delivery ended). If this fails, the job runs when its delay ends and
+   * carries on from what the log says.
+   */
+  const afterLettingGo = async (job: Job, data: DeliverWebhookJobData, attempting: Promise<AttemptResult>): Promise<void> => {
+    try {
+      const outcome = await attempting;
+      if (outcome.recorded === 'ok' && outcome.state === 'pending') {
+        await job.updateData({ ...data, attemptsBefore: data.attemptsBefore + 1 });
+        await job.changeDelay(outcome.retryInMs ?? 0);
+      } else {
+        await job.promote();
+      }
+    } catch (err) {
+      logger.warn('a slow webhook attempt could not move its job on; it runs again later', { deliveryId: data.deliveryId, error: (err as Error).message });
+    }
+  };
+
+  const letGo = new LetGo(opts.concurrency * SLOW_PER_PLACE);
   const lost = new LostFetches(logger);
-  const worker = new Worker(QUEUES.webhooks, lost.track(handler), {
+  const worker = new DeliveryWorker(QUEUES.webhooks, lost.track(handler), {
     connection: opts.connection,
     prefix: opts.prefix,
     concurrency: opts.concurrency,
@@ -143,7 +217,15 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
       backoffStrategy: (_attemptsMade: number, _type?: string, err?: Error) => (err instanceof RetryLater ? err.delayMs : 1_000),
     },
   });
+  worker.letGo = letGo;
   worker.on('error', (err) => logger.error('webhook worker error', { error: err.message }));
   lost.watch(worker, opts.connection);
   return worker;
+}
+
+/** Whether `work` is still under way after `ms` (its failure counts as an answer: the caller awaits it). */
+function unansweredAfter(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), ms)));
+  return Promise.race([work.then(() => false, () => false), late]).finally(() => clearTimeout(timer));
 }

@@ -47,7 +47,7 @@ type StreamEntry = [id: string, fields: string[] | null];
  */
 export const SLOW_ATTEMPT_MS = 1_000;
 /** Slow first attempts let go of their places, at most this many per place (each is bounded by its host's slots and the timeout too). */
-const SLOW_PER_PLACE = 4;
+export const SLOW_PER_PLACE = 4;
 
 /** Consumers gone (no pending entries) for this long are removed from the group. */
 const IDLE_CONSUMER_MS = 3600_000;
