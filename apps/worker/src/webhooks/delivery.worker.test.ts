@@ -29,7 +29,8 @@ beforeAll(async () => {
   receiver = http.createServer((req, res) => {
     received.push(String(req.headers['webhook-id']));
     req.resume();
-    req.on('end', () => res.writeHead(req.url === '/fail' ? 500 : 200).end());
+    // /slow answers 200 after 1.3 s: past the moment an attempt lets go of its job
+    req.on('end', () => setTimeout(() => res.writeHead(req.url === '/fail' ? 500 : 200).end(), req.url === '/slow' ? 1300 : 0));
   });
   await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
   port = (receiver.address() as AddressInfo).port;
@@ -251,6 +252,34 @@ it('jobs whose endpoints hang let go of their job slots after 1 s: other endpoin
     await worker.close();
   }
 });
+
+it('a slow attempt that let go of its job and then is answered 2xx completes its job as delivered', async () => {
+  const worker = await startWorker(() => false);
+  try {
+    const d = await lastAttemptLeft('s1', WEBHOOK_MAX_ATTEMPTS, `http://127.0.0.1:${port}/slow`);
+    const job = (await queue.getJob(d.id))!;
+    expect(await job.waitUntilFinished(events, 20_000)).toEqual({ outcome: 'delivered' });
+    const rows = await new DeliveryLog(redis, keys, 3600).list(d.subject, 'tw');
+    expect(rows.map((r) => [r.attempt, r.state, r.status])).toEqual([[1, 'delivered', 200]]);
+    expect(received.filter((id) => id === d.webhookId)).toHaveLength(1);
+  } finally {
+    await worker.close();
+  }
+});
+
+it('slow attempts that let go of their job and can never be recorded still end the delivery exhausted', async () => {
+  const worker = await startWorker(() => true, { timeoutMs: 5000 });
+  try {
+    const d = await lastAttemptLeft('s2', WEBHOOK_MAX_ATTEMPTS, `http://127.0.0.1:${port}/slow`);
+    const job = (await queue.getJob(d.id))!;
+    expect(await job.waitUntilFinished(events, 30_000)).toEqual({ outcome: 'exhausted' });
+    const rows = await new DeliveryLog(redis, keys, 3600).list(d.subject, 'tw');
+    expect(rows.at(-1)).toMatchObject({ state: 'exhausted', error: `not settled after ${MAX_UNSETTLED + 1} tries: Connection is closed.` });
+    expect(received.filter((id) => id === d.webhookId)).toHaveLength(MAX_UNSETTLED + 1);
+  } finally {
+    await worker.close();
+  }
+}, 40_000);
 
 it('waits 1 s doubling to a minute between tries of a step that failed on our side, scaled like the schedule', () => {
   expect([1, 2, 3, 7, 8].map((n) => unsettledDelayMs(n, 1))).toEqual([1000, 2000, 4000, 60_000, 60_000]);

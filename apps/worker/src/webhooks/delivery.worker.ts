@@ -46,25 +46,43 @@ export function unsettledDelayMs(tries: number, scale: number): number {
   return Math.max(10, Math.round(Math.min(60_000, 1000 * 2 ** (tries - 1)) * scale));
 }
 
-/** A slow attempt that let go of its job runs again after this long past the timeout if its outcome was never handled (its process died). */
-const LET_GO_MARGIN_MS = 5_000;
+/**
+ * How long a job's lock lasts, and so how long a job whose attempt let go of it waits before it
+ * runs again should its outcome never be handled (its process died): an attempt holding its job
+ * is given as long before it is taken for stalled.
+ */
+const lockMs = (timeoutMs: number) => Math.max(30_000, timeoutMs * 2 + 5_000);
 
 /**
  * Attempts of jobs that were slow to be answered and let go of their job slot: the request goes
  * on here, its outcome then moves the job on (next step, or done). Closing waits for them.
  */
 class LetGo {
-  readonly running = new Set<Promise<void>>();
-  closing = false;
+  private readonly running = new Set<Promise<void>>();
+  /** Places taken, including those whose job is still being moved. */
+  private taken = 0;
+  private closing = false;
 
-  constructor(readonly max: number) {}
+  constructor(private readonly max: number) {}
 
-  get full(): boolean {
-    return this.closing || this.running.size >= this.max;
+  /** Takes a place for an attempt about to let go, if one is free. */
+  take(): boolean {
+    if (this.closing || this.taken >= this.max) return false;
+    this.taken++;
+    return true;
   }
 
+  /** Gives back a place taken for an attempt that kept its job after all. */
+  giveBack(): void {
+    this.taken--;
+  }
+
+  /** The rest of an attempt that let go; its place is given back when it ends. */
   add(work: Promise<void>): void {
-    const tracked = work.finally(() => this.running.delete(tracked));
+    const tracked = work.finally(() => {
+      this.taken--;
+      this.running.delete(tracked);
+    });
     this.running.add(tracked);
   }
 
@@ -74,13 +92,14 @@ class LetGo {
   }
 }
 
-/** The webhooks queue's worker; closing it waits for the attempts that let go of their job (each bounded by the timeout). */
+/** The webhooks queue's worker; closing it stops taking jobs, then waits for them and for the attempts that let go of theirs (each bounded by the timeout). */
 class DeliveryWorker extends Worker {
   letGo?: LetGo;
 
   override async close(force = false): Promise<void> {
+    const closed = super.close(force);
     if (!force) await this.letGo?.drain();
-    return super.close(force);
+    return closed;
   }
 }
 
@@ -141,18 +160,19 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
       return notCurrent(run, loaded);
     }
     const attempting = attemptDelivery(deps, loaded, host, member, attempt);
-    if (!letGo.full && (await unansweredAfter(attempting, SLOW_ATTEMPT_MS)) && !letGo.full) {
+    if ((await unansweredAfter(attempting, SLOW_ATTEMPT_MS)) && letGo.take()) {
       // endpoints that hang would otherwise hold every job slot until they time out: the job
-      // waits in the delayed set (run again past the timeout should this process die) while
+      // waits in the delayed set (run again after a lock's time should this process die) while
       // the request goes on here, keeping its host slot
-      const moved = await job.moveToDelayed(Date.now() + opts.timeoutMs + LET_GO_MARGIN_MS, token).then(
+      const moved = await job.moveToDelayed(Date.now() + lockMs(opts.timeoutMs), token).then(
         () => true,
         () => false,
       );
       if (moved) {
-        letGo.add(afterLettingGo(job, data, attempting));
+        letGo.add(afterLettingGo(job, data, attempt, attempting));
         throw new DelayedError();
       }
+      letGo.giveBack();
     }
     const outcome = await attempting;
     // a redelivery started meanwhile: that run carries on, this one stops
@@ -167,15 +187,27 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
    * ended, unless it turns out to have ended already.
    */
   const unsettled = async (job: Job, token: string | undefined, data: DeliverWebhookJobData, attempt: number, err: Error): Promise<DeliveryOutcome> => {
-    const saved = deliverProgressSchema.safeParse(job.progress);
-    const tries = (saved.success && saved.data.attempt === attempt ? saved.data.unsettled : 0) + 1;
+    const tries = await countTry(job, data, attempt, err);
     if (tries <= MAX_UNSETTLED) {
-      logger.warn('webhook delivery step failed; trying it again', { deliveryId: data.deliveryId, attempt, tries, error: err.message });
-      const progress: DeliverProgress = { attempt, unsettled: tries };
-      await job.updateProgress(progress);
       await job.moveToDelayed(Date.now() + unsettledDelayMs(tries, deps.retryScale), token);
       throw new DelayedError();
     }
+    return giveUp(data, tries, err);
+  };
+
+  /** Counts a try of `attempt` that failed on our side, in the job's progress; returns its number. */
+  const countTry = async (job: Job, data: DeliverWebhookJobData, attempt: number, err: Error): Promise<number> => {
+    const saved = deliverProgressSchema.safeParse(job.progress);
+    const tries = (saved.success && saved.data.attempt === attempt ? saved.data.unsettled : 0) + 1;
+    if (tries > MAX_UNSETTLED) return tries;
+    logger.warn('webhook delivery step failed; trying it again', { deliveryId: data.deliveryId, attempt, tries, error: err.message });
+    const progress: DeliverProgress = { attempt, unsettled: tries };
+    await job.updateProgress(progress);
+    return tries;
+  };
+
+  /** Ends a delivery whose attempt could not be settled, unless it turns out to have ended already. */
+  const giveUp = async (data: DeliverWebhookJobData, tries: number, err: Error): Promise<DeliveryOutcome> => {
     const loaded = await log.load(data.subject, data.deliveryId);
     if (!loaded || loaded.delivery.run !== data.run || loaded.delivery.state !== 'pending') return notCurrent(data.run, loaded);
     logger.error('webhook delivery could not be settled; ending it', { deliveryId: data.deliveryId, error: err.message });
@@ -187,18 +219,22 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
   /**
    * The outcome of an attempt that let go of its job: the job goes on to its next step after the
    * schedule's wait (its attempt counted in its data, since BullMQ did not count one), or runs now
-   * to end (it finds the delivery ended). If this fails, the job runs when its delay ends and
-   * carries on from what the log says.
+   * to end (it finds the delivery ended). An attempt that failed on our side is tried again, or
+   * ended, as unsettled() does. If this fails too, the job runs when its delay ends and repeats
+   * the attempt whose outcome it did not learn.
    */
-  const afterLettingGo = async (job: Job, data: DeliverWebhookJobData, attempting: Promise<AttemptResult>): Promise<void> => {
+  const afterLettingGo = async (job: Job, data: DeliverWebhookJobData, attempt: number, attempting: Promise<AttemptResult>): Promise<void> => {
     try {
-      const outcome = await attempting;
-      if (outcome.recorded === 'ok' && outcome.state === 'pending') {
+      const outcome = await attempting.catch((err: Error) => err);
+      if (outcome instanceof Error) {
+        const tries = await countTry(job, data, attempt, outcome);
+        if (tries <= MAX_UNSETTLED) return await job.changeDelay(unsettledDelayMs(tries, deps.retryScale));
+        await giveUp(data, tries, outcome);
+      } else if (outcome.recorded === 'ok' && outcome.state === 'pending') {
         await job.updateData({ ...data, attemptsBefore: data.attemptsBefore + 1 });
-        await job.changeDelay(outcome.retryInMs ?? 0);
-      } else {
-        await job.promote();
+        return await job.changeDelay(outcome.retryInMs ?? 0);
       }
+      await job.promote();
     } catch (err) {
       logger.warn('a slow webhook attempt could not move its job on; it runs again later', { deliveryId: data.deliveryId, error: (err as Error).message });
     }
@@ -210,7 +246,7 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
     connection: opts.connection,
     prefix: opts.prefix,
     concurrency: opts.concurrency,
-    lockDuration: Math.max(30_000, opts.timeoutMs * 2 + 5_000),
+    lockDuration: lockMs(opts.timeoutMs),
     // per-minute completed/failed counts, charted by Bull Board
     metrics: { maxDataPoints: MetricsTime.ONE_WEEK },
     settings: {
