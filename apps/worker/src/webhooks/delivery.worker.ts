@@ -4,6 +4,7 @@ import { deliverProgressSchema, QUEUES, WEBHOOK_JOBS, type BatchStore, type Deli
 import { LostFetches } from '../recovery/lost-fetches';
 import { attemptDelivery, releaseSlot, type AttemptDeps, type AttemptResult } from './attempt';
 import { SLOW_ATTEMPT_MS, SLOW_PER_PLACE } from './dispatcher';
+import { LetGo, lockMs, unansweredAfter } from './let-go';
 import { runRecovery, type RecoveryResult } from './recovery';
 
 export interface DeliveryWorkerOptions {
@@ -44,52 +45,6 @@ export const MAX_UNSETTLED = 8;
 /** Wait before the n-th try of a step that failed on our side: 1 s doubling to 1 min, times WEBHOOK_RETRY_SCALE. */
 export function unsettledDelayMs(tries: number, scale: number): number {
   return Math.max(10, Math.round(Math.min(60_000, 1000 * 2 ** (tries - 1)) * scale));
-}
-
-/**
- * How long a job's lock lasts, and so how long a job whose attempt let go of it waits before it
- * runs again should its outcome never be handled (its process died): an attempt holding its job
- * is given as long before it is taken for stalled.
- */
-const lockMs = (timeoutMs: number) => Math.max(30_000, timeoutMs * 2 + 5_000);
-
-/**
- * Attempts of jobs that were slow to be answered and let go of their job slot: the request goes
- * on here, its outcome then moves the job on (next step, or done). Closing waits for them.
- */
-class LetGo {
-  private readonly running = new Set<Promise<void>>();
-  /** Places taken, including those whose job is still being moved. */
-  private taken = 0;
-  private closing = false;
-
-  constructor(private readonly max: number) {}
-
-  /** Takes a place for an attempt about to let go, if one is free. */
-  take(): boolean {
-    if (this.closing || this.taken >= this.max) return false;
-    this.taken++;
-    return true;
-  }
-
-  /** Gives back a place taken for an attempt that kept its job after all. */
-  giveBack(): void {
-    this.taken--;
-  }
-
-  /** The rest of an attempt that let go; its place is given back when it ends. */
-  add(work: Promise<void>): void {
-    const tracked = work.finally(() => {
-      this.taken--;
-      this.running.delete(tracked);
-    });
-    this.running.add(tracked);
-  }
-
-  async drain(): Promise<void> {
-    this.closing = true;
-    while (this.running.size) await Promise.allSettled([...this.running]);
-  }
 }
 
 /** The webhooks queue's worker; closing it stops taking jobs, then waits for them and for the attempts that let go of theirs (each bounded by the timeout). */
@@ -259,9 +214,3 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
   return worker;
 }
 
-/** Whether `work` is still under way after `ms` (its failure counts as an answer: the caller awaits it). */
-function unansweredAfter(work: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), ms)));
-  return Promise.race([work.then(() => false, () => false), late]).finally(() => clearTimeout(timer));
-}
