@@ -54,7 +54,7 @@ const webhookSignatureHeaders = {
 const webhookEvent = (type: string, summary: string, data = 'Generation') => ({
   post: {
     summary,
-    description: 'Signed per Standard Webhooks with the secret from GET /v1/webhooks/secret. Answer 2xx within 10 s; anything else is retried (0 s, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h with jitter); 410 stops.',
+    description: 'Signed per Standard Webhooks with the secret from GET /v1/webhooks/secret. Answer 2xx within 10 s; anything else is retried (0 s, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h with jitter; a longer Retry-After is honoured up to 10 h); 410 stops.',
     parameters: Object.entries(webhookSignatureHeaders).map(([name, h]) => ({ name, in: 'header', required: true, ...h })),
     requestBody: {
       content: {

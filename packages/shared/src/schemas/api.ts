@@ -42,7 +42,7 @@ export const deliveryAttemptSchema = z
     error: z.string().optional(),
     durationMs: z.number().int().min(0),
     nextAttemptAt: z.iso.datetime().optional(),
-    state: z.enum(DELIVERY_STATES).describe('What came of this attempt: pending while the delivery waits for its next attempt, failed once another attempt followed (or for a 410), delivered, or exhausted at the end of the schedule'),
+    state: z.enum(DELIVERY_STATES).describe('What came of this attempt: pending while the delivery waits for its next attempt, failed once another attempt followed (or for a 410, or a target the SSRF guard refuses), delivered, or exhausted at the end of the schedule (or when the attempt could not be recorded)'),
   });
 
 export const deliveryListSchema = z.object({ object: z.literal('list'), data: z.array(deliveryAttemptSchema) });
@@ -56,7 +56,7 @@ export const batchRedeliverSchema = z.strictObject({
     .array(z.enum(BATCH_REDELIVERABLE_STATES))
     .min(1)
     .default([...RECOVERABLE_STATES])
-    .describe('Deliveries now in these states are sent again: failed (a 410), exhausted (the schedule ran out), pending (waiting for a retry, sent now)'),
+    .describe('Deliveries now in these states are sent again: failed (a 410, or a refused target), exhausted (the schedule ran out), pending (waiting for a retry, sent now)'),
 });
 
 /** `POST /v1/webhooks/recover`: which of the tenant's deliveries that did not arrive to send again. */
@@ -70,7 +70,7 @@ export const webhookRecoverSchema = z.strictObject({
     .array(z.enum(RECOVERABLE_STATES))
     .min(1)
     .default([...RECOVERABLE_STATES])
-    .describe('failed (answered 410), exhausted (the schedule ran out), or both'),
+    .describe('failed (answered 410, or the target was refused), exhausted (the schedule ran out), or both'),
 });
 
 const recoveryShape = {
@@ -98,7 +98,7 @@ export const failedDeliverySchema = z.object({
   webhookId: z.string(),
   generationId: z.string().optional().describe("The generation whose event it is (a batch item's too)"),
   batchId: z.string().optional().describe('The batch whose batch.completed it is'),
-  state: z.enum(RECOVERABLE_STATES).describe('failed (answered 410) or exhausted (the schedule ran out)'),
+  state: z.enum(RECOVERABLE_STATES).describe('failed (answered 410, or the target was refused) or exhausted (the schedule ran out)'),
   attempts: z.number().int().min(1),
   endedAt: z.iso.datetime().describe('When its last attempt ended it'),
   status: z.number().int().optional().describe('What the endpoint answered last, if it answered'),
