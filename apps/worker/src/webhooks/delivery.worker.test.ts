@@ -93,7 +93,7 @@ interface WorkerOptions {
 }
 
 /** A delivery worker (5 jobs at once, 5 in flight per host) over real Redis and BullMQ. */
-async function startWorker(failing: () => boolean, { allowPrivate = true, replyLost = false, retryScale = 0.001, timeoutMs = 2000 }: WorkerOptions = {}): Promise<{ close(): Promise<void> }> {
+async function startWorker(failing: () => boolean, { allowPrivate = true, replyLost = false, retryScale = 0.001, timeoutMs = 2000 }: WorkerOptions = {}): Promise<{ worker: Worker; close(): Promise<void> }> {
   const log = new DeliveryLog(redis, keys, 3600);
   const limiter = new HostLimiter(redis, keys, { maxInFlight: 5, leaseMs: 10_000, circuitFailures: 100, circuitOpenMs: 1000 });
   const batcher = new FailingSettle(redis, keys, log, limiter, OUTBOX_GROUP);
@@ -106,6 +106,7 @@ async function startWorker(failing: () => boolean, { allowPrivate = true, replyL
   const connection = new Redis(url, { maxRetriesPerRequest: null });
   const worker: Worker = createDeliveryWorker(deps, { connection, prefix, concurrency: 5, timeoutMs, batches: new BatchStore(redis, keys) });
   return {
+    worker,
     async close() {
       await worker.close();
       await Promise.all([sender.close(), connection.quit()]);
@@ -265,6 +266,19 @@ it('a slow attempt that let go of its job and then is answered 2xx completes its
   } finally {
     await worker.close();
   }
+});
+
+it('closing the worker waits for an attempt that let go of its job, and records it', async () => {
+  const worker = await startWorker(() => false);
+  const d = await lastAttemptLeft('s3', WEBHOOK_MAX_ATTEMPTS, `http://127.0.0.1:${port}/slow`);
+  // the attempt has let go once its job is back in the delayed set, the request still under way
+  await eventually(async () => ((await queue.getJob(d.id))?.getState().then((st) => (st === 'delayed' ? true : undefined)) ?? undefined), 10_000);
+  expect(received.filter((id) => id === d.webhookId)).toHaveLength(1);
+  expect((await new DeliveryLog(redis, keys, 3600).load(d.subject, d.id))?.delivery.state).toBe('pending');
+  // the BullMQ worker alone (the sender, which would wait for its requests too, stays open)
+  await worker.worker.close();
+  expect((await new DeliveryLog(redis, keys, 3600).load(d.subject, d.id))?.delivery.state).toBe('delivered');
+  await worker.close();
 });
 
 it('slow attempts that let go of their job and can never be recorded still end the delivery exhausted', async () => {
