@@ -90,10 +90,11 @@ interface WorkerOptions {
   replyLost?: boolean;
   retryScale?: number;
   timeoutMs?: number;
+  stalled?: { stalledIntervalMs: number; maxStalledCount: number };
 }
 
 /** A delivery worker (5 jobs at once, 5 in flight per host) over real Redis and BullMQ. */
-async function startWorker(failing: () => boolean, { allowPrivate = true, replyLost = false, retryScale = 0.001, timeoutMs = 2000 }: WorkerOptions = {}): Promise<{ worker: Worker; close(): Promise<void> }> {
+async function startWorker(failing: () => boolean, { allowPrivate = true, replyLost = false, retryScale = 0.001, timeoutMs = 2000, stalled = undefined }: WorkerOptions = {}): Promise<{ worker: Worker; close(): Promise<void> }> {
   const log = new DeliveryLog(redis, keys, 3600);
   const limiter = new HostLimiter(redis, keys, { maxInFlight: 5, leaseMs: 10_000, circuitFailures: 100, circuitOpenMs: 1000 });
   const batcher = new FailingSettle(redis, keys, log, limiter, OUTBOX_GROUP);
@@ -104,7 +105,7 @@ async function startWorker(failing: () => boolean, { allowPrivate = true, replyL
   const sender = new WebhookSender({ timeoutMs, allowPrivate, connectionsPerOrigin: 5 });
   const deps: AttemptDeps = { log, secrets, limiter, batcher, sender, queue, logger: createLogger('worker', 'silent'), retryScale };
   const connection = new Redis(url, { maxRetriesPerRequest: null });
-  const worker: Worker = createDeliveryWorker(deps, { connection, prefix, concurrency: 5, timeoutMs, batches: new BatchStore(redis, keys) });
+  const worker: Worker = createDeliveryWorker(deps, { connection, prefix, concurrency: 5, timeoutMs, batches: new BatchStore(redis, keys), ...stalled });
   return {
     worker,
     async close() {
@@ -294,6 +295,15 @@ it('slow attempts that let go of their job and can never be recorded still end t
     await worker.close();
   }
 }, 40_000);
+
+it('hands its stalled-job settings (WORKER_STALLED_INTERVAL_MS, WORKER_MAX_STALLED_COUNT in the runtime) on to BullMQ', async () => {
+  const worker = await startWorker(() => false, { stalled: { stalledIntervalMs: 700, maxStalledCount: 3 } });
+  try {
+    expect(worker.worker.opts).toMatchObject({ stalledInterval: 700, maxStalledCount: 3, lockDuration: 30_000 });
+  } finally {
+    await worker.close();
+  }
+});
 
 it('waits 1 s doubling to a minute between tries of a step that failed on our side, scaled like the schedule', () => {
   expect([1, 2, 3, 7, 8].map((n) => unsettledDelayMs(n, 1))).toEqual([1000, 2000, 4000, 60_000, 60_000]);

@@ -14,6 +14,9 @@ export interface DeliveryWorkerOptions {
   timeoutMs: number;
   /** A batch's items, for a recovery scoped to the batch. */
   batches: BatchStore;
+  /** How often jobs of dead workers are looked for, and how often one may be taken back before it fails (WORKER_STALLED_INTERVAL_MS, WORKER_MAX_STALLED_COUNT). */
+  stalledIntervalMs?: number;
+  maxStalledCount?: number;
 }
 
 export type DeliveryOutcome = { outcome: DeliveryState | 'stale' | 'gone' | 'missing'; status?: number };
@@ -202,6 +205,9 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
     prefix: opts.prefix,
     concurrency: opts.concurrency,
     lockDuration: lockMs(opts.timeoutMs),
+    // a delivery whose job fails for stalling is left pending in its log: the same allowance as generations
+    ...(opts.stalledIntervalMs !== undefined ? { stalledInterval: opts.stalledIntervalMs } : {}),
+    ...(opts.maxStalledCount !== undefined ? { maxStalledCount: opts.maxStalledCount } : {}),
     // per-minute completed/failed counts, charted by Bull Board
     metrics: { maxDataPoints: MetricsTime.ONE_WEEK },
     settings: {

@@ -48,7 +48,15 @@ export async function startWebhooks(config: WorkerConfig, keys: Keys, connection
   });
   const batcher = new AttemptBatcher(redis, keys, log, limiter, OUTBOX_GROUP);
   const attempts = { log, secrets, limiter, batcher, sender, queue, logger, retryScale: config.WEBHOOK_RETRY_SCALE, ...(metrics ? { metrics } : {}) };
-  const worker = createDeliveryWorker(attempts, { connection, prefix: config.QUEUE_PREFIX, concurrency: config.WEBHOOK_CONCURRENCY, timeoutMs: config.WEBHOOK_TIMEOUT_MS, batches: new BatchStore(redis, keys) });
+  const worker = createDeliveryWorker(attempts, {
+    connection,
+    prefix: config.QUEUE_PREFIX,
+    concurrency: config.WEBHOOK_CONCURRENCY,
+    timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+    batches: new BatchStore(redis, keys),
+    stalledIntervalMs: config.WORKER_STALLED_INTERVAL_MS,
+    maxStalledCount: config.WORKER_MAX_STALLED_COUNT,
+  });
   const reader = createRedis(config.redis, 'worker', 'imagegen-worker-outbox');
   const dispatcher = new OutboxDispatcher(
     reader,
