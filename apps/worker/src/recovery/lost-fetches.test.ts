@@ -3,6 +3,7 @@ import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createLogger } from '@imagegen/shared';
 import { LostFetches } from './lost-fetches';
+import { until } from '../__tests__/until';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `igtest-lost-${randomBytes(4).toString('hex')}`;
@@ -13,16 +14,6 @@ const connect = () => {
   connections.push(c);
   return c;
 };
-
-async function until<T>(what: () => Promise<T | undefined> | T | undefined, timeoutMs: number): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await what();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 afterAll(async () => {
   const redis = connect();

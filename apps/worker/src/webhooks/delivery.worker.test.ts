@@ -7,6 +7,7 @@ import { BatchStore, createLogger, DeliveryLog, keysFor, OUTBOX_GROUP, QUEUES, W
 import { AttemptBatcher, type AttemptToSettle, type Settled } from './attempt-batcher';
 import type { AttemptDeps } from './attempt';
 import { createDeliveryWorker, MAX_UNSETTLED, unsettledDelayMs } from './delivery.worker';
+import { until } from '../__tests__/until';
 import { HostLimiter } from './host-limiter';
 import { WebhookSender } from './sender';
 
@@ -58,17 +59,6 @@ async function hangingServer(): Promise<{ port: number; requests(): number; stop
       server.closeAllConnections();
     },
   };
-}
-
-/** Polls `check` every 50 ms until it returns something other than undefined, or fails after `ms`. */
-async function eventually<T>(check: () => Promise<T | undefined>, ms: number): Promise<T> {
-  const until = Date.now() + ms;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > until) throw new Error(`not so within ${ms} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
 }
 
 /**
@@ -236,7 +226,7 @@ it('jobs whose endpoints hang let go of their job slots after 1 s: other endpoin
     const log = new DeliveryLog(redis, keys, 3600);
     // every healthy delivery arrives while the hanging ones still wait for their 20 s timeout
     // (before: the five job slots held by hanging requests for those 20 s)
-    await eventually(async () => {
+    await until(async () => {
       const states = await Promise.all(healthy.map(async (d) => (await log.load(d.subject, d.id))?.delivery.state));
       return states.every((st) => st === 'delivered') || undefined;
     }, 10_000);
@@ -246,9 +236,9 @@ it('jobs whose endpoints hang let go of their job slots after 1 s: other endpoin
     // the hanging endpoints go away: each attempt that let go is recorded, and its job moves on to the next step
     for (const server of hanging) server.stop();
     const first = stuck[0]!;
-    const tried = await eventually(async () => (await log.list(first.subject, 'tw')).find((row) => row.attempt === 1), 10_000);
+    const tried = await until(async () => (await log.list(first.subject, 'tw')).find((row) => row.attempt === 1), 10_000);
     expect(tried).toMatchObject({ error: expect.stringMatching(/connection failed/), nextAttemptAt: expect.any(String) });
-    expect(await eventually(async () => ((await queue.getJob(first.id))?.data.attemptsBefore >= 1 ? true : undefined), 10_000)).toBe(true);
+    expect(await until(async () => ((await queue.getJob(first.id))?.data.attemptsBefore >= 1 ? true : undefined), 10_000)).toBe(true);
   } finally {
     for (const server of hanging) server.stop();
     await worker.close();
@@ -273,7 +263,7 @@ it('closing the worker waits for an attempt that let go of its job, and records 
   const worker = await startWorker(() => false);
   const d = await lastAttemptLeft('s3', WEBHOOK_MAX_ATTEMPTS, `http://127.0.0.1:${port}/slow`);
   // the attempt has let go once its job is back in the delayed set, the request still under way
-  await eventually(async () => ((await queue.getJob(d.id))?.getState().then((st) => (st === 'delayed' ? true : undefined)) ?? undefined), 10_000);
+  await until(async () => ((await queue.getJob(d.id))?.getState().then((st) => (st === 'delayed' ? true : undefined)) ?? undefined), 10_000);
   expect(received.filter((id) => id === d.webhookId)).toHaveLength(1);
   expect((await new DeliveryLog(redis, keys, 3600).load(d.subject, d.id))?.delivery.state).toBe('pending');
   // the BullMQ worker alone (the sender, which would wait for its requests too, stays open)

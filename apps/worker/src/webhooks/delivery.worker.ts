@@ -3,8 +3,7 @@ import type { Redis } from 'ioredis';
 import { deliverProgressSchema, QUEUES, WEBHOOK_JOBS, type BatchStore, type Delivery, type DeliverProgress, type DeliverWebhookJobData, type DeliveryState } from '@imagegen/shared';
 import { LostFetches } from '../recovery/lost-fetches';
 import { attemptDelivery, releaseSlot, type AttemptDeps, type AttemptResult } from './attempt';
-import { SLOW_ATTEMPT_MS, SLOW_PER_PLACE } from './dispatcher';
-import { LetGo, lockMs, unansweredAfter } from './let-go';
+import { LetGo, lockMs, SLOW_ATTEMPT_MS, SLOW_PER_PLACE, unansweredAfter } from './let-go';
 import { runRecovery, type RecoveryResult } from './recovery';
 
 export interface DeliveryWorkerOptions {

@@ -16,6 +16,7 @@ import {
   type Logger,
 } from '@imagegen/shared';
 import { attemptDelivery, type AttemptDeps } from './attempt';
+import { LetGo, SLOW_ATTEMPT_MS, SLOW_PER_PLACE } from './let-go';
 
 export interface DispatcherOptions {
   /** This process's consumer name in the group; unique per process. */
@@ -40,14 +41,6 @@ interface Dispatched {
 
 type StreamEntry = [id: string, fields: string[] | null];
 
-/**
- * A first attempt unanswered this long gives its place back (its host slot it keeps): endpoints
- * that hang would otherwise hold every place until they time out, and with as many hanging hosts
- * as places take bound slots, no other endpoint would be sent anything meanwhile.
- */
-export const SLOW_ATTEMPT_MS = 1_000;
-/** Slow first attempts let go of their places, at most this many per place (each is bounded by its host's slots and the timeout too). */
-export const SLOW_PER_PLACE = 4;
 
 /** Consumers gone (no pending entries) for this long are removed from the group. */
 const IDLE_CONSUMER_MS = 3600_000;
@@ -96,14 +89,16 @@ export class OutboxDispatcher {
     private readonly opts: DispatcherOptions,
     /** What a first attempt needs (null: every attempt is a job's). */
     private readonly attempts: AttemptDeps | null = null,
-  ) {}
+  ) {
+    this.slow = new LetGo(opts.inlineConcurrency * SLOW_PER_PLACE);
+  }
 
   /** First attempts under way, each settling (and acknowledging) one entry. */
   private readonly inFlight = new Set<Promise<void>>();
   /** First attempts whose request is under way and holds a place: inlineConcurrency bounds these. */
   private sending = 0;
-  /** First attempts slow enough to have given their place back, still waiting for an answer. */
-  private slow = 0;
+  /** First attempts slow enough to have given their place back, still waiting for an answer: at most SLOW_PER_PLACE per place. */
+  private readonly slow: LetGo;
   /**
    * Deliveries made and logged, their first attempt waiting for a free place: the next read
    * is made while some still wait, so requests go on back to back.
@@ -337,15 +332,15 @@ export class OutboxDispatcher {
         }
         givePlace();
       };
+      // endpoints that hang would otherwise hold every place until they time out (see SLOW_ATTEMPT_MS)
       const slowTimer = setTimeout(() => {
-        if (!placeHeld || this.slow >= this.opts.inlineConcurrency * SLOW_PER_PLACE) return;
+        if (!placeHeld || !this.slow.take()) return;
         isSlow = true;
-        this.slow++;
         givePlace();
       }, SLOW_ATTEMPT_MS);
       const attempt = this.firstAttempt(stream, d, answered).finally(() => {
         clearTimeout(slowTimer);
-        if (isSlow) this.slow--;
+        if (isSlow) this.slow.giveBack();
         answered();
         this.inFlight.delete(attempt);
       });

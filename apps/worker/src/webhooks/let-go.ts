@@ -1,4 +1,14 @@
-// Delivery jobs whose attempt is slow to be answered let go of their job slot (see delivery.worker.ts).
+// Attempts slow to be answered let go of the place they hold: a dispatcher's place (dispatcher.ts)
+// or a job slot (delivery.worker.ts), keeping their host slot.
+
+/**
+ * An attempt unanswered this long gives its place back: endpoints that hang would otherwise hold
+ * every place until they time out, and with as many hanging hosts as places take bound slots, no
+ * other endpoint would be sent anything meanwhile.
+ */
+export const SLOW_ATTEMPT_MS = 1_000;
+/** Slow attempts let go of their places, at most this many per place (each is bounded by its host's slots and the timeout too). */
+export const SLOW_PER_PLACE = 4;
 
 /**
  * How long a job's lock lasts, and so how long a job whose attempt let go of it waits before it
@@ -8,8 +18,9 @@
 export const lockMs = (timeoutMs: number) => Math.max(30_000, timeoutMs * 2 + 5_000);
 
 /**
- * Attempts of jobs that were slow to be answered and let go of their job slot: the request goes
- * on here, its outcome then moves the job on (next step, or done). Closing waits for them.
+ * The attempts that let go of their place, bounded. A job's attempt goes on here, its outcome
+ * then moving the job on (next step, or done), and closing the worker waits for them (add, drain);
+ * the dispatcher only counts its own (take, giveBack) and waits for them itself.
  */
 export class LetGo {
   private readonly running = new Set<Promise<void>>();
