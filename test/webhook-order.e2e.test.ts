@@ -23,9 +23,10 @@ describe('webhook order within a generation', () => {
     await receiver?.close();
   });
 
+  const record = (path: string): GenerationRecord =>
+    generationRecord({ status: 'queued', stage: 'queued', progress: 0, attempts: 0, request: { topic: 'order', style: 'PHOTOGRAPHIC', size: 'SQUARE' }, webhook: { url: receiver.url(path), events: ['generation.started', 'generation.completed'] } });
+
   it('started and completed read together: completed goes out after started is answered; other generations do not wait', async () => {
-    const record = (path: string): GenerationRecord =>
-      generationRecord({ status: 'queued', stage: 'queued', progress: 0, attempts: 0, request: { topic: 'order', style: 'PHOTOGRAPHIC', size: 'SQUARE' }, webhook: { url: receiver.url(path), events: ['generation.started', 'generation.completed'] } });
     // the first request to /slow (started) is answered after 800 ms; later ones at once
     receiver.script('/slow', { status: 200, delayMs: 800 }, 200);
     const slow = record('/slow');
@@ -46,5 +47,20 @@ describe('webhook order within a generation', () => {
     // the other generation's events did not wait for the slow one
     expect(receiver.on('/other').map((r) => r.payload.type)).toEqual(['generation.started', 'generation.completed']);
     expect(receiver.on('/other')[1]!.at).toBeLessThan(completed!.at);
+  });
+
+  it('a started answered only after the attempt gave its place back (slower than 1 s) still lets completed go at once', async () => {
+    // once the answer to a slow attempt comes, the subject's next event must start: nothing else is left to wake it
+    receiver.script('/slower', { status: 200, delayMs: 1500 }, 200);
+    const slower = record('/slower');
+    await stack.api.store.create(slower);
+    expect((await stack.api.store.start(slower, 1, 'test-owner', 60_000)).outcome).toBe('ok');
+    await stack.api.store.complete(slower, TINY_RESULT);
+    await eventually(async () => (receiver.on('/slower').length === 2 ? true : undefined), 10_000);
+    const [started, completed] = receiver.on('/slower');
+    expect([started!.payload.type, completed!.payload.type]).toEqual(['generation.started', 'generation.completed']);
+    // sent once started was answered (1.5 s), not when some later event happened to free a place
+    expect(completed!.at - started!.at).toBeGreaterThanOrEqual(1450);
+    expect(completed!.at - started!.at).toBeLessThan(5000);
   });
 });

@@ -329,6 +329,11 @@ export class OutboxDispatcher {
         if (subjectHeld) {
           subjectHeld = false;
           this.subjectsSending.delete(d.delivery.subject);
+          // a slow attempt gave its place back already: the subject's next event waits on nothing else now
+          if (!placeHeld) {
+            this.startAttempts();
+            this.placeFreed();
+          }
         }
         givePlace();
       };
