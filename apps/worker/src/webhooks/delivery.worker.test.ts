@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { Queue, QueueEvents, type Worker } from 'bullmq';
+import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { BatchStore, createLogger, DeliveryLog, keysFor, OUTBOX_GROUP, QUEUES, WebhookSecrets, webhookJobOptions, WEBHOOK_JOBS, WEBHOOK_MAX_ATTEMPTS, type Delivery } from '@imagegen/shared';
 import { AttemptBatcher, type AttemptToSettle, type Settled } from './attempt-batcher';
@@ -294,6 +294,43 @@ it('hands its stalled-job settings (WORKER_STALLED_INTERVAL_MS, WORKER_MAX_STALL
     await worker.close();
   }
 });
+
+it('a delivery whose job BullMQ fails for stalling too often ends exhausted, saying why, rather than staying pending', async () => {
+  const d = await lastAttemptLeft('st', 3);
+  // a worker that takes the job and dies, twice: a bare BullMQ worker fetching by hand and never renewing its lock
+  const dying = new Worker(QUEUES.webhooks, null, { connection: new Redis(url, { maxRetriesPerRequest: null }), prefix, lockDuration: 200, stalledInterval: 300, maxStalledCount: 1 });
+  let job: Job | undefined;
+  try {
+    for (let death = 1; death <= 2; death++) {
+      expect((await dying.getNextJob(`dead-${death}`))?.id).toBe(d.id);
+      // taken back once the lock has gone, on the stalled checker's second look
+      job = await until(async () => {
+        await dying.startStalledCheckTimer().catch(() => undefined);
+        const found = (await queue.getJob(d.id))!;
+        return found.stalledCounter === death && (await found.getState()) === 'waiting' ? found : undefined;
+      }, 10_000);
+    }
+  } finally {
+    await dying.close();
+    await (dying.opts.connection as Redis).quit();
+  }
+  expect(job?.deferredFailure).toBe('job stalled more than allowable limit');
+  // before: the job failed, and the log said pending for good
+  const worker = await startWorker(() => false);
+  try {
+    const failed = await until(async () => ((await (await queue.getJob(d.id))!.getState()) === 'failed' ? true : undefined), 10_000);
+    expect(failed).toBe(true);
+    const log = new DeliveryLog(redis, keys, 3600);
+    expect((await log.load(d.subject, d.id))?.delivery).toMatchObject({ state: 'exhausted' });
+    const rows = await log.list(d.subject, 'tw');
+    expect(rows.at(-1)).toMatchObject({ state: 'exhausted', error: `attempt ${WEBHOOK_MAX_ATTEMPTS - 2} cut short 2 times: the worker sending it stopped` });
+    expect(await redis.zscore(log.endedKeyOf('tw'), `${d.subject}|${d.id}`)).not.toBeNull();
+    // nothing was sent: the dead workers never sent it, and the job failed without running
+    expect(received.filter((id) => id === d.webhookId)).toHaveLength(0);
+  } finally {
+    await worker.close();
+  }
+}, 30_000);
 
 it('waits 1 s doubling to a minute between tries of a step that failed on our side, scaled like the schedule', () => {
   expect([1, 2, 3, 7, 8].map((n) => unsettledDelayMs(n, 1))).toEqual([1000, 2000, 4000, 60_000, 60_000]);

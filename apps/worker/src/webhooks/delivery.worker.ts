@@ -1,4 +1,4 @@
-import { DelayedError, MetricsTime, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { DelayedError, MetricsTime, UnrecoverableError, Worker, type Job, type Span } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { deliverProgressSchema, QUEUES, WEBHOOK_JOBS, type BatchStore, type Delivery, type DeliverProgress, type DeliverWebhookJobData, type DeliveryState } from '@imagegen/shared';
 import { LostFetches } from '../recovery/lost-fetches';
@@ -52,6 +52,14 @@ export function unsettledDelayMs(tries: number, scale: number): number {
 /** The webhooks queue's worker; closing it stops taking jobs, then waits for them and for the attempts that let go of theirs (each bounded by the timeout). */
 class DeliveryWorker extends Worker {
   letGo?: LetGo;
+  /** Runs before BullMQ fails a job taken back from dead workers more than maxStalledCount times (its processor is not called then). */
+  beforeStalledOut?: (job: Job) => Promise<void>;
+
+  protected override async handleFailed(err: Error, job: Job, token: string, fetchNextCallback?: () => boolean, span?: Span): Promise<Job> {
+    // first, so that a death between the two leaves the job to do it again
+    if (job.deferredFailure && this.beforeStalledOut) await this.beforeStalledOut(job);
+    return super.handleFailed(err, job, token, fetchNextCallback, span);
+  }
 
   override async close(force = false): Promise<void> {
     const closed = super.close(force);
@@ -164,11 +172,15 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
   };
 
   /** Ends a delivery whose attempt could not be settled, unless it turns out to have ended already. */
-  const giveUp = async (data: DeliverWebhookJobData, tries: number, err: Error): Promise<DeliveryOutcome> => {
+  const giveUp = (data: DeliverWebhookJobData, tries: number, err: Error): Promise<DeliveryOutcome> =>
+    endPending(data, `not settled after ${tries} tries: ${err.message}`, 'webhook delivery could not be settled; ending it');
+
+  /** Ends the delivery `exhausted` with `error`, if it is still pending in this job's run. */
+  const endPending = async (data: DeliverWebhookJobData, error: string, why: string): Promise<DeliveryOutcome> => {
     const loaded = await log.load(data.subject, data.deliveryId);
     if (!loaded || loaded.delivery.run !== data.run || loaded.delivery.state !== 'pending') return notCurrent(data.run, loaded);
-    logger.error('webhook delivery could not be settled; ending it', { deliveryId: data.deliveryId, error: err.message });
-    const outcome = { run: data.run, state: 'exhausted' as const, error: `not settled after ${tries} tries: ${err.message}`, durationMs: 0 };
+    logger.error(why, { deliveryId: data.deliveryId, error });
+    const outcome = { run: data.run, state: 'exhausted' as const, error, durationMs: 0 };
     const recorded = await log.recordAttempt({ tenant: data.tenant, subject: data.subject, id: data.deliveryId }, outcome);
     return { outcome: recorded === 'ok' ? 'exhausted' : recorded };
   };
@@ -204,7 +216,7 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
     prefix: opts.prefix,
     concurrency: opts.concurrency,
     lockDuration: lockMs(opts.timeoutMs),
-    // a delivery whose job fails for stalling is left pending in its log: the same allowance as generations
+    // the same allowance as generations; a delivery whose job fails so is ended (beforeStalledOut)
     ...(opts.stalledIntervalMs !== undefined ? { stalledInterval: opts.stalledIntervalMs } : {}),
     ...(opts.maxStalledCount !== undefined ? { maxStalledCount: opts.maxStalledCount } : {}),
     // per-minute completed/failed counts, charted by Bull Board
@@ -214,6 +226,13 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
     },
   });
   worker.letGo = letGo;
+  // left to BullMQ alone, such a job fails with its delivery still pending in the log
+  worker.beforeStalledOut = async (job) => {
+    const parsed = WEBHOOK_JOBS.deliver.schema.safeParse(job.data);
+    if (job.name !== WEBHOOK_JOBS.deliver.name || !parsed.success) return;
+    const attempt = parsed.data.attemptsBefore + job.attemptsMade + 1;
+    await endPending(parsed.data, `attempt ${attempt} cut short ${job.stalledCounter} times: the worker sending it stopped`, 'webhook delivery job taken back from dead workers too often; ending it');
+  };
   worker.on('error', (err) => logger.error('webhook worker error', { error: err.message }));
   lost.watch(worker, opts.connection);
   return worker;

@@ -42,7 +42,7 @@ export const deliveryAttemptSchema = z
     error: z.string().optional(),
     durationMs: z.number().int().min(0),
     nextAttemptAt: z.iso.datetime().optional(),
-    state: z.enum(DELIVERY_STATES).describe('What came of this attempt: pending while the delivery waits for its next attempt, failed once another attempt followed (or for a 410, or a target the SSRF guard refuses), delivered, or exhausted at the end of the schedule (or when the attempt could not be recorded)'),
+    state: z.enum(DELIVERY_STATES).describe('What came of this attempt: pending while the delivery waits for its next attempt, failed once another attempt followed (or for a 410, or a target the SSRF guard refuses), delivered, or exhausted at the end of the schedule (or when the attempt could not be recorded, or workers died during it too often)'),
   });
 
 export const deliveryListSchema = z.object({ object: z.literal('list'), data: z.array(deliveryAttemptSchema) });
