@@ -118,6 +118,7 @@ async function lastAttemptLeft(n: string, left = 1, target = `http://127.0.0.1:$
     state: 'pending',
     run: 0,
     attempts: WEBHOOK_MAX_ATTEMPTS - left,
+    runAttempts: WEBHOOK_MAX_ATTEMPTS - left,
   };
   await new DeliveryLog(redis, keys, 3600).createMany([{ delivery, body: '{"type":"generation.completed"}' }]);
   const before = WEBHOOK_MAX_ATTEMPTS - left;
@@ -171,6 +172,28 @@ it('an answer recorded whose reply was lost is not recorded again: the delivery 
     const rows = await new DeliveryLog(redis, keys, 3600).list(d.subject, 'tw');
     expect(rows.map((r) => r.state)).toEqual(['delivered']);
     expect(received.filter((id) => id === d.webhookId)).toHaveLength(1);
+  } finally {
+    await worker.close();
+  }
+});
+
+it('a failed answer recorded whose reply was lost is not sent again: the job goes on to the next attempt when the log says', async () => {
+  let failures = 1;
+  const worker = await startWorker(() => failures-- > 0, { replyLost: true, retryScale: 0.00001 });
+  try {
+    const d = await lastAttemptLeft('4f', 3, `http://127.0.0.1:${port}/fail`);
+    const job = (await queue.getJob(d.id))!;
+    expect(await job.waitUntilFinished(events, 20_000)).toEqual({ outcome: 'exhausted', status: 500 });
+    const rows = await new DeliveryLog(redis, keys, 3600).list(d.subject, 'tw');
+    // before: the attempt whose reply was lost was sent and logged twice (4 rows, 4 requests)
+    expect(rows.map((r) => [r.attempt, r.state])).toEqual([
+      [WEBHOOK_MAX_ATTEMPTS - 2, 'failed'],
+      [WEBHOOK_MAX_ATTEMPTS - 1, 'failed'],
+      [WEBHOOK_MAX_ATTEMPTS, 'exhausted'],
+    ]);
+    expect(received.filter((id) => id === d.webhookId)).toHaveLength(3);
+    // the next attempt waited for the time the log gave it
+    expect(Date.parse(rows[1]!.at)).toBeGreaterThanOrEqual(Date.parse(rows[0]!.nextAttemptAt!) - 50);
   } finally {
     await worker.close();
   }
@@ -305,6 +328,8 @@ it('a delivery whose job BullMQ fails for stalling too often ends exhausted, say
       expect((await dying.getNextJob(`dead-${death}`))?.id).toBe(d.id);
       // taken back once the lock has gone, on the stalled checker's second look
       job = await until(async () => {
+        // the earlier tests' workers (30 s stalled interval) hold the check off until their mark expires
+        await redis.del(`${prefix}:${QUEUES.webhooks}:stalled-check`);
         await dying.startStalledCheckTimer().catch(() => undefined);
         const found = (await queue.getJob(d.id))!;
         return found.stalledCounter === death && (await found.getState()) === 'waiting' ? found : undefined;

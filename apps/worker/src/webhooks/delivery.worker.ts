@@ -1,6 +1,6 @@
 import { DelayedError, MetricsTime, UnrecoverableError, Worker, type Job, type Span } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { deliverProgressSchema, QUEUES, WEBHOOK_JOBS, type BatchStore, type Delivery, type DeliverProgress, type DeliverWebhookJobData, type DeliveryState } from '@imagegen/shared';
+import { deliverProgressSchema, QUEUES, redisTimeMs, WEBHOOK_JOBS, type BatchStore, type Delivery, type DeliverProgress, type DeliverWebhookJobData, type DeliveryState } from '@imagegen/shared';
 import { LostFetches } from '../recovery/lost-fetches';
 import { attemptDelivery, releaseSlot, type AttemptDeps, type AttemptResult } from './attempt';
 import { LetGo, lockMs, SLOW_ATTEMPT_MS, SLOW_PER_PLACE, unansweredAfter } from './let-go';
@@ -124,6 +124,10 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
       await releaseSlot(deps, host, member, 'unknown');
       return notCurrent(run, loaded);
     }
+    if ((loaded.delivery.runAttempts ?? 0) >= attempt) {
+      await releaseSlot(deps, host, member, 'unknown');
+      return catchUp(job, token, data, loaded.delivery);
+    }
     const attempting = attemptDelivery(deps, loaded, host, member, attempt);
     if ((await unansweredAfter(attempting, SLOW_ATTEMPT_MS)) && letGo.take()) {
       // endpoints that hang would otherwise hold every job slot until they time out: the job
@@ -144,6 +148,18 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
     if (outcome.recorded !== 'ok') return { outcome: outcome.recorded };
     if (outcome.state === 'pending') throw new RetryLater(outcome.retryInMs ?? 0, outcome.error ?? 'failed');
     return { outcome: outcome.state, ...(outcome.status !== undefined ? { status: outcome.status } : {}) };
+  };
+
+  /**
+   * The delivery has recorded this job's attempt already: one that let go of the job, its process
+   * gone before it moved the job on, or one recorded by a call whose reply was lost. The job
+   * goes on to the attempt after the last recorded, when that one said, rather than send it again.
+   */
+  const catchUp = async (job: Job, token: string | undefined, data: DeliverWebhookJobData, delivery: Delivery): Promise<never> => {
+    const now = await redisTimeMs(opts.connection);
+    await job.updateData({ ...data, attemptsBefore: (delivery.runAttempts ?? 0) - job.attemptsMade });
+    await job.moveToDelayed(Date.now() + Math.max(0, (delivery.nextAttemptAt ?? now) - now), token);
+    throw new DelayedError();
   };
 
   /**

@@ -62,17 +62,21 @@ it('lists attempts in order with their outcome, never the URL; only the tenant s
   expect(await log.list('gen_2', 'someone-else')).toEqual([]);
 });
 
-it('a redelivery starts a new run; the old run can no longer record', async () => {
+it('a redelivery starts a new run, counting its attempts afresh; the old run can no longer record', async () => {
   const log = new DeliveryLog(redis, keys, 3600);
   await log.createMany([{ delivery: delivery('dlv_c1', 'gen_3'), body: '{}' }]);
+  await log.recordAttempt({ tenant: 't1', subject: 'gen_3', id: 'dlv_c1' }, { run: 0, state: 'pending', status: 500, durationMs: 1, retryInMs: 10 });
   await log.recordAttempt({ tenant: 't1', subject: 'gen_3', id: 'dlv_c1' }, { run: 0, state: 'exhausted', status: 500, durationMs: 1 });
+  expect((await log.load('gen_3', 'dlv_c1'))?.delivery).toMatchObject({ run: 0, attempts: 2, runAttempts: 2 });
   expect(await log.redeliver('gen_3', 'dlv_c1')).toBe(1);
-  expect((await log.load('gen_3', 'dlv_c1'))?.delivery).toMatchObject({ run: 1, state: 'pending', attempts: 1 });
+  expect((await log.load('gen_3', 'dlv_c1'))?.delivery).toMatchObject({ run: 1, state: 'pending', attempts: 2, runAttempts: 0 });
   expect(await log.recordAttempt({ tenant: 't1', subject: 'gen_3', id: 'dlv_c1' }, { run: 0, state: 'delivered', status: 200, durationMs: 1 })).toBe('stale');
   expect(await log.recordAttempt({ tenant: 't1', subject: 'gen_3', id: 'dlv_c1' }, { run: 1, state: 'delivered', status: 200, durationMs: 1 })).toBe('ok');
+  expect((await log.load('gen_3', 'dlv_c1'))?.delivery).toMatchObject({ attempts: 3, runAttempts: 1 });
   expect((await log.list('gen_3', 't1')).map((r) => [r.attempt, r.state])).toEqual([
-    [1, 'exhausted'],
-    [2, 'delivered'],
+    [1, 'failed'],
+    [2, 'exhausted'],
+    [3, 'delivered'],
   ]);
   expect(await log.redeliver('gen_3', 'dlv_nosuch')).toBeNull();
 });

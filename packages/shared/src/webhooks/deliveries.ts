@@ -24,7 +24,10 @@ export interface Delivery {
   state: DeliveryState;
   /** 0 for the dispatch, +1 per redelivery. */
   run: number;
+  /** Attempts recorded, over all runs (an attempt's number in the log). */
   attempts: number;
+  /** Attempts recorded in this run (absent: none since the delivery began counting them). */
+  runAttempts?: number;
   nextAttemptAt?: number;
   /** What the last attempt got, while the delivery is failed or exhausted. */
   lastStatus?: number;

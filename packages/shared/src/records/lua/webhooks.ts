@@ -57,6 +57,7 @@ local function recordAttempt(log, ended, subject, id, run, state, status, err, d
   local d = cjson.decode(raw)
   if tonumber(d.run) ~= tonumber(run) then return 'stale' end
   d.attempts = (tonumber(d.attempts) or 0) + 1
+  d.runAttempts = (tonumber(d.runAttempts) or 0) + 1
   d.state = state
   local a = { id = d.id, event = d.event, webhookId = d.webhookId, attempt = d.attempts, at = now - tonumber(durationMs),
     durationMs = tonumber(durationMs), state = state }
@@ -291,6 +292,7 @@ local d = cjson.decode(raw)
 if (ARGV[3] or '') ~= '' and tostring(tonumber(d.run) or 0) ~= ARGV[3] then return -2 end
 if (ARGV[4] or '') ~= '' and not string.find(',' .. ARGV[4] .. ',', ',' .. tostring(d.state) .. ',', 1, true) then return -2 end
 d.run = (tonumber(d.run) or 0) + 1
+d.runAttempts = 0
 d.state = 'pending'
 d.nextAttemptAt = nil
 d.lastStatus = nil
