@@ -418,6 +418,7 @@ describe('batches', () => {
   });
 
   it('sends each item’s outcome and batch.completed, once, to the batch’s webhook', async () => {
+    receiver.secrets = [(await getJson(`${stack.baseUrl}/v1/webhooks/secret`)).body.secret];
     const items = [{ topic: 'hook a' }, { topic: 'fail hook b' }, { topic: 'hook c' }];
     // metadata that a JSON decode/encode round trip in Lua would change ([] → {}, 17 digits → 14)
     const metadata = { run: 7, tags: [], ratio: 0.30000000000000004, big: 123456789012345, nested: { empty: [] } };
@@ -432,6 +433,9 @@ describe('batches', () => {
     // exactly as the GET returns it, metadata untouched
     expect(completed[0].data).toEqual((await getJson(`${stack.baseUrl}/v1/batches/${body.id}`)).body);
     expect(completed[0].data.metadata).toEqual(metadata);
+    // every body verifies and is the envelope the OpenAPI document describes (batch.completed's data made by a script)
+    const bodies = receiver.on('/batch');
+    expect(bodies.map((r) => [r.verifiedWith, r.shapeError ?? 'ok'])).toEqual(bodies.map(() => [[0], 'ok']));
     // batch.completed is recorded after every item's event (webhook-ids follow the outbox order)
     const hooks = receiver.on('/batch');
     const entry = (r: { headers: Record<string, string> }) => {

@@ -59,6 +59,8 @@ describe('webhooks', () => {
     await sleep(300);
     const types = receiver.on('/completed').map((r) => r.payload?.type);
     expect(got.every((r) => r.verifiedWith.includes(0))).toBe(true);
+    // each body is the envelope the OpenAPI document describes, data the GET's schema
+    expect(receiver.on('/completed').map((r) => r.shapeError ?? 'ok')).toEqual(receiver.on('/completed').map(() => 'ok'));
     expect(types.filter((t) => t === 'generation.started')).toHaveLength(1);
     expect(types.filter((t) => t === 'generation.completed')).toHaveLength(1);
     expect(types).toContain('generation.progress');

@@ -1,5 +1,16 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Webhook } from 'standardwebhooks';
+import { publicBatchSchema, publicGenerationSchema, webhookEnvelopeSchema } from '@imagegen/shared';
+
+const generationBody = webhookEnvelopeSchema(publicGenerationSchema);
+const batchBody = webhookEnvelopeSchema(publicBatchSchema);
+
+/** Why a verified body is not a webhook envelope whose `data` is the GET's answer, or undefined. */
+function shapeErrorOf(payload: unknown): string | undefined {
+  const body = (payload as { type?: unknown }).type === 'batch.completed' ? batchBody : generationBody;
+  const parsed = body.strict().safeParse(payload);
+  return parsed.success ? undefined : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+}
 
 /** How the receiver answers one request. */
 export type Answer = number | 'hang' | { status: number; headers?: Record<string, string>; delayMs?: number };
@@ -11,6 +22,8 @@ export interface Received {
   headers: Record<string, string>;
   /** The parsed body, if the signature verified with one of the receiver's secrets. */
   payload?: any;
+  /** Set when the verified body does not match the webhook envelope with the GET's schema as `data`. */
+  shapeError?: string;
   /** Which of the receiver's secrets verified it (indexes into `secrets`). */
   verifiedWith: number[];
   answeredWith: number | 'hang';
@@ -72,7 +85,8 @@ export class WebhookReceiver {
     });
     const script = this.scripts.get(path) ?? [];
     const answer: Answer = (script.length > 1 ? script.shift() : script[0]) ?? 200;
-    this.received.push({ at: Date.now(), path, body, headers, payload, verifiedWith, answeredWith: answer === 'hang' ? 'hang' : typeof answer === 'number' ? answer : answer.status });
+    const shapeError = verifiedWith.length ? shapeErrorOf(payload) : undefined;
+    this.received.push({ at: Date.now(), path, body, headers, payload, ...(shapeError ? { shapeError } : {}), verifiedWith, answeredWith: answer === 'hang' ? 'hang' : typeof answer === 'number' ? answer : answer.status });
     const now = (this.inFlight.get(path) ?? 0) + 1;
     this.inFlight.set(path, now);
     this.maxInFlight.set(path, Math.max(now, this.maxInFlight.get(path) ?? 0));

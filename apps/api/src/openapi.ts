@@ -24,7 +24,9 @@ import {
   failedDeliveryListSchema,
   webhookRecoverSchema,
   webhookRecoverySchema,
+  webhookEnvelopeSchema,
   webhookSecretSchema,
+  type WebhookEvent,
 } from '@imagegen/shared';
 
 /**
@@ -51,7 +53,13 @@ const webhookSignatureHeaders = {
   'webhook-signature': { schema: { type: 'string' }, description: 'v1,<base64 HMAC-SHA256 of "id.timestamp.body">, space-separated when two secrets sign (rotation overlap)' },
 };
 
-const webhookEvent = (type: string, summary: string, data = 'Generation') => ({
+/** A webhook's body: the envelope for this event, its `data` the named schema of the GET's answer. */
+const webhookBodySchema = (type: WebhookEvent, data: string) => {
+  const envelope = responseSchema(webhookEnvelopeSchema(z.record(z.string(), z.unknown())).extend({ type: z.literal(type) }));
+  return { ...envelope, properties: { ...(envelope.properties as object), data: { $ref: `#/components/schemas/${data}` } } };
+};
+
+const webhookEvent = (type: WebhookEvent, summary: string, data = 'Generation') => ({
   post: {
     summary,
     description: 'Signed per Standard Webhooks with the secret from GET /v1/webhooks/secret. Answer 2xx within 10 s; anything else is retried (0 s, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h with jitter; a longer Retry-After is honoured up to 10 h); 410 stops.',
@@ -59,7 +67,7 @@ const webhookEvent = (type: string, summary: string, data = 'Generation') => ({
     requestBody: {
       content: {
         'application/json': {
-          schema: { type: 'object', required: ['type', 'timestamp', 'data'], properties: { type: { const: type }, timestamp: { type: 'string', format: 'date-time' }, data: { $ref: `#/components/schemas/${data}` } } },
+          schema: webhookBodySchema(type, data),
         },
       },
     },

@@ -32,4 +32,7 @@ export * from './schemas/batch';
 export * from './records/batch-store';
 export * from './metrics/metrics';
 export * from './schemas/api';
+export * from './schemas/delivery';
+export * from './schemas/webhook-body';
+export * from './schemas/channel';
 export * from './events/waiter-channel';

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import archiver from 'archiver';
 import type { Response } from 'express';
-import { isTerminal, presentBatch, presentGeneration, type BatchRecord, type GenerationRecord, type GenerationStatus } from '@imagegen/shared';
+import { isTerminal, presentBatch, presentGeneration, readBatchMessage, type BatchRecord, type GenerationRecord } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { END_EVENT_ID, openEventStream, toldTheEnd } from '../http/event-stream';
 import type { BatchesService } from './batch.service';
@@ -192,14 +192,14 @@ export async function streamBatchEvents(ctx: ApiContext, initial: BatchRecord, r
   };
   const unsubscribe = await ctx.hub
     .subscribe(ctx.keys.batchChannel(initial.id), (message) => {
-      const m = message === null ? null : (JSON.parse(message) as { type: string; status?: GenerationStatus });
+      const m = message === null ? null : readBatchMessage(message);
       if (m?.type === 'batch.completed') {
         clearTimeout(countsTimer);
         countsTimer = undefined;
         return run(sendCounts);
       }
       // an item that starts moves the counts only; one that ends (or a reconnect, which may have missed some) is read
-      if (!m?.status || isTerminal(m.status)) readItems();
+      if (m?.type !== 'item' || isTerminal(m.status)) readItems();
       countsSoon();
     })
     .catch(() => null);

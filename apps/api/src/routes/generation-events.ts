@@ -1,5 +1,5 @@
 import type { Response } from 'express';
-import { isTerminal, presentGeneration, type GenerationRecord } from '@imagegen/shared';
+import { isTerminal, presentGeneration, readGenerationMessage, type GenerationRecord } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { END_EVENT_ID, openEventStream, toldTheEnd } from '../http/event-stream';
 
@@ -50,7 +50,7 @@ export async function streamGenerationEvents(ctx: ApiContext, initial: Generatio
   };
 
   const unsubscribe = await ctx.hub
-    .subscribe(ctx.keys.generationChannel(initial.id), (message) => refresh(message === null ? 'generation.snapshot' : (JSON.parse(message) as { type: string }).type))
+    .subscribe(ctx.keys.generationChannel(initial.id), (message) => refresh((message === null ? null : readGenerationMessage(message)?.type) ?? 'generation.snapshot'))
     .catch(() => null);
   const heartbeat = setInterval(() => {
     res.write(': keep-alive\n\n');

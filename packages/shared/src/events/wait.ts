@@ -1,6 +1,7 @@
 import type { Keys } from '../keys';
 import { decodeRecord } from '../records/codec';
 import { hashOf, type GenerationStore } from '../records/generation-store';
+import { readGenerationMessage } from '../schemas/channel';
 import { isTerminal, type GenerationRecord } from '../schemas/generation';
 import type { EventHub } from './event-hub';
 
@@ -82,16 +83,13 @@ export async function sleepUntilWoken(setWake: (wake: () => void) => void, timeo
  * message that is not one.
  */
 export function parseGenerationEvent(message: string): { status: GenerationRecord['status']; id?: string; record: GenerationRecord | null } | null {
+  const event = readGenerationMessage(message);
+  if (!event) return null;
+  let ended: GenerationRecord | null = null;
   try {
-    const { status, id, record } = JSON.parse(message) as { status: GenerationRecord['status']; id?: string; record?: string[] };
-    let ended: GenerationRecord | null = null;
-    try {
-      ended = record ? decodeRecord(hashOf(record)) : null;
-    } catch {
-      ended = null;
-    }
-    return { status, ...(id ? { id } : {}), record: ended };
+    ended = event.record ? decodeRecord(hashOf(event.record)) : null;
   } catch {
-    return null;
+    ended = null;
   }
+  return { status: event.status, ...(event.id ? { id: event.id } : {}), record: ended };
 }

@@ -5,7 +5,7 @@ import type { Keys } from '../keys';
 import { redisTimeMs } from '../redis-clock';
 import type { GenerationErrorInfo, GenerationRecord, GenerationStatus, Stage, StoredImage, StoredResult } from '../schemas/generation';
 import { STAGE_PROGRESS } from '../schemas/generation';
-import type { WebhookEvent } from '../schemas/request';
+import type { GenerationMessage } from '../schemas/channel';
 import { decodeRecord, encodeFields, packFields } from './codec';
 import { CLAIM_UPSTREAM_LUA } from './lua/claim-upstream';
 import { CREATE_ARG_COUNT, CREATE_GUARD_LUA, CREATE_KEY_COUNT, CREATE_LUA, DISCARD_LUA } from './lua/create';
@@ -16,11 +16,6 @@ import { pageFromIndex } from './index-page';
 
 export type TransitionOutcome = 'ok' | 'missing' | 'terminal';
 
-/** The event published on a generation's channel with each change. */
-export interface GenerationEvent {
-  type: WebhookEvent | 'generation.queued' | 'generation.retrying';
-  status: GenerationStatus;
-}
 
 /** Which generation, and whose: the tenant names the indexes a change updates. */
 export type GenerationRef = Pick<GenerationRecord, 'id' | 'tenant'> & { batchId?: string | undefined };
@@ -298,7 +293,7 @@ export class GenerationStore {
   }
 
   /** KEYS and ARGV[1..6] of every script built on the transition (see transition.ts). */
-  private transitionArgs(ref: GenerationRef, event: GenerationEvent['type'] | undefined, report: JobReport | undefined): (string | number)[] {
+  private transitionArgs(ref: GenerationRef, event: GenerationMessage['type'] | undefined, report: JobReport | undefined): (string | number)[] {
     const record = this.keys.generation(ref.id);
     const batch = ref.batchId ? [this.keys.batch(ref.batchId), this.keys.batchItems(ref.batchId), this.keys.batchExpiry()] : [record, record, record];
     const job = report ? [report.job.hash, report.job.events, report.job.meta, report.job.logs] : [record, record, record, record];
@@ -324,7 +319,7 @@ export class GenerationStore {
   }
 
   /** With `report`, the change also moves the job's progress and adds a line to its log, in the same step. */
-  async transition(ref: GenerationRef, patch: RecordPatch, event?: GenerationEvent['type'], report?: JobReport): Promise<TransitionOutcome> {
+  async transition(ref: GenerationRef, patch: RecordPatch, event?: GenerationMessage['type'], report?: JobReport): Promise<TransitionOutcome> {
     return this.redis.imagegenTransition(...this.transitionArgs(ref, event, report), ...encodeFields(patch));
   }
 

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { BATCH_REDELIVERABLE_STATES, RECOVERABLE_STATES } from '../catalog';
-import { DELIVERY_STATES } from '../webhooks/deliveries';
+import { deliveryAttemptSchema } from './delivery';
 import { publicBatchSchema } from './batch';
 import { publicGenerationSchema } from './generation';
 import { WEBHOOK_EVENTS } from './request';
@@ -30,20 +30,6 @@ const pageOf = <T extends z.ZodType>(item: T) =>
   });
 
 export const generationListSchema = pageOf(publicGenerationSchema);
-
-export const deliveryAttemptSchema = z
-  .object({
-    id: z.string().describe('Delivery id (one per event and endpoint)'),
-    event: z.enum(WEBHOOK_EVENTS),
-    webhookId: z.string().describe('The webhook-id header: the same for every attempt and redelivery'),
-    attempt: z.number().int().min(0).describe('1, 2, ...; 0 for a delivery not tried yet'),
-    at: z.iso.datetime(),
-    status: z.number().int().optional().describe('HTTP status the endpoint answered, if it answered'),
-    error: z.string().optional(),
-    durationMs: z.number().int().min(0),
-    nextAttemptAt: z.iso.datetime().optional(),
-    state: z.enum(DELIVERY_STATES).describe('What came of this attempt: pending while the delivery waits for its next attempt, failed once another attempt followed (or for a 410, or a target the SSRF guard refuses), delivered, or exhausted at the end of the schedule (or when the attempt could not be recorded, or workers died during it too often)'),
-  });
 
 export const deliveryListSchema = z.object({ object: z.literal('list'), data: z.array(deliveryAttemptSchema) });
 

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { keysFor } from '../keys';
-import { DeliveryLog, type Delivery } from './deliveries';
+import type { Delivery } from '../schemas/delivery';
+import { DeliveryLog } from './deliveries';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 

@@ -1,52 +1,13 @@
 import type { Redis } from 'ioredis';
 import type { Keys } from '../keys';
 import { CREATE_DELIVERIES_LUA, RECORD_ATTEMPT_LUA, REDELIVER_LUA } from '../records/lua/webhooks';
-import type { WebhookEvent } from '../schemas/request';
-
-export const DELIVERY_STATES = ['pending', 'delivered', 'failed', 'exhausted'] as const;
-export type DeliveryState = (typeof DELIVERY_STATES)[number];
+import { deliverySchema, storedAttemptSchema, type Delivery, type DeliveryAttempt, type DeliveryState, type StoredAttempt } from '../schemas/delivery';
 
 /** Most ended deliveries of one millisecond a page of the ended index takes. */
 const MAX_ENDED_IN_ONE_MS = 10_000;
 
 /** Attempts kept per generation (or batch); older ones are dropped first. */
 export const DELIVERY_ATTEMPTS_KEPT = 100;
-
-/** One delivery: an event for one endpoint, with its frozen body, tried until it ends. */
-export interface Delivery {
-  id: string;
-  event: WebhookEvent;
-  webhookId: string;
-  url: string;
-  tenant: string;
-  subject: string;
-  createdAt: number;
-  state: DeliveryState;
-  /** 0 for the dispatch, +1 per redelivery. */
-  run: number;
-  /** Attempts recorded, over all runs (an attempt's number in the log). */
-  attempts: number;
-  /** Attempts recorded in this run (absent: none since the delivery began counting them). */
-  runAttempts?: number;
-  nextAttemptAt?: number;
-  /** What the last attempt got, while the delivery is failed or exhausted. */
-  lastStatus?: number;
-  lastError?: string;
-}
-
-/** One row of `GET /v1/generations/:id/deliveries`. */
-export interface DeliveryAttempt {
-  id: string;
-  event: WebhookEvent;
-  webhookId: string;
-  attempt: number;
-  at: string;
-  status?: number;
-  error?: string;
-  durationMs: number;
-  nextAttemptAt?: string;
-  state: DeliveryState;
-}
 
 export interface AttemptOutcome {
   run: number;
@@ -122,7 +83,7 @@ export class DeliveryLog {
   async load(subject: string, id: string): Promise<{ delivery: Delivery; body: string } | null> {
     const [meta, body] = await this.redis.hmget(this.keyOf(subject), `d:${id}`, `b:${id}`);
     if (!meta || body === null || body === undefined) return null;
-    return { delivery: JSON.parse(meta) as Delivery, body };
+    return { delivery: deliverySchema.parse(JSON.parse(meta)), body };
   }
 
   recordAttempt(d: Pick<Delivery, 'tenant' | 'subject' | 'id'>, o: AttemptOutcome): Promise<'ok' | 'missing' | 'stale'> {
@@ -160,7 +121,7 @@ export class DeliveryLog {
         if (err) throw err;
         const [cursor, flat] = reply as [string, string[]];
         for (let j = 1; j < flat.length; j += 2) {
-          const d = JSON.parse(flat[j] as string) as Delivery;
+          const d = deliverySchema.parse(JSON.parse(flat[j] as string));
           if (d.tenant === tenant && states.includes(d.state)) found.set(d.id, d);
         }
         if (cursor !== '0') next.push({ key: scans[i]!.key, cursor });
@@ -214,7 +175,7 @@ export class DeliveryLog {
     const replies = (await pipeline.exec()) ?? [];
     return replies.map(([err, raw]) => {
       if (err) throw err;
-      return typeof raw === 'string' ? (JSON.parse(raw) as Delivery) : null;
+      return typeof raw === 'string' ? deliverySchema.parse(JSON.parse(raw)) : null;
     });
   }
 
@@ -252,13 +213,13 @@ export class DeliveryLog {
     const deliveries = new Map<string, Delivery>();
     for (const [field, value] of Object.entries(hash)) {
       if (field.startsWith('d:')) {
-        const d = JSON.parse(value) as Delivery;
+        const d = deliverySchema.parse(JSON.parse(value));
         if (d.tenant === tenant) deliveries.set(d.id, d);
       }
     }
     for (const [field, value] of Object.entries(hash)) {
       if (!field.startsWith('a:')) continue;
-      const a = JSON.parse(value) as Omit<DeliveryAttempt, 'at' | 'nextAttemptAt'> & { at: number; nextAttemptAt?: number };
+      const a = storedAttemptSchema.parse(JSON.parse(value));
       if (!deliveries.has(a.id)) continue;
       attempts.push({ seq: Number(field.slice(2)), row: toRow(a) });
     }
@@ -277,7 +238,7 @@ export class DeliveryLog {
   }
 }
 
-function toRow(a: Omit<DeliveryAttempt, 'at' | 'nextAttemptAt'> & { at: number; nextAttemptAt?: number }): DeliveryAttempt {
+function toRow(a: StoredAttempt): DeliveryAttempt {
   const row: DeliveryAttempt = { id: a.id, event: a.event, webhookId: a.webhookId, attempt: a.attempt, at: new Date(a.at).toISOString(), durationMs: a.durationMs, state: a.state };
   if (a.status !== undefined) row.status = a.status;
   if (a.error !== undefined) row.error = a.error;

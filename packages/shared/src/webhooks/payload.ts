@@ -1,11 +1,5 @@
 import type { WebhookEvent } from '../schemas/request';
-
-/** The body of every webhook: `data` is the generation (or batch) exactly as its GET returns it. */
-export interface WebhookEnvelope<T = unknown> {
-  type: WebhookEvent;
-  timestamp: string;
-  data: T;
-}
+import type { WebhookEnvelope } from '../schemas/webhook-body';
 
 /** The body bytes of a delivery, made once and frozen: every attempt sends exactly these. */
 export function webhookBody(type: WebhookEvent, atMs: number, data: unknown): string {

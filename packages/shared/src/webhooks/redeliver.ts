@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
 import { redeliveryJob } from '../catalog';
-import type { Delivery, DeliveryLog } from './deliveries';
+import type { Delivery } from '../schemas/delivery';
+import type { DeliveryLog } from './deliveries';
 
 /** Tries of the job adds of one page: their ids are fixed, so a repeat adds nothing twice. */
 const ADD_TRIES = 3;

@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { newFileToken, newId } from '../../ids';
 import { keysFor } from '../../keys';
 import type { BatchRecord } from '../../schemas/batch';
+import { readBatchMessage } from '../../schemas/channel';
 import type { WebhookTarget } from '../../schemas/request';
 import { BatchStore } from '../batch-store';
 import { GenerationStore, type GenerationRef } from '../generation-store';
@@ -48,14 +49,15 @@ async function completedEntries(id: string): Promise<string[][]> {
 /** Every message published on the batch's channel while `fn` runs (a closing marker shows all have arrived). */
 async function heardDuring(id: string, fn: () => Promise<void>): Promise<{ type: string; [k: string]: unknown }[]> {
   const channel = keys.batchChannel(id);
-  const heard: { type: string }[] = [];
+  const heard: { type: string; [k: string]: unknown }[] = [];
   const marker = `end-${randomBytes(4).toString('hex')}`;
   let ended!: () => void;
   const end = new Promise<void>((resolve) => (ended = resolve));
   const onMessage = (ch: string, message: string) => {
     if (ch !== channel) return;
     if (message === marker) ended();
-    else heard.push(JSON.parse(message));
+    // as live listeners read it: one the channel's schema refuses shows as unreadable
+    else heard.push(readBatchMessage(message) ?? { type: 'unreadable', message });
   };
   listener.on('message', onMessage);
   await listener.subscribe(channel);
