@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { DELIVERY_STATES } from './schemas/delivery';
 import type { Priority } from './schemas/request';
 
 /**
@@ -19,6 +20,8 @@ export const generateJobSchema = z.strictObject({
   requestId: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/).optional(),
 });
 export type GenerateJobData = z.output<typeof generateJobSchema>;
+/** A generate job's data as producers write it. */
+export type GenerateJobInput = z.input<typeof generateJobSchema>;
 
 /** Retention and repair: removes what finished generations left once due (and stale temporary files), ends orphaned records. Scheduled, never enqueued by clients. */
 export const sweepJobSchema = z.strictObject({});
@@ -98,6 +101,8 @@ export const deliverWebhookJobSchema = z.strictObject({
   attemptsBefore: z.number().int().min(0).max(8).default(0),
 });
 export type DeliverWebhookJobData = z.output<typeof deliverWebhookJobSchema>;
+/** A deliver job's data as producers write it. */
+export type DeliverWebhookJobInput = z.input<typeof deliverWebhookJobSchema>;
 
 /**
  * A deliver job's progress: how often its attempt number `attempt` has failed on our side (a
@@ -109,6 +114,16 @@ export const deliverProgressSchema = z.object({
   unsettled: z.number().int().min(1),
 });
 export type DeliverProgress = z.output<typeof deliverProgressSchema>;
+
+/**
+ * What a deliver job returns: the state its delivery was left in (with the endpoint's status), or
+ * why it had nothing to do: `stale` (another run carries it), `gone` (its log expired), `missing`.
+ */
+export const deliverResultSchema = z.object({
+  outcome: z.enum([...DELIVERY_STATES, 'stale', 'gone', 'missing']),
+  status: z.number().int().optional(),
+});
+export type DeliverResult = z.output<typeof deliverResultSchema>;
 
 /** Delivery states a recovery sends again: those a delivery ends in without arriving. */
 export const RECOVERABLE_STATES = ['failed', 'exhausted'] as const;
@@ -157,6 +172,7 @@ export type RecoveryProgress = z.output<typeof recoveryProgressSchema>;
 
 /** What a finished recovery returns: its final counts and when it ended (ms, Redis time). */
 export const recoveryResultSchema = recoveryProgressSchema.extend({ finishedAt: z.number().int() });
+export type RecoveryResult = z.output<typeof recoveryResultSchema>;
 
 export const WEBHOOK_JOBS = {
   deliver: { queue: QUEUES.webhooks, name: 'deliver', schema: deliverWebhookJobSchema },
@@ -208,7 +224,7 @@ export const WEBHOOK_RETRY_SCHEDULE_MS = [0, 5_000, 5 * 60_000, 30 * 60_000, 2 *
 export function redeliveryJob(delivery: { id: string; subject: string; tenant: string; url: string }, run: number) {
   return {
     name: WEBHOOK_JOBS.deliver.name,
-    data: { deliveryId: delivery.id, subject: delivery.subject, tenant: delivery.tenant, host: new URL(delivery.url).host, run },
+    data: { deliveryId: delivery.id, subject: delivery.subject, tenant: delivery.tenant, host: new URL(delivery.url).host, run } satisfies DeliverWebhookJobInput,
     opts: webhookJobOptions(delivery.id, run),
   };
 }

@@ -5,6 +5,7 @@ import {
   newId,
   watchGeneration,
   type CreateGenerationInput,
+  type GenerateJobInput,
   type GenerationRecord,
   type GenerationStatus,
   type TerminalWatch,
@@ -106,7 +107,7 @@ export class GenerationsService {
     const { config, store } = this.ctx;
     return {
       name: generateJobName(record.request.topic),
-      data: { generationId: record.id, tenant: record.tenant, ...(requestId ? { requestId } : {}) },
+      data: { generationId: record.id, tenant: record.tenant, ...(requestId ? { requestId } : {}) } satisfies GenerateJobInput,
       opts: generateJobOptions(record.id, record.priority, { maxAttempts: config.GENERATOR_MAX_ATTEMPTS, backoffMs: config.GENERATOR_BACKOFF_MS, retentionSeconds: store.retentionSeconds }),
     };
   }

@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { batchItemJobOptions, generateJobName, type GenerateJobPolicy, type Keys, type Logger } from '@imagegen/shared';
+import { batchItemJobOptions, generateJobName, type GenerateJobInput, type GenerateJobPolicy, type Keys, type Logger } from '@imagegen/shared';
 import { interleave, shareWindow, type FeedState } from './fair-share';
 
 /** Takes the lock when free, renews it when ours: one feeder runs at a time across every worker. */
@@ -120,7 +120,7 @@ export class BatchFeeder {
       tenant: s.tenant,
       items: ((idLists[i]?.[1] ?? []) as string[]).map((id, j) => ({
         name: generateJobName(`${s.batchId} #${s.released + j}`),
-        data: { generationId: id, tenant: s.tenant, batchId: s.batchId },
+        data: { generationId: id, tenant: s.tenant, batchId: s.batchId } satisfies GenerateJobInput,
         opts: batchItemJobOptions(id, this.opts.policy, grants.get(s.batchId)?.[j] ?? 0),
       })),
     }));

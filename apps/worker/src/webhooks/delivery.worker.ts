@@ -1,10 +1,10 @@
 import { DelayedError, MetricsTime, UnrecoverableError, Worker, type Job, type Span } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { deliverProgressSchema, QUEUES, redisTimeMs, WEBHOOK_JOBS, type BatchStore, type Delivery, type DeliverProgress, type DeliverWebhookJobData, type DeliveryState } from '@imagegen/shared';
+import { deliverProgressSchema, QUEUES, redisTimeMs, WEBHOOK_JOBS, type BatchStore, type Delivery, type DeliverProgress, type DeliverWebhookJobData, type DeliverResult, type RecoveryResult } from '@imagegen/shared';
 import { LostFetches } from '../recovery/lost-fetches';
 import { attemptDelivery, releaseSlot, type AttemptDeps, type AttemptResult } from './attempt';
 import { LetGo, lockMs, SLOW_ATTEMPT_MS, SLOW_PER_PLACE, unansweredAfter } from './let-go';
-import { runRecovery, type RecoveryResult } from './recovery';
+import { runRecovery } from './recovery';
 
 export interface DeliveryWorkerOptions {
   connection: Redis;
@@ -17,8 +17,6 @@ export interface DeliveryWorkerOptions {
   stalledIntervalMs?: number;
   maxStalledCount?: number;
 }
-
-export type DeliveryOutcome = { outcome: DeliveryState | 'stale' | 'gone' | 'missing'; status?: number };
 
 /** A failed attempt with another one to come, after `delayMs` (the backoff strategy reads it). */
 class RetryLater extends Error {
@@ -77,7 +75,7 @@ class DeliveryWorker extends Worker {
 export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOptions): Worker {
   const { log, limiter, logger } = deps;
 
-  const handler = async (job: Job, token?: string): Promise<DeliveryOutcome | RecoveryResult> => {
+  const handler = async (job: Job, token?: string): Promise<DeliverResult | RecoveryResult> => {
     if (job.name === WEBHOOK_JOBS.recover.name) return runRecovery(job, { log, queue: deps.queue, redis: opts.connection, batches: opts.batches });
     const parsed = WEBHOOK_JOBS.deliver.schema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`invalid deliver payload: ${parsed.error.message}`);
@@ -92,10 +90,10 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
   };
 
   /** What became of a delivery no longer waiting in this job's run: ended meanwhile (say, its answer recorded by a call whose reply was lost), or another run's. */
-  const notCurrent = (run: number, loaded: { delivery: Delivery } | null): DeliveryOutcome =>
+  const notCurrent = (run: number, loaded: { delivery: Delivery } | null): DeliverResult =>
     !loaded ? { outcome: 'gone' } : loaded.delivery.run === run ? { outcome: loaded.delivery.state } : { outcome: 'stale' };
 
-  const deliver = async (job: Job, token: string | undefined, data: DeliverWebhookJobData, attempt: number): Promise<DeliveryOutcome> => {
+  const deliver = async (job: Job, token: string | undefined, data: DeliverWebhookJobData, attempt: number): Promise<DeliverResult> => {
     const { deliveryId, subject, host, run } = data;
     const member = `${job.id}:${token ?? ''}`;
     // one round trip: the slot and the frozen delivery; if either fails, the slot is given back
@@ -167,7 +165,7 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
    * schedule (counted in the job's progress, per attempt), or, past MAX_UNSETTLED, the delivery is
    * ended, unless it turns out to have ended already.
    */
-  const unsettled = async (job: Job, token: string | undefined, data: DeliverWebhookJobData, attempt: number, err: Error): Promise<DeliveryOutcome> => {
+  const unsettled = async (job: Job, token: string | undefined, data: DeliverWebhookJobData, attempt: number, err: Error): Promise<DeliverResult> => {
     const tries = await countTry(job, data, attempt, err);
     if (tries <= MAX_UNSETTLED) {
       await job.moveToDelayed(Date.now() + unsettledDelayMs(tries, deps.retryScale), token);
@@ -188,11 +186,11 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
   };
 
   /** Ends a delivery whose attempt could not be settled, unless it turns out to have ended already. */
-  const giveUp = (data: DeliverWebhookJobData, tries: number, err: Error): Promise<DeliveryOutcome> =>
+  const giveUp = (data: DeliverWebhookJobData, tries: number, err: Error): Promise<DeliverResult> =>
     endPending(data, `not settled after ${tries} tries: ${err.message}`, 'webhook delivery could not be settled; ending it');
 
   /** Ends the delivery `exhausted` with `error`, if it is still pending in this job's run. */
-  const endPending = async (data: DeliverWebhookJobData, error: string, why: string): Promise<DeliveryOutcome> => {
+  const endPending = async (data: DeliverWebhookJobData, error: string, why: string): Promise<DeliverResult> => {
     const loaded = await log.load(data.subject, data.deliveryId);
     if (!loaded || loaded.delivery.run !== data.run || loaded.delivery.state !== 'pending') return notCurrent(data.run, loaded);
     logger.error(why, { deliveryId: data.deliveryId, error });

@@ -11,6 +11,7 @@ import {
   WEBHOOK_JOBS,
   WEBHOOK_MAX_ATTEMPTS,
   type Delivery,
+  type DeliverWebhookJobInput,
   type DeliveryLog,
   type Keys,
   type Logger,
@@ -394,7 +395,7 @@ export class OutboxDispatcher {
     await this.queue.addBulk(
       items.map(({ d, attemptsBefore, delayMs }) => ({
         name: WEBHOOK_JOBS.deliver.name,
-        data: { deliveryId: d.delivery.id, subject: d.delivery.subject, tenant: d.delivery.tenant, host: d.host, run: 0, attemptsBefore },
+        data: { deliveryId: d.delivery.id, subject: d.delivery.subject, tenant: d.delivery.tenant, host: d.host, run: 0, attemptsBefore } satisfies DeliverWebhookJobInput,
         opts: webhookJobOptions(d.delivery.id, 0, attemptsBefore, delayMs),
       })),
     );

@@ -12,13 +12,12 @@ import {
   type DeliveryState,
   type RecoverBatchJobData,
   type RecoveryProgress,
+  type RecoveryResult,
   type RecoverWindowJobData,
 } from '@imagegen/shared';
 
 /** Ended deliveries (or batch items) read, loaded and sent again per round. */
 const PAGE = 500;
-
-export type RecoveryResult = RecoveryProgress & { finishedAt: number };
 
 export interface RecoveryDeps {
   log: DeliveryLog;
