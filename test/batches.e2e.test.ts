@@ -3,7 +3,7 @@ import { readlinkSync } from 'node:fs';
 import { readdir, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import sharp from 'sharp';
-import { ERROR_CODES, GenerationFailure, newFileToken, newId, type GeneratorProvider } from '@imagegen/shared';
+import { batchResultLineSchema, ERROR_CODES, GenerationFailure, newFileToken, newId, type GeneratorProvider } from '@imagegen/shared';
 import { eventually, sleep } from './support/net';
 import { keysUnder } from './support/redis';
 import { getJson, postJson, startStack, type Stack } from './support/stack';
@@ -203,6 +203,8 @@ describe('batches', () => {
     const lines = await ndjsonLines(`${stack.baseUrl}/v1/batches/${body.id}/results`);
     expect(lines.map((l) => l.status)).toEqual(['completed', 'failed', 'completed']);
     expect(lines[1].error).toMatchObject({ code: ERROR_CODES.rejected });
+    // each line as the OpenAPI document's BatchResultLine describes it, completed and failed alike
+    expect(lines.map((l) => batchResultLineSchema.strict().safeParse(l).error?.message ?? 'ok')).toEqual(['ok', 'ok', 'ok']);
 
     // an operator's Retry on the dashboard runs the job again: it finishes at once, saying why, and the item stays failed
     const job = await stack.api.queues.generate.getJob(lines[1].id);

@@ -5,6 +5,7 @@ import {
   batchEnvelopeSchema,
   batchItemSchema,
   batchListSchema,
+  batchResultLineSchema,
   createdApiKeySchema,
   createGenerationSchema,
   publicBatchSchema,
@@ -113,6 +114,7 @@ export function buildOpenApi(publicBaseUrl: string) {
         CreateBatch: schema(batchEnvelopeSchema.extend({ items: z.array(batchItemSchema).min(1).max(MAX_BATCH_ITEMS) })),
         Batch: responseSchema(publicBatchSchema),
         BatchList: responseSchema(batchListSchema),
+        BatchResultLine: responseSchema(batchResultLineSchema),
         Usage: responseSchema(usageSchema),
         CreatedApiKey: responseSchema(createdApiKeySchema),
         ApiKeyList: responseSchema(apiKeyListSchema),
@@ -206,7 +208,7 @@ export function buildOpenApi(publicBaseUrl: string) {
       '/v1/batches/{id}/results': {
         get: {
           summary: 'Results of every item',
-          description: 'One line per item in submission order: { index, id, status, result?, error? }.',
+          description: 'One line per item in submission order, each a BatchResultLine: { index, id, status, result?, error? }.',
           responses: { '200': { description: 'NDJSON', content: { 'application/x-ndjson': { schema: { type: 'string' } } } }, ...errors(401, 404, 503) },
         },
       },

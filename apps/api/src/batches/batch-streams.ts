@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import archiver from 'archiver';
 import type { Response } from 'express';
-import { isTerminal, presentBatch, presentGeneration, readBatchMessage, type BatchRecord, type GenerationRecord } from '@imagegen/shared';
+import { isTerminal, presentBatch, presentGeneration, readBatchMessage, type BatchRecord, type BatchResultLine, type GenerationRecord } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { END_EVENT_ID, openEventStream, toldTheEnd } from '../http/event-stream';
 import type { BatchesService } from './batch.service';
@@ -12,7 +12,7 @@ const HEARTBEAT_MS = 15_000;
 const COUNTS_EVERY_MS = 250;
 
 /** One line of `results`: the item as it stands. */
-export function resultLine(ctx: ApiContext, index: number, id: string, record: GenerationRecord | null): Record<string, unknown> {
+export function resultLine(ctx: ApiContext, index: number, id: string, record: GenerationRecord | null): BatchResultLine {
   if (!record) return { index, id, status: 'expired' };
   const g = presentGeneration(record, ctx.config);
   return { index, id, status: g.status, ...(g.result ? { result: g.result } : {}), ...(g.error ? { error: g.error } : {}) };

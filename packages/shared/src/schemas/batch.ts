@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { TERMINAL_STATUSES } from './generation';
+import { publicGenerationSchema, STATUSES, TERMINAL_STATUSES } from './generation';
 import { generationRequestSchema, metadataSchema, sizeSchema, storedMetadataSchema, styleSchema, webhookTargetSchema } from './request';
 
 /** Items one batch may hold. */
@@ -62,6 +62,16 @@ export const finishedItemSchema = z.object({
   status: z.enum(TERMINAL_STATUSES),
 });
 export type FinishedItem = z.output<typeof finishedItemSchema>;
+
+/** One line of `GET /v1/batches/:id/results` (and of the archive's results.jsonl): an item's outcome as its GET tells it, `expired` once its record is gone. */
+export const batchResultLineSchema = z.object({
+  index: count,
+  id: z.string(),
+  status: z.enum([...STATUSES, 'expired']),
+  result: publicGenerationSchema.shape.result,
+  error: publicGenerationSchema.shape.error,
+});
+export type BatchResultLine = z.output<typeof batchResultLineSchema>;
 
 /** The batch as clients see it (GET, lists, events, `batch.completed`). */
 export const publicBatchSchema = batchRecordSchema.pick({ id: true, status: true, total: true, metadata: true, createdAt: true, completedAt: true, cancelledAt: true }).extend({
