@@ -1,15 +1,11 @@
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { parse as parseCsv } from 'csv-parse';
 import type { Request } from 'express';
-import { batchDefaultsSchema, batchEnvelopeSchema, batchItemSchema, INPUT_PARSE, MAX_BATCH_ITEMS, plural, toFieldErrors, type BatchDefaults, type BatchItem, type FieldError, type WebhookTarget } from '@imagegen/shared';
+import { batchDefaultsSchema, batchEnvelopeSchema, batchItemSchema, INPUT_PARSE, MAX_BATCH_ITEMS, plural, toFieldErrors, type BatchDefaults, type BatchEnvelope, type BatchItem, type FieldError } from '@imagegen/shared';
 import { invalid } from '../http/problem';
 
-/** A batch as submitted, every item valid. */
-export interface BatchSubmission {
-  items: BatchItem[];
-  webhook?: WebhookTarget;
-  metadata?: Record<string, unknown>;
-}
+/** A batch as submitted, every item valid (the defaults applied to them). */
+export type BatchSubmission = Omit<BatchEnvelope, 'items' | 'defaults'> & { items: BatchItem[] };
 
 /** Items validated between two yields to the event loop: other requests keep being answered. */
 const VALIDATE_CHUNK = 250;
