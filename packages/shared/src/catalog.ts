@@ -105,13 +105,15 @@ export type DeliverWebhookJobData = z.output<typeof deliverWebhookJobSchema>;
 export type DeliverWebhookJobInput = z.input<typeof deliverWebhookJobSchema>;
 
 /**
- * A deliver job's progress: how often its attempt number `attempt` has failed on our side (a
- * Redis step, not the endpoint). Kept as progress rather than data, which a worker of the release
- * before would refuse.
+ * A deliver job's progress, about its attempt number `attempt`: how often it has failed on our
+ * side (a Redis step, not the endpoint), and, while it goes on after letting go of the job, until
+ * when (ms, the clock the job's delay is set by) the job waits for it. Kept as progress rather
+ * than data, which a worker of the release before would refuse.
  */
 export const deliverProgressSchema = z.object({
   attempt: z.number().int().min(1),
-  unsettled: z.number().int().min(1),
+  unsettled: z.number().int().min(1).optional(),
+  inFlightUntil: z.number().optional(),
 });
 export type DeliverProgress = z.output<typeof deliverProgressSchema>;
 

@@ -295,6 +295,37 @@ it('closing the worker waits for an attempt that let go of its job, and records 
   await worker.close();
 });
 
+it('a job run early while its attempt that let go is still under way (a late wake) does not send that attempt again', async () => {
+  // an endpoint that holds every request until told to answer
+  const held: http.ServerResponse[] = [];
+  const server = http.createServer((req, res) => {
+    req.resume();
+    held.push(res);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const worker = await startWorker(() => false, { timeoutMs: 10_000 });
+  try {
+    const d = await lastAttemptLeft('lw', WEBHOOK_MAX_ATTEMPTS, `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`);
+    const job = (await queue.getJob(d.id))!;
+    await until(async () => ((await job.getState()) === 'delayed' && held.length === 1 ? true : undefined), 10_000);
+    // what a wake for a host slot, popped while the job was parked and acted on late, does
+    await job.promote();
+    await until(async () => ((await job.getState()) === 'delayed' ? true : undefined), 5_000);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    // before: the job ran the same attempt again, a second request under the same webhook-id
+    expect(held.length).toBe(1);
+    held[0]!.writeHead(200).end();
+    expect(await job.waitUntilFinished(events, 10_000)).toEqual({ outcome: 'delivered' });
+    const rows = await new DeliveryLog(redis, keys, 3600).list(d.subject, 'tw');
+    expect(rows.map((r) => [r.attempt, r.state])).toEqual([[1, 'delivered']]);
+    expect(held.length).toBe(1);
+  } finally {
+    await worker.close();
+    server.closeAllConnections();
+    server.close();
+  }
+});
+
 it('slow attempts that let go of their job and can never be recorded still end the delivery exhausted', async () => {
   const worker = await startWorker(() => true, { timeoutMs: 5000 });
   try {

@@ -95,6 +95,13 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
 
   const deliver = async (job: Job, token: string | undefined, data: DeliverWebhookJobData, attempt: number): Promise<DeliverResult> => {
     const { deliveryId, subject, host, run } = data;
+    const inFlightUntil = progressOf(job, attempt).inFlightUntil;
+    if (inFlightUntil !== undefined && inFlightUntil > Date.now()) {
+      // run early (woken by a host slot freed for it while it was parked): the attempt that let
+      // go of the job is still under way, and moves the job on when it ends
+      await job.moveToDelayed(inFlightUntil, token);
+      throw new DelayedError();
+    }
     const member = `${job.id}:${token ?? ''}`;
     // one round trip: the slot and the frozen delivery; if either fails, the slot is given back
     // (a call that failed may still have taken it)
@@ -131,10 +138,14 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
       // endpoints that hang would otherwise hold every job slot until they time out: the job
       // waits in the delayed set (run again after a lock's time should this process die) while
       // the request goes on here, keeping its host slot
-      const moved = await job.moveToDelayed(Date.now() + lockMs(opts.timeoutMs), token).then(
-        () => true,
-        () => false,
-      );
+      const until = Date.now() + lockMs(opts.timeoutMs);
+      const moved = await job
+        .updateProgress({ ...progressOf(job, attempt), inFlightUntil: until } satisfies DeliverProgress)
+        .then(() => job.moveToDelayed(until, token))
+        .then(
+          () => true,
+          () => false,
+        );
       if (moved) {
         letGo.add(afterLettingGo(job, data, attempt, attempting));
         throw new DelayedError();
@@ -174,10 +185,15 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
     return giveUp(data, tries, err);
   };
 
+  /** What the job's progress says of attempt `attempt` (nothing, if it is about another). */
+  const progressOf = (job: Job, attempt: number): DeliverProgress => {
+    const saved = deliverProgressSchema.safeParse(job.progress);
+    return saved.success && saved.data.attempt === attempt ? saved.data : { attempt };
+  };
+
   /** Counts a try of `attempt` that failed on our side, in the job's progress; returns its number. */
   const countTry = async (job: Job, data: DeliverWebhookJobData, attempt: number, err: Error): Promise<number> => {
-    const saved = deliverProgressSchema.safeParse(job.progress);
-    const tries = (saved.success && saved.data.attempt === attempt ? saved.data.unsettled : 0) + 1;
+    const tries = (progressOf(job, attempt).unsettled ?? 0) + 1;
     if (tries > MAX_UNSETTLED) return tries;
     logger.warn('webhook delivery step failed; trying it again', { deliveryId: data.deliveryId, attempt, tries, error: err.message });
     const progress: DeliverProgress = { attempt, unsettled: tries };
@@ -217,6 +233,8 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
         await job.updateData({ ...data, attemptsBefore: data.attemptsBefore + 1 });
         return await job.changeDelay(outcome.retryInMs ?? 0);
       }
+      // run now, to end: no longer waiting for this attempt
+      await job.updateProgress({ attempt } satisfies DeliverProgress);
       await job.promote();
     } catch (err) {
       logger.warn('a slow webhook attempt could not move its job on; it runs again later', { deliveryId: data.deliveryId, error: (err as Error).message });
