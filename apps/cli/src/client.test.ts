@@ -2,11 +2,13 @@ import { createServer, type Server } from 'node:http';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { z } from 'zod';
 import { ApiClient, CliError } from './client';
 import { download } from './download';
 import { retrying } from './retry';
 
 const fast = { giveUpAfterMs: 2000, firstDelayMs: 5, maxDelayMs: 20 };
+const okSchema = z.object({ ok: z.boolean() });
 let server: Server;
 let base: string;
 /** What the server answers next, per path: the first answer is taken, the last one repeats. */
@@ -33,9 +35,9 @@ beforeEach(() => {
 it('a 409 with Retry-After (the same request still being handled) is tried again; one without it is final', async () => {
   const client = new ApiClient({ url: base });
   answers.set('/busy', [{ status: 409, headers: { 'Retry-After': '1' } }, { status: 200, body: '{"ok":true}' }]);
-  expect(await retrying(() => client.json('/busy'), undefined, fast)).toEqual({ ok: true });
+  expect(await retrying(() => client.json('/busy', okSchema), undefined, fast)).toEqual({ ok: true });
   answers.set('/conflict', [{ status: 409 }]);
-  await expect(retrying(() => client.json('/conflict'), undefined, fast)).rejects.toMatchObject({ retryable: false, status: 409 });
+  await expect(retrying(() => client.json('/conflict', okSchema), undefined, fast)).rejects.toMatchObject({ retryable: false, status: 409 });
   expect(seen).toEqual(['/busy', '/busy', '/conflict']);
 });
 
@@ -61,10 +63,20 @@ it('lists the first hundred of the errors a problem names, then counts the rest'
   const client = new ApiClient({ url: base });
   const errors = Array.from({ length: 130 }, (_, i) => ({ path: `${i}.style`, message: 'must be one of PHOTOGRAPHIC, VECTOR_IMAGE, ILLUSTRATION, 3D' }));
   answers.set('/v1/batches', [{ status: 400, body: JSON.stringify({ status: 400, detail: '130 items are invalid; nothing was enqueued', errors }) }]);
-  const err = (await client.json('/v1/batches').catch((e: unknown) => e)) as CliError;
+  const err = (await client.json('/v1/batches', z.unknown()).catch((e: unknown) => e)) as CliError;
   const lines = err.message.split('\n');
   expect(lines[0]).toBe('130 items are invalid; nothing was enqueued');
   expect(lines).toHaveLength(1 + 100 + 1);
   expect(lines[100]).toBe('  99.style: must be one of PHOTOGRAPHIC, VECTOR_IMAGE, ILLUSTRATION, 3D');
   expect(lines[101]).toBe('  and 30 more');
+});
+
+it('an answer that is not what the API answers is reported as such, naming what is wrong, not used', async () => {
+  const client = new ApiClient({ url: base });
+  answers.set('/odd', [{ status: 200, body: '{"ok":"yes"}' }]);
+  const err = (await client.json('/odd', okSchema).catch((e: unknown) => e)) as CliError;
+  expect(err).toBeInstanceOf(CliError);
+  expect(err.message).toBe(`${base} (/odd) answered something that is not what the imagegen API answers (ok: Invalid input: expected boolean, received string); check IMAGEGEN_URL or --url`);
+  answers.set('/html', [{ status: 200, body: '<html>' }]);
+  expect(((await client.json('/html', okSchema).catch((e: unknown) => e)) as CliError).message).toMatch(/\(\/html\) answered something that is not what the imagegen API answers \(\(body\): /);
 });

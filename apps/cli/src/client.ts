@@ -1,3 +1,5 @@
+import { problemSchema } from '@imagegen/shared/schemas';
+import type { z } from 'zod';
 import { DEFAULT_URL, loadCliEnv, type CliEnv } from './config';
 import { capped } from './listing';
 
@@ -54,9 +56,9 @@ export class ApiClient {
     }
     if (res.ok) return res;
     const text = await res.text().catch(() => '');
-    let problem: { detail?: string; errors?: { path: string; message: string }[] } = {};
+    let problem: Partial<z.output<typeof problemSchema>> = {};
     try {
-      problem = JSON.parse(text) as typeof problem;
+      problem = problemSchema.partial().parse(JSON.parse(text));
     } catch {
       // not a problem document: not our API
     }
@@ -67,9 +69,20 @@ export class ApiClient {
     throw new CliError(`${problem.detail}${details}`, 1, transient, res.status);
   }
 
-  async json<T>(path: string, init: RequestInit & { headers?: Record<string, string> } = {}): Promise<T> {
-    return (await (await this.request(path, init)).json()) as T;
+  /** The answer's body as `schema` (the API's own) says it is; one that is not is reported as such. */
+  async json<S extends z.ZodType>(path: string, schema: S, init: RequestInit & { headers?: Record<string, string> } = {}): Promise<z.output<S>> {
+    const res = await this.request(path, init);
+    const body: unknown = await res.json().catch(() => undefined);
+    return answerAs(schema, body, `${this.base} (${path})`);
   }
+}
+
+/** `value`, read as `schema`; a CliError naming `from` when it does not match. */
+export function answerAs<S extends z.ZodType>(schema: S, value: unknown, from: string): z.output<S> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issues = capped(parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`)).join('; ');
+  throw new CliError(`${from} answered something that is not what the imagegen API answers (${issues}); check IMAGEGEN_URL or --url`);
 }
 
 /** Client from the environment (parsed once by the config module), flags winning. */

@@ -1,14 +1,7 @@
 import type { Writable } from 'node:stream';
 import { Presets, SingleBar, type Options } from 'cli-progress';
+import type { BatchCounts as Counts } from '@imagegen/shared/schemas';
 import { formatEta } from './eta';
-
-interface Counts {
-  queued: number;
-  active: number;
-  completed: number;
-  failed: number;
-  cancelled: number;
-}
 
 const finished = (c: Counts) => c.completed + c.failed + c.cancelled;
 

@@ -1,15 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { publicBatchSchema, type PublicBatch } from '@imagegen/shared/schemas';
 import { CliError, type ApiClient } from '../client';
 import type { PromptItem } from '../prompts';
 import { retrying } from '../retry';
-
-/** A batch as the API answers it. */
-export interface Batch {
-  id: string;
-  status: string;
-  total: number;
-  counts: { queued: number; active: number; completed: number; failed: number; cancelled: number };
-}
 
 /**
  * Submits the items as one batch. A Ctrl-C while the request is out does not end the run: the
@@ -17,7 +10,7 @@ export interface Batch {
  * The run waits for the answer instead (no more tries are made), and `interrupted()` tells the
  * caller to stop once it has shown the id; a second Ctrl-C ends it at once.
  */
-export async function submitBatch(client: ApiClient, items: PromptItem[]): Promise<{ batch: Batch; interrupted: boolean }> {
+export async function submitBatch(client: ApiClient, items: PromptItem[]): Promise<{ batch: PublicBatch; interrupted: boolean }> {
   const body = items.map((i) => JSON.stringify(i)).join('\n');
   // one key for every try: a submission whose answer was lost is answered again, not made twice
   const headers = { 'Content-Type': 'application/x-ndjson', 'Idempotency-Key': `cli-${randomUUID()}` };
@@ -33,7 +26,7 @@ export async function submitBatch(client: ApiClient, items: PromptItem[]): Promi
   process.on('SIGINT', onInterrupt);
   try {
     // a 429 here is the tenant's quota, which trying again within the minute would not change
-    const batch = await retrying(() => client.json<Batch>('/v1/batches', { method: 'POST', headers, body }), stop.signal, undefined, (err) => err.retryable && err.status !== 429);
+    const batch = await retrying(() => client.json('/v1/batches', publicBatchSchema, { method: 'POST', headers, body }), stop.signal, undefined, (err) => err.retryable && err.status !== 429);
     return { batch, interrupted: stop.signal.aborted };
   } catch (err) {
     if (stop.signal.aborted) throw new CliError(`Interrupted before the API confirmed the batch (${(err as Error).message})`, 130);

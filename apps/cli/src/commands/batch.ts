@@ -1,7 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { causeOf, clientFrom, CliError, type ApiClient } from '../client';
+import { batchResultLineSchema, finishedItemSchema, publicBatchSchema, publicGenerationSchema, type PublicBatch } from '@imagegen/shared/schemas';
+import { answerAs, causeOf, clientFrom, CliError, type ApiClient } from '../client';
 import { discardPartialDownloads, download, exists, extensionOf } from '../download';
 import { ensureWritableFolder } from '../outdir';
 import { BatchProgress } from '../progress';
@@ -9,14 +10,7 @@ import { readPrompts } from '../prompts';
 import { resumeCommand } from '../resume';
 import { retrying } from '../retry';
 import { recordBatch, refuseFolderOfAnotherBatch } from './batch-state';
-import { submitBatch, type Batch } from './batch-submit';
-
-interface ResultLine {
-  index: number;
-  id: string;
-  status: string;
-  result?: { image: { url: string } };
-}
+import { submitBatch } from './batch-submit';
 
 const DOWNLOADS_AT_ONCE = 8;
 
@@ -57,7 +51,7 @@ class Downloader {
 
   private fetchOne(item: { index: number; id: string; url?: string }): Promise<void> {
     return retrying(async () => {
-      const url = item.url ?? (await this.client.json<{ result?: { image: { url: string } } }>(`/v1/generations/${item.id}`)).result?.image.url;
+      const url = item.url ?? (await this.client.json(`/v1/generations/${item.id}`, publicGenerationSchema)).result?.image.url;
       if (!url) return;
       const file = path.join(this.dir, `${String(item.index).padStart(this.width, '0')}-${item.id}.${extensionOf(url)}`);
       if (!(await exists(file))) await download(url, file);
@@ -81,7 +75,7 @@ const HEALTHY_STREAM_MS = 30_000;
  * told, once each. A streak of breaks is given up (see retrying) unless items come through or a
  * connection lasts.
  */
-async function follow(client: ApiClient, id: string, onItem: (index: number, id: string, status: string) => void, onCounts: (b: Batch) => void, signal: AbortSignal): Promise<void> {
+async function follow(client: ApiClient, id: string, onItem: (index: number, id: string, status: string) => void, onCounts: (b: PublicBatch) => void, signal: AbortSignal): Promise<void> {
   let lastEventId = '0-0';
   await retrying(async (succeeded) => {
     const res = await client.request(`/v1/batches/${id}/events`, { signal, headers: { 'Last-Event-ID': lastEventId } });
@@ -112,11 +106,12 @@ async function follow(client: ApiClient, id: string, onItem: (index: number, id:
           const event = /^event: (.*)$/m.exec(block)?.[1];
           const data = /^data: (.*)$/m.exec(block)?.[1];
           if (!event || !data) continue;
-          const parsed = JSON.parse(data) as Batch & { index: number; id: string; status: string };
+          const from = `the event stream of batch ${id}`;
           if (event === 'item') {
-            onItem(parsed.index, parsed.id, parsed.status);
+            const item = answerAs(finishedItemSchema, JSON.parse(data), from);
+            onItem(item.index, item.id, item.status);
             succeeded();
-          } else onCounts(parsed);
+          } else onCounts(answerAs(publicBatchSchema, JSON.parse(data), from));
           lastEventId = /^id: (.*)$/m.exec(block)?.[1] ?? lastEventId;
           if (event === 'batch.completed') return;
         }
@@ -129,15 +124,15 @@ async function follow(client: ApiClient, id: string, onItem: (index: number, id:
 }
 
 /** Cancels every item of the batch not finished yet; answers the batch as it then stands (a finished one as it is). */
-async function cancel(client: ReturnType<typeof clientFrom>, id: string): Promise<Batch> {
+async function cancel(client: ReturnType<typeof clientFrom>, id: string): Promise<PublicBatch> {
   const url = `/v1/batches/${encodeURIComponent(id)}`;
   try {
-    const batch = await client.json<Batch>(url, { method: 'DELETE' });
+    const batch = await client.json(url, publicBatchSchema, { method: 'DELETE' });
     console.error(`batch ${batch.id} cancelled`);
     return batch;
   } catch (err) {
     // refused because every item had finished by then: nothing to cancel, carry on with the results
-    const batch = await client.json<Batch>(url);
+    const batch = await client.json(url, publicBatchSchema);
     if (batch.status !== 'completed') throw err;
     console.error(`batch ${batch.id} had already finished: nothing to cancel`);
     return batch;
@@ -155,11 +150,11 @@ export function register(program: Command): void {
     .action(async (file: string, opts: { out: string; resume?: string; cancel?: boolean }) => {
       const client = clientFrom(program.opts());
       const dir = path.resolve(opts.out);
-      let batch: Batch;
+      let batch: PublicBatch;
       let interruptedWhileSubmitting = false;
       if (opts.resume) {
         await ensureWritableFolder(dir, '--out');
-        batch = await client.json<Batch>(`/v1/batches/${encodeURIComponent(opts.resume)}`);
+        batch = await client.json(`/v1/batches/${encodeURIComponent(opts.resume)}`, publicBatchSchema);
         recordBatch(dir, batch.id, file);
         // what finished stays and is downloaded below; the rest ends as cancelled
         if (opts.cancel) batch = await cancel(client, batch.id);
@@ -195,7 +190,7 @@ export function register(program: Command): void {
 
       const downloader = new Downloader(client, dir, String(Math.max(0, batch.total - 1)).length);
       const bar = new BatchProgress();
-      const show = (b: Batch) => bar.update(b.total, b.counts);
+      const show = (b: PublicBatch) => bar.update(b.total, b.counts);
       bar.start(batch.total, batch.counts);
       try {
         await follow(client, batch.id, (index, id, status) => status === 'completed' && downloader.add(index, id), show, stop.signal);
@@ -218,7 +213,7 @@ export function register(program: Command): void {
           throw new CliError(`The results of batch ${batch.id} broke off (${err.message})`, 1, true);
         });
       });
-      const lines = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as ResultLine);
+      const lines = text.split('\n').filter(Boolean).map((l) => answerAs(batchResultLineSchema, JSON.parse(l), `the results of batch ${batch.id}`));
       for (const l of lines) if (l.status === 'completed') downloader.add(l.index, l.id, l.result?.image.url);
       await downloader.drained();
       if (downloader.failure) throw downloader.failure;

@@ -1,17 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
 import type { Command } from 'commander';
+import { publicGenerationSchema } from '@imagegen/shared/schemas';
 import { clientFrom, CliError } from '../client';
 import { discardPartialDownloads, download, extensionOf } from '../download';
 import { retrying } from '../retry';
 import { outputFile, resolveOutput } from './generate-output';
-
-interface Generation {
-  id: string;
-  status: string;
-  result?: { image: { url: string }; thumbnails: { size: number; url: string }[] };
-  error?: { message: string };
-}
 
 /** A failure once the generation exists names it, so that the user can still look it up. */
 function namingGeneration(err: unknown, id: string): CliError {
@@ -35,7 +29,7 @@ export function register(program: Command): void {
       const body = { topic, ...(opts.style ? { style: opts.style } : {}), ...(opts.size ? { size: opts.size } : {}) };
       // one key for every try: a request whose answer was lost is answered again, not made twice (a 429 is the quota: reported)
       const headers = { 'Content-Type': 'application/json', Prefer: 'wait=60', 'Idempotency-Key': `cli-${randomUUID()}` };
-      let g = await retrying(() => client.json<Generation>('/v1/generations', { method: 'POST', headers, body: JSON.stringify(body) }), undefined, undefined, (err) => err.retryable && err.status !== 429);
+      let g = await retrying(() => client.json('/v1/generations', publicGenerationSchema, { method: 'POST', headers, body: JSON.stringify(body) }), undefined, undefined, (err) => err.retryable && err.status !== 429);
       const { id } = g;
       process.once('SIGINT', () => {
         discardPartialDownloads();
@@ -45,7 +39,7 @@ export function register(program: Command): void {
       try {
         while (g.status === 'queued' || g.status === 'active') {
           await new Promise((r) => setTimeout(r, 1000));
-          g = await retrying(() => client.json<Generation>(`/v1/generations/${id}`));
+          g = await retrying(() => client.json(`/v1/generations/${id}`, publicGenerationSchema));
         }
         if (g.status !== 'completed' || !g.result) throw new CliError(`Generation ${id} ${g.status}${g.error ? `: ${g.error.message}` : ''}`);
         const { url } = g.result.image;

@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
+import { apiKeyListSchema, createdApiKeySchema } from '@imagegen/shared/schemas';
 
 // `--url` is the program's own option, shared by every command: read through optsWithGlobals
+import { answerAs } from '../client';
 import { DEFAULT_URL, loadCliEnv } from '../config';
 
 interface AdminOptions {
@@ -66,7 +68,7 @@ export function register(program: Command): void {
 
   withConnection(keys.command('create <tenant>').description('make a new key; it is shown once')).action(async (tenant: string, _opts: AdminOptions, cmd: Command) => {
     const opts = cmd.optsWithGlobals<AdminOptions>();
-    const created = (await call(opts, 'POST', `/admin/tenants/${segment(tenant)}/keys`)) as { id: string; key: string; prefix: string; createdAt: string };
+    const created = answerAs(createdApiKeySchema, await call(opts, 'POST', `/admin/tenants/${segment(tenant)}/keys`), connection(opts).base);
     if (opts.json) process.stdout.write(`${JSON.stringify(created)}\n`);
     else process.stdout.write(`${created.key}\n`);
     if (!opts.json) process.stderr.write(`created ${created.id} for ${tenant}; the key above is shown only once\n`);
@@ -74,7 +76,7 @@ export function register(program: Command): void {
 
   withConnection(keys.command('list <tenant>').description("list a tenant's keys (id, prefix, created)")).action(async (tenant: string, _opts: AdminOptions, cmd: Command) => {
     const opts = cmd.optsWithGlobals<AdminOptions>();
-    const { data } = (await call(opts, 'GET', `/admin/tenants/${segment(tenant)}/keys`)) as { data: { id: string; prefix: string; createdAt: string }[] };
+    const { data } = answerAs(apiKeyListSchema, await call(opts, 'GET', `/admin/tenants/${segment(tenant)}/keys`), connection(opts).base);
     if (opts.json) process.stdout.write(`${JSON.stringify(data)}\n`);
     else for (const k of data) process.stdout.write(`${k.id}\t${k.prefix}\t${k.createdAt}\n`);
   });

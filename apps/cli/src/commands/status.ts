@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { publicBatchSchema, publicGenerationSchema } from '@imagegen/shared/schemas';
 import { clientFrom } from '../client';
 
 export function register(program: Command): void {
@@ -8,7 +9,8 @@ export function register(program: Command): void {
     .argument('<id>')
     .action(async (id: string) => {
       const client = clientFrom(program.opts());
-      const kind = id.startsWith('batch_') ? 'batches' : 'generations';
-      console.log(JSON.stringify(await client.json(`/v1/${kind}/${encodeURIComponent(id)}`), null, 2));
+      const path = (kind: string) => `/v1/${kind}/${encodeURIComponent(id)}`;
+      const shown = id.startsWith('batch_') ? await client.json(path('batches'), publicBatchSchema) : await client.json(path('generations'), publicGenerationSchema);
+      console.log(JSON.stringify(shown, null, 2));
     });
 }

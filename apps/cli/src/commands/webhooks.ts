@@ -1,22 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidArgumentError, type Command } from 'commander';
+import { failedDeliveryListSchema, webhookRecoverySchema, webhookSecretSchema } from '@imagegen/shared/schemas';
 import { clientFrom, CliError } from '../client';
 import { retrying } from '../retry';
-
-interface Recovery {
-  id: string;
-  status: 'running' | 'completed' | 'failed';
-  since?: string;
-  until?: string;
-  batchId?: string;
-  scanned: number;
-  redelivered: number;
-}
-
-interface FailedPage {
-  data: unknown[];
-  nextCursor: string | null;
-}
 
 const UNITS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -39,8 +25,8 @@ export function register(program: Command): void {
     .action(async (opts: { rotate?: boolean }) => {
       const client = clientFrom(program.opts());
       const { secret } = opts.rotate
-        ? await client.json<{ secret: string }>('/v1/webhooks/secret/rotate', { method: 'POST' })
-        : await retrying(() => client.json<{ secret: string }>('/v1/webhooks/secret'));
+        ? await client.json('/v1/webhooks/secret/rotate', webhookSecretSchema, { method: 'POST' })
+        : await retrying(() => client.json('/v1/webhooks/secret', webhookSecretSchema));
       if (opts.rotate) process.stderr.write('a new secret: deliveries carry a signature by the old one too for 24 h, so receivers can switch at any time\n');
       console.log(secret);
     });
@@ -57,7 +43,7 @@ export function register(program: Command): void {
       let left = opts.limit ?? Number.POSITIVE_INFINITY;
       for (let cursor: string | null = null; left > 0; ) {
         const query: URLSearchParams = new URLSearchParams({ limit: String(Math.min(100, left)), ...(opts.state ? { state: opts.state } : {}), ...(cursor ? { cursor } : {}) });
-        const page: FailedPage = await retrying(() => client.json<FailedPage>(`/v1/webhooks/deliveries?${query}`));
+        const page = await retrying(() => client.json(`/v1/webhooks/deliveries?${query}`, failedDeliveryListSchema));
         for (const row of page.data.slice(0, left)) console.log(JSON.stringify(row));
         left -= page.data.length;
         cursor = page.nextCursor;
@@ -82,22 +68,22 @@ export function register(program: Command): void {
           ? [`/v1/batches/${encodeURIComponent(opts.batch)}/deliveries/redeliver`, states]
           : ['/v1/webhooks/recover', { since: opts.since, ...(opts.until ? { until: opts.until } : {}), ...states }];
       // a start whose answer was lost and is made again costs nothing: the API answers the one already running
-      let r = await retrying(() => client.json<Recovery>(path, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) }), undefined, undefined, (err) => err.retryable && err.status !== 429);
+      let r = await retrying(() => client.json(path, webhookRecoverySchema, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) }), undefined, undefined, (err) => err.retryable && err.status !== 429);
       if (!opts.wait) {
         console.log(JSON.stringify(r, null, 2));
         return;
       }
-      process.stderr.write(r.batchId !== undefined ? `${r.id}: redelivering the deliveries of ${r.batchId}\n` : `${r.id}: recovering deliveries that ended between ${r.since} and ${r.until}\n`);
+      process.stderr.write('batchId' in r ? `${r.id}: redelivering the deliveries of ${r.batchId}\n` : `${r.id}: recovering deliveries that ended between ${r.since} and ${r.until}\n`);
       let told = '';
       while (r.status === 'running') {
         await sleep(1000);
         const id = r.id;
-        r = await retrying(() => client.json<Recovery>(`/v1/webhooks/recoveries/${id}`));
+        r = await retrying(() => client.json(`/v1/webhooks/recoveries/${id}`, webhookRecoverySchema));
         const now = `${r.scanned} looked at, ${r.redelivered} sent again`;
         if (now !== told && r.status === 'running') process.stderr.write(`  ${now}\n`);
         told = now;
       }
       if (r.status !== 'completed') throw new CliError(`${r.id} stopped after ${r.scanned} looked at and ${r.redelivered} sent again; run it again to finish`);
-      console.log(`${r.id}: ${r.redelivered} of ${r.scanned} ${r.batchId !== undefined ? 'deliveries looked at' : 'ended deliveries'} sent again`);
+      console.log(`${r.id}: ${r.redelivered} of ${r.scanned} ${'batchId' in r ? 'deliveries looked at' : 'ended deliveries'} sent again`);
     });
 }
