@@ -107,8 +107,8 @@ export type DeliverWebhookJobInput = z.input<typeof deliverWebhookJobSchema>;
 /**
  * A deliver job's progress, about its attempt number `attempt`: how often it has failed on our
  * side (a Redis step, not the endpoint), and, while it goes on after letting go of the job, until
- * when (ms, the clock the job's delay is set by) the job waits for it. Kept as progress rather
- * than data, which a worker of the release before would refuse.
+ * when (ms, Redis time) the job waits for it. Kept as progress rather than data, which a worker
+ * of the release before would refuse.
  */
 export const deliverProgressSchema = z.object({
   attempt: z.number().int().min(1),

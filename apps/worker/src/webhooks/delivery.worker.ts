@@ -96,10 +96,11 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
   const deliver = async (job: Job, token: string | undefined, data: DeliverWebhookJobData, attempt: number): Promise<DeliverResult> => {
     const { deliveryId, subject, host, run } = data;
     const inFlightUntil = progressOf(job, attempt).inFlightUntil;
-    if (inFlightUntil !== undefined && inFlightUntil > Date.now()) {
+    const early = inFlightUntil === undefined ? 0 : inFlightUntil - (await redisTimeMs(opts.connection));
+    if (early > 0) {
       // run early (woken by a host slot freed for it while it was parked): the attempt that let
       // go of the job is still under way, and moves the job on when it ends
-      await job.moveToDelayed(inFlightUntil, token);
+      await job.moveToDelayed(Date.now() + early, token);
       throw new DelayedError();
     }
     const member = `${job.id}:${token ?? ''}`;
@@ -138,10 +139,10 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
       // endpoints that hang would otherwise hold every job slot until they time out: the job
       // waits in the delayed set (run again after a lock's time should this process die) while
       // the request goes on here, keeping its host slot
-      const until = Date.now() + lockMs(opts.timeoutMs);
-      const moved = await job
-        .updateProgress({ ...progressOf(job, attempt), inFlightUntil: until } satisfies DeliverProgress)
-        .then(() => job.moveToDelayed(until, token))
+      const waitMs = lockMs(opts.timeoutMs);
+      const moved = await redisTimeMs(opts.connection)
+        .then((now) => job.updateProgress({ ...progressOf(job, attempt), inFlightUntil: now + waitMs } satisfies DeliverProgress))
+        .then(() => job.moveToDelayed(Date.now() + waitMs, token))
         .then(
           () => true,
           () => false,
