@@ -12,6 +12,7 @@ module.exports = (dir, overrides = {}) => ({
   transformIgnorePatterns: ['/node_modules/(?!thumbhash/)'],
   moduleNameMapper: {
     '^@imagegen/shared$': path.join(__dirname, 'packages/shared/src/index.ts'),
+    '^@imagegen/shared/schemas$': path.join(__dirname, 'packages/shared/src/schemas/index.ts'),
     '^@imagegen/(api|worker)$': path.join(__dirname, 'apps/$1/src/index.ts'),
   },
   reporters: ['default', path.join(__dirname, 'scripts/jest-summary-reporter.js')],

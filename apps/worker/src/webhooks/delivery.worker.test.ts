@@ -106,7 +106,7 @@ async function startWorker(failing: () => boolean, { allowPrivate = true, replyL
 }
 
 /** A delivery in the log whose job has `left` attempts of the schedule left (by default its last). */
-async function lastAttemptLeft(n: string, left = 1, target = `http://127.0.0.1:${port}/hook`): Promise<Delivery> {
+async function lastAttemptLeft(n: string, left = 1, target = `http://127.0.0.1:${port}/hook`, fields: Partial<Delivery> = {}): Promise<Delivery> {
   const delivery: Delivery = {
     id: `dlv_w${n}`,
     event: 'generation.completed',
@@ -119,6 +119,8 @@ async function lastAttemptLeft(n: string, left = 1, target = `http://127.0.0.1:$
     run: 0,
     attempts: WEBHOOK_MAX_ATTEMPTS - left,
     runAttempts: WEBHOOK_MAX_ATTEMPTS - left,
+    runAttemptsOf: 0,
+    ...fields,
   };
   await new DeliveryLog(redis, keys, 3600).createMany([{ delivery, body: '{"type":"generation.completed"}' }]);
   const before = WEBHOOK_MAX_ATTEMPTS - left;
@@ -194,6 +196,22 @@ it('a failed answer recorded whose reply was lost is not sent again: the job goe
     expect(received.filter((id) => id === d.webhookId)).toHaveLength(3);
     // the next attempt waited for the time the log gave it
     expect(Date.parse(rows[1]!.at)).toBeGreaterThanOrEqual(Date.parse(rows[0]!.nextAttemptAt!) - 50);
+  } finally {
+    await worker.close();
+  }
+});
+
+it('a job that runs before the time the log gives its attempt waits for it, rather than send early', async () => {
+  const worker = await startWorker(() => false);
+  try {
+    const due = Date.now() + 2500;
+    const d = await lastAttemptLeft('early', 2, undefined, { nextAttemptAt: due });
+    const job = (await queue.getJob(d.id))!;
+    expect(await job.waitUntilFinished(events, 10_000)).toEqual({ outcome: 'delivered', status: 200 });
+    const rows = await new DeliveryLog(redis, keys, 3600).list(d.subject, 'tw');
+    // before: sent at once, 2.5 s early
+    expect(rows.map((r) => r.state)).toEqual(['delivered']);
+    expect(Date.parse(rows[0]!.at)).toBeGreaterThanOrEqual(due - 50);
   } finally {
     await worker.close();
   }
@@ -379,7 +397,7 @@ it('a delivery whose job BullMQ fails for stalling too often ends exhausted, say
     const log = new DeliveryLog(redis, keys, 3600);
     expect((await log.load(d.subject, d.id))?.delivery).toMatchObject({ state: 'exhausted' });
     const rows = await log.list(d.subject, 'tw');
-    expect(rows.at(-1)).toMatchObject({ state: 'exhausted', error: `attempt ${WEBHOOK_MAX_ATTEMPTS - 2} cut short 2 times: the worker sending it stopped` });
+    expect(rows.at(-1)).toMatchObject({ state: 'exhausted', error: `attempt ${WEBHOOK_MAX_ATTEMPTS - 2} not finished: its job was taken back from stopped workers 2 times` });
     expect(await redis.zscore(log.endedKeyOf('tw'), `${d.subject}|${d.id}`)).not.toBeNull();
     // nothing was sent: the dead workers never sent it, and the job failed without running
     expect(received.filter((id) => id === d.webhookId)).toHaveLength(0);

@@ -1,6 +1,6 @@
-import { DelayedError, MetricsTime, UnrecoverableError, Worker, type Job, type Span } from 'bullmq';
+import { DelayedError, isNotConnectionError, MetricsTime, UnrecoverableError, Worker, type Job, type Span } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { deliverProgressSchema, QUEUES, redisTimeMs, WEBHOOK_JOBS, type BatchStore, type Delivery, type DeliverProgress, type DeliverWebhookJobData, type DeliverResult, type RecoveryResult } from '@imagegen/shared';
+import { attemptsInRun, deliverProgressSchema, QUEUES, redisTimeMs, WEBHOOK_JOBS, WEBHOOK_MAX_ATTEMPTS, type BatchStore, type Delivery, type DeliverProgress, type DeliverWebhookJobData, type DeliverResult, type RecoveryResult } from '@imagegen/shared';
 import { LostFetches } from '../recovery/lost-fetches';
 import { attemptDelivery, releaseSlot, type AttemptDeps, type AttemptResult } from './attempt';
 import { LetGo, lockMs, SLOW_ATTEMPT_MS, SLOW_PER_PLACE, unansweredAfter } from './let-go';
@@ -54,8 +54,14 @@ class DeliveryWorker extends Worker {
   beforeStalledOut?: (job: Job) => Promise<void>;
 
   protected override async handleFailed(err: Error, job: Job, token: string, fetchNextCallback?: () => boolean, span?: Span): Promise<Job> {
-    // first, so that a death between the two leaves the job to do it again
-    if (job.deferredFailure && this.beforeStalledOut) await this.beforeStalledOut(job);
+    // first, so that a death between the two leaves the job to do it again; a lost connection is
+    // tried again by BullMQ, anything else would only keep the job from failing
+    if (job.deferredFailure && this.beforeStalledOut) {
+      await this.beforeStalledOut(job).catch((e: Error) => {
+        if (!isNotConnectionError(e)) throw e;
+        this.emit('error', e);
+      });
+    }
     return super.handleFailed(err, job, token, fetchNextCallback, span);
   }
 
@@ -130,9 +136,19 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
       await releaseSlot(deps, host, member, 'unknown');
       return notCurrent(run, loaded);
     }
-    if ((loaded.delivery.runAttempts ?? 0) >= attempt) {
+    if (attemptsInRun(loaded.delivery) >= attempt) {
       await releaseSlot(deps, host, member, 'unknown');
       return catchUp(job, token, data, loaded.delivery);
+    }
+    // due later (the job run early: say, its move to the next step's time did not happen)
+    const notBefore = loaded.delivery.nextAttemptAt;
+    if (notBefore !== undefined && notBefore > Date.now() + 1000) {
+      const wait = notBefore - (await redisTimeMs(opts.connection));
+      if (wait > 0) {
+        await releaseSlot(deps, host, member, 'unknown');
+        await job.moveToDelayed(Date.now() + wait, token);
+        throw new DelayedError();
+      }
     }
     const attempting = attemptDelivery(deps, loaded, host, member, attempt);
     if ((await unansweredAfter(attempting, SLOW_ATTEMPT_MS)) && letGo.take()) {
@@ -167,7 +183,8 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
    */
   const catchUp = async (job: Job, token: string | undefined, data: DeliverWebhookJobData, delivery: Delivery): Promise<never> => {
     const now = await redisTimeMs(opts.connection);
-    await job.updateData({ ...data, attemptsBefore: (delivery.runAttempts ?? 0) - job.attemptsMade });
+    // at most the schedule's last attempt (which ends the delivery)
+    await job.updateData({ ...data, attemptsBefore: Math.min(WEBHOOK_MAX_ATTEMPTS - 1, attemptsInRun(delivery) - job.attemptsMade) });
     await job.moveToDelayed(Date.now() + Math.max(0, (delivery.nextAttemptAt ?? now) - now), token);
     throw new DelayedError();
   };
@@ -192,12 +209,17 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
     return saved.success && saved.data.attempt === attempt ? saved.data : { attempt };
   };
 
-  /** Counts a try of `attempt` that failed on our side, in the job's progress; returns its number. */
-  const countTry = async (job: Job, data: DeliverWebhookJobData, attempt: number, err: Error): Promise<number> => {
-    const tries = (progressOf(job, attempt).unsettled ?? 0) + 1;
+  /**
+   * Counts a try of `attempt` that failed on our side, in the job's progress; returns its number.
+   * The attempt's let-go marker stays, unless the attempt it is about has `ended`: a job run early
+   * whose steps fail still waits for that attempt.
+   */
+  const countTry = async (job: Job, data: DeliverWebhookJobData, attempt: number, err: Error, ended = false): Promise<number> => {
+    const saved = progressOf(job, attempt);
+    const tries = (saved.unsettled ?? 0) + 1;
     if (tries > MAX_UNSETTLED) return tries;
     logger.warn('webhook delivery step failed; trying it again', { deliveryId: data.deliveryId, attempt, tries, error: err.message });
-    const progress: DeliverProgress = { attempt, unsettled: tries };
+    const progress: DeliverProgress = { attempt, unsettled: tries, ...(!ended && saved.inFlightUntil !== undefined ? { inFlightUntil: saved.inFlightUntil } : {}) };
     await job.updateProgress(progress);
     return tries;
   };
@@ -227,7 +249,7 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
     try {
       const outcome = await attempting.catch((err: Error) => err);
       if (outcome instanceof Error) {
-        const tries = await countTry(job, data, attempt, outcome);
+        const tries = await countTry(job, data, attempt, outcome, true);
         if (tries <= MAX_UNSETTLED) return await job.changeDelay(unsettledDelayMs(tries, deps.retryScale));
         await giveUp(data, tries, outcome);
       } else if (outcome.recorded === 'ok' && outcome.state === 'pending') {
@@ -264,7 +286,7 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
     const parsed = WEBHOOK_JOBS.deliver.schema.safeParse(job.data);
     if (job.name !== WEBHOOK_JOBS.deliver.name || !parsed.success) return;
     const attempt = parsed.data.attemptsBefore + job.attemptsMade + 1;
-    await endPending(parsed.data, `attempt ${attempt} cut short ${job.stalledCounter} times: the worker sending it stopped`, 'webhook delivery job taken back from dead workers too often; ending it');
+    await endPending(parsed.data, `attempt ${attempt} not finished: its job was taken back from stopped workers ${job.stalledCounter} times`, 'webhook delivery job taken back from dead workers too often; ending it');
   };
   worker.on('error', (err) => logger.error('webhook worker error', { error: err.message }));
   lost.watch(worker, opts.connection);

@@ -21,14 +21,20 @@ export const deliverySchema = z.object({
   run: z.number().int().min(0),
   /** Attempts recorded, over all runs (an attempt's number in the log). */
   attempts: z.number().int().min(0),
-  /** Attempts recorded in this run (absent: none since the delivery began counting them). */
+  /** Attempts recorded in run `runAttemptsOf` (absent: none since the delivery began counting them). */
   runAttempts: z.number().int().min(0).optional(),
+  runAttemptsOf: z.number().int().min(0).optional(),
   nextAttemptAt: z.number().optional(),
   /** What the last attempt got, while the delivery is failed or exhausted. */
   lastStatus: z.number().int().optional(),
   lastError: z.string().optional(),
 });
 export type Delivery = z.infer<typeof deliverySchema>;
+
+/** Attempts the delivery has recorded in its current run (0 when it has not counted them). */
+export function attemptsInRun(d: Pick<Delivery, 'run' | 'runAttempts' | 'runAttemptsOf'>): number {
+  return d.runAttemptsOf === d.run ? (d.runAttempts ?? 0) : 0;
+}
 
 /** One attempt as the log's scripts record it: times in ms of Redis's clock. */
 export const storedAttemptSchema = z.object({

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { keysFor } from '../keys';
-import type { Delivery } from '../schemas/delivery';
+import { attemptsInRun, type Delivery } from '../schemas/delivery';
 import { DeliveryLog } from './deliveries';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -68,18 +68,30 @@ it('a redelivery starts a new run, counting its attempts afresh; the old run can
   await log.createMany([{ delivery: delivery('dlv_c1', 'gen_3'), body: '{}' }]);
   await log.recordAttempt({ tenant: 't1', subject: 'gen_3', id: 'dlv_c1' }, { run: 0, state: 'pending', status: 500, durationMs: 1, retryInMs: 10 });
   await log.recordAttempt({ tenant: 't1', subject: 'gen_3', id: 'dlv_c1' }, { run: 0, state: 'exhausted', status: 500, durationMs: 1 });
-  expect((await log.load('gen_3', 'dlv_c1'))?.delivery).toMatchObject({ run: 0, attempts: 2, runAttempts: 2 });
+  expect((await log.load('gen_3', 'dlv_c1'))?.delivery).toMatchObject({ run: 0, attempts: 2, runAttempts: 2, runAttemptsOf: 0 });
+  // ended: a late answer of the same run is not recorded over it
+  expect(await log.recordAttempt({ tenant: 't1', subject: 'gen_3', id: 'dlv_c1' }, { run: 0, state: 'delivered', status: 200, durationMs: 1 })).toBe('stale');
   expect(await log.redeliver('gen_3', 'dlv_c1')).toBe(1);
   expect((await log.load('gen_3', 'dlv_c1'))?.delivery).toMatchObject({ run: 1, state: 'pending', attempts: 2, runAttempts: 0 });
   expect(await log.recordAttempt({ tenant: 't1', subject: 'gen_3', id: 'dlv_c1' }, { run: 0, state: 'delivered', status: 200, durationMs: 1 })).toBe('stale');
   expect(await log.recordAttempt({ tenant: 't1', subject: 'gen_3', id: 'dlv_c1' }, { run: 1, state: 'delivered', status: 200, durationMs: 1 })).toBe('ok');
-  expect((await log.load('gen_3', 'dlv_c1'))?.delivery).toMatchObject({ attempts: 3, runAttempts: 1 });
+  expect((await log.load('gen_3', 'dlv_c1'))?.delivery).toMatchObject({ attempts: 3, runAttempts: 1, runAttemptsOf: 1 });
   expect((await log.list('gen_3', 't1')).map((r) => [r.attempt, r.state])).toEqual([
     [1, 'failed'],
     [2, 'exhausted'],
     [3, 'delivered'],
   ]);
   expect(await log.redeliver('gen_3', 'dlv_nosuch')).toBeNull();
+});
+
+it('counts the attempts of a run afresh when the count it holds is of another run (as a redelivery by an older release leaves it)', async () => {
+  const log = new DeliveryLog(redis, keys, 3600);
+  await log.createMany([{ delivery: { ...delivery('dlv_c2', 'gen_3b'), run: 1, attempts: 9, runAttempts: 9, runAttemptsOf: 0 }, body: '{}' }]);
+  expect(attemptsInRun((await log.load('gen_3b', 'dlv_c2'))!.delivery)).toBe(0);
+  await log.recordAttempt({ tenant: 't1', subject: 'gen_3b', id: 'dlv_c2' }, { run: 1, state: 'pending', status: 500, durationMs: 1, retryInMs: 10 });
+  const d = (await log.load('gen_3b', 'dlv_c2'))!.delivery;
+  expect(d).toMatchObject({ attempts: 10, runAttempts: 1, runAttemptsOf: 1 });
+  expect(attemptsInRun(d)).toBe(1);
 });
 
 it('keeps only the newest attempts past the cap', async () => {

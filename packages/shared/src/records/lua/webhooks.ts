@@ -56,8 +56,14 @@ local function recordAttempt(log, ended, subject, id, run, state, status, err, d
   if not raw then return 'missing' end
   local d = cjson.decode(raw)
   if tonumber(d.run) ~= tonumber(run) then return 'stale' end
+  -- ended in this run already (say, by a worker that gave up on it while a late answer came)
+  if d.state ~= 'pending' then return 'stale' end
   d.attempts = (tonumber(d.attempts) or 0) + 1
+  -- counted per run, stamped with the run they count: a count from another run (carried over by
+  -- a redelivery made by an older release) starts again
+  if tonumber(d.runAttemptsOf) ~= tonumber(d.run) then d.runAttempts = 0 end
   d.runAttempts = (tonumber(d.runAttempts) or 0) + 1
+  d.runAttemptsOf = tonumber(d.run)
   d.state = state
   local a = { id = d.id, event = d.event, webhookId = d.webhookId, attempt = d.attempts, at = now - tonumber(durationMs),
     durationMs = tonumber(durationMs), state = state }
