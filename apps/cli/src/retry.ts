@@ -10,6 +10,9 @@ export interface RetryPolicy {
   maxDelayMs: number;
 }
 
+/** What a request that makes something tries again on: not a 429, the tenant's quota, which trying again within the minute would not change. */
+export const retryableButQuota = (err: CliError): boolean => err.retryable && err.status !== 429;
+
 /** Long enough to ride out a restart or a deploy of the API, short enough that a dead one is reported. */
 export const DEFAULT_RETRY: RetryPolicy = { giveUpAfterMs: 5 * 60_000, firstDelayMs: 250, maxDelayMs: 10_000 };
 

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { publicBatchSchema, type PublicBatch } from '@imagegen/shared/schemas';
 import { CliError, type ApiClient } from '../client';
 import type { PromptItem } from '../prompts';
-import { retrying } from '../retry';
+import { retryableButQuota, retrying } from '../retry';
 
 /**
  * Submits the items as one batch. A Ctrl-C while the request is out does not end the run: the
@@ -25,8 +25,7 @@ export async function submitBatch(client: ApiClient, items: PromptItem[]): Promi
   };
   process.on('SIGINT', onInterrupt);
   try {
-    // a 429 here is the tenant's quota, which trying again within the minute would not change
-    const batch = await retrying(() => client.json('/v1/batches', publicBatchSchema, { method: 'POST', headers, body }), stop.signal, undefined, (err) => err.retryable && err.status !== 429);
+    const batch = await retrying(() => client.json('/v1/batches', publicBatchSchema, { method: 'POST', headers, body }), stop.signal, undefined, retryableButQuota);
     return { batch, interrupted: stop.signal.aborted };
   } catch (err) {
     if (stop.signal.aborted) throw new CliError(`Interrupted before the API confirmed the batch (${(err as Error).message})`, 130);

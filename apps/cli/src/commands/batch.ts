@@ -106,12 +106,13 @@ async function follow(client: ApiClient, id: string, onItem: (index: number, id:
           const event = /^event: (.*)$/m.exec(block)?.[1];
           const data = /^data: (.*)$/m.exec(block)?.[1];
           if (!event || !data) continue;
+          const body: unknown = JSON.parse(data);
           const from = `the event stream of batch ${id}`;
           if (event === 'item') {
-            const item = answerAs(finishedItemSchema, JSON.parse(data), from);
+            const item = answerAs(finishedItemSchema, body, from);
             onItem(item.index, item.id, item.status);
             succeeded();
-          } else onCounts(answerAs(publicBatchSchema, JSON.parse(data), from));
+          } else onCounts(answerAs(publicBatchSchema, body, from));
           lastEventId = /^id: (.*)$/m.exec(block)?.[1] ?? lastEventId;
           if (event === 'batch.completed') return;
         }

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { publicGenerationSchema } from '@imagegen/shared/schemas';
 import { clientFrom, CliError } from '../client';
 import { discardPartialDownloads, download, extensionOf } from '../download';
-import { retrying } from '../retry';
+import { retryableButQuota, retrying } from '../retry';
 import { outputFile, resolveOutput } from './generate-output';
 
 /** A failure once the generation exists names it, so that the user can still look it up. */
@@ -27,9 +27,9 @@ export function register(program: Command): void {
       const client = clientFrom(program.opts());
       const output = await resolveOutput(opts.out);
       const body = { topic, ...(opts.style ? { style: opts.style } : {}), ...(opts.size ? { size: opts.size } : {}) };
-      // one key for every try: a request whose answer was lost is answered again, not made twice (a 429 is the quota: reported)
+      // one key for every try: a request whose answer was lost is answered again, not made twice
       const headers = { 'Content-Type': 'application/json', Prefer: 'wait=60', 'Idempotency-Key': `cli-${randomUUID()}` };
-      let g = await retrying(() => client.json('/v1/generations', publicGenerationSchema, { method: 'POST', headers, body: JSON.stringify(body) }), undefined, undefined, (err) => err.retryable && err.status !== 429);
+      let g = await retrying(() => client.json('/v1/generations', publicGenerationSchema, { method: 'POST', headers, body: JSON.stringify(body) }), undefined, undefined, retryableButQuota);
       const { id } = g;
       process.once('SIGINT', () => {
         discardPartialDownloads();

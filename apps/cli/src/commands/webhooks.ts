@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { InvalidArgumentError, type Command } from 'commander';
 import { failedDeliveryListSchema, webhookRecoverySchema, webhookSecretSchema } from '@imagegen/shared/schemas';
 import { clientFrom, CliError } from '../client';
-import { retrying } from '../retry';
+import { retryableButQuota, retrying } from '../retry';
 
 const UNITS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
@@ -68,7 +68,7 @@ export function register(program: Command): void {
           ? [`/v1/batches/${encodeURIComponent(opts.batch)}/deliveries/redeliver`, states]
           : ['/v1/webhooks/recover', { since: opts.since, ...(opts.until ? { until: opts.until } : {}), ...states }];
       // a start whose answer was lost and is made again costs nothing: the API answers the one already running
-      let r = await retrying(() => client.json(path, webhookRecoverySchema, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) }), undefined, undefined, (err) => err.retryable && err.status !== 429);
+      let r = await retrying(() => client.json(path, webhookRecoverySchema, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) }), undefined, undefined, retryableButQuota);
       if (!opts.wait) {
         console.log(JSON.stringify(r, null, 2));
         return;

@@ -102,12 +102,11 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
   const deliver = async (job: Job, token: string | undefined, data: DeliverWebhookJobData, attempt: number): Promise<DeliverResult> => {
     const { deliveryId, subject, host, run } = data;
     const inFlightUntil = progressOf(job, attempt).inFlightUntil;
-    const early = inFlightUntil === undefined ? 0 : inFlightUntil - (await redisTimeMs(opts.connection));
-    if (early > 0) {
+    if (inFlightUntil !== undefined) {
+      const now = await redisTimeMs(opts.connection);
       // run early (woken by a host slot freed for it while it was parked): the attempt that let
       // go of the job is still under way, and moves the job on when it ends
-      await job.moveToDelayed(Date.now() + early, token);
-      throw new DelayedError();
+      if (inFlightUntil > now) return delayUntil(job, token, inFlightUntil, now);
     }
     const member = `${job.id}:${token ?? ''}`;
     // one round trip: the slot and the frozen delivery; if either fails, the slot is given back
@@ -143,11 +142,10 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
     // due later (the job run early: say, its move to the next step's time did not happen)
     const notBefore = loaded.delivery.nextAttemptAt;
     if (notBefore !== undefined && notBefore > Date.now() + 1000) {
-      const wait = notBefore - (await redisTimeMs(opts.connection));
-      if (wait > 0) {
+      const now = await redisTimeMs(opts.connection);
+      if (notBefore > now) {
         await releaseSlot(deps, host, member, 'unknown');
-        await job.moveToDelayed(Date.now() + wait, token);
-        throw new DelayedError();
+        return delayUntil(job, token, notBefore, now);
       }
     }
     const attempting = attemptDelivery(deps, loaded, host, member, attempt);
@@ -182,10 +180,14 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
    * goes on to the attempt after the last recorded, when that one said, rather than send it again.
    */
   const catchUp = async (job: Job, token: string | undefined, data: DeliverWebhookJobData, delivery: Delivery): Promise<never> => {
-    const now = await redisTimeMs(opts.connection);
     // at most the schedule's last attempt (which ends the delivery)
     await job.updateData({ ...data, attemptsBefore: Math.min(WEBHOOK_MAX_ATTEMPTS - 1, attemptsInRun(delivery) - job.attemptsMade) });
-    await job.moveToDelayed(Date.now() + Math.max(0, (delivery.nextAttemptAt ?? now) - now), token);
+    return delayUntil(job, token, delivery.nextAttemptAt ?? 0, await redisTimeMs(opts.connection));
+  };
+
+  /** Puts the job back in the delayed set until `at` (Redis time, `now` read from it; at once if past). */
+  const delayUntil = async (job: Job, token: string | undefined, at: number, now: number): Promise<never> => {
+    await job.moveToDelayed(Date.now() + Math.max(0, at - now), token);
     throw new DelayedError();
   };
 

@@ -42,7 +42,6 @@ interface Dispatched {
 
 type StreamEntry = [id: string, fields: string[] | null];
 
-
 /** Consumers gone (no pending entries) for this long are removed from the group. */
 const IDLE_CONSUMER_MS = 3600_000;
 /** A running dispatcher's presence key lives this long, renewed five times as often. */
