@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { deliveryIdFor, keysFor, webhookIdFor, type Delivery, type GenerationRecord } from '@imagegen/shared';
+import { deliveryIdFor, keysFor, UNFINISHED_ATTEMPT_ERROR, webhookIdFor, type Delivery, type GenerationRecord } from '@imagegen/shared';
 import { generationRecord, TINY_RESULT } from './support/records';
 import { eventually, sleep } from './support/net';
 import { killAllSpawned, spawnWorker } from './support/processes';
@@ -140,6 +140,36 @@ describe('webhooks survive a worker crash', () => {
     expect(await stack.redis.pttl(own[0]!)).toBeGreaterThan(0);
     await worker.terminate(20_000);
     expect(await ownKeys()).toEqual([]);
+  });
+
+  it('a worker SIGKILLed while its first attempt waits for an answer: the next worker delivers, and the log shows the attempt cut short', async () => {
+    receiver.script('/cut', 'hang', 200);
+    const first = await spawnWorker({ env: { ...stack.env, LOG_LEVEL: 'info' }, name: 'worker-cut' });
+    const r = await activeRecord('cut short', '/cut');
+    await stack.api.store.complete(r, TINY_RESULT);
+    await eventually(async () => (receiver.on('/cut').length ? true : undefined), 15_000);
+    first.child.kill('SIGKILL');
+    expect((await first.exited).signal).toBe('SIGKILL');
+
+    const worker = await stack.startWorker();
+    await eventually(async () => (receiver.on('/cut').length === 2 ? true : undefined), 20_000);
+    const got = receiver.on('/cut');
+    expect(got.map((g) => g.answeredWith)).toEqual(['hang', 200]);
+    expect(got[1]!.headers['webhook-id']).toBe(got[0]!.headers['webhook-id']);
+    const rows = await eventually(async () => {
+      const listed = (await getJson(`${stack.baseUrl}/v1/generations/${r.id}/deliveries`)).body.data as { attempt: number; state: string; at: string; status?: number; error?: string }[];
+      return listed.at(-1)?.state === 'delivered' ? listed : undefined;
+    }, 10_000);
+    // before: one row (attempt 1, delivered) for the two requests the receiver got
+    expect(rows.map((row) => [row.attempt, row.state, row.status ?? row.error])).toEqual([
+      [1, 'failed', UNFINISHED_ATTEMPT_ERROR],
+      [2, 'delivered', 200],
+    ]);
+    // logged from when the cut attempt started: around when the receiver got it
+    expect(Math.abs(Date.parse(rows[0]!.at) - got[0]!.at)).toBeLessThan(1000);
+    await sleep(1000);
+    expect(receiver.on('/cut')).toHaveLength(2);
+    await worker.close();
   });
 
   it('a delivery taken over after some of its attempts goes on with the schedule from the attempts logged', async () => {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { DeliveryLog, keysFor, SETTLE_AND_ACQUIRE_LUA, type Delivery } from '@imagegen/shared';
+import { DeliveryLog, keysFor, SETTLE_AND_ACQUIRE_LUA, UNFINISHED_ATTEMPT_ERROR, type Delivery } from '@imagegen/shared';
 import { HostLimiter } from './host-limiter';
 import { AttemptBatcher } from './attempt-batcher';
 
@@ -180,4 +180,38 @@ it('deliveries that end failed or exhausted in one call are noted in their own t
   const until = Date.now() + 1000;
   expect((await log.endedPage('ta', 0, until, 10)).entries).toMatchObject([{ subject: 'gen_n0', id: 'dlv_n1' }]);
   expect((await log.endedPage('tb', 0, until, 10)).entries.map((e) => e.id).sort()).toEqual(['dlv_n2', 'dlv_n4']);
+});
+
+it('an attempt that starts is marked started in its log once it has its slot (not while parked), and its record clears the mark, in the same calls', async () => {
+  const { log, batcher } = setup({ maxInFlight: 1, circuitFailures: 3, circuitOpenMs: 1000 });
+  await log.createMany([
+    { delivery: delivery('dlv_k1', 'gen_k1'), body: '{}' },
+    { delivery: delivery('dlv_k2', 'gen_k2'), body: '{}' },
+  ]);
+  const mark = (subject: string, id: string) => redis.hget(keys.generationDeliveries(subject), `s:${id}`);
+  const [first, second] = await Promise.all([
+    batcher.acquire({ host: 'n:1', member: 'dlv_k1:c1', jobId: 'dlv_k1', starts: { subject: 'gen_k1', run: 0 } }),
+    batcher.acquire({ host: 'n:1', member: 'dlv_k2:c1', jobId: 'dlv_k2', starts: { subject: 'gen_k2', run: 0 } }),
+  ]);
+  expect([first.kind, second.kind]).toEqual(['ok', 'busy']);
+  expect(await mark('gen_k1', 'dlv_k1')).toMatch(/^0\|\d+\|dlv_k1:c1$/);
+  expect(await mark('gen_k2', 'dlv_k2')).toBeNull();
+  // the first ends and the second takes the freed slot in one call: the marks follow
+  const [ended, next] = await Promise.all([
+    batcher.settle({ tenant: 't1', subject: 'gen_k1', deliveryId: 'dlv_k1', outcome: { run: 0, state: 'delivered', status: 200, durationMs: 1 }, host: 'n:1', member: 'dlv_k1:c1', health: 'up' }),
+    batcher.acquire({ host: 'n:1', member: 'dlv_k2:c1', jobId: 'dlv_k2', starts: { subject: 'gen_k2', run: 0 } }),
+  ]);
+  expect(ended.recorded).toBe('ok');
+  expect(next.kind).toBe('ok');
+  expect(await mark('gen_k1', 'dlv_k1')).toBeNull();
+  expect(await mark('gen_k2', 'dlv_k2')).toMatch(/^0\|\d+\|dlv_k2:c1$/);
+  // its worker dies mid-request: the next attempt to start logs it first, cut short
+  await batcher.settle({ tenant: 't1', subject: 'gen_k2', deliveryId: 'dlv_k2', outcome: { run: 0, state: 'pending', error: 'x', durationMs: 1, retryInMs: 0 }, host: 'n:1', member: 'other', health: 'unknown' });
+  await redis.hset(keys.generationDeliveries('gen_k2'), 's:dlv_k2', `0|${Date.now()}|dlv_k2:dead`);
+  await redis.del(keys.webhookHostInFlight('n:1'));
+  expect((await batcher.acquire({ host: 'n:1', member: 'dlv_k2:c2', jobId: 'dlv_k2', starts: { subject: 'gen_k2', run: 0 } })).kind).toBe('ok');
+  expect((await log.list('gen_k2', 't1')).map((r) => [r.attempt, r.state, r.error])).toEqual([
+    [1, 'failed', 'x'],
+    [2, 'pending', UNFINISHED_ATTEMPT_ERROR],
+  ]);
 });

@@ -21,6 +21,8 @@ export interface SlotRequest {
   host: string;
   member: string;
   jobId: string;
+  /** Given, the attempt is marked started in its delivery's log once it has its slot (the delivery's id is then `jobId`). */
+  starts?: { subject: string; run: number };
 }
 
 export interface Settled {
@@ -83,19 +85,20 @@ export class AttemptBatcher {
       else starting.push(step.acquire);
     }
     const { circuitFailures, circuitOpenMs, leaseMs, maxInFlight } = this.limiter.opts;
-    // each host's keys, and each tenant's index of ended deliveries, once, named by number in the steps: a batch mostly goes to few;
-    // a tenant's index is named only by attempts that end failed or exhausted (the others pass 0)
+    // each host's keys, each tenant's index of ended deliveries and each log of an attempt that starts, once, named by number in
+    // the steps: a batch mostly goes to few; a tenant's index is named only by attempts that end failed or exhausted (the others pass 0)
     const hosts = numbered((host) => this.limiter.releaseKeys(host));
     const tenants = numbered((tenant) => [this.log.endedKeyOf(tenant)]);
+    const startLogs = numbered((subject) => [this.log.keyOf(subject)]);
     const logKeys: string[] = [];
     const stepArgs: (string | number)[] = [];
     for (const a of ending) {
       logKeys.push(this.log.keyOf(a.subject));
       stepArgs.push(hosts.of(a.host), isRecoverable(a.outcome.state) ? tenants.of(a.tenant) : 0, ...this.log.attemptFields(a.subject, a.deliveryId, a.outcome), a.member, a.health, a.entryId ?? '');
     }
-    for (const r of starting) stepArgs.push(hosts.of(r.host), r.member, r.jobId);
-    const keys = [this.keys.webhookOutbox(), ...hosts.keys, ...logKeys, ...tenants.keys];
-    const args = [this.group, this.log.retentionSeconds, this.log.kept, circuitFailures, circuitOpenMs, leaseMs, maxInFlight, ending.length, hosts.count(), ...stepArgs];
+    for (const r of starting) stepArgs.push(hosts.of(r.host), r.member, r.jobId, r.starts ? startLogs.of(r.starts.subject) : 0, r.starts?.run ?? 0);
+    const keys = [this.keys.webhookOutbox(), ...hosts.keys, ...logKeys, ...tenants.keys, ...startLogs.keys];
+    const args = [this.group, this.log.retentionSeconds, this.log.kept, circuitFailures, circuitOpenMs, leaseMs, maxInFlight, ending.length, hosts.count(), tenants.count(), ...stepArgs];
     const flat = await this.redis.imagegenSettleAndAcquire(keys.length, ...keys, ...args);
     let settledAt = 0;
     let slotAt = 4 * ending.length;

@@ -73,6 +73,8 @@ export interface FirstAttempt {
  * One attempt of a delivery whose host slot is held: sign the frozen body with every secret
  * that signs now, send it, then record the attempt and give the slot back in one step; the slot
  * is given back whatever happens. `attempt` is this attempt's number in its run (1 = the first).
+ * A job's attempt is first marked started in the log, so that one cut short is logged when the
+ * next starts (a dispatcher's is marked with its slot, see AttemptBatcher).
  */
 export async function attemptDelivery(
   deps: AttemptDeps,
@@ -85,7 +87,7 @@ export async function attemptDelivery(
   const { delivery, body } = loaded;
   let released = false;
   try {
-    const signing = await deps.secrets.signing(delivery.tenant);
+    const [signing] = await Promise.all([deps.secrets.signing(delivery.tenant), first ? undefined : deps.log.markStarted(delivery, member)]);
     const result = await deps.sender.send({ url: delivery.url, webhookId: delivery.webhookId, body, secrets: signing });
     const next = stateAfter(result, attempt, deps.retryScale);
     const { state, retryInMs } = next;

@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
-import { BatchStore, createLogger, DeliveryLog, keysFor, OUTBOX_GROUP, QUEUES, WebhookSecrets, webhookJobOptions, WEBHOOK_JOBS, WEBHOOK_MAX_ATTEMPTS, type Delivery } from '@imagegen/shared';
+import { attemptsInRun, BatchStore, createLogger, DeliveryLog, keysFor, OUTBOX_GROUP, QUEUES, UNFINISHED_ATTEMPT_ERROR, WebhookSecrets, webhookJobOptions, WEBHOOK_JOBS, WEBHOOK_MAX_ATTEMPTS, type Delivery } from '@imagegen/shared';
 import { AttemptBatcher, type AttemptToSettle, type Settled } from './attempt-batcher';
 import type { AttemptDeps } from './attempt';
 import { createDeliveryWorker, MAX_UNSETTLED, unsettledDelayMs } from './delivery.worker';
@@ -137,10 +137,18 @@ it('the last attempt whose recording fails is made again, without using a step o
     const d = await lastAttemptLeft('1');
     const job = (await queue.getJob(d.id))!;
     expect(await job.waitUntilFinished(events, 20_000)).toEqual({ outcome: 'delivered', status: 200 });
-    const logged = await new DeliveryLog(redis, keys, 3600).load(d.subject, d.id);
-    expect(logged?.delivery).toMatchObject({ state: 'delivered', attempts: WEBHOOK_MAX_ATTEMPTS });
+    const log = new DeliveryLog(redis, keys, 3600);
+    const logged = (await log.load(d.subject, d.id))!.delivery;
     // sent three times (the first two went out, then could not be recorded), always under one webhook-id
     expect(received.filter((id) => id === d.webhookId)).toHaveLength(3);
+    // each in the log, the two cut short as such; only the one recorded used a step of the schedule
+    expect(logged).toMatchObject({ state: 'delivered', attempts: WEBHOOK_MAX_ATTEMPTS + 2 });
+    expect(attemptsInRun(logged)).toBe(WEBHOOK_MAX_ATTEMPTS);
+    expect((await log.list(d.subject, 'tw')).map((r) => [r.attempt, r.state, r.error])).toEqual([
+      [WEBHOOK_MAX_ATTEMPTS, 'failed', UNFINISHED_ATTEMPT_ERROR],
+      [WEBHOOK_MAX_ATTEMPTS + 1, 'failed', UNFINISHED_ATTEMPT_ERROR],
+      [WEBHOOK_MAX_ATTEMPTS + 2, 'delivered', undefined],
+    ]);
   } finally {
     await worker.close();
   }
@@ -201,6 +209,28 @@ it('a failed answer recorded whose reply was lost is not sent again: the job goe
   }
 });
 
+it('an attempt whose worker died mid-request is logged, cut short, when the job makes it again; the schedule goes on from the attempts recorded', async () => {
+  const worker = await startWorker(() => false);
+  try {
+    const d = await lastAttemptLeft('cut', 2);
+    const log = new DeliveryLog(redis, keys, 3600);
+    // what a worker that died mid-request leaves: its attempt marked started, never recorded
+    await redis.hset(log.keyOf(d.subject), `s:${d.id}`, `0|${Date.now() - 5000}|${d.id}:dead-token`);
+    const job = (await queue.getJob(d.id))!;
+    expect(await job.waitUntilFinished(events, 10_000)).toEqual({ outcome: 'delivered', status: 200 });
+    const rows = await log.list(d.subject, 'tw');
+    expect(rows.map((r) => [r.attempt, r.state, r.error])).toEqual([
+      [WEBHOOK_MAX_ATTEMPTS - 1, 'failed', UNFINISHED_ATTEMPT_ERROR],
+      [WEBHOOK_MAX_ATTEMPTS, 'delivered', undefined],
+    ]);
+    expect(Date.now() - Date.parse(rows[0]!.at)).toBeGreaterThanOrEqual(5000);
+    expect(attemptsInRun((await log.load(d.subject, d.id))!.delivery)).toBe(WEBHOOK_MAX_ATTEMPTS - 1);
+    expect(await redis.hexists(log.keyOf(d.subject), `s:${d.id}`)).toBe(0);
+  } finally {
+    await worker.close();
+  }
+});
+
 it('a job that runs before the time the log gives its attempt waits for it, rather than send early', async () => {
   const worker = await startWorker(() => false);
   try {
@@ -226,11 +256,11 @@ it('tries that failed on our side are counted per attempt: each step of the sche
     const job = (await queue.getJob(d.id))!;
     expect(await job.waitUntilFinished(events, 20_000)).toEqual({ outcome: 'exhausted', status: 500 });
     const rows = await new DeliveryLog(redis, keys, 3600).list(d.subject, 'tw');
-    expect(rows.map((r) => [r.state, r.error])).toEqual([
-      ['failed', 'answered 500'],
-      ['exhausted', 'answered 500'],
-    ]);
+    // every request sent is in the log: the six of each attempt whose answer could not be recorded, cut short
+    const cutShort = Array.from({ length: 6 }, () => ['failed', UNFINISHED_ATTEMPT_ERROR]);
+    expect(rows.map((r) => [r.state, r.error])).toEqual([...cutShort, ['failed', 'answered 500'], ...cutShort, ['exhausted', 'answered 500']]);
     expect(calls).toBe(14);
+    expect(received.filter((id) => id === d.webhookId)).toHaveLength(14);
   } finally {
     await worker.close();
   }

@@ -1,6 +1,7 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import {
+  attemptsInRun,
   deliveryIdFor,
   hashOf,
   OUTBOX_GROUP,
@@ -301,7 +302,10 @@ export class OutboxDispatcher {
     const found = await this.log.load(d.delivery.subject, d.delivery.id);
     // a redelivery's run has its own job and schedule
     if (!found || found.delivery.run !== 0) return 0;
-    return Math.min(found.delivery.attempts, WEBHOOK_MAX_ATTEMPTS - 1);
+    // the run's count, not the log's: attempts cut short on our side use no step of the schedule
+    // (a delivery logged before runs were counted has only the log's)
+    const { delivery } = found;
+    return Math.min(delivery.runAttemptsOf === undefined ? delivery.attempts : attemptsInRun(delivery), WEBHOOK_MAX_ATTEMPTS - 1);
   }
 
   private startAttempts(): void {
@@ -362,7 +366,7 @@ export class OutboxDispatcher {
       // (not while stopping: a job makes it, so shutdown waits for one request, not two)
       const retriesNow = (attempt: number, next: { state: string; retryInMs?: number }) => attempt === 1 && next.state === 'pending' && next.retryInMs === 0 && !this.stopped;
       for (let attempt = 1; ; attempt++) {
-        const slot = await deps.batcher.acquire({ host: d.host, member, jobId: d.delivery.id });
+        const slot = await deps.batcher.acquire({ host: d.host, member, jobId: d.delivery.id, starts: { subject: d.delivery.subject, run: 0 } });
         if (slot.kind !== 'ok') {
           // the host is at its bound, or failing: the job waits for it without holding anything here
           await this.enqueue([{ d, attemptsBefore: attempt - 1, delayMs: 0 }]);

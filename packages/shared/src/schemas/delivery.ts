@@ -55,7 +55,7 @@ export type StoredAttempt = z.infer<typeof storedAttemptSchema>;
 export const deliveryAttemptSchema = storedAttemptSchema.extend({
   id: z.string().describe('Delivery id (one per event and endpoint)'),
   webhookId: z.string().describe('The webhook-id header: the same for every attempt and redelivery'),
-  attempt: z.number().int().min(0).describe('1, 2, ...; 0 for a delivery not tried yet'),
+  attempt: z.number().int().min(0).describe('1, 2, ...; 0 for a delivery not tried yet. An attempt cut short on our side (its worker stopped mid-request) is logged too, once the next one starts, with durationMs 0 and an error saying so'),
   at: z.iso.datetime(),
   status: z.number().int().optional().describe('HTTP status the endpoint answered, if it answered'),
   nextAttemptAt: z.iso.datetime().optional(),

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { keysFor } from '../keys';
 import { attemptsInRun, type Delivery } from '../schemas/delivery';
+import { UNFINISHED_ATTEMPT_ERROR } from '../records/lua/webhooks';
 import { DeliveryLog } from './deliveries';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -92,6 +93,68 @@ it('counts the attempts of a run afresh when the count it holds is of another ru
   const d = (await log.load('gen_3b', 'dlv_c2'))!.delivery;
   expect(d).toMatchObject({ attempts: 10, runAttempts: 1, runAttemptsOf: 1 });
   expect(attemptsInRun(d)).toBe(1);
+});
+
+describe('an attempt cut short on our side', () => {
+  const ref = (id: string, subject: string) => ({ tenant: 't1', subject, id, run: 0 });
+  const marker = (subject: string, id: string) => redis.hget(keys.generationDeliveries(subject), `s:${id}`);
+
+  it('is marked started until recorded: an attempt recorded leaves no mark and no extra row', async () => {
+    const log = new DeliveryLog(redis, keys, 3600);
+    await log.createMany([{ delivery: delivery('dlv_m1', 'gen_m1'), body: '{}' }]);
+    expect(await log.markStarted(ref('dlv_m1', 'gen_m1'), 'job-a')).toBe(true);
+    expect(await marker('gen_m1', 'dlv_m1')).toMatch(/^0\|\d+\|job-a$/);
+    await log.recordAttempt(ref('dlv_m1', 'gen_m1'), { run: 0, state: 'pending', status: 500, durationMs: 3, retryInMs: 10 });
+    expect(await marker('gen_m1', 'dlv_m1')).toBeNull();
+    await log.markStarted(ref('dlv_m1', 'gen_m1'), 'job-b');
+    await log.recordAttempt(ref('dlv_m1', 'gen_m1'), { run: 0, state: 'delivered', status: 200, durationMs: 3 });
+    expect((await log.list('gen_m1', 't1')).map((r) => [r.attempt, r.state, r.status])).toEqual([
+      [1, 'failed', 500],
+      [2, 'delivered', 200],
+    ]);
+  });
+
+  it('is logged when the next attempt starts, from when it started, without using a step of the schedule', async () => {
+    const log = new DeliveryLog(redis, keys, 3600);
+    await log.createMany([{ delivery: delivery('dlv_m2', 'gen_m2'), body: '{}' }]);
+    await log.markStarted(ref('dlv_m2', 'gen_m2'), 'dead-worker');
+    const startedAt = Number((await marker('gen_m2', 'dlv_m2'))!.split('|')[1]);
+    await sleep(30);
+    // the next attempt starts: the one under way before it never recorded an outcome
+    await log.markStarted(ref('dlv_m2', 'gen_m2'), 'next-worker');
+    const d = (await log.load('gen_m2', 'dlv_m2'))!.delivery;
+    expect(d).toMatchObject({ state: 'pending', attempts: 1 });
+    expect(attemptsInRun(d)).toBe(0);
+    expect(await log.list('gen_m2', 't1')).toEqual([
+      { id: 'dlv_m2', event: 'generation.completed', webhookId: 'msg_m2', attempt: 1, at: new Date(startedAt).toISOString(), durationMs: 0, error: UNFINISHED_ATTEMPT_ERROR, state: 'pending' },
+    ]);
+    await log.recordAttempt(ref('dlv_m2', 'gen_m2'), { run: 0, state: 'delivered', status: 200, durationMs: 3 });
+    expect((await log.list('gen_m2', 't1')).map((r) => [r.attempt, r.state, r.error ?? r.status])).toEqual([
+      [1, 'failed', UNFINISHED_ATTEMPT_ERROR],
+      [2, 'delivered', 200],
+    ]);
+    expect(attemptsInRun((await log.load('gen_m2', 'dlv_m2'))!.delivery)).toBe(1);
+  });
+
+  it('is not logged into another run, nor into a delivery that has ended; a delivery gone gets no mark', async () => {
+    const log = new DeliveryLog(redis, keys, 3600);
+    await log.createMany([{ delivery: delivery('dlv_m3', 'gen_m3'), body: '{}' }]);
+    await log.recordAttempt(ref('dlv_m3', 'gen_m3'), { run: 0, state: 'exhausted', status: 500, durationMs: 1 });
+    // an attempt of run 0 left under way (its worker gave up on it and ended the delivery meanwhile), then a redelivery
+    await redis.hset(keys.generationDeliveries('gen_m3'), 's:dlv_m3', `0|${Date.now()}|old-run`);
+    expect(await log.redeliver('gen_m3', 'dlv_m3')).toBe(1);
+    await log.markStarted({ ...ref('dlv_m3', 'gen_m3'), run: 1 }, 'run-1');
+    expect((await log.list('gen_m3', 't1')).map((r) => r.attempt)).toEqual([1]);
+    await log.recordAttempt(ref('dlv_m3', 'gen_m3'), { run: 1, state: 'delivered', status: 200, durationMs: 1 });
+    await redis.hset(keys.generationDeliveries('gen_m3'), 's:dlv_m3', `1|${Date.now()}|late`);
+    await log.markStarted({ ...ref('dlv_m3', 'gen_m3'), run: 1 }, 'after-the-end');
+    expect((await log.list('gen_m3', 't1')).map((r) => [r.attempt, r.state])).toEqual([
+      [1, 'exhausted'],
+      [2, 'delivered'],
+    ]);
+    expect(await log.markStarted(ref('dlv_gone', 'gen_gone'), 'nobody')).toBe(false);
+    expect(await redis.exists(keys.generationDeliveries('gen_gone'))).toBe(0);
+  });
 });
 
 it('keeps only the newest attempts past the cap', async () => {

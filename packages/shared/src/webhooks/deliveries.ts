@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Keys } from '../keys';
-import { CREATE_DELIVERIES_LUA, RECORD_ATTEMPT_LUA, REDELIVER_LUA } from '../records/lua/webhooks';
+import { CREATE_DELIVERIES_LUA, MARK_STARTED_LUA, RECORD_ATTEMPT_LUA, REDELIVER_LUA } from '../records/lua/webhooks';
 import { deliverySchema, storedAttemptSchema, type Delivery, type DeliveryAttempt, type DeliveryState, type StoredAttempt } from '../schemas/delivery';
 
 /** Most ended deliveries of one millisecond a page of the ended index takes. */
@@ -34,6 +34,7 @@ type LogRedis = Redis & {
   imagegenCreateDeliveries(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<number[]>;
   imagegenRecordAttempt(log: string, ended: string, ...args: (string | number)[]): Promise<'ok' | 'missing' | 'stale'>;
   imagegenRedeliver(key: string, id: string, ttl: number, run?: number, states?: string): Promise<number>;
+  imagegenMarkStarted(log: string, id: string, run: number, member: string, kept: number): Promise<number>;
 };
 
 /** The delivery log: what was sent, each attempt and its outcome, kept as long as the record. */
@@ -50,6 +51,7 @@ export class DeliveryLog {
       redis.defineCommand(CREATE_DELIVERIES_COMMAND, { lua: CREATE_DELIVERIES_LUA });
       redis.defineCommand('imagegenRecordAttempt', { numberOfKeys: 2, lua: RECORD_ATTEMPT_LUA });
       redis.defineCommand('imagegenRedeliver', { numberOfKeys: 1, lua: REDELIVER_LUA });
+      redis.defineCommand('imagegenMarkStarted', { numberOfKeys: 1, lua: MARK_STARTED_LUA });
     }
     this.redis = redis as LogRedis;
   }
@@ -84,6 +86,15 @@ export class DeliveryLog {
     const [meta, body] = await this.redis.hmget(this.keyOf(subject), `d:${id}`, `b:${id}`);
     if (!meta || body === null || body === undefined) return null;
     return { delivery: deliverySchema.parse(JSON.parse(meta)), body };
+  }
+
+  /**
+   * Notes that an attempt of the delivery starts (holding the slot `member`), until it is recorded;
+   * one found still under way is logged first, as cut short (see MARK_STARTED). False if the
+   * delivery is gone.
+   */
+  async markStarted(d: Pick<Delivery, 'subject' | 'id' | 'run'>, member: string): Promise<boolean> {
+    return (await this.redis.imagegenMarkStarted(this.keyOf(d.subject), d.id, d.run, member, this.kept)) === 1;
   }
 
   recordAttempt(d: Pick<Delivery, 'tenant' | 'subject' | 'id'>, o: AttemptOutcome): Promise<'ok' | 'missing' | 'stale'> {

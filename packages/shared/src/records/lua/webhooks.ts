@@ -11,6 +11,7 @@ export const ENDED_DELIVERIES_KEPT = 200_000;
  * The delivery log is one hash per generation (or batch):
  *   d:<deliveryId>  the delivery (JSON)        b:<deliveryId>  its frozen body bytes
  *   a:<n>           the n-th attempt (JSON)    seq             attempts written so far
+ *   s:<deliveryId>  the attempt under way: '<run>|<started ms>|<slot member>', until it is recorded
  * Every write sets the expiry to the record retention.
  */
 
@@ -54,6 +55,8 @@ for _, s in ipairs({ ${RECOVERABLE_STATES.map((s) => `'${s}'`).join(', ')} }) do
 local function recordAttempt(log, ended, subject, id, run, state, status, err, durationMs, retryInMs, ttl, kept, now)
   local raw = redis.call('HGET', log, 'd:' .. id)
   if not raw then return 'missing' end
+  -- the attempt under way is this one, or one whose outcome this record replaces (ending the delivery)
+  redis.call('HDEL', log, 's:' .. id)
   local d = cjson.decode(raw)
   if tonumber(d.run) ~= tonumber(run) then return 'stale' end
   -- ended in this run already (say, by a worker that gave up on it while a late answer came)
@@ -84,12 +87,48 @@ local function recordAttempt(log, ended, subject, id, run, state, status, err, d
     d.lastStatus = nil
     d.lastError = nil
   end
-  local seq = redis.call('HINCRBY', log, 'seq', 1)
-  redis.call('HSET', log, 'a:' .. seq, cjson.encode(a), 'd:' .. id, cjson.encode(d))
-  if seq > tonumber(kept) then redis.call('HDEL', log, 'a:' .. (seq - tonumber(kept))) end
+  appendAttempt(log, id, a, d, kept)
   redis.call('EXPIRE', log, tonumber(ttl))
   if undelivered then noteEnded(ended, subject .. '|' .. id, ttl, now) end
   return 'ok'
+end
+`;
+
+/** Writes attempt row `a` as the log's next, with its delivery `d` as it now is; only the newest `kept` rows stay. */
+const APPEND_ATTEMPT = `
+local function appendAttempt(log, id, a, d, kept)
+  local seq = redis.call('HINCRBY', log, 'seq', 1)
+  redis.call('HSET', log, 'a:' .. seq, cjson.encode(a), 'd:' .. id, cjson.encode(d))
+  if seq > tonumber(kept) then redis.call('HDEL', log, 'a:' .. (seq - tonumber(kept))) end
+end
+`;
+
+/** The error of an attempt found under way with no outcome recorded when the next one starts. */
+export const UNFINISHED_ATTEMPT_ERROR = 'no outcome recorded: cut short on our side (the worker making it stopped, or could not save its answer); the endpoint may have received it';
+
+/**
+ * Notes that an attempt starts (its slot taken, its request next): 's:<id>' says so until the
+ * attempt is recorded. An attempt of the same run found there still was cut short (its worker
+ * died mid-request, or could not record the answer): it is logged first, as an attempt without
+ * outcome that another follows, since its request may have reached the endpoint. That row counts
+ * in the delivery's attempts (its number in the log) but not in the run's, which the schedule
+ * goes by: what our side lost does not use a step of it.
+ */
+const MARK_STARTED = `
+local function markStarted(log, id, run, member, kept, now)
+  local field = 's:' .. id
+  local old = redis.call('HGET', log, field)
+  if old then
+    local oldRun, at = string.match(old, '^(%d+)|(%d+)|')
+    local raw = redis.call('HGET', log, 'd:' .. id)
+    local d = raw and cjson.decode(raw)
+    if d and oldRun and tonumber(oldRun) == tonumber(d.run) and d.state == 'pending' then
+      d.attempts = (tonumber(d.attempts) or 0) + 1
+      appendAttempt(log, id, { id = d.id, event = d.event, webhookId = d.webhookId, attempt = d.attempts, at = tonumber(at),
+        durationMs = 0, state = 'pending', error = '${UNFINISHED_ATTEMPT_ERROR}' }, d, kept)
+    end
+  end
+  redis.call('HSET', log, field, run .. '|' .. now .. '|' .. member)
 end
 `;
 
@@ -195,8 +234,21 @@ return out
 export const RECORD_ATTEMPT_LUA = compose(
   NOW_MS,
   NOTE_ENDED,
+  APPEND_ATTEMPT,
   RECORD_ATTEMPT,
   `return recordAttempt(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], nowMs())`,
+);
+
+/** KEYS: log; ARGV: delivery id, run, slot member, kept. Marks the attempt started (MARK_STARTED) if the delivery is there; returns 1 if so, else 0. */
+export const MARK_STARTED_LUA = compose(
+  NOW_MS,
+  APPEND_ATTEMPT,
+  MARK_STARTED,
+  `
+if redis.call('HEXISTS', KEYS[1], 'd:' .. ARGV[1]) == 0 then return 0 end
+markStarted(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], nowMs())
+return 1
+`,
 );
 
 /** KEYS: in-flight set, circuit, parked set; ARGV: member, lease ms, max in flight, job id. */
@@ -207,8 +259,8 @@ export const HOST_RELEASE_LUA = compose(HOST_STATE, HOST_RELEASE, `return hostRe
 
 /** ARGV fields of one attempt that ends, in SETTLE_AND_ACQUIRE_LUA. */
 const SETTLE_ARGS_PER_ATTEMPT = 13;
-/** ARGV fields of one attempt that starts (host, member, job id). */
-const ACQUIRE_ARGS_PER_ATTEMPT = 3;
+/** ARGV fields of one attempt that starts (host, member, job id, log, run). */
+const ACQUIRE_ARGS_PER_ATTEMPT = 5;
 /** KEYS of one host (in-flight set, failure count, circuit, parked set). */
 const KEYS_PER_HOST = 4;
 
@@ -220,23 +272,27 @@ const KEYS_PER_HOST = 4;
  * the host's health) and, for a first attempt made from an outbox entry, the entry acknowledged
  * and deleted unless another attempt must follow (the caller hands that one to a job first); an
  * entry is thus never settled without its attempt recorded. Each attempt that starts takes a
- * slot of its host (HOST_ACQUIRE), in order. Each host's keys, and each tenant's index of ended
- * deliveries, are passed once, however many attempts name them (by number, from 1).
+ * slot of its host (HOST_ACQUIRE), in order, and, given its log, is marked started there once
+ * it has one (MARK_STARTED; the job id is then the delivery's id). Each host's keys, each
+ * tenant's index of ended deliveries and each log of an attempt that starts are passed once,
+ * however many attempts name them (by number, from 1).
  *
  * KEYS[1] outbox stream, then 4 per host (in-flight set, failure count, circuit, parked set),
  * then the log of each attempt that ends, then each tenant's ended index (named only by attempts
- * that end failed or exhausted; 0 for the others).
+ * that end failed or exhausted; 0 for the others), then the logs of attempts that start.
  * ARGV: group, ttl, kept, circuit threshold, circuit open ms, lease ms, max in flight, number of
- * attempts that end, number of hosts; then per attempt that ends: host, tenant, subject, id, run,
- * state, status, error, durationMs, retryInMs, member, health, entry id ('' = none); then per
- * attempt that starts: host, member, job id.
+ * attempts that end, number of hosts, number of tenants; then per attempt that ends: host,
+ * tenant, subject, id, run, state, status, error, durationMs, retryInMs, member, health, entry id
+ * ('' = none); then per attempt that starts: host, member, job id, log (0 = not marked), run.
  * Returns, flat: per attempt that ends recorded ('ok' | 'missing' | 'stale'), opened (0/1), job
  * to wake (or ''), entry settled (0/1); then per attempt that starts its slot kind and ms.
  */
 export const SETTLE_AND_ACQUIRE_LUA = compose(
   NOW_MS,
   NOTE_ENDED,
+  APPEND_ATTEMPT,
   RECORD_ATTEMPT,
+  MARK_STARTED,
   HOST_STATE,
   HOST_RELEASE,
   HOST_ACQUIRE,
@@ -246,13 +302,14 @@ local now = nowMs()
 local ending = tonumber(ARGV[8])
 local logAt = 1 + tonumber(ARGV[9]) * ${KEYS_PER_HOST}
 local endedAt = logAt + ending
+local startLogAt = endedAt + tonumber(ARGV[10])
 local function hostKeys(host)
   local k = 1 + (tonumber(host) - 1) * ${KEYS_PER_HOST}
   return KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
 end
 local out, acks = {}, {}
 for i = 1, ending do
-  local a = 9 + (i - 1) * ${SETTLE_ARGS_PER_ATTEMPT}
+  local a = 10 + (i - 1) * ${SETTLE_ARGS_PER_ATTEMPT}
   local inFlight, failures, circuit, parked = hostKeys(ARGV[a + 1])
   local state = ARGV[a + 6]
   -- tenant 0: an ending that is not noted, and no key for it
@@ -274,11 +331,13 @@ if #acks > 0 then
   redis.call('XACK', KEYS[1], ARGV[1], unpack(acks))
   redis.call('XDEL', KEYS[1], unpack(acks))
 end
-local firstArg = 9 + ending * ${SETTLE_ARGS_PER_ATTEMPT}
+local firstArg = 10 + ending * ${SETTLE_ARGS_PER_ATTEMPT}
 for i = 1, (#ARGV - firstArg) / ${ACQUIRE_ARGS_PER_ATTEMPT} do
   local a = firstArg + (i - 1) * ${ACQUIRE_ARGS_PER_ATTEMPT}
   local inFlight, _, circuit, parked = hostKeys(ARGV[a + 1])
   local r = hostAcquire(inFlight, circuit, parked, ARGV[a + 2], ARGV[6], ARGV[7], ARGV[a + 3], now)
+  local log = tonumber(ARGV[a + 4])
+  if r[1] == 'ok' and log > 0 then markStarted(KEYS[startLogAt + log], ARGV[a + 3], ARGV[a + 5], ARGV[a + 2], ARGV[3], now) end
   out[#out + 1] = r[1]
   out[#out + 1] = r[2]
 end
