@@ -172,6 +172,25 @@ describe('webhooks survive a worker crash', () => {
     await worker.close();
   });
 
+  it('an event held by a running dispatcher longer than the claim idle time (a slow answer) is not taken over and sent again', async () => {
+    // answered after 2.5 s, five times the claim idle time here (500 ms); two workers look for abandoned events
+    receiver.script('/held', { status: 200, delayMs: 2500 });
+    const workers = [await stack.startWorker(), await stack.startWorker()];
+    const r = await activeRecord('held', '/held');
+    await stack.api.store.complete(r, TINY_RESULT);
+    await eventually(async () => (receiver.on('/held').length ? true : undefined), 15_000);
+    const rows = await eventually(async () => {
+      const listed = (await getJson(`${stack.baseUrl}/v1/generations/${r.id}/deliveries`)).body.data as { attempt: number; state: string }[];
+      return listed.at(-1)?.state === 'delivered' ? listed : undefined;
+    }, 10_000);
+    await sleep(1500);
+    // before: taken over while its attempt waited, and sent again at once (2 requests, 2 rows, one of them cut short)
+    expect(receiver.on('/held')).toHaveLength(1);
+    expect(rows.map((row) => [row.attempt, row.state])).toEqual([[1, 'delivered']]);
+    expect(await outboxEntriesFor(r.id)).toHaveLength(0);
+    await Promise.all(workers.map((w) => w.close()));
+  });
+
   it('a delivery taken over after some of its attempts goes on with the schedule from the attempts logged', async () => {
     const keys = keysFor(stack.prefix);
     receiver.script('/resumed', 500);

@@ -5,6 +5,7 @@ import {
   deliveryIdFor,
   hashOf,
   OUTBOX_GROUP,
+  OUTBOX_KEEP_HELD_LUA,
   parseOutboxEntry,
   webhookBody,
   webhookIdFor,
@@ -110,6 +111,14 @@ export class OutboxDispatcher {
   /** Renews this dispatcher's presence key while it runs. */
   private presence?: NodeJS.Timeout;
   /**
+   * Entries this dispatcher works on (their first attempt waiting for a place or its subject's
+   * turn, or under way): kept from looking idle (keepHeld), since one can be held longer than
+   * claimIdleMs (an attempt and its immediate retry to a hanging endpoint, after those of the
+   * subject's event before it), and a claim would then make the same attempt again at once.
+   */
+  private readonly held = new Set<string>();
+  private keeping?: NodeJS.Timeout;
+  /**
    * Subjects (generations, batches) with a first attempt whose request is under way here: the
    * next event of the same subject is not started before it is answered, so a receiver gets a
    * subject's events in order (started before completed) even when one read holds both. Events
@@ -133,6 +142,7 @@ export class OutboxDispatcher {
     // first attempts under way, and those waiting for a place, finish (each is bounded by the request timeout)
     while (this.inFlight.size) await Promise.all([...this.inFlight]);
     clearInterval(this.presence);
+    clearInterval(this.keeping);
     // whatever is still pending here is taken over by another dispatcher at once
     await this.redis.del(this.keys.webhookDispatcherAlive(this.opts.consumer)).catch(() => undefined);
   }
@@ -141,7 +151,16 @@ export class OutboxDispatcher {
     const key = this.keys.webhookDispatcherAlive(this.opts.consumer);
     const renew = () => this.redis.set(key, '1', 'PX', ALIVE_MS);
     this.presence ??= setInterval(() => void renew().catch(() => undefined), ALIVE_MS / 5).unref();
+    this.keeping ??= setInterval(() => void this.keepHeld().catch(() => undefined), Math.max(50, this.opts.claimIdleMs / 3)).unref();
     await renew();
+  }
+
+  /** Resets the idle time of the entries held here that are still this dispatcher's (see held). */
+  private async keepHeld(): Promise<void> {
+    const ids = [...this.held];
+    for (let i = 0; i < ids.length; i += 500) {
+      await this.redis.eval(OUTBOX_KEEP_HELD_LUA, 1, this.keys.webhookOutbox(), OUTBOX_GROUP, this.opts.consumer, ...ids.slice(i, i + 500));
+    }
   }
 
   private async run(): Promise<void> {
@@ -233,9 +252,11 @@ export class OutboxDispatcher {
         StreamEntry[],
         string[]?,
       ];
-      if (entries.length) {
-        this.logger.info('took over webhook events left pending too long', { count: entries.length });
-        await this.dispatch(stream, entries);
+      // its own entries come back too when they have been held too long (keepHeld failing): they are under way here
+      const abandoned = entries.filter(([id]) => !this.held.has(id));
+      if (abandoned.length) {
+        this.logger.info('took over webhook events left pending too long', { count: abandoned.length });
+        await this.dispatch(stream, abandoned);
       }
       if (next === '0-0') break;
       start = next;
@@ -291,7 +312,10 @@ export class OutboxDispatcher {
     const toJobs = await Promise.all(jobs);
     if (toJobs.length) await this.enqueue(toJobs);
     await this.acknowledge(stream, [...settled, ...toJobs.map(({ d }) => d.entryId)]);
-    for (const d of toSend) this.waiting.push({ stream, d });
+    for (const d of toSend) {
+      this.held.add(d.entryId);
+      this.waiting.push({ stream, d });
+    }
     this.startAttempts();
     // the next read once no more than one round of attempts waits (bounds what is held here)
     while (this.waiting.length > this.opts.inlineConcurrency) await new Promise<void>((resolve) => (this.placeFreed = resolve));
@@ -348,6 +372,7 @@ export class OutboxDispatcher {
         givePlace();
       }, SLOW_ATTEMPT_MS);
       const attempt = this.firstAttempt(stream, d, answered).finally(() => {
+        this.held.delete(d.entryId);
         clearTimeout(slowTimer);
         if (isSlow) this.slow.giveBack();
         answered();

@@ -62,3 +62,21 @@ if webhook then
   end
 end
 `;
+
+/**
+ * KEYS[1] the outbox stream; ARGV: group, consumer, then entry ids the consumer is still working
+ * on. Resets the idle time of each that is still pending on that consumer (none is taken from
+ * another), so that no claim of entries left idle too long takes them while they are worked on.
+ * Returns how many were kept.
+ */
+export const OUTBOX_KEEP_HELD_LUA = `
+local kept = 0
+for i = 3, #ARGV do
+  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if p[1] and p[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    kept = kept + 1
+  end
+end
+return kept
+`;
