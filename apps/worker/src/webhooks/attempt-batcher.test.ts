@@ -215,3 +215,18 @@ it('an attempt that starts is marked started in its log once it has its slot (no
     [2, 'pending', UNFINISHED_ATTEMPT_ERROR],
   ]);
 });
+
+it('an attempt that ends takes back its own mark only: a late answer leaves the mark of the attempt under way; a delivery gone gets no mark', async () => {
+  const { log, batcher } = setup({ maxInFlight: 5, circuitFailures: 3, circuitOpenMs: 1000 });
+  await log.createMany([{ delivery: delivery('dlv_o1', 'gen_o1'), body: '{}' }]);
+  const mark = () => redis.hget(keys.generationDeliveries('gen_o1'), 's:dlv_o1');
+  expect((await batcher.acquire({ host: 'o:1', member: 'dlv_o1:now', jobId: 'dlv_o1', starts: { subject: 'gen_o1', run: 0 } })).kind).toBe('ok');
+  // the answer of an attempt whose mark was taken over by this one comes late
+  await batcher.settle({ tenant: 't1', subject: 'gen_o1', deliveryId: 'dlv_o1', outcome: { run: 0, state: 'pending', status: 500, durationMs: 1, retryInMs: 0 }, host: 'o:1', member: 'dlv_o1:late', health: 'unknown' });
+  expect(await mark()).toMatch(/\|dlv_o1:now$/);
+  await batcher.settle({ tenant: 't1', subject: 'gen_o1', deliveryId: 'dlv_o1', outcome: { run: 0, state: 'delivered', status: 200, durationMs: 1 }, host: 'o:1', member: 'dlv_o1:now', health: 'up' });
+  expect(await mark()).toBeNull();
+  // the log went (retention) while the attempt waited to start: nothing is written back without an expiry
+  expect((await batcher.acquire({ host: 'o:1', member: 'dlv_o2:c', jobId: 'dlv_o2', starts: { subject: 'gen_o2', run: 0 } })).kind).toBe('ok');
+  expect(await redis.exists(keys.generationDeliveries('gen_o2'))).toBe(0);
+});

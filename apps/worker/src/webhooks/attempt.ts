@@ -86,8 +86,10 @@ export async function attemptDelivery(
 ): Promise<AttemptResult> {
   const { delivery, body } = loaded;
   let released = false;
+  let sent = false;
   try {
     const [signing] = await Promise.all([deps.secrets.signing(delivery.tenant), first ? undefined : deps.log.markStarted(delivery, member)]);
+    sent = true;
     const result = await deps.sender.send({ url: delivery.url, webhookId: delivery.webhookId, body, secrets: signing });
     const next = stateAfter(result, attempt, deps.retryScale);
     const { state, retryInMs } = next;
@@ -117,6 +119,10 @@ export async function attemptDelivery(
       ...(result.error ? { error: result.error } : {}),
     };
   } finally {
-    if (!released) await releaseSlot(deps, host, member, 'unknown').catch(() => undefined);
+    if (!released) {
+      // nothing went out: not an attempt cut short, for the next one to log
+      const unmark = sent ? undefined : deps.log.clearMark(delivery, member).catch(() => undefined);
+      await Promise.all([releaseSlot(deps, host, member, 'unknown').catch(() => undefined), unmark]);
+    }
   }
 }

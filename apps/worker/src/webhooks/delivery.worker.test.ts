@@ -75,7 +75,17 @@ class FailingSettle extends AttemptBatcher {
   }
 }
 
+/** Secrets whose lookup fails, as a Redis call cut off would, while `failing()` says so. */
+class FailingSecrets extends WebhookSecrets {
+  failing: () => boolean = () => false;
+  override signing(tenant: string): Promise<string[]> {
+    return this.failing() ? Promise.reject(new Error('Connection is closed.')) : super.signing(tenant);
+  }
+}
+
 interface WorkerOptions {
+  /** The signing secrets' lookup fails while this says so. */
+  secretsFailing?: () => boolean;
   allowPrivate?: boolean;
   replyLost?: boolean;
   retryScale?: number;
@@ -84,14 +94,15 @@ interface WorkerOptions {
 }
 
 /** A delivery worker (5 jobs at once, 5 in flight per host) over real Redis and BullMQ. */
-async function startWorker(failing: () => boolean, { allowPrivate = true, replyLost = false, retryScale = 0.001, timeoutMs = 2000, stalled = undefined }: WorkerOptions = {}): Promise<{ worker: Worker; close(): Promise<void> }> {
+async function startWorker(failing: () => boolean, { secretsFailing = () => false, allowPrivate = true, replyLost = false, retryScale = 0.001, timeoutMs = 2000, stalled = undefined }: WorkerOptions = {}): Promise<{ worker: Worker; close(): Promise<void> }> {
   const log = new DeliveryLog(redis, keys, 3600);
   const limiter = new HostLimiter(redis, keys, { maxInFlight: 5, leaseMs: 10_000, circuitFailures: 100, circuitOpenMs: 1000 });
   const batcher = new FailingSettle(redis, keys, log, limiter, OUTBOX_GROUP);
   batcher.failing = failing;
   batcher.replyLost = replyLost;
-  const secrets = new WebhookSecrets(redis, keys, 'delivery-worker-test-master-secret-0123');
+  const secrets = new FailingSecrets(redis, keys, 'delivery-worker-test-master-secret-0123');
   await secrets.master();
+  secrets.failing = secretsFailing;
   const sender = new WebhookSender({ timeoutMs, allowPrivate, connectionsPerOrigin: 5 });
   const deps: AttemptDeps = { log, secrets, limiter, batcher, sender, queue, logger: createLogger('worker', 'silent'), retryScale };
   const connection = new Redis(url, { maxRetriesPerRequest: null });
@@ -226,6 +237,22 @@ it('an attempt whose worker died mid-request is logged, cut short, when the job 
     expect(Date.now() - Date.parse(rows[0]!.at)).toBeGreaterThanOrEqual(5000);
     expect(attemptsInRun((await log.load(d.subject, d.id))!.delivery)).toBe(WEBHOOK_MAX_ATTEMPTS - 1);
     expect(await redis.hexists(log.keyOf(d.subject), `s:${d.id}`)).toBe(0);
+  } finally {
+    await worker.close();
+  }
+});
+
+it('an attempt that sends nothing (its signing secrets could not be read) is not logged as cut short when the next one starts', async () => {
+  let failures = 1;
+  const worker = await startWorker(() => false, { secretsFailing: () => failures-- > 0 });
+  try {
+    const d = await lastAttemptLeft('nosend', 2);
+    const job = (await queue.getJob(d.id))!;
+    expect(await job.waitUntilFinished(events, 10_000)).toEqual({ outcome: 'delivered', status: 200 });
+    expect(failures).toBeLessThan(0);
+    // before: a row saying the endpoint may have received an attempt that never went out
+    expect((await new DeliveryLog(redis, keys, 3600).list(d.subject, 'tw')).map((r) => [r.attempt, r.state])).toEqual([[WEBHOOK_MAX_ATTEMPTS - 1, 'delivered']]);
+    expect(received.filter((id) => id === d.webhookId)).toHaveLength(1);
   } finally {
     await worker.close();
   }

@@ -155,6 +155,29 @@ describe('an attempt cut short on our side', () => {
     expect(await log.markStarted(ref('dlv_gone', 'gen_gone'), 'nobody')).toBe(false);
     expect(await redis.exists(keys.generationDeliveries('gen_gone'))).toBe(0);
   });
+
+  it('an attempt of a run the delivery has left marks nothing and leaves the mark of the run under way', async () => {
+    const log = new DeliveryLog(redis, keys, 3600);
+    await log.createMany([{ delivery: delivery('dlv_m4', 'gen_m4'), body: '{}' }]);
+    // redelivered while a run 0 attempt still waited to start; run 1 starts first
+    expect(await log.redeliver('gen_m4', 'dlv_m4')).toBe(1);
+    expect(await log.markStarted({ ...ref('dlv_m4', 'gen_m4'), run: 1 }, 'run-1')).toBe(true);
+    const mark = await marker('gen_m4', 'dlv_m4');
+    // before: the run 0 attempt logged run 1's, under way, as cut short, and took its mark
+    expect(await log.markStarted(ref('dlv_m4', 'gen_m4'), 'run-0')).toBe(false);
+    expect(await marker('gen_m4', 'dlv_m4')).toBe(mark);
+    expect(await log.list('gen_m4', 't1')).toEqual([expect.objectContaining({ attempt: 0, state: 'pending' })]);
+  });
+
+  it('a mark is taken back only by the attempt it is of', async () => {
+    const log = new DeliveryLog(redis, keys, 3600);
+    await log.createMany([{ delivery: delivery('dlv_m5', 'gen_m5'), body: '{}' }]);
+    await log.markStarted(ref('dlv_m5', 'gen_m5'), 'job-b');
+    await log.clearMark(ref('dlv_m5', 'gen_m5'), 'job-a');
+    expect(await marker('gen_m5', 'dlv_m5')).toMatch(/\|job-b$/);
+    await log.clearMark(ref('dlv_m5', 'gen_m5'), 'job-b');
+    expect(await marker('gen_m5', 'dlv_m5')).toBeNull();
+  });
 });
 
 it('keeps only the newest attempts past the cap', async () => {

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { Keys } from '../keys';
-import { CREATE_DELIVERIES_LUA, MARK_STARTED_LUA, RECORD_ATTEMPT_LUA, REDELIVER_LUA } from '../records/lua/webhooks';
+import { CLEAR_MARK_LUA, CREATE_DELIVERIES_LUA, MARK_STARTED_LUA, RECORD_ATTEMPT_LUA, REDELIVER_LUA } from '../records/lua/webhooks';
 import { deliverySchema, storedAttemptSchema, type Delivery, type DeliveryAttempt, type DeliveryState, type StoredAttempt } from '../schemas/delivery';
 
 /** Most ended deliveries of one millisecond a page of the ended index takes. */
@@ -35,6 +35,7 @@ type LogRedis = Redis & {
   imagegenRecordAttempt(log: string, ended: string, ...args: (string | number)[]): Promise<'ok' | 'missing' | 'stale'>;
   imagegenRedeliver(key: string, id: string, ttl: number, run?: number, states?: string): Promise<number>;
   imagegenMarkStarted(log: string, id: string, run: number, member: string, kept: number): Promise<number>;
+  imagegenClearMark(log: string, id: string, member: string): Promise<null>;
 };
 
 /** The delivery log: what was sent, each attempt and its outcome, kept as long as the record. */
@@ -52,6 +53,7 @@ export class DeliveryLog {
       redis.defineCommand('imagegenRecordAttempt', { numberOfKeys: 2, lua: RECORD_ATTEMPT_LUA });
       redis.defineCommand('imagegenRedeliver', { numberOfKeys: 1, lua: REDELIVER_LUA });
       redis.defineCommand('imagegenMarkStarted', { numberOfKeys: 1, lua: MARK_STARTED_LUA });
+      redis.defineCommand('imagegenClearMark', { numberOfKeys: 1, lua: CLEAR_MARK_LUA });
     }
     this.redis = redis as LogRedis;
   }
@@ -89,12 +91,17 @@ export class DeliveryLog {
   }
 
   /**
-   * Notes that an attempt of the delivery starts (holding the slot `member`), until it is recorded;
-   * one found still under way is logged first, as cut short (see MARK_STARTED). False if the
-   * delivery is gone.
+   * Notes that an attempt of run `d.run` starts (holding the slot `member`), until it is recorded;
+   * one found still under way is logged first, as cut short (see START_MARKS). False, marking
+   * nothing, if the delivery is gone or no longer pending in that run.
    */
   async markStarted(d: Pick<Delivery, 'subject' | 'id' | 'run'>, member: string): Promise<boolean> {
     return (await this.redis.imagegenMarkStarted(this.keyOf(d.subject), d.id, d.run, member, this.kept)) === 1;
+  }
+
+  /** Takes back the mark of the attempt holding `member` (if it is still its): it ended without sending anything. */
+  async clearMark(d: Pick<Delivery, 'subject' | 'id'>, member: string): Promise<void> {
+    await this.redis.imagegenClearMark(this.keyOf(d.subject), d.id, member);
   }
 
   recordAttempt(d: Pick<Delivery, 'tenant' | 'subject' | 'id'>, o: AttemptOutcome): Promise<'ok' | 'missing' | 'stale'> {

@@ -44,19 +44,80 @@ local function noteEnded(index, member, ttl, now)
 end
 `;
 
+/** Writes attempt row `a` as the log's next, with its delivery `d` as it now is; only the newest `kept` rows stay. */
+const APPEND_ATTEMPT = `
+local function appendAttempt(log, id, a, d, kept)
+  local seq = redis.call('HINCRBY', log, 'seq', 1)
+  redis.call('HSET', log, 'a:' .. seq, cjson.encode(a), 'd:' .. id, cjson.encode(d))
+  if seq > tonumber(kept) then redis.call('HDEL', log, 'a:' .. (seq - tonumber(kept))) end
+end
+`;
+
+/** The error of an attempt found under way with no outcome recorded when the next one starts. */
+export const UNFINISHED_ATTEMPT_ERROR = 'no outcome recorded: cut short on our side (the worker making it stopped, or could not save its answer); the endpoint may have received it';
+
 /**
- * Records one attempt: `status`, `err` and `retryInMs` are '' when there is none. Times come from
- * Redis. A delivery that ends failed or exhausted is noted in its tenant's `ended` index.
+ * Marks of attempts under way: 's:<id>' = '<run>|<started ms>|<slot member>' from when an
+ * attempt takes its slot until it is recorded.
+ *
+ * markStarted: an attempt of the delivery's current run starts (returns 0, marking nothing, if
+ * the delivery is gone, or has ended or moved on to another run since the caller read it). An
+ * attempt of the same run found marked still was cut short (its worker died mid-request, or could
+ * not record the answer): it is logged first, as an attempt without outcome that another follows,
+ * since its request may have reached the endpoint. That row counts in the delivery's attempts
+ * (its number in the log) but not in the run's, which the schedule goes by: what our side lost
+ * does not use a step of it.
+ *
+ * clearMark: the attempt holding slot `member` is no longer under way ('' = whichever is): only
+ * its own mark goes, so a late answer of another attempt (another run's, say) leaves the mark of
+ * the one under way now.
+ */
+const START_MARKS = `
+local function markOwner(mark)
+  return string.match(mark, '^%d+|%d+|(.*)$')
+end
+local function clearMark(log, id, member)
+  local field = 's:' .. id
+  if member == '' then
+    redis.call('HDEL', log, field)
+    return
+  end
+  local mark = redis.call('HGET', log, field)
+  if mark and markOwner(mark) == member then redis.call('HDEL', log, field) end
+end
+local function markStarted(log, id, run, member, kept, now)
+  local field = 's:' .. id
+  if redis.call('HEXISTS', log, 'd:' .. id) == 0 then return 0 end
+  local old = redis.call('HGET', log, field)
+  if old then
+    local d = cjson.decode(redis.call('HGET', log, 'd:' .. id))
+    if tonumber(run) ~= tonumber(d.run) or d.state ~= 'pending' then return 0 end
+    local oldRun, at = string.match(old, '^(%d+)|(%d+)|')
+    if oldRun and tonumber(oldRun) == tonumber(d.run) then
+      d.attempts = (tonumber(d.attempts) or 0) + 1
+      appendAttempt(log, id, { id = d.id, event = d.event, webhookId = d.webhookId, attempt = d.attempts, at = tonumber(at),
+        durationMs = 0, state = 'pending', error = '${UNFINISHED_ATTEMPT_ERROR}' }, d, kept)
+    end
+  end
+  redis.call('HSET', log, field, run .. '|' .. now .. '|' .. member)
+  return 1
+end
+`;
+
+/**
+ * Records one attempt: `status`, `err` and `retryInMs` are '' when there is none; `member` is the
+ * slot the attempt held ('' for a record made without an attempt). Times come from Redis. A
+ * delivery that ends failed or exhausted is noted in its tenant's `ended` index.
  * Returns 'ok', 'missing', or 'stale' (a newer run took over).
  */
 const RECORD_ATTEMPT = `
 local UNDELIVERED = {}
 for _, s in ipairs({ ${RECOVERABLE_STATES.map((s) => `'${s}'`).join(', ')} }) do UNDELIVERED[s] = true end
-local function recordAttempt(log, ended, subject, id, run, state, status, err, durationMs, retryInMs, ttl, kept, now)
+local function recordAttempt(log, ended, subject, id, run, state, status, err, durationMs, retryInMs, ttl, kept, now, member)
   local raw = redis.call('HGET', log, 'd:' .. id)
   if not raw then return 'missing' end
-  -- the attempt under way is this one, or one whose outcome this record replaces (ending the delivery)
-  redis.call('HDEL', log, 's:' .. id)
+  -- this attempt is no longer under way (a record made without one, '', ends whatever was)
+  clearMark(log, id, member)
   local d = cjson.decode(raw)
   if tonumber(d.run) ~= tonumber(run) then return 'stale' end
   -- ended in this run already (say, by a worker that gave up on it while a late answer came)
@@ -91,44 +152,6 @@ local function recordAttempt(log, ended, subject, id, run, state, status, err, d
   redis.call('EXPIRE', log, tonumber(ttl))
   if undelivered then noteEnded(ended, subject .. '|' .. id, ttl, now) end
   return 'ok'
-end
-`;
-
-/** Writes attempt row `a` as the log's next, with its delivery `d` as it now is; only the newest `kept` rows stay. */
-const APPEND_ATTEMPT = `
-local function appendAttempt(log, id, a, d, kept)
-  local seq = redis.call('HINCRBY', log, 'seq', 1)
-  redis.call('HSET', log, 'a:' .. seq, cjson.encode(a), 'd:' .. id, cjson.encode(d))
-  if seq > tonumber(kept) then redis.call('HDEL', log, 'a:' .. (seq - tonumber(kept))) end
-end
-`;
-
-/** The error of an attempt found under way with no outcome recorded when the next one starts. */
-export const UNFINISHED_ATTEMPT_ERROR = 'no outcome recorded: cut short on our side (the worker making it stopped, or could not save its answer); the endpoint may have received it';
-
-/**
- * Notes that an attempt starts (its slot taken, its request next): 's:<id>' says so until the
- * attempt is recorded. An attempt of the same run found there still was cut short (its worker
- * died mid-request, or could not record the answer): it is logged first, as an attempt without
- * outcome that another follows, since its request may have reached the endpoint. That row counts
- * in the delivery's attempts (its number in the log) but not in the run's, which the schedule
- * goes by: what our side lost does not use a step of it.
- */
-const MARK_STARTED = `
-local function markStarted(log, id, run, member, kept, now)
-  local field = 's:' .. id
-  local old = redis.call('HGET', log, field)
-  if old then
-    local oldRun, at = string.match(old, '^(%d+)|(%d+)|')
-    local raw = redis.call('HGET', log, 'd:' .. id)
-    local d = raw and cjson.decode(raw)
-    if d and oldRun and tonumber(oldRun) == tonumber(d.run) and d.state == 'pending' then
-      d.attempts = (tonumber(d.attempts) or 0) + 1
-      appendAttempt(log, id, { id = d.id, event = d.event, webhookId = d.webhookId, attempt = d.attempts, at = tonumber(at),
-        durationMs = 0, state = 'pending', error = '${UNFINISHED_ATTEMPT_ERROR}' }, d, kept)
-    end
-  end
-  redis.call('HSET', log, field, run .. '|' .. now .. '|' .. member)
 end
 `;
 
@@ -230,26 +253,21 @@ return out
 `,
 );
 
-/** KEYS: log, the tenant's ended index; ARGV: subject, id, run, state, status, error, durationMs, retryInMs, ttl, kept. */
+/** KEYS: log, the tenant's ended index; ARGV: subject, id, run, state, status, error, durationMs, retryInMs, ttl, kept. Clears any attempt's mark. */
 export const RECORD_ATTEMPT_LUA = compose(
   NOW_MS,
   NOTE_ENDED,
   APPEND_ATTEMPT,
+  START_MARKS,
   RECORD_ATTEMPT,
-  `return recordAttempt(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], nowMs())`,
+  `return recordAttempt(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], nowMs(), '')`,
 );
 
-/** KEYS: log; ARGV: delivery id, run, slot member, kept. Marks the attempt started (MARK_STARTED) if the delivery is there; returns 1 if so, else 0. */
-export const MARK_STARTED_LUA = compose(
-  NOW_MS,
-  APPEND_ATTEMPT,
-  MARK_STARTED,
-  `
-if redis.call('HEXISTS', KEYS[1], 'd:' .. ARGV[1]) == 0 then return 0 end
-markStarted(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], nowMs())
-return 1
-`,
-);
+/** KEYS: log; ARGV: delivery id, run, slot member, kept. Marks the attempt started (START_MARKS); returns 1, or 0 if it marked nothing. */
+export const MARK_STARTED_LUA = compose(NOW_MS, APPEND_ATTEMPT, START_MARKS, `return markStarted(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], nowMs())`);
+
+/** KEYS: log; ARGV: delivery id, slot member. Clears that attempt's mark (clearMark): it ended without sending anything. */
+export const CLEAR_MARK_LUA = compose(START_MARKS, `clearMark(KEYS[1], ARGV[1], ARGV[2])`);
 
 /** KEYS: in-flight set, circuit, parked set; ARGV: member, lease ms, max in flight, job id. */
 export const HOST_ACQUIRE_LUA = compose(NOW_MS, HOST_STATE, HOST_ACQUIRE, `return hostAcquire(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], nowMs())`);
@@ -273,7 +291,7 @@ const KEYS_PER_HOST = 4;
  * and deleted unless another attempt must follow (the caller hands that one to a job first); an
  * entry is thus never settled without its attempt recorded. Each attempt that starts takes a
  * slot of its host (HOST_ACQUIRE), in order, and, given its log, is marked started there once
- * it has one (MARK_STARTED; the job id is then the delivery's id). Each host's keys, each
+ * it has one (START_MARKS; the job id is then the delivery's id). Each host's keys, each
  * tenant's index of ended deliveries and each log of an attempt that starts are passed once,
  * however many attempts name them (by number, from 1).
  *
@@ -291,8 +309,8 @@ export const SETTLE_AND_ACQUIRE_LUA = compose(
   NOW_MS,
   NOTE_ENDED,
   APPEND_ATTEMPT,
+  START_MARKS,
   RECORD_ATTEMPT,
-  MARK_STARTED,
   HOST_STATE,
   HOST_RELEASE,
   HOST_ACQUIRE,
@@ -314,7 +332,7 @@ for i = 1, ending do
   local state = ARGV[a + 6]
   -- tenant 0: an ending that is not noted, and no key for it
   local tenant = tonumber(ARGV[a + 2])
-  local recorded = recordAttempt(KEYS[logAt + i], tenant > 0 and KEYS[endedAt + tenant] or '', ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], state, ARGV[a + 7], ARGV[a + 8], ARGV[a + 9], ARGV[a + 10], ARGV[2], ARGV[3], now)
+  local recorded = recordAttempt(KEYS[logAt + i], tenant > 0 and KEYS[endedAt + tenant] or '', ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], state, ARGV[a + 7], ARGV[a + 8], ARGV[a + 9], ARGV[a + 10], ARGV[2], ARGV[3], now, ARGV[a + 11])
   local r = hostRelease(inFlight, failures, circuit, parked, ARGV[a + 11], ARGV[a + 12], ARGV[4], ARGV[5])
   local entry = ARGV[a + 13]
   local settled = 0
