@@ -88,7 +88,9 @@ export async function attemptDelivery(
   let released = false;
   let sent = false;
   try {
-    const [signing] = await Promise.all([deps.secrets.signing(delivery.tenant), first ? undefined : deps.log.markStarted(delivery, member)]);
+    const [signing, marked] = await Promise.all([deps.secrets.signing(delivery.tenant), first ? ('ok' as const) : deps.log.markStarted(delivery, member)]);
+    // gone, ended or redelivered since the job read it: nothing to send in this run
+    if (marked !== 'ok') return { state: delivery.state, recorded: marked, entrySettled: false };
     sent = true;
     const result = await deps.sender.send({ url: delivery.url, webhookId: delivery.webhookId, body, secrets: signing });
     const next = stateAfter(result, attempt, deps.retryScale);

@@ -75,10 +75,12 @@ class FailingSettle extends AttemptBatcher {
   }
 }
 
-/** Secrets whose lookup fails, as a Redis call cut off would, while `failing()` says so. */
+/** Secrets whose lookup fails, as a Redis call cut off would, while `failing()` says so; `onLookup` runs at each lookup first. */
 class FailingSecrets extends WebhookSecrets {
   failing: () => boolean = () => false;
+  onLookup: () => void = () => undefined;
   override signing(tenant: string): Promise<string[]> {
+    this.onLookup();
     return this.failing() ? Promise.reject(new Error('Connection is closed.')) : super.signing(tenant);
   }
 }
@@ -86,6 +88,8 @@ class FailingSecrets extends WebhookSecrets {
 interface WorkerOptions {
   /** The signing secrets' lookup fails while this says so. */
   secretsFailing?: () => boolean;
+  /** Runs as each attempt looks up its signing secrets (beside marking itself started). */
+  onSecretsLookup?: () => void;
   allowPrivate?: boolean;
   replyLost?: boolean;
   retryScale?: number;
@@ -94,7 +98,7 @@ interface WorkerOptions {
 }
 
 /** A delivery worker (5 jobs at once, 5 in flight per host) over real Redis and BullMQ. */
-async function startWorker(failing: () => boolean, { secretsFailing = () => false, allowPrivate = true, replyLost = false, retryScale = 0.001, timeoutMs = 2000, stalled = undefined }: WorkerOptions = {}): Promise<{ worker: Worker; close(): Promise<void> }> {
+async function startWorker(failing: () => boolean, { secretsFailing = () => false, onSecretsLookup = () => undefined, allowPrivate = true, replyLost = false, retryScale = 0.001, timeoutMs = 2000, stalled = undefined }: WorkerOptions = {}): Promise<{ worker: Worker; close(): Promise<void> }> {
   const log = new DeliveryLog(redis, keys, 3600);
   const limiter = new HostLimiter(redis, keys, { maxInFlight: 5, leaseMs: 10_000, circuitFailures: 100, circuitOpenMs: 1000 });
   const batcher = new FailingSettle(redis, keys, log, limiter, OUTBOX_GROUP);
@@ -103,6 +107,7 @@ async function startWorker(failing: () => boolean, { secretsFailing = () => fals
   const secrets = new FailingSecrets(redis, keys, 'delivery-worker-test-master-secret-0123');
   await secrets.master();
   secrets.failing = secretsFailing;
+  secrets.onLookup = onSecretsLookup;
   const sender = new WebhookSender({ timeoutMs, allowPrivate, connectionsPerOrigin: 5 });
   const deps: AttemptDeps = { log, secrets, limiter, batcher, sender, queue, logger: createLogger('worker', 'silent'), retryScale };
   const connection = new Redis(url, { maxRetriesPerRequest: null });
@@ -253,6 +258,26 @@ it('an attempt that sends nothing (its signing secrets could not be read) is not
     // before: a row saying the endpoint may have received an attempt that never went out
     expect((await new DeliveryLog(redis, keys, 3600).list(d.subject, 'tw')).map((r) => [r.attempt, r.state])).toEqual([[WEBHOOK_MAX_ATTEMPTS - 1, 'delivered']]);
     expect(received.filter((id) => id === d.webhookId)).toHaveLength(1);
+  } finally {
+    await worker.close();
+  }
+});
+
+it('a delivery that ends between the job reading it and its attempt starting is not sent', async () => {
+  const log = new DeliveryLog(redis, keys, 3600);
+  let ended: Promise<unknown> | undefined;
+  const d = { id: 'dlv_wraced', subject: 'gen_wraced', tenant: 'tw' };
+  // ended by another process (as a worker that gave up on it would) the moment this attempt starts: on the
+  // same connection as the attempt's mark, and sent before it
+  const worker = await startWorker(() => false, { onSecretsLookup: () => (ended ??= log.recordAttempt(d, { run: 0, state: 'exhausted', error: 'ended elsewhere', durationMs: 0 })) });
+  try {
+    await lastAttemptLeft('raced', 2);
+    const job = (await queue.getJob(d.id))!;
+    expect(await job.waitUntilFinished(events, 10_000)).toEqual({ outcome: 'stale' });
+    expect(ended).toBeDefined();
+    // before: sent anyway, its record then refused
+    expect(received.filter((id) => id === 'msg_wraced')).toHaveLength(0);
+    expect((await log.list(d.subject, 'tw')).map((r) => [r.state, r.error])).toEqual([['exhausted', 'ended elsewhere']]);
   } finally {
     await worker.close();
   }

@@ -18,7 +18,7 @@ import {
   type Keys,
   type Logger,
 } from '@imagegen/shared';
-import { attemptDelivery, type AttemptDeps } from './attempt';
+import { attemptDelivery, releaseSlot, type AttemptDeps } from './attempt';
 import { LetGo, SLOW_ATTEMPT_MS, SLOW_PER_PLACE } from './let-go';
 
 export interface DispatcherOptions {
@@ -391,7 +391,11 @@ export class OutboxDispatcher {
       // (not while stopping: a job makes it, so shutdown waits for one request, not two)
       const retriesNow = (attempt: number, next: { state: string; retryInMs?: number }) => attempt === 1 && next.state === 'pending' && next.retryInMs === 0 && !this.stopped;
       for (let attempt = 1; ; attempt++) {
-        const slot = await deps.batcher.acquire({ host: d.host, member, jobId: d.delivery.id, starts: { subject: d.delivery.subject, run: 0 } });
+        const slot = await deps.batcher.acquire({ host: d.host, member, jobId: d.delivery.id, starts: { subject: d.delivery.subject, run: 0 } }).catch(async (err: Error) => {
+          // the call may have run (its reply lost): its slot and mark go back, since nothing was sent
+          await Promise.all([releaseSlot(deps, d.host, member, 'unknown'), deps.log.clearMark(d.delivery, member)]).catch(() => undefined);
+          throw err;
+        });
         if (slot.kind !== 'ok') {
           // the host is at its bound, or failing: the job waits for it without holding anything here
           await this.enqueue([{ d, attemptsBefore: attempt - 1, delayMs: 0 }]);

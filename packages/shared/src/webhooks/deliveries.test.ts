@@ -102,7 +102,7 @@ describe('an attempt cut short on our side', () => {
   it('is marked started until recorded: an attempt recorded leaves no mark and no extra row', async () => {
     const log = new DeliveryLog(redis, keys, 3600);
     await log.createMany([{ delivery: delivery('dlv_m1', 'gen_m1'), body: '{}' }]);
-    expect(await log.markStarted(ref('dlv_m1', 'gen_m1'), 'job-a')).toBe(true);
+    expect(await log.markStarted(ref('dlv_m1', 'gen_m1'), 'job-a')).toBe('ok');
     expect(await marker('gen_m1', 'dlv_m1')).toMatch(/^0\|\d+\|job-a$/);
     await log.recordAttempt(ref('dlv_m1', 'gen_m1'), { run: 0, state: 'pending', status: 500, durationMs: 3, retryInMs: 10 });
     expect(await marker('gen_m1', 'dlv_m1')).toBeNull();
@@ -147,12 +147,12 @@ describe('an attempt cut short on our side', () => {
     expect((await log.list('gen_m3', 't1')).map((r) => r.attempt)).toEqual([1]);
     await log.recordAttempt(ref('dlv_m3', 'gen_m3'), { run: 1, state: 'delivered', status: 200, durationMs: 1 });
     await redis.hset(keys.generationDeliveries('gen_m3'), 's:dlv_m3', `1|${Date.now()}|late`);
-    await log.markStarted({ ...ref('dlv_m3', 'gen_m3'), run: 1 }, 'after-the-end');
+    expect(await log.markStarted({ ...ref('dlv_m3', 'gen_m3'), run: 1 }, 'after-the-end')).toBe('stale');
     expect((await log.list('gen_m3', 't1')).map((r) => [r.attempt, r.state])).toEqual([
       [1, 'exhausted'],
       [2, 'delivered'],
     ]);
-    expect(await log.markStarted(ref('dlv_gone', 'gen_gone'), 'nobody')).toBe(false);
+    expect(await log.markStarted(ref('dlv_gone', 'gen_gone'), 'nobody')).toBe('missing');
     expect(await redis.exists(keys.generationDeliveries('gen_gone'))).toBe(0);
   });
 
@@ -161,12 +161,29 @@ describe('an attempt cut short on our side', () => {
     await log.createMany([{ delivery: delivery('dlv_m4', 'gen_m4'), body: '{}' }]);
     // redelivered while a run 0 attempt still waited to start; run 1 starts first
     expect(await log.redeliver('gen_m4', 'dlv_m4')).toBe(1);
-    expect(await log.markStarted({ ...ref('dlv_m4', 'gen_m4'), run: 1 }, 'run-1')).toBe(true);
+    expect(await log.markStarted({ ...ref('dlv_m4', 'gen_m4'), run: 1 }, 'run-1')).toBe('ok');
     const mark = await marker('gen_m4', 'dlv_m4');
     // before: the run 0 attempt logged run 1's, under way, as cut short, and took its mark
-    expect(await log.markStarted(ref('dlv_m4', 'gen_m4'), 'run-0')).toBe(false);
+    expect(await log.markStarted(ref('dlv_m4', 'gen_m4'), 'run-0')).toBe('stale');
     expect(await marker('gen_m4', 'dlv_m4')).toBe(mark);
     expect(await log.list('gen_m4', 't1')).toEqual([expect.objectContaining({ attempt: 0, state: 'pending' })]);
+  });
+
+  it('is not taken for its own mark: the same attempt marked again (its call made twice) logs nothing', async () => {
+    const log = new DeliveryLog(redis, keys, 3600);
+    await log.createMany([{ delivery: delivery('dlv_m6', 'gen_m6'), body: '{}' }]);
+    await log.markStarted(ref('dlv_m6', 'gen_m6'), 'job-a');
+    expect(await log.markStarted(ref('dlv_m6', 'gen_m6'), 'job-a')).toBe('ok');
+    expect(await log.list('gen_m6', 't1')).toEqual([expect.objectContaining({ attempt: 0 })]);
+    expect((await log.load('gen_m6', 'dlv_m6'))!.delivery.attempts).toBe(0);
+  });
+
+  it('starts the run count of a delivery that had none with a cut-short row, which it does not count', async () => {
+    const log = new DeliveryLog(redis, keys, 3600);
+    await log.createMany([{ delivery: delivery('dlv_m7', 'gen_m7'), body: '{}' }]);
+    await log.markStarted(ref('dlv_m7', 'gen_m7'), 'dead');
+    await log.markStarted(ref('dlv_m7', 'gen_m7'), 'next');
+    expect((await log.load('gen_m7', 'dlv_m7'))!.delivery).toMatchObject({ attempts: 1, runAttempts: 0, runAttemptsOf: 0 });
   });
 
   it('a mark is taken back only by the attempt it is of', async () => {

@@ -34,7 +34,7 @@ type LogRedis = Redis & {
   imagegenCreateDeliveries(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<number[]>;
   imagegenRecordAttempt(log: string, ended: string, ...args: (string | number)[]): Promise<'ok' | 'missing' | 'stale'>;
   imagegenRedeliver(key: string, id: string, ttl: number, run?: number, states?: string): Promise<number>;
-  imagegenMarkStarted(log: string, id: string, run: number, member: string, kept: number): Promise<number>;
+  imagegenMarkStarted(log: string, id: string, run: number, member: string, kept: number): Promise<'ok' | 'missing' | 'stale'>;
   imagegenClearMark(log: string, id: string, member: string): Promise<null>;
 };
 
@@ -92,11 +92,11 @@ export class DeliveryLog {
 
   /**
    * Notes that an attempt of run `d.run` starts (holding the slot `member`), until it is recorded;
-   * one found still under way is logged first, as cut short (see START_MARKS). False, marking
-   * nothing, if the delivery is gone or no longer pending in that run.
+   * another found still under way is logged first, as cut short (see START_MARKS). Marks nothing
+   * when the delivery is gone ('missing') or no longer pending in that run ('stale').
    */
-  async markStarted(d: Pick<Delivery, 'subject' | 'id' | 'run'>, member: string): Promise<boolean> {
-    return (await this.redis.imagegenMarkStarted(this.keyOf(d.subject), d.id, d.run, member, this.kept)) === 1;
+  markStarted(d: Pick<Delivery, 'subject' | 'id' | 'run'>, member: string): Promise<'ok' | 'missing' | 'stale'> {
+    return this.redis.imagegenMarkStarted(this.keyOf(d.subject), d.id, d.run, member, this.kept);
   }
 
   /** Takes back the mark of the attempt holding `member` (if it is still its): it ended without sending anything. */

@@ -60,13 +60,14 @@ export const UNFINISHED_ATTEMPT_ERROR = 'no outcome recorded: cut short on our s
  * Marks of attempts under way: 's:<id>' = '<run>|<started ms>|<slot member>' from when an
  * attempt takes its slot until it is recorded.
  *
- * markStarted: an attempt of the delivery's current run starts (returns 0, marking nothing, if
- * the delivery is gone, or has ended or moved on to another run since the caller read it). An
- * attempt of the same run found marked still was cut short (its worker died mid-request, or could
- * not record the answer): it is logged first, as an attempt without outcome that another follows,
- * since its request may have reached the endpoint. That row counts in the delivery's attempts
- * (its number in the log) but not in the run's, which the schedule goes by: what our side lost
- * does not use a step of it.
+ * markStarted: an attempt of the delivery's current run starts. Returns 'ok', or, marking
+ * nothing, 'missing' (the delivery is gone) or 'stale' (it has ended, or moved on to another run,
+ * since the caller read it: nothing is to be sent). Another attempt of the same run found marked
+ * still was cut short (its worker died mid-request, or could not record the answer): it is logged
+ * first, as an attempt without outcome that another follows, since its request may have reached
+ * the endpoint. That row counts in the delivery's attempts (its number in the log) but not in the
+ * run's, which the schedule goes by: what our side lost does not use a step of it. A mark of the
+ * same slot member is this attempt's own (the call made again, say after a reconnect): it stays.
  *
  * clearMark: the attempt holding slot `member` is no longer under way ('' = whichever is): only
  * its own mark goes, so a late answer of another attempt (another run's, say) leaves the mark of
@@ -87,20 +88,26 @@ local function clearMark(log, id, member)
 end
 local function markStarted(log, id, run, member, kept, now)
   local field = 's:' .. id
-  if redis.call('HEXISTS', log, 'd:' .. id) == 0 then return 0 end
+  local raw = redis.call('HGET', log, 'd:' .. id)
+  if not raw then return 'missing' end
+  local d = cjson.decode(raw)
+  if tonumber(run) ~= tonumber(d.run) or d.state ~= 'pending' then return 'stale' end
   local old = redis.call('HGET', log, field)
   if old then
-    local d = cjson.decode(redis.call('HGET', log, 'd:' .. id))
-    if tonumber(run) ~= tonumber(d.run) or d.state ~= 'pending' then return 0 end
     local oldRun, at = string.match(old, '^(%d+)|(%d+)|')
-    if oldRun and tonumber(oldRun) == tonumber(d.run) then
+    if oldRun and tonumber(oldRun) == tonumber(d.run) and markOwner(old) ~= member then
       d.attempts = (tonumber(d.attempts) or 0) + 1
+      -- the run's count starts here if it has not yet (as recordAttempt does), without this row
+      if tonumber(d.runAttemptsOf) ~= tonumber(d.run) then
+        d.runAttempts = 0
+        d.runAttemptsOf = tonumber(d.run)
+      end
       appendAttempt(log, id, { id = d.id, event = d.event, webhookId = d.webhookId, attempt = d.attempts, at = tonumber(at),
         durationMs = 0, state = 'pending', error = '${UNFINISHED_ATTEMPT_ERROR}' }, d, kept)
     end
   end
   redis.call('HSET', log, field, run .. '|' .. now .. '|' .. member)
-  return 1
+  return 'ok'
 end
 `;
 
@@ -263,7 +270,7 @@ export const RECORD_ATTEMPT_LUA = compose(
   `return recordAttempt(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], nowMs(), '')`,
 );
 
-/** KEYS: log; ARGV: delivery id, run, slot member, kept. Marks the attempt started (START_MARKS); returns 1, or 0 if it marked nothing. */
+/** KEYS: log; ARGV: delivery id, run, slot member, kept. Marks the attempt started (START_MARKS): 'ok' | 'missing' | 'stale'. */
 export const MARK_STARTED_LUA = compose(NOW_MS, APPEND_ATTEMPT, START_MARKS, `return markStarted(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], nowMs())`);
 
 /** KEYS: log; ARGV: delivery id, slot member. Clears that attempt's mark (clearMark): it ended without sending anything. */
