@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { DeliveryLog, keysFor, SETTLE_AND_ACQUIRE_LUA, UNFINISHED_ATTEMPT_ERROR, type Delivery } from '@imagegen/shared';
+import { attemptsInRun, DeliveryLog, keysFor, SETTLE_AND_ACQUIRE_LUA, UNFINISHED_ATTEMPT_ERROR, type Delivery } from '@imagegen/shared';
 import { HostLimiter } from './host-limiter';
 import { AttemptBatcher } from './attempt-batcher';
 
@@ -229,4 +229,26 @@ it('an attempt that ends takes back its own mark only: a late answer leaves the 
   // the log went (retention) while the attempt waited to start: nothing is written back without an expiry
   expect((await batcher.acquire({ host: 'o:1', member: 'dlv_o2:c', jobId: 'dlv_o2', starts: { subject: 'gen_o2', run: 0 } })).kind).toBe('ok');
   expect(await redis.exists(keys.generationDeliveries('gen_o2'))).toBe(0);
+});
+
+it('an ending recorded again (the call made twice, as a client does after reconnecting) is recorded once and answers as the first did', async () => {
+  const { log, batcher } = setup({ maxInFlight: 5, circuitFailures: 3, circuitOpenMs: 1000 });
+  const [entry] = await pendingEntries(1);
+  await log.createMany([{ delivery: delivery('dlv_r1', 'gen_r1'), body: '{}' }]);
+  await batcher.acquire({ host: 'r:1', member: 'dlv_r1:c:1', jobId: 'dlv_r1', starts: { subject: 'gen_r1', run: 0 } });
+  const step = { tenant: 't1', subject: 'gen_r1', deliveryId: 'dlv_r1', outcome: { run: 0, state: 'pending' as const, status: 503, durationMs: 2, retryInMs: 5000 }, host: 'r:1', member: 'dlv_r1:c:1', health: 'unknown' as const, entryId: entry };
+  const first = await batcher.settle(step);
+  const again = await batcher.settle(step);
+  expect(again).toEqual(first);
+  expect(first).toMatchObject({ recorded: 'ok', entrySettled: false });
+  // before: two rows, and the run counted two attempts (a step of the schedule skipped)
+  expect((await log.list('gen_r1', 't1')).map((r) => [r.attempt, r.state])).toEqual([[1, 'pending']]);
+  expect(attemptsInRun((await log.load('gen_r1', 'dlv_r1'))!.delivery)).toBe(1);
+  // the next attempt (another member) is recorded
+  await batcher.acquire({ host: 'r:1', member: 'dlv_r1:c:2', jobId: 'dlv_r1', starts: { subject: 'gen_r1', run: 0 } });
+  expect((await batcher.settle({ ...step, member: 'dlv_r1:c:2', outcome: { run: 0, state: 'delivered', status: 200, durationMs: 1 } })).recorded).toBe('ok');
+  expect((await log.list('gen_r1', 't1')).map((r) => [r.attempt, r.state])).toEqual([
+    [1, 'failed'],
+    [2, 'delivered'],
+  ]);
 });

@@ -108,6 +108,7 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
       // go of the job is still under way, and moves the job on when it ends
       if (inFlightUntil > now) return delayUntil(job, token, inFlightUntil, now);
     }
+    // BullMQ's token is new at each fetch: the member names this attempt alone
     const member = `${job.id}:${token ?? ''}`;
     // one round trip: the slot and the frozen delivery; if either fails, the slot is given back
     // (a call that failed may still have taken it)

@@ -386,11 +386,12 @@ export class OutboxDispatcher {
   private async firstAttempt(stream: string, d: Dispatched, onSent: () => void): Promise<void> {
     const deps = this.attempts as AttemptDeps;
     try {
-      const member = `${d.delivery.id}:${this.opts.consumer}`;
       // the schedule's first retry is immediate: made here, at once, rather than through the queue
       // (not while stopping: a job makes it, so shutdown waits for one request, not two)
       const retriesNow = (attempt: number, next: { state: string; retryInMs?: number }) => attempt === 1 && next.state === 'pending' && next.retryInMs === 0 && !this.stopped;
       for (let attempt = 1; ; attempt++) {
+        // one attempt's own: its record, made again, is not recorded twice
+        const member = `${d.delivery.id}:${this.opts.consumer}:${attempt}`;
         const slot = await deps.batcher.acquire({ host: d.host, member, jobId: d.delivery.id, starts: { subject: d.delivery.subject, run: 0 } }).catch(async (err: Error) => {
           // the call may have run (its reply lost): its slot and mark go back, since nothing was sent
           await Promise.all([releaseSlot(deps, d.host, member, 'unknown'), deps.log.clearMark(d.delivery, member)]).catch(() => undefined);

@@ -25,6 +25,8 @@ export const deliverySchema = z.object({
   runAttempts: z.number().int().min(0).optional(),
   runAttemptsOf: z.number().int().min(0).optional(),
   nextAttemptAt: z.number().optional(),
+  /** The host slot member of the attempt recorded last: one attempt's (so a record made again is not made twice). */
+  recordedBy: z.string().optional(),
   /** What the last attempt got, while the delivery is failed or exhausted. */
   lastStatus: z.number().int().optional(),
   lastError: z.string().optional(),

@@ -113,8 +113,9 @@ end
 
 /**
  * Records one attempt: `status`, `err` and `retryInMs` are '' when there is none; `member` is the
- * slot the attempt held ('' for a record made without an attempt). Times come from Redis. A
- * delivery that ends failed or exhausted is noted in its tenant's `ended` index.
+ * slot the attempt held, which names that attempt alone ('' for a record made without an
+ * attempt): recording it again changes nothing. Times come from Redis. A delivery that ends
+ * failed or exhausted is noted in its tenant's `ended` index.
  * Returns 'ok', 'missing', or 'stale' (a newer run took over).
  */
 const RECORD_ATTEMPT = `
@@ -126,6 +127,9 @@ local function recordAttempt(log, ended, subject, id, run, state, status, err, d
   -- this attempt is no longer under way (a record made without one, '', ends whatever was)
   clearMark(log, id, member)
   local d = cjson.decode(raw)
+  -- recorded already: the same call made again (its reply lost, the client sending it again on
+  -- reconnecting); a slot member names one attempt
+  if member ~= '' and d.recordedBy == member then return 'ok' end
   if tonumber(d.run) ~= tonumber(run) then return 'stale' end
   -- ended in this run already (say, by a worker that gave up on it while a late answer came)
   if d.state ~= 'pending' then return 'stale' end
@@ -135,6 +139,7 @@ local function recordAttempt(log, ended, subject, id, run, state, status, err, d
   if tonumber(d.runAttemptsOf) ~= tonumber(d.run) then d.runAttempts = 0 end
   d.runAttempts = (tonumber(d.runAttempts) or 0) + 1
   d.runAttemptsOf = tonumber(d.run)
+  d.recordedBy = member ~= '' and member or nil
   d.state = state
   local a = { id = d.id, event = d.event, webhookId = d.webhookId, attempt = d.attempts, at = now - tonumber(durationMs),
     durationMs = tonumber(durationMs), state = state }
