@@ -62,7 +62,9 @@ export const UNFINISHED_ATTEMPT_ERROR = 'no outcome recorded: cut short on our s
  *
  * markStarted: an attempt of the delivery's current run starts. Returns 'ok', or, marking
  * nothing, 'missing' (the delivery is gone) or 'stale' (it has ended, or moved on to another run,
- * since the caller read it: nothing is to be sent). Another attempt of the same run found marked
+ * since the caller read it: nothing is to be sent; without `check`, said only when another mark
+ * is there, for a caller that sends whatever the answer: a dispatcher's first attempts, of
+ * deliveries it has just made). Another attempt of the same run found marked
  * still was cut short (its worker died mid-request, or could not record the answer): it is logged
  * first, as an attempt without outcome that another follows, since its request may have reached
  * the endpoint. That row counts in the delivery's attempts (its number in the log) but not in the
@@ -86,14 +88,24 @@ local function clearMark(log, id, member)
   local mark = redis.call('HGET', log, field)
   if mark and markOwner(mark) == member then redis.call('HDEL', log, field) end
 end
-local function markStarted(log, id, run, member, kept, now)
+local function pendingIn(d, run)
+  return tonumber(run) == tonumber(d.run) and d.state == 'pending'
+end
+local function markStarted(log, id, run, member, kept, now, check)
   local field = 's:' .. id
-  local raw = redis.call('HGET', log, 'd:' .. id)
-  if not raw then return 'missing' end
-  local d = cjson.decode(raw)
-  if tonumber(run) ~= tonumber(d.run) or d.state ~= 'pending' then return 'stale' end
+  local d
+  if check then
+    local raw = redis.call('HGET', log, 'd:' .. id)
+    if not raw then return 'missing' end
+    d = cjson.decode(raw)
+    if not pendingIn(d, run) then return 'stale' end
+  elseif redis.call('HEXISTS', log, 'd:' .. id) == 0 then
+    return 'missing'
+  end
   local old = redis.call('HGET', log, field)
   if old then
+    d = d or cjson.decode(redis.call('HGET', log, 'd:' .. id))
+    if not pendingIn(d, run) then return 'stale' end
     local oldRun, at = string.match(old, '^(%d+)|(%d+)|')
     if oldRun and tonumber(oldRun) == tonumber(d.run) and markOwner(old) ~= member then
       d.attempts = (tonumber(d.attempts) or 0) + 1
@@ -276,7 +288,7 @@ export const RECORD_ATTEMPT_LUA = compose(
 );
 
 /** KEYS: log; ARGV: delivery id, run, slot member, kept. Marks the attempt started (START_MARKS): 'ok' | 'missing' | 'stale'. */
-export const MARK_STARTED_LUA = compose(NOW_MS, APPEND_ATTEMPT, START_MARKS, `return markStarted(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], nowMs())`);
+export const MARK_STARTED_LUA = compose(NOW_MS, APPEND_ATTEMPT, START_MARKS, `return markStarted(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4], nowMs(), true)`);
 
 /** KEYS: log; ARGV: delivery id, slot member. Clears that attempt's mark (clearMark): it ended without sending anything. */
 export const CLEAR_MARK_LUA = compose(START_MARKS, `clearMark(KEYS[1], ARGV[1], ARGV[2])`);
@@ -367,7 +379,7 @@ for i = 1, (#ARGV - firstArg) / ${ACQUIRE_ARGS_PER_ATTEMPT} do
   local inFlight, _, circuit, parked = hostKeys(ARGV[a + 1])
   local r = hostAcquire(inFlight, circuit, parked, ARGV[a + 2], ARGV[6], ARGV[7], ARGV[a + 3], now)
   local log = tonumber(ARGV[a + 4])
-  if r[1] == 'ok' and log > 0 then markStarted(KEYS[startLogAt + log], ARGV[a + 3], ARGV[a + 5], ARGV[a + 2], ARGV[3], now) end
+  if r[1] == 'ok' and log > 0 then markStarted(KEYS[startLogAt + log], ARGV[a + 3], ARGV[a + 5], ARGV[a + 2], ARGV[3], now, false) end
   out[#out + 1] = r[1]
   out[#out + 1] = r[2]
 end
