@@ -236,7 +236,7 @@ it('an ending recorded again (the call made twice, as a client does after reconn
   const [entry] = await pendingEntries(1);
   await log.createMany([{ delivery: delivery('dlv_r1', 'gen_r1'), body: '{}' }]);
   await batcher.acquire({ host: 'r:1', member: 'dlv_r1:c:1', jobId: 'dlv_r1', starts: { subject: 'gen_r1', run: 0 } });
-  const step = { tenant: 't1', subject: 'gen_r1', deliveryId: 'dlv_r1', outcome: { run: 0, state: 'pending' as const, status: 503, durationMs: 2, retryInMs: 5000 }, host: 'r:1', member: 'dlv_r1:c:1', health: 'unknown' as const, entryId: entry };
+  const step = { tenant: 't1', subject: 'gen_r1', deliveryId: 'dlv_r1', outcome: { run: 0, state: 'pending' as const, status: 503, durationMs: 2, retryInMs: 5000 }, host: 'r:1', member: 'dlv_r1:c:1', health: 'trouble' as const, entryId: entry };
   const first = await batcher.settle(step);
   const again = await batcher.settle(step);
   expect(again).toEqual(first);
@@ -244,6 +244,8 @@ it('an ending recorded again (the call made twice, as a client does after reconn
   // before: two rows, and the run counted two attempts (a step of the schedule skipped)
   expect((await log.list('gen_r1', 't1')).map((r) => [r.attempt, r.state])).toEqual([[1, 'pending']]);
   expect(attemptsInRun((await log.load('gen_r1', 'dlv_r1'))!.delivery)).toBe(1);
+  // its host's failure counted once toward the circuit
+  expect(await redis.get(keys.webhookHostFailures('r:1'))).toBe('1');
   // the next attempt (another member) is recorded
   await batcher.acquire({ host: 'r:1', member: 'dlv_r1:c:2', jobId: 'dlv_r1', starts: { subject: 'gen_r1', run: 0 } });
   expect((await batcher.settle({ ...step, member: 'dlv_r1:c:2', outcome: { run: 0, state: 'delivered', status: 200, durationMs: 1 } })).recorded).toBe('ok');

@@ -95,10 +95,11 @@ interface WorkerOptions {
   retryScale?: number;
   timeoutMs?: number;
   stalled?: { stalledIntervalMs: number; maxStalledCount: number };
+  concurrency?: number;
 }
 
 /** A delivery worker (5 jobs at once, 5 in flight per host) over real Redis and BullMQ. */
-async function startWorker(failing: () => boolean, { secretsFailing = () => false, onSecretsLookup = () => undefined, allowPrivate = true, replyLost = false, retryScale = 0.001, timeoutMs = 2000, stalled = undefined }: WorkerOptions = {}): Promise<{ worker: Worker; close(): Promise<void> }> {
+async function startWorker(failing: () => boolean, { secretsFailing = () => false, onSecretsLookup = () => undefined, allowPrivate = true, replyLost = false, retryScale = 0.001, timeoutMs = 2000, stalled = undefined, concurrency = 5 }: WorkerOptions = {}): Promise<{ worker: Worker; close(): Promise<void> }> {
   const log = new DeliveryLog(redis, keys, 3600);
   const limiter = new HostLimiter(redis, keys, { maxInFlight: 5, leaseMs: 10_000, circuitFailures: 100, circuitOpenMs: 1000 });
   const batcher = new FailingSettle(redis, keys, log, limiter, OUTBOX_GROUP);
@@ -111,7 +112,7 @@ async function startWorker(failing: () => boolean, { secretsFailing = () => fals
   const sender = new WebhookSender({ timeoutMs, allowPrivate, connectionsPerOrigin: 5 });
   const deps: AttemptDeps = { log, secrets, limiter, batcher, sender, queue, logger: createLogger('worker', 'silent'), retryScale };
   const connection = new Redis(url, { maxRetriesPerRequest: null });
-  const worker: Worker = createDeliveryWorker(deps, { connection, prefix, concurrency: 5, timeoutMs, batches: new BatchStore(redis, keys), ...stalled });
+  const worker: Worker = createDeliveryWorker(deps, { connection, prefix, concurrency, timeoutMs, batches: new BatchStore(redis, keys), ...stalled });
   return {
     worker,
     async close() {
@@ -278,6 +279,34 @@ it('a delivery that ends between the job reading it and its attempt starting is 
     // before: sent anyway, its record then refused
     expect(received.filter((id) => id === 'msg_wraced')).toHaveLength(0);
     expect((await log.list(d.subject, 'tw')).map((r) => [r.state, r.error])).toEqual([['exhausted', 'ended elsewhere']]);
+  } finally {
+    await worker.close();
+  }
+});
+
+it('each attempt of a job is recorded, though BullMQ hands the job back to the same slot under the same token', async () => {
+  // one job slot kept busy: it takes each next job as it lets go of one, under the same token, and so
+  // takes the job back for its retry with the token of its first attempt
+  const tokens: string[] = [];
+  const worker = await startWorker(() => false, { concurrency: 1, retryScale: 0.00001 });
+  try {
+    const d = await lastAttemptLeft('token', 2, `http://127.0.0.1:${port}/fail`);
+    worker.worker.on('active', (job) => {
+      if (job.id === d.id) tokens.push(String(job.token));
+    });
+    for (let i = 0; i < 150; i++) await lastAttemptLeft(`filler${i}`);
+    const job = (await queue.getJob(d.id))!;
+    expect(await job.waitUntilFinished(events, 20_000)).toEqual({ outcome: 'exhausted', status: 500 });
+    const rows = await new DeliveryLog(redis, keys, 3600).list(d.subject, 'tw');
+    // before: its second attempt sent but not recorded (taken for the first recorded again), the delivery left pending
+    expect(rows.map((r) => [r.attempt, r.state])).toEqual([
+      [WEBHOOK_MAX_ATTEMPTS - 1, 'failed'],
+      [WEBHOOK_MAX_ATTEMPTS, 'exhausted'],
+    ]);
+    expect(received.filter((id) => id === d.webhookId)).toHaveLength(2);
+    // the case this is about did happen
+    expect(tokens).toHaveLength(2);
+    expect(tokens[1]).toBe(tokens[0]);
   } finally {
     await worker.close();
   }

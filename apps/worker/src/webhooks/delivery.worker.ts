@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { DelayedError, isNotConnectionError, MetricsTime, UnrecoverableError, Worker, type Job, type Span } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { attemptsInRun, deliverProgressSchema, QUEUES, redisTimeMs, WEBHOOK_JOBS, WEBHOOK_MAX_ATTEMPTS, type BatchStore, type Delivery, type DeliverProgress, type DeliverWebhookJobData, type DeliverResult, type RecoveryResult } from '@imagegen/shared';
@@ -108,8 +109,8 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
       // go of the job is still under way, and moves the job on when it ends
       if (inFlightUntil > now) return delayUntil(job, token, inFlightUntil, now);
     }
-    // BullMQ's token is new at each fetch: the member names this attempt alone
-    const member = `${job.id}:${token ?? ''}`;
+    // names this attempt alone (BullMQ hands a job back to a slot under the token it had before)
+    const member = `${job.id}:${randomBytes(6).toString('base64url')}`;
     // one round trip: the slot and the frozen delivery; if either fails, the slot is given back
     // (a call that failed may still have taken it)
     const [taken, read] = await Promise.allSettled([limiter.acquire(host, member, job.id as string), log.load(subject, deliveryId)]);

@@ -126,9 +126,9 @@ end
 /**
  * Records one attempt: `status`, `err` and `retryInMs` are '' when there is none; `member` is the
  * slot the attempt held, which names that attempt alone ('' for a record made without an
- * attempt): recording it again changes nothing. Times come from Redis. A delivery that ends
- * failed or exhausted is noted in its tenant's `ended` index.
- * Returns 'ok', 'missing', or 'stale' (a newer run took over).
+ * attempt): recording it again changes nothing and returns 'again'. Times come from Redis. A
+ * delivery that ends failed or exhausted is noted in its tenant's `ended` index.
+ * Returns 'ok', 'again', 'missing', or 'stale' (a newer run took over).
  */
 const RECORD_ATTEMPT = `
 local UNDELIVERED = {}
@@ -141,7 +141,7 @@ local function recordAttempt(log, ended, subject, id, run, state, status, err, d
   local d = cjson.decode(raw)
   -- recorded already: the same call made again (its reply lost, the client sending it again on
   -- reconnecting); a slot member names one attempt
-  if member ~= '' and d.recordedBy == member then return 'ok' end
+  if member ~= '' and d.recordedBy == member then return 'again' end
   if tonumber(d.run) ~= tonumber(run) then return 'stale' end
   -- ended in this run already (say, by a worker that gave up on it while a late answer came)
   if d.state ~= 'pending' then return 'stale' end
@@ -357,7 +357,9 @@ for i = 1, ending do
   -- tenant 0: an ending that is not noted, and no key for it
   local tenant = tonumber(ARGV[a + 2])
   local recorded = recordAttempt(KEYS[logAt + i], tenant > 0 and KEYS[endedAt + tenant] or '', ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], state, ARGV[a + 7], ARGV[a + 8], ARGV[a + 9], ARGV[a + 10], ARGV[2], ARGV[3], now, ARGV[a + 11])
-  local r = hostRelease(inFlight, failures, circuit, parked, ARGV[a + 11], ARGV[a + 12], ARGV[4], ARGV[5])
+  -- the same ending again: its slot was given back, and its host's health counted, the first time
+  local r = { 0, '' }
+  if recorded == 'again' then recorded = 'ok' else r = hostRelease(inFlight, failures, circuit, parked, ARGV[a + 11], ARGV[a + 12], ARGV[4], ARGV[5]) end
   local entry = ARGV[a + 13]
   local settled = 0
   if entry ~= '' and (recorded ~= 'ok' or state ~= 'pending') then
