@@ -53,6 +53,11 @@ export async function releaseSlot(deps: AttemptDeps, host: string, member: strin
   afterRelease(deps, host, await deps.limiter.release(host, member, health));
 }
 
+/** Gives back the slot and the start mark of an attempt that sent nothing: not one cut short, for the next attempt to log. */
+export async function abandonAttempt(deps: AttemptDeps, delivery: Pick<Delivery, 'subject' | 'id'>, host: string, member: string): Promise<void> {
+  await Promise.all([releaseSlot(deps, host, member, 'unknown'), deps.log.clearMark(delivery, member)]);
+}
+
 function afterRelease(deps: AttemptDeps, host: string, { opened, wake }: Pick<Settled, 'opened' | 'wake'>): void {
   if (opened) deps.logger.warn('webhook host failing: holding its deliveries back', { host });
   if (wake) {
@@ -121,10 +126,6 @@ export async function attemptDelivery(
       ...(result.error ? { error: result.error } : {}),
     };
   } finally {
-    if (!released) {
-      // nothing went out: not an attempt cut short, for the next one to log
-      const unmark = sent ? undefined : deps.log.clearMark(delivery, member).catch(() => undefined);
-      await Promise.all([releaseSlot(deps, host, member, 'unknown').catch(() => undefined), unmark]);
-    }
+    if (!released) await (sent ? releaseSlot(deps, host, member, 'unknown') : abandonAttempt(deps, delivery, host, member)).catch(() => undefined);
   }
 }

@@ -48,6 +48,11 @@ export function unsettledDelayMs(tries: number, scale: number): number {
   return Math.max(10, Math.round(Math.min(60_000, 1000 * 2 ** (tries - 1)) * scale));
 }
 
+/** The number in its run of the attempt a deliver job makes now: attempts made before the job (the dispatcher's) count toward the schedule. */
+function attemptOf(job: Job, data: DeliverWebhookJobData): number {
+  return data.attemptsBefore + job.attemptsMade + 1;
+}
+
 /** The webhooks queue's worker; closing it stops taking jobs, then waits for them and for the attempts that let go of theirs (each bounded by the timeout). */
 class DeliveryWorker extends Worker {
   letGo?: LetGo;
@@ -86,8 +91,7 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
     if (job.name === WEBHOOK_JOBS.recover.name) return runRecovery(job, { log, queue: deps.queue, redis: opts.connection, batches: opts.batches });
     const parsed = WEBHOOK_JOBS.deliver.schema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`invalid deliver payload: ${parsed.error.message}`);
-    // attempts made before this job (the dispatcher's first try) count toward the schedule
-    const attempt = parsed.data.attemptsBefore + job.attemptsMade + 1;
+    const attempt = attemptOf(job, parsed.data);
     try {
       return await deliver(job, token, parsed.data, attempt);
     } catch (err) {
@@ -289,7 +293,7 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
   worker.beforeStalledOut = async (job) => {
     const parsed = WEBHOOK_JOBS.deliver.schema.safeParse(job.data);
     if (job.name !== WEBHOOK_JOBS.deliver.name || !parsed.success) return;
-    const attempt = parsed.data.attemptsBefore + job.attemptsMade + 1;
+    const attempt = attemptOf(job, parsed.data);
     await endPending(parsed.data, `attempt ${attempt} not finished: its job was taken back from stopped workers ${job.stalledCounter} times`, 'webhook delivery job taken back from dead workers too often; ending it');
   };
   worker.on('error', (err) => logger.error('webhook worker error', { error: err.message }));

@@ -18,7 +18,7 @@ import {
   type Keys,
   type Logger,
 } from '@imagegen/shared';
-import { attemptDelivery, releaseSlot, type AttemptDeps } from './attempt';
+import { abandonAttempt, attemptDelivery, type AttemptDeps } from './attempt';
 import { LetGo, SLOW_ATTEMPT_MS, SLOW_PER_PLACE } from './let-go';
 
 export interface DispatcherOptions {
@@ -393,8 +393,8 @@ export class OutboxDispatcher {
         // one attempt's own: its record, made again, is not recorded twice
         const member = `${d.delivery.id}:${this.opts.consumer}:${attempt}`;
         const slot = await deps.batcher.acquire({ host: d.host, member, jobId: d.delivery.id, starts: { subject: d.delivery.subject, run: 0 } }).catch(async (err: Error) => {
-          // the call may have run (its reply lost): its slot and mark go back, since nothing was sent
-          await Promise.all([releaseSlot(deps, d.host, member, 'unknown'), deps.log.clearMark(d.delivery, member)]).catch(() => undefined);
+          // the call may have run (its reply lost): nothing was sent
+          await abandonAttempt(deps, d.delivery, d.host, member).catch(() => undefined);
           throw err;
         });
         if (slot.kind !== 'ok') {
