@@ -244,6 +244,24 @@ it('finds the deliveries in given states across many logs, the tenant’s only, 
   expect((await log.load('gen_s1', 'dlv_s1'))?.delivery).toMatchObject({ run: before.run, state: 'delivered' });
 });
 
+it('a redelivery call made again (its reply lost to a reconnect, ioredis sends it again) answers the runs it started and starts no other', async () => {
+  const log = new DeliveryLog(redis, keys, 3600);
+  await log.createMany([1, 2].map((n) => ({ delivery: delivery(`dlv_again${n}`, 'gen_again'), body: '{}' })));
+  for (const n of [1, 2]) await log.recordAttempt({ tenant: 't1', subject: 'gen_again', id: `dlv_again${n}` }, { run: 0, state: 'exhausted', status: 500, durationMs: 1 });
+  const read = await log.inStates(['gen_again'], 't1', ['exhausted']);
+  expect(read).toHaveLength(2);
+  expect(await log.redeliverMany(read, 'call-1')).toEqual([1, 1]);
+  // the same call again, from the same read: the runs it started, not null (which would leave them without a job)
+  expect(await log.redeliverMany(read, 'call-1')).toEqual([1, 1]);
+  // another call from that read is refused as before
+  expect(await log.redeliverMany(read, 'call-2')).toEqual([null, null]);
+  // the single route's call made again does not start a run more
+  expect(await log.redeliver('gen_again', 'dlv_again1', 'call-3')).toBe(2);
+  expect(await log.redeliver('gen_again', 'dlv_again1', 'call-3')).toBe(2);
+  expect((await log.load('gen_again', 'dlv_again1'))?.delivery).toMatchObject({ run: 2, state: 'pending' });
+  expect((await log.load('gen_again', 'dlv_again2'))?.delivery).toMatchObject({ run: 1, state: 'pending' });
+});
+
 describe('the index of deliveries that ended without arriving', () => {
   const refOf = (subject: string, id: string, tenant = 'idx') => ({ tenant, subject, id });
 

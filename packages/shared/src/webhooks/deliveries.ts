@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Keys } from '../keys';
 import { CLEAR_MARK_LUA, CREATE_DELIVERIES_LUA, MARK_STARTED_LUA, RECORD_ATTEMPT_LUA, REDELIVER_LUA } from '../records/lua/webhooks';
@@ -27,13 +28,16 @@ export interface EndedPage {
 
 /* The log's layout and scripts: records/lua/webhooks.ts. */
 
+/** Names one redelivery call, so that call made again is known as itself. */
+const newCallToken = (): string => randomBytes(9).toString('base64url');
+
 /** The command that creates many deliveries at once, on a connection. */
 export const CREATE_DELIVERIES_COMMAND = 'imagegenCreateDeliveries';
 
 type LogRedis = Redis & {
   imagegenCreateDeliveries(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<number[]>;
   imagegenRecordAttempt(log: string, ended: string, ...args: (string | number)[]): Promise<'ok' | 'missing' | 'stale'>;
-  imagegenRedeliver(key: string, id: string, ttl: number, run?: number, states?: string): Promise<number>;
+  imagegenRedeliver(key: string, id: string, ttl: number, run: number | '', states: string, call: string): Promise<number>;
   imagegenMarkStarted(log: string, id: string, run: number, member: string, kept: number): Promise<'ok' | 'missing' | 'stale'>;
   imagegenClearMark(log: string, id: string, member: string): Promise<null>;
 };
@@ -200,12 +204,13 @@ export class DeliveryLog {
   /**
    * Starts a new run of each delivery in one round trip, each only if it is still in the run and
    * state it was read in (so two calls, or an attempt meanwhile, never start it twice); null
-   * where one is gone or has changed.
+   * where one is gone or has changed. `call` names this call (made again, it starts nothing more
+   * and answers the same runs).
    */
-  async redeliverMany(deliveries: readonly Pick<Delivery, 'id' | 'subject' | 'run' | 'state'>[]): Promise<(number | null)[]> {
+  async redeliverMany(deliveries: readonly Pick<Delivery, 'id' | 'subject' | 'run' | 'state'>[], call = newCallToken()): Promise<(number | null)[]> {
     if (deliveries.length === 0) return [];
-    const pipeline = this.redis.pipeline() as ReturnType<Redis['pipeline']> & { imagegenRedeliver(key: string, id: string, ttl: number, run: number, states: string): unknown };
-    for (const d of deliveries) pipeline.imagegenRedeliver(this.keyOf(d.subject), d.id, this.retentionSeconds, d.run, d.state);
+    const pipeline = this.redis.pipeline() as ReturnType<Redis['pipeline']> & { imagegenRedeliver(key: string, id: string, ttl: number, run: number, states: string, call: string): unknown };
+    for (const d of deliveries) pipeline.imagegenRedeliver(this.keyOf(d.subject), d.id, this.retentionSeconds, d.run, d.state, call);
     const replies = (await pipeline.exec()) ?? [];
     return replies.map(([err, run]) => {
       if (err) throw err;
@@ -213,9 +218,9 @@ export class DeliveryLog {
     });
   }
 
-  /** Starts a new run of a delivery (same webhook-id, same body); null if there is no such delivery. */
-  async redeliver(subject: string, id: string): Promise<number | null> {
-    const run = await this.redis.imagegenRedeliver(this.keyOf(subject), id, this.retentionSeconds);
+  /** Starts a new run of a delivery (same webhook-id, same body); null if there is no such delivery. `call` as in redeliverMany. */
+  async redeliver(subject: string, id: string, call = newCallToken()): Promise<number | null> {
+    const run = await this.redis.imagegenRedeliver(this.keyOf(subject), id, this.retentionSeconds, '', '', call);
     return run < 0 ? null : run;
   }
 

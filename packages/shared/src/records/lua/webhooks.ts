@@ -390,17 +390,22 @@ return out
 );
 
 /**
- * KEYS[1] log; ARGV: id, ttl, and optionally the run and the states the caller saw it in ('' =
- * any). Starts a new run of the delivery; returns its number, -1 if unknown, or -2 if it is no
- * longer in that run or one of those states (another redelivery, or an attempt, came first).
+ * KEYS[1] log; ARGV: id, ttl, optionally the run and the states the caller saw it in ('' = any),
+ * and the call's own token. Starts a new run of the delivery; returns its number, -1 if unknown,
+ * or -2 if it is no longer in that run or one of those states (another redelivery, or an attempt,
+ * came first). The same call made again (ioredis resends a command whose reply a reconnect lost)
+ * returns the run it started rather than start another, or refuse its own.
  */
 export const REDELIVER_LUA = `
 local raw = redis.call('HGET', KEYS[1], 'd:' .. ARGV[1])
 if not raw then return -1 end
 local d = cjson.decode(raw)
+local call = ARGV[5] or ''
+if call ~= '' and d.redeliveredBy == call then return d.run end
 if (ARGV[3] or '') ~= '' and tostring(tonumber(d.run) or 0) ~= ARGV[3] then return -2 end
 if (ARGV[4] or '') ~= '' and not string.find(',' .. ARGV[4] .. ',', ',' .. tostring(d.state) .. ',', 1, true) then return -2 end
 d.run = (tonumber(d.run) or 0) + 1
+d.redeliveredBy = call ~= '' and call or nil
 d.runAttempts = 0
 d.state = 'pending'
 d.nextAttemptAt = nil
