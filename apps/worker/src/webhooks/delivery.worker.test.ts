@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
-import { attemptsInRun, BatchStore, createLogger, DeliveryLog, keysFor, OUTBOX_GROUP, QUEUES, UNFINISHED_ATTEMPT_ERROR, WebhookSecrets, webhookJobOptions, WEBHOOK_JOBS, WEBHOOK_MAX_ATTEMPTS, type Delivery } from '@imagegen/shared';
+import { attemptsInRun, BatchStore, createLogger, DeliveryLog, keysFor, OUTBOX_GROUP, QUEUES, redisTimeMs, UNFINISHED_ATTEMPT_ERROR, WebhookSecrets, webhookJobOptions, WEBHOOK_JOBS, WEBHOOK_MAX_ATTEMPTS, type Delivery } from '@imagegen/shared';
 import { AttemptBatcher, type AttemptToSettle, type Settled } from './attempt-batcher';
 import type { AttemptDeps } from './attempt';
 import { createDeliveryWorker, MAX_UNSETTLED, unsettledDelayMs } from './delivery.worker';
@@ -304,9 +304,10 @@ it('each attempt of a job is recorded, though BullMQ hands the job back to the s
       [WEBHOOK_MAX_ATTEMPTS, 'exhausted'],
     ]);
     expect(received.filter((id) => id === d.webhookId)).toHaveLength(2);
-    // the case this is about did happen
-    expect(tokens).toHaveLength(2);
-    expect(tokens[1]).toBe(tokens[0]);
+    // the case this is about did happen (on a loaded machine an attempt slower than 1 s lets go of
+    // the job, which then comes back once more)
+    expect(tokens.length).toBeGreaterThanOrEqual(2);
+    expect(tokens.some((t, i) => i > 0 && t === tokens[i - 1])).toBe(true);
   } finally {
     await worker.close();
   }
@@ -323,6 +324,22 @@ it('a job that runs before the time the log gives its attempt waits for it, rath
     // before: sent at once, 2.5 s early
     expect(rows.map((r) => r.state)).toEqual(['delivered']);
     expect(Date.parse(rows[0]!.at)).toBeGreaterThanOrEqual(due - 50);
+  } finally {
+    await worker.close();
+  }
+});
+
+it('a job run less than a second early (a worker whose clock runs ahead of Redis) waits for its attempt too: due times are compared by Redis time', async () => {
+  const worker = await startWorker(() => false);
+  try {
+    const due = (await redisTimeMs(redis)) + 600;
+    const d = await lastAttemptLeft('early2', 2, undefined, { nextAttemptAt: due });
+    const job = (await queue.getJob(d.id))!;
+    expect(await job.waitUntilFinished(events, 10_000)).toEqual({ outcome: 'delivered', status: 200 });
+    const rows = await new DeliveryLog(redis, keys, 3600).list(d.subject, 'tw');
+    // before: sent at once, 600 ms early (the worker's clock said it was due within a second)
+    expect(rows.map((r) => r.state)).toEqual(['delivered']);
+    expect(Date.parse(rows[0]!.at)).toBeGreaterThanOrEqual(due);
   } finally {
     await worker.close();
   }

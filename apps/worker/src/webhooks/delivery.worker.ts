@@ -117,12 +117,12 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
     const member = `${job.id}:${randomBytes(6).toString('base64url')}`;
     // one round trip: the slot and the frozen delivery; if either fails, the slot is given back
     // (a call that failed may still have taken it)
-    const [taken, read] = await Promise.allSettled([limiter.acquire(host, member, job.id as string), log.load(subject, deliveryId)]);
+    const [taken, read] = await Promise.allSettled([limiter.acquireAt(host, member, job.id as string), log.load(subject, deliveryId)]);
     if (taken.status === 'rejected' || read.status === 'rejected') {
-      if (taken.status === 'rejected' || taken.value.kind === 'ok') await releaseSlot(deps, host, member, 'unknown').catch(() => undefined);
+      if (taken.status === 'rejected' || taken.value.slot.kind === 'ok') await releaseSlot(deps, host, member, 'unknown').catch(() => undefined);
       throw taken.status === 'rejected' ? taken.reason : (read as PromiseRejectedResult).reason;
     }
-    const [slot, loaded] = [taken.value, read.value];
+    const [{ slot, now }, loaded] = [taken.value, read.value];
     const current = loaded && loaded.delivery.run === run && loaded.delivery.state === 'pending';
     if (slot.kind !== 'ok') {
       if (!current) {
@@ -145,14 +145,12 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
       await releaseSlot(deps, host, member, 'unknown');
       return catchUp(job, token, data, loaded.delivery);
     }
-    // due later (the job run early: say, its move to the next step's time did not happen)
+    // due later (the job run early: its move to the next step's time did not happen, or this
+    // host's clock, which BullMQ runs delayed jobs by, is ahead of Redis's)
     const notBefore = loaded.delivery.nextAttemptAt;
-    if (notBefore !== undefined && notBefore > Date.now() + 1000) {
-      const now = await redisTimeMs(opts.connection);
-      if (notBefore > now) {
-        await releaseSlot(deps, host, member, 'unknown');
-        return delayUntil(job, token, notBefore, now);
-      }
+    if (notBefore !== undefined && notBefore > now) {
+      await releaseSlot(deps, host, member, 'unknown');
+      return delayUntil(job, token, notBefore, now);
     }
     const attempting = attemptDelivery(deps, loaded, host, member, attempt);
     if ((await unansweredAfter(attempting, SLOW_ATTEMPT_MS)) && letGo.take()) {

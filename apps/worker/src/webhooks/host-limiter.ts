@@ -5,7 +5,7 @@ export type HostSlot = { kind: 'ok' } | { kind: 'busy' | 'open'; retryInMs: numb
 export type HostHealth = 'up' | 'trouble' | 'unknown';
 
 type LimiterRedis = Redis & {
-  imagegenHostAcquire(inFlight: string, circuit: string, parked: string, member: string, leaseMs: number, max: number, jobId: string): Promise<[string, number]>;
+  imagegenHostAcquire(inFlight: string, circuit: string, parked: string, member: string, leaseMs: number, max: number, jobId: string): Promise<[string, number, number]>;
   imagegenHostRelease(inFlight: string, failures: string, circuit: string, parked: string, member: string, health: HostHealth, threshold: number, openMs: number): Promise<[number, string]>;
 };
 
@@ -38,8 +38,13 @@ export class HostLimiter {
 
   /** `jobId` is parked when every slot is taken, to be woken by the release that frees one. */
   async acquire(host: string, member: string, jobId: string): Promise<HostSlot> {
-    const [kind, ms] = await this.redis.imagegenHostAcquire(...this.acquireKeys(host), member, this.opts.leaseMs, this.opts.maxInFlight, jobId);
-    return this.slotOf(kind, ms);
+    return (await this.acquireAt(host, member, jobId)).slot;
+  }
+
+  /** As acquire, with Redis's time when the slot was taken (ms). */
+  async acquireAt(host: string, member: string, jobId: string): Promise<{ slot: HostSlot; now: number }> {
+    const [kind, ms, now] = await this.redis.imagegenHostAcquire(...this.acquireKeys(host), member, this.opts.leaseMs, this.opts.maxInFlight, jobId);
+    return { slot: this.slotOf(kind, ms), now: Number(now) };
   }
 
   /** A slot as the acquire script answers it. */

@@ -293,8 +293,19 @@ export const MARK_STARTED_LUA = compose(NOW_MS, APPEND_ATTEMPT, START_MARKS, `re
 /** KEYS: log; ARGV: delivery id, slot member. Clears that attempt's mark (clearMark): it ended without sending anything. */
 export const CLEAR_MARK_LUA = compose(START_MARKS, `clearMark(KEYS[1], ARGV[1], ARGV[2])`);
 
-/** KEYS: in-flight set, circuit, parked set; ARGV: member, lease ms, max in flight, job id. */
-export const HOST_ACQUIRE_LUA = compose(NOW_MS, HOST_STATE, HOST_ACQUIRE, `return hostAcquire(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], nowMs())`);
+/** KEYS: in-flight set, circuit, parked set; ARGV: member, lease ms, max in flight, job id. Returns the slot's kind, ms to wait, and Redis's time (ms). */
+export const HOST_ACQUIRE_LUA = compose(
+  NOW_MS,
+  HOST_STATE,
+  HOST_ACQUIRE,
+  `
+local now = nowMs()
+local r = hostAcquire(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], now)
+-- Redis's time with it: what the caller compares a due time with, at no extra round trip
+r[3] = now
+return r
+`,
+);
 
 /** KEYS: in-flight set, failure count, circuit, parked set; ARGV: member, health, threshold, open ms. */
 export const HOST_RELEASE_LUA = compose(HOST_STATE, HOST_RELEASE, `return hostRelease(KEYS[1], KEYS[2], KEYS[3], KEYS[4], ARGV[1], ARGV[2], ARGV[3], ARGV[4])`);
