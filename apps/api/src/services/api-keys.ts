@@ -1,7 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
-import type { apiKeySchema, Keys } from '@imagegen/shared';
+import { composeLua, NOW_MS, type apiKeySchema, type Keys } from '@imagegen/shared';
 
 /** Keys look like `ig_<prefix>_<secret>`: the prefix names the key (lists, logs), the secret is 256 random bits. */
 const KEY_PATTERN = /^ig_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
@@ -23,15 +23,17 @@ const digest = (s: string) => createHash('sha256').update(s).digest();
  * KEYS[1] key hash, KEYS[2] tenant's keys, KEYS[3] every key; ARGV[1] prefix, ARGV[2] tenant,
  * ARGV[3] id, ARGV[4] SHA-256 (hex), ARGV[5] cap. Returns the creation time (ms) or 0 when full.
  */
-const CREATE_KEY_LUA = `
+const CREATE_KEY_LUA = composeLua(
+  NOW_MS,
+  `
 if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then return 0 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = nowMs()
 redis.call('HSET', KEYS[1], 'id', ARGV[3], 'tenant', ARGV[2], 'hash', ARGV[4], 'createdAt', tostring(now))
 redis.call('ZADD', KEYS[2], now, ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[1])
 return now
-`;
+`,
+);
 
 /** Removes a key if it belongs to the tenant. KEYS as above; ARGV[1] prefix, ARGV[2] tenant. Returns 1 when revoked. */
 const REVOKE_KEY_LUA = `

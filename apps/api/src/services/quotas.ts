@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import type { Keys, QuotaReservation } from '@imagegen/shared';
+import { composeLua, NOW_MS, type Keys, type QuotaReservation } from '@imagegen/shared';
 
 export interface TenantQuota {
   /** Submissions (requests) per minute. */
@@ -35,7 +35,9 @@ const WINDOW_MS = 60_000;
  * Returns { outcome, submissions used, ms to the submissions window's end, detail, detail }:
  * 'ok' | 'submissions' | 'items' (items used, ms to that window's end) | 'queued' (items counted).
  */
-const ADMIT_LUA = `
+const ADMIT_LUA = composeLua(
+  NOW_MS,
+  `
 local function take(key, n)
   local used = redis.call('INCRBY', key, n)
   local ttl = redis.call('PTTL', key)
@@ -53,8 +55,7 @@ if items > tonumber(ARGV[3]) then
   redis.call('DECRBY', KEYS[2], n)
   return {'items', subs, subsTtl, items - n, itemsTtl}
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = nowMs()
 redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', now)
 local reserved = 0
 for _, m in ipairs(redis.call('ZRANGE', KEYS[5], 0, -1)) do
@@ -68,7 +69,8 @@ end
 redis.call('ZADD', KEYS[5], now + tonumber(ARGV[6]), ARGV[5] .. '|' .. n)
 redis.call('PEXPIRE', KEYS[5], tonumber(ARGV[6]))
 return {'ok', subs, subsTtl, 0, 0}
-`;
+`,
+);
 
 type QuotaRedis = Redis & { imagegenAdmit(...args: (string | number)[]): Promise<[string, number, number, number, number]> };
 

@@ -4,6 +4,7 @@ import { decodeRecordSnapshot } from '../records/codec';
 import { hashOf } from '../records/generation-store';
 import { timeReplyMs } from '../redis-clock';
 import { WEBHOOK_OUTBOX_MAX_LEN } from '../records/lua/outbox';
+import { compose, NOW_MS } from '../records/lua/pieces';
 import { presentGeneration, type FileLinks } from '../schemas/generation';
 import { webhookTargetUrl } from './target-url';
 import { WEBHOOK_EVENTS, webhookTargetSchema, type WebhookEvent, type WebhookTarget } from '../schemas/request';
@@ -63,12 +64,13 @@ function httpHostOf(raw: unknown): string {
   return webhookTargetUrl(raw).host;
 }
 
-const APPEND_LUA = `
-local t = redis.call('TIME')
-local at = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+const APPEND_LUA = compose(
+  NOW_MS,
+  `
 return redis.call('XADD', KEYS[1], 'MAXLEN', '~', ${WEBHOOK_OUTBOX_MAX_LEN}, '*',
-  'batch', ARGV[1], 'tenant', ARGV[2], 'event', ARGV[3], 'at', tostring(at), 'webhook', ARGV[4], 'data', ARGV[5])
-`;
+  'batch', ARGV[1], 'tenant', ARGV[2], 'event', ARGV[3], 'at', tostring(nowMs()), 'webhook', ARGV[4], 'data', ARGV[5])
+`,
+);
 
 /**
  * The seam for batch webhooks (`batch.completed`, or item events sent to the batch's target):

@@ -1,6 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Keys } from '../keys';
+import { compose, NOW_MS } from '../records/lua/pieces';
 
 /** After a rotation the previous secret keeps signing this long. */
 export const SECRET_OVERLAP_SECONDS = 24 * 3600;
@@ -12,28 +13,32 @@ export const MASTER_CHECK_MS = 10_000;
  * Retires the current version (it keeps signing until the overlap ends, by Redis time) and
  * makes the next one current. KEYS[1] version counter, KEYS[2] retired set; ARGV[1] overlap ms.
  */
-const ROTATE_LUA = `
+const ROTATE_LUA = compose(
+  NOW_MS,
+  `
 local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = nowMs()
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 redis.call('ZADD', KEYS[2], now + tonumber(ARGV[1]), tostring(current))
 redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[1]))
 redis.call('SET', KEYS[1], tostring(current + 1))
 return current + 1
-`;
+`,
+);
 
 /** The versions that sign now: the current one first, then retired ones still in their overlap. */
-const SIGNING_VERSIONS_LUA = `
+const SIGNING_VERSIONS_LUA = compose(
+  NOW_MS,
+  `
 local current = redis.call('GET', KEYS[1]) or '0'
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = nowMs()
 local out = { current }
 for _, v in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '(' .. now, '+inf')) do
   if v ~= current then table.insert(out, v) end
 end
 return out
-`;
+`,
+);
 
 type SecretsRedis = Redis & {
   imagegenRotateSecret(versionKey: string, retiredKey: string, overlapMs: number): Promise<number>;

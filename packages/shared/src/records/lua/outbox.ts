@@ -25,7 +25,8 @@ export const WEBHOOK_OUTBOX_MAX_LEN = 1_000_000;
  * `generation.started` goes out once per generation (the first attempt, not each retry);
  * `generation.progress` at most once per WEBHOOK_PROGRESS_INTERVAL_MS.
  *
- * Expects in scope: KEYS[1] the record hash, ARGV[2] the event type; `outboxKey` names the Lua
+ * Expects in scope: KEYS[1] the record hash, ARGV[2] the event type, `now` the transition's
+ * Redis time (ms; the event's `at` is the change's own time); `outboxKey` names the Lua
  * expression of the outbox stream's key (the KEYS slot the transition passes it in).
  */
 export const webhookOutboxLua = (outboxKey: string): string => `
@@ -41,8 +42,7 @@ if webhook then
   else
     wanted = event == 'generation.completed' or event == 'generation.failed'
   end
-  local t = redis.call('TIME')
-  local at = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local at = now
   if wanted and event == 'generation.started' then
     wanted = redis.call('HSETNX', KEYS[1], '${STARTED_FIELD}', '1') == 1
   elseif wanted and event == 'generation.progress' then

@@ -11,12 +11,10 @@ export const MAX_USAGE_RETENTION_DAYS = 366;
 
 export const USAGE_METRICS = ['upstreamCalls', 'bytesStored'] as const;
 
-/** Lua piece (needs ISO_TIME in scope): `countUsage(key, metric, by)`. */
+/** Lua piece (needs NOW_MS and ISO_TIME in scope): `countUsage(key, metric, by)`. */
 export const COUNT_USAGE = `
 local function countUsage(key, metric, by)
-  local t = redis.call('TIME')
-  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  redis.call('HINCRBY', key, string.sub(isoTime(ms), 1, 10) .. ':' .. metric, by)
+  redis.call('HINCRBY', key, string.sub(isoTime(nowMs()), 1, 10) .. ':' .. metric, by)
   redis.call('EXPIRE', key, ${USAGE_KEY_IDLE_SECONDS})
 end
 `;
