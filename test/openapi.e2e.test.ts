@@ -1,5 +1,8 @@
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { Webhook } from 'standardwebhooks';
 import Ajv2020 from 'ajv/dist/2020';
 import addFormats from 'ajv-formats';
 import { ADMIN_AUTH, getJson, postJson, startStack, type Stack } from './support/stack';
@@ -10,7 +13,7 @@ import { eventually } from './support/net';
  * contract endpoint, and the main routes answer what their schemas describe.
  */
 
-type Doc = { openapi: string; paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }> }>>; components: { schemas: Record<string, object> } };
+type Doc = { openapi: string; info: { description: string }; paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }> }>>; components: { schemas: Record<string, object> } };
 
 const CONTRACT_ENDPOINTS = [
   ['post', '/api/odin/v3/tools/image-generator'],
@@ -163,5 +166,64 @@ describe('OpenAPI document', () => {
   it('catches an answer its schema does not describe', () => {
     expect(() => expectDescribed('get', '/v1/generations/{id}', 200, 'application/json', { id: 'gen_x', status: 'exploded' })).toThrow(/does not describe/);
     expect(() => expectDescribed('get', '/v1/generations', 200, 'application/json', { object: 'list', data: 'nope' })).toThrow(/does not describe/);
+  });
+
+  describe('verifying a delivery, as /docs and the README show it', () => {
+    /** The code blocks in `lang` of a Markdown text. */
+    const blocks = (md: string, lang: string) => [...md.matchAll(new RegExp('```' + lang + '\\n([\\s\\S]*?)\\n```', 'g'))].map((m) => m[1] as string);
+    const readme = () => readFile(path.join(__dirname, '..', 'README.md'), 'utf8');
+
+    it('the description /docs shows has the Node and Python examples, word for word as the README', async () => {
+      const [node, python] = [blocks(doc.info.description, 'js'), blocks(doc.info.description, 'python')];
+      expect(node).toHaveLength(1);
+      expect(python).toHaveLength(1);
+      expect(node[0]).toContain("import { Webhook } from 'standardwebhooks'");
+      expect(python[0]).toContain('from standardwebhooks.webhooks import Webhook');
+      const md = await readme();
+      expect(blocks(md, 'js')).toContain(node[0]);
+      expect(blocks(md, 'python')).toContain(python[0]);
+    });
+
+    it('the Python example is valid Python', () => {
+      const python = blocks(doc.info.description, 'python')[0] as string;
+      const check = spawnSync('python3', ['-c', 'import ast, sys; ast.parse(sys.stdin.read())'], { input: python, encoding: 'utf8' });
+      if (check.error) return; // no Python on this machine: nothing to check it with
+      expect(check.stderr).toBe('');
+      expect(check.status).toBe(0);
+    });
+
+    it('the Node example, run as it is, accepts a delivery signed with the secret the API gives and refuses a forged or stale one', async () => {
+      const { body } = await getJson(`${stack.baseUrl}/v1/webhooks/secret`);
+      const secret = String(body.secret);
+      expect(secret).toMatch(/^whsec_/);
+      const file = path.join(__dirname, `.verify-example-${randomBytes(4).toString('hex')}.mjs`);
+      const example = blocks(doc.info.description, 'js')[0] as string;
+      await writeFile(file, `${example}\nconst server = app.listen(0, '127.0.0.1', () => console.log(server.address().port));\n`);
+      const child = spawn(process.execPath, [file], { env: { ...process.env, IMAGEGEN_WEBHOOK_SECRET: secret }, stdio: ['ignore', 'pipe', 'ignore'] });
+      try {
+        const port = await new Promise<number>((resolve, reject) => {
+          child.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim())));
+          child.once('exit', (code) => reject(new Error(`the example exited (${code})`)));
+        });
+        const send = (payload: string, signedPayload: string, at = new Date()) =>
+          fetch(`http://127.0.0.1:${port}/hooks`, {
+            method: 'POST',
+            headers: {
+              'content-type': 'application/json',
+              'webhook-id': 'msg_example',
+              'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+              'webhook-signature': new Webhook(secret).sign('msg_example', at, signedPayload),
+            },
+            body: payload,
+          }).then((res) => res.status);
+        const payload = JSON.stringify({ type: 'generation.completed', timestamp: new Date().toISOString(), data: { id: 'gen_example' } });
+        expect(await send(payload, payload)).toBe(204);
+        expect(await send(payload.replace('gen_example', 'gen_forged'), payload)).toBe(500);
+        expect(await send(payload, payload, new Date(Date.now() - 3600_000))).toBe(500);
+      } finally {
+        child.kill();
+        await rm(file, { force: true });
+      }
+    });
   });
 });

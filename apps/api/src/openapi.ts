@@ -29,6 +29,7 @@ import {
   webhookSecretSchema,
   type WebhookEvent,
 } from '@imagegen/shared';
+import { WEBHOOK_VERIFICATION_MD } from './webhook-verification';
 
 /**
  * What zod adds that says nothing to a reader of the reference: the date-time format's own regex
@@ -89,7 +90,7 @@ export function buildOpenApi(publicBaseUrl: string) {
     info: {
       title: 'imagegen',
       version: '0.1.0',
-      description: 'Image generation as jobs: submit { topic, style, size }, follow progress, fetch the image and its thumbnails.',
+      description: `Image generation as jobs: submit { topic, style, size }, follow progress, fetch the image and its thumbnails.\n\n${WEBHOOK_VERIFICATION_MD}`,
     },
     servers: [{ url: publicBaseUrl }],
     components: {
