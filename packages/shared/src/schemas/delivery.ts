@@ -29,6 +29,8 @@ export const deliverySchema = z.object({
   recordedBy: z.string().optional(),
   /** The call that started the current run (so that call made again does not start another). */
   redeliveredBy: z.string().optional(),
+  /** The log row of its latest attempt, which the log keeps past its cap. */
+  lastSeq: z.number().int().min(1).optional(),
   /** What the last attempt got, while the delivery is failed or exhausted. */
   lastStatus: z.number().int().optional(),
   lastError: z.string().optional(),

@@ -44,12 +44,23 @@ local function noteEnded(index, member, ttl, now)
 end
 `;
 
-/** Writes attempt row `a` as the log's next, with its delivery `d` as it now is; only the newest `kept` rows stay. */
+/**
+ * Writes attempt row `a` as the log's next, with its delivery `d` as it now is. Only the newest
+ * `kept` rows stay, and each delivery's latest row however old (`d.lastSeq`), so no delivery
+ * drops out of the listing: the log holds at most `kept` rows more than it has deliveries.
+ */
 const APPEND_ATTEMPT = `
 local function appendAttempt(log, id, a, d, kept)
   local seq = redis.call('HINCRBY', log, 'seq', 1)
+  d.lastSeq = seq
   redis.call('HSET', log, 'a:' .. seq, cjson.encode(a), 'd:' .. id, cjson.encode(d))
-  if seq > tonumber(kept) then redis.call('HDEL', log, 'a:' .. (seq - tonumber(kept))) end
+  local old = seq - tonumber(kept)
+  if old < 1 then return end
+  local row = redis.call('HGET', log, 'a:' .. old)
+  if not row then return end
+  local ownerRaw = redis.call('HGET', log, 'd:' .. cjson.decode(row).id)
+  if ownerRaw and tonumber(cjson.decode(ownerRaw).lastSeq) == old then return end
+  redis.call('HDEL', log, 'a:' .. old)
 end
 `;
 
