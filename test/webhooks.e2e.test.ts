@@ -170,6 +170,17 @@ describe('webhooks', () => {
     expect(fresh).toMatch(/^whsec_/);
     expect(fresh).not.toBe(secret);
     expect((await getJson(`${stack.baseUrl}/v1/webhooks/secret`)).body.secret).toBe(fresh);
+    // the overlap is 24 h, by Redis's clock: the old version signs until then, and its key goes then
+    const retired = stack.api.keys.webhookSecretRetired('default');
+    const [seconds, micros] = (await stack.redis.time()).map(Number) as [number, number];
+    const now = seconds * 1000 + Math.floor(micros / 1000);
+    const [, until] = (await stack.redis.zrange(retired, 0, '-1', 'WITHSCORES')).flat();
+    const ttl = await stack.redis.pttl(retired);
+    const day = 24 * 3600_000;
+    expect(Number(until) - now).toBeGreaterThan(day - 60_000);
+    expect(Number(until) - now).toBeLessThanOrEqual(day);
+    expect(Number(ttl)).toBeGreaterThan(day - 60_000);
+    expect(Number(ttl)).toBeLessThanOrEqual(day);
     receiver.secrets = [secret, fresh];
     try {
       const id = await submit('/rotated');

@@ -282,7 +282,7 @@ it('the upstream lease runs on Redis time, lasts until the original is stored, a
   expect(await store.claimUpstream(r, 'three', 5000)).toEqual({ outcome: 'checkpointed' });
 });
 
-it('the retention sweep removes due records with their index entries and spooled bytes, and forgets empty tenants', async () => {
+it('the retention sweep removes due records with their index entries, spooled bytes and delivery logs, and forgets empty tenants', async () => {
   const tenant = `swept-${randomBytes(3).toString('hex')}`;
   const r = record(tenant);
   const kept = record(tenant);
@@ -290,10 +290,12 @@ it('the retention sweep removes due records with their index entries and spooled
   await store.create(kept);
   await store.fail(r, { code: 'x', message: 'y', retryable: false });
   await redis.set(keys.spool(r.id), 'stray');
+  await redis.hset(keys.generationDeliveries(r.id), 'seq', '1');
   const now = await retention.now();
   expect(await retention.removeDueRecords(now, 100)).toBe(0);
   expect(await retention.removeDueRecords(now + 3601_000, 1000)).toBeGreaterThanOrEqual(1);
-  expect(await redis.exists(keys.generation(r.id), keys.spool(r.id))).toBe(0);
+  // with its delivery log
+  expect(await redis.exists(keys.generation(r.id), keys.spool(r.id), keys.generationDeliveries(r.id))).toBe(0);
   expect(await redis.zscore(keys.tenantGenerations(tenant), r.id)).toBeNull();
   expect(await redis.zscore(keys.tenantGenerations(tenant, 'failed'), r.id)).toBeNull();
   expect(await redis.zscore(keys.recordExpiry(), `${r.id}|${tenant}`)).toBeNull();

@@ -204,8 +204,10 @@ it('completes the batch exactly once: on the change that finishes its last item'
 
   // when its retention ends, the sweep takes the batch and everything of it
   const retention = new RecordRetention(redis, keys);
+  // its delivery log (batch.completed) goes with it
+  await redis.hset(keys.batchDeliveries(id), 'seq', '1');
   expect(await retention.removeDueBatches(Date.now() + RETENTION * 1000 + 1000, 100)).toBeGreaterThanOrEqual(1);
-  expect(await redis.exists(keys.batch(id), keys.batchItems(id), keys.batchFinished(id))).toBe(0);
+  expect(await redis.exists(keys.batch(id), keys.batchItems(id), keys.batchFinished(id), keys.batchDeliveries(id))).toBe(0);
   expect(await redis.zscore(keys.batchExpiry(), `${id}|${TENANT}`)).toBeNull();
 });
 
