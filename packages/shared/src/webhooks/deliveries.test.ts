@@ -207,19 +207,19 @@ it('keeps only the newest attempts past the cap', async () => {
   expect(await redis.hlen(keys.generationDeliveries('gen_4'))).toBe(5 + 3);
 });
 
-it('past the cap, keeps each delivery its latest attempt however old: no delivery drops out of the listing', async () => {
+it('past the cap, keeps each delivery its latest attempt however old, and only that: no delivery drops out of the listing, and the log stays bounded', async () => {
   const log = new DeliveryLog(redis, keys, 3600, 5);
   await log.createMany([
     { delivery: delivery('dlv_k1', 'gen_keep'), body: '{}' },
     { delivery: delivery('dlv_k2', 'gen_keep'), body: '{}' },
   ]);
   await log.recordAttempt({ tenant: 't1', subject: 'gen_keep', id: 'dlv_k1' }, { run: 0, state: 'pending', status: 503, durationMs: 1, retryInMs: 0 });
-  await log.recordAttempt({ tenant: 't1', subject: 'gen_keep', id: 'dlv_k1' }, { run: 0, state: 'exhausted', status: 503, durationMs: 2 });
+  await log.recordAttempt({ tenant: 't1', subject: 'gen_keep', id: 'dlv_k1' }, { run: 0, state: 'pending', status: 503, durationMs: 2, retryInMs: 60_000 });
   for (let i = 0; i < 8; i++) await log.recordAttempt({ tenant: 't1', subject: 'gen_keep', id: 'dlv_k2' }, { run: 0, state: 'pending', status: 500, durationMs: i, retryInMs: 0 });
   const rows = await log.list('gen_keep', 't1');
-  // before: the five newest rows only, all dlv_k2's: dlv_k1, exhausted, was not listed at all
+  // before: the five newest rows only, all dlv_k2's: dlv_k1, waiting for its third attempt, was not listed at all
   expect(rows.map((r) => [r.id, r.attempt, r.state, r.status])).toEqual([
-    ['dlv_k1', 2, 'exhausted', 503],
+    ['dlv_k1', 2, 'pending', 503],
     ['dlv_k2', 4, 'failed', 500],
     ['dlv_k2', 5, 'failed', 500],
     ['dlv_k2', 6, 'failed', 500],
@@ -227,6 +227,16 @@ it('past the cap, keeps each delivery its latest attempt however old: no deliver
     ['dlv_k2', 8, 'pending', 500],
   ]);
   // bounded: the cap's rows, one more for the older delivery, each delivery and its body, the counter
+  expect(await redis.hlen(keys.generationDeliveries('gen_keep'))).toBe(5 + 1 + 2 * 2 + 1);
+
+  // a row kept that way goes once its delivery has a newer one: the log stays within the cap plus one row per delivery
+  for (let round = 0; round < 10; round++) {
+    await log.recordAttempt({ tenant: 't1', subject: 'gen_keep', id: 'dlv_k1' }, { run: 0, state: 'pending', status: 503, durationMs: 1, retryInMs: 0 });
+    for (let i = 0; i < 6; i++) await log.recordAttempt({ tenant: 't1', subject: 'gen_keep', id: 'dlv_k2' }, { run: 0, state: 'pending', status: 500, durationMs: i, retryInMs: 0 });
+  }
+  const after = await log.list('gen_keep', 't1');
+  expect(after.filter((r) => r.id === 'dlv_k1').map((r) => r.attempt)).toEqual([12]);
+  expect(after.filter((r) => r.id === 'dlv_k2')).toHaveLength(5);
   expect(await redis.hlen(keys.generationDeliveries('gen_keep'))).toBe(5 + 1 + 2 * 2 + 1);
 });
 

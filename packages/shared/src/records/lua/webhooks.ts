@@ -52,10 +52,13 @@ end
 const APPEND_ATTEMPT = `
 local function appendAttempt(log, id, a, d, kept)
   local seq = redis.call('HINCRBY', log, 'seq', 1)
+  local previous = tonumber(d.lastSeq)
   d.lastSeq = seq
   redis.call('HSET', log, 'a:' .. seq, cjson.encode(a), 'd:' .. id, cjson.encode(d))
   local old = seq - tonumber(kept)
   if old < 1 then return end
+  -- this delivery's latest row until now, kept past the newest while it was: no longer
+  if previous and previous <= old then redis.call('HDEL', log, 'a:' .. previous) end
   local row = redis.call('HGET', log, 'a:' .. old)
   if not row then return end
   local ownerRaw = redis.call('HGET', log, 'd:' .. cjson.decode(row).id)
