@@ -338,6 +338,26 @@ describe('batches', () => {
     expect(list.hasMore).toBe(true);
   });
 
+  it('a key that outlives its batch (a retention shorter than a day) starts a new batch, as it does for a generation', async () => {
+    const body = JSON.stringify({ items: [{ topic: 'outlived' }] });
+    const first = await post(`${stack.baseUrl}/v1/batches`, body, 'application/json', { 'Idempotency-Key': 'k-outlived' });
+    expect(first.status).toBe(202);
+    const id = first.body.id as string;
+    await eventually(async () => ((await getJson(`${stack.baseUrl}/v1/batches/${id}`)).body.status === 'completed' ? true : undefined), 30_000, 100);
+    // the retention sweep's removal of the batch; its key lives on
+    const keys = stack.api.keys;
+    await stack.redis.del(keys.batch(id), keys.batchItems(id), keys.batchFinished(id), keys.batchDeliveries(id));
+    await stack.redis.zrem(keys.tenantBatches('default'), id);
+    await stack.redis.zrem(keys.batchExpiry(), `${id}|default`);
+    expect((await getJson(`${stack.baseUrl}/v1/batches/${id}`)).status).toBe(404);
+    // before: 409 "still being accepted" for as long as the key lived
+    const again = await post(`${stack.baseUrl}/v1/batches`, body, 'application/json', { 'Idempotency-Key': 'k-outlived' });
+    expect(again.status).toBe(202);
+    expect(again.body.id).not.toBe(id);
+    const repeat = await post(`${stack.baseUrl}/v1/batches`, body, 'application/json', { 'Idempotency-Key': 'k-outlived' });
+    expect(repeat.body.id).toBe(again.body.id);
+  });
+
   it('a repeat sent while the first is still being written is told to retry before it is charged any quota', async () => {
     const items = Array.from({ length: 20_000 }, (_, i) => ({ topic: `written slowly ${i}` }));
     const body = JSON.stringify({ items });

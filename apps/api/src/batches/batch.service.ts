@@ -74,13 +74,14 @@ export class BatchesService {
       };
       const begun = await batches.begin(base, PROVISIONAL_SECONDS, claim);
       if (begun.outcome === 'held') {
-        const heldId = (idem as IdempotencyKey).heldGeneration(begun.value);
+        const key = idem as IdempotencyKey;
+        const heldId = key.heldGeneration(begun.value);
         const existing = await batches.getForTenant(heldId, tenant);
         if (existing) return { record: existing, replayed: true };
-        // still being written by another request, or its writer died (the claim then expires with it)
-        if ((await this.ctx.redis.exists(this.ctx.keys.batch(heldId))) === 1 || tries >= 3) {
-          throw stillBeingAccepted();
-        }
+        // still being written by another request; or gone (its retention ended before its key's,
+        // or its writer died), which frees the key
+        const gone = await batches.freeClaimIfGone(heldId, { key: key.claim(heldId, 0).key, value: begun.value });
+        if (!gone || tries >= 3) throw stillBeingAccepted();
         continue;
       }
       const itemTarget = itemWebhook(submission.webhook);

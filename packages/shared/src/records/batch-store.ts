@@ -4,7 +4,7 @@ import { batchRecordSchema, finishedItemSchema, type BatchRecord, type FinishedI
 import { decodeRecord, encodeFields, hashCodec } from './codec';
 import type { GenerationRecord } from '../schemas/generation';
 import { hashOf, type IdempotencyClaim } from './generation-store';
-import { BATCH_ADD_ITEMS_LUA, BATCH_BEGIN_LUA, BATCH_CANCEL_LUA, BATCH_CONFIRM_LUA } from './lua/batch-create';
+import { BATCH_ADD_ITEMS_LUA, BATCH_BEGIN_LUA, BATCH_CANCEL_LUA, BATCH_CONFIRM_LUA, BATCH_FREE_CLAIM_LUA } from './lua/batch-create';
 import { NOW } from './lua/pieces';
 import { pageFromIndex } from './index-page';
 
@@ -25,6 +25,7 @@ type BatchRedis = Redis & {
   imagegenBatchAddItems(...args: (string | number)[]): Promise<number>;
   imagegenBatchConfirm(...args: (string | number)[]): Promise<number>;
   imagegenBatchCancel(batch: string, feeding: string, at: string, entry: string): Promise<number>;
+  imagegenBatchFreeClaim(batch: string, idempotency: string, value: string): Promise<number>;
 };
 
 export type BatchBeginOutcome = { outcome: 'created'; createdAt: string } | { outcome: 'held'; value: string };
@@ -45,6 +46,7 @@ export class BatchStore {
       redis.defineCommand('imagegenBatchAddItems', { lua: BATCH_ADD_ITEMS_LUA });
       redis.defineCommand('imagegenBatchConfirm', { numberOfKeys: 6, lua: BATCH_CONFIRM_LUA });
       redis.defineCommand('imagegenBatchCancel', { numberOfKeys: 2, lua: BATCH_CANCEL_LUA });
+      redis.defineCommand('imagegenBatchFreeClaim', { numberOfKeys: 2, lua: BATCH_FREE_CLAIM_LUA });
     }
     this.redis = redis as BatchRedis;
   }
@@ -80,7 +82,9 @@ export class BatchStore {
       keys.push(this.keys.generation(item.id));
       args.push(item.id, item.fileToken, JSON.stringify(item.request), JSON.stringify(item.metadata), item.index);
     }
-    return (await this.redis.imagegenBatchAddItems(keys.length, ...keys, ...args)) >= 0;
+    const written = await this.redis.imagegenBatchAddItems(keys.length, ...keys, ...args);
+    if (written === -2) throw new Error('the batch item list does not end where this chunk starts');
+    return written >= 0;
   }
 
   /** Every item is written: the batch keeps, is listed and is fed to the workers. */
@@ -113,7 +117,15 @@ export class BatchStore {
       await pipeline.exec();
     }
     await this.redis.del(this.keys.batch(batch.id), this.keys.batchItems(batch.id), this.keys.batchFinished(batch.id));
-    if (idempotency && (await this.redis.get(idempotency.key)) === idempotency.value) await this.redis.del(idempotency.key);
+    if (idempotency) await this.freeClaimIfGone(batch.id, idempotency);
+  }
+
+  /**
+   * Whether batch `id` is gone; if so, its idempotency key is freed, should it still hold the
+   * batch's claim (a key outlives its batch when the retention is shorter than the key's day).
+   */
+  async freeClaimIfGone(id: string, claim: Pick<IdempotencyClaim, 'key' | 'value'>): Promise<boolean> {
+    return (await this.redis.imagegenBatchFreeClaim(this.keys.batch(id), claim.key, claim.value)) === 1;
   }
 
   async get(id: string): Promise<BatchRecord | null> {

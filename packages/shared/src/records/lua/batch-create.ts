@@ -3,7 +3,9 @@ import { CLAIM_IDEMPOTENCY, compose, ISO_TIME, NEW_FIELDS, NOW_MS } from './piec
 /**
  * Starts a batch: writes its record (provisional: it expires unless confirmed in time, so a
  * batch whose creator died part-way leaves nothing for good) and, with an `Idempotency-Key`,
- * claims that key in the same step. A key already held answers with what it holds.
+ * claims that key in the same step. A key already held answers with what it holds, unless it
+ * holds this very call's claim (the call sent again after a reconnect lost its reply: the claim
+ * names this batch's new id), which answers as the first run did.
  *
  * KEYS[1] batch, KEYS[2] idempotency key (the batch key again when there is none)
  * ARGV[1] provisional seconds, ARGV[2] idempotency value ('' = none), ARGV[3..] field, value, ...
@@ -16,7 +18,11 @@ export const BATCH_BEGIN_LUA = compose(
   CLAIM_IDEMPOTENCY,
   `
 local held = claimIdempotency(KEYS[2], ARGV[2], ARGV[1])
-if held then return {'held', held} end
+if held then
+  local begun = held == ARGV[2] and redis.call('HGET', KEYS[1], 'createdAt')
+  if begun then return {'created', begun} end
+  return {'held', held}
+end
 local createdAt = isoTime(nowMs())
 writeNewFields(KEYS[1], ARGV, 3, createdAt)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
@@ -34,13 +40,21 @@ return {'created', createdAt}
  * (queued), KEYS[5] tenants, KEYS[6..] the item records
  * ARGV[1] tenant, ARGV[2] provisional seconds of the list, ARGV[3] JSON array of the field,
  * value pairs every item shares, then per item: id, fileToken, request (JSON), metadata (JSON), index
- * Returns the number written, or -1 when the batch is gone.
+ * (consecutive: a chunk follows the one before it).
+ * Returns the number written, -1 when the batch is gone, or -2 when the list does not end where
+ * the chunk starts. A chunk the list already holds (the call sent again after a reconnect lost its
+ * reply) writes nothing and answers as the first run did: appended twice, its items would be
+ * counted twice and the chunk after it never fed.
  */
 export const BATCH_ADD_ITEMS_LUA = compose(
   NOW_MS,
   ISO_TIME,
   `
 if redis.call('HEXISTS', KEYS[1], 'id') == 0 then return -1 end
+local first, count = tonumber(ARGV[8]), (#ARGV - 3) / 5
+local held = redis.call('LLEN', KEYS[2])
+if held >= first + count and redis.call('LINDEX', KEYS[2], first) == ARGV[4] then return count end
+if held ~= first then return -2 end
 local common = cjson.decode(ARGV[3])
 local createdAt = isoTime(nowMs())
 local n = 0
@@ -82,6 +96,18 @@ redis.call('PERSIST', KEYS[6])
 redis.call('ZADD', KEYS[3], 0, ARGV[1])
 redis.call('ZADD', KEYS[4], 0, ARGV[2] .. '|' .. ARGV[1])
 if ARGV[3] ~= '' and redis.call('GET', KEYS[5]) == ARGV[3] then redis.call('EXPIRE', KEYS[5], tonumber(ARGV[4])) end
+return 1
+`;
+
+/**
+ * Frees an idempotency key held for a batch that is gone (its retention ended before the key's,
+ * or its writer abandoned it), if the key still holds that batch's claim; a batch still there
+ * keeps its key. KEYS[1] batch, KEYS[2] idempotency key; ARGV[1] the claim's value.
+ * Returns 1 when the batch is gone (the key freed if it held the claim), 0 when it is there.
+ */
+export const BATCH_FREE_CLAIM_LUA = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 return 1
 `;
 

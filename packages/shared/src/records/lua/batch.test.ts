@@ -127,6 +127,32 @@ it('moves one count down and one up on every status change of an item, and nothi
   expect(await redis.ttl(keys.batchFinished(id))).toBe(-1);
 });
 
+it('a begin or a chunk of items sent again (ioredis resends a call whose reply a reconnect lost) answers as the first run and writes nothing twice', async () => {
+  const id = newId('batch');
+  const record = { id, tenant: TENANT, status: 'in_progress' as const, total: 4, queued: 0, active: 0, completed: 0, failed: 0, cancelled: 0, released: 0, metadata: null };
+  const claim = { key: keys.idempotency(TENANT, `again-${id}`), value: `${id}|digest`, ttlSeconds: 600 };
+  const first = await batches.begin(record, 600, claim);
+  expect(first.outcome).toBe('created');
+  // before: held by its own claim, the batch answered 409 until it expired
+  expect(await batches.begin(record, 600, claim)).toEqual(first);
+  // another call with the key is still told what the key holds
+  expect(await batches.begin({ ...record, id: newId('batch') }, 600, { ...claim, value: 'other|digest' })).toEqual({ outcome: 'held', value: claim.value });
+
+  const items = [0, 1, 2, 3].map((index) => ({ id: newId('gen'), fileToken: newFileToken(), request: { topic: `again ${index}`, style: 'PHOTOGRAPHIC' as const, size: 'LANDSCAPE' as const }, metadata: null, index }));
+  const [head, tail] = [items.slice(0, 2), items.slice(2)];
+  expect(await batches.addItems({ id, tenant: TENANT }, head, 600)).toBe(true);
+  expect(await batches.addItems({ id, tenant: TENANT }, head, 600)).toBe(true);
+  // before: the first chunk listed twice and counted twice, so the feeder (reading up to total) never reached the second
+  expect(await redis.lrange(keys.batchItems(id), 0, -1)).toEqual(head.map((i) => i.id));
+  expect(await redis.hget(keys.batch(id), 'queued')).toBe('2');
+  // a chunk that does not follow the list is refused, writing nothing
+  await expect(batches.addItems({ id, tenant: TENANT }, [tail[1]!], 600)).rejects.toThrow(/does not end where this chunk starts/);
+  expect(await batches.addItems({ id, tenant: TENANT }, tail, 600)).toBe(true);
+  expect(await batches.addItems({ id, tenant: TENANT }, tail, 600)).toBe(true);
+  expect(await redis.lrange(keys.batchItems(id), 0, -1)).toEqual(items.map((i) => i.id));
+  expect(await redis.hget(keys.batch(id), 'queued')).toBe('4');
+});
+
 it('an item of a batch still being written that ends is told too; the stream expires with the batch unless it is confirmed', async () => {
   const id = newId('batch');
   expect((await batches.begin({ id, tenant: TENANT, status: 'in_progress', total: 2, queued: 0, active: 0, completed: 0, failed: 0, cancelled: 0, released: 0, metadata: null }, 600)).outcome).toBe('created');
