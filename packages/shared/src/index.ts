@@ -28,6 +28,7 @@ export * from './webhooks/deliveries';
 export * from './webhooks/redeliver';
 export * from './schemas/tenant';
 export * from './records/lua/usage';
+export * from './records/lua/batch-feed';
 export { compose as composeLua, NOW_MS } from './records/lua/pieces';
 export * from './schemas/batch';
 export * from './records/batch-store';

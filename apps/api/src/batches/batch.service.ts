@@ -69,6 +69,7 @@ export class BatchesService {
         failed: 0,
         cancelled: 0,
         released: 0,
+        releasedEnded: 0,
         metadata: submission.metadata ?? null,
         ...(submission.webhook ? { webhook: submission.webhook } : {}),
       };

@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { batchItemJobOptions, generateJobName, type GenerateJobInput, type GenerateJobPolicy, type Keys, type Logger } from '@imagegen/shared';
+import { BATCH_ADVANCE_LUA, batchItemJobOptions, generateJobName, type GenerateJobInput, type GenerateJobPolicy, type Keys, type Logger } from '@imagegen/shared';
 import { interleave, shareWindow, type FeedState } from './fair-share';
 
 /** Takes the lock when free, renews it when ours: one feeder runs at a time across every worker. */
@@ -11,17 +11,9 @@ if not holder then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 e
 return 0
 `;
 
-/** Moves a batch's release cursor forward only (a feeder that lost its lock never moves it back). */
-const ADVANCE_LUA = `
-local cur = tonumber(redis.call('HGET', KEYS[1], 'released') or '-1')
-if cur < 0 then return 0 end
-if tonumber(ARGV[1]) > cur then redis.call('HSET', KEYS[1], 'released', ARGV[1]) end
-return 1
-`;
-
 type FeederRedis = Redis & {
   imagegenFeederLock(key: string, owner: string, ms: number): Promise<number>;
-  imagegenFeederAdvance(key: string, to: number): Promise<number>;
+  imagegenFeederAdvance(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<number>;
 };
 
 export interface FeederOptions {
@@ -54,7 +46,7 @@ export class BatchFeeder {
   ) {
     if (!('imagegenFeederLock' in redis)) {
       redis.defineCommand('imagegenFeederLock', { numberOfKeys: 1, lua: LOCK_LUA });
-      redis.defineCommand('imagegenFeederAdvance', { numberOfKeys: 1, lua: ADVANCE_LUA });
+      redis.defineCommand('imagegenFeederAdvance', { lua: BATCH_ADVANCE_LUA });
     }
     this.redis = redis as FeederRedis;
   }
@@ -93,18 +85,21 @@ export class BatchFeeder {
       const sep = m.lastIndexOf('|');
       return { member: m, tenant: m.slice(0, sep), batchId: m.slice(sep + 1) };
     });
-    for (const r of refs) read.hmget(this.keys.batch(r.batchId), 'total', 'released', 'completed', 'failed', 'cancelled', 'cancelledAt');
+    for (const r of refs) read.hmget(this.keys.batch(r.batchId), 'total', 'released', 'completed', 'failed', 'cancelled', 'cancelledAt', 'releasedEnded');
     const replies = (await read.exec()) ?? [];
     const states: (FeedState & { released: number })[] = [];
     const finished: string[] = [];
     let inFlight = 0;
     refs.forEach((r, i) => {
-      const [total, released, completed, failed, cancelled, cancelledAt] = (replies[i]?.[1] ?? []) as (string | null)[];
+      const [total, released, completed, failed, cancelled, cancelledAt, releasedEnded] = (replies[i]?.[1] ?? []) as (string | null)[];
       if (total == null || cancelledAt || Number(released) >= Number(total)) {
         finished.push(r.member);
         return;
       }
-      const flying = Math.max(0, Number(released) - Number(completed) - Number(failed) - Number(cancelled));
+      // released items not ended yet; a batch made before releasedEnded was counted goes by every
+      // ended item, which counts those cancelled before their release too
+      const ended = releasedEnded != null ? Number(releasedEnded) : Number(completed) + Number(failed) + Number(cancelled);
+      const flying = Math.max(0, Number(released) - ended);
       inFlight += flying;
       states.push({ tenant: r.tenant, batchId: r.batchId, remaining: Number(total) - Number(released), inFlight: flying, released: Number(released) });
     });
@@ -127,8 +122,11 @@ export class BatchFeeder {
     const jobs = interleave(perBatch);
     if (jobs.length === 0) return 0;
     await this.queue.addBulk(jobs);
-    const advance = this.redis.pipeline() as ReturnType<Redis['pipeline']> & { imagegenFeederAdvance(key: string, to: number): unknown };
-    granted.forEach((s, i) => advance.imagegenFeederAdvance(this.keys.batch(s.batchId), s.released + (perBatch[i]?.items.length ?? 0)));
+    const advance = this.redis.pipeline() as ReturnType<Redis['pipeline']> & { imagegenFeederAdvance(numKeys: number, ...keysAndArgs: (string | number)[]): unknown };
+    granted.forEach((s, i) => {
+      const ids = (idLists[i]?.[1] ?? []) as string[];
+      advance.imagegenFeederAdvance(1 + ids.length, this.keys.batch(s.batchId), ...ids.map((id) => this.keys.generation(id)), s.released + ids.length);
+    });
     await advance.exec();
     return jobs.length;
   }

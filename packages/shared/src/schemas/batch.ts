@@ -44,6 +44,8 @@ export const batchRecordSchema = z.object({
   failed: count,
   cancelled: count,
   released: count,
+  /** Of the released items, those that have ended (absent on a batch made before they were counted). */
+  releasedEnded: count.optional(),
   metadata: storedMetadataSchema.nullable(),
   webhook: webhookTargetSchema.optional(),
   createdAt: isoTime,

@@ -36,6 +36,10 @@ if status ~= cur and batchId and ${slots.batch} ~= KEYS[1] and redis.call('HGET'
       local ttl = redis.call('PTTL', ${slots.batch})
       if ttl > 0 then redis.call('PEXPIRE', ${slots.finished}, ttl) end
     end
+    -- a released item that ends leaves the feeder's window (one not released yet is counted when it is)
+    if b.releasedEnded and index >= 0 and index < tonumber(b.released or '0') then
+      redis.call('HINCRBY', ${slots.batch}, 'releasedEnded', 1)
+    end
     local total = tonumber(b.total or '0')
     local done = tonumber(b.completed or '0') + tonumber(b.failed or '0') + tonumber(b.cancelled or '0')
     if b.status ~= 'completed' and b.confirmed == '1' and done >= total then

@@ -1,0 +1,64 @@
+import { randomBytes } from 'node:crypto';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { BatchStore, createLogger, GenerationStore, keysFor, newFileToken, newId, QUEUES, type BatchRecord, type GenerationRef } from '@imagegen/shared';
+import { BatchFeeder } from './feeder';
+
+const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const prefix = `igtest-feeder-${randomBytes(4).toString('hex')}`;
+const keys = keysFor(prefix);
+const TENANT = 'tf';
+let redis: Redis;
+let queue: Queue;
+
+beforeAll(() => {
+  redis = new Redis(url, { maxRetriesPerRequest: null });
+  queue = new Queue(QUEUES.generate, { connection: redis, prefix });
+});
+afterAll(async () => {
+  await queue.obliterate({ force: true });
+  await queue.close();
+  const found = await redis.keys(`${prefix}:*`);
+  if (found.length) await redis.del(...found);
+  await redis.quit();
+});
+
+/** A confirmed batch of `n` queued items, as the API writes one. */
+async function newBatch(n: number): Promise<{ id: string; items: GenerationRef[] }> {
+  const batches = new BatchStore(redis, keys);
+  const id = newId('batch');
+  const base: Omit<BatchRecord, 'createdAt'> = { id, tenant: TENANT, status: 'in_progress', total: n, queued: 0, active: 0, completed: 0, failed: 0, cancelled: 0, released: 0, releasedEnded: 0, metadata: null };
+  expect((await batches.begin(base, 600)).outcome).toBe('created');
+  const items = Array.from({ length: n }, (_, index) => ({ id: newId('gen'), fileToken: newFileToken(), request: { topic: `item ${index}`, style: 'PHOTOGRAPHIC' as const, size: 'LANDSCAPE' as const }, metadata: null, index }));
+  expect(await batches.addItems({ id, tenant: TENANT }, items, 600)).toBe(true);
+  expect(await batches.confirm({ id, tenant: TENANT })).toBe(true);
+  return { id, items: items.map((i) => ({ id: i.id, tenant: TENANT, batchId: id })) };
+}
+
+const jobsQueued = async () => Object.values(await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active')).reduce((a, b) => a + b, 0);
+
+it('items cancelled one by one before their release take no place in the window, however many', async () => {
+  const store = new GenerationStore(redis, keys, 3600);
+  const feeder = new BatchFeeder(redis, keys, queue, createLogger('worker', 'silent'), { window: 4, intervalMs: 50, owner: 'feeder-test', policy: { maxAttempts: 1, backoffMs: 1000, retentionSeconds: 3600 } });
+  const { id, items } = await newBatch(20);
+  const cursor = async () => (await redis.hmget(keys.batch(id), 'released', 'releasedEnded')).map(Number);
+
+  expect(await feeder.tick()).toBe(4);
+  // two items next in line and the last eight are cancelled by id before the feeder reaches them
+  for (const i of [4, 5, 12, 13, 14, 15, 16, 17, 18, 19]) expect(await store.cancel(items[i]!)).toBe('ok');
+  for (let t = 0; t < 3; t++) await feeder.tick();
+  // before: each tick saw ten cancelled items against four released, and released four more: twelve jobs
+  expect(await jobsQueued()).toBe(4);
+  expect(await cursor()).toEqual([4, 0]);
+
+  // the four released end: four places free; of the next four released, the two cancelled ones end at once
+  for (const i of [0, 1, 2, 3]) {
+    await store.markActive(items[i]!, 1);
+    await store.complete(items[i]!, { image: { key: 'k/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, thumbnails: [] });
+  }
+  expect(await feeder.tick()).toBe(4);
+  expect(await cursor()).toEqual([8, 6]);
+  expect(await feeder.tick()).toBe(2);
+  expect(await cursor()).toEqual([10, 6]);
+  expect(await feeder.tick()).toBe(0);
+});
