@@ -1,3 +1,5 @@
+import { GenerationsService } from '@imagegen/api';
+import type { GenerationRef } from '@imagegen/shared';
 import { FakeUpstream } from './support/fake-upstream';
 import { eventually } from './support/net';
 import { getJson, postJson, startStack, type Stack } from './support/stack';
@@ -26,6 +28,25 @@ describe('cancellation', () => {
     const again = await del(`${stack.baseUrl}/v1/generations/${created.body.id}`);
     expect(again.status).toBe(409);
     expect(again.type).toMatch(/problem\+json/);
+  });
+
+  it('a cancel sent again by the Redis client (its reply lost to a reconnect) answers as a cancel, not 409, and removes the job', async () => {
+    const created = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'cancelled twice' });
+    const id = created.body.id as string;
+    const { store } = stack.api;
+    // what a resend does: the script runs, its reply is lost, and it runs again, whose answer the caller gets
+    const resending = Object.assign(Object.create(store) as typeof store, {
+      cancel: async (ref: GenerationRef) => {
+        await store.cancel(ref);
+        return store.cancel(ref);
+      },
+    });
+    const service = new GenerationsService({ ...stack.api, store: resending });
+    // before: 409 "already cancelled", and the job was left in the queue
+    await expect(service.cancel('default', id)).resolves.toMatchObject({ id, status: 'cancelled' });
+    expect(await stack.api.queues.generate.getJob(id)).toBeUndefined();
+    // a DELETE after it is still told it is too late
+    expect((await del(`${stack.baseUrl}/v1/generations/${id}`)).status).toBe(409);
   });
 
   it('an active generation stops at once: the in-flight upstream call is aborted and the record stays cancelled', async () => {

@@ -1,5 +1,6 @@
 import {
   generateJobOptions,
+  isTerminal,
   generateJobName,
   newFileToken,
   newId,
@@ -172,13 +173,18 @@ export class GenerationsService {
     return this.ctx.store.list(tenant, opts);
   }
 
-  /** Queued: removed at once. Active: the worker holding it aborts at once. Terminal: 409. */
+  /**
+   * Queued: removed at once. Active: the worker holding it aborts at once. Terminal: 409, unless
+   * it was cancelled since it was read here: by this very call, sent again by the Redis client
+   * after a reconnect lost its reply, or by another cancel at the same moment; either way it is
+   * cancelled as asked, and its job is stopped as for any cancel.
+   */
   async cancel(tenant: string, id: string): Promise<GenerationRecord> {
     const record = await this.get(tenant, id);
     const outcome = await this.ctx.store.cancel(record);
     if (outcome === 'terminal') {
       const now = (await this.ctx.store.get(id))?.status ?? record.status;
-      throw new HttpProblem(409, 'Conflict', `Generation ${id} is already ${now} and cannot be cancelled`);
+      if (now !== 'cancelled' || isTerminal(record.status)) throw new HttpProblem(409, 'Conflict', `Generation ${id} is already ${now} and cannot be cancelled`);
     }
     if (outcome === 'missing') throw notFound(`Generation ${id}`);
     const job = await this.ctx.queues.generate.getJob(id);

@@ -403,6 +403,22 @@ describe('createWithJob', () => {
     });
   });
 
+  it('the same create sent again (its reply lost to a reconnect, ioredis sends it again) answers as the first and writes nothing again', async () => {
+    const r = record();
+    const first = createdRecord(await store.createWithJob(r, queue, jobOf(r)));
+    // the worker finishes it before the call comes again
+    await store.markActive(r, 1);
+    await store.complete(r, { image: { key: 'k/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, thumbnails: [] });
+    const again = createdRecord(await store.createWithJob(r, queue, jobOf(r)));
+    expect(again.createdAt).toBe(first.createdAt);
+    // before: written again, the finished generation was back to queued, in both indexes
+    expect(await store.get(r.id)).toMatchObject({ status: 'completed', createdAt: first.createdAt });
+    expect(await redis.zscore(keys.tenantGenerations('t1', 'queued'), r.id)).toBeNull();
+    // and the record-only create likewise
+    expect(await store.create(r)).toMatchObject({ outcome: 'created', record: { createdAt: first.createdAt } });
+    expect((await store.get(r.id))?.status).toBe('completed');
+  });
+
   it("ends the request's quota reservation in the same step", async () => {
     const reservations = keys.queuedReservations('t1');
     await redis.zadd(reservations, Date.now() + 60_000, 'req-1|1', Date.now() + 60_000, 'other|3');

@@ -5,6 +5,20 @@ export const CREATE_KEY_COUNT = 6;
 export const CREATE_ARG_COUNT = 7;
 
 /**
+ * A record already there: ids are new for each create, so this very call ran before (ioredis
+ * sends a call again when a reconnect lost its reply). It answers as it did then and writes
+ * nothing again: written again, a generation the worker had finished meanwhile went back to
+ * queued.
+ */
+const CREATED_BEFORE = `
+local function createdBefore(record)
+  local createdAt = redis.call('HGET', record, 'createdAt')
+  if createdAt then return {'created', createdAt} end
+  return nil
+end
+`;
+
+/**
  * Creates a record, indexes it and (with an `Idempotency-Key`) claims the key, all in one
  * step: a key maps to exactly one generation whatever the timing. A key already held
  * answers with what it holds instead. A submitting request's quota reservation can end in
@@ -16,14 +30,18 @@ export const CREATE_ARG_COUNT = 7;
  * ARGV[1] id, ARGV[2] tenant, ARGV[3] provisional seconds (0 = none),
  * ARGV[4] idempotency value ('' = none), ARGV[5] its lifetime (s), ARGV[6] reservation entry
  * ('' = none), ARGV[7] the record's fields and values, packed (a JSON array, see packFields)
- * Returns {'created', createdAt} | {'held', value already under the key}.
+ * Returns {'created', createdAt} | {'held', value already under the key}; the same call made
+ * again answers 'created' as the first did (CREATED_BEFORE).
  */
 export const CREATE_LUA = compose(
   NOW_MS,
   ISO_TIME,
   NEW_FIELDS,
   CLAIM_IDEMPOTENCY,
+  CREATED_BEFORE,
   `
+local before = createdBefore(KEYS[1])
+if before then return before end
 local held = claimIdempotency(KEYS[5], ARGV[4], ARGV[5])
 if held then return {'held', held} end
 local createdAt = isoTime(nowMs())
@@ -38,17 +56,23 @@ return {'created', createdAt}
 );
 
 /**
- * Run before a job is added for a new record (see withJobAdds): a held idempotency key answers
- * what it holds, so neither a job nor a record is written (the request's quota reservation
- * still ends: it reserved for a record that will not be). CREATE_LUA's KEYS and ARGV.
+ * Run before a job is added for a new record (see withJobAdds): the same call made again
+ * answers as the first did (CREATED_BEFORE), and a held idempotency key answers what it holds,
+ * so neither a job nor a record is written (the request's quota reservation still ends: it
+ * reserved for a record that will not be). CREATE_LUA's KEYS and ARGV.
  */
-export const CREATE_GUARD_LUA = `
+export const CREATE_GUARD_LUA = compose(
+  CREATED_BEFORE,
+  `
+local before = createdBefore(KEYS[1])
+if before then return before end
 if ARGV[4] == '' then return nil end
 local held = redis.call('GET', KEYS[5])
 if not held then return nil end
 if ARGV[6] ~= '' then redis.call('ZREM', KEYS[6], ARGV[6]) end
 return {'held', held}
-`;
+`,
+);
 
 /**
  * Undoes a create whose job was never enqueued: no record, and the idempotency key (if it
