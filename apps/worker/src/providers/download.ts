@@ -14,7 +14,8 @@ export interface DownloadOptions {
  */
 export function downloadImage(url: string, opts: DownloadOptions): Promise<{ data: Buffer; contentType: string | null }> {
   return withDeadline(opts.signal, { what: 'Download', timeoutMs: opts.timeoutMs, timeoutCode: ERROR_CODES.downloadTimeout }, async (signal) => {
-    const res = await fetch(url, { redirect: 'follow', signal });
+    const { target, headers } = withCredentialsAsHeader(url);
+    const res = await fetch(target, { headers, redirect: 'follow', signal });
     try {
       if (res.status === 404 || res.status === 410) {
         throw new GenerationFailure(ERROR_CODES.downloadExpired, `Image URL answered ${res.status}: it has expired`, true);
@@ -32,6 +33,19 @@ export function downloadImage(url: string, opts: DownloadOptions): Promise<{ dat
       throw err;
     }
   });
+}
+
+/**
+ * fetch refuses a URL with credentials in it (`https://user:pass@host/…`); a file host that
+ * hands one out means HTTP Basic authentication, which is sent as the header instead.
+ */
+function withCredentialsAsHeader(url: string): { target: URL; headers: Record<string, string> } {
+  const target = new URL(url);
+  if (!target.username && !target.password) return { target, headers: {} };
+  const credentials = `${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}`;
+  target.username = '';
+  target.password = '';
+  return { target, headers: { Authorization: `Basic ${Buffer.from(credentials).toString('base64')}` } };
 }
 
 function tooLarge(bytes: number, max: number): GenerationFailure {

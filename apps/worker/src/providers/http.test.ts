@@ -1,4 +1,4 @@
-import { classifyHttpFailure, parseRetryAfter, withDeadline } from './http';
+import { classifyHttpFailure, parseRetryAfter, withDeadline, withoutUrlSecrets } from './http';
 
 it('parses Retry-After as seconds or an HTTP date', () => {
   const now = Date.parse('2026-01-01T00:00:00Z');
@@ -54,4 +54,14 @@ describe('withDeadline', () => {
     expect(await withDeadline(new AbortController().signal, { what: 'x', timeoutMs: 1000 }, async () => 42)).toBe(42);
     await expect(withDeadline(new AbortController().signal, { what: 'x', timeoutMs: 1000 }, () => fetch('http://127.0.0.1:1/'))).rejects.toMatchObject({ code: 'upstream_connection_error', retryable: true });
   });
+});
+
+it('an error message quoting a URL keeps only its origin: no credentials, path or signature', async () => {
+  expect(withoutUrlSecrets('bad: http://user:pa55word@files.example:8080/a/b.png?X-Amz-Signature=SIG, and https://x.example/?t=1.')).toBe('bad: http://files.example:8080/…, and https://x.example/….');
+  const failing = async () => {
+    throw new TypeError('Request cannot be constructed from a URL that includes credentials: http://user:pa55word@127.0.0.1:4318/img?X-Amz-Signature=SECRETSIG');
+  };
+  const err = await withDeadline(new AbortController().signal, { what: 'Download', timeoutMs: 1000 }, failing).catch((e: Error) => e);
+  expect(err).toMatchObject({ code: 'upstream_connection_error', retryable: true });
+  expect((err as Error).message).toBe('Download failed: Request cannot be constructed from a URL that includes credentials: http://127.0.0.1:4318/…');
 });

@@ -76,7 +76,24 @@ function classify(err: unknown, signal: AbortSignal, parent: AbortSignal, opts: 
   }
   const cause = (err as { cause?: { code?: string; message?: string } }).cause;
   const why = cause?.code ?? cause?.message ?? (err as Error).message;
-  return new GenerationFailure(ERROR_CODES.connection, `${opts.what} failed: ${why}`, true);
+  return new GenerationFailure(ERROR_CODES.connection, `${opts.what} failed: ${withoutUrlSecrets(String(why))}`, true);
+}
+
+/**
+ * `text` with every URL in it cut to its origin: an error message may quote the URL it failed
+ * on (fetch's do), and an upstream's image URL can carry credentials or a signature, which must
+ * not reach the record, the job's log or Bull Board.
+ */
+export function withoutUrlSecrets(text: string): string {
+  // a URL ends before the punctuation that follows it in a sentence
+  return text.replace(/\b[a-z][a-z0-9+.-]*:\/\/[^\s'"<>]*[^\s'"<>.,;:!?)\]]/gi, (found) => {
+    try {
+      const u = new URL(found);
+      return `${u.protocol}//${u.host}/…`;
+    } catch {
+      return '<url>';
+    }
+  });
 }
 
 /** Reads a body up to `maxBytes`; past that the transfer is cut off with `tooLarge`. */
