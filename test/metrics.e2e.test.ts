@@ -77,6 +77,17 @@ describe('metrics', () => {
     expect(text).not.toMatch(/unknown1|unknown2/);
   });
 
+  it('a path spelled in other cases counts under the route as written: no series for each spelling', async () => {
+    for (const path of ['/V1/GeNeRaTiOnS/gen_case1', '/v1/GENERATIONS/gen_case2', '/V1/Generations/gen_case3/Deliveries']) expect((await fetch(`${stack.baseUrl}${path}`)).status).toBe(404);
+    expect((await fetch(`${stack.baseUrl}/V1/generationS`)).status).toBe(200);
+    const text = await scrape();
+    expect(sample(text, 'imagegen_http_requests_total', { method: 'GET', route: '/v1/generations/:id', status: '404' })).toBeGreaterThanOrEqual(2);
+    expect(sample(text, 'imagegen_http_requests_total', { method: 'GET', route: '/v1/generations/:id/deliveries', status: '404' })).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'imagegen_http_requests_total', { method: 'GET', route: '/v1/generations', status: '200' })).toBeGreaterThanOrEqual(1);
+    // before: route="/V1/GeNeRaTiOnS/:id" and the like, a series each
+    expect(text).not.toMatch(/route="[^"]*[A-Z]/);
+  });
+
   it("a worker's metrics port answers with its own series, moved by the generation", async () => {
     const res = await fetch(workerMetricsUrl);
     expect(res.status).toBe(200);
