@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { BatchStore, createLogger, GenerationStore, keysFor, newFileToken, newId, QUEUES, type BatchRecord, type GenerationRef } from '@imagegen/shared';
-import { BatchFeeder } from './feeder';
+import { BatchFeeder, releasedEndedOf } from './feeder';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `igtest-feeder-${randomBytes(4).toString('hex')}`;
@@ -14,6 +14,11 @@ let queue: Queue;
 beforeAll(() => {
   redis = new Redis(url, { maxRetriesPerRequest: null });
   queue = new Queue(QUEUES.generate, { connection: redis, prefix });
+});
+// each test's batches alone share the window
+afterEach(async () => {
+  await redis.del(keys.batchesFeeding());
+  await queue.obliterate({ force: true });
 });
 afterAll(async () => {
   await queue.obliterate({ force: true });
@@ -37,9 +42,12 @@ async function newBatch(n: number): Promise<{ id: string; items: GenerationRef[]
 
 const jobsQueued = async () => Object.values(await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active')).reduce((a, b) => a + b, 0);
 
+const feederOf = (window: number) => new BatchFeeder(redis, keys, queue, createLogger('worker', 'silent'), { window, intervalMs: 50, owner: 'feeder-test', policy: { maxAttempts: 1, backoffMs: 1000, retentionSeconds: 3600 } });
+const result = { image: { key: 'k/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, thumbnails: [] };
+
 it('items cancelled one by one before their release take no place in the window, however many', async () => {
   const store = new GenerationStore(redis, keys, 3600);
-  const feeder = new BatchFeeder(redis, keys, queue, createLogger('worker', 'silent'), { window: 4, intervalMs: 50, owner: 'feeder-test', policy: { maxAttempts: 1, backoffMs: 1000, retentionSeconds: 3600 } });
+  const feeder = feederOf(4);
   const { id, items } = await newBatch(20);
   const cursor = async () => (await redis.hmget(keys.batch(id), 'released', 'releasedEnded')).map(Number);
 
@@ -54,11 +62,48 @@ it('items cancelled one by one before their release take no place in the window,
   // the four released end: four places free; of the next four released, the two cancelled ones end at once
   for (const i of [0, 1, 2, 3]) {
     await store.markActive(items[i]!, 1);
-    await store.complete(items[i]!, { image: { key: 'k/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, thumbnails: [] });
+    await store.complete(items[i]!, result);
   }
   expect(await feeder.tick()).toBe(4);
   expect(await cursor()).toEqual([8, 6]);
   expect(await feeder.tick()).toBe(2);
   expect(await cursor()).toEqual([10, 6]);
   expect(await feeder.tick()).toBe(0);
+});
+
+it('an item cancelled before its release whose record is gone by then counts as ended: the window does not stall', async () => {
+  const store = new GenerationStore(redis, keys, 3600);
+  const feeder = feederOf(2);
+  const { id, items } = await newBatch(6);
+  expect(await feeder.tick()).toBe(2);
+  for (const i of [2, 3]) expect(await store.cancel(items[i]!)).toBe('ok');
+  // the retention sweep removes the cancelled records before the feeder reaches them
+  await redis.del(keys.generation(items[2]!.id), keys.generation(items[3]!.id));
+  for (const i of [0, 1]) {
+    await store.markActive(items[i]!, 1);
+    await store.complete(items[i]!, result);
+  }
+  expect(await feeder.tick()).toBe(2);
+  expect((await redis.hmget(keys.batch(id), 'released', 'releasedEnded')).map(Number)).toEqual([4, 4]);
+  // before: the two gone records counted as under way for good, and items 4 and 5 were never fed
+  expect(await feeder.tick()).toBe(2);
+});
+
+it('items ended without the batch counting them (a process of an earlier version, during an upgrade) hold no places: the counts bound it', async () => {
+  const store = new GenerationStore(redis, keys, 3600);
+  const feeder = feederOf(2);
+  const { id, items } = await newBatch(4);
+  expect(await feeder.tick()).toBe(2);
+  for (const i of [0, 1]) {
+    await store.markActive(items[i]!, 1);
+    await store.complete(items[i]!, result);
+  }
+  // as an earlier version's transition leaves it: counted complete, not in releasedEnded
+  await redis.hset(keys.batch(id), 'releasedEnded', '0');
+  expect(await feeder.tick()).toBe(2);
+  // the rule itself: a completed or failed item, and a cancel beyond the items not yet released, was released
+  expect(releasedEndedOf(10, 4, 2, 1, 0, 0)).toBe(3);
+  expect(releasedEndedOf(10, 4, 0, 0, 8, 0)).toBe(2);
+  expect(releasedEndedOf(10, 4, 0, 0, 3, 1)).toBe(1);
+  expect(releasedEndedOf(10, 4, 1, 0, 3, undefined)).toBe(4);
 });

@@ -25,6 +25,21 @@ export interface FeederOptions {
 }
 
 /**
+ * How many of a batch's released items have ended. The batch counts them (`counted`) as they
+ * end and as they are released; a batch made before it did goes by every ended item, which
+ * counts those cancelled before their release too (its window can then take that many more).
+ * The count never goes below what the batch's own counts prove: only a cancel ends an item
+ * before its release, so every completed or failed item and every cancel beyond the items not
+ * yet released are released ones. A count kept short (a process of an earlier version ending
+ * items during an upgrade) thus holds places only for cancels, never for a whole window.
+ */
+export function releasedEndedOf(total: number, released: number, completed: number, failed: number, cancelled: number, counted: number | undefined): number {
+  const everyEnded = completed + failed + cancelled;
+  if (counted === undefined) return everyEnded;
+  return Math.max(counted, everyEnded - Math.min(cancelled, total - released));
+}
+
+/**
  * Feeds batch items into the generate queue a bounded window at a time, shared fairly: per
  * tenant first, then per batch within a tenant (see fair-share.ts), refilled as items finish.
  * Items are released in submission order by a per-batch cursor that moves only after their
@@ -96,10 +111,7 @@ export class BatchFeeder {
         finished.push(r.member);
         return;
       }
-      // released items not ended yet; a batch made before releasedEnded was counted goes by every
-      // ended item, which counts those cancelled before their release too
-      const ended = releasedEnded != null ? Number(releasedEnded) : Number(completed) + Number(failed) + Number(cancelled);
-      const flying = Math.max(0, Number(released) - ended);
+      const flying = Math.max(0, Number(released) - releasedEndedOf(Number(total), Number(released), Number(completed), Number(failed), Number(cancelled), releasedEnded == null ? undefined : Number(releasedEnded)));
       inFlight += flying;
       states.push({ tenant: r.tenant, batchId: r.batchId, remaining: Number(total) - Number(released), inFlight: flying, released: Number(released) });
     });
@@ -125,7 +137,7 @@ export class BatchFeeder {
     const advance = this.redis.pipeline() as ReturnType<Redis['pipeline']> & { imagegenFeederAdvance(numKeys: number, ...keysAndArgs: (string | number)[]): unknown };
     granted.forEach((s, i) => {
       const ids = (idLists[i]?.[1] ?? []) as string[];
-      advance.imagegenFeederAdvance(1 + ids.length, this.keys.batch(s.batchId), ...ids.map((id) => this.keys.generation(id)), s.released + ids.length);
+      advance.imagegenFeederAdvance(1 + ids.length, this.keys.batch(s.batchId), ...ids.map((id) => this.keys.generation(id)), s.released + ids.length, s.released);
     });
     await advance.exec();
     return jobs.length;
