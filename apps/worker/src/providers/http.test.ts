@@ -65,3 +65,8 @@ it('an error message quoting a URL keeps only its origin: no credentials, path o
   expect(err).toMatchObject({ code: 'upstream_connection_error', retryable: true });
   expect((err as Error).message).toBe('Download failed: Request cannot be constructed from a URL that includes credentials: http://127.0.0.1:4318/…');
 });
+
+it('an upstream body quoted in a failure keeps only the origin of a URL in it', () => {
+  const f = classifyHttpFailure(500, new Headers(), 'could not fetch https://files.example/x.png?X-Amz-Signature=SECRETSIG, try again');
+  expect(f.message).toBe('Upstream answered 500: could not fetch https://files.example/…, try again');
+});

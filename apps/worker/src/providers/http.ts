@@ -16,7 +16,7 @@ const CONTENT_POLICY = /content[_ -]?policy|safety system|moderation|nsfw/i;
  * words (a content-policy reason, say) are worth passing on; other hosts' bodies are not.
  */
 export function classifyHttpFailure(status: number, headers: Headers, body: string, what = 'Upstream', quoteBody = true): GenerationFailure {
-  const detail = quoteBody ? body.replace(/\s+/g, ' ').trim().slice(0, 200) : '';
+  const detail = quoteBody ? withoutUrlSecrets(body.replace(/\s+/g, ' ').trim()).slice(0, 200) : '';
   const message = `${what} answered ${status}${detail ? `: ${detail}` : ''}`;
   const retryAfterMs = parseRetryAfter(headers.get('retry-after'));
   if (status === 429) return new GenerationFailure(ERROR_CODES.rateLimited, message, true, retryAfterMs);
