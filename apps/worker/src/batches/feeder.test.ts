@@ -29,15 +29,15 @@ afterAll(async () => {
 });
 
 /** A confirmed batch of `n` queued items, as the API writes one. */
-async function newBatch(n: number): Promise<{ id: string; items: GenerationRef[] }> {
+async function newBatch(n: number, tenant = TENANT): Promise<{ id: string; items: GenerationRef[] }> {
   const batches = new BatchStore(redis, keys);
   const id = newId('batch');
-  const base: Omit<BatchRecord, 'createdAt'> = { id, tenant: TENANT, status: 'in_progress', total: n, queued: 0, active: 0, completed: 0, failed: 0, cancelled: 0, released: 0, releasedEnded: 0, metadata: null };
+  const base: Omit<BatchRecord, 'createdAt'> = { id, tenant, status: 'in_progress', total: n, queued: 0, active: 0, completed: 0, failed: 0, cancelled: 0, released: 0, releasedEnded: 0, metadata: null };
   expect((await batches.begin(base, 600)).outcome).toBe('created');
   const items = Array.from({ length: n }, (_, index) => ({ id: newId('gen'), fileToken: newFileToken(), request: { topic: `item ${index}`, style: 'PHOTOGRAPHIC' as const, size: 'LANDSCAPE' as const }, metadata: null, index }));
-  expect(await batches.addItems({ id, tenant: TENANT }, items, 600)).toBe(true);
-  expect(await batches.confirm({ id, tenant: TENANT })).toBe(true);
-  return { id, items: items.map((i) => ({ id: i.id, tenant: TENANT, batchId: id })) };
+  expect(await batches.addItems({ id, tenant }, items, 600)).toBe(true);
+  expect(await batches.confirm({ id, tenant })).toBe(true);
+  return { id, items: items.map((i) => ({ id: i.id, tenant, batchId: id })) };
 }
 
 const jobsQueued = async () => Object.values(await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active')).reduce((a, b) => a + b, 0);
@@ -106,4 +106,26 @@ it('items ended without the batch counting them (a process of an earlier version
   expect(releasedEndedOf(10, 4, 0, 0, 8, 0)).toBe(2);
   expect(releasedEndedOf(10, 4, 0, 0, 3, 1)).toBe(1);
   expect(releasedEndedOf(10, 4, 1, 0, 3, undefined)).toBe(4);
+});
+
+it('tenants tied for the window take turns: with one place, neither waits for the other to finish', async () => {
+  const store = new GenerationStore(redis, keys, 3600);
+  const feeder = feederOf(1);
+  const a = await newBatch(3, 'ta');
+  const b = await newBatch(3, 'tb');
+  const released = async () => Promise.all([a, b].map(async (x) => Number(await redis.hget(keys.batch(x.id), 'released'))));
+  const order: string[] = [];
+  for (let round = 0; round < 4; round++) {
+    const [ra, rb] = await released();
+    expect(await feeder.tick()).toBe(1);
+    const [na, nb] = await released();
+    const [tenant, batch, index] = na > ra ? ['ta', a, ra] : ['tb', b, rb];
+    expect(na + nb).toBe(ra + rb + 1);
+    order.push(tenant);
+    await store.markActive(batch.items[index]!, 1);
+    await store.complete(batch.items[index]!, result);
+  }
+  // before: the tenant that sorts first took every place until its batch was all released
+  expect(order).toEqual(expect.arrayContaining(['ta', 'tb']));
+  expect(order.filter((t) => t === 'ta')).toHaveLength(2);
 });

@@ -51,6 +51,8 @@ export class BatchFeeder {
   private stopped = false;
   private loop?: Promise<void>;
   private wake?: () => void;
+  /** Rounds made: where the tie order starts. */
+  private round = 0;
 
   constructor(
     redis: Redis,
@@ -118,7 +120,9 @@ export class BatchFeeder {
     if (finished.length) await this.redis.zrem(this.keys.batchesFeeding(), ...finished);
     const free = this.opts.window - inFlight;
     if (free <= 0 || states.length === 0) return 0;
-    const grants = shareWindow(states, free);
+    // ties go in the order given: start each round one further on, so none is always first
+    const start = this.round++ % states.length;
+    const grants = shareWindow([...states.slice(start), ...states.slice(0, start)], free);
     const granted = states.filter((s) => (grants.get(s.batchId)?.length ?? 0) > 0);
     const ranges = this.redis.pipeline();
     for (const s of granted) ranges.lrange(this.keys.batchItems(s.batchId), String(s.released), String(s.released + (grants.get(s.batchId)?.length ?? 0) - 1));
