@@ -113,13 +113,13 @@ it('tenants tied for the window take turns: with one place, neither waits for th
   const feeder = feederOf(1);
   const a = await newBatch(3, 'ta');
   const b = await newBatch(3, 'tb');
-  const released = async () => Promise.all([a, b].map(async (x) => Number(await redis.hget(keys.batch(x.id), 'released'))));
+  const released = async () => (await Promise.all([a, b].map(async (x) => Number(await redis.hget(keys.batch(x.id), 'released'))))) as [number, number];
   const order: string[] = [];
   for (let round = 0; round < 4; round++) {
     const [ra, rb] = await released();
     expect(await feeder.tick()).toBe(1);
     const [na, nb] = await released();
-    const [tenant, batch, index] = na > ra ? ['ta', a, ra] : ['tb', b, rb];
+    const [tenant, batch, index] = na > ra ? (['ta', a, ra] as const) : (['tb', b, rb] as const);
     expect(na + nb).toBe(ra + rb + 1);
     order.push(tenant);
     await store.markActive(batch.items[index]!, 1);
