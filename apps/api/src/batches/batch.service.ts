@@ -70,6 +70,7 @@ export class BatchesService {
         cancelled: 0,
         released: 0,
         releasedEnded: 0,
+        countedTo: 0,
         metadata: submission.metadata ?? null,
         ...(submission.webhook ? { webhook: submission.webhook } : {}),
       };

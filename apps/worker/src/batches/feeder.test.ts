@@ -32,7 +32,7 @@ afterAll(async () => {
 async function newBatch(n: number, tenant = TENANT): Promise<{ id: string; items: GenerationRef[] }> {
   const batches = new BatchStore(redis, keys);
   const id = newId('batch');
-  const base: Omit<BatchRecord, 'createdAt'> = { id, tenant, status: 'in_progress', total: n, queued: 0, active: 0, completed: 0, failed: 0, cancelled: 0, released: 0, releasedEnded: 0, metadata: null };
+  const base: Omit<BatchRecord, 'createdAt'> = { id, tenant, status: 'in_progress', total: n, queued: 0, active: 0, completed: 0, failed: 0, cancelled: 0, released: 0, releasedEnded: 0, countedTo: 0, metadata: null };
   expect((await batches.begin(base, 600)).outcome).toBe('created');
   const items = Array.from({ length: n }, (_, index) => ({ id: newId('gen'), fileToken: newFileToken(), request: { topic: `item ${index}`, style: 'PHOTOGRAPHIC' as const, size: 'LANDSCAPE' as const }, metadata: null, index }));
   expect(await batches.addItems({ id, tenant }, items, 600)).toBe(true);
@@ -128,4 +128,40 @@ it('tenants tied for the window take turns: with one place, neither waits for th
   // before: the tenant that sorts first took every place until its batch was all released
   expect(order).toEqual(expect.arrayContaining(['ta', 'tb']));
   expect(order.filter((t) => t === 'ta')).toHaveLength(2);
+});
+
+it('a cursor moved on by a feeder that does not count (an earlier version, during an upgrade) is counted up by the next round: the window does not stall', async () => {
+  const store = new GenerationStore(redis, keys, 3600);
+  const feeder = feederOf(4);
+  const { id, items } = await newBatch(30);
+  for (let i = 4; i < 12; i++) expect(await store.cancel(items[i]!)).toBe('ok');
+  // an earlier version's feeder releases 12, moving only the cursor
+  await redis.hset(keys.batch(id), 'released', '12');
+  for (const i of [0, 1, 2, 3]) {
+    await store.markActive(items[i]!, 1);
+    await store.complete(items[i]!, result);
+  }
+  // before: the eight cancels it passed counted as under way for good (12 released, 4 counted): nothing more, ever
+  expect(await feeder.tick()).toBe(4);
+  expect((await redis.hmget(keys.batch(id), 'released', 'releasedEnded', 'countedTo')).map(Number)).toEqual([16, 12, 16]);
+});
+
+it('a tenant with many batches is first in a tie no more often than one with a single batch', async () => {
+  const store = new GenerationStore(redis, keys, 3600);
+  const feeder = feederOf(1);
+  const batches = [await newBatch(4, 'tm'), await newBatch(4, 'tm'), await newBatch(4, 'tn')];
+  const released = async () => Promise.all(batches.map(async (x) => Number(await redis.hget(keys.batch(x.id), 'released'))));
+  const order: string[] = [];
+  for (let round = 0; round < 6; round++) {
+    const before = await released();
+    expect(await feeder.tick()).toBe(1);
+    const after = await released();
+    const k = after.findIndex((n, i) => n > before[i]!);
+    const batch = batches[k]!;
+    order.push(batch.items[0]!.tenant);
+    await store.markActive(batch.items[before[k]!]!, 1);
+    await store.complete(batch.items[before[k]!]!, result);
+  }
+  // before: by batch, so tm was first two rounds in three
+  expect(order.filter((t) => t === 'tn')).toHaveLength(3);
 });

@@ -24,6 +24,24 @@ export interface FeederOptions {
   policy: GenerateJobPolicy;
 }
 
+/** Items a round counts for a cursor moved on without counting, per batch. */
+const CATCH_UP_MAX = 1000;
+
+/** A batch being fed, as one round reads it. */
+interface FeedRead {
+  member: string;
+  tenant: string;
+  batchId: string;
+  gone: boolean;
+  cancelled: boolean;
+  total: number;
+  released: number;
+  /** Released items that have ended (see releasedEndedOf). */
+  releasedEnded: number;
+  /** Where the batch's own count stands (absent: the batch keeps none). */
+  countedTo?: number;
+}
+
 /**
  * How many of a batch's released items have ended. The batch counts them (`counted`) as they
  * end and as they are released; a batch made before it did goes by every ended item, which
@@ -53,6 +71,56 @@ export class BatchFeeder {
   private wake?: () => void;
   /** Rounds made: where the tie order starts. */
   private round = 0;
+
+  /** Each batch's cursor and counts, in one pipelined read. */
+  private async read(refs: { member: string; tenant: string; batchId: string }[]): Promise<FeedRead[]> {
+    const read = this.redis.pipeline();
+    for (const r of refs) read.hmget(this.keys.batch(r.batchId), 'total', 'released', 'completed', 'failed', 'cancelled', 'cancelledAt', 'releasedEnded', 'countedTo');
+    const replies = (await read.exec()) ?? [];
+    return refs.map((r, i) => {
+      const [total, released, completed, failed, cancelled, cancelledAt, releasedEnded, countedTo] = (replies[i]?.[1] ?? []) as (string | null)[];
+      const n = { total: Number(total), released: Number(released), completed: Number(completed), failed: Number(failed), cancelled: Number(cancelled) };
+      return {
+        ...r,
+        gone: total == null,
+        cancelled: Boolean(cancelledAt),
+        total: n.total,
+        released: n.released,
+        releasedEnded: releasedEndedOf(n.total, n.released, n.completed, n.failed, n.cancelled, releasedEnded == null ? undefined : Number(releasedEnded)),
+        ...(releasedEnded != null ? { countedTo: countedTo == null ? n.released : Number(countedTo) } : {}),
+      };
+    });
+  }
+
+  /** Counts the ended items a cursor passed without counting them (at most CATCH_UP_MAX per batch and round). */
+  private async countUpTo(behind: FeedRead[]): Promise<void> {
+    const ranges = this.redis.pipeline();
+    const spans = behind.map((b) => ({ b, from: b.countedTo as number, to: Math.min(b.released, (b.countedTo as number) + CATCH_UP_MAX) }));
+    for (const { b, from, to } of spans) ranges.lrange(this.keys.batchItems(b.batchId), String(from), String(to - 1));
+    const idLists = (await ranges.exec()) ?? [];
+    const advance = this.redis.pipeline() as ReturnType<Redis['pipeline']> & { imagegenFeederAdvance(numKeys: number, ...keysAndArgs: (string | number)[]): unknown };
+    spans.forEach(({ b, from, to }, i) => {
+      const ids = (idLists[i]?.[1] ?? []) as string[];
+      advance.imagegenFeederAdvance(1 + ids.length, this.keys.batch(b.batchId), ...ids.map((id) => this.keys.generation(id)), to, from);
+    });
+    await advance.exec();
+  }
+
+  /**
+   * The fair share's tie order for this round: tenants take turns being first, and so do a
+   * tenant's batches among themselves (a tenant with many batches is first no more often).
+   */
+  private tieOrder<T extends FeedState>(states: T[]): T[] {
+    const byTenant = new Map<string, T[]>();
+    for (const s of states) byTenant.set(s.tenant, [...(byTenant.get(s.tenant) ?? []), s]);
+    const tenants = [...byTenant.keys()];
+    const turn = this.round++;
+    const rotate = <U>(list: U[]) => {
+      const k = turn % list.length;
+      return [...list.slice(k), ...list.slice(0, k)];
+    };
+    return rotate(tenants).flatMap((t) => rotate(byTenant.get(t) ?? []));
+  }
 
   constructor(
     redis: Redis,
@@ -97,32 +165,33 @@ export class BatchFeeder {
   async tick(): Promise<number> {
     const members = await this.redis.zrange(this.keys.batchesFeeding(), '0', '9999');
     if (members.length === 0) return 0;
-    const read = this.redis.pipeline();
     const refs = members.map((m) => {
       const sep = m.lastIndexOf('|');
       return { member: m, tenant: m.slice(0, sep), batchId: m.slice(sep + 1) };
     });
-    for (const r of refs) read.hmget(this.keys.batch(r.batchId), 'total', 'released', 'completed', 'failed', 'cancelled', 'cancelledAt', 'releasedEnded');
-    const replies = (await read.exec()) ?? [];
+    let read = await this.read(refs);
+    // a feeder that does not count (an earlier version's, during an upgrade) moved some cursors on: count what it passed first
+    const behind = read.filter((b) => b.countedTo !== undefined && b.countedTo < b.released);
+    if (behind.length) {
+      await this.countUpTo(behind);
+      read = await this.read(refs);
+    }
     const states: (FeedState & { released: number })[] = [];
     const finished: string[] = [];
     let inFlight = 0;
-    refs.forEach((r, i) => {
-      const [total, released, completed, failed, cancelled, cancelledAt, releasedEnded] = (replies[i]?.[1] ?? []) as (string | null)[];
-      if (total == null || cancelledAt || Number(released) >= Number(total)) {
-        finished.push(r.member);
-        return;
+    for (const b of read) {
+      if (b.gone || b.cancelled || b.released >= b.total) {
+        finished.push(b.member);
+        continue;
       }
-      const flying = Math.max(0, Number(released) - releasedEndedOf(Number(total), Number(released), Number(completed), Number(failed), Number(cancelled), releasedEnded == null ? undefined : Number(releasedEnded)));
+      const flying = Math.max(0, b.released - b.releasedEnded);
       inFlight += flying;
-      states.push({ tenant: r.tenant, batchId: r.batchId, remaining: Number(total) - Number(released), inFlight: flying, released: Number(released) });
-    });
+      states.push({ tenant: b.tenant, batchId: b.batchId, remaining: b.total - b.released, inFlight: flying, released: b.released });
+    }
     if (finished.length) await this.redis.zrem(this.keys.batchesFeeding(), ...finished);
     const free = this.opts.window - inFlight;
     if (free <= 0 || states.length === 0) return 0;
-    // ties go in the order given: start each round one further on, so none is always first
-    const start = this.round++ % states.length;
-    const grants = shareWindow([...states.slice(start), ...states.slice(0, start)], free);
+    const grants = shareWindow(this.tieOrder(states), free);
     const granted = states.filter((s) => (grants.get(s.batchId)?.length ?? 0) > 0);
     const ranges = this.redis.pipeline();
     for (const s of granted) ranges.lrange(this.keys.batchItems(s.batchId), String(s.released), String(s.released + (grants.get(s.batchId)?.length ?? 0) - 1));

@@ -44,8 +44,10 @@ export const batchRecordSchema = z.object({
   failed: count,
   cancelled: count,
   released: count,
-  /** Of the released items, those that have ended (absent on a batch made before they were counted). */
+  /** Of the released items below `countedTo`, those that have ended (absent on a batch made before they were counted). */
   releasedEnded: count.optional(),
+  /** How far `releasedEnded` accounts for: the cursor, unless a feeder that does not count moved it further. */
+  countedTo: count.optional(),
   metadata: storedMetadataSchema.nullable(),
   webhook: webhookTargetSchema.optional(),
   createdAt: isoTime,
