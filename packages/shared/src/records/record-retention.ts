@@ -178,10 +178,21 @@ export class RecordRetention {
       });
     }
     const orphans: GenerationRef[] = [];
+    const releasedItems: GenerationRef[] = [];
     for (const c of candidates) {
       const upTo = c.ref.batchId ? released.get(c.ref.batchId) : undefined;
-      if (upTo === undefined || upTo === null || c.index < upTo) orphans.push(c.ref);
+      if (upTo === undefined || upTo === null) orphans.push(c.ref);
+      else if (c.index < upTo) releasedItems.push(c.ref);
     }
+    if (releasedItems.length === 0) return orphans;
+    // the feeder adds an item's job before it moves the cursor past it: one released between the
+    // job read above and the cursor read has its job by now, so it is looked for again
+    const again = this.redis.pipeline();
+    for (const ref of releasedItems) again.exists(jobKey(ref.id));
+    const found = (await again.exec()) ?? [];
+    releasedItems.forEach((ref, i) => {
+      if (found[i]?.[1] !== 1) orphans.push(ref);
+    });
     return orphans;
   }
 }

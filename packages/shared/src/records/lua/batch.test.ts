@@ -340,3 +340,20 @@ it('cancelling marks a batch once and stops its feeding; a batch gone meanwhile 
   expect(await redis.exists(keys.batch(gone))).toBe(0);
   expect(await redis.zscore(keys.batchesFeeding(), `${TENANT}|${gone}`)).toBeNull();
 });
+
+it('the orphan sweep does not take an item released between its job read and its cursor read for one whose job was lost', async () => {
+  const { id, items } = await newBatch(3);
+  // the feeder released items 0 and 1; item 0's job was lost, item 1's was added while the sweep read
+  await redis.hset(keys.batch(id), 'released', '2');
+  const existing = `${prefix}:fakejob:present`;
+  await redis.set(existing, 'job');
+  const reads = new Map<string, number>();
+  const jobKey = (gen: string) => {
+    const n = (reads.get(gen) ?? 0) + 1;
+    reads.set(gen, n);
+    return gen === items[1]!.id && n > 1 ? existing : `${prefix}:fakejob:${gen}`;
+  };
+  const found = (await new RecordRetention(redis, keys).findOrphans('gen_zzzzzzzzz', jobKey)).filter((r) => r.batchId === id);
+  // before: item 1 too, failed as job_lost just as its job arrived; item 2 is not released, so no orphan
+  expect(found.map((r) => r.id)).toEqual([items[0]!.id]);
+});
