@@ -69,7 +69,7 @@ export class BatchesService {
         failed: 0,
         cancelled: 0,
         released: 0,
-        releasedEnded: 0,
+        releasedDone: 0,
         countedTo: 0,
         metadata: submission.metadata ?? null,
         ...(submission.webhook ? { webhook: submission.webhook } : {}),

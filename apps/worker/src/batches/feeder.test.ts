@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { BatchStore, createLogger, GenerationStore, keysFor, newFileToken, newId, QUEUES, type BatchRecord, type GenerationRef } from '@imagegen/shared';
-import { BatchFeeder, releasedEndedOf } from './feeder';
+import { BatchFeeder, releasedDoneOf } from './feeder';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `igtest-feeder-${randomBytes(4).toString('hex')}`;
@@ -32,7 +32,7 @@ afterAll(async () => {
 async function newBatch(n: number, tenant = TENANT): Promise<{ id: string; items: GenerationRef[] }> {
   const batches = new BatchStore(redis, keys);
   const id = newId('batch');
-  const base: Omit<BatchRecord, 'createdAt'> = { id, tenant, status: 'in_progress', total: n, queued: 0, active: 0, completed: 0, failed: 0, cancelled: 0, released: 0, releasedEnded: 0, countedTo: 0, metadata: null };
+  const base: Omit<BatchRecord, 'createdAt'> = { id, tenant, status: 'in_progress', total: n, queued: 0, active: 0, completed: 0, failed: 0, cancelled: 0, released: 0, releasedDone: 0, countedTo: 0, metadata: null };
   expect((await batches.begin(base, 600)).outcome).toBe('created');
   const items = Array.from({ length: n }, (_, index) => ({ id: newId('gen'), fileToken: newFileToken(), request: { topic: `item ${index}`, style: 'PHOTOGRAPHIC' as const, size: 'LANDSCAPE' as const }, metadata: null, index }));
   expect(await batches.addItems({ id, tenant }, items, 600)).toBe(true);
@@ -49,7 +49,7 @@ it('items cancelled one by one before their release take no place in the window,
   const store = new GenerationStore(redis, keys, 3600);
   const feeder = feederOf(4);
   const { id, items } = await newBatch(20);
-  const cursor = async () => (await redis.hmget(keys.batch(id), 'released', 'releasedEnded')).map(Number);
+  const cursor = async () => (await redis.hmget(keys.batch(id), 'released', 'releasedDone')).map(Number);
 
   expect(await feeder.tick()).toBe(4);
   // two items next in line and the last eight are cancelled by id before the feeder reaches them
@@ -84,7 +84,7 @@ it('an item cancelled before its release whose record is gone by then counts as 
     await store.complete(items[i]!, result);
   }
   expect(await feeder.tick()).toBe(2);
-  expect((await redis.hmget(keys.batch(id), 'released', 'releasedEnded')).map(Number)).toEqual([4, 4]);
+  expect((await redis.hmget(keys.batch(id), 'released', 'releasedDone')).map(Number)).toEqual([4, 4]);
   // before: the two gone records counted as under way for good, and items 4 and 5 were never fed
   expect(await feeder.tick()).toBe(2);
 });
@@ -98,14 +98,14 @@ it('items ended without the batch counting them (a process of an earlier version
     await store.markActive(items[i]!, 1);
     await store.complete(items[i]!, result);
   }
-  // as an earlier version's transition leaves it: counted complete, not in releasedEnded
-  await redis.hset(keys.batch(id), 'releasedEnded', '0');
+  // as an earlier version's transition leaves it: counted complete, not in releasedDone
+  await redis.hset(keys.batch(id), 'releasedDone', '0');
   expect(await feeder.tick()).toBe(2);
   // the rule itself: a completed or failed item, and a cancel beyond the items not yet released, was released
-  expect(releasedEndedOf(10, 4, 2, 1, 0, 0)).toBe(3);
-  expect(releasedEndedOf(10, 4, 0, 0, 8, 0)).toBe(2);
-  expect(releasedEndedOf(10, 4, 0, 0, 3, 1)).toBe(1);
-  expect(releasedEndedOf(10, 4, 1, 0, 3, undefined)).toBe(4);
+  expect(releasedDoneOf(10, 4, 2, 1, 0, 0)).toBe(3);
+  expect(releasedDoneOf(10, 4, 0, 0, 8, 0)).toBe(2);
+  expect(releasedDoneOf(10, 4, 0, 0, 3, 1)).toBe(1);
+  expect(releasedDoneOf(10, 4, 1, 0, 3, undefined)).toBe(4);
 });
 
 it('tenants tied for the window take turns: with one place, neither waits for the other to finish', async () => {
@@ -143,7 +143,7 @@ it('a cursor moved on by a feeder that does not count (an earlier version, durin
   }
   // before: the eight cancels it passed counted as under way for good (12 released, 4 counted): nothing more, ever
   expect(await feeder.tick()).toBe(4);
-  expect((await redis.hmget(keys.batch(id), 'released', 'releasedEnded', 'countedTo')).map(Number)).toEqual([16, 12, 16]);
+  expect((await redis.hmget(keys.batch(id), 'released', 'releasedDone', 'countedTo')).map(Number)).toEqual([16, 12, 16]);
 });
 
 it('a tenant with many batches is first in a tie no more often than one with a single batch', async () => {
@@ -152,6 +152,7 @@ it('a tenant with many batches is first in a tie no more often than one with a s
   const batches = [await newBatch(4, 'tm'), await newBatch(4, 'tm'), await newBatch(4, 'tn')];
   const released = async () => Promise.all(batches.map(async (x) => Number(await redis.hget(keys.batch(x.id), 'released'))));
   const order: string[] = [];
+  const winners: number[] = [];
   for (let round = 0; round < 6; round++) {
     const before = await released();
     expect(await feeder.tick()).toBe(1);
@@ -159,9 +160,13 @@ it('a tenant with many batches is first in a tie no more often than one with a s
     const k = after.findIndex((n, i) => n > before[i]!);
     const batch = batches[k]!;
     order.push(batch.items[0]!.tenant);
+    winners.push(k);
     await store.markActive(batch.items[before[k]!]!, 1);
     await store.complete(batch.items[before[k]!]!, result);
   }
   // before: by batch, so tm was first two rounds in three
   expect(order.filter((t) => t === 'tn')).toHaveLength(3);
+  // and both of tm's batches get their turns (not always the same one while the other waits)
+  expect(winners.filter((k) => k === 0)).toHaveLength(2);
+  expect(winners.filter((k) => k === 1)).toHaveLength(1);
 });

@@ -36,8 +36,8 @@ interface FeedRead {
   cancelled: boolean;
   total: number;
   released: number;
-  /** Released items that have ended (see releasedEndedOf). */
-  releasedEnded: number;
+  /** Released items that have ended (see releasedDoneOf). */
+  releasedDone: number;
   /** Where the batch's own count stands (absent: the batch keeps none). */
   countedTo?: number;
 }
@@ -51,7 +51,7 @@ interface FeedRead {
  * yet released are released ones. A count kept short (a process of an earlier version ending
  * items during an upgrade) thus holds places only for cancels, never for a whole window.
  */
-export function releasedEndedOf(total: number, released: number, completed: number, failed: number, cancelled: number, counted: number | undefined): number {
+export function releasedDoneOf(total: number, released: number, completed: number, failed: number, cancelled: number, counted: number | undefined): number {
   const everyEnded = completed + failed + cancelled;
   if (counted === undefined) return everyEnded;
   return Math.max(counted, everyEnded - Math.min(cancelled, total - released));
@@ -75,10 +75,10 @@ export class BatchFeeder {
   /** Each batch's cursor and counts, in one pipelined read. */
   private async read(refs: { member: string; tenant: string; batchId: string }[]): Promise<FeedRead[]> {
     const read = this.redis.pipeline();
-    for (const r of refs) read.hmget(this.keys.batch(r.batchId), 'total', 'released', 'completed', 'failed', 'cancelled', 'cancelledAt', 'releasedEnded', 'countedTo');
+    for (const r of refs) read.hmget(this.keys.batch(r.batchId), 'total', 'released', 'completed', 'failed', 'cancelled', 'cancelledAt', 'releasedDone', 'countedTo');
     const replies = (await read.exec()) ?? [];
     return refs.map((r, i) => {
-      const [total, released, completed, failed, cancelled, cancelledAt, releasedEnded, countedTo] = (replies[i]?.[1] ?? []) as (string | null)[];
+      const [total, released, completed, failed, cancelled, cancelledAt, releasedDone, countedTo] = (replies[i]?.[1] ?? []) as (string | null)[];
       const n = { total: Number(total), released: Number(released), completed: Number(completed), failed: Number(failed), cancelled: Number(cancelled) };
       return {
         ...r,
@@ -86,8 +86,8 @@ export class BatchFeeder {
         cancelled: Boolean(cancelledAt),
         total: n.total,
         released: n.released,
-        releasedEnded: releasedEndedOf(n.total, n.released, n.completed, n.failed, n.cancelled, releasedEnded == null ? undefined : Number(releasedEnded)),
-        ...(releasedEnded != null ? { countedTo: countedTo == null ? n.released : Number(countedTo) } : {}),
+        releasedDone: releasedDoneOf(n.total, n.released, n.completed, n.failed, n.cancelled, releasedDone == null ? undefined : Number(releasedDone)),
+        ...(releasedDone != null ? { countedTo: countedTo == null ? n.released : Number(countedTo) } : {}),
       };
     });
   }
@@ -115,11 +115,13 @@ export class BatchFeeder {
     for (const s of states) byTenant.set(s.tenant, [...(byTenant.get(s.tenant) ?? []), s]);
     const tenants = [...byTenant.keys()];
     const turn = this.round++;
-    const rotate = <U>(list: U[]) => {
-      const k = turn % list.length;
+    const rotate = <U>(list: U[], by: number) => {
+      const k = by % list.length;
       return [...list.slice(k), ...list.slice(0, k)];
     };
-    return rotate(tenants).flatMap((t) => rotate(byTenant.get(t) ?? []));
+    // a tenant's batches move on once per turn of the tenants: by the same step, a tenant first in
+    // every other round (two tenants) with two batches would always be first with the same one
+    return rotate(tenants, turn).flatMap((t) => rotate(byTenant.get(t) ?? [], Math.floor(turn / tenants.length)));
   }
 
   constructor(
@@ -184,7 +186,7 @@ export class BatchFeeder {
         finished.push(b.member);
         continue;
       }
-      const flying = Math.max(0, b.released - b.releasedEnded);
+      const flying = Math.max(0, b.released - b.releasedDone);
       inFlight += flying;
       states.push({ tenant: b.tenant, batchId: b.batchId, remaining: b.total - b.released, inFlight: flying, released: b.released });
     }

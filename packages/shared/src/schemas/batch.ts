@@ -44,9 +44,12 @@ export const batchRecordSchema = z.object({
   failed: count,
   cancelled: count,
   released: count,
-  /** Of the released items below `countedTo`, those that have ended (absent on a batch made before they were counted). */
-  releasedEnded: count.optional(),
-  /** How far `releasedEnded` accounts for: the cursor, unless a feeder that does not count moved it further. */
+  /**
+   * Of the released items below `countedTo`, those that have ended (absent on a batch made before
+   * they were counted; a name of its own, so no process of an earlier version counts it its way).
+   */
+  releasedDone: count.optional(),
+  /** How far `releasedDone` accounts for: the cursor, unless a feeder that does not count moved it further. */
   countedTo: count.optional(),
   metadata: storedMetadataSchema.nullable(),
   webhook: webhookTargetSchema.optional(),

@@ -37,8 +37,8 @@ if status ~= cur and batchId and ${slots.batch} ~= KEYS[1] and redis.call('HGET'
       if ttl > 0 then redis.call('PEXPIRE', ${slots.finished}, ttl) end
     end
     -- a released item that ends leaves the feeder's window (one beyond the count is counted when the count gets there)
-    if b.releasedEnded and index >= 0 and index < tonumber(b.countedTo or b.released or '0') then
-      redis.call('HINCRBY', ${slots.batch}, 'releasedEnded', 1)
+    if b.releasedDone and index >= 0 and index < tonumber(b.countedTo or b.released or '0') then
+      redis.call('HINCRBY', ${slots.batch}, 'releasedDone', 1)
     end
     local total = tonumber(b.total or '0')
     local done = tonumber(b.completed or '0') + tonumber(b.failed or '0') + tonumber(b.cancelled or '0')
