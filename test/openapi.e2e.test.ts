@@ -198,8 +198,10 @@ describe('OpenAPI document', () => {
       expect(secret).toMatch(/^whsec_/);
       const file = path.join(__dirname, `.verify-example-${randomBytes(4).toString('hex')}.mjs`);
       const example = blocks(doc.info.description, 'js')[0] as string;
-      await writeFile(file, `${example}\nconst server = app.listen(0, '127.0.0.1', () => console.log(server.address().port));\n`);
-      const child = spawn(process.execPath, [file], { env: { ...process.env, IMAGEGEN_WEBHOOK_SECRET: secret }, stdio: ['ignore', 'pipe', 'ignore'] });
+      // the example as an app would use it: its route mounted, the secret handed in
+      const app = `const app = express();\napp.use(imagegenHooks(process.argv[2]));\nconst server = app.listen(0, '127.0.0.1', () => console.log(server.address().port));\n`;
+      await writeFile(file, `${example}\n${app}`);
+      const child = spawn(process.execPath, [file, secret], { stdio: ['ignore', 'pipe', 'ignore'] });
       try {
         const port = await new Promise<number>((resolve, reject) => {
           child.stdout.once('data', (d: Buffer) => resolve(Number(String(d).trim())));

@@ -7,13 +7,17 @@ export const WEBHOOK_VERIFICATION_EXAMPLES = {
 import express from 'express';
 import { Webhook } from 'standardwebhooks';
 
-const app = express();
-const hook = new Webhook(process.env.IMAGEGEN_WEBHOOK_SECRET); // whsec_… from GET /v1/webhooks/secret
-app.post('/hooks', express.raw({ type: 'application/json' }), (req, res) => {
-  const event = hook.verify(req.body.toString(), req.headers); // throws if forged or stale
-  res.sendStatus(204);
-  // event.type, event.data; dedupe by req.headers['webhook-id'], which stays the same on every retry
-});`,
+/** The route for imagegen's deliveries; \`secret\`: whsec_… from GET /v1/webhooks/secret, kept with your app's secrets. */
+export function imagegenHooks(secret) {
+  const hook = new Webhook(secret);
+  const router = express.Router();
+  router.post('/hooks', express.raw({ type: 'application/json' }), (req, res) => {
+    const event = hook.verify(req.body.toString(), req.headers); // throws if forged or stale
+    res.sendStatus(204);
+    // event.type, event.data; dedupe by req.headers['webhook-id'], which stays the same on every retry
+  });
+  return router;
+}`,
   python: `# Python: pip install standardwebhooks
 import os
 from flask import Flask, request
