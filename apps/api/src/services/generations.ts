@@ -1,7 +1,7 @@
 import {
   generateJobOptions,
-  isTerminal,
   generateJobName,
+  isTerminal,
   newFileToken,
   newId,
   watchGeneration,

@@ -72,58 +72,6 @@ export class BatchFeeder {
   /** Rounds made: where the tie order starts. */
   private round = 0;
 
-  /** Each batch's cursor and counts, in one pipelined read. */
-  private async read(refs: { member: string; tenant: string; batchId: string }[]): Promise<FeedRead[]> {
-    const read = this.redis.pipeline();
-    for (const r of refs) read.hmget(this.keys.batch(r.batchId), 'total', 'released', 'completed', 'failed', 'cancelled', 'cancelledAt', 'releasedDone', 'countedTo');
-    const replies = (await read.exec()) ?? [];
-    return refs.map((r, i) => {
-      const [total, released, completed, failed, cancelled, cancelledAt, releasedDone, countedTo] = (replies[i]?.[1] ?? []) as (string | null)[];
-      const n = { total: Number(total), released: Number(released), completed: Number(completed), failed: Number(failed), cancelled: Number(cancelled) };
-      return {
-        ...r,
-        gone: total == null,
-        cancelled: Boolean(cancelledAt),
-        total: n.total,
-        released: n.released,
-        releasedDone: releasedDoneOf(n.total, n.released, n.completed, n.failed, n.cancelled, releasedDone == null ? undefined : Number(releasedDone)),
-        ...(releasedDone != null ? { countedTo: countedTo == null ? n.released : Number(countedTo) } : {}),
-      };
-    });
-  }
-
-  /** Counts the ended items a cursor passed without counting them (at most CATCH_UP_MAX per batch and round). */
-  private async countUpTo(behind: FeedRead[]): Promise<void> {
-    const ranges = this.redis.pipeline();
-    const spans = behind.map((b) => ({ b, from: b.countedTo as number, to: Math.min(b.released, (b.countedTo as number) + CATCH_UP_MAX) }));
-    for (const { b, from, to } of spans) ranges.lrange(this.keys.batchItems(b.batchId), String(from), String(to - 1));
-    const idLists = (await ranges.exec()) ?? [];
-    const advance = this.redis.pipeline() as ReturnType<Redis['pipeline']> & { imagegenFeederAdvance(numKeys: number, ...keysAndArgs: (string | number)[]): unknown };
-    spans.forEach(({ b, from, to }, i) => {
-      const ids = (idLists[i]?.[1] ?? []) as string[];
-      advance.imagegenFeederAdvance(1 + ids.length, this.keys.batch(b.batchId), ...ids.map((id) => this.keys.generation(id)), to, from);
-    });
-    await advance.exec();
-  }
-
-  /**
-   * The fair share's tie order for this round: tenants take turns being first, and so do a
-   * tenant's batches among themselves (a tenant with many batches is first no more often).
-   */
-  private tieOrder<T extends FeedState>(states: T[]): T[] {
-    const byTenant = new Map<string, T[]>();
-    for (const s of states) byTenant.set(s.tenant, [...(byTenant.get(s.tenant) ?? []), s]);
-    const tenants = [...byTenant.keys()];
-    const turn = this.round++;
-    const rotate = <U>(list: U[], by: number) => {
-      const k = by % list.length;
-      return [...list.slice(k), ...list.slice(0, k)];
-    };
-    // a tenant's batches move on once per turn of the tenants: by the same step, a tenant first in
-    // every other round (two tenants) with two batches would always be first with the same one
-    return rotate(tenants, turn).flatMap((t) => rotate(byTenant.get(t) ?? [], Math.floor(turn / tenants.length)));
-  }
-
   constructor(
     redis: Redis,
     private readonly keys: Keys,
@@ -161,6 +109,60 @@ export class BatchFeeder {
     await this.loop;
     // let another worker take over at once
     await this.redis.eval("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0", 1, this.keys.batchFeederLock(), this.opts.owner).catch(() => undefined);
+  }
+
+  /** Each batch's cursor and counts, in one pipelined read. */
+  private async read(refs: { member: string; tenant: string; batchId: string }[]): Promise<FeedRead[]> {
+    const read = this.redis.pipeline();
+    for (const r of refs) read.hmget(this.keys.batch(r.batchId), 'total', 'released', 'completed', 'failed', 'cancelled', 'cancelledAt', 'releasedDone', 'countedTo');
+    const replies = (await read.exec()) ?? [];
+    return refs.map((r, i) => {
+      const [total, released, completed, failed, cancelled, cancelledAt, releasedDone, countedTo] = (replies[i]?.[1] ?? []) as (string | null)[];
+      const n = { total: Number(total), released: Number(released), completed: Number(completed), failed: Number(failed), cancelled: Number(cancelled) };
+      return {
+        ...r,
+        gone: total == null,
+        cancelled: Boolean(cancelledAt),
+        total: n.total,
+        released: n.released,
+        releasedDone: releasedDoneOf(n.total, n.released, n.completed, n.failed, n.cancelled, releasedDone == null ? undefined : Number(releasedDone)),
+        ...(releasedDone != null ? { countedTo: countedTo == null ? n.released : Number(countedTo) } : {}),
+      };
+    });
+  }
+
+  /** Counts the ended items a cursor passed without counting them (at most CATCH_UP_MAX per batch and round). */
+  private async countUpTo(behind: FeedRead[]): Promise<void> {
+    const spans = behind.map((b) => ({ batchId: b.batchId, from: b.countedTo as number, to: Math.min(b.released, (b.countedTo as number) + CATCH_UP_MAX) }));
+    const ranges = this.redis.pipeline();
+    for (const { batchId, from, to } of spans) ranges.lrange(this.keys.batchItems(batchId), String(from), String(to - 1));
+    const idLists = (await ranges.exec()) ?? [];
+    await this.advance(spans.map((span, i) => ({ ...span, ids: (idLists[i]?.[1] ?? []) as string[] })));
+  }
+
+  /** Moves each cursor to `to` (never back) and counts the ended items among `ids`, the items from `from` (BATCH_ADVANCE_LUA), in one pipeline. */
+  private async advance(spans: { batchId: string; from: number; to: number; ids: string[] }[]): Promise<void> {
+    const pipeline = this.redis.pipeline() as ReturnType<Redis['pipeline']> & { imagegenFeederAdvance(numKeys: number, ...keysAndArgs: (string | number)[]): unknown };
+    for (const { batchId, from, to, ids } of spans) pipeline.imagegenFeederAdvance(1 + ids.length, this.keys.batch(batchId), ...ids.map((id) => this.keys.generation(id)), to, from);
+    await pipeline.exec();
+  }
+
+  /**
+   * The fair share's tie order for this round: tenants take turns being first, and so do a
+   * tenant's batches among themselves (a tenant with many batches is first no more often).
+   */
+  private tieOrder<T extends FeedState>(states: T[]): T[] {
+    const byTenant = new Map<string, T[]>();
+    for (const s of states) byTenant.set(s.tenant, [...(byTenant.get(s.tenant) ?? []), s]);
+    const tenants = [...byTenant.keys()];
+    const turn = this.round++;
+    const rotate = <U>(list: U[], by: number) => {
+      const k = by % list.length;
+      return [...list.slice(k), ...list.slice(0, k)];
+    };
+    // a tenant's batches move on once per turn of the tenants: by the same step, a tenant first in
+    // every other round (two tenants) with two batches would always be first with the same one
+    return rotate(tenants, turn).flatMap((t) => rotate(byTenant.get(t) ?? [], Math.floor(turn / tenants.length)));
   }
 
   /** One round: reads every batch being fed, shares the free part of the window, adds those jobs. Returns how many. */
@@ -209,12 +211,12 @@ export class BatchFeeder {
     const jobs = interleave(perBatch);
     if (jobs.length === 0) return 0;
     await this.queue.addBulk(jobs);
-    const advance = this.redis.pipeline() as ReturnType<Redis['pipeline']> & { imagegenFeederAdvance(numKeys: number, ...keysAndArgs: (string | number)[]): unknown };
-    granted.forEach((s, i) => {
-      const ids = (idLists[i]?.[1] ?? []) as string[];
-      advance.imagegenFeederAdvance(1 + ids.length, this.keys.batch(s.batchId), ...ids.map((id) => this.keys.generation(id)), s.released + ids.length, s.released);
-    });
-    await advance.exec();
+    await this.advance(
+      granted.map((s, i) => {
+        const ids = (idLists[i]?.[1] ?? []) as string[];
+        return { batchId: s.batchId, from: s.released, to: s.released + ids.length, ids };
+      }),
+    );
     return jobs.length;
   }
 }

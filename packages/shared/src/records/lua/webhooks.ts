@@ -47,7 +47,7 @@ end
 /**
  * Writes attempt row `a` as the log's next, with its delivery `d` as it now is. Only the newest
  * `kept` rows stay, and each delivery's latest row however old (`d.lastSeq`), so no delivery
- * drops out of the listing: the log holds at most `kept` rows more than it has deliveries.
+ * drops out of the listing: the log holds at most `kept` rows, plus one for each delivery.
  */
 const APPEND_ATTEMPT = `
 local function appendAttempt(log, id, a, d, kept)
