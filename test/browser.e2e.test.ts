@@ -190,6 +190,8 @@ describe('the gallery when its event streams fail', () => {
     });
     const { page } = await open(context, `${stack.baseUrl}/`);
     const saveKey = async () => {
+      // the button shows once the page has read its config, and by then a page without a key has opened the panel itself
+      await page.waitForSelector('#key-button', { state: 'visible' });
       if (await page.isHidden('#key-panel')) await page.click('#key-button');
       await page.fill('#key-form input[name=key]', 'sk-gallery-key');
       await page.click('#key-form button[type=submit]');
