@@ -50,4 +50,18 @@ describe('waiting requests leave nothing behind', () => {
     expect(stack.api.waits.size).toBe(0);
     expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
   });
+
+  it('event streams asked for once shutdown has begun end at once and subscribe to nothing', async () => {
+    // (runs after the test above: this process is shutting down, and its requests are still answered)
+    const post = async (path: string, body: unknown) => (await (await fetch(`${stack.baseUrl}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) })).json()) as { id: string };
+    const generation = await post('/v1/generations', { topic: 'too late to watch' });
+    const batch = await post('/v1/batches', { items: [{ topic: 'too late to watch' }] });
+    const channels = stack.api.hub.channels;
+    for (const path of [`/v1/generations/${generation.id}/events`, `/v1/batches/${batch.id}/events`]) {
+      const res = await fetch(`${stack.baseUrl}${path}`, { signal: AbortSignal.timeout(2000) });
+      // the whole answer, at once: a client reconnects to a process that is not going away
+      expect(await res.text().catch((err: Error) => err.name)).toBe('');
+    }
+    expect([stack.api.waits.size, stack.api.hub.channels]).toEqual([0, channels]);
+  });
 });

@@ -53,6 +53,7 @@ export async function streamResults(ctx: ApiContext, service: BatchesService, ba
 /** `archive`: a zip of every completed original (named by index) and `results.jsonl`, streamed entry by entry. */
 export async function streamArchive(ctx: ApiContext, service: BatchesService, batch: BatchRecord, res: Response): Promise<void> {
   const signal = ctx.waits.forResponse(res);
+  if (signal.aborted) return void res.end();
   res.status(200).set({ 'Content-Type': 'application/zip', 'Content-Disposition': `attachment; filename="${batch.id}.zip"`, 'Cache-Control': 'no-store' });
   // originals are already compressed: storing them costs no CPU and makes the archive start at once
   const archive = archiver('zip', { store: true });
@@ -128,7 +129,9 @@ export async function streamBatchEvents(ctx: ApiContext, initial: BatchRecord, r
     res.status(204).end();
     return;
   }
+  // the client may have left, or shutdown begun, already (an abort event is not fired again): then nothing is opened
   const signal = ctx.waits.forResponse(res);
+  if (signal.aborted) return void res.end();
   let finish: () => void = () => undefined;
   const finished = new Promise<void>((resolve) => (finish = resolve));
   signal.addEventListener('abort', () => finish(), { once: true });

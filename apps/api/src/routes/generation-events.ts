@@ -17,10 +17,12 @@ export async function streamGenerationEvents(ctx: ApiContext, initial: Generatio
     res.status(204).end();
     return;
   }
+  // ends when the client leaves or the process shuts down; either may have happened already (an
+  // abort event is not fired again): then nothing is opened, and a client still there reconnects
+  const ended = ctx.waits.forResponse(res);
+  if (ended.aborted) return void res.end();
   let finish: () => void = () => undefined;
   const finished = new Promise<void>((resolve) => (finish = resolve));
-  // ends when the client leaves or the process shuts down
-  const ended = ctx.waits.forResponse(res);
   ended.addEventListener('abort', () => finish(), { once: true });
 
   openEventStream(res);
