@@ -504,12 +504,12 @@ describe('batches', () => {
       recovery = first!;
       expect(recovery).toMatchObject({ id: expect.stringMatching(/^rcv_/), status: 'running', batchId, states: ['failed', 'exhausted'] });
       expect(again!.id).toBe(recovery.id);
-      for (const c of calls) expect(c.headers.get('location')).toBe(`/v1/webhooks/recoveries/${recovery.id}`);
+      for (const c of calls) expect(c.headers.get('location')).toBe(`${stack.baseUrl}/v1/webhooks/recoveries/${recovery.id}`);
       // another scope while it runs: 409 naming it
       const other = await redeliver({ states: ['failed'] });
-      expect([other.status, other.headers.get('location')]).toEqual([409, `/v1/webhooks/recoveries/${recovery.id}`]);
+      expect([other.status, other.headers.get('location')]).toEqual([409, `${stack.baseUrl}/v1/webhooks/recoveries/${recovery.id}`]);
       const window = await postJson(`${stack.baseUrl}/v1/webhooks/recover`, { since: new Date(Date.now() - 60_000).toISOString() });
-      expect([window.status, window.headers.get('location')]).toEqual([409, `/v1/webhooks/recoveries/${recovery.id}`]);
+      expect([window.status, window.headers.get('location')]).toEqual([409, `${stack.baseUrl}/v1/webhooks/recoveries/${recovery.id}`]);
     } finally {
       await stack.api.queues.webhooks.resume();
     }

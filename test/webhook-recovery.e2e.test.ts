@@ -131,11 +131,11 @@ describe('webhook recovery', () => {
       const [first, second] = (await Promise.all(started.map((r) => r.json()))) as any[];
       body = first;
       expect(second.id).toBe(body.id);
-      for (const r of started) expect(r.headers.get('location')).toBe(`/v1/webhooks/recoveries/${body.id}`);
+      for (const r of started) expect(r.headers.get('location')).toBe(`${stack.baseUrl}/v1/webhooks/recoveries/${body.id}`);
       expect(body).toMatchObject({ id: expect.stringMatching(/^rcv_/), status: 'running', since: new Date(since).toISOString(), states: ['failed', 'exhausted'], scanned: 0, redelivered: 0 });
       // another window while it runs: a 409 that names it
       const refused = await recover({ since: new Date(Date.parse(since) - 1000).toISOString() });
-      expect([refused.status, refused.headers.get('content-type'), refused.headers.get('location'), ((await refused.json()) as any).detail]).toEqual([409, expect.stringMatching(/problem\+json/), `/v1/webhooks/recoveries/${body.id}`, expect.stringContaining(body.id)]);
+      expect([refused.status, refused.headers.get('content-type'), refused.headers.get('location'), ((await refused.json()) as any).detail]).toEqual([409, expect.stringMatching(/problem\+json/), `${stack.baseUrl}/v1/webhooks/recoveries/${body.id}`, expect.stringContaining(body.id)]);
     } finally {
       await stack.api.queues.webhooks.resume();
     }

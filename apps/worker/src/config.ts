@@ -12,7 +12,7 @@ export const workerEnvShape = {
   GENERATOR_URL: envOptionalString().pipe(z.url({ protocol: /^https?$/ }).optional()),
   GENERATOR_API_KEY: envOptionalString(),
   GENERATOR_MODEL: envString('gpt-image-1'),
-  GENERATOR_TIMEOUT_MS: envInt(120_000, 100, MAX_TIMER_MS),
+  GENERATOR_TIMEOUT_MS: envInt(120_000, 1, MAX_TIMER_MS),
   GENERATOR_BACKOFF_MAX_MS: envInt(5 * 60_000, 1, MAX_TIMER_MS),
   /** Generation attempts started per window, across every worker (0 = no limit); each makes at most one upstream call. */
   GENERATOR_RATE_LIMIT_MAX: envInt(0, 0),

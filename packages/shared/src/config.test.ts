@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { commonEnvShape, ConfigError, envIntList, generatorEnvShape, parseEnv, publicPathPrefix, refineStorageEnv, resolveFilesBaseUrl, resolvePublicBaseUrl, storageEnvShape } from './config';
+import { commonEnvShape, ConfigError, envIntList, envNumber, generatorEnvShape, parseEnv, publicPathPrefix, refineStorageEnv, resolveFilesBaseUrl, resolvePublicBaseUrl, storageEnvShape, webhookEnvShape } from './config';
 
 const schema = z.object({ ...commonEnvShape, ...generatorEnvShape, SIZES: envIntList([1024, 512, 256]) });
 
@@ -21,6 +21,15 @@ it('parses values and treats empty strings as unset', () => {
 it('treats blank values of every kind as unset', () => {
   const c = parseEnv(schema, { PORT: '', GENERATOR_MAX_ATTEMPTS: ' ', LOG_LEVEL: '' });
   expect([c.PORT, c.GENERATOR_MAX_ATTEMPTS, c.LOG_LEVEL]).toEqual([3000, 5, 'info']);
+});
+
+it('takes every pino level, numbers in any plain decimal form, and a master secret of any length', () => {
+  for (const level of ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']) expect(parseEnv(schema, { LOG_LEVEL: level }).LOG_LEVEL).toBe(level);
+  const numbers = z.object({ SCALE: envNumber(1) });
+  expect(['0.001', '.001', '1e-3', '1E-3', '2', '2.'].map((SCALE) => parseEnv(numbers, { SCALE }).SCALE)).toEqual([0.001, 0.001, 0.001, 0.001, 2, 2]);
+  for (const SCALE of ['-1', 'abc', '1e', '0x10']) expect(() => parseEnv(numbers, { SCALE })).toThrow(ConfigError);
+  const secrets = z.object(webhookEnvShape);
+  expect(parseEnv(secrets, { WEBHOOK_SECRET: 'test-secret' }).WEBHOOK_SECRET).toBe('test-secret');
 });
 
 it('names every bad variable at once', () => {

@@ -32,7 +32,7 @@ export const envNumber = (def: number, min = 0, max = Number.MAX_VALUE) =>
     z
       .string()
       .trim()
-      .regex(/^\d+(\.\d+)?$/, 'must be a number')
+      .regex(/^(\d+\.?\d*|\.\d+)(e[-+]?\d+)?$/i, 'must be a number')
       .transform(Number)
       .pipe(z.number().min(min).max(max))
       .optional()
@@ -127,7 +127,7 @@ export const commonEnvShape = {
   PORT: envInt(3000, 0, 65535),
   PUBLIC_BASE_URL: envBaseUrl(),
   DATA_DIR: envString('./data'),
-  LOG_LEVEL: envEnum(['debug', 'info', 'warn', 'error', 'silent'], 'info'),
+  LOG_LEVEL: envEnum(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], 'info'),
   /** `json` lines, `pretty` for a person, or `auto`: pretty when stdout is a terminal. */
   LOG_FORMAT: envEnum(['auto', 'json', 'pretty'], 'auto'),
   /** How long finished generation records (and their files) stay readable; fractions allowed. */
@@ -155,7 +155,7 @@ export const generatorEnvShape = {
 /** Webhook settings both processes read: the API signs nothing but hands out secrets and checks URLs. */
 export const webhookEnvShape = {
   /** Master secret of every tenant's signing secret; unset: one is made and kept in Redis. */
-  WEBHOOK_SECRET: envOptionalString().pipe(z.string().min(16, 'must be at least 16 characters').optional()),
+  WEBHOOK_SECRET: envOptionalString(),
   /** Lets webhooks target loopback and private addresses (the SSRF guard is on by default). */
   WEBHOOK_ALLOW_PRIVATE: envBool(false),
 };

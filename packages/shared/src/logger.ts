@@ -1,7 +1,7 @@
 import pino, { type DestinationStream } from 'pino';
 import pretty from 'pino-pretty';
 
-export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 /** `json`: JSON lines; `pretty`: coloured lines for a person; `auto`: pretty when stdout is a terminal. */
 export type LogFormat = 'json' | 'pretty' | 'auto';
 

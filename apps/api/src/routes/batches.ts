@@ -97,7 +97,7 @@ export function batchesRouter(ctx: ApiContext, json: RequestHandler): Router {
   router.post('/:id/deliveries/redeliver', requireContentType('application/json'), json, async (req, res) => {
     const body = parseBody(batchRedeliverSchema, req.body ?? {});
     const recovery = await recoveries.startBatch(await service.get(req.tenant as string, req.params.id as string), body);
-    res.status(202).location(`/v1/webhooks/recoveries/${recovery.id}`).json(recovery);
+    res.status(202).location(recoveries.url(recovery.id)).json(recovery);
   });
 
   router.get('/:id/events', async (req, res) => {

@@ -25,7 +25,7 @@ export function webhooksRouter(ctx: ApiContext, json: RequestHandler): Router {
   // after an endpoint outage: every delivery that ended failed or exhausted in a time window, sent again in the background
   router.post('/recover', requireContentType('application/json'), json, async (req, res) => {
     const recovery = await recoveries.start(req.tenant as string, parseBody(webhookRecoverSchema, req.body));
-    res.status(202).location(`/v1/webhooks/recoveries/${recovery.id}`).json(recovery);
+    res.status(202).location(recoveries.url(recovery.id)).json(recovery);
   });
 
   router.get('/deliveries', async (req, res) => {

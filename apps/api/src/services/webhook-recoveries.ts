@@ -27,6 +27,11 @@ const iso = (ms: number) => new Date(ms).toISOString();
 export class WebhookRecoveries {
   constructor(private readonly ctx: ApiContext) {}
 
+  /** Where a recovery is followed: absolute, as every URL the API hands out. */
+  url(id: string): string {
+    return `${this.ctx.config.PUBLIC_BASE_URL}/v1/webhooks/recoveries/${id}`;
+  }
+
   /**
    * Starts a recovery of what ended from `since` to `until` (at the latest now, read from Redis,
    * so a delivery sent again and failing again after the start is not met twice).
@@ -63,7 +68,7 @@ export class WebhookRecoveries {
         const current = await present(running.job, running.data);
         if (current.status === 'running') return current;
       }
-      throw new HttpProblem(409, 'Conflict', `Recovery ${job.id} is still running; follow it at /v1/webhooks/recoveries/${job.id} and ask again once it has ended`, undefined, { Location: `/v1/webhooks/recoveries/${job.id}` });
+      throw new HttpProblem(409, 'Conflict', `Recovery ${job.id} is still running; follow it at ${this.url(job.id as string)} and ask again once it has ended`, undefined, { Location: this.url(job.id as string) });
     }
     return view(id, data, 'running', { scanned: 0, redelivered: 0 });
   }

@@ -8,7 +8,11 @@ it('doubles from the base delay', () => {
   expect([1, 2, 3, 4].map((n) => retryDelay(n, undefined, policy, mid))).toEqual([2000, 4000, 8000, 16000]);
 });
 
-it('spreads each delay by the jitter, within bounds', () => {
+it('waits exactly the base delay before the first retry', () => {
+  expect(new Set([0, 0.25, 0.75, 0.999].map((r) => retryDelay(1, undefined, policy, () => r)))).toEqual(new Set([2000]));
+});
+
+it('spreads each later delay by the jitter, within bounds', () => {
   const delays = Array.from({ length: 500 }, () => retryDelay(2, undefined, policy));
   expect(Math.min(...delays)).toBeGreaterThanOrEqual(3200);
   expect(Math.max(...delays)).toBeLessThanOrEqual(4800);

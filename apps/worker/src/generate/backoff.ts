@@ -8,13 +8,15 @@ export interface BackoffPolicy {
 }
 
 /**
- * Delay before retry number `attemptsMade` (1 = first retry): base × 2^(n−1), capped,
- * spread by jitter. An upstream's Retry-After wins when it asks for longer, up to the cap:
- * a generation is not parked for a day because an upstream said so.
+ * Delay before retry number `attemptsMade` (1 = first retry): base × 2^(n−1), capped, spread by
+ * jitter from the second retry on (the first waits the base delay, as GENERATOR_BACKOFF_MS
+ * promises). An upstream's Retry-After wins when it asks for longer, up to the cap: a
+ * generation is not parked for a day because an upstream said so.
  */
 export function retryDelay(attemptsMade: number, err: unknown, policy: BackoffPolicy, random = Math.random): number {
   const exponential = Math.min(policy.maxMs, policy.baseMs * 2 ** Math.max(0, attemptsMade - 1));
-  const jittered = Math.round(exponential * (1 - policy.jitter + 2 * policy.jitter * random()));
+  const jitter = attemptsMade > 1 ? policy.jitter : 0;
+  const jittered = Math.round(exponential * (1 - jitter + 2 * jitter * random()));
   const retryAfter = err instanceof GenerationFailure ? Math.min(err.retryAfterMs ?? 0, policy.maxMs) : 0;
   return Math.max(jittered, retryAfter);
 }

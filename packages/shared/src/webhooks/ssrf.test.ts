@@ -65,10 +65,13 @@ describe('webhookUrlProblem', () => {
     expect(await webhookUrlProblem('http://127.0.0.1:8080/x', { allowPrivate: true })).toBeNull();
   });
 
-  it('refuses a name that does not resolve', async () => {
-    const fails = async () => {
+  it('takes a name that does not resolve now, or not in time, and still refuses one with a private address among others', async () => {
+    const fails = async (): Promise<string[]> => {
       throw Object.assign(new Error('getaddrinfo ENOTFOUND'), { code: 'ENOTFOUND' });
     };
-    expect(await webhookUrlProblem('https://nowhere.invalid/x', { allowPrivate: false, lookup: fails })).toBe('names a host (nowhere.invalid) that could not be resolved');
+    const never = () => new Promise<string[]>(() => undefined);
+    expect(await webhookUrlProblem('https://nowhere.invalid/x', { allowPrivate: false, lookup: fails })).toBeNull();
+    expect(await webhookUrlProblem('https://slow.example/x', { allowPrivate: false, lookup: never, timeoutMs: 50 })).toBeNull();
+    expect(await webhookUrlProblem('https://mixed.example/x', { allowPrivate: false, lookup: async () => ['93.184.216.34', '10.0.0.7'] })).toBe('resolves to a private address, which is not allowed');
   });
 });

@@ -64,7 +64,9 @@ export interface UrlCheckOptions {
 
 /**
  * Why a webhook URL may not be used, or null when it may. Every address the name resolves to
- * must be public (a name with one private address is refused: any of them may be picked).
+ * must be public (a name with one private address is refused: any of them may be picked). A
+ * name that does not resolve now is taken: DNS may be down or not yet set up for it, and every
+ * attempt checks the address it connects to anyway; its attempts fail until the name resolves.
  */
 export async function webhookUrlProblem(raw: string, opts: UrlCheckOptions): Promise<string | null> {
   let url: URL;
@@ -79,14 +81,12 @@ export async function webhookUrlProblem(raw: string, opts: UrlCheckOptions): Pro
   if (opts.allowPrivate) return null;
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
   if (isIP(host)) return isPublicAddress(host) ? null : `points to ${rangePhrase(host)}, which is not allowed`;
-  const unresolved = `names a host (${host}) that could not be resolved`;
   let addresses: string[];
   try {
     addresses = await withTimeout((opts.lookup ?? systemLookup)(host), opts.timeoutMs ?? 5000);
   } catch {
-    return unresolved;
+    return null;
   }
-  if (addresses.length === 0) return unresolved;
   const blocked = addresses.find((a) => !isPublicAddress(a));
   return blocked ? `resolves to ${rangePhrase(blocked)}, which is not allowed` : null;
 }
