@@ -2,9 +2,10 @@ import type { Queue } from 'bullmq';
 import { ERROR_CODES, idTimeBound, type GenerationStore, type Logger, type RecordRetention } from '@imagegen/shared';
 
 /**
- * Ends generations whose job is gone (removed from the dashboard, or trimmed) while their
- * record still says queued or active: nothing would ever finish them. They fail with
- * `job_lost`; an operator who removed a job meant it not to run.
+ * Ends generations that nothing would ever finish (see RecordRetention.findOrphans): one whose
+ * job is gone (removed from the dashboard, or trimmed) fails with `job_lost` (an operator who
+ * removed a job meant it not to run); one whose job failed unheard fails with the job's reason;
+ * an item of a batch whose writing stopped part-way is removed, as its writer would have.
  */
 export class OrphanService {
   constructor(
@@ -16,17 +17,22 @@ export class OrphanService {
     private readonly minAgeMs: number,
   ) {}
 
-  async sweep(): Promise<{ orphans: number }> {
+  async sweep(): Promise<{ orphans: number; unwritten: number }> {
     const bound = idTimeBound('gen', (await this.retention.now()) - this.minAgeMs);
     const orphans = await this.retention.findOrphans(bound, (id) => this.generateQueue.toKey(id));
     let ended = 0;
-    for (const ref of orphans) {
-      const outcome = await this.store.fail(ref, { code: ERROR_CODES.jobLost, message: 'The job of this generation was removed before it finished', retryable: false });
-      if (outcome === 'ok') {
+    for (const orphan of orphans) {
+      if (orphan.kind === 'unwritten') continue;
+      const { ref } = orphan;
+      const error = orphan.kind === 'lost' ? { code: ERROR_CODES.jobLost, message: 'The job of this generation was removed before it finished' } : { code: ERROR_CODES.internal, message: orphan.reason };
+      if ((await this.store.fail(ref, { ...error, retryable: false })) === 'ok') {
         ended++;
-        this.logger.warn('ended a generation whose job is gone', { generationId: ref.id, tenant: ref.tenant });
+        this.logger.warn(orphan.kind === 'lost' ? 'ended a generation whose job is gone' : 'ended a generation whose job failed unheard', { generationId: ref.id, tenant: ref.tenant });
       }
     }
-    return { orphans: ended };
+    const unwritten = orphans.filter((o) => o.kind === 'unwritten').map((o) => o.ref);
+    await this.retention.removeUnwritten(unwritten);
+    if (unwritten.length) this.logger.warn('removed items of batches whose writing stopped part-way', { items: unwritten.length, batches: new Set(unwritten.map((r) => r.batchId)).size });
+    return { orphans: ended, unwritten: unwritten.length };
   }
 }

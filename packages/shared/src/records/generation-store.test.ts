@@ -320,9 +320,9 @@ it('finds unfinished records whose job is gone, but not provisional ones or thos
   const jobKey = (id: string) => `${prefix}:fakequeue:${id}`;
   await redis.set(jobKey(withJob.id), 'job');
   const found = await retention.findOrphans('gen_zzzzzzzzz', jobKey, { page: 2 });
-  expect(found.filter((f) => f.tenant === tenant)).toEqual([orphan].map(({ id }) => ({ id, tenant })));
+  expect(found.filter((f) => f.ref.tenant === tenant)).toEqual([{ kind: 'lost', ref: { id: orphan.id, tenant } }]);
   // created after the bound: too young to judge
-  expect((await retention.findOrphans('gen_000000000', jobKey)).filter((f) => f.tenant === tenant)).toEqual([]);
+  expect((await retention.findOrphans('gen_000000000', jobKey)).filter((f) => f.ref.tenant === tenant)).toEqual([]);
 });
 
 it('reads a bounded part of a large backlog per sweep, going on where the last one stopped', async () => {
@@ -334,7 +334,7 @@ it('reads a bounded part of a large backlog per sweep, going on where the last o
   for (const r of all) await store.create(r);
   const jobKey = (id: string) => `${prefix}:fakequeue:${id}`;
   for (const r of withJobs) await redis.set(jobKey(r.id), 'job');
-  const ours = (found: { tenant: string }[]) => found.filter((f) => f.tenant === tenant);
+  const ours = (found: { ref: { id: string; tenant: string } }[]) => found.filter((f) => f.ref.tenant === tenant).map((f) => f.ref);
   const cursor = () => redis.hget(keys.orphanSweepCursor(), `${tenant}|queued`);
   // each sweep reads 3 entries of the index: the orphan is the 8th
   expect(ours(await retention.findOrphans('gen_zzzzzzzzz', jobKey, { page: 2, budget: 3 }))).toEqual([]);

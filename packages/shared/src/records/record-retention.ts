@@ -15,6 +15,15 @@ export const ORPHAN_SCAN_BUDGET = 10_000;
 /** The sweep's resume points are forgotten this long after its last run (it runs every few minutes). */
 const ORPHAN_CURSOR_TTL_MS = 86_400_000;
 
+/** An unfinished record that nothing will finish, and why (see findOrphans). */
+export type Orphan =
+  /** Its job is gone (removed by hand, or trimmed): it fails as job_lost. */
+  | { kind: 'lost'; ref: GenerationRef }
+  /** Its job ended and the record never heard (the process ending it died): it fails with the job's reason. */
+  | { kind: 'ended'; ref: GenerationRef; reason: string }
+  /** An item of a batch whose writing stopped part-way (it was never confirmed, and has expired): removed without a trace. */
+  | { kind: 'unwritten'; ref: GenerationRef };
+
 type RetentionRedis = Redis & { imagegenForgetTenant(index: string, tenants: string, tenant: string): Promise<number> };
 
 /**
@@ -102,21 +111,26 @@ export class RecordRetention {
   }
 
   /**
-   * Unfinished generations created before `createdBefore` (an id: ids sort by creation) whose
-   * job is gone — removed by hand or trimmed — and that are not provisional (a provisional
-   * record's job may still be on its way, and it expires by itself otherwise). A batch item
-   * has a job only once the feeder released it: one not released yet is no orphan, unless its
-   * batch is gone (its creator died before confirming it) or was cancelled (a cancel that failed
-   * part-way).
+   * Unfinished generations created before `createdBefore` (an id: ids sort by creation) that
+   * are not provisional (a provisional record's job may still be on its way, and it expires by
+   * itself otherwise) and that nothing will finish: their job is gone (removed by hand or
+   * trimmed), or it ended without the record hearing of it (a job failed for stalling too often
+   * is ended by a listener, after BullMQ's own step: a process that dies in between leaves the
+   * record active until the job is trimmed, days later). A batch item has a job only once the
+   * feeder released it: one not released yet is no orphan, unless its batch was cancelled (a
+   * cancel that failed part-way) or is gone, never confirmed: its writer stopped part-way and
+   * could not clean up, and the item, never accepted, is removed rather than failed (a failure
+   * would send a webhook and show in listings for a batch the client was told was refused). A
+   * batch still being written, or not yet expired, keeps its items.
    *
    * Each call reads no more than `budget` entries of each tenant's queued and active indexes,
    * starting where the previous call stopped (keys.orphanSweepCursor): a backlog of any size
    * costs each sweep the same, and is covered over several sweeps.
    */
-  async findOrphans(createdBefore: string, jobKey: (id: string) => string, opts: { page?: number; budget?: number } = {}): Promise<GenerationRef[]> {
+  async findOrphans(createdBefore: string, jobKey: (id: string) => string, opts: { page?: number; budget?: number } = {}): Promise<Orphan[]> {
     const page = opts.page ?? 1000;
     const budget = opts.budget ?? ORPHAN_SCAN_BUDGET;
-    const orphans: GenerationRef[] = [];
+    const orphans: Orphan[] = [];
     const unfinished: GenerationStatus[] = ['queued', 'active'];
     const cursorKey = this.keys.orphanSweepCursor();
     for (const tenant of await this.redis.smembers(this.keys.tenants())) {
@@ -153,36 +167,46 @@ export class RecordRetention {
   }
 
   /** Which of one page of a tenant's unfinished ids are orphans (see findOrphans). */
-  private async orphansAmong(tenant: string, ids: string[], jobKey: (id: string) => string): Promise<GenerationRef[]> {
+  private async orphansAmong(tenant: string, ids: string[], jobKey: (id: string) => string): Promise<Orphan[]> {
     const pipeline = this.redis.pipeline();
-    for (const id of ids) pipeline.exists(jobKey(id)).pttl(this.keys.generation(id)).hmget(this.keys.generation(id), 'batchId', 'batchIndex');
+    for (const id of ids) pipeline.exists(jobKey(id)).hmget(jobKey(id), 'finishedOn', 'failedReason').pttl(this.keys.generation(id)).hmget(this.keys.generation(id), 'batchId', 'batchIndex');
     const replies = (await pipeline.exec()) ?? [];
+    const orphans: Orphan[] = [];
     const candidates: { ref: GenerationRef; index: number }[] = [];
     ids.forEach((id, i) => {
-      const jobExists = replies[3 * i]?.[1] === 1;
-      const ttl = replies[3 * i + 1]?.[1];
-      const [batchId, batchIndex] = (replies[3 * i + 2]?.[1] ?? []) as (string | null)[];
-      if (!jobExists && ttl === -1) candidates.push({ ref: batchId ? { id, tenant, batchId } : { id, tenant }, index: Number(batchIndex ?? 0) });
+      const jobExists = replies[4 * i]?.[1] === 1;
+      const [finishedOn, failedReason] = (replies[4 * i + 1]?.[1] ?? []) as (string | null)[];
+      const ttl = replies[4 * i + 2]?.[1];
+      const [batchId, batchIndex] = (replies[4 * i + 3]?.[1] ?? []) as (string | null)[];
+      if (ttl !== -1) return;
+      const ref = batchId ? { id, tenant, batchId } : { id, tenant };
+      if (!jobExists) candidates.push({ ref, index: Number(batchIndex ?? 0) });
+      else if (finishedOn) orphans.push({ kind: 'ended', ref, reason: failedReason || 'The job of this generation ended without its outcome being recorded' });
     });
     const batched = candidates.filter((c) => c.ref.batchId);
-    const released = new Map<string, number | null>();
+    // per batch: how far it has released its items, 'lost' when it will release no more, 'unwritten' when gone unconfirmed, 'writing' while unconfirmed
+    const released = new Map<string, number | 'lost' | 'unwritten' | 'writing'>();
     if (batched.length) {
       const reads = this.redis.pipeline();
       const batchIds = [...new Set(batched.map((c) => c.ref.batchId as string))];
-      for (const b of batchIds) reads.hmget(this.keys.batch(b), 'released', 'cancelledAt');
+      for (const b of batchIds) reads.hmget(this.keys.batch(b), 'id', 'confirmed', 'released', 'cancelledAt');
       const answers = (await reads.exec()) ?? [];
       batchIds.forEach((b, i) => {
-        const [upTo, cancelledAt] = (answers[i]?.[1] ?? []) as (string | null)[];
+        const [exists, confirmed, upTo, cancelledAt] = (answers[i]?.[1] ?? []) as (string | null)[];
+        // (a confirmed batch is removed only once every item ended: one gone with items unfinished never was confirmed)
+        if (!exists) released.set(b, 'unwritten');
         // a cancelled batch releases nothing more: an item it left unfinished will never run
-        released.set(b, upTo == null || cancelledAt ? null : Number(upTo));
+        else if (cancelledAt) released.set(b, 'lost');
+        else if (confirmed !== '1') released.set(b, 'writing');
+        else released.set(b, upTo == null ? 0 : Number(upTo));
       });
     }
-    const orphans: GenerationRef[] = [];
     const releasedItems: GenerationRef[] = [];
     for (const c of candidates) {
-      const upTo = c.ref.batchId ? released.get(c.ref.batchId) : undefined;
-      if (upTo === undefined || upTo === null) orphans.push(c.ref);
-      else if (c.index < upTo) releasedItems.push(c.ref);
+      const upTo = c.ref.batchId ? released.get(c.ref.batchId) : 'lost';
+      if (upTo === 'lost') orphans.push({ kind: 'lost', ref: c.ref });
+      else if (upTo === 'unwritten') orphans.push({ kind: 'unwritten', ref: c.ref });
+      else if (typeof upTo === 'number' && c.index < upTo) releasedItems.push(c.ref);
     }
     if (releasedItems.length === 0) return orphans;
     // the feeder adds an item's job before it moves the cursor past it: one released between the
@@ -191,8 +215,23 @@ export class RecordRetention {
     for (const ref of releasedItems) again.exists(jobKey(ref.id));
     const found = (await again.exec()) ?? [];
     releasedItems.forEach((ref, i) => {
-      if (found[i]?.[1] !== 1) orphans.push(ref);
+      if (found[i]?.[1] !== 1) orphans.push({ kind: 'lost', ref });
     });
     return orphans;
+  }
+
+  /**
+   * Removes records that were never accepted (items of a batch whose writing stopped part-way),
+   * with their index entries, as that batch's writer would have: no outcome, no webhook.
+   */
+  async removeUnwritten(refs: GenerationRef[]): Promise<void> {
+    if (refs.length === 0) return;
+    const pipeline = this.redis.pipeline();
+    for (const { id, tenant } of refs) {
+      pipeline.del(this.keys.generation(id), this.keys.spool(id), this.keys.generationDeliveries(id));
+      pipeline.zrem(this.keys.tenantGenerations(tenant), id);
+      for (const status of STATUSES) pipeline.zrem(this.keys.tenantGenerations(tenant, status), id);
+    }
+    await pipeline.exec();
   }
 }

@@ -353,7 +353,48 @@ it('the orphan sweep does not take an item released between its job read and its
     reads.set(gen, n);
     return gen === items[1]!.id && n > 1 ? existing : `${prefix}:fakejob:${gen}`;
   };
-  const found = (await new RecordRetention(redis, keys).findOrphans('gen_zzzzzzzzz', jobKey)).filter((r) => r.batchId === id);
+  const found = (await new RecordRetention(redis, keys).findOrphans('gen_zzzzzzzzz', jobKey)).filter((r) => r.ref.batchId === id);
   // before: item 1 too, failed as job_lost just as its job arrived; item 2 is not released, so no orphan
-  expect(found.map((r) => r.id)).toEqual([items[0]!.id]);
+  expect(found.map((r) => [r.kind, r.ref.id])).toEqual([['lost', items[0]!.id]]);
+});
+
+it('the orphan sweep removes the items of a batch whose writing stopped part-way once it expired, and leaves a batch being written alone', async () => {
+  const unconfirmed = async (n: number) => {
+    const id = newId('batch');
+    const base: Omit<BatchRecord, 'createdAt'> = { id, tenant: TENANT, status: 'in_progress', total: n, queued: 0, active: 0, completed: 0, failed: 0, cancelled: 0, released: 0, metadata: null };
+    expect((await batches.begin(base, 600)).outcome).toBe('created');
+    const items = Array.from({ length: n }, (_, index) => ({ id: newId('gen'), fileToken: newFileToken(), request: { topic: `item ${index}`, style: 'PHOTOGRAPHIC' as const, size: 'LANDSCAPE' as const }, metadata: null, index }));
+    expect(await batches.addItems({ id, tenant: TENANT }, items, 600)).toBe(true);
+    return { id, items };
+  };
+  const writing = await unconfirmed(2);
+  const stopped = await unconfirmed(3);
+  // its writer died and could not clean up: the provisional batch and its list expired
+  await redis.del(keys.batch(stopped.id), keys.batchItems(stopped.id));
+  const retention = new RecordRetention(redis, keys);
+  const jobKey = (gen: string) => `${prefix}:fakejob:${gen}`;
+  const found = (await retention.findOrphans('gen_zzzzzzzzz', jobKey)).filter((o) => o.ref.batchId === writing.id || o.ref.batchId === stopped.id);
+  // before: the same three, but failed as job_lost, each with a webhook, for a batch the client was told was refused
+  expect(found.map((o) => `${o.kind} ${o.ref.id}`).sort()).toEqual(stopped.items.map((i) => `unwritten ${i.id}`).sort());
+  await retention.removeUnwritten(found.map((o) => o.ref));
+  for (const item of stopped.items) {
+    expect(await redis.exists(keys.generation(item.id))).toBe(0);
+    for (const index of [keys.tenantGenerations(TENANT), keys.tenantGenerations(TENANT, 'queued')]) expect(await redis.zscore(index, item.id)).toBeNull();
+  }
+  for (const item of writing.items) expect(await redis.zscore(keys.tenantGenerations(TENANT, 'queued'), item.id)).not.toBeNull();
+  await batches.abandon({ id: writing.id, tenant: TENANT });
+});
+
+it('the orphan sweep ends a record whose job failed unheard, with the job reason, and leaves one whose job is still due', async () => {
+  const { id, items } = await newBatch(2);
+  await redis.hset(keys.batch(id), 'released', '2');
+  for (const item of items) await store.markActive(item, 1);
+  const jobKey = (gen: string) => `${prefix}:fakejob:${gen}`;
+  // BullMQ failed item 0 for stalling too often, and the process that would have ended its record died; item 1 waits for a retry
+  await redis.hset(jobKey(items[0]!.id), 'timestamp', '1', 'finishedOn', '2', 'failedReason', 'job stalled more than allowable limit');
+  await redis.hset(jobKey(items[1]!.id), 'timestamp', '1', 'attemptsMade', '1');
+  const found = (await new RecordRetention(redis, keys).findOrphans('gen_zzzzzzzzz', jobKey)).filter((o) => o.ref.batchId === id);
+  // before: none (a job was there), and the record stayed active until the job was trimmed
+  expect(found).toEqual([{ kind: 'ended', ref: items[0], reason: 'job stalled more than allowable limit' }]);
+  await redis.del(jobKey(items[0]!.id), jobKey(items[1]!.id));
 });
