@@ -213,3 +213,29 @@ async function expectRefusedBodies(url: string): Promise<void> {
   const named = (await (await post('application/json', '{"unknown":1}')).json()) as { errors?: { path: string }[] };
   expect(named.errors?.map((e) => e.path)).toEqual(['unknown']);
 }
+
+describe('webhooks from a worker that is not told PUBLIC_BASE_URL', () => {
+  let receiver: WebhookReceiver;
+  let stack: Stack;
+
+  beforeAll(async () => {
+    receiver = await WebhookReceiver.start();
+    stack = await startStack({ name: 'webhooks-base', worker: false, env: { WEBHOOK_ALLOW_PRIVATE: 'true' } });
+    receiver.secrets = [(await getJson(`${stack.baseUrl}/v1/webhooks/secret`)).body.secret];
+    // the API is told where it is; the worker has neither PUBLIC_BASE_URL nor the API's PORT
+    await stack.startWorker({ PUBLIC_BASE_URL: '', PORT: '4999' });
+  });
+  afterAll(async () => {
+    await stack?.close();
+    await receiver?.close();
+  });
+
+  it('sends the file URLs the API hands out: data equal to GET', async () => {
+    const made = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'where am I', webhook: { url: receiver.url('/base') } }, { Prefer: 'wait=60' });
+    expect(made.body.status).toBe('completed');
+    const got = await eventually(async () => receiver.on('/base').find((r) => r.payload?.type === 'generation.completed'));
+    // before: http://localhost:4999/files/… in the webhook, the API's address in the GET
+    expect(got.payload.data.result.image.url.startsWith(`${stack.baseUrl}/files/`)).toBe(true);
+    expect(got.payload.data).toEqual((await getJson(`${stack.baseUrl}/v1/generations/${made.body.id}`)).body);
+  });
+});

@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
-import { WaiterChannel, BatchStore, createMetrics, observeOutbox, observeQueues, outboxBacklog, type Metrics, createLogger, createRedis, createStorage, DeliveryLog, EventHub, GenerationStore, keysFor, QUEUES, RedisClock, retentionSeconds, WebhookSecrets, type Keys, type Logger, type Storage } from '@imagegen/shared';
+import { WaiterChannel, BatchStore, publishFilesBase, createMetrics, observeOutbox, observeQueues, outboxBacklog, type Metrics, createLogger, createRedis, createStorage, DeliveryLog, EventHub, GenerationStore, keysFor, QUEUES, RedisClock, retentionSeconds, WebhookSecrets, type Keys, type Logger, type Storage } from '@imagegen/shared';
 import type { ApiConfig } from './config';
 import { ApiKeyStore } from './services/api-keys';
 import { Quotas } from './services/quotas';
@@ -68,6 +68,8 @@ export function createApiContext(config: ApiConfig, adminPassword: string | (() 
   const webhookSecrets = new WebhookSecrets(redis, keys, config.WEBHOOK_SECRET);
   // held from the start, so that this process puts it back should Redis lose it
   webhookSecrets.master().catch(() => undefined);
+  // for workers without a PUBLIC_BASE_URL of their own: webhook bodies carry the URLs this process hands out
+  const filesBase = publishFilesBase(redis, keys, config.filesBaseUrl);
   return {
     config,
     logger,
@@ -93,6 +95,7 @@ export function createApiContext(config: ApiConfig, adminPassword: string | (() 
     async close() {
       shutdown.abort();
       clock.stop();
+      filesBase.stop();
       await Promise.all([generate.close(), maintenance.close(), webhooks.close()].map((p) => p.catch(() => undefined)));
       await Promise.all([redis.quit(), subscriber.quit()].map((p) => p.catch(() => undefined)));
       await storage.close?.();

@@ -93,8 +93,10 @@ export function loadWorkerConfig(env: Record<string, string | undefined> = proce
     ...raw,
     ...redisSettings(raw),
     PUBLIC_BASE_URL: publicBaseUrl,
-    /** Where file URLs start (webhook bodies carry them too). */
+    /** Where file URLs start (webhook bodies carry them). */
     filesBaseUrl: resolveFilesBaseUrl(publicBaseUrl, raw.S3_PUBLIC_BASE_URL),
+    /** Set here, not guessed: otherwise the API's own (published in Redis) is used once read. */
+    filesBaseUrlGiven: raw.PUBLIC_BASE_URL !== undefined || raw.S3_PUBLIC_BASE_URL !== undefined,
     GENERATOR_URL: raw.GENERATOR_URL ?? DEFAULT_GENERATOR_URLS[raw.GENERATOR],
     // a failing host is held back on the retry schedule's own clock: a scaled-down schedule (tests) is not stuck behind a full-length circuit
     WEBHOOK_CIRCUIT_OPEN_MS: raw.WEBHOOK_CIRCUIT_OPEN_MS ?? Math.max(100, Math.round(DEFAULT_CIRCUIT_OPEN_MS * raw.WEBHOOK_RETRY_SCALE)),

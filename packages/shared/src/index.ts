@@ -24,6 +24,7 @@ export * from './webhooks/outbox';
 export * from './webhooks/secrets';
 export * from './webhooks/ssrf';
 export * from './webhooks/target-url';
+export * from './webhooks/files-base';
 export * from './webhooks/deliveries';
 export * from './webhooks/redeliver';
 export * from './schemas/tenant';

@@ -25,6 +25,8 @@ export function keysFor(prefix: string) {
     orphanSweepCursor: () => `${prefix}:records:orphan-cursor`,
     /** An `Idempotency-Key` (hashed) of a tenant. */
     idempotency: (tenant: string, keyHash: string) => `${prefix}:idem:${tenant}:${keyHash}`,
+    /** Where the API's file URLs start, for workers without a PUBLIC_BASE_URL of their own (webhook bodies carry them); renewed hourly by every API process, expires a day after the last. */
+    apiFilesBase: () => `${prefix}:api:files-base`,
     /** The operators' password when ADMIN_PASSWORD is unset: made once, shared by every API process, kept until deleted. */
     adminPassword: () => `${prefix}:admin:password`,
     /** One batch's record (counts, status) as a hash. */

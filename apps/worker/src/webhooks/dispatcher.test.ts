@@ -88,7 +88,7 @@ it('a first attempt whose slot request fails after it ran gives back its slot an
   const worker = createDeliveryWorker(deps, { connection, prefix, concurrency: 5, timeoutMs: 2000, batches: new BatchStore(redis, keys) });
   const reader = new Redis(url, { maxRetriesPerRequest: null });
   // the entry left pending by the failed call is claimed again once idle for 600 ms
-  const dispatcher = new OutboxDispatcher(reader, redis, keys, queue, log, logger, { consumer: 'dispatcher-test', claimIdleMs: 600, startDelayMs: 0, filesBaseUrl: 'http://files.test', blockMs: 200, inlineConcurrency: 5 }, deps);
+  const dispatcher = new OutboxDispatcher(reader, redis, keys, queue, log, logger, { consumer: 'dispatcher-test', claimIdleMs: 600, startDelayMs: 0, filesBaseUrl: () => 'http://files.test', blockMs: 200, inlineConcurrency: 5 }, deps);
   try {
     dispatcher.start();
     const rows = await until(async () => {

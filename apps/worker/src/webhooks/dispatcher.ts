@@ -27,8 +27,8 @@ export interface DispatcherOptions {
   /** Entries read by a consumer and not acknowledged for this long are taken over. */
   claimIdleMs: number;
   startDelayMs: number;
-  /** Where the file URLs in webhook bodies start. */
-  filesBaseUrl: string;
+  /** Where the file URLs in webhook bodies start (read for each batch of entries: it may be learnt late). */
+  filesBaseUrl: () => string;
   batchSize?: number;
   blockMs?: number;
   /** First-attempt requests made by the dispatcher itself at once (WEBHOOK_CONCURRENCY); 0 leaves every attempt to jobs. */
@@ -273,13 +273,14 @@ export class OutboxDispatcher {
   private async dispatch(stream: string, entries: StreamEntry[]): Promise<void> {
     const made: Dispatched[] = [];
     const settled: string[] = [];
+    const links = { filesBaseUrl: this.opts.filesBaseUrl() };
     for (const [entryId, fields] of entries) {
       // an entry deleted while pending comes back without fields: nothing left to do
       if (!fields) {
         settled.push(entryId);
         continue;
       }
-      const event = parseOutboxEntry(entryId, fields, this.opts);
+      const event = parseOutboxEntry(entryId, fields, links);
       if ('invalid' in event) {
         this.logger.warn('dropping an undeliverable webhook event', { entryId, reason: event.invalid });
         settled.push(entryId);

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Queue, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { BatchStore, createRedis, CREATE_DELIVERIES_COMMAND, DeliveryLog, OUTBOX_GROUP, QUEUES, retentionSeconds, WebhookSecrets, type EventHub, type Keys, type Logger, type Metrics } from '@imagegen/shared';
+import { BatchStore, createRedis, PublishedFilesBase, CREATE_DELIVERIES_COMMAND, DeliveryLog, OUTBOX_GROUP, QUEUES, retentionSeconds, WebhookSecrets, type EventHub, type Keys, type Logger, type Metrics } from '@imagegen/shared';
 import type { WorkerConfig } from '../config';
 import { createDeliveryWorker } from './delivery.worker';
 import { OutboxDispatcher } from './dispatcher';
@@ -58,6 +58,8 @@ export async function startWebhooks(config: WorkerConfig, keys: Keys, connection
     maxStalledCount: config.WORKER_MAX_STALLED_COUNT,
   });
   const reader = createRedis(config.redis, 'worker', 'imagegen-worker-outbox');
+  const published = config.filesBaseUrlGiven ? undefined : new PublishedFilesBase(redis, keys, config.filesBaseUrl);
+  const filesBaseUrl = published ? () => published.current : () => config.filesBaseUrl;
   const dispatcher = new OutboxDispatcher(
     reader,
     redis,
@@ -69,16 +71,19 @@ export async function startWebhooks(config: WorkerConfig, keys: Keys, connection
       consumer: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
       claimIdleMs: config.WEBHOOK_DISPATCH_CLAIM_IDLE_MS,
       startDelayMs: config.WEBHOOK_DISPATCH_START_DELAY_MS,
-      filesBaseUrl: config.filesBaseUrl,
+      filesBaseUrl,
       inlineConcurrency: config.WEBHOOK_CONCURRENCY,
     },
     attempts,
   );
+  // learnt before the first event is dispatched, when an API process has published it
+  await published?.read();
   dispatcher.start();
   return {
     worker,
     stopDispatching: () => dispatcher.stop(),
     async close() {
+      published?.stop();
       await stopRotations().catch(() => undefined);
       await Promise.all([queue.close(), sender.close()].map((p) => p.catch(() => undefined)));
       await Promise.all([reader.quit(), redis.quit()].map((p) => p.catch(() => undefined)));
