@@ -36,6 +36,32 @@ describe('a Redis that is connected but not answering', () => {
     const after = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'after the pause' });
     expect(after.status).toBe(202);
   });
+
+  it('a create whose reply was lost answers 202 when it ran, and 503 only when it did not', async () => {
+    const store = stack.api.store;
+    const real = store.createWithJob.bind(store);
+    const topic = `reply lost ${Date.now()}`;
+    const mine = async () => ((await (await fetch(`${stack.baseUrl}/v1/generations?limit=100`)).json()) as { data: { id: string; request: { topic: string } }[] }).data.filter((g) => g.request.topic.startsWith(topic));
+    try {
+      // the script ran in Redis and its reply was lost (a command timeout, a dropped connection)
+      store.createWithJob = async (...args) => {
+        await real(...args);
+        throw new Error('Command timed out');
+      };
+      const ran = await postJson(`${stack.baseUrl}/v1/generations`, { topic: `${topic} ran` });
+      // before: 503 with Retry-After for a generation that runs, and a client that retried as told had two
+      expect([ran.status, ran.body.id]).toEqual([202, (await mine())[0]?.id]);
+      // the script never reached Redis
+      store.createWithJob = async () => {
+        throw new Error('Command timed out');
+      };
+      const lost = await postJson(`${stack.baseUrl}/v1/generations`, { topic: `${topic} lost` });
+      expect([lost.status, lost.headers.get('retry-after')]).toEqual([503, '5']);
+      expect((await mine()).map((g) => g.request.topic)).toEqual([`${topic} ran`]);
+    } finally {
+      store.createWithJob = real;
+    }
+  });
 });
 
 describe('a Redis that does not answer from the start', () => {

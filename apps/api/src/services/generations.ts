@@ -13,11 +13,13 @@ import {
 } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import type { Reservation } from './quotas';
-import { HttpProblem, notFound } from '../http/problem';
+import { HttpProblem, isRedisDown, notFound } from '../http/problem';
 import { IDEMPOTENCY_SECONDS, IdempotencyKey } from './idempotency';
 
 /** A provisional record this old was left by a request that died before enqueueing its job. */
 const ABANDONED_AFTER_MS = 30_000;
+/** How long the record of a create whose reply was lost is looked for (the connection may be coming back) before 503. */
+const LOST_REPLY_LOOK_MS = 1000;
 
 export interface CreateOptions {
   /** The request's Idempotency-Key, for its validated body (see `idempotencyKey`). */
@@ -82,10 +84,19 @@ export class GenerationsService {
     for (let tries = 0; ; tries++) {
       const fresh = { ...this.newRecord(tenant, input), ...(opts.notify ? { notify: opts.notify } : {}) };
       await opts.beforeCreate?.(fresh.id);
-      const created = await store.createWithJob(fresh, queues.generate, this.jobOf(fresh, opts.requestId), {
-        ...(idem ? { idempotency: idem.claim(fresh.id, IDEMPOTENCY_SECONDS) } : {}),
-        ...(opts.reservation ? { reservation: opts.reservation.handOver() } : {}),
-      });
+      let created: Awaited<ReturnType<typeof store.createWithJob>>;
+      try {
+        created = await store.createWithJob(fresh, queues.generate, this.jobOf(fresh, opts.requestId), {
+          ...(idem ? { idempotency: idem.claim(fresh.id, IDEMPOTENCY_SECONDS) } : {}),
+          ...(opts.reservation ? { reservation: opts.reservation.handOver() } : {}),
+        });
+      } catch (err) {
+        // a lost reply (a timeout, a dropped connection) may hide a create that ran: told 503, the
+        // client would submit again and pay for two generations
+        const ran = isRedisDown(err) ? await this.createdAnyway(fresh) : null;
+        if (!ran) throw err;
+        created = { outcome: 'created', record: ran };
+      }
       if (created.outcome === 'created') {
         await opts.afterCreate?.();
         this.ctx.logger.info('generation queued', { generationId: created.record.id, tenant, requestId: opts.requestId, priority: created.record.priority });
@@ -102,6 +113,24 @@ export class GenerationsService {
       if (tries < 3) continue;
       throw new HttpProblem(409, 'Conflict', 'A request with this Idempotency-Key is being retried; try again');
     }
+  }
+
+  /** The record of a create whose reply was lost, if it ran (record and job are written in one script). */
+  private async createdAnyway(fresh: Pick<GenerationRecord, 'id' | 'tenant'>): Promise<GenerationRecord | null> {
+    const deadline = performance.now() + LOST_REPLY_LOOK_MS;
+    const until = (ms: number) => new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), Math.max(0, ms)));
+    for (let pause = 100; performance.now() < deadline; pause *= 2) {
+      await until(Math.min(pause, deadline - performance.now()));
+      const read = this.ctx.store.getForTenant(fresh.id, fresh.tenant).then(
+        (record) => ({ record }),
+        () => undefined,
+      );
+      // read: there or not, that is the answer (a read queued behind the create sees its outcome);
+      // unread (Redis still away): look again while there is time
+      const found = await Promise.race([read, until(deadline - performance.now())]);
+      if (found) return found.record;
+    }
+    return null;
   }
 
   private jobOf(record: Pick<GenerationRecord, 'id' | 'tenant' | 'request' | 'priority'>, requestId: string | undefined) {
