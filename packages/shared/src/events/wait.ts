@@ -27,10 +27,11 @@ export async function watchGeneration(hub: EventHub, store: GenerationStore, key
   let wake: () => void = () => undefined;
   const unsubscribe = await hub.subscribe(keys.generationChannel(id), (message) => {
     if (message === null) {
-      // reconnected: the end may have been published while we were away
+      // reconnected: the end may have been published while we were away (a record not there yet
+      // is one still being created: the wait goes on)
       void store.get(id).then(
         (r) => {
-          if (!r || isTerminal(r.status)) {
+          if (r && isTerminal(r.status)) {
             terminal = true;
             wake();
           }

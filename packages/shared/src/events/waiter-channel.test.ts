@@ -74,3 +74,19 @@ it('answers the record as created when the wait runs out, and nothing is left be
   await watch.close();
   expect(channel.size).toBe(0);
 });
+
+it('a reconnect before the watched generation is written does not end the wait', async () => {
+  const mine = record(channel.channel);
+  const watch = channel.watch(mine.id);
+  // the subscriber reconnects after the watch began and before the record is written: the re-read finds nothing yet
+  sub.disconnect(true);
+  await new Promise<void>((resolve) => sub.once('ready', () => resolve()));
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const created = await store.create(mine);
+  if (created.outcome !== 'created') throw new Error('not created');
+  const waiting = watch.untilTerminal(3000, undefined, created.record);
+  setTimeout(() => void store.cancel(mine), 300);
+  // before: woken by the empty re-read, it answered at once with the record still queued
+  expect((await waiting)?.status).toBe('cancelled');
+  await watch.close();
+});

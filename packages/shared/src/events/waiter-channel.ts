@@ -38,11 +38,12 @@ export class WaiterChannel {
 
   private onMessage(message: string | null): void {
     if (message === null) {
-      // reconnected: an end may have been published while we were away; every waiter re-reads
+      // reconnected: an end may have been published while we were away; every waiter re-reads (a
+      // record not there yet is one still being created: its wait goes on)
       for (const [id, set] of this.waiters) {
         void this.store.get(id).then(
           (r) => {
-            if (!r || isTerminal(r.status)) for (const w of set) w(r);
+            if (r && isTerminal(r.status)) for (const w of set) w(r);
           },
           () => undefined,
         );
