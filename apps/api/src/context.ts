@@ -68,6 +68,7 @@ export function createApiContext(config: ApiConfig, adminPassword: string | (() 
   const webhookSecrets = new WebhookSecrets(redis, keys, config.WEBHOOK_SECRET);
   // held from the start, so that this process puts it back should Redis lose it
   webhookSecrets.master().catch(() => undefined);
+  const stopKeepingMaster = webhookSecrets.keepMaster();
   // for workers without a PUBLIC_BASE_URL of their own: webhook bodies carry the URLs this process hands out
   const filesBase = publishFilesBase(redis, keys, config.filesBaseUrl);
   return {
@@ -96,6 +97,7 @@ export function createApiContext(config: ApiConfig, adminPassword: string | (() 
       shutdown.abort();
       clock.stop();
       filesBase.stop();
+      stopKeepingMaster();
       await Promise.all([generate.close(), maintenance.close(), webhooks.close()].map((p) => p.catch(() => undefined)));
       await Promise.all([redis.quit(), subscriber.quit()].map((p) => p.catch(() => undefined)));
       await storage.close?.();

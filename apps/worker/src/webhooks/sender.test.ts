@@ -52,6 +52,18 @@ it('signs per Standard Webhooks: a receiver verifies the body with the secret', 
   expect(new Webhook(secret).verify(got.body, got.headers as Record<string, string>)).toEqual(JSON.parse(body));
 });
 
+it('signs the time it is given (Redis time), not this host clock', async () => {
+  const ahead = 10 * 60_000;
+  const sender = new WebhookSender({ timeoutMs: 2000, allowPrivate: true, connectionsPerOrigin: 1, now: () => Date.now() + ahead });
+  const result = await sender.send({ url: `http://127.0.0.1:${port}/ok`, webhookId: 'msg_clock', body: '{}', secrets: [secret] });
+  await sender.close();
+  expect(result.ok).toBe(true);
+  const stamped = Number(seen.at(-1)!.headers['webhook-timestamp']) * 1000;
+  expect(Math.abs(stamped - (Date.now() + ahead))).toBeLessThan(5000);
+  // and the signature covers that time: a receiver checks it against its own clock
+  expect(() => new Webhook(secret).verify('{}', seen.at(-1)!.headers as Record<string, string>)).toThrow(/timestamp/i);
+});
+
 it('with the guard on, a name resolving to loopback is refused at connect time, and nothing is sent', async () => {
   const sender = new WebhookSender({ timeoutMs: 2000, allowPrivate: false, connectionsPerOrigin: 2 });
   const before = seen.length;

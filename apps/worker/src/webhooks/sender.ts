@@ -30,6 +30,11 @@ export interface SenderOptions {
   allowPrivate: boolean;
   /** Keep-alive connections kept per origin. */
   connectionsPerOrigin: number;
+  /**
+   * The time signed into `webhook-timestamp` (ms): Redis's (see RedisClock), so a host whose own
+   * clock is minutes off still signs within receivers' tolerance (±5 min in the standard's libraries).
+   */
+  now?: () => number;
 }
 
 /** Response bytes read before the connection is given back (the body itself is not used). */
@@ -94,7 +99,7 @@ export class WebhookSender {
     if (req.secrets.length === 0) return { ok: false, error: 'no secret to sign with', durationMs: 0, hostTrouble: false };
     // refused here rather than by the pool, which would then stop using one of its connections
     if (!WEBHOOK_ID.test(req.webhookId)) return { ok: false, error: 'webhook-id is not a plain token', durationMs: 0, hostTrouble: false };
-    const now = new Date();
+    const now = new Date(this.opts.now?.() ?? Date.now());
     const headers = {
       'content-type': 'application/json',
       'user-agent': 'imagegen-webhooks/1',

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Queue, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { BatchStore, createRedis, PublishedFilesBase, CREATE_DELIVERIES_COMMAND, DeliveryLog, OUTBOX_GROUP, QUEUES, retentionSeconds, WebhookSecrets, type EventHub, type Keys, type Logger, type Metrics } from '@imagegen/shared';
+import { BatchStore, createRedis, PublishedFilesBase, RedisClock, CREATE_DELIVERIES_COMMAND, DeliveryLog, OUTBOX_GROUP, QUEUES, retentionSeconds, WebhookSecrets, type EventHub, type Keys, type Logger, type Metrics } from '@imagegen/shared';
 import type { WorkerConfig } from '../config';
 import { createDeliveryWorker } from './delivery.worker';
 import { OutboxDispatcher } from './dispatcher';
@@ -36,10 +36,12 @@ export async function startWebhooks(config: WorkerConfig, keys: Keys, connection
   const stopRotations = await hub.subscribe(keys.webhookSecretRotations(), (tenant) => (tenant === null ? secrets.forgetAll() : secrets.forget(tenant)));
   // made (or read) at start: every process signs with the same master secret
   await secrets.master();
+  const stopKeepingMaster = secrets.keepMaster();
   const log = new DeliveryLog(redis, keys, retentionSeconds(config.RECORD_RETENTION_HOURS));
   const queue = new Queue(QUEUES.webhooks, { connection: redis, prefix: config.QUEUE_PREFIX });
   queue.on('error', (err) => logger.warn('queue error', { queue: QUEUES.webhooks, error: err.message }));
-  const sender = new WebhookSender({ timeoutMs: config.WEBHOOK_TIMEOUT_MS, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, connectionsPerOrigin: config.WEBHOOK_MAX_IN_FLIGHT_PER_HOST });
+  const clock = new RedisClock(redis);
+  const sender = new WebhookSender({ timeoutMs: config.WEBHOOK_TIMEOUT_MS, allowPrivate: config.WEBHOOK_ALLOW_PRIVATE, connectionsPerOrigin: config.WEBHOOK_MAX_IN_FLIGHT_PER_HOST, now: () => clock.now() });
   const limiter = new HostLimiter(redis, keys, {
     maxInFlight: config.WEBHOOK_MAX_IN_FLIGHT_PER_HOST,
     leaseMs: config.WEBHOOK_TIMEOUT_MS + 5_000,
@@ -84,6 +86,8 @@ export async function startWebhooks(config: WorkerConfig, keys: Keys, connection
     stopDispatching: () => dispatcher.stop(),
     async close() {
       published?.stop();
+      clock.stop();
+      stopKeepingMaster();
       await stopRotations().catch(() => undefined);
       await Promise.all([queue.close(), sender.close()].map((p) => p.catch(() => undefined)));
       await Promise.all([reader.quit(), redis.quit()].map((p) => p.catch(() => undefined)));

@@ -81,3 +81,19 @@ it('a master secret Redis lost is put back by the first process that holds it; o
   own.disconnect();
   await expect(cut.master()).resolves.toEqual(held);
 });
+
+it('a process that signs nothing still puts a lost master back within its check time', async () => {
+  const k = keysFor(`${prefix}-idle`);
+  const holder = new WebhookSecrets(redis, k, undefined, 0, 50);
+  const before = await holder.current('t7');
+  const stop = holder.keepMaster();
+  try {
+    await redis.del(k.webhookMasterSecret());
+    // nothing is signed meanwhile; then a process starts and asks
+    await new Promise((r) => setTimeout(r, 150));
+    // before: a new master, and every tenant's secret changed
+    expect(await new WebhookSecrets(redis, k).current('t7')).toBe(before);
+  } finally {
+    stop();
+  }
+});

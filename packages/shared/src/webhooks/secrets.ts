@@ -96,6 +96,17 @@ export class WebhookSecrets {
     return checked;
   }
 
+  /**
+   * Checks the master every `masterCheckMs` whether or not anything is signed meanwhile, so a
+   * master Redis lost is put back within that time, before a process starting then makes a new one
+   * (which would change every tenant's secret). Returns the stop.
+   */
+  keepMaster(): () => void {
+    if (this.configured) return () => undefined;
+    const timer = setInterval(() => void this.master().catch(() => undefined), this.masterCheckMs).unref();
+    return () => clearInterval(timer);
+  }
+
   private async loadMaster(held: Promise<Buffer> | undefined): Promise<Buffer> {
     const key = this.keys.webhookMasterSecret();
     // the first process wins (or, after a loss, the first to check puts its own back); every other one adopts it
