@@ -62,6 +62,26 @@ describe('a Redis that is connected but not answering', () => {
       store.createWithJob = real;
     }
   });
+
+  it('a batch whose confirm reply was lost answers 202 and is kept, not torn down while it is fed', async () => {
+    const batches = stack.api.batches;
+    const real = batches.confirm.bind(batches);
+    try {
+      batches.confirm = async (...args) => {
+        await real(...args);
+        throw new Error('Command timed out');
+      };
+      const res = await postJson(`${stack.baseUrl}/v1/batches`, { items: [{ topic: 'confirmed after all' }, { topic: 'and me' }] });
+      // before: 503, and the batch's records deleted under the feeder, its listing entry left behind
+      expect(res.status).toBe(202);
+      const got = await fetch(`${stack.baseUrl}/v1/batches/${res.body.id}`);
+      expect([got.status, ((await got.json()) as { total: number }).total]).toEqual([200, 2]);
+      const listed = (await (await fetch(`${stack.baseUrl}/v1/batches`)).json()) as { data: { id: string }[] };
+      expect(listed.data.map((b) => b.id)).toContain(res.body.id);
+    } finally {
+      batches.confirm = real;
+    }
+  });
 });
 
 describe('a Redis that does not answer from the start', () => {

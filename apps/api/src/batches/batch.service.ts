@@ -3,6 +3,7 @@ import { newFileToken, newId, type BatchRecord, type GenerationRecord, type Webh
 import type { ApiContext } from '../context';
 import { HttpProblem, notFound } from '../http/problem';
 import { IDEMPOTENCY_SECONDS, IdempotencyKey } from '../services/idempotency';
+import { outcomeOfLostReply } from '../services/lost-reply';
 import type { BatchSubmission } from './batch-body';
 
 /** A batch (and its idempotency claim) lives this long unless every item gets written. */
@@ -100,7 +101,12 @@ export class BatchesService {
           if (!(await batches.addItems(owner, chunk, PROVISIONAL_SECONDS))) throw new Error('batch record vanished while its items were written');
           await yieldToLoop();
         }
-        if (!(await batches.confirm({ id, tenant }, idem?.claim(id, IDEMPOTENCY_SECONDS)))) throw new Error('batch record vanished before it was confirmed');
+        const confirmed = await batches.confirm({ id, tenant }, idem?.claim(id, IDEMPOTENCY_SECONDS)).catch(async (err: unknown) => {
+          // a lost reply may hide a confirm that ran: the batch is being fed, and must not be torn down
+          if (await outcomeOfLostReply(err, () => batches.get(id))) return true;
+          throw err;
+        });
+        if (!confirmed) throw new Error('batch record vanished before it was confirmed');
       } catch (err) {
         await batches.abandon({ id, tenant }, claim).catch(() => undefined);
         throw err;

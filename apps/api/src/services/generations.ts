@@ -13,13 +13,12 @@ import {
 } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import type { Reservation } from './quotas';
-import { HttpProblem, isRedisDown, notFound } from '../http/problem';
+import { HttpProblem, notFound } from '../http/problem';
 import { IDEMPOTENCY_SECONDS, IdempotencyKey } from './idempotency';
+import { outcomeOfLostReply } from './lost-reply';
 
 /** A provisional record this old was left by a request that died before enqueueing its job. */
 const ABANDONED_AFTER_MS = 30_000;
-/** How long the record of a create whose reply was lost is looked for (the connection may be coming back) before 503. */
-const LOST_REPLY_LOOK_MS = 1000;
 
 export interface CreateOptions {
   /** The request's Idempotency-Key, for its validated body (see `idempotencyKey`). */
@@ -91,9 +90,8 @@ export class GenerationsService {
           ...(opts.reservation ? { reservation: opts.reservation.handOver() } : {}),
         });
       } catch (err) {
-        // a lost reply (a timeout, a dropped connection) may hide a create that ran: told 503, the
-        // client would submit again and pay for two generations
-        const ran = isRedisDown(err) ? await this.createdAnyway(fresh) : null;
+        // a lost reply may hide a create that ran (record and job are written in one script)
+        const ran = await outcomeOfLostReply(err, () => store.getForTenant(fresh.id, tenant));
         if (!ran) throw err;
         created = { outcome: 'created', record: ran };
       }
@@ -113,24 +111,6 @@ export class GenerationsService {
       if (tries < 3) continue;
       throw new HttpProblem(409, 'Conflict', 'A request with this Idempotency-Key is being retried; try again');
     }
-  }
-
-  /** The record of a create whose reply was lost, if it ran (record and job are written in one script). */
-  private async createdAnyway(fresh: Pick<GenerationRecord, 'id' | 'tenant'>): Promise<GenerationRecord | null> {
-    const deadline = performance.now() + LOST_REPLY_LOOK_MS;
-    const until = (ms: number) => new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), Math.max(0, ms)));
-    for (let pause = 100; performance.now() < deadline; pause *= 2) {
-      await until(Math.min(pause, deadline - performance.now()));
-      const read = this.ctx.store.getForTenant(fresh.id, fresh.tenant).then(
-        (record) => ({ record }),
-        () => undefined,
-      );
-      // read: there or not, that is the answer (a read queued behind the create sees its outcome);
-      // unread (Redis still away): look again while there is time
-      const found = await Promise.race([read, until(deadline - performance.now())]);
-      if (found) return found.record;
-    }
-    return null;
   }
 
   private jobOf(record: Pick<GenerationRecord, 'id' | 'tenant' | 'request' | 'priority'>, requestId: string | undefined) {

@@ -106,8 +106,12 @@ export class BatchStore {
     );
   }
 
-  /** Removes what a batch that could not be accepted wrote (its items were never fed). */
+  /**
+   * Removes what a batch that could not be accepted wrote (its items were never fed). A batch
+   * confirmed after all (its confirm ran, and only the reply was lost) is being fed: it is kept.
+   */
   async abandon(batch: Pick<BatchRecord, 'id' | 'tenant'>, idempotency?: IdempotencyClaim): Promise<void> {
+    if ((await this.redis.hget(this.keys.batch(batch.id), 'confirmed')) === '1') return;
     for (let start = 0; ; start += 1000) {
       const ids = await this.itemIds(batch.id, start, 1000);
       if (ids.length === 0) break;

@@ -398,3 +398,12 @@ it('the orphan sweep ends a record whose job failed unheard, with the job reason
   expect(found).toEqual([{ kind: 'ended', ref: items[0], reason: 'job stalled more than allowable limit' }]);
   await redis.del(jobKey(items[0]!.id), jobKey(items[1]!.id));
 });
+
+it('abandon keeps a batch that was confirmed after all', async () => {
+  const { id, items } = await newBatch(2);
+  // its writer took the confirm for failed (the reply was lost) and cleans up
+  await batches.abandon({ id, tenant: TENANT });
+  // before: the records deleted under the feeder, the tenant's listing entry left behind
+  expect((await batches.get(id))?.total).toBe(2);
+  for (const item of items) expect(await redis.exists(keys.generation(item.id))).toBe(1);
+});
