@@ -70,3 +70,13 @@ it('an upstream body quoted in a failure keeps only the origin of a URL in it', 
   const f = classifyHttpFailure(500, new Headers(), 'could not fetch https://files.example/x.png?X-Amz-Signature=SECRETSIG, try again');
   expect(f.message).toBe('Upstream answered 500: could not fetch https://files.example/…, try again');
 });
+
+it('quotes no body of a refused credential, and redacts credential-like tokens in any quoted body', () => {
+  const key = 'sk-proj-AbCdEf0123456789xyz';
+  const refused = classifyHttpFailure(401, new Headers(), `{"error":"Incorrect API key provided: ${key}"}`);
+  // before: the whole key, in every tenant's view of its generation
+  expect([refused.code, refused.message]).toEqual(['upstream_unauthorized', 'Upstream answered 401']);
+  const echoed = classifyHttpFailure(400, new Headers(), `bad request from Bearer ${key} (key ${key})`);
+  expect(echoed.message).not.toContain('AbCdEf0123456789');
+  expect(echoed.message).toBe('Upstream answered 400: bad request from [redacted] (key [redacted])');
+});

@@ -11,12 +11,19 @@ export function parseRetryAfter(value: string | null, now = Date.now()): number 
 
 const CONTENT_POLICY = /content[_ -]?policy|safety system|moderation|nsfw/i;
 
+/** Tokens that look like credentials (a bearer token, an `sk-…` key), wherever a body quotes them. */
+const CREDENTIALS = /\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}|\b(sk|pk|rk|key)[-_][A-Za-z0-9._-]{8,}/gi;
+
 /**
  * Turns a non-2xx upstream answer into a classified failure. The configured generator's own
- * words (a content-policy reason, say) are worth passing on; other hosts' bodies are not.
+ * words (a content-policy reason, say) are worth passing on, and every tenant reads them in its
+ * generation's error; other hosts' bodies are not. A refusal of our credential (401, 403) is
+ * not quoted at all: upstreams often echo the key they were shown, and that key is the
+ * operator's, not a tenant's.
  */
 export function classifyHttpFailure(status: number, headers: Headers, body: string, what = 'Upstream', quoteBody = true): GenerationFailure {
-  const detail = quoteBody ? withoutUrlSecrets(body.replace(/\s+/g, ' ').trim()).slice(0, 200) : '';
+  const quoted = quoteBody && status !== 401 && status !== 403;
+  const detail = quoted ? withoutUrlSecrets(body.replace(/\s+/g, ' ').trim()).replace(CREDENTIALS, '[redacted]').slice(0, 200) : '';
   const message = `${what} answered ${status}${detail ? `: ${detail}` : ''}`;
   const retryAfterMs = parseRetryAfter(headers.get('retry-after'));
   if (status === 429) return new GenerationFailure(ERROR_CODES.rateLimited, message, true, retryAfterMs);
