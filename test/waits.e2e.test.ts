@@ -51,7 +51,7 @@ describe('waiting requests leave nothing behind', () => {
     expect(warnings.filter((w) => w.name === 'MaxListenersExceededWarning')).toEqual([]);
   });
 
-  it('event streams asked for once shutdown has begun end at once and subscribe to nothing', async () => {
+  it('streams asked for once shutdown has begun end at once and subscribe to nothing', async () => {
     // (runs after the test above: this process is shutting down, and its requests are still answered)
     const post = async (path: string, body: unknown) => (await (await fetch(`${stack.baseUrl}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) })).json()) as { id: string };
     const generation = await post('/v1/generations', { topic: 'too late to watch' });
@@ -63,5 +63,8 @@ describe('waiting requests leave nothing behind', () => {
       expect(await res.text().catch((err: Error) => err.name)).toBe('');
     }
     expect([stack.api.waits.size, stack.api.hub.channels]).toEqual([0, channels]);
+    // a batch's results: cut at once, unfinished (before: held open until the process exited)
+    const results = fetch(`${stack.baseUrl}/v1/batches/${batch.id}/results`, { signal: AbortSignal.timeout(2000) }).then((res) => res.text());
+    expect(await results.then(() => 'whole', (err: Error) => err.name)).toBe('TypeError');
   });
 });

@@ -45,7 +45,8 @@ export async function streamResults(ctx: ApiContext, service: BatchesService, ba
   for await (const page of service.items(batch)) {
     let text = '';
     for (const { index, id, record } of page) text += `${JSON.stringify(resultLine(ctx, index, id, record))}\n`;
-    if (!(await write(res, text, signal))) return;
+    // the client left, or the process shuts down: cut the response (unfinished, so no client takes it for whole)
+    if (!(await write(res, text, signal))) return void res.destroy();
   }
   res.end();
 }
