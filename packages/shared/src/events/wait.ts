@@ -27,17 +27,11 @@ export async function watchGeneration(hub: EventHub, store: GenerationStore, key
   let wake: () => void = () => undefined;
   const unsubscribe = await hub.subscribe(keys.generationChannel(id), (message) => {
     if (message === null) {
-      // reconnected: the end may have been published while we were away (a record not there yet
-      // is one still being created: the wait goes on)
-      void store.get(id).then(
-        (r) => {
-          if (r && isTerminal(r.status)) {
-            terminal = true;
-            wake();
-          }
-        },
-        () => undefined,
-      );
+      // reconnected: the end may have been published while we were away
+      rereadAfterReconnect(store, id, () => {
+        terminal = true;
+        wake();
+      });
       return;
     }
     const event = parseGenerationEvent(message);
@@ -58,6 +52,33 @@ export async function watchGeneration(hub: EventHub, store: GenerationStore, key
     },
     close: unsubscribe,
   };
+}
+
+/** After a reconnect the record is read again this long after it (ms): the channel is subscribed again, and the reading connection back, a moment later. */
+const REREAD_AFTER_MS = [0, 250, 1000, 3000];
+
+/**
+ * After a reconnect of the subscriber, an end may have been published while it was away: the
+ * record is read again, and again a little later (ioredis reports the connection ready before
+ * it has subscribed again, and the connection that reads may still be coming back), and
+ * `onEnded` is called once it is found ended. A record not there (yet) is one still being
+ * created: the wait goes on.
+ */
+export function rereadAfterReconnect(store: GenerationStore, id: string, onEnded: (record: GenerationRecord) => void): void {
+  let done = false;
+  for (const ms of REREAD_AFTER_MS) {
+    setTimeout(() => {
+      if (done) return;
+      void store.get(id).then(
+        (r) => {
+          if (done || !r || !isTerminal(r.status)) return;
+          done = true;
+          onEnded(r);
+        },
+        () => undefined,
+      );
+    }, ms).unref();
+  }
 }
 
 /**

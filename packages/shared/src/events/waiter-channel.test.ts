@@ -5,6 +5,7 @@ import { keysFor } from '../keys';
 import { GenerationStore } from '../records/generation-store';
 import type { GenerationRecord } from '../schemas/generation';
 import { EventHub } from './event-hub';
+import { rereadAfterReconnect } from './wait';
 import { WaiterChannel } from './waiter-channel';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -89,4 +90,17 @@ it('a reconnect before the watched generation is written does not end the wait',
   // before: woken by the empty re-read, it answered at once with the record still queued
   expect((await waiting)?.status).toBe('cancelled');
   await watch.close();
+});
+
+it('after a reconnect, an end that comes a moment later is still found, once', async () => {
+  const mine = record();
+  await store.create(mine);
+  const ended: string[] = [];
+  rereadAfterReconnect(store, mine.id, (r) => ended.push(r.status));
+  // ended after the first re-read (its message went out before the channel was subscribed again)
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  await store.cancel(mine);
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  // before: read once, at the reconnect, and the wait slept to its end
+  expect(ended).toEqual(['cancelled']);
 });

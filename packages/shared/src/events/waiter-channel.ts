@@ -1,7 +1,7 @@
 import type { GenerationStore } from '../records/generation-store';
 import { isTerminal, type GenerationRecord } from '../schemas/generation';
 import type { EventHub } from './event-hub';
-import { parseGenerationEvent, sleepUntilWoken, type TerminalWatch } from './wait';
+import { parseGenerationEvent, rereadAfterReconnect, sleepUntilWoken, type TerminalWatch } from './wait';
 
 type Waiter = (record: GenerationRecord | null) => void;
 
@@ -38,16 +38,8 @@ export class WaiterChannel {
 
   private onMessage(message: string | null): void {
     if (message === null) {
-      // reconnected: an end may have been published while we were away; every waiter re-reads (a
-      // record not there yet is one still being created: its wait goes on)
-      for (const [id, set] of this.waiters) {
-        void this.store.get(id).then(
-          (r) => {
-            if (r && isTerminal(r.status)) for (const w of set) w(r);
-          },
-          () => undefined,
-        );
-      }
+      // reconnected: an end may have been published while we were away; every waiter re-reads
+      for (const [id, set] of this.waiters) rereadAfterReconnect(this.store, id, (r) => set.forEach((w) => w(r)));
       return;
     }
     const event = parseGenerationEvent(message);
