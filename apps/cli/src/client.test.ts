@@ -80,3 +80,23 @@ it('an answer that is not what the API answers is reported as such, naming what 
   answers.set('/html', [{ status: 200, body: '<html>' }]);
   expect(((await client.json('/html', okSchema).catch((e: unknown) => e)) as CliError).message).toMatch(/\(\/html\) answered something that is not what the imagegen API answers \(\(body\): /);
 });
+
+it('refuses an API address with a user or password, and never prints it', () => {
+  const err = (() => {
+    try {
+      new ApiClient({ url: 'http://me:hunter2@127.0.0.1:3000' });
+    } catch (e) {
+      return e as Error;
+    }
+    return undefined;
+  })();
+  expect(err).toBeInstanceOf(CliError);
+  expect(err?.message).not.toContain('hunter2');
+  expect(() => new ApiClient({ url: 'not a url with hunter2' })).toThrow(/^IMAGEGEN_URL \(or --url\) is not a URL/);
+});
+
+it('a failed download names the file without its query (a signed URL carries its signature there)', async () => {
+  answers.set('/signed.png?X-Amz-Signature=SECRETSIG', [{ status: 403 }]);
+  const err = (await download(`${base}/signed.png?X-Amz-Signature=SECRETSIG`, path.join(os.tmpdir(), 'never.png')).catch((e: unknown) => e)) as Error;
+  expect(err.message).toBe(`Cannot download ${base}/signed.png: 403`);
+});

@@ -38,8 +38,10 @@ export class ApiClient {
     try {
       parsed = new URL(opts.url);
     } catch {
-      throw new CliError(`"${opts.url}" is not a URL; set IMAGEGEN_URL or --url (e.g. http://localhost:3000)`);
+      throw new CliError('IMAGEGEN_URL (or --url) is not a URL; set it to the API address (e.g. http://localhost:3000)');
     }
+    // they would be refused by fetch and printed in every message: the key goes in IMAGEGEN_API_KEY
+    if (parsed.username || parsed.password) throw new CliError('IMAGEGEN_URL (or --url) must not carry a user or password; give the API key in IMAGEGEN_API_KEY or --api-key');
     this.base = parsed.toString().replace(/\/$/, '');
   }
 

@@ -23,6 +23,16 @@ export async function exists(file: string): Promise<boolean> {
   );
 }
 
+/** A file URL as a message shows it: without its query (a bucket's signed URL carries its signature there). */
+function shown(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.origin}${u.pathname}`;
+  } catch {
+    return 'the file URL';
+  }
+}
+
 /**
  * Saves a URL to `file` through a temporary name, so a killed run never leaves half a file
  * behind. A failure that may pass (no connection, one cut off mid-body, a 5xx or 429) is a
@@ -33,9 +43,13 @@ export async function download(url: string, file: string): Promise<void> {
   try {
     res = await fetch(url);
   } catch (err) {
-    throw new CliError(`Cannot download ${url}: ${causeOf(err)}`, 1, true);
+    throw new CliError(`Cannot download ${shown(url)}: ${causeOf(err)}`, 1, true);
   }
-  if (!res.ok || !res.body) throw new CliError(`Cannot download ${url}: ${res.status}`, 1, isTransientStatus(res.status, res.headers.get('retry-after')));
+  if (!res.ok || !res.body) {
+    // the connection is given back now, not when the body is collected (a retry follows)
+    await res.body?.cancel().catch(() => undefined);
+    throw new CliError(`Cannot download ${shown(url)}: ${res.status}`, 1, isTransientStatus(res.status, res.headers.get('retry-after')));
+  }
   const tmp = `${file}.part`;
   partials.add(tmp);
   try {
@@ -44,7 +58,7 @@ export async function download(url: string, file: string): Promise<void> {
     await rm(tmp, { force: true });
     // the file side (a missing folder, a full disk, no permission) names its path: no use trying again
     const local = (err as NodeJS.ErrnoException).path !== undefined;
-    throw new CliError(local ? `Cannot write ${file}: ${causeOf(err)}` : `Cannot download ${url}: ${causeOf(err)}`, 1, !local);
+    throw new CliError(local ? `Cannot write ${file}: ${causeOf(err)}` : `Cannot download ${shown(url)}: ${causeOf(err)}`, 1, !local);
   } finally {
     partials.delete(tmp);
   }
