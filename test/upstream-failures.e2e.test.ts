@@ -159,4 +159,25 @@ describe('upstream failures: classification, retries, backoff and safe downloads
     }
     expect(seen).toMatchObject({ status: 'queued', error: { code: 'upstream_rate_limited', retryable: true } });
   });
+
+  it('a retry handed out early (a worker whose clock runs ahead) still waits out Retry-After, by Redis time', async () => {
+    const callsBefore = upstream.calls.length;
+    upstream.enqueue({ kind: 'status', status: 429, retryAfter: '2' }, { kind: 'ok' });
+    const created = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'promoted early' });
+    const queue = stack.api.queues.generate;
+    // the retry waits in BullMQ's delayed set: a worker whose clock is two seconds ahead takes it as due now
+    for (let i = 0; i < 100 && (await queue.getJobState(created.body.id)) !== 'delayed'; i++) await new Promise((r) => setTimeout(r, 20));
+    await (await queue.getJob(created.body.id))!.promote();
+    let final: any;
+    for (let i = 0; i < 200 && final?.status !== 'completed'; i++) {
+      final = (await getJson(`${stack.baseUrl}/v1/generations/${created.body.id}`)).body;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(final).toMatchObject({ status: 'completed', attempts: 2 });
+    // (the test before may still have a retry of its own under way)
+    const calls = upstream.calls.slice(callsBefore).filter((c) => (c.body as { topic?: string })?.topic === 'promoted early');
+    expect(calls).toHaveLength(2);
+    // before: the second call right after the promotion, well inside the 2 s asked for
+    expect(calls[1]!.at - calls[0]!.at).toBeGreaterThanOrEqual(1900);
+  });
 });

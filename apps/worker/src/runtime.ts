@@ -1,4 +1,4 @@
-import { createMetrics, createLogger, createRedis, createStorage, EventHub, GenerationStore, keysFor, QUEUES, RecordRetention, retentionSeconds, type GeneratorProvider, type Metrics, type Logger, type Storage } from '@imagegen/shared';
+import { createMetrics, createLogger, createRedis, createStorage, EventHub, GenerationStore, keysFor, QUEUES, RecordRetention, retentionSeconds, RetryDue, type GeneratorProvider, type Metrics, type Logger, type Storage } from '@imagegen/shared';
 import { Queue, type Worker } from 'bullmq';
 import type { WorkerConfig } from './config';
 import { randomUUID } from 'node:crypto';
@@ -84,6 +84,7 @@ export async function startWorkerRuntime(
     maxStalledCount: config.WORKER_MAX_STALLED_COUNT,
     metrics,
     backoff: { baseMs: config.GENERATOR_BACKOFF_MS, maxMs: config.GENERATOR_BACKOFF_MAX_MS, jitter: config.GENERATOR_RETRY_JITTER },
+    retryDue: new RetryDue(storeRedis, keys),
     ...(config.GENERATOR_RATE_LIMIT_MAX > 0 ? { rateLimit: { max: config.GENERATOR_RATE_LIMIT_MAX, duration: config.GENERATOR_RATE_LIMIT_WINDOW_MS } } : {}),
   });
   const maintenanceQueue = new Queue(QUEUES.maintenance, { connection: storeRedis, prefix: config.QUEUE_PREFIX });

@@ -10,6 +10,7 @@ export * from './generator';
 export * from './records/codec';
 export * from './records/generation-store';
 export * from './records/record-retention';
+export * from './records/retry-due';
 export * from './storage/storage';
 export * from './storage/fs-storage';
 export * from './storage/s3-storage';

@@ -1,6 +1,6 @@
 import { DelayedError, MetricsTime, UnrecoverableError, Worker, type Job, type MinimalJob, type Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { ERROR_CODES, GenerationFailure, JOBS, QUEUES, type GenerationStore, type Logger, type Metrics } from '@imagegen/shared';
+import { ERROR_CODES, GenerationFailure, JOBS, QUEUES, type GenerationStore, type Logger, type Metrics, type RetryDue } from '@imagegen/shared';
 import { LostFetches } from '../recovery/lost-fetches';
 import { retryDelay, type BackoffPolicy } from './backoff';
 import { StorageUnavailable, UpstreamBusy, type GenerationPipeline, type RunOutcome } from './generation.pipeline';
@@ -13,9 +13,14 @@ export interface GenerateWorkerOptions {
   stalledIntervalMs: number;
   maxStalledCount: number;
   backoff: BackoffPolicy;
+  /** Where each retry's due time is kept by Redis's clock (see RetryDue). */
+  retryDue: RetryDue;
   metrics?: Metrics;
   rateLimit?: { max: number; duration: number };
 }
+
+/** A retry handed out less than this early runs: clocks a little apart are no reason to wait again. */
+const EARLY_SLACK_MS = 50;
 
 /** The job's backoff: the base delay comes from the job (set by the API that enqueued it), so both processes agree. */
 function backoffOf(job: MinimalJob | undefined, policy: BackoffPolicy): BackoffPolicy {
@@ -28,11 +33,22 @@ function toFailure(err: unknown): GenerationFailure {
   return new GenerationFailure(ERROR_CODES.internal, (err as Error)?.message ?? String(err), true);
 }
 
+/** The delay each failure that is retried was given: BullMQ asks the backoff strategy for it after the handler recorded it. */
+const plannedDelays = new WeakMap<object, number>();
+
 /** The `generate` job: parse the payload, run the pipeline, record the outcome of a failed attempt. */
 export function createGenerateWorker(pipeline: GenerationPipeline, store: GenerationStore, queue: Queue, logger: Logger, opts: GenerateWorkerOptions): Worker {
   const handler = async (job: Job, token?: string, signal?: AbortSignal): Promise<RunOutcome> => {
     const parsed = JOBS.generate.schema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`invalid generate payload: ${parsed.error.message}`);
+    if (job.attemptsMade > 0) {
+      // a retry handed out early (by a worker whose clock runs ahead) waits for what is left
+      const left = await opts.retryDue.dueIn(parsed.data.generationId);
+      if (left > EARLY_SLACK_MS) {
+        await job.moveToDelayed(Date.now() + left, token);
+        throw new DelayedError();
+      }
+    }
     const ref = { id: parsed.data.generationId, tenant: parsed.data.tenant, batchId: parsed.data.batchId };
     const generationId = ref.id;
     const attempt = job.attemptsMade + 1;
@@ -102,6 +118,10 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
         throw new UnrecoverableError(`${failure.code}: ${failure.message}`);
       }
       if ((await store.retrying(ref, info, report)) !== 'ok') await job.log(`${new Date().toISOString()} ${report.line}`);
+      // the delay is chosen here, once, and kept by Redis's clock as well as BullMQ's
+      const delay = retryDelay(attempt, failure, backoffOf(job, opts.backoff));
+      plannedDelays.set(failure, delay);
+      await opts.retryDue.set(generationId, delay).catch(() => undefined);
       // the upstream limits all of us, not this job: hold every worker back for as long as it asked
       if (failure.code === ERROR_CODES.rateLimited && failure.retryAfterMs && opts.rateLimit) await queue.rateLimit(failure.retryAfterMs);
       throw failure;
@@ -120,7 +140,7 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
     metrics: { maxDataPoints: MetricsTime.ONE_WEEK },
     ...(opts.rateLimit ? { limiter: opts.rateLimit } : {}),
     settings: {
-      backoffStrategy: (attemptsMade: number, _type?: string, err?: Error, job?: MinimalJob) => retryDelay(attemptsMade, err, backoffOf(job, opts.backoff)),
+      backoffStrategy: (attemptsMade: number, _type?: string, err?: Error, job?: MinimalJob) => (err && plannedDelays.get(err)) ?? retryDelay(attemptsMade, err, backoffOf(job, opts.backoff)),
     },
   });
 
