@@ -69,6 +69,27 @@ describe('batches', () => {
     await receiver?.close();
   });
 
+  it('an item of a batch still being written cannot be cancelled until the batch is confirmed, so the batch always completes', async () => {
+    const batches = stack.api.batches;
+    const id = newId('batch');
+    const base = { id, tenant: 'default', status: 'in_progress' as const, total: 1, queued: 0, active: 0, completed: 0, failed: 0, cancelled: 0, released: 0, metadata: null };
+    expect((await batches.begin(base, 600)).outcome).toBe('created');
+    const item = { id: newId('gen'), fileToken: newFileToken(), request: { topic: 'written, not yet confirmed', style: 'PHOTOGRAPHIC' as const, size: 'LANDSCAPE' as const }, metadata: null, index: 0 };
+    expect(await batches.addItems({ id, tenant: 'default' }, [item], 600)).toBe(true);
+    // listed already, so a client can try
+    const early = await fetch(`${stack.baseUrl}/v1/generations/${item.id}`, { method: 'DELETE' });
+    // before: 200, and with its only item ended before the confirm, the batch stayed in_progress for good
+    expect([early.status, early.headers.get('retry-after')]).toEqual([409, '1']);
+    expect(await batches.confirm({ id, tenant: 'default' })).toBe(true);
+    const later = await fetch(`${stack.baseUrl}/v1/generations/${item.id}`, { method: 'DELETE' });
+    expect(later.status).toBe(200);
+    const done = await eventually(async () => {
+      const b = (await getJson(`${stack.baseUrl}/v1/batches/${id}`)).body;
+      return b.status === 'completed' ? b : undefined;
+    });
+    expect(done.counts).toMatchObject({ cancelled: 1 });
+  });
+
   const formats: [string, string, (topics: string[]) => string][] = [
     ['application/json', 'JSON', (t) => JSON.stringify({ items: t.map((topic) => ({ topic, metadata: { t: topic } })), defaults: { size: 'SQUARE' } })],
     ['application/x-ndjson', 'NDJSON', (t) => t.map((topic) => JSON.stringify({ topic, size: 'SQUARE' })).join('\n') + '\n'],

@@ -190,6 +190,11 @@ export class GenerationsService {
    */
   async cancel(tenant: string, id: string): Promise<GenerationRecord> {
     const record = await this.get(tenant, id);
+    // an item of a batch still being written waits for it: with every item ended before the
+    // batch is confirmed, nothing would be left to complete it
+    if (record.batchId && !isTerminal(record.status) && (await this.ctx.batches.isBeingWritten(record.batchId))) {
+      throw new HttpProblem(409, 'Conflict', `Generation ${id} belongs to batch ${record.batchId}, which is still being accepted; try again shortly`, undefined, { 'Retry-After': '1' });
+    }
     const outcome = await this.ctx.store.cancel(record);
     if (outcome === 'terminal') {
       const now = (await this.ctx.store.get(id))?.status ?? record.status;

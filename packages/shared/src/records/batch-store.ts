@@ -132,6 +132,12 @@ export class BatchStore {
     return (await this.redis.imagegenBatchFreeClaim(this.keys.batch(id), claim.key, claim.value)) === 1;
   }
 
+  /** Whether batch `id` is being written: begun, not yet confirmed (nor given up). */
+  async isBeingWritten(id: string): Promise<boolean> {
+    const [exists, confirmed] = await this.redis.hmget(this.keys.batch(id), 'id', 'confirmed');
+    return exists !== null && confirmed !== '1';
+  }
+
   async get(id: string): Promise<BatchRecord | null> {
     const hash = await this.redis.hgetall(this.keys.batch(id));
     return hash.confirmed === '1' ? batchCodec.decode(hash) : null;
