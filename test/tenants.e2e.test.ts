@@ -68,6 +68,31 @@ describe('API keys managed at run time', () => {
     expect((await postJson(`${second.baseUrl}/v1/generations`, { topic: 'revoked' }, { Authorization: `Bearer ${key}` })).status).toBe(401);
   });
 
+  it('streams opened with a key end within a second of its revocation, on every API process', async () => {
+    const created = await adminCall(stack, 'POST', '/admin/tenants/initech/keys');
+    const auth = { Authorization: `Bearer ${created.body.key}` };
+    // no worker: the generation and the batch stay unfinished, so their streams would run on
+    const generation = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'watched' }, auth);
+    const batch = await postJson(`${stack.baseUrl}/v1/batches`, { items: [{ topic: 'watched too' }] }, auth);
+    const open = async (path: string) => {
+      const res = await fetch(`${second.baseUrl}${path}`, { headers: auth, signal: AbortSignal.timeout(10_000) });
+      expect(res.status).toBe(200);
+      const reader = res.body!.getReader();
+      await reader.read();
+      return async () => {
+        for (;;) if ((await reader.read()).done) return Date.now();
+      };
+    };
+    const ends = [await open(`/v1/generations/${generation.body.id}/events`), await open(`/v1/batches/${batch.body.id}/events`)];
+    await sleep(200);
+    const revokedAt = Date.now();
+    expect((await adminCall(stack, 'DELETE', `/admin/tenants/initech/keys/${created.body.id}`)).status).toBe(204);
+    // before: both went on (heartbeats every 15 s) until the generation and the batch ended, hours later for a batch
+    const endedAt = await Promise.all(ends.map((end) => end()));
+    for (const at of endedAt) expect(at - revokedAt).toBeLessThan(1000);
+    expect((await getJson(`${second.baseUrl}/v1/generations/${generation.body.id}/events`, auth)).status).toBe(401);
+  });
+
   it('refuses tenant names that would break key names', async () => {
     for (const bad of ['a:b', 'a*', '.x', 'a[b]', 'x%00y', 'x\u0000y', 'a b', '-x', 'x'.repeat(65)]) {
       const res = await adminCall(stack, 'POST', `/admin/tenants/${encodeURIComponent(bad)}/keys`);

@@ -77,6 +77,8 @@ export function keysFor(prefix: string) {
     apiKey: (keyPrefix: string) => `${prefix}:apikeys:key:${keyPrefix}`,
     /** A tenant's managed key prefixes scored by creation time; each entry removed with its key. */
     tenantApiKeys: (tenant: string) => `${prefix}:apikeys:tenant:${tenant}`,
+    /** Pub/sub channel: the prefix of each managed key revoked (streams opened with it end). */
+    apiKeyRevocations: () => `${prefix}:events:apikey-revoked`,
     /** Every managed key prefix: empty (with no API_KEYS either) means open dev mode. */
     apiKeyIndex: () => `${prefix}:apikeys:all`,
     /** Pub/sub channel of one API process: the ends of the generations its requests wait on (see WaiterChannel). */

@@ -5,6 +5,7 @@ import type { Response } from 'express';
 import { isTerminal, presentBatch, presentGeneration, readBatchMessage, type BatchRecord, type BatchResultLine, type GenerationRecord } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { END_EVENT_ID, openEventStream, toldTheEnd } from '../http/event-stream';
+import { onKeyRevoked } from '../http/revocation';
 import type { BatchesService } from './batch.service';
 
 const HEARTBEAT_MS = 15_000;
@@ -42,13 +43,18 @@ async function write(res: NodeJS.WritableStream & { destroyed?: boolean }, chunk
 export async function streamResults(ctx: ApiContext, service: BatchesService, batch: BatchRecord, res: Response): Promise<void> {
   const signal = ctx.waits.forResponse(res);
   res.status(200).set({ 'Content-Type': 'application/x-ndjson', 'Cache-Control': 'no-store' });
-  for await (const page of service.items(batch)) {
-    let text = '';
-    for (const { index, id, record } of page) text += `${JSON.stringify(resultLine(ctx, index, id, record))}\n`;
-    // the client left, or the process shuts down: cut the response (unfinished, so no client takes it for whole)
-    if (!(await write(res, text, signal))) return void res.destroy();
+  const stopWatching = await onKeyRevoked(ctx, res, () => res.destroy());
+  try {
+    for await (const page of service.items(batch)) {
+      let text = '';
+      for (const { index, id, record } of page) text += `${JSON.stringify(resultLine(ctx, index, id, record))}\n`;
+      // the client left, the key was revoked, or the process shuts down: cut the response (unfinished, so no client takes it for whole)
+      if (!(await write(res, text, signal))) return void res.destroy();
+    }
+    res.end();
+  } finally {
+    await stopWatching();
   }
-  res.end();
 }
 
 /** `archive`: a zip of every completed original (named by index) and `results.jsonl`, streamed entry by entry. */
@@ -62,6 +68,8 @@ export async function streamArchive(ctx: ApiContext, service: BatchesService, ba
   archive.pipe(res);
   const abort = () => archive.abort();
   signal.addEventListener('abort', abort, { once: true });
+  // a revoked key closes the response, and so aborts the archive
+  const stopWatching = await onKeyRevoked(ctx, res, () => res.destroy());
   const width = String(Math.max(0, batch.total - 1)).length;
   const add = async (source: Readable, name: string) => {
     // an aborted archive stops reading its entry but does not close it: that is ours to do
@@ -103,6 +111,7 @@ export async function streamArchive(ctx: ApiContext, service: BatchesService, ba
     res.destroy();
   } finally {
     signal.removeEventListener('abort', abort);
+    await stopWatching();
   }
 }
 
@@ -207,6 +216,7 @@ export async function streamBatchEvents(ctx: ApiContext, initial: BatchRecord, r
       countsSoon();
     })
     .catch(() => null);
+  const stopWatching = await onKeyRevoked(ctx, res, () => finish());
   const heartbeat = setInterval(() => {
     res.write(': keep-alive\n\n');
     readItems();
@@ -229,6 +239,7 @@ export async function streamBatchEvents(ctx: ApiContext, initial: BatchRecord, r
     clearInterval(heartbeat);
     clearTimeout(countsTimer);
     await unsubscribe?.();
+    await stopWatching();
     res.end();
   }
 }

@@ -2,13 +2,15 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Request, RequestHandler } from 'express';
 import { HttpProblem, unavailable } from './problem';
 import type { ApiKey } from '../config';
-import { isManagedKeyShape, type ApiKeyStore } from '../services/api-keys';
+import { isManagedKeyShape, managedKeyPrefix, type ApiKeyStore } from '../services/api-keys';
 
 export const DEFAULT_TENANT = 'default';
 
 declare module 'express-serve-static-core' {
   interface Request {
     tenant?: string;
+    /** The prefix of the managed key the request came with (revocable while a stream is open). */
+    managedKey?: string;
   }
 }
 
@@ -50,6 +52,7 @@ export function tenantAuth(keys: ApiKey[], managed: ApiKeyStore): RequestHandler
       const tenant = match?.tenant ?? (await managed.tenantOf(key));
       if (tenant) {
         req.tenant = tenant;
+        if (!match) req.managedKey = managedKeyPrefix(key);
         return;
       }
       // in open dev mode any other header is ignored, but a managed key that is no longer valid

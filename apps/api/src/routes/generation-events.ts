@@ -2,6 +2,7 @@ import type { Response } from 'express';
 import { isTerminal, presentGeneration, readGenerationMessage, type GenerationRecord } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { END_EVENT_ID, openEventStream, toldTheEnd } from '../http/event-stream';
+import { onKeyRevoked } from '../http/revocation';
 
 const HEARTBEAT_MS = 15_000;
 
@@ -54,6 +55,8 @@ export async function streamGenerationEvents(ctx: ApiContext, initial: Generatio
   const unsubscribe = await ctx.hub
     .subscribe(ctx.keys.generationChannel(initial.id), (message) => refresh((message === null ? null : readGenerationMessage(message)?.type) ?? 'generation.snapshot'))
     .catch(() => null);
+  // the key it was opened with revoked: the stream ends (a client that reconnects is refused)
+  const stopWatching = await onKeyRevoked(ctx, res, () => finish());
   const heartbeat = setInterval(() => {
     res.write(': keep-alive\n\n');
     refresh('generation.snapshot');
@@ -71,6 +74,7 @@ export async function streamGenerationEvents(ctx: ApiContext, initial: Generatio
     done = true;
     clearInterval(heartbeat);
     await unsubscribe?.();
+    await stopWatching();
     res.end();
   }
 }

@@ -7,6 +7,8 @@ import { composeLua, NOW_MS, type apiKeySchema, type Keys } from '@imagegen/shar
 const KEY_PATTERN = /^ig_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$/;
 /** Whether `s` is shaped like a managed key (valid or not). */
 export const isManagedKeyShape = (s: string): boolean => KEY_PATTERN.test(s);
+/** The prefix (public name) of a managed key, or undefined for any other string. */
+export const managedKeyPrefix = (s: string): string | undefined => KEY_PATTERN.exec(s)?.[1];
 const ID_PATTERN = /^key_([0-9a-f]{16})$/;
 
 /** Most managed keys one tenant may hold at once: keeps each tenant's list bounded. */
@@ -35,18 +37,22 @@ return now
 `,
 );
 
-/** Removes a key if it belongs to the tenant. KEYS as above; ARGV[1] prefix, ARGV[2] tenant. Returns 1 when revoked. */
+/**
+ * Removes a key if it belongs to the tenant, and tells every API process (streams opened with it
+ * end). KEYS as above; ARGV[1] prefix, ARGV[2] tenant, ARGV[3] the revocations channel. Returns 1 when revoked.
+ */
 const REVOKE_KEY_LUA = `
 if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[2] then return 0 end
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('PUBLISH', ARGV[3], ARGV[1])
 return 1
 `;
 
 type KeysRedis = Redis & {
   imagegenCreateApiKey(k1: string, k2: string, k3: string, prefix: string, tenant: string, id: string, hash: string, cap: number): Promise<number>;
-  imagegenRevokeApiKey(k1: string, k2: string, k3: string, prefix: string, tenant: string): Promise<number>;
+  imagegenRevokeApiKey(k1: string, k2: string, k3: string, prefix: string, tenant: string, channel: string): Promise<number>;
 };
 
 /**
@@ -96,7 +102,7 @@ export class ApiKeyStore {
   async revoke(tenant: string, id: string): Promise<boolean> {
     const m = ID_PATTERN.exec(id);
     if (!m) return false;
-    return (await this.redis.imagegenRevokeApiKey(...this.slots(m[1]!, tenant), m[1]!, tenant)) === 1;
+    return (await this.redis.imagegenRevokeApiKey(...this.slots(m[1]!, tenant), m[1]!, tenant, this.keys.apiKeyRevocations())) === 1;
   }
 
   /** The tenant a presented key belongs to, or null. */
@@ -106,6 +112,11 @@ export class ApiKeyStore {
     const [tenant, hash] = await this.redis.hmget(this.keys.apiKey(m[1]!), 'tenant', 'hash');
     if (!tenant || !hash || hash.length !== 64) return null;
     return timingSafeEqual(Buffer.from(hash, 'hex'), digest(key)) ? tenant : null;
+  }
+
+  /** Whether the managed key named by `prefix` still exists. */
+  async exists(prefix: string): Promise<boolean> {
+    return (await this.redis.exists(this.keys.apiKey(prefix))) === 1;
   }
 
   /** Whether any managed key exists (with none, and no API_KEYS, the API is in open dev mode). */
