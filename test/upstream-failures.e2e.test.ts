@@ -166,7 +166,7 @@ describe('upstream failures: classification, retries, backoff and safe downloads
     const created = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'promoted early' });
     const queue = stack.api.queues.generate;
     // the retry waits in BullMQ's delayed set: a worker whose clock is two seconds ahead takes it as due now
-    for (let i = 0; i < 100 && (await queue.getJobState(created.body.id)) !== 'delayed'; i++) await new Promise((r) => setTimeout(r, 20));
+    for (let i = 0; i < 500 && (await queue.getJobState(created.body.id)) !== 'delayed'; i++) await new Promise((r) => setTimeout(r, 20));
     await (await queue.getJob(created.body.id))!.promote();
     let final: any;
     for (let i = 0; i < 200 && final?.status !== 'completed'; i++) {

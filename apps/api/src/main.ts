@@ -1,4 +1,4 @@
-import { ConfigError, createLogger } from '@imagegen/shared';
+import { ConfigError, createLogger, weakWebhookSecretWarning } from '@imagegen/shared';
 import { adminPasswordInBackground } from './admin-password';
 import { createApp } from './app';
 import { answerClientErrors } from './http/client-error';
@@ -9,6 +9,8 @@ async function main(): Promise<void> {
   const config = loadApiConfig();
   const logger = createLogger('api', config.LOG_LEVEL, { format: config.LOG_FORMAT });
   const adminPassword = adminPasswordInBackground(config, logger);
+  const weak = weakWebhookSecretWarning(config.WEBHOOK_SECRET);
+  if (weak) logger.warn(weak);
   if (config.apiKeys.length === 0) logger.warn('API_KEYS is empty: open single-tenant dev mode, no API key needed, until a key is made under /admin/tenants/:tenant/keys');
   const ctx = createApiContext(config, adminPassword, logger);
   const server = createApp(ctx).listen(config.PORT, config.HOST, () => {

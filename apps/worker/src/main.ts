@@ -1,10 +1,12 @@
-import { ConfigError, createLogger } from '@imagegen/shared';
+import { ConfigError, createLogger, weakWebhookSecretWarning } from '@imagegen/shared';
 import { loadWorkerConfig } from './config';
 import { startWorkerRuntime } from './runtime';
 
 async function main(): Promise<void> {
   const config = loadWorkerConfig();
   const logger = createLogger('worker', config.LOG_LEVEL, { format: config.LOG_FORMAT });
+  const weak = weakWebhookSecretWarning(config.WEBHOOK_SECRET);
+  if (weak) logger.warn(weak);
   const runtime = await startWorkerRuntime(config, logger);
   for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     process.once(signal, () => {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { commonEnvShape, ConfigError, envIntList, envNumber, generatorEnvShape, parseEnv, publicPathPrefix, refineStorageEnv, resolveFilesBaseUrl, resolvePublicBaseUrl, storageEnvShape, webhookEnvShape } from './config';
+import { commonEnvShape, ConfigError, envIntList, envNumber, generatorEnvShape, parseEnv, publicPathPrefix, refineStorageEnv, resolveFilesBaseUrl, resolvePublicBaseUrl, storageEnvShape, weakWebhookSecretWarning, webhookEnvShape } from './config';
 
 const schema = z.object({ ...commonEnvShape, ...generatorEnvShape, SIZES: envIntList([1024, 512, 256]) });
 
@@ -30,6 +30,10 @@ it('takes every pino level, numbers in any plain decimal form, and a master secr
   for (const SCALE of ['-1', 'abc', '1e', '0x10']) expect(() => parseEnv(numbers, { SCALE })).toThrow(ConfigError);
   const secrets = z.object(webhookEnvShape);
   expect(parseEnv(secrets, { WEBHOOK_SECRET: 'test-secret' }).WEBHOOK_SECRET).toBe('test-secret');
+  // taken, with a warning that names the risk and never the value
+  expect(weakWebhookSecretWarning('test-secret')).toMatch(/^WEBHOOK_SECRET is shorter than 16 characters/);
+  expect(weakWebhookSecretWarning('test-secret')).not.toContain('test-secret');
+  expect([weakWebhookSecretWarning('a-master-secret-of-32-characters'), weakWebhookSecretWarning(undefined)]).toEqual([undefined, undefined]);
 });
 
 it('names every bad variable at once', () => {

@@ -160,6 +160,19 @@ export const webhookEnvShape = {
   WEBHOOK_ALLOW_PRIVATE: envBool(false),
 };
 
+/** Shorter master secrets are taken, with a warning at start. */
+const MIN_MASTER_SECRET_CHARS = 16;
+
+/**
+ * The warning a short WEBHOOK_SECRET earns: a tenant knows its own signing secret, which is
+ * derived from the master, and could try every short master offline, then sign as the service
+ * to other tenants' receivers. Undefined when there is nothing to warn of.
+ */
+export function weakWebhookSecretWarning(secret: string | undefined): string | undefined {
+  if (secret === undefined || secret.length >= MIN_MASTER_SECRET_CHARS) return undefined;
+  return `WEBHOOK_SECRET is shorter than ${MIN_MASTER_SECRET_CHARS} characters: tenants' signing secrets could be guessed from their own; use 32 or more random characters (or leave it unset to have one made)`;
+}
+
 /** Where originals and thumbnails live; the API and every worker need the same values. */
 export const storageEnvShape = {
   STORAGE: envEnum(['fs', 's3'], 'fs'),

@@ -39,7 +39,10 @@ export class WaiterChannel {
   private onMessage(message: string | null): void {
     if (message === null) {
       // reconnected: an end may have been published while we were away; every waiter re-reads
-      for (const [id, set] of this.waiters) rereadAfterReconnect(this.store, id, (r) => set.forEach((w) => w(r)));
+      for (const id of this.waiters.keys()) {
+        // whoever waits on it when the record is read (waiters leave meanwhile; reads stop once none is left)
+        rereadAfterReconnect(this.store, id, (r) => this.waiters.get(id)?.forEach((w) => w(r)), () => this.waiters.has(id));
+      }
       return;
     }
     const event = parseGenerationEvent(message);

@@ -46,6 +46,8 @@ export class PublishedFilesBase {
 
   /** Reads it now; resolves once read (or once the read failed: the last value stays). */
   async read(): Promise<string> {
+    // not queued up while the connection is away: a tick after it is back reads
+    if (['reconnecting', 'close', 'end'].includes(this.redis.status)) return this.value;
     const published = await this.redis.get(this.keys.apiFilesBase()).catch(() => null);
     if (published) this.value = published;
     return this.value;

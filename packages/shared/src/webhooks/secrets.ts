@@ -103,7 +103,8 @@ export class WebhookSecrets {
    */
   keepMaster(): () => void {
     if (this.configured) return () => undefined;
-    const timer = setInterval(() => void this.master().catch(() => undefined), this.masterCheckMs).unref();
+    // twice per check time: a tick just short of it finds the last check too recent and skips
+    const timer = setInterval(() => void this.master().catch(() => undefined), Math.max(1, this.masterCheckMs / 2)).unref();
     return () => clearInterval(timer);
   }
 
