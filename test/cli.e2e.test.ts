@@ -63,6 +63,26 @@ describe('imagegen CLI', () => {
     expect(files).toEqual(results.map((l) => `${String(l.index).padStart(2, '0')}-${l.id}.png`));
   });
 
+  it('writes results.jsonl even when an image is gone from storage, and says which could not be saved', async () => {
+    const txt = path.join(dir, 'gone.txt');
+    await writeFile(txt, 'kept one\nkept two\nkept three\n');
+    const out = path.join(dir, 'out-gone');
+    const first = run(['batch', txt, '--out', out], env);
+    expect(await first.code).toBe(0);
+    const id = /batch (batch_[a-z0-9]+)/.exec(first.stderr())?.[1];
+    const lines = (await readFile(path.join(out, 'results.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    // one original removed from storage for good (a lifecycle rule, a hand), and the local copies lost
+    const record = await stack.api.store.get(lines[1].id);
+    await rm(path.join(stack.dataDir, 'files', record!.result!.image.key));
+    for (const name of await readdir(out)) if (name !== '.imagegen-batch.json') await rm(path.join(out, name));
+    const again = run(['batch', txt, '--out', out, '--resume', id!], env);
+    expect(await again.code).toBe(1);
+    expect(again.stderr()).toMatch(/1 image of completed items could not be saved \(first: Cannot download .*: 404\); results\.jsonl is written/);
+    // before: no results.jsonl, on this run and every resume after it
+    expect((await readFile(path.join(out, 'results.jsonl'), 'utf8')).trim().split('\n')).toHaveLength(3);
+    expect((await readdir(out)).filter((f) => f.endsWith('.png'))).toHaveLength(2);
+  });
+
   it('exits non-zero when an item failed, and names a bad file by line', async () => {
     const txt = path.join(dir, 'some-fail.txt');
     await writeFile(txt, 'fine one\nfail two\nfine three\n');
@@ -146,6 +166,17 @@ describe('imagegen CLI', () => {
     // continuing it is what the folder is for
     const resumed = run(['batch', txt, '--out', out, '--resume', id!], env);
     expect(await resumed.code).toBe(0);
+    // resuming another batch into it is not: its images would mix with these, its results.jsonl replace theirs
+    const other = run(['batch', txt, '--out', path.join(dir, 'out-other')], env);
+    expect(await other.code).toBe(0);
+    const otherId = /batch (batch_[a-z0-9]+)/.exec(other.stderr())?.[1];
+    const results = await readFile(path.join(out, 'results.jsonl'), 'utf8');
+    const mixed = run(['batch', txt, '--out', out, '--resume', otherId!], env);
+    // before: exit 0, the folder's state and results.jsonl now the other batch's
+    expect(await mixed.code).toBe(1);
+    expect(mixed.stderr()).toMatch(new RegExp(`^imagegen: .*holds batch ${id}, not ${otherId}`));
+    expect(await readFile(path.join(out, 'results.jsonl'), 'utf8')).toBe(results);
+    expect(JSON.parse(await readFile(path.join(out, '.imagegen-batch.json'), 'utf8'))).toMatchObject({ batchId: id });
   });
 
   /** Writes `count` slow prompts to `name`, and starts `batch` on them into `out`; once `until` holds, kills it. Answers the file and the batch id. */

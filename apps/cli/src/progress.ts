@@ -17,7 +17,8 @@ export class BatchProgress {
 
   constructor(stream: Writable = process.stderr, options: Partial<Options> = {}) {
     this.bar = new SingleBar(
-      { format: '{bar} {percentage}% | {value}/{total} | ok {completed} failed {failed} cancelled {cancelled} | {rate}/s | ETA {left}', hideCursor: true, stream, ...options },
+      // not a terminal (a log file, CI): a plain line every 10 s instead of a bar drawn in place
+      { format: '{bar} {percentage}% | {value}/{total} | ok {completed} failed {failed} cancelled {cancelled} | {rate}/s | ETA {left}', hideCursor: true, stream, noTTYOutput: true, notTTYSchedule: 10_000, ...options },
       Presets.shades_classic,
     );
   }

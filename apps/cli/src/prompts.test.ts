@@ -40,3 +40,10 @@ describe('parsePrompts with many bad lines', () => {
     expect(lines[101]).toBe('  and 30 more');
   });
 });
+
+describe('parsePrompts with short CSV rows', () => {
+  it('reads a short row as the API does: its last columns empty, so their defaults', () => {
+    // before: "columns length is 3, got 1" for a file the API itself accepts
+    expect(parsePrompts('p.csv', 'topic,style,size\na cat\na dog,VECTOR_IMAGE\n')).toEqual([{ topic: 'a cat' }, { topic: 'a dog', style: 'VECTOR_IMAGE' }]);
+  });
+});

@@ -25,6 +25,8 @@ export function parsePrompts(file: string, text: string): PromptItem[] {
     try {
       rows = parse(text, {
         columns: true,
+        // as the API reads CSV: a short row leaves its last columns empty (their defaults); a long one is an error
+        relax_column_count_less: true,
         skip_empty_lines: true,
         bom: true,
         info: true,

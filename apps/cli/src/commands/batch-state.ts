@@ -28,6 +28,21 @@ export async function refuseFolderOfAnotherBatch(dir: string, file: string, out:
   if (names.some(ownFile)) throw new CliError(`${out} already holds the results of an earlier batch; continue that one with --resume <its id>, or choose another --out folder; nothing was submitted`);
 }
 
+/**
+ * Refuses to resume batch `batchId` into a folder that holds another batch's results: its images
+ * would be mixed with them and its results.jsonl written over theirs.
+ */
+export async function refuseFolderOfOtherBatch(dir: string, batchId: string, out: string): Promise<void> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const held = names.includes(STATE_FILE)
+    ? await readFile(path.join(dir, STATE_FILE), 'utf8').then(
+        (text) => (JSON.parse(text) as { batchId?: unknown }).batchId,
+        () => undefined,
+      )
+    : undefined;
+  if (typeof held === 'string' && held !== batchId) throw new CliError(`${out} holds batch ${held}, not ${batchId}; resume ${batchId} into its own --out folder`);
+}
+
 /** Notes which batch the folder holds, at once (synchronously: a Ctrl-C cannot come between). */
 export function recordBatch(dir: string, batchId: string, file: string): void {
   writeFileSync(path.join(dir, STATE_FILE), `${JSON.stringify({ batchId, file: path.resolve(file), at: new Date().toISOString() })}\n`);

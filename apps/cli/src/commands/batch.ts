@@ -9,7 +9,7 @@ import { BatchProgress } from '../progress';
 import { readPrompts } from '../prompts';
 import { resumeCommand } from '../resume';
 import { retrying } from '../retry';
-import { recordBatch, refuseFolderOfAnotherBatch } from './batch-state';
+import { recordBatch, refuseFolderOfAnotherBatch, refuseFolderOfOtherBatch } from './batch-state';
 import { submitBatch } from './batch-submit';
 
 const DOWNLOADS_AT_ONCE = 8;
@@ -20,7 +20,9 @@ class Downloader {
   private readonly seen = new Set<string>();
   private running = 0;
   private idle: (() => void)[] = [];
+  /** The first download that failed for good, and how many did. */
   failure?: Error;
+  failures = 0;
 
   constructor(
     private readonly client: ApiClient,
@@ -40,7 +42,10 @@ class Downloader {
       const item = this.pending.shift()!;
       this.running++;
       void this.fetchOne(item)
-        .catch((err: Error) => (this.failure ??= err))
+        .catch((err: Error) => {
+          this.failure ??= err;
+          this.failures++;
+        })
         .finally(() => {
           this.running--;
           this.pump();
@@ -155,6 +160,7 @@ export function register(program: Command): void {
       let interruptedWhileSubmitting = false;
       if (opts.resume) {
         await ensureWritableFolder(dir, '--out');
+        await refuseFolderOfOtherBatch(dir, opts.resume, opts.out);
         batch = await client.json(`/v1/batches/${encodeURIComponent(opts.resume)}`, publicBatchSchema);
         recordBatch(dir, batch.id, file);
         // what finished stays and is downloaded below; the rest ends as cancelled
@@ -217,11 +223,15 @@ export function register(program: Command): void {
       const lines = text.split('\n').filter(Boolean).map((l) => answerAs(batchResultLineSchema, JSON.parse(l), `the results of batch ${batch.id}`));
       for (const l of lines) if (l.status === 'completed') downloader.add(l.index, l.id, l.result?.image.url);
       await downloader.drained();
-      if (downloader.failure) throw downloader.failure;
+      // written whatever could not be saved: it says what every item came to, and a file gone from
+      // storage for good would otherwise keep it from ever being written
       await writeFile(path.join(dir, 'results.jsonl'), text);
       const failed = lines.filter((l) => l.status !== 'completed').length;
       console.log(path.join(dir, 'results.jsonl'));
       if (interrupted) process.exit(130);
+      if (downloader.failure) {
+        throw new CliError(`${downloader.failures} image${downloader.failures === 1 ? '' : 's'} of completed items could not be saved (first: ${downloader.failure.message}); results.jsonl is written; run ${resumeCommand(file, opts.out, batch.id)} to try them again`, 1);
+      }
       if (failed) throw new CliError(`${failed} of ${lines.length} items did not complete (see results.jsonl)`, 2);
     });
 }
