@@ -109,6 +109,20 @@ describe('OpenAPI document', () => {
     expect(missing).toEqual([]);
   });
 
+  it('declares every path parameter on every operation, and the query parameters of the listings', () => {
+    const undeclared: string[] = [];
+    for (const [template, operations] of Object.entries(doc.paths)) {
+      const names = [...template.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]);
+      for (const [method, op] of Object.entries(operations as Record<string, { parameters?: { name: string; in: string; required?: boolean }[] }>)) {
+        for (const name of names) if (!op.parameters?.some((p) => p.in === 'path' && p.name === name && p.required)) undeclared.push(`${method} ${template} ${name}`);
+      }
+    }
+    // before: 19 operations, /v1/generations/{id} among them
+    expect(undeclared).toEqual([]);
+    const query = (path: string) => ((doc.paths[path] as any).get.parameters ?? []).filter((p: { in: string }) => p.in === 'query').map((p: { name: string }) => p.name);
+    expect([query('/v1/generations'), query('/v1/batches'), query('/v1/usage')]).toEqual([['status', 'limit', 'cursor'], ['limit', 'cursor'], ['days']]);
+  });
+
   it('the main routes answer what their schemas describe', async () => {
     const created = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'schema-checked lighthouse', metadata: { order: 7 } }, { prefer: 'wait=30' });
     expectDescribed('post', '/v1/generations', created.status, 'application/json', created.body);

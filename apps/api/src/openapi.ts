@@ -30,6 +30,10 @@ import {
   type WebhookEvent,
 } from '@imagegen/shared';
 import { WEBHOOK_VERIFICATION_MD } from './webhook-verification';
+import { batchListQuery } from './routes/batches';
+import { generationListQuery } from './routes/generations';
+import { usageQuerySchema } from './routes/usage';
+import { failedDeliveriesQuery } from './services/failed-deliveries';
 
 /**
  * What zod adds that says nothing to a reader of the reference: the date-time format's own regex
@@ -76,6 +80,24 @@ const webhookEvent = (type: WebhookEvent, summary: string, data = 'Generation') 
     responses: { '200': { description: 'Received' }, '410': { description: 'Gone: stop delivering this one' } },
   },
 });
+
+/** A route's query parameters, from the schema that validates them. */
+const queryParameters = (query: z.ZodObject) => Object.entries(query.shape).map(([name, field]) => ({ name, in: 'query', required: false, schema: schema(field as z.ZodType) }));
+
+/**
+ * Every operation of every path with `{name}` in it declares that path parameter (OpenAPI 3.1
+ * requires it; client generators and the docs' "try it" need it), beside its own parameters.
+ */
+function withPathParameters<T extends Record<string, object>>(paths: T): T {
+  for (const [template, operations] of Object.entries(paths)) {
+    const names = [...template.matchAll(/\{([^}]+)\}/g)].map((m) => m[1] as string);
+    if (names.length === 0) continue;
+    for (const operation of Object.values(operations) as { parameters?: unknown[] }[]) {
+      operation.parameters = [...names.map((name) => ({ name, in: 'path', required: true, schema: { type: 'string' } })), ...(operation.parameters ?? [])];
+    }
+  }
+  return paths;
+}
 
 const errors = (...codes: number[]) =>
   Object.fromEntries(codes.map((c) => [String(c), { description: 'Problem', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } }]));
@@ -132,7 +154,7 @@ export function buildOpenApi(publicBaseUrl: string) {
       'generation.cancelled': webhookEvent('generation.cancelled', 'The generation was cancelled'),
       'batch.completed': webhookEvent('batch.completed', 'Every item of the batch ended (to the batch’s webhook)', 'Batch'),
     },
-    paths: {
+    paths: withPathParameters({
       '/api/odin/v3/tools/image-generator': {
         post: {
           summary: 'Generate and wait (seed-compatible)',
@@ -155,6 +177,7 @@ export function buildOpenApi(publicBaseUrl: string) {
         get: {
           summary: 'List your generations, newest first',
           description: 'Query: status, limit (1..100), cursor (nextCursor of the previous page).',
+          parameters: queryParameters(generationListQuery),
           responses: { '200': { description: 'A page', ...json('GenerationList') }, ...errors(400, 401, 503) },
         },
       },
@@ -200,7 +223,7 @@ export function buildOpenApi(publicBaseUrl: string) {
           },
           responses: { '202': { description: 'Accepted', ...json('Batch') }, ...errors(400, 401, 409, 413, 415, 429, 503) },
         },
-        get: { summary: 'List your batches, newest first', description: 'Query: limit (1..100), cursor (nextCursor of the previous page).', responses: { '200': { description: 'A page', ...json('BatchList') }, ...errors(400, 401, 503) } },
+        get: { summary: 'List your batches, newest first', description: 'Query: limit (1..100), cursor (nextCursor of the previous page).', parameters: queryParameters(batchListQuery), responses: { '200': { description: 'A page', ...json('BatchList') }, ...errors(400, 401, 503) } },
       },
       '/v1/batches/{id}': {
         get: { summary: 'Get a batch', description: 'Live counts and progress; status becomes completed when every item has ended.', responses: { '200': { description: 'The batch', ...json('Batch') }, ...errors(401, 404, 503) } },
@@ -253,7 +276,7 @@ export function buildOpenApi(publicBaseUrl: string) {
         },
       },
       '/v1/usage': {
-        get: { summary: 'Your usage by day', description: 'Query: days (1..retention, default 30). Generations by final status, upstream calls and bytes stored, per UTC day.', responses: { '200': { description: 'Usage', ...json('Usage') }, ...errors(400, 401, 503) } },
+        get: { summary: 'Your usage by day', description: 'Query: days (1..retention, default 30). Generations by final status, upstream calls and bytes stored, per UTC day.', parameters: queryParameters(usageQuerySchema), responses: { '200': { description: 'Usage', ...json('Usage') }, ...errors(400, 401, 503) } },
       },
       '/admin/tenants/{tenant}/keys': {
         post: { summary: 'Make an API key for a tenant', description: 'Operators only. The key is shown once.', security: [{ admin: [] }], responses: { '201': { description: 'The key', ...json('CreatedApiKey') }, ...errors(400, 401, 409, 415, 503) } },
@@ -280,6 +303,7 @@ export function buildOpenApi(publicBaseUrl: string) {
           summary: 'Your deliveries that did not arrive',
           description:
             'Every delivery of yours (generations and batches) now failed (410) or exhausted, newest ending first, with what the endpoint last answered. Query: state (failed | exhausted), limit (1..100, default 20), cursor (nextCursor of the page before). A delivery that has arrived since, or is under way again, is left out, so a page can come back short: follow nextCursor until it is null.',
+          parameters: queryParameters(failedDeliveriesQuery),
           responses: { '200': { description: 'A page', ...json('FailedDeliveryList') }, ...errors(400, 401) },
         },
       },
@@ -310,6 +334,6 @@ export function buildOpenApi(publicBaseUrl: string) {
       '/': { get: { summary: 'Gallery', description: 'Submit a generation, watch it, see recent ones as thumbnails.', security: [], responses: { '200': { description: 'HTML', content: { 'text/html': { schema: { type: 'string' } } } } } } },
       '/healthz': { get: { summary: 'Liveness', description: '200 while the process lives.', security: [], responses: { '200': { description: 'Alive', ...json('Health') } } } },
       '/readyz': { get: { summary: 'Readiness', description: '200 when Redis answers, else 503.', security: [], responses: { '200': { description: 'Ready', ...json('Readiness') }, ...errors(503) } } },
-    },
+    }),
   };
 }

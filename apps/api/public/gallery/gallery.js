@@ -18,6 +18,9 @@ function say(text, bad = false) {
 async function api(path, init = {}) {
   const res = await fetch(path, { ...init, headers: { ...authHeaders(), ...(init.headers ?? {}) } });
   if (res.status === 401) {
+    // keys may have been made since the page read its config: from now on it sends the one saved
+    keyRequired = true;
+    $('key-button').hidden = false;
     showKeyPanel(true);
     throw new Error('An API key is needed (or the one given is not valid).');
   }
@@ -57,7 +60,7 @@ function renderTile(gen) {
   tile.className = `tile ${gen.status}`;
   tile.dataset.status = gen.status;
   tile.querySelector('.bar > span').style.width = `${gen.progress ?? 0}%`;
-  tile.querySelector('.status').textContent = gen.status === 'failed' ? `failed: ${gen.error?.code ?? ''}` : gen.status === 'completed' ? gen.request.style.replace('_', ' ').toLowerCase() : `${gen.stage} · ${gen.progress}%`;
+  tile.querySelector('.status').textContent = gen.status === 'failed' ? `failed: ${gen.error?.code ?? ''}` : gen.status === 'completed' ? gen.request.style.replace('_', ' ').toLowerCase() : gen.status === 'cancelled' ? 'cancelled' : `${gen.stage} · ${gen.progress}%`;
   const frame = tile.querySelector('a.frame');
   if (gen.request.size === 'PORTRAIT') frame.style.aspectRatio = '3 / 4';
   else if (gen.request.size === 'SQUARE') frame.style.aspectRatio = '1 / 1';

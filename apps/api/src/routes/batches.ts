@@ -14,7 +14,7 @@ import { verifyUtf8 } from '../http/utf8';
 import { hasBody, parseBody, parseQuery, requireContentType } from '../http/validate';
 import { WebhookRecoveries } from '../services/webhook-recoveries';
 
-const listQuery = z.strictObject({
+export const batchListQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(20),
   cursor: z.string().regex(/^batch_[A-Za-z0-9]+$/, { error: 'must be a nextCursor from an earlier page' }).optional(),
 });
@@ -73,7 +73,7 @@ export function batchesRouter(ctx: ApiContext, json: RequestHandler): Router {
   );
 
   router.get('/', async (req, res) => {
-    const { records, nextCursor } = await ctx.batches.list(req.tenant as string, parseQuery(listQuery, req.query));
+    const { records, nextCursor } = await ctx.batches.list(req.tenant as string, parseQuery(batchListQuery, req.query));
     res.json({ object: 'list', data: records.map(presentBatch), nextCursor, hasMore: nextCursor !== null });
   });
 

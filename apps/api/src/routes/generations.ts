@@ -9,7 +9,7 @@ import type { RequestHandler } from 'express';
 import type { GenerationsService } from '../services/generations';
 import { streamGenerationEvents } from './generation-events';
 
-const listQuery = z.strictObject({
+export const generationListQuery = z.strictObject({
   status: z.enum(STATUSES).optional(),
   limit: z.coerce.number().int().min(1).max(100).default(20),
   cursor: z.string().regex(/^gen_[A-Za-z0-9]+$/, { error: 'must be a nextCursor from an earlier page' }).optional(),
@@ -50,7 +50,7 @@ export function generationsRouter(ctx: ApiContext, service: GenerationsService, 
   });
 
   router.get('/', async (req, res) => {
-    const { records, nextCursor } = await service.list(req.tenant as string, parseQuery(listQuery, req.query));
+    const { records, nextCursor } = await service.list(req.tenant as string, parseQuery(generationListQuery, req.query));
     res.json({ object: 'list', data: records.map(present), nextCursor, hasMore: nextCursor !== null });
   });
 

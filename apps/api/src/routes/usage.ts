@@ -4,10 +4,10 @@ import { MAX_USAGE_RETENTION_DAYS, TERMINAL_STATUSES, type usageDaySchema, type 
 import type { ApiContext } from '../context';
 import { parseQuery } from '../http/validate';
 
-const query = z.strictObject({ days: z.coerce.number().int().min(1).max(MAX_USAGE_RETENTION_DAYS).default(30) });
+export const usageQuerySchema = z.strictObject({ days: z.coerce.number().int().min(1).max(MAX_USAGE_RETENTION_DAYS).default(30) });
 
 export function usageQuery(raw: Record<string, unknown>): { days: number } {
-  return parseQuery(query, raw);
+  return parseQuery(usageQuerySchema, raw);
 }
 
 export type UsageDay = z.output<typeof usageDaySchema>;
