@@ -38,6 +38,7 @@ describe('imagegen CLI', () => {
       async generate(request) {
         if (request.topic.startsWith('fail')) throw new GenerationFailure(ERROR_CODES.rejected, 'refused', false);
         if (request.topic.startsWith('slow')) await sleep(300);
+        if (request.topic.startsWith('linger')) await sleep(3000);
         return { kind: 'bytes', data: png, contentType: 'image/png' };
       },
     };
@@ -372,6 +373,22 @@ describe('imagegen CLI', () => {
     } finally {
       await proxy.close();
     }
+  });
+
+  it('generate interrupted while it waits names the generation it leaves running', async () => {
+    const topic = `linger ${Date.now()}`;
+    const r = run(['generate', topic, '--out', path.join(dir, 'lingering.png')], env);
+    const [made] = await eventually(async () => {
+      const { records } = await stack.api.store.list('default', { limit: 20 });
+      const mine = records.filter((g) => g.request.topic === topic);
+      return mine.length ? mine : undefined;
+    });
+    // its answer has come back by now (it is sent as soon as the generation is written)
+    await sleep(500);
+    r.interrupt();
+    // before: it waited inside a Prefer: wait request, and Ctrl-C ended it by the signal, naming nothing
+    expect(await r.code).toBe(130);
+    expect(r.stderr()).toContain(`generation ${made!.id} was not saved; see: imagegen status ${made!.id}`);
   });
 
   it('generate with --out naming a folder saves <id>.png (and its thumbnails) in it', async () => {

@@ -27,8 +27,9 @@ export function register(program: Command): void {
       const client = clientFrom(program.opts());
       const output = await resolveOutput(opts.out);
       const body = { topic, ...(opts.style ? { style: opts.style } : {}), ...(opts.size ? { size: opts.size } : {}) };
-      // one key for every try: a request whose answer was lost is answered again, not made twice
-      const headers = { 'Content-Type': 'application/json', Prefer: 'wait=60', 'Idempotency-Key': `cli-${randomUUID()}` };
+      // one key for every try: a request whose answer was lost is answered again, not made twice.
+      // Answered at once (no Prefer: wait), so the id is known before the wait: a Ctrl-C during it names the generation
+      const headers = { 'Content-Type': 'application/json', 'Idempotency-Key': `cli-${randomUUID()}` };
       let g = await retrying(() => client.json('/v1/generations', publicGenerationSchema, { method: 'POST', headers, body: JSON.stringify(body) }), undefined, undefined, retryableButQuota);
       const { id } = g;
       process.once('SIGINT', () => {
@@ -37,8 +38,9 @@ export function register(program: Command): void {
         process.exit(130);
       });
       try {
-        while (g.status === 'queued' || g.status === 'active') {
-          await new Promise((r) => setTimeout(r, 1000));
+        // looked at often at first (most generations end in seconds), then once a second
+        for (let pause = 200; g.status === 'queued' || g.status === 'active'; pause = Math.min(1000, pause * 1.5)) {
+          await new Promise((r) => setTimeout(r, pause));
           g = await retrying(() => client.json(`/v1/generations/${id}`, publicGenerationSchema));
         }
         if (g.status !== 'completed' || !g.result) throw new CliError(`Generation ${id} ${g.status}${g.error ? `: ${g.error.message}` : ''}`);
