@@ -47,3 +47,11 @@ describe('parsePrompts with short CSV rows', () => {
     expect(parsePrompts('p.csv', 'topic,style,size\na cat\na dog,VECTOR_IMAGE\n')).toEqual([{ topic: 'a cat' }, { topic: 'a dog', style: 'VECTOR_IMAGE' }]);
   });
 });
+
+describe('parsePrompts past the batch limit', () => {
+  it('refuses more prompts than a batch holds before anything is sent', () => {
+    const text = Array.from({ length: 50_001 }, (_, i) => `topic ${i}`).join('\n');
+    expect(() => parsePrompts('big.txt', text)).toThrow('big.txt has 50,001 prompts; a batch holds at most 50,000: split it into several files');
+    expect(parsePrompts('fits.txt', Array.from({ length: 50_000 }, (_, i) => `topic ${i}`).join('\n'))).toHaveLength(50_000);
+  });
+});

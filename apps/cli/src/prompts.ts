@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
+import { MAX_BATCH_ITEMS } from '@imagegen/shared/schemas';
 import { CliError } from './client';
 import { capped } from './listing';
 
@@ -67,6 +68,8 @@ export function parsePrompts(file: string, text: string): PromptItem[] {
   }
   if (problems.length) throw badLines(file, problems.sort((a, b) => a.line - b.line));
   if (items.length === 0) throw new CliError(`${file}: no prompts in it`);
+  // told before the file is sent (the API would refuse it only once it has all of it)
+  if (items.length > MAX_BATCH_ITEMS) throw new CliError(`${file} has ${items.length.toLocaleString('en-US')} prompts; a batch holds at most ${MAX_BATCH_ITEMS.toLocaleString('en-US')}: split it into several files`);
   return items;
 }
 
