@@ -6,7 +6,7 @@ import path from 'node:path';
 import sharp from 'sharp';
 import { ERROR_CODES, GenerationFailure, type GeneratorProvider } from '@imagegen/shared';
 import { eventually, sleep } from './support/net';
-import { startStack, type Stack } from './support/stack';
+import { ADMIN_AUTH, startStack, type Stack } from './support/stack';
 
 const BIN = path.resolve(__dirname, '../apps/cli/dist/main.js');
 
@@ -373,6 +373,26 @@ describe('imagegen CLI', () => {
     } finally {
       await proxy.close();
     }
+  });
+
+  it('a resumed run of a saved batch asks nothing about the items it already holds', async () => {
+    const txt = path.join(dir, 'held.txt');
+    await writeFile(txt, Array.from({ length: 12 }, (_, i) => `held ${i}`).join('\n'));
+    const out = path.join(dir, 'out-held');
+    const first = run(['batch', txt, '--out', out], env);
+    expect(await first.code).toBe(0);
+    const id = /batch (batch_[a-z0-9]+)/.exec(first.stderr())?.[1];
+    // item reads, as this API process counts them
+    const itemReads = async () => {
+      const text = await (await fetch(`${stack.baseUrl}/metrics`, { headers: ADMIN_AUTH })).text();
+      return [...text.matchAll(/^imagegen_http_requests_total\{[^}]*method="GET"[^}]*route="\/v1\/generations\/:id"[^}]*\} (\d+)/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    };
+    const before = await itemReads();
+    const again = run(['batch', txt, '--out', out, '--resume', id!], env);
+    expect(await again.code).toBe(0);
+    // before: one read per item the event stream told again (12)
+    expect((await itemReads()) - before).toBe(0);
+    expect((await readdir(out)).filter((f) => f.endsWith('.png'))).toHaveLength(12);
   });
 
   it('generate interrupted while it waits names the generation it leaves running', async () => {

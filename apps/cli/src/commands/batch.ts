@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { batchResultLineSchema, finishedItemSchema, publicBatchSchema, publicGenerationSchema, type PublicBatch } from '@imagegen/shared/schemas';
@@ -54,8 +54,21 @@ class Downloader {
     }
   }
 
+  /** `<index>-<id>` of every file the folder held when the run began: a resumed run asks nothing about those. */
+  private saved?: Promise<Set<string>>;
+
+  private savedBefore(stem: string): Promise<boolean> {
+    this.saved ??= readdir(this.dir).then(
+      (names) => new Set(names.map((n) => n.slice(0, n.lastIndexOf('.')))),
+      () => new Set<string>(),
+    );
+    return this.saved.then((s) => s.has(stem));
+  }
+
   private fetchOne(item: { index: number; id: string; url?: string }): Promise<void> {
     return retrying(async () => {
+      // (a resumed run hears every item again: one saved before costs no request)
+      if (await this.savedBefore(`${String(item.index).padStart(this.width, '0')}-${item.id}`)) return;
       const url = item.url ?? (await this.client.json(`/v1/generations/${item.id}`, publicGenerationSchema)).result?.image.url;
       if (!url) return;
       const file = path.join(this.dir, `${String(item.index).padStart(this.width, '0')}-${item.id}.${extensionOf(url)}`);
