@@ -179,13 +179,19 @@ describe('SIGKILL of a worker holding active jobs', () => {
     // the jobs the dead worker held were recovered as stalled, each once
     expect([...stalledEvents].sort()).toEqual(bullActive);
 
-    // one stored result each: the original plus one file per thumbnail size, nothing else, no temp files
+    // one stored result each: the original plus one file per thumbnail size, nothing else; a write
+    // the kill cut short leaves its temporary dot-name beside (never served, gone with the folder),
+    // at most one per job the dead worker held
     const files = await storedFiles(stack.dataDir);
     expect(Object.keys(files).sort()).toEqual(done.map((r) => r.fileToken).sort());
+    const TEMPORARY = /^\.[a-z0-9.-]+\.[0-9a-f]{12}\.tmp$/;
+    const cutShort = Object.values(files).flatMap((names) => names.filter((n) => n.startsWith('.')));
+    expect(cutShort.filter((n) => !TEMPORARY.test(n))).toEqual([]);
+    expect(cutShort.length).toBeLessThanOrEqual(bullActive.length);
     for (const r of done) {
       const expected = [r.result!.image.key, ...r.result!.thumbnails.map((t) => t.key)].map((k) => path.basename(k)).sort();
       expect(r.result!.thumbnails).toHaveLength(3);
-      expect({ id: r.id, files: files[r.fileToken] }).toEqual({ id: r.id, files: expected });
+      expect({ id: r.id, files: files[r.fileToken]!.filter((n) => !TEMPORARY.test(n)) }).toEqual({ id: r.id, files: expected });
       const g = (await getJson(`${stack.baseUrl}/v1/generations/${r.id}`)).body;
       expect(g).toMatchObject({ status: 'completed', progress: 100 });
       const img = await fetch(g.result.image.url);
