@@ -71,6 +71,22 @@ describe('the S3 backend', () => {
     expect(await body({ start: 10, end: 15 })).toEqual({ bytes: 16, text: 'abcdef' });
   });
 
+  it('bodies held open by slow readers leave the connections of every other call free', async () => {
+    const few = new S3Storage({ bucket: s3.bucket, endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, maxSockets: 2 });
+    try {
+      await few.put('backendDDDDDDDD/original.png', randomBytes(4 * 1024 * 1024));
+      // two downloads whose clients stopped reading: each holds its connection
+      const held = [await few.open('backendDDDDDDDD/original.png'), await few.open('backendDDDDDDDD/original.png')];
+      const t0 = Date.now();
+      // before: waited for a connection of the same pool, then failed after the connect timeouts
+      expect(await few.stat('backendDDDDDDDD/original.png')).toMatchObject({ bytes: 4 * 1024 * 1024 });
+      expect(Date.now() - t0).toBeLessThan(3000);
+      for (const h of held) h!.stream.destroy();
+    } finally {
+      await few.close();
+    }
+  });
+
   it('removes a prefix page by page, more than one DeleteObjects call holds, and nothing beside it', async () => {
     const names = Array.from({ length: 1005 }, (_, i) => `backendCCCCCCCC/f${i}.png`);
     let next = 0;

@@ -54,7 +54,9 @@ export function createRedis(connection: RedisConnection, role: RedisRole, name?:
       ...(extra.enableAutoPipelining ? { enableAutoPipelining: true, autoPipeliningIgnoredCommands: extra.autoPipeliningIgnoredCommands ?? [] } : {}),
     }) as unknown as Redis;
   } else if (connection.kind === 'sentinel') {
-    redis = new Redis({ ...options, ...extra, ...urlOptions(connection.url), sentinels: connection.sentinels, name: connection.name });
+    // TLS of rediss:// applies to the master the Sentinels name only when this says so (ioredis)
+    const tls = new URL(connection.url).protocol === 'rediss:' ? { enableTLSForSentinelMode: true } : {};
+    redis = new Redis({ ...options, ...extra, ...urlOptions(connection.url), ...tls, sentinels: connection.sentinels, name: connection.name });
   } else {
     redis = new Redis(connection.url, { ...options, ...extra });
   }

@@ -32,16 +32,28 @@ const CACHE_CONTROL = 'public, max-age=31536000, immutable';
  */
 export class S3Storage implements Storage {
   readonly bucket: string;
+  /** Every call answered at once: writes, lookups, listings, deletes, reads the worker takes whole. */
   private readonly client: S3Client;
-  private readonly agents: (HttpAgent | HttpsAgent)[];
+  /**
+   * Bodies handed on to the API's clients, each held as long as its client reads: on a pool of
+   * their own, so slow downloaders (a public URL is enough to open one) never hold the
+   * connections every other call needs.
+   */
+  private readonly streams: S3Client;
+  private readonly agents: (HttpAgent | HttpsAgent)[] = [];
 
   constructor(opts: S3StorageOptions) {
     this.bucket = opts.bucket;
+    this.client = this.makeClient(opts);
+    this.streams = this.makeClient(opts);
+  }
+
+  private makeClient(opts: S3StorageOptions): S3Client {
     const agentOptions = { keepAlive: true, maxSockets: opts.maxSockets ?? 64 };
     const httpAgent = new HttpAgent(agentOptions);
     const httpsAgent = new HttpsAgent(agentOptions);
-    this.agents = [httpAgent, httpsAgent];
-    this.client = new S3Client({
+    this.agents.push(httpAgent, httpsAgent);
+    return new S3Client({
       region: opts.region,
       ...(opts.endpoint ? { endpoint: opts.endpoint } : {}),
       forcePathStyle: opts.forcePathStyle,
@@ -109,7 +121,7 @@ export class S3Storage implements Storage {
     if (!isValidStorageKey(key)) return null;
     let out;
     try {
-      out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }));
+      out = await this.streams.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }));
     } catch (err) {
       if (isNotFound(err)) return null;
       throw err;
@@ -157,6 +169,7 @@ export class S3Storage implements Storage {
 
   async close(): Promise<void> {
     this.client.destroy();
+    this.streams.destroy();
     for (const agent of this.agents) agent.destroy();
   }
 }
