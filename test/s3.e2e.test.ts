@@ -87,6 +87,25 @@ describe('the S3 backend', () => {
     }
   });
 
+  it('a store that accepts connections and does not answer fails each call within its deadlines, not after minutes', async () => {
+    const hurried = new S3Storage({ bucket: s3.bucket, endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, answerTimeoutMs: 500 });
+    await hurried.put('backendEEEEEEEE/original.png', Buffer.from('frozen'));
+    s3.pause();
+    try {
+      for (const call of [() => hurried.stat('backendEEEEEEEE/original.png'), () => hurried.open('backendEEEEEEEE/original.png'), () => hurried.put('backendEEEEEEEE/thumb-16.webp', Buffer.from('x'))]) {
+        const t0 = Date.now();
+        await expect(call()).rejects.toThrow();
+        // two attempts of half a second, and the pause between them (before: a minute idle per attempt, three attempts)
+        expect(Date.now() - t0).toBeLessThan(5000);
+      }
+    } finally {
+      s3.resume();
+      await hurried.close();
+    }
+    // and once it answers again, so does every call
+    expect(await storage.stat('backendEEEEEEEE/original.png')).toMatchObject({ bytes: 6 });
+  });
+
   it('removes a prefix page by page, more than one DeleteObjects call holds, and nothing beside it', async () => {
     const names = Array.from({ length: 1005 }, (_, i) => `backendCCCCCCCC/f${i}.png`);
     let next = 0;

@@ -32,6 +32,9 @@ export interface S3Server {
   clear(): Promise<void>;
   /** Stops the server at once (SIGKILL): connections drop, new ones are refused. */
   stop(): Promise<void>;
+  /** Freezes it (SIGSTOP): connections are still accepted by the kernel, and nothing answers; `resume` thaws it. */
+  pause(): void;
+  resume(): void;
   /** Starts it again on the same port with the same objects; resolves once it answers. */
   start(): Promise<void>;
   /** Stops it and removes its objects. */
@@ -132,7 +135,10 @@ export async function startS3Server(opts: { bucket?: string; /** log every reque
     },
     stop,
     start,
+    pause: () => void child?.kill('SIGSTOP'),
+    resume: () => void child?.kill('SIGCONT'),
     async destroy() {
+      child?.kill('SIGCONT');
       await stop();
       admin.destroy();
       await rm(dir, { recursive: true, force: true });

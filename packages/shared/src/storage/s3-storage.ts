@@ -13,7 +13,13 @@ export interface S3StorageOptions {
   forcePathStyle: boolean;
   /** Connections kept per agent; a download streamed to a client holds one for as long as it lasts. */
   maxSockets?: number;
+  /** How long a call may wait for the store's answer (a store that accepts connections and hangs), per attempt. */
+  answerTimeoutMs?: number;
 }
+
+/** The store's answer is waited for this long per attempt, and a call makes at most two. */
+const ANSWER_TIMEOUT_MS = 15_000;
+const ATTEMPTS = 2;
 
 /** Originals at least this large go up in parts, several at once; smaller files in one PutObject. */
 export const MULTIPART_THRESHOLD = 16 * 1024 * 1024;
@@ -44,11 +50,16 @@ export class S3Storage implements Storage {
 
   constructor(opts: S3StorageOptions) {
     this.bucket = opts.bucket;
-    this.client = this.makeClient(opts);
-    this.streams = this.makeClient(opts);
+    this.answerTimeoutMs = opts.answerTimeoutMs ?? ANSWER_TIMEOUT_MS;
+    // a connection idle that long is let go: for calls, the answer's deadline; for bodies being
+    // streamed, a minute (a client that stopped reading)
+    this.client = this.makeClient(opts, this.answerTimeoutMs);
+    this.streams = this.makeClient(opts, 60_000);
   }
 
-  private makeClient(opts: S3StorageOptions): S3Client {
+  private readonly answerTimeoutMs: number;
+
+  private makeClient(opts: S3StorageOptions, idleMs: number): S3Client {
     const agentOptions = { keepAlive: true, maxSockets: opts.maxSockets ?? 64 };
     const httpAgent = new HttpAgent(agentOptions);
     const httpsAgent = new HttpsAgent(agentOptions);
@@ -60,9 +71,10 @@ export class S3Storage implements Storage {
       // checksums only where S3 demands them: many S3-compatible stores reject the rest
       requestChecksumCalculation: 'WHEN_REQUIRED',
       responseChecksumValidation: 'WHEN_REQUIRED',
-      // a store that is down fails fast (storage_failed, retried from the checkpoint); an idle
-      // connection, such as one feeding a client that stopped reading, is let go after a minute
-      requestHandler: { httpAgent, httpsAgent, connectionTimeout: 5000, socketTimeout: 60_000 },
+      // a store that is down fails fast (storage_failed, retried from the checkpoint); one that
+      // accepts connections and hangs fails within two answer deadlines
+      requestHandler: { httpAgent, httpsAgent, connectionTimeout: 5000, socketTimeout: idleMs },
+      maxAttempts: ATTEMPTS,
     });
   }
 
@@ -121,7 +133,14 @@ export class S3Storage implements Storage {
     if (!isValidStorageKey(key)) return null;
     let out;
     try {
-      out = await this.streams.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }));
+      // the answer (its headers) within the deadline; the body then flows as long as its client reads
+      const answered = new AbortController();
+      const timer = setTimeout(() => answered.abort(new Error(`the object store did not answer within ${this.answerTimeoutMs} ms`)), this.answerTimeoutMs * ATTEMPTS);
+      try {
+        out = await this.streams.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, ...(range ? { Range: `bytes=${range.start}-${range.end}` } : {}) }), { abortSignal: answered.signal });
+      } finally {
+        clearTimeout(timer);
+      }
     } catch (err) {
       if (isNotFound(err)) return null;
       throw err;
