@@ -1,3 +1,5 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+
 /** How long the outcome of a write whose reply was lost is looked for (the connection may be coming back). */
 const LOOK_MS = 1000;
 /** Each read gets at least this long to answer, the last one too. */
@@ -24,7 +26,7 @@ function mayHaveRun(err: unknown): boolean {
 export async function outcomeOfLostReply<T>(err: unknown, read: () => Promise<T | null>): Promise<T | null> {
   if (!mayHaveRun(err)) return null;
   const deadline = performance.now() + LOOK_MS;
-  const until = (ms: number) => new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), Math.max(0, ms)));
+  const until = (ms: number) => sleep(Math.max(0, ms), undefined);
   for (let pause = 100; performance.now() < deadline; pause *= 2) {
     await until(Math.min(pause, deadline - performance.now()));
     const attempt = read().then(

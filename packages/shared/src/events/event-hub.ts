@@ -4,6 +4,14 @@ import type { Redis } from 'ioredis';
 export type Listener = (message: string | null) => void;
 
 /**
+ * After a reconnect, listeners are told to re-read at once and again this long after it (ms):
+ * ioredis reports the connection ready before it has subscribed again, and the connection a
+ * listener reads with may still be coming back (its reads then fail at once), so an end
+ * published in that moment is only found by a later read.
+ */
+const RESYNC_AFTER_MS = [0, 250, 1000, 3000];
+
+/**
  * One subscriber connection shared by every waiter in the process. Channels are
  * reference-counted: the first listener subscribes, the last one unsubscribes.
  */
@@ -16,12 +24,19 @@ export class EventHub {
     sub.on('message', (channel: string, message: string) => {
       for (const l of this.listeners.get(channel) ?? []) l(message);
     });
-    // pub/sub keeps nothing for absent subscribers: after a reconnect every listener resyncs
+    // pub/sub keeps nothing for absent subscribers: after a reconnect every listener resyncs (a
+    // listener gone by the time of a later resync is not told)
     sub.on('ready', () => {
-      if (this.connectedBefore) for (const set of this.listeners.values()) for (const l of set) l(null);
+      if (this.connectedBefore) {
+        for (const ms of RESYNC_AFTER_MS) setTimeout(() => this.resync(), ms).unref();
+      }
       this.connectedBefore = true;
     });
     if (sub.status === 'ready') this.connectedBefore = true;
+  }
+
+  private resync(): void {
+    for (const set of this.listeners.values()) for (const l of set) l(null);
   }
 
   /** Channels this process is subscribed to. */

@@ -22,21 +22,21 @@ export interface TerminalWatch {
  */
 export async function watchGeneration(hub: EventHub, store: GenerationStore, keys: Keys, id: string): Promise<TerminalWatch> {
   let terminal = false;
-  let closed = false;
   // the record a terminal event carried: the answer, without reading it again
   let ended: GenerationRecord | null = null;
   let wake: () => void = () => undefined;
   const unsubscribe = await hub.subscribe(keys.generationChannel(id), (message) => {
     if (message === null) {
-      // reconnected: the end may have been published while we were away
-      rereadAfterReconnect(
-        store,
-        id,
-        () => {
-          terminal = true;
-          wake();
+      // reconnected: the end may have been published while we were away (a record not there yet
+      // is one still being created: the wait goes on)
+      void store.get(id).then(
+        (r) => {
+          if (r && isTerminal(r.status)) {
+            terminal = true;
+            wake();
+          }
         },
-        () => !terminal && !closed,
+        () => undefined,
       );
       return;
     }
@@ -56,38 +56,8 @@ export async function watchGeneration(hub: EventHub, store: GenerationStore, key
       // an accepted generation is never turned into an error by a read that fails now
       return store.get(id).catch(() => first);
     },
-    close: () => {
-      closed = true;
-      return unsubscribe();
-    },
+    close: unsubscribe,
   };
-}
-
-/** After a reconnect the record is read again this long after it (ms): the channel is subscribed again, and the reading connection back, a moment later. */
-const REREAD_AFTER_MS = [0, 250, 1000, 3000];
-
-/**
- * After a reconnect of the subscriber, an end may have been published while it was away: the
- * record is read again, and again a little later (ioredis reports the connection ready before
- * it has subscribed again, and the connection that reads may still be coming back), and
- * `onEnded` is called once it is found ended. A record not there (yet) is one still being
- * created: the wait goes on. Reads stop once `wanted` says the wait is over.
- */
-export function rereadAfterReconnect(store: GenerationStore, id: string, onEnded: (record: GenerationRecord) => void, wanted: () => boolean = () => true): void {
-  let done = false;
-  for (const ms of REREAD_AFTER_MS) {
-    setTimeout(() => {
-      if (done || !wanted()) return;
-      void store.get(id).then(
-        (r) => {
-          if (done || !r || !isTerminal(r.status)) return;
-          done = true;
-          onEnded(r);
-        },
-        () => undefined,
-      );
-    }, ms).unref();
-  }
 }
 
 /**

@@ -5,7 +5,6 @@ import { keysFor } from '../keys';
 import { GenerationStore } from '../records/generation-store';
 import type { GenerationRecord } from '../schemas/generation';
 import { EventHub } from './event-hub';
-import { rereadAfterReconnect } from './wait';
 import { WaiterChannel } from './waiter-channel';
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -93,14 +92,21 @@ it('a reconnect before the watched generation is written does not end the wait',
 });
 
 it('after a reconnect, an end that comes a moment later is still found, once', async () => {
+  // its end names no waiter channel: the channel learns of it only by reading the record again
   const mine = record();
-  await store.create(mine);
+  const created = await store.create(mine);
+  if (created.outcome !== 'created') throw new Error('not created');
+  const watch = channel.watch(mine.id);
   const ended: string[] = [];
-  rereadAfterReconnect(store, mine.id, (r) => ended.push(r.status));
+  const waiting = watch.untilTerminal(10_000, undefined, created.record).then((r) => void ended.push(r!.status));
+  sub.disconnect(true);
+  await new Promise<void>((resolve) => sub.once('ready', () => resolve()));
   // ended after the first re-read (its message went out before the channel was subscribed again)
   await new Promise((resolve) => setTimeout(resolve, 100));
   await store.cancel(mine);
   await new Promise((resolve) => setTimeout(resolve, 1500));
   // before: read once, at the reconnect, and the wait slept to its end
   expect(ended).toEqual(['cancelled']);
+  await waiting;
+  await watch.close();
 });

@@ -1,7 +1,7 @@
 import type { GenerationStore } from '../records/generation-store';
 import { isTerminal, type GenerationRecord } from '../schemas/generation';
 import type { EventHub } from './event-hub';
-import { parseGenerationEvent, rereadAfterReconnect, sleepUntilWoken, type TerminalWatch } from './wait';
+import { parseGenerationEvent, sleepUntilWoken, type TerminalWatch } from './wait';
 
 type Waiter = (record: GenerationRecord | null) => void;
 
@@ -39,9 +39,13 @@ export class WaiterChannel {
   private onMessage(message: string | null): void {
     if (message === null) {
       // reconnected: an end may have been published while we were away; every waiter re-reads
+      // (a record not there yet is one still being created: its wait goes on)
       for (const id of this.waiters.keys()) {
-        // whoever waits on it when the record is read (waiters leave meanwhile; reads stop once none is left)
-        rereadAfterReconnect(this.store, id, (r) => this.waiters.get(id)?.forEach((w) => w(r)), () => this.waiters.has(id));
+        void this.store.get(id).then(
+          // whoever waits on it when the record is read (waiters leave meanwhile)
+          (r) => r && isTerminal(r.status) && this.waiters.get(id)?.forEach((w) => w(r)),
+          () => undefined,
+        );
       }
       return;
     }

@@ -47,6 +47,7 @@ export class S3Storage implements Storage {
    */
   private readonly streams: S3Client;
   private readonly agents: (HttpAgent | HttpsAgent)[] = [];
+  private readonly answerTimeoutMs: number;
 
   constructor(opts: S3StorageOptions) {
     this.bucket = opts.bucket;
@@ -56,8 +57,6 @@ export class S3Storage implements Storage {
     this.client = this.makeClient(opts, this.answerTimeoutMs);
     this.streams = this.makeClient(opts, 60_000);
   }
-
-  private readonly answerTimeoutMs: number;
 
   private makeClient(opts: S3StorageOptions, idleMs: number): S3Client {
     const agentOptions = { keepAlive: true, maxSockets: opts.maxSockets ?? 64 };
