@@ -38,6 +38,9 @@ class FaultyStorage implements Storage {
   removePrefix(prefix: string) {
     return this.inner.removePrefix(prefix);
   }
+  removeOthers(prefix: string, keep: ReadonlySet<string>) {
+    return this.inner.removeOthers(prefix, keep);
+  }
 }
 
 describe('checkpoints: a paid upstream result is never requested twice', () => {
@@ -54,7 +57,7 @@ describe('checkpoints: a paid upstream result is never requested twice', () => {
 
   it('a storage failure after the original is stored retries from that stage, not from the upstream', async () => {
     // one faulty key: each run fails on it once, until the faults run out
-    const storage = new FaultyStorage(new FsStorage(stack.dataDir), /\/thumb-256\./, 2);
+    const storage = new FaultyStorage(new FsStorage(stack.dataDir), /\/thumb-256-/, 2);
     await stack.startWorker({}, { storage });
     const res = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'checkpointed', size: 'SQUARE' }, { Prefer: 'wait=30' });
     // waiting for the store spends no attempt: the upstream was asked once
@@ -90,7 +93,7 @@ describe('checkpoints: bytes returned by the upstream (b64_json) are never paid 
 
   it('storing the original keeps failing: the bytes are spooled and the next attempt resumes from them', async () => {
     // three failures exhaust the in-place retries of attempt 1; attempt 2 stores from the spool
-    const storage = new FaultyStorage(new FsStorage(stack.dataDir), /\/original\./, 3);
+    const storage = new FaultyStorage(new FsStorage(stack.dataDir), /\/original-/, 3);
     const worker = await stack.startWorker({}, { storage });
     const res = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'paid once', size: 'SQUARE' }, { Prefer: 'wait=30' });
     expect(res.body).toMatchObject({ status: 'completed', attempts: 1 });
@@ -104,7 +107,7 @@ describe('checkpoints: bytes returned by the upstream (b64_json) are never paid 
 
   it('a brief storage hiccup is absorbed within the attempt', async () => {
     const before = upstream.calls.length;
-    const storage = new FaultyStorage(new FsStorage(stack.dataDir), /\/original\./, 1);
+    const storage = new FaultyStorage(new FsStorage(stack.dataDir), /\/original-/, 1);
     await stack.startWorker({}, { storage });
     const res = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'hiccup' }, { Prefer: 'wait=30' });
     expect(storage.failed).toBe(1);
@@ -134,8 +137,8 @@ describe('checkpoints: a store that stays away longer than the attempts last', (
 
   it('is waited out without spending attempts, from the spooled bytes and from the stored original', async () => {
     // the original fails two runs' in-place tries (3 each), then a thumbnail fails once
-    const thumbFaults = new FaultyStorage(new FsStorage(stack.dataDir), /\/thumb-256\./, 1);
-    const originalFaults = new FaultyStorage(thumbFaults, /\/original\./, 6);
+    const thumbFaults = new FaultyStorage(new FsStorage(stack.dataDir), /\/thumb-256-/, 1);
+    const originalFaults = new FaultyStorage(thumbFaults, /\/original-/, 6);
     const worker = await stack.startWorker({}, { storage: originalFaults });
     try {
       const created = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'outlasts the attempts', size: 'SQUARE' });
@@ -154,7 +157,7 @@ describe('checkpoints: a store that stays away longer than the attempts last', (
   });
 
   it('shows the generation queued at stage storing while it waits, and completes once the store is back', async () => {
-    const storage = new FaultyStorage(new FsStorage(stack.dataDir), /\/original\./, 1_000);
+    const storage = new FaultyStorage(new FsStorage(stack.dataDir), /\/original-/, 1_000);
     const worker = await stack.startWorker({}, { storage });
     try {
       const created = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'waits at storing' });
@@ -178,7 +181,7 @@ describe('checkpoints: a store that stays away longer than the attempts last', (
 
   it('counts against the attempts once the generation is older than its bytes are kept', async () => {
     const before = upstream.calls.length;
-    const storage = new FaultyStorage(new FsStorage(stack.dataDir), /\/thumb-\d+\./, 100);
+    const storage = new FaultyStorage(new FsStorage(stack.dataDir), /\/thumb-\d+-/, 100);
     const created = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'outage past a day' });
     // as if it had been waiting for the store for a day already
     await stack.redis.hset(`${stack.prefix}:gen:${created.body.id}`, 'createdAt', new Date(Date.now() - 25 * 3600_000).toISOString());

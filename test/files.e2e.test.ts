@@ -52,6 +52,7 @@ function withoutLocalPaths(inner: Storage): Storage {
     createReadStream: (k) => inner.createReadStream(k),
     open: (k, r) => inner.open!(k, r),
     removePrefix: (p) => inner.removePrefix(p),
+    removeOthers: (p, keep) => inner.removeOthers(p, keep),
   };
 }
 

@@ -23,6 +23,9 @@ async function objectsByToken(s3: S3Server): Promise<Record<string, string[]>> {
   return out;
 }
 
+/** File names without the tag of the run that wrote them (`original-1a2b3c4d.png` → `original.png`). */
+const untagged = (names: string[]) => names.map((n) => n.replace(/-[0-9a-f]{8}(\.[a-z0-9]+)$/, '$1'));
+
 const pathOf = (url: string) => new URL(url).pathname;
 
 let s3: S3Server;
@@ -116,6 +119,9 @@ describe('the S3 backend', () => {
     );
     await storage.put('backendCCCCCCCCX/kept.png', Buffer.from('neighbour'));
     expect(await s3.keys('backendCCCCCCCC/')).toHaveLength(1005);
+    // what a completed generation names stays, on any page
+    await storage.removeOthers('backendCCCCCCCC', new Set(['backendCCCCCCCC/f3.png', 'backendCCCCCCCC/f1003.png']));
+    expect((await s3.keys('backendCCCCCCCC/')).sort()).toEqual(['backendCCCCCCCC/f1003.png', 'backendCCCCCCCC/f3.png']);
     await storage.removePrefix('backendCCCCCCCC');
     expect(await s3.keys('backendCCCCCCCC/')).toEqual([]);
     // a token that merely starts the same way is another generation's
@@ -138,8 +144,8 @@ describe('STORAGE=s3, files streamed by the API', () => {
     const objects = await objectsByToken(s3);
     for (const a of answers) {
       const token = pathOf(a.body.result.image.url).split('/')[2]!;
-      expect(a.body.result.image.url).toBe(`${stack.baseUrl}/files/${token}/original.png`);
-      expect(objects[token]).toEqual(['original.png', 'thumb-128.webp', 'thumb-512.webp']);
+      expect(a.body.result.image.url).toMatch(new RegExp(`^${stack.baseUrl}/files/${token}/original-[0-9a-f]{8}\\.png$`));
+      expect(untagged(objects[token]!)).toEqual(['original.png', 'thumb-128.webp', 'thumb-512.webp']);
     }
     expect(Object.keys(objects)).toHaveLength(2);
     expect(await storedFiles(stack.dataDir)).toEqual({});
@@ -252,7 +258,7 @@ describe('STORAGE=s3, files streamed by the API', () => {
       await maintenance.close();
     }
     expect(await s3.keys(`${expiredToken}/`)).toEqual([]);
-    expect(await s3.keys(`${keptToken}/`)).toEqual(['original.png', 'thumb-128.webp', 'thumb-512.webp'].map((n) => `${keptToken}/${n}`));
+    expect(untagged(await s3.keys(`${keptToken}/`))).toEqual(['original.png', 'thumb-128.webp', 'thumb-512.webp'].map((n) => `${keptToken}/${n}`));
     expect((await get(stack.baseUrl, pathOf(expired!.body.result.image.url))).status).toBe(404);
     expect((await get(stack.baseUrl, pathOf(kept!.body.result.image.url))).status).toBe(200);
     expect(await stack.redis.zscore(stack.api.keys.fileExpiry(), expiredToken)).toBeNull();
@@ -305,13 +311,13 @@ describe('STORAGE=s3 with S3_PUBLIC_BASE_URL: the bucket serves the files', () =
     const res = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'public', style: 'VECTOR_IMAGE', size: 'PORTRAIT' }, { Prefer: 'wait=60' });
     expect(res.body.status).toBe('completed');
     const [token] = Object.keys(await objectsByToken(s3));
-    expect(res.body.result.image.url).toBe(`${s3.bucketUrl}/${token}/original.png`);
-    expect(res.body.result.thumbnails.map((t: { url: string }) => t.url)).toEqual([`${s3.bucketUrl}/${token}/thumb-256.webp`]);
+    expect(res.body.result.image.url).toMatch(new RegExp(`^${s3.bucketUrl}/${token}/original-[0-9a-f]{8}\\.png$`));
+    expect(res.body.result.thumbnails.map((t: { url: string }) => t.url)).toEqual([expect.stringMatching(new RegExp(`^${s3.bucketUrl}/${token}/thumb-256-[0-9a-f]{8}\\.webp$`))]);
     // the same URLs in GET and in the seed endpoint's downloadUrl
     const again = (await fetch(`${stack.baseUrl}/v1/generations/${res.body.id}`).then((r) => r.json())) as { result: { image: { url: string } } };
     expect(again.result.image.url).toBe(res.body.result.image.url);
     const seed = await postJson(`${stack.baseUrl}/api/odin/v3/tools/image-generator`, { topic: 'seed public', style: 'VECTOR_IMAGE', size: 'SQUARE' });
-    expect(seed.body.downloadUrl).toMatch(new RegExp(`^${s3.bucketUrl}/[A-Za-z0-9_-]+/original\\.png$`));
+    expect(seed.body.downloadUrl).toMatch(new RegExp(`^${s3.bucketUrl}/[A-Za-z0-9_-]+/original-[0-9a-f]{8}\\.png$`));
 
     expect(await checkResultImages(res.body, 'PORTRAIT')).toEqual([]);
     const seedOriginal = await fetch(seed.body.downloadUrl);

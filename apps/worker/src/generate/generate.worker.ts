@@ -73,6 +73,7 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
     try {
       const outcome = await pipeline.run(ref, {
         attempt,
+        ranBefore: job.attemptsStarted > 1,
         signal: signal ?? new AbortController().signal,
         job: jobKeys,
         onStage: (stage, progress) => {

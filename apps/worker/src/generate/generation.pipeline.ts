@@ -36,6 +36,8 @@ export interface GenerationPipelineOptions {
 export interface RunContext {
   /** 1-based attempt number. */
   attempt: number;
+  /** An earlier run of this generation may have written files (a retry, a job taken over after its worker stalled). */
+  ranBefore?: boolean;
   /** Aborted when the generation is cancelled. */
   signal: AbortSignal;
   /** The job to report stages to (its progress and log, written with the record). */
@@ -93,6 +95,9 @@ export class GenerationPipeline {
 
   async run(ref: GenerationRef, ctx: RunContext): Promise<RunOutcome> {
     const owner = randomUUID();
+    // names this run's files: a runner that went on past its lease (paused, its lock lost) writes
+    // beside the files of the run that took over, never over them, so a file never changes
+    const run = owner.slice(0, 8);
     const leaseMs = this.opts.timeoutMs + 5000;
     // active, lease claimed and record read: one step
     const started = await this.store.start(ref, ctx.attempt, owner, leaseMs, this.report(ctx, 'generating'));
@@ -106,7 +111,7 @@ export class GenerationPipeline {
       if (!original) {
         // stores the original and enters `processing` in the same step; the thumbnails are made
         // while the original is being stored
-        const secured = await this.secureOriginal(record, claim, owner, leaseMs, ctx, (bytes) => (made = this.makeThumbnails(bytes)));
+        const secured = await this.secureOriginal(record, claim, owner, run, leaseMs, ctx, (bytes) => (made = this.makeThumbnails(bytes)));
         ({ original, upstreamCalled } = secured);
         await this.checkAborted(record, ctx);
         ctx.onStage('processing', STAGE_PROGRESS.processing);
@@ -123,7 +128,7 @@ export class GenerationPipeline {
         this.enter(record, 'storing', ctx),
         Promise.all(
           thumbnails.map(async (t): Promise<StoredThumbnail> => {
-            const key = `${record.fileToken}/thumb-${t.size}.${t.format}`;
+            const key = `${record.fileToken}/thumb-${t.size}-${run}.${t.format}`;
             await this.stored(() => this.storage.put(key, t.data), `store thumbnail ${t.size}`, true);
             return { size: t.size, key, width: t.width, height: t.height, format: t.format, bytes: t.data.length };
           }),
@@ -134,6 +139,9 @@ export class GenerationPipeline {
       const thumbs = written.value;
       const outcome = await this.store.complete(record, { image: original, thumbnails: thumbs, ...(placeholder ? { placeholder } : {}) }, this.report(ctx, 'done'));
       if (outcome !== 'ok') throw new Superseded();
+      // files of earlier runs that the result does not name (written before they failed or died)
+      // go now rather than at the end of the retention; a tidy that fails leaves them to it
+      if (ctx.ranBefore) await this.storage.removeOthers(record.fileToken, new Set([original.key, ...thumbs.map((t) => t.key)])).catch(() => undefined);
       ctx.onStage('done', STAGE_PROGRESS.done);
       return { status: 'completed', upstreamCalled };
     } catch (err) {
@@ -174,6 +182,7 @@ export class GenerationPipeline {
     record: GenerationRecord,
     claim: UpstreamClaim,
     owner: string,
+    run: string,
     leaseMs: number,
     ctx: RunContext,
     /** Given the bytes once they are known to be an image, before they are stored. */
@@ -221,7 +230,7 @@ export class GenerationPipeline {
       if (!data) throw new GenerationFailure(ERROR_CODES.internal, 'Provider returned no image', true);
       const bytes = data;
       const info = await (this.opts.images ?? sharpImageStage).probe(bytes, this.opts.thumbnails.maxPixels);
-      const key = `${record.fileToken}/original.${info.ext}`;
+      const key = `${record.fileToken}/original-${run}.${info.ext}`;
       // an attempt that fails from here on leaves the thumbnails unused: nothing waits on them
       onImage(bytes).catch(() => undefined);
       try {

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { FsStorage, TEMPORARY_DIR } from './fs-storage';
@@ -77,6 +77,13 @@ it('sweeps only stale temporary files, and nothing else', async () => {
 
 it('removes a prefix and knows content types', async () => {
   await storage.put('tokenBBBBBBBB/thumb-256.webp', Buffer.from('x'));
+  await storage.put('tokenBBBBBBBB/original-1.png', Buffer.from('x'));
+  await storage.put('tokenBBBBBBBB/original-2.png', Buffer.from('x'));
+  await writeFile(path.join(storage.localPath('tokenBBBBBBBB/x.png')!, '..', '.original-3.png.ab12.tmp'), 'in progress');
+  // all but what is kept, and writes in progress
+  await storage.removeOthers('tokenBBBBBBBB', new Set(['tokenBBBBBBBB/thumb-256.webp', 'tokenBBBBBBBB/original-2.png']));
+  expect((await readdir(path.dirname(storage.localPath('tokenBBBBBBBB/x.png')!))).sort()).toEqual(['.original-3.png.ab12.tmp', 'original-2.png', 'thumb-256.webp']);
+  await storage.removeOthers('tokenCCCCCCCCCCnone', new Set());
   await storage.removePrefix('tokenBBBBBBBB');
   expect(await storage.stat('tokenBBBBBBBB/thumb-256.webp')).toBeNull();
   expect(contentTypeFor('a/b.webp')).toBe('image/webp');

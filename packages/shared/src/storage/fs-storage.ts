@@ -129,4 +129,15 @@ export class FsStorage implements Storage {
     if (!isValidStoragePrefix(prefix)) throw new Error('invalid storage prefix');
     await rm(path.join(this.root, prefix), { recursive: true, force: true });
   }
+
+  async removeOthers(prefix: string, keep: ReadonlySet<string>): Promise<void> {
+    if (!isValidStoragePrefix(prefix)) throw new Error('invalid storage prefix');
+    const folder = path.join(this.root, prefix);
+    const names = await readdir(folder).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return [];
+      throw err;
+    });
+    // dot-names are writes in progress: the temporary sweep judges those
+    await Promise.all(names.filter((name) => !name.startsWith('.') && !keep.has(`${prefix}/${name}`)).map((name) => rm(path.join(folder, name), { force: true })));
+  }
 }

@@ -161,12 +161,16 @@ export class S3Storage implements Storage {
   }
 
   /** Every object under `<prefix>/`: listed a page at a time, deleted up to 1,000 per call. */
-  async removePrefix(prefix: string): Promise<void> {
+  removePrefix(prefix: string): Promise<void> {
+    return this.removeOthers(prefix, new Set());
+  }
+
+  async removeOthers(prefix: string, keep: ReadonlySet<string>): Promise<void> {
     if (!isValidStoragePrefix(prefix)) throw new Error('invalid storage prefix');
     let token: string | undefined;
     do {
       const page = await this.client.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${prefix}/`, MaxKeys: KEYS_PER_CALL, ContinuationToken: token }));
-      const keys = (page.Contents ?? []).flatMap((o) => (o.Key ? [{ Key: o.Key }] : []));
+      const keys = (page.Contents ?? []).flatMap((o) => (o.Key && !keep.has(o.Key) ? [{ Key: o.Key }] : []));
       if (keys.length > 0) {
         const out = await this.client.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys, Quiet: true } }));
         const failed = out.Errors ?? [];

@@ -21,6 +21,8 @@ export interface Storage {
   localPath?(key: string): string | undefined;
   /** Removes every file under a key prefix such as a file token. */
   removePrefix(prefix: string): Promise<void>;
+  /** Removes every file under a key prefix but the keys in `keep` (and writes still in progress). */
+  removeOthers(prefix: string, keep: ReadonlySet<string>): Promise<void>;
   /** Removes temporary files older than `olderThanMs` (left by a process killed mid-write); returns how many. */
   sweepTemporary?(olderThanMs: number): Promise<number>;
   /** Lets go of connections the backend keeps open. */
