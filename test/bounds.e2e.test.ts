@@ -48,7 +48,7 @@ describe('bounded Redis: what 1,000 generations leave once their retention ends'
     };
     class NoJpegOriginals extends FsStorage {
       override async put(key: string, data: Buffer) {
-        if (key.endsWith('/original.jpg')) throw new Error('disk full');
+        if (/\/original-[0-9a-f]{8}\.jpg$/.test(key)) throw new Error('disk full');
         return super.put(key, data);
       }
     }

@@ -13,7 +13,7 @@ describe('generation end to end with the builtin provider', () => {
   it('seed endpoint waits and answers a downloadUrl that serves the original to a plain GET', async () => {
     const res = await postJson(`${stack.baseUrl}/api/odin/v3/tools/image-generator`, { topic: 'a lighthouse at dawn', style: 'PHOTOGRAPHIC', size: 'PORTRAIT' }, { Authorization: 'any-key' });
     expect(res.status).toBe(200);
-    expect(res.body.downloadUrl).toMatch(new RegExp(`^${stack.baseUrl}/files/[A-Za-z0-9_-]{22}/original\\.png$`));
+    expect(res.body.downloadUrl).toMatch(new RegExp(`^${stack.baseUrl}/files/[A-Za-z0-9_-]{22}/original-[0-9a-f]{8}\\.png$`));
     const img = await fetchImage(res.body.downloadUrl);
     expect(img).toMatchObject({ status: 200, contentType: 'image/png', format: 'png', width: 768, height: 1344 });
     const generation = (await getJson(`${stack.baseUrl}/v1/generations/${res.body.id}`)).body;
@@ -46,6 +46,15 @@ describe('generation end to end with the builtin provider', () => {
     expect(res.headers.get('preference-applied')).toBe('wait=30');
     expect(res.body.status).toBe('completed');
     expect(await checkResultImages(res.body, 'SQUARE')).toEqual([]);
+  });
+
+  it('metadata null, as a GET answers for none, is taken as none, for generations, batches and their items', async () => {
+    const gen = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'no metadata', metadata: null });
+    expect([gen.status, gen.body.metadata]).toEqual([202, null]);
+    const batch = await postJson(`${stack.baseUrl}/v1/batches`, { items: [{ topic: 'item', metadata: null }], metadata: null });
+    expect([batch.status, batch.body.metadata]).toEqual([202, null]);
+    await fetch(`${stack.baseUrl}/v1/batches/${batch.body.id}`, { method: 'DELETE' });
+    await fetch(`${stack.baseUrl}/v1/generations/${gen.body.id}`, { method: 'DELETE' });
   });
 
   it('file URLs are unguessable and never list anything', async () => {

@@ -306,6 +306,19 @@ describe('hostile input', () => {
     expect(await state()).toEqual(before);
   });
 
+  it('an HTTP/1.1 request without Host is answered 400 as problem+json, and nothing is acted on', async () => {
+    const before = await state();
+    const body = JSON.stringify({ topic: 'from nowhere' });
+    const answer = await sendRaw(port, Buffer.from(`POST /v1/generations HTTP/1.1\r\nAuthorization: Bearer ${KEY}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`));
+    expect(answer.status).toBe(400);
+    expect(answer.contentType).toMatch(/^application\/problem\+json/);
+    expect(JSON.parse(answer.body)).toMatchObject({ status: 400, detail: 'An HTTP/1.1 request must carry a Host header' });
+    expect(await state()).toEqual(before);
+    // HTTP/1.0 has no Host to require
+    const old = await sendRaw(port, Buffer.from('GET /healthz HTTP/1.0\r\n\r\n'));
+    expect(old.status).toBe(200);
+  });
+
   it('bytes that are not UTF-8 are refused with 400 on every body the API reads, not read as U+FFFD', async () => {
     const before = await state();
     // é in Latin-1 where UTF-8 was said (or meant, by default)

@@ -198,5 +198,8 @@ describe('quotas per tenant', () => {
     const one = answers.find((a) => a.status === 202)!.body.id;
     expect((await fetch(`${stack.baseUrl}/v1/generations/${one}`, { method: 'DELETE', headers: { Authorization: 'Bearer key-capped' } })).status).toBe(200);
     expect((await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'room again' }, { Authorization: 'Bearer key-capped' })).status).toBe(202);
+    // a batch the cap could never hold says so, rather than to wait
+    const tooBig = await postJson(`${stack.baseUrl}/v1/batches`, { items: Array.from({ length: 6 }, (_, i) => ({ topic: `big ${i}` })) }, { Authorization: 'Bearer key-capped' });
+    expect([tooBig.status, tooBig.body.detail]).toEqual([429, "A submission of 6 items is more than this tenant's cap of 5 items queued or running at once; split it"]);
   });
 });

@@ -22,6 +22,7 @@ import { deliveriesRouter } from './routes/deliveries';
 import { webhooksRouter } from './routes/webhooks';
 import { GenerationsService } from './services/generations';
 import { allowedMethods } from './http/method-not-allowed';
+import { hostRequired } from './http/host-required';
 import { buildOpenApi } from './openapi';
 
 /** Builds the Express app; listening and shutdown belong to main.ts. */
@@ -38,6 +39,7 @@ export function createApp(ctx: ApiContext): express.Express {
   const openApi = buildOpenApi(ctx.config.PUBLIC_BASE_URL);
 
   app.use(securityHeaders(ctx.config.filesBaseUrl));
+  app.use(hostRequired);
   app.use(requestLogging(ctx.logger));
   app.use(requestMetrics(ctx.metrics));
   // the API first: the routes clients call most pass no other router's layers

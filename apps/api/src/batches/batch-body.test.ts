@@ -23,6 +23,22 @@ describe('CSV batches', () => {
     ]);
   });
 
+  it('reads each line as a row whatever its ending, CRLF, LF or CR, mixed in one file', async () => {
+    const topics = async (csv: string) => (await fromCsv(csv)).items.map((i) => i.topic);
+    // a CRLF header and LF rows: three rows, not one topic spanning them
+    expect(await topics('topic\r\nalpha\nbeta\ngamma\n')).toEqual(['alpha', 'beta', 'gamma']);
+    // an LF header and CRLF rows: no CR left at the end of a topic
+    expect(await topics('topic\nalpha\r\nbeta\r\n')).toEqual(['alpha', 'beta']);
+    expect(await topics('topic\ralpha\rbeta')).toEqual(['alpha', 'beta']);
+    const { items } = await fromCsv('topic,style,size\nx,,SQUARE\r\n"two\r\nlines",VECTOR_IMAGE,PORTRAIT\n');
+    expect(items).toEqual([expect.objectContaining({ topic: 'x', size: 'SQUARE' }), expect.objectContaining({ topic: 'two\r\nlines', style: 'VECTOR_IMAGE', size: 'PORTRAIT' })]);
+  });
+
+  it('reads a header as spreadsheets write it: any case, spaces around the names', async () => {
+    const { items } = await fromCsv('Topic, Style ,SIZE\nlighthouse,VECTOR_IMAGE,SQUARE\n');
+    expect(items).toEqual([expect.objectContaining({ topic: 'lighthouse', style: 'VECTOR_IMAGE', size: 'SQUARE' })]);
+  });
+
   it('names a row with too many fields beside every other bad row, by index and line', async () => {
     const csv = ['topic,style,size', 'fine,PHOTOGRAPHIC,SQUARE', 'extra,PHOTOGRAPHIC,SQUARE,oops', 'bad style,NOPE,SQUARE', '"two\nlines",PHOTOGRAPHIC,SQUARE,x', 'fine again,PHOTOGRAPHIC,SQUARE'].join('\n');
     const problem = await refusal(fromCsv(csv));

@@ -90,7 +90,9 @@ export async function fromNdjson(text: string): Promise<BatchSubmission> {
  * error like any other, so one answer names every bad row; a short row leaves its last columns empty.
  */
 export async function fromCsv(text: string): Promise<BatchSubmission> {
-  const parser = parseCsv({ relax_column_count: true, skip_empty_lines: true, trim: false, bom: true, info: true, max_record_size: 64 * 1024 });
+  // any of the three line endings on any line (a spreadsheet's header, rows pasted in from elsewhere): a parser that took its
+  // ending from the header would read LF rows after a CRLF header as one multi-line topic
+  const parser = parseCsv({ relax_column_count: true, skip_empty_lines: true, trim: false, bom: true, info: true, max_record_size: 64 * 1024, record_delimiter: ['\r\n', '\n', '\r'] });
   const raw: unknown[] = [];
   const errors: FieldError[] = [];
   let header: string[] | undefined;
@@ -98,7 +100,8 @@ export async function fromCsv(text: string): Promise<BatchSubmission> {
   try {
     for await (const { record, info } of parser as AsyncIterable<{ record: string[]; info: { lines: number } }>) {
       if (!header) {
-        header = record;
+        // spreadsheets write `Topic, Style, Size`
+        header = record.map((c) => c.trim().toLowerCase());
         const known = (c: string) => (CSV_COLUMNS as readonly string[]).includes(c);
         if (!header.every(known) || !header.includes('topic') || new Set(header).size !== header.length) {
           throw invalid(`The CSV header must be ${CSV_COLUMNS.join(',')}`, [{ path: '(header)', message: `must name the columns ${CSV_COLUMNS.join(', ')} (topic required, each once)` }]);

@@ -9,6 +9,8 @@ import { HttpProblem, problemJson } from './problem';
  * instead of Node's bare status line.
  */
 export function answerClientErrors(server: Server): void {
+  // Node refuses an HTTP/1.1 request without Host with a bare 400; the app answers it instead (hostRequired)
+  (server as Server & { requireHostHeader: boolean }).requireHostHeader = false;
   // Node answers these 417 with no body; the request is not handled, and its body not read
   server.on('checkExpectation', (_req, res: ServerResponse) => {
     const body = problemJson(new HttpProblem(417, 'Expectation failed', 'The only Expect this server meets is 100-continue'));

@@ -36,6 +36,7 @@ export async function enforceQuota(ctx: ApiContext, tenant: string, items: numbe
       throw tooMany(`Over ${limit} items per minute for this tenant (${items} asked, ${Math.max(0, remaining)} left)`, Math.ceil(resetMs / 1000));
     }
     case 'queued':
+      if (items > admission.cap) throw tooMany(`A submission of ${items} items is more than this tenant's cap of ${admission.cap} items queued or running at once; split it`, QUEUED_CAP_RETRY_SECONDS);
       throw tooMany(
         `This tenant has ${admission.used} items queued or running, and ${items} more would pass its cap of ${admission.cap}; wait for some to finish`,
         QUEUED_CAP_RETRY_SECONDS,

@@ -6,7 +6,7 @@ import { generationRequestSchema, metadataSchema, sizeSchema, storedMetadataSche
 export const MAX_BATCH_ITEMS = 50_000;
 
 /** One batch item: the seed request plus its own metadata. */
-export const batchItemSchema = generationRequestSchema.extend({ metadata: metadataSchema.optional() });
+export const batchItemSchema = generationRequestSchema.extend({ metadata: metadataSchema.nullable().optional() });
 export type BatchItem = z.output<typeof batchItemSchema>;
 
 /** `defaults` fill what an item leaves out (the request's own defaults apply after them). */
@@ -18,7 +18,7 @@ export const batchEnvelopeSchema = z.strictObject({
   items: z.array(z.unknown(), { error: 'must be an array of items' }).min(1, 'must hold at least one item').max(MAX_BATCH_ITEMS, `must hold at most ${MAX_BATCH_ITEMS} items`),
   defaults: batchDefaultsSchema.optional(),
   webhook: webhookTargetSchema.optional(),
-  metadata: metadataSchema.optional(),
+  metadata: metadataSchema.nullable().optional(),
 });
 export type BatchEnvelope = z.output<typeof batchEnvelopeSchema>;
 

@@ -139,7 +139,8 @@ export const createGenerationSchema = z.strictObject({
   style: styleSchema.default('PHOTOGRAPHIC'),
   size: sizeSchema.default('LANDSCAPE'),
   webhook: generationWebhookSchema.optional(),
-  metadata: metadataSchema.optional(),
+  // null, as a GET answers for none, is none
+  metadata: metadataSchema.nullable().optional(),
   priority: z.enum(PRIORITIES).default('normal'),
 });
 export type CreateGenerationInput = z.output<typeof createGenerationSchema>;
