@@ -8,11 +8,25 @@ import { isValidStorageKey, isValidStoragePrefix, type ByteRange, type OpenedFil
 /** Where writes in progress lived before they moved beside their files; still swept of leftovers. No key can name it. */
 export const TEMPORARY_DIR = '.tmp';
 
-/** Writes `data` to a new file in as few thread-pool trips as it takes (`writeFile` goes 512 KiB at a time). */
+/**
+ * Writes `data` to a new file in as few thread-pool trips as it takes (`writeFile` goes 512 KiB
+ * at a time), and onto the disk before it returns.
+ */
 async function writeWhole(file: string, data: Buffer): Promise<void> {
   const handle = await open(file, 'w');
   try {
     for (let at = 0; at < data.length; ) at += (await handle.write(data, at, data.length - at)).bytesWritten;
+    await handle.datasync();
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Puts a folder's entries (a rename into it, a folder made in it) onto the disk. */
+async function syncFolder(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
   } finally {
     await handle.close();
   }
@@ -20,9 +34,9 @@ async function writeWhole(file: string, data: Buffer): Promise<void> {
 
 /**
  * Files under `<DATA_DIR>/files`, shared by the API (reads) and workers (writes). Each write
- * goes to a dot-name beside its file first (`<token>/.<name>.<random>.tmp`) and is renamed
- * into place, so a file appears under its name only when whole, even after a process is killed
- * mid-write. No key names a dot-name (nothing can serve one); a write cut short leaves one in its
+ * goes to a dot-name beside its file first (`<token>/.<name>.<random>.tmp`), is synced to the
+ * disk and renamed into place (the folder synced too), so a file appears under its name only
+ * when whole, even after a process is killed mid-write or the machine loses power. No key names a dot-name (nothing can serve one); a write cut short leaves one in its
  * generation's folder, which goes when the folder does. Beside its file, rather than in one
  * shared folder, because creating and renaming entries in one folder that every write churns
  * costs several times more.
@@ -52,12 +66,16 @@ export class FsStorage implements Storage {
     const dir = path.dirname(target);
     const tmp = path.join(dir, `.${path.basename(target)}.${randomBytes(6).toString('hex')}.tmp`);
     try {
+      let made = false;
       await writeWhole(tmp, data).catch(async (err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT') throw err;
-        await mkdir(dir, { recursive: true });
+        made = (await mkdir(dir, { recursive: true })) !== undefined;
         await writeWhole(tmp, data);
       });
       await rename(tmp, target);
+      // the record will say the file is stored: a machine that loses power after that must still
+      // have it, so the new name (and a new folder's) is on the disk before this returns
+      await Promise.all([syncFolder(dir), made ? syncFolder(path.dirname(dir)) : undefined]);
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;
