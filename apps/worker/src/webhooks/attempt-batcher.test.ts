@@ -254,3 +254,28 @@ it('an ending recorded again (the call made twice, as a client does after reconn
     [2, 'delivered'],
   ]);
 });
+
+it('an attempt that a redelivery overtook is logged with what its endpoint answered, once, and the new run carries on unchanged', async () => {
+  const { log, batcher } = setup({ maxInFlight: 5, circuitFailures: 3, circuitOpenMs: 1000 });
+  const [entry] = await pendingEntries(1);
+  await log.createMany([{ delivery: delivery('dlv_v1', 'gen_v1'), body: '{}' }]);
+  await batcher.acquire({ host: 'v:1', member: 'dlv_v1:c:1', jobId: 'dlv_v1', starts: { subject: 'gen_v1', run: 0 } });
+  // redelivered while the first attempt waits for its answer
+  expect(await log.redeliver('gen_v1', 'dlv_v1')).toBe(1);
+  const step = { tenant: 't1', subject: 'gen_v1', deliveryId: 'dlv_v1', outcome: { run: 0, state: 'delivered' as const, status: 200, durationMs: 40 }, host: 'v:1', member: 'dlv_v1:c:1', health: 'up' as const, entryId: entry };
+  expect(await batcher.settle(step)).toMatchObject({ recorded: 'stale', entrySettled: true });
+  // the same call again (a reconnect) adds nothing
+  expect(await batcher.settle(step)).toMatchObject({ recorded: 'stale' });
+  // before: no row at all for a request the endpoint received and answered
+  expect((await log.list('gen_v1', 't1')).map((r) => [r.attempt, r.status, r.state])).toEqual([[1, 200, 'delivered']]);
+  const { delivery: now } = (await log.load('gen_v1', 'dlv_v1'))!;
+  expect(now).toMatchObject({ run: 1, state: 'pending', attempts: 1 });
+  expect(attemptsInRun(now)).toBe(0);
+  // the new run's own attempt follows it in the log
+  await batcher.acquire({ host: 'v:1', member: 'dlv_v1:c:2', jobId: 'dlv_v1', starts: { subject: 'gen_v1', run: 1 } });
+  expect((await batcher.settle({ ...step, entryId: undefined, member: 'dlv_v1:c:2', outcome: { run: 1, state: 'failed', status: 410, durationMs: 1 } })).recorded).toBe('ok');
+  expect((await log.list('gen_v1', 't1')).map((r) => [r.attempt, r.status, r.state])).toEqual([
+    [1, 200, 'delivered'],
+    [2, 410, 'failed'],
+  ]);
+});

@@ -20,4 +20,10 @@ describe('webhook retry schedule', () => {
     expect(retryDelayMs(3, 1, 1_000, () => 0.5)).toBe(300_000);
     expect(retryDelayMs(1, 1, 48 * 3600_000, () => 0.5)).toBe(36_000_000);
   });
+
+  it('caps a Retry-After at the scaled schedule longest step: a test run at 0.001 is not parked for 10 h', () => {
+    expect(retryDelayMs(2, 0.001, 864_000_000, () => 0.5)).toBe(36_000);
+    // shorter ones are honoured as asked, unscaled
+    expect(retryDelayMs(2, 0.001, 5_000, () => 0.5)).toBe(5_000);
+  });
 });

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { WebhookSender } from './sender';
 
@@ -188,4 +188,24 @@ it('the deadline holds while a request waits for a connection that never comes',
     for (const socket of fill) socket.destroy();
     child.kill('SIGKILL');
   }
+});
+
+it('says how a connection failed, in undici words and code: closed before an answer, or an answer it cannot take', async () => {
+  // a raw server: one request closed unanswered, the other answered with a 100 Continue nobody asked for
+  const raw = (answer: (socket: Socket) => void) =>
+    new Promise<{ url: string; close: () => void }>((resolve) => {
+      const s = createTcpServer((socket) => socket.once('data', () => answer(socket)));
+      s.listen(0, '127.0.0.1', () => resolve({ url: `http://127.0.0.1:${(s.address() as AddressInfo).port}/x`, close: () => s.close() }));
+    });
+  const closing = await raw((socket) => socket.destroy());
+  const continuing = await raw((socket) => socket.write('HTTP/1.1 100 Continue\r\n\r\n'));
+  const sender = new WebhookSender({ timeoutMs: 2000, allowPrivate: true, connectionsPerOrigin: 1 });
+  const closed = await sender.send({ url: closing.url, webhookId: 'msg_closed', body: '{}', secrets: [secret] });
+  const continued = await sender.send({ url: continuing.url, webhookId: 'msg_continue', body: '{}', secrets: [secret] });
+  await sender.close();
+  closing.close();
+  continuing.close();
+  // before: 'connection failed: UND_ERR_SOCKET' for both
+  expect(closed).toMatchObject({ ok: false, error: 'connection failed: other side closed (UND_ERR_SOCKET)', hostTrouble: true });
+  expect(continued).toMatchObject({ ok: false, error: 'connection failed: bad response (UND_ERR_SOCKET)', hostTrouble: true });
 });

@@ -45,6 +45,9 @@ class DeliveryTimeout extends Error {}
 /** What a webhook-id may hold (the standard's ids are such tokens; ours are msg_<base36>). */
 const WEBHOOK_ID = /^[A-Za-z0-9_.:-]{1,200}$/;
 
+/** Undici's own header and body deadlines, which are ours too (set to the timeout): either may go off first. */
+const TIMEOUTS = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
 /** Undici's codes for a request refused before it left: the sender's doing, not the host's. */
 const OWN_ERRORS = new Set(['UND_ERR_INVALID_ARG', 'UND_ERR_DESTROYED', 'UND_ERR_CLOSED']);
 
@@ -125,11 +128,15 @@ export class WebhookSender {
       };
     } catch (err) {
       const e = err as Error & { code?: string; cause?: { code?: string; message?: string } };
-      if (e instanceof DeliveryTimeout) {
+      if (e instanceof DeliveryTimeout || TIMEOUTS.has(e.code ?? '')) {
         return { ok: false, error: `timed out: no answer within ${this.opts.timeoutMs} ms`, durationMs: elapsed(), hostTrouble: true };
       }
       const blocked = e.code === 'EBLOCKEDADDRESS' || e.cause?.code === 'EBLOCKEDADDRESS';
-      const why = blocked ? (e.cause?.message ?? e.message) : (e.code ?? e.cause?.code ?? e.message);
+      // undici says what went wrong in its message ('other side closed', 'bad response' for an answer
+      // it cannot take, such as a 100 Continue it did not ask for), its code says which kind
+      const code = e.code ?? e.cause?.code;
+      const message = e.code ? e.message : (e.cause?.message ?? e.message);
+      const why = blocked ? (e.cause?.message ?? e.message) : code && message && message !== code && !message.includes(code) ? `${message} (${code})` : (code ?? message);
       // a request refused before it left (a bad header, a closed sender) says nothing about the host
       const ours = blocked || OWN_ERRORS.has(e.code ?? '');
       return { ok: false, error: blocked ? why : `connection failed: ${why}`, durationMs: elapsed(), hostTrouble: !ours, ...(blocked ? { refused: true as const } : {}) };

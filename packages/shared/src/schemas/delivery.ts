@@ -27,6 +27,8 @@ export const deliverySchema = z.object({
   nextAttemptAt: z.number().optional(),
   /** The host slot member of the attempt recorded last: one attempt's (so a record made again is not made twice). */
   recordedBy: z.string().optional(),
+  /** The host slot member of the attempt of an earlier run recorded last (an attempt a redelivery overtook). */
+  supersededBy: z.string().optional(),
   /** The call that started the current run (so that call made again does not start another). */
   redeliveredBy: z.string().optional(),
   /** The log row of its latest attempt, which the log keeps past its cap. */

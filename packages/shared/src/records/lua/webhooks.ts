@@ -142,7 +142,9 @@ end
  * slot the attempt held, which names that attempt alone ('' for a record made without an
  * attempt): recording it again changes nothing and returns 'again'. Times come from Redis. A
  * delivery that ends failed or exhausted is noted in its tenant's `ended` index.
- * Returns 'ok', 'again', 'missing', or 'stale' (a newer run took over).
+ * Returns 'ok', 'again', 'missing', or 'stale' (a newer run took over: the attempt is logged all
+ * the same, as what its endpoint answered, without changing the delivery; 'again-stale' when
+ * that is recorded again).
  */
 const RECORD_ATTEMPT = `
 local UNDELIVERED = {}
@@ -156,7 +158,21 @@ local function recordAttempt(log, ended, subject, id, run, state, status, err, d
   -- recorded already: the same call made again (its reply lost, the client sending it again on
   -- reconnecting); a slot member names one attempt
   if member ~= '' and d.recordedBy == member then return 'again' end
-  if tonumber(d.run) ~= tonumber(run) then return 'stale' end
+  if member ~= '' and d.supersededBy == member then return 'again-stale' end
+  if tonumber(d.run) ~= tonumber(run) then
+    -- a redelivery started another run while this attempt was under way: the endpoint got it, so
+    -- the log says what came of it, and the delivery carries on with that run, unchanged
+    if member == '' then return 'stale' end
+    d.attempts = (tonumber(d.attempts) or 0) + 1
+    d.supersededBy = member
+    local a = { id = d.id, event = d.event, webhookId = d.webhookId, attempt = d.attempts, at = now - tonumber(durationMs),
+      durationMs = tonumber(durationMs), state = state == 'delivered' and 'delivered' or 'failed' }
+    if status ~= '' then a.status = tonumber(status) end
+    if err ~= '' then a.error = err end
+    appendAttempt(log, id, a, d, kept)
+    redis.call('EXPIRE', log, tonumber(ttl))
+    return 'stale'
+  end
   -- ended in this run already (say, by a worker that gave up on it while a late answer came)
   if d.state ~= 'pending' then return 'stale' end
   d.attempts = (tonumber(d.attempts) or 0) + 1
@@ -384,7 +400,13 @@ for i = 1, ending do
   local recorded = recordAttempt(KEYS[logAt + i], tenant > 0 and KEYS[endedAt + tenant] or '', ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], state, ARGV[a + 7], ARGV[a + 8], ARGV[a + 9], ARGV[a + 10], ARGV[2], ARGV[3], now, ARGV[a + 11])
   -- the same ending again: its slot was given back, and its host's health counted, the first time
   local r = { 0, '' }
-  if recorded == 'again' then recorded = 'ok' else r = hostRelease(inFlight, failures, circuit, parked, ARGV[a + 11], ARGV[a + 12], ARGV[4], ARGV[5]) end
+  if recorded == 'again' then
+    recorded = 'ok'
+  elseif recorded == 'again-stale' then
+    recorded = 'stale'
+  else
+    r = hostRelease(inFlight, failures, circuit, parked, ARGV[a + 11], ARGV[a + 12], ARGV[4], ARGV[5])
+  end
   local entry = ARGV[a + 13]
   local settled = 0
   if entry ~= '' and (recorded ~= 'ok' or state ~= 'pending') then
