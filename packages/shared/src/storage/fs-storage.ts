@@ -36,8 +36,9 @@ async function syncFolder(dir: string): Promise<void> {
  * Files under `<DATA_DIR>/files`, shared by the API (reads) and workers (writes). Each write
  * goes to a dot-name beside its file first (`<token>/.<name>.<random>.tmp`), is synced to the
  * disk and renamed into place (the folder synced too), so a file appears under its name only
- * when whole, even after a process is killed mid-write or the machine loses power. No key names a dot-name (nothing can serve one); a write cut short leaves one in its
- * generation's folder, which goes when the folder does. Beside its file, rather than in one
+ * when whole, even after a process is killed mid-write or the machine loses power. No key names
+ * a dot-name (nothing can serve one); a write cut short leaves one in its generation's folder,
+ * which goes when the folder does. Beside its file, rather than in one
  * shared folder, because creating and renaming entries in one folder that every write churns
  * costs several times more.
  */
