@@ -31,11 +31,12 @@ it('refuses metadata nested too deep to serialize as too large, never failing on
   expect(result.error?.issues.map((i) => i.path.join('.'))).toEqual(['metadata']);
 });
 
-it('keeps metadata as the client sent it, a `__proto__` key included; refuses what is not a JSON object', () => {
+it('keeps metadata as the client sent it, a `__proto__` key included; takes null as none; refuses what is not a JSON object', () => {
   const sent = JSON.parse('{"__proto__":{"x":1},"tags":[],"n":0.30000000000000004}') as object;
   const parsed = createGenerationSchema.parse({ topic: 'x', metadata: sent });
   expect(JSON.stringify(parsed.metadata)).toBe('{"__proto__":{"x":1},"tags":[],"n":0.30000000000000004}');
-  for (const bad of [[1], 'text', 7, null]) {
+  expect(createGenerationSchema.parse({ topic: 'x', metadata: null }).metadata).toBeNull();
+  for (const bad of [[1], 'text', 7, true]) {
     const result = createGenerationSchema.safeParse({ topic: 'x', metadata: bad });
     expect(result.error?.issues.map((i) => [i.path.join('.'), i.message])).toEqual([['metadata', 'must be a JSON object']]);
   }

@@ -41,7 +41,8 @@ it('writes under a dot-name beside the file that no key can name, so a write cut
     await storage.put('tokenDDDDDDDD/large.png', Buffer.alloc(600 * 1024));
   } finally {
     // a write that found its folder missing is tried again, to the same name
-    written = [...new Set(spies.flatMap((spy) => spy.mock.calls.map((c) => String(c[0]))))];
+    // folders are opened only to be synced; what matters is where bytes were written
+    written = [...new Set(spies.flatMap((spy) => spy.mock.calls.filter((c) => c[1] !== 'r').map((c) => String(c[0]))))];
     for (const spy of spies) spy.mockRestore();
   }
   // the bytes went to a dot-name in the file's folder, then were renamed into place
