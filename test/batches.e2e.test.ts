@@ -35,8 +35,8 @@ async function ndjsonLines(url: string): Promise<any[]> {
   return (await res.text()).trim().split('\n').map((l) => JSON.parse(l));
 }
 
-/** Entry names of a zip (stored entries), read from its central directory. */
-function zipEntries(buf: Buffer): { name: string; size: number }[] {
+/** Entries of a zip (stored entries), read from its central directory. */
+function zipEntries(buf: Buffer): { name: string; size: number; data: Buffer }[] {
   const eocd = buf.lastIndexOf(Buffer.from([0x50, 0x4b, 0x05, 0x06]));
   let count = buf.readUInt16LE(eocd + 10);
   let offset = buf.readUInt32LE(eocd + 16);
@@ -45,12 +45,15 @@ function zipEntries(buf: Buffer): { name: string; size: number }[] {
     count = Number(buf.readBigUInt64LE(loc + 32));
     offset = Number(buf.readBigUInt64LE(loc + 48));
   }
-  const out: { name: string; size: number }[] = [];
+  const out: { name: string; size: number; data: Buffer }[] = [];
   for (let i = 0; i < count; i++) {
     const nameLen = buf.readUInt16LE(offset + 28);
     const extraLen = buf.readUInt16LE(offset + 30);
     const commentLen = buf.readUInt16LE(offset + 32);
-    out.push({ name: buf.toString('utf8', offset + 46, offset + 46 + nameLen), size: buf.readUInt32LE(offset + 24) });
+    const size = buf.readUInt32LE(offset + 24);
+    const local = buf.readUInt32LE(offset + 42);
+    const start = local + 30 + buf.readUInt16LE(local + 26) + buf.readUInt16LE(local + 28);
+    out.push({ name: buf.toString('utf8', offset + 46, offset + 46 + nameLen), size, data: buf.subarray(start, start + size) });
     offset += 46 + nameLen + extraLen + commentLen;
   }
   return out;
@@ -120,7 +123,28 @@ describe('batches', () => {
     const entries = zipEntries(zip);
     const images = entries.filter((e) => e.name !== 'results.jsonl');
     expect(images.map((e) => e.name)).toEqual(lines.map((l) => `${String(l.index).padStart(3, '0')}-${l.id}.png`));
-    expect(entries[entries.length - 1]?.name).toBe('results.jsonl');
+    expect(entries[0]?.name).toBe('results.jsonl');
+    expect(entries[0]?.data.toString().trim().split('\n').map((l) => JSON.parse(l))).toEqual(lines);
+  });
+
+  it('an archive taken while its batch runs agrees with itself: each image its results call completed, and no other', async () => {
+    const accepted = await post(`${stack.baseUrl}/v1/batches`, JSON.stringify({ items: [{ topic: 'first' }, { topic: 'second' }, { topic: 'after 3000' }] }), 'application/json');
+    const id = accepted.body.id as string;
+    await eventually(async () => ((await getJson(`${stack.baseUrl}/v1/batches/${id}`)).body.counts.completed === 2 ? true : undefined));
+    const first = (await ndjsonLines(`${stack.baseUrl}/v1/batches/${id}/results`))[0];
+    // an entry large enough that the archive waits on the client while the last item completes
+    await writeFile(stack.api.storage.localPath?.((await stack.api.store.get(first.id))!.result!.image.key) as string, Buffer.alloc(32 * 1024 * 1024, 1));
+    const res = await fetch(`${stack.baseUrl}/v1/batches/${id}/archive`);
+    const reader = res.body!.getReader();
+    const chunks: Uint8Array[] = [(await reader.read()).value!];
+    expect((await getJson(`${stack.baseUrl}/v1/batches/${id}`)).body.status).toBe('in_progress');
+    await eventually(async () => ((await getJson(`${stack.baseUrl}/v1/batches/${id}`)).body.status === 'completed' ? true : undefined), 10_000);
+    for (let r = await reader.read(); !r.done; r = await reader.read()) chunks.push(r.value);
+    const entries = zipEntries(Buffer.concat(chunks));
+    const results = entries.find((e) => e.name === 'results.jsonl')!.data.toString().trim().split('\n').map((l) => JSON.parse(l));
+    expect(results.map((l) => l.status === 'completed')).toEqual([true, true, false]);
+    // before: the results were written last, calling the third completed, with no image for it
+    expect(entries.filter((e) => e.name !== 'results.jsonl').map((e) => e.name)).toEqual(results.filter((l) => l.status === 'completed').map((l) => `${l.index}-${l.id}.png`));
   });
 
   it('an archive download cut off by the client leaves no file open', async () => {

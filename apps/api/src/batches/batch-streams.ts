@@ -57,7 +57,12 @@ export async function streamResults(ctx: ApiContext, service: BatchesService, ba
   }
 }
 
-/** `archive`: a zip of every completed original (named by index) and `results.jsonl`, streamed entry by entry. */
+/**
+ * `archive`: a zip of `results.jsonl` and every original its lines call completed (named by
+ * index), streamed entry by entry. The lines are written first and the originals follow them, so
+ * an archive taken while the batch runs agrees with itself: an item that completes meanwhile is
+ * neither in the results as completed nor in the zip (a bit per item keeps which were).
+ */
 export async function streamArchive(ctx: ApiContext, service: BatchesService, batch: BatchRecord, res: Response): Promise<void> {
   const signal = ctx.waits.forResponse(res);
   if (signal.aborted) return void res.end();
@@ -87,24 +92,30 @@ export async function streamArchive(ctx: ApiContext, service: BatchesService, ba
     }
   };
   try {
+    const completed = new Uint8Array(Math.ceil(batch.total / 8));
+    // the results, page by page, as one entry generated while it is written
+    const lines = async function* () {
+      for await (const page of service.items(batch)) {
+        let text = '';
+        for (const { index, id, record } of page) {
+          const line = resultLine(ctx, index, id, record);
+          if (line.status === 'completed') completed[index >> 3]! |= 1 << (index & 7);
+          text += `${JSON.stringify(line)}\n`;
+        }
+        yield text;
+      }
+    };
+    await add(Readable.from(lines()), 'results.jsonl');
     for await (const page of service.items(batch)) {
       for (const { index, record } of page) {
         if (signal.aborted) return;
+        if (!(completed[index >> 3]! & (1 << (index & 7)))) continue;
         const image = record?.status === 'completed' ? record.result?.image : undefined;
         if (!image) continue;
         const ext = image.key.slice(image.key.lastIndexOf('.') + 1);
         await add(ctx.storage.createReadStream(image.key), `${String(index).padStart(width, '0')}-${record!.id}.${ext}`);
       }
     }
-    // results again, page by page, as one entry generated while it is written
-    const lines = async function* () {
-      for await (const page of service.items(batch)) {
-        let text = '';
-        for (const { index, id, record } of page) text += `${JSON.stringify(resultLine(ctx, index, id, record))}\n`;
-        yield text;
-      }
-    };
-    await add(Readable.from(lines()), 'results.jsonl');
     await archive.finalize();
   } catch {
     archive.abort();
