@@ -41,6 +41,23 @@ it('a 409 with Retry-After (the same request still being handled) is tried again
   expect(seen).toEqual(['/busy', '/busy', '/conflict']);
 });
 
+it('an API address whose host does not exist is reported at once; one that refuses connections is tried again', async () => {
+  const notices: string[] = [];
+  const unknown = new ApiClient({ url: 'http://no-such-host.invalid:3000' });
+  // before: tried again for five minutes
+  await expect(retrying(() => unknown.json('/v1/generations', okSchema), undefined, fast, undefined, (err) => notices.push(err.message))).rejects.toMatchObject({
+    retryable: false,
+    message: 'Cannot reach the imagegen API at http://no-such-host.invalid:3000 (no such host); check IMAGEGEN_URL or --url',
+  });
+  expect(notices).toEqual([]);
+  const closed = createServer();
+  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+  const port = (closed.address() as { port: number }).port;
+  await new Promise((resolve) => closed.close(resolve));
+  const refused = new ApiClient({ url: `http://127.0.0.1:${port}` });
+  await expect(refused.json('/v1/generations', okSchema)).rejects.toMatchObject({ retryable: true, message: expect.stringContaining('(ECONNREFUSED)') });
+});
+
 it('a download that cannot be written is not tried again and leaves no partial file; one the server fails is', async () => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'imagegen-cli-dl-'));
   try {

@@ -33,6 +33,8 @@ export interface ClientOptions {
 /** The imagegen HTTP API, with errors turned into plain sentences. */
 export class ApiClient {
   readonly base: string;
+  /** Whether the API has answered this run: a host that stops resolving after that is a blip, tried again. */
+  private answered = false;
   constructor(private readonly opts: ClientOptions) {
     let parsed: URL;
     try {
@@ -54,8 +56,12 @@ export class ApiClient {
     try {
       res = await fetch(`${this.base}${path}`, { ...init, headers: this.headers(init.headers) });
     } catch (err) {
-      throw new CliError(`Cannot reach the imagegen API at ${this.base} (${causeOf(err)}); check IMAGEGEN_URL or --url`, 1, true);
+      const cause = causeOf(err);
+      // a host that never resolved is most likely a mistyped address: said at once, not tried for minutes
+      const unknownHost = cause === 'ENOTFOUND' && !this.answered;
+      throw new CliError(`Cannot reach the imagegen API at ${this.base} (${unknownHost ? 'no such host' : cause}); check IMAGEGEN_URL or --url`, 1, !unknownHost);
     }
+    this.answered = true;
     if (res.ok) return res;
     const text = await res.text().catch(() => '');
     let problem: Partial<z.output<typeof problemSchema>> = {};
