@@ -2,9 +2,11 @@ import { createHash } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
 import { readdir, writeFile } from 'node:fs/promises';
 import http from 'node:http';
+import path from 'node:path';
 import sharp from 'sharp';
-import { batchResultLineSchema, ERROR_CODES, GenerationFailure, newFileToken, newId, type GeneratorProvider } from '@imagegen/shared';
+import { batchResultLineSchema, ERROR_CODES, GenerationFailure, newFileToken, newId, retentionSeconds, type GeneratorProvider } from '@imagegen/shared';
 import { eventually, sleep } from './support/net';
+import { openMaintenance, type Maintenance } from './support/maintenance';
 import { keysUnder } from './support/redis';
 import { getJson, postJson, startStack, type Stack } from './support/stack';
 import { WebhookReceiver } from './support/webhook-receiver';
@@ -632,5 +634,51 @@ describe('batches', () => {
     expect([put.status, put.headers.get('allow')]).toEqual([405, 'GET, HEAD']);
     await sleep(300);
     expect(receiver.on('/batch-log')).toHaveLength(2);
+  });
+});
+
+describe('batch retention', () => {
+  let stack: Stack;
+  let maintenance: Maintenance;
+  beforeAll(async () => {
+    // a retention of a few seconds, shorter than the batch runs
+    stack = await startStack({ name: 'batch-retention', worker: false, env: { RECORD_RETENTION_HOURS: '0.001', GENERATOR_MAX_ATTEMPTS: '1' } });
+    await stack.startWorker({ MAINTENANCE_INTERVAL_MS: '3600000' }, { provider: await instantProvider() });
+    maintenance = openMaintenance(stack.prefix);
+  });
+  afterAll(async () => {
+    await maintenance?.close();
+    await stack?.close();
+  });
+
+  it('an item that ended early is kept while its batch runs, and goes with the batch once the retention after the batch ends', async () => {
+    const accepted = await post(`${stack.baseUrl}/v1/batches`, JSON.stringify({ items: [{ topic: 'early' }, { topic: 'after 6000' }] }), 'application/json');
+    const id = accepted.body.id as string;
+    const [early] = await eventually(async () => {
+      const lines = await ndjsonLines(`${stack.baseUrl}/v1/batches/${id}/results`);
+      return lines[0].status === 'completed' ? lines : undefined;
+    });
+    const image = early.result.image.url as string;
+    const done = await eventually(async () => {
+      const b = (await getJson(`${stack.baseUrl}/v1/batches/${id}`)).body;
+      return b.status === 'completed' ? b : undefined;
+    }, 20_000);
+    // before: 404, the early item had expired (its record, and at the sweep its image)
+    const kept = await getJson(`${stack.baseUrl}/v1/generations/${early.id}`);
+    expect(kept.status).toBe(200);
+    // it ended more than a retention before the batch did
+    expect(Date.parse(done.completedAt) - Date.parse(kept.body.completedAt)).toBeGreaterThan(retentionSeconds(0.001) * 1000);
+    expect((await maintenance.sweepOnce()).records).toBe(0);
+    expect((await ndjsonLines(`${stack.baseUrl}/v1/batches/${id}/results`)).map((l) => l.status)).toEqual(['completed', 'completed']);
+    expect((await fetch(image)).status).toBe(200);
+    // once the retention has passed after the batch ended, one sweep takes the batch, both items and their files
+    await sleep(Math.max(0, Date.parse(done.completedAt) + retentionSeconds(0.001) * 1000 + 200 - Date.now()));
+    const swept = await maintenance.sweepOnce();
+    // (records counts batches too)
+    expect([swept.records, swept.files]).toEqual([3, 2]);
+    expect((await getJson(`${stack.baseUrl}/v1/batches/${id}`)).status).toBe(404);
+    expect((await keysUnder(stack.redis, stack.prefix)).filter((k) => k.includes(id) || k.includes(early.id))).toEqual([]);
+    expect((await fetch(image)).status).toBe(404);
+    expect((await readdir(path.join(stack.dataDir, 'files'))).filter((d) => !d.startsWith('.'))).toEqual([]);
   });
 });

@@ -38,7 +38,11 @@ export class RetentionService {
   async sweep(): Promise<RetentionSweep> {
     const now = await this.retention.now();
     let records = 0;
-    for (let n = BATCH; n === BATCH; records += n) n = await this.retention.removeDueRecords(now, BATCH);
+    for (let seen = BATCH; seen === BATCH; ) {
+      const page = await this.retention.removeDueRecords(now, BATCH, this.retentionSeconds);
+      seen = page.seen;
+      records += page.removed;
+    }
     for (let n = BATCH; n === BATCH; records += n) n = await this.retention.removeDueBatches(now, BATCH);
     const files = await this.removeDueFiles(now);
     let jobs = 0;

@@ -292,8 +292,8 @@ it('the retention sweep removes due records with their index entries, spooled by
   await redis.set(keys.spool(r.id), 'stray');
   await redis.hset(keys.generationDeliveries(r.id), 'seq', '1');
   const now = await retention.now();
-  expect(await retention.removeDueRecords(now, 100)).toBe(0);
-  expect(await retention.removeDueRecords(now + 3601_000, 1000)).toBeGreaterThanOrEqual(1);
+  expect(await retention.removeDueRecords(now, 100, 3600)).toEqual({ seen: 0, removed: 0 });
+  expect((await retention.removeDueRecords(now + 3601_000, 1000, 3600)).removed).toBeGreaterThanOrEqual(1);
   // with its delivery log
   expect(await redis.exists(keys.generation(r.id), keys.spool(r.id), keys.generationDeliveries(r.id))).toBe(0);
   expect(await redis.zscore(keys.tenantGenerations(tenant), r.id)).toBeNull();
@@ -301,7 +301,7 @@ it('the retention sweep removes due records with their index entries, spooled by
   expect(await redis.zscore(keys.recordExpiry(), `${r.id}|${tenant}`)).toBeNull();
   expect(await redis.sismember(keys.tenants(), tenant)).toBe(1);
   await store.cancel(kept);
-  await retention.removeDueRecords(now + 3601_000, 1000);
+  await retention.removeDueRecords(now + 3601_000, 1000, 3600);
   expect(await redis.sismember(keys.tenants(), tenant)).toBe(0);
 });
 

@@ -48,25 +48,72 @@ export class RecordRetention {
     return redisTimeMs(this.redis);
   }
 
-  /** Removes up to `limit` records whose retention has ended, with everything they own; returns how many. */
-  async removeDueRecords(now: number, limit: number): Promise<number> {
+  /**
+   * Removes up to `limit` records whose retention has ended, with everything they own. An item
+   * that ended while its batch ran has no expiry of its own (see transition.ts): it is kept until
+   * its batch's retention (`retentionSeconds` after the batch completed) ends too, its due time
+   * moved on, and its image is scheduled with its record. Returns how many were due (`seen`) and
+   * how many went.
+   */
+  async removeDueRecords(now: number, limit: number, retentionSeconds: number): Promise<{ seen: number; removed: number }> {
     const due = await this.redis.zrangebyscore(this.keys.recordExpiry(), '-inf', now, 'LIMIT', 0, limit);
-    if (due.length === 0) return 0;
+    if (due.length === 0) return { seen: 0, removed: 0 };
+    const later = await this.heldByBatches(due, now, retentionSeconds);
     const pipeline = this.redis.pipeline();
     const tenants = new Set<string>();
+    const gone: string[] = [];
     for (const member of due) {
+      const kept = later.get(member);
+      if (kept?.until !== undefined) {
+        pipeline.zadd(this.keys.recordExpiry(), kept.until, member);
+        continue;
+      }
       const sep = member.indexOf('|');
       const id = member.slice(0, sep);
       const tenant = member.slice(sep + 1);
       tenants.add(tenant);
+      gone.push(member);
+      if (kept?.fileToken) pipeline.zadd(this.keys.fileExpiry(), now, kept.fileToken);
       pipeline.del(this.keys.generation(id), this.keys.spool(id), this.keys.generationDeliveries(id));
       pipeline.zrem(this.keys.tenantGenerations(tenant), id);
       for (const status of STATUSES) pipeline.zrem(this.keys.tenantGenerations(tenant, status), id);
     }
-    pipeline.zrem(this.keys.recordExpiry(), ...due);
+    if (gone.length) pipeline.zrem(this.keys.recordExpiry(), ...gone);
     await pipeline.exec();
     for (const tenant of tenants) await this.redis.imagegenForgetTenant(this.keys.tenantGenerations(tenant), this.keys.tenants(), tenant);
-    return due.length;
+    return { seen: due.length, removed: gone.length };
+  }
+
+  /**
+   * Of due members, the batch items without an expiry of their own: until when each is kept
+   * (its batch still runs: another retention; it completed: its retention from then), or, when
+   * it goes now, its completed image's file token.
+   */
+  private async heldByBatches(due: string[], now: number, retentionSeconds: number): Promise<Map<string, { until?: number; fileToken?: string }>> {
+    const reads = this.redis.pipeline();
+    for (const member of due) {
+      const key = this.keys.generation(member.slice(0, member.indexOf('|')));
+      reads.pttl(key).hmget(key, 'batchId', 'status', 'fileToken');
+    }
+    const replies = (await reads.exec()) ?? [];
+    const held = new Map<string, { batchId: string; completed: boolean; fileToken: string | null }>();
+    due.forEach((member, i) => {
+      const [batchId, status, fileToken] = (replies[2 * i + 1]?.[1] ?? []) as (string | null)[];
+      if (replies[2 * i]?.[1] === -1 && batchId) held.set(member, { batchId, completed: status === 'completed', fileToken: fileToken ?? null });
+    });
+    const out = new Map<string, { until?: number; fileToken?: string }>();
+    if (held.size === 0) return out;
+    const batchIds = [...new Set([...held.values()].map((h) => h.batchId))];
+    const batchReads = this.redis.pipeline();
+    for (const b of batchIds) batchReads.hmget(this.keys.batch(b), 'status', 'completedAt');
+    const batches = new Map(((await batchReads.exec()) ?? []).map((r, i) => [batchIds[i] as string, (r[1] ?? []) as (string | null)[]]));
+    for (const [member, h] of held) {
+      const [status, completedAt] = batches.get(h.batchId) ?? [];
+      const ends = status === 'completed' && completedAt ? Date.parse(completedAt) + retentionSeconds * 1000 : status ? now + retentionSeconds * 1000 : now;
+      if (ends > now) out.set(member, { until: ends });
+      else if (h.completed && h.fileToken) out.set(member, { fileToken: h.fileToken });
+    }
+    return out;
   }
 
   /** Removes up to `limit` finished batches whose retention has ended (record, item list, index entry, deliveries log); returns how many. */

@@ -19,7 +19,9 @@ export const TRANSITION_KEY_COUNT = 19;
  * after the retention (and is scheduled for the retention sweep, which also clears its
  * index entries), its spooled bytes are dropped, and its files are scheduled for removal
  * when the retention ends (completed) or after a grace period (failed, cancelled: no URL
- * points at their files, but a cancelled worker may still be finishing a write).
+ * points at their files, but a cancelled worker may still be finishing a write). An item of
+ * a batch still running is owned by the sweep alone, which keeps it (and its image) until the
+ * batch's retention ends.
  * Anything else proves the job exists: a provisional expiry is dropped. The change's event
  * is published for live listeners and, when the record's webhook wants it, appended to the
  * webhook outbox in the same step (see outbox.ts), so no event is lost with a process. A
@@ -52,11 +54,16 @@ local function transitionRecord(from)
   end
   if isTerminal(status) then
     local retention = tonumber(ARGV[3])
-    redis.call('EXPIRE', KEYS[1], retention)
+    -- an item of a batch still running is kept until its batch's retention ends (the sweep
+    -- decides, see record-retention.ts), so the batch's results and archive still hold it
+    local batchId = redis.call('HGET', KEYS[1], 'batchId')
+    local held = batchId and KEYS[12] ~= KEYS[1] and redis.call('HGET', KEYS[12], 'id') == batchId and redis.call('HGET', KEYS[12], 'status') ~= 'completed'
+    if not held then redis.call('EXPIRE', KEYS[1], retention) end
     redis.call('ZADD', KEYS[3], now + retention * 1000, id .. '|' .. tenant)
     redis.call('HDEL', KEYS[1], 'spoolKey', 'upstreamLease')
     redis.call('DEL', KEYS[4])
-    if token then
+    -- a held item's image is scheduled when its record goes
+    if token and not (held and status == 'completed') then
       local keep = status == 'completed' and retention or math.min(retention, tonumber(ARGV[4]))
       redis.call('ZADD', KEYS[2], now + keep * 1000, token)
     end
