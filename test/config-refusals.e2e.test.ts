@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { ENTRY_POINTS, killAllSpawned, runToExit } from './support/processes';
 import { REDIS_URL, testPrefix } from './support/redis';
 
@@ -64,5 +65,25 @@ describe('a bad configuration stops the process with a one-line reason', () => {
     expect(run.exit!.code).not.toBeNull();
     expect(run.stderr.trimEnd().split('\n')).toEqual(lines);
     expect(`${run.stdout}${run.stderr}`).not.toContain(SECRET);
+  });
+});
+
+describe('a port already taken', () => {
+  afterAll(() => killAllSpawned());
+
+  it('stops the API with the reason, and never says it is listening', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as net.AddressInfo).port;
+    try {
+      const run = await runToExit(ENTRY_POINTS.api, { REDIS_URL, QUEUE_PREFIX: testPrefix('config'), PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', LOG_FORMAT: 'json', API_KEYS: '' });
+      expect(run.exit?.code).toBe(1);
+      const messages = run.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { msg: string; error?: string }));
+      // before: 'api listening' came first, naming the taken port
+      expect(messages.map((m) => m.msg)).not.toContain('api listening');
+      expect(messages).toContainEqual(expect.objectContaining({ msg: 'api server error', error: expect.stringContaining('EADDRINUSE') }));
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+    }
   });
 });

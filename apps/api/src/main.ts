@@ -13,7 +13,9 @@ async function main(): Promise<void> {
   if (weak) logger.warn(weak);
   if (config.apiKeys.length === 0) logger.warn('API_KEYS is empty: open single-tenant dev mode, no API key needed, until a key is made under /admin/tenants/:tenant/keys');
   const ctx = createApiContext(config, adminPassword, logger);
-  const server = createApp(ctx).listen(config.PORT, config.HOST, () => {
+  const server = createApp(ctx).listen(config.PORT, config.HOST, (err?: Error) => {
+    // Express 5 calls this on a failed listen too: the 'error' handler below reports that
+    if (err) return;
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.PORT;
     logger.info('api listening', { port, api: config.PUBLIC_BASE_URL, dashboard: `${config.PUBLIC_BASE_URL}/admin/queues`, docs: `${config.PUBLIC_BASE_URL}/docs` });
