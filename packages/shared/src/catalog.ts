@@ -31,8 +31,9 @@ export const sweepJobSchema = z.strictObject({});
  * or the batch and index). Workers go by the queue and the payload, never by this name.
  */
 export function generateJobName(label: string): string {
-  const oneLine = label.replace(/\s+/g, ' ').trim();
-  return `generate · ${oneLine.length > 48 ? `${oneLine.slice(0, 47)}…` : oneLine}`;
+  // by code points: a cut between the halves of a surrogate pair would store a broken character
+  const chars = Array.from(label.replace(/\s+/g, ' ').trim());
+  return `generate · ${chars.length > 48 ? `${chars.slice(0, 47).join('')}…` : chars.join('')}`;
 }
 
 export const JOBS = {
