@@ -61,6 +61,20 @@ describe('the S3 backend', () => {
     await expect(storage.put('../escape/x.png', small)).rejects.toThrow(/invalid storage key/);
   });
 
+  it('a bucket that does not exist is a broken store, never a missing file, whether read whole, by range or looked up', async () => {
+    const astray = new S3Storage({ bucket: 'no-such-bucket', endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true });
+    try {
+      await expect(astray.open('backendAAAAAAAA/original.png')).rejects.toThrow();
+      await expect(astray.open('backendAAAAAAAA/original.png', { start: 0, end: 9 })).rejects.toThrow();
+      // before: null, as for a missing file (a HEAD's NotFound has no body to tell them apart)
+      await expect(astray.stat('backendAAAAAAAA/original.png')).rejects.toThrow('the bucket no-such-bucket does not exist');
+    } finally {
+      await astray.close();
+    }
+    // the real bucket: a missing object is still just missing
+    expect(await storage.stat('backendAAAAAAAA/nothing-here.png')).toBeNull();
+  });
+
   it('opens an object whole or by range, knowing the whole size', async () => {
     const data = Buffer.from('0123456789abcdef');
     await storage.put('backendBBBBBBBB/original.png', data);

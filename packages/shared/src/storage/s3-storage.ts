@@ -1,7 +1,7 @@
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { PassThrough, Readable } from 'node:stream';
-import { DeleteObjectsCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import { DeleteObjectsCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { contentTypeFor, isValidStorageKey, isValidStoragePrefix, type ByteRange, type OpenedFile, type Storage, type StoredFileInfo } from './storage';
 
@@ -27,6 +27,8 @@ const PART_SIZE = 8 * 1024 * 1024;
 const PARTS_AT_ONCE = 4;
 /** What S3 takes in one DeleteObjects call, and returns in one ListObjectsV2 page. */
 const KEYS_PER_CALL = 1000;
+/** How long a bucket seen to exist is taken to (see bucketExists). */
+const BUCKET_SEEN_MS = 60_000;
 /** Files never change once written: caches (and a CDN in front of a public bucket) may keep them. */
 const CACHE_CONTROL = 'public, max-age=31536000, immutable';
 
@@ -48,6 +50,7 @@ export class S3Storage implements Storage {
   private readonly streams: S3Client;
   private readonly agents: (HttpAgent | HttpsAgent)[] = [];
   private readonly answerTimeoutMs: number;
+  private bucketSeenAt = -Infinity;
 
   constructor(opts: S3StorageOptions) {
     this.bucket = opts.bucket;
@@ -106,9 +109,26 @@ export class S3Storage implements Storage {
       const out = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
       return infoOf(out.ContentLength ?? 0, out);
     } catch (err) {
-      if (isNotFound(err)) return null;
+      if (!isNotFound(err)) throw err;
+      await this.bucketExists();
+      return null;
+    }
+  }
+
+  /**
+   * A HEAD's answer has no body, so a missing bucket and a missing object both read NotFound:
+   * before a HEAD's NotFound counts as a missing file, the bucket is looked for (at most once a
+   * minute while it is there). A missing bucket is a broken setup, never a missing file.
+   */
+  private async bucketExists(): Promise<void> {
+    if (performance.now() - this.bucketSeenAt < BUCKET_SEEN_MS) return;
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (err) {
+      if (isNotFound(err) || (err instanceof S3ServiceException && err.name === 'NoSuchBucket')) throw new Error(`the bucket ${this.bucket} does not exist`);
       throw err;
     }
+    this.bucketSeenAt = performance.now();
   }
 
   createReadStream(key: string): Readable {
