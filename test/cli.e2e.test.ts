@@ -113,7 +113,9 @@ describe('imagegen CLI', () => {
     const before = await stack.redis.zcard(stack.api.keys.tenantBatches('default'));
     const remote = run(['batch', styles, '--out', path.join(dir, 'out-bad-styles')], env);
     expect(await remote.code).toBe(1);
-    expect(remote.stderr().match(/^ {2}\d+\.style: /gm)).toHaveLength(30);
+    // by the file's lines (before: by the items' places, 0.style to 29.style)
+    expect(remote.stderr()).toMatch(/bad-styles\.jsonl: 30 items of 30 are invalid; nothing was enqueued\n {2}line 1: style: /);
+    expect(remote.stderr().match(/^ {2}line \d+: style: /gm)).toEqual(Array.from({ length: 30 }, (_, i) => `  line ${i + 1}: style: `));
     expect(await stack.redis.zcard(stack.api.keys.tenantBatches('default'))).toBe(before);
   });
 

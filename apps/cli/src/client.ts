@@ -14,6 +14,8 @@ export class CliError extends Error {
     readonly retryable = false,
     /** The HTTP status the API answered, when it answered. */
     readonly status?: number,
+    /** The problem the API answered with, when it named fields: a caller may say where they came from. */
+    readonly problem?: { detail: string; errors: { path: string; message: string }[] },
   ) {
     super(message);
   }
@@ -73,8 +75,9 @@ export class ApiClient {
     const transient = isTransientStatus(res.status, res.headers.get('retry-after'));
     if (res.status === 401) throw new CliError('The API key was refused; check IMAGEGEN_API_KEY or --api-key');
     if (!problem.detail) throw new CliError(`${this.base} answered ${res.status} and does not look like the imagegen API; check IMAGEGEN_URL or --url`, 1, transient, res.status);
-    const details = capped((problem.errors ?? []).map((e) => `${e.path}: ${e.message}`)).map((l) => `\n  ${l}`).join('');
-    throw new CliError(`${problem.detail}${details}`, 1, transient, res.status);
+    const errors = problem.errors ?? [];
+    const details = capped(errors.map((e) => `${e.path}: ${e.message}`)).map((l) => `\n  ${l}`).join('');
+    throw new CliError(`${problem.detail}${details}`, 1, transient, res.status, { detail: problem.detail, errors });
   }
 
   /** The answer's body as `schema` (the API's own) says it is; one that is not is reported as such. */

@@ -2,15 +2,18 @@ import { parsePrompts } from './prompts';
 
 describe('parsePrompts', () => {
   it('reads CSV with quoted commas, quotes and newlines', () => {
-    const items = parsePrompts('p.csv', 'topic,style,size\n"a, b ""c""\nd",VECTOR_IMAGE,\nplain,,SQUARE\n');
+    const { items, lines } = parsePrompts('p.csv', 'topic,style,size\n\n"a, b ""c""\nd",VECTOR_IMAGE,\nplain,,SQUARE\n');
     expect(items).toEqual([{ topic: 'a, b "c"\nd', style: 'VECTOR_IMAGE' }, { topic: 'plain', size: 'SQUARE' }]);
+    // each item's line: where its record starts
+    expect(lines).toEqual([3, 5]);
   });
   it('names the line and the reason of a bad JSONL line', () => {
     expect(() => parsePrompts('p.jsonl', '{"topic":"a"}\n\n{oops\n')).toThrow('p.jsonl, line 3: not valid JSON');
     expect(() => parsePrompts('p.jsonl', '{"topic":""}\n')).toThrow('line 1: needs a non-empty "topic"');
   });
   it('reads one topic per line of text and refuses other files', () => {
-    expect(parsePrompts('p.txt', 'one\n\ntwo\n')).toEqual([{ topic: 'one' }, { topic: 'two' }]);
+    expect(parsePrompts('p.txt', 'one\n\ntwo\n')).toEqual({ items: [{ topic: 'one' }, { topic: 'two' }], lines: [1, 3] });
+    expect(parsePrompts('p.jsonl', '\r\n{"topic":"a"}\r\n\n{"topic":"b"}').lines).toEqual([2, 4]);
     expect(() => parsePrompts('p.docx', 'x')).toThrow('use a .csv, .jsonl or .txt file');
   });
 });
@@ -44,7 +47,7 @@ describe('parsePrompts with many bad lines', () => {
 describe('parsePrompts with short CSV rows', () => {
   it('reads a short row as the API does: its last columns empty, so their defaults', () => {
     // before: "columns length is 3, got 1" for a file the API itself accepts
-    expect(parsePrompts('p.csv', 'topic,style,size\na cat\na dog,VECTOR_IMAGE\n')).toEqual([{ topic: 'a cat' }, { topic: 'a dog', style: 'VECTOR_IMAGE' }]);
+    expect(parsePrompts('p.csv', 'topic,style,size\na cat\na dog,VECTOR_IMAGE\n').items).toEqual([{ topic: 'a cat' }, { topic: 'a dog', style: 'VECTOR_IMAGE' }]);
   });
 });
 
@@ -52,6 +55,6 @@ describe('parsePrompts past the batch limit', () => {
   it('refuses more prompts than a batch holds before anything is sent', () => {
     const text = Array.from({ length: 50_001 }, (_, i) => `topic ${i}`).join('\n');
     expect(() => parsePrompts('big.txt', text)).toThrow('big.txt has 50,001 prompts; a batch holds at most 50,000: split it into several files');
-    expect(parsePrompts('fits.txt', Array.from({ length: 50_000 }, (_, i) => `topic ${i}`).join('\n'))).toHaveLength(50_000);
+    expect(parsePrompts('fits.txt', Array.from({ length: 50_000 }, (_, i) => `topic ${i}`).join('\n')).items).toHaveLength(50_000);
   });
 });

@@ -12,17 +12,28 @@ export interface PromptItem {
   metadata?: Record<string, unknown>;
 }
 
+/** A prompts file's items, and the line of the file each came from (what a problem with it names). */
+export interface Prompts {
+  items: PromptItem[];
+  lines: number[];
+}
+
 /**
  * Items of a prompts file: `.csv` (header topic,style,size), `.jsonl` (one item per line) or `.txt`
  * (one topic per line). Every bad line is reported in one go, so a file is fixed in one pass.
  */
-export function parsePrompts(file: string, text: string): PromptItem[] {
+export function parsePrompts(file: string, text: string): Prompts {
   const ext = path.extname(file).toLowerCase();
   const items: PromptItem[] = [];
+  const lines: number[] = [];
+  const take = (item: PromptItem, line: number) => {
+    items.push(item);
+    lines.push(line);
+  };
   const problems: { line: number; reason: string }[] = [];
   const bad = (line: number, reason: string) => problems.push({ line, reason });
   if (ext === '.csv') {
-    let rows: { record: Record<string, string>; info: { lines: number } }[];
+    let rows: { record: Record<string, string>; info: { lines: number }; raw: string }[];
     try {
       rows = parse(text, {
         columns: true,
@@ -31,6 +42,7 @@ export function parsePrompts(file: string, text: string): PromptItem[] {
         skip_empty_lines: true,
         bom: true,
         info: true,
+        raw: true,
         skip_records_with_error: true,
         on_skip: (err) => void (err && bad(Number(err.lines), err.message)),
       }) as typeof rows;
@@ -42,9 +54,11 @@ export function parsePrompts(file: string, text: string): PromptItem[] {
     const header = rows[0] ? Object.keys(rows[0].record) : [];
     const unknown = header.filter((c) => !['topic', 'style', 'size'].includes(c));
     if (rows.length && (unknown.length || !header.includes('topic'))) throw badLines(file, [{ line: 1, reason: 'the header must be topic,style,size' }]);
-    for (const { record, info } of rows) {
-      if (!record.topic?.trim()) bad(info.lines, 'the topic is empty');
-      else items.push({ topic: record.topic, ...(record.style ? { style: record.style } : {}), ...(record.size ? { size: record.size } : {}) });
+    for (const { record, info, raw } of rows) {
+      // the line a record starts on: `lines` is where it ends, and a quoted field may hold line breaks
+      const line = info.lines - (raw.replace(/^[\r\n]+/, '').replace(/\r?\n$|\r$/, '').match(/\n/g)?.length ?? 0);
+      if (!record.topic?.trim()) bad(line, 'the topic is empty');
+      else take({ topic: record.topic, ...(record.style ? { style: record.style } : {}), ...(record.size ? { size: record.size } : {}) }, line);
     }
   } else if (ext === '.jsonl' || ext === '.ndjson') {
     text.split('\n').forEach((raw, i) => {
@@ -57,11 +71,11 @@ export function parsePrompts(file: string, text: string): PromptItem[] {
         return bad(i + 1, 'not valid JSON');
       }
       if (!item || typeof item !== 'object' || typeof (item as PromptItem).topic !== 'string' || !(item as PromptItem).topic.trim()) return bad(i + 1, 'needs a non-empty "topic"');
-      items.push(item as PromptItem);
+      take(item as PromptItem, i + 1);
     });
   } else if (ext === '.txt') {
-    text.split('\n').forEach((raw) => {
-      if (raw.trim()) items.push({ topic: raw.trim() });
+    text.split('\n').forEach((raw, i) => {
+      if (raw.trim()) take({ topic: raw.trim() }, i + 1);
     });
   } else {
     throw new CliError(`${file}: use a .csv, .jsonl or .txt file`);
@@ -70,7 +84,7 @@ export function parsePrompts(file: string, text: string): PromptItem[] {
   if (items.length === 0) throw new CliError(`${file}: no prompts in it`);
   // told before the file is sent (the API would refuse it only once it has all of it)
   if (items.length > MAX_BATCH_ITEMS) throw new CliError(`${file} has ${items.length.toLocaleString('en-US')} prompts; a batch holds at most ${MAX_BATCH_ITEMS.toLocaleString('en-US')}: split it into several files`);
-  return items;
+  return { items, lines };
 }
 
 /** One bad line as a sentence naming it; more as a list under the file's name. */
@@ -80,7 +94,7 @@ function badLines(file: string, problems: { line: number; reason: string }[]): C
   return new CliError(`${file} has ${problems.length} bad lines:${list.map((l) => `\n  ${l}`).join('')}`);
 }
 
-export async function readPrompts(file: string): Promise<PromptItem[]> {
+export async function readPrompts(file: string): Promise<Prompts> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { publicBatchSchema, type PublicBatch } from '@imagegen/shared/schemas';
 import { CliError, type ApiClient } from '../client';
-import type { PromptItem } from '../prompts';
+import { capped } from '../listing';
+import type { Prompts } from '../prompts';
 import { retryableButQuota, retrying } from '../retry';
 
 /**
@@ -10,7 +11,7 @@ import { retryableButQuota, retrying } from '../retry';
  * The run waits for the answer instead (no more tries are made), and `interrupted()` tells the
  * caller to stop once it has shown the id; a second Ctrl-C ends it at once.
  */
-export async function submitBatch(client: ApiClient, items: PromptItem[]): Promise<{ batch: PublicBatch; interrupted: boolean }> {
+export async function submitBatch(client: ApiClient, file: string, { items, lines }: Prompts): Promise<{ batch: PublicBatch; interrupted: boolean }> {
   const body = items.map((i) => JSON.stringify(i)).join('\n');
   // one key for every try: a submission whose answer was lost is answered again, not made twice
   const headers = { 'Content-Type': 'application/x-ndjson', 'Idempotency-Key': `cli-${randomUUID()}` };
@@ -29,8 +30,22 @@ export async function submitBatch(client: ApiClient, items: PromptItem[]): Promi
     return { batch, interrupted: stop.signal.aborted };
   } catch (err) {
     if (stop.signal.aborted) throw new CliError(`Interrupted before the API confirmed the batch (${(err as Error).message})`, 130);
-    throw err;
+    throw err instanceof CliError && err.problem?.errors.length ? byLine(err, file, lines) : err;
   } finally {
     process.off('SIGINT', onInterrupt);
   }
+}
+
+/**
+ * The API names a bad item by its place in the batch (`3.style`); the user knows the file: each
+ * is told by the line it came from, in the file's order.
+ */
+function byLine(err: CliError, file: string, lines: number[]): CliError {
+  const named = err.problem!.errors.map((e) => {
+    const [, index, field] = /^(?:items\.)?(\d+)(?:\.(.+))?$/.exec(e.path) ?? [];
+    const line = index === undefined ? undefined : lines[Number(index)];
+    return { line: line ?? Infinity, text: line === undefined ? `${e.path}: ${e.message}` : `line ${line}: ${field ? `${field}: ` : ''}${e.message}` };
+  });
+  const list = capped(named.sort((a, b) => a.line - b.line).map((n) => n.text));
+  return new CliError(`${file}: ${err.problem!.detail}${list.map((l) => `\n  ${l}`).join('')}`, err.exitCode, err.retryable, err.status, err.problem);
 }

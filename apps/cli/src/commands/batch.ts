@@ -179,11 +179,11 @@ export function register(program: Command): void {
         // what finished stays and is downloaded below; the rest ends as cancelled
         if (opts.cancel) batch = await cancel(client, batch.id);
       } else {
-        const items = await readPrompts(file);
+        const prompts = await readPrompts(file);
         await refuseFolderOfAnotherBatch(dir, file, opts.out);
         // a batch is paid for once submitted: one that could not be saved must not be sent
         await ensureWritableFolder(dir, '--out');
-        const submitted = await submitBatch(client, items);
+        const submitted = await submitBatch(client, file, prompts);
         batch = submitted.batch;
         // shown before anything else can go wrong, so that every later stop can be resumed
         console.error(`batch ${batch.id} submitted (${batch.total} items); if stopped, continue with:\n  ${resumeCommand(file, opts.out, batch.id)}`);
