@@ -59,8 +59,10 @@ describe('waiting requests leave nothing behind', () => {
     const channels = stack.api.hub.channels;
     for (const path of [`/v1/generations/${generation.id}/events`, `/v1/batches/${batch.id}/events`]) {
       const res = await fetch(`${stack.baseUrl}${path}`, { signal: AbortSignal.timeout(2000) });
-      // the whole answer, at once: a client reconnects to a process that is not going away
-      expect(await res.text().catch((err: Error) => err.name)).toBe('');
+      // the whole answer, at once, as an event stream that ends: a client (an EventSource, the
+      // CLI) reconnects, to a process that is not going away (before: an empty 200 of no type,
+      // which the CLI took for another server and gave up on, and an EventSource stops at)
+      expect([res.status, res.headers.get('content-type'), await res.text().catch((err: Error) => err.name)]).toEqual([200, 'text/event-stream; charset=utf-8', 'retry: 1000\n\n']);
     }
     expect([stack.api.waits.size, stack.api.hub.channels]).toEqual([0, channels]);
     // a batch's results: cut at once, unfinished (before: held open until the process exited)

@@ -4,7 +4,7 @@ import archiver from 'archiver';
 import type { Response } from 'express';
 import { isTerminal, presentBatch, presentGeneration, readBatchMessage, type BatchRecord, type BatchResultLine, type GenerationRecord } from '@imagegen/shared';
 import type { ApiContext } from '../context';
-import { END_EVENT_ID, openEventStream, toldTheEnd } from '../http/event-stream';
+import { END_EVENT_ID, endEventStreamAtOnce, openEventStream, toldTheEnd } from '../http/event-stream';
 import { onKeyRevoked } from '../http/revocation';
 import type { BatchesService } from './batch.service';
 
@@ -152,7 +152,7 @@ export async function streamBatchEvents(ctx: ApiContext, initial: BatchRecord, r
   }
   // the client may have left, or shutdown begun, already (an abort event is not fired again): then nothing is opened
   const signal = ctx.waits.forResponse(res);
-  if (signal.aborted) return void res.end();
+  if (signal.aborted) return endEventStreamAtOnce(res);
   let finish: () => void = () => undefined;
   const finished = new Promise<void>((resolve) => (finish = resolve));
   signal.addEventListener('abort', () => finish(), { once: true });

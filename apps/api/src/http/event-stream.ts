@@ -17,3 +17,16 @@ export function openEventStream(res: Response): void {
   res.status(200).set({ 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
   res.flushHeaders();
 }
+
+/**
+ * A stream asked for once its process has begun to shut down (or its client has gone) opens
+ * nothing: it is answered as an event stream that ends at once, with a short reconnect delay,
+ * so that an EventSource, or any client that follows the stream, reconnects, to a process that
+ * is up. A body-less 200 of another type reads as a misaddressed API, and an EventSource
+ * stops for good on anything but an event stream.
+ */
+export function endEventStreamAtOnce(res: Response): void {
+  if (res.writableEnded || res.destroyed) return;
+  openEventStream(res);
+  res.end('retry: 1000\n\n');
+}

@@ -1,7 +1,7 @@
 import type { Response } from 'express';
 import { isTerminal, presentGeneration, readGenerationMessage, type GenerationRecord } from '@imagegen/shared';
 import type { ApiContext } from '../context';
-import { END_EVENT_ID, openEventStream, toldTheEnd } from '../http/event-stream';
+import { END_EVENT_ID, endEventStreamAtOnce, openEventStream, toldTheEnd } from '../http/event-stream';
 import { onKeyRevoked } from '../http/revocation';
 
 const HEARTBEAT_MS = 15_000;
@@ -21,7 +21,7 @@ export async function streamGenerationEvents(ctx: ApiContext, initial: Generatio
   // ends when the client leaves or the process shuts down; either may have happened already (an
   // abort event is not fired again): then nothing is opened, and a client still there reconnects
   const ended = ctx.waits.forResponse(res);
-  if (ended.aborted) return void res.end();
+  if (ended.aborted) return endEventStreamAtOnce(res);
   let finish: () => void = () => undefined;
   const finished = new Promise<void>((resolve) => (finish = resolve));
   ended.addEventListener('abort', () => finish(), { once: true });
