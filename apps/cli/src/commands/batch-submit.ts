@@ -4,6 +4,7 @@ import { CliError, type ApiClient } from '../client';
 import { capped } from '../listing';
 import type { Prompts } from '../prompts';
 import { retryableButQuota, retrying } from '../retry';
+import { onStop, stopExitCode } from '../stop-signals';
 
 /**
  * Submits the items as one batch. A Ctrl-C while the request is out does not end the run: the
@@ -19,20 +20,20 @@ export async function submitBatch(client: ApiClient, file: string, { items, line
   const onInterrupt = () => {
     if (stop.signal.aborted) {
       console.error('imagegen: stopped before the API confirmed the batch; if it was made, its id is not known here');
-      process.exit(130);
+      process.exit(stopExitCode());
     }
     stop.abort();
     console.error('Waiting for the API to confirm the batch, so that it can be resumed (Ctrl-C again to quit at once)');
   };
-  process.on('SIGINT', onInterrupt);
+  const stopListening = onStop(onInterrupt);
   try {
     const batch = await retrying(() => client.json('/v1/batches', publicBatchSchema, { method: 'POST', headers, body }), stop.signal, undefined, retryableButQuota);
     return { batch, interrupted: stop.signal.aborted };
   } catch (err) {
-    if (stop.signal.aborted) throw new CliError(`Interrupted before the API confirmed the batch (${(err as Error).message})`, 130);
+    if (stop.signal.aborted) throw new CliError(`Interrupted before the API confirmed the batch (${(err as Error).message})`, stopExitCode());
     throw err instanceof CliError && err.problem?.errors.length ? byLine(err, file, lines) : err;
   } finally {
-    process.off('SIGINT', onInterrupt);
+    stopListening();
   }
 }
 

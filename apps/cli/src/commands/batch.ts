@@ -9,6 +9,7 @@ import { BatchProgress } from '../progress';
 import { readPrompts } from '../prompts';
 import { resumeCommand } from '../resume';
 import { retrying } from '../retry';
+import { onStop, stopExitCode } from '../stop-signals';
 import { recordBatch, refuseFolderOfAnotherBatch, refuseFolderOfOtherBatch } from './batch-state';
 import { submitBatch } from './batch-submit';
 
@@ -188,7 +189,7 @@ export function register(program: Command): void {
         // shown before anything else can go wrong, so that every later stop can be resumed
         console.error(`batch ${batch.id} submitted (${batch.total} items); if stopped, continue with:\n  ${resumeCommand(file, opts.out, batch.id)}`);
         recordBatch(dir, batch.id, file);
-        if (submitted.interrupted && !opts.cancel) process.exit(130);
+        if (submitted.interrupted && !opts.cancel) process.exit(stopExitCode());
         interruptedWhileSubmitting = submitted.interrupted;
       }
       if (opts.resume) console.error(`batch ${batch.id}: ${batch.total} items`);
@@ -199,13 +200,13 @@ export function register(program: Command): void {
         interrupted = true;
         stop.abort();
       };
-      process.once('SIGINT', onInterrupt);
+      let stopListening = onStop(onInterrupt);
       // with --cancel, a Ctrl-C while submitting cancels the batch as one during the run does
       if (interruptedWhileSubmitting) onInterrupt();
       const stopNow = (what: string) => {
         discardPartialDownloads();
         console.error(`${what}; continue with:\n  ${resumeCommand(file, opts.out, batch.id)}`);
-        process.exit(130);
+        process.exit(stopExitCode());
       };
 
       const downloader = new Downloader(client, dir, String(Math.max(0, batch.total - 1)).length);
@@ -218,9 +219,11 @@ export function register(program: Command): void {
         if (!interrupted) throw err;
       } finally {
         bar.stop();
-        // from here on (results, downloads, retries) Ctrl-C ends the run at once
-        process.off('SIGINT', onInterrupt);
-        process.once('SIGINT', () => stopNow(`batch ${batch.id}: stopped before every result was saved`));
+        // from here on (results, downloads, retries) Ctrl-C ends the run at once; the new handler
+        // is in place before the old one goes, so no signal finds none
+        const following = stopListening;
+        stopListening = onStop(() => stopNow(`batch ${batch.id}: stopped before every result was saved`));
+        following();
       }
       if (interrupted && !opts.cancel) stopNow(`batch ${batch.id} keeps running`);
       // cancelled on Ctrl-C: what finished is still downloaded and results.jsonl written, as with --resume --cancel
@@ -241,7 +244,7 @@ export function register(program: Command): void {
       await writeFile(path.join(dir, 'results.jsonl'), text);
       const failed = lines.filter((l) => l.status !== 'completed').length;
       console.log(path.join(dir, 'results.jsonl'));
-      if (interrupted) process.exit(130);
+      if (interrupted) process.exit(stopExitCode());
       if (downloader.failure) {
         throw new CliError(`${downloader.failures} image${downloader.failures === 1 ? '' : 's'} of completed items could not be saved (first: ${downloader.failure.message}); results.jsonl is written; run ${resumeCommand(file, opts.out, batch.id)} to try them again`, 1);
       }

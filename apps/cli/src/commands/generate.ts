@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { publicGenerationSchema } from '@imagegen/shared/schemas';
 import { clientFrom, CliError } from '../client';
 import { discardPartialDownloads, download, extensionOf } from '../download';
+import { onStop, stopExitCode } from '../stop-signals';
 import { retryableButQuota, retrying } from '../retry';
 import { outputFile, resolveOutput } from './generate-output';
 
@@ -32,10 +33,10 @@ export function register(program: Command): void {
       const headers = { 'Content-Type': 'application/json', 'Idempotency-Key': `cli-${randomUUID()}` };
       let g = await retrying(() => client.json('/v1/generations', publicGenerationSchema, { method: 'POST', headers, body: JSON.stringify(body) }), undefined, undefined, retryableButQuota);
       const { id } = g;
-      process.once('SIGINT', () => {
+      onStop(() => {
         discardPartialDownloads();
         console.error(`generation ${id} was not saved; see: imagegen status ${id}`);
-        process.exit(130);
+        process.exit(stopExitCode());
       });
       try {
         // looked at often at first (most generations end in seconds), then once a second
