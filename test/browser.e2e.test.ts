@@ -72,6 +72,19 @@ describe('pages in a browser', () => {
     await Promise.all([context.close(), phone.close()]);
   }, 90_000);
 
+  it('the gallery says which field was refused and why', async () => {
+    const context = await browser.newContext();
+    const { page, errors } = await open(context, `${stack.baseUrl}/`);
+    await page.fill('textarea[name=topic]', 'bell\u0007 in the topic');
+    await page.click('#submit');
+    // before: only "The body has 1 invalid field"
+    await page.waitForFunction(() => /topic: must not contain control characters/.test(document.querySelector('#message')?.textContent ?? ''), undefined, { timeout: 10_000 });
+    expect(await page.textContent('#message')).toMatch(/^The body has 1 invalid field \(topic: must not contain control characters/);
+    // the refused request is the only error the console shows
+    expect(errors.filter((e) => !/status of 400/.test(e))).toEqual([]);
+    await context.close();
+  });
+
   it('the gallery still finds recent generations behind index entries whose records are gone', async () => {
     expect((await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'behind stale entries' }, { Prefer: 'wait=30' })).body.status).toBe('completed');
     // newer entries whose records expired before the retention sweep came by: more than one page looks at

@@ -25,7 +25,12 @@ async function api(path, init = {}) {
     throw new Error('An API key is needed (or the one given is not valid).');
   }
   const body = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(body.detail ?? body.title ?? `The server answered ${res.status}`);
+  if (!res.ok) {
+    // the fields it names say what to change ("topic: must not contain control characters")
+    const named = (Array.isArray(body.errors) ? body.errors : []).slice(0, 3).map((e) => `${e.path}: ${e.message}`);
+    const what = body.detail ?? body.title ?? `The server answered ${res.status}`;
+    throw new Error(named.length ? `${what} (${named.join('; ')})` : what);
+  }
   return body;
 }
 
