@@ -97,6 +97,10 @@ describe('imagegen CLI', () => {
     expect(await b.code).toBe(1);
     expect(b.stderr()).toMatch(/bad\.jsonl, line 2: not valid JSON/);
     expect(b.stderr()).not.toMatch(/\n\s+at /);
+    // before: the list endpoint was asked, and its answer 'not what the imagegen API answers'
+    const empty = run(['status', ' '], env);
+    expect(await empty.code).toBe(1);
+    expect(empty.stderr()).toBe('imagegen: Give the id of a generation (gen_…) or a batch (batch_…)\n');
     const wrong = run(['status', 'gen_x', '--url', 'http://127.0.0.1:1'], env);
     expect(await wrong.code).toBe(1);
     expect(wrong.stderr()).toMatch(/Cannot reach the imagegen API/);
