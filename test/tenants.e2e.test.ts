@@ -24,7 +24,7 @@ describe('API keys managed at run time', () => {
     await stack.close();
   });
 
-  it('a new key works at once on every API process; without keys the API was open; a revoked key gets 401 everywhere', async () => {
+  it('a new key works at once on every API process; without keys the API was open, and stays closed once the last is revoked; a revoked key gets 401 everywhere', async () => {
     expect((await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'open mode' })).status).toBe(202);
 
     expect((await fetch(`${stack.baseUrl}/admin/tenants/acme/keys`, { method: 'POST' })).status).toBe(401);
@@ -63,7 +63,14 @@ describe('API keys managed at run time', () => {
     process.stdout.write(`[tenants] revoked key refused by the second API ${Date.now() - revokedAt} ms after the revocation\n`);
     expect((await getJson(`${stack.baseUrl}/v1/generations/${mine.body.id}`, { Authorization: `Bearer ${key}` })).status).toBe(401);
     expect((await adminCall(stack, 'DELETE', `/admin/tenants/acme/keys/${id}`)).status).toBe(404);
-    // no key left in Redis and no API_KEYS: open again, but the revoked key is still refused
+    // no key left in Redis and no API_KEYS, but keys were in use: still closed, on either process
+    // (before: open again, every caller the default tenant, as the last key of a rotation went)
+    expect((await postJson(`${second.baseUrl}/v1/generations`, { topic: 'open again?' })).status).toBe(401);
+    expect((await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'open again?' })).status).toBe(401);
+    expect(await (await fetch(`${stack.baseUrl}/gallery/config.json`)).json()).toEqual({ keyRequired: true });
+    expect((await postJson(`${second.baseUrl}/v1/generations`, { topic: 'revoked' }, { Authorization: `Bearer ${key}` })).status).toBe(401);
+    // an operator who wants open dev mode back deletes the mark by hand
+    await stack.redis.del(stack.api.keys.apiKeysRequired());
     expect((await postJson(`${second.baseUrl}/v1/generations`, { topic: 'open again' })).status).toBe(202);
     expect((await postJson(`${second.baseUrl}/v1/generations`, { topic: 'revoked' }, { Authorization: `Bearer ${key}` })).status).toBe(401);
   });

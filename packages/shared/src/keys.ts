@@ -79,8 +79,13 @@ export function keysFor(prefix: string) {
     tenantApiKeys: (tenant: string) => `${prefix}:apikeys:tenant:${tenant}`,
     /** Pub/sub channel: the prefix of each managed key revoked (streams opened with it end). */
     apiKeyRevocations: () => `${prefix}:events:apikey-revoked`,
-    /** Every managed key prefix: empty (with no API_KEYS either) means open dev mode. */
+    /** Every managed key prefix. */
     apiKeyIndex: () => `${prefix}:apikeys:all`,
+    /**
+     * Set when the first managed key is made, kept for good (the deployment's): from then on a key
+     * is asked for even once the last is revoked. Only deleting it by hand opens open dev mode again.
+     */
+    apiKeysRequired: () => `${prefix}:apikeys:required`,
     /** Pub/sub channel of one API process: the ends of the generations its requests wait on (see WaiterChannel). */
     waiterChannel: (processId: string) => `${prefix}:waiters:${processId}`,
     /** A tenant's count in one per-minute quota window (the limit is in the name); expires with the window. */

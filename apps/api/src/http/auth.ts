@@ -40,7 +40,7 @@ export function tenantAuth(keys: ApiKey[], managed: ApiKeyStore): RequestHandler
     void (async () => {
       const header = authorizationOf(req)?.trim();
       if (!header) {
-        if (table.length === 0 && !(await managed.any())) {
+        if (table.length === 0 && !(await managed.required())) {
           req.tenant = DEFAULT_TENANT;
           return;
         }
@@ -57,7 +57,7 @@ export function tenantAuth(keys: ApiKey[], managed: ApiKeyStore): RequestHandler
       }
       // in open dev mode any other header is ignored, but a managed key that is no longer valid
       // (say the last one, just revoked) is refused: a revocation holds whatever is left
-      if (table.length === 0 && !isManagedKeyShape(key) && !(await managed.any())) {
+      if (table.length === 0 && !isManagedKeyShape(key) && !(await managed.required())) {
         req.tenant = DEFAULT_TENANT;
         return;
       }

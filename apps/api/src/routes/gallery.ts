@@ -29,7 +29,7 @@ export function galleryRouter(ctx: ApiContext): Router {
   router.get('/gallery/config.json', async (_req, res) => {
     res.setHeader('Cache-Control', 'no-store');
     // keys from API_KEYS or made at run time: either way the page asks for one
-    res.json({ keyRequired: ctx.config.apiKeys.length > 0 || (await ctx.apiKeyStore.any()) });
+    res.json({ keyRequired: ctx.config.apiKeys.length > 0 || (await ctx.apiKeyStore.required()) });
   });
   return router;
 }
