@@ -118,10 +118,17 @@ describe('imagegen CLI', () => {
     const before = await stack.redis.zcard(stack.api.keys.tenantBatches('default'));
     const remote = run(['batch', styles, '--out', path.join(dir, 'out-bad-styles')], env);
     expect(await remote.code).toBe(1);
+    // the --out folder it made for the batch is gone with it (before: left empty)
+    expect(await readdir(path.join(dir, 'out-bad-styles')).catch((err: NodeJS.ErrnoException) => err.code)).toBe('ENOENT');
     // by the file's lines (before: by the items' places, 0.style to 29.style)
     expect(remote.stderr()).toMatch(/bad-styles\.jsonl: 30 items of 30 are invalid; nothing was enqueued\n {2}line 1: style: /);
     expect(remote.stderr().match(/^ {2}line \d+: style: /gm)).toEqual(Array.from({ length: 30 }, (_, i) => `  line ${i + 1}: style: `));
     expect(await stack.redis.zcard(stack.api.keys.tenantBatches('default'))).toBe(before);
+    // so does a resume of a batch that is not there, down to the first folder it made
+    const unknown = run(['batch', styles, '--out', path.join(dir, 'out-unknown', 'deep'), '--resume', 'batch_unknown'], env);
+    expect(await unknown.code).toBe(1);
+    expect(unknown.stderr()).toMatch(/batch_unknown was not found/);
+    expect(await readdir(path.join(dir, 'out-unknown')).catch((err: NodeJS.ErrnoException) => err.code)).toBe('ENOENT');
   });
 
   it('refuses an --out folder it cannot write before submitting anything', async () => {

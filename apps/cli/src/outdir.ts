@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CliError } from './client';
 
@@ -16,16 +16,32 @@ const reasons: Record<string, string> = {
  * Makes `dir` (and its parents) and proves a file can be written in it, so that a run which
  * would pay for images finds out before submitting that it could not save them. Creating and
  * removing a probe file catches what a permission check alone would not (a read-only mount,
- * a full disk, running as root). `what` names the folder to the user (`--out`).
+ * a full disk, running as root). `what` names the folder to the user (`--out`). Returns the
+ * uppermost folder it made, if it made any (see removeMadeFolders).
  */
-export async function ensureWritableFolder(dir: string, what: string): Promise<void> {
+export async function ensureWritableFolder(dir: string, what: string): Promise<string | undefined> {
   const probe = path.join(dir, `.imagegen-probe-${randomUUID()}`);
+  let made: string | undefined;
   try {
-    await mkdir(dir, { recursive: true });
+    made = await mkdir(dir, { recursive: true });
     await writeFile(probe, '');
     await rm(probe, { force: true });
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? '';
     throw new CliError(`Cannot write into ${what} ${dir}: ${reasons[code] ?? (code || (err as Error).message)}; nothing was submitted`);
+  }
+  return made;
+}
+
+/**
+ * Takes back the folders ensureWritableFolder made (`made`, the uppermost, down to `dir`) when
+ * the run ends before anything was saved in them, so a refused submission leaves no empty
+ * folder behind. Only empty folders go: one that holds anything stays, with its parents.
+ */
+export async function removeMadeFolders(dir: string, made: string | undefined): Promise<void> {
+  if (!made) return;
+  for (let at = dir; ; at = path.dirname(at)) {
+    if (!(await rmdir(at).then(() => true, () => false))) return;
+    if (at === made || path.dirname(at) === at) return;
   }
 }
