@@ -669,6 +669,12 @@ describe('batch retention', () => {
     // it ended more than a retention before the batch did
     expect(Date.parse(done.completedAt) - Date.parse(kept.body.completedAt)).toBeGreaterThan(retentionSeconds(0.001) * 1000);
     expect((await maintenance.sweepOnce()).records).toBe(0);
+    // its image is scheduled with it, moved on together (a sweep that knows nothing of holding,
+    // during an upgrade, removes both at once rather than leave the image unowned)
+    const token = new URL(image).pathname.split('/')[2]!;
+    const [recordDue, imageDue] = await Promise.all([stack.redis.zscore(stack.api.keys.recordExpiry(), `${early.id}|default`), stack.redis.zscore(stack.api.keys.fileExpiry(), token)]);
+    expect(Number(recordDue)).toBe(Date.parse(done.completedAt) + retentionSeconds(0.001) * 1000);
+    expect(imageDue).toBe(recordDue);
     expect((await ndjsonLines(`${stack.baseUrl}/v1/batches/${id}/results`)).map((l) => l.status)).toEqual(['completed', 'completed']);
     expect((await fetch(image)).status).toBe(200);
     // once the retention has passed after the batch ended, one sweep takes the batch, both items and their files

@@ -52,8 +52,8 @@ export class RecordRetention {
    * Removes up to `limit` records whose retention has ended, with everything they own. An item
    * that ended while its batch ran has no expiry of its own (see transition.ts): it is kept until
    * its batch's retention (`retentionSeconds` after the batch completed) ends too, its due time
-   * moved on, and its image is scheduled with its record. Returns how many were due (`seen`) and
-   * how many went.
+   * and its completed image's moved on together (records are swept before files). Returns how
+   * many were due (`seen`) and how many went.
    */
   async removeDueRecords(now: number, limit: number, retentionSeconds: number): Promise<{ seen: number; removed: number }> {
     const due = await this.redis.zrangebyscore(this.keys.recordExpiry(), '-inf', now, 'LIMIT', 0, limit);
@@ -64,8 +64,9 @@ export class RecordRetention {
     const gone: string[] = [];
     for (const member of due) {
       const kept = later.get(member);
-      if (kept?.until !== undefined) {
+      if (kept) {
         pipeline.zadd(this.keys.recordExpiry(), kept.until, member);
+        if (kept.fileToken) pipeline.zadd(this.keys.fileExpiry(), kept.until, kept.fileToken);
         continue;
       }
       const sep = member.indexOf('|');
@@ -73,7 +74,6 @@ export class RecordRetention {
       const tenant = member.slice(sep + 1);
       tenants.add(tenant);
       gone.push(member);
-      if (kept?.fileToken) pipeline.zadd(this.keys.fileExpiry(), now, kept.fileToken);
       pipeline.del(this.keys.generation(id), this.keys.spool(id), this.keys.generationDeliveries(id));
       pipeline.zrem(this.keys.tenantGenerations(tenant), id);
       for (const status of STATUSES) pipeline.zrem(this.keys.tenantGenerations(tenant, status), id);
@@ -85,11 +85,11 @@ export class RecordRetention {
   }
 
   /**
-   * Of due members, the batch items without an expiry of their own: until when each is kept
-   * (its batch still runs: another retention; it completed: its retention from then), or, when
-   * it goes now, its completed image's file token.
+   * Of due members, the batch items without an expiry of their own still to keep: until when
+   * (their batch still runs: another retention; it completed: its retention from then), with
+   * the file token of a completed one's image, which is kept as long.
    */
-  private async heldByBatches(due: string[], now: number, retentionSeconds: number): Promise<Map<string, { until?: number; fileToken?: string }>> {
+  private async heldByBatches(due: string[], now: number, retentionSeconds: number): Promise<Map<string, { until: number; fileToken?: string }>> {
     const reads = this.redis.pipeline();
     for (const member of due) {
       const key = this.keys.generation(member.slice(0, member.indexOf('|')));
@@ -101,7 +101,7 @@ export class RecordRetention {
       const [batchId, status, fileToken] = (replies[2 * i + 1]?.[1] ?? []) as (string | null)[];
       if (replies[2 * i]?.[1] === -1 && batchId) held.set(member, { batchId, completed: status === 'completed', fileToken: fileToken ?? null });
     });
-    const out = new Map<string, { until?: number; fileToken?: string }>();
+    const out = new Map<string, { until: number; fileToken?: string }>();
     if (held.size === 0) return out;
     const batchIds = [...new Set([...held.values()].map((h) => h.batchId))];
     const batchReads = this.redis.pipeline();
@@ -110,8 +110,7 @@ export class RecordRetention {
     for (const [member, h] of held) {
       const [status, completedAt] = batches.get(h.batchId) ?? [];
       const ends = status === 'completed' && completedAt ? Date.parse(completedAt) + retentionSeconds * 1000 : status ? now + retentionSeconds * 1000 : now;
-      if (ends > now) out.set(member, { until: ends });
-      else if (h.completed && h.fileToken) out.set(member, { fileToken: h.fileToken });
+      if (ends > now) out.set(member, h.completed && h.fileToken ? { until: ends, fileToken: h.fileToken } : { until: ends });
     }
     return out;
   }

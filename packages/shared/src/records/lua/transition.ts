@@ -62,8 +62,9 @@ local function transitionRecord(from)
     redis.call('ZADD', KEYS[3], now + retention * 1000, id .. '|' .. tenant)
     redis.call('HDEL', KEYS[1], 'spoolKey', 'upstreamLease')
     redis.call('DEL', KEYS[4])
-    -- a held item's image is scheduled when its record goes
-    if token and not (held and status == 'completed') then
+    -- (a held item's image too: the sweep moves it on with the record, and a sweep that does not
+    -- know of holding, during an upgrade, removes both at once rather than leave the image)
+    if token then
       local keep = status == 'completed' and retention or math.min(retention, tonumber(ARGV[4]))
       redis.call('ZADD', KEYS[2], now + keep * 1000, token)
     end
