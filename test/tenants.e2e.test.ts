@@ -69,6 +69,11 @@ describe('API keys managed at run time', () => {
     expect((await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'open again?' })).status).toBe(401);
     expect(await (await fetch(`${stack.baseUrl}/gallery/config.json`)).json()).toEqual({ keyRequired: true });
     expect((await postJson(`${second.baseUrl}/v1/generations`, { topic: 'revoked' }, { Authorization: `Bearer ${key}` })).status).toBe(401);
+    // a key made before the mark existed (an upgrade): its revocation marks the deployment too
+    const older = await adminCall(stack, 'POST', '/admin/tenants/acme/keys');
+    await stack.redis.del(stack.api.keys.apiKeysRequired());
+    expect((await adminCall(stack, 'DELETE', `/admin/tenants/acme/keys/${older.body.id}`)).status).toBe(204);
+    expect((await postJson(`${second.baseUrl}/v1/generations`, { topic: 'open again?' })).status).toBe(401);
     // an operator who wants open dev mode back deletes the mark by hand
     await stack.redis.del(stack.api.keys.apiKeysRequired());
     expect((await postJson(`${second.baseUrl}/v1/generations`, { topic: 'open again' })).status).toBe(202);

@@ -42,10 +42,13 @@ return now
 
 /**
  * Removes a key if it belongs to the tenant, and tells every API process (streams opened with it
- * end). KEYS as above; ARGV[1] prefix, ARGV[2] tenant, ARGV[3] the revocations channel. Returns 1 when revoked.
+ * end). Marks the deployment as one that asks for keys too: keys made before the mark existed
+ * would otherwise open the API as the last of them goes. KEYS as above; ARGV[1] prefix,
+ * ARGV[2] tenant, ARGV[3] the revocations channel. Returns 1 when revoked.
  */
 const REVOKE_KEY_LUA = `
 if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[2] then return 0 end
+redis.call('SET', KEYS[4], '1')
 redis.call('DEL', KEYS[1])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[1])
@@ -55,7 +58,7 @@ return 1
 
 type KeysRedis = Redis & {
   imagegenCreateApiKey(k1: string, k2: string, k3: string, k4: string, prefix: string, tenant: string, id: string, hash: string, cap: number): Promise<number>;
-  imagegenRevokeApiKey(k1: string, k2: string, k3: string, prefix: string, tenant: string, channel: string): Promise<number>;
+  imagegenRevokeApiKey(k1: string, k2: string, k3: string, k4: string, prefix: string, tenant: string, channel: string): Promise<number>;
 };
 
 /**
@@ -72,7 +75,7 @@ export class ApiKeyStore {
   ) {
     if (!('imagegenCreateApiKey' in redis)) {
       redis.defineCommand('imagegenCreateApiKey', { numberOfKeys: 4, lua: CREATE_KEY_LUA });
-      redis.defineCommand('imagegenRevokeApiKey', { numberOfKeys: 3, lua: REVOKE_KEY_LUA });
+      redis.defineCommand('imagegenRevokeApiKey', { numberOfKeys: 4, lua: REVOKE_KEY_LUA });
     }
     this.redis = redis as KeysRedis;
   }
@@ -105,7 +108,7 @@ export class ApiKeyStore {
   async revoke(tenant: string, id: string): Promise<boolean> {
     const m = ID_PATTERN.exec(id);
     if (!m) return false;
-    return (await this.redis.imagegenRevokeApiKey(...this.slots(m[1]!, tenant), m[1]!, tenant, this.keys.apiKeyRevocations())) === 1;
+    return (await this.redis.imagegenRevokeApiKey(...this.slots(m[1]!, tenant), this.keys.apiKeysRequired(), m[1]!, tenant, this.keys.apiKeyRevocations())) === 1;
   }
 
   /** The tenant a presented key belongs to, or null. */
