@@ -1,7 +1,7 @@
 import { problemSchema } from '@imagegen/shared/schemas';
 import type { z } from 'zod';
 import { DEFAULT_URL, loadCliEnv, type CliEnv } from './config';
-import { capped } from './listing';
+import { capped, listedUnder } from './listing';
 
 /**
  * A failure the user can act on: printed as one line, never with a stack trace. `retryable`
@@ -76,8 +76,7 @@ export class ApiClient {
     if (res.status === 401) throw new CliError('The API key was refused; check IMAGEGEN_API_KEY or --api-key');
     if (!problem.detail) throw new CliError(`${this.base} answered ${res.status} and does not look like the imagegen API; check IMAGEGEN_URL or --url`, 1, transient, res.status);
     const errors = problem.errors ?? [];
-    const details = capped(errors.map((e) => `${e.path}: ${e.message}`)).map((l) => `\n  ${l}`).join('');
-    throw new CliError(`${problem.detail}${details}`, 1, transient, res.status, { detail: problem.detail, errors });
+    throw new CliError(listedUnder(problem.detail, errors.map((e) => `${e.path}: ${e.message}`)), 1, transient, res.status, { detail: problem.detail, errors });
   }
 
   /** The answer's body as `schema` (the API's own) says it is; one that is not is reported as such. */

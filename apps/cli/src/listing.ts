@@ -5,3 +5,8 @@ export const SHOWN_AT_MOST = 100;
 export function capped(lines: string[], cap = SHOWN_AT_MOST): string[] {
   return lines.length <= cap ? lines : [...lines.slice(0, cap), `and ${lines.length - cap} more`];
 }
+
+/** `head`, then the capped lines under it, indented. */
+export function listedUnder(head: string, lines: string[]): string {
+  return `${head}${capped(lines).map((l) => `\n  ${l}`).join('')}`;
+}

@@ -17,7 +17,7 @@ const reasons: Record<string, string> = {
  * would pay for images finds out before submitting that it could not save them. Creating and
  * removing a probe file catches what a permission check alone would not (a read-only mount,
  * a full disk, running as root). `what` names the folder to the user (`--out`). Returns the
- * uppermost folder it made, if it made any (see removeMadeFolders).
+ * uppermost folder it made, if it made any (see removingMadeFoldersOnFailure).
  */
 export async function ensureWritableFolder(dir: string, what: string): Promise<string | undefined> {
   const probe = path.join(dir, `.imagegen-probe-${randomUUID()}`);
@@ -34,11 +34,21 @@ export async function ensureWritableFolder(dir: string, what: string): Promise<s
 }
 
 /**
- * Takes back the folders ensureWritableFolder made (`made`, the uppermost, down to `dir`) when
- * the run ends before anything was saved in them, so a refused submission leaves no empty
- * folder behind. Only empty folders go: one that holds anything stays, with its parents.
+ * `work`'s result; when it fails, the folders ensureWritableFolder made (`made`, the uppermost,
+ * down to `dir`) are taken back first, so a run that ends before anything was saved (a refused
+ * submission, an unknown batch) leaves no empty folder behind. Only empty folders go: one that
+ * holds anything stays, with its parents.
  */
-export async function removeMadeFolders(dir: string, made: string | undefined): Promise<void> {
+export async function removingMadeFoldersOnFailure<T>(dir: string, made: string | undefined, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    await removeMadeFolders(dir, made);
+    throw err;
+  }
+}
+
+async function removeMadeFolders(dir: string, made: string | undefined): Promise<void> {
   if (!made) return;
   for (let at = dir; ; at = path.dirname(at)) {
     if (!(await rmdir(at).then(() => true, () => false))) return;

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { parse } from 'csv-parse/sync';
 import { MAX_BATCH_ITEMS } from '@imagegen/shared/schemas';
 import { CliError } from './client';
-import { capped } from './listing';
+import { listedUnder } from './listing';
 
 export interface PromptItem {
   topic: string;
@@ -90,8 +90,7 @@ export function parsePrompts(file: string, text: string): Prompts {
 /** One bad line as a sentence naming it; more as a list under the file's name. */
 function badLines(file: string, problems: { line: number; reason: string }[]): CliError {
   if (problems.length === 1) return new CliError(`${file}, line ${problems[0]!.line}: ${problems[0]!.reason}`);
-  const list = capped(problems.map((p) => `line ${p.line}: ${p.reason}`));
-  return new CliError(`${file} has ${problems.length} bad lines:${list.map((l) => `\n  ${l}`).join('')}`);
+  return new CliError(listedUnder(`${file} has ${problems.length} bad lines:`, problems.map((p) => `line ${p.line}: ${p.reason}`)));
 }
 
 export async function readPrompts(file: string): Promise<Prompts> {

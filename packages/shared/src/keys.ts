@@ -82,8 +82,8 @@ export function keysFor(prefix: string) {
     /** Every managed key prefix. */
     apiKeyIndex: () => `${prefix}:apikeys:all`,
     /**
-     * Set when the first managed key is made, kept for good (the deployment's): from then on a key
-     * is asked for even once the last is revoked. Only deleting it by hand opens open dev mode again.
+     * Set when a managed key is revoked, kept for good (the deployment's): a key is then asked for
+     * even once the last is gone. Only deleting it by hand opens open dev mode again.
      */
     apiKeysRequired: () => `${prefix}:apikeys:required`,
     /** Pub/sub channel of one API process: the ends of the generations its requests wait on (see WaiterChannel). */

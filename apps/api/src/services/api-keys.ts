@@ -21,11 +21,9 @@ export type CreatedKey = ApiKeyInfo & { key: string };
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
 /**
- * Writes a key and indexes it, refusing past the tenant's cap, and marks the deployment as one
- * that asks for keys.
- * KEYS[1] key hash, KEYS[2] tenant's keys, KEYS[3] every key, KEYS[4] the keys-required mark;
- * ARGV[1] prefix, ARGV[2] tenant, ARGV[3] id, ARGV[4] SHA-256 (hex), ARGV[5] cap. Returns the
- * creation time (ms) or 0 when full.
+ * Writes a key and indexes it, refusing past the tenant's cap.
+ * KEYS[1] key hash, KEYS[2] tenant's keys, KEYS[3] every key; ARGV[1] prefix, ARGV[2] tenant,
+ * ARGV[3] id, ARGV[4] SHA-256 (hex), ARGV[5] cap. Returns the creation time (ms) or 0 when full.
  */
 const CREATE_KEY_LUA = composeLua(
   NOW_MS,
@@ -35,16 +33,15 @@ local now = nowMs()
 redis.call('HSET', KEYS[1], 'id', ARGV[3], 'tenant', ARGV[2], 'hash', ARGV[4], 'createdAt', tostring(now))
 redis.call('ZADD', KEYS[2], now, ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[1])
-redis.call('SET', KEYS[4], '1')
 return now
 `,
 );
 
 /**
  * Removes a key if it belongs to the tenant, and tells every API process (streams opened with it
- * end). Marks the deployment as one that asks for keys too: keys made before the mark existed
- * would otherwise open the API as the last of them goes. KEYS as above; ARGV[1] prefix,
- * ARGV[2] tenant, ARGV[3] the revocations channel. Returns 1 when revoked.
+ * end). Marks the deployment as one that asks for keys: while any key exists the index says so,
+ * and the mark keeps saying it once the last is gone. KEYS as above, KEYS[4] the keys-required
+ * mark; ARGV[1] prefix, ARGV[2] tenant, ARGV[3] the revocations channel. Returns 1 when revoked.
  */
 const REVOKE_KEY_LUA = `
 if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[2] then return 0 end
@@ -57,7 +54,7 @@ return 1
 `;
 
 type KeysRedis = Redis & {
-  imagegenCreateApiKey(k1: string, k2: string, k3: string, k4: string, prefix: string, tenant: string, id: string, hash: string, cap: number): Promise<number>;
+  imagegenCreateApiKey(k1: string, k2: string, k3: string, prefix: string, tenant: string, id: string, hash: string, cap: number): Promise<number>;
   imagegenRevokeApiKey(k1: string, k2: string, k3: string, k4: string, prefix: string, tenant: string, channel: string): Promise<number>;
 };
 
@@ -74,7 +71,7 @@ export class ApiKeyStore {
     private readonly keys: Keys,
   ) {
     if (!('imagegenCreateApiKey' in redis)) {
-      redis.defineCommand('imagegenCreateApiKey', { numberOfKeys: 4, lua: CREATE_KEY_LUA });
+      redis.defineCommand('imagegenCreateApiKey', { numberOfKeys: 3, lua: CREATE_KEY_LUA });
       redis.defineCommand('imagegenRevokeApiKey', { numberOfKeys: 4, lua: REVOKE_KEY_LUA });
     }
     this.redis = redis as KeysRedis;
@@ -89,7 +86,7 @@ export class ApiKeyStore {
     const prefix = randomBytes(8).toString('hex');
     const key = `ig_${prefix}_${randomBytes(32).toString('base64url')}`;
     const id = `key_${prefix}`;
-    const at = await this.redis.imagegenCreateApiKey(...this.slots(prefix, tenant), this.keys.apiKeysRequired(), prefix, tenant, id, digest(key).toString('hex'), MAX_KEYS_PER_TENANT);
+    const at = await this.redis.imagegenCreateApiKey(...this.slots(prefix, tenant), prefix, tenant, id, digest(key).toString('hex'), MAX_KEYS_PER_TENANT);
     if (!at) return null;
     return { id, key, prefix, createdAt: new Date(Number(at)).toISOString() };
   }

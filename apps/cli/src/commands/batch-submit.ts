@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { publicBatchSchema, type PublicBatch } from '@imagegen/shared/schemas';
 import { CliError, type ApiClient } from '../client';
-import { capped } from '../listing';
+import { listedUnder } from '../listing';
 import type { Prompts } from '../prompts';
 import { retryableButQuota, retrying } from '../retry';
 import { onStop, stopExitCode } from '../stop-signals';
@@ -47,6 +47,6 @@ function byLine(err: CliError, file: string, lines: number[]): CliError {
     const line = index === undefined ? undefined : lines[Number(index)];
     return { line: line ?? Infinity, text: line === undefined ? `${e.path}: ${e.message}` : `line ${line}: ${field ? `${field}: ` : ''}${e.message}` };
   });
-  const list = capped(named.sort((a, b) => a.line - b.line).map((n) => n.text));
-  return new CliError(`${file}: ${err.problem!.detail}${list.map((l) => `\n  ${l}`).join('')}`, err.exitCode, err.retryable, err.status, err.problem);
+  const list = named.sort((a, b) => a.line - b.line).map((n) => n.text);
+  return new CliError(listedUnder(`${file}: ${err.problem!.detail}`, list), err.exitCode, err.retryable, err.status, err.problem);
 }

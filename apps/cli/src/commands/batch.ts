@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { batchResultLineSchema, finishedItemSchema, publicBatchSchema, publicGenerationSchema, type PublicBatch } from '@imagegen/shared/schemas';
 import { answerAs, causeOf, clientFrom, CliError, type ApiClient } from '../client';
 import { discardPartialDownloads, download, exists, extensionOf } from '../download';
-import { ensureWritableFolder, removeMadeFolders } from '../outdir';
+import { ensureWritableFolder, removingMadeFoldersOnFailure } from '../outdir';
 import { BatchProgress } from '../progress';
 import { readPrompts } from '../prompts';
 import { resumeCommand } from '../resume';
@@ -175,11 +175,7 @@ export function register(program: Command): void {
       if (opts.resume) {
         const made = await ensureWritableFolder(dir, '--out');
         await refuseFolderOfOtherBatch(dir, opts.resume, opts.out);
-        batch = await client.json(`/v1/batches/${encodeURIComponent(opts.resume)}`, publicBatchSchema).catch(async (err: unknown) => {
-          // an unknown id (or an API that cannot be reached) leaves no new empty folder behind
-          await removeMadeFolders(dir, made);
-          throw err;
-        });
+        batch = await removingMadeFoldersOnFailure(dir, made, client.json(`/v1/batches/${encodeURIComponent(opts.resume)}`, publicBatchSchema));
         recordBatch(dir, batch.id, file);
         // what finished stays and is downloaded below; the rest ends as cancelled
         if (opts.cancel) batch = await cancel(client, batch.id);
@@ -188,11 +184,7 @@ export function register(program: Command): void {
         await refuseFolderOfAnotherBatch(dir, file, opts.out);
         // a batch is paid for once submitted: one that could not be saved must not be sent
         const made = await ensureWritableFolder(dir, '--out');
-        const submitted = await submitBatch(client, file, prompts).catch(async (err: unknown) => {
-          // a refused file leaves no new empty folder behind (one interrupted without an id neither)
-          await removeMadeFolders(dir, made);
-          throw err;
-        });
+        const submitted = await removingMadeFoldersOnFailure(dir, made, submitBatch(client, file, prompts));
         batch = submitted.batch;
         // shown before anything else can go wrong, so that every later stop can be resumed
         console.error(`batch ${batch.id} submitted (${batch.total} items); if stopped, continue with:\n  ${resumeCommand(file, opts.out, batch.id)}`);

@@ -10,13 +10,12 @@ import { WEBHOOK_OUTBOX_MAX_LEN } from './outbox';
  * `batch.completed` event (the batch as `GET /v1/batches/:id` returns it) goes to the webhook
  * outbox when the batch's webhook wants it.
  *
- * Expects in scope: KEYS[1] the record, `cur` and `status` (before and after), `now` (ms),
+ * Expects in scope: KEYS[1] the record, its `batchId` (or nil), `cur` and `status` (before and after), `now` (ms),
  * `isTerminal`, `isoTime`; `slots` names the KEYS slots of the batch hash, its items list, the
  * batch expiry set, its finished-items stream and the outbox stream, and the ARGV slots of the batch channel and the
  * retention (s). A record passed in the batch slots (no batch) is never touched.
  */
 export const batchCountsLua = (slots: { batch: string; items: string; expiry: string; finished: string; outbox: string; channel: string; retention: string }): string => `
-local batchId = redis.call('HGET', KEYS[1], 'batchId')
 if status ~= cur and batchId and ${slots.batch} ~= KEYS[1] and redis.call('HGET', ${slots.batch}, 'id') == batchId then
   redis.call('HINCRBY', ${slots.batch}, cur, -1)
   redis.call('HINCRBY', ${slots.batch}, status, 1)

@@ -42,8 +42,8 @@ export const TRANSITION_KEY_COUNT = 19;
  */
 const TRANSITION_FN = `
 local function transitionRecord(from)
-  local record = redis.call('HMGET', KEYS[1], 'status', 'id', 'tenant', 'fileToken')
-  local cur, id, tenant, token = record[1], record[2], record[3], record[4]
+  local record = redis.call('HMGET', KEYS[1], 'status', 'id', 'tenant', 'fileToken', 'batchId')
+  local cur, id, tenant, token, batchId = record[1], record[2], record[3], record[4], record[5]
   if not cur then return 'missing' end
   if isTerminal(cur) then return 'terminal' end
   local now = nowMs()
@@ -56,8 +56,8 @@ local function transitionRecord(from)
     local retention = tonumber(ARGV[3])
     -- an item of a batch still running is kept until its batch's retention ends (the sweep
     -- decides, see record-retention.ts), so the batch's results and archive still hold it
-    local batchId = redis.call('HGET', KEYS[1], 'batchId')
-    local held = batchId and KEYS[12] ~= KEYS[1] and redis.call('HGET', KEYS[12], 'id') == batchId and redis.call('HGET', KEYS[12], 'status') ~= 'completed'
+    local batch = batchId and KEYS[12] ~= KEYS[1] and redis.call('HMGET', KEYS[12], 'id', 'status')
+    local held = batch and batch[1] == batchId and batch[2] ~= 'completed'
     if not held then redis.call('EXPIRE', KEYS[1], retention) end
     redis.call('ZADD', KEYS[3], now + retention * 1000, id .. '|' .. tenant)
     redis.call('HDEL', KEYS[1], 'spoolKey', 'upstreamLease')
