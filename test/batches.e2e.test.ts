@@ -640,19 +640,23 @@ describe('batches', () => {
 describe('batch retention', () => {
   let stack: Stack;
   let maintenance: Maintenance;
+  let receiver: WebhookReceiver;
   beforeAll(async () => {
+    receiver = await WebhookReceiver.start();
     // a retention of a few seconds, shorter than the batch runs
-    stack = await startStack({ name: 'batch-retention', worker: false, env: { RECORD_RETENTION_HOURS: '0.001', GENERATOR_MAX_ATTEMPTS: '1' } });
+    stack = await startStack({ name: 'batch-retention', worker: false, env: { RECORD_RETENTION_HOURS: '0.001', GENERATOR_MAX_ATTEMPTS: '1', WEBHOOK_ALLOW_PRIVATE: 'true' } });
     await stack.startWorker({ MAINTENANCE_INTERVAL_MS: '3600000' }, { provider: await instantProvider() });
     maintenance = openMaintenance(stack.prefix);
   });
   afterAll(async () => {
     await maintenance?.close();
     await stack?.close();
+    await receiver?.close();
   });
 
-  it('an item that ended early is kept while its batch runs, and goes with the batch once the retention after the batch ends', async () => {
-    const accepted = await post(`${stack.baseUrl}/v1/batches`, JSON.stringify({ items: [{ topic: 'early' }, { topic: 'after 6000' }] }), 'application/json');
+  it('an item that ended early is kept while its batch runs, its delivery log too, and goes with the batch once the retention after the batch ends', async () => {
+    const webhook = { url: receiver.url('/held'), events: ['generation.completed'] };
+    const accepted = await post(`${stack.baseUrl}/v1/batches`, JSON.stringify({ items: [{ topic: 'early' }, { topic: 'after 6000' }], webhook }), 'application/json');
     const id = accepted.body.id as string;
     const [early] = await eventually(async () => {
       const lines = await ndjsonLines(`${stack.baseUrl}/v1/batches/${id}/results`);
@@ -666,6 +670,8 @@ describe('batch retention', () => {
     // before: 404, the early item had expired (its record, and at the sweep its image)
     const kept = await getJson(`${stack.baseUrl}/v1/generations/${early.id}`);
     expect(kept.status).toBe(200);
+    // its delivery, made when it ended, is still in its log (before: the log had expired, [])
+    expect((await getJson(`${stack.baseUrl}/v1/generations/${early.id}/deliveries`)).body.data).toMatchObject([{ event: 'generation.completed', attempt: 1, state: 'delivered' }]);
     // it ended more than a retention before the batch did
     expect(Date.parse(done.completedAt) - Date.parse(kept.body.completedAt)).toBeGreaterThan(retentionSeconds(0.001) * 1000);
     expect((await maintenance.sweepOnce()).records).toBe(0);

@@ -182,6 +182,27 @@ it('deliveries that end failed or exhausted in one call are noted in their own t
   expect((await log.endedPage('tb', 0, until, 10)).entries.map((e) => e.id).sort()).toEqual(['dlv_n2', 'dlv_n4']);
 });
 
+it('attempts recorded in one call keep each log as long as its own subject: no expiry while the record has none, else the retention', async () => {
+  const { log, batcher } = setup({ maxInFlight: 10, circuitFailures: 100, circuitOpenMs: 1000 });
+  // gen_w1's record has no expiry (under way, or held by its running batch); gen_w2's ended (the retention); gen_w3 has none
+  await redis.hset(keys.generation('gen_w1'), 'id', 'gen_w1');
+  await redis.hset(keys.generation('gen_w2'), 'id', 'gen_w2');
+  await redis.expire(keys.generation('gen_w2'), 3600);
+  await log.createMany(['gen_w1', 'gen_w2', 'gen_w3'].map((subject, i) => ({ delivery: delivery(`dlv_w${i + 1}`, subject), body: '{}' })));
+  // the logs as another writer (an older release) may have left them: with the retention
+  for (const subject of ['gen_w1', 'gen_w2', 'gen_w3']) await redis.expire(log.keyOf(subject), 3600);
+  const results = await Promise.all(
+    ['gen_w1', 'gen_w2', 'gen_w3'].map((subject, i) =>
+      batcher.settle({ tenant: 't1', subject, deliveryId: `dlv_w${i + 1}`, outcome: { run: 0, state: 'delivered', status: 200, durationMs: 1 }, host: 'w:1', member: `mw${i}`, health: 'up' }),
+    ),
+  );
+  expect(results.map((r) => r.recorded)).toEqual(['ok', 'ok', 'ok']);
+  const ttls = await Promise.all(['gen_w1', 'gen_w2', 'gen_w3'].map((subject) => redis.ttl(log.keyOf(subject))));
+  expect(ttls[0]).toBe(-1);
+  expect(ttls[1]).toBeGreaterThan(3500);
+  expect(ttls[2]).toBeGreaterThan(3500);
+});
+
 it('an attempt that starts is marked started in its log once it has its slot (not while parked), and its record clears the mark, in the same calls', async () => {
   const { log, batcher } = setup({ maxInFlight: 1, circuitFailures: 3, circuitOpenMs: 1000 });
   await log.createMany([

@@ -91,13 +91,15 @@ export class AttemptBatcher {
     const tenants = numbered((tenant) => [this.log.endedKeyOf(tenant)]);
     const startLogs = numbered((subject) => [this.log.keyOf(subject)]);
     const logKeys: string[] = [];
+    const ownerKeys: string[] = [];
     const stepArgs: (string | number)[] = [];
     for (const a of ending) {
       logKeys.push(this.log.keyOf(a.subject));
+      ownerKeys.push(this.log.ownerKeyOf(a.subject));
       stepArgs.push(hosts.of(a.host), isRecoverable(a.outcome.state) ? tenants.of(a.tenant) : 0, ...this.log.attemptFields(a.subject, a.deliveryId, a.outcome), a.member, a.health, a.entryId ?? '');
     }
     for (const r of starting) stepArgs.push(hosts.of(r.host), r.member, r.jobId, r.starts ? startLogs.of(r.starts.subject) : 0, r.starts?.run ?? 0);
-    const keys = [this.keys.webhookOutbox(), ...hosts.keys, ...logKeys, ...tenants.keys, ...startLogs.keys];
+    const keys = [this.keys.webhookOutbox(), ...hosts.keys, ...logKeys, ...ownerKeys, ...tenants.keys, ...startLogs.keys];
     const args = [this.group, this.log.retentionSeconds, this.log.kept, circuitFailures, circuitOpenMs, leaseMs, maxInFlight, ending.length, hosts.count(), tenants.count(), ...stepArgs];
     const flat = await this.redis.imagegenSettleAndAcquire(keys.length, ...keys, ...args);
     let settledAt = 0;

@@ -46,6 +46,32 @@ it('freezes the body once: creating the same delivery again changes nothing', as
   expect(ttl).toBeLessThanOrEqual(3600);
 });
 
+it('a log lives as long as its subject: without an expiry while the record or batch has none (the sweep removes it with its owner), the retention once it has one', async () => {
+  const log = new DeliveryLog(redis, keys, 3600);
+  const ttlOf = (subject: string) => redis.ttl(log.keyOf(subject));
+  // a generation under way, or an item its running batch holds: its record has no expiry
+  await redis.hset(keys.generation('gen_held'), 'id', 'gen_held');
+  await redis.hset(keys.batch('batch_run'), 'id', 'batch_run');
+  await log.createMany([
+    { delivery: delivery('dlv_h1', 'gen_held'), body: '{}' },
+    { delivery: delivery('dlv_h2', 'batch_run'), body: '{}' },
+    { delivery: delivery('dlv_h3', 'gen_nothing'), body: '{}' },
+  ]);
+  expect([await ttlOf('gen_held'), await ttlOf('batch_run')]).toEqual([-1, -1]);
+  // no owner at all (gone, or never there): the log expires by itself
+  expect(await ttlOf('gen_nothing')).toBeGreaterThan(3500);
+  expect(await log.recordAttempt({ tenant: 't1', subject: 'gen_held', id: 'dlv_h1' }, { run: 0, state: 'pending', status: 500, durationMs: 3, retryInMs: 1000 })).toBe('ok');
+  expect(await log.redeliver('batch_run', 'dlv_h2')).toBe(1);
+  expect([await ttlOf('gen_held'), await ttlOf('batch_run')]).toEqual([-1, -1]);
+  // the record ended (it has the retention now): the next write gives the log the retention too
+  await redis.expire(keys.generation('gen_held'), 3600);
+  expect(await log.recordAttempt({ tenant: 't1', subject: 'gen_held', id: 'dlv_h1' }, { run: 0, state: 'delivered', status: 200, durationMs: 3 })).toBe('ok');
+  expect(await ttlOf('gen_held')).toBeGreaterThan(3500);
+  await redis.expire(keys.batch('batch_run'), 3600);
+  expect(await log.redeliver('batch_run', 'dlv_h2')).toBe(2);
+  expect(await ttlOf('batch_run')).toBeGreaterThan(3500);
+});
+
 it('lists attempts in order with their outcome, never the URL; only the tenant sees them', async () => {
   const log = new DeliveryLog(redis, keys, 3600);
   await log.createMany([{ delivery: delivery('dlv_b1', 'gen_2'), body: '{}' }]);

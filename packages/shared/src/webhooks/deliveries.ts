@@ -28,6 +28,8 @@ export interface EndedPage {
 
 /* The log's layout and scripts: records/lua/webhooks.ts. */
 
+const isBatch = (subject: string): boolean => subject.startsWith('batch_');
+
 /** Names one redelivery call, so that call made again is known as itself. */
 const newCallToken = (): string => randomBytes(9).toString('base64url');
 
@@ -36,8 +38,8 @@ export const CREATE_DELIVERIES_COMMAND = 'imagegenCreateDeliveries';
 
 type LogRedis = Redis & {
   imagegenCreateDeliveries(numKeys: number, ...keysAndArgs: (string | number)[]): Promise<number[]>;
-  imagegenRecordAttempt(log: string, ended: string, ...args: (string | number)[]): Promise<'ok' | 'missing' | 'stale'>;
-  imagegenRedeliver(key: string, id: string, ttl: number, run: number | '', states: string, call: string): Promise<number>;
+  imagegenRecordAttempt(log: string, owner: string, ended: string, ...args: (string | number)[]): Promise<'ok' | 'missing' | 'stale'>;
+  imagegenRedeliver(key: string, owner: string, id: string, ttl: number, run: number | '', states: string, call: string): Promise<number>;
   imagegenMarkStarted(log: string, id: string, run: number, member: string, kept: number): Promise<'ok' | 'missing' | 'stale'>;
   imagegenClearMark(log: string, id: string, member: string): Promise<null>;
 };
@@ -54,8 +56,8 @@ export class DeliveryLog {
   ) {
     if (!(CREATE_DELIVERIES_COMMAND in redis)) {
       redis.defineCommand(CREATE_DELIVERIES_COMMAND, { lua: CREATE_DELIVERIES_LUA });
-      redis.defineCommand('imagegenRecordAttempt', { numberOfKeys: 2, lua: RECORD_ATTEMPT_LUA });
-      redis.defineCommand('imagegenRedeliver', { numberOfKeys: 1, lua: REDELIVER_LUA });
+      redis.defineCommand('imagegenRecordAttempt', { numberOfKeys: 3, lua: RECORD_ATTEMPT_LUA });
+      redis.defineCommand('imagegenRedeliver', { numberOfKeys: 2, lua: REDELIVER_LUA });
       redis.defineCommand('imagegenMarkStarted', { numberOfKeys: 1, lua: MARK_STARTED_LUA });
       redis.defineCommand('imagegenClearMark', { numberOfKeys: 1, lua: CLEAR_MARK_LUA });
     }
@@ -63,7 +65,12 @@ export class DeliveryLog {
   }
 
   keyOf(subject: string): string {
-    return subject.startsWith('batch_') ? this.keys.batchDeliveries(subject) : this.keys.generationDeliveries(subject);
+    return isBatch(subject) ? this.keys.batchDeliveries(subject) : this.keys.generationDeliveries(subject);
+  }
+
+  /** The hash the subject's log lives as long as (see KEEP_LOG): the generation's record, or the batch's. */
+  ownerKeyOf(subject: string): string {
+    return isBatch(subject) ? this.keys.batch(subject) : this.keys.generation(subject);
   }
 
   /** The tenant's index of deliveries that ended failed or exhausted. */
@@ -80,7 +87,7 @@ export class DeliveryLog {
     const logs: string[] = [];
     const args: (string | number)[] = [this.retentionSeconds];
     for (const { delivery, body } of deliveries) {
-      logs.push(this.keyOf(delivery.subject));
+      logs.push(this.keyOf(delivery.subject), this.ownerKeyOf(delivery.subject));
       args.push(delivery.id, JSON.stringify(delivery), body);
     }
     const created = await this.redis.imagegenCreateDeliveries(logs.length, ...logs, ...args);
@@ -109,7 +116,7 @@ export class DeliveryLog {
   }
 
   recordAttempt(d: Pick<Delivery, 'tenant' | 'subject' | 'id'>, o: AttemptOutcome): Promise<'ok' | 'missing' | 'stale'> {
-    return this.redis.imagegenRecordAttempt(this.keyOf(d.subject), this.endedKeyOf(d.tenant), ...this.attemptFields(d.subject, d.id, o), this.retentionSeconds, this.kept);
+    return this.redis.imagegenRecordAttempt(this.keyOf(d.subject), this.ownerKeyOf(d.subject), this.endedKeyOf(d.tenant), ...this.attemptFields(d.subject, d.id, o), this.retentionSeconds, this.kept);
   }
 
   /** An attempt as the log's scripts take it: subject, id, run, state, status, error, durationMs, retryInMs ('' = none). */
@@ -209,8 +216,8 @@ export class DeliveryLog {
    */
   async redeliverMany(deliveries: readonly Pick<Delivery, 'id' | 'subject' | 'run' | 'state'>[], call = newCallToken()): Promise<(number | null)[]> {
     if (deliveries.length === 0) return [];
-    const pipeline = this.redis.pipeline() as ReturnType<Redis['pipeline']> & { imagegenRedeliver(key: string, id: string, ttl: number, run: number, states: string, call: string): unknown };
-    for (const d of deliveries) pipeline.imagegenRedeliver(this.keyOf(d.subject), d.id, this.retentionSeconds, d.run, d.state, call);
+    const pipeline = this.redis.pipeline() as ReturnType<Redis['pipeline']> & { imagegenRedeliver(key: string, owner: string, id: string, ttl: number, run: number, states: string, call: string): unknown };
+    for (const d of deliveries) pipeline.imagegenRedeliver(this.keyOf(d.subject), this.ownerKeyOf(d.subject), d.id, this.retentionSeconds, d.run, d.state, call);
     const replies = (await pipeline.exec()) ?? [];
     return replies.map(([err, run]) => {
       if (err) throw err;
@@ -220,7 +227,7 @@ export class DeliveryLog {
 
   /** Starts a new run of a delivery (same webhook-id, same body); null if there is no such delivery. `call` as in redeliverMany. */
   async redeliver(subject: string, id: string, call = newCallToken()): Promise<number | null> {
-    const run = await this.redis.imagegenRedeliver(this.keyOf(subject), id, this.retentionSeconds, '', '', call);
+    const run = await this.redis.imagegenRedeliver(this.keyOf(subject), this.ownerKeyOf(subject), id, this.retentionSeconds, '', '', call);
     return run < 0 ? null : run;
   }
 

@@ -12,15 +12,31 @@ export const ENDED_DELIVERIES_KEPT = 200_000;
  *   d:<deliveryId>  the delivery (JSON)        b:<deliveryId>  its frozen body bytes
  *   a:<n>           the n-th attempt (JSON)    seq             attempts written so far
  *   s:<deliveryId>  the attempt under way: '<run>|<started ms>|<slot member>', until it is recorded
- * Every write sets the expiry to the record retention.
+ * Every write keeps the log as long as its subject (KEEP_LOG).
  */
+
+/**
+ * A log lives as long as its subject (the generation's or batch's hash, its owner). While the
+ * owner has no expiry of its own (a generation under way, an item its running batch holds, a
+ * running batch), neither has the log: the retention sweep removes it with its owner, however
+ * long that is kept. Otherwise it expires with the retention, from its last write.
+ */
+const KEEP_LOG = `
+local function keepLog(log, owner, ttl)
+  if redis.call('PTTL', owner) == -1 then
+    redis.call('PERSIST', log)
+  else
+    redis.call('EXPIRE', log, tonumber(ttl))
+  end
+end
+`;
 
 /** Creates a delivery unless it exists (its frozen body then stays as it was). Returns 1 if new. */
 const CREATE_DELIVERY = `
-local function createDelivery(log, id, delivery, body, ttl)
+local function createDelivery(log, owner, id, delivery, body, ttl)
   local created = redis.call('HSETNX', log, 'd:' .. id, delivery)
   if created == 1 then redis.call('HSET', log, 'b:' .. id, body) end
-  redis.call('EXPIRE', log, tonumber(ttl))
+  keepLog(log, owner, ttl)
   return created
 end
 `;
@@ -149,7 +165,7 @@ end
 const RECORD_ATTEMPT = `
 local UNDELIVERED = {}
 for _, s in ipairs({ ${RECOVERABLE_STATES.map((s) => `'${s}'`).join(', ')} }) do UNDELIVERED[s] = true end
-local function recordAttempt(log, ended, subject, id, run, state, status, err, durationMs, retryInMs, ttl, kept, now, member)
+local function recordAttempt(log, owner, ended, subject, id, run, state, status, err, durationMs, retryInMs, ttl, kept, now, member)
   local raw = redis.call('HGET', log, 'd:' .. id)
   if not raw then return 'missing' end
   -- this attempt is no longer under way (a record made without one, '', ends whatever was)
@@ -170,7 +186,7 @@ local function recordAttempt(log, ended, subject, id, run, state, status, err, d
     if status ~= '' then a.status = tonumber(status) end
     if err ~= '' then a.error = err end
     appendAttempt(log, id, a, d, kept)
-    redis.call('EXPIRE', log, tonumber(ttl))
+    keepLog(log, owner, ttl)
     return 'stale'
   end
   -- ended in this run already (say, by a worker that gave up on it while a late answer came)
@@ -203,7 +219,7 @@ local function recordAttempt(log, ended, subject, id, run, state, status, err, d
     d.lastError = nil
   end
   appendAttempt(log, id, a, d, kept)
-  redis.call('EXPIRE', log, tonumber(ttl))
+  keepLog(log, owner, ttl)
   if undelivered then noteEnded(ended, subject .. '|' .. id, ttl, now) end
   return 'ok'
 end
@@ -294,27 +310,29 @@ local function hostRelease(inFlight, failures, circuit, parked, member, health, 
 end
 `;
 
-/** KEYS: one log per delivery; ARGV: ttl, then id, delivery JSON, body per delivery. Returns 1 (new) or 0 for each. */
+/** KEYS: per delivery its log and the log's owner (KEEP_LOG); ARGV: ttl, then id, delivery JSON, body per delivery. Returns 1 (new) or 0 for each. */
 export const CREATE_DELIVERIES_LUA = compose(
+  KEEP_LOG,
   CREATE_DELIVERY,
   `
 local out = {}
-for i = 1, #KEYS do
+for i = 1, #KEYS / 2 do
   local a = 2 + (i - 1) * 3
-  out[i] = createDelivery(KEYS[i], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[1])
+  out[i] = createDelivery(KEYS[2 * i - 1], KEYS[2 * i], ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[1])
 end
 return out
 `,
 );
 
-/** KEYS: log, the tenant's ended index; ARGV: subject, id, run, state, status, error, durationMs, retryInMs, ttl, kept. Clears any attempt's mark. */
+/** KEYS: log, its owner (KEEP_LOG), the tenant's ended index; ARGV: subject, id, run, state, status, error, durationMs, retryInMs, ttl, kept. Clears any attempt's mark. */
 export const RECORD_ATTEMPT_LUA = compose(
   NOW_MS,
+  KEEP_LOG,
   NOTE_ENDED,
   APPEND_ATTEMPT,
   START_MARKS,
   RECORD_ATTEMPT,
-  `return recordAttempt(KEYS[1], KEYS[2], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], nowMs(), '')`,
+  `return recordAttempt(KEYS[1], KEYS[2], KEYS[3], ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10], nowMs(), '')`,
 );
 
 /** KEYS: log; ARGV: delivery id, run, slot member, kept. Marks the attempt started (START_MARKS): 'ok' | 'missing' | 'stale'. */
@@ -361,7 +379,8 @@ const KEYS_PER_HOST = 4;
  * however many attempts name them (by number, from 1).
  *
  * KEYS[1] outbox stream, then 4 per host (in-flight set, failure count, circuit, parked set),
- * then the log of each attempt that ends, then each tenant's ended index (named only by attempts
+ * then the log of each attempt that ends, then the owner of each of those logs (KEEP_LOG), then
+ * each tenant's ended index (named only by attempts
  * that end failed or exhausted; 0 for the others), then the logs of attempts that start.
  * ARGV: group, ttl, kept, circuit threshold, circuit open ms, lease ms, max in flight, number of
  * attempts that end, number of hosts, number of tenants; then per attempt that ends: host,
@@ -372,6 +391,7 @@ const KEYS_PER_HOST = 4;
  */
 export const SETTLE_AND_ACQUIRE_LUA = compose(
   NOW_MS,
+  KEEP_LOG,
   NOTE_ENDED,
   APPEND_ATTEMPT,
   START_MARKS,
@@ -384,7 +404,8 @@ export const SETTLE_AND_ACQUIRE_LUA = compose(
 local now = nowMs()
 local ending = tonumber(ARGV[8])
 local logAt = 1 + tonumber(ARGV[9]) * ${KEYS_PER_HOST}
-local endedAt = logAt + ending
+local ownerAt = logAt + ending
+local endedAt = ownerAt + ending
 local startLogAt = endedAt + tonumber(ARGV[10])
 local function hostKeys(host)
   local k = 1 + (tonumber(host) - 1) * ${KEYS_PER_HOST}
@@ -397,7 +418,7 @@ for i = 1, ending do
   local state = ARGV[a + 6]
   -- tenant 0: an ending that is not noted, and no key for it
   local tenant = tonumber(ARGV[a + 2])
-  local recorded = recordAttempt(KEYS[logAt + i], tenant > 0 and KEYS[endedAt + tenant] or '', ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], state, ARGV[a + 7], ARGV[a + 8], ARGV[a + 9], ARGV[a + 10], ARGV[2], ARGV[3], now, ARGV[a + 11])
+  local recorded = recordAttempt(KEYS[logAt + i], KEYS[ownerAt + i], tenant > 0 and KEYS[endedAt + tenant] or '', ARGV[a + 3], ARGV[a + 4], ARGV[a + 5], state, ARGV[a + 7], ARGV[a + 8], ARGV[a + 9], ARGV[a + 10], ARGV[2], ARGV[3], now, ARGV[a + 11])
   -- the same ending again: its slot was given back, and its host's health counted, the first time
   local r = { 0, '' }
   if recorded == 'again' then
@@ -437,13 +458,15 @@ return out
 );
 
 /**
- * KEYS[1] log; ARGV: id, ttl, optionally the run and the states the caller saw it in ('' = any),
+ * KEYS[1] log, KEYS[2] its owner (KEEP_LOG); ARGV: id, ttl, optionally the run and the states the caller saw it in ('' = any),
  * and the call's own token. Starts a new run of the delivery; returns its number, -1 if unknown,
  * or -2 if it is no longer in that run or one of those states (another redelivery, or an attempt,
  * came first). The same call made again (ioredis resends a command whose reply a reconnect lost)
  * returns the run it started rather than start another, or refuse its own.
  */
-export const REDELIVER_LUA = `
+export const REDELIVER_LUA = compose(
+  KEEP_LOG,
+  `
 local raw = redis.call('HGET', KEYS[1], 'd:' .. ARGV[1])
 if not raw then return -1 end
 local d = cjson.decode(raw)
@@ -459,6 +482,7 @@ d.nextAttemptAt = nil
 d.lastStatus = nil
 d.lastError = nil
 redis.call('HSET', KEYS[1], 'd:' .. ARGV[1], cjson.encode(d))
-redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+keepLog(KEYS[1], KEYS[2], ARGV[2])
 return d.run
-`;
+`,
+);
