@@ -13,6 +13,9 @@ describe('webhook URLs pointing inside are refused', () => {
   it.each([
     ['loopback', 'http://127.0.0.1:8080/hook'],
     ['a name that resolves to loopback', 'http://localhost:8080/hook'],
+    ['that name with its final dot', 'http://localhost.:8080/hook'],
+    ['a name under localhost (RFC 6761)', 'http://hooks.localhost/hook'],
+    ['port 0', 'http://hooks.example.com:0/hook'],
     ['IPv6 loopback', 'http://[::1]/hook'],
     ['IPv4-mapped IPv6 loopback', 'http://[::ffff:127.0.0.1]/hook'],
     ['a private network', 'http://10.0.0.7/hook'],

@@ -52,6 +52,30 @@ describe('webhookUrlProblem', () => {
     expect(await webhookUrlProblem('http://hooks.example/x', { allowPrivate: false, lookup: resolvesTo('::ffff:169.254.169.254') })).toBe('resolves to a link-local (or cloud metadata) address, which is not allowed');
   });
 
+  it('judges a name with its final dot as the name, and refuses localhost and every name under it without asking DNS', async () => {
+    const asked: string[] = [];
+    const lookup = async (host: string) => {
+      asked.push(host);
+      return host === 'intranet' ? ['10.1.2.3'] : ['93.184.216.34'];
+    };
+    expect(await webhookUrlProblem('http://intranet./hook', { allowPrivate: false, lookup })).toBe('resolves to a private address, which is not allowed');
+    expect(asked).toEqual(['intranet']);
+    for (const url of ['http://localhost./x', 'http://LOCALHOST/x', 'http://foo.localhost/x', 'http://a.b.localhost.:8080/x']) {
+      expect(await webhookUrlProblem(url, { allowPrivate: false, lookup })).toBe('names a loopback host, which is not allowed');
+    }
+    expect(asked).toEqual(['intranet']);
+    // a name that merely ends in the word is an ordinary name
+    expect(await webhookUrlProblem('https://notlocalhost/x', { allowPrivate: false, lookup })).toBeNull();
+    expect(await webhookUrlProblem('http://localhost./x', { allowPrivate: true })).toBeNull();
+  });
+
+  it('refuses port 0 whatever the flag: nothing can answer there', async () => {
+    for (const url of ['http://hooks.example:0/x', 'https://hooks.example:00/x']) {
+      expect(await webhookUrlProblem(url, { allowPrivate: true })).toBe('must name a port from 1 to 65535');
+    }
+    expect(await webhookUrlProblem('http://hooks.example:1/x', { allowPrivate: true })).toBeNull();
+  });
+
   it('names ranges in words, with the right article', () => {
     expect(rangePhrase('127.0.0.1')).toBe('a loopback address');
     expect(rangePhrase('0.0.0.0')).toBe('an unspecified address');

@@ -78,9 +78,15 @@ export async function webhookUrlProblem(raw: string, opts: UrlCheckOptions): Pro
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return 'must be an http(s) URL';
   // they would be stored and logged with the URL: credentials belong in the signature check
   if (url.username || url.password) return 'must not contain credentials';
+  // nothing listens on port 0: a connection there can never succeed
+  if (url.port === '0') return 'must name a port from 1 to 65535';
   if (opts.allowPrivate) return null;
-  const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;
+  // a name is the same with its final dot (the DNS root) or without, and a resolver may know only
+  // the one form: judged without it, `localhost.` is localhost
+  const host = (url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname).replace(/\.+$/, '');
   if (isIP(host)) return isPublicAddress(host) ? null : `points to ${rangePhrase(host)}, which is not allowed`;
+  // localhost and every name under it are loopback (RFC 6761), whatever a resolver here says of them
+  if (host === 'localhost' || host.endsWith('.localhost')) return 'names a loopback host, which is not allowed';
   let addresses: string[];
   try {
     addresses = await withTimeout((opts.lookup ?? systemLookup)(host), opts.timeoutMs ?? 5000);
