@@ -446,6 +446,15 @@ describe('imagegen CLI', () => {
     expect(await stack.redis.zcard(stack.api.keys.tenantGenerations('default'))).toBe(before + 2);
   });
 
+  it('generate with --out naming a .jpg file saves the PNG original as it is, and says so', async () => {
+    const file = path.join(dir, 'asked.jpg');
+    const r = run(['generate', 'named jpg', '--out', file], env);
+    expect(await r.code).toBe(0);
+    expect((await sharp(await readFile(file)).metadata()).format).toBe('png');
+    // before: nothing said the file's name and its format disagree
+    expect(r.stderr()).toContain(`note: the image is PNG; ${file} holds it as it is (not converted to JPG)`);
+  });
+
   it('generate refuses an --out it cannot write before submitting, and names the generation on a failure after', async () => {
     const aFile = path.join(dir, 'gen-a-file');
     await writeFile(aFile, 'not a folder');

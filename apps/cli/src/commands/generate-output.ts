@@ -25,3 +25,19 @@ export async function resolveOutput(out: string | undefined): Promise<Output> {
 
 /** The file the image of generation `id`, served at `url`, is saved as. */
 export const outputFile = (output: Output, id: string, url: string): string => ('file' in output ? output.file : path.join(output.folder, `${id}.${extensionOf(url)}`));
+
+/** Extensions that name the same format. */
+const SAME_FORMAT: Record<string, string> = { jpeg: 'jpg', tif: 'tiff' };
+const formatOf = (ext: string): string => SAME_FORMAT[ext] ?? ext;
+
+/**
+ * A note when --out names a file whose extension says another format than the image's (the
+ * original is saved as it is, byte for byte: `x.jpg` of a PNG still holds PNG); null otherwise.
+ */
+export function formatNote(output: Output, url: string): string | null {
+  if (!('file' in output)) return null;
+  const asked = path.extname(output.file).slice(1).toLowerCase();
+  const actual = extensionOf(url).toLowerCase();
+  if (asked === '' || formatOf(asked) === formatOf(actual)) return null;
+  return `note: the image is ${actual.toUpperCase()}; ${output.file} holds it as it is (not converted to ${asked.toUpperCase()})`;
+}

@@ -6,7 +6,7 @@ import { clientFrom, CliError } from '../client';
 import { discardPartialDownloads, download, extensionOf } from '../download';
 import { onStop, stopExitCode } from '../stop-signals';
 import { retryableButQuota, retrying } from '../retry';
-import { outputFile, resolveOutput } from './generate-output';
+import { formatNote, outputFile, resolveOutput } from './generate-output';
 
 /** A failure once the generation exists names it, so that the user can still look it up. */
 function namingGeneration(err: unknown, id: string): CliError {
@@ -49,6 +49,8 @@ export function register(program: Command): void {
         const file = outputFile(output, id, url);
         await retrying(() => download(url, file));
         console.log(file);
+        const note = formatNote(output, url);
+        if (note) console.error(note);
         if (opts.thumbnails) {
           const stem = file.slice(0, file.length - path.extname(file).length);
           for (const t of g.result.thumbnails) {
