@@ -39,3 +39,17 @@ it('schedules the sweep, and schedules it again once Redis has lost it', async (
     stop();
   }
 });
+
+it('a shorter interval than the one scheduled before starts afresh: no run waits on the old interval after a pause', async () => {
+  const logger = createLogger('worker', 'silent');
+  (await keepSweepScheduled(queue, 600_000, logger))();
+  expect(await queue.getJobScheduler(JOBS.sweep.name)).toMatchObject({ every: 600_000 });
+  (await keepSweepScheduled(queue, 2_000, logger))();
+  const scheduler = await queue.getJobScheduler(JOBS.sweep.name);
+  expect(scheduler).toMatchObject({ every: 2_000 });
+  // before: the offset of the 10-minute schedule stayed (up to 600,000 ms), and a run caught up
+  // after a pause was put that far ahead (BullMQ aligns the next run to it)
+  expect(Number(scheduler?.offset ?? 0)).toBeLessThan(2_000);
+  expect(Number(scheduler?.next) - Date.now()).toBeLessThanOrEqual(2_000);
+  expect(await queue.getJobSchedulersCount()).toBe(1);
+});

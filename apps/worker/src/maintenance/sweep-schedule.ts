@@ -19,6 +19,11 @@ export async function keepSweepScheduled(queue: Queue, everyMs: number, logger: 
       // a sweep's result is logged; only failed ones are kept for the dashboard
       { name: JOBS.sweep.name, data: {}, opts: { removeOnComplete: true, removeOnFail: 50 } },
     );
+  // BullMQ keeps a scheduler's offset (its phase within `every`) when `every` changes: one left by
+  // a longer interval puts each run after a pause (workers stopped a while) up to that interval
+  // late, however short the new one. Such a scheduler is made anew.
+  const found = await queue.getJobScheduler(JOBS.sweep.name);
+  if (found && (found.every !== everyMs || Number(found.offset ?? 0) >= everyMs)) await queue.removeJobScheduler(JOBS.sweep.name);
   await upsert();
   const timer = setInterval(() => {
     void (async () => {
