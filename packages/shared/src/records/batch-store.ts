@@ -7,6 +7,7 @@ import { hashOf, type IdempotencyClaim } from './generation-store';
 import { BATCH_ADD_ITEMS_LUA, BATCH_BEGIN_LUA, BATCH_CANCEL_LUA, BATCH_CONFIRM_LUA, BATCH_FREE_CLAIM_LUA } from './lua/batch-create';
 import { NOW } from './lua/pieces';
 import { pageFromIndex } from './index-page';
+import { forgetTenantsWithoutRecords } from './tenant-index';
 
 export const batchCodec = hashCodec(batchRecordSchema);
 const finishedItemCodec = hashCodec(finishedItemSchema);
@@ -121,6 +122,7 @@ export class BatchStore {
       await pipeline.exec();
     }
     await this.redis.del(this.keys.batch(batch.id), this.keys.batchItems(batch.id), this.keys.batchFinished(batch.id));
+    await forgetTenantsWithoutRecords(this.redis, this.keys, [batch.tenant]);
     if (idempotency) await this.freeClaimIfGone(batch.id, idempotency);
   }
 

@@ -3,12 +3,7 @@ import type { Keys } from '../keys';
 import { redisTimeMs } from '../redis-clock';
 import { STATUSES, type GenerationStatus } from '../schemas/generation';
 import type { GenerationRef } from './generation-store';
-
-/** Forgets a tenant once it has no records left; atomic, so a record created meanwhile keeps it. */
-const FORGET_TENANT_LUA = `
-if redis.call('ZCARD', KEYS[1]) == 0 then return redis.call('SREM', KEYS[2], ARGV[1]) end
-return 0
-`;
+import { forgetTenantsWithoutRecords } from './tenant-index';
 
 /** Index entries of each tenant's queued, and active, generations one orphan sweep reads at most. */
 export const ORPHAN_SCAN_BUDGET = 10_000;
@@ -24,8 +19,6 @@ export type Orphan =
   /** An item of a batch whose writing stopped part-way (it was never confirmed, and has expired): removed without a trace. */
   | { kind: 'unwritten'; ref: GenerationRef };
 
-type RetentionRedis = Redis & { imagegenForgetTenant(index: string, tenants: string, tenant: string): Promise<number> };
-
 /**
  * The owner of everything a finished generation leaves in Redis and storage. The record
  * transition schedules each finished record (and its files) when it ends; the retention
@@ -33,15 +26,10 @@ type RetentionRedis = Redis & { imagegenForgetTenant(index: string, tenants: str
  * deliveries log, and files.
  */
 export class RecordRetention {
-  private readonly redis: RetentionRedis;
-
   constructor(
-    redis: Redis,
+    private readonly redis: Redis,
     private readonly keys: Keys,
-  ) {
-    if (!('imagegenForgetTenant' in redis)) redis.defineCommand('imagegenForgetTenant', { numberOfKeys: 2, lua: FORGET_TENANT_LUA });
-    this.redis = redis as RetentionRedis;
-  }
+  ) {}
 
   /** Redis's clock in ms: retention is judged by one clock whatever host sweeps. */
   async now(): Promise<number> {
@@ -80,7 +68,7 @@ export class RecordRetention {
     }
     if (gone.length) pipeline.zrem(this.keys.recordExpiry(), ...gone);
     await pipeline.exec();
-    for (const tenant of tenants) await this.redis.imagegenForgetTenant(this.keys.tenantGenerations(tenant), this.keys.tenants(), tenant);
+    await forgetTenantsWithoutRecords(this.redis, this.keys, tenants);
     return { seen: due.length, removed: gone.length };
   }
 
@@ -279,5 +267,6 @@ export class RecordRetention {
       for (const status of STATUSES) pipeline.zrem(this.keys.tenantGenerations(tenant, status), id);
     }
     await pipeline.exec();
+    await forgetTenantsWithoutRecords(this.redis, this.keys, refs.map((r) => r.tenant));
   }
 }

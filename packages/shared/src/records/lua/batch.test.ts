@@ -387,6 +387,34 @@ it('the orphan sweep removes the items of a batch whose writing stopped part-way
   await batches.abandon({ id: writing.id, tenant: TENANT });
 });
 
+it('a tenant whose only records go unaccepted (removed by the orphan sweep, or by the writer giving up) is forgotten with them', async () => {
+  const writeFor = async (tenant: string) => {
+    const id = newId('batch');
+    const base: Omit<BatchRecord, 'createdAt'> = { id, tenant, status: 'in_progress', total: 2, queued: 0, active: 0, completed: 0, failed: 0, cancelled: 0, released: 0, metadata: null };
+    expect((await batches.begin(base, 600)).outcome).toBe('created');
+    const items = Array.from({ length: 2 }, (_, index) => ({ id: newId('gen'), fileToken: newFileToken(), request: { topic: `item ${index}`, style: 'PHOTOGRAPHIC' as const, size: 'LANDSCAPE' as const }, metadata: null, index }));
+    expect(await batches.addItems({ id, tenant }, items, 600)).toBe(true);
+    expect(await redis.sismember(keys.tenants(), tenant)).toBe(1);
+    return { id, refs: items.map((i) => ({ id: i.id, tenant, batchId: id })) };
+  };
+  // its writer died: the orphan sweep finds the items unwritten and removes them
+  const swept = await writeFor('t-unwritten');
+  await redis.del(keys.batch(swept.id), keys.batchItems(swept.id));
+  await new RecordRetention(redis, keys).removeUnwritten(swept.refs);
+  // its writer gave up on it
+  const given = await writeFor('t-abandoned');
+  await batches.abandon({ id: given.id, tenant: 't-abandoned' });
+  // before: both stayed in the set for good (until a record of theirs was swept), visited by every sweep
+  expect(await redis.smismember(keys.tenants(), 't-unwritten', 't-abandoned')).toEqual([0, 0]);
+  // a tenant with records left keeps its place
+  const kept = await writeFor('t-kept');
+  const other = await writeFor('t-kept');
+  await new RecordRetention(redis, keys).removeUnwritten(kept.refs);
+  expect(await redis.sismember(keys.tenants(), 't-kept')).toBe(1);
+  await batches.abandon({ id: other.id, tenant: 't-kept' });
+  expect(await redis.sismember(keys.tenants(), 't-kept')).toBe(0);
+});
+
 it('the orphan sweep ends a record whose job failed unheard, with the job reason, and leaves one whose job is still due', async () => {
   const { id, items } = await newBatch(2);
   await redis.hset(keys.batch(id), 'released', '2');
