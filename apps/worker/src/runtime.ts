@@ -1,4 +1,4 @@
-import { createMetrics, createLogger, createRedis, createStorage, EventHub, GenerationStore, keysFor, QUEUES, RecordRetention, retentionSeconds, RetryDue, type GeneratorProvider, type Metrics, type Logger, type Storage } from '@imagegen/shared';
+import { BatchStore, createMetrics, createLogger, createRedis, createStorage, EventHub, GenerationStore, keysFor, QUEUES, RecordRetention, retentionSeconds, RetryDue, type GeneratorProvider, type Metrics, type Logger, type Storage } from '@imagegen/shared';
 import { Queue, type Worker } from 'bullmq';
 import type { WorkerConfig } from './config';
 import { randomUUID } from 'node:crypto';
@@ -45,6 +45,7 @@ export async function startWorkerRuntime(
   const subscriber = createRedis(config.redis, 'subscriber', 'imagegen-worker-sub');
   const retention = retentionSeconds(config.RECORD_RETENTION_HOURS);
   const store = new GenerationStore(storeRedis, keys, retention);
+  const batches = new BatchStore(storeRedis, keys);
   const storage = overrides.storage ?? createStorage(config);
   const generateQueue = new Queue(QUEUES.generate, { connection: storeRedis, prefix: config.QUEUE_PREFIX });
   generateQueue.on('error', (err) => logger.warn('queue error', { error: err.message }));
@@ -101,6 +102,7 @@ export async function startWorkerRuntime(
     intervalMs: config.BATCH_FEED_INTERVAL_MS,
     owner: randomUUID(),
     policy: { maxAttempts: config.GENERATOR_MAX_ATTEMPTS, backoffMs: config.GENERATOR_BACKOFF_MS, retentionSeconds: retention },
+    cancels: { items: (batch, ids) => store.cancelBatchItems(batch, ids), progress: (batch, reached, done) => batches.noteCancelProgress(batch, reached, done) },
   });
   feeder.start();
   const hub = new EventHub(subscriber);

@@ -137,7 +137,8 @@ export class BatchesService {
   /**
    * Stops feeding the batch and cancels every item not finished yet (a page of items per
    * script); finished items stay as they are. Workers running an item abort it at once.
-   * Repeating it after a failure part-way finishes the job. A batch whose every item has
+   * Repeating it after a failure part-way finishes the job, and so does the feeder, which
+   * watches over a cancelled batch until its cancel is noted done. A batch whose every item has
    * finished has nothing left to cancel: 409, as for a finished generation.
    */
   async cancel(tenant: string, id: string): Promise<BatchRecord> {
@@ -150,6 +151,7 @@ export class BatchesService {
       if (ids.length === 0) break;
       await store.cancelBatchItems(batch, ids);
     }
+    await batches.noteCancelProgress(batch, batch.total, true);
     return this.get(tenant, id);
   }
 }

@@ -42,7 +42,18 @@ async function newBatch(n: number, tenant = TENANT): Promise<{ id: string; items
 
 const jobsQueued = async () => Object.values(await queue.getJobCounts('waiting', 'prioritized', 'delayed', 'active')).reduce((a, b) => a + b, 0);
 
-const feederOf = (window: number) => new BatchFeeder(redis, keys, queue, createLogger('worker', 'silent'), { window, intervalMs: 50, owner: 'feeder-test', policy: { maxAttempts: 1, backoffMs: 1000, retentionSeconds: 3600 } });
+const feederOf = (window: number, cancelStalledMs?: number) => {
+  const store = new GenerationStore(redis, keys, 3600);
+  const batches = new BatchStore(redis, keys);
+  return new BatchFeeder(redis, keys, queue, createLogger('worker', 'silent'), {
+    window,
+    intervalMs: 50,
+    owner: 'feeder-test',
+    policy: { maxAttempts: 1, backoffMs: 1000, retentionSeconds: 3600 },
+    cancels: { items: (batch, ids) => store.cancelBatchItems(batch, ids), progress: (batch, reached, done) => batches.noteCancelProgress(batch, reached, done) },
+    ...(cancelStalledMs !== undefined ? { cancelStalledMs } : {}),
+  });
+};
 const result = { image: { key: 'k/original.png', width: 1, height: 1, format: 'png', bytes: 1 }, thumbnails: [] };
 
 it('items cancelled one by one before their release take no place in the window, however many', async () => {
@@ -169,4 +180,33 @@ it('a tenant with many batches is first in a tie no more often than one with a s
   // and both of tm's batches get their turns (not always the same one while the other waits)
   expect(winners.filter((k) => k === 0)).toHaveLength(2);
   expect(winners.filter((k) => k === 1)).toHaveLength(1);
+});
+
+it('finishes the cancel of a batch whose cancel request stopped part-way, once it has stalled, and feeds it no more', async () => {
+  const store = new GenerationStore(redis, keys, 3600);
+  const batches = new BatchStore(redis, keys);
+  const { id, items } = await newBatch(2300, 'cancel-tenant');
+  await feederOf(4).tick();
+  expect(await jobsQueued()).toBe(4);
+  // the API marks the batch cancelled and cancels the first 150 items, then its process dies
+  const batch = { id, tenant: 'cancel-tenant' };
+  await batches.markCancelled(batch, new Date(await store.now()).toISOString());
+  await store.cancelBatchItems(batch, items.slice(0, 100).map((i) => i.id));
+  await store.cancelBatchItems(batch, items.slice(100, 150).map((i) => i.id));
+  // not stalled yet: the request may still be at work, and nothing is fed meanwhile
+  await feederOf(1000).tick();
+  expect(await jobsQueued()).toBe(4);
+  expect((await batches.get(id))?.cancelled).toBe(150);
+  // stalled: each round finishes up to 2,000 items from where the last left off
+  const feeder = feederOf(1000, 0);
+  await feeder.tick();
+  expect((await batches.get(id))?.cancelled).toBe(2000);
+  expect(await redis.zscore(keys.batchesFeeding(), `cancel-tenant|${id}`)).not.toBeNull();
+  await feeder.tick();
+  // before: the feeder dropped the batch at the cancel, and 2,150 items stayed queued until the orphan sweep failed them as job_lost
+  const done = await batches.get(id);
+  expect(done).toMatchObject({ status: 'completed', cancelled: 2300, queued: 0, failed: 0 });
+  expect(await redis.zscore(keys.batchesFeeding(), `cancel-tenant|${id}`)).toBeNull();
+  expect(await jobsQueued()).toBe(4);
+  await queue.drain(true);
 });

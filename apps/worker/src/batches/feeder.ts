@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { BATCH_ADVANCE_LUA, batchItemJobOptions, generateJobName, type GenerateJobInput, type GenerateJobPolicy, type Keys, type Logger } from '@imagegen/shared';
+import { BATCH_ADVANCE_LUA, batchItemJobOptions, generateJobName, redisTimeMs, type GenerateJobInput, type GenerateJobPolicy, type Keys, type Logger } from '@imagegen/shared';
 import { interleave, shareWindow, type FeedState } from './fair-share';
 
 /** Takes the lock when free, renews it when ours: one feeder runs at a time across every worker. */
@@ -22,7 +22,19 @@ export interface FeederOptions {
   intervalMs: number;
   owner: string;
   policy: GenerateJobPolicy;
+  /** Cancels the items of a cancelled batch, and notes how far that has gone (see finishCancels). */
+  cancels: {
+    items(batch: { id: string; tenant: string }, ids: string[]): Promise<unknown>;
+    progress(batch: { id: string; tenant: string }, reached: number, done: boolean): Promise<void>;
+  };
+  /** A cancel not noted done this long after it began is taken to have stopped part-way, and finished here. */
+  cancelStalledMs?: number;
 }
+
+/** Items of one batch whose cancel a round finishes, at most. */
+const CANCELS_PER_ROUND = 2000;
+/** Items cancelled per script, as the API does. */
+const CANCELS_PER_SCRIPT = 100;
 
 /** Items a round counts for a cursor moved on without counting, per batch. */
 const CATCH_UP_MAX = 1000;
@@ -34,6 +46,10 @@ interface FeedRead {
   batchId: string;
   gone: boolean;
   cancelled: boolean;
+  /** When the cancel began (ISO), and how far the feeder has finished it. */
+  cancelledAt: string | null;
+  cancelledTo: number;
+  cancelsDone: boolean;
   total: number;
   released: number;
   /** Released items that have ended (see releasedDoneOf). */
@@ -114,15 +130,18 @@ export class BatchFeeder {
   /** Each batch's cursor and counts, in one pipelined read. */
   private async read(refs: { member: string; tenant: string; batchId: string }[]): Promise<FeedRead[]> {
     const read = this.redis.pipeline();
-    for (const r of refs) read.hmget(this.keys.batch(r.batchId), 'total', 'released', 'completed', 'failed', 'cancelled', 'cancelledAt', 'releasedDone', 'countedTo');
+    for (const r of refs) read.hmget(this.keys.batch(r.batchId), 'total', 'released', 'completed', 'failed', 'cancelled', 'cancelledAt', 'releasedDone', 'countedTo', 'cancelledTo', 'cancelsDone');
     const replies = (await read.exec()) ?? [];
     return refs.map((r, i) => {
-      const [total, released, completed, failed, cancelled, cancelledAt, releasedDone, countedTo] = (replies[i]?.[1] ?? []) as (string | null)[];
+      const [total, released, completed, failed, cancelled, cancelledAt, releasedDone, countedTo, cancelledTo, cancelsDone] = (replies[i]?.[1] ?? []) as (string | null)[];
       const n = { total: Number(total), released: Number(released), completed: Number(completed), failed: Number(failed), cancelled: Number(cancelled) };
       return {
         ...r,
         gone: total == null,
         cancelled: Boolean(cancelledAt),
+        cancelledAt: cancelledAt ?? null,
+        cancelledTo: Number(cancelledTo ?? 0),
+        cancelsDone: cancelsDone === '1',
         total: n.total,
         released: n.released,
         releasedDone: releasedDoneOf(n.total, n.released, n.completed, n.failed, n.cancelled, releasedDone == null ? undefined : Number(releasedDone)),
@@ -165,6 +184,33 @@ export class BatchFeeder {
     return rotate(tenants, turn).flatMap((t) => rotate(byTenant.get(t) ?? [], Math.floor(turn / tenants.length)));
   }
 
+  /**
+   * Finishes the cancel of batches whose request stopped part-way (the API process died, or
+   * Redis went away under it): once a cancel has gone unnoted for cancelStalledMs (by Redis's
+   * clock), their items are cancelled from where this left off, CANCELS_PER_ROUND a round, as
+   * the API would have (items that finished meanwhile stay as they are). Without this the items
+   * not cancelled yet, no longer fed, would wait for the orphan sweep.
+   */
+  private async finishCancels(batches: FeedRead[]): Promise<void> {
+    const now = await redisTimeMs(this.redis);
+    const stalledMs = this.opts.cancelStalledMs ?? 10_000;
+    for (const b of batches) {
+      if (!b.cancelledAt || now - Date.parse(b.cancelledAt) < stalledMs) continue;
+      const batch = { id: b.batchId, tenant: b.tenant };
+      const end = Math.min(b.total, b.cancelledTo + CANCELS_PER_ROUND);
+      let at = b.cancelledTo;
+      while (at < end) {
+        const ids = await this.redis.lrange(this.keys.batchItems(b.batchId), at, Math.min(end, at + CANCELS_PER_SCRIPT) - 1);
+        if (ids.length === 0) break;
+        await this.opts.cancels.items(batch, ids);
+        at += ids.length;
+      }
+      const done = at >= b.total || at === b.cancelledTo;
+      await this.opts.cancels.progress(batch, at, done);
+      if (done) this.logger.warn('finished the cancel of a batch whose cancel stopped part-way', { batchId: b.batchId, tenant: b.tenant, items: b.total });
+    }
+  }
+
   /** One round: reads every batch being fed, shares the free part of the window, adds those jobs. Returns how many. */
   async tick(): Promise<number> {
     const members = await this.redis.zrange(this.keys.batchesFeeding(), '0', '9999');
@@ -182,8 +228,14 @@ export class BatchFeeder {
     }
     const states: (FeedState & { released: number })[] = [];
     const finished: string[] = [];
+    const cancelling: FeedRead[] = [];
     let inFlight = 0;
     for (const b of read) {
+      // a cancelled batch releases nothing more; it stays until its cancel is noted done
+      if (b.cancelled && !b.gone && !b.cancelsDone) {
+        cancelling.push(b);
+        continue;
+      }
       if (b.gone || b.cancelled || b.released >= b.total) {
         finished.push(b.member);
         continue;
@@ -193,6 +245,7 @@ export class BatchFeeder {
       states.push({ tenant: b.tenant, batchId: b.batchId, remaining: b.total - b.released, inFlight: flying, released: b.released });
     }
     if (finished.length) await this.redis.zrem(this.keys.batchesFeeding(), ...finished);
+    if (cancelling.length) await this.finishCancels(cancelling);
     const free = this.opts.window - inFlight;
     if (free <= 0 || states.length === 0) return 0;
     const grants = shareWindow(this.tieOrder(states), free);

@@ -4,7 +4,7 @@ import { batchRecordSchema, finishedItemSchema, type BatchRecord, type FinishedI
 import { decodeRecord, encodeFields, hashCodec } from './codec';
 import type { GenerationRecord } from '../schemas/generation';
 import { hashOf, type IdempotencyClaim } from './generation-store';
-import { BATCH_ADD_ITEMS_LUA, BATCH_BEGIN_LUA, BATCH_CANCEL_LUA, BATCH_CONFIRM_LUA, BATCH_FREE_CLAIM_LUA } from './lua/batch-create';
+import { BATCH_ADD_ITEMS_LUA, BATCH_BEGIN_LUA, BATCH_CANCEL_LUA, BATCH_CANCEL_PROGRESS_LUA, BATCH_CONFIRM_LUA, BATCH_FREE_CLAIM_LUA } from './lua/batch-create';
 import { NOW } from './lua/pieces';
 import { pageFromIndex } from './index-page';
 import { forgetTenantsWithoutRecords } from './tenant-index';
@@ -27,6 +27,7 @@ type BatchRedis = Redis & {
   imagegenBatchConfirm(...args: (string | number)[]): Promise<number>;
   imagegenBatchCancel(batch: string, feeding: string, at: string, entry: string): Promise<number>;
   imagegenBatchFreeClaim(batch: string, idempotency: string, value: string): Promise<number>;
+  imagegenBatchCancelProgress(batch: string, feeding: string, reached: number, entry: string, done: '1' | '0'): Promise<number>;
 };
 
 export type BatchBeginOutcome = { outcome: 'created'; createdAt: string } | { outcome: 'held'; value: string };
@@ -48,6 +49,7 @@ export class BatchStore {
       redis.defineCommand('imagegenBatchConfirm', { numberOfKeys: 6, lua: BATCH_CONFIRM_LUA });
       redis.defineCommand('imagegenBatchCancel', { numberOfKeys: 2, lua: BATCH_CANCEL_LUA });
       redis.defineCommand('imagegenBatchFreeClaim', { numberOfKeys: 2, lua: BATCH_FREE_CLAIM_LUA });
+      redis.defineCommand('imagegenBatchCancelProgress', { numberOfKeys: 2, lua: BATCH_CANCEL_PROGRESS_LUA });
     }
     this.redis = redis as BatchRedis;
   }
@@ -180,9 +182,14 @@ export class BatchStore {
     return ids.map((_, i) => decodeRecord((replies[i]?.[1] ?? {}) as Record<string, string>));
   }
 
-  /** Marks the batch cancelled and stops feeding it (see BATCH_CANCEL_LUA); true the first time. */
+  /** Marks the batch cancelled: nothing more of it is fed, and the feeder watches over its cancel (see BATCH_CANCEL_LUA); true the first time. */
   async markCancelled(batch: Pick<BatchRecord, 'id' | 'tenant'>, at: string): Promise<boolean> {
     return (await this.redis.imagegenBatchCancel(this.keys.batch(batch.id), this.keys.batchesFeeding(), at, `${batch.tenant}|${batch.id}`)) === 1;
+  }
+
+  /** Notes that the cancel of a cancelled batch's items has reached index `reached`, and whether it is done (BATCH_CANCEL_PROGRESS_LUA). */
+  async noteCancelProgress(batch: Pick<BatchRecord, 'id' | 'tenant'>, reached: number, done: boolean): Promise<void> {
+    await this.redis.imagegenBatchCancelProgress(this.keys.batch(batch.id), this.keys.batchesFeeding(), reached, `${batch.tenant}|${batch.id}`, done ? '1' : '0');
   }
 
   /** Newest first; the cursor is the last id of the previous page. One range read and one pipelined read per page. */

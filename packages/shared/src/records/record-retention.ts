@@ -17,7 +17,9 @@ export type Orphan =
   /** Its job ended and the record never heard (the process ending it died): it fails with the job's reason. */
   | { kind: 'ended'; ref: GenerationRef; reason: string }
   /** An item of a batch whose writing stopped part-way (it was never confirmed, and has expired): removed without a trace. */
-  | { kind: 'unwritten'; ref: GenerationRef };
+  | { kind: 'unwritten'; ref: GenerationRef }
+  /** An item of a cancelled batch that its cancel did not reach (it stopped part-way): cancelled, as the batch's cancel would have. */
+  | { kind: 'uncancelled'; ref: GenerationRef };
 
 /**
  * The owner of everything a finished generation leaves in Redis and storage. The record
@@ -219,7 +221,7 @@ export class RecordRetention {
     });
     const batched = candidates.filter((c) => c.ref.batchId);
     // per batch: how far it has released its items, 'lost' when it will release no more, 'unwritten' when gone unconfirmed, 'writing' while unconfirmed
-    const released = new Map<string, number | 'lost' | 'unwritten' | 'writing'>();
+    const released = new Map<string, number | 'cancelled' | 'unwritten' | 'writing'>();
     if (batched.length) {
       const reads = this.redis.pipeline();
       const batchIds = [...new Set(batched.map((c) => c.ref.batchId as string))];
@@ -229,8 +231,9 @@ export class RecordRetention {
         const [exists, confirmed, upTo, cancelledAt] = (answers[i]?.[1] ?? []) as (string | null)[];
         // (a confirmed batch is removed only once every item ended: one gone with items unfinished never was confirmed)
         if (!exists) released.set(b, 'unwritten');
-        // a cancelled batch releases nothing more: an item it left unfinished will never run
-        else if (cancelledAt) released.set(b, 'lost');
+        // a cancelled batch releases nothing more: an item its cancel did not reach is cancelled
+        // here (the feeder finishes such a cancel first, as a rule; this covers one it dropped)
+        else if (cancelledAt) released.set(b, 'cancelled');
         else if (confirmed !== '1') released.set(b, 'writing');
         else released.set(b, upTo == null ? 0 : Number(upTo));
       });
@@ -239,6 +242,7 @@ export class RecordRetention {
     for (const c of candidates) {
       const upTo = c.ref.batchId ? released.get(c.ref.batchId) : 'lost';
       if (upTo === 'lost') orphans.push({ kind: 'lost', ref: c.ref });
+      else if (upTo === 'cancelled') orphans.push({ kind: 'uncancelled', ref: c.ref });
       else if (upTo === 'unwritten') orphans.push({ kind: 'unwritten', ref: c.ref });
       else if (typeof upTo === 'number' && c.index < upTo) releasedItems.push(c.ref);
     }

@@ -112,14 +112,42 @@ return 1
 `;
 
 /**
- * Marks a batch cancelled and takes it off the feeding list, in one step; a batch that is gone
- * (its retention ended since it was read) is left gone, not written back without an expiry.
+ * Marks a batch cancelled, in one step, and puts it on the feeding list (or keeps it there): the
+ * feeder releases nothing more of it, and finishes the cancel of its items should the request
+ * cancelling them stop part-way (see BatchFeeder). A batch that is gone (its retention ended
+ * since it was read) is left gone, not written back without an expiry.
  *
  * KEYS[1] batch, KEYS[2] the feeding list; ARGV[1] the time (ISO), ARGV[2] its feeding entry
  * Returns 1 the first time, 0 when already cancelled, -1 when the batch is gone.
  */
 export const BATCH_CANCEL_LUA = `
-redis.call('ZREM', KEYS[2], ARGV[2])
-if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[2], ARGV[2])
+  return -1
+end
+redis.call('ZADD', KEYS[2], 'NX', 0, ARGV[2])
 return redis.call('HSETNX', KEYS[1], 'cancelledAt', ARGV[1])
+`;
+
+/**
+ * Notes how far the cancel of a cancelled batch's items has gone (`cancelledTo`, the items before
+ * that index are done; it never moves back) and, once they all are, that it is done: the batch
+ * then leaves the feeding list. A batch that is gone is left gone (and off the list).
+ *
+ * KEYS[1] batch, KEYS[2] the feeding list; ARGV[1] the index reached, ARGV[2] its feeding entry,
+ * ARGV[3] '1' when every item is done. Returns 1, or 0 when the batch is gone.
+ */
+export const BATCH_CANCEL_PROGRESS_LUA = `
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  redis.call('ZREM', KEYS[2], ARGV[2])
+  return 0
+end
+if tonumber(ARGV[1]) > tonumber(redis.call('HGET', KEYS[1], 'cancelledTo') or '0') then
+  redis.call('HSET', KEYS[1], 'cancelledTo', ARGV[1])
+end
+if ARGV[3] == '1' then
+  redis.call('HSET', KEYS[1], 'cancelsDone', '1')
+  redis.call('ZREM', KEYS[2], ARGV[2])
+end
+return 1
 `;

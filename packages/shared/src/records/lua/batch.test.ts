@@ -328,19 +328,42 @@ it('cancels a page of items in one script exactly as one cancel per item does', 
   expect(added).toEqual([10]);
 });
 
-it('cancelling marks a batch once and stops its feeding; a batch gone meanwhile is not written back', async () => {
+it('cancelling marks a batch once and keeps it in the feeder’s sight until its cancel is noted done; a batch gone meanwhile is not written back', async () => {
   const { id } = await newBatch(2);
-  await redis.zadd(keys.batchesFeeding(), 0, `${TENANT}|${id}`);
+  // every item released already: the feeder had let it go
+  await redis.zrem(keys.batchesFeeding(), `${TENANT}|${id}`);
   expect(await batches.markCancelled({ id, tenant: TENANT }, '2026-01-01T00:00:00.000Z')).toBe(true);
   expect(await batches.markCancelled({ id, tenant: TENANT }, '2026-01-02T00:00:00.000Z')).toBe(false);
   expect(await redis.hget(keys.batch(id), 'cancelledAt')).toBe('2026-01-01T00:00:00.000Z');
+  // before: taken off the list, so a cancel stopped part-way was finished by no one
+  expect(await redis.zscore(keys.batchesFeeding(), `${TENANT}|${id}`)).not.toBeNull();
+  await batches.noteCancelProgress({ id, tenant: TENANT }, 1, false);
+  await batches.noteCancelProgress({ id, tenant: TENANT }, 0, false);
+  expect(await redis.hmget(keys.batch(id), 'cancelledTo', 'cancelsDone')).toEqual(['1', null]);
+  await batches.noteCancelProgress({ id, tenant: TENANT }, 2, true);
+  expect(await redis.hmget(keys.batch(id), 'cancelledTo', 'cancelsDone')).toEqual(['2', '1']);
   expect(await redis.zscore(keys.batchesFeeding(), `${TENANT}|${id}`)).toBeNull();
   // its retention ended between the read and the cancel
   const gone = newId('batch');
   await redis.zadd(keys.batchesFeeding(), 0, `${TENANT}|${gone}`);
   expect(await batches.markCancelled({ id: gone, tenant: TENANT }, '2026-01-01T00:00:00.000Z')).toBe(false);
+  await batches.noteCancelProgress({ id: gone, tenant: TENANT }, 2, true);
   expect(await redis.exists(keys.batch(gone))).toBe(0);
   expect(await redis.zscore(keys.batchesFeeding(), `${TENANT}|${gone}`)).toBeNull();
+});
+
+it('the orphan sweep finds the items a cancel stopped part-way did not reach as uncancelled, not lost', async () => {
+  const { id, items } = await newBatch(3);
+  await redis.hset(keys.batch(id), 'released', '1');
+  await batches.markCancelled({ id, tenant: TENANT }, new Date().toISOString());
+  await store.cancelBatchItems({ id, tenant: TENANT }, [items[0]!.id]);
+  const found = (await new RecordRetention(redis, keys).findOrphans('gen_zzzzzzzzz', (gen) => `${prefix}:fakejob:${gen}`)).filter((r) => r.ref.batchId === id);
+  // before: 'lost', which fails them as job_lost (counted failed, generation.failed sent) for a batch the client cancelled
+  expect(found.map((r) => [r.kind, r.ref.id])).toEqual([
+    ['uncancelled', items[1]!.id],
+    ['uncancelled', items[2]!.id],
+  ]);
+  await batches.noteCancelProgress({ id, tenant: TENANT }, 3, true);
 });
 
 it('the orphan sweep does not take an item released between its job read and its cursor read for one whose job was lost', async () => {
