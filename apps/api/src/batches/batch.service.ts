@@ -6,8 +6,14 @@ import { IDEMPOTENCY_SECONDS, IdempotencyKey } from '../services/idempotency';
 import { outcomeOfLostReply } from '../services/lost-reply';
 import type { BatchSubmission } from './batch-body';
 
-/** A batch (and its idempotency claim) lives this long unless every item gets written. */
-const PROVISIONAL_SECONDS = 600;
+/**
+ * A batch being written lives this long past its last write (the writer's lease, renewed by every
+ * chunk): one whose writer died goes soon after, and a repeat under its Idempotency-Key, told to
+ * wait meanwhile, is then accepted anew. Its items' records are left to the orphan sweep.
+ */
+export const WRITER_LEASE_SECONDS = 30;
+/** An idempotency key claimed for a batch being written lives this long unless the batch is confirmed (or found gone). */
+const CLAIM_SECONDS = 600;
 /** Items written per script: big enough to cost few round trips, small enough never to block Redis for long. */
 export const ITEMS_PER_CHUNK = 500;
 /** Items cancelled per script: a few milliseconds of Redis time each. */
@@ -58,7 +64,7 @@ export class BatchesService {
     const idem = opts.idempotency;
     for (let tries = 0; ; tries++) {
       const id = newId('batch', this.ctx.clock.now());
-      const claim = idem?.claim(id, PROVISIONAL_SECONDS);
+      const claim = idem?.claim(id, CLAIM_SECONDS);
       const base = {
         id,
         tenant,
@@ -75,7 +81,7 @@ export class BatchesService {
         metadata: submission.metadata ?? null,
         ...(submission.webhook ? { webhook: submission.webhook } : {}),
       };
-      const begun = await batches.begin(base, PROVISIONAL_SECONDS, claim);
+      const begun = await batches.begin(base, WRITER_LEASE_SECONDS, claim);
       if (begun.outcome === 'held') {
         const key = idem as IdempotencyKey;
         const heldId = key.heldGeneration(begun.value);
@@ -98,7 +104,7 @@ export class BatchesService {
             metadata: item.metadata ?? null,
             index: start + i,
           }));
-          if (!(await batches.addItems(owner, chunk, PROVISIONAL_SECONDS))) throw new Error('batch record vanished while its items were written');
+          if (!(await batches.addItems(owner, chunk, WRITER_LEASE_SECONDS))) throw new Error('batch record vanished while its items were written');
           await yieldToLoop();
         }
         const confirmed = await batches.confirm({ id, tenant }, idem?.claim(id, IDEMPOTENCY_SECONDS)).catch(async (err: unknown) => {

@@ -54,7 +54,7 @@ export class BatchStore {
     this.redis = redis as BatchRedis;
   }
 
-  /** Writes the provisional batch record (and claims the idempotency key with it). */
+  /** Writes the provisional batch record, living `provisionalSeconds` unless written to again (and claims the idempotency key with it, for the claim's own time). */
   async begin(record: Omit<BatchRecord, 'createdAt'>, provisionalSeconds: number, idempotency?: IdempotencyClaim): Promise<BatchBeginOutcome> {
     const key = this.keys.batch(record.id);
     const [outcome, detail] = await this.redis.imagegenBatchBegin(
@@ -62,6 +62,7 @@ export class BatchStore {
       idempotency?.key ?? key,
       provisionalSeconds,
       idempotency?.value ?? '',
+      idempotency?.ttlSeconds ?? provisionalSeconds,
       ...batchCodec.encode({ ...record, createdAt: NOW }),
     );
     return outcome === 'held' ? { outcome, value: detail } : { outcome: 'created', createdAt: detail };

@@ -8,7 +8,8 @@ import { CLAIM_IDEMPOTENCY, compose, ISO_TIME, NEW_FIELDS, NOW_MS } from './piec
  * names this batch's new id), which answers as the first run did.
  *
  * KEYS[1] batch, KEYS[2] idempotency key (the batch key again when there is none)
- * ARGV[1] provisional seconds, ARGV[2] idempotency value ('' = none), ARGV[3..] field, value, ...
+ * ARGV[1] provisional seconds, ARGV[2] idempotency value ('' = none), ARGV[3] the claim's seconds,
+ * ARGV[4..] field, value, ...
  * Returns {'created', createdAt} | {'held', value}.
  */
 export const BATCH_BEGIN_LUA = compose(
@@ -17,14 +18,14 @@ export const BATCH_BEGIN_LUA = compose(
   NEW_FIELDS,
   CLAIM_IDEMPOTENCY,
   `
-local held = claimIdempotency(KEYS[2], ARGV[2], ARGV[1])
+local held = claimIdempotency(KEYS[2], ARGV[2], ARGV[3])
 if held then
   local begun = held == ARGV[2] and redis.call('HGET', KEYS[1], 'createdAt')
   if begun then return {'created', begun} end
   return {'held', held}
 end
 local createdAt = isoTime(nowMs())
-writeNewFields(KEYS[1], ARGV, 3, createdAt)
+writeNewFields(KEYS[1], ARGV, 4, createdAt)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
 return {'created', createdAt}
 `,
@@ -33,12 +34,13 @@ return {'created', createdAt}
 /**
  * Writes one chunk of a batch's items: each an ordinary queued generation record, indexed for
  * its tenant, its id appended to the batch's item list (its position is its index) and counted
- * as queued in the batch. One script per chunk, many items each: accepting 50,000 items costs
+ * as queued in the batch. The batch and its list get the provisional expiry again: the writer's
+ * lease, renewed by every chunk. One script per chunk, many items each: accepting 50,000 items costs
  * a hundred round trips, not 50,000.
  *
  * KEYS[1] batch, KEYS[2] its items list, KEYS[3] tenant index (all), KEYS[4] tenant index
  * (queued), KEYS[5] tenants, KEYS[6..] the item records
- * ARGV[1] tenant, ARGV[2] provisional seconds of the list, ARGV[3] JSON array of the field,
+ * ARGV[1] tenant, ARGV[2] provisional seconds of the batch and its list, ARGV[3] JSON array of the field,
  * value pairs every item shares, then per item: id, fileToken, request (JSON), metadata (JSON), index
  * (consecutive: a chunk follows the one before it).
  * Returns the number written, -1 when the batch is gone, or -2 when the list does not end where
@@ -70,6 +72,8 @@ for i = 4, #ARGV, 5 do
   ids[n] = id
 end
 redis.call('RPUSH', KEYS[2], unpack(ids))
+-- the writer's lease: a batch whose writer stops writing goes soon after
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2]))
 redis.call('HINCRBY', KEYS[1], 'queued', n)
 redis.call('SADD', KEYS[5], ARGV[1])

@@ -452,6 +452,25 @@ it('the orphan sweep ends a record whose job failed unheard, with the job reason
   await redis.del(jobKey(items[0]!.id), jobKey(items[1]!.id));
 });
 
+it('a batch being written lives its writer’s lease past each chunk, while its idempotency claim keeps its own time', async () => {
+  const id = newId('batch');
+  const claimKey = keys.idempotency(TENANT, `lease-${id}`);
+  const base: Omit<BatchRecord, 'createdAt'> = { id, tenant: TENANT, status: 'in_progress', total: 2, queued: 0, active: 0, completed: 0, failed: 0, cancelled: 0, released: 0, metadata: null };
+  expect((await batches.begin(base, 30, { key: claimKey, value: `hash|${id}`, ttlSeconds: 600 })).outcome).toBe('created');
+  expect(await redis.ttl(keys.batch(id))).toBeLessThanOrEqual(30);
+  // before: the claim lived only as long as the provisional batch
+  expect(await redis.ttl(claimKey)).toBeGreaterThan(590);
+  // time passes; the next chunk renews the lease of the batch and its list
+  await redis.expire(keys.batch(id), 2);
+  const item = (index: number) => ({ id: newId('gen'), fileToken: newFileToken(), request: { topic: `lease ${index}`, style: 'PHOTOGRAPHIC' as const, size: 'LANDSCAPE' as const }, metadata: null, index });
+  expect(await batches.addItems({ id, tenant: TENANT }, [item(0)], 30)).toBe(true);
+  // before: the batch kept its first expiry (the writer's lease was not renewed)
+  expect(await redis.ttl(keys.batch(id))).toBeGreaterThan(20);
+  expect(await redis.ttl(keys.batchItems(id))).toBeGreaterThan(20);
+  await batches.abandon({ id, tenant: TENANT });
+  await redis.del(claimKey);
+});
+
 it('abandon keeps a batch that was confirmed after all', async () => {
   const { id, items } = await newBatch(2);
   // its writer took the confirm for failed (the reply was lost) and cleans up
