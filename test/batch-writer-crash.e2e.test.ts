@@ -1,11 +1,12 @@
-import { sleep } from './support/net';
+import { eventually, sleep } from './support/net';
 import { killAllSpawned, spawnApi } from './support/processes';
 import { startStack, type Stack } from './support/stack';
 
 /**
  * An API process (the built dist) is SIGKILLed while it writes a batch submitted with an
  * Idempotency-Key. The client's repeat under that key is told to wait only while the dead
- * writer's lease runs (WRITER_LEASE_SECONDS, 30 s), then is accepted as a new batch.
+ * writer's lease runs (WRITER_LEASE_SECONDS, 30 s), then is accepted as a new batch; what the dead
+ * writer wrote is removed by the feeder.
  */
 describe('SIGKILL of an API process while it writes a batch', () => {
   let stack: Stack;
@@ -52,5 +53,14 @@ describe('SIGKILL of an API process while it writes a batch', () => {
     expect(Date.now() - killedAt).toBeLessThan(40_000);
     const again = await send(stack.baseUrl);
     expect([again.status, again.body.id]).toEqual([202, accepted?.body.id]);
+
+    // the items the dead writer wrote go as soon as a worker's feeder looks (not with the orphan
+    // sweep, 10,000 every 10 minutes): only the new batch's are left
+    const cancelled = await fetch(`${stack.baseUrl}/v1/batches/${accepted?.body.id}`, { method: 'DELETE' });
+    expect(cancelled.status).toBe(200);
+    await stack.startWorker({ BATCH_FEED_INTERVAL_MS: '50' });
+    const all = stack.api.keys.tenantGenerations('default');
+    await eventually(async () => ((await stack.redis.zcard(all)) === 20_000 ? true : undefined), 10_000, 100);
+    expect(await stack.redis.zcard(queued)).toBe(0);
   }, 90_000);
 });

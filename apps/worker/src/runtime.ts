@@ -103,6 +103,7 @@ export async function startWorkerRuntime(
     owner: randomUUID(),
     policy: { maxAttempts: config.GENERATOR_MAX_ATTEMPTS, backoffMs: config.GENERATOR_BACKOFF_MS, retentionSeconds: retention },
     cancels: { items: (batch, ids) => store.cancelBatchItems(batch, ids), progress: (batch, reached, done) => batches.noteCancelProgress(batch, reached, done) },
+    removeUnaccepted: (batch, max) => batches.removeUnaccepted(batch, max),
   });
   feeder.start();
   const hub = new EventHub(subscriber);

@@ -9,10 +9,11 @@ import type { BatchSubmission } from './batch-body';
 /**
  * A batch being written lives this long past its last write (the writer's lease, renewed by every
  * chunk): one whose writer died goes soon after, and a repeat under its Idempotency-Key, told to
- * wait meanwhile, is then accepted anew. Its items' records are left to the orphan sweep.
+ * wait meanwhile, is then accepted anew. The feeder then removes the items it wrote, found on its
+ * item list, which lives CLAIM_SECONDS.
  */
 export const WRITER_LEASE_SECONDS = 30;
-/** An idempotency key claimed for a batch being written lives this long unless the batch is confirmed (or found gone). */
+/** An idempotency key claimed for a batch being written lives this long unless the batch is confirmed (or found gone); so does its item list. */
 const CLAIM_SECONDS = 600;
 /** Items written per script: big enough to cost few round trips, small enough never to block Redis for long. */
 export const ITEMS_PER_CHUNK = 500;
@@ -104,7 +105,7 @@ export class BatchesService {
             metadata: item.metadata ?? null,
             index: start + i,
           }));
-          if (!(await batches.addItems(owner, chunk, WRITER_LEASE_SECONDS))) throw new Error('batch record vanished while its items were written');
+          if (!(await batches.addItems(owner, chunk, WRITER_LEASE_SECONDS, CLAIM_SECONDS))) throw new Error('batch record vanished while its items were written');
           await yieldToLoop();
         }
         const confirmed = await batches.confirm({ id, tenant }, idem?.claim(id, IDEMPOTENCY_SECONDS)).catch(async (err: unknown) => {

@@ -51,6 +51,7 @@ const feederOf = (window: number, cancelStalledMs?: number) => {
     owner: 'feeder-test',
     policy: { maxAttempts: 1, backoffMs: 1000, retentionSeconds: 3600 },
     cancels: { items: (batch, ids) => store.cancelBatchItems(batch, ids), progress: (batch, reached, done) => batches.noteCancelProgress(batch, reached, done) },
+    removeUnaccepted: (batch, max) => batches.removeUnaccepted(batch, max),
     ...(cancelStalledMs !== undefined ? { cancelStalledMs } : {}),
   });
 };
@@ -209,4 +210,36 @@ it('finishes the cancel of a batch whose cancel request stopped part-way, once i
   expect(await redis.zscore(keys.batchesFeeding(), `cancel-tenant|${id}`)).toBeNull();
   expect(await jobsQueued()).toBe(4);
   await queue.drain(true);
+});
+
+it('feeds nothing of a batch still being written, and removes what one gone unconfirmed wrote (its writer died)', async () => {
+  const batches = new BatchStore(redis, keys);
+  const tenant = 'writer-tenant';
+  const write = async (n: number, leaseSeconds: number) => {
+    const id = newId('batch');
+    const base: Omit<BatchRecord, 'createdAt'> = { id, tenant, status: 'in_progress', total: n, queued: 0, active: 0, completed: 0, failed: 0, cancelled: 0, released: 0, releasedDone: 0, countedTo: 0, metadata: null };
+    expect((await batches.begin(base, leaseSeconds)).outcome).toBe('created');
+    const items = Array.from({ length: n }, (_, index) => ({ id: newId('gen'), fileToken: newFileToken(), request: { topic: `item ${index}`, style: 'PHOTOGRAPHIC' as const, size: 'LANDSCAPE' as const }, metadata: null, index }));
+    expect(await batches.addItems({ id, tenant }, items, leaseSeconds, 600)).toBe(true);
+    return { id, items };
+  };
+  const writing = await write(3, 600);
+  const dead = await write(1200, 1);
+  const queued = keys.tenantGenerations(tenant, 'queued');
+  expect(await redis.zcard(queued)).toBe(1203);
+  // the dead writer's lease runs out: its batch goes, its list and items stay
+  await redis.del(keys.batch(dead.id));
+  const feeder = feederOf(100);
+  expect(await feeder.tick()).toBe(0);
+  // before: its 1,200 items stayed listed and counted against the queued cap until orphan sweeps took them, 10,000 a sweep
+  expect(await redis.zcard(queued)).toBe(3);
+  expect(await redis.exists(keys.generation(dead.items[0]!.id), keys.batchItems(dead.id))).toBe(0);
+  expect(await redis.zscore(keys.batchesFeeding(), `${tenant}|${dead.id}`)).toBeNull();
+  // the one being written is left alone, and not fed
+  expect(await redis.zscore(keys.batchesFeeding(), `${tenant}|${writing.id}`)).not.toBeNull();
+  expect(await redis.hget(keys.batch(writing.id), 'released')).toBe('0');
+  await batches.abandon({ id: writing.id, tenant });
+  await feeder.tick();
+  expect(await redis.sismember(keys.tenants(), tenant)).toBe(0);
+  expect(await redis.zscore(keys.batchesFeeding(), `${tenant}|${writing.id}`)).toBeNull();
 });

@@ -29,7 +29,12 @@ export interface FeederOptions {
   };
   /** A cancel not noted done this long after it began is taken to have stopped part-way, and finished here. */
   cancelStalledMs?: number;
+  /** Removes up to `max` items that a batch gone unconfirmed wrote; true once none is left (BatchStore.removeUnaccepted). */
+  removeUnaccepted(batch: { id: string; tenant: string }, max: number): Promise<boolean>;
 }
+
+/** Items of a batch gone unconfirmed that a round removes, at most. */
+const UNACCEPTED_PER_ROUND = 5000;
 
 /** Items of one batch whose cancel a round finishes, at most. */
 const CANCELS_PER_ROUND = 2000;
@@ -45,6 +50,8 @@ interface FeedRead {
   tenant: string;
   batchId: string;
   gone: boolean;
+  /** Every item is written (before that, nothing of it is fed). */
+  confirmed: boolean;
   cancelled: boolean;
   /** When the cancel began (ISO), and how far the feeder has finished it. */
   cancelledAt: string | null;
@@ -130,14 +137,15 @@ export class BatchFeeder {
   /** Each batch's cursor and counts, in one pipelined read. */
   private async read(refs: { member: string; tenant: string; batchId: string }[]): Promise<FeedRead[]> {
     const read = this.redis.pipeline();
-    for (const r of refs) read.hmget(this.keys.batch(r.batchId), 'total', 'released', 'completed', 'failed', 'cancelled', 'cancelledAt', 'releasedDone', 'countedTo', 'cancelledTo', 'cancelsDone');
+    for (const r of refs) read.hmget(this.keys.batch(r.batchId), 'total', 'released', 'completed', 'failed', 'cancelled', 'cancelledAt', 'releasedDone', 'countedTo', 'cancelledTo', 'cancelsDone', 'confirmed');
     const replies = (await read.exec()) ?? [];
     return refs.map((r, i) => {
-      const [total, released, completed, failed, cancelled, cancelledAt, releasedDone, countedTo, cancelledTo, cancelsDone] = (replies[i]?.[1] ?? []) as (string | null)[];
+      const [total, released, completed, failed, cancelled, cancelledAt, releasedDone, countedTo, cancelledTo, cancelsDone, confirmed] = (replies[i]?.[1] ?? []) as (string | null)[];
       const n = { total: Number(total), released: Number(released), completed: Number(completed), failed: Number(failed), cancelled: Number(cancelled) };
       return {
         ...r,
         gone: total == null,
+        confirmed: confirmed === '1',
         cancelled: Boolean(cancelledAt),
         cancelledAt: cancelledAt ?? null,
         cancelledTo: Number(cancelledTo ?? 0),
@@ -236,7 +244,14 @@ export class BatchFeeder {
         cancelling.push(b);
         continue;
       }
-      if (b.gone || b.cancelled || b.released >= b.total) {
+      // gone before it was confirmed (its writer died and its lease ran out): what it wrote goes
+      if (b.gone) {
+        if (await this.opts.removeUnaccepted({ id: b.batchId, tenant: b.tenant }, UNACCEPTED_PER_ROUND)) finished.push(b.member);
+        continue;
+      }
+      // still being written
+      if (!b.confirmed) continue;
+      if (b.cancelled || b.released >= b.total) {
         finished.push(b.member);
         continue;
       }

@@ -44,7 +44,7 @@ export class BatchStore {
     private readonly keys: Keys,
   ) {
     if (!('imagegenBatchBegin' in redis)) {
-      redis.defineCommand('imagegenBatchBegin', { numberOfKeys: 2, lua: BATCH_BEGIN_LUA });
+      redis.defineCommand('imagegenBatchBegin', { numberOfKeys: 3, lua: BATCH_BEGIN_LUA });
       redis.defineCommand('imagegenBatchAddItems', { lua: BATCH_ADD_ITEMS_LUA });
       redis.defineCommand('imagegenBatchConfirm', { numberOfKeys: 6, lua: BATCH_CONFIRM_LUA });
       redis.defineCommand('imagegenBatchCancel', { numberOfKeys: 2, lua: BATCH_CANCEL_LUA });
@@ -60,16 +60,18 @@ export class BatchStore {
     const [outcome, detail] = await this.redis.imagegenBatchBegin(
       key,
       idempotency?.key ?? key,
+      this.keys.batchesFeeding(),
       provisionalSeconds,
       idempotency?.value ?? '',
       idempotency?.ttlSeconds ?? provisionalSeconds,
+      `${record.tenant}|${record.id}`,
       ...batchCodec.encode({ ...record, createdAt: NOW }),
     );
     return outcome === 'held' ? { outcome, value: detail } : { outcome: 'created', createdAt: detail };
   }
 
-  /** Writes a chunk of items in one script; false when the batch is gone. */
-  async addItems(batch: Pick<BatchRecord, 'id' | 'tenant' | 'webhook'>, items: NewBatchItem[], provisionalSeconds: number): Promise<boolean> {
+  /** Writes a chunk of items in one script, renewing the batch's `provisionalSeconds` (its list lives `listSeconds`); false when the batch is gone. */
+  async addItems(batch: Pick<BatchRecord, 'id' | 'tenant' | 'webhook'>, items: NewBatchItem[], provisionalSeconds: number, listSeconds = provisionalSeconds): Promise<boolean> {
     const common = encodeFields({
       tenant: batch.tenant,
       status: 'queued',
@@ -81,7 +83,7 @@ export class BatchStore {
       ...(batch.webhook ? { webhook: batch.webhook } : {}),
     });
     const keys = [this.keys.batch(batch.id), this.keys.batchItems(batch.id), this.keys.tenantGenerations(batch.tenant), this.keys.tenantGenerations(batch.tenant, 'queued'), this.keys.tenants()];
-    const args: (string | number)[] = [batch.tenant, provisionalSeconds, JSON.stringify(common)];
+    const args: (string | number)[] = [batch.tenant, provisionalSeconds, listSeconds, JSON.stringify(common)];
     for (const item of items) {
       keys.push(this.keys.generation(item.id));
       args.push(item.id, item.fileToken, JSON.stringify(item.request), JSON.stringify(item.metadata), item.index);
@@ -127,6 +129,37 @@ export class BatchStore {
     await this.redis.del(this.keys.batch(batch.id), this.keys.batchItems(batch.id), this.keys.batchFinished(batch.id));
     await forgetTenantsWithoutRecords(this.redis, this.keys, [batch.tenant]);
     if (idempotency) await this.freeClaimIfGone(batch.id, idempotency);
+  }
+
+  /**
+   * Removes what a batch left that is gone without being confirmed (its writer died, and its
+   * lease ran out), read off its item list, which outlives it: up to `max` items a call, taken
+   * off the list as they go; true once nothing is left (the list gone too). Only records still
+   * queued in this batch go: a list that outlived a completed batch names finished records, which
+   * the retention sweep owns.
+   */
+  async removeUnaccepted(batch: Pick<BatchRecord, 'id' | 'tenant'>, max: number): Promise<boolean> {
+    const list = this.keys.batchItems(batch.id);
+    for (let removed = 0; removed < max; ) {
+      const ids = await this.redis.lrange(list, 0, 499);
+      if (ids.length === 0) break;
+      const reads = this.redis.pipeline();
+      for (const id of ids) reads.hmget(this.keys.generation(id), 'status', 'batchId');
+      const found = (await reads.exec()) ?? [];
+      const unaccepted = ids.filter((_, i) => {
+        const [status, batchId] = (found[i]?.[1] ?? []) as (string | null)[];
+        return status === 'queued' && batchId === batch.id;
+      });
+      const pipeline = this.redis.pipeline();
+      for (const id of unaccepted) pipeline.del(this.keys.generation(id));
+      if (unaccepted.length) pipeline.zrem(this.keys.tenantGenerations(batch.tenant), ...unaccepted).zrem(this.keys.tenantGenerations(batch.tenant, 'queued'), ...unaccepted);
+      pipeline.ltrim(list, ids.length, -1);
+      await pipeline.exec();
+      removed += ids.length;
+    }
+    if ((await this.redis.exists(list)) === 1) return false;
+    await forgetTenantsWithoutRecords(this.redis, this.keys, [batch.tenant]);
+    return true;
   }
 
   /**

@@ -3,13 +3,16 @@ import { CLAIM_IDEMPOTENCY, compose, ISO_TIME, NEW_FIELDS, NOW_MS } from './piec
 /**
  * Starts a batch: writes its record (provisional: it expires unless confirmed in time, so a
  * batch whose creator died part-way leaves nothing for good) and, with an `Idempotency-Key`,
- * claims that key in the same step. A key already held answers with what it holds, unless it
+ * claims that key in the same step. The batch goes on the feeding list at once: the feeder feeds
+ * nothing of it before it is confirmed, and removes what it wrote once it is gone unconfirmed
+ * (its writer died). A key already held answers with what it holds, unless it
  * holds this very call's claim (the call sent again after a reconnect lost its reply: the claim
  * names this batch's new id), which answers as the first run did.
  *
- * KEYS[1] batch, KEYS[2] idempotency key (the batch key again when there is none)
+ * KEYS[1] batch, KEYS[2] idempotency key (the batch key again when there is none), KEYS[3] the
+ * feeding list
  * ARGV[1] provisional seconds, ARGV[2] idempotency value ('' = none), ARGV[3] the claim's seconds,
- * ARGV[4..] field, value, ...
+ * ARGV[4] the batch's feeding entry, ARGV[5..] field, value, ...
  * Returns {'created', createdAt} | {'held', value}.
  */
 export const BATCH_BEGIN_LUA = compose(
@@ -25,8 +28,9 @@ if held then
   return {'held', held}
 end
 local createdAt = isoTime(nowMs())
-writeNewFields(KEYS[1], ARGV, 4, createdAt)
+writeNewFields(KEYS[1], ARGV, 5, createdAt)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
+redis.call('ZADD', KEYS[3], 'NX', 0, ARGV[4])
 return {'created', createdAt}
 `,
 );
@@ -34,14 +38,15 @@ return {'created', createdAt}
 /**
  * Writes one chunk of a batch's items: each an ordinary queued generation record, indexed for
  * its tenant, its id appended to the batch's item list (its position is its index) and counted
- * as queued in the batch. The batch and its list get the provisional expiry again: the writer's
- * lease, renewed by every chunk. One script per chunk, many items each: accepting 50,000 items costs
+ * as queued in the batch. The batch gets the provisional expiry again (the writer's lease,
+ * renewed by every chunk); its list lives longer, so that what a dead writer wrote can be found
+ * and removed once the batch is gone. One script per chunk, many items each: accepting 50,000 items costs
  * a hundred round trips, not 50,000.
  *
  * KEYS[1] batch, KEYS[2] its items list, KEYS[3] tenant index (all), KEYS[4] tenant index
  * (queued), KEYS[5] tenants, KEYS[6..] the item records
- * ARGV[1] tenant, ARGV[2] provisional seconds of the batch and its list, ARGV[3] JSON array of the field,
- * value pairs every item shares, then per item: id, fileToken, request (JSON), metadata (JSON), index
+ * ARGV[1] tenant, ARGV[2] provisional seconds of the batch, ARGV[3] of its list, ARGV[4] JSON array
+ * of the field, value pairs every item shares, then per item: id, fileToken, request (JSON), metadata (JSON), index
  * (consecutive: a chunk follows the one before it).
  * Returns the number written, -1 when the batch is gone, or -2 when the list does not end where
  * the chunk starts. A chunk the list already holds (the call sent again after a reconnect lost its
@@ -53,15 +58,15 @@ export const BATCH_ADD_ITEMS_LUA = compose(
   ISO_TIME,
   `
 if redis.call('HEXISTS', KEYS[1], 'id') == 0 then return -1 end
-local first, count = tonumber(ARGV[8]), (#ARGV - 3) / 5
+local first, count = tonumber(ARGV[9]), (#ARGV - 4) / 5
 local held = redis.call('LLEN', KEYS[2])
-if held >= first + count and redis.call('LINDEX', KEYS[2], first) == ARGV[4] then return count end
+if held >= first + count and redis.call('LINDEX', KEYS[2], first) == ARGV[5] then return count end
 if held ~= first then return -2 end
-local common = cjson.decode(ARGV[3])
+local common = cjson.decode(ARGV[4])
 local createdAt = isoTime(nowMs())
 local n = 0
 local ids = {}
-for i = 4, #ARGV, 5 do
+for i = 5, #ARGV, 5 do
   n = n + 1
   local key = KEYS[5 + n]
   local id = ARGV[i]
@@ -74,7 +79,7 @@ end
 redis.call('RPUSH', KEYS[2], unpack(ids))
 -- the writer's lease: a batch whose writer stops writing goes soon after
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[2]))
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
 redis.call('HINCRBY', KEYS[1], 'queued', n)
 redis.call('SADD', KEYS[5], ARGV[1])
 return n
