@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readlinkSync } from 'node:fs';
-import { readdir, writeFile } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import sharp from 'sharp';
@@ -176,6 +176,21 @@ describe('batches', () => {
     }
     const left = await eventually(async () => ((await openUnderData()) === 0 ? 0 : undefined), 3000).catch(openUnderData);
     expect(left).toBe(0);
+  });
+
+  it('an original gone from storage cuts the archive short, and the API goes on', async () => {
+    const accepted = await post(`${stack.baseUrl}/v1/batches`, JSON.stringify({ items: [{ topic: 'kept' }, { topic: 'lost file' }] }), 'application/json');
+    const id = accepted.body.id as string;
+    await eventually(async () => ((await getJson(`${stack.baseUrl}/v1/batches/${id}`)).body.status === 'completed' ? true : undefined));
+    const lost = (await ndjsonLines(`${stack.baseUrl}/v1/batches/${id}/results`))[1];
+    await rm(stack.api.storage.localPath?.((await stack.api.store.get(lost.id))!.result!.image.key) as string);
+    const res = await fetch(`${stack.baseUrl}/v1/batches/${id}/archive`);
+    expect(res.status).toBe(200);
+    // cut, not ended: a client cannot take it for a whole archive
+    await expect(res.arrayBuffer()).rejects.toThrow();
+    // before: the file's read error went unhandled and ended the API process
+    expect((await getJson(`${stack.baseUrl}/v1/batches/${id}`)).status).toBe(200);
+    expect((await fetch(`${stack.baseUrl}/healthz`)).status).toBe(200);
   });
 
   it('rejects a batch with 3 bad items among 500, naming exactly those, and enqueues nothing', async () => {

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import archiver from 'archiver';
 import type { Response } from 'express';
-import { isTerminal, presentBatch, presentGeneration, readBatchMessage, type BatchRecord, type BatchResultLine, type GenerationRecord } from '@imagegen/shared';
+import { isTerminal, presentBatch, presentGeneration, readBatchMessage, storageErrorText, type BatchRecord, type BatchResultLine, type GenerationRecord } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { END_EVENT_ID, endEventStreamAtOnce, openEventStream, toldTheEnd } from '../http/event-stream';
 import { onKeyRevoked } from '../http/revocation';
@@ -70,6 +70,8 @@ export async function streamArchive(ctx: ApiContext, service: BatchesService, ba
   // originals are already compressed: storing them costs no CPU and makes the archive start at once
   const archive = archiver('zip', { store: true });
   archive.on('warning', () => undefined);
+  // a zip that cannot go on ends the response (its error is not the process's)
+  archive.on('error', () => res.destroy());
   archive.pipe(res);
   const abort = () => archive.abort();
   signal.addEventListener('abort', abort, { once: true });
@@ -80,10 +82,15 @@ export async function streamArchive(ctx: ApiContext, service: BatchesService, ba
     // an aborted archive stops reading its entry but does not close it: that is ours to do
     const drop = () => source.destroy();
     signal.addEventListener('abort', drop, { once: true });
+    // archiver pipes the entry on without listening to it: a file gone from storage, or a Redis
+    // read of the results that fails, would otherwise be an error nobody handles (the process's end)
+    let failed!: (err: Error) => void;
+    const sourceFailed = new Promise<never>((_, reject) => (failed = reject));
+    source.on('error', (err) => failed(err));
     try {
       const done = once(archive, 'entry', { signal });
       archive.append(source, { name });
-      await done;
+      await Promise.race([done, sourceFailed]);
     } catch (err) {
       drop();
       throw err;
@@ -117,7 +124,9 @@ export async function streamArchive(ctx: ApiContext, service: BatchesService, ba
       }
     }
     await archive.finalize();
-  } catch {
+  } catch (err) {
+    // cut, not ended: the client sees the archive is incomplete
+    if (!signal.aborted) ctx.logger.warn('a batch archive was cut short', { batchId: batch.id, error: storageErrorText(err) });
     archive.abort();
     res.destroy();
   } finally {
