@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import { readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { TEMPORARY_DIR, type Storage } from '@imagegen/shared';
 import { abortedDownload, get } from './support/downloads';
 import { sleep } from './support/net';
+import { killAllSpawned, spawnApi } from './support/processes';
 import { startStack, type Stack } from './support/stack';
 
 /**
@@ -186,5 +188,38 @@ describe('file serving', () => {
         expect(JSON.parse(res.body.toString())).toMatchObject({ status: 404, title: 'Not found' });
       }
     });
+  });
+});
+
+describe('file downloads dropped before their answer', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ name: 'files-dropped', worker: false });
+    await stack.api.storage.put(KEY, randomBytes(SIZE));
+  });
+  afterAll(async () => {
+    await killAllSpawned();
+    await stack?.close();
+  });
+
+  it('are not logged as errors of the API', async () => {
+    const api = await spawnApi({ name: 'api-files', env: { ...stack.env, PORT: '', LOG_LEVEL: 'info' } });
+    const { hostname, port } = new URL(api.baseUrl);
+    // each client goes away a moment after asking, many before the answer starts
+    await Promise.all(
+      Array.from({ length: 300 }, (_, i) =>
+        new Promise<void>((resolve) => {
+          const req = http.get({ hostname, port, path: `/files/${KEY}` });
+          req.on('error', () => resolve());
+          req.on('close', () => resolve());
+          // once the request is out: while the API looks the file up
+          req.on('finish', () => setTimeout(() => req.destroy(), i % 3));
+        }),
+      ),
+    );
+    await sleep(500);
+    expect((await get(api.baseUrl, `/files/${KEY}`, { Range: 'bytes=0-3' })).status).toBe(206);
+    // before: many logged as "unhandled error" (Request aborted) at level error
+    expect(api.logs().filter((l) => l.msg === 'unhandled error')).toEqual([]);
   });
 });

@@ -52,8 +52,9 @@ function sendLocalFile(res: Response, file: string, headers: Record<string, stri
   return new Promise((resolve, reject) => {
     // root is the file's own folder: send's traversal and dotfile guards then judge the name alone
     res.sendFile(path.basename(file), { root: path.dirname(file), dotfiles: 'deny', headers, cacheControl: false, lastModified: false }, (err?: SendError) => {
-      // after the headers, an error means the client went away; send has closed the file already
-      if (!err || res.headersSent) return resolve();
+      // after the headers, an error means the client went away; send has closed the file already.
+      // Before them too when send says so (ECONNABORTED): there is no one to answer, and nothing went wrong here
+      if (!err || res.headersSent || (err as SendError & { code?: string }).code === 'ECONNABORTED') return resolve();
       // send may have set the file's headers before refusing (412, 416): none belong on a problem
       for (const name of res.getHeaderNames()) res.removeHeader(name);
       const status = err.status ?? err.statusCode ?? 500;
