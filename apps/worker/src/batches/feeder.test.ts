@@ -178,9 +178,10 @@ it('a tenant with many batches is first in a tie no more often than one with a s
   }
   // before: by batch, so tm was first two rounds in three
   expect(order.filter((t) => t === 'tn')).toHaveLength(3);
-  // and both of tm's batches get their turns (not always the same one while the other waits)
-  expect(winners.filter((k) => k === 0)).toHaveLength(2);
-  expect(winners.filter((k) => k === 1)).toHaveLength(1);
+  // and both of tm's batches get their turns (not always the same one while the other waits);
+  // which of the two goes first depends on their ids, which two batches made in one millisecond
+  // order at random
+  expect([winners.filter((k) => k === 0).length, winners.filter((k) => k === 1).length].sort()).toEqual([1, 2]);
 });
 
 it('finishes the cancel of a batch whose cancel request stopped part-way, once it has stalled, and feeds it no more', async () => {
