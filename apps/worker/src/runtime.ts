@@ -102,7 +102,7 @@ export async function startWorkerRuntime(
     intervalMs: config.BATCH_FEED_INTERVAL_MS,
     owner: randomUUID(),
     policy: { maxAttempts: config.GENERATOR_MAX_ATTEMPTS, backoffMs: config.GENERATOR_BACKOFF_MS, retentionSeconds: retention },
-    cancels: { items: (batch, ids) => store.cancelBatchItems(batch, ids), progress: (batch, reached, done) => batches.noteCancelProgress(batch, reached, done) },
+    cancels: { items: (batch, ids) => store.cancelBatchItems(batch, ids), progress: (batch, reached, done) => batches.noteCancelProgress(batch, reached, done, false) },
     removeUnaccepted: (batch, max) => batches.removeUnaccepted(batch, max),
   });
   feeder.start();

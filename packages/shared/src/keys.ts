@@ -41,6 +41,8 @@ export function keysFor(prefix: string) {
     tenantBatches: (tenant: string) => `${prefix}:tenant:${tenant}:batches`,
     /** `tenant|batchId` of batches whose items are not all released to the generate queue yet. */
     batchesFeeding: () => `${prefix}:batches:feeding`,
+    /** `tenant|batchId` of batches being written (not confirmed yet): the feeder removes what one that is gone unconfirmed wrote. */
+    batchesWriting: () => `${prefix}:batches:writing`,
     /** Held by the one worker that feeds batch items into the generate queue. */
     batchFeederLock: () => `${prefix}:batches:feeder`,
     /** `id|tenant` of finished batches scored by when their retention ends. */

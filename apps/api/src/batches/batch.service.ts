@@ -17,8 +17,8 @@ export const WRITER_LEASE_SECONDS = 30;
 const CLAIM_SECONDS = 600;
 /** Items written per script: big enough to cost few round trips, small enough never to block Redis for long. */
 export const ITEMS_PER_CHUNK = 500;
-/** Items cancelled per script: a few milliseconds of Redis time each. */
-const CANCELS_PER_SCRIPT = 100;
+/** Items cancelled per step, whose progress is noted after each (the feeder takes over a cancel noted no more). */
+const CANCELS_PER_NOTE = 1000;
 /** Items read per page when walking a batch (results, archive). */
 export const PAGE = 500;
 
@@ -153,10 +153,11 @@ export class BatchesService {
     if (batch.status === 'completed') throw new HttpProblem(409, 'Conflict', `Batch ${id} is already completed: every item has finished, nothing is left to cancel`);
     const { store, batches } = this.ctx;
     await batches.markCancelled(batch, new Date(await store.now()).toISOString());
-    for (let start = 0; ; start += CANCELS_PER_SCRIPT) {
-      const ids = await batches.itemIds(batch.id, start, CANCELS_PER_SCRIPT);
+    for (let start = 0; ; start += CANCELS_PER_NOTE) {
+      const ids = await batches.itemIds(batch.id, start, CANCELS_PER_NOTE);
       if (ids.length === 0) break;
       await store.cancelBatchItems(batch, ids);
+      await batches.noteCancelProgress(batch, start + ids.length, false);
     }
     await batches.noteCancelProgress(batch, batch.total, true);
     return this.get(tenant, id);

@@ -27,19 +27,16 @@ export interface FeederOptions {
     items(batch: { id: string; tenant: string }, ids: string[]): Promise<unknown>;
     progress(batch: { id: string; tenant: string }, reached: number, done: boolean): Promise<void>;
   };
-  /** A cancel not noted done this long after it began is taken to have stopped part-way, and finished here. */
+  /** A cancel noted neither done nor lately (by the request making it) for this long has stopped part-way, and is finished here. */
   cancelStalledMs?: number;
-  /** Removes up to `max` items that a batch gone unconfirmed wrote; true once none is left (BatchStore.removeUnaccepted). */
-  removeUnaccepted(batch: { id: string; tenant: string }, max: number): Promise<boolean>;
+  /** Removes up to `max` items that a batch gone unconfirmed wrote (BatchStore.removeUnaccepted). */
+  removeUnaccepted(batch: { id: string; tenant: string }, max: number): Promise<{ scanned: number; done: boolean }>;
 }
 
-/** Items of a batch gone unconfirmed that a round removes, at most. */
-const UNACCEPTED_PER_ROUND = 5000;
-
-/** Items of one batch whose cancel a round finishes, at most. */
-const CANCELS_PER_ROUND = 2000;
-/** Items cancelled per script, as the API does. */
-const CANCELS_PER_SCRIPT = 100;
+/** Items a round looks at to finish cancels and remove what dead writers left, at most: a round stays short of the lock's time. */
+const TIDY_PER_ROUND = 2000;
+/** Batches being written a round looks at, at most. */
+const WRITING_PER_ROUND = 100;
 
 /** Items a round counts for a cursor moved on without counting, per batch. */
 const CATCH_UP_MAX = 1000;
@@ -50,11 +47,9 @@ interface FeedRead {
   tenant: string;
   batchId: string;
   gone: boolean;
-  /** Every item is written (before that, nothing of it is fed). */
-  confirmed: boolean;
-  cancelled: boolean;
-  /** When the cancel began (ISO), and how far the feeder has finished it. */
+  /** When the cancel began (ISO), when its request last noted progress (ms), and how far it has gone. */
   cancelledAt: string | null;
+  cancelNotedAt: number;
   cancelledTo: number;
   cancelsDone: boolean;
   total: number;
@@ -137,17 +132,16 @@ export class BatchFeeder {
   /** Each batch's cursor and counts, in one pipelined read. */
   private async read(refs: { member: string; tenant: string; batchId: string }[]): Promise<FeedRead[]> {
     const read = this.redis.pipeline();
-    for (const r of refs) read.hmget(this.keys.batch(r.batchId), 'total', 'released', 'completed', 'failed', 'cancelled', 'cancelledAt', 'releasedDone', 'countedTo', 'cancelledTo', 'cancelsDone', 'confirmed');
+    for (const r of refs) read.hmget(this.keys.batch(r.batchId), 'total', 'released', 'completed', 'failed', 'cancelled', 'cancelledAt', 'releasedDone', 'countedTo', 'cancelledTo', 'cancelsDone', 'cancelNotedAt');
     const replies = (await read.exec()) ?? [];
     return refs.map((r, i) => {
-      const [total, released, completed, failed, cancelled, cancelledAt, releasedDone, countedTo, cancelledTo, cancelsDone, confirmed] = (replies[i]?.[1] ?? []) as (string | null)[];
+      const [total, released, completed, failed, cancelled, cancelledAt, releasedDone, countedTo, cancelledTo, cancelsDone, cancelNotedAt] = (replies[i]?.[1] ?? []) as (string | null)[];
       const n = { total: Number(total), released: Number(released), completed: Number(completed), failed: Number(failed), cancelled: Number(cancelled) };
       return {
         ...r,
         gone: total == null,
-        confirmed: confirmed === '1',
-        cancelled: Boolean(cancelledAt),
         cancelledAt: cancelledAt ?? null,
+        cancelNotedAt: Number(cancelNotedAt ?? 0),
         cancelledTo: Number(cancelledTo ?? 0),
         cancelsDone: cancelsDone === '1',
         total: n.total,
@@ -194,39 +188,62 @@ export class BatchFeeder {
 
   /**
    * Finishes the cancel of batches whose request stopped part-way (the API process died, or
-   * Redis went away under it): once a cancel has gone unnoted for cancelStalledMs (by Redis's
-   * clock), their items are cancelled from where this left off, CANCELS_PER_ROUND a round, as
-   * the API would have (items that finished meanwhile stay as they are). Without this the items
-   * not cancelled yet, no longer fed, would wait for the orphan sweep.
+   * Redis went away under it): once a cancel has been noted neither done nor lately for
+   * cancelStalledMs (by Redis's clock), the items it had not reached are cancelled here, from
+   * where it got to, as the API would have (items that finished meanwhile stay as they are).
+   * Without this they, no longer fed, would wait for the orphan sweep. Looks at up to `budget`
+   * items; returns what is left of it.
    */
-  private async finishCancels(batches: FeedRead[]): Promise<void> {
+  private async finishCancels(batches: FeedRead[], budget: number): Promise<number> {
     const now = await redisTimeMs(this.redis);
     const stalledMs = this.opts.cancelStalledMs ?? 10_000;
     for (const b of batches) {
-      if (!b.cancelledAt || now - Date.parse(b.cancelledAt) < stalledMs) continue;
+      if (budget <= 0) break;
+      if (now - Math.max(Date.parse(b.cancelledAt as string), b.cancelNotedAt) < stalledMs) continue;
       const batch = { id: b.batchId, tenant: b.tenant };
-      const end = Math.min(b.total, b.cancelledTo + CANCELS_PER_ROUND);
-      let at = b.cancelledTo;
-      while (at < end) {
-        const ids = await this.redis.lrange(this.keys.batchItems(b.batchId), at, Math.min(end, at + CANCELS_PER_SCRIPT) - 1);
-        if (ids.length === 0) break;
+      try {
+        const ids = await this.redis.lrange(this.keys.batchItems(b.batchId), b.cancelledTo, b.cancelledTo + budget - 1);
         await this.opts.cancels.items(batch, ids);
-        at += ids.length;
+        const done = ids.length < budget || b.cancelledTo + ids.length >= b.total;
+        await this.opts.cancels.progress(batch, b.cancelledTo + ids.length, done);
+        budget -= ids.length;
+        if (done) this.logger.warn('finished the cancel of a batch whose cancel stopped part-way', { batchId: b.batchId, tenant: b.tenant, items: b.total });
+      } catch (err) {
+        this.logger.warn('could not finish the cancel of a batch; trying again next round', { batchId: b.batchId, error: (err as Error).message });
       }
-      const done = at >= b.total || at === b.cancelledTo;
-      await this.opts.cancels.progress(batch, at, done);
-      if (done) this.logger.warn('finished the cancel of a batch whose cancel stopped part-way', { batchId: b.batchId, tenant: b.tenant, items: b.total });
+    }
+    return budget;
+  }
+
+  /**
+   * Batches being written whose writer died (their lease ran out before they were confirmed): the
+   * records they wrote go (they were never accepted: not failed, no webhook), up to `budget`.
+   */
+  private async removeWhatDeadWritersLeft(budget: number): Promise<void> {
+    const members = await this.redis.zrange(this.keys.batchesWriting(), '0', String(WRITING_PER_ROUND - 1));
+    if (members.length === 0) return;
+    const refs = members.map(entryOf);
+    const reads = this.redis.pipeline();
+    for (const r of refs) reads.exists(this.keys.batch(r.batchId));
+    const alive = ((await reads.exec()) ?? []).map(([, n]) => n === 1);
+    for (const [i, r] of refs.entries()) {
+      if (alive[i]) continue;
+      if (budget <= 0) break;
+      try {
+        const { scanned, done } = await this.opts.removeUnaccepted({ id: r.batchId, tenant: r.tenant }, budget);
+        budget -= scanned;
+        if (done) await this.redis.zrem(this.keys.batchesWriting(), r.member);
+        if (scanned > 0 && done) this.logger.warn('removed the items of a batch whose writer stopped before confirming it', { batchId: r.batchId, tenant: r.tenant });
+      } catch (err) {
+        this.logger.warn('could not remove what a stopped batch writer left; trying again next round', { batchId: r.batchId, error: (err as Error).message });
+      }
     }
   }
 
   /** One round: reads every batch being fed, shares the free part of the window, adds those jobs. Returns how many. */
   async tick(): Promise<number> {
     const members = await this.redis.zrange(this.keys.batchesFeeding(), '0', '9999');
-    if (members.length === 0) return 0;
-    const refs = members.map((m) => {
-      const sep = m.lastIndexOf('|');
-      return { member: m, tenant: m.slice(0, sep), batchId: m.slice(sep + 1) };
-    });
+    const refs = members.map(entryOf);
     let read = await this.read(refs);
     // a feeder that does not count (an earlier version's, during an upgrade) moved some cursors on: count what it passed first
     const behind = read.filter((b) => b.countedTo !== undefined && b.countedTo < b.released);
@@ -240,18 +257,11 @@ export class BatchFeeder {
     let inFlight = 0;
     for (const b of read) {
       // a cancelled batch releases nothing more; it stays until its cancel is noted done
-      if (b.cancelled && !b.gone && !b.cancelsDone) {
+      if (b.cancelledAt !== null && !b.gone && !b.cancelsDone) {
         cancelling.push(b);
         continue;
       }
-      // gone before it was confirmed (its writer died and its lease ran out): what it wrote goes
-      if (b.gone) {
-        if (await this.opts.removeUnaccepted({ id: b.batchId, tenant: b.tenant }, UNACCEPTED_PER_ROUND)) finished.push(b.member);
-        continue;
-      }
-      // still being written
-      if (!b.confirmed) continue;
-      if (b.cancelled || b.released >= b.total) {
+      if (b.gone || b.cancelledAt !== null || b.released >= b.total) {
         finished.push(b.member);
         continue;
       }
@@ -260,7 +270,14 @@ export class BatchFeeder {
       states.push({ tenant: b.tenant, batchId: b.batchId, remaining: b.total - b.released, inFlight: flying, released: b.released });
     }
     if (finished.length) await this.redis.zrem(this.keys.batchesFeeding(), ...finished);
-    if (cancelling.length) await this.finishCancels(cancelling);
+    const fed = await this.feed(states, inFlight);
+    // after feeding: tidying never holds up a round's jobs
+    await this.removeWhatDeadWritersLeft(await this.finishCancels(cancelling, TIDY_PER_ROUND));
+    return fed;
+  }
+
+  /** Shares the free part of the window among `states`, adds those jobs and moves the cursors. Returns how many. */
+  private async feed(states: (FeedState & { released: number })[], inFlight: number): Promise<number> {
     const free = this.opts.window - inFlight;
     if (free <= 0 || states.length === 0) return 0;
     const grants = shareWindow(this.tieOrder(states), free);
@@ -287,4 +304,10 @@ export class BatchFeeder {
     );
     return jobs.length;
   }
+}
+
+/** A feeding or writing list's entry: `tenant|batchId`. */
+function entryOf(member: string): { member: string; tenant: string; batchId: string } {
+  const sep = member.lastIndexOf('|');
+  return { member, tenant: member.slice(0, sep), batchId: member.slice(sep + 1) };
 }

@@ -40,7 +40,7 @@ export class OrphanService {
       }
     }
     for (const [batchId, { tenant, ids }] of uncancelled) {
-      for (let i = 0; i < ids.length; i += 100) ended += await this.store.cancelBatchItems({ id: batchId, tenant }, ids.slice(i, i + 100));
+      ended += await this.store.cancelBatchItems({ id: batchId, tenant }, ids);
       this.logger.warn('cancelled items of a cancelled batch that its cancel did not reach', { batchId, tenant, items: ids.length });
     }
     const unwritten = orphans.filter((o) => o.kind === 'unwritten').map((o) => o.ref);

@@ -4,7 +4,7 @@ import { batchRecordSchema, finishedItemSchema, type BatchRecord, type FinishedI
 import { decodeRecord, encodeFields, hashCodec } from './codec';
 import type { GenerationRecord } from '../schemas/generation';
 import { hashOf, type IdempotencyClaim } from './generation-store';
-import { BATCH_ADD_ITEMS_LUA, BATCH_BEGIN_LUA, BATCH_CANCEL_LUA, BATCH_CANCEL_PROGRESS_LUA, BATCH_CONFIRM_LUA, BATCH_FREE_CLAIM_LUA } from './lua/batch-create';
+import { BATCH_ADD_ITEMS_LUA, BATCH_BEGIN_LUA, BATCH_CANCEL_LUA, BATCH_CANCEL_PROGRESS_LUA, BATCH_CONFIRM_LUA, BATCH_FREE_CLAIM_LUA, BATCH_REMOVE_UNACCEPTED_LUA } from './lua/batch-create';
 import { NOW } from './lua/pieces';
 import { pageFromIndex } from './index-page';
 import { forgetTenantsWithoutRecords } from './tenant-index';
@@ -21,13 +21,17 @@ export interface NewBatchItem {
   index: number;
 }
 
+/** Ids of a batch gone unconfirmed whose records one script removes. */
+const UNACCEPTED_PAGE = 500;
+
 type BatchRedis = Redis & {
   imagegenBatchBegin(...args: (string | number)[]): Promise<[string, string]>;
   imagegenBatchAddItems(...args: (string | number)[]): Promise<number>;
   imagegenBatchConfirm(...args: (string | number)[]): Promise<number>;
   imagegenBatchCancel(batch: string, feeding: string, at: string, entry: string): Promise<number>;
   imagegenBatchFreeClaim(batch: string, idempotency: string, value: string): Promise<number>;
-  imagegenBatchCancelProgress(batch: string, feeding: string, reached: number, entry: string, done: '1' | '0'): Promise<number>;
+  imagegenBatchCancelProgress(batch: string, feeding: string, reached: number, entry: string, done: '1' | '0', noted: '1' | '0'): Promise<number>;
+  imagegenBatchRemoveUnaccepted(numKeys: number, ...keysAndArgs: string[]): Promise<number>;
 };
 
 export type BatchBeginOutcome = { outcome: 'created'; createdAt: string } | { outcome: 'held'; value: string };
@@ -46,10 +50,11 @@ export class BatchStore {
     if (!('imagegenBatchBegin' in redis)) {
       redis.defineCommand('imagegenBatchBegin', { numberOfKeys: 3, lua: BATCH_BEGIN_LUA });
       redis.defineCommand('imagegenBatchAddItems', { lua: BATCH_ADD_ITEMS_LUA });
-      redis.defineCommand('imagegenBatchConfirm', { numberOfKeys: 6, lua: BATCH_CONFIRM_LUA });
+      redis.defineCommand('imagegenBatchConfirm', { numberOfKeys: 7, lua: BATCH_CONFIRM_LUA });
       redis.defineCommand('imagegenBatchCancel', { numberOfKeys: 2, lua: BATCH_CANCEL_LUA });
       redis.defineCommand('imagegenBatchFreeClaim', { numberOfKeys: 2, lua: BATCH_FREE_CLAIM_LUA });
       redis.defineCommand('imagegenBatchCancelProgress', { numberOfKeys: 2, lua: BATCH_CANCEL_PROGRESS_LUA });
+      redis.defineCommand('imagegenBatchRemoveUnaccepted', { lua: BATCH_REMOVE_UNACCEPTED_LUA });
     }
     this.redis = redis as BatchRedis;
   }
@@ -60,7 +65,7 @@ export class BatchStore {
     const [outcome, detail] = await this.redis.imagegenBatchBegin(
       key,
       idempotency?.key ?? key,
-      this.keys.batchesFeeding(),
+      this.keys.batchesWriting(),
       provisionalSeconds,
       idempotency?.value ?? '',
       idempotency?.ttlSeconds ?? provisionalSeconds,
@@ -82,7 +87,7 @@ export class BatchStore {
       attempts: 0,
       ...(batch.webhook ? { webhook: batch.webhook } : {}),
     });
-    const keys = [this.keys.batch(batch.id), this.keys.batchItems(batch.id), this.keys.tenantGenerations(batch.tenant), this.keys.tenantGenerations(batch.tenant, 'queued'), this.keys.tenants()];
+    const keys = [this.keys.batch(batch.id), this.keys.batchItems(batch.id), this.keys.tenantGenerations(batch.tenant), this.keys.tenantGenerations(batch.tenant, 'queued'), this.keys.tenants(), this.keys.batchFinished(batch.id)];
     const args: (string | number)[] = [batch.tenant, provisionalSeconds, listSeconds, JSON.stringify(common)];
     for (const item of items) {
       keys.push(this.keys.generation(item.id));
@@ -104,6 +109,7 @@ export class BatchStore {
         this.keys.batchesFeeding(),
         idempotency?.key ?? key,
         this.keys.batchFinished(batch.id),
+        this.keys.batchesWriting(),
         batch.id,
         batch.tenant,
         idempotency?.value ?? '',
@@ -127,39 +133,36 @@ export class BatchStore {
       await pipeline.exec();
     }
     await this.redis.del(this.keys.batch(batch.id), this.keys.batchItems(batch.id), this.keys.batchFinished(batch.id));
+    await this.redis.zrem(this.keys.batchesWriting(), `${batch.tenant}|${batch.id}`);
     await forgetTenantsWithoutRecords(this.redis, this.keys, [batch.tenant]);
     if (idempotency) await this.freeClaimIfGone(batch.id, idempotency);
   }
 
   /**
-   * Removes what a batch left that is gone without being confirmed (its writer died, and its
-   * lease ran out), read off its item list, which outlives it: up to `max` items a call, taken
-   * off the list as they go; true once nothing is left (the list gone too). Only records still
-   * queued in this batch go: a list that outlived a completed batch names finished records, which
-   * the retention sweep owns.
+   * Removes what a batch gone without being confirmed (its writer died, and its lease ran out)
+   * wrote, read off its item list, which outlives it: up to `max` ids a call, taken off the list
+   * as they go (BATCH_REMOVE_UNACCEPTED_LUA, a page a script). `done` once nothing is left.
    */
-  async removeUnaccepted(batch: Pick<BatchRecord, 'id' | 'tenant'>, max: number): Promise<boolean> {
+  async removeUnaccepted(batch: Pick<BatchRecord, 'id' | 'tenant'>, max: number): Promise<{ scanned: number; done: boolean }> {
     const list = this.keys.batchItems(batch.id);
-    for (let removed = 0; removed < max; ) {
-      const ids = await this.redis.lrange(list, 0, 499);
+    let scanned = 0;
+    while (scanned < max) {
+      const ids = await this.redis.lrange(list, 0, Math.min(UNACCEPTED_PAGE, max - scanned) - 1);
       if (ids.length === 0) break;
-      const reads = this.redis.pipeline();
-      for (const id of ids) reads.hmget(this.keys.generation(id), 'status', 'batchId');
-      const found = (await reads.exec()) ?? [];
-      const unaccepted = ids.filter((_, i) => {
-        const [status, batchId] = (found[i]?.[1] ?? []) as (string | null)[];
-        return status === 'queued' && batchId === batch.id;
-      });
-      const pipeline = this.redis.pipeline();
-      for (const id of unaccepted) pipeline.del(this.keys.generation(id));
-      if (unaccepted.length) pipeline.zrem(this.keys.tenantGenerations(batch.tenant), ...unaccepted).zrem(this.keys.tenantGenerations(batch.tenant, 'queued'), ...unaccepted);
-      pipeline.ltrim(list, ids.length, -1);
-      await pipeline.exec();
-      removed += ids.length;
+      await this.redis.imagegenBatchRemoveUnaccepted(
+        3 + ids.length,
+        list,
+        this.keys.tenantGenerations(batch.tenant),
+        this.keys.tenantGenerations(batch.tenant, 'queued'),
+        ...ids.map((id) => this.keys.generation(id)),
+        batch.id,
+        ...ids,
+      );
+      scanned += ids.length;
     }
-    if ((await this.redis.exists(list)) === 1) return false;
-    await forgetTenantsWithoutRecords(this.redis, this.keys, [batch.tenant]);
-    return true;
+    const done = (await this.redis.exists(list)) === 0;
+    if (done) await forgetTenantsWithoutRecords(this.redis, this.keys, [batch.tenant]);
+    return { scanned, done };
   }
 
   /**
@@ -221,9 +224,13 @@ export class BatchStore {
     return (await this.redis.imagegenBatchCancel(this.keys.batch(batch.id), this.keys.batchesFeeding(), at, `${batch.tenant}|${batch.id}`)) === 1;
   }
 
-  /** Notes that the cancel of a cancelled batch's items has reached index `reached`, and whether it is done (BATCH_CANCEL_PROGRESS_LUA). */
-  async noteCancelProgress(batch: Pick<BatchRecord, 'id' | 'tenant'>, reached: number, done: boolean): Promise<void> {
-    await this.redis.imagegenBatchCancelProgress(this.keys.batch(batch.id), this.keys.batchesFeeding(), reached, `${batch.tenant}|${batch.id}`, done ? '1' : '0');
+  /**
+   * Notes that the cancel of a cancelled batch's items has reached index `reached`, whether it is
+   * done, and (`byRequest`, the request cancelling) when: the feeder takes over a cancel not
+   * noted for a while (BATCH_CANCEL_PROGRESS_LUA).
+   */
+  async noteCancelProgress(batch: Pick<BatchRecord, 'id' | 'tenant'>, reached: number, done: boolean, byRequest = true): Promise<void> {
+    await this.redis.imagegenBatchCancelProgress(this.keys.batch(batch.id), this.keys.batchesFeeding(), reached, `${batch.tenant}|${batch.id}`, done ? '1' : '0', byRequest ? '1' : '0');
   }
 
   /** Newest first; the cursor is the last id of the previous page. One range read and one pipelined read per page. */

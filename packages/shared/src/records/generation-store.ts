@@ -14,6 +14,9 @@ import { CANCEL_ITEMS_LUA, START_LUA, TRANSITION_KEY_COUNT, TRANSITION_LUA } fro
 import { BULLMQ_ADD_ARGS, captureJobAdd, withJobAdds } from './lua/with-job-add';
 import { pageFromIndex } from './index-page';
 
+
+/** Items of one batch cancelled per script. */
+const CANCELS_PER_SCRIPT = 100;
 export type TransitionOutcome = 'ok' | 'missing' | 'terminal';
 
 
@@ -374,10 +377,17 @@ export class GenerationStore {
   }
 
   /**
-   * Cancels the items `ids` of one batch that are not terminal yet, in one script (see
-   * CANCEL_ITEMS_LUA); a running item's worker is told at once. Returns how many it cancelled.
+   * Cancels the items `ids` of one batch that are not terminal yet, CANCELS_PER_SCRIPT to a script
+   * (see CANCEL_ITEMS_LUA: a few milliseconds of Redis time each); a running item's worker is told
+   * at once. Returns how many it cancelled.
    */
   async cancelBatchItems(batch: { id: string; tenant: string }, ids: string[]): Promise<number> {
+    let cancelled = 0;
+    for (let i = 0; i < ids.length; i += CANCELS_PER_SCRIPT) cancelled += await this.cancelBatchItemsAtOnce(batch, ids.slice(i, i + CANCELS_PER_SCRIPT));
+    return cancelled;
+  }
+
+  private async cancelBatchItemsAtOnce(batch: { id: string; tenant: string }, ids: string[]): Promise<number> {
     if (ids.length === 0) return 0;
     const shared = this.transitionArgs({ id: ids[0] as string, tenant: batch.tenant, batchId: batch.id }, 'generation.cancelled', undefined);
     const keys = shared.slice(0, TRANSITION_KEY_COUNT);

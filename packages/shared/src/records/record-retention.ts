@@ -220,7 +220,7 @@ export class RecordRetention {
       else if (finishedOn) orphans.push({ kind: 'ended', ref, reason: failedReason || 'The job of this generation ended without its outcome being recorded' });
     });
     const batched = candidates.filter((c) => c.ref.batchId);
-    // per batch: how far it has released its items, 'lost' when it will release no more, 'unwritten' when gone unconfirmed, 'writing' while unconfirmed
+    // per batch: how far it has released its items, 'cancelled' when it will release no more, 'unwritten' when gone unconfirmed, 'writing' while unconfirmed
     const released = new Map<string, number | 'cancelled' | 'unwritten' | 'writing'>();
     if (batched.length) {
       const reads = this.redis.pipeline();

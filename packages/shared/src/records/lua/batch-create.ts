@@ -3,16 +3,17 @@ import { CLAIM_IDEMPOTENCY, compose, ISO_TIME, NEW_FIELDS, NOW_MS } from './piec
 /**
  * Starts a batch: writes its record (provisional: it expires unless confirmed in time, so a
  * batch whose creator died part-way leaves nothing for good) and, with an `Idempotency-Key`,
- * claims that key in the same step. The batch goes on the feeding list at once: the feeder feeds
- * nothing of it before it is confirmed, and removes what it wrote once it is gone unconfirmed
- * (its writer died). A key already held answers with what it holds, unless it
+ * claims that key in the same step. The batch goes on the list of batches being written, where
+ * the feeder looks for one gone unconfirmed (its writer died) to remove what it wrote (a list of
+ * its own: a feeder of an earlier version, during an upgrade, would feed what is on the feeding
+ * list). A key already held answers with what it holds, unless it
  * holds this very call's claim (the call sent again after a reconnect lost its reply: the claim
  * names this batch's new id), which answers as the first run did.
  *
  * KEYS[1] batch, KEYS[2] idempotency key (the batch key again when there is none), KEYS[3] the
- * feeding list
+ * list of batches being written
  * ARGV[1] provisional seconds, ARGV[2] idempotency value ('' = none), ARGV[3] the claim's seconds,
- * ARGV[4] the batch's feeding entry, ARGV[5..] field, value, ...
+ * ARGV[4] the batch's entry (`tenant|id`), ARGV[5..] field, value, ...
  * Returns {'created', createdAt} | {'held', value}.
  */
 export const BATCH_BEGIN_LUA = compose(
@@ -39,12 +40,13 @@ return {'created', createdAt}
  * Writes one chunk of a batch's items: each an ordinary queued generation record, indexed for
  * its tenant, its id appended to the batch's item list (its position is its index) and counted
  * as queued in the batch. The batch gets the provisional expiry again (the writer's lease,
- * renewed by every chunk); its list lives longer, so that what a dead writer wrote can be found
- * and removed once the batch is gone. One script per chunk, many items each: accepting 50,000 items costs
+ * renewed by every chunk), and so does its finished-items stream if an item ended already; its
+ * list lives longer, so that what a dead writer wrote can be found and removed once the batch is
+ * gone. One script per chunk, many items each: accepting 50,000 items costs
  * a hundred round trips, not 50,000.
  *
  * KEYS[1] batch, KEYS[2] its items list, KEYS[3] tenant index (all), KEYS[4] tenant index
- * (queued), KEYS[5] tenants, KEYS[6..] the item records
+ * (queued), KEYS[5] tenants, KEYS[6] its finished-items stream, KEYS[7..] the item records
  * ARGV[1] tenant, ARGV[2] provisional seconds of the batch, ARGV[3] of its list, ARGV[4] JSON array
  * of the field, value pairs every item shares, then per item: id, fileToken, request (JSON), metadata (JSON), index
  * (consecutive: a chunk follows the one before it).
@@ -68,7 +70,7 @@ local n = 0
 local ids = {}
 for i = 5, #ARGV, 5 do
   n = n + 1
-  local key = KEYS[5 + n]
+  local key = KEYS[6 + n]
   local id = ARGV[i]
   redis.call('HSET', key, unpack(common))
   redis.call('HSET', key, 'id', id, 'fileToken', ARGV[i + 1], 'request', ARGV[i + 2], 'metadata', ARGV[i + 3], 'batchIndex', ARGV[i + 4], 'createdAt', createdAt)
@@ -79,6 +81,7 @@ end
 redis.call('RPUSH', KEYS[2], unpack(ids))
 -- the writer's lease: a batch whose writer stops writing goes soon after
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+redis.call('EXPIRE', KEYS[6], tonumber(ARGV[2]))
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
 redis.call('HINCRBY', KEYS[1], 'queued', n)
 redis.call('SADD', KEYS[5], ARGV[1])
@@ -92,7 +95,8 @@ return n
  *
  * KEYS[1] batch, KEYS[2] items list, KEYS[3] tenant's batches, KEYS[4] batches being fed,
  * KEYS[5] idempotency key (the batch key again when there is none), KEYS[6] its finished-items
- * stream (which an item that ended during the upload started, with the batch's expiry)
+ * stream (which an item that ended during the upload started, with the batch's expiry),
+ * KEYS[7] batches being written (it leaves)
  * ARGV[1] batch id, ARGV[2] tenant, ARGV[3] idempotency value ('' = none), ARGV[4] its lifetime (s)
  * Returns 1, or 0 when the batch is gone.
  */
@@ -104,6 +108,7 @@ redis.call('PERSIST', KEYS[2])
 redis.call('PERSIST', KEYS[6])
 redis.call('ZADD', KEYS[3], 0, ARGV[1])
 redis.call('ZADD', KEYS[4], 0, ARGV[2] .. '|' .. ARGV[1])
+redis.call('ZREM', KEYS[7], ARGV[2] .. '|' .. ARGV[1])
 if ARGV[3] ~= '' and redis.call('GET', KEYS[5]) == ARGV[3] then redis.call('EXPIRE', KEYS[5], tonumber(ARGV[4])) end
 return 1
 `;
@@ -140,13 +145,17 @@ return redis.call('HSETNX', KEYS[1], 'cancelledAt', ARGV[1])
 
 /**
  * Notes how far the cancel of a cancelled batch's items has gone (`cancelledTo`, the items before
- * that index are done; it never moves back) and, once they all are, that it is done: the batch
- * then leaves the feeding list. A batch that is gone is left gone (and off the list).
+ * that index are done; it never moves back) and when (`cancelNotedAt`, Redis's ms: a cancel noted
+ * lately is still at work) and, once they all are, that it is done: the batch then leaves the
+ * feeding list. A batch that is gone is left gone (and off the list).
  *
  * KEYS[1] batch, KEYS[2] the feeding list; ARGV[1] the index reached, ARGV[2] its feeding entry,
- * ARGV[3] '1' when every item is done. Returns 1, or 0 when the batch is gone.
+ * ARGV[3] '1' when every item is done, ARGV[4] '1' to note the time (the request cancelling; the
+ * feeder finishing a cancel that stopped does not). Returns 1, or 0 when the batch is gone.
  */
-export const BATCH_CANCEL_PROGRESS_LUA = `
+export const BATCH_CANCEL_PROGRESS_LUA = compose(
+  NOW_MS,
+  `
 if redis.call('EXISTS', KEYS[1]) == 0 then
   redis.call('ZREM', KEYS[2], ARGV[2])
   return 0
@@ -154,9 +163,36 @@ end
 if tonumber(ARGV[1]) > tonumber(redis.call('HGET', KEYS[1], 'cancelledTo') or '0') then
   redis.call('HSET', KEYS[1], 'cancelledTo', ARGV[1])
 end
+if ARGV[4] == '1' then redis.call('HSET', KEYS[1], 'cancelNotedAt', tostring(nowMs())) end
 if ARGV[3] == '1' then
   redis.call('HSET', KEYS[1], 'cancelsDone', '1')
   redis.call('ZREM', KEYS[2], ARGV[2])
 end
 return 1
+`,
+);
+
+/**
+ * Removes the records a batch gone unconfirmed wrote (its writer died): of `ids`, those still
+ * queued in that batch (a list that outlived a completed batch names finished records, which the
+ * retention sweep owns), with their index entries, in one step each; the ids are taken off the
+ * head of its item list. Returns how many records went.
+ *
+ * KEYS[1] its item list, KEYS[2] tenant index (all), KEYS[3] tenant index (queued), KEYS[4..]
+ * the records; ARGV[1] batch id, ARGV[2..] the ids, in the list's order from its head.
+ */
+export const BATCH_REMOVE_UNACCEPTED_LUA = `
+local removed = 0
+for i = 2, #ARGV do
+  local record = KEYS[2 + i]
+  local found = redis.call('HMGET', record, 'status', 'batchId')
+  if found[1] == 'queued' and found[2] == ARGV[1] then
+    redis.call('DEL', record)
+    redis.call('ZREM', KEYS[2], ARGV[i])
+    redis.call('ZREM', KEYS[3], ARGV[i])
+    removed = removed + 1
+  end
+end
+redis.call('LTRIM', KEYS[1], #ARGV - 1, -1)
+return removed
 `;

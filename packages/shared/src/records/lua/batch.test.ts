@@ -460,10 +460,15 @@ it('a batch being written lives its writer’s lease past each chunk, while its 
   // time passes; the next chunk renews the lease of the batch and its list
   await redis.expire(keys.batch(id), 2);
   const item = (index: number) => ({ id: newId('gen'), fileToken: newFileToken(), request: { topic: `lease ${index}`, style: 'PHOTOGRAPHIC' as const, size: 'LANDSCAPE' as const }, metadata: null, index });
-  expect(await batches.addItems({ id, tenant: TENANT }, [item(0)], 30)).toBe(true);
-  // before: the batch kept its first expiry (the writer's lease was not renewed)
+  // an item that ended while the batch is written started its finished-items stream, with the batch's expiry
+  await redis.xadd(keys.batchFinished(id), '*', 'index', '0');
+  await redis.expire(keys.batchFinished(id), 2);
+  expect(await batches.addItems({ id, tenant: TENANT }, [item(0)], 30, 600)).toBe(true);
+  // before: the batch kept its first expiry (the writer's lease was not renewed), and so did the stream
   expect(await redis.ttl(keys.batch(id))).toBeGreaterThan(20);
-  expect(await redis.ttl(keys.batchItems(id))).toBeGreaterThan(20);
+  expect(await redis.ttl(keys.batchFinished(id))).toBeGreaterThan(20);
+  // the list outlives the batch, so that what a dead writer wrote can be found
+  expect(await redis.ttl(keys.batchItems(id))).toBeGreaterThan(590);
   await batches.abandon({ id, tenant: TENANT });
   await redis.del(claimKey);
 });
