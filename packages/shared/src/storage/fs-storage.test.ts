@@ -80,10 +80,11 @@ it('removes a prefix and knows content types', async () => {
   await storage.put('tokenBBBBBBBB/thumb-256.webp', Buffer.from('x'));
   await storage.put('tokenBBBBBBBB/original-1.png', Buffer.from('x'));
   await storage.put('tokenBBBBBBBB/original-2.png', Buffer.from('x'));
-  await writeFile(path.join(storage.localPath('tokenBBBBBBBB/x.png')!, '..', '.original-3.png.ab12.tmp'), 'in progress');
-  // all but what is kept, and writes in progress
+  // a write a process that died part-way left
+  await writeFile(path.join(storage.localPath('tokenBBBBBBBB/x.png')!, '..', '.original-3.png.ab12.tmp'), 'partial');
+  // all but what is kept, the partial write too (before: it stayed for the whole retention)
   await storage.removeOthers('tokenBBBBBBBB', new Set(['tokenBBBBBBBB/thumb-256.webp', 'tokenBBBBBBBB/original-2.png']));
-  expect((await readdir(path.dirname(storage.localPath('tokenBBBBBBBB/x.png')!))).sort()).toEqual(['.original-3.png.ab12.tmp', 'original-2.png', 'thumb-256.webp']);
+  expect((await readdir(path.dirname(storage.localPath('tokenBBBBBBBB/x.png')!))).sort()).toEqual(['original-2.png', 'thumb-256.webp']);
   await storage.removeOthers('tokenCCCCCCCCCCnone', new Set());
   await storage.removePrefix('tokenBBBBBBBB');
   expect(await storage.stat('tokenBBBBBBBB/thumb-256.webp')).toBeNull();

@@ -156,7 +156,9 @@ export class FsStorage implements Storage {
       if (err.code === 'ENOENT') return [];
       throw err;
     });
-    // dot-names are writes in progress: the temporary sweep judges those
-    await Promise.all(names.filter((name) => !name.startsWith('.') && !keep.has(`${prefix}/${name}`)).map((name) => rm(path.join(folder, name), { force: true })));
+    // dot-names are the temporary files of writes (see put): once the result is final, any left
+    // is one a process that died part-way left (kept, it would stay for the whole retention), or
+    // one a runner that lost its turn is making, whose rename then fails
+    await Promise.all(names.filter((name) => !keep.has(`${prefix}/${name}`)).map((name) => rm(path.join(folder, name), { force: true })));
   }
 }

@@ -21,7 +21,11 @@ export interface Storage {
   localPath?(key: string): string | undefined;
   /** Removes every file under a key prefix such as a file token. */
   removePrefix(prefix: string): Promise<void>;
-  /** Removes every file under a key prefix but the keys in `keep` (and writes still in progress). */
+  /**
+   * Removes every file under a key prefix but the keys in `keep`, writes left part-way included:
+   * called once a generation's result is final, when nothing may still write there but a runner
+   * that has lost its turn.
+   */
   removeOthers(prefix: string, keep: ReadonlySet<string>): Promise<void>;
   /** Removes temporary files older than `olderThanMs` (left by a process killed mid-write); returns how many. */
   sweepTemporary?(olderThanMs: number): Promise<number>;
