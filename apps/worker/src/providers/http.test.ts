@@ -1,3 +1,5 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { classifyHttpFailure, parseRetryAfter, withDeadline, withoutUrlSecrets } from './http';
 
 it('parses Retry-After as seconds or an HTTP date', () => {
@@ -30,6 +32,23 @@ it.each([
 });
 
 describe('withDeadline', () => {
+  it('reads an answer that came while the process stood still past the deadline, rather than throw it away', async () => {
+    const server = http.createServer((_req, res) => setTimeout(() => res.end('{"ok":true}'), 50));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    try {
+      const call = withDeadline(new AbortController().signal, { what: 'Upstream call', timeoutMs: 200 }, async (signal) => (await fetch(`http://127.0.0.1:${port}/`, { signal })).json());
+      // the request goes out, then this process stands still (as under SIGSTOP) while the answer arrives
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      const until = Date.now() + 1500;
+      while (Date.now() < until);
+      // before: upstream_timeout, and the next attempt paid the upstream again
+      expect(await call).toEqual({ ok: true });
+    } finally {
+      server.close();
+    }
+  });
+
   const never = () => new Promise<never>(() => undefined);
 
   it('rejects on time even when the operation ignores its signal', async () => {

@@ -38,6 +38,11 @@ class DeadlineExceeded extends Error {
   override readonly name = 'TimeoutError';
 }
 
+/** A deadline's timer this late (ms) says the process stood still rather than that the operation was slow. */
+const PAUSE_MS = 1000;
+/** How long an operation whose deadline passed while the process stood still gets to deliver what already arrived. */
+const PAUSE_GRACE_MS = 1000;
+
 export interface DeadlineOptions {
   /** Names the operation in error messages, e.g. "Upstream call". */
   what: string;
@@ -54,7 +59,20 @@ export interface DeadlineOptions {
  */
 export async function withDeadline<T>(parent: AbortSignal, opts: DeadlineOptions, op: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new DeadlineExceeded(`${opts.what} timed out after ${opts.timeoutMs} ms`)), opts.timeoutMs);
+  const started = performance.now();
+  let graced = false;
+  const expire = () => {
+    // a timer this late means the process itself stood still (SIGSTOP, a long pause): an answer
+    // that came meanwhile waits in the socket and is only read after the timers, so it gets a
+    // moment to be read rather than be thrown away and paid for again
+    if (!graced && performance.now() - started - opts.timeoutMs > PAUSE_MS) {
+      graced = true;
+      timer = setTimeout(expire, PAUSE_GRACE_MS);
+      return;
+    }
+    controller.abort(new DeadlineExceeded(`${opts.what} timed out after ${opts.timeoutMs} ms`));
+  };
+  let timer = setTimeout(expire, opts.timeoutMs);
   const onParentAbort = () => controller.abort(parent.reason);
   if (parent.aborted) onParentAbort();
   else parent.addEventListener('abort', onParentAbort, { once: true });
