@@ -155,11 +155,12 @@ export class BatchesService {
     await batches.markCancelled(batch, new Date(await store.now()).toISOString());
     for (let start = 0; ; start += CANCELS_PER_NOTE) {
       const ids = await batches.itemIds(batch.id, start, CANCELS_PER_NOTE);
-      if (ids.length === 0) break;
       await store.cancelBatchItems(batch, ids);
-      await batches.noteCancelProgress(batch, start + ids.length, false);
+      // a short page is the last: its note says the cancel is done
+      const last = ids.length < CANCELS_PER_NOTE;
+      await batches.noteCancelProgress(batch, start + ids.length, last);
+      if (last) break;
     }
-    await batches.noteCancelProgress(batch, batch.total, true);
     return this.get(tenant, id);
   }
 }

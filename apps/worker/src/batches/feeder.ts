@@ -1,6 +1,6 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { BATCH_ADVANCE_LUA, batchItemJobOptions, generateJobName, redisTimeMs, type GenerateJobInput, type GenerateJobPolicy, type Keys, type Logger } from '@imagegen/shared';
+import { BATCH_ADVANCE_LUA, batchItemJobOptions, generateJobName, parseBatchListEntry, redisTimeMs, type GenerateJobInput, type GenerateJobPolicy, type Keys, type Logger } from '@imagegen/shared';
 import { interleave, shareWindow, type FeedState } from './fair-share';
 
 /** Takes the lock when free, renews it when ours: one feeder runs at a time across every worker. */
@@ -222,7 +222,7 @@ export class BatchFeeder {
   private async removeWhatDeadWritersLeft(budget: number): Promise<void> {
     const members = await this.redis.zrange(this.keys.batchesWriting(), '0', String(WRITING_PER_ROUND - 1));
     if (members.length === 0) return;
-    const refs = members.map(entryOf);
+    const refs = members.map(parseBatchListEntry);
     const reads = this.redis.pipeline();
     for (const r of refs) reads.exists(this.keys.batch(r.batchId));
     const alive = ((await reads.exec()) ?? []).map(([, n]) => n === 1);
@@ -243,7 +243,7 @@ export class BatchFeeder {
   /** One round: reads every batch being fed, shares the free part of the window, adds those jobs. Returns how many. */
   async tick(): Promise<number> {
     const members = await this.redis.zrange(this.keys.batchesFeeding(), '0', '9999');
-    const refs = members.map(entryOf);
+    const refs = members.map(parseBatchListEntry);
     let read = await this.read(refs);
     // a feeder that does not count (an earlier version's, during an upgrade) moved some cursors on: count what it passed first
     const behind = read.filter((b) => b.countedTo !== undefined && b.countedTo < b.released);
@@ -304,10 +304,4 @@ export class BatchFeeder {
     );
     return jobs.length;
   }
-}
-
-/** A feeding or writing list's entry: `tenant|batchId`. */
-function entryOf(member: string): { member: string; tenant: string; batchId: string } {
-  const sep = member.lastIndexOf('|');
-  return { member, tenant: member.slice(0, sep), batchId: member.slice(sep + 1) };
 }

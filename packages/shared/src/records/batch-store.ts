@@ -21,6 +21,17 @@ export interface NewBatchItem {
   index: number;
 }
 
+/** A batch's entry in the feeding and writing lists: `tenant|batchId` (BATCH_CONFIRM_LUA writes it too). */
+export function batchListEntry(batch: Pick<BatchRecord, 'id' | 'tenant'>): string {
+  return `${batch.tenant}|${batch.id}`;
+}
+
+/** The batch a feeding or writing list's entry names. */
+export function parseBatchListEntry(member: string): { member: string; tenant: string; batchId: string } {
+  const sep = member.lastIndexOf('|');
+  return { member, tenant: member.slice(0, sep), batchId: member.slice(sep + 1) };
+}
+
 /** Ids of a batch gone unconfirmed whose records one script removes. */
 const UNACCEPTED_PAGE = 500;
 
@@ -69,7 +80,7 @@ export class BatchStore {
       provisionalSeconds,
       idempotency?.value ?? '',
       idempotency?.ttlSeconds ?? provisionalSeconds,
-      `${record.tenant}|${record.id}`,
+      batchListEntry(record),
       ...batchCodec.encode({ ...record, createdAt: NOW }),
     );
     return outcome === 'held' ? { outcome, value: detail } : { outcome: 'created', createdAt: detail };
@@ -132,8 +143,7 @@ export class BatchStore {
       pipeline.zrem(this.keys.tenantGenerations(batch.tenant), ...ids).zrem(this.keys.tenantGenerations(batch.tenant, 'queued'), ...ids);
       await pipeline.exec();
     }
-    await this.redis.del(this.keys.batch(batch.id), this.keys.batchItems(batch.id), this.keys.batchFinished(batch.id));
-    await this.redis.zrem(this.keys.batchesWriting(), `${batch.tenant}|${batch.id}`);
+    await this.redis.multi().del(this.keys.batch(batch.id), this.keys.batchItems(batch.id), this.keys.batchFinished(batch.id)).zrem(this.keys.batchesWriting(), batchListEntry(batch)).exec();
     await forgetTenantsWithoutRecords(this.redis, this.keys, [batch.tenant]);
     if (idempotency) await this.freeClaimIfGone(batch.id, idempotency);
   }
@@ -221,7 +231,7 @@ export class BatchStore {
 
   /** Marks the batch cancelled: nothing more of it is fed, and the feeder watches over its cancel (see BATCH_CANCEL_LUA); true the first time. */
   async markCancelled(batch: Pick<BatchRecord, 'id' | 'tenant'>, at: string): Promise<boolean> {
-    return (await this.redis.imagegenBatchCancel(this.keys.batch(batch.id), this.keys.batchesFeeding(), at, `${batch.tenant}|${batch.id}`)) === 1;
+    return (await this.redis.imagegenBatchCancel(this.keys.batch(batch.id), this.keys.batchesFeeding(), at, batchListEntry(batch))) === 1;
   }
 
   /**
@@ -230,7 +240,7 @@ export class BatchStore {
    * noted for a while (BATCH_CANCEL_PROGRESS_LUA).
    */
   async noteCancelProgress(batch: Pick<BatchRecord, 'id' | 'tenant'>, reached: number, done: boolean, byRequest = true): Promise<void> {
-    await this.redis.imagegenBatchCancelProgress(this.keys.batch(batch.id), this.keys.batchesFeeding(), reached, `${batch.tenant}|${batch.id}`, done ? '1' : '0', byRequest ? '1' : '0');
+    await this.redis.imagegenBatchCancelProgress(this.keys.batch(batch.id), this.keys.batchesFeeding(), reached, batchListEntry(batch), done ? '1' : '0', byRequest ? '1' : '0');
   }
 
   /** Newest first; the cursor is the last id of the previous page. One range read and one pipelined read per page. */
