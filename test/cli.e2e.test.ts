@@ -192,6 +192,20 @@ describe('imagegen CLI', () => {
     expect(mixed.stderr()).toMatch(new RegExp(`^imagegen: .*holds batch ${id}, not ${otherId}`));
     expect(await readFile(path.join(out, 'results.jsonl'), 'utf8')).toBe(results);
     expect(JSON.parse(await readFile(path.join(out, '.imagegen-batch.json'), 'utf8'))).toMatchObject({ batchId: id });
+    // without its state file the folder is known by the generations it holds (before: exit 0, mixed)
+    await rm(path.join(out, '.imagegen-batch.json'));
+    const unmarked = run(['batch', txt, '--out', out, '--resume', otherId!], env);
+    expect(await unmarked.code).toBe(1);
+    expect(unmarked.stderr()).toMatch(new RegExp(`^imagegen: .*holds batch ${id}, not ${otherId}`));
+    expect(await readFile(path.join(out, 'results.jsonl'), 'utf8')).toBe(results);
+    // results of a generation the API does not know (expired, another tenant's) are refused too
+    const intoUnknown = run(['batch', txt, '--out', older, '--resume', otherId!], env);
+    expect(await intoUnknown.code).toBe(1);
+    expect(intoUnknown.stderr()).toMatch(/^imagegen: .*holds results of a batch this API key cannot see/);
+    // and its own batch still resumes there
+    const own = run(['batch', txt, '--out', out, '--resume', id!], env);
+    expect(await own.code).toBe(0);
+    expect(JSON.parse(await readFile(path.join(out, '.imagegen-batch.json'), 'utf8'))).toMatchObject({ batchId: id });
   });
 
   /** Writes `count` slow prompts to `name`, and starts `batch` on them into `out`; once `until` holds, kills it. Answers the file and the batch id. */

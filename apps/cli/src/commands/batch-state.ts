@@ -1,7 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { CliError } from '../client';
+import { publicGenerationSchema } from '@imagegen/shared/schemas';
+import { CliError, type ApiClient } from '../client';
 import { resumeCommand } from '../resume';
 
 /** The file in an --out folder naming the batch whose results it holds. */
@@ -30,17 +31,47 @@ export async function refuseFolderOfAnotherBatch(dir: string, file: string, out:
 
 /**
  * Refuses to resume batch `batchId` into a folder that holds another batch's results: its images
- * would be mixed with them and its results.jsonl written over theirs.
+ * would be mixed with them and its results.jsonl written over theirs. A folder without the state
+ * file (its results saved by an older release, or the file removed) is judged by one of the
+ * generations it holds: the API says which batch that is.
  */
-export async function refuseFolderOfOtherBatch(dir: string, batchId: string, out: string): Promise<void> {
+export async function refuseFolderOfOtherBatch(client: ApiClient, dir: string, batchId: string, out: string): Promise<void> {
   const names = await readdir(dir).catch(() => [] as string[]);
   const held = names.includes(STATE_FILE)
     ? await readFile(path.join(dir, STATE_FILE), 'utf8').then(
         (text) => (JSON.parse(text) as { batchId?: unknown }).batchId,
         () => undefined,
       )
-    : undefined;
+    : await batchOfHeldResults(client, dir, names);
   if (typeof held === 'string' && held !== batchId) throw new CliError(`${out} holds batch ${held}, not ${batchId}; resume ${batchId} into its own --out folder`);
+  if (held === null) throw new CliError(`${out} holds results of a batch this API key cannot see (not ${batchId}); resume ${batchId} into its own --out folder`);
+}
+
+/**
+ * The batch whose results a folder without a state file holds, from one generation it names (an
+ * image's name, else results.jsonl's first line): undefined when it holds none, null when that
+ * generation is unknown to the API (expired, or another tenant's).
+ */
+async function batchOfHeldResults(client: ApiClient, dir: string, names: string[]): Promise<string | null | undefined> {
+  const image = names.map((n) => /^\d+-(gen_[A-Za-z0-9]+)\.[a-z0-9]+$/.exec(n)?.[1]).find((id) => id !== undefined);
+  const id =
+    image ??
+    (names.includes('results.jsonl')
+      ? await readFile(path.join(dir, 'results.jsonl'), 'utf8').then(
+          (text) => {
+            const first = (JSON.parse(text.split('\n', 1)[0] ?? '') as { id?: unknown }).id;
+            return typeof first === 'string' && /^gen_[A-Za-z0-9]+$/.test(first) ? first : undefined;
+          },
+          () => undefined,
+        )
+      : undefined);
+  if (!id) return undefined;
+  try {
+    return (await client.json(`/v1/generations/${id}`, publicGenerationSchema)).batchId ?? null;
+  } catch (err) {
+    if (err instanceof CliError && err.status === 404) return null;
+    throw err;
+  }
 }
 
 /** Notes which batch the folder holds, at once (synchronously: a Ctrl-C cannot come between). */

@@ -174,7 +174,7 @@ export function register(program: Command): void {
       let interruptedWhileSubmitting = false;
       if (opts.resume) {
         const made = await ensureWritableFolder(dir, '--out');
-        await refuseFolderOfOtherBatch(dir, opts.resume, opts.out);
+        await refuseFolderOfOtherBatch(client, dir, opts.resume, opts.out);
         batch = await removingMadeFoldersOnFailure(dir, made, client.json(`/v1/batches/${encodeURIComponent(opts.resume)}`, publicBatchSchema));
         recordBatch(dir, batch.id, file);
         // what finished stays and is downloaded below; the rest ends as cancelled
