@@ -86,6 +86,27 @@ describe('pages in a browser', () => {
     await context.close();
   });
 
+  it('the gallery takes a topic up to the limit in characters, as the API counts them, and refuses one past it', async () => {
+    const context = await browser.newContext();
+    const { page, errors } = await open(context, `${stack.baseUrl}/`);
+    // 3,000 emoji: 6,000 UTF-16 units, within the 4,000 characters the API takes (before: cut to 2,000 by maxlength)
+    const waves = '\u{1F30A}'.repeat(3000);
+    await page.fill('textarea[name=topic]', waves);
+    await page.click('#submit');
+    await page.locator('#message').filter({ hasText: /^Queued/ }).waitFor({ timeout: 10_000 });
+    const listed = (await (await fetch(`${stack.baseUrl}/v1/generations?limit=1`)).json()) as { data: { request: { topic: string } }[] };
+    expect([...(listed.data[0]?.request.topic ?? '')].length).toBe(3000);
+    // one character past the limit is refused in the page, and nothing is sent
+    await page.fill('textarea[name=topic]', 'a'.repeat(4001));
+    const sent: string[] = [];
+    page.on('request', (r) => r.method() === 'POST' && sent.push(r.url()));
+    await page.click('#submit');
+    expect(await page.locator('textarea[name=topic]').evaluate((t: HTMLTextAreaElement) => t.validationMessage)).toMatch(/at most 4000 characters/);
+    expect(sent).toEqual([]);
+    expect(errors).toEqual([]);
+    await context.close();
+  });
+
   it('the gallery still finds recent generations behind index entries whose records are gone', async () => {
     expect((await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'behind stale entries' }, { Prefer: 'wait=30' })).body.status).toBe('completed');
     // newer entries whose records expired before the retention sweep came by: more than one page looks at

@@ -41,7 +41,7 @@ describe('security headers and the gallery page', () => {
       expectHardened(res);
     }
     expect(await (await fetch(`${stack.baseUrl}/gallery/thumbhash.js`)).text()).toContain('export function thumbHashToDataURL');
-    expect(await (await fetch(`${stack.baseUrl}/gallery/config.json`)).json()).toEqual({ keyRequired: false });
+    expect(await (await fetch(`${stack.baseUrl}/gallery/config.json`)).json()).toEqual({ keyRequired: false, maxTopicLength: 4000 });
   });
 
   it('API answers, problems, Bull Board and stored files carry them too', async () => {
@@ -73,7 +73,7 @@ describe('the gallery with API keys configured', () => {
   afterAll(async () => stack?.close());
 
   it('says a key is required, without needing one to say it', async () => {
-    expect(await (await fetch(`${stack.baseUrl}/gallery/config.json`)).json()).toEqual({ keyRequired: true });
+    expect(await (await fetch(`${stack.baseUrl}/gallery/config.json`)).json()).toEqual({ keyRequired: true, maxTopicLength: 4000 });
     expect((await fetch(`${stack.baseUrl}/`)).status).toBe(200);
   });
 });

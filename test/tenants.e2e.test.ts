@@ -67,7 +67,7 @@ describe('API keys managed at run time', () => {
     // (before: open again, every caller the default tenant, as the last key of a rotation went)
     expect((await postJson(`${second.baseUrl}/v1/generations`, { topic: 'open again?' })).status).toBe(401);
     expect((await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'open again?' })).status).toBe(401);
-    expect(await (await fetch(`${stack.baseUrl}/gallery/config.json`)).json()).toEqual({ keyRequired: true });
+    expect(await (await fetch(`${stack.baseUrl}/gallery/config.json`)).json()).toEqual({ keyRequired: true, maxTopicLength: 4000 });
     expect((await postJson(`${second.baseUrl}/v1/generations`, { topic: 'revoked' }, { Authorization: `Bearer ${key}` })).status).toBe(401);
     // a key made before the mark existed (an upgrade): its revocation marks the deployment too
     const older = await adminCall(stack, 'POST', '/admin/tenants/acme/keys');

@@ -6,6 +6,8 @@ const $ = (id) => document.getElementById(id);
 const grid = $('grid');
 const message = $('message');
 let keyRequired = false;
+/** The API's limit on a topic, in characters as it counts them (code points; from config.json). */
+let maxTopicLength = Infinity;
 
 const apiKey = () => localStorage.getItem(KEY_STORAGE) ?? '';
 const authHeaders = () => (keyRequired && apiKey() ? { Authorization: `Bearer ${apiKey()}` } : {});
@@ -223,6 +225,14 @@ async function loadRecent() {
   $('empty').hidden = recent.length > 0;
 }
 
+// the browser refuses the form while this says why (maxlength would count UTF-16 units instead)
+const topicField = document.querySelector('#create textarea[name=topic]');
+const checkTopicLength = () => {
+  const length = [...topicField.value.trim()].length;
+  topicField.setCustomValidity(length > maxTopicLength ? `Please use at most ${maxTopicLength} characters (this has ${length}).` : '');
+};
+topicField.addEventListener('input', checkTopicLength);
+
 $('create').addEventListener('submit', async (event) => {
   event.preventDefault();
   const form = event.currentTarget;
@@ -261,6 +271,8 @@ $('key-button').addEventListener('click', () => showKeyPanel($('key-panel').hidd
 async function start() {
   const config = await fetch('gallery/config.json').then((r) => r.json());
   keyRequired = config.keyRequired === true;
+  if (Number.isInteger(config.maxTopicLength)) maxTopicLength = config.maxTopicLength;
+  checkTopicLength();
   $('key-button').hidden = !keyRequired;
   if (keyRequired && !apiKey()) {
     showKeyPanel(true);

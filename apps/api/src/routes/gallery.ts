@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { Router } from 'express';
+import { MAX_TOPIC_LENGTH } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 
 const GALLERY_DIR = path.resolve(__dirname, '..', '..', 'public', 'gallery');
@@ -9,7 +10,8 @@ const FAVICON = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><re
 
 /**
  * The gallery at `/`: static HTML, CSS and JS (no build step), plus the thumbhash decoder
- * straight from its npm package. `config.json` tells the page whether it must ask for a key.
+ * straight from its npm package. `config.json` tells the page whether it must ask for a key, and
+ * how long a topic may be.
  */
 export function galleryRouter(ctx: ApiContext): Router {
   const router = Router();
@@ -28,8 +30,9 @@ export function galleryRouter(ctx: ApiContext): Router {
   });
   router.get('/gallery/config.json', async (_req, res) => {
     res.setHeader('Cache-Control', 'no-store');
-    // keys from API_KEYS or made at run time: either way the page asks for one
-    res.json({ keyRequired: ctx.config.apiKeys.length > 0 || (await ctx.apiKeyStore.required()) });
+    // keys from API_KEYS or made at run time: either way the page asks for one; the topic's limit
+    // in characters (code points): a textarea's maxlength counts UTF-16 units, half as many emoji
+    res.json({ keyRequired: ctx.config.apiKeys.length > 0 || (await ctx.apiKeyStore.required()), maxTopicLength: MAX_TOPIC_LENGTH });
   });
   return router;
 }
