@@ -176,6 +176,15 @@ describe('SIGKILL of a worker holding active jobs', () => {
       expect(job?.finishedOn).toBeGreaterThan(0);
     }
     expect(failedEvents.filter((f) => !/download|expired/i.test(f.reason))).toEqual([]);
+    // attempts counts every run: those a failure ended, the one the kill cut short, the last (before: the kill's not counted)
+    for (const r of done) {
+      const job = (await stack.api.queues.generate.getJob(r.id))!;
+      const cutShort = activeAtKill.some((a) => a.id === r.id) ? 1 : 0;
+      // (a job whose record had completed when its worker died stalled too; its rerun changed nothing)
+      expect({ id: r.id, stalled: job.stalledCounter }).toEqual({ id: r.id, stalled: bullActive.includes(r.id) ? 1 : 0 });
+      // (BullMQ's attemptsMade counts the completed run and each failed one)
+      expect({ id: r.id, attempts: r.attempts }).toEqual({ id: r.id, attempts: job.attemptsMade + cutShort });
+    }
     // the jobs the dead worker held were recovered as stalled, each once
     expect([...stalledEvents].sort()).toEqual(bullActive);
 

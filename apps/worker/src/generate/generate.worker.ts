@@ -52,11 +52,14 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
     }
     const ref = { id: parsed.data.generationId, tenant: parsed.data.tenant, batchId: parsed.data.batchId };
     const generationId = ref.id;
+    // the retry budget's count (GENERATOR_MAX_ATTEMPTS): BullMQ counts runs a stall ended apart
     const attempt = job.attemptsMade + 1;
+    // what the record and the dashboard say: every run, a run cut short by a worker that died too
+    const run = attempt + (job.stalledCounter ?? 0);
     // stage changes write the job's progress and log lines in the same step as the record
     const jobKey = queue.toKey(job.id as string);
     const jobKeys = { hash: jobKey, events: queue.keys.events as string, meta: queue.keys.meta as string, logs: `${jobKey}:logs` };
-    const log = logger.child({ generationId, jobId: job.id, attempt, tenant: ref.tenant, ...(parsed.data.requestId ? { requestId: parsed.data.requestId } : {}) });
+    const log = logger.child({ generationId, jobId: job.id, attempt: run, tenant: ref.tenant, ...(parsed.data.requestId ? { requestId: parsed.data.requestId } : {}) });
     log.info('generation attempt started');
     const started = performance.now();
     // each stage's time is observed when the next one begins
@@ -72,7 +75,7 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
     };
     try {
       const outcome = await pipeline.run(ref, {
-        attempt,
+        attempt: run,
         ranBefore: job.attemptsStarted > 1,
         signal: signal ?? new AbortController().signal,
         job: jobKeys,
@@ -104,7 +107,7 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
         const delay = retryDelay(Math.max(1, job.attemptsStarted - job.attemptsMade), failure, backoffOf(job, opts.backoff));
         observeAttempt('storage_wait');
         log.warn('generation waits for storage', { code: failure.code, retryInMs: delay, durationMs: Math.round(performance.now() - started) });
-        const report = { job: jobKeys, line: `attempt ${attempt} waits for storage (${failure.code}: ${failure.message}); next try in ${(delay / 1000).toFixed(1)} s` };
+        const report = { job: jobKeys, line: `attempt ${run} waits for storage (${failure.code}: ${failure.message}); next try in ${(delay / 1000).toFixed(1)} s` };
         if ((await store.waitingForStorage(ref, info, report)) !== 'ok') await job.log(`${new Date().toISOString()} ${report.line}`);
         await job.moveToDelayed(Date.now() + delay, token);
         throw new DelayedError();
@@ -113,7 +116,7 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
       const maxAttempts = job.opts.attempts ?? 1;
       const final = !failure.retryable || attempt >= maxAttempts;
       log.warn('generation attempt failed', { maxAttempts, code: failure.code, final, durationMs: Math.round(performance.now() - started) });
-      const report = { job: jobKeys, line: `attempt ${attempt} failed: ${failure.code}: ${failure.message}` };
+      const report = { job: jobKeys, line: `attempt ${run} failed: ${failure.code}: ${failure.message}` };
       if (final) {
         // a record already ended (cancelled) keeps its end; the dashboard still hears of the attempt
         if ((await store.fail(ref, info, report)) !== 'ok') await job.log(`${new Date().toISOString()} ${report.line}`);

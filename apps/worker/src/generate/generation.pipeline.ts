@@ -34,7 +34,7 @@ export interface GenerationPipelineOptions {
 }
 
 export interface RunContext {
-  /** 1-based attempt number. */
+  /** 1-based number of this run: the attempts made before it, runs a stall ended (their worker died) included. */
   attempt: number;
   /** An earlier run of this generation may have written files (a retry, a job taken over after its worker stalled). */
   ranBefore?: boolean;
