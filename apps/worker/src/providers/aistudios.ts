@@ -16,7 +16,7 @@ export class AiStudiosProvider implements GeneratorProvider {
     const body = JSON.stringify({ topic: request.topic, style: request.style, size: request.size });
     const res = await fetchText(this.opts.url, { method: 'POST', headers, body }, ctx.signal, { what: 'Upstream call', timeoutMs: this.opts.timeoutMs, maxBytes: this.opts.maxResponseBytes });
     const text = res.text;
-    if (!res.ok) throw classifyHttpFailure(res.status, res.headers, text);
+    if (!res.ok) throw classifyHttpFailure(res.status, res.headers, text, { secrets: [this.opts.apiKey] });
     let parsed: unknown;
     try {
       parsed = JSON.parse(text);

@@ -22,7 +22,7 @@ export function downloadImage(url: string, opts: DownloadOptions): Promise<{ dat
       }
       if (!res.ok) {
         // the file host may be anything the upstream pointed at: its body is not passed on
-        const failure = classifyHttpFailure(res.status, res.headers, '', 'Download', false);
+        const failure = classifyHttpFailure(res.status, res.headers, '', { what: 'Download', quoteBody: false });
         throw new GenerationFailure(ERROR_CODES.downloadFailed, failure.message, failure.retryable, failure.retryAfterMs);
       }
       const data = await readBody(res, opts.maxBytes, (n) => tooLarge(n, opts.maxBytes));

@@ -99,3 +99,14 @@ it('quotes no body of a refused credential, and redacts credential-like tokens i
   expect(echoed.message).not.toContain('AbCdEf0123456789');
   expect(echoed.message).toBe('Upstream answered 400: bad request from [redacted] (key [redacted])');
 });
+
+it('takes the key the request was sent with out of any quoted body, however it is escaped', () => {
+  // no pattern of credentials knows this one: only that it was sent
+  const key = 'GENKEY/zzz+SECRET=777';
+  for (const status of [400, 422, 429, 500]) {
+    const body = `{"error":"the credential ${key} may not ask for this", "escaped":"${JSON.stringify(key).slice(1, -1)}", "url":"?k=${encodeURIComponent(key)}"}`;
+    const f = classifyHttpFailure(status, new Headers(), body, { secrets: [key] });
+    expect(f.message).not.toMatch(/GENKEY|SECRET/);
+    expect(f.message).toContain('the credential [redacted] may not ask for this');
+  }
+});

@@ -14,16 +14,25 @@ const CONTENT_POLICY = /content[_ -]?policy|safety system|moderation|nsfw/i;
 /** Tokens that look like credentials (a bearer token, an `sk-…` key), wherever a body quotes them. */
 const CREDENTIALS = /\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}|\b(sk|pk|rk|key)[-_][A-Za-z0-9._-]{8,}/gi;
 
+export interface FailureQuoting {
+  /** Names the answering side in the message ('Upstream' unless said otherwise). */
+  what?: string;
+  /** Whether the body is worth quoting (the configured generator's own words); false for other hosts. */
+  quoteBody?: boolean;
+  /** What the request was sent with (the upstream's key): never quoted, in any form, whatever the status. */
+  secrets?: readonly (string | undefined)[];
+}
+
 /**
  * Turns a non-2xx upstream answer into a classified failure. The configured generator's own
  * words (a content-policy reason, say) are worth passing on, and every tenant reads them in its
- * generation's error; other hosts' bodies are not. A refusal of our credential (401, 403) is
- * not quoted at all: upstreams often echo the key they were shown, and that key is the
- * operator's, not a tenant's.
+ * generation's error; other hosts' bodies are not. Upstreams often echo the key they were shown,
+ * and that key is the operator's, not a tenant's: a refusal of it (401, 403) is not quoted at
+ * all, and any other answer has it taken out, as it was sent and as JSON or a URL would escape it.
  */
-export function classifyHttpFailure(status: number, headers: Headers, body: string, what = 'Upstream', quoteBody = true): GenerationFailure {
+export function classifyHttpFailure(status: number, headers: Headers, body: string, { what = 'Upstream', quoteBody = true, secrets = [] }: FailureQuoting = {}): GenerationFailure {
   const quoted = quoteBody && status !== 401 && status !== 403;
-  const detail = quoted ? withoutUrlSecrets(body.replace(/\s+/g, ' ').trim()).replace(CREDENTIALS, '[redacted]').slice(0, 200) : '';
+  const detail = quoted ? withoutUrlSecrets(withoutSecrets(body, secrets).replace(/\s+/g, ' ').trim()).replace(CREDENTIALS, '[redacted]').slice(0, 200) : '';
   const message = `${what} answered ${status}${detail ? `: ${detail}` : ''}`;
   const retryAfterMs = parseRetryAfter(headers.get('retry-after'));
   if (status === 429) return new GenerationFailure(ERROR_CODES.rateLimited, message, true, retryAfterMs);
@@ -32,6 +41,17 @@ export function classifyHttpFailure(status: number, headers: Headers, body: stri
   if (status === 401 || status === 403) return new GenerationFailure(ERROR_CODES.unauthorized, message, false);
   if (CONTENT_POLICY.test(body)) return new GenerationFailure(ERROR_CODES.contentPolicy, message, false);
   return new GenerationFailure(ERROR_CODES.rejected, message, false);
+}
+
+/** `text` with each secret taken out: as it is, JSON-escaped and URL-encoded. */
+function withoutSecrets(text: string, secrets: readonly (string | undefined)[]): string {
+  let out = text;
+  for (const secret of secrets) {
+    // too short to be told apart from ordinary words (no real key is)
+    if (!secret || secret.length < 6) continue;
+    for (const form of new Set([secret, JSON.stringify(secret).slice(1, -1), encodeURIComponent(secret)])) out = out.split(form).join('[redacted]');
+  }
+  return out;
 }
 
 class DeadlineExceeded extends Error {

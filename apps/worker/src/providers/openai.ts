@@ -26,7 +26,7 @@ export class OpenAiProvider implements GeneratorProvider {
     const body = JSON.stringify({ model: this.opts.model, prompt: openAiPrompt(request), n: 1, size: OPENAI_SIZES[request.size] });
     const res = await fetchText(this.opts.url, { method: 'POST', headers, body }, ctx.signal, { what: 'Upstream call', timeoutMs: this.opts.timeoutMs, maxBytes: this.opts.maxResponseBytes });
     const text = res.text;
-    if (!res.ok) throw classifyHttpFailure(res.status, res.headers, text);
+    if (!res.ok) throw classifyHttpFailure(res.status, res.headers, text, { secrets: [this.opts.apiKey] });
     let parsed: { data?: Array<{ url?: unknown; b64_json?: unknown }> };
     try {
       parsed = JSON.parse(text) as typeof parsed;
