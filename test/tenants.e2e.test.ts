@@ -105,6 +105,25 @@ describe('API keys managed at run time', () => {
     expect((await getJson(`${second.baseUrl}/v1/generations/${generation.body.id}/events`, auth)).status).toBe(401);
   });
 
+  it('a request waiting for its generation when its key is revoked is answered 401 within a second, not the result', async () => {
+    const created = await adminCall(stack, 'POST', '/admin/tenants/umbrella/keys');
+    const auth = { Authorization: `Bearer ${created.body.key}`, 'Content-Type': 'application/json' };
+    // no worker: both waits would run their full length, and a worker started later would complete them
+    const answered = (res: Promise<Response>) => res.then(async (r) => ({ status: r.status, at: Date.now(), body: (await r.json()) as { detail?: string } }));
+    const waits = [
+      answered(fetch(`${second.baseUrl}/v1/generations`, { method: 'POST', headers: { ...auth, Prefer: 'wait=20' }, body: JSON.stringify({ topic: 'waited on' }) })),
+      answered(fetch(`${second.baseUrl}/api/odin/v3/tools/image-generator`, { method: 'POST', headers: { ...auth, Authorization: created.body.key }, body: JSON.stringify({ topic: 'waited on too' }) })),
+    ];
+    await sleep(500);
+    const revokedAt = Date.now();
+    expect((await adminCall(stack, 'DELETE', `/admin/tenants/umbrella/keys/${created.body.id}`)).status).toBe(204);
+    // before: both went on waiting, and answered the result once a worker made it
+    for (const res of await Promise.all(waits)) {
+      expect({ status: res.status, detail: res.body.detail }).toEqual({ status: 401, detail: 'The API key was revoked while the request waited' });
+      expect(res.at - revokedAt).toBeLessThan(1000);
+    }
+  });
+
   it('refuses tenant names that would break key names', async () => {
     for (const bad of ['a:b', 'a*', '.x', 'a[b]', 'x%00y', 'x\u0000y', 'a b', '-x', 'x'.repeat(65)]) {
       const res = await adminCall(stack, 'POST', `/admin/tenants/${encodeURIComponent(bad)}/keys`);

@@ -4,6 +4,7 @@ import { createGenerationSchema, isTerminal, presentGeneration, STATUSES } from 
 import type { ApiContext } from '../context';
 import { assertWebhookAllowed } from '../http/webhook-guard';
 import { enforceQuota } from '../http/rate-limit';
+import { keyRevokedProblem, waitWatchingKey } from '../http/revocation';
 import { parseBody, parseQuery, preferWaitSeconds, requireContentType } from '../http/validate';
 import type { RequestHandler } from 'express';
 import type { GenerationsService } from '../services/generations';
@@ -35,12 +36,14 @@ export function generationsRouter(ctx: ApiContext, service: GenerationsService, 
       const reservation = earlier ? undefined : await enforceQuota(ctx, tenant, 1, res);
       // once written, the record counts in the queued index: the reservation ends there, not after the wait
       const opts = { ...(idempotency ? { idempotency } : {}), ...(reservation ? { afterCreate: () => reservation.release(), reservation } : {}), requestId: req.requestId };
+      const waiting = wait === undefined ? undefined : await waitWatchingKey(ctx, res);
       try {
         if (!earlier) await assertWebhookAllowed(ctx, input.webhook);
-        created = wait === undefined ? await service.create(tenant, input, opts) : await service.createAndWait(tenant, input, wait * 1000, ctx.waits.forResponse(res), opts);
+        created = waiting === undefined ? await service.create(tenant, input, opts) : await service.createAndWait(tenant, input, (wait as number) * 1000, waiting.signal, opts);
       } finally {
-        await reservation?.release();
+        await Promise.all([reservation?.release(), waiting?.stop()]);
       }
+      if (waiting?.revoked()) throw keyRevokedProblem();
     }
     const { record, replayed } = created;
     if (wait !== undefined) res.setHeader('Preference-Applied', `wait=${wait}`);

@@ -3,6 +3,7 @@ import { generationRequestSchema, presentGeneration } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { HttpProblem } from '../http/problem';
 import { enforceQuota } from '../http/rate-limit';
+import { keyRevokedProblem, waitWatchingKey } from '../http/revocation';
 import { parseBody, requireContentType } from '../http/validate';
 import type { GenerationsService } from '../services/generations';
 
@@ -16,15 +17,17 @@ export function seedRouter(ctx: ApiContext, service: GenerationsService, json: R
     const request = parseBody(generationRequestSchema, req.body);
     const reservation = await enforceQuota(ctx, req.tenant as string, 1, res);
     let created: Awaited<ReturnType<typeof service.createAndWait>>;
+    const waiting = await waitWatchingKey(ctx, res);
     try {
-      created = await service.createAndWait(req.tenant as string, { ...request, priority: 'normal' }, ctx.config.SYNC_WAIT_TIMEOUT_MS, ctx.waits.forResponse(res), {
+      created = await service.createAndWait(req.tenant as string, { ...request, priority: 'normal' }, ctx.config.SYNC_WAIT_TIMEOUT_MS, waiting.signal, {
         afterCreate: () => reservation.release(),
         reservation,
         requestId: req.requestId,
       });
     } finally {
-      await reservation.release();
+      await Promise.all([reservation.release(), waiting.stop()]);
     }
+    if (waiting.revoked()) throw keyRevokedProblem();
     const { record } = created;
     const statusUrl = `${ctx.config.PUBLIC_BASE_URL}/v1/generations/${record.id}`;
     if (record.status === 'completed' && record.result) {
