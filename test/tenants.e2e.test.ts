@@ -140,9 +140,9 @@ describe('quotas per tenant', () => {
       name: 'tenant-quotas',
       worker: false,
       env: {
-        API_KEYS: 'small:key-small,capped:key-capped,items:key-items,repeats:key-repeats',
+        API_KEYS: 'small:key-small,capped:key-capped,items:key-items,repeats:key-repeats,hooks:key-hooks,writing:key-writing',
         RATE_LIMIT_PER_MINUTE: '1000',
-        QUOTA_OVERRIDES: 'small:submissions=3,capped:queued=5,items:items=4/submissions=100,repeats:submissions=2/items=3',
+        QUOTA_OVERRIDES: 'small:submissions=3,capped:queued=5,items:items=4/submissions=100,repeats:submissions=2/items=3,hooks:submissions=2/items=3,writing:queued=3100/items=100000',
       },
     });
   });
@@ -205,6 +205,33 @@ describe('quotas per tenant', () => {
     // a different body under the same key is still a conflict
     expect((await postBatch('batch-1', JSON.stringify({ items: [{ topic: 'other' }] }))).status).toBe(409);
     expect((await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'not once' }, { ...as, 'Idempotency-Key': 'gen-1' })).status).toBe(409);
+  });
+
+  it('a submission refused for its webhook costs no quota', async () => {
+    const as = { Authorization: 'Bearer key-hooks' };
+    const privateHook = { url: 'http://127.0.0.1:9/hook' };
+    for (let i = 0; i < 3; i++) expect((await postJson(`${stack.baseUrl}/v1/generations`, { topic: `refused ${i}`, webhook: privateHook }, as)).status).toBe(400);
+    expect((await postJson(`${stack.baseUrl}/v1/batches`, { items: [{ topic: 'a' }, { topic: 'b' }, { topic: 'c' }], webhook: privateHook }, as)).status).toBe(400);
+    // two submissions and three items a minute, all still there (before: 429, four submissions and three items spent)
+    const batch = await postJson(`${stack.baseUrl}/v1/batches`, { items: [{ topic: 'a' }, { topic: 'b' }, { topic: 'c' }] }, as);
+    expect([batch.status, batch.headers.get('ratelimit-remaining')]).toEqual([202, '1']);
+  });
+
+  it('a batch being written counts once against the queued cap, not as reserved and queued both', async () => {
+    const as = { Authorization: 'Bearer key-writing' };
+    // 3,000 items (six chunks) and single submissions while they are written: 3,000 plus these stays under the cap of 3,100
+    let batchAnswered = false;
+    const batch = postJson(`${stack.baseUrl}/v1/batches`, { items: Array.from({ length: 3000 }, (_, i) => ({ topic: `written ${i}` })) }, as).finally(() => (batchAnswered = true));
+    const singles: { status: number; duringWrite: boolean }[] = [];
+    while (!batchAnswered && singles.length < 90) {
+      const single = await postJson(`${stack.baseUrl}/v1/generations`, { topic: `beside ${singles.length}` }, as);
+      singles.push({ status: single.status, duringWrite: !batchAnswered });
+    }
+    expect((await batch).status).toBe(202);
+    expect(singles.filter((s) => s.duringWrite).length).toBeGreaterThan(0);
+    // before: refused with 429 ("… 4,500 items queued or running …") once a chunk was written
+    expect(singles.filter((s) => s.status !== 202)).toEqual([]);
+    expect(await stack.redis.zcard(`${stack.prefix}:tenant:writing:reserved`)).toBe(0);
   });
 
   it('the queued cap holds under 20 concurrent submitters', async () => {

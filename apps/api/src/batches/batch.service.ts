@@ -4,6 +4,7 @@ import type { ApiContext } from '../context';
 import { HttpProblem, notFound } from '../http/problem';
 import { IDEMPOTENCY_SECONDS, IdempotencyKey } from '../services/idempotency';
 import { outcomeOfLostReply } from '../services/lost-reply';
+import type { Reservation } from '../services/quotas';
 import type { BatchSubmission } from './batch-body';
 
 /**
@@ -60,7 +61,7 @@ export class BatchesService {
    * between), then confirms it, which hands it to the feeder in the workers. Nothing is fed
    * before every item is written; a batch whose writing fails is removed again.
    */
-  async create(tenant: string, submission: BatchSubmission, opts: { idempotency?: IdempotencyKey } = {}): Promise<{ record: BatchRecord; replayed: boolean }> {
+  async create(tenant: string, submission: BatchSubmission, opts: { idempotency?: IdempotencyKey; reservation?: Reservation } = {}): Promise<{ record: BatchRecord; replayed: boolean }> {
     const { batches } = this.ctx;
     const idem = opts.idempotency;
     for (let tries = 0; ; tries++) {
@@ -105,7 +106,8 @@ export class BatchesService {
             metadata: item.metadata ?? null,
             index: start + i,
           }));
-          if (!(await batches.addItems(owner, chunk, WRITER_LEASE_SECONDS, CLAIM_SECONDS))) throw new Error('batch record vanished while its items were written');
+          // the chunk's items count in the queued index once written: they leave the reservation with it
+          if (!(await batches.addItems(owner, chunk, WRITER_LEASE_SECONDS, CLAIM_SECONDS, opts.reservation?.shrink(chunk.length)))) throw new Error('batch record vanished while its items were written');
           await yieldToLoop();
         }
         const confirmed = await batches.confirm({ id, tenant }, idem?.claim(id, IDEMPOTENCY_SECONDS)).catch(async (err: unknown) => {

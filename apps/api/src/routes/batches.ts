@@ -55,13 +55,14 @@ export function batchesRouter(ctx: ApiContext, json: RequestHandler): Router {
       let created: Awaited<ReturnType<typeof service.create>>;
       if (earlier) created = { record: earlier, replayed: true };
       else {
+        // a refused webhook costs no quota
+        await assertWebhookAllowed(ctx, submission.webhook);
         // a batch of n items counts n against the items quota and the queued cap
         const reservation = await enforceQuota(ctx, tenant, submission.items.length, res);
         try {
-          await assertWebhookAllowed(ctx, submission.webhook);
-          created = await service.create(tenant, submission, idempotency ? { idempotency } : {});
+          created = await service.create(tenant, submission, { ...(idempotency ? { idempotency } : {}), reservation });
         } finally {
-          // written, the items count in the tenant's queued index themselves
+          // written, the items count in the tenant's queued index themselves (each chunk took its own out)
           await reservation.release();
         }
       }

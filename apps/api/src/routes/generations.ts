@@ -33,12 +33,13 @@ export function generationsRouter(ctx: ApiContext, service: GenerationsService, 
     let created: Awaited<ReturnType<typeof service.create>>;
     if (earlier && wait === undefined) created = { record: earlier, replayed: true };
     else {
+      // a refused webhook costs no quota
+      if (!earlier) await assertWebhookAllowed(ctx, input.webhook);
       const reservation = earlier ? undefined : await enforceQuota(ctx, tenant, 1, res);
       // once written, the record counts in the queued index: the reservation ends there, not after the wait
       const opts = { ...(idempotency ? { idempotency } : {}), ...(reservation ? { afterCreate: () => reservation.release(), reservation } : {}), requestId: req.requestId };
       const waiting = wait === undefined ? undefined : await waitWatchingKey(ctx, res);
       try {
-        if (!earlier) await assertWebhookAllowed(ctx, input.webhook);
         created = waiting === undefined ? await service.create(tenant, input, opts) : await service.createAndWait(tenant, input, (wait as number) * 1000, waiting.signal, opts);
       } finally {
         await Promise.all([reservation?.release(), waiting?.stop()]);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { composeLua, NOW_MS, type Keys, type QuotaReservation } from '@imagegen/shared';
+import { composeLua, NOW_MS, type Keys, type QuotaReservation, type QuotaShrink } from '@imagegen/shared';
 
 export interface TenantQuota {
   /** Submissions (requests) per minute. */
@@ -80,6 +80,8 @@ export interface Reservation {
   release(): Promise<void>;
   /** Hands the ending to the script that writes the records (see `GenerationStore.createWithJob`): nothing left to release. */
   handOver(): QuotaReservation;
+  /** Hands `n` of the items to the script that writes them (see `BatchStore.addItems`); the rest stays reserved until released. */
+  shrink(n: number): QuotaShrink;
 }
 
 export interface RateState {
@@ -140,7 +142,11 @@ export class Quotas {
     if (outcome === 'submissions') return { ok: false, refused: 'submissions', submissions };
     if (outcome === 'items') return { ok: false, refused: 'items', submissions, items: { limit: quota.items, remaining: quota.items - Number(detail), resetMs: Number(detailTtl) } };
     if (outcome === 'queued') return { ok: false, refused: 'queued', submissions, used: Number(detail), cap: quota.queued };
-    const entry = `${member}|${n}`;
+    // (the items still reserved are part of the entry, which the admission script sums)
+    let reserved = n;
+    let entry = `${member}|${n}`;
+    // the entry a shrink replaced: its script may not have run (its reply lost, or the batch gone)
+    let before = '';
     let released = false;
     return {
       ok: true,
@@ -149,11 +155,18 @@ export class Quotas {
         release: async () => {
           if (released) return;
           released = true;
-          await this.redis.zrem(reservations, entry);
+          const entries = [before, reserved > 0 ? entry : ''].filter((e) => e !== '');
+          if (entries.length) await this.redis.zrem(reservations, ...entries);
         },
         handOver: () => {
           released = true;
           return { key: reservations, entry };
+        },
+        shrink: (k: number) => {
+          before = entry;
+          reserved = Math.max(0, reserved - k);
+          entry = reserved > 0 ? `${member}|${reserved}` : '';
+          return { key: reservations, entry: before, rest: entry };
         },
       },
     };

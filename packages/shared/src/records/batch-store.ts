@@ -3,7 +3,7 @@ import type { Keys } from '../keys';
 import { batchRecordSchema, finishedItemSchema, type BatchRecord, type FinishedItem } from '../schemas/batch';
 import { decodeRecord, encodeFields, hashCodec } from './codec';
 import type { GenerationRecord } from '../schemas/generation';
-import { hashOf, type IdempotencyClaim } from './generation-store';
+import { hashOf, type IdempotencyClaim, type QuotaShrink } from './generation-store';
 import { BATCH_ADD_ITEMS_LUA, BATCH_BEGIN_LUA, BATCH_CANCEL_LUA, BATCH_CANCEL_PROGRESS_LUA, BATCH_CONFIRM_LUA, BATCH_FREE_CLAIM_LUA, BATCH_REMOVE_UNACCEPTED_LUA } from './lua/batch-create';
 import { NOW } from './lua/pieces';
 import { pageFromIndex } from './index-page';
@@ -86,8 +86,12 @@ export class BatchStore {
     return outcome === 'held' ? { outcome, value: detail } : { outcome: 'created', createdAt: detail };
   }
 
-  /** Writes a chunk of items in one script, renewing the batch's `provisionalSeconds` (its list lives `listSeconds`); false when the batch is gone. */
-  async addItems(batch: Pick<BatchRecord, 'id' | 'tenant' | 'webhook'>, items: NewBatchItem[], provisionalSeconds: number, listSeconds = provisionalSeconds): Promise<boolean> {
+  /**
+   * Writes a chunk of items in one script, renewing the batch's `provisionalSeconds` (its list
+   * lives `listSeconds`) and shrinking the request's quota reservation by the chunk; false when
+   * the batch is gone.
+   */
+  async addItems(batch: Pick<BatchRecord, 'id' | 'tenant' | 'webhook'>, items: NewBatchItem[], provisionalSeconds: number, listSeconds = provisionalSeconds, reservation?: QuotaShrink): Promise<boolean> {
     const common = encodeFields({
       tenant: batch.tenant,
       status: 'queued',
@@ -98,8 +102,16 @@ export class BatchStore {
       attempts: 0,
       ...(batch.webhook ? { webhook: batch.webhook } : {}),
     });
-    const keys = [this.keys.batch(batch.id), this.keys.batchItems(batch.id), this.keys.tenantGenerations(batch.tenant), this.keys.tenantGenerations(batch.tenant, 'queued'), this.keys.tenants(), this.keys.batchFinished(batch.id)];
-    const args: (string | number)[] = [batch.tenant, provisionalSeconds, listSeconds, JSON.stringify(common)];
+    const keys = [
+      this.keys.batch(batch.id),
+      this.keys.batchItems(batch.id),
+      this.keys.tenantGenerations(batch.tenant),
+      this.keys.tenantGenerations(batch.tenant, 'queued'),
+      this.keys.tenants(),
+      this.keys.batchFinished(batch.id),
+      reservation?.key ?? this.keys.batch(batch.id),
+    ];
+    const args: (string | number)[] = [batch.tenant, provisionalSeconds, listSeconds, JSON.stringify(common), reservation?.entry ?? '', reservation?.rest ?? ''];
     for (const item of items) {
       keys.push(this.keys.generation(item.id));
       args.push(item.id, item.fileToken, JSON.stringify(item.request), JSON.stringify(item.metadata), item.index);

@@ -45,6 +45,15 @@ export interface QuotaReservation {
   entry: string;
 }
 
+/**
+ * Part of a reservation handed to the script that writes that many records (a chunk of a batch):
+ * `entry` is replaced by `rest` ('' once nothing is left reserved) as they are indexed, so they
+ * are never counted twice, reserved and queued.
+ */
+export interface QuotaShrink extends QuotaReservation {
+  rest: string;
+}
+
 /** An idempotency key claimed together with the record it maps to. */
 export interface IdempotencyClaim {
   /** The Redis key (see `keys.idempotency`). */

@@ -45,11 +45,16 @@ return {'created', createdAt}
  * gone. One script per chunk, many items each: accepting 50,000 items costs
  * a hundred round trips, not 50,000.
  *
+ * The submitting request's quota reservation shrinks by the chunk in the same step, as its items
+ * now count in the tenant's queued index (see QuotaShrink).
+ *
  * KEYS[1] batch, KEYS[2] its items list, KEYS[3] tenant index (all), KEYS[4] tenant index
- * (queued), KEYS[5] tenants, KEYS[6] its finished-items stream, KEYS[7..] the item records
+ * (queued), KEYS[5] tenants, KEYS[6] its finished-items stream, KEYS[7] the tenant's quota
+ * reservations (the batch key again when there is none), KEYS[8..] the item records
  * ARGV[1] tenant, ARGV[2] provisional seconds of the batch, ARGV[3] of its list, ARGV[4] JSON array
- * of the field, value pairs every item shares, then per item: id, fileToken, request (JSON), metadata (JSON), index
- * (consecutive: a chunk follows the one before it).
+ * of the field, value pairs every item shares, ARGV[5] the reservation's entry ('' = none),
+ * ARGV[6] what replaces it ('' = nothing), then per item: id, fileToken, request (JSON), metadata
+ * (JSON), index (consecutive: a chunk follows the one before it).
  * Returns the number written, -1 when the batch is gone, or -2 when the list does not end where
  * the chunk starts. A chunk the list already holds (the call sent again after a reconnect lost its
  * reply) writes nothing and answers as the first run did: appended twice, its items would be
@@ -60,17 +65,18 @@ export const BATCH_ADD_ITEMS_LUA = compose(
   ISO_TIME,
   `
 if redis.call('HEXISTS', KEYS[1], 'id') == 0 then return -1 end
-local first, count = tonumber(ARGV[9]), (#ARGV - 4) / 5
+local ITEMS = 7
+local first, count = tonumber(ARGV[ITEMS + 4]), (#ARGV - ITEMS + 1) / 5
 local held = redis.call('LLEN', KEYS[2])
-if held >= first + count and redis.call('LINDEX', KEYS[2], first) == ARGV[5] then return count end
+if held >= first + count and redis.call('LINDEX', KEYS[2], first) == ARGV[ITEMS] then return count end
 if held ~= first then return -2 end
 local common = cjson.decode(ARGV[4])
 local createdAt = isoTime(nowMs())
 local n = 0
 local ids = {}
-for i = 5, #ARGV, 5 do
+for i = ITEMS, #ARGV, 5 do
   n = n + 1
-  local key = KEYS[6 + n]
+  local key = KEYS[7 + n]
   local id = ARGV[i]
   redis.call('HSET', key, unpack(common))
   redis.call('HSET', key, 'id', id, 'fileToken', ARGV[i + 1], 'request', ARGV[i + 2], 'metadata', ARGV[i + 3], 'batchIndex', ARGV[i + 4], 'createdAt', createdAt)
@@ -85,6 +91,14 @@ redis.call('EXPIRE', KEYS[6], tonumber(ARGV[2]))
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
 redis.call('HINCRBY', KEYS[1], 'queued', n)
 redis.call('SADD', KEYS[5], ARGV[1])
+if ARGV[5] ~= '' then
+  -- the reservation keeps its expiry; a reservation already expired is not made again
+  local expires = redis.call('ZSCORE', KEYS[7], ARGV[5])
+  if expires then
+    redis.call('ZREM', KEYS[7], ARGV[5])
+    if ARGV[6] ~= '' then redis.call('ZADD', KEYS[7], expires, ARGV[6]) end
+  end
+end
 return n
 `,
 );

@@ -153,6 +153,26 @@ it('a begin or a chunk of items sent again (ioredis resends a call whose reply a
   expect(await redis.hget(keys.batch(id), 'queued')).toBe('4');
 });
 
+it('each chunk takes its items out of the request’s quota reservation as it indexes them, keeping the reservation’s expiry', async () => {
+  const id = newId('batch');
+  const record = { id, tenant: TENANT, status: 'in_progress' as const, total: 5, queued: 0, active: 0, completed: 0, failed: 0, cancelled: 0, released: 0, metadata: null };
+  expect((await batches.begin(record, 600)).outcome).toBe('created');
+  const reservations = keys.queuedReservations(TENANT);
+  const expires = Date.now() + 60_000;
+  await redis.zadd(reservations, expires, 'req-1|5');
+  const items = [0, 1, 2, 3, 4].map((index) => ({ id: newId('gen'), fileToken: newFileToken(), request: { topic: `reserved ${index}`, style: 'PHOTOGRAPHIC' as const, size: 'LANDSCAPE' as const }, metadata: null, index }));
+  const reserved = async () => (await redis.zrange(reservations, 0, -1, 'WITHSCORES')).join(' ');
+  expect(await batches.addItems({ id, tenant: TENANT }, items.slice(0, 3), 600, 600, { key: reservations, entry: 'req-1|5', rest: 'req-1|2' })).toBe(true);
+  // reserved and queued add up to the batch, not to twice its written part (before: 'req-1|5' and 3 queued)
+  expect(await reserved()).toBe(`req-1|2 ${expires}`);
+  expect(await redis.zcard(keys.tenantGenerations(TENANT, 'queued'))).toBeGreaterThanOrEqual(3);
+  // the same chunk sent again changes nothing more
+  expect(await batches.addItems({ id, tenant: TENANT }, items.slice(0, 3), 600, 600, { key: reservations, entry: 'req-1|5', rest: 'req-1|2' })).toBe(true);
+  expect(await reserved()).toBe(`req-1|2 ${expires}`);
+  expect(await batches.addItems({ id, tenant: TENANT }, items.slice(3), 600, 600, { key: reservations, entry: 'req-1|2', rest: '' })).toBe(true);
+  expect(await redis.zcard(reservations)).toBe(0);
+});
+
 it('an item of a batch still being written that ends is told too; the stream expires with the batch unless it is confirmed', async () => {
   const id = newId('batch');
   expect((await batches.begin({ id, tenant: TENANT, status: 'in_progress', total: 2, queued: 0, active: 0, completed: 0, failed: 0, cancelled: 0, released: 0, metadata: null }, 600)).outcome).toBe('created');
