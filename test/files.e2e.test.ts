@@ -164,9 +164,12 @@ describe('file serving', () => {
       expect(unsatisfiable.headers['content-range']).toBe(`bytes */${SIZE}`);
       expect(unsatisfiable.headers['cache-control']).toBeUndefined();
       expect(JSON.parse(unsatisfiable.body.toString()).type).toBe('https://imagegen.dev/problems/range-not-satisfiable');
+      // the problem keeps what every answer carries (before: every header gone but the problem's own)
+      const traced = await get(stack.baseUrl, `/files/${KEY}`, { Range: `bytes=${SIZE + 10}-`, 'X-Request-Id': 'files-416' });
+      expect([traced.status, traced.headers['x-request-id'], typeof traced.headers['content-security-policy'], traced.headers['x-content-type-options']]).toEqual([416, 'files-416', 'string', 'nosniff']);
       // and the API reference says so
       const doc = JSON.parse((await get(stack.baseUrl, '/openapi.json')).body.toString()) as { paths: Record<string, { get: { responses: Record<string, unknown> } }> };
-      expect(Object.keys(doc.paths['/files/{token}/{name}']!.get.responses).sort()).toEqual(['200', '206', '304', '404', '405', '416']);
+      expect(Object.keys(doc.paths['/files/{token}/{name}']!.get.responses).sort()).toEqual(['200', '206', '304', '404', '405', '412', '416', '503']);
     });
 
     it('answers unknown, malformed and hidden paths with a 404 problem', async () => {

@@ -222,6 +222,24 @@ describe('STORAGE=s3, files streamed by the API', () => {
       expect((await get(stack.baseUrl, `/files/${KEY}`, { Range: 'bytes=0-9,100-109' })).status).toBe(200);
       const headRange = await get(stack.baseUrl, `/files/${KEY}`, { Range: 'bytes=0-9' }, 'HEAD');
       expect([headRange.status, headRange.headers['content-length'], headRange.body.length]).toEqual([206, '10', 0]);
+      // the problem keeps what every answer carries (before: every header gone but the problem's own)
+      const traced = await get(stack.baseUrl, `/files/${KEY}`, { Range: `bytes=${SIZE}-`, 'X-Request-Id': 's3-416' });
+      expect([traced.status, traced.headers['x-request-id'], typeof traced.headers['content-security-policy'], traced.headers['x-content-type-options']]).toEqual([416, 's3-416', 'string', 'nosniff']);
+    });
+
+    it('answers If-Match and If-Unmodified-Since as files on disk are answered: 412 when they fail, the object when they hold', async () => {
+      const etag = (await stack.api.storage.stat(KEY))!.etag!;
+      // before: 200 and the whole object, whatever the precondition said
+      for (const headers of [{ 'If-Match': '"nope"' }, { 'If-Match': `"nope", W/${etag}` }, { 'If-Unmodified-Since': 'Wed, 01 Jan 2020 00:00:00 GMT' }]) {
+        const failed = await get(stack.baseUrl, `/files/${KEY}`, headers);
+        expect([failed.status, failed.headers['content-type'], failed.headers.etag, failed.body.length > 0]).toEqual([412, 'application/problem+json; charset=utf-8', undefined, true]);
+      }
+      for (const headers of [{ 'If-Match': etag }, { 'If-Match': `"nope", ${etag}` }, { 'If-Match': '*' }, { 'If-Unmodified-Since': new Date(Date.now() + 60_000).toUTCString() }]) {
+        const held = await get(stack.baseUrl, `/files/${KEY}`, headers);
+        expect([held.status, held.body.length]).toEqual([200, SIZE]);
+      }
+      // If-Match wins over If-Unmodified-Since, as RFC 9110 says
+      expect((await get(stack.baseUrl, `/files/${KEY}`, { 'If-Match': etag, 'If-Unmodified-Since': 'Wed, 01 Jan 2020 00:00:00 GMT' })).status).toBe(200);
     });
 
     it('50 downloads aborted mid-body leave the connections to the store where they were', async () => {

@@ -324,7 +324,7 @@ export function buildOpenApi(publicBaseUrl: string) {
           summary: 'Result file',
           description: 'Image bytes, public by unguessable URL. Answers HEAD, conditional requests (ETag, Last-Modified) and single byte ranges.',
           security: [],
-          responses: { '200': { description: 'Image' }, '206': { description: 'The requested byte range' }, '304': { description: 'Not modified since the copy the client holds' }, ...errors(404, 405, 416) },
+          responses: { '200': { description: 'Image' }, '206': { description: 'The requested byte range' }, '304': { description: 'Not modified since the copy the client holds' }, ...errors(404, 405, 412, 416, 503) },
         },
       },
       '/admin/queues': { get: { summary: 'Bull Board dashboard', description: 'Operators only (basic auth).', security: [{ admin: [] }], responses: { '200': { description: 'Dashboard' }, ...errors(401) } } },

@@ -56,7 +56,7 @@ function sendLocalFile(res: Response, file: string, headers: Record<string, stri
       // Before them too when send says so (ECONNABORTED): there is no one to answer, and nothing went wrong here
       if (!err || res.headersSent || (err as SendError & { code?: string }).code === 'ECONNABORTED') return resolve();
       // send may have set the file's headers before refusing (412, 416): none belong on a problem
-      for (const name of res.getHeaderNames()) res.removeHeader(name);
+      clearFileHeaders(res);
       const status = err.status ?? err.statusCode ?? 500;
       if (status === 412) return reject(new HttpProblem(412, 'Precondition failed', 'The file does not match the request’s preconditions'));
       if (status === 416) return reject(new HttpProblem(416, 'Range not satisfiable', 'The requested range lies outside the file', undefined, err.headers ?? {}));
@@ -79,18 +79,39 @@ async function fromStorage<T>(op: () => Promise<T>): Promise<T> {
   }
 }
 
-function clearHeaders(res: Response): void {
-  for (const name of res.getHeaderNames()) res.removeHeader(name);
+/** The headers that describe a file's body (ours, and those `send` sets): none belong on a problem answered instead. */
+const FILE_HEADERS = ['Content-Type', 'Content-Length', 'Content-Range', 'Accept-Ranges', 'Cache-Control', 'ETag', 'Last-Modified'];
+
+/** Takes the file's headers back; the response's own (request id, security headers) stay. */
+function clearFileHeaders(res: Response): void {
+  for (const name of FILE_HEADERS) res.removeHeader(name);
 }
 
 /**
- * Backends with ranged reads (object storage): HEAD, conditional GETs (304), single byte ranges
- * (206, 416), one read per response. A plain GET costs one request to the store; the others
- * look at the object first. The read is destroyed with the response, however it ends, so a
- * client that goes away releases the store's connection at once.
+ * If-Match (strong comparison) and, without it, If-Unmodified-Since (RFC 9110 §13.2.2): whether
+ * the request's preconditions fail for a file with this ETag and modification time.
+ */
+function preconditionFails(req: Request, etag: string | undefined, lastModified: string | undefined): boolean {
+  const ifMatch = req.get('if-match');
+  if (ifMatch !== undefined) {
+    if (ifMatch.trim() === '*') return false;
+    const strong = etag !== undefined && !etag.startsWith('W/') ? etag : undefined;
+    return !ifMatch.split(',').some((tag) => strong !== undefined && tag.trim() === strong);
+  }
+  const since = Date.parse(req.get('if-unmodified-since') ?? '');
+  const modified = Date.parse(lastModified ?? '');
+  return Number.isFinite(since) && Number.isFinite(modified) && modified > since;
+}
+
+/**
+ * Backends with ranged reads (object storage): HEAD, conditional requests (304, 412), single byte
+ * ranges (206, 416), one read per response, as `send` answers for local files. A plain GET costs
+ * one request to the store; the others look at the object first. The read is destroyed with the
+ * response, however it ends, so a client that goes away releases the store's connection at once.
  */
 async function streamObject(storage: RangedStorage, key: string, req: Request, res: Response): Promise<void> {
-  const plainGet = req.method === 'GET' && req.headers.range === undefined && req.headers['if-none-match'] === undefined && req.headers['if-modified-since'] === undefined;
+  const conditional = ['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since'].some((h) => req.headers[h] !== undefined);
+  const plainGet = req.method === 'GET' && req.headers.range === undefined && !conditional;
   let opened: OpenedFile | null = null;
   let info: StoredFileInfo | null;
   if (plainGet) {
@@ -101,6 +122,10 @@ async function streamObject(storage: RangedStorage, key: string, req: Request, r
   }
   if (!info) throw notFound('File');
   res.set({ ...fileHeaders(key, info), 'Accept-Ranges': 'bytes' });
+  if (preconditionFails(req, res.get('ETag'), res.get('Last-Modified'))) {
+    clearFileHeaders(res);
+    throw new HttpProblem(412, 'Precondition failed', 'The file does not match the request’s preconditions');
+  }
   if (req.fresh) {
     res.removeHeader('Content-Type');
     res.status(304).end();
@@ -108,7 +133,7 @@ async function streamObject(storage: RangedStorage, key: string, req: Request, r
   }
   const range = requestedRange(req, info, res.get('ETag'), res.get('Last-Modified'));
   if (range === 'unsatisfiable') {
-    clearHeaders(res);
+    clearFileHeaders(res);
     throw new HttpProblem(416, 'Range not satisfiable', 'The requested range lies outside the file', undefined, { 'Content-Range': `bytes */${info.bytes}` });
   }
   res.status(range ? 206 : 200).set('Content-Length', String(range ? range.end - range.start + 1 : info.bytes));
@@ -120,7 +145,7 @@ async function streamObject(storage: RangedStorage, key: string, req: Request, r
   opened ??= await fromStorage(() => storage.open(key, range));
   if (!opened) {
     // removed between the look and the read (its retention ended)
-    clearHeaders(res);
+    clearFileHeaders(res);
     throw notFound('File');
   }
   try {
@@ -128,7 +153,7 @@ async function streamObject(storage: RangedStorage, key: string, req: Request, r
     await pipeline(opened.stream, res);
   } catch (err) {
     if (res.headersSent || req.destroyed) return;
-    clearHeaders(res);
+    clearFileHeaders(res);
     throw err;
   }
 }
@@ -172,7 +197,7 @@ async function streamFile(storage: Storage, key: string, info: StoredFileInfo, h
     await pipeline(storage.createReadStream(key), res);
   } catch (err) {
     if (res.headersSent || req.destroyed) return;
-    for (const name of res.getHeaderNames()) res.removeHeader(name);
+    clearFileHeaders(res);
     throw err;
   }
 }
