@@ -104,6 +104,25 @@ describe('the S3 backend', () => {
     }
   });
 
+  it('downloads whose clients stopped reading, more than any pool holds, leave every other download its own connection', async () => {
+    const store = new S3Storage({ bucket: s3.bucket, endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, answerTimeoutMs: 2000 });
+    try {
+      await store.put('backendEEEEEEEE/original.png', randomBytes(512 * 1024));
+      // 70 bodies no one reads: more than the 64 connections a pool of calls keeps
+      const held = await Promise.all(Array.from({ length: 70 }, () => store.open('backendEEEEEEEE/original.png')));
+      const t0 = Date.now();
+      // before: the 71st waited for one of theirs, and failed after its deadlines
+      const another = await store.open('backendEEEEEEEE/original.png');
+      expect(Date.now() - t0).toBeLessThan(1500);
+      let bytes = 0;
+      for await (const chunk of another!.stream) bytes += (chunk as Buffer).length;
+      expect(bytes).toBe(512 * 1024);
+      for (const h of held) h!.stream.destroy();
+    } finally {
+      await store.close();
+    }
+  });
+
   it('a store that accepts connections and does not answer fails each call within its deadlines, not after minutes', async () => {
     const hurried = new S3Storage({ bucket: s3.bucket, endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, answerTimeoutMs: 500 });
     await hurried.put('backendEEEEEEEE/original.png', Buffer.from('frozen'));

@@ -11,7 +11,7 @@ export interface S3StorageOptions {
   endpoint?: string | undefined;
   region: string;
   forcePathStyle: boolean;
-  /** Connections kept per agent; a download streamed to a client holds one for as long as it lasts. */
+  /** Connections at once for calls answered at once (writes, lookups, listings, deletes, whole reads). */
   maxSockets?: number;
   /** How long a call may wait for the store's answer (a store that accepts connections and hangs), per attempt. */
   answerTimeoutMs?: number;
@@ -45,7 +45,9 @@ export class S3Storage implements Storage {
   /**
    * Bodies handed on to the API's clients, each held as long as its client reads: on a pool of
    * their own, so slow downloaders (a public URL is enough to open one) never hold the
-   * connections every other call needs.
+   * connections every other call needs, and without a bound, so they never hold the connections
+   * other downloads need either: each download holds its own, as a file on disk holds its file
+   * handle, until its client has read it or has read nothing for a minute.
    */
   private readonly streams: S3Client;
   private readonly agents: (HttpAgent | HttpsAgent)[] = [];
@@ -57,12 +59,12 @@ export class S3Storage implements Storage {
     this.answerTimeoutMs = opts.answerTimeoutMs ?? ANSWER_TIMEOUT_MS;
     // a connection idle that long is let go: for calls, the answer's deadline; for bodies being
     // streamed, a minute (a client that stopped reading)
-    this.client = this.makeClient(opts, this.answerTimeoutMs);
-    this.streams = this.makeClient(opts, 60_000);
+    this.client = this.makeClient(opts, this.answerTimeoutMs, opts.maxSockets ?? 64);
+    this.streams = this.makeClient(opts, 60_000, Infinity);
   }
 
-  private makeClient(opts: S3StorageOptions, idleMs: number): S3Client {
-    const agentOptions = { keepAlive: true, maxSockets: opts.maxSockets ?? 64 };
+  private makeClient(opts: S3StorageOptions, idleMs: number, maxSockets: number): S3Client {
+    const agentOptions = { keepAlive: true, maxSockets };
     const httpAgent = new HttpAgent(agentOptions);
     const httpsAgent = new HttpsAgent(agentOptions);
     this.agents.push(httpAgent, httpsAgent);
