@@ -249,11 +249,11 @@ describe('STORAGE=s3, files streamed by the API', () => {
     it('answers If-Match and If-Unmodified-Since as files on disk are answered: 412 when they fail, the object when they hold', async () => {
       const etag = (await stack.api.storage.stat(KEY))!.etag!;
       // before: 200 and the whole object, whatever the precondition said
-      for (const headers of [{ 'If-Match': '"nope"' }, { 'If-Match': `"nope", W/${etag}` }, { 'If-Unmodified-Since': 'Wed, 01 Jan 2020 00:00:00 GMT' }]) {
+      for (const headers of <Record<string, string>[]>[{ 'If-Match': '"nope"' }, { 'If-Match': `"nope", W/${etag}` }, { 'If-Unmodified-Since': 'Wed, 01 Jan 2020 00:00:00 GMT' }]) {
         const failed = await get(stack.baseUrl, `/files/${KEY}`, headers);
         expect([failed.status, failed.headers['content-type'], failed.headers.etag, failed.body.length > 0]).toEqual([412, 'application/problem+json; charset=utf-8', undefined, true]);
       }
-      for (const headers of [{ 'If-Match': etag }, { 'If-Match': `"nope", ${etag}` }, { 'If-Match': '*' }, { 'If-Unmodified-Since': new Date(Date.now() + 60_000).toUTCString() }]) {
+      for (const headers of <Record<string, string>[]>[{ 'If-Match': etag }, { 'If-Match': `"nope", ${etag}` }, { 'If-Match': '*' }, { 'If-Unmodified-Since': new Date(Date.now() + 60_000).toUTCString() }]) {
         const held = await get(stack.baseUrl, `/files/${KEY}`, headers);
         expect([held.status, held.body.length]).toEqual([200, SIZE]);
       }

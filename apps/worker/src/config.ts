@@ -18,6 +18,8 @@ export const workerEnvShape = {
   GENERATOR_RATE_LIMIT_MAX: envInt(0, 0),
   GENERATOR_RATE_LIMIT_WINDOW_MS: envInt(1000, 1, MAX_TIMER_MS),
   DOWNLOAD_MAX_BYTES: envInt(50 * 1024 * 1024, 1024),
+  /** Paid-for bytes kept in Redis while the store is down, every worker's together (MiB). */
+  STORAGE_SPOOL_MAX_MB: envInt(256, 0),
   /** Largest image (width × height) ever decoded; guards against decompression bombs. */
   MAX_INPUT_PIXELS: envInt(8192 * 8192, 1),
   /** Generations in flight per worker process: mostly waiting on the network. */

@@ -65,6 +65,7 @@ export async function startWorkerRuntime(
   const pipeline = new GenerationPipeline(store, storage, provider, cpu, {
     timeoutMs: config.GENERATOR_TIMEOUT_MS,
     maxDownloadBytes: config.DOWNLOAD_MAX_BYTES,
+    spoolBudgetBytes: config.STORAGE_SPOOL_MAX_MB * 1024 * 1024,
     thumbnails: {
       sizes: config.THUMBNAIL_SIZES,
       format: config.THUMBNAIL_FORMAT,

@@ -17,6 +17,8 @@ export function keysFor(prefix: string) {
     generationChannel: (id: string) => `${prefix}:events:gen:${id}`,
     cancelChannel: () => `${prefix}:events:cancel`,
     spool: (id: string) => `${prefix}:spool:${id}`,
+    /** Every spool held, with its size (see SPOOL_LUA). */
+    spoolIndex: () => `${prefix}:spools`,
     /** When a generation's retry is due, by Redis's clock (see RetryDue); expires a minute after. */
     generationRetryDue: (id: string) => `${prefix}:gen:${id}:retry-due`,
     /** File tokens scored by when their files may be removed. */

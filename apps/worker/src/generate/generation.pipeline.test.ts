@@ -25,11 +25,13 @@ afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
-/** A store whose puts of originals wait while `held` is set: a runner stalled mid-write. */
+/** A store whose puts of originals wait while `held` is set (a runner stalled mid-write), or fail while `down` is. */
 class StallingStorage extends FsStorage {
   held: Promise<void> | null = null;
   stalled = 0;
+  down = false;
   override async put(key: string, data: Buffer): Promise<{ bytes: number }> {
+    if (this.down) throw new Error('the store is down');
     if (this.held && key.includes('/original')) {
       this.stalled++;
       await this.held;
@@ -41,7 +43,7 @@ class StallingStorage extends FsStorage {
 const solid = (r: number, g: number, b: number) => sharp({ create: { width: 96, height: 64, channels: 3, background: { r, g, b } } }).png().toBuffer();
 
 /** A pipeline whose upstream makes another image at each call (as a real generator does), and a new generation for it. */
-async function setUp(images: Buffer[]) {
+async function setUp(images: Buffer[], spoolBudgetBytes = 1 << 30) {
   const store = new GenerationStore(redis, keysFor(prefix), 3600);
   const storage = new StallingStorage(dataDir);
   let calls = 0;
@@ -50,6 +52,7 @@ async function setUp(images: Buffer[]) {
   const pipeline = new GenerationPipeline(store, storage, provider, new Semaphore(2), {
     timeoutMs: 100,
     maxDownloadBytes: 10_000_000,
+    spoolBudgetBytes,
     thumbnails: { sizes: [32], format: 'webp', quality: 80, maxPixels: 10_000_000, placeholder: false },
   });
   const record: GenerationRecord = {
@@ -113,4 +116,24 @@ it('a run after an earlier one removes the files the result does not name; a fir
     expect(named).toEqual([expect.stringMatching(/^original-[0-9a-f]{8}\.png$/), expect.stringMatching(/^thumb-32-[0-9a-f]{8}\.webp$/)]);
     expect(await filesOf(record.fileToken)).toHaveLength(ranBefore ? 2 : 3);
   }
+});
+
+it('keeps the paid-for bytes of an original the store refused while the spool has room, and lets the attempt count once it has none', async () => {
+  const image = await solid(0, 128, 0);
+  // room for one image's bytes, not two
+  const budget = Math.round(image.length * 1.5);
+  const first = await setUp([image], budget);
+  first.storage.down = true;
+  const waited = (await first.pipeline.run(first.record, ctx(1)).catch((e: unknown) => e)) as Error;
+  // a wait for the store, spending no attempt: the bytes are held
+  expect(waited.constructor.name).toBe('StorageUnavailable');
+  expect((await first.store.get(first.record.id))!.spoolKey).toBe(keysFor(prefix).spool(first.record.id));
+
+  const second = await setUp([image], budget);
+  second.storage.down = true;
+  const failed = (await second.pipeline.run(second.record, ctx(1)).catch((e: unknown) => e)) as Error & { code?: string };
+  // before: spooled too, however much was held already
+  expect([failed.constructor.name, failed.code]).toEqual(['GenerationFailure', 'storage_failed']);
+  expect(await redis.exists(keysFor(prefix).spool(second.record.id))).toBe(0);
+  await first.store.dropSpool(first.record.id);
 });

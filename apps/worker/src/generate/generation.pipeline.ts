@@ -31,6 +31,8 @@ export interface GenerationPipelineOptions {
   metrics?: Metrics;
   /** The image work (sharp unless replaced). */
   images?: ImageStage;
+  /** Most bytes spooled in Redis at once, every worker's together (STORAGE_SPOOL_MAX_MB). */
+  spoolBudgetBytes: number;
 }
 
 export interface RunContext {
@@ -236,8 +238,9 @@ export class GenerationPipeline {
       try {
         await this.putWithRetries(key, bytes, 'store the original');
       } catch (err) {
-        // never pay again for bytes we already hold: keep them for the next attempt
-        const held = spooled || (await this.store.spool(record, bytes, SPOOL_SECONDS).then(() => true, () => false));
+        // never pay again for bytes we already hold: keep them for the next attempt (while the
+        // spool has room: past it, the attempt counts and a later one pays again)
+        const held = spooled || (await this.store.spool(record, bytes, SPOOL_SECONDS, this.opts.spoolBudgetBytes).catch(() => false));
         throw held ? new StorageUnavailable((err as Error).message) : err;
       }
       const original: StoredImage = { key, width: info.width, height: info.height, format: info.format, bytes: bytes.length };

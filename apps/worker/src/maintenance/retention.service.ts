@@ -53,6 +53,7 @@ export class RetentionService {
       }
     }
     const usage = await this.retention.trimUsage(now, this.usageRetentionDays);
+    await this.retention.pruneSpoolIndex();
     return { records, files, temporary: await this.sweepTemporary(), jobs, usage };
   }
 

@@ -122,14 +122,33 @@ it('complete clears the error of a failed attempt and the upstream URL checkpoin
 it('spooled bytes go when the generation ends, however it ends', async () => {
   const r = record();
   await store.create(r);
-  await store.spool(r, Buffer.from('paid-for bytes'), 3600);
+  expect(await store.spool(r, Buffer.from('paid-for bytes'), 3600, 1 << 20)).toBe(true);
   expect(await redis.exists(keys.spool(r.id))).toBe(1);
   await store.fail(r, { code: 'storage_failed', message: 'disk full', retryable: true });
   expect(await redis.exists(keys.spool(r.id))).toBe(0);
   expect((await store.get(r.id))!.spoolKey).toBeUndefined();
   // a generation that ended before the bytes were spooled does not keep them either
-  await store.spool(r, Buffer.from('late bytes'), 3600);
+  expect(await store.spool(r, Buffer.from('late bytes'), 3600, 1 << 20)).toBe(false);
   expect(await redis.exists(keys.spool(r.id))).toBe(0);
+});
+
+it('spools no more bytes than the budget, every generation’s together, and counts only spools still held', async () => {
+  const [a, b, c] = [record(), record(), record()];
+  for (const r of [a, b, c]) await store.create(r);
+  const kb = (n: number) => Buffer.alloc(n * 1024, 7);
+  expect(await store.spool(a, kb(600), 3600, 1024 * 1024)).toBe(true);
+  // before: kept whatever was held already, so a long outage filled Redis
+  expect(await store.spool(b, kb(600), 3600, 1024 * 1024)).toBe(false);
+  expect(await redis.exists(keys.spool(b.id))).toBe(0);
+  expect((await store.get(b.id))!.spoolKey).toBeUndefined();
+  expect(await store.spool(c, kb(400), 3600, 1024 * 1024)).toBe(true);
+  // the same generation's bytes spooled again replace its own
+  expect(await store.spool(a, kb(600), 3600, 1024 * 1024)).toBe(true);
+  // a spool gone with its generation no longer counts
+  await store.fail(a, { code: 'storage_failed', message: 'store away', retryable: true });
+  expect(await store.spool(b, kb(600), 3600, 1024 * 1024)).toBe(true);
+  expect(await redis.ttl(keys.spoolIndex())).toBeGreaterThan(3500);
+  expect((await redis.zrangebyscore(keys.spoolIndex(), '-inf', '+inf')).sort()).toEqual([`${keys.spool(b.id)}|${600 * 1024}`, `${keys.spool(c.id)}|${400 * 1024}`].sort());
 });
 
 it('publishes each change on the generation channel', async () => {

@@ -9,6 +9,7 @@ import type { GenerationMessage } from '../schemas/channel';
 import { decodeRecord, encodeFields, packFields } from './codec';
 import { CLAIM_UPSTREAM_LUA } from './lua/claim-upstream';
 import { CREATE_ARG_COUNT, CREATE_GUARD_LUA, CREATE_KEY_COUNT, CREATE_LUA, DISCARD_LUA } from './lua/create';
+import { SPOOL_LUA } from './lua/spool';
 import { NOW } from './lua/pieces';
 import { CANCEL_ITEMS_LUA, START_LUA, TRANSITION_KEY_COUNT, TRANSITION_LUA } from './lua/transition';
 import { BULLMQ_ADD_ARGS, captureJobAdd, withJobAdds } from './lua/with-job-add';
@@ -100,6 +101,7 @@ type StoreRedis = Redis & {
   imagegenTransition(...args: (string | number)[]): Promise<TransitionOutcome>;
   imagegenStart(...args: (string | number)[]): Promise<[string, string?, string?, string?, string[]?]>;
   imagegenCreate(...args: (string | number)[]): Promise<[string, string]>;
+  imagegenSpool(key: string, index: string, data: Buffer, ttlSeconds: number, budgetBytes: number): Promise<number>;
   imagegenDiscard(...args: (string | number)[]): Promise<number>;
   imagegenClaimUpstream(key: string, usage: string, owner: string, leaseMs: number): Promise<[string, string, string]>;
   imagegenCancelItems(numKeys: number, ...args: (string | number)[]): Promise<number>;
@@ -128,6 +130,7 @@ export class GenerationStore {
       redis.defineCommand('imagegenTransition', { numberOfKeys: TRANSITION_KEY_COUNT, lua: TRANSITION_LUA });
       redis.defineCommand('imagegenStart', { numberOfKeys: TRANSITION_KEY_COUNT, lua: START_LUA });
       redis.defineCommand('imagegenCreate', { numberOfKeys: CREATE_KEY_COUNT, lua: CREATE_LUA });
+      redis.defineCommand('imagegenSpool', { numberOfKeys: 2, lua: SPOOL_LUA });
       redis.defineCommand('imagegenDiscard', { numberOfKeys: 5, lua: DISCARD_LUA });
       redis.defineCommand('imagegenClaimUpstream', { numberOfKeys: 2, lua: CLAIM_UPSTREAM_LUA });
       redis.defineCommand('imagegenCancelItems', { lua: CANCEL_ITEMS_LUA });
@@ -278,12 +281,20 @@ export class GenerationStore {
     return toClaim(outcome, a, b);
   }
 
-  /** Keeps paid-for bytes that could not be stored, so the next attempt resumes from them. */
-  async spool(ref: GenerationRef, data: Buffer, ttlSeconds: number): Promise<void> {
+  /**
+   * Keeps paid-for bytes that could not be stored, so the next attempt resumes from them, unless
+   * the spooled bytes of every generation would pass `budgetBytes` with them (see SPOOL_LUA):
+   * says whether they are kept.
+   */
+  async spool(ref: GenerationRef, data: Buffer, ttlSeconds: number, budgetBytes: number): Promise<boolean> {
     const key = this.keys.spool(ref.id);
-    await this.redis.set(key, data, 'EX', ttlSeconds);
+    if ((await this.redis.imagegenSpool(key, this.keys.spoolIndex(), data, ttlSeconds, budgetBytes)) !== 1) return false;
     // a generation that ended meanwhile does not take the bytes: they go at once
-    if ((await this.transition(ref, { spoolKey: key, upstreamLease: null })) !== 'ok') await this.dropSpool(ref.id);
+    if ((await this.transition(ref, { spoolKey: key, upstreamLease: null })) !== 'ok') {
+      await this.dropSpool(ref.id);
+      return false;
+    }
+    return true;
   }
 
   readSpool(key: string): Promise<Buffer | null> {

@@ -4,6 +4,7 @@ import { redisTimeMs } from '../redis-clock';
 import { STATUSES, type GenerationStatus } from '../schemas/generation';
 import type { GenerationRef } from './generation-store';
 import { forgetTenantsWithoutRecords } from './tenant-index';
+import { SPOOL_PRUNE_LUA } from './lua/spool';
 
 /** Index entries of each tenant's queued, and active, generations one orphan sweep reads at most. */
 export const ORPHAN_SCAN_BUDGET = 10_000;
@@ -135,6 +136,11 @@ export class RecordRetention {
       if (old.length) removed += await this.redis.hdel(key, ...old);
     }
     return removed;
+  }
+
+  /** Drops the spool index's entries of spools gone (see SPOOL_PRUNE_LUA); how many went. */
+  pruneSpoolIndex(): Promise<number> {
+    return this.redis.eval(SPOOL_PRUNE_LUA, 1, this.keys.spoolIndex()) as Promise<number>;
   }
 
   /** File tokens whose files are due for removal, oldest first. */
