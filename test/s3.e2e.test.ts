@@ -68,6 +68,9 @@ describe('the S3 backend', () => {
       await expect(astray.open('backendAAAAAAAA/original.png', { start: 0, end: 9 })).rejects.toThrow();
       // before: null, as for a missing file (a HEAD's NotFound has no body to tell them apart)
       await expect(astray.stat('backendAAAAAAAA/original.png')).rejects.toThrow('the bucket no-such-bucket does not exist');
+      // what processes check (and log) as they start
+      await expect(astray.reachable()).rejects.toThrow('the bucket no-such-bucket does not exist');
+      await expect(storage.reachable()).resolves.toBeUndefined();
     } finally {
       await astray.close();
     }
@@ -283,15 +286,24 @@ describe('STORAGE=s3, files streamed by the API', () => {
     });
 
     it('answers 503 while the store is away, and serves again once it is back', async () => {
+      const batch = await postJson(`${stack.baseUrl}/v1/batches`, { items: [{ topic: 'archived while away', size: 'SQUARE' }] });
+      const deadline = Date.now() + 60_000;
+      while ((await get(stack.baseUrl, `/v1/batches/${batch.body.id}`)).body.toString().includes('"in_progress"') && Date.now() < deadline) await sleep(100);
+      expect(JSON.parse((await get(stack.baseUrl, `/v1/batches/${batch.body.id}`)).body.toString())).toMatchObject({ status: 'completed', counts: { completed: 1 } });
       await s3.stop();
       try {
         const res = await get(stack.baseUrl, `/files/${KEY}`);
         expect([res.status, res.headers['content-type'], res.headers['retry-after']]).toEqual([503, 'application/problem+json; charset=utf-8', '5']);
         expect(JSON.parse(res.body.toString())).toMatchObject({ status: 503, detail: 'The file store is not reachable; try again shortly' });
+        // the archive says so before it begins (before: 200, results.jsonl, then the connection cut)
+        const archive = await get(stack.baseUrl, `/v1/batches/${batch.body.id}/archive`);
+        expect([archive.status, archive.headers['content-type'], archive.headers['retry-after']]).toEqual([503, 'application/problem+json; charset=utf-8', '5']);
       } finally {
         await s3.start();
       }
       expect((await get(stack.baseUrl, `/files/${KEY}`)).status).toBe(200);
+      const archive = await get(stack.baseUrl, `/v1/batches/${batch.body.id}/archive`);
+      expect([archive.status, archive.headers['content-type']]).toEqual([200, 'application/zip']);
     });
   });
 

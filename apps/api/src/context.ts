@@ -1,7 +1,7 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
-import { WaiterChannel, BatchStore, publishFilesBase, createMetrics, observeOutbox, observeQueues, outboxBacklog, type Metrics, createLogger, createRedis, createStorage, DeliveryLog, EventHub, GenerationStore, keysFor, QUEUES, RedisClock, retentionSeconds, WebhookSecrets, type Keys, type Logger, type Storage } from '@imagegen/shared';
+import { WaiterChannel, BatchStore, publishFilesBase, createMetrics, observeOutbox, observeQueues, outboxBacklog, type Metrics, createLogger, createRedis, createStorage, storageErrorText, DeliveryLog, EventHub, GenerationStore, keysFor, QUEUES, RedisClock, retentionSeconds, WebhookSecrets, type Keys, type Logger, type Storage } from '@imagegen/shared';
 import type { ApiConfig } from './config';
 import { ApiKeyStore } from './services/api-keys';
 import { Quotas } from './services/quotas';
@@ -57,6 +57,8 @@ export function createApiContext(config: ApiConfig, adminPassword: string | (() 
   webhooks.on('error', (err) => logger.warn('queue error', { queue: QUEUES.webhooks, error: err.message }));
   const shutdown = new AbortController();
   const storage = createStorage(config);
+  // a setup that cannot work (a bucket that does not exist, credentials refused) is said at once, not at the first download
+  void storage.reachable?.().catch((err: unknown) => logger.error('the file store cannot be used: downloads answer 503 until it can', { error: storageErrorText(err) }));
   const metrics = createMetrics('api');
   observeQueues(metrics, [generate, maintenance, webhooks]);
   observeOutbox(metrics, () => outboxBacklog(redis, keys));

@@ -1,4 +1,4 @@
-import { BatchStore, createMetrics, createLogger, createRedis, createStorage, EventHub, GenerationStore, keysFor, QUEUES, RecordRetention, retentionSeconds, RetryDue, type GeneratorProvider, type Metrics, type Logger, type Storage } from '@imagegen/shared';
+import { BatchStore, createMetrics, createLogger, createRedis, createStorage, storageErrorText, EventHub, GenerationStore, keysFor, QUEUES, RecordRetention, retentionSeconds, RetryDue, type GeneratorProvider, type Metrics, type Logger, type Storage } from '@imagegen/shared';
 import { Queue, type Worker } from 'bullmq';
 import type { WorkerConfig } from './config';
 import { randomUUID } from 'node:crypto';
@@ -47,6 +47,8 @@ export async function startWorkerRuntime(
   const store = new GenerationStore(storeRedis, keys, retention);
   const batches = new BatchStore(storeRedis, keys);
   const storage = overrides.storage ?? createStorage(config);
+  // a setup that cannot work (a bucket that does not exist, credentials refused) is said at once, not by each generation waiting for it
+  void storage.reachable?.().catch((err: unknown) => logger.error('the file store cannot be used: generations wait for it (storage_failed) until it can', { error: storageErrorText(err) }));
   const generateQueue = new Queue(QUEUES.generate, { connection: storeRedis, prefix: config.QUEUE_PREFIX });
   generateQueue.on('error', (err) => logger.warn('queue error', { error: err.message }));
   // the sweep's handle on the webhooks queue (the delivery side has its own, on its own connection)

@@ -5,6 +5,7 @@ import type { Response } from 'express';
 import { isTerminal, presentBatch, presentGeneration, readBatchMessage, storageErrorText, type BatchRecord, type BatchResultLine, type GenerationRecord } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { END_EVENT_ID, endEventStreamAtOnce, openEventStream, toldTheEnd } from '../http/event-stream';
+import { unavailable } from '../http/problem';
 import { onKeyRevoked } from '../http/revocation';
 import type { BatchesService } from './batch.service';
 
@@ -66,6 +67,14 @@ export async function streamResults(ctx: ApiContext, service: BatchesService, ba
 export async function streamArchive(ctx: ApiContext, service: BatchesService, batch: BatchRecord, res: Response): Promise<void> {
   const signal = ctx.waits.forResponse(res);
   if (signal.aborted) return void res.end();
+  // a store that cannot be read is said before the answer begins, not by an archive cut after results.jsonl
+  if (batch.completed > 0) {
+    try {
+      await ctx.storage.reachable?.();
+    } catch {
+      throw unavailable('The file store is not reachable; try again shortly');
+    }
+  }
   res.status(200).set({ 'Content-Type': 'application/zip', 'Content-Disposition': `attachment; filename="${batch.id}.zip"`, 'Cache-Control': 'no-store' });
   // originals are already compressed: storing them costs no CPU and makes the archive start at once
   const archive = archiver('zip', { store: true });

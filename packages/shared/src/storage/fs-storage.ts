@@ -1,5 +1,5 @@
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { access, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -49,6 +49,11 @@ export class FsStorage implements Storage {
   constructor(dataDir: string) {
     this.root = path.resolve(dataDir, 'files');
     this.tmpDir = path.join(this.root, TEMPORARY_DIR);
+  }
+
+  async reachable(): Promise<void> {
+    await mkdir(this.root, { recursive: true });
+    await access(this.root, constants.R_OK | constants.W_OK);
   }
 
   private pathFor(key: string): string {

@@ -133,6 +133,17 @@ export class S3Storage implements Storage {
     this.bucketSeenAt = performance.now();
   }
 
+  async reachable(): Promise<void> {
+    try {
+      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
+    } catch (err) {
+      if (isNotFound(err) || (err instanceof S3ServiceException && err.name === 'NoSuchBucket')) throw new Error(`the bucket ${this.bucket} does not exist`);
+      if (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 403) throw new Error(`access to the bucket ${this.bucket} is refused (check the credentials and their permissions)`);
+      throw err;
+    }
+    this.bucketSeenAt = performance.now();
+  }
+
   createReadStream(key: string): Readable {
     // the interface's synchronous stream, for callers that take no ranges: a pass-through fed by open()
     const out = new PassThrough();

@@ -29,6 +29,8 @@ export interface Storage {
   removeOthers(prefix: string, keep: ReadonlySet<string>): Promise<void>;
   /** Removes temporary files older than `olderThanMs` (left by a process killed mid-write); returns how many. */
   sweepTemporary?(olderThanMs: number): Promise<number>;
+  /** Throws, saying why, when the store cannot be used now (down, its bucket missing, access refused). */
+  reachable?(): Promise<void>;
   /** Lets go of connections the backend keeps open. */
   close?(): Promise<void>;
 }
