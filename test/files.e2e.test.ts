@@ -114,7 +114,7 @@ describe('file serving', () => {
       expect(res.headers).toMatchObject({
         'content-type': 'image/png',
         'content-length': String(SIZE),
-        'cache-control': 'public, max-age=31536000, immutable',
+        'cache-control': 'public, max-age=2592000, immutable',
         'x-content-type-options': 'nosniff',
       });
       expect(res.headers.etag).toMatch(/^(W\/)?"[^"]+"$/);

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { S3Storage, type Storage } from '@imagegen/shared';
 import { abortedDownload, get } from './support/downloads';
 import { checkResultImages } from './support/images';
@@ -27,6 +28,16 @@ async function objectsByToken(s3: S3Server): Promise<Record<string, string[]>> {
 const untagged = (names: string[]) => names.map((n) => n.replace(/-[0-9a-f]{8}(\.[a-z0-9]+)$/, '$1'));
 
 const pathOf = (url: string) => new URL(url).pathname;
+
+/** What the bucket keeps with an object (its headers), read by a client of the test's own. */
+async function s3Object(key: string) {
+  const client = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true });
+  try {
+    return await client.send(new HeadObjectCommand({ Bucket: s3.bucket, Key: key }));
+  } finally {
+    client.destroy();
+  }
+}
 
 let s3: S3Server;
 beforeAll(async () => {
@@ -201,12 +212,14 @@ describe('STORAGE=s3, files streamed by the API', () => {
       expect(res.headers).toMatchObject({
         'content-type': 'image/png',
         'content-length': String(SIZE),
-        'cache-control': 'public, max-age=31536000, immutable',
+        'cache-control': 'public, max-age=2592000, immutable',
         'x-content-type-options': 'nosniff',
         'accept-ranges': 'bytes',
       });
       const info = await stack.api.storage.stat(KEY);
       expect(res.headers.etag).toBe(info?.etag);
+      // the object itself is written so: a CDN in front of the bucket keeps it no longer than the retention (before: a year)
+      expect((await s3Object(KEY))?.CacheControl).toBe('public, max-age=2592000, immutable');
       expect(Date.parse(String(res.headers['last-modified']))).toBe(info!.modifiedAt!.getTime());
       expect(res.body.equals(data)).toBe(true);
 

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Router, type Request, type Response } from 'express';
-import { contentTypeFor, isValidStorageKey, type ByteRange, type OpenedFile, type Storage, type StoredFileInfo } from '@imagegen/shared';
+import { contentTypeFor, fileCacheControl, isValidStorageKey, type ByteRange, type OpenedFile, type Storage, type StoredFileInfo } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { HttpProblem, notFound } from '../http/problem';
 
@@ -12,26 +12,27 @@ import { HttpProblem, notFound } from '../http/problem';
  */
 export function filesRouter(ctx: ApiContext): Router {
   const router = Router();
+  const cacheControl = fileCacheControl(ctx.config.RECORD_RETENTION_HOURS);
   // GET routes answer HEAD too
   router.get('/files/:token/:name', async (req, res) => {
     const key = `${req.params.token}/${req.params.name}`;
     if (!isValidStorageKey(key)) throw notFound('File');
     const { storage } = ctx;
     const local = storage.localPath?.(key);
-    if (!local && storage.open) return streamObject(storage as RangedStorage, key, req, res);
+    if (!local && storage.open) return streamObject(storage as RangedStorage, key, req, res, cacheControl);
     const info = await storage.stat(key);
     if (!info) throw notFound('File');
-    const headers = fileHeaders(key, info);
+    const headers = fileHeaders(key, info, cacheControl);
     if (local) await sendLocalFile(res, local, headers);
     else await streamFile(storage, key, info, headers, req, res);
   });
   return router;
 }
 
-function fileHeaders(key: string, info: StoredFileInfo): Record<string, string> {
+function fileHeaders(key: string, info: StoredFileInfo, cacheControl: string): Record<string, string> {
   const headers: Record<string, string> = {
     'Content-Type': contentTypeFor(key),
-    'Cache-Control': 'public, max-age=31536000, immutable',
+    'Cache-Control': cacheControl,
     'X-Content-Type-Options': 'nosniff',
   };
   // the backend's own validator (an object's ETag) where it has one, else the form `send` and
@@ -109,7 +110,7 @@ function preconditionFails(req: Request, etag: string | undefined, lastModified:
  * one request to the store; the others look at the object first. The read is destroyed with the
  * response, however it ends, so a client that goes away releases the store's connection at once.
  */
-async function streamObject(storage: RangedStorage, key: string, req: Request, res: Response): Promise<void> {
+async function streamObject(storage: RangedStorage, key: string, req: Request, res: Response, cacheControl: string): Promise<void> {
   const conditional = ['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since'].some((h) => req.headers[h] !== undefined);
   const plainGet = req.method === 'GET' && req.headers.range === undefined && !conditional;
   let opened: OpenedFile | null = null;
@@ -121,7 +122,7 @@ async function streamObject(storage: RangedStorage, key: string, req: Request, r
     info = await fromStorage(() => storage.stat(key));
   }
   if (!info) throw notFound('File');
-  res.set({ ...fileHeaders(key, info), 'Accept-Ranges': 'bytes' });
+  res.set({ ...fileHeaders(key, info, cacheControl), 'Accept-Ranges': 'bytes' });
   if (preconditionFails(req, res.get('ETag'), res.get('Last-Modified'))) {
     clearFileHeaders(res);
     throw new HttpProblem(412, 'Precondition failed', 'The file does not match the request’s preconditions');

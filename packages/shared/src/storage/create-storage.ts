@@ -10,6 +10,17 @@ export interface StorageConfig {
   S3_ENDPOINT?: string | undefined;
   S3_REGION: string;
   S3_FORCE_PATH_STYLE: boolean;
+  /** How long records and their files are kept: caches keep a file no longer (see fileCacheControl). */
+  RECORD_RETENTION_HOURS?: number;
+}
+
+/**
+ * Files never change once written, so caches (a browser, a CDN in front of a public bucket) may
+ * keep them: for as long as the retention keeps them, not a year past their removal.
+ */
+export function fileCacheControl(retentionHours?: number): string {
+  const seconds = retentionHours === undefined ? 31_536_000 : Math.min(31_536_000, Math.max(1, Math.round(retentionHours * 3600)));
+  return `public, max-age=${seconds}, immutable`;
 }
 
 /** The backend STORAGE names: files under DATA_DIR, or objects in S3_BUCKET. */
@@ -17,5 +28,5 @@ export function createStorage(config: StorageConfig): Storage {
   if (config.STORAGE === 'fs') return new FsStorage(config.DATA_DIR);
   // the config schema refuses STORAGE=s3 without a bucket; this guards other callers
   if (!config.S3_BUCKET) throw new Error('STORAGE=s3 needs S3_BUCKET');
-  return new S3Storage({ bucket: config.S3_BUCKET, endpoint: config.S3_ENDPOINT, region: config.S3_REGION, forcePathStyle: config.S3_FORCE_PATH_STYLE });
+  return new S3Storage({ bucket: config.S3_BUCKET, endpoint: config.S3_ENDPOINT, region: config.S3_REGION, forcePathStyle: config.S3_FORCE_PATH_STYLE, cacheControl: fileCacheControl(config.RECORD_RETENTION_HOURS) });
 }

@@ -15,6 +15,8 @@ export interface S3StorageOptions {
   maxSockets?: number;
   /** How long a call may wait for the store's answer (a store that accepts connections and hangs), per attempt. */
   answerTimeoutMs?: number;
+  /** Cache-Control every object is written with (see fileCacheControl); a year unless said. */
+  cacheControl?: string;
 }
 
 /** The store's answer is waited for this long per attempt, and a call makes at most two. */
@@ -52,11 +54,13 @@ export class S3Storage implements Storage {
   private readonly streams: S3Client;
   private readonly agents: (HttpAgent | HttpsAgent)[] = [];
   private readonly answerTimeoutMs: number;
+  private readonly cacheControl: string;
   private bucketSeenAt = -Infinity;
 
   constructor(opts: S3StorageOptions) {
     this.bucket = opts.bucket;
     this.answerTimeoutMs = opts.answerTimeoutMs ?? ANSWER_TIMEOUT_MS;
+    this.cacheControl = opts.cacheControl ?? CACHE_CONTROL;
     // a connection idle that long is let go: for calls, the answer's deadline; for bodies being
     // streamed, a minute (a client that stopped reading)
     this.client = this.makeClient(opts, this.answerTimeoutMs, opts.maxSockets ?? 64);
@@ -88,7 +92,7 @@ export class S3Storage implements Storage {
   }
 
   async put(key: string, data: Buffer): Promise<{ bytes: number }> {
-    const params = { Bucket: this.bucket, Key: this.checkKey(key), Body: data, ContentType: contentTypeFor(key), CacheControl: CACHE_CONTROL };
+    const params = { Bucket: this.bucket, Key: this.checkKey(key), Body: data, ContentType: contentTypeFor(key), CacheControl: this.cacheControl };
     if (data.length < MULTIPART_THRESHOLD) {
       await this.client.send(new PutObjectCommand({ ...params, ContentLength: data.length }));
     } else {
