@@ -112,6 +112,14 @@ it('refuses an API address with a user or password, and never prints it', () => 
   expect(() => new ApiClient({ url: 'not a url with hunter2' })).toThrow(/^IMAGEGEN_URL \(or --url\) is not a URL/);
 });
 
+it('refuses an API address that is not http(s) at once, rather than try it for minutes', () => {
+  // `localhost:3000` parses as a URL of the scheme `localhost:` (before: "fetch failed", tried again and again)
+  for (const url of ['localhost:3000', 'ftp://127.0.0.1/', 'file:///tmp/x']) {
+    expect(() => new ApiClient({ url })).toThrow('IMAGEGEN_URL (or --url) must start with http:// or https:// (e.g. http://localhost:3000)');
+  }
+  expect(new ApiClient({ url: 'https://imagegen.example/' }).base).toBe('https://imagegen.example');
+});
+
 it('a failed download names the file without its query (a signed URL carries its signature there)', async () => {
   answers.set('/signed.png?X-Amz-Signature=SECRETSIG', [{ status: 403 }]);
   const err = (await download(`${base}/signed.png?X-Amz-Signature=SECRETSIG`, path.join(os.tmpdir(), 'never.png')).catch((e: unknown) => e)) as Error;

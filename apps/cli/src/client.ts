@@ -44,6 +44,8 @@ export class ApiClient {
     } catch {
       throw new CliError('IMAGEGEN_URL (or --url) is not a URL; set it to the API address (e.g. http://localhost:3000)');
     }
+    // anything else (`localhost:3000` reads as the scheme `localhost:`) fetch refuses every time, which reads as an outage
+    if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new CliError('IMAGEGEN_URL (or --url) must start with http:// or https:// (e.g. http://localhost:3000)');
     // they would be refused by fetch and printed in every message: the key goes in IMAGEGEN_API_KEY
     if (parsed.username || parsed.password) throw new CliError('IMAGEGEN_URL (or --url) must not carry a user or password; give the API key in IMAGEGEN_API_KEY or --api-key');
     this.base = parsed.toString().replace(/\/$/, '');

@@ -1,4 +1,7 @@
-import { parsePrompts } from './prompts';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parsePrompts, readPrompts } from './prompts';
 
 describe('parsePrompts', () => {
   it('reads CSV with quoted commas, quotes and newlines', () => {
@@ -56,5 +59,30 @@ describe('parsePrompts past the batch limit', () => {
     const text = Array.from({ length: 50_001 }, (_, i) => `topic ${i}`).join('\n');
     expect(() => parsePrompts('big.txt', text)).toThrow('big.txt has 50,001 prompts; a batch holds at most 50,000: split it into several files');
     expect(parsePrompts('fits.txt', Array.from({ length: 50_000 }, (_, i) => `topic ${i}`).join('\n')).items).toHaveLength(50_000);
+  });
+});
+
+describe('prompts files as the API reads them', () => {
+  it('takes a CSV header as the API does: any case, spaces around the names', () => {
+    // before: "the header must be topic,style,size" for a file the API itself accepts
+    expect(parsePrompts('p.csv', 'Topic, Style, Size\na cat,3D,SQUARE\n').items).toEqual([{ topic: 'a cat', style: '3D', size: 'SQUARE' }]);
+  });
+
+  it('refuses a file that is not UTF-8, naming its first such line, rather than send U+FFFD in its topics', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'imagegen-prompts-'));
+    try {
+      for (const [name, bytes, line] of [
+        ['latin1.csv', Buffer.from('topic\ncaf\xe9\n', 'latin1'), 2],
+        ['latin1.txt', Buffer.from('fine\nstill fine\ncaf\xe9 au lait\n', 'latin1'), 3],
+      ] as const) {
+        await writeFile(path.join(dir, name), bytes);
+        // before: read with U+FFFD in place of é, and sent
+        await expect(readPrompts(path.join(dir, name))).rejects.toThrow(`${path.join(dir, name)}, line ${line}: not UTF-8 text (save the file as UTF-8)`);
+      }
+      await writeFile(path.join(dir, 'utf8.txt'), 'café au lait\n');
+      expect((await readPrompts(path.join(dir, 'utf8.txt'))).items).toEqual([{ topic: 'café au lait' }]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

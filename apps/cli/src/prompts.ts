@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'csv-parse/sync';
@@ -36,7 +37,8 @@ export function parsePrompts(file: string, text: string): Prompts {
     let rows: { record: Record<string, string>; info: { lines: number }; raw: string }[];
     try {
       rows = parse(text, {
-        columns: true,
+        // as the API reads a header: spreadsheets write `Topic, Style, Size`
+        columns: (names: string[]) => names.map((n) => n.trim().toLowerCase()),
         // as the API reads CSV: a short row leaves its last columns empty (their defaults); a long one is an error
         relax_column_count_less: true,
         skip_empty_lines: true,
@@ -94,11 +96,32 @@ function badLines(file: string, problems: { line: number; reason: string }[]): C
 }
 
 export async function readPrompts(file: string): Promise<Prompts> {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(file, 'utf8');
+    bytes = await readFile(file);
   } catch (err) {
     throw new CliError(`Cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
-  return parsePrompts(file, text);
+  return parsePrompts(file, utf8Of(file, bytes));
 }
+
+/**
+ * The file's text; one that is not UTF-8 is refused, naming its first such line, as the API
+ * refuses such a body: read anyway, its topics would be sent (and paid for) with U+FFFD in them.
+ */
+function utf8Of(file: string, bytes: Buffer): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    let line = 1;
+    for (let start = 0; start < bytes.length; line++) {
+      const end = bytes.indexOf(0x0a, start);
+      const piece = bytes.subarray(start, end < 0 ? bytes.length : end);
+      if (!isUtf8(piece)) break;
+      if (end < 0) break;
+      start = end + 1;
+    }
+    throw new CliError(`${file}, line ${line}: not UTF-8 text (save the file as UTF-8)`);
+  }
+}
+

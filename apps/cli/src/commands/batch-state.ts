@@ -18,10 +18,7 @@ const ownFile = (name: string) => name === 'results.jsonl' || /^\d+-gen_[A-Za-z0
 export async function refuseFolderOfAnotherBatch(dir: string, file: string, out: string): Promise<void> {
   const names = await readdir(dir).catch(() => [] as string[]);
   if (names.includes(STATE_FILE)) {
-    const id = await readFile(path.join(dir, STATE_FILE), 'utf8').then(
-      (text) => (JSON.parse(text) as { batchId?: unknown }).batchId,
-      () => undefined,
-    );
+    const id = await batchOfStateFile(dir, out);
     if (typeof id === 'string') {
       throw new CliError(`${out} already holds batch ${id}; continue it with: ${resumeCommand(file, out, id)}, or choose another --out folder; nothing was submitted`);
     }
@@ -37,14 +34,23 @@ export async function refuseFolderOfAnotherBatch(dir: string, file: string, out:
  */
 export async function refuseFolderOfOtherBatch(client: ApiClient, dir: string, batchId: string, out: string): Promise<void> {
   const names = await readdir(dir).catch(() => [] as string[]);
-  const held = names.includes(STATE_FILE)
-    ? await readFile(path.join(dir, STATE_FILE), 'utf8').then(
-        (text) => (JSON.parse(text) as { batchId?: unknown }).batchId,
-        () => undefined,
-      )
-    : await batchOfHeldResults(client, dir, names);
+  const held = names.includes(STATE_FILE) ? await batchOfStateFile(dir, out) : await batchOfHeldResults(client, dir, names);
   if (typeof held === 'string' && held !== batchId) throw new CliError(`${out} holds batch ${held}, not ${batchId}; resume ${batchId} into its own --out folder`);
   if (held === null) throw new CliError(`${out} holds results of a batch this API key cannot see (not ${batchId}); resume ${batchId} into its own --out folder`);
+}
+
+/** The batch the folder's state file names; one that cannot be read says so, naming it. */
+async function batchOfStateFile(dir: string, out: string): Promise<string | undefined> {
+  const file = path.join(dir, STATE_FILE);
+  const text = await readFile(file, 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  try {
+    const id = (JSON.parse(text) as { batchId?: unknown } | null)?.batchId;
+    if (typeof id === 'string') return id;
+  } catch {
+    // said below
+  }
+  throw new CliError(`${path.join(out, STATE_FILE)} is not a batch's state (it should be {"batchId": "batch_…"}): fix it, or remove it if the folder holds no batch's results`);
 }
 
 /**
