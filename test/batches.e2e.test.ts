@@ -121,6 +121,11 @@ describe('batches', () => {
     const item = (await getJson(`${stack.baseUrl}/v1/generations/${lines[7].id}`)).body;
     expect(item).toMatchObject({ batchId: id, batchIndex: 7, request: { topic: topics[7], size: 'SQUARE' } });
 
+    // HEAD says what a GET would answer, without making it
+    for (const what of ['archive', 'results']) {
+      const head = await fetch(`${stack.baseUrl}/v1/batches/${id}/${what}`, { method: 'HEAD' });
+      expect([head.status, head.headers.get('content-type')]).toEqual([200, what === 'archive' ? 'application/zip' : 'application/x-ndjson']);
+    }
     const zip = Buffer.from(await (await fetch(`${stack.baseUrl}/v1/batches/${id}/archive`)).arrayBuffer());
     const entries = zipEntries(zip);
     const images = entries.filter((e) => e.name !== 'results.jsonl');

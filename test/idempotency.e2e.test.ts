@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import http from 'node:http';
 import { newFileToken, newId } from '@imagegen/shared';
 import { keysUnder } from './support/redis';
 import { postJson, startStack, type Stack } from './support/stack';
@@ -20,6 +21,24 @@ describe('Idempotency-Key on POST /v1/generations', () => {
     expect(second.body.id).toBe(first.body.id);
     expect(second.headers.get('idempotent-replayed')).toBe('true');
     expect(await stack.api.queues.generate.getJobCountByTypes('waiting', 'prioritized')).toBe(1);
+  });
+
+  it('two Idempotency-Key headers are refused, not joined into a key of their own', async () => {
+    const before = await stack.api.queues.generate.getJobCountByTypes('waiting', 'prioritized');
+    const answer = await new Promise<{ status: number; body: { detail?: string; errors?: unknown[] } }>((resolve, reject) => {
+      const url = new URL(`${stack.baseUrl}/v1/generations`);
+      // two header lines (fetch would join them into one)
+      const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { ...auth('key-a'), 'Content-Type': 'application/json', 'Idempotency-Key': ['twice-a', 'twice-b'] } }, (res) => {
+        let text = '';
+        res.on('data', (d) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify({ topic: 'keyed twice' }));
+    });
+    // before: 202, a generation under the key "twice-a, twice-b"
+    expect(answer).toEqual({ status: 400, body: expect.objectContaining({ detail: 'Send one Idempotency-Key header, not several' }) });
+    expect(await stack.api.queues.generate.getJobCountByTypes('waiting', 'prioritized')).toBe(before);
   });
 
   it('50 concurrent repeats make exactly one generation and one job', async () => {

@@ -44,6 +44,8 @@ async function write(res: NodeJS.WritableStream & { destroyed?: boolean }, chunk
 export async function streamResults(ctx: ApiContext, service: BatchesService, batch: BatchRecord, res: Response): Promise<void> {
   const signal = ctx.waits.forResponse(res);
   res.status(200).set({ 'Content-Type': 'application/x-ndjson', 'Cache-Control': 'no-store' });
+  // HEAD: the answer's headers, without reading any item
+  if (res.req.method === 'HEAD') return void res.end();
   const stopWatching = await onKeyRevoked(ctx, res, () => res.destroy());
   try {
     for await (const page of service.items(batch)) {
@@ -76,6 +78,8 @@ export async function streamArchive(ctx: ApiContext, service: BatchesService, ba
     }
   }
   res.status(200).set({ 'Content-Type': 'application/zip', 'Content-Disposition': `attachment; filename="${batch.id}.zip"`, 'Cache-Control': 'no-store' });
+  // HEAD: the answer's headers, without making the archive
+  if (res.req.method === 'HEAD') return void res.end();
   // originals are already compressed: storing them costs no CPU and makes the archive start at once
   const archive = archiver('zip', { store: true });
   archive.on('warning', () => undefined);

@@ -61,3 +61,14 @@ export function preferWaitSeconds(header: string | undefined, max: number): numb
   if (value === undefined) return undefined;
   return Math.min(Number(value), max);
 }
+
+/**
+ * The request's Idempotency-Key. Two or more are refused: Node joins them into one value
+ * (`a, b`), which would be taken for a key of its own and make another generation or batch.
+ */
+export function idempotencyKeyOf(req: Request): string | undefined {
+  let seen = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if ((req.rawHeaders[i] as string).toLowerCase() === 'idempotency-key') seen++;
+  if (seen > 1) throw invalid('Send one Idempotency-Key header, not several', [{ path: '(header) Idempotency-Key', message: 'was sent more than once' }]);
+  return req.get('idempotency-key');
+}

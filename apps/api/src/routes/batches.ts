@@ -11,7 +11,7 @@ import { streamArchive, streamBatchEvents, streamResults } from '../batches/batc
 import { readJsonBody } from '../batches/json-body';
 import { limitedBody } from '../http/body-limit';
 import { verifyUtf8 } from '../http/utf8';
-import { hasBody, parseBody, parseQuery, requireContentType } from '../http/validate';
+import { hasBody, idempotencyKeyOf, parseBody, parseQuery, requireContentType } from '../http/validate';
 import { WebhookRecoveries } from '../services/webhook-recoveries';
 
 export const batchListQuery = z.strictObject({
@@ -48,7 +48,7 @@ export function batchesRouter(ctx: ApiContext, json: RequestHandler): Router {
       const body: unknown = req.body;
       if (format !== 'json' && typeof body !== 'string') throw invalid('A body is required', [{ path: '(body)', message: 'is required' }]);
       const submission: BatchSubmission = format === 'json' ? await fromJson(body) : format === 'csv' ? await fromCsv(body as string) : await fromNdjson(body as string);
-      const idempotencyKey = req.get('idempotency-key');
+      const idempotencyKey = idempotencyKeyOf(req);
       const idempotency = idempotencyKey === undefined ? undefined : await service.idempotencyKey(tenant, idempotencyKey, body);
       // a repeat of a batch already accepted is answered as it is, costing no quota
       const earlier = idempotency ? await service.replayOf(tenant, idempotency) : null;

@@ -5,7 +5,7 @@ import type { ApiContext } from '../context';
 import { assertWebhookAllowed } from '../http/webhook-guard';
 import { enforceQuota } from '../http/rate-limit';
 import { keyRevokedProblem, waitWatchingKey } from '../http/revocation';
-import { parseBody, parseQuery, preferWaitSeconds, requireContentType } from '../http/validate';
+import { idempotencyKeyOf, parseBody, parseQuery, preferWaitSeconds, requireContentType } from '../http/validate';
 import type { RequestHandler } from 'express';
 import type { GenerationsService } from '../services/generations';
 import { streamGenerationEvents } from './generation-events';
@@ -26,7 +26,7 @@ export function generationsRouter(ctx: ApiContext, service: GenerationsService, 
     const input = parseBody(createGenerationSchema, req.body);
     const tenant = req.tenant as string;
     const wait = preferWaitSeconds(req.get('prefer'), MAX_PREFER_WAIT_SECONDS);
-    const idempotencyKey = req.get('idempotency-key');
+    const idempotencyKey = idempotencyKeyOf(req);
     const idempotency = idempotencyKey === undefined ? undefined : service.idempotencyKey(tenant, idempotencyKey, input);
     // a repeat of a generation already made is answered (and waited on) without costing quota
     const earlier = idempotency ? await service.replayOf(tenant, idempotency) : null;
