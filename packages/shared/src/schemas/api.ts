@@ -47,7 +47,8 @@ export const batchRedeliverSchema = z.strictObject({
 
 /** `POST /v1/webhooks/recover`: which of the tenant's deliveries that did not arrive to send again. */
 /** An ISO 8601 time from 1970 on (what Redis time can hold). */
-const epochTime = () => z.iso.datetime({ offset: true }).refine((v) => Date.parse(v) >= 0, { error: 'must not be before 1970-01-01T00:00:00Z' });
+// (a value that is no time at all is told so by the format alone, not also said to be before 1970)
+const epochTime = () => z.iso.datetime({ offset: true }).refine((v) => !(Date.parse(v) < 0), { error: 'must not be before 1970-01-01T00:00:00Z' });
 
 export const webhookRecoverSchema = z.strictObject({
   since: epochTime().describe('Deliveries whose last attempt ended them (failed or exhausted) at or after this time'),
