@@ -103,3 +103,34 @@ async function eventuallyCounts(q: Queue, want: { completed: number; failed: num
   }
   throw new Error(`job counts never reached ${JSON.stringify(want)}`);
 }
+
+it('a store that fails every removal is given up on for the sweep after a round of them, and one token that fails alone stops nothing', async () => {
+  const fs = new FsStorage(dir);
+  let tried = 0;
+  // a store that hangs each removal until it times out (here 50 ms; against a hanging store, seconds each)
+  const failing: Storage = Object.assign(Object.create(fs) as Storage, {
+    removePrefix: async () => {
+      tried++;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      throw new Error('the object store did not answer');
+    },
+  });
+  const tokens = Array.from({ length: 200 }, () => newFileToken());
+  await redis.zadd(keys.fileExpiry(), ...tokens.flatMap((t) => [1, t]));
+  expect((await new RetentionService(new RecordRetention(redis, keys), failing, [queue], 3600, recording()).sweep()).files).toBe(0);
+  // before: all 200 tried, sixteen at a time (against a hanging store, minutes of timeouts)
+  expect(tried).toBeLessThanOrEqual(32);
+  expect(await redis.zmscore(keys.fileExpiry(), ...tokens)).toEqual(tokens.map(() => '1'));
+
+  // one token whose removal fails while the rest go: every other one goes in the same sweep
+  const bad = tokens[0]!;
+  const picky: Storage = Object.assign(Object.create(fs) as Storage, {
+    removePrefix: async (p: string) => {
+      if (p === bad) throw new Error('EACCES');
+      return fs.removePrefix(p);
+    },
+  });
+  expect((await new RetentionService(new RecordRetention(redis, keys), picky, [queue], 3600, recording()).sweep()).files).toBe(199);
+  expect(await redis.zmscore(keys.fileExpiry(), ...tokens)).toEqual(tokens.map((t) => (t === bad ? '1' : null)));
+  await redis.zrem(keys.fileExpiry(), bad);
+});

@@ -73,10 +73,14 @@ export class RetentionService {
       const tokens = await this.retention.dueFileTokens(now, BATCH);
       const done: string[] = [];
       let failed = 0;
+      // failures in a row: as many as there are lanes says the store itself is failing (down, or
+      // hanging until each call times out), and the rest of the page waits for the next sweep
+      // rather than fail one token after another; a token that fails alone does not stop the page
+      let inARow = 0;
       let next = 0;
       await Promise.all(
         Array.from({ length: Math.min(REMOVALS_AT_ONCE, tokens.length) }, async () => {
-          while (next < tokens.length) {
+          while (next < tokens.length && inARow < REMOVALS_AT_ONCE) {
             const token = tokens[next++]!;
             if (!isValidStoragePrefix(token)) {
               this.logger.warn('forgetting malformed file token', { tokenStart: token.slice(0, 4) });
@@ -87,8 +91,10 @@ export class RetentionService {
               await this.storage.removePrefix(token);
               done.push(token);
               removed++;
+              inARow = 0;
             } catch (err) {
               failed++;
+              inARow++;
               // a few characters tell tokens apart in a log and open nothing
               if (failed === 1) this.logger.warn('could not remove files; they stay due', { tokenStart: token.slice(0, 4), error: (err as Error).message.split(token).join(`${token.slice(0, 4)}…`) });
             }
