@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { killAllSpawned, spawnApi, spawnWorker, type ApiProcess, type NodeProcess } from './support/processes';
@@ -53,6 +54,25 @@ describe('logs of one generation across processes', () => {
     const access = await api.waitForLog((l) => l.msg === 'request completed' && l.requestId === requestId);
     expect(access).toMatchObject({ tenant: 'acme', req: { method: 'POST', path: '/v1/generations' }, res: { status: 202 } });
     expect(typeof access.durationMs).toBe('number');
+  });
+
+  it('a request its client leaves mid-upload is logged as aborted, not as completed', async () => {
+    const requestId = `left-${Date.now().toString(36)}`;
+    await new Promise<void>((resolve, reject) => {
+      const url = new URL(`${api.baseUrl}/v1/batches`);
+      const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'content-type': 'application/x-ndjson', authorization: `Bearer ${KEY}`, 'x-request-id': requestId } });
+      req.on('error', () => resolve());
+      // half a body, then the client goes
+      req.write('{"topic":"one"}\n{"topic":"tw');
+      setTimeout(() => {
+        req.destroy();
+        resolve();
+      }, 300);
+      req.on('response', () => reject(new Error('answered a body that never ended')));
+    });
+    const line = await api.waitForLog((l) => l.requestId === requestId && typeof l.msg === 'string' && l.msg.startsWith('request '));
+    // before: "request completed"; the status is the refusal the API answered a client that had gone
+    expect(line).toMatchObject({ msg: 'request aborted', res: { status: 400 } });
   });
 
   it('an unusable X-Request-Id is replaced by one of ours', async () => {

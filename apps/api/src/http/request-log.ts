@@ -35,7 +35,8 @@ export function requestLogging(logger: Logger): RequestHandler {
     // only what says which request it was: never headers (Authorization), query strings or bodies
     serializers: {
       req: (req: { method: string; url: string; originalUrl?: string }) => ({ method: req.method, path: loggablePath(req.originalUrl ?? req.url) }),
-      res: (res: { statusCode: number }) => ({ status: res.statusCode }),
+      // a response its client left before it ended has no status of its own (Node's default is 200)
+      res: (res: ServerResponse) => (res.writableEnded ? { status: res.statusCode } : { status: res.headersSent ? res.statusCode : null, aborted: true }),
       err: (err: Error) => ({ type: err.name, message: err.message }),
     },
     wrapSerializers: false,
@@ -44,7 +45,7 @@ export function requestLogging(logger: Logger): RequestHandler {
       return tenant ? { tenant } : {};
     },
     customLogLevel: (_req: IncomingMessage, res: ServerResponse, err?: Error) => (err || res.statusCode >= 500 ? 'error' : 'info'),
-    customSuccessMessage: () => 'request completed',
+    customSuccessMessage: (req: IncomingMessage, res: ServerResponse) => (!req.readableAborted && res.writableEnded ? 'request completed' : 'request aborted'),
     customErrorMessage: () => 'request failed',
     autoLogging: { ignore: (req: IncomingMessage) => QUIET_PATHS.has(loggablePath(req.url ?? '')) },
     quietReqLogger: true,
