@@ -201,7 +201,7 @@ describe('imagegen CLI', () => {
     // results of a generation the API does not know (expired, another tenant's) are refused too
     const intoUnknown = run(['batch', txt, '--out', older, '--resume', otherId!], env);
     expect(await intoUnknown.code).toBe(1);
-    expect(intoUnknown.stderr()).toMatch(/^imagegen: .*holds results of a batch this API key cannot see/);
+    expect(intoUnknown.stderr()).toMatch(/^imagegen: .*holds results, and the API cannot tell which batch they are of/);
     // and its own batch still resumes there
     const own = run(['batch', txt, '--out', out, '--resume', id!], env);
     expect(await own.code).toBe(0);

@@ -1,6 +1,7 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Request, RequestHandler } from 'express';
 import { HttpProblem, unavailable } from './problem';
+import { headerCount } from './validate';
 import type { ApiKey } from '../config';
 import { isManagedKeyShape, managedKeyPrefix, type ApiKeyStore } from '../services/api-keys';
 
@@ -21,9 +22,7 @@ const digest = (s: string) => createHash('sha256').update(s).digest();
  * the rest, so a request carrying two credentials would be acted on with one of them, unseen.
  */
 function authorizationOf(req: Request): string | undefined {
-  let seen = 0;
-  for (let i = 0; i < req.rawHeaders.length; i += 2) if ((req.rawHeaders[i] as string).toLowerCase() === 'authorization') seen++;
-  if (seen > 1) throw new HttpProblem(400, 'Invalid request', 'Send one Authorization header, not several');
+  if (headerCount(req, 'authorization') > 1) throw new HttpProblem(400, 'Invalid request', 'Send one Authorization header, not several');
   return req.get('authorization');
 }
 

@@ -67,8 +67,13 @@ export function preferWaitSeconds(header: string | undefined, max: number): numb
  * (`a, b`), which would be taken for a key of its own and make another generation or batch.
  */
 export function idempotencyKeyOf(req: Request): string | undefined {
-  let seen = 0;
-  for (let i = 0; i < req.rawHeaders.length; i += 2) if ((req.rawHeaders[i] as string).toLowerCase() === 'idempotency-key') seen++;
-  if (seen > 1) throw invalid('Send one Idempotency-Key header, not several', [{ path: '(header) Idempotency-Key', message: 'was sent more than once' }]);
+  if (headerCount(req, 'idempotency-key') > 1) throw invalid('Send one Idempotency-Key header, not several', [{ path: '(header) Idempotency-Key', message: 'was sent more than once' }]);
   return req.get('idempotency-key');
+}
+
+/** How many times the request carries header `name` (lower case): Node keeps or joins repeats, unseen. */
+export function headerCount(req: Request, name: string): number {
+  let seen = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if ((req.rawHeaders[i] as string).toLowerCase() === name) seen++;
+  return seen;
 }

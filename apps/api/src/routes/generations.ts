@@ -40,6 +40,8 @@ export function generationsRouter(ctx: ApiContext, service: GenerationsService, 
       const opts = { ...(idempotency ? { idempotency } : {}), ...(reservation ? { afterCreate: () => reservation.release(), reservation } : {}), requestId: req.requestId };
       const waiting = wait === undefined ? undefined : await waitWatchingKey(ctx, res);
       try {
+        // revoked in the moment since the key was checked: nothing is made for it
+        if (waiting?.revoked()) throw keyRevokedProblem();
         created = waiting === undefined ? await service.create(tenant, input, opts) : await service.createAndWait(tenant, input, (wait as number) * 1000, waiting.signal, opts);
       } finally {
         await Promise.all([reservation?.release(), waiting?.stop()]);

@@ -19,6 +19,8 @@ export function seedRouter(ctx: ApiContext, service: GenerationsService, json: R
     let created: Awaited<ReturnType<typeof service.createAndWait>>;
     const waiting = await waitWatchingKey(ctx, res);
     try {
+      // revoked in the moment since the key was checked: nothing is made for it
+      if (waiting.revoked()) throw keyRevokedProblem();
       created = await service.createAndWait(req.tenant as string, { ...request, priority: 'normal' }, ctx.config.SYNC_WAIT_TIMEOUT_MS, waiting.signal, {
         afterCreate: () => reservation.release(),
         reservation,

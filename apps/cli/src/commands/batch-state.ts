@@ -36,7 +36,7 @@ export async function refuseFolderOfOtherBatch(client: ApiClient, dir: string, b
   const names = await readdir(dir).catch(() => [] as string[]);
   const held = names.includes(STATE_FILE) ? await batchOfStateFile(dir, out) : await batchOfHeldResults(client, dir, names);
   if (typeof held === 'string' && held !== batchId) throw new CliError(`${out} holds batch ${held}, not ${batchId}; resume ${batchId} into its own --out folder`);
-  if (held === null) throw new CliError(`${out} holds results of a batch this API key cannot see (not ${batchId}); resume ${batchId} into its own --out folder`);
+  if (held === null) throw new CliError(`${out} holds results, and the API cannot tell which batch they are of (their records are gone, or another key's); resume ${batchId} into its own --out folder, or remove those files`);
 }
 
 /** The batch the folder's state file names; one that cannot be read says so, naming it. */

@@ -43,13 +43,16 @@ export function classifyHttpFailure(status: number, headers: Headers, body: stri
   return new GenerationFailure(ERROR_CODES.rejected, message, false);
 }
 
-/** `text` with each secret taken out: as it is, JSON-escaped and URL-encoded. */
+/** `text` with each secret taken out: as it is, JSON-escaped (`/` as `\/` too) and URL-encoded (either case of hex). */
 function withoutSecrets(text: string, secrets: readonly (string | undefined)[]): string {
   let out = text;
   for (const secret of secrets) {
     // too short to be told apart from ordinary words (no real key is)
     if (!secret || secret.length < 6) continue;
-    for (const form of new Set([secret, JSON.stringify(secret).slice(1, -1), encodeURIComponent(secret)])) out = out.split(form).join('[redacted]');
+    const json = JSON.stringify(secret).slice(1, -1);
+    const url = encodeURIComponent(secret);
+    const forms = new Set([secret, json, json.replaceAll('/', '\\/'), url, url.replace(/%[0-9A-F]{2}/g, (h) => h.toLowerCase())]);
+    for (const form of forms) out = out.split(form).join('[redacted]');
   }
   return out;
 }

@@ -148,6 +148,9 @@ it('spools no more bytes than the budget, every generation’s together, and cou
   await store.fail(a, { code: 'storage_failed', message: 'store away', retryable: true });
   expect(await store.spool(b, kb(600), 3600, 1024 * 1024)).toBe(true);
   expect(await redis.ttl(keys.spoolIndex())).toBeGreaterThan(3500);
+  // bytes of a generation refused for want of room leave its own earlier spool counted, as it stays
+  expect(await store.spool(c, kb(2000), 3600, 1024 * 1024)).toBe(false);
+  expect(await redis.exists(keys.spool(c.id))).toBe(1);
   expect((await redis.zrangebyscore(keys.spoolIndex(), '-inf', '+inf')).sort()).toEqual([`${keys.spool(b.id)}|${600 * 1024}`, `${keys.spool(c.id)}|${400 * 1024}`].sort());
 });
 

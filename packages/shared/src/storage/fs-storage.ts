@@ -51,9 +51,11 @@ export class FsStorage implements Storage {
     this.tmpDir = path.join(this.root, TEMPORARY_DIR);
   }
 
+  /** The files folder can be read (the API only reads; a folder no write has made yet holds nothing to read). */
   async reachable(): Promise<void> {
-    await mkdir(this.root, { recursive: true });
-    await access(this.root, constants.R_OK | constants.W_OK);
+    await access(this.root, constants.R_OK).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+    });
   }
 
   private pathFor(key: string): string {

@@ -19,6 +19,8 @@ export interface S3StorageOptions {
   cacheControl?: string;
 }
 
+/** Connections to the store at once for downloads streamed to the API's clients (see `streams`). */
+const DOWNLOAD_CONNECTIONS = 1024;
 /** The store's answer is waited for this long per attempt, and a call makes at most two. */
 const ANSWER_TIMEOUT_MS = 15_000;
 const ATTEMPTS = 2;
@@ -47,9 +49,10 @@ export class S3Storage implements Storage {
   /**
    * Bodies handed on to the API's clients, each held as long as its client reads: on a pool of
    * their own, so slow downloaders (a public URL is enough to open one) never hold the
-   * connections every other call needs, and without a bound, so they never hold the connections
-   * other downloads need either: each download holds its own, as a file on disk holds its file
-   * handle, until its client has read it or has read nothing for a minute.
+   * connections every other call needs, and with a bound far past what downloads in earnest use
+   * (DOWNLOAD_CONNECTIONS), so that clients that stop reading do not hold other downloads up either:
+   * each holds its own connection, as a file on disk holds its handle, until its client has read it
+   * or has read nothing for a minute. Past the bound a download waits for one, then answers 503.
    */
   private readonly streams: S3Client;
   private readonly agents: (HttpAgent | HttpsAgent)[] = [];
@@ -64,7 +67,7 @@ export class S3Storage implements Storage {
     // a connection idle that long is let go: for calls, the answer's deadline; for bodies being
     // streamed, a minute (a client that stopped reading)
     this.client = this.makeClient(opts, this.answerTimeoutMs, opts.maxSockets ?? 64);
-    this.streams = this.makeClient(opts, 60_000, Infinity);
+    this.streams = this.makeClient(opts, 60_000, DOWNLOAD_CONNECTIONS);
   }
 
   private makeClient(opts: S3StorageOptions, idleMs: number, maxSockets: number): S3Client {

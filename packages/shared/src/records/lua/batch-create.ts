@@ -92,11 +92,12 @@ redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
 redis.call('HINCRBY', KEYS[1], 'queued', n)
 redis.call('SADD', KEYS[5], ARGV[1])
 if ARGV[5] ~= '' then
-  -- the reservation keeps its expiry; a reservation already expired is not made again
+  -- the reservation keeps its expiry, and so does the key (the rest is added before the entry
+  -- goes, so the key never empties on the way); a reservation already expired is not made again
   local expires = redis.call('ZSCORE', KEYS[7], ARGV[5])
   if expires then
-    redis.call('ZREM', KEYS[7], ARGV[5])
     if ARGV[6] ~= '' then redis.call('ZADD', KEYS[7], expires, ARGV[6]) end
+    redis.call('ZREM', KEYS[7], ARGV[5])
   end
 end
 return n

@@ -160,11 +160,14 @@ it('each chunk takes its items out of the request’s quota reservation as it in
   const reservations = keys.queuedReservations(TENANT);
   const expires = Date.now() + 60_000;
   await redis.zadd(reservations, expires, 'req-1|5');
+  await redis.pexpire(reservations, 60_000);
   const items = [0, 1, 2, 3, 4].map((index) => ({ id: newId('gen'), fileToken: newFileToken(), request: { topic: `reserved ${index}`, style: 'PHOTOGRAPHIC' as const, size: 'LANDSCAPE' as const }, metadata: null, index }));
   const reserved = async () => (await redis.zrangebyscore(reservations, '-inf', '+inf', 'WITHSCORES')).join(' ');
   expect(await batches.addItems({ id, tenant: TENANT }, items.slice(0, 3), 600, 600, { key: reservations, entry: 'req-1|5', rest: 'req-1|2' })).toBe(true);
   // reserved and queued add up to the batch, not to twice its written part (before: 'req-1|5' and 3 queued)
   expect(await reserved()).toBe(`req-1|2 ${expires}`);
+  // the key keeps its expiry (a key emptied and made again would have none)
+  expect(await redis.pttl(reservations)).toBeGreaterThan(50_000);
   expect(await redis.zcard(keys.tenantGenerations(TENANT, 'queued'))).toBeGreaterThanOrEqual(3);
   // the same chunk sent again changes nothing more
   expect(await batches.addItems({ id, tenant: TENANT }, items.slice(0, 3), 600, 600, { key: reservations, entry: 'req-1|5', rest: 'req-1|2' })).toBe(true);

@@ -26,10 +26,14 @@ local now = nowMs()
 local ttl = tonumber(ARGV[2])
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
 local used = 0
+local own = {}
 for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
   local key, size = spoolEntry(member)
-  -- a spool of the same generation is replaced; one gone no longer counts
-  if key == KEYS[1] or redis.call('EXISTS', key) == 0 then
+  if key == KEYS[1] then
+    -- the same generation's spool: replaced if these bytes are kept, else it stays as it is
+    own[#own + 1] = member
+  elseif redis.call('EXISTS', key) == 0 then
+    -- one gone no longer counts
     redis.call('ZREM', KEYS[2], member)
   else
     used = used + tonumber(size)
@@ -37,6 +41,7 @@ for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
 end
 local size = string.len(ARGV[1])
 if used + size > tonumber(ARGV[3]) then return 0 end
+if #own > 0 then redis.call('ZREM', KEYS[2], unpack(own)) end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl)
 redis.call('ZADD', KEYS[2], now + ttl * 1000, KEYS[1] .. '|' .. size)
 redis.call('PEXPIRE', KEYS[2], ttl * 1000)
