@@ -5,7 +5,7 @@ import type { Response } from 'express';
 import { isTerminal, presentBatch, presentGeneration, readBatchMessage, storageErrorText, type BatchRecord, type BatchResultLine, type GenerationRecord } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { END_EVENT_ID, endEventStreamAtOnce, openEventStream, toldTheEnd } from '../http/event-stream';
-import { unavailable } from '../http/problem';
+import { fromStorage } from '../http/problem';
 import { onKeyRevoked } from '../http/revocation';
 import type { BatchesService } from './batch.service';
 
@@ -70,13 +70,7 @@ export async function streamArchive(ctx: ApiContext, service: BatchesService, ba
   const signal = ctx.waits.forResponse(res);
   if (signal.aborted) return void res.end();
   // a store that cannot be read is said before the answer begins, not by an archive cut after results.jsonl
-  if (batch.completed > 0) {
-    try {
-      await ctx.storage.reachable?.();
-    } catch {
-      throw unavailable('The file store is not reachable; try again shortly');
-    }
-  }
+  if (batch.completed > 0) await fromStorage(async () => ctx.storage.reachable?.());
   res.status(200).set({ 'Content-Type': 'application/zip', 'Content-Disposition': `attachment; filename="${batch.id}.zip"`, 'Cache-Control': 'no-store' });
   // HEAD: the answer's headers, without making the archive
   if (res.req.method === 'HEAD') return void res.end();
@@ -97,9 +91,7 @@ export async function streamArchive(ctx: ApiContext, service: BatchesService, ba
     signal.addEventListener('abort', drop, { once: true });
     // archiver pipes the entry on without listening to it: a file gone from storage, or a Redis
     // read of the results that fails, would otherwise be an error nobody handles (the process's end)
-    let failed!: (err: Error) => void;
-    const sourceFailed = new Promise<never>((_, reject) => (failed = reject));
-    source.on('error', (err) => failed(err));
+    const sourceFailed = new Promise<never>((_, reject) => source.on('error', reject));
     try {
       const done = once(archive, 'entry', { signal });
       archive.append(source, { name });

@@ -60,6 +60,15 @@ export const notFound = (what: string) => new HttpProblem(404, 'Not found', `${w
 export const unavailable = (detail = 'The job store (Redis) is not reachable; try again shortly') =>
   new HttpProblem(503, 'Service unavailable', detail, undefined, { 'Retry-After': '5' });
 
+/** A storage call; its failure is the file store's (503), not the request's. */
+export async function fromStorage<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch {
+    throw unavailable('The file store is not reachable; try again shortly');
+  }
+}
+
 /** Recognises a failure to talk to Redis, whichever layer raised it. */
 export function isRedisDown(err: unknown): boolean {
   const e = err as { name?: string; message?: string; code?: string };

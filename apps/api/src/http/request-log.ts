@@ -45,7 +45,7 @@ export function requestLogging(logger: Logger): RequestHandler {
       return tenant ? { tenant } : {};
     },
     customLogLevel: (_req: IncomingMessage, res: ServerResponse, err?: Error) => (err || res.statusCode >= 500 ? 'error' : 'info'),
-    customSuccessMessage: (req: IncomingMessage, res: ServerResponse) => (!req.readableAborted && res.writableEnded ? 'request completed' : 'request aborted'),
+    // (a finished request is 'request completed', one its client left 'request aborted': pino-http's own messages)
     customErrorMessage: () => 'request failed',
     autoLogging: { ignore: (req: IncomingMessage) => QUIET_PATHS.has(loggablePath(req.url ?? '')) },
     quietReqLogger: true,

@@ -3,7 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { Router, type Request, type Response } from 'express';
 import { contentTypeFor, fileCacheControl, isValidStorageKey, type ByteRange, type OpenedFile, type Storage, type StoredFileInfo } from '@imagegen/shared';
 import type { ApiContext } from '../context';
-import { HttpProblem, notFound } from '../http/problem';
+import { fromStorage, HttpProblem, notFound } from '../http/problem';
 
 /**
  * Result files, public by URL: the path carries 128 random bits, so it is unguessable,
@@ -43,7 +43,9 @@ function fileHeaders(key: string, info: StoredFileInfo, cacheControl: string): R
   return headers;
 }
 
-type SendError = Error & { status?: number; statusCode?: number; headers?: Record<string, string> };
+const preconditionFailed = () => new HttpProblem(412, 'Precondition failed', 'The file does not match the request’s preconditions');
+
+type SendError = Error & { status?: number; statusCode?: number; code?: string; headers?: Record<string, string> };
 
 /**
  * `res.sendFile` answers ranges, HEAD and conditional requests, and closes the file as soon as
@@ -55,11 +57,11 @@ function sendLocalFile(res: Response, file: string, headers: Record<string, stri
     res.sendFile(path.basename(file), { root: path.dirname(file), dotfiles: 'deny', headers, cacheControl: false, lastModified: false }, (err?: SendError) => {
       // after the headers, an error means the client went away; send has closed the file already.
       // Before them too when send says so (ECONNABORTED): there is no one to answer, and nothing went wrong here
-      if (!err || res.headersSent || (err as SendError & { code?: string }).code === 'ECONNABORTED') return resolve();
+      if (!err || res.headersSent || err.code === 'ECONNABORTED') return resolve();
       // send may have set the file's headers before refusing (412, 416): none belong on a problem
       clearFileHeaders(res);
       const status = err.status ?? err.statusCode ?? 500;
-      if (status === 412) return reject(new HttpProblem(412, 'Precondition failed', 'The file does not match the request’s preconditions'));
+      if (status === 412) return reject(preconditionFailed());
       if (status === 416) return reject(new HttpProblem(416, 'Range not satisfiable', 'The requested range lies outside the file', undefined, err.headers ?? {}));
       if (status >= 400 && status < 500) return reject(notFound('File'));
       reject(err);
@@ -68,17 +70,6 @@ function sendLocalFile(res: Response, file: string, headers: Record<string, stri
 }
 
 type RangedStorage = Storage & Required<Pick<Storage, 'open'>>;
-
-const storageUnavailable = () => new HttpProblem(503, 'Service unavailable', 'The file store is not reachable; try again shortly', undefined, { 'Retry-After': '5' });
-
-/** A storage call; its failure is the file store's, not the request's. */
-async function fromStorage<T>(op: () => Promise<T>): Promise<T> {
-  try {
-    return await op();
-  } catch {
-    throw storageUnavailable();
-  }
-}
 
 /** The headers that describe a file's body (ours, and those `send` sets): none belong on a problem answered instead. */
 const FILE_HEADERS = ['Content-Type', 'Content-Length', 'Content-Range', 'Accept-Ranges', 'Cache-Control', 'ETag', 'Last-Modified'];
@@ -125,7 +116,7 @@ async function streamObject(storage: RangedStorage, key: string, req: Request, r
   res.set({ ...fileHeaders(key, info, cacheControl), 'Accept-Ranges': 'bytes' });
   if (preconditionFails(req, res.get('ETag'), res.get('Last-Modified'))) {
     clearFileHeaders(res);
-    throw new HttpProblem(412, 'Precondition failed', 'The file does not match the request’s preconditions');
+    throw preconditionFailed();
   }
   if (req.fresh) {
     res.removeHeader('Content-Type');

@@ -195,6 +195,7 @@ export class BatchFeeder {
    * items; returns what is left of it.
    */
   private async finishCancels(batches: FeedRead[], budget: number): Promise<number> {
+    if (batches.length === 0) return budget;
     const now = await redisTimeMs(this.redis);
     const stalledMs = this.opts.cancelStalledMs ?? 10_000;
     for (const b of batches) {
@@ -218,9 +219,9 @@ export class BatchFeeder {
   /**
    * Batches being written whose writer died (their lease ran out before they were confirmed): the
    * records they wrote go (they were never accepted: not failed, no webhook), up to `budget`.
+   * `members`: the first entries of the writing list, read with the feeding list.
    */
-  private async removeWhatDeadWritersLeft(budget: number): Promise<void> {
-    const members = await this.redis.zrange(this.keys.batchesWriting(), '0', String(WRITING_PER_ROUND - 1));
+  private async removeWhatDeadWritersLeft(members: string[], budget: number): Promise<void> {
     if (members.length === 0) return;
     const refs = members.map(parseBatchListEntry);
     const reads = this.redis.pipeline();
@@ -242,7 +243,10 @@ export class BatchFeeder {
 
   /** One round: reads every batch being fed, shares the free part of the window, adds those jobs. Returns how many. */
   async tick(): Promise<number> {
-    const members = await this.redis.zrange(this.keys.batchesFeeding(), '0', '9999');
+    // both lists in one round trip: an idle feeder costs one a round
+    const lists = (await this.redis.pipeline().zrange(this.keys.batchesFeeding(), '0', '9999').zrange(this.keys.batchesWriting(), '0', String(WRITING_PER_ROUND - 1)).exec()) ?? [];
+    for (const [err] of lists) if (err) throw err;
+    const [members, writing] = lists.map(([, list]) => list as string[]) as [string[], string[]];
     const refs = members.map(parseBatchListEntry);
     let read = await this.read(refs);
     // a feeder that does not count (an earlier version's, during an upgrade) moved some cursors on: count what it passed first
@@ -272,7 +276,7 @@ export class BatchFeeder {
     if (finished.length) await this.redis.zrem(this.keys.batchesFeeding(), ...finished);
     const fed = await this.feed(states, inFlight);
     // after feeding: tidying never holds up a round's jobs
-    await this.removeWhatDeadWritersLeft(await this.finishCancels(cancelling, TIDY_PER_ROUND));
+    await this.removeWhatDeadWritersLeft(writing, await this.finishCancels(cancelling, TIDY_PER_ROUND));
     return fed;
   }
 

@@ -137,6 +137,7 @@ export class BatchStore {
         batch.tenant,
         idempotency?.value ?? '',
         idempotency?.ttlSeconds ?? 0,
+        batchListEntry(batch),
       )) === 1
     );
   }

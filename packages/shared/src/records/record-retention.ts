@@ -138,9 +138,9 @@ export class RecordRetention {
     return removed;
   }
 
-  /** Drops the spool index's entries of spools gone (see SPOOL_PRUNE_LUA); how many went. */
-  pruneSpoolIndex(): Promise<number> {
-    return this.redis.eval(SPOOL_PRUNE_LUA, 1, this.keys.spoolIndex()) as Promise<number>;
+  /** Drops the spool index's entries of spools gone (see SPOOL_PRUNE_LUA). */
+  async pruneSpoolIndex(): Promise<void> {
+    await this.redis.eval(SPOOL_PRUNE_LUA, 1, this.keys.spoolIndex());
   }
 
   /** File tokens whose files are due for removal, oldest first. */

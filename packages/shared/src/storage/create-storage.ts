@@ -1,6 +1,6 @@
 import { FsStorage } from './fs-storage';
 import { S3Storage } from './s3-storage';
-import type { Storage } from './storage';
+import { fileCacheControl, type Storage } from './storage';
 
 /** The storage settings both apps parse (`storageEnvShape`), with DATA_DIR for `fs`. */
 export interface StorageConfig {
@@ -12,15 +12,6 @@ export interface StorageConfig {
   S3_FORCE_PATH_STYLE: boolean;
   /** How long records and their files are kept: caches keep a file no longer (see fileCacheControl). */
   RECORD_RETENTION_HOURS?: number;
-}
-
-/**
- * Files never change once written, so caches (a browser, a CDN in front of a public bucket) may
- * keep them: for as long as the retention keeps them, not a year past their removal.
- */
-export function fileCacheControl(retentionHours?: number): string {
-  const seconds = retentionHours === undefined ? 31_536_000 : Math.min(31_536_000, Math.max(1, Math.round(retentionHours * 3600)));
-  return `public, max-age=${seconds}, immutable`;
 }
 
 /** The backend STORAGE names: files under DATA_DIR, or objects in S3_BUCKET. */

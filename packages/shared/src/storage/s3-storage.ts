@@ -3,7 +3,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { PassThrough, Readable } from 'node:stream';
 import { DeleteObjectsCommand, GetObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { contentTypeFor, isValidStorageKey, isValidStoragePrefix, type ByteRange, type OpenedFile, type Storage, type StoredFileInfo } from './storage';
+import { contentTypeFor, fileCacheControl, isValidStorageKey, isValidStoragePrefix, type ByteRange, type OpenedFile, type Storage, type StoredFileInfo } from './storage';
 
 export interface S3StorageOptions {
   bucket: string;
@@ -33,8 +33,6 @@ const PARTS_AT_ONCE = 4;
 const KEYS_PER_CALL = 1000;
 /** How long a bucket seen to exist is taken to (see bucketExists). */
 const BUCKET_SEEN_MS = 60_000;
-/** Files never change once written: caches (and a CDN in front of a public bucket) may keep them. */
-const CACHE_CONTROL = 'public, max-age=31536000, immutable';
 
 /**
  * Files as objects in one bucket of any S3-compatible store, under the same keys as on disk
@@ -63,7 +61,7 @@ export class S3Storage implements Storage {
   constructor(opts: S3StorageOptions) {
     this.bucket = opts.bucket;
     this.answerTimeoutMs = opts.answerTimeoutMs ?? ANSWER_TIMEOUT_MS;
-    this.cacheControl = opts.cacheControl ?? CACHE_CONTROL;
+    this.cacheControl = opts.cacheControl ?? fileCacheControl();
     // a connection idle that long is let go: for calls, the answer's deadline; for bodies being
     // streamed, a minute (a client that stopped reading)
     this.client = this.makeClient(opts, this.answerTimeoutMs, opts.maxSockets ?? 64);

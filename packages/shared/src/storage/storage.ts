@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { retentionSeconds } from '../config';
 
 /** Where originals and thumbnails live. Keys look like `<fileToken>/<name>.<ext>`. */
 export interface Storage {
@@ -93,4 +94,16 @@ export function contentTypeFor(key: string): string {
  */
 export function storageErrorText(err: unknown): string {
   return String((err as Error)?.message ?? err).replace(/'[^']*[\\/][^']*'/g, "'<file>'");
+}
+
+const YEAR_SECONDS = 31_536_000;
+
+/**
+ * Files never change once written, so caches (a browser, a CDN in front of a public bucket) may
+ * keep them: for as long as the retention keeps them (at most a year), not a year past their
+ * removal; a year when the retention is not known.
+ */
+export function fileCacheControl(retentionHours?: number): string {
+  const seconds = retentionHours === undefined ? YEAR_SECONDS : Math.min(YEAR_SECONDS, retentionSeconds(retentionHours));
+  return `public, max-age=${seconds}, immutable`;
 }

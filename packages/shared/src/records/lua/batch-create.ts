@@ -112,7 +112,8 @@ return n
  * KEYS[5] idempotency key (the batch key again when there is none), KEYS[6] its finished-items
  * stream (which an item that ended during the upload started, with the batch's expiry),
  * KEYS[7] batches being written (it leaves)
- * ARGV[1] batch id, ARGV[2] tenant, ARGV[3] idempotency value ('' = none), ARGV[4] its lifetime (s)
+ * ARGV[1] batch id, ARGV[2] tenant, ARGV[3] idempotency value ('' = none), ARGV[4] its lifetime (s),
+ * ARGV[5] the batch's entry in the lists (`tenant|id`, see batchListEntry)
  * Returns 1, or 0 when the batch is gone.
  */
 export const BATCH_CONFIRM_LUA = `
@@ -122,8 +123,8 @@ redis.call('PERSIST', KEYS[1])
 redis.call('PERSIST', KEYS[2])
 redis.call('PERSIST', KEYS[6])
 redis.call('ZADD', KEYS[3], 0, ARGV[1])
-redis.call('ZADD', KEYS[4], 0, ARGV[2] .. '|' .. ARGV[1])
-redis.call('ZREM', KEYS[7], ARGV[2] .. '|' .. ARGV[1])
+redis.call('ZADD', KEYS[4], 0, ARGV[5])
+redis.call('ZREM', KEYS[7], ARGV[5])
 if ARGV[3] ~= '' and redis.call('GET', KEYS[5]) == ARGV[3] then redis.call('EXPIRE', KEYS[5], tonumber(ARGV[4])) end
 return 1
 `;

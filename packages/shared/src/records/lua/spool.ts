@@ -1,9 +1,26 @@
 import { compose, NOW_MS } from './pieces';
 
-/** The index's entries of one spool key: its key and size. */
-const SPOOL_ENTRIES = `
-local function spoolEntry(member)
-  return string.match(member, '^(.*)|(%d+)$')
+/**
+ * The spools the index lists that are still held: entries past their expiry, or whose spool is
+ * gone (taken, or deleted with its generation), are dropped as they are met. Returns the bytes of
+ * the spools held other than `self` (a generation's own, which its next bytes replace), and the
+ * entries of `self` ('' = none).
+ */
+const HELD_SPOOLS = `
+local function heldSpools(index, now, self)
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
+  local used, own = 0, {}
+  for _, member in ipairs(redis.call('ZRANGE', index, 0, -1)) do
+    local key, size = string.match(member, '^(.*)|(%d+)$')
+    if key == self then
+      own[#own + 1] = member
+    elseif redis.call('EXISTS', key) == 0 then
+      redis.call('ZREM', index, member)
+    else
+      used = used + tonumber(size)
+    end
+  end
+  return used, own
 end
 `;
 
@@ -11,8 +28,8 @@ end
  * Spools a generation's paid-for bytes that could not be stored, unless every worker's spooled
  * bytes together would pass the budget: a store that is down for long must not fill Redis (which
  * runs without eviction) with them. The index lists each spool with its size, scored by when it
- * expires; spools already gone (taken, or deleted with their generation) are left out of the sum
- * and the index as they are met, so the sum costs one look per spool that is held.
+ * expires (HELD_SPOOLS), so the sum costs one look per spool that is held. The same generation's
+ * earlier spool is replaced if these bytes are kept, else it stays as it is, counted.
  *
  * KEYS[1] the spool key, KEYS[2] the spool index
  * ARGV[1] the bytes, ARGV[2] their lifetime (s), ARGV[3] the budget (bytes)
@@ -20,25 +37,11 @@ end
  */
 export const SPOOL_LUA = compose(
   NOW_MS,
-  SPOOL_ENTRIES,
+  HELD_SPOOLS,
   `
 local now = nowMs()
 local ttl = tonumber(ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-local used = 0
-local own = {}
-for _, member in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
-  local key, size = spoolEntry(member)
-  if key == KEYS[1] then
-    -- the same generation's spool: replaced if these bytes are kept, else it stays as it is
-    own[#own + 1] = member
-  elseif redis.call('EXISTS', key) == 0 then
-    -- one gone no longer counts
-    redis.call('ZREM', KEYS[2], member)
-  else
-    used = used + tonumber(size)
-  end
-end
+local used, own = heldSpools(KEYS[2], now, KEYS[1])
 local size = string.len(ARGV[1])
 if used + size > tonumber(ARGV[3]) then return 0 end
 if #own > 0 then redis.call('ZREM', KEYS[2], unpack(own)) end
@@ -50,19 +53,7 @@ return 1
 );
 
 /**
- * Drops from the spool index the entries of spools gone (taken, deleted with their generation, or
- * expired): the index lasts no longer than the spools it lists. KEYS[1] the spool index.
- * Returns how many entries went.
+ * Drops from the spool index the entries of spools gone or expired (HELD_SPOOLS): the index lasts
+ * no longer than the spools it lists. KEYS[1] the spool index.
  */
-export const SPOOL_PRUNE_LUA = compose(
-  NOW_MS,
-  SPOOL_ENTRIES,
-  `
-local gone = redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', nowMs())
-for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local key = spoolEntry(member)
-  if redis.call('EXISTS', key) == 0 then gone = gone + redis.call('ZREM', KEYS[1], member) end
-end
-return gone
-`,
-);
+export const SPOOL_PRUNE_LUA = compose(NOW_MS, HELD_SPOOLS, `heldSpools(KEYS[1], nowMs(), '')`);
