@@ -84,9 +84,14 @@ describe('generation end to end with the builtin provider', () => {
     expect(tooMany.status).toBe(400);
     expect(tooMany.body.errors).toEqual([
       { path: 'status', message: 'must be one of queued, active, completed, failed, cancelled' },
-      { path: 'limit', message: 'must be at most 100' },
+      { path: 'limit', message: 'must be a whole number from 1 to 100' },
       { path: 'cursor', message: 'must be a nextCursor from an earlier page' },
     ]);
+    // what Number() would read as 16 and 10 is no page size
+    for (const limit of ['0x10', '1e1']) {
+      const odd = await getJson(`${stack.baseUrl}/v1/generations?limit=${limit}`);
+      expect([odd.status, odd.body.errors]).toEqual([400, [{ path: 'limit', message: 'must be a whole number from 1 to 100' }]]);
+    }
     // an unset parameter written empty, as URL builders do, is no parameter
     expect((await getJson(`${stack.baseUrl}/v1/generations?limit=2&status=&cursor=`)).body.data).toHaveLength(2);
     const bad = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'x', priority: 'urgent', webhook: { url: 'https://hooks.example', events: [] } });

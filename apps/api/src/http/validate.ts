@@ -25,6 +25,18 @@ export function refuseBodyFields(body: unknown): void {
 }
 
 /**
+ * A whole number in a query string, from `min` to `max`, `fallback` when not given: digits only,
+ * so `0x10`, `1e1` or ` 7` (which Number() would read as 16, 10 and 7) are refused, not guessed at.
+ */
+export function queryWholeNumber(min: number, max: number, fallback: number) {
+  const message = `must be a whole number from ${min} to ${max}`;
+  return z.preprocess(
+    (v) => (typeof v === 'string' && /^[0-9]{1,15}$/.test(v) ? Number(v) : v),
+    z.number({ error: message }).int({ error: message }).min(min, { error: message }).max(max, { error: message }).default(fallback),
+  );
+}
+
+/**
  * Validates a query string against a schema. A parameter given empty (`?cursor=`, as URL
  * builders write an unset one) counts as not given.
  */

@@ -11,11 +11,11 @@ import { streamArchive, streamBatchEvents, streamResults } from '../batches/batc
 import { readJsonBody } from '../batches/json-body';
 import { limitedBody } from '../http/body-limit';
 import { verifyUtf8 } from '../http/utf8';
-import { hasBody, idempotencyKeyOf, parseBody, parseQuery, requireContentType } from '../http/validate';
+import { hasBody, idempotencyKeyOf, parseBody, parseQuery, queryWholeNumber, requireContentType } from '../http/validate';
 import { WebhookRecoveries } from '../services/webhook-recoveries';
 
 export const batchListQuery = z.strictObject({
-  limit: z.coerce.number().int().min(1).max(100).default(20),
+  limit: queryWholeNumber(1, 100, 20),
   cursor: z.string().regex(/^batch_[A-Za-z0-9]+$/, { error: 'must be a nextCursor from an earlier page' }).optional(),
 });
 

@@ -5,14 +5,14 @@ import type { ApiContext } from '../context';
 import { assertWebhookAllowed } from '../http/webhook-guard';
 import { enforceQuota } from '../http/rate-limit';
 import { keyRevokedProblem, waitWatchingKey } from '../http/revocation';
-import { idempotencyKeyOf, parseBody, parseQuery, preferWaitSeconds, requireContentType } from '../http/validate';
+import { idempotencyKeyOf, parseBody, parseQuery, preferWaitSeconds, queryWholeNumber, requireContentType } from '../http/validate';
 import type { RequestHandler } from 'express';
 import type { GenerationsService } from '../services/generations';
 import { streamGenerationEvents } from './generation-events';
 
 export const generationListQuery = z.strictObject({
   status: z.enum(STATUSES).optional(),
-  limit: z.coerce.number().int().min(1).max(100).default(20),
+  limit: queryWholeNumber(1, 100, 20),
   cursor: z.string().regex(/^gen_[A-Za-z0-9]+$/, { error: 'must be a nextCursor from an earlier page' }).optional(),
 });
 

@@ -2,9 +2,9 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { MAX_USAGE_RETENTION_DAYS, TERMINAL_STATUSES, type usageDaySchema, type usageSchema } from '@imagegen/shared';
 import type { ApiContext } from '../context';
-import { parseQuery } from '../http/validate';
+import { parseQuery, queryWholeNumber } from '../http/validate';
 
-export const usageQuerySchema = z.strictObject({ days: z.coerce.number().int().min(1).max(MAX_USAGE_RETENTION_DAYS).default(30) });
+export const usageQuerySchema = z.strictObject({ days: queryWholeNumber(1, MAX_USAGE_RETENTION_DAYS, 30) });
 
 export function usageQuery(raw: Record<string, unknown>): { days: number } {
   return parseQuery(usageQuerySchema, raw);

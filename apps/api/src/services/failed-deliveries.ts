@@ -1,10 +1,11 @@
 import { z } from 'zod';
 import { isRecoverable, RECOVERABLE_STATES, type Delivery, type failedDeliverySchema } from '@imagegen/shared';
 import type { ApiContext } from '../context';
+import { queryWholeNumber } from '../http/validate';
 
 export const failedDeliveriesQuery = z.strictObject({
   state: z.enum(RECOVERABLE_STATES).optional(),
-  limit: z.coerce.number().int().min(1).max(100).default(20),
+  limit: queryWholeNumber(1, 100, 20),
   cursor: z.string().regex(/^\d{1,16}$/, { error: 'must be a nextCursor from an earlier page' }).optional(),
 });
 
