@@ -1,3 +1,4 @@
+import http from 'node:http';
 import { killAllSpawned, spawnApi, type ApiProcess } from './support/processes';
 import { keysUnder } from './support/redis';
 import { ADMIN, getJson, postJson, startStack, type Stack } from './support/stack';
@@ -122,6 +123,33 @@ describe('API keys managed at run time', () => {
       expect({ status: res.status, detail: res.body.detail }).toEqual({ status: 401, detail: 'The API key was revoked while the request waited' });
       expect(res.at - revokedAt).toBeLessThan(1000);
     }
+  });
+
+  it('a batch whose key is revoked while its body is uploaded is refused 401, and nothing of it stays', async () => {
+    const created = await adminCall(stack, 'POST', '/admin/tenants/hooli/keys');
+    const other = await adminCall(stack, 'POST', '/admin/tenants/hooli/keys');
+    const url = new URL(`${second.baseUrl}/v1/batches`);
+    const lines = Array.from({ length: 300 }, (_, i) => `${JSON.stringify({ topic: `uploaded ${i}` })}\n`);
+    const answer = new Promise<{ status: number; body: { detail?: string } }>((resolve, reject) => {
+      const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { Authorization: `Bearer ${created.body.key}`, 'Content-Type': 'application/x-ndjson' } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (d: string) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+      });
+      req.on('error', reject);
+      // half the body, then the revocation, then the rest
+      req.write(lines.slice(0, 150).join(''));
+      void sleep(300)
+        .then(() => adminCall(stack, 'DELETE', `/admin/tenants/hooli/keys/${created.body.id}`))
+        .then((revoked) => {
+          expect(revoked.status).toBe(204);
+          req.end(lines.slice(150).join(''));
+        }, reject);
+    });
+    // before: 202, the batch made and fed for a key revoked while it uploaded
+    expect(await answer).toEqual({ status: 401, body: expect.objectContaining({ detail: 'The API key was revoked while the request waited' }) });
+    const listed = await getJson(`${stack.baseUrl}/v1/batches`, { Authorization: `Bearer ${other.body.key}` });
+    expect([listed.status, listed.body.data]).toEqual([200, []]);
   });
 
   it('refuses tenant names that would break key names', async () => {

@@ -59,9 +59,14 @@ export class BatchesService {
   /**
    * Writes the batch and every item record in chunked scripts (yielding to the event loop in
    * between), then confirms it, which hands it to the feeder in the workers. Nothing is fed
-   * before every item is written; a batch whose writing fails is removed again.
+   * before every item is written; a batch whose writing fails, or whose `signal` is aborted
+   * before it is confirmed, is removed again (the abort's reason is thrown).
    */
-  async create(tenant: string, submission: BatchSubmission, opts: { idempotency?: IdempotencyKey; reservation?: Reservation } = {}): Promise<{ record: BatchRecord; replayed: boolean }> {
+  async create(
+    tenant: string,
+    submission: BatchSubmission,
+    opts: { idempotency?: IdempotencyKey; reservation?: Reservation; signal?: AbortSignal } = {},
+  ): Promise<{ record: BatchRecord; replayed: boolean }> {
     const { batches } = this.ctx;
     const idem = opts.idempotency;
     for (let tries = 0; ; tries++) {
@@ -99,6 +104,7 @@ export class BatchesService {
       const owner = { id, tenant, ...(itemTarget ? { webhook: itemTarget } : {}) };
       try {
         for (let start = 0; start < submission.items.length; start += ITEMS_PER_CHUNK) {
+          opts.signal?.throwIfAborted();
           const chunk = submission.items.slice(start, start + ITEMS_PER_CHUNK).map((item, i) => ({
             id: newId('gen', this.ctx.clock.now()),
             fileToken: newFileToken(),
@@ -110,6 +116,7 @@ export class BatchesService {
           if (!(await batches.addItems(owner, chunk, WRITER_LEASE_SECONDS, CLAIM_SECONDS, opts.reservation?.shrink(chunk.length)))) throw new Error('batch record vanished while its items were written');
           await yieldToLoop();
         }
+        opts.signal?.throwIfAborted();
         const confirmed = await batches.confirm({ id, tenant }, idem?.claim(id, IDEMPOTENCY_SECONDS)).catch(async (err: unknown) => {
           // a lost reply may hide a confirm that ran: the batch is being fed, and must not be torn down
           if (await outcomeOfLostReply(err, () => batches.get(id))) return true;

@@ -4,6 +4,7 @@ import { batchRedeliverSchema, presentBatch } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { HttpProblem, invalid } from '../http/problem';
 import { enforceQuota } from '../http/rate-limit';
+import { keyRevokedProblem, onKeyRevoked } from '../http/revocation';
 import { assertWebhookAllowed } from '../http/webhook-guard';
 import { batchFormat, fromCsv, fromJson, fromNdjson, type BatchSubmission } from '../batches/batch-body';
 import { BatchesService } from '../batches/batch.service';
@@ -59,9 +60,13 @@ export function batchesRouter(ctx: ApiContext, json: RequestHandler): Router {
         await assertWebhookAllowed(ctx, submission.webhook);
         // a batch of n items counts n against the items quota and the queued cap
         const reservation = await enforceQuota(ctx, tenant, submission.items.length, res);
+        // a key revoked while the body was uploaded, or while the items are written, makes no batch
+        const revocation = new AbortController();
+        const stopWatching = await onKeyRevoked(ctx, res, () => revocation.abort(keyRevokedProblem()));
         try {
-          created = await service.create(tenant, submission, { ...(idempotency ? { idempotency } : {}), reservation });
+          created = await service.create(tenant, submission, { ...(idempotency ? { idempotency } : {}), reservation, signal: revocation.signal });
         } finally {
+          await stopWatching();
           // written, the items count in the tenant's queued index themselves (each chunk took its own out)
           await reservation.release();
         }
