@@ -196,7 +196,7 @@ export function buildOpenApi(publicBaseUrl: string) {
       '/v1/generations/{id}/deliveries': {
         get: {
           summary: 'Webhook delivery attempts',
-          description: 'Every attempt of every webhook delivery of the generation, oldest first (a delivery not tried yet shows as attempt 0, pending).',
+          description: 'Every attempt of every webhook delivery of the generation, oldest first (a delivery not tried yet, or redelivered and not tried since, shows as attempt 0, pending).',
           responses: { '200': { description: 'A list', ...json('DeliveryList') }, ...errors(401, 404) },
         },
       },

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { attemptsInRun, DeliveryLog, keysFor, SETTLE_AND_ACQUIRE_LUA, UNFINISHED_ATTEMPT_ERROR, type Delivery } from '@imagegen/shared';
+import { attemptsInRun, DeliveryLog, keysFor, OVERTAKEN_ATTEMPT_ERROR, SETTLE_AND_ACQUIRE_LUA, UNFINISHED_ATTEMPT_ERROR, type Delivery } from '@imagegen/shared';
 import { HostLimiter } from './host-limiter';
 import { AttemptBatcher } from './attempt-batcher';
 
@@ -287,8 +287,11 @@ it('an attempt that a redelivery overtook is logged with what its endpoint answe
   expect(await batcher.settle(step)).toMatchObject({ recorded: 'stale', entrySettled: true });
   // the same call again (a reconnect) adds nothing
   expect(await batcher.settle(step)).toMatchObject({ recorded: 'stale' });
-  // before: no row at all for a request the endpoint received and answered
-  expect((await log.list('gen_v1', 't1')).map((r) => [r.attempt, r.status, r.state])).toEqual([[1, 200, 'delivered']]);
+  // before: no row at all for a request the endpoint received and answered; the new run waits for its first attempt
+  expect((await log.list('gen_v1', 't1')).map((r) => [r.attempt, r.status, r.state])).toEqual([
+    [1, 200, 'delivered'],
+    [0, undefined, 'pending'],
+  ]);
   const { delivery: now } = (await log.load('gen_v1', 'dlv_v1'))!;
   expect(now).toMatchObject({ run: 1, state: 'pending', attempts: 1 });
   expect(attemptsInRun(now)).toBe(0);
@@ -299,4 +302,33 @@ it('an attempt that a redelivery overtook is logged with what its endpoint answe
     [1, 200, 'delivered'],
     [2, 410, 'failed'],
   ]);
+});
+
+it('an attempt a redelivery overtook is logged in its place once the new run starts, and its late answer fills that row', async () => {
+  const { log, batcher } = setup({ maxInFlight: 5, circuitFailures: 3, circuitOpenMs: 1000 });
+  await log.createMany([{ delivery: delivery('dlv_v2', 'gen_v2'), body: '{}' }]);
+  await batcher.acquire({ host: 'v:2', member: 'old', jobId: 'dlv_v2', starts: { subject: 'gen_v2', run: 0 } });
+  expect(await log.redeliver('gen_v2', 'dlv_v2')).toBe(1);
+  // the new run's first attempt starts while the old one still waits for its answer
+  await batcher.acquire({ host: 'v:2', member: 'new', jobId: 'dlv_v2', starts: { subject: 'gen_v2', run: 1 } });
+  const rows = async () => (await log.list('gen_v2', 't1')).map((r) => [r.attempt, r.state, r.status ?? r.error]);
+  expect(await rows()).toEqual([
+    [1, 'failed', OVERTAKEN_ATTEMPT_ERROR],
+    [0, 'pending', undefined],
+  ]);
+  const step = { tenant: 't1', subject: 'gen_v2', deliveryId: 'dlv_v2', host: 'v:2', health: 'up' as const };
+  expect((await batcher.settle({ ...step, member: 'new', outcome: { run: 1, state: 'delivered', status: 200, durationMs: 2 } })).recorded).toBe('ok');
+  // the old attempt is answered last: its row, before the new run's, takes the answer (before: it came
+  // after the new run's row, and the delivery's last row said failed though it was delivered)
+  const late = { ...step, member: 'old', health: 'trouble' as const, outcome: { run: 0, state: 'pending' as const, status: 500, durationMs: 900, retryInMs: 5000 } };
+  expect((await batcher.settle(late)).recorded).toBe('stale');
+  expect((await batcher.settle(late)).recorded).toBe('stale');
+  const expected = [
+    [1, 'failed', 500],
+    [2, 'delivered', 200],
+  ];
+  expect(await rows()).toEqual(expected);
+  expect((await log.list('gen_v2', 't1'))[0]!.durationMs).toBe(900);
+  expect((await log.load('gen_v2', 'dlv_v2'))!.delivery).toMatchObject({ run: 1, state: 'delivered', attempts: 2 });
+  expect(await redis.hexists(log.keyOf('gen_v2'), 'x:dlv_v2')).toBe(0);
 });

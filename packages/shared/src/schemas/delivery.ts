@@ -31,6 +31,8 @@ export const deliverySchema = z.object({
   supersededBy: z.string().optional(),
   /** The call that started the current run (so that call made again does not start another). */
   redeliveredBy: z.string().optional(),
+  /** When the current run was started by a redelivery (ms, Redis time). */
+  redeliveredAt: z.number().optional(),
   /** The log row of its latest attempt, which the log keeps past its cap. */
   lastSeq: z.number().int().min(1).optional(),
   /** What the last attempt got, while the delivery is failed or exhausted. */
@@ -63,7 +65,7 @@ export type StoredAttempt = z.infer<typeof storedAttemptSchema>;
 export const deliveryAttemptSchema = storedAttemptSchema.extend({
   id: z.string().describe('Delivery id (one per event and endpoint)'),
   webhookId: z.string().describe('The webhook-id header: the same for every attempt and redelivery'),
-  attempt: z.number().int().min(0).describe('1, 2, ...; 0 for a delivery not tried yet. An attempt cut short on our side (its worker stopped mid-request) is logged too, once the next one starts, with durationMs 0 and an error saying so'),
+  attempt: z.number().int().min(0).describe('1, 2, ...; 0 for a delivery not tried yet. An attempt cut short on our side (its worker stopped mid-request) is logged too, once the next one starts, with durationMs 0 and an error saying so; so is one a redelivery overtook, until its answer comes'),
   at: z.iso.datetime(),
   status: z.number().int().optional().describe('HTTP status the endpoint answered, if it answered'),
   nextAttemptAt: z.iso.datetime().optional(),

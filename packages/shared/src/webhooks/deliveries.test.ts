@@ -2,10 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { keysFor } from '../keys';
 import { attemptsInRun, type Delivery } from '../schemas/delivery';
-import { UNFINISHED_ATTEMPT_ERROR } from '../records/lua/webhooks';
+import { OVERTAKEN_ATTEMPT_ERROR, UNFINISHED_ATTEMPT_ERROR } from '../records/lua/webhooks';
 import { DeliveryLog } from './deliveries';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+const redisTime = async () => {
+  const [seconds, micros] = await redis.time();
+  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+};
 
 const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `igtest-deliveries-${randomBytes(4).toString('hex')}`;
@@ -98,8 +102,13 @@ it('a redelivery starts a new run, counting its attempts afresh; the old run can
   expect((await log.load('gen_3', 'dlv_c1'))?.delivery).toMatchObject({ run: 0, attempts: 2, runAttempts: 2, runAttemptsOf: 0 });
   // ended: a late answer of the same run is not recorded over it
   expect(await log.recordAttempt({ tenant: 't1', subject: 'gen_3', id: 'dlv_c1' }, { run: 0, state: 'delivered', status: 200, durationMs: 1 })).toBe('stale');
+  const before = await redisTime();
   expect(await log.redeliver('gen_3', 'dlv_c1')).toBe(1);
   expect((await log.load('gen_3', 'dlv_c1'))?.delivery).toMatchObject({ run: 1, state: 'pending', attempts: 2, runAttempts: 0 });
+  // waiting for its first attempt, the new run shows as pending, from when it was asked for (before: the last row said exhausted)
+  const waiting = (await log.list('gen_3', 't1')).at(-1)!;
+  expect([waiting.attempt, waiting.state]).toEqual([0, 'pending']);
+  expect(Date.parse(waiting.at)).toBeGreaterThanOrEqual(before);
   expect(await log.recordAttempt({ tenant: 't1', subject: 'gen_3', id: 'dlv_c1' }, { run: 0, state: 'delivered', status: 200, durationMs: 1 })).toBe('stale');
   expect(await log.recordAttempt({ tenant: 't1', subject: 'gen_3', id: 'dlv_c1' }, { run: 1, state: 'delivered', status: 200, durationMs: 1 })).toBe('ok');
   expect((await log.load('gen_3', 'dlv_c1'))?.delivery).toMatchObject({ attempts: 3, runAttempts: 1, runAttemptsOf: 1 });
@@ -162,7 +171,7 @@ describe('an attempt cut short on our side', () => {
     expect(attemptsInRun((await log.load('gen_m2', 'dlv_m2'))!.delivery)).toBe(1);
   });
 
-  it('is not logged into another run, nor into a delivery that has ended; a delivery gone gets no mark', async () => {
+  it('is not logged into a delivery that has ended; one of an earlier run is logged, as overtaken, when the new run starts; a delivery gone gets no mark', async () => {
     const log = new DeliveryLog(redis, keys, 3600);
     await log.createMany([{ delivery: delivery('dlv_m3', 'gen_m3'), body: '{}' }]);
     await log.recordAttempt(ref('dlv_m3', 'gen_m3'), { run: 0, state: 'exhausted', status: 500, durationMs: 1 });
@@ -170,13 +179,19 @@ describe('an attempt cut short on our side', () => {
     await redis.hset(keys.generationDeliveries('gen_m3'), 's:dlv_m3', `0|${Date.now()}|old-run`);
     expect(await log.redeliver('gen_m3', 'dlv_m3')).toBe(1);
     await log.markStarted({ ...ref('dlv_m3', 'gen_m3'), run: 1 }, 'run-1');
-    expect((await log.list('gen_m3', 't1')).map((r) => r.attempt)).toEqual([1]);
+    // before: the run 0 attempt, which may have reached the endpoint, was never logged
+    expect((await log.list('gen_m3', 't1')).map((r) => [r.attempt, r.state, r.error])).toEqual([
+      [1, 'exhausted', undefined],
+      [2, 'failed', OVERTAKEN_ATTEMPT_ERROR],
+      [0, 'pending', undefined],
+    ]);
     await log.recordAttempt(ref('dlv_m3', 'gen_m3'), { run: 1, state: 'delivered', status: 200, durationMs: 1 });
     await redis.hset(keys.generationDeliveries('gen_m3'), 's:dlv_m3', `1|${Date.now()}|late`);
     expect(await log.markStarted({ ...ref('dlv_m3', 'gen_m3'), run: 1 }, 'after-the-end')).toBe('stale');
     expect((await log.list('gen_m3', 't1')).map((r) => [r.attempt, r.state])).toEqual([
       [1, 'exhausted'],
-      [2, 'delivered'],
+      [2, 'failed'],
+      [3, 'delivered'],
     ]);
     expect(await log.markStarted(ref('dlv_gone', 'gen_gone'), 'nobody')).toBe('missing');
     expect(await redis.exists(keys.generationDeliveries('gen_gone'))).toBe(0);

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { Keys } from '../keys';
 import { CLEAR_MARK_LUA, CREATE_DELIVERIES_LUA, MARK_STARTED_LUA, RECORD_ATTEMPT_LUA, REDELIVER_LUA } from '../records/lua/webhooks';
-import { deliverySchema, storedAttemptSchema, type Delivery, type DeliveryAttempt, type DeliveryState, type StoredAttempt } from '../schemas/delivery';
+import { attemptsInRun, deliverySchema, storedAttemptSchema, type Delivery, type DeliveryAttempt, type DeliveryState, type StoredAttempt } from '../schemas/delivery';
 
 /** Most ended deliveries of one millisecond a page of the ended index takes. */
 const MAX_ENDED_IN_ONE_MS = 10_000;
@@ -178,6 +178,11 @@ export class DeliveryLog {
     return this.wholeMilliseconds(key, await this.redis.zrevrangebyscore(key, before === null ? '+inf' : `(${before}`, '-inf', 'WITHSCORES', 'LIMIT', 0, count), count);
   }
 
+  /** Whether the tenant's index holds a delivery that ended strictly before `at` (ms): a page ending at `at` has one after it. */
+  async endedBefore(tenant: string, at: number): Promise<boolean> {
+    return (await this.redis.zrevrangebyscore(this.endedKeyOf(tenant), `(${at}`, '-inf', 'LIMIT', 0, 1)).length > 0;
+  }
+
   /** A page read (member, score, …) completed with the rest of its last millisecond's entries when it came back full. */
   private async wholeMilliseconds(key: string, flat: string[], count: number): Promise<EndedPage> {
     if (flat.length === 0) return { entries: [], last: null };
@@ -232,7 +237,8 @@ export class DeliveryLog {
   }
 
   /**
-   * Every attempt, oldest first, plus a `pending` row (attempt 0) for each delivery not tried yet.
+   * Every attempt, oldest first, plus a `pending` row (attempt 0) for each delivery not tried yet
+   * in its current run (never tried, or redelivered and waiting for its first attempt).
    * An attempt's state is what came of it: `pending` while its delivery waits for the next
    * attempt, `failed` once a later attempt was made, else how the delivery ended. Only the
    * tenant's own deliveries are listed.
@@ -261,11 +267,21 @@ export class DeliveryLog {
       if (r.state === 'pending' && last.get(r.id) !== i) r.state = 'failed';
     });
     for (const d of deliveries.values()) {
-      if (d.attempts > 0) continue;
-      rows.push({ id: d.id, event: d.event, webhookId: d.webhookId, attempt: 0, at: new Date(d.createdAt).toISOString(), durationMs: 0, state: d.state });
+      const latest = last.get(d.id);
+      if (!notTriedInRun(d, latest === undefined ? undefined : rows[latest])) continue;
+      rows.push({ id: d.id, event: d.event, webhookId: d.webhookId, attempt: 0, at: new Date(d.redeliveredAt ?? d.createdAt).toISOString(), durationMs: 0, state: d.state });
     }
     return rows;
   }
+}
+
+/**
+ * A delivery never tried, or redelivered and waiting for its run's first recorded attempt (its
+ * latest row, of the run before, says how that ended; one cut short in this run says pending already).
+ */
+function notTriedInRun(d: Delivery, latest: DeliveryAttempt | undefined): boolean {
+  if (d.attempts === 0) return true;
+  return d.run > 0 && d.state === 'pending' && attemptsInRun(d) === 0 && latest?.state !== 'pending';
 }
 
 function toRow(a: StoredAttempt): DeliveryAttempt {

@@ -86,6 +86,9 @@ end
 /** The error of an attempt found under way with no outcome recorded when the next one starts. */
 export const UNFINISHED_ATTEMPT_ERROR = 'no outcome recorded: cut short on our side (the worker making it stopped, or could not save its answer); the endpoint may have received it';
 
+/** The error of an attempt of an earlier run found under way when a redelivery's first attempt starts, until its answer (if one comes) replaces it. */
+export const OVERTAKEN_ATTEMPT_ERROR = 'no outcome recorded: under way when a redelivery started, and not answered since; the endpoint may have received it';
+
 /**
  * Marks of attempts under way: 's:<id>' = '<run>|<started ms>|<slot member>' from when an
  * attempt takes its slot until it is recorded.
@@ -98,7 +101,11 @@ export const UNFINISHED_ATTEMPT_ERROR = 'no outcome recorded: cut short on our s
  * still was cut short (its worker died mid-request, or could not record the answer): it is logged
  * first, as an attempt without outcome that another follows, since its request may have reached
  * the endpoint. That row counts in the delivery's attempts (its number in the log) but not in the
- * run's, which the schedule goes by: what our side lost does not use a step of it. A mark of the
+ * run's, which the schedule goes by: what our side lost does not use a step of it. A mark of an
+ * earlier run is of an attempt a redelivery overtook (still under way, or cut short): it is
+ * logged then too, as failed without outcome, so the log has it in its place, before the new
+ * run's attempts; 'x:<id>' = '<row seq>|<slot member>' lets its answer, should it still come,
+ * replace that row (recordAttempt) rather than add one. A mark of the
  * same slot member is this attempt's own (the call made again, say after a reconnect): it stays.
  *
  * clearMark: the attempt holding slot `member` is no longer under way ('' = whichever is): only
@@ -137,15 +144,25 @@ local function markStarted(log, id, run, member, kept, now, check)
     d = d or cjson.decode(redis.call('HGET', log, 'd:' .. id))
     if not pendingIn(d, run) then return 'stale' end
     local oldRun, at = string.match(old, '^(%d+)|(%d+)|')
-    if oldRun and tonumber(oldRun) == tonumber(d.run) and markOwner(old) ~= member then
+    local oldMember = markOwner(old)
+    if oldRun and oldMember ~= member then
       d.attempts = (tonumber(d.attempts) or 0) + 1
-      -- the run's count starts here if it has not yet (as recordAttempt does), without this row
-      if tonumber(d.runAttemptsOf) ~= tonumber(d.run) then
-        d.runAttempts = 0
-        d.runAttemptsOf = tonumber(d.run)
+      local row = { id = d.id, event = d.event, webhookId = d.webhookId, attempt = d.attempts, at = tonumber(at), durationMs = 0 }
+      if tonumber(oldRun) == tonumber(d.run) then
+        -- the run's count starts here if it has not yet (as recordAttempt does), without this row
+        if tonumber(d.runAttemptsOf) ~= tonumber(d.run) then
+          d.runAttempts = 0
+          d.runAttemptsOf = tonumber(d.run)
+        end
+        row.state = 'pending'
+        row.error = '${UNFINISHED_ATTEMPT_ERROR}'
+        appendAttempt(log, id, row, d, kept)
+      else
+        row.state = 'failed'
+        row.error = '${OVERTAKEN_ATTEMPT_ERROR}'
+        appendAttempt(log, id, row, d, kept)
+        redis.call('HSET', log, 'x:' .. id, d.lastSeq .. '|' .. oldMember)
       end
-      appendAttempt(log, id, { id = d.id, event = d.event, webhookId = d.webhookId, attempt = d.attempts, at = tonumber(at),
-        durationMs = 0, state = 'pending', error = '${UNFINISHED_ATTEMPT_ERROR}' }, d, kept)
     end
   end
   redis.call('HSET', log, field, run .. '|' .. now .. '|' .. member)
@@ -179,13 +196,31 @@ local function recordAttempt(log, owner, ended, subject, id, run, state, status,
     -- a redelivery started another run while this attempt was under way: the endpoint got it, so
     -- the log says what came of it, and the delivery carries on with that run, unchanged
     if member == '' then return 'stale' end
-    d.attempts = (tonumber(d.attempts) or 0) + 1
     d.supersededBy = member
-    local a = { id = d.id, event = d.event, webhookId = d.webhookId, attempt = d.attempts, at = now - tonumber(durationMs),
-      durationMs = tonumber(durationMs), state = state == 'delivered' and 'delivered' or 'failed' }
+    local outcome = state == 'delivered' and 'delivered' or 'failed'
+    -- logged already, in its place, when the new run's first attempt started (START_MARKS): its row takes the answer
+    local overtaken = redis.call('HGET', log, 'x:' .. id)
+    local seq, overtakenMember
+    if overtaken then seq, overtakenMember = string.match(overtaken, '^(%d+)|(.*)$') end
+    local row = overtakenMember == member and redis.call('HGET', log, 'a:' .. seq)
+    local a
+    if row then
+      redis.call('HDEL', log, 'x:' .. id)
+      a = cjson.decode(row)
+      a.error = nil
+    else
+      d.attempts = (tonumber(d.attempts) or 0) + 1
+      a = { id = d.id, event = d.event, webhookId = d.webhookId, attempt = d.attempts, at = now - tonumber(durationMs) }
+    end
+    a.durationMs = tonumber(durationMs)
+    a.state = outcome
     if status ~= '' then a.status = tonumber(status) end
     if err ~= '' then a.error = err end
-    appendAttempt(log, id, a, d, kept)
+    if row then
+      redis.call('HSET', log, 'a:' .. seq, cjson.encode(a), 'd:' .. id, cjson.encode(d))
+    else
+      appendAttempt(log, id, a, d, kept)
+    end
     keepLog(log, owner, ttl)
     return 'stale'
   end
@@ -465,6 +500,7 @@ return out
  * returns the run it started rather than start another, or refuse its own.
  */
 export const REDELIVER_LUA = compose(
+  NOW_MS,
   KEEP_LOG,
   `
 local raw = redis.call('HGET', KEYS[1], 'd:' .. ARGV[1])
@@ -476,6 +512,7 @@ if (ARGV[3] or '') ~= '' and tostring(tonumber(d.run) or 0) ~= ARGV[3] then retu
 if (ARGV[4] or '') ~= '' and not string.find(',' .. ARGV[4] .. ',', ',' .. tostring(d.state) .. ',', 1, true) then return -2 end
 d.run = (tonumber(d.run) or 0) + 1
 d.redeliveredBy = call ~= '' and call or nil
+d.redeliveredAt = nowMs()
 d.runAttempts = 0
 d.state = 'pending'
 d.nextAttemptAt = nil
