@@ -98,13 +98,17 @@ describe('webhook recovery', () => {
     expect(failedNow.data[0]).toMatchObject({ event: 'generation.completed', attempts: 9, error: 'answered 500', webhookId: before.flaky[0] });
     expect(failedNow.hasMore).toBe(false);
     const paged: string[] = [];
+    const sizes: number[] = [];
     for (let cursor = ''; ; ) {
       const page = await list(`?limit=2${cursor}`);
       paged.push(...page.data.map((r: any) => r.id));
+      sizes.push(page.data.length);
       if (!page.nextCursor) break;
       cursor = `&cursor=${page.nextCursor}`;
     }
     expect(paged).toEqual(failedNow.data.map((r: any) => r.id));
+    // six rows, two a page: the third page says it is the last (before: hasMore, and an empty fourth)
+    expect(sizes).toEqual([2, 2, 2]);
     expect((await list('?state=exhausted')).data.map((r: any) => r.generationId)).toEqual([flaky]);
     expect((await list('', asB)).data.map((r: any) => r.generationId)).toEqual([other]);
     for (const query of ['?state=delivered', '?limit=0', '?cursor=abc', '?x=1']) {

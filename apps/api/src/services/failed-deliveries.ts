@@ -25,7 +25,8 @@ export async function listFailedDeliveries(ctx: ApiContext, tenant: string, quer
     const wanted = d && d.tenant === tenant && (query.state ? d.state === query.state : isRecoverable(d.state));
     return wanted ? [rowOf(d, entry.at)] : [];
   });
-  const more = page.last !== null && page.entries.length >= query.limit;
+  // a full page may be the last one: asked, rather than answered with an empty page to follow
+  const more = page.last !== null && page.entries.length >= query.limit && (await ctx.deliveries.endedBefore(tenant, page.last));
   return { object: 'list' as const, data, nextCursor: more ? String(page.last) : null, hasMore: more };
 }
 
