@@ -91,4 +91,14 @@ describe('tenants and operators', () => {
     expect(api.body.queues.map((q: { name: string }) => q.name)).toContain('generate');
     expect((await fetch(`${stack.baseUrl}/admin/queues/api/queues`)).status).toBe(401);
   });
+
+  it('/admin/queues: the webhooks queue is read-only (its jobs carry pending deliveries on), the others are not', async () => {
+    const operator = { Authorization: basic(ADMIN.user, ADMIN.password) };
+    const put = (path: string) => fetch(`${stack.baseUrl}/admin/queues/api/queues/${path}`, { method: 'PUT', headers: operator });
+    const queues = (await getJson(`${stack.baseUrl}/admin/queues/api/queues`, operator)).body.queues as { name: string; readOnlyMode: boolean }[];
+    expect(Object.fromEntries(queues.map((q) => [q.name, q.readOnlyMode]))).toEqual({ generate: false, maintenance: false, webhooks: true });
+    // before: 204, and a delayed retry cleaned so left its delivery pending for good
+    for (const action of ['clean/delayed', 'clean/completed', 'empty', 'pause']) expect([action, (await put(`webhooks/${action}`)).status]).toEqual([action, 405]);
+    expect((await put('generate/clean/completed')).status).toBe(200);
+  });
 });

@@ -3,7 +3,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { errorHandler as boardErrorHandler } from '@bull-board/api/dist/handlers/error.js';
 import { ExpressAdapter } from '@bull-board/express';
 import { Router, type Express, type RequestHandler } from 'express';
-import { publicPathPrefix } from '@imagegen/shared';
+import { publicPathPrefix, QUEUES } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { basicAuth } from '../http/auth';
 import { boardPageOffline } from '../http/board-page';
@@ -13,8 +13,16 @@ import { isRedisDown, unavailable } from '../http/problem';
 const QUEUE_DESCRIPTIONS: Record<string, string> = {
   generate: 'One job per generation; the job id is the generation id',
   maintenance: 'Retention and repair sweeps',
-  webhooks: 'One job per webhook delivery run',
+  webhooks: 'One job per webhook delivery run (read-only: send again with the API\'s redeliver and recover)',
 };
+
+/**
+ * Shown, never changed from the board: a webhooks job is the only thing that carries its pending
+ * delivery on (one cleaned or removed would leave it pending for good), a recovery's job is its
+ * only record, and a promoted retry waits for its schedule anyway. The API's redeliver and
+ * recover routes are how deliveries are sent again.
+ */
+const READ_ONLY_QUEUES = new Set<string>([QUEUES.webhooks]);
 
 /**
  * Bull Board over every queue, behind the operator credentials. Its JSON API needs Redis: while
@@ -26,7 +34,7 @@ export function adminRouter(ctx: ApiContext, redisReady: RequestHandler): Router
   board.setBasePath(`${publicPathPrefix(ctx.config.PUBLIC_BASE_URL)}/admin/queues`);
   createBullBoard({
     // every queue the API holds (the catalog's), generation ids as job ids
-    queues: Object.values(ctx.queues).map((q) => new BullMQAdapter(q, { readOnlyMode: ctx.config.ADMIN_READ_ONLY, description: QUEUE_DESCRIPTIONS[q.name] ?? '' })),
+    queues: Object.values(ctx.queues).map((q) => new BullMQAdapter(q, { readOnlyMode: ctx.config.ADMIN_READ_ONLY || READ_ONLY_QUEUES.has(q.name), description: QUEUE_DESCRIPTIONS[q.name] ?? '' })),
     serverAdapter: board,
     options: {
       uiConfig: {
