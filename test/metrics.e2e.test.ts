@@ -99,6 +99,8 @@ describe('metrics', () => {
     expect(sample(text, 'imagegen_thumbnail_duration_seconds_count')).toBeGreaterThanOrEqual(1);
     expect(sample(text, 'imagegen_job_duration_seconds_count', { queue: 'generate', outcome: 'completed' })).toBeGreaterThanOrEqual(1);
     expect(sample(text, 'process_resident_memory_bytes')).toBeGreaterThan(0);
+    // a worker does not read the outbox: no figure for it rather than a 0 beside the API's
+    expect(text).not.toMatch(/^imagegen_webhook_outbox_/m);
     expect((await fetch(workerMetricsUrl.replace('/metrics', '/other'))).status).toBe(404);
   });
 });

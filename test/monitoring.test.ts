@@ -92,6 +92,18 @@ describe('monitoring kit', () => {
     expect(exprs).toHaveLength(5);
   });
 
+  it('queries of what every API process reads from Redis take one copy (max, or ask whether it is absent), not the sum over processes', () => {
+    const exprs = [...ruleExprs(read('monitoring/prometheus/alerts.yml')), ...dashboardExprs(read('monitoring/grafana/dashboards/imagegen.json'))];
+    for (const expr of exprs) {
+      for (const name of ['imagegen_queue_jobs', 'imagegen_queue_workers', 'imagegen_webhook_outbox_events', 'imagegen_webhook_outbox_oldest_seconds']) {
+        const uses = expr.split(name).length - 1;
+        const once = [...expr.matchAll(new RegExp(`(?:max(?: by \\([^)]*\\))?|absent) ?\\((?:deriv\\()?${name}\\b`, 'g'))].length;
+        // before: the growing-queue alert summed the API processes' copies, so it fired at 100 / (number of APIs)
+        expect({ expr, name, uses: once }).toEqual({ expr, name, uses });
+      }
+    }
+  });
+
   it('catches a query on a metric nobody exports', () => {
     expect(() => checkNames(['sum(rate(imagegen_not_a_metric_total[5m]))'], exported)).toThrow(/imagegen_not_a_metric_total/);
     expect(() => checkNames(['rate(imagegen_upstream_requests[5m])'], exported)).toThrow(/not exported/);

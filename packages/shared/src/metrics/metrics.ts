@@ -1,5 +1,6 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { OutboxBacklog } from '../webhooks/outbox';
+import { QUEUES } from '../catalog';
 
 /** Job states counted per queue (BullMQ's own names). */
 export const QUEUE_STATES = ['waiting', 'active', 'delayed', 'prioritized', 'waiting-children', 'completed', 'failed', 'paused'] as const;
@@ -94,11 +95,14 @@ export function createMetrics(service: 'api' | 'worker') {
     webhookOutboxOldest: new Gauge({
       name: 'imagegen_webhook_outbox_oldest_seconds',
       help: 'How long the oldest event in the webhook outbox has waited (0 when it is empty): grows while no dispatcher runs',
+      // labelled so that, unread (Redis away, or a process that does not read the outbox), the
+      // series is left out: an unlabelled gauge always shows a value, 0 once reset
+      labelNames: ['queue'],
       registers,
       async collect() {
         this.reset();
         const backlog = await readOutbox();
-        if (backlog) this.set(backlog.oldestAgeSeconds);
+        if (backlog) this.set({ queue: QUEUES.webhooks }, backlog.oldestAgeSeconds);
       },
     }),
     jobDuration: new Histogram({ name: 'imagegen_job_duration_seconds', help: 'Duration of one job attempt, by queue and outcome', labelNames: ['queue', 'outcome'], buckets: SECONDS_BUCKETS, registers }),
