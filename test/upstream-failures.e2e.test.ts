@@ -1,5 +1,6 @@
 import { FakeUpstream, type GenerateBehavior } from './support/fake-upstream';
-import { getJson, postJson, startStack, type Stack } from './support/stack';
+import { ADMIN, getJson, postJson, startStack, type Stack } from './support/stack';
+import { eventually } from './support/net';
 
 const BACKOFF_MS = 200;
 const TIMEOUT_MS = 1000;
@@ -48,6 +49,35 @@ describe('upstream failures: classification, retries, backoff and safe downloads
     expect(r.generation.error).toBeUndefined();
     expect(r.calls).toBe(2);
     expect(r.gaps[0]).toBeGreaterThanOrEqual(1000);
+  });
+
+  it('a retry promoted from Bull Board runs at once, its backoff or Retry-After left unwaited', async () => {
+    upstream.enqueue({ kind: 'status', status: 503, retryAfter: '60' }, { kind: 'ok' });
+    const callsBefore = upstream.calls.length;
+    const { body } = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'promoted' });
+    // waiting out the Retry-After in the delayed set
+    await eventually(async () => ((await (await stack.api.queues.generate.getJob(body.id))?.getState()) === 'delayed' ? true : undefined), 10_000);
+    const promotedAt = Date.now();
+    const promote = await fetch(`${stack.baseUrl}/admin/queues/api/queues/generate/${body.id}/promote`, { method: 'PUT', headers: { Authorization: `Basic ${Buffer.from(`${ADMIN.user}:${ADMIN.password}`).toString('base64')}` } });
+    expect(promote.status).toBe(204);
+    // before: the worker put it back to wait out the 60 s (the board answered 204 all the same)
+    const done = await eventually(async () => {
+      const g = await getJson(`${stack.baseUrl}/v1/generations/${body.id}`);
+      return g.body.status === 'completed' ? g.body : undefined;
+    }, 15_000);
+    expect(done.attempts).toBe(2);
+    expect(upstream.calls.length - callsBefore).toBe(2);
+    expect(Date.now() - promotedAt).toBeLessThan(10_000);
+
+    // Promote all: every delayed generation runs
+    upstream.enqueue({ kind: 'status', status: 503, retryAfter: '60' }, { kind: 'status', status: 503, retryAfter: '60' }, { kind: 'ok' }, { kind: 'ok' });
+    const ids = await Promise.all(['promoted 2', 'promoted 3'].map(async (topic) => (await postJson(`${stack.baseUrl}/v1/generations`, { topic })).body.id as string));
+    await eventually(async () => ((await Promise.all(ids.map(async (id) => (await stack.api.queues.generate.getJob(id))?.getState()))).every((s) => s === 'delayed') ? true : undefined), 10_000);
+    const all = await fetch(`${stack.baseUrl}/admin/queues/api/queues/generate/promote`, { method: 'PUT', headers: { Authorization: `Basic ${Buffer.from(`${ADMIN.user}:${ADMIN.password}`).toString('base64')}` } });
+    expect(all.status).toBe(200);
+    for (const id of ids) {
+      await eventually(async () => ((await getJson(`${stack.baseUrl}/v1/generations/${id}`)).body.status === 'completed' ? true : undefined), 15_000);
+    }
   });
 
   it('503 with Retry-After as an HTTP date is honoured too', async () => {

@@ -60,4 +60,9 @@ export class RetryDue {
   dueIn(id: string): Promise<number> {
     return this.redis.imagegenRetryDueIn(this.keys.generationRetryDue(id));
   }
+
+  /** Forgets the due times of these generations' retries: promoted by an operator, they run when handed out. */
+  async clear(ids: string[]): Promise<void> {
+    for (let i = 0; i < ids.length; i += 500) await this.redis.del(...ids.slice(i, i + 500).map((id) => this.keys.generationRetryDue(id)));
+  }
 }
