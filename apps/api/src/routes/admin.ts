@@ -3,10 +3,11 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { errorHandler as boardErrorHandler } from '@bull-board/api/dist/handlers/error.js';
 import { ExpressAdapter } from '@bull-board/express';
 import { Router, type Express, type RequestHandler } from 'express';
-import { publicPathPrefix, QUEUES, RetryDue } from '@imagegen/shared';
+import { publicPathPrefix, QUEUES } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { basicAuth } from '../http/auth';
 import { boardPageOffline } from '../http/board-page';
+import { promoteRunsAtOnce } from '../http/board-promote';
 import { boardProblems } from '../http/board-problems';
 import { isRedisDown, unavailable } from '../http/problem';
 
@@ -19,13 +20,10 @@ const QUEUE_DESCRIPTIONS: Record<string, string> = {
 /**
  * Shown, never changed from the board: a webhooks job is the only thing that carries its pending
  * delivery on (one cleaned or removed would leave it pending for good), a recovery's job is its
- * only record, and a promoted retry waits for its schedule anyway. The API's redeliver and
+ * only record, and a promoted delivery retry would wait for its schedule anyway. The API's redeliver and
  * recover routes are how deliveries are sent again.
  */
 const READ_ONLY_QUEUES = new Set<string>([QUEUES.webhooks]);
-
-/** Delayed job ids read per page when every delayed generation is promoted. */
-const PROMOTE_PAGE = 1000;
 
 /**
  * Bull Board over every queue, behind the operator credentials. Its JSON API needs Redis: while
@@ -58,24 +56,7 @@ export function adminRouter(ctx: ApiContext, redisReady: RequestHandler): Router
   const router = Router();
   router.use('/admin', basicAuth(ctx.config.ADMIN_USER, ctx.adminPassword));
   router.use('/admin/queues/api', redisReady, boardProblems());
-  // a generation's retry promoted here runs at once: without this its due time (kept against
-  // workers whose clocks run ahead) would put it back to wait out the rest of its backoff
-  if (!ctx.config.ADMIN_READ_ONLY) {
-    const retryDue = new RetryDue(ctx.redis, ctx.keys);
-    const generate = ctx.queues.generate;
-    router.put(`/admin/queues/api/queues/${generate.name}/:jobId/promote`, async (req, _res, next) => {
-      await retryDue.clear([String(req.params.jobId)]);
-      next();
-    });
-    router.put(`/admin/queues/api/queues/${generate.name}/promote`, async (_req, _res, next) => {
-      for (let start = 0; ; start += PROMOTE_PAGE) {
-        const ids = await generate.getRanges(['delayed'], start, start + PROMOTE_PAGE - 1);
-        await retryDue.clear(ids);
-        if (ids.length < PROMOTE_PAGE) break;
-      }
-      next();
-    });
-  }
+  if (!ctx.config.ADMIN_READ_ONLY) router.use(promoteRunsAtOnce(ctx));
   const boardApp = board.getRouter() as Express;
   // an Express app of its own, which would name Express in every answer
   boardApp.disable('x-powered-by');
