@@ -63,13 +63,13 @@ describe('Bull Board when Redis goes during a request', () => {
     const missingQueue = await answer(await fetch(`${base}/admin/queues/api/queues/no-such-queue/x`, { headers: operator }));
     expect(missingQueue).toMatchObject({ status: 404, type: expect.stringMatching(/^application\/problem\+json/), body: { status: 404, title: 'Not Found', error: { key: 'ERRORS.QUEUE_NOT_FOUND' } } });
     expect(missingQueue.body.detail).toBe('Queue not found');
-    const missingJob = await answer(await fetch(`${base}/admin/queues/api/queues/${QUEUES.webhooks}/nope/retry`, { method: 'PUT', headers: operator }));
+    const missingJob = await answer(await fetch(`${base}/admin/queues/api/queues/${QUEUES.maintenance}/nope/retry`, { method: 'PUT', headers: operator }));
     expect(missingJob).toMatchObject({ status: 404, type: expect.stringMatching(/^application\/problem\+json/), body: { status: 404, type: expect.stringContaining('not-found'), error: { key: 'ERRORS.JOB_NOT_FOUND' } } });
     // a body the board cannot parse; in development its handler would add the stack
     const env = process.env.NODE_ENV;
     process.env.NODE_ENV = 'development';
     try {
-      const malformed = await answer(await fetch(`${base}/admin/queues/api/queues/${QUEUES.webhooks}/add`, { method: 'POST', headers: { ...operator, 'Content-Type': 'application/json' }, body: '{bad' }));
+      const malformed = await answer(await fetch(`${base}/admin/queues/api/queues/${QUEUES.maintenance}/add`, { method: 'POST', headers: { ...operator, 'Content-Type': 'application/json' }, body: '{bad' }));
       expect(malformed).toMatchObject({ status: 400, type: expect.stringMatching(/^application\/problem\+json/), body: { status: 400, title: 'Bad Request', detail: expect.any(String) } });
       expect(malformed.body).not.toHaveProperty('details');
       expect(JSON.stringify(malformed.body)).not.toMatch(/at .*\.js:\d+/);
