@@ -1,5 +1,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import http from 'node:http';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Webhook } from 'standardwebhooks';
@@ -13,7 +14,11 @@ import { eventually } from './support/net';
  * contract endpoint, and the main routes answer what their schemas describe.
  */
 
-type Doc = { openapi: string; info: { description: string }; paths: Record<string, Record<string, { responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }> }>>; components: { schemas: Record<string, object> } };
+type Schema = Record<string, any>;
+type DocResponse = { description: string; headers?: Record<string, { required?: boolean; schema: Schema }>; content?: Record<string, { schema?: Schema }> };
+type Parameter = { name: string; in: string; required?: boolean; description?: string; schema: Schema };
+type Operation = { description?: string; security?: unknown[]; parameters?: Parameter[]; responses: Record<string, DocResponse> };
+type Doc = { openapi: string; info: { description: string }; paths: Record<string, Record<string, Operation>>; components: { schemas: Record<string, Schema> } };
 
 const CONTRACT_ENDPOINTS = [
   ['post', '/api/odin/v3/tools/image-generator'],
@@ -182,6 +187,205 @@ describe('OpenAPI document', () => {
   it('catches an answer its schema does not describe', () => {
     expect(() => expectDescribed('get', '/v1/generations/{id}', 200, 'application/json', { id: 'gen_x', status: 'exploded' })).toThrow(/does not describe/);
     expect(() => expectDescribed('get', '/v1/generations', 200, 'application/json', { object: 'list', data: 'nope' })).toThrow(/does not describe/);
+  });
+
+  /** Fails unless each of `names` is in the answer and documented for its status, and the answer has every header documented as required. */
+  function expectHeadersDescribed(method: string, path: string, res: { status: number; headers: Headers }, names: string[]): void {
+    const response = doc.paths[path]?.[method]?.responses[String(res.status)];
+    if (!response) throw new Error(`${method.toUpperCase()} ${path} does not document status ${res.status}`);
+    const documented = Object.keys(response.headers ?? {}).map((h) => h.toLowerCase());
+    const where = `${method.toUpperCase()} ${path} ${res.status}`;
+    expect({ where, undocumented: names.filter((n) => !documented.includes(n.toLowerCase())) }).toEqual({ where, undocumented: [] });
+    expect({ where, unsent: names.filter((n) => !res.headers.has(n)) }).toEqual({ where, unsent: [] });
+    const required = Object.entries(response.headers ?? {}).filter(([, h]) => h.required).map(([n]) => n);
+    expect({ where, missing: required.filter((n) => !res.headers.has(n)) }).toEqual({ where, missing: [] });
+  }
+
+  /**
+   * A request as given: fetch would join repeated headers into one, and adds Cache-Control:
+   * no-cache to a conditional request, which a server then answers in full.
+   */
+  const rawRequest = (method: string, path: string, headers: http.OutgoingHttpHeaders) =>
+    new Promise<{ status: number; headers: Headers; type: string; text: string }>((resolve, reject) => {
+      const url = new URL(path, stack.baseUrl);
+      const req = http.request({ host: url.hostname, port: url.port, path: url.pathname, method, headers }, (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (c: string) => (text += c));
+        res.on('end', () => {
+          const answered = new Headers(Object.entries(res.headers).map(([k, v]) => [k, String(v)] as [string, string]));
+          resolve({ status: res.statusCode as number, headers: answered, type: String(res.headers['content-type']).split(';')[0] as string, text });
+        });
+      });
+      req.on('error', reject).end();
+    });
+
+  const operations = () => Object.entries(doc.paths).flatMap(([path, ops]) => Object.entries(ops).map(([method, op]) => ({ path, method, op })));
+  const authenticated = () => operations().filter(({ op }) => op.security?.length !== 0);
+
+  it('every authenticated operation answers 400 (two Authorization headers), 401 with WWW-Authenticate and 503 with Retry-After', async () => {
+    // every /v1, seed and /admin operation, /metrics too: all behind the credentials' check and Redis
+    expect(authenticated().map(({ method, path }) => `${method} ${path}`)).toEqual(
+      operations()
+        .filter(({ path }) => /^\/(v1|api|admin)\/|^\/metrics$/.test(path))
+        .map(({ method, path }) => `${method} ${path}`),
+    );
+    const lacking = authenticated()
+      .filter(({ op }) => !op.responses['400'] || !op.responses['401']?.headers?.['WWW-Authenticate']?.required || !op.responses['503']?.headers?.['Retry-After']?.required)
+      .map(({ method, path }) => `${method} ${path}`);
+    // before: 503 on some operations only, 400 on those that validate input, neither header
+    expect(lacking).toEqual([]);
+    for (const [method, path, url] of [
+      ['get', '/v1/generations/{id}', '/v1/generations/gen_unknown'],
+      ['delete', '/admin/tenants/{tenant}/keys/{id}', '/admin/tenants/someone/keys/key_1'],
+      ['get', '/metrics', '/metrics'],
+    ] as const) {
+      const answer = await rawRequest(method.toUpperCase(), url, { Authorization: ['Bearer one', 'Bearer two'] });
+      expect(answer.status).toBe(400);
+      expectDescribed(method, path, 400, answer.type, JSON.parse(answer.text));
+    }
+    const noCredentials = await fetch(`${stack.baseUrl}/metrics`);
+    expect(noCredentials.status).toBe(401);
+    expectHeadersDescribed('get', '/metrics', noCredentials, ['WWW-Authenticate']);
+  });
+
+  it("declares the tenant path parameter's form, and a tenant name out of it is answered 400", async () => {
+    for (const [path, ops] of Object.entries(doc.paths).filter(([p]) => p.includes('{tenant}'))) {
+      for (const op of Object.values(ops)) {
+        const tenant = op.parameters?.find((p) => p.in === 'path' && p.name === 'tenant');
+        expect({ path, pattern: tenant?.schema.pattern }).toEqual({ path, pattern: expect.any(String) });
+        expect(op.responses['400']).toBeDefined();
+      }
+    }
+    const pattern = new RegExp(doc.paths['/admin/tenants/{tenant}/keys/{id}']!.delete!.parameters!.find((p) => p.name === 'tenant')!.schema.pattern);
+    expect(pattern.test('schema-tenant')).toBe(true);
+    expect(pattern.test('no:colons')).toBe(false);
+    const refused = await fetch(`${stack.baseUrl}/admin/tenants/no:colons/keys/key_1`, { method: 'DELETE', headers: ADMIN_AUTH });
+    expect(refused.status).toBe(400);
+    expectDescribed('delete', '/admin/tenants/{tenant}/keys/{id}', 400, 'application/problem+json', await refused.json());
+  });
+
+  it('documents the headers submissions answer with, and they are sent', async () => {
+    const submissions = [
+      ['post', '/v1/generations'],
+      ['post', '/v1/batches'],
+      ['post', '/api/odin/v3/tools/image-generator'],
+    ] as const;
+    const rateLimit = ['RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset'];
+    for (const [method, path] of submissions) {
+      const { responses } = doc.paths[path]![method]!;
+      for (const status of Object.keys(responses).filter((s) => s.startsWith('2'))) expect({ path, status, headers: Object.keys(responses[status]!.headers ?? {}) }).toEqual({ path, status, headers: expect.arrayContaining(rateLimit) });
+      expect({ path, headers: Object.keys(responses['429']!.headers ?? {}) }).toEqual({ path, headers: expect.arrayContaining(['Retry-After', ...rateLimit]) });
+    }
+    const key = `openapi-${randomBytes(4).toString('hex')}`;
+    const created = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'headers checked' }, { 'Idempotency-Key': key });
+    expect(created.status).toBe(202);
+    expectHeadersDescribed('post', '/v1/generations', created, ['Location', ...rateLimit]);
+    const replayed = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'headers checked' }, { 'Idempotency-Key': key });
+    expectHeadersDescribed('post', '/v1/generations', replayed, ['Location', 'Idempotent-Replayed']);
+    const waited = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'headers checked, waited for' }, { prefer: 'wait=30' });
+    expectHeadersDescribed('post', '/v1/generations', waited, ['Location', 'Preference-Applied', ...rateLimit]);
+    const batch = await postJson(`${stack.baseUrl}/v1/batches`, { items: [{ topic: 'headers checked batch' }] }, { 'Idempotency-Key': `${key}-batch` });
+    expectHeadersDescribed('post', '/v1/batches', batch, ['Location', ...rateLimit]);
+    const batchAgain = await postJson(`${stack.baseUrl}/v1/batches`, { items: [{ topic: 'headers checked batch' }] }, { 'Idempotency-Key': `${key}-batch` });
+    expectHeadersDescribed('post', '/v1/batches', batchAgain, ['Location', 'Idempotent-Replayed']);
+    const seed = await postJson(`${stack.baseUrl}/api/odin/v3/tools/image-generator`, { topic: 'headers checked seed' });
+    expectHeadersDescribed('post', '/api/odin/v3/tools/image-generator', seed, rateLimit);
+    // past the wait the seed answers where to follow it and when to ask again
+    expect(Object.keys(doc.paths['/api/odin/v3/tools/image-generator']!.post!.responses['202']!.headers ?? {})).toEqual(expect.arrayContaining(['Location', 'Retry-After']));
+    // the Idempotency-Key the API takes
+    const param = doc.paths['/v1/batches']!.post!.parameters!.find((p) => p.name === 'Idempotency-Key')!;
+    expect([param.schema.minLength, param.schema.maxLength]).toEqual([1, 255]);
+    expect(doc.paths['/v1/generations']!.post!.parameters!.find((p) => p.name === 'Idempotency-Key')!.schema).toEqual(param.schema);
+    const tooLong = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'key too long' }, { 'Idempotency-Key': 'k'.repeat(256) });
+    expect(tooLong.status).toBe(400);
+    expect(ajv.validate(param.schema, 'k'.repeat(256))).toBe(false);
+    expect(ajv.validate(param.schema, 'k'.repeat(255))).toBe(true);
+  });
+
+  it('result files: image content and the caching and range headers, as sent', async () => {
+    const made = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'file headers' }, { prefer: 'wait=30' });
+    expect(made.body.status).toBe('completed');
+    const file = new URL(made.body.result.image.url as string);
+    const path = '/files/{token}/{name}';
+    const { responses } = doc.paths[path]!.get!;
+    for (const status of ['200', '206']) expect(Object.keys(responses[status]!.content ?? {})).toEqual(expect.arrayContaining(['image/png', 'image/webp']));
+    const whole = await fetch(`${stack.baseUrl}${file.pathname}`);
+    expect(whole.status).toBe(200);
+    expect(Object.keys(responses['200']!.content!)).toContain(whole.headers.get('content-type'));
+    expectHeadersDescribed('get', path, whole, ['ETag', 'Last-Modified', 'Cache-Control', 'Accept-Ranges']);
+    const part = await fetch(`${stack.baseUrl}${file.pathname}`, { headers: { Range: 'bytes=0-9' } });
+    expect(part.status).toBe(206);
+    expectHeadersDescribed('get', path, part, ['ETag', 'Last-Modified', 'Cache-Control', 'Accept-Ranges', 'Content-Range']);
+    const same = await rawRequest('GET', file.pathname, { 'If-None-Match': whole.headers.get('etag') as string });
+    expect(same.status).toBe(304);
+    expectHeadersDescribed('get', path, same, ['ETag', 'Cache-Control']);
+    const outside = await fetch(`${stack.baseUrl}${file.pathname}`, { headers: { Range: 'bytes=999999999-' } });
+    expect(outside.status).toBe(416);
+    expectHeadersDescribed('get', path, outside, ['Content-Range']);
+    const wrongMethod = await fetch(`${stack.baseUrl}${file.pathname}`, { method: 'DELETE' });
+    expect(wrongMethod.status).toBe(405);
+    expectHeadersDescribed('get', path, wrongMethod, ['Allow']);
+  });
+
+  it('request schemas refuse what the API refuses', async () => {
+    const validate = (name: string, body: unknown) => ajv.validate(`#/components/schemas/${name}`, body) as boolean;
+    const topic = doc.components.schemas.CreateGeneration!.properties.topic;
+    expect([topic.minLength, topic.maxLength]).toEqual([1, 4000]);
+    const refused: [string, string, unknown][] = [
+      ['CreateGeneration', '/v1/generations', { topic: '' }],
+      ['CreateGeneration', '/v1/generations', { topic: ' \n\t ' }],
+      ['CreateGeneration', '/v1/generations', { topic: 'a'.repeat(4001) }],
+      ['CreateGeneration', '/v1/generations', { topic: '😀'.repeat(4001) }],
+      ['CreateGeneration', '/v1/generations', { topic: 'bell \u0007' }],
+      ['CreateGeneration', '/v1/generations', { topic: 'ok', webhook: { url: 'ftp://example.com/hook' } }],
+      ['CreateGeneration', '/v1/generations', { topic: 'ok', webhook: { url: 'https://example.com/hook', events: ['batch.completed'] } }],
+      ['SeedRequest', '/api/odin/v3/tools/image-generator', { topic: '\u0000' }],
+      ['CreateBatch', '/v1/batches', { items: [{ topic: 'x'.repeat(4001) }] }],
+      ['CreateBatch', '/v1/batches', { items: [{ topic: 'ok' }], webhook: { url: 'javascript:alert(1)' } }],
+    ];
+    for (const [name, path, body] of refused) {
+      const answer = await postJson(`${stack.baseUrl}${path}`, body);
+      expect({ body, status: answer.status }).toEqual({ body, status: 400 });
+      expect({ body, documentAccepts: validate(name, body) }).toEqual({ body, documentAccepts: false });
+    }
+    // what the API takes, the document takes too
+    const accepted: [string, unknown][] = [
+      ['CreateGeneration', { topic: '😀'.repeat(4000) }],
+      ['CreateGeneration', { topic: 'tabs\tand\nlines\r\nare fine' }],
+      ['CreateGeneration', { topic: 'ok', webhook: { url: 'HTTPS://example.com/hook', events: ['generation.completed'] } }],
+      ['CreateBatch', { items: [{ topic: 'ok' }], webhook: { url: 'http://example.com/hook', events: ['batch.completed'] } }],
+    ];
+    for (const [name, body] of accepted) expect({ body, documentAccepts: validate(name, body) }).toEqual({ body, documentAccepts: true });
+    // recovery times: RFC 3339 allows a lower-case t and z, the API does not, and the document says so
+    const since = doc.components.schemas.WebhookRecover!.properties.since;
+    expect(since.description).toMatch(/upper-case T/);
+    const lower = await postJson(`${stack.baseUrl}/v1/webhooks/recover`, { since: '2025-01-01t00:00:00z' });
+    expect(lower.status).toBe(400);
+  });
+
+  it("usage's days: the description gives the range the schema and the API take", async () => {
+    const op = doc.paths['/v1/usage']!.get!;
+    const days = op.parameters!.find((p) => p.name === 'days')!.schema;
+    expect(op.description).toContain(`days (1..${days.maximum},`);
+    expect((await fetch(`${stack.baseUrl}/v1/usage?days=${days.maximum}`)).status).toBe(200);
+    expect((await fetch(`${stack.baseUrl}/v1/usage?days=${days.maximum + 1}`)).status).toBe(400);
+  });
+
+  it('every component is used, and batch results are described line by line', async () => {
+    const text = JSON.stringify({ paths: doc.paths, webhooks: (doc as unknown as { webhooks: unknown }).webhooks, components: doc.components });
+    const unused = Object.keys(doc.components.schemas).filter((name) => !text.includes(`"#/components/schemas/${name}"`));
+    // before: BatchResultLine and DeliveryAttempt
+    expect(unused).toEqual([]);
+    const batch = await postJson(`${stack.baseUrl}/v1/batches`, { items: [{ topic: 'results line' }, { topic: 'results line 2' }] });
+    const lines = await eventually(async () => {
+      const text = await (await fetch(`${stack.baseUrl}/v1/batches/${batch.body.id}/results`)).text();
+      const parsed = text.trim().split('\n').map((l) => JSON.parse(l) as { status: string });
+      return parsed.every((l) => l.status === 'completed') ? parsed : undefined;
+    });
+    const schema = doc.paths['/v1/batches/{id}/results']!.get!.responses['200']!.content!['application/x-ndjson']!.schema!;
+    expect(schema.items.$ref).toBe('#/components/schemas/BatchResultLine');
+    expect(lines).toHaveLength(2);
+    for (const line of lines) expect(ajv.validate(schema.items.$ref, line)).toBe(true);
   });
 
   describe('verifying a delivery, as /docs and the README show it', () => {

@@ -16,7 +16,7 @@ export const generationListQuery = z.strictObject({
   cursor: z.string().regex(/^gen_[A-Za-z0-9]+$/, { error: 'must be a nextCursor from an earlier page' }).optional(),
 });
 
-const MAX_PREFER_WAIT_SECONDS = 60;
+export const MAX_PREFER_WAIT_SECONDS = 60;
 
 export function generationsRouter(ctx: ApiContext, service: GenerationsService, json: RequestHandler): Router {
   const router = Router();

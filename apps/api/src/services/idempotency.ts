@@ -1,11 +1,20 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
+import { z } from 'zod';
 import type { IdempotencyClaim, Keys } from '@imagegen/shared';
 import { HttpProblem, invalid } from '../http/problem';
 import { jsonDigest, jsonDigestSync } from './json-digest';
 
 /** How long a key maps to its generation once that generation is enqueued. */
 export const IDEMPOTENCY_SECONDS = 24 * 3600;
+
+/** An Idempotency-Key as it may be sent (a header value, so each character is one code unit). */
+export const idempotencyKeySchema = z
+  .string()
+  .min(1)
+  .max(255)
+  .describe(`Makes the request safe to retry: for ${IDEMPOTENCY_SECONDS / 3600} h the same key with the same body is answered with what the first request made (Idempotent-Replayed: true), with another body 409`);
+const KEY_RULE = `must be ${idempotencyKeySchema.minLength} to ${idempotencyKeySchema.maxLength} characters`;
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 
@@ -27,7 +36,7 @@ export class IdempotencyKey {
   }
 
   private static check(key: string): void {
-    if (key.length < 1 || key.length > 255) throw invalid('Idempotency-Key must be 1 to 255 characters', [{ path: 'Idempotency-Key', message: 'must be 1 to 255 characters' }]);
+    if (!idempotencyKeySchema.safeParse(key).success) throw invalid(`Idempotency-Key ${KEY_RULE}`, [{ path: 'Idempotency-Key', message: KEY_RULE }]);
   }
 
   /** For a body of kilobytes (one generation): hashed at once. */

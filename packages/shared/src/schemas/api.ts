@@ -46,13 +46,20 @@ export const batchRedeliverSchema = z.strictObject({
 });
 
 /** `POST /v1/webhooks/recover`: which of the tenant's deliveries that did not arrive to send again. */
-/** An ISO 8601 time from 1970 on (what Redis time can hold). */
+/**
+ * An ISO 8601 time from 1970 on (what Redis time can hold). Its T and Z are read in upper case
+ * only, which `format: date-time` (RFC 3339) does not say: the description does.
+ */
 // (a value that is no time at all is told so by the format alone, not also said to be before 1970)
-const epochTime = () => z.iso.datetime({ offset: true }).refine((v) => !(Date.parse(v) < 0), { error: 'must not be before 1970-01-01T00:00:00Z' });
+const epochTime = (description: string) =>
+  z.iso
+    .datetime({ offset: true })
+    .refine((v) => !(Date.parse(v) < 0), { error: 'must not be before 1970-01-01T00:00:00Z' })
+    .describe(`${description}. From 1970 on, with an upper-case T and a Z or an offset: 2025-06-01T12:00:00Z`);
 
 export const webhookRecoverSchema = z.strictObject({
-  since: epochTime().describe('Deliveries whose last attempt ended them (failed or exhausted) at or after this time'),
-  until: epochTime().optional().describe('... and at or before this time; default and latest: now'),
+  since: epochTime('Deliveries whose last attempt ended them (failed or exhausted) at or after this time'),
+  until: epochTime('... and at or before this time; default and latest: now').optional(),
   states: z
     .array(z.enum(RECOVERABLE_STATES))
     .min(1)

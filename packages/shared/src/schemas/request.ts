@@ -41,7 +41,17 @@ const topicSchema = z
   .refine((t) => !CONTROL_CHARACTER.test(t), { message: 'must not contain control characters (tabs and line breaks are fine)' })
   .refine((t) => !LONE_SURROGATE.test(t), { message: 'must be valid Unicode (it has an unpaired surrogate)' })
   // characters as people count them (code points), not UTF-16 units: an emoji is one
-  .refine((t) => t.length <= MAX_TOPIC_LENGTH || [...t].length <= MAX_TOPIC_LENGTH, { message: `must be at most ${MAX_TOPIC_LENGTH} characters` });
+  .refine((t) => t.length <= MAX_TOPIC_LENGTH || [...t].length <= MAX_TOPIC_LENGTH, { message: `must be at most ${MAX_TOPIC_LENGTH} characters` })
+  // the rules above as far as JSON Schema can say them, its lengths counting code points too: the
+  // pattern asks for something other than white space and refuses the control characters; topics
+  // of invisible characters alone and unpaired surrogates are left to the description (a pattern
+  // read without the `u` flag cannot tell a lone surrogate from half of a pair)
+  .meta({
+    minLength: 1,
+    maxLength: MAX_TOPIC_LENGTH,
+    pattern: `^(?=[\\s\\S]*\\S)[^${CONTROL_CHARACTER.source.slice(1, -1)}]*$`,
+    description: `What to generate: 1 to ${MAX_TOPIC_LENGTH} characters (counted in code points), not only white space or invisible characters, valid Unicode, no control characters but tab and line breaks`,
+  });
 
 /** The seed's request body, exactly: `{ topic, style?, size? }`. */
 export const generationRequestSchema = z.strictObject({
@@ -121,17 +131,30 @@ export const WEBHOOK_EVENTS = [
 ] as const;
 export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
 
+/** The events a generation's own webhook can ask for: all but the batch's. */
+export const GENERATION_WEBHOOK_EVENTS = WEBHOOK_EVENTS.filter((e) => e !== 'batch.completed');
+
+const webhookEventsSchema = z.array(z.enum(WEBHOOK_EVENTS)).min(1);
+
 export const webhookTargetSchema = z.strictObject({
-  url: z.url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' }).max(2048, { error: 'must be at most 2048 characters' }),
-  events: z.array(z.enum(WEBHOOK_EVENTS)).min(1).optional(),
+  url: z
+    .url({ protocol: /^https?$/, error: 'must be an absolute http(s) URL' })
+    .max(2048, { error: 'must be at most 2048 characters' })
+    // what zod asks of an http(s) URL before parsing it: the scheme and `//`, after any white space it trims
+    .meta({ pattern: '^\\s*[Hh][Tt][Tt][Pp][Ss]?://', description: 'An absolute http or https URL' }),
+  events: webhookEventsSchema.optional(),
 });
 export type WebhookTarget = z.output<typeof webhookTargetSchema>;
 
 /** A generation's own webhook: batch.completed is a batch's event, which a generation never sends. */
-const generationWebhookSchema = webhookTargetSchema.refine((w) => !w.events?.includes('batch.completed'), {
-  message: 'batch.completed is sent to a batch webhook only: give it with the batch (POST /v1/batches)',
-  path: ['events'],
-});
+const generationWebhookSchema = webhookTargetSchema
+  // parsed as any webhook's events, so batch.completed is refused with the message below, not as
+  // an unknown event; the document lists only the events a generation sends
+  .extend({ events: webhookEventsSchema.meta({ items: { type: 'string', enum: [...GENERATION_WEBHOOK_EVENTS] } }).optional() })
+  .refine((w) => !w.events?.includes('batch.completed'), {
+    message: 'batch.completed is sent to a batch webhook only: give it with the batch (POST /v1/batches)',
+    path: ['events'],
+  });
 
 /** Body of `POST /v1/generations`: the seed request plus delivery options. */
 export const createGenerationSchema = z.strictObject({
