@@ -69,15 +69,20 @@ describe('bad input gets problem+json and nothing is enqueued', () => {
 
   it('a known path asked with another method answers 405 problem+json with Allow', async () => {
     for (const [method, path, allow] of [
-      ['PUT', '/v1/generations', 'POST, GET, HEAD'],
-      ['PATCH', '/v1/generations/gen_x', 'GET, HEAD, DELETE'],
-      ['POST', '/v1/batches/batch_x/results', 'GET, HEAD'],
-      ['DELETE', '/healthz', 'GET, HEAD'],
+      ['PUT', '/v1/generations', 'POST, GET, HEAD, OPTIONS'],
+      ['PATCH', '/v1/generations/gen_x', 'GET, HEAD, DELETE, OPTIONS'],
+      ['POST', '/v1/batches/batch_x/results', 'GET, HEAD, OPTIONS'],
+      ['DELETE', '/healthz', 'GET, HEAD, OPTIONS'],
     ] as const) {
       const res = await fetch(`${stack.baseUrl}${path}`, { method });
       expect([method, path, res.status, res.headers.get('allow')]).toEqual([method, path, 405, allow]);
       expect(res.headers.get('content-type')).toMatch(/^application\/problem\+json/);
       expect(((await res.json()) as { status: number }).status).toBe(405);
+      // OPTIONS says the same, without credentials (before: Express's 200 "GET,HEAD", or 401 under /v1)
+      const options = await fetch(`${stack.baseUrl}${path}`, { method: 'OPTIONS' });
+      expect([path, options.status, options.headers.get('allow'), await options.text()]).toEqual([path, 204, allow, '']);
     }
+    // a path the document does not name is still unknown
+    expect((await fetch(`${stack.baseUrl}/nope`, { method: 'OPTIONS' })).status).toBe(404);
   });
 });

@@ -43,6 +43,14 @@ export function createApp(ctx: ApiContext): express.Express {
   app.use(requestLogging(ctx.logger));
   app.use(requestMetrics(ctx.metrics));
   // the API first: the routes clients call most pass no other router's layers
+  const allowed = allowedMethods(openApi.paths);
+  // what a documented path answers, before any credentials are asked for (Express's own answer
+  // was a 200 text/plain, and a 401 under /v1)
+  app.options('/{*path}', (req, res, next) => {
+    const methods = allowed(req.path);
+    if (!methods) return next();
+    res.set('Allow', methods.join(', ')).status(204).end();
+  });
   app.use('/v1', auth, redisReady);
   app.use('/v1/generations', generationsRouter(ctx, generations, json));
   app.use('/v1/generations', deliveriesRouter(ctx, { noun: 'Generation', find: (tenant, id) => ctx.store.getForTenant(id, tenant) }, json));
@@ -60,7 +68,6 @@ export function createApp(ctx: ApiContext): express.Express {
   app.use(tenantsAdminRouter(ctx, json, redisReady));
   app.use(adminRouter(ctx, redisReady));
 
-  const allowed = allowedMethods(openApi.paths);
   app.use((req, res) => {
     const methods = allowed(req.path);
     if (methods) sendProblem(res, new HttpProblem(405, 'Method not allowed', `${req.path} answers ${methods.join(', ')}, not ${req.method}`, undefined, { Allow: methods.join(', ') }));

@@ -7,11 +7,11 @@ const allowed = allowedMethods({
 });
 
 it('names the methods of a documented path, templates matching one segment each', () => {
-  expect(allowed('/v1/generations')).toEqual(['POST', 'GET', 'HEAD']);
-  expect(allowed('/v1/generations/')).toEqual(['POST', 'GET', 'HEAD']);
-  expect(allowed('/v1/generations/gen_1')).toEqual(['GET', 'HEAD', 'DELETE']);
-  expect(allowed('/files/abc/thumb-256.webp')).toEqual(['GET', 'HEAD']);
-  expect(allowed('/V1/Generations')).toEqual(['POST', 'GET', 'HEAD']);
+  expect(allowed('/v1/generations')).toEqual(['POST', 'GET', 'HEAD', 'OPTIONS']);
+  expect(allowed('/v1/generations/')).toEqual(['POST', 'GET', 'HEAD', 'OPTIONS']);
+  expect(allowed('/v1/generations/gen_1')).toEqual(['GET', 'HEAD', 'DELETE', 'OPTIONS']);
+  expect(allowed('/files/abc/thumb-256.webp')).toEqual(['GET', 'HEAD', 'OPTIONS']);
+  expect(allowed('/V1/Generations')).toEqual(['POST', 'GET', 'HEAD', 'OPTIONS']);
 });
 
 it('knows nothing of other paths', () => {

@@ -1,6 +1,7 @@
 /**
  * The methods each documented path answers, read off the OpenAPI document's paths (so the two
- * cannot disagree): a known path asked with another method is a 405 with `Allow`, not a 404.
+ * cannot disagree): a known path asked with another method is a 405 with `Allow`, not a 404, and
+ * OPTIONS on it says the same in a 204.
  * Returns null for a path the document does not name.
  */
 export function allowedMethods(paths: Record<string, object>): (path: string) => string[] | null {
@@ -10,8 +11,9 @@ export function allowedMethods(paths: Record<string, object>): (path: string) =>
       .map((part) => part.replace(/[.*+?^$()|[\]\\]/g, '\\$&'))
       .join('[^/]+');
     const methods = Object.keys(operations).map((m) => m.toUpperCase());
-    // Express answers HEAD wherever it answers GET
+    // Express answers HEAD wherever it answers GET; OPTIONS is answered for every documented path (optionsAnswer)
     if (methods.includes('GET')) methods.splice(methods.indexOf('GET') + 1, 0, 'HEAD');
+    methods.push('OPTIONS');
     // Express matches paths regardless of case
     return { re: new RegExp(`^${pattern}/?$`, 'i'), methods };
   });
