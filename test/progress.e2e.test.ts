@@ -1,3 +1,4 @@
+import net from 'node:net';
 import { STAGE_PROGRESS, type Stage } from '@imagegen/shared';
 import { FakeUpstream } from './support/fake-upstream';
 import { sleep } from './support/net';
@@ -78,6 +79,51 @@ describe('progress while a generation runs', () => {
     const other = await fetch(`${stack.baseUrl}/v1/generations/${created.body.id}/events`, { headers: { 'Last-Event-ID': '3' } });
     expect(other.status).toBe(200);
     expect(await other.text()).toMatch(/event: generation\.completed/);
+  });
+
+  it('a reconnect goes on from the id it saw, never repeats a state, and HEAD answers the headers and ends', async () => {
+    upstream.enqueue({ kind: 'ok', delayMs: 3000 });
+    const created = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'resumed' });
+    const url = new URL(`${stack.baseUrl}/v1/generations/${created.body.id}/events`);
+    const read = async (headers: Record<string, string>) => {
+      const text = await (await fetch(url, { headers })).text();
+      return text
+        .split('\n\n')
+        .filter((b) => b.includes('data: '))
+        .map((b) => ({ id: /^id: (.+)$/m.exec(b)?.[1], data: /data: (.+)/.exec(b)?.[1] }));
+    };
+    // HEAD while it runs, then another request on the same connection (before: the HEAD held it
+    // until the generation or batch ended, with a subscription, and the second was never answered)
+    const headThenHealth = (path: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = net.connect(Number(url.port), url.hostname);
+        let got = '';
+        const timer = setTimeout(() => (socket.destroy(), resolve(got)), 2500);
+        socket.on('data', (d) => {
+          got += d.toString('latin1');
+          if (/HTTP\/1\.1 200[\s\S]*HTTP\/1\.1 200[\s\S]*ok/.test(got)) {
+            clearTimeout(timer);
+            socket.destroy();
+            resolve(got);
+          }
+        });
+        socket.on('error', reject);
+        socket.write(`HEAD ${path} HTTP/1.1\r\nHost: ${url.host}\r\n\r\nGET /healthz HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`);
+      });
+    upstream.enqueue({ kind: 'ok', delayMs: 3000 });
+    const batch = await postJson(`${stack.baseUrl}/v1/batches`, { items: [{ topic: 'a batch under way' }] });
+    for (const path of [url.pathname, `/v1/batches/${batch.body.id}/events`]) {
+      const answers = await headThenHealth(path);
+      expect([path, answers.match(/HTTP\/1\.1 \d+/g)]).toEqual([path, ['HTTP/1.1 200', 'HTTP/1.1 200']]);
+      expect(answers).toMatch(/content-type: text\/event-stream/i);
+    }
+    // a client that saw id 7 reconnects: what follows is numbered from 8 (before: from 1 again)
+    const events = await read({ 'Last-Event-ID': '7' });
+    expect(events[0]?.id).toBe('8');
+    const ids = events.map((e) => e.id).filter((id) => id !== 'end').map(Number);
+    expect(ids).toEqual(ids.map((_, i) => 8 + i));
+    // no state is told twice in a row
+    for (let i = 1; i < events.length; i++) expect(events[i]!.data).not.toBe(events[i - 1]!.data);
   });
 });
 

@@ -273,7 +273,7 @@ export function buildOpenApi(publicBaseUrl: string) {
         get: {
           summary: 'Stream state changes',
           description: 'text/event-stream of the generation until it ends. The last event (completed, failed or cancelled) has the id `end`; reconnecting with it as Last-Event-ID is answered 204, which stops an EventSource.',
-          parameters: [{ name: 'Last-Event-ID', in: 'header', description: '`end` once the end was told; any other value is ignored.', schema: { type: 'string', example: 'end' } }],
+          parameters: [{ name: 'Last-Event-ID', in: 'header', description: '`end` once the end was told; an id this stream gave out, and the stream starts with the state as it is now, its ids going on from that one; any other value is ignored.', schema: { type: 'string', example: 'end' } }],
           responses: { '200': { description: 'Event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, '204': { description: 'The end was told already' }, ...errors(404) },
         },
       },

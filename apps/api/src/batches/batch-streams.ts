@@ -4,7 +4,7 @@ import archiver from 'archiver';
 import type { Response } from 'express';
 import { isTerminal, presentBatch, presentGeneration, readBatchMessage, storageErrorText, type BatchRecord, type BatchResultLine, type GenerationRecord } from '@imagegen/shared';
 import type { ApiContext } from '../context';
-import { END_EVENT_ID, endEventStreamAtOnce, openEventStream, toldTheEnd } from '../http/event-stream';
+import { answeredHead, END_EVENT_ID, endEventStreamAtOnce, openEventStream, toldTheEnd } from '../http/event-stream';
 import { fromStorage } from '../http/problem';
 import { onKeyRevoked } from '../http/revocation';
 import type { BatchesService } from './batch.service';
@@ -164,6 +164,7 @@ export async function streamBatchEvents(ctx: ApiContext, initial: BatchRecord, r
     res.status(204).end();
     return;
   }
+  if (answeredHead(res)) return;
   // the client may have left, or shutdown begun, already (an abort event is not fired again): then nothing is opened
   const signal = ctx.waits.forResponse(res);
   if (signal.aborted) return endEventStreamAtOnce(res);

@@ -19,6 +19,18 @@ export function openEventStream(res: Response): void {
 }
 
 /**
+ * HEAD of an event stream (Express answers it with the GET's handler): its headers, and the end,
+ * rather than a stream held open, with its subscription, until the subject ends. Returns whether
+ * the request was a HEAD (and is answered).
+ */
+export function answeredHead(res: Response): boolean {
+  if (res.req.method !== 'HEAD') return false;
+  openEventStream(res);
+  res.end();
+  return true;
+}
+
+/**
  * A stream asked for once its process has begun to shut down (or its client has gone) opens
  * nothing: it is answered as an event stream that ends at once, with a short reconnect delay,
  * so that an EventSource, or any client that follows the stream, reconnects, to a process that

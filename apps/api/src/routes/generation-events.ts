@@ -1,10 +1,15 @@
 import type { Response } from 'express';
 import { isTerminal, presentGeneration, readGenerationMessage, type GenerationRecord } from '@imagegen/shared';
 import type { ApiContext } from '../context';
-import { END_EVENT_ID, endEventStreamAtOnce, openEventStream, toldTheEnd } from '../http/event-stream';
+import { answeredHead, END_EVENT_ID, endEventStreamAtOnce, openEventStream, toldTheEnd } from '../http/event-stream';
 import { onKeyRevoked } from '../http/revocation';
 
 const HEARTBEAT_MS = 15_000;
+
+/** The id a reconnecting client last saw, when it is one of ours (a count); else 0. */
+function resumedFrom(lastEventId: string | undefined): number {
+  return lastEventId !== undefined && /^[0-9]{1,15}$/.test(lastEventId) ? Number(lastEventId) : 0;
+}
 
 /**
  * Server-sent events of a generation's state changes, ending when it does (or when the
@@ -18,6 +23,7 @@ export async function streamGenerationEvents(ctx: ApiContext, initial: Generatio
     res.status(204).end();
     return;
   }
+  if (answeredHead(res)) return;
   // ends when the client leaves or the process shuts down; either may have happened already (an
   // abort event is not fired again): then nothing is opened, and a client still there reconnects
   const ended = ctx.waits.forResponse(res);
@@ -27,12 +33,14 @@ export async function streamGenerationEvents(ctx: ApiContext, initial: Generatio
   ended.addEventListener('abort', () => finish(), { once: true });
 
   openEventStream(res);
-  let seq = 0;
+  // ids go on from the one the client last saw, so they only grow across its reconnects
+  let seq = resumedFrom(lastEventId);
   let lastSent = '';
   let done = false;
   const send = (type: string, record: GenerationRecord) => {
     const data = JSON.stringify(presentGeneration(record, ctx.config));
-    if (type === 'generation.snapshot' && data === lastSent) return;
+    // the same state again (a re-read after the change it was read for was sent): nothing new to tell
+    if (data === lastSent && !isTerminal(record.status)) return;
     lastSent = data;
     res.write(`id: ${isTerminal(record.status) ? END_EVENT_ID : ++seq}\nevent: ${type}\ndata: ${data}\n\n`);
   };
