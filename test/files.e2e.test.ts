@@ -132,6 +132,26 @@ describe('file serving', () => {
       expect(stale.status).toBe(200);
     });
 
+    it('compares validators strongly (If-Match, If-Range), and lets a page of any origin read every answer', async () => {
+      const first = await get(stack.baseUrl, `/files/${KEY}`);
+      const etag = String(first.headers.etag);
+      // a file never changes: its validator is strong (before: local files had a weak one, W/"…")
+      expect(etag).toMatch(/^"[^"]+"$/);
+      expect((await get(stack.baseUrl, `/files/${KEY}`, { 'If-Match': etag })).status).toBe(200);
+      // a weak tag never matches If-Match (before: local files answered 200)
+      expect((await get(stack.baseUrl, `/files/${KEY}`, { 'If-Match': `W/${etag}` })).status).toBe(412);
+      expect((await get(stack.baseUrl, `/files/${KEY}`, { 'If-Match': '"other"' })).status).toBe(412);
+      if (ranges) {
+        expect((await get(stack.baseUrl, `/files/${KEY}`, { Range: 'bytes=0-9', 'If-Range': etag })).status).toBe(206);
+        // nor If-Range: the whole file (before: local files answered 206)
+        const weak = await get(stack.baseUrl, `/files/${KEY}`, { Range: 'bytes=0-9', 'If-Range': `W/${etag}` });
+        expect([weak.status, weak.body.length]).toEqual([200, SIZE]);
+      }
+      // before: no CORS header, so a web app elsewhere could show the image but not read it
+      expect(first.headers['access-control-allow-origin']).toBe('*');
+      expect((await get(stack.baseUrl, '/files/nosuchtokennosuchtokennosuchto/original.png')).headers['access-control-allow-origin']).toBe('*');
+    });
+
     it('answers HEAD with the headers and no body', async () => {
       const res = await get(stack.baseUrl, `/files/${KEY}`, {}, 'HEAD');
       expect(res.status).toBe(200);

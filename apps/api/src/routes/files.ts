@@ -13,6 +13,12 @@ import { fromStorage, HttpProblem, notFound } from '../http/problem';
 export function filesRouter(ctx: ApiContext): Router {
   const router = Router();
   const cacheControl = fileCacheControl(ctx.config.RECORD_RETENTION_HOURS);
+  // public by URL and sent without credentials: a web app on any origin may read the bytes (to
+  // draw them on a canvas, or save them), as it may already show them; its problems too
+  router.use('/files', (_req, res, next) => {
+    res.set(CORS_HEADERS);
+    next();
+  });
   // GET routes answer HEAD too
   router.get('/files/:token/:name', async (req, res) => {
     const key = `${req.params.token}/${req.params.name}`;
@@ -23,11 +29,16 @@ export function filesRouter(ctx: ApiContext): Router {
     const info = await storage.stat(key);
     if (!info) throw notFound('File');
     const headers = fileHeaders(key, info, cacheControl);
-    if (local) await sendLocalFile(res, local, headers);
+    if (local) await sendLocalFile(req, res, local, headers);
     else await streamFile(storage, key, info, headers, req, res);
   });
   return router;
 }
+
+const CORS_HEADERS = {
+  'Access-Control-Allow-Origin': '*',
+  'Access-Control-Expose-Headers': 'Content-Length, Content-Range, Accept-Ranges, ETag, Last-Modified',
+};
 
 function fileHeaders(key: string, info: StoredFileInfo, cacheControl: string): Record<string, string> {
   const headers: Record<string, string> = {
@@ -35,10 +46,10 @@ function fileHeaders(key: string, info: StoredFileInfo, cacheControl: string): R
     'Cache-Control': cacheControl,
     'X-Content-Type-Options': 'nosniff',
   };
-  // the backend's own validator (an object's ETag) where it has one, else the form `send` and
-  // express.static use: size and write time
+  // the backend's own validator (an object's ETag) where it has one, else size and write time:
+  // strong, since a file never changes once written (If-Match and If-Range take strong ones only)
   if (info.etag) headers.ETag = info.etag;
-  else if (info.modifiedAt) headers.ETag = `W/"${info.bytes.toString(16)}-${info.modifiedAt.getTime().toString(16)}"`;
+  else if (info.modifiedAt) headers.ETag = `"${info.bytes.toString(16)}-${info.modifiedAt.getTime().toString(16)}"`;
   if (info.modifiedAt) headers['Last-Modified'] = info.modifiedAt.toUTCString();
   return headers;
 }
@@ -49,9 +60,16 @@ type SendError = Error & { status?: number; statusCode?: number; code?: string; 
 
 /**
  * `res.sendFile` answers ranges, HEAD and conditional requests, and closes the file as soon as
- * the response ends, however it ends (a client that goes away mid-body included).
+ * the response ends, however it ends (a client that goes away mid-body included). If-Match and
+ * If-Range are judged here first, by strong comparison as for objects (`send` compares weakly):
+ * a range whose If-Range does not hold is dropped, so the whole file is sent.
  */
-function sendLocalFile(res: Response, file: string, headers: Record<string, string>): Promise<void> {
+function sendLocalFile(req: Request, res: Response, file: string, headers: Record<string, string>): Promise<void> {
+  if (preconditionFails(req, headers.ETag, headers['Last-Modified'])) return Promise.reject(preconditionFailed());
+  if (req.headers['if-range'] !== undefined) {
+    if (!ifRangeHolds(req.get('if-range'), headers.ETag, headers['Last-Modified'])) delete req.headers.range;
+    delete req.headers['if-range'];
+  }
   return new Promise((resolve, reject) => {
     // root is the file's own folder: send's traversal and dotfile guards then judge the name alone
     res.sendFile(path.basename(file), { root: path.dirname(file), dotfiles: 'deny', headers, cacheControl: false, lastModified: false }, (err?: SendError) => {
@@ -174,6 +192,7 @@ function ifRangeHolds(ifRange: string | undefined, etag: string | undefined, las
 
 /** Backends without local files or ranged reads: one stream per response, destroyed with it. No ranges. */
 async function streamFile(storage: Storage, key: string, info: StoredFileInfo, headers: Record<string, string>, req: Request, res: Response): Promise<void> {
+  if (preconditionFails(req, headers.ETag, headers['Last-Modified'])) throw preconditionFailed();
   res.set({ ...headers, 'Content-Length': String(info.bytes), 'Accept-Ranges': 'none' });
   if (req.fresh) {
     for (const name of ['Content-Type', 'Content-Length']) res.removeHeader(name);
