@@ -56,7 +56,10 @@ export function createRedis(connection: RedisConnection, role: RedisRole, name?:
   } else if (connection.kind === 'sentinel') {
     // TLS of rediss:// applies to the master the Sentinels name only when this says so (ioredis)
     const tls = new URL(connection.url).protocol === 'rediss:' ? { enableTLSForSentinelMode: true } : {};
-    redis = new Redis({ ...options, ...extra, ...urlOptions(connection.url), ...tls, sentinels: connection.sentinels, name: connection.name });
+    // failoverDetector: moves to a new master as soon as the Sentinels announce it (+switch-master),
+    // not when the old one drops the connection, which it does only once told to follow the new
+    // one (seconds later): what is written to the old master meanwhile is lost when it resyncs
+    redis = new Redis({ ...options, ...extra, ...urlOptions(connection.url), ...tls, sentinels: connection.sentinels, name: connection.name, failoverDetector: true });
   } else {
     redis = new Redis(connection.url, { ...options, ...extra });
   }
