@@ -124,3 +124,41 @@ describe('on a Redis Cluster', () => {
     expect(body.status).toBe('completed');
   });
 });
+
+describe('on a Redis Cluster whose master for our keys goes down', () => {
+  let cluster: RedisCluster;
+  let stack: Stack;
+  beforeAll(async () => {
+    cluster = await startRedisCluster(3);
+    stack = await startStack({ name: 'cluster-down', cluster, worker: false });
+  }, 60_000);
+  afterAll(async () => {
+    await stack?.close().catch(() => undefined);
+    await cluster?.destroy();
+  });
+
+  it('is answered 503 with Retry-After, never 500, and /readyz says so', async () => {
+    expect((await fetch(`${stack.baseUrl}/readyz`)).status).toBe(200);
+    // the master of the slot every key of ours is in (one hash tag)
+    const admin = new Redis(cluster.servers[0]!.port, '127.0.0.1');
+    const slot = Number(await admin.call('CLUSTER', 'KEYSLOT', stack.prefix));
+    const slots = (await admin.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+    admin.disconnect();
+    const port = slots.find(([from, to]) => slot >= from && slot <= to)![2][1];
+    await cluster.servers.find((s) => s.port === port)!.stop('sigkill');
+    const seen = { readyz: new Set<number>(), list: new Set<number>(), submit: new Set<number>() };
+    const until = Date.now() + 8000;
+    let retryAfter: string | null = null;
+    while (Date.now() < until) {
+      seen.readyz.add((await fetch(`${stack.baseUrl}/readyz`)).status);
+      const list = await fetch(`${stack.baseUrl}/v1/generations?limit=1`);
+      seen.list.add(list.status);
+      if (list.status === 503) retryAfter = list.headers.get('retry-after');
+      seen.submit.add((await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'while the master is down' })).status);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    // before: /readyz stayed 200 (a PING to any node) and requests were answered 500 'Too many Cluster redirections'
+    expect({ readyz: [...seen.readyz], list: [...seen.list].filter((s) => s !== 503), submit: [...seen.submit].filter((s) => s !== 503) }).toEqual({ readyz: [503], list: [], submit: [] });
+    expect(retryAfter).toBe('5');
+  }, 60_000);
+});

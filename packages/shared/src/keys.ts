@@ -14,6 +14,8 @@ export function keysFor(prefix: string) {
     tenantStatusIndexes: (tenant: string) => STATUSES.map((s) => tenantGenerations(tenant, s)),
     /** Every tenant that has records, so maintenance can visit each one. */
     tenants: () => `${prefix}:tenants`,
+    /** Never written: readiness asks whether it exists, which reaches the node that holds the prefix's keys. */
+    readinessProbe: () => `${prefix}:ready-probe`,
     generationChannel: (id: string) => `${prefix}:events:gen:${id}`,
     cancelChannel: () => `${prefix}:events:cancel`,
     spool: (id: string) => `${prefix}:spool:${id}`,

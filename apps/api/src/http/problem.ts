@@ -69,12 +69,22 @@ export async function fromStorage<T>(op: () => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * What a Redis that cannot serve now answers: a Cluster whose master for our slot is down or
+ * moving (redirections run out, CLUSTERDOWN, TRYAGAIN, no node to learn the slots from), a master
+ * demoted or starting (READONLY, LOADING, MASTERDOWN).
+ */
+const REDIS_NOT_SERVING = /Too many Cluster redirections|CLUSTERDOWN|TRYAGAIN|Failed to refresh slots cache|None of startup nodes is available|^READONLY|^LOADING|^MASTERDOWN/;
+
 /** Recognises a failure to talk to Redis, whichever layer raised it. */
 export function isRedisDown(err: unknown): boolean {
   const e = err as { name?: string; message?: string; code?: string };
+  const message = e?.message ?? '';
   return (
     e?.name === 'MaxRetriesPerRequestError' ||
-    /Stream isn't writeable|Connection is closed|enableOfflineQueue|Command timed out|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE/.test(e?.message ?? '') ||
+    e?.name === 'ClusterAllFailedError' ||
+    /Stream isn't writeable|Connection is closed|enableOfflineQueue|Command timed out|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE/.test(message) ||
+    REDIS_NOT_SERVING.test(message) ||
     e?.code === 'ECONNREFUSED'
   );
 }

@@ -8,7 +8,9 @@ export function healthRouter(ctx: ApiContext): Router {
     res.json({ status: 'ok' });
   });
   router.get('/readyz', async (_req, res, next) => {
-    const ready = ctx.redis.status === 'ready' && (await withTimeout(ctx.redis.ping(), 1000).then(() => true, () => false));
+    // a key of the prefix, not a PING: on a Cluster a PING goes to any node, and says nothing of
+    // the one holding every key of ours (its master may be down while the client is 'ready')
+    const ready = ctx.redis.status === 'ready' && (await withTimeout(ctx.redis.exists(ctx.keys.readinessProbe()), 1000).then(() => true, () => false));
     if (ready) res.json({ status: 'ready', redis: 'up' });
     else next(unavailable());
   });
