@@ -149,6 +149,11 @@ describe('file serving', () => {
       }
       // before: no CORS header, so a web app elsewhere could show the image but not read it
       expect(first.headers['access-control-allow-origin']).toBe('*');
+      // a conditional or ranged read from another origin is asked leave for first (a preflight), and given it
+      const preflight = await get(stack.baseUrl, `/files/${KEY}`, { Origin: 'https://app.example', 'Access-Control-Request-Method': 'GET', 'Access-Control-Request-Headers': 'if-none-match, range' }, 'OPTIONS');
+      expect([preflight.status, preflight.headers['access-control-allow-origin']]).toEqual([204, '*']);
+      expect(String(preflight.headers['access-control-allow-headers'])).toMatch(/If-None-Match/);
+      expect(String(preflight.headers['access-control-allow-headers'])).toMatch(/Range/);
       expect((await get(stack.baseUrl, '/files/nosuchtokennosuchtokennosuchto/original.png')).headers['access-control-allow-origin']).toBe('*');
     });
 

@@ -12,7 +12,7 @@ import { errorHandler, HttpProblem, sendProblem, unavailable } from './http/prob
 import { adminRouter } from './routes/admin';
 import { batchesRouter } from './routes/batches';
 import { docsRouter } from './routes/docs';
-import { filesRouter } from './routes/files';
+import { filesCors, filesRouter } from './routes/files';
 import { generationsRouter } from './routes/generations';
 import { healthRouter } from './routes/health';
 import { seedRouter } from './routes/seed';
@@ -43,6 +43,7 @@ export function createApp(ctx: ApiContext): express.Express {
   app.use(requestLogging(ctx.logger));
   app.use(requestMetrics(ctx.metrics));
   // the API first: the routes clients call most pass no other router's layers
+  app.use('/files', filesCors());
   const allowed = allowedMethods(openApi.paths);
   // what a documented path answers, before any credentials are asked for (Express's own answer
   // was a 200 text/plain, and a 401 under /v1)

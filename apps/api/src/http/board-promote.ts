@@ -16,7 +16,9 @@ export function promoteRunsAtOnce(ctx: ApiContext): Router {
   const retryDue = new RetryDue(ctx.redis, ctx.keys);
   const generate = ctx.queues.generate;
   router.put(`/admin/queues/api/queues/${generate.name}/:jobId/promote`, async (req, _res, next) => {
-    await retryDue.clear([String(req.params.jobId)]);
+    const id = String(req.params.jobId);
+    // only a job the board will promote: one handed out already keeps the due time it waits for
+    if ((await generate.getJobState(id)) === 'delayed') await retryDue.clear([id]);
     next();
   });
   router.put(`/admin/queues/api/queues/${generate.name}/promote`, async (_req, _res, next) => {

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { Router, type Request, type Response } from 'express';
+import { Router, type Request, type RequestHandler, type Response } from 'express';
 import { contentTypeFor, fileCacheControl, isValidStorageKey, type ByteRange, type OpenedFile, type Storage, type StoredFileInfo } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { fromStorage, HttpProblem, notFound } from '../http/problem';
@@ -13,12 +13,6 @@ import { fromStorage, HttpProblem, notFound } from '../http/problem';
 export function filesRouter(ctx: ApiContext): Router {
   const router = Router();
   const cacheControl = fileCacheControl(ctx.config.RECORD_RETENTION_HOURS);
-  // public by URL and sent without credentials: a web app on any origin may read the bytes (to
-  // draw them on a canvas, or save them), as it may already show them; its problems too
-  router.use('/files', (_req, res, next) => {
-    res.set(CORS_HEADERS);
-    next();
-  });
   // GET routes answer HEAD too
   router.get('/files/:token/:name', async (req, res) => {
     const key = `${req.params.token}/${req.params.name}`;
@@ -35,10 +29,23 @@ export function filesRouter(ctx: ApiContext): Router {
   return router;
 }
 
-const CORS_HEADERS = {
-  'Access-Control-Allow-Origin': '*',
-  'Access-Control-Expose-Headers': 'Content-Length, Content-Range, Accept-Ranges, ETag, Last-Modified',
-};
+/**
+ * Files are public by URL and sent without credentials: a web app on any origin may read the
+ * bytes (to draw them on a canvas, or save them), as it may already show them, problems too, and
+ * ask for ranges and with validators, which a browser asks leave for first (a preflight OPTIONS,
+ * answered by the app's OPTIONS handler, which this runs before).
+ */
+export function filesCors(): RequestHandler {
+  return (req, res, next) => {
+    res.set('Access-Control-Allow-Origin', '*');
+    if (req.method === 'OPTIONS') {
+      res.set({ 'Access-Control-Allow-Methods': 'GET, HEAD', 'Access-Control-Allow-Headers': 'Range, If-Match, If-None-Match, If-Range, If-Modified-Since, If-Unmodified-Since', 'Access-Control-Max-Age': '86400' });
+    } else {
+      res.set('Access-Control-Expose-Headers', 'Content-Length, Content-Range, Accept-Ranges, ETag, Last-Modified');
+    }
+    next();
+  };
+}
 
 function fileHeaders(key: string, info: StoredFileInfo, cacheControl: string): Record<string, string> {
   const headers: Record<string, string> = {

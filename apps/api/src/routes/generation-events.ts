@@ -39,9 +39,12 @@ export async function streamGenerationEvents(ctx: ApiContext, initial: Generatio
   let done = false;
   const send = (type: string, record: GenerationRecord) => {
     const data = JSON.stringify(presentGeneration(record, ctx.config));
-    // the same state again (a re-read after the change it was read for was sent): nothing new to tell
-    if (data === lastSent && !isTerminal(record.status)) return;
-    lastSent = data;
+    // the same event again (a re-read after the change it was read for was told): nothing new to
+    // tell; a change's own event is still sent after a snapshot that showed its state, for
+    // listeners of that event
+    const sent = `${type}\n${data}`;
+    if (sent === lastSent && !isTerminal(record.status)) return;
+    lastSent = sent;
     res.write(`id: ${isTerminal(record.status) ? END_EVENT_ID : ++seq}\nevent: ${type}\ndata: ${data}\n\n`);
   };
   // re-reads run one after another so events go out in order, the first snapshot first

@@ -330,5 +330,25 @@ it('an attempt a redelivery overtook is logged in its place once the new run sta
   expect(await rows()).toEqual(expected);
   expect((await log.list('gen_v2', 't1'))[0]!.durationMs).toBe(900);
   expect((await log.load('gen_v2', 'dlv_v2'))!.delivery).toMatchObject({ run: 1, state: 'delivered', attempts: 2 });
-  expect(await redis.hexists(log.keyOf('gen_v2'), 'x:dlv_v2')).toBe(0);
+  expect(await redis.hexists(log.keyOf('gen_v2'), 'x:dlv_v2:old')).toBe(0);
+});
+
+it('attempts overtaken by two redeliveries in turn each take their own late answer in their own row', async () => {
+  const { log, batcher } = setup({ maxInFlight: 5, circuitFailures: 3, circuitOpenMs: 1000 });
+  await log.createMany([{ delivery: delivery('dlv_v3', 'gen_v3'), body: '{}' }]);
+  await batcher.acquire({ host: 'v:3', member: 'a', jobId: 'dlv_v3', starts: { subject: 'gen_v3', run: 0 } });
+  expect(await log.redeliver('gen_v3', 'dlv_v3')).toBe(1);
+  await batcher.acquire({ host: 'v:3', member: 'b', jobId: 'dlv_v3', starts: { subject: 'gen_v3', run: 1 } });
+  expect(await log.redeliver('gen_v3', 'dlv_v3')).toBe(2);
+  await batcher.acquire({ host: 'v:3', member: 'c', jobId: 'dlv_v3', starts: { subject: 'gen_v3', run: 2 } });
+  const step = { tenant: 't1', subject: 'gen_v3', deliveryId: 'dlv_v3', host: 'v:3', health: 'up' as const };
+  // the first overtaken attempt answers last (before: its note was replaced by the second's, and its answer added a row at the end)
+  expect((await batcher.settle({ ...step, member: 'c', outcome: { run: 2, state: 'delivered', status: 200, durationMs: 1 } })).recorded).toBe('ok');
+  expect((await batcher.settle({ ...step, member: 'b', outcome: { run: 1, state: 'pending', status: 502, durationMs: 1, retryInMs: 10 } })).recorded).toBe('stale');
+  expect((await batcher.settle({ ...step, member: 'a', outcome: { run: 0, state: 'pending', status: 503, durationMs: 1, retryInMs: 10 } })).recorded).toBe('stale');
+  expect((await log.list('gen_v3', 't1')).map((r) => [r.attempt, r.state, r.status ?? r.error])).toEqual([
+    [1, 'failed', 503],
+    [2, 'failed', 502],
+    [3, 'delivered', 200],
+  ]);
 });

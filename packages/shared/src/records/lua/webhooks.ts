@@ -104,7 +104,7 @@ export const OVERTAKEN_ATTEMPT_ERROR = 'no outcome recorded: under way when a re
  * run's, which the schedule goes by: what our side lost does not use a step of it. A mark of an
  * earlier run is of an attempt a redelivery overtook (still under way, or cut short): it is
  * logged then too, as failed without outcome, so the log has it in its place, before the new
- * run's attempts; 'x:<id>' = '<row seq>|<slot member>' lets its answer, should it still come,
+ * run's attempts; 'x:<id>:<slot member>' = '<row seq>' lets its answer, should it still come,
  * replace that row (recordAttempt) rather than add one. A mark of the
  * same slot member is this attempt's own (the call made again, say after a reconnect): it stays.
  *
@@ -161,7 +161,7 @@ local function markStarted(log, id, run, member, kept, now, check)
         row.state = 'failed'
         row.error = '${OVERTAKEN_ATTEMPT_ERROR}'
         appendAttempt(log, id, row, d, kept)
-        redis.call('HSET', log, 'x:' .. id, d.lastSeq .. '|' .. oldMember)
+        redis.call('HSET', log, 'x:' .. id .. ':' .. oldMember, d.lastSeq)
       end
     end
   end
@@ -199,13 +199,12 @@ local function recordAttempt(log, owner, ended, subject, id, run, state, status,
     d.supersededBy = member
     local outcome = state == 'delivered' and 'delivered' or 'failed'
     -- logged already, in its place, when the new run's first attempt started (START_MARKS): its row takes the answer
-    local overtaken = redis.call('HGET', log, 'x:' .. id)
-    local seq, overtakenMember
-    if overtaken then seq, overtakenMember = string.match(overtaken, '^(%d+)|(.*)$') end
-    local row = overtakenMember == member and redis.call('HGET', log, 'a:' .. seq)
+    local note = 'x:' .. id .. ':' .. member
+    local seq = redis.call('HGET', log, note)
+    local row = seq and redis.call('HGET', log, 'a:' .. seq)
+    if seq then redis.call('HDEL', log, note) end
     local a
     if row then
-      redis.call('HDEL', log, 'x:' .. id)
       a = cjson.decode(row)
       a.error = nil
     else
