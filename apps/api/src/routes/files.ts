@@ -23,6 +23,8 @@ export function filesRouter(ctx: ApiContext): Router {
     const info = await storage.stat(key);
     if (!info) throw notFound('File');
     const headers = fileHeaders(key, info, cacheControl);
+    // judged strongly here, as for objects (`send` compares If-Match weakly)
+    if (preconditionFails(req, headers.ETag, headers['Last-Modified'])) throw preconditionFailed();
     if (local) await sendLocalFile(req, res, local, headers);
     else await streamFile(storage, key, info, headers, req, res);
   });
@@ -67,12 +69,11 @@ type SendError = Error & { status?: number; statusCode?: number; code?: string; 
 
 /**
  * `res.sendFile` answers ranges, HEAD and conditional requests, and closes the file as soon as
- * the response ends, however it ends (a client that goes away mid-body included). If-Match and
- * If-Range are judged here first, by strong comparison as for objects (`send` compares weakly):
- * a range whose If-Range does not hold is dropped, so the whole file is sent.
+ * the response ends, however it ends (a client that goes away mid-body included). If-Range is
+ * judged here first, by strong comparison as for objects (`send` compares weakly): a range whose
+ * If-Range does not hold is dropped, so the whole file is sent (If-Match is judged by the caller).
  */
 function sendLocalFile(req: Request, res: Response, file: string, headers: Record<string, string>): Promise<void> {
-  if (preconditionFails(req, headers.ETag, headers['Last-Modified'])) return Promise.reject(preconditionFailed());
   if (req.headers['if-range'] !== undefined) {
     if (!ifRangeHolds(req.get('if-range'), headers.ETag, headers['Last-Modified'])) delete req.headers.range;
     delete req.headers['if-range'];
@@ -199,7 +200,6 @@ function ifRangeHolds(ifRange: string | undefined, etag: string | undefined, las
 
 /** Backends without local files or ranged reads: one stream per response, destroyed with it. No ranges. */
 async function streamFile(storage: Storage, key: string, info: StoredFileInfo, headers: Record<string, string>, req: Request, res: Response): Promise<void> {
-  if (preconditionFails(req, headers.ETag, headers['Last-Modified'])) throw preconditionFailed();
   res.set({ ...headers, 'Content-Length': String(info.bytes), 'Accept-Ranges': 'none' });
   if (req.fresh) {
     for (const name of ['Content-Type', 'Content-Length']) res.removeHeader(name);

@@ -156,13 +156,12 @@ local function markStarted(log, id, run, member, kept, now, check)
         end
         row.state = 'pending'
         row.error = '${UNFINISHED_ATTEMPT_ERROR}'
-        appendAttempt(log, id, row, d, kept)
       else
         row.state = 'failed'
         row.error = '${OVERTAKEN_ATTEMPT_ERROR}'
-        appendAttempt(log, id, row, d, kept)
-        redis.call('HSET', log, 'x:' .. id .. ':' .. oldMember, d.lastSeq)
       end
+      appendAttempt(log, id, row, d, kept)
+      if row.state == 'failed' then redis.call('HSET', log, 'x:' .. id .. ':' .. oldMember, d.lastSeq) end
     end
   end
   redis.call('HSET', log, field, run .. '|' .. now .. '|' .. member)
