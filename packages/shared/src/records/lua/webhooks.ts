@@ -64,13 +64,15 @@ end
  * Writes attempt row `a` as the log's next, with its delivery `d` as it now is. Only the newest
  * `kept` rows stay, and each delivery's latest row however old (`d.lastSeq`), so no delivery
  * drops out of the listing: the log holds at most `kept` rows, plus one for each delivery.
+ * `seq` is the log's row count as the caller read it in this call (false: none yet), saving a read.
  */
 const APPEND_ATTEMPT = `
-local function appendAttempt(log, id, a, d, kept)
-  local seq = redis.call('HINCRBY', log, 'seq', 1)
+local function appendAttempt(log, id, a, d, kept, seq)
+  if seq == nil then seq = redis.call('HGET', log, 'seq') end
+  seq = (tonumber(seq) or 0) + 1
   local previous = tonumber(d.lastSeq)
   d.lastSeq = seq
-  redis.call('HSET', log, 'a:' .. seq, cjson.encode(a), 'd:' .. id, cjson.encode(d))
+  redis.call('HSET', log, 'seq', seq, 'a:' .. seq, cjson.encode(a), 'd:' .. id, cjson.encode(d))
   local old = seq - tonumber(kept)
   if old < 1 then return end
   -- this delivery's latest row until now, kept past the newest while it was: no longer
@@ -116,32 +118,27 @@ const START_MARKS = `
 local function markOwner(mark)
   return string.match(mark, '^%d+|%d+|(.*)$')
 end
-local function clearMark(log, id, member)
+-- \`mark\` is the delivery's mark as the caller read it in this call (false: none), else it is read here
+local function clearMark(log, id, member, mark)
   local field = 's:' .. id
-  if member == '' then
-    redis.call('HDEL', log, field)
-    return
-  end
-  local mark = redis.call('HGET', log, field)
-  if mark and markOwner(mark) == member then redis.call('HDEL', log, field) end
+  if mark == nil then mark = redis.call('HGET', log, field) end
+  if mark and (member == '' or markOwner(mark) == member) then redis.call('HDEL', log, field) end
 end
 local function pendingIn(d, run)
   return tonumber(run) == tonumber(d.run) and d.state == 'pending'
 end
 local function markStarted(log, id, run, member, kept, now, check)
   local field = 's:' .. id
+  local found = redis.call('HMGET', log, 'd:' .. id, field)
+  local raw, old = found[1], found[2]
+  if not raw then return 'missing' end
   local d
   if check then
-    local raw = redis.call('HGET', log, 'd:' .. id)
-    if not raw then return 'missing' end
     d = cjson.decode(raw)
     if not pendingIn(d, run) then return 'stale' end
-  elseif redis.call('HEXISTS', log, 'd:' .. id) == 0 then
-    return 'missing'
   end
-  local old = redis.call('HGET', log, field)
   if old then
-    d = d or cjson.decode(redis.call('HGET', log, 'd:' .. id))
+    d = d or cjson.decode(raw)
     if not pendingIn(d, run) then return 'stale' end
     local oldRun, at = string.match(old, '^(%d+)|(%d+)|')
     local oldMember = markOwner(old)
@@ -182,10 +179,11 @@ const RECORD_ATTEMPT = `
 local UNDELIVERED = {}
 for _, s in ipairs({ ${RECOVERABLE_STATES.map((s) => `'${s}'`).join(', ')} }) do UNDELIVERED[s] = true end
 local function recordAttempt(log, owner, ended, subject, id, run, state, status, err, durationMs, retryInMs, ttl, kept, now, member)
-  local raw = redis.call('HGET', log, 'd:' .. id)
+  local found = redis.call('HMGET', log, 'd:' .. id, 's:' .. id, 'seq')
+  local raw, seq = found[1], found[3]
   if not raw then return 'missing' end
   -- this attempt is no longer under way (a record made without one, '', ends whatever was)
-  clearMark(log, id, member)
+  clearMark(log, id, member, found[2])
   local d = cjson.decode(raw)
   -- recorded already: the same call made again (its reply lost, the client sending it again on
   -- reconnecting); a slot member names one attempt
@@ -199,9 +197,9 @@ local function recordAttempt(log, owner, ended, subject, id, run, state, status,
     local outcome = state == 'delivered' and 'delivered' or 'failed'
     -- logged already, in its place, when the new run's first attempt started (START_MARKS): its row takes the answer
     local note = 'x:' .. id .. ':' .. member
-    local seq = redis.call('HGET', log, note)
-    local row = seq and redis.call('HGET', log, 'a:' .. seq)
-    if seq then redis.call('HDEL', log, note) end
+    local noted = redis.call('HGET', log, note)
+    local row = noted and redis.call('HGET', log, 'a:' .. noted)
+    if noted then redis.call('HDEL', log, note) end
     local a
     if row then
       a = cjson.decode(row)
@@ -215,9 +213,9 @@ local function recordAttempt(log, owner, ended, subject, id, run, state, status,
     if status ~= '' then a.status = tonumber(status) end
     if err ~= '' then a.error = err end
     if row then
-      redis.call('HSET', log, 'a:' .. seq, cjson.encode(a), 'd:' .. id, cjson.encode(d))
+      redis.call('HSET', log, 'a:' .. noted, cjson.encode(a), 'd:' .. id, cjson.encode(d))
     else
-      appendAttempt(log, id, a, d, kept)
+      appendAttempt(log, id, a, d, kept, seq)
     end
     keepLog(log, owner, ttl)
     return 'stale'
@@ -251,7 +249,7 @@ local function recordAttempt(log, owner, ended, subject, id, run, state, status,
     d.lastStatus = nil
     d.lastError = nil
   end
-  appendAttempt(log, id, a, d, kept)
+  appendAttempt(log, id, a, d, kept, seq)
   keepLog(log, owner, ttl)
   if undelivered then noteEnded(ended, subject .. '|' .. id, ttl, now) end
   return 'ok'
@@ -288,7 +286,7 @@ local function hostAcquire(inFlight, circuit, parked, member, leaseMs, max, jobI
     redis.call('ZREMRANGEBYSCORE', inFlight, '-inf', now)
     swept[inFlight] = true
   end
-  if not redis.call('ZSCORE', inFlight, member) and redis.call('ZCARD', inFlight) >= tonumber(max) then
+  if redis.call('ZCARD', inFlight) >= tonumber(max) and not redis.call('ZSCORE', inFlight, member) then
     local first = redis.call('ZRANGE', inFlight, 0, 0, 'WITHSCORES')
     redis.call('ZADD', parked, 'NX', now, jobId)
     redis.call('PEXPIRE', parked, tonumber(leaseMs) * 2)
