@@ -26,7 +26,7 @@ function recording(): Logger & { lines: { msg: string; fields?: Record<string, u
 const at = (url: string) => ({ REDIS_URL: url, redis: { kind: 'single' as const, url } });
 const config = { ADMIN_USER: 'ops', ADMIN_PASSWORD: undefined as string | undefined, QUEUE_PREFIX: prefix, ...at(REDIS_URL) };
 
-it('makes one password, announced once without its value, and every later caller reads the same', async () => {
+it('makes one password, logged once with its value by the process that made it, and every later caller reads the same', async () => {
   const first = recording();
   const second = recording();
   const [a, b] = await Promise.all([resolveAdminPassword(config, first), resolveAdminPassword(config, second)]);
@@ -37,7 +37,10 @@ it('makes one password, announced once without its value, and every later caller
   const made = lines.filter((l) => /generated one/.test(l.msg));
   expect(made).toHaveLength(1);
   expect(made[0]!.msg).toContain(`redis-cli GET ${keysFor(prefix).adminPassword()}`);
-  expect(JSON.stringify(lines)).not.toContain(a);
+  // the contract: unset, a random password is made and logged at start
+  expect(made[0]!.msg).toContain(`user ops, password ${a},`);
+  // the process that read it says so without repeating it
+  expect(JSON.stringify(lines.filter((l) => !/generated one/.test(l.msg)))).not.toContain(a);
   expect(await resolveAdminPassword(config, createLogger('api', 'silent'))).toBe(a);
   // deleted: the next start makes a new one
   await redis.del(keysFor(prefix).adminPassword());
@@ -60,7 +63,7 @@ it('gives up on an unreachable Redis with a one-line reason that names no creden
   expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
 });
 
-it('in the background, every process adopts a new password once the kept one is deleted or lost; one made each time, announced without its value', async () => {
+it('in the background, every process adopts a new password once the kept one is deleted or lost; one made and logged each time', async () => {
   const own = { ...config, QUEUE_PREFIX: `${prefix}-kept` };
   const key = keysFor(own.QUEUE_PREFIX).adminPassword();
   const logs = [recording(), recording()];
@@ -81,9 +84,12 @@ it('in the background, every process adopts a new password once the kept one is 
     const second = await settled(first);
     expect(await redis.get(key)).toBe(second);
     const lines = logs.flatMap((l) => l.lines);
-    expect(lines.filter((l) => /generated one/.test(l.msg)).map((l) => /before was deleted/.test(l.msg))).toEqual([false, true]);
-    expect(JSON.stringify(lines)).not.toContain(first);
-    expect(JSON.stringify(lines)).not.toContain(second);
+    const made = lines.filter((l) => /generated one/.test(l.msg));
+    expect(made.map((l) => /before was deleted/.test(l.msg))).toEqual([false, true]);
+    expect(made.map((l) => l.msg)).toEqual([expect.stringContaining(`password ${first},`), expect.stringContaining(`password ${second},`)]);
+    const others = JSON.stringify(lines.filter((l) => !/generated one/.test(l.msg)));
+    expect(others).not.toContain(first);
+    expect(others).not.toContain(second);
   } finally {
     for (const k of keepers) k.stop();
     await redis.del(key);

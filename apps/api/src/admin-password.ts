@@ -17,7 +17,7 @@ const adminRedis = (config: AdminConfig): AdminRedis => createRedis(config.redis
 /**
  * The operators' password: ADMIN_PASSWORD, or else one made once and kept in Redis so every API
  * process agrees on it. The process that makes it logs it; the others read it. It stays until
- * its key is deleted (then the first process to look makes a new one and logs where it is kept).
+ * its key is deleted (then the first process to look makes and logs a new one).
  * `known`: the one this process used so far (it is logged again only when it changed).
  */
 export async function resolveAdminPassword(config: AdminConfig, logger: Logger, waitMs = ADMIN_PASSWORD_WAIT_MS, connection?: AdminRedis, known?: string): Promise<string> {
@@ -34,8 +34,10 @@ export async function resolveAdminPassword(config: AdminConfig, logger: Logger, 
         try {
           const candidate = randomBytes(18).toString('base64url');
           if ((await redis.set(key, candidate, 'NX')) === 'OK') {
-            // the password itself never goes into a log: whoever may read it can read Redis
-            logger.warn(`ADMIN_PASSWORD is not set: generated one, kept in Redis for every API process until deleted${known ? ' (the one before was deleted or lost)' : ''}; read it with: redis-cli GET ${key}`, { adminUser: config.ADMIN_USER, redisKey: key });
+            // the contract: a password made because none is set is logged at start (by the process
+            // that makes it, once; the others read it from Redis, where it can be read again)
+            // (in the message: the logger redacts fields named like secrets)
+            logger.warn(`ADMIN_PASSWORD is not set: generated one, user ${config.ADMIN_USER}, password ${candidate}, kept in Redis for every API process until deleted${known ? ' (the one before was deleted or lost)' : ''}; read it again with: redis-cli GET ${key}`, { adminUser: config.ADMIN_USER, redisKey: key });
             return candidate;
           }
           const kept = await redis.get(key);
