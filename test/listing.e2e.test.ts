@@ -1,7 +1,7 @@
 import { encodeFields, newFileToken, type GenerationRecord, type GenerationStatus } from '@imagegen/shared';
 import type { Redis } from 'ioredis';
 import { openMonitor, plainRedis } from './support/redis';
-import { getJson, startStack, type Stack } from './support/stack';
+import { getJson, postJson, startStack, type Stack } from './support/stack';
 
 const TOTAL = 50_000;
 const TENANT = 'default';
@@ -86,5 +86,39 @@ describe('listing with 50,000 records in a tenant', () => {
     });
     expect(next.data.map((g) => g.id)).toEqual(ids.slice(-500, -400).reverse());
     expect(commands.length).toBeLessThanOrEqual(105);
+  });
+});
+
+describe('newest first means createdAt too', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ name: 'listing-order', worker: false });
+  });
+  afterAll(async () => {
+    await stack.close();
+  });
+
+  it('generations and batches submitted at once are listed in the order of their createdAt', async () => {
+    // at once: each id is made before its record's script runs, which some run later than others
+    const submitted = await Promise.all([
+      ...Array.from({ length: 300 }, (_, i) => postJson(`${stack.baseUrl}/v1/generations`, { topic: `at once ${i}` })),
+      ...Array.from({ length: 6 }, (_, i) => postJson(`${stack.baseUrl}/v1/batches`, { items: Array.from({ length: 5 }, (_, j) => ({ topic: `batch ${i} item ${j}` })) })),
+    ]);
+    expect(submitted.map((r) => r.status)).toEqual(Array(306).fill(202));
+    // every page, newest first
+    const generations: Array<{ createdAt: string }> = [];
+    for (let cursor = ''; ; ) {
+      const { body } = await getJson(`${stack.baseUrl}/v1/generations?limit=100${cursor ? `&cursor=${cursor}` : ''}`);
+      generations.push(...body.data);
+      if (!body.nextCursor) break;
+      cursor = body.nextCursor;
+    }
+    const batches = (await getJson(`${stack.baseUrl}/v1/batches?limit=100`)).body.data as Array<{ createdAt: string }>;
+    expect(generations).toHaveLength(330);
+    expect(batches).toHaveLength(6);
+    for (const listed of [generations, batches]) {
+      const times = listed.map((r) => r.createdAt);
+      expect(times).toEqual([...times].sort().reverse());
+    }
   });
 });

@@ -23,9 +23,13 @@ function randomAlnum(length: number): string {
   return out;
 }
 
+/** Characters of an id's time part, after `<kind>_`: a millisecond time in base 36. */
+export const ID_TIME_CHARS = 9;
+
 /**
  * Time-ordered ids: a millisecond timestamp first so ids sort by creation. Processes give the
  * time from their RedisClock, so ids made on hosts whose clocks disagree still sort together.
+ * A record's `createdAt` is this time (see ID_TIME), so listings ordered by id are ordered by it.
  */
 export function newId(kind: 'gen' | 'batch', atMs: number = Date.now()): string {
   return `${idTimeBound(kind, atMs)}${randomAlnum(14)}`;
@@ -33,7 +37,7 @@ export function newId(kind: 'gen' | 'batch', atMs: number = Date.now()): string 
 
 /** Sorts before every id made at or after `ms` and after every one made before it. */
 export function idTimeBound(kind: 'gen' | 'batch', ms: number): string {
-  return `${kind}_${ms.toString(36).padStart(9, '0')}`;
+  return `${kind}_${ms.toString(36).padStart(ID_TIME_CHARS, '0')}`;
 }
 
 /** A webhook recovery's id: random, so one tenant cannot guess another's. */

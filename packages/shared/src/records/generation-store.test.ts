@@ -61,6 +61,27 @@ it('round-trips a record, JSON fields included; createdAt is Redis time', async 
   expect(await store.get('gen_missing')).toBeNull();
 });
 
+it("createdAt is the time in the record's id (listings, ordered by id, are ordered by it), and no later stamp is before it", async () => {
+  const [s, us] = await redis.time();
+  const redisNow = Number(s) * 1000 + Math.floor(Number(us) / 1000);
+  // an id made by a process whose reading of Redis's clock is 30 s ahead: every stamp after it is clamped to it
+  const ahead = record('t1', { id: newId('gen', redisNow + 30_000) });
+  const created = await store.create(ahead);
+  if (created.outcome !== 'created') throw new Error('not created');
+  expect(created.record.createdAt).toBe(new Date(redisNow + 30_000).toISOString());
+  await store.markActive(ahead, 1);
+  await store.fail(ahead, { code: 'internal', message: 'x', retryable: false });
+  const ended = (await store.get(ahead.id))!;
+  expect(ended.createdAt).toBe(created.record.createdAt);
+  expect(ended.startedAt).toBe(created.record.createdAt);
+  expect(ended.completedAt).toBe(created.record.createdAt);
+  // one far from Redis's time (a host whose clock is not yet matched to Redis's) is not trusted: Redis's time
+  const far = record('t1', { id: newId('gen', redisNow + 3_600_000) });
+  const farCreated = await store.create(far);
+  if (farCreated.outcome !== 'created') throw new Error('not created');
+  expect(Math.abs(Date.parse(farCreated.record.createdAt) - redisNow)).toBeLessThan(2000);
+});
+
 it('a tenant reads only its own records', async () => {
   const r = record('owner');
   await store.create(r);

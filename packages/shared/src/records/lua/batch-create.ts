@@ -1,4 +1,4 @@
-import { CLAIM_IDEMPOTENCY, compose, ISO_TIME, NEW_FIELDS, NOW_MS } from './pieces';
+import { CLAIM_IDEMPOTENCY, compose, ID_TIME, ISO_TIME, NEW_FIELDS, NOW_MS } from './pieces';
 
 /**
  * Starts a batch: writes its record (provisional: it expires unless confirmed in time, so a
@@ -19,6 +19,7 @@ import { CLAIM_IDEMPOTENCY, compose, ISO_TIME, NEW_FIELDS, NOW_MS } from './piec
 export const BATCH_BEGIN_LUA = compose(
   NOW_MS,
   ISO_TIME,
+  ID_TIME,
   NEW_FIELDS,
   CLAIM_IDEMPOTENCY,
   `
@@ -28,7 +29,11 @@ if held then
   if begun then return {'created', begun} end
   return {'held', held}
 end
-local createdAt = isoTime(nowMs())
+local id = ''
+for i = 5, #ARGV, 2 do
+  if ARGV[i] == 'id' then id = ARGV[i + 1] end
+end
+local createdAt = isoTime(createdMsOf(id, nowMs()))
 writeNewFields(KEYS[1], ARGV, 5, createdAt)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
 redis.call('ZADD', KEYS[3], 'NX', 0, ARGV[4])
@@ -63,6 +68,7 @@ return {'created', createdAt}
 export const BATCH_ADD_ITEMS_LUA = compose(
   NOW_MS,
   ISO_TIME,
+  ID_TIME,
   `
 if redis.call('HEXISTS', KEYS[1], 'id') == 0 then return -1 end
 local ITEMS = 7
@@ -71,7 +77,7 @@ local held = redis.call('LLEN', KEYS[2])
 if held >= first + count and redis.call('LINDEX', KEYS[2], first) == ARGV[ITEMS] then return count end
 if held ~= first then return -2 end
 local common = cjson.decode(ARGV[4])
-local createdAt = isoTime(nowMs())
+local now = nowMs()
 local n = 0
 local ids = {}
 for i = ITEMS, #ARGV, 5 do
@@ -79,7 +85,7 @@ for i = ITEMS, #ARGV, 5 do
   local key = KEYS[7 + n]
   local id = ARGV[i]
   redis.call('HSET', key, unpack(common))
-  redis.call('HSET', key, 'id', id, 'fileToken', ARGV[i + 1], 'request', ARGV[i + 2], 'metadata', ARGV[i + 3], 'batchIndex', ARGV[i + 4], 'createdAt', createdAt)
+  redis.call('HSET', key, 'id', id, 'fileToken', ARGV[i + 1], 'request', ARGV[i + 2], 'metadata', ARGV[i + 3], 'batchIndex', ARGV[i + 4], 'createdAt', isoTime(createdMsOf(id, now)))
   redis.call('ZADD', KEYS[3], 0, id)
   redis.call('ZADD', KEYS[4], 0, id)
   ids[n] = id

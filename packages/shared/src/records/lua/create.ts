@@ -1,4 +1,4 @@
-import { CLAIM_IDEMPOTENCY, compose, ISO_TIME, NEW_FIELDS, NOW_MS } from './pieces';
+import { CLAIM_IDEMPOTENCY, compose, ID_TIME, ISO_TIME, NEW_FIELDS, NOW_MS } from './pieces';
 
 /** CREATE_LUA's (and CREATE_GUARD_LUA's) number of KEYS and of ARGV. */
 export const CREATE_KEY_COUNT = 6;
@@ -36,6 +36,7 @@ end
 export const CREATE_LUA = compose(
   NOW_MS,
   ISO_TIME,
+  ID_TIME,
   NEW_FIELDS,
   CLAIM_IDEMPOTENCY,
   CREATED_BEFORE,
@@ -44,7 +45,7 @@ local before = createdBefore(KEYS[1])
 if before then return before end
 local held = claimIdempotency(KEYS[5], ARGV[4], ARGV[5])
 if held then return {'held', held} end
-local createdAt = isoTime(nowMs())
+local createdAt = isoTime(createdMsOf(ARGV[1], nowMs()))
 writeNewFields(KEYS[1], cjson.decode(ARGV[7]), 1, createdAt)
 if ARGV[6] ~= '' then redis.call('ZREM', KEYS[6], ARGV[6]) end
 if tonumber(ARGV[3]) > 0 then redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3])) end

@@ -1,3 +1,4 @@
+import { ID_TIME_CHARS } from '../../ids';
 import { STATUSES, TERMINAL_STATUSES } from '../../schemas/generation';
 
 /**
@@ -45,6 +46,25 @@ end
 /** Value that a script replaces with the current Redis time as ISO 8601 (`createdAt: NOW`). */
 export const NOW = '$now';
 
+/** How far an id's time may be from Redis's for a record to be dated by it. */
+const ID_TIME_TRUSTED_MS = 60_000;
+
+/**
+ * A new record's creation time (ms): the time in its id (see newId), so that listings, ordered by
+ * id, are ordered by `createdAt` too, even for records submitted at once through several API
+ * processes (each id's time is its process's reading of Redis's clock, made before the record's
+ * script runs). Redis's time `now` instead when the id has no time, or one far from Redis's (made
+ * by a host whose clock is not yet matched to it).
+ */
+export const ID_TIME = `
+local function createdMsOf(id, now)
+  local sep = string.find(id, '_', 1, true)
+  local t = sep and tonumber(string.sub(id, sep + 1, sep + ${ID_TIME_CHARS}), 36)
+  if not t or math.abs(t - now) > ${ID_TIME_TRUSTED_MS} then return now end
+  return t
+end
+`;
+
 /**
  * Maps a status to the KEYS slot of its tenant index, the indexes being passed from
  * `firstKey` on in `STATUSES` order (see `keys.tenantStatusIndexes`).
@@ -56,15 +76,24 @@ export function statusIndexSlots(firstKey: number): string {
 /**
  * Sets hash fields from the field, value pairs of `list` (ARGV) starting at `from`, with the
  * conventions of `encodeFields`. Plain values (each field appears once in a patch) are written
- * by one HSET at the end.
+ * by one HSET at the end. A time stamped `${NOW}` is never before the record's `createdAt` (the
+ * time in its id, which may be a few ms ahead of Redis's: see ID_TIME).
  */
 export const APPLY_FIELDS = `
 local function applyFields(key, list, from, now)
   local status
   local plain = {}
+  local stamp
   for i = from, #list, 2 do
     local f, v = list[i], list[i + 1]
-    if v == '${NOW}' then v = isoTime(now) end
+    if v == '${NOW}' then
+      if not stamp then
+        stamp = isoTime(now)
+        local created = redis.call('HGET', key, 'createdAt')
+        if created and created > stamp then stamp = created end
+      end
+      v = stamp
+    end
     if string.sub(f, 1, 1) == '?' then
       redis.call('HSETNX', key, string.sub(f, 2), v)
     elseif f == 'progress' then
