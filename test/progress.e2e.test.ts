@@ -125,6 +125,30 @@ describe('progress while a generation runs', () => {
     // no event is told twice in a row
     for (let i = 1; i < events.length; i++) expect(`${events[i]!.type} ${events[i]!.data}`).not.toBe(`${events[i - 1]!.type} ${events[i - 1]!.data}`);
   });
+
+  it("an end found by a re-read after a reconnect is told as the end's own event", async () => {
+    upstream.enqueue({ kind: 'ok', delayMs: 10_000 });
+    const created = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'ended while the subscriber was away' });
+    const res = await fetch(`${stack.baseUrl}/v1/generations/${created.body.id}/events`);
+    const reader = res.body!.getReader();
+    let text = '';
+    while (!text.includes('\n\n')) text += new TextDecoder().decode((await reader.read()).value);
+    // the subscriber hears nothing for a while (as while it reconnects): the cancel's message waits
+    const subscriber = stack.api.subscriber;
+    subscriber.stream.pause();
+    try {
+      expect((await fetch(`${stack.baseUrl}/v1/generations/${created.body.id}`, { method: 'DELETE' })).status).toBe(200);
+      // back, it re-reads every stream's record (EventHub's resync), and finds the end there
+      subscriber.emit('ready');
+      while (!/id: end\n[^]*\n\n/.test(text)) text += new TextDecoder().decode((await reader.read()).value);
+    } finally {
+      subscriber.stream.resume();
+    }
+    await reader.cancel();
+    const last = text.trim().split('\n\n').at(-1)!;
+    // before: 'event: generation.snapshot' with the end's id, so a client waiting for the end event never heard it
+    expect(last).toMatch(/^id: end\nevent: generation\.cancelled\ndata: .*"status":"cancelled"/);
+  });
 });
 
 describe('submission rate limit per tenant', () => {

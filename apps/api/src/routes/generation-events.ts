@@ -56,8 +56,9 @@ export async function streamGenerationEvents(ctx: ApiContext, initial: Generatio
         if (done) return;
         const record = await ctx.store.get(initial.id);
         if (!record) return finish();
-        // a record read after it ended is that end, whichever change's event led to the read
-        send(isTerminal(record.status) && type !== 'generation.snapshot' ? `generation.${record.status}` : type, record);
+        // a record read after it ended is that end, whatever led to the read (a change's event, a
+        // heartbeat, a resync after a reconnect): a client waiting for the end event hears it
+        send(isTerminal(record.status) ? `generation.${record.status}` : type, record);
         if (isTerminal(record.status)) finish();
       })
       .catch(() => undefined);
