@@ -63,6 +63,19 @@ describe('parsePrompts past the batch limit', () => {
 });
 
 describe('prompts files as the API reads them', () => {
+  it('reads CSV lines ending in CRLF, LF or CR, mixed in one file, as the API does', () => {
+    // before: "Invalid Record Length: columns length is 2, got 4 on line 4" (the first ending, CRLF, taken for the only one)
+    const { items, lines } = parsePrompts('mixed.csv', 'topic,size\r\nfirst,SQUARE\nsecond,PORTRAIT\rthird,SQUARE\n');
+    expect(items).toEqual([
+      { topic: 'first', size: 'SQUARE' },
+      { topic: 'second', size: 'PORTRAIT' },
+      { topic: 'third', size: 'SQUARE' },
+    ]);
+    expect(lines).toEqual([2, 3, 4]);
+    // a bad row is named by its line whatever the endings before it
+    expect(() => parsePrompts('mixed.csv', 'topic,size\rfirst,SQUARE\r\n,PORTRAIT\n')).toThrow(/line 3: the topic is empty/);
+  });
+
   it('takes a CSV header as the API does: any case, spaces around the names', () => {
     // before: "the header must be topic,style,size" for a file the API itself accepts
     expect(parsePrompts('p.csv', 'Topic, Style, Size\na cat,3D,SQUARE\n').items).toEqual([{ topic: 'a cat', style: '3D', size: 'SQUARE' }]);

@@ -41,6 +41,8 @@ export function parsePrompts(file: string, text: string): Prompts {
         columns: (names: string[]) => names.map((n) => n.trim().toLowerCase()),
         // as the API reads CSV: a short row leaves its last columns empty (their defaults); a long one is an error
         relax_column_count_less: true,
+        // as the API reads CSV: any of the three line endings on any line (csv-parse would take the first one it meets for the only one)
+        record_delimiter: ['\r\n', '\n', '\r'],
         skip_empty_lines: true,
         bom: true,
         info: true,
