@@ -9,6 +9,10 @@ it('parses Retry-After as seconds or an HTTP date', () => {
   expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:10 GMT', now)).toBe(10_000);
   expect(parseRetryAfter('Wed, 31 Dec 2025 00:00:10 GMT', now)).toBe(0);
   expect(parseRetryAfter('soon', now)).toBeUndefined();
+  // the other two forms of an HTTP date; text that merely mentions a year is no date (Date.parse takes it for 1 January)
+  expect(parseRetryAfter('Thursday, 01-Jan-26 00:00:10 GMT', now)).toBe(10_000);
+  expect(parseRetryAfter('Thu Jan  1 00:00:10 2026', now)).toBe(10_000);
+  expect(parseRetryAfter('soon 2099', now)).toBeUndefined();
   expect(parseRetryAfter(null, now)).toBeUndefined();
 });
 

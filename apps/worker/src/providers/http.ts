@@ -1,11 +1,25 @@
 import { ERROR_CODES, GenerationFailure, type ErrorCode } from '@imagegen/shared';
 
-/** Parses Retry-After (delta-seconds or an HTTP date) into milliseconds. */
+const WEEKDAY = '(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)';
+const MONTH = '(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)';
+const TIME = '\\d{2}:\\d{2}:\\d{2}';
+/**
+ * The three forms of an HTTP date (RFC 9110 5.6.7): IMF-fixdate, RFC 850 and asctime. Date.parse
+ * alone takes almost anything with a year in it ('soon 2099' is 1 January 2099).
+ */
+const HTTP_DATE = new RegExp(
+  `^(?:${WEEKDAY}, \\d{1,2} ${MONTH} \\d{4} ${TIME} GMT|${WEEKDAY}[a-z]*, \\d{2}-${MONTH}-\\d{2} ${TIME} GMT|${WEEKDAY} ${MONTH} +\\d{1,2} ${TIME} \\d{4})$`,
+  'i',
+);
+
+/** Parses Retry-After (delta-seconds or an HTTP date) into milliseconds; anything else is no Retry-After. */
 export function parseRetryAfter(value: string | null, now = Date.now()): number | undefined {
   if (!value) return undefined;
   const trimmed = value.trim();
   if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
-  const date = Date.parse(trimmed);
+  if (!HTTP_DATE.test(trimmed)) return undefined;
+  // asctime names no zone, and Date.parse would read it in this host's: HTTP dates are GMT
+  const date = Date.parse(/GMT$/i.test(trimmed) ? trimmed : `${trimmed} GMT`);
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 

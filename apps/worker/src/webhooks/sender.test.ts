@@ -26,6 +26,9 @@ beforeAll(async () => {
         return;
       }
       if (req.url === '/busy') return res.writeHead(503, { 'Retry-After': '7' }).end();
+      // Retry-After values that are neither delta-seconds nor an HTTP date
+      if (req.url?.startsWith('/busy-junk/')) return res.writeHead(503, { 'Retry-After': decodeURIComponent(req.url.slice('/busy-junk/'.length)) }).end();
+      if (req.url === '/busy-asctime') return res.writeHead(503, { 'Retry-After': 'Sun Nov  6 08:49:37 2101' }).end();
       if (req.url === '/moved') return res.writeHead(302, { Location: '/ok' }).end();
       // an answer far longer than the sender reads
       if (req.url === '/long') return res.writeHead(200).end('x'.repeat(1024 * 1024));
@@ -108,6 +111,18 @@ it('says what a failure means: Retry-After is read, a redirect is not followed',
   expect(moved).toMatchObject({ ok: false, status: 302, hostTrouble: false, error: expect.stringMatching(/redirects are not followed/) });
   // the redirect's target was never asked
   expect(seen.slice(before).map((s) => s.headers['webhook-id'])).toEqual(['msg_6', 'msg_7']);
+});
+
+it('a Retry-After that is neither seconds nor an HTTP date is ignored, whatever year it mentions', async () => {
+  const sender = new WebhookSender({ timeoutMs: 2000, allowPrivate: true, connectionsPerOrigin: 2 });
+  const send = (path: string) => sender.send({ url: `http://127.0.0.1:${port}${path}`, webhookId: 'msg_ra', body: '{}', secrets: [secret] });
+  const junk = await Promise.all(['garbage 2099', 'soon, 2099', 'Retry 2030', '-5', 'Mon 3'].map((v) => send(`/busy-junk/${encodeURIComponent(v)}`)));
+  // an HTTP date in any of the three forms HTTP allows is still read
+  const asctime = await send('/busy-asctime');
+  await sender.close();
+  // before: 'garbage 2099', 'soon, 2099' and 'Retry 2030' were read as dates decades ahead, holding retries back by the cap (10 h)
+  expect(junk.map((r) => [r.status, r.retryAfterMs])).toEqual(Array.from({ length: 5 }, () => [503, undefined]));
+  expect(asctime.retryAfterMs).toBeGreaterThan(50 * 365 * 24 * 3600_000);
 });
 
 it('a 2xx with a long body counts as delivered; the connection is dropped rather than read to the end', async () => {
