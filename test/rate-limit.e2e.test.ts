@@ -3,6 +3,7 @@ import { eventually } from './support/net';
 import { getJson, postJson, startStack, type Stack } from './support/stack';
 
 const WINDOW_MS = 1000;
+const BACKOFF_MAX_MS = 3000;
 /** A worker stamps a grant just before Redis runs the limiter: it may look this much early. */
 const STAMP_SLACK_MS = 200;
 
@@ -31,7 +32,7 @@ describe('global upstream rate limit shared by every worker', () => {
     stack = await startStack({
       name: 'limiter',
       worker: false,
-      env: { GENERATOR: 'aistudios', GENERATOR_URL: upstream.generateUrl, GENERATOR_RATE_LIMIT_MAX: '2', GENERATOR_RATE_LIMIT_WINDOW_MS: String(WINDOW_MS), GENERATOR_BACKOFF_MS: '100' },
+      env: { GENERATOR: 'aistudios', GENERATOR_URL: upstream.generateUrl, GENERATOR_RATE_LIMIT_MAX: '2', GENERATOR_RATE_LIMIT_WINDOW_MS: String(WINDOW_MS), GENERATOR_BACKOFF_MS: '100', GENERATOR_BACKOFF_MAX_MS: String(BACKOFF_MAX_MS) },
     });
     // two workers with room for many jobs each: only the shared limiter holds them back
     await stack.startWorker();
@@ -90,6 +91,28 @@ describe('global upstream rate limit shared by every worker', () => {
     const later = upstream.calls.slice(before + 1).map((c) => c.at);
     expect(later).toHaveLength(2);
     for (const t of later) expect(t - limitedAt).toBeGreaterThanOrEqual(1900);
+  });
+
+  it('a Retry-After past GENERATOR_BACKOFF_MAX_MS holds every worker back only for that long', async () => {
+    await new Promise((r) => setTimeout(r, WINDOW_MS)); // start from a fresh window
+    const before = upstream.calls.length;
+    // about 31 years
+    upstream.enqueue({ kind: 'status', status: 429, retryAfter: '1000000000' });
+    const first = (await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'asked to wait for ever' })).body.id;
+    await eventually(async () => (upstream.calls.length > before ? true : undefined));
+    const limitedAt = upstream.calls[before]!.at;
+    const pause = await eventually(async () => {
+      const ms = await stack.redis.pttl(stack.api.queues.generate.keys.limiter!);
+      return ms > WINDOW_MS ? ms : undefined;
+    });
+    // before: the limiter key lived 10^12 ms, and no generation of anyone started again
+    expect(pause).toBeLessThanOrEqual(BACKOFF_MAX_MS);
+    const second = (await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'arrives during the long pause' })).body.id;
+    const done = await waitAllDone([first, second]);
+    expect(done.map((g) => g.status)).toEqual(['completed', 'completed']);
+    const later = upstream.calls.slice(before + 1).map((c) => c.at);
+    expect(later).toHaveLength(2);
+    for (const t of later) expect(t - limitedAt).toBeGreaterThanOrEqual(BACKOFF_MAX_MS - 200);
   });
 });
 

@@ -127,8 +127,10 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
       const delay = retryDelay(attempt, failure, backoffOf(job, opts.backoff));
       plannedDelays.set(failure, delay);
       await opts.retryDue.set(generationId, delay).catch(() => undefined);
-      // the upstream limits all of us, not this job: hold every worker back for as long as it asked
-      if (failure.code === ERROR_CODES.rateLimited && failure.retryAfterMs && opts.rateLimit) await queue.rateLimit(failure.retryAfterMs);
+      // the upstream limits all of us, not this job: hold every worker back for as long as it
+      // asked, up to the longest retry delay (a Retry-After of a billion seconds would otherwise
+      // stop every generation of every tenant for decades)
+      if (failure.code === ERROR_CODES.rateLimited && failure.retryAfterMs && opts.rateLimit) await queue.rateLimit(Math.min(failure.retryAfterMs, opts.backoff.maxMs));
       throw failure;
     }
   };
