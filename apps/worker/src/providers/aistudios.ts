@@ -1,5 +1,5 @@
 import { ERROR_CODES, GenerationFailure, type GeneratedImage, type GenerateContext, type GenerationRequest, type GeneratorProvider } from '@imagegen/shared';
-import { classifyHttpFailure, fetchText } from './http';
+import { classifyHttpFailure, fetchText, isHttpUrl } from './http';
 
 /**
  * The seed protocol: POST `{ topic, style, size }` with `Authorization: <key>`, answer
@@ -25,7 +25,7 @@ export class AiStudiosProvider implements GeneratorProvider {
       throw new GenerationFailure(ERROR_CODES.badResponse, `Upstream answered ${res.status} with a body that is not JSON`, true);
     }
     const downloadUrl = (parsed as { downloadUrl?: unknown } | null)?.downloadUrl;
-    if (typeof downloadUrl !== 'string' || !/^https?:\/\//.test(downloadUrl)) {
+    if (!isHttpUrl(downloadUrl)) {
       throw new GenerationFailure(ERROR_CODES.badResponse, 'Upstream answer has no usable downloadUrl', false);
     }
     return { kind: 'url', url: downloadUrl };

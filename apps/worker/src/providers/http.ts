@@ -158,6 +158,15 @@ export function withoutUrlSecrets(text: string): string {
   });
 }
 
+/**
+ * Whether an upstream's answer names an image URL that can be fetched: http(s) and well-formed.
+ * One that is not (`http://[::1`, a host with a space) would fail every download from its
+ * checkpoint, each attempt in turn, without the upstream being asked again.
+ */
+export function isHttpUrl(value: unknown): value is string {
+  return typeof value === 'string' && /^https?:\/\//.test(value) && URL.canParse(value);
+}
+
 /** Reads a body up to `maxBytes`; past that the transfer is cut off with `tooLarge`. */
 export async function readBody(res: Response, maxBytes: number, tooLarge: (bytes: number) => Error): Promise<Buffer> {
   const declared = Number(res.headers.get('content-length') ?? NaN);

@@ -1,5 +1,5 @@
 import { ERROR_CODES, GenerationFailure, type GeneratedImage, type GenerateContext, type GenerationRequest, type GeneratorProvider, type Size, type Style } from '@imagegen/shared';
-import { classifyHttpFailure, fetchText } from './http';
+import { classifyHttpFailure, fetchText, isHttpUrl } from './http';
 
 const OPENAI_SIZES: Record<Size, string> = { LANDSCAPE: '1536x1024', PORTRAIT: '1024x1536', SQUARE: '1024x1024' };
 
@@ -41,7 +41,7 @@ export class OpenAiProvider implements GeneratorProvider {
       }
       return { kind: 'bytes', data, contentType: 'image/png' };
     }
-    if (typeof first?.url === 'string' && /^https?:\/\//.test(first.url)) return { kind: 'url', url: first.url };
+    if (isHttpUrl(first?.url)) return { kind: 'url', url: first.url };
     throw new GenerationFailure(ERROR_CODES.badResponse, 'Upstream answer has neither data[0].url nor data[0].b64_json', false);
   }
 }
