@@ -14,8 +14,7 @@ export interface DownloadOptions {
  */
 export function downloadImage(url: string, opts: DownloadOptions): Promise<{ data: Buffer; contentType: string | null }> {
   return withDeadline(opts.signal, { what: 'Download', timeoutMs: opts.timeoutMs, timeoutCode: ERROR_CODES.downloadTimeout }, async (signal) => {
-    const { target, headers } = withCredentialsAsHeader(url);
-    const res = await fetch(target, { headers, redirect: 'follow', signal });
+    const res = await fetchFollowing(url, signal);
     try {
       if (res.status === 404 || res.status === 410) {
         throw new GenerationFailure(ERROR_CODES.downloadExpired, `Image URL answered ${res.status}: it has expired`, true);
@@ -33,6 +32,37 @@ export function downloadImage(url: string, opts: DownloadOptions): Promise<{ dat
       throw err;
     }
   });
+}
+
+/** As many redirects as fetch itself follows. */
+const MAX_REDIRECTS = 20;
+
+/**
+ * GET `url`, following redirects as fetch does (its credentials go to its own origin only), but
+ * a redirect that can never lead to the image (one past MAX_REDIRECTS, a loop, one to a scheme
+ * other than http(s), one without a usable Location) is the file host's answer, and fails at
+ * once as download_failed rather than as a connection error that every attempt meets again.
+ */
+async function fetchFollowing(url: string, signal: AbortSignal): Promise<Response> {
+  const { target, headers } = withCredentialsAsHeader(url);
+  let current = target;
+  // the credentials are dropped at the first hop to another origin, for good
+  let sent = headers;
+  for (let hops = 0; ; hops++) {
+    const res = await fetch(current, { headers: sent, redirect: 'manual', signal });
+    if (res.status < 300 || res.status > 399 || res.status === 304) return res;
+    await res.body?.cancel().catch(() => undefined);
+    const location = res.headers.get('location');
+    if (location === null) return res;
+    const next = URL.canParse(location, current.href) ? new URL(location, current) : undefined;
+    if (!next || (next.protocol !== 'http:' && next.protocol !== 'https:') || next.username || next.password) {
+      const what = !next ? 'something that is not a URL' : next.username || next.password ? 'a URL with credentials in it' : `a ${next.protocol} URL`;
+      throw new GenerationFailure(ERROR_CODES.downloadFailed, `Download answered ${res.status} with a redirect to ${what}`, false);
+    }
+    if (hops + 1 > MAX_REDIRECTS) throw new GenerationFailure(ERROR_CODES.downloadFailed, `Download redirected more than ${MAX_REDIRECTS} times`, false);
+    if (next.origin !== current.origin) sent = {};
+    current = next;
+  }
 }
 
 /**
