@@ -50,7 +50,7 @@ afterAll(async () => {
   await Promise.all([redis.quit(), sub.quit()]);
 });
 
-it('round-trips a record, JSON fields included; createdAt is Redis time', async () => {
+it('round-trips a record, JSON fields included; createdAt is close to Redis time', async () => {
   const r = record();
   const created = await store.create(r);
   if (created.outcome !== 'created') throw new Error('not created');
@@ -64,8 +64,9 @@ it('round-trips a record, JSON fields included; createdAt is Redis time', async 
 it("createdAt is the time in the record's id (listings, ordered by id, are ordered by it), and no later stamp is before it", async () => {
   const [s, us] = await redis.time();
   const redisNow = Number(s) * 1000 + Math.floor(Number(us) / 1000);
-  // an id made by a process whose reading of Redis's clock is 30 s ahead: every stamp after it is clamped to it
-  const ahead = record('t1', { id: newId('gen', redisNow + 30_000) });
+  // an id made by a process whose reading of Redis's clock is 30 s ahead: every stamp after it, and
+  // every event's time, is clamped to it
+  const ahead = record('t1', { id: newId('gen', redisNow + 30_000), webhook: { url: 'https://hooks.example.com/in' } });
   const created = await store.create(ahead);
   if (created.outcome !== 'created') throw new Error('not created');
   expect(created.record.createdAt).toBe(new Date(redisNow + 30_000).toISOString());
@@ -75,6 +76,8 @@ it("createdAt is the time in the record's id (listings, ordered by id, are order
   expect(ended.createdAt).toBe(created.record.createdAt);
   expect(ended.startedAt).toBe(created.record.createdAt);
   expect(ended.completedAt).toBe(created.record.createdAt);
+  const events = (await redis.xrange(keys.webhookOutbox(), '-', '+')).map(([, f]) => hashOf(f)).filter((f) => f.gen === ahead.id);
+  expect(events.map((f) => [f.event, Number(f.at)])).toEqual([['generation.failed', redisNow + 30_000]]);
   // one far from Redis's time (a host whose clock is not yet matched to Redis's) is not trusted: Redis's time
   const far = record('t1', { id: newId('gen', redisNow + 3_600_000) });
   const farCreated = await store.create(far);

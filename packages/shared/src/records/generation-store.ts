@@ -24,7 +24,7 @@ export type TransitionOutcome = 'ok' | 'missing' | 'terminal';
 /** Which generation, and whose: the tenant names the indexes a change updates. */
 export type GenerationRef = Pick<GenerationRecord, 'id' | 'tenant'> & { batchId?: string | undefined };
 
-/** A change to a record: `null` deletes a field; `?startedAt` is set only if absent; `NOW` is Redis's time. */
+/** A change to a record: `null` deletes a field; `?startedAt` is set only if absent; `NOW` is the change's time (Redis's; see NOW). */
 export type RecordPatch = { [K in keyof GenerationRecord]?: GenerationRecord[K] | null } & { '?startedAt'?: string };
 
 /**
@@ -152,7 +152,7 @@ export class GenerationStore {
   }
 
   /**
-   * Writes a new queued record (its `createdAt` is Redis's time) and, with `idempotency`,
+   * Writes a new queued record (its `createdAt` is the time in its id, see ID_TIME) and, with `idempotency`,
    * claims that key in the same step; a key already held answers `held` and writes nothing.
    * With `provisionalSeconds` the record expires unless confirmed (or touched by a worker)
    * in time, so a record whose job never got enqueued cannot sit "queued" forever.

@@ -153,7 +153,8 @@ return 1
  * cancelling them stop part-way (see BatchFeeder). A batch that is gone (its retention ended
  * since it was read) is left gone, not written back without an expiry.
  *
- * KEYS[1] batch, KEYS[2] the feeding list; ARGV[1] the time (ISO), ARGV[2] its feeding entry
+ * KEYS[1] batch, KEYS[2] the feeding list; ARGV[1] the time (ISO; the batch's createdAt if that is
+ * later: see ID_TIME), ARGV[2] its feeding entry
  * Returns 1 the first time, 0 when already cancelled, -1 when the batch is gone.
  */
 export const BATCH_CANCEL_LUA = `
@@ -162,7 +163,8 @@ if redis.call('EXISTS', KEYS[1]) == 0 then
   return -1
 end
 redis.call('ZADD', KEYS[2], 'NX', 0, ARGV[2])
-return redis.call('HSETNX', KEYS[1], 'cancelledAt', ARGV[1])
+local createdAt = redis.call('HGET', KEYS[1], 'createdAt') or ''
+return redis.call('HSETNX', KEYS[1], 'cancelledAt', createdAt > ARGV[1] and createdAt or ARGV[1])
 `;
 
 /**

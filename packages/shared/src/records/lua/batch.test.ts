@@ -25,11 +25,11 @@ const result = { image: { key: 'k/original.png', width: 1, height: 1, format: 'p
 const failure = { code: 'upstream_rejected', message: 'refused', retryable: false };
 
 /** A confirmed batch of `n` queued items, as the API writes one. */
-async function newBatch(n: number, webhook?: WebhookTarget): Promise<{ id: string; items: GenerationRef[] }> {
-  const id = newId('batch');
+async function newBatch(n: number, webhook?: WebhookTarget, idsAtMs?: number): Promise<{ id: string; items: GenerationRef[] }> {
+  const id = newId('batch', idsAtMs);
   const base: Omit<BatchRecord, 'createdAt'> = { id, tenant: TENANT, status: 'in_progress', total: n, queued: 0, active: 0, completed: 0, failed: 0, cancelled: 0, released: 0, metadata: { run: 1 }, ...(webhook ? { webhook } : {}) };
   expect((await batches.begin(base, 600)).outcome).toBe('created');
-  const items = Array.from({ length: n }, (_, index) => ({ id: newId('gen'), fileToken: newFileToken(), request: { topic: `item ${index}`, style: 'PHOTOGRAPHIC' as const, size: 'LANDSCAPE' as const }, metadata: null, index }));
+  const items = Array.from({ length: n }, (_, index) => ({ id: newId('gen', idsAtMs), fileToken: newFileToken(), request: { topic: `item ${index}`, style: 'PHOTOGRAPHIC' as const, size: 'LANDSCAPE' as const }, metadata: null, index }));
   expect(await batches.addItems({ id, tenant: TENANT, ...(webhook ? { webhook } : {}) }, items, 600)).toBe(true);
   expect(await batches.confirm({ id, tenant: TENANT })).toBe(true);
   return { id, items: items.map((i) => ({ id: i.id, tenant: TENANT, batchId: id })) };
@@ -194,6 +194,21 @@ it('an item of a batch still being written that ends is told too; the stream exp
   expect((await batches.finishedAfter(id, '0-0', 10)).map((e) => e.item.index)).toEqual([0]);
 });
 
+it("a batch's completedAt and cancelledAt are never before its createdAt, the time in its id", async () => {
+  const [sec, us] = await redis.time();
+  const redisNow = Number(sec) * 1000 + Math.floor(Number(us) / 1000);
+  // ids made by a process whose reading of Redis's clock is 30 s ahead
+  const done = await newBatch(1, undefined, redisNow + 30_000);
+  await store.fail(done.items[0]!, failure);
+  const cancelled = await newBatch(1, undefined, redisNow + 30_000);
+  expect(await batches.markCancelled({ id: cancelled.id, tenant: TENANT }, new Date(redisNow).toISOString())).toBe(true);
+  const [a, b] = [(await batches.get(done.id))!, (await batches.get(cancelled.id))!];
+  expect(a.createdAt).toBe(new Date(redisNow + 30_000).toISOString());
+  // before: Redis's time, 30 s before the batch was created
+  expect([a.status, a.completedAt]).toEqual(['completed', a.createdAt]);
+  expect(b.cancelledAt).toBe(b.createdAt);
+});
+
 it('does not count a repeated terminal transition again', async () => {
   const { id, items } = await newBatch(3);
   const [a, b] = items as [GenerationRef, GenerationRef];
@@ -355,9 +370,9 @@ it('cancelling marks a batch once and keeps it in the feeder’s sight until its
   const { id } = await newBatch(2);
   // every item released already: the feeder had let it go
   await redis.zrem(keys.batchesFeeding(), `${TENANT}|${id}`);
-  expect(await batches.markCancelled({ id, tenant: TENANT }, '2026-01-01T00:00:00.000Z')).toBe(true);
-  expect(await batches.markCancelled({ id, tenant: TENANT }, '2026-01-02T00:00:00.000Z')).toBe(false);
-  expect(await redis.hget(keys.batch(id), 'cancelledAt')).toBe('2026-01-01T00:00:00.000Z');
+  expect(await batches.markCancelled({ id, tenant: TENANT }, '2099-01-01T00:00:00.000Z')).toBe(true);
+  expect(await batches.markCancelled({ id, tenant: TENANT }, '2099-01-02T00:00:00.000Z')).toBe(false);
+  expect(await redis.hget(keys.batch(id), 'cancelledAt')).toBe('2099-01-01T00:00:00.000Z');
   // before: taken off the list, so a cancel stopped part-way was finished by no one
   expect(await redis.zscore(keys.batchesFeeding(), `${TENANT}|${id}`)).not.toBeNull();
   await batches.noteCancelProgress({ id, tenant: TENANT }, 1, false);

@@ -43,7 +43,11 @@ local function isoTime(ms)
 end
 `;
 
-/** Value that a script replaces with the current Redis time as ISO 8601 (`createdAt: NOW`). */
+/**
+ * Value that a script replaces with the time of the change as ISO 8601 (`completedAt: NOW`):
+ * Redis's, never before the record's createdAt (see ID_TIME); a new record's createdAt is the
+ * time in its id.
+ */
 export const NOW = '$now';
 
 /** How far an id's time may be from Redis's for a record to be dated by it. */
@@ -63,6 +67,12 @@ local function createdMsOf(id, now)
   if not t or math.abs(t - now) > ${ID_TIME_TRUSTED_MS} then return now end
   return t
 end
+-- the time a change to record \`id\` is stamped with: Redis's, or the record's creation time when
+-- that is later (its id's, a few ms ahead of Redis's), so no stamp or event is before createdAt
+local function recordNowMs(id)
+  local clock = nowMs()
+  return math.max(clock, createdMsOf(id, clock))
+end
 `;
 
 /**
@@ -75,25 +85,16 @@ export function statusIndexSlots(firstKey: number): string {
 
 /**
  * Sets hash fields from the field, value pairs of `list` (ARGV) starting at `from`, with the
- * conventions of `encodeFields`. Plain values (each field appears once in a patch) are written
- * by one HSET at the end. A time stamped `${NOW}` is never before the record's `createdAt` (the
- * time in its id, which may be a few ms ahead of Redis's: see ID_TIME).
+ * conventions of `encodeFields`: `${NOW}` is `now` (ms) as ISO 8601. Plain values (each field
+ * appears once in a patch) are written by one HSET at the end.
  */
 export const APPLY_FIELDS = `
 local function applyFields(key, list, from, now)
   local status
   local plain = {}
-  local stamp
   for i = from, #list, 2 do
     local f, v = list[i], list[i + 1]
-    if v == '${NOW}' then
-      if not stamp then
-        stamp = isoTime(now)
-        local created = redis.call('HGET', key, 'createdAt')
-        if created and created > stamp then stamp = created end
-      end
-      v = stamp
-    end
+    if v == '${NOW}' then v = isoTime(now) end
     if string.sub(f, 1, 1) == '?' then
       redis.call('HSETNX', key, string.sub(f, 2), v)
     elseif f == 'progress' then

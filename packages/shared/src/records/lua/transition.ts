@@ -2,7 +2,7 @@ import { batchCountsLua } from './batch';
 import { CLAIM_UPSTREAM_FN } from './claim-upstream';
 import { REPORT_TO_JOB } from './job-report';
 import { webhookOutboxLua } from './outbox';
-import { APPLY_FIELDS, compose, IS_TERMINAL, ISO_TIME, NOW_MS, statusIndexSlots } from './pieces';
+import { APPLY_FIELDS, compose, ID_TIME, IS_TERMINAL, ISO_TIME, NOW_MS, statusIndexSlots } from './pieces';
 import { COUNT_USAGE, countTerminalUsageLua } from './usage';
 
 /** KEYS every script built on `transitionRecord` takes, in this order. */
@@ -46,7 +46,7 @@ local function transitionRecord(from)
   local cur, id, tenant, token, batchId = record[1], record[2], record[3], record[4], record[5]
   if not cur then return 'missing' end
   if isTerminal(cur) then return 'terminal' end
-  local now = nowMs()
+  local now = recordNowMs(id)
   local status = applyFields(KEYS[1], ARGV, from, now) or cur
   if status ~= cur then
     redis.call('ZREM', KEYS[STATUS_INDEX[cur]], id)
@@ -91,7 +91,7 @@ local function transitionRecord(from)
 end
 `;
 
-const TRANSITION_PIECES = [IS_TERMINAL, NOW_MS, ISO_TIME, APPLY_FIELDS, COUNT_USAGE, REPORT_TO_JOB, statusIndexSlots(5), TRANSITION_FN];
+const TRANSITION_PIECES = [IS_TERMINAL, NOW_MS, ID_TIME, ISO_TIME, APPLY_FIELDS, COUNT_USAGE, REPORT_TO_JOB, statusIndexSlots(5), TRANSITION_FN];
 
 /** KEYS and ARGV as above, the fields from ARGV[7]. */
 export const TRANSITION_LUA = compose(...TRANSITION_PIECES, 'return transitionRecord(7)');

@@ -64,7 +64,8 @@ end
  * Writes attempt row `a` as the log's next, with its delivery `d` as it now is. Only the newest
  * `kept` rows stay, and each delivery's latest row however old (`d.lastSeq`), so no delivery
  * drops out of the listing: the log holds at most `kept` rows, plus one for each delivery.
- * `seq` is the log's row count as the caller read it in this call (false: none yet), saving a read.
+ * `seq` is the log's row count as the caller read it in this call (false: none yet), saving a
+ * read; left out (nil), it is read here.
  */
 const APPEND_ATTEMPT = `
 local function appendAttempt(log, id, a, d, kept, seq)
