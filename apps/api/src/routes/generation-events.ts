@@ -1,5 +1,5 @@
 import type { Response } from 'express';
-import { isTerminal, presentGeneration, readGenerationMessage, type GenerationRecord } from '@imagegen/shared';
+import { isTerminal, presentGeneration, readGenerationMessage, type GenerationRecord, type GenerationStatus } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { answeredHead, END_EVENT_ID, endEventStreamAtOnce, openEventStream, toldTheEnd } from '../http/event-stream';
 import { onKeyRevoked } from '../http/revocation';
@@ -9,6 +9,27 @@ const HEARTBEAT_MS = 15_000;
 /** The id a reconnecting client last saw, when it is one of ours (a count); else 0. */
 function resumedFrom(lastEventId: string | undefined): number {
   return lastEventId !== undefined && /^[0-9]{1,15}$/.test(lastEventId) ? Number(lastEventId) : 0;
+}
+
+/**
+ * The frames of a generation's event stream, numbered on from `lastSeq` (the end's id is
+ * END_EVENT_ID). The same event with the same data twice in a row is told once (a re-read after
+ * the change it was read for was told; a change's own event still follows a snapshot that showed
+ * its state, for listeners of that event), and nothing follows the end (a re-read queued before
+ * the end was told would tell it again). Null: nothing to send.
+ */
+export function generationEventFrames(lastSeq: number): (type: string, status: GenerationStatus, data: string) => string | null {
+  let seq = lastSeq;
+  let last = '';
+  let ended = false;
+  return (type, status, data) => {
+    if (ended) return null;
+    const event = `${type}\n${data}`;
+    if (event === last) return null;
+    last = event;
+    ended = isTerminal(status);
+    return `id: ${ended ? END_EVENT_ID : ++seq}\nevent: ${type}\ndata: ${data}\n\n`;
+  };
 }
 
 /**
@@ -34,18 +55,11 @@ export async function streamGenerationEvents(ctx: ApiContext, initial: Generatio
 
   openEventStream(res);
   // ids go on from the one the client last saw, so they only grow across its reconnects
-  let seq = resumedFrom(lastEventId);
-  let lastSent = '';
+  const frameOf = generationEventFrames(resumedFrom(lastEventId));
   let done = false;
   const send = (type: string, record: GenerationRecord) => {
-    const data = JSON.stringify(presentGeneration(record, ctx.config));
-    // the same event again (a re-read after the change it was read for was told): nothing new to
-    // tell; a change's own event is still sent after a snapshot that showed its state, for
-    // listeners of that event
-    const sent = `${type}\n${data}`;
-    if (sent === lastSent && !isTerminal(record.status)) return;
-    lastSent = sent;
-    res.write(`id: ${isTerminal(record.status) ? END_EVENT_ID : ++seq}\nevent: ${type}\ndata: ${data}\n\n`);
+    const frame = frameOf(type, record.status, JSON.stringify(presentGeneration(record, ctx.config)));
+    if (frame) res.write(frame);
   };
   // re-reads run one after another so events go out in order, the first snapshot first
   let openGate: () => void = () => undefined;
