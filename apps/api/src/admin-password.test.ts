@@ -95,3 +95,29 @@ it('in the background, every process adopts a new password once the kept one is 
     await redis.del(key);
   }
 });
+
+it('a password whose SET ran but whose reply was lost is still announced as made, with its value', async () => {
+  const own = { ...config, QUEUE_PREFIX: `${prefix}-lost` };
+  const key = keysFor(own.QUEUE_PREFIX).adminPassword();
+  const connection = new Redis(REDIS_URL);
+  await connection.del(key);
+  // the first SET runs in Redis, and its reply is lost on the way back (a timeout, a reconnect)
+  const realSet = connection.set.bind(connection) as (...args: unknown[]) => Promise<unknown>;
+  let sets = 0;
+  (connection as unknown as { set: (...args: unknown[]) => Promise<unknown> }).set = async (...args) => {
+    const reply = await realSet(...args);
+    if (++sets === 1) throw new Error('Command timed out');
+    return reply;
+  };
+  const log = recording();
+  try {
+    const password = await resolveAdminPassword(own, log, 5000, connection as never);
+    expect(await redis.get(key)).toBe(password);
+    // before: only 'using the one kept in Redis', so no log of any process held the password made
+    const made = log.lines.filter((l) => /generated one/.test(l.msg));
+    expect(made.map((l) => l.msg)).toEqual([expect.stringContaining(`password ${password},`)]);
+  } finally {
+    await connection.del(key);
+    connection.disconnect();
+  }
+});

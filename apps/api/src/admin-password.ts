@@ -28,19 +28,24 @@ export async function resolveAdminPassword(config: AdminConfig, logger: Logger, 
   const onError = (err: Error) => (lastError = err.message);
   redis.on('error', onError);
   const deadline = Date.now() + waitMs;
+  // the contract: a password made because none is set is logged at start (by the process that
+  // makes it, once; the others read it from Redis, where it can be read again); in the message,
+  // since the logger redacts fields named like secrets
+  const announce = (password: string) => {
+    logger.warn(`ADMIN_PASSWORD is not set: generated one, user ${config.ADMIN_USER}, password ${password}, kept in Redis for every API process until deleted${known ? ' (the one before was deleted or lost)' : ''}; read it again with: redis-cli GET ${key}`, { adminUser: config.ADMIN_USER, redisKey: key });
+    return password;
+  };
+  // every password this call offered: a SET whose reply was lost (a timeout, a reconnect) may have kept one
+  const offered = new Set<string>();
   try {
     for (let delay = 100; Date.now() < deadline; delay = Math.min(delay * 2, 2000)) {
       if (await ready(redis, Math.min(delay, deadline - Date.now()))) {
         try {
           const candidate = randomBytes(18).toString('base64url');
-          if ((await redis.set(key, candidate, 'NX')) === 'OK') {
-            // the contract: a password made because none is set is logged at start (by the process
-            // that makes it, once; the others read it from Redis, where it can be read again)
-            // (in the message: the logger redacts fields named like secrets)
-            logger.warn(`ADMIN_PASSWORD is not set: generated one, user ${config.ADMIN_USER}, password ${candidate}, kept in Redis for every API process until deleted${known ? ' (the one before was deleted or lost)' : ''}; read it again with: redis-cli GET ${key}`, { adminUser: config.ADMIN_USER, redisKey: key });
-            return candidate;
-          }
+          offered.add(candidate);
+          if ((await redis.set(key, candidate, 'NX')) === 'OK') return announce(candidate);
           const kept = await redis.get(key);
+          if (kept && offered.has(kept)) return announce(kept);
           if (kept) {
             if (kept !== known) logger.info(`ADMIN_PASSWORD is not set: using the one kept in Redis${known ? ' (it changed)' : ''}`, { adminUser: config.ADMIN_USER, redisKey: key });
             return kept;
