@@ -27,7 +27,7 @@ const providers = () => [
   new OpenAiProvider({ url: `${base}/v1/images/generations`, apiKey: 'sk-test', model: 'gpt-image-1', timeoutMs: 5000, maxResponseBytes: 100_000, maxImageBytes: 100_000 }),
 ];
 
-it.each(['http://[::1/img.png', 'https://files example.com/img.png', 'http://'])('an image URL that is not a URL (%s) is a bad answer that fails at once', async (url) => {
+it.each(['http://[::1/img.png', 'https://files example.com/img.png', 'http://', 'https://user:%E0%A4%A@files.example.com/img.png'])('an image URL that is not a URL (%s) is a bad answer that fails at once', async (url) => {
   answerUrl = url;
   for (const provider of providers()) {
     // before: taken, checkpointed, and each attempt's download failed on it as a retryable connection error

@@ -50,6 +50,8 @@ describe('redirects', () => {
             return to('file:///etc/passwd');
           case '/data':
             return to('data:image/png;base64,iVBORw0KGgo=');
+          case '/choices':
+            return void res.writeHead(300, { location: '/image.png' }).end('pick one');
           case '/chain':
             return to('/chain/2');
           case '/chain/2':
@@ -73,6 +75,11 @@ describe('redirects', () => {
   ])('%s fails at once as download_failed, not as a connection error every attempt meets again', async (_name, path, message) => {
     // before: upstream_connection_error, retryable ('redirect count exceeded', 'URL scheme must be a HTTP(S) scheme')
     await expect(downloadImage(`${a}${path}`, opts())).rejects.toMatchObject({ code: 'download_failed', retryable: false, message: expect.stringMatching(message) });
+  });
+
+  it('a 3xx that fetch does not follow (300 Multiple Choices) is the answer, not a redirect', async () => {
+    // before: followed to the image, unlike fetch
+    await expect(downloadImage(`${a}/choices`, opts())).rejects.toMatchObject({ code: 'download_failed' });
   });
 
   it('follows redirects to the image, its credentials sent to its own origin only', async () => {

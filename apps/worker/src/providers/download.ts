@@ -36,6 +36,8 @@ export function downloadImage(url: string, opts: DownloadOptions): Promise<{ dat
 
 /** As many redirects as fetch itself follows. */
 const MAX_REDIRECTS = 20;
+/** The statuses fetch follows (any other 3xx is the answer itself). */
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
 /**
  * GET `url`, following redirects as fetch does (its credentials go to its own origin only), but
@@ -50,7 +52,7 @@ async function fetchFollowing(url: string, signal: AbortSignal): Promise<Respons
   let sent = headers;
   for (let hops = 0; ; hops++) {
     const res = await fetch(current, { headers: sent, redirect: 'manual', signal });
-    if (res.status < 300 || res.status > 399 || res.status === 304) return res;
+    if (!REDIRECT_STATUSES.has(res.status)) return res;
     await res.body?.cancel().catch(() => undefined);
     const location = res.headers.get('location');
     if (location === null) return res;

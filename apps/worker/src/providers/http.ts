@@ -164,7 +164,16 @@ export function withoutUrlSecrets(text: string): string {
  * checkpoint, each attempt in turn, without the upstream being asked again.
  */
 export function isHttpUrl(value: unknown): value is string {
-  return typeof value === 'string' && /^https?:\/\//.test(value) && URL.canParse(value);
+  if (typeof value !== 'string' || !/^https?:\/\//.test(value) || !URL.canParse(value)) return false;
+  // credentials in it are sent as Basic authentication, decoded: ones that do not decode cannot be
+  const { username, password } = new URL(value);
+  try {
+    decodeURIComponent(username);
+    decodeURIComponent(password);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** Reads a body up to `maxBytes`; past that the transfer is cut off with `tooLarge`. */
