@@ -1,7 +1,7 @@
 import { SIZES, type Size } from '@imagegen/shared';
 import { checkResultImages, fetchImage } from './support/images';
 import { eventually } from './support/net';
-import { getJson, postJson, startStack, type Stack } from './support/stack';
+import { ADMIN_AUTH, getJson, postJson, startStack, type Stack } from './support/stack';
 
 describe('generation end to end with the builtin provider', () => {
   let stack: Stack;
@@ -94,6 +94,13 @@ describe('generation end to end with the builtin provider', () => {
     }
     // an unset parameter written empty, as URL builders do, is no parameter
     expect((await getJson(`${stack.baseUrl}/v1/generations?limit=2&status=&cursor=`)).body.data).toHaveLength(2);
+    // listings that take no parameters refuse any, as those that take some refuse unknown ones (before: ignored)
+    const someId = page1.body.data[0].id as string;
+    for (const url of [`/v1/generations?limt=5`, `/v1/generations/${someId}/deliveries?limit=5`, `/admin/tenants/acme/keys?limit=5`]) {
+      const refused = await getJson(`${stack.baseUrl}${url}`, url.startsWith('/admin') ? ADMIN_AUTH : {});
+      expect([url, refused.status, refused.body.errors?.[0]?.path]).toEqual([url, 400, url.includes('limt') ? 'limt' : 'limit']);
+    }
+    expect((await getJson(`${stack.baseUrl}/v1/generations/${someId}/deliveries?`)).status).toBe(200);
     const bad = await postJson(`${stack.baseUrl}/v1/generations`, { topic: 'x', priority: 'urgent', webhook: { url: 'https://hooks.example', events: [] } });
     expect(bad.body.errors).toEqual([
       { path: 'webhook.events', message: 'must have at least 1 item' },

@@ -24,6 +24,11 @@ export function refuseBodyFields(body: unknown): void {
   if (body !== undefined) parseBody(NO_FIELDS, body);
 }
 
+/** A listing that takes no query parameters refuses any given, as the listings that take some refuse the ones they do not know (`?limt=5` is no page size). */
+export function refuseQueryParameters(query: Record<string, unknown>): void {
+  parseQuery(NO_FIELDS, query);
+}
+
 /**
  * A whole number in a query string, from `min` to `max`, `fallback` when not given: digits only,
  * so `0x10`, `1e1` or ` 7` (which Number() would read as 16, 10 and 7) are refused, not guessed at.

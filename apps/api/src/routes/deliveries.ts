@@ -2,7 +2,7 @@ import { Router, type RequestHandler } from 'express';
 import { redeliveryJob } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { notFound } from '../http/problem';
-import { refuseBodyFields, requireContentType } from '../http/validate';
+import { refuseBodyFields, refuseQueryParameters, requireContentType } from '../http/validate';
 
 /** What deliveries belong to: a generation, or a batch (its `batch.completed`). */
 export interface DeliverySubject {
@@ -23,6 +23,7 @@ export function deliveriesRouter(ctx: ApiContext, subject: DeliverySubject, json
   };
 
   router.get('/:id/deliveries', async (req, res) => {
+    refuseQueryParameters(req.query);
     const tenant = req.tenant as string;
     const { id } = await owned(tenant, req.params.id as string);
     res.json({ object: 'list', data: await ctx.deliveries.list(id, tenant) });

@@ -3,7 +3,7 @@ import { TENANT_RULE, isTenantName } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { basicAuth } from '../http/auth';
 import { HttpProblem, invalid, notFound } from '../http/problem';
-import { refuseBodyFields, requireContentType } from '../http/validate';
+import { refuseBodyFields, refuseQueryParameters, requireContentType } from '../http/validate';
 import { MAX_KEYS_PER_TENANT } from '../services/api-keys';
 import { readUsage, usageQuery } from './usage';
 
@@ -28,6 +28,7 @@ export function tenantsAdminRouter(ctx: ApiContext, json: RequestHandler, redisR
   });
 
   router.get('/admin/tenants/:tenant/keys', async (req, res) => {
+    refuseQueryParameters(req.query);
     const tenant = tenantParam(req.params.tenant);
     res.json({ object: 'list', tenant, data: await ctx.apiKeyStore.list(tenant) });
   });
