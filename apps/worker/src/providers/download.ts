@@ -1,5 +1,5 @@
 import { ERROR_CODES, GenerationFailure } from '@imagegen/shared';
-import { classifyHttpFailure, readBody, withDeadline } from './http';
+import { classifyHttpFailure, readBody, withCredentialsAsHeader, withDeadline } from './http';
 
 export interface DownloadOptions {
   signal: AbortSignal;
@@ -52,32 +52,25 @@ async function fetchFollowing(url: string, signal: AbortSignal): Promise<Respons
   let sent = headers;
   for (let hops = 0; ; hops++) {
     const res = await fetch(current, { headers: sent, redirect: 'manual', signal });
-    if (!REDIRECT_STATUSES.has(res.status)) return res;
-    await res.body?.cancel().catch(() => undefined);
-    const location = res.headers.get('location');
+    const location = REDIRECT_STATUSES.has(res.status) ? res.headers.get('location') : null;
     if (location === null) return res;
+    await res.body?.cancel().catch(() => undefined);
     const next = URL.canParse(location, current.href) ? new URL(location, current) : undefined;
-    if (!next || (next.protocol !== 'http:' && next.protocol !== 'https:') || next.username || next.password) {
-      const what = !next ? 'something that is not a URL' : next.username || next.password ? 'a URL with credentials in it' : `a ${next.protocol} URL`;
-      throw new GenerationFailure(ERROR_CODES.downloadFailed, `Download answered ${res.status} with a redirect to ${what}`, false);
-    }
-    if (hops + 1 > MAX_REDIRECTS) throw new GenerationFailure(ERROR_CODES.downloadFailed, `Download redirected more than ${MAX_REDIRECTS} times`, false);
-    if (next.origin !== current.origin) sent = {};
-    current = next;
+    const refused = unfollowable(next);
+    if (refused) throw new GenerationFailure(ERROR_CODES.downloadFailed, `Download answered ${res.status} with a redirect to ${refused}`, false);
+    if (hops >= MAX_REDIRECTS) throw new GenerationFailure(ERROR_CODES.downloadFailed, `Download redirected more than ${MAX_REDIRECTS} times`, false);
+    const target = next as URL;
+    if (target.origin !== current.origin) sent = {};
+    current = target;
   }
 }
 
-/**
- * fetch refuses a URL with credentials in it (`https://user:pass@host/…`); a file host that
- * hands one out means HTTP Basic authentication, which is sent as the header instead.
- */
-function withCredentialsAsHeader(url: string): { target: URL; headers: Record<string, string> } {
-  const target = new URL(url);
-  if (!target.username && !target.password) return { target, headers: {} };
-  const credentials = `${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}`;
-  target.username = '';
-  target.password = '';
-  return { target, headers: { Authorization: `Basic ${Buffer.from(credentials).toString('base64')}` } };
+/** What a redirect's target is, when it is nothing a download follows; undefined when it is. */
+function unfollowable(next: URL | undefined): string | undefined {
+  if (!next) return 'something that is not a URL';
+  if (next.protocol !== 'http:' && next.protocol !== 'https:') return `a ${next.protocol} URL`;
+  if (next.username || next.password) return 'a URL with credentials in it';
+  return undefined;
 }
 
 function tooLarge(bytes: number, max: number): GenerationFailure {

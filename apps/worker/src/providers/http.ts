@@ -164,16 +164,27 @@ export function withoutUrlSecrets(text: string): string {
  * checkpoint, each attempt in turn, without the upstream being asked again.
  */
 export function isHttpUrl(value: unknown): value is string {
-  if (typeof value !== 'string' || !/^https?:\/\//.test(value) || !URL.canParse(value)) return false;
-  // credentials in it are sent as Basic authentication, decoded: ones that do not decode cannot be
-  const { username, password } = new URL(value);
+  if (typeof value !== 'string' || !/^https?:\/\//.test(value)) return false;
   try {
-    decodeURIComponent(username);
-    decodeURIComponent(password);
+    // as a download reads it: credentials that do not decode cannot be sent
+    withCredentialsAsHeader(value);
     return true;
   } catch {
     return false;
   }
+}
+
+/**
+ * fetch refuses a URL with credentials in it (`https://user:pass@host/…`); a file host that
+ * hands one out means HTTP Basic authentication, which is sent as the header instead.
+ */
+export function withCredentialsAsHeader(url: string): { target: URL; headers: Record<string, string> } {
+  const target = new URL(url);
+  if (!target.username && !target.password) return { target, headers: {} };
+  const credentials = `${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}`;
+  target.username = '';
+  target.password = '';
+  return { target, headers: { Authorization: `Basic ${Buffer.from(credentials).toString('base64')}` } };
 }
 
 /** Reads a body up to `maxBytes`; past that the transfer is cut off with `tooLarge`. */

@@ -29,11 +29,8 @@ if held then
   if begun then return {'created', begun} end
   return {'held', held}
 end
-local id = ''
-for i = 5, #ARGV, 2 do
-  if ARGV[i] == 'id' then id = ARGV[i + 1] end
-end
-local createdAt = isoTime(createdMsOf(id, nowMs()))
+-- the entry is \`tenant|id\` (a tenant's name holds no '|')
+local createdAt = isoTime(createdMsOf(string.match(ARGV[4], '|(.*)$') or '', nowMs()))
 writeNewFields(KEYS[1], ARGV, 5, createdAt)
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[1]))
 redis.call('ZADD', KEYS[3], 'NX', 0, ARGV[4])
