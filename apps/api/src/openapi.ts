@@ -147,7 +147,7 @@ const PROBLEMS: Record<number, { description: string; headers?: Headers }> = {
   416: { description: 'Range not satisfiable', headers: { 'Content-Range': header('bytes */<size of the file>', { type: 'string' }, true) } },
   429: { description: 'Over a quota', headers: { ...retryAfter('submitting again'), ...rateLimitHeaders } },
   502: { description: 'The generation failed' },
-  503: { description: 'Unavailable: Redis (for files, the file store) does not answer', headers: retryAfter('trying again') },
+  503: { description: 'Unavailable: Redis does not answer, or refuses writes (full, or unable to save); for files, the file store does not answer', headers: retryAfter('trying again') },
 };
 
 /** A problem+json answer of `status`, with the headers that status carries and any of this operation's own. */

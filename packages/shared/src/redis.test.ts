@@ -1,4 +1,5 @@
-import { createRedis } from './redis';
+import { ReplyError } from 'ioredis';
+import { createRedis, redisWriteRefusal } from './redis';
 
 it('a rediss:// URL with Sentinels connects to the master they name over TLS, with the URL credentials', () => {
   const sentinels = [{ host: '127.0.0.1', port: 1 }];
@@ -12,4 +13,16 @@ it('a rediss:// URL with Sentinels connects to the master they name over TLS, wi
     secure.disconnect();
     plain.disconnect();
   }
+});
+
+describe('redisWriteRefusal', () => {
+  it("names Redis's refusals to write while it answers, and nothing else", () => {
+    const refusals = [
+      "OOM command not allowed when used memory > 'maxmemory'.",
+      'MISCONF Redis is configured to save RDB snapshots, but it is currently not able to persist on disk.',
+      'NOREPLICAS Not enough good replicas to write.',
+    ];
+    for (const message of refusals) expect(redisWriteRefusal(new ReplyError(message))).toBe(message);
+    for (const other of [new ReplyError('ERR unknown command'), new Error('Connection is closed.'), new Error('BOOM'), 'OOM as a string', undefined]) expect(redisWriteRefusal(other)).toBeUndefined();
+  });
 });

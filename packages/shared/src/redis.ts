@@ -67,3 +67,14 @@ export function createRedis(connection: RedisConnection, role: RedisRole, name?:
   redis.on('error', () => undefined);
   return redis;
 }
+
+/**
+ * Redis answering but refusing writes: out of memory under `maxmemory` (OOM), unable to persist
+ * (MISCONF), or short of the replicas it must write to (NOREPLICAS). Returns what it said, or
+ * undefined for any other failure. Such a refusal lasts until memory is freed (by expiry, the
+ * retention sweep or an operator): it is waited out, never counted against a generation.
+ */
+export function redisWriteRefusal(err: unknown): string | undefined {
+  const message = (err as { message?: unknown } | undefined)?.message;
+  return typeof message === 'string' && /^(OOM|MISCONF|NOREPLICAS) /.test(message) ? message : undefined;
+}

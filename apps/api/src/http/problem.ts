@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, Response } from 'express';
-import { storageErrorText, type FieldError, type Logger } from '@imagegen/shared';
+import { redisWriteRefusal, storageErrorText, type FieldError, type Logger } from '@imagegen/shared';
 import { loggablePath } from './loggable-path';
 
 /** An RFC 9457 problem: every 4xx/5xx body of the API. */
@@ -59,6 +59,9 @@ export const invalid = (detail: string, errors?: FieldError[]) => new HttpProble
 export const notFound = (what: string) => new HttpProblem(404, 'Not found', `${what} was not found`);
 export const unavailable = (detail = 'The job store (Redis) is not reachable; try again shortly') =>
   new HttpProblem(503, 'Service unavailable', detail, undefined, { 'Retry-After': '5' });
+/** Redis answers but takes no writes (full under maxmemory, or unable to save): that lasts until memory is freed. */
+const writesRefused = () =>
+  new HttpProblem(503, 'Service unavailable', 'The job store (Redis) refuses writes now: it is full or cannot save; try again later', undefined, { 'Retry-After': '30' });
 
 /** A storage call; its failure is the file store's (503), not the request's. */
 export async function fromStorage<T>(op: () => Promise<T>): Promise<T> {
@@ -110,6 +113,12 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
         return sendProblem(res, new HttpProblem(415, 'Unsupported media type', e.message ?? 'Unsupported encoding'));
       case 'request.aborted':
         return sendProblem(res, invalid('The request was aborted'));
+    }
+    const refusal = redisWriteRefusal(err);
+    if (refusal) {
+      // the operators' cue: nothing can be submitted or change until Redis has memory again
+      logger.error('Redis refuses writes: answered 503', { method: req.method, path: loggablePath(req.originalUrl), error: refusal });
+      return sendProblem(res, writesRefused());
     }
     if (isRedisDown(err)) return sendProblem(res, unavailable());
     const status = e.status ?? e.statusCode;

@@ -42,11 +42,13 @@ return now
  * end). Marks the deployment as one that asks for keys: while any key exists the index says so,
  * and the mark keeps saying it once the last is gone. KEYS as above, KEYS[4] the keys-required
  * mark; ARGV[1] prefix, ARGV[2] tenant, ARGV[3] the revocations channel. Returns 1 when revoked.
+ * The key is deleted first: Redis full (maxmemory) refuses a script only at its first write, and
+ * only a write that adds memory, so a revocation still runs whole then.
  */
 const REVOKE_KEY_LUA = `
 if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[2] then return 0 end
-redis.call('SET', KEYS[4], '1')
 redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[4], '1')
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[1])
 redis.call('PUBLISH', ARGV[3], ARGV[1])

@@ -4,6 +4,7 @@ import { ERROR_CODES, GenerationFailure, JOBS, QUEUES, type GenerationStore, typ
 import { LostFetches } from '../recovery/lost-fetches';
 import { retryDelay, type BackoffPolicy } from './backoff';
 import { StorageUnavailable, UpstreamBusy, type GenerationPipeline, type RunOutcome } from './generation.pipeline';
+import { waitingOutWriteRefusals } from './write-refusals';
 
 export interface GenerateWorkerOptions {
   connection: Redis;
@@ -74,16 +75,26 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
       opts.metrics?.jobDuration.observe({ queue: QUEUES.generate, outcome }, (performance.now() - started) / 1000);
     };
     try {
-      const outcome = await pipeline.run(ref, {
-        attempt: run,
-        ranBefore: job.attemptsStarted > 1,
-        signal: signal ?? new AbortController().signal,
-        job: jobKeys,
-        onStage: (stage, progress) => {
-          log.debug('generation stage', { stage, progress });
-          observeStage(stage === 'done' ? '' : stage);
+      const aborted = signal ?? new AbortController().signal;
+      let waited = false;
+      const outcome = await waitingOutWriteRefusals(
+        () =>
+          pipeline.run(ref, {
+            attempt: run,
+            ranBefore: job.attemptsStarted > 1 || waited,
+            signal: aborted,
+            job: jobKeys,
+            onStage: (stage, progress) => {
+              log.debug('generation stage', { stage, progress });
+              observeStage(stage === 'done' ? '' : stage);
+            },
+          }),
+        aborted,
+        (refusal, waitMs) => {
+          waited = true;
+          log.warn('Redis refuses writes: the generation waits for it (not an attempt)', { error: refusal, retryInMs: waitMs });
         },
-      });
+      );
       observeAttempt(outcome.status);
       log.info('generation attempt finished', { outcome: outcome.status, durationMs: Math.round(performance.now() - started) });
       if (outcome.status === 'skipped') {

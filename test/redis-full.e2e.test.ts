@@ -1,0 +1,138 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Redis } from 'ioredis';
+import { FakeUpstream } from './support/fake-upstream';
+import { eventually, sleep } from './support/net';
+import { killAllSpawned, spawnApi, spawnWorker, startRedisServer, type ApiProcess, type NodeProcess, type RedisServer } from './support/processes';
+import { deleteUnder, plainRedis, testPrefix } from './support/redis';
+import { ADMIN_AUTH, getJson, postJson } from './support/stack';
+
+/**
+ * Redis that answers but takes no writes: full under `maxmemory` with `noeviction` (what BullMQ
+ * needs). A private redis-server is made full by lowering its `maxmemory` under what it holds,
+ * and given room again by lifting it. The API answers 503; a generation under way waits without
+ * spending its attempts; a key can still be revoked.
+ */
+const log = (msg: string) => process.env.TEST_QUIET !== '1' && process.stdout.write(`[redis-full] ${msg}\n`);
+
+describe('Redis full (maxmemory reached)', () => {
+  let server: RedisServer;
+  let upstream: FakeUpstream;
+  let api: ApiProcess;
+  let worker: NodeProcess;
+  let redis: Redis;
+  let dataDir: string;
+  const prefix = testPrefix('redisfull');
+
+  const usedMemory = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]);
+  /** From now on every write that may add memory is refused (OOM). */
+  const fill = async () => {
+    await redis.config('SET', 'maxmemory', String(Math.floor((await usedMemory()) / 2)));
+    await expect(redis.set(`${prefix}:probe`, '1')).rejects.toThrow(/^OOM /);
+  };
+  const makeRoom = () => redis.config('SET', 'maxmemory', '0');
+
+  beforeAll(async () => {
+    server = await startRedisServer({ extraArgs: ['--maxmemory-policy', 'noeviction'] });
+    redis = plainRedis(server.url);
+    upstream = await FakeUpstream.start();
+    dataDir = await mkdtemp(path.join(os.tmpdir(), 'imagegen-redisfull-'));
+    const env = {
+      REDIS_URL: server.url,
+      QUEUE_PREFIX: prefix,
+      DATA_DIR: dataDir,
+      LOG_LEVEL: 'info',
+      ADMIN_USER: 'ops',
+      ADMIN_PASSWORD: 'test-admin-password',
+      GENERATOR: 'aistudios',
+      GENERATOR_URL: upstream.generateUrl,
+      GENERATOR_BACKOFF_MS: '200',
+      GENERATOR_TIMEOUT_MS: '3000',
+      GENERATOR_MAX_ATTEMPTS: '2',
+      WORKER_CONCURRENCY: '2',
+      SHUTDOWN_TIMEOUT_MS: '5000',
+    };
+    api = await spawnApi({ env, name: 'api' });
+    worker = await spawnWorker({ env, name: 'worker' });
+  });
+
+  afterEach(async () => {
+    await makeRoom();
+  });
+
+  afterAll(async () => {
+    await Promise.all([api?.kill(), worker?.kill()]);
+    if (redis) {
+      await makeRoom().catch(() => undefined);
+      await deleteUnder(redis, prefix).catch(() => undefined);
+      await redis.quit().catch(() => redis.disconnect());
+    }
+    await upstream?.close();
+    await server?.destroy();
+    await killAllSpawned();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('answers 503 problem+json while full, enqueues nothing, and still serves reads', async () => {
+    const jobsBefore = await redis.keys(`${prefix}:generate:gen_*`);
+    await fill();
+    const single = await postJson(`${api.baseUrl}/v1/generations`, { topic: 'while-full single' });
+    const batch = await postJson(`${api.baseUrl}/v1/batches`, { items: [{ topic: 'while-full item' }] });
+    for (const res of [single, batch]) {
+      expect({ status: res.status, type: res.headers.get('content-type'), retryAfter: res.headers.get('retry-after'), problem: res.body.status }).toEqual({
+        status: 503,
+        type: expect.stringMatching(/^application\/problem\+json/),
+        retryAfter: '30',
+        problem: 503,
+      });
+      expect(res.body.detail).toMatch(/refuses writes/);
+      expect(JSON.stringify(res.body)).not.toMatch(/OOM|stack|at /);
+    }
+    expect((await getJson(`${api.baseUrl}/v1/generations?limit=5`)).status).toBe(200);
+    expect(api.stdout()).toMatch(/Redis refuses writes: answered 503/);
+    await makeRoom();
+
+    const listed = (await getJson(`${api.baseUrl}/v1/generations?limit=100`)).body.data as { request: { topic: string } }[];
+    expect(listed.filter((g) => g.request.topic.startsWith('while-full'))).toEqual([]);
+    expect((await getJson(`${api.baseUrl}/v1/batches`)).body.data).toEqual([]);
+    expect(await redis.keys(`${prefix}:generate:gen_*`)).toEqual(jobsBefore);
+  });
+
+  it('lets a generation under way wait while full, without spending its attempts, and completes it after', async () => {
+    // the upstream answers after 1.5 s: Redis is full by then, so the checkpoint of its answer is refused
+    upstream.enqueue({ kind: 'ok', delayMs: 1500 }, { kind: 'ok' }, { kind: 'ok' });
+    const made = await postJson(`${api.baseUrl}/v1/generations`, { topic: 'under way when full' });
+    expect(made.status).toBe(202);
+    await eventually(async () => (upstream.calls.length > 0 ? true : undefined), 10_000, 10);
+    await fill();
+    // longer than GENERATOR_MAX_ATTEMPTS (2) retries with a 200 ms backoff would last
+    await sleep(5000);
+    const during = (await getJson(`${api.baseUrl}/v1/generations/${made.body.id}`)).body;
+    expect({ status: during.status, attempts: during.attempts }).toEqual({ status: 'active', attempts: 1 });
+    await makeRoom();
+
+    const done = await eventually(async () => {
+      const g = (await getJson(`${api.baseUrl}/v1/generations/${made.body.id}`)).body;
+      return g.status === 'completed' || g.status === 'failed' ? g : undefined;
+    }, 30_000, 100);
+    expect({ status: done.status, attempts: done.attempts, error: done.error }).toEqual({ status: 'completed', attempts: 1, error: undefined });
+    expect((await fetch(done.result.image.url)).status).toBe(200);
+    expect(worker.stdout()).toMatch(/Redis refuses writes: the generation waits for it/);
+    expect(worker.stdout()).not.toMatch(/generation attempt failed/);
+    log(`full for 5 s during the upstream call: completed after ${worker.stdout().match(/the generation waits for it/g)?.length} waits, attempts ${done.attempts}, upstream calls ${upstream.calls.length}`);
+  });
+
+  it('revokes a key while full: a revocation does not wait for memory', async () => {
+    // (last: a key makes every later call need one)
+    const created = await postJson(`${api.baseUrl}/admin/tenants/acme/keys`, {}, ADMIN_AUTH);
+    expect(created.status).toBe(201);
+    const asAcme = { Authorization: `Bearer ${created.body.key}` };
+    expect((await getJson(`${api.baseUrl}/v1/generations`, asAcme)).status).toBe(200);
+
+    await fill();
+    const revoked = await fetch(`${api.baseUrl}/admin/tenants/acme/keys/${created.body.id}`, { method: 'DELETE', headers: ADMIN_AUTH });
+    expect(revoked.status).toBe(204);
+    await eventually(async () => ((await getJson(`${api.baseUrl}/v1/generations`, asAcme)).status === 401 ? true : undefined), 3000, 50);
+  });
+});
