@@ -12,7 +12,8 @@ import { ADMIN_AUTH, getJson, postJson } from './support/stack';
  * Redis that answers but takes no writes: full under `maxmemory` with `noeviction` (what BullMQ
  * needs). A private redis-server is made full by lowering its `maxmemory` under what it holds,
  * and given room again by lifting it. The API answers 503; a generation under way waits without
- * spending its attempts; a key can still be revoked.
+ * spending its attempts, and the worker neither spins nor floods its log; a worker starts; a key
+ * can still be revoked.
  */
 const log = (msg: string) => process.env.TEST_QUIET !== '1' && process.stdout.write(`[redis-full] ${msg}\n`);
 
@@ -23,6 +24,7 @@ describe('Redis full (maxmemory reached)', () => {
   let worker: NodeProcess;
   let redis: Redis;
   let dataDir: string;
+  let workerEnv: Record<string, string>;
   const prefix = testPrefix('redisfull');
 
   const usedMemory = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]);
@@ -53,6 +55,7 @@ describe('Redis full (maxmemory reached)', () => {
       WORKER_CONCURRENCY: '2',
       SHUTDOWN_TIMEOUT_MS: '5000',
     };
+    workerEnv = env;
     api = await spawnApi({ env, name: 'api' });
     worker = await spawnWorker({ env, name: 'worker' });
   });
@@ -121,6 +124,27 @@ describe('Redis full (maxmemory reached)', () => {
     expect(worker.stdout()).toMatch(/Redis refuses writes: the generation waits for it/);
     expect(worker.stdout()).not.toMatch(/generation attempt failed/);
     log(`full for 5 s during the upstream call: completed after ${worker.stdout().match(/the generation waits for it/g)?.length} waits, attempts ${done.attempts}, upstream calls ${upstream.calls.length}`);
+  });
+
+  it('starts a worker while full, with jobs waiting: it neither exits nor spins, and takes them once Redis has room', async () => {
+    await worker.kill();
+    const waiting = await postJson(`${api.baseUrl}/v1/generations`, { topic: 'waiting while full' });
+    expect(waiting.status).toBe(202);
+    await fill();
+    worker = await spawnWorker({ env: workerEnv, name: 'worker-started-full' });
+    await sleep(3000);
+    expect(worker.exit).toBeUndefined();
+    expect(worker.stdout()).toMatch(/Redis refuses writes: the webhook master secret is made once it takes them/);
+    // BullMQ asks for the next job again at once when taking it is refused: thousands of errors a second, unless the worker holds off
+    const errors = (worker.stdout().match(/worker error/g) ?? []).length;
+    log(`a worker started while full, a job waiting: ${errors} worker errors logged in 3 s`);
+    expect(errors).toBeLessThan(60);
+    await makeRoom();
+    const done = await eventually(async () => {
+      const g = (await getJson(`${api.baseUrl}/v1/generations/${waiting.body.id}`)).body;
+      return g.status === 'completed' || g.status === 'failed' ? g : undefined;
+    }, 30_000, 100);
+    expect({ status: done.status, attempts: done.attempts }).toEqual({ status: 'completed', attempts: 1 });
   });
 
   it('revokes a key while full: a revocation does not wait for memory', async () => {

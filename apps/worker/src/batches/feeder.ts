@@ -1,7 +1,8 @@
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { BATCH_ADVANCE_LUA, batchItemJobOptions, generateJobName, parseBatchListEntry, redisTimeMs, type GenerateJobInput, type GenerateJobPolicy, type Keys, type Logger } from '@imagegen/shared';
+import { BATCH_ADVANCE_LUA, batchItemJobOptions, redisWriteRefusal, generateJobName, parseBatchListEntry, redisTimeMs, type GenerateJobInput, type GenerateJobPolicy, type Keys, type Logger } from '@imagegen/shared';
 import { interleave, shareWindow, type FeedState } from './fair-share';
+import { REFUSAL_FIRST_WAIT_MS, REFUSAL_LONGEST_WAIT_MS } from '../write-refusals';
 
 /** Takes the lock when free, renews it when ours: one feeder runs at a time across every worker. */
 const LOCK_LUA = `
@@ -106,16 +107,20 @@ export class BatchFeeder {
 
   start(): void {
     this.loop = (async () => {
+      // while Redis refuses writes, ticks are spaced out (doubling up to the longest wait) rather than failing every interval
+      let refusedWaitMs = 0;
       while (!this.stopped) {
         try {
           const lockMs = Math.max(5000, this.opts.intervalMs * 20);
           if ((await this.redis.imagegenFeederLock(this.keys.batchFeederLock(), this.opts.owner, lockMs)) === 1) await this.tick();
+          refusedWaitMs = 0;
         } catch (err) {
-          this.logger.warn('batch feeder tick failed', { error: (err as Error).message });
+          refusedWaitMs = redisWriteRefusal(err) === undefined ? 0 : Math.min(Math.max(refusedWaitMs * 2, REFUSAL_FIRST_WAIT_MS), REFUSAL_LONGEST_WAIT_MS);
+          this.logger.warn('batch feeder tick failed', { error: (err as Error).message, ...(refusedWaitMs ? { retryInMs: refusedWaitMs } : {}) });
         }
         await new Promise<void>((resolve) => {
           this.wake = resolve;
-          setTimeout(resolve, this.opts.intervalMs).unref();
+          setTimeout(resolve, refusedWaitMs || this.opts.intervalMs).unref();
         });
       }
     })();

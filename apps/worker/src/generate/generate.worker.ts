@@ -4,7 +4,7 @@ import { ERROR_CODES, GenerationFailure, JOBS, QUEUES, type GenerationStore, typ
 import { LostFetches } from '../recovery/lost-fetches';
 import { retryDelay, type BackoffPolicy } from './backoff';
 import { StorageUnavailable, UpstreamBusy, type GenerationPipeline, type RunOutcome } from './generation.pipeline';
-import { waitingOutWriteRefusals } from './write-refusals';
+import { holdWhileWritesRefused, waitingOutWriteRefusals } from '../write-refusals';
 
 export interface GenerateWorkerOptions {
   connection: Redis;
@@ -173,6 +173,7 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
     })().catch((e: unknown) => logger.error('could not record failure', { jobId: job.id, error: (e as Error).message }));
   });
   worker.on('error', (err) => logger.error('generate worker error', { error: err.message }));
+  holdWhileWritesRefused(worker, logger, 'the generate worker');
   lost.watch(worker, opts.connection);
   return worker;
 }

@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import { JOBS, type Logger } from '@imagegen/shared';
+import { JOBS, redisWriteRefusal, type Logger } from '@imagegen/shared';
 
 /** How often a worker checks that the sweep is still scheduled. */
 export const SWEEP_SCHEDULE_CHECK_MS = 60_000;
@@ -22,9 +22,16 @@ export async function keepSweepScheduled(queue: Queue, everyMs: number, logger: 
   // BullMQ keeps a scheduler's offset (its phase within `every`) when `every` changes: one left by
   // a longer interval puts each run after a pause (workers stopped a while) up to that interval
   // late, however short the new one. Such a scheduler is made anew.
-  const found = await queue.getJobScheduler(JOBS.sweep.name);
-  if (found && (found.every !== everyMs || Number(found.offset ?? 0) >= everyMs)) await queue.removeJobScheduler(JOBS.sweep.name);
-  await upsert();
+  try {
+    const found = await queue.getJobScheduler(JOBS.sweep.name);
+    if (found && (found.every !== everyMs || Number(found.offset ?? 0) >= everyMs)) await queue.removeJobScheduler(JOBS.sweep.name);
+    await upsert();
+  } catch (err) {
+    // a worker started while Redis is full still starts: the check below schedules it once it has room
+    const refusal = redisWriteRefusal(err);
+    if (refusal === undefined) throw err;
+    logger.warn('Redis refuses writes: the retention sweep is scheduled once it takes them', { error: refusal });
+  }
   const timer = setInterval(() => {
     void (async () => {
       if (await queue.getJobScheduler(JOBS.sweep.name)) return;

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { JOBS, QUEUES, type Logger } from '@imagegen/shared';
 import type { OrphanService } from './orphans.service';
 import type { RetentionService } from './retention.service';
+import { holdWhileWritesRefused } from '../write-refusals';
 
 /** The scheduled `sweep` job: retention first, then orphaned records. */
 export function createMaintenanceWorker(retention: RetentionService, orphans: OrphanService, logger: Logger, opts: { connection: Redis; prefix: string }): Worker {
@@ -19,5 +20,6 @@ export function createMaintenanceWorker(retention: RetentionService, orphans: Or
     { connection: opts.connection, prefix: opts.prefix, concurrency: 1 },
   );
   worker.on('error', (err) => logger.error('maintenance worker error', { error: err.message }));
+  holdWhileWritesRefused(worker, logger, 'the maintenance worker');
   return worker;
 }

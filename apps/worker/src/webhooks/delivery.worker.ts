@@ -6,6 +6,7 @@ import { LostFetches } from '../recovery/lost-fetches';
 import { attemptDelivery, releaseSlot, type AttemptDeps, type AttemptResult } from './attempt';
 import { LetGo, lockMs, SLOW_ATTEMPT_MS, SLOW_PER_PLACE, unansweredAfter } from './let-go';
 import { runRecovery } from './recovery';
+import { holdWhileWritesRefused } from '../write-refusals';
 
 export interface DeliveryWorkerOptions {
   connection: Redis;
@@ -295,6 +296,7 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
     await endPending(parsed.data, `attempt ${attempt} not finished: its job was taken back from stopped workers ${job.stalledCounter} times`, 'webhook delivery job taken back from dead workers too often; ending it');
   };
   worker.on('error', (err) => logger.error('webhook worker error', { error: err.message }));
+  holdWhileWritesRefused(worker, logger, 'the webhook worker');
   lost.watch(worker, opts.connection);
   return worker;
 }
