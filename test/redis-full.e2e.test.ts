@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { FakeUpstream } from './support/fake-upstream';
-import { eventually, sleep } from './support/net';
+import { eventually, freePort, sleep } from './support/net';
 import { killAllSpawned, spawnApi, spawnWorker, startRedisServer, type ApiProcess, type NodeProcess, type RedisServer } from './support/processes';
 import { deleteUnder, plainRedis, testPrefix } from './support/redis';
 import { ADMIN_AUTH, getJson, postJson } from './support/stack';
@@ -34,6 +34,12 @@ describe('Redis full (maxmemory reached)', () => {
     await expect(redis.set(`${prefix}:probe`, '1')).rejects.toThrow(/^OOM /);
   };
   const makeRoom = () => redis.config('SET', 'maxmemory', '0');
+  /** A failover under way, as a client of the old master sees it: a replica (of a master that is not there), refusing writes with READONLY. */
+  const demote = async () => {
+    await redis.replicaof('127.0.0.1', String(await freePort()));
+    await expect(redis.set(`${prefix}:probe`, '1')).rejects.toThrow(/^READONLY /);
+  };
+  const promote = () => redis.replicaof('NO', 'ONE');
 
   beforeAll(async () => {
     server = await startRedisServer({ extraArgs: ['--maxmemory-policy', 'noeviction'] });
@@ -61,6 +67,7 @@ describe('Redis full (maxmemory reached)', () => {
   });
 
   afterEach(async () => {
+    await promote();
     await makeRoom();
   });
 
@@ -104,10 +111,11 @@ describe('Redis full (maxmemory reached)', () => {
 
   it('lets a generation under way wait while full, without spending its attempts, and completes it after', async () => {
     // the upstream answers after 1.5 s: Redis is full by then, so the checkpoint of its answer is refused
-    upstream.enqueue({ kind: 'ok', delayMs: 1500 }, { kind: 'ok' }, { kind: 'ok' });
+    upstream.enqueue({ kind: 'ok', delayMs: 1500 });
+    const callsBefore = upstream.calls.length;
     const made = await postJson(`${api.baseUrl}/v1/generations`, { topic: 'under way when full' });
     expect(made.status).toBe(202);
-    await eventually(async () => (upstream.calls.length > 0 ? true : undefined), 10_000, 10);
+    await eventually(async () => (upstream.calls.length > callsBefore ? true : undefined), 10_000, 10);
     await fill();
     // longer than GENERATOR_MAX_ATTEMPTS (2) retries with a 200 ms backoff would last
     await sleep(5000);
@@ -121,9 +129,29 @@ describe('Redis full (maxmemory reached)', () => {
     }, 30_000, 100);
     expect({ status: done.status, attempts: done.attempts, error: done.error }).toEqual({ status: 'completed', attempts: 1, error: undefined });
     expect((await fetch(done.result.image.url)).status).toBe(200);
-    expect(worker.stdout()).toMatch(/Redis refuses writes: the generation waits for it/);
+    // the answer that came while full was kept and checkpointed once Redis had room: the upstream was paid once
+    expect(worker.stdout()).toMatch(/Redis refuses writes: the generation keeps what it paid for and writes it again/);
     expect(worker.stdout()).not.toMatch(/generation attempt failed/);
-    log(`full for 5 s during the upstream call: completed after ${worker.stdout().match(/the generation waits for it/g)?.length} waits, attempts ${done.attempts}, upstream calls ${upstream.calls.length}`);
+    log(`full for 5 s during the upstream call: completed, attempts ${done.attempts}, upstream calls ${upstream.calls.length - callsBefore}`);
+    expect(upstream.calls.length - callsBefore).toBe(1);
+  });
+
+  it('lets a generation under way wait out a failover (Redis read-only for a while) within its attempt', async () => {
+    upstream.enqueue({ kind: 'ok', delayMs: 1500 });
+    const made = await postJson(`${api.baseUrl}/v1/generations`, { topic: 'under way in a failover' });
+    expect(made.status).toBe(202);
+    const calls = upstream.calls.length;
+    await eventually(async () => (upstream.calls.length > calls ? true : undefined), 10_000, 10);
+    await demote();
+    await sleep(5000);
+    await promote();
+    const done = await eventually(async () => {
+      const g = (await getJson(`${api.baseUrl}/v1/generations/${made.body.id}`)).body;
+      return g.status === 'completed' || g.status === 'failed' ? g : undefined;
+    }, 30_000, 100);
+    expect({ status: done.status, attempts: done.attempts, error: done.error }).toEqual({ status: 'completed', attempts: 1, error: undefined });
+    expect(worker.stdout()).toMatch(/"error":"READONLY [^\n]*Redis refuses writes: the generation/);
+    expect(upstream.calls.length - calls).toBe(1);
   });
 
   it('starts a worker while full, with jobs waiting: it neither exits nor spins, and takes them once Redis has room', async () => {

@@ -1,5 +1,5 @@
 import { ReplyError } from 'ioredis';
-import { createRedis, redisWriteRefusal } from './redis';
+import { createRedis, redisNotServing, redisWriteRefusal } from './redis';
 
 it('a rediss:// URL with Sentinels connects to the master they name over TLS, with the URL credentials', () => {
   const sentinels = [{ host: '127.0.0.1', port: 1 }];
@@ -24,5 +24,23 @@ describe('redisWriteRefusal', () => {
     ];
     for (const message of refusals) expect(redisWriteRefusal(new ReplyError(message))).toBe(message);
     for (const other of [new ReplyError('ERR unknown command'), new Error('Connection is closed.'), new Error('BOOM'), 'OOM as a string', undefined]) expect(redisWriteRefusal(other)).toBeUndefined();
+  });
+});
+
+describe('redisNotServing', () => {
+  it('names the refusals and the answers of a Redis that cannot take writes for a while, and nothing else', () => {
+    const answers = [
+      "OOM command not allowed when used memory > 'maxmemory'.",
+      "READONLY You can't write against a read only replica.",
+      'MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to no.',
+      'LOADING Redis is loading the dataset in memory',
+      'TRYAGAIN Multiple keys request during rehashing of slot',
+      'CLUSTERDOWN The cluster is down',
+      'BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSCRIPT.',
+    ];
+    for (const message of answers) expect(redisNotServing(new ReplyError(message))).toBe(message);
+    for (const other of [new ReplyError('ERR wrong number of arguments for READONLY'), new ReplyError('WRONGTYPE Operation against a key holding the wrong kind of value'), new Error('Connection is closed.')]) expect(redisNotServing(other)).toBeUndefined();
+    // only the lasting refusals are write refusals
+    expect(redisWriteRefusal(new ReplyError("READONLY You can't write against a read only replica."))).toBeUndefined();
   });
 });

@@ -75,6 +75,20 @@ export function createRedis(connection: RedisConnection, role: RedisRole, name?:
  * retention sweep or an operator): it is waited out, never counted against a generation.
  */
 export function redisWriteRefusal(err: unknown): string | undefined {
+  return replyMatching(err, /^(OOM|MISCONF|NOREPLICAS) /);
+}
+
+/**
+ * Redis answering that it cannot take writes now, for a while: refusing them (redisWriteRefusal),
+ * a replica or a master without its replicas (READONLY, MASTERDOWN; a failover under way), loading
+ * its data (LOADING), a Cluster slot moving or down (TRYAGAIN, CLUSTERDOWN), or busy with a long
+ * script (BUSY). Returns what it said, or undefined for any other failure.
+ */
+export function redisNotServing(err: unknown): string | undefined {
+  return replyMatching(err, /^(OOM|MISCONF|NOREPLICAS|READONLY|MASTERDOWN|LOADING|TRYAGAIN|CLUSTERDOWN|BUSY) /);
+}
+
+function replyMatching(err: unknown, pattern: RegExp): string | undefined {
   const message = (err as { message?: unknown } | undefined)?.message;
-  return typeof message === 'string' && /^(OOM|MISCONF|NOREPLICAS) /.test(message) ? message : undefined;
+  return typeof message === 'string' && pattern.test(message) ? message : undefined;
 }

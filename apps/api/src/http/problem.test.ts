@@ -9,7 +9,7 @@ it('recognises Redis being away, whichever layer reports it', () => {
   expect(isRedisDown(new Error('Connection is closed.'))).toBe(true);
   expect(isRedisDown(new Error('Command timed out'))).toBe(true);
   // a Cluster whose master for our slot is down or moving, a demoted or loading master
-  for (const message of ['Too many Cluster redirections. Last error: ReplyError: MOVED 10984 127.0.0.1:45005', 'CLUSTERDOWN The cluster is down', 'TRYAGAIN Multiple keys request during rehashing of slot', 'Failed to refresh slots cache.', "READONLY You can't write against a read only replica.", 'LOADING Redis is loading the dataset in memory']) {
+  for (const message of ['Too many Cluster redirections. Last error: ReplyError: MOVED 10984 127.0.0.1:45005', 'CLUSTERDOWN The cluster is down', 'TRYAGAIN Multiple keys request during rehashing of slot', 'Failed to refresh slots cache.', "READONLY You can't write against a read only replica.", 'LOADING Redis is loading the dataset in memory', 'BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSCRIPT.']) {
     expect([message, isRedisDown(new Error(message))]).toEqual([message, true]);
   }
   expect(isRedisDown(Object.assign(new Error('Failed to refresh slots cache.'), { name: 'ClusterAllFailedError' }))).toBe(true);

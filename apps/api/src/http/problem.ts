@@ -1,5 +1,5 @@
 import type { ErrorRequestHandler, Response } from 'express';
-import { redisWriteRefusal, storageErrorText, type FieldError, type Logger } from '@imagegen/shared';
+import { redisNotServing, redisWriteRefusal, storageErrorText, type FieldError, type Logger } from '@imagegen/shared';
 import { loggablePath } from './loggable-path';
 
 /** An RFC 9457 problem: every 4xx/5xx body of the API. */
@@ -73,11 +73,11 @@ export async function fromStorage<T>(op: () => Promise<T>): Promise<T> {
 }
 
 /**
- * What a Redis that cannot serve now answers: a Cluster whose master for our slot is down or
- * moving (redirections run out, CLUSTERDOWN, TRYAGAIN, no node to learn the slots from), a master
- * demoted or starting (READONLY, LOADING, MASTERDOWN).
+ * What the Cluster client says when a Cluster cannot serve now: the master for our slot down or
+ * moving (redirections run out, CLUSTERDOWN, TRYAGAIN), no node to learn the slots from. Redis's
+ * own such answers (a master demoted or starting, busy with a script) are redisNotServing's.
  */
-const REDIS_NOT_SERVING = /Too many Cluster redirections|CLUSTERDOWN|TRYAGAIN|Failed to refresh slots cache|None of startup nodes is available|^READONLY|^LOADING|^MASTERDOWN/;
+const CLUSTER_NOT_SERVING = /Too many Cluster redirections|CLUSTERDOWN|TRYAGAIN|Failed to refresh slots cache|None of startup nodes is available/;
 
 /** Recognises a failure to talk to Redis, whichever layer raised it. */
 export function isRedisDown(err: unknown): boolean {
@@ -87,7 +87,8 @@ export function isRedisDown(err: unknown): boolean {
     e?.name === 'MaxRetriesPerRequestError' ||
     e?.name === 'ClusterAllFailedError' ||
     /Stream isn't writeable|Connection is closed|enableOfflineQueue|Command timed out|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE/.test(message) ||
-    REDIS_NOT_SERVING.test(message) ||
+    CLUSTER_NOT_SERVING.test(message) ||
+    redisNotServing(err) !== undefined ||
     e?.code === 'ECONNREFUSED'
   );
 }

@@ -88,6 +88,7 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
               log.debug('generation stage', { stage, progress });
               observeStage(stage === 'done' ? '' : stage);
             },
+            onWriteRefused: (refusal, waitMs) => log.warn('Redis refuses writes: the generation keeps what it paid for and writes it again', { error: refusal, retryInMs: waitMs }),
           }),
         aborted,
         (refusal, waitMs) => {

@@ -22,6 +22,7 @@ import type { ThumbnailOptions } from '../images/image-processing';
 import { sharpImageStage, type ImageStage } from '../images/image-stage';
 import type { Semaphore } from '../images/semaphore';
 import { downloadImage } from '../providers/download';
+import { waitingOutWriteRefusals } from '../write-refusals';
 
 export interface GenerationPipelineOptions {
   timeoutMs: number;
@@ -46,6 +47,8 @@ export interface RunContext {
   job?: JobKeys;
   /** Told of each stage as it is entered (metrics, debug log lines). */
   onStage(stage: Stage, progress: number): void;
+  /** Told when Redis refuses the write that keeps what was just paid for, and how long until it is made again. */
+  onWriteRefused?(refusal: string, waitMs: number): void;
 }
 
 export type RunOutcome =
@@ -211,9 +214,10 @@ export class GenerationPipeline {
         const generated = await this.provider.generate(record.request, { signal: ctx.signal });
         if (generated.kind === 'url') {
           upstreamUrl = generated.url;
+          const url = upstreamUrl;
           // the URL is paid for: checkpoint it, and give the download a full lease of its own
-          await this.store.checkpoint(record, { upstreamUrl });
-          await this.store.claimUpstream(record, owner, leaseMs);
+          await this.keeping(ctx, () => this.store.checkpoint(record, { upstreamUrl: url }));
+          await this.keeping(ctx, () => this.store.claimUpstream(record, owner, leaseMs));
         } else {
           data = generated.data;
         }
@@ -245,13 +249,23 @@ export class GenerationPipeline {
       }
       const original: StoredImage = { key, width: info.width, height: info.height, format: info.format, bytes: bytes.length };
       // the checkpoint ends the lease and begins processing
-      if ((await this.store.checkpoint(record, { original, upstreamUrl: null, spoolKey: null }, { stage: 'processing', report: this.report(ctx, 'processing') })) !== 'ok') throw new Superseded();
+      const checkpointed = await this.keeping(ctx, () => this.store.checkpoint(record, { original, upstreamUrl: null, spoolKey: null }, { stage: 'processing', report: this.report(ctx, 'processing') }));
+      if (checkpointed !== 'ok') throw new Superseded();
       if (claim.spoolKey) await this.store.dropSpool(id).catch(() => undefined);
       return { original, upstreamCalled };
     } catch (err) {
       await this.store.releaseUpstream(record).catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * A write that keeps what was just paid for (an upstream URL, a downloaded and stored original):
+   * while Redis refuses writes it is made again here, holding what it keeps, rather than thrown,
+   * which would lose that with the run (a one-time URL fetched already cannot be fetched again).
+   */
+  private keeping<T>(ctx: RunContext, write: () => Promise<T>): Promise<T> {
+    return waitingOutWriteRefusals(write, ctx.signal, (refusal, waitMs) => ctx.onWriteRefused?.(refusal, waitMs));
   }
 
   /** Brief storage trouble is retried in place before it costs an attempt. */

@@ -1,5 +1,5 @@
 import type { Queue } from 'bullmq';
-import { JOBS, redisWriteRefusal, type Logger } from '@imagegen/shared';
+import { JOBS, redisNotServing, type Logger } from '@imagegen/shared';
 
 /** How often a worker checks that the sweep is still scheduled. */
 export const SWEEP_SCHEDULE_CHECK_MS = 60_000;
@@ -28,7 +28,7 @@ export async function keepSweepScheduled(queue: Queue, everyMs: number, logger: 
     await upsert();
   } catch (err) {
     // a worker started while Redis is full still starts: the check below schedules it once it has room
-    const refusal = redisWriteRefusal(err);
+    const refusal = redisNotServing(err);
     if (refusal === undefined) throw err;
     logger.warn('Redis refuses writes: the retention sweep is scheduled once it takes them', { error: refusal });
   }

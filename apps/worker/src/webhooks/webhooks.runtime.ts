@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { Queue, type Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { BatchStore, createRedis, PublishedFilesBase, RedisClock, CREATE_DELIVERIES_COMMAND, DeliveryLog, OUTBOX_GROUP, QUEUES, redisWriteRefusal, retentionSeconds, WebhookSecrets, type EventHub, type Keys, type Logger, type Metrics } from '@imagegen/shared';
+import { BatchStore, createRedis, PublishedFilesBase, RedisClock, CREATE_DELIVERIES_COMMAND, DeliveryLog, OUTBOX_GROUP, QUEUES, redisNotServing, retentionSeconds, WebhookSecrets, type EventHub, type Keys, type Logger, type Metrics } from '@imagegen/shared';
 import type { WorkerConfig } from '../config';
 import { createDeliveryWorker } from './delivery.worker';
 import { OutboxDispatcher } from './dispatcher';
@@ -37,7 +37,7 @@ export async function startWebhooks(config: WorkerConfig, keys: Keys, connection
   // made (or read) at start: every process signs with the same master secret (while Redis is full,
   // made by the first signing once it has room: nothing is delivered before that anyway)
   await secrets.master().catch((err: unknown) => {
-    const refusal = redisWriteRefusal(err);
+    const refusal = redisNotServing(err);
     if (refusal === undefined) throw err;
     logger.warn('Redis refuses writes: the webhook master secret is made once it takes them', { error: refusal });
   });
