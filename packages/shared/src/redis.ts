@@ -37,6 +37,11 @@ export function createRedis(connection: RedisConnection, role: RedisRole, name?:
     // exponential reconnect, capped: a restarted Redis is picked up within ~2 s
     retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
     connectTimeout: 5000,
+    // a master demoted by a failover keeps the connection open and answers every write READONLY:
+    // connect again, to wherever the address (a managed Redis's endpoint) now leads. The command
+    // fails all the same (sent again on its own it would leave a MULTI it was part of), and its
+    // caller waits or answers 503 as for any refusal (redisNotServing)
+    reconnectOnError: (err) => /^READONLY /.test(err.message),
   };
   if (role === 'producer') {
     // a Redis that is connected but not answering (paused, failing over) must not hang requests either
