@@ -39,8 +39,6 @@ const plannedDelays = new WeakMap<object, number>();
 
 /** The `generate` job: parse the payload, run the pipeline, record the outcome of a failed attempt. */
 export function createGenerateWorker(pipeline: GenerationPipeline, store: GenerationStore, queue: Queue, logger: Logger, opts: GenerateWorkerOptions): Worker {
-  /** Aborted when the worker begins to close. */
-  const stopping = new AbortController();
   const handler = async (job: Job, token?: string, signal?: AbortSignal): Promise<RunOutcome> => {
     const parsed = JOBS.generate.schema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`invalid generate payload: ${parsed.error.message}`);
@@ -78,9 +76,6 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
     };
     try {
       const aborted = signal ?? new AbortController().signal;
-      // a wait for Redis ends when the worker stops too: it cannot finish the job meanwhile, and
-      // another worker recovers it once the lock runs out
-      const waitsEnd = AbortSignal.any([aborted, stopping.signal]);
       let waited = false;
       const outcome = await waitingOutWriteRefusals(
         () =>
@@ -88,7 +83,6 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
             attempt: run,
             ranBefore: job.attemptsStarted > 1 || waited,
             signal: aborted,
-            waitsEnd,
             job: jobKeys,
             onStage: (stage, progress) => {
               log.debug('generation stage', { stage, progress });
@@ -96,7 +90,7 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
             },
             onWriteRefused: (refusal, waitMs) => log.warn('Redis refuses writes: the generation keeps what it paid for and writes it again', { error: refusal, retryInMs: waitMs }),
           }),
-        waitsEnd,
+        aborted,
         (refusal, waitMs) => {
           waited = true;
           log.warn('Redis refuses writes: the generation waits for it (not an attempt)', { error: refusal, retryInMs: waitMs });
@@ -181,7 +175,6 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
   });
   worker.on('error', (err) => logger.error('generate worker error', { error: err.message }));
   holdWhileWritesRefused(worker, logger, 'the generate worker');
-  worker.on('closing', () => stopping.abort());
   lost.watch(worker, opts.connection);
   return worker;
 }

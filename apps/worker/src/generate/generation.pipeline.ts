@@ -43,8 +43,6 @@ export interface RunContext {
   ranBefore?: boolean;
   /** Aborted when the generation is cancelled. */
   signal: AbortSignal;
-  /** Ends a wait for Redis to take a write (the generation cancelled, the worker stopping); `signal` when not given. */
-  waitsEnd?: AbortSignal;
   /** The job to report stages to (its progress and log, written with the record). */
   job?: JobKeys;
   /** Told of each stage as it is entered (metrics, debug log lines). */
@@ -267,7 +265,7 @@ export class GenerationPipeline {
    * which would lose that with the run (a one-time URL fetched already cannot be fetched again).
    */
   private keeping<T>(ctx: RunContext, write: () => Promise<T>): Promise<T> {
-    return waitingOutWriteRefusals(write, ctx.waitsEnd ?? ctx.signal, (refusal, waitMs) => ctx.onWriteRefused?.(refusal, waitMs));
+    return waitingOutWriteRefusals(write, ctx.signal, (refusal, waitMs) => ctx.onWriteRefused?.(refusal, waitMs));
   }
 
   /** Brief storage trouble is retried in place before it costs an attempt. */
