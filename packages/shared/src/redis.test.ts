@@ -39,6 +39,12 @@ describe('redisNotServing', () => {
       'BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSCRIPT.',
     ];
     for (const message of answers) expect(redisNotServing(new ReplyError(message))).toBe(message);
+    // what a Cluster client says once it has retried CLUSTERDOWN or TRYAGAIN as often as it may
+    for (const answer of ['CLUSTERDOWN Hash slot not served', 'TRYAGAIN Multiple keys request during rehashing of slot']) {
+      const message = `Too many Cluster redirections. Last error: ReplyError: ${answer}`;
+      expect(redisNotServing(new Error(message))).toBe(message);
+    }
+    expect(redisNotServing(new Error('Too many Cluster redirections. Last error: ReplyError: MOVED 10984 127.0.0.1:45005'))).toBeUndefined();
     for (const other of [new ReplyError('ERR wrong number of arguments for READONLY'), new ReplyError('WRONGTYPE Operation against a key holding the wrong kind of value'), new Error('Connection is closed.')]) expect(redisNotServing(other)).toBeUndefined();
     // only the lasting refusals are write refusals
     expect(redisWriteRefusal(new ReplyError("READONLY You can't write against a read only replica."))).toBeUndefined();

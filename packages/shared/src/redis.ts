@@ -93,7 +93,15 @@ export function redisNotServing(err: unknown): string | undefined {
   return replyMatching(err, /^(OOM|MISCONF|NOREPLICAS|READONLY|MASTERDOWN|LOADING|TRYAGAIN|CLUSTERDOWN|BUSY) /);
 }
 
+/**
+ * A Cluster client retries CLUSTERDOWN and TRYAGAIN itself and, once its redirections run out,
+ * rejects with an error of its own that names Redis's last answer: that answer is what tells.
+ */
+const CLUSTER_GAVE_UP = /^Too many Cluster redirections\. Last error: (?:ReplyError: )?/;
+
 function replyMatching(err: unknown, pattern: RegExp): string | undefined {
   const message = (err as { message?: unknown } | undefined)?.message;
-  return typeof message === 'string' && pattern.test(message) ? message : undefined;
+  if (typeof message !== 'string') return undefined;
+  const answer = message.replace(CLUSTER_GAVE_UP, '');
+  return pattern.test(answer) ? message : undefined;
 }
