@@ -136,6 +136,27 @@ describe('Redis full (maxmemory reached)', () => {
     expect(upstream.calls.length - callsBefore).toBe(1);
   });
 
+  it('records an attempt that fails while full with its own failure once Redis has room, not as a refusal', async () => {
+    // the download outlasts GENERATOR_TIMEOUT_MS (3 s): the attempt fails while Redis is full
+    upstream.enqueue({ kind: 'ok', file: { kind: 'slow', chunkDelayMs: 2000 } });
+    const fetchesBefore = upstream.fetches.length;
+    const made = await postJson(`${api.baseUrl}/v1/generations`, { topic: 'fails while full' });
+    expect(made.status).toBe(202);
+    await eventually(async () => (upstream.fetches.length > fetchesBefore ? true : undefined), 10_000, 10);
+    await fill();
+    await eventually(async () => (worker.stdout().includes(`"generationId":"${made.body.id}"`) && /download_timeout/.test(worker.stdout()) ? true : undefined), 10_000, 50);
+    await sleep(2000);
+    await makeRoom();
+    const logsKey = `${prefix}:generate:${made.body.id}:logs`;
+    await eventually(async () => ((await redis.lrange(logsKey, 0, -1)).some((l) => /attempt 1 failed: download_timeout/.test(l)) ? true : undefined), 30_000, 100);
+    await eventually(async () => {
+      const g = (await getJson(`${api.baseUrl}/v1/generations/${made.body.id}`)).body;
+      return g.status === 'completed' || g.status === 'failed' ? g : undefined;
+    }, 30_000, 100);
+    // the attempt's own failure, never Redis's refusal, is what BullMQ was told
+    expect(await redis.hget(`${prefix}:generate:${made.body.id}`, 'stacktrace')).not.toMatch(/OOM /);
+  });
+
   it('lets a generation under way wait out a failover (Redis read-only for a while) within its attempt', async () => {
     upstream.enqueue({ kind: 'ok', delayMs: 1500 });
     const made = await postJson(`${api.baseUrl}/v1/generations`, { topic: 'under way in a failover' });

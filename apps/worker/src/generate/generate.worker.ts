@@ -42,12 +42,23 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
   const handler = async (job: Job, token?: string, signal?: AbortSignal): Promise<RunOutcome> => {
     const parsed = JOBS.generate.schema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`invalid generate payload: ${parsed.error.message}`);
+    const aborted = signal ?? new AbortController().signal;
+    // What an attempt ends with (its failure on the record, the job put back or delayed) is written
+    // once Redis takes it: thrown to BullMQ, a refusal would become the attempt's failure, and
+    // BullMQ's own step may well be taken meanwhile (its first write adds no memory, which a full
+    // Redis lets through, and the rest of the step with it), so the attempt
+    // would count with "OOM ..." for its reason, a permanent failure be retried, and the record
+    // stay active until the orphan sweep.
+    const written = <T>(write: () => Promise<T>): Promise<T> =>
+      waitingOutWriteRefusals(write, aborted, (refusal, waitMs) =>
+        logger.warn("Redis refuses writes: the attempt's outcome is written once it takes them", { generationId: parsed.data.generationId, jobId: job.id, error: refusal, retryInMs: waitMs }),
+      );
     if (job.attemptsMade > 0) {
       // a retry handed out early (by a worker whose clock runs ahead) waits for what is left
       // (unreadable: the retry runs, as it would have without the check)
       const left = await opts.retryDue.dueIn(parsed.data.generationId).catch(() => 0);
       if (left > EARLY_SLACK_MS) {
-        await job.moveToDelayed(Date.now() + left, token);
+        await written(() => job.moveToDelayed(Date.now() + left, token));
         throw new DelayedError();
       }
     }
@@ -75,7 +86,6 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
       opts.metrics?.jobDuration.observe({ queue: QUEUES.generate, outcome }, (performance.now() - started) / 1000);
     };
     try {
-      const aborted = signal ?? new AbortController().signal;
       let waited = false;
       const outcome = await waitingOutWriteRefusals(
         () =>
@@ -101,14 +111,15 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
       if (outcome.status === 'skipped') {
         // a job run again after its generation ended (Retry on the dashboard): say why nothing happens
         const now = outcome.reason === 'terminal' ? (await store.get(generationId))?.status : undefined;
-        await job.log(`${new Date().toISOString()} nothing to run: generation ${generationId} ${now ? `is already ${now}` : 'is gone (its retention ended)'}; an ended generation is not run again, submit a new one`);
+        await written(() => job.log(`${new Date().toISOString()} nothing to run: generation ${generationId} ${now ? `is already ${now}` : 'is gone (its retention ended)'}; an ended generation is not run again, submit a new one`));
       }
       return outcome;
     } catch (err) {
       if (err instanceof UpstreamBusy) {
         // not a failure: wait for the other runner's call to end (its checkpoint will serve us);
         // the generation stays active at `generating`, which is what it is
-        await job.moveToDelayed(Date.now() + err.retryInMs, token);
+        const retryInMs = err.retryInMs;
+        await written(() => job.moveToDelayed(Date.now() + retryInMs, token));
         throw new DelayedError();
       }
       const failure = toFailure(err);
@@ -120,8 +131,8 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
         observeAttempt('storage_wait');
         log.warn('generation waits for storage', { code: failure.code, retryInMs: delay, durationMs: Math.round(performance.now() - started) });
         const report = { job: jobKeys, line: `attempt ${run} waits for storage (${failure.code}: ${failure.message}); next try in ${(delay / 1000).toFixed(1)} s` };
-        if ((await store.waitingForStorage(ref, info, report)) !== 'ok') await job.log(`${new Date().toISOString()} ${report.line}`);
-        await job.moveToDelayed(Date.now() + delay, token);
+        if ((await written(() => store.waitingForStorage(ref, info, report))) !== 'ok') await written(() => job.log(`${new Date().toISOString()} ${report.line}`));
+        await written(() => job.moveToDelayed(Date.now() + delay, token));
         throw new DelayedError();
       }
       observeAttempt('failed');
@@ -131,10 +142,10 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
       const report = { job: jobKeys, line: `attempt ${run} failed: ${failure.code}: ${failure.message}` };
       if (final) {
         // a record already ended (cancelled) keeps its end; the dashboard still hears of the attempt
-        if ((await store.fail(ref, info, report)) !== 'ok') await job.log(`${new Date().toISOString()} ${report.line}`);
+        if ((await written(() => store.fail(ref, info, report))) !== 'ok') await written(() => job.log(`${new Date().toISOString()} ${report.line}`));
         throw new UnrecoverableError(`${failure.code}: ${failure.message}`);
       }
-      if ((await store.retrying(ref, info, report)) !== 'ok') await job.log(`${new Date().toISOString()} ${report.line}`);
+      if ((await written(() => store.retrying(ref, info, report))) !== 'ok') await written(() => job.log(`${new Date().toISOString()} ${report.line}`));
       // the delay is chosen here, once, and kept by Redis's clock as well as BullMQ's
       const delay = retryDelay(attempt, failure, backoffOf(job, opts.backoff));
       plannedDelays.set(failure, delay);
@@ -142,7 +153,10 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
       // the upstream limits all of us, not this job: hold every worker back for as long as it
       // asked, up to the longest retry delay (a Retry-After of a billion seconds would otherwise
       // stop every generation of every tenant for decades)
-      if (failure.code === ERROR_CODES.rateLimited && failure.retryAfterMs && opts.rateLimit) await queue.rateLimit(Math.min(failure.retryAfterMs, opts.backoff.maxMs));
+      if (failure.code === ERROR_CODES.rateLimited && failure.retryAfterMs && opts.rateLimit) {
+        const limitMs = Math.min(failure.retryAfterMs, opts.backoff.maxMs);
+        await written(() => queue.rateLimit(limitMs));
+      }
       throw failure;
     }
   };
