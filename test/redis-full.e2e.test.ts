@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { FakeUpstream } from './support/fake-upstream';
 import { eventually, freePort, sleep } from './support/net';
-import { killAllSpawned, spawnApi, spawnWorker, startRedisServer, type ApiProcess, type NodeProcess, type RedisServer } from './support/processes';
+import { exitWithin, killAllSpawned, spawnApi, spawnWorker, startRedisServer, type ApiProcess, type NodeProcess, type RedisServer } from './support/processes';
 import { deleteUnder, plainRedis, testPrefix } from './support/redis';
 import { ADMIN_AUTH, getJson, postJson } from './support/stack';
 
@@ -89,7 +89,10 @@ describe('Redis full (maxmemory reached)', () => {
     await fill();
     const single = await postJson(`${api.baseUrl}/v1/generations`, { topic: 'while-full single' });
     const batch = await postJson(`${api.baseUrl}/v1/batches`, { items: [{ topic: 'while-full item' }] });
-    for (const res of [single, batch]) {
+    // an operator's write on the dashboard (pausing a queue) answers the same
+    const pause = await fetch(`${api.baseUrl}/admin/queues/api/queues/generate/pause`, { method: 'PUT', headers: ADMIN_AUTH });
+    const paused = { status: pause.status, headers: pause.headers, body: await pause.json() };
+    for (const res of [single, batch, paused]) {
       expect({ status: res.status, type: res.headers.get('content-type'), retryAfter: res.headers.get('retry-after'), problem: res.body.status }).toEqual({
         status: 503,
         type: expect.stringMatching(/^application\/problem\+json/),
@@ -194,6 +197,36 @@ describe('Redis full (maxmemory reached)', () => {
       return g.status === 'completed' || g.status === 'failed' ? g : undefined;
     }, 30_000, 100);
     expect({ status: done.status, attempts: done.attempts }).toEqual({ status: 'completed', attempts: 1 });
+  });
+
+  it('stops a worker told to while a generation waits for Redis within SHUTDOWN_TIMEOUT_MS, without counting an attempt; another finishes it', async () => {
+    await worker.kill();
+    // a short drain and lock, so the generation is recovered soon after
+    const stopping = await spawnWorker({ env: { ...workerEnv, SHUTDOWN_TIMEOUT_MS: '3000', WORKER_LOCK_DURATION_MS: '3000' }, name: 'worker-stopped-waiting' });
+    upstream.enqueue({ kind: 'ok', delayMs: 1000 });
+    const callsBefore = upstream.calls.length;
+    const made = await postJson(`${api.baseUrl}/v1/generations`, { topic: 'waiting when stopped' });
+    await eventually(async () => (upstream.calls.length > callsBefore ? true : undefined), 10_000, 10);
+    await fill();
+    await eventually(async () => (/Redis refuses writes: the generation/.test(stopping.stdout()) ? true : undefined), 10_000, 50);
+    const told = Date.now();
+    stopping.child.kill('SIGTERM');
+    const exit = await exitWithin(stopping, 15_000);
+    const stopMs = Date.now() - told;
+    log(`a worker told to stop while its generation waited for Redis exited in ${stopMs} ms (code ${exit?.code})`);
+    expect(exit?.code).toBe(0);
+    expect(stopMs).toBeLessThan(8000);
+    expect(stopping.stdout()).not.toMatch(/generation attempt failed/);
+
+    await makeRoom();
+    worker = await spawnWorker({ env: { ...workerEnv, WORKER_STALLED_INTERVAL_MS: '1000' }, name: 'worker-after-stop' });
+    const done = await eventually(async () => {
+      const g = (await getJson(`${api.baseUrl}/v1/generations/${made.body.id}`)).body;
+      return g.status === 'completed' || g.status === 'failed' ? g : undefined;
+    }, 30_000, 100);
+    expect({ status: done.status, error: done.error }).toEqual({ status: 'completed', error: undefined });
+    // recovered from the stopped worker (a stall), its retry budget untouched: one attempt made
+    expect(await redis.hmget(`${prefix}:generate:${made.body.id}`, 'atm', 'stc')).toEqual(['1', '1']);
   });
 
   it('revokes a key while full: a revocation does not wait for memory', async () => {
