@@ -60,6 +60,8 @@ describe('webhook events while Redis is full', () => {
     const ids = receiver.on('/full').map((r) => r.headers['webhook-id']);
     log(`received ${during} while full; all 20 ${Date.now() - t} ms after room came back; ${ids.length} requests for ${new Set(ids).size} webhook-ids`);
     log(worker.stdout().split('\n').filter((l) => /warn|error/.test(l)).slice(0, 8).join('\n'));
+    expect(during).toBe(0);
     expect(new Set(ids).size).toBe(20);
+    expect(ids).toHaveLength(20);
   });
 });

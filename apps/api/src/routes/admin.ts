@@ -3,7 +3,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { errorHandler as boardErrorHandler } from '@bull-board/api/dist/handlers/error.js';
 import { ExpressAdapter } from '@bull-board/express';
 import { Router, type Express, type RequestHandler } from 'express';
-import { publicPathPrefix, QUEUES } from '@imagegen/shared';
+import { publicPathPrefix, QUEUES, redisWriteRefusal } from '@imagegen/shared';
 import type { ApiContext } from '../context';
 import { basicAuth } from '../http/auth';
 import { boardPageOffline } from '../http/board-page';
@@ -50,6 +50,8 @@ export function adminRouter(ctx: ApiContext, redisReady: RequestHandler): Router
   // Redis can go in the middle of a board request that passed `redisReady`: the board's own
   // handler would answer that 500 application/json, so it is thrown on to the API's 503 problem
   board.setErrorHandler((err) => {
+    // a Redis refusing writes (full) is the API's own answer too: 503 with its longer Retry-After, logged
+    if (redisWriteRefusal(err) !== undefined) throw err;
     if (isRedisDown(err) || ctx.redis.status !== 'ready') throw unavailable();
     return boardErrorHandler(err);
   });

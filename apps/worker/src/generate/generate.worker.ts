@@ -4,7 +4,7 @@ import { ERROR_CODES, GenerationFailure, JOBS, QUEUES, type GenerationStore, typ
 import { LostFetches } from '../recovery/lost-fetches';
 import { retryDelay, type BackoffPolicy } from './backoff';
 import { StorageUnavailable, UpstreamBusy, type GenerationPipeline, type RunOutcome } from './generation.pipeline';
-import { holdWhileWritesRefused, waitingOutWriteRefusals } from '../write-refusals';
+import { holdWhileWritesRefused, REFUSAL_LONGEST_WAIT_MS, waitingOutWriteRefusals } from '../write-refusals';
 
 export interface GenerateWorkerOptions {
   connection: Redis;
@@ -103,7 +103,8 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
         aborted,
         (refusal, waitMs) => {
           waited = true;
-          log.warn('Redis refuses writes: the generation waits for it (not an attempt)', { error: refusal, retryInMs: waitMs });
+          // at the longest wait it has gone on for a minute: an operator's matter (memory, a failover that did not end)
+          (waitMs >= REFUSAL_LONGEST_WAIT_MS ? log.error : log.warn).call(log, 'Redis refuses writes: the generation waits for it (not an attempt)', { error: refusal, retryInMs: waitMs });
         },
       );
       observeAttempt(outcome.status);

@@ -22,18 +22,27 @@ export async function keepSweepScheduled(queue: Queue, everyMs: number, logger: 
   // BullMQ keeps a scheduler's offset (its phase within `every`) when `every` changes: one left by
   // a longer interval puts each run after a pause (workers stopped a while) up to that interval
   // late, however short the new one. Such a scheduler is made anew.
-  try {
+  const schedule = async () => {
     const found = await queue.getJobScheduler(JOBS.sweep.name);
     if (found && (found.every !== everyMs || Number(found.offset ?? 0) >= everyMs)) await queue.removeJobScheduler(JOBS.sweep.name);
     await upsert();
-  } catch (err) {
-    // a worker started while Redis is full still starts: the check below schedules it once it has room
+  };
+  // a worker started while Redis refuses writes still starts: the check below schedules it once Redis takes them
+  let deferred = false;
+  await schedule().catch((err: unknown) => {
     const refusal = redisNotServing(err);
     if (refusal === undefined) throw err;
+    deferred = true;
     logger.warn('Redis refuses writes: the retention sweep is scheduled once it takes them', { error: refusal });
-  }
+  });
   const timer = setInterval(() => {
     void (async () => {
+      if (deferred) {
+        await schedule();
+        deferred = false;
+        logger.info('scheduled the retention sweep', { everyMs });
+        return;
+      }
       if (await queue.getJobScheduler(JOBS.sweep.name)) return;
       await upsert();
       logger.warn('the retention sweep was no longer scheduled in Redis: scheduled it again', { everyMs });

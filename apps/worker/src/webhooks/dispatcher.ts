@@ -4,6 +4,7 @@ import {
   attemptsInRun,
   deliveryIdFor,
   hashOf,
+  redisNotServing,
   OUTBOX_GROUP,
   OUTBOX_KEEP_HELD_LUA,
   parseOutboxEntry,
@@ -20,6 +21,7 @@ import {
 } from '@imagegen/shared';
 import { abandonAttempt, attemptDelivery, type AttemptDeps } from './attempt';
 import { LetGo, SLOW_ATTEMPT_MS, SLOW_PER_PLACE } from './let-go';
+import { REFUSAL_FIRST_WAIT_MS, REFUSAL_LONGEST_WAIT_MS } from '../write-refusals';
 
 export interface DispatcherOptions {
   /** This process's consumer name in the group; unique per process. */
@@ -169,6 +171,7 @@ export class OutboxDispatcher {
     let groupReady = false;
     let lastClaim = 0;
     let lastTakeover = 0;
+    let refusedWaitMs = 0;
     while (!this.stopped) {
       try {
         if (!groupReady) {
@@ -201,12 +204,15 @@ export class OutboxDispatcher {
         )) as [string, StreamEntry[]][] | null;
         const entries = res?.[0]?.[1] ?? [];
         if (entries.length) await this.dispatch(stream, entries);
+        refusedWaitMs = 0;
       } catch (err) {
         if (this.stopped) break;
         if (/NOGROUP/.test((err as Error).message)) groupReady = false;
-        this.logger.warn('webhook dispatch failed; retrying', { error: (err as Error).message });
+        // while Redis refuses writes the pause doubles, up to the longest wait, rather than a failure a second
+        refusedWaitMs = redisNotServing(err) === undefined ? 0 : Math.min(Math.max(refusedWaitMs * 2, REFUSAL_FIRST_WAIT_MS), REFUSAL_LONGEST_WAIT_MS);
+        this.logger.warn('webhook dispatch failed; retrying', { error: (err as Error).message, retryInMs: refusedWaitMs || 1000 });
         // what this consumer read stays pending and is taken over once idle, by it or another
-        await this.pause(1000);
+        await this.pause(refusedWaitMs || 1000);
       }
     }
   }
