@@ -36,7 +36,7 @@ it('throws any other failure at once', async () => {
   expect(runs).toBe(1);
 });
 
-it('stops waiting when aborted (a cancel, the worker stopping) and throws the refusal', async () => {
+it('stops waiting when aborted (the generation cancelled) and throws the refusal', async () => {
   const abort = new AbortController();
   setTimeout(() => abort.abort(), 100);
   const started = performance.now();

@@ -13,7 +13,8 @@ export const REFUSAL_LONGEST_WAIT_MS = 30_000;
  * checkpoints, within the same attempt. The refusal is Redis's, not the generation's: counted as
  * attempts, a Redis full for a few minutes would fail every generation in flight. Redis refuses a
  * script only at its first write, so a refused step left nothing half-written. A refusal when
- * `signal` has aborted (a cancel, the worker stopping) is thrown.
+ * `signal` has aborted (the generation cancelled) is thrown. A worker that stops waits for it as
+ * for any job it runs, up to its shutdown timeout, and then leaves it to another.
  */
 export async function waitingOutWriteRefusals<T>(run: () => Promise<T>, signal: AbortSignal, onWait: (refusal: string, waitMs: number) => void): Promise<T> {
   for (let waitMs = REFUSAL_FIRST_WAIT_MS; ; waitMs = Math.min(waitMs * 2, REFUSAL_LONGEST_WAIT_MS)) {

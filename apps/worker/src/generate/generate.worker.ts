@@ -103,7 +103,7 @@ export function createGenerateWorker(pipeline: GenerationPipeline, store: Genera
         aborted,
         (refusal, waitMs) => {
           waited = true;
-          // at the longest wait it has gone on for a minute: an operator's matter (memory, a failover that did not end)
+          // at the longest wait it has gone on for half a minute: an operator's matter (memory, a failover that did not end)
           (waitMs >= REFUSAL_LONGEST_WAIT_MS ? log.error : log.warn).call(log, 'Redis refuses writes: the generation waits for it (not an attempt)', { error: refusal, retryInMs: waitMs });
         },
       );
