@@ -35,8 +35,9 @@ export async function waitingOutWriteRefusals<T>(run: () => Promise<T>, signal: 
  * script that writes; refused, it emits an error and asks again at once, with no pause: thousands
  * of errors a second, each logged. On a refusal the worker stops taking jobs (those it runs go on),
  * then takes them again after a wait that doubles, from 1 s up to 30 s, while refusals go on.
+ * Returns the hold, for a refusal met by a job (which BullMQ does not see).
  */
-export function holdWhileWritesRefused(worker: Worker, logger: Logger, what: string): void {
+export function holdWhileWritesRefused(worker: Worker, logger: Logger, what: string): (err: unknown) => void {
   let waitMs = 0;
   let held = false;
   let closing = false;
@@ -46,7 +47,7 @@ export function holdWhileWritesRefused(worker: Worker, logger: Logger, what: str
     closing = true;
     clearTimeout(timer);
   });
-  worker.on('error', (err) => {
+  const hold = (err: unknown) => {
     const refusal = redisNotServing(err);
     if (refusal === undefined || held || closing) return;
     held = true;
@@ -61,5 +62,7 @@ export function holdWhileWritesRefused(worker: Worker, logger: Logger, what: str
         void worker.resume();
       }, waitMs).unref();
     });
-  });
+  };
+  worker.on('error', hold);
+  return hold;
 }

@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { DelayedError, isNotConnectionError, MetricsTime, UnrecoverableError, Worker, type Job, type Span } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { attemptsInRun, deliverProgressSchema, QUEUES, redisTimeMs, WEBHOOK_JOBS, WEBHOOK_MAX_ATTEMPTS, type BatchStore, type Delivery, type DeliverProgress, type DeliverWebhookJobData, type DeliverResult, type RecoveryResult } from '@imagegen/shared';
+import { attemptsInRun, deliverProgressSchema, QUEUES, redisNotServing, redisTimeMs, WEBHOOK_JOBS, WEBHOOK_MAX_ATTEMPTS, type BatchStore, type Delivery, type DeliverProgress, type DeliverWebhookJobData, type DeliverResult, type RecoveryResult } from '@imagegen/shared';
 import { LostFetches } from '../recovery/lost-fetches';
 import { attemptDelivery, releaseSlot, type AttemptDeps, type AttemptResult } from './attempt';
 import { LetGo, lockMs, SLOW_ATTEMPT_MS, SLOW_PER_PLACE, unansweredAfter } from './let-go';
 import { runRecovery } from './recovery';
-import { holdWhileWritesRefused } from '../write-refusals';
+import { holdWhileWritesRefused, REFUSAL_FIRST_WAIT_MS, waitingOutWriteRefusals } from '../write-refusals';
 
 export interface DeliveryWorkerOptions {
   connection: Redis;
@@ -97,8 +97,28 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
       return await deliver(job, token, parsed.data, attempt);
     } catch (err) {
       if (err instanceof DelayedError || err instanceof RetryLater) throw err;
+      if (redisNotServing(err) !== undefined) return waitOutRefusal(job, token, err);
       return unsettled(job, token, parsed.data, attempt, err as Error);
     }
+  };
+
+  /** Holds the worker off taking jobs for a while (set once the worker is made). */
+  let holdOff: (err: unknown) => void = () => undefined;
+
+  /**
+   * A step Redis refused (full under maxmemory, a replica during a failover) is made again once
+   * it takes writes, neither counted as a try nor using a step of the schedule. Left to BullMQ,
+   * each refusal used a step: a full Redis refuses the count of the try but makes BullMQ's move of
+   * the failed job to its retry (whose first write frees memory). The job goes back to the delayed
+   * set, and the worker takes no new jobs for a while (each would be refused too). A replica
+   * refuses that move as well: it is tried again for up to half the job's lock, after which the
+   * job is taken back as stalled once Redis takes writes.
+   */
+  const waitOutRefusal = async (job: Job, token: string | undefined, err: unknown): Promise<never> => {
+    holdOff(err);
+    const moveBack = () => job.moveToDelayed(Date.now() + REFUSAL_FIRST_WAIT_MS, token);
+    await waitingOutWriteRefusals(moveBack, AbortSignal.timeout(lockMs(opts.timeoutMs) / 2), () => undefined).catch(() => undefined);
+    throw new DelayedError();
   };
 
   /** What became of a delivery no longer waiting in this job's run: ended meanwhile (say, its answer recorded by a call whose reply was lost), or another run's. */
@@ -296,7 +316,7 @@ export function createDeliveryWorker(deps: AttemptDeps, opts: DeliveryWorkerOpti
     await endPending(parsed.data, `attempt ${attempt} not finished: its job was taken back from stopped workers ${job.stalledCounter} times`, 'webhook delivery job taken back from dead workers too often; ending it');
   };
   worker.on('error', (err) => logger.error('webhook worker error', { error: err.message }));
-  holdWhileWritesRefused(worker, logger, 'the webhook worker');
+  holdOff = holdWhileWritesRefused(worker, logger, 'the webhook worker');
   lost.watch(worker, opts.connection);
   return worker;
 }
