@@ -1,5 +1,7 @@
 import type { Server } from 'node:http';
 import express from 'express';
+import { ReplyError } from 'ioredis';
+import { createLogger } from '@imagegen/shared';
 import { errorHandler, isRedisDown } from './problem';
 
 it('recognises Redis being away, whichever layer reports it', () => {
@@ -40,4 +42,24 @@ it('logs an unexpected failure without the file token its path or its message wo
     await new Promise<void>((resolve) => server.close(() => resolve()));
   }
   expect(lines).toEqual([{ msg: 'unhandled error', fields: { method: 'GET', path: '/files/[redacted]', error: "EMFILE: too many open files, open '<file>'" } }]);
+});
+
+it('answers a Redis that is failing over, loading or busy with 503 saying so, not that it is unreachable', async () => {
+  const app = express();
+  app.get('/x', () => {
+    throw new ReplyError("READONLY You can't write against a read only replica.");
+  });
+  app.use(errorHandler(createLogger('test', 'silent')));
+  const server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  try {
+    const res = await fetch(`http://127.0.0.1:${(server.address() as { port: number }).port}/x`);
+    expect({ status: res.status, retryAfter: res.headers.get('retry-after') }).toEqual({ status: 503, retryAfter: '5' });
+    const body = (await res.json()) as { detail: string };
+    expect(body.detail).toMatch(/failing over, loading or busy/);
+    expect(body.detail).not.toMatch(/not reachable/);
+  } finally {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
 });

@@ -121,6 +121,8 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       logger.error('Redis refuses writes: answered 503', { method: req.method, path: loggablePath(req.originalUrl), error: refusal });
       return sendProblem(res, writesRefused());
     }
+    // answering, but not taking writes for a moment: a failover, a load after a restart, a long script
+    if (redisNotServing(err) !== undefined) return sendProblem(res, unavailable('The job store (Redis) is not taking writes for a moment (failing over, loading or busy); try again shortly'));
     if (isRedisDown(err)) return sendProblem(res, unavailable());
     const status = e.status ?? e.statusCode;
     if (status && status >= 400 && status < 500) return sendProblem(res, new HttpProblem(status, 'Request error', 'The request could not be processed'));
