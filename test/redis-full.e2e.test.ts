@@ -34,6 +34,12 @@ describe('Redis full (maxmemory reached)', () => {
     await expect(redis.set(`${prefix}:probe`, '1')).rejects.toThrow(/^OOM /);
   };
   const makeRoom = () => redis.config('SET', 'maxmemory', '0');
+  /** The generation once it has ended (completed or failed), read through the API. */
+  const ended = (id: string) =>
+    eventually(async () => {
+      const g = (await getJson(`${api.baseUrl}/v1/generations/${id}`)).body;
+      return g.status === 'completed' || g.status === 'failed' ? g : undefined;
+    }, 30_000, 100);
   /** A failover under way, as a client of the old master sees it: a replica (of a master that is not there), refusing writes with READONLY. */
   const demote = async () => {
     await redis.replicaof('127.0.0.1', String(await freePort()));
@@ -126,10 +132,7 @@ describe('Redis full (maxmemory reached)', () => {
     expect({ status: during.status, attempts: during.attempts }).toEqual({ status: 'active', attempts: 1 });
     await makeRoom();
 
-    const done = await eventually(async () => {
-      const g = (await getJson(`${api.baseUrl}/v1/generations/${made.body.id}`)).body;
-      return g.status === 'completed' || g.status === 'failed' ? g : undefined;
-    }, 30_000, 100);
+    const done = await ended(made.body.id);
     expect({ status: done.status, attempts: done.attempts, error: done.error }).toEqual({ status: 'completed', attempts: 1, error: undefined });
     expect((await fetch(done.result.image.url)).status).toBe(200);
     // the answer that came while full was kept and checkpointed once Redis had room: the upstream was paid once
@@ -152,10 +155,7 @@ describe('Redis full (maxmemory reached)', () => {
     await makeRoom();
     const logsKey = `${prefix}:generate:${made.body.id}:logs`;
     await eventually(async () => ((await redis.lrange(logsKey, 0, -1)).some((l) => /attempt 1 failed: download_timeout/.test(l)) ? true : undefined), 30_000, 100);
-    await eventually(async () => {
-      const g = (await getJson(`${api.baseUrl}/v1/generations/${made.body.id}`)).body;
-      return g.status === 'completed' || g.status === 'failed' ? g : undefined;
-    }, 30_000, 100);
+    await ended(made.body.id);
     // the attempt's own failure, never Redis's refusal, is what BullMQ was told
     expect(await redis.hget(`${prefix}:generate:${made.body.id}`, 'stacktrace')).not.toMatch(/OOM /);
   });
@@ -169,10 +169,7 @@ describe('Redis full (maxmemory reached)', () => {
     await demote();
     await sleep(5000);
     await promote();
-    const done = await eventually(async () => {
-      const g = (await getJson(`${api.baseUrl}/v1/generations/${made.body.id}`)).body;
-      return g.status === 'completed' || g.status === 'failed' ? g : undefined;
-    }, 30_000, 100);
+    const done = await ended(made.body.id);
     expect({ status: done.status, attempts: done.attempts, error: done.error }).toEqual({ status: 'completed', attempts: 1, error: undefined });
     expect(worker.stdout()).toMatch(/"error":"READONLY [^\n]*Redis refuses writes: the generation/);
     expect(upstream.calls.length - calls).toBe(1);
@@ -192,10 +189,7 @@ describe('Redis full (maxmemory reached)', () => {
     log(`a worker started while full, a job waiting: ${errors} worker errors logged in 3 s`);
     expect(errors).toBeLessThan(60);
     await makeRoom();
-    const done = await eventually(async () => {
-      const g = (await getJson(`${api.baseUrl}/v1/generations/${waiting.body.id}`)).body;
-      return g.status === 'completed' || g.status === 'failed' ? g : undefined;
-    }, 30_000, 100);
+    const done = await ended(waiting.body.id);
     expect({ status: done.status, attempts: done.attempts }).toEqual({ status: 'completed', attempts: 1 });
   });
 
@@ -220,10 +214,7 @@ describe('Redis full (maxmemory reached)', () => {
 
     await makeRoom();
     worker = await spawnWorker({ env: { ...workerEnv, WORKER_STALLED_INTERVAL_MS: '1000' }, name: 'worker-after-stop' });
-    const done = await eventually(async () => {
-      const g = (await getJson(`${api.baseUrl}/v1/generations/${made.body.id}`)).body;
-      return g.status === 'completed' || g.status === 'failed' ? g : undefined;
-    }, 30_000, 100);
+    const done = await ended(made.body.id);
     expect({ status: done.status, error: done.error }).toEqual({ status: 'completed', error: undefined });
     // recovered from the stopped worker (a stall), its retry budget untouched: one attempt made
     expect(await redis.hmget(`${prefix}:generate:${made.body.id}`, 'atm', 'stc')).toEqual(['1', '1']);
