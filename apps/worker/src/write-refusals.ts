@@ -6,6 +6,11 @@ import { redisNotServing, type Logger } from '@imagegen/shared';
 export const REFUSAL_FIRST_WAIT_MS = 1000;
 export const REFUSAL_LONGEST_WAIT_MS = 30_000;
 
+/** The wait after one that lasted `previousMs` (0: none yet) while refusals go on. */
+export function nextRefusalWaitMs(previousMs: number): number {
+  return previousMs <= 0 ? REFUSAL_FIRST_WAIT_MS : Math.min(previousMs * 2, REFUSAL_LONGEST_WAIT_MS);
+}
+
 /**
  * Runs `run` until it ends some other way than by Redis refusing writes for a while (full under
  * `maxmemory`, unable to save, a replica or still loading during a failover: redisNotServing):
@@ -17,7 +22,7 @@ export const REFUSAL_LONGEST_WAIT_MS = 30_000;
  * for any job it runs, up to its shutdown timeout, and then leaves it to another.
  */
 export async function waitingOutWriteRefusals<T>(run: () => Promise<T>, signal: AbortSignal, onWait: (refusal: string, waitMs: number) => void): Promise<T> {
-  for (let waitMs = REFUSAL_FIRST_WAIT_MS; ; waitMs = Math.min(waitMs * 2, REFUSAL_LONGEST_WAIT_MS)) {
+  for (let waitMs = nextRefusalWaitMs(0); ; waitMs = nextRefusalWaitMs(waitMs)) {
     try {
       return await run();
     } catch (err) {
@@ -52,7 +57,7 @@ export function holdWhileWritesRefused(worker: Worker, logger: Logger, what: str
     if (refusal === undefined || held || closing) return;
     held = true;
     // refused again within the last wait after taking jobs again: Redis is still full, wait longer
-    waitMs = Date.now() - resumedAt <= waitMs ? Math.min(waitMs * 2, REFUSAL_LONGEST_WAIT_MS) : REFUSAL_FIRST_WAIT_MS;
+    waitMs = nextRefusalWaitMs(Date.now() - resumedAt <= waitMs ? waitMs : 0);
     logger.warn(`Redis refuses writes: ${what} takes no new jobs for a while`, { error: refusal, retryInMs: waitMs });
     void worker.pause(true).finally(() => {
       timer = setTimeout(() => {

@@ -2,7 +2,7 @@ import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { BATCH_ADVANCE_LUA, batchItemJobOptions, redisNotServing, generateJobName, parseBatchListEntry, redisTimeMs, type GenerateJobInput, type GenerateJobPolicy, type Keys, type Logger } from '@imagegen/shared';
 import { interleave, shareWindow, type FeedState } from './fair-share';
-import { REFUSAL_FIRST_WAIT_MS, REFUSAL_LONGEST_WAIT_MS } from '../write-refusals';
+import { nextRefusalWaitMs } from '../write-refusals';
 
 /** Takes the lock when free, renews it when ours: one feeder runs at a time across every worker. */
 const LOCK_LUA = `
@@ -115,7 +115,7 @@ export class BatchFeeder {
           if ((await this.redis.imagegenFeederLock(this.keys.batchFeederLock(), this.opts.owner, lockMs)) === 1) await this.tick();
           refusedWaitMs = 0;
         } catch (err) {
-          refusedWaitMs = redisNotServing(err) === undefined ? 0 : Math.min(Math.max(refusedWaitMs * 2, REFUSAL_FIRST_WAIT_MS), REFUSAL_LONGEST_WAIT_MS);
+          refusedWaitMs = redisNotServing(err) === undefined ? 0 : nextRefusalWaitMs(refusedWaitMs);
           this.logger.warn('batch feeder tick failed', { error: (err as Error).message, ...(refusedWaitMs ? { retryInMs: refusedWaitMs } : {}) });
         }
         await new Promise<void>((resolve) => {

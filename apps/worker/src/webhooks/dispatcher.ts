@@ -21,7 +21,7 @@ import {
 } from '@imagegen/shared';
 import { abandonAttempt, attemptDelivery, type AttemptDeps } from './attempt';
 import { LetGo, SLOW_ATTEMPT_MS, SLOW_PER_PLACE } from './let-go';
-import { REFUSAL_FIRST_WAIT_MS, REFUSAL_LONGEST_WAIT_MS } from '../write-refusals';
+import { nextRefusalWaitMs } from '../write-refusals';
 
 export interface DispatcherOptions {
   /** This process's consumer name in the group; unique per process. */
@@ -209,7 +209,7 @@ export class OutboxDispatcher {
         if (this.stopped) break;
         if (/NOGROUP/.test((err as Error).message)) groupReady = false;
         // while Redis refuses writes the pause doubles, up to the longest wait, rather than a failure a second
-        refusedWaitMs = redisNotServing(err) === undefined ? 0 : Math.min(Math.max(refusedWaitMs * 2, REFUSAL_FIRST_WAIT_MS), REFUSAL_LONGEST_WAIT_MS);
+        refusedWaitMs = redisNotServing(err) === undefined ? 0 : nextRefusalWaitMs(refusedWaitMs);
         this.logger.warn('webhook dispatch failed; retrying', { error: (err as Error).message, retryInMs: refusedWaitMs || 1000 });
         // what this consumer read stays pending and is taken over once idle, by it or another
         await this.pause(refusedWaitMs || 1000);
